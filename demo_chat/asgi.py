@@ -1,0 +1,27 @@
+"""ASGI entry point: ``daphne demo_chat.asgi:application``.
+
+HTTP goes to Django (static files served too, so that daphne alone runs the
+demo); WebSockets go to the wsmanager handlers.
+"""
+
+import os
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "demo_chat.settings")
+
+from django.core.asgi import get_asgi_application  # noqa: E402
+
+django_asgi_app = get_asgi_application()
+
+from channels.routing import ProtocolTypeRouter  # noqa: E402
+from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: E402
+
+from wsmanager import websocket_app  # noqa: E402
+
+from .routing import websocket_urlpatterns  # noqa: E402
+
+application = ProtocolTypeRouter(
+    {
+        "http": ASGIStaticFilesHandler(django_asgi_app),
+        "websocket": websocket_app(websocket_urlpatterns),
+    }
+)

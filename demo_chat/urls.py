@@ -1,0 +1,12 @@
+from django.urls import path, re_path
+
+from . import views
+from .handlers import ROOM_PATTERN
+
+urlpatterns = [
+    path("", views.index, name="index"),
+    path("api/sockets/<str:socket_id>/messages", views.socket_message),
+    path("api/sockets/<str:socket_id>/invoke", views.socket_invoke),
+    re_path(rf"^api/rooms/(?P<room>{ROOM_PATTERN})/messages$", views.room_message),
+    re_path(rf"^api/rooms/(?P<room>{ROOM_PATTERN})/sockets$", views.room_sockets),
+]

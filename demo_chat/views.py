@@ -1,0 +1,149 @@
+"""Plain sync Django views that reach sockets from outside any socket.
+
+They show the point of the registry: a view, running in a worker thread,
+sends to one socket by id or to a whole room with one call, wherever the
+socket's process is. Every error answers JSON: ``{"error": "..."}``.
+
+With DEBUG off these views need a staff user or the header
+``Authorization: Bearer <DEMO_API_TOKEN>`` (settings), so that the open
+internet cannot spam sockets.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import secrets
+from collections.abc import Callable
+from typing import Any
+
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import render
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_GET, require_POST
+
+from wsmanager import InvokeTimeout, RemoteError, SocketNotFound, WsManagerError
+
+from .handlers import MAX_TEXT, ChatHandler, room_group
+
+View = Callable[..., HttpResponse]
+
+
+def error(status: int, message: str, **extra: Any) -> JsonResponse:
+    return JsonResponse({"error": message, **extra}, status=status)
+
+
+def guarded(view: View) -> View:
+    """Open in DEBUG; otherwise staff users or the API token only."""
+
+    @functools.wraps(view)
+    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        if not settings.DEBUG:
+            token = getattr(settings, "DEMO_API_TOKEN", "")
+            given = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
+            user = getattr(request, "user", None)
+            is_staff = bool(user is not None and user.is_authenticated and user.is_staff)
+            if not is_staff and not (token and secrets.compare_digest(given, token)):
+                return error(403, "staff user or API token required")
+        return view(request, *args, **kwargs)
+
+    return wrapper
+
+
+def json_body(request: HttpRequest) -> dict[str, Any]:
+    try:
+        body = json.loads(request.body or b"")
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ValueError("body is not valid JSON") from exc
+    if not isinstance(body, dict):
+        raise ValueError("body must be a JSON object")
+    return body
+
+
+def message_text(request: HttpRequest) -> str:
+    text = json_body(request).get("text")
+    if not isinstance(text, str) or not text.strip():
+        raise ValueError('body needs a non-empty string "text"')
+    if len(text) > MAX_TEXT:
+        raise ValueError(f"text is longer than {MAX_TEXT} characters")
+    return text
+
+
+def index(request: HttpRequest) -> HttpResponse:
+    return render(request, "demo_chat/index.html")
+
+
+@csrf_exempt
+@require_POST
+@guarded
+def socket_message(request: HttpRequest, socket_id: str) -> HttpResponse:
+    try:
+        text = message_text(request)
+    except ValueError as exc:
+        return error(400, str(exc))
+    manager = ChatHandler.manager
+    try:
+        room = manager.get(socket_id).path_kwargs.get("room")
+        manager.notify(socket_id, "message", **{"from": None, "name": None, "room": room, "text": text})
+    except SocketNotFound:
+        return error(404, "no open socket with this id", id=socket_id)
+    except WsManagerError as exc:
+        return error(503, str(exc))
+    return JsonResponse({"delivered": 1}, status=202)
+
+
+@csrf_exempt
+@require_POST
+@guarded
+def room_message(request: HttpRequest, room: str) -> HttpResponse:
+    try:
+        text = message_text(request)
+    except ValueError as exc:
+        return error(400, str(exc))
+    message = {"from": None, "name": None, "room": room, "text": text}
+    try:
+        delivered = ChatHandler.manager.notify_group(room_group(room), "message", **message)
+    except WsManagerError as exc:
+        return error(503, str(exc))
+    return JsonResponse({"delivered": delivered}, status=202)
+
+
+@require_GET
+@guarded
+def room_sockets(request: HttpRequest, room: str) -> HttpResponse:
+    try:
+        ids = ChatHandler.manager.group_members(room_group(room))
+    except WsManagerError as exc:
+        return error(503, str(exc))
+    return JsonResponse(sorted(ids), safe=False)
+
+
+@csrf_exempt
+@require_POST
+@guarded
+def socket_invoke(request: HttpRequest, socket_id: str) -> HttpResponse:
+    """Call a client method: 200 result, 502 client error, 504 timeout, 404 unknown id."""
+    try:
+        body = json_body(request)
+    except ValueError as exc:
+        return error(400, str(exc))
+    method, params, timeout = body.get("method"), body.get("params", []), body.get("timeout", 10)
+    if not isinstance(method, str) or not method:
+        return error(400, 'body needs a string "method"')
+    if not isinstance(params, list | dict):
+        return error(400, '"params" must be an array or an object')
+    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not 0 < timeout <= 60:
+        return error(400, '"timeout" must be a number of seconds in (0, 60]')
+    args, kwargs = (params, {}) if isinstance(params, list) else ([], params)
+    try:
+        result = ChatHandler.manager.invoke(socket_id, method, *args, timeout=timeout, **kwargs)
+    except SocketNotFound:
+        return error(404, "no open socket with this id", id=socket_id)
+    except RemoteError as exc:
+        return JsonResponse({"error": {"code": exc.code, "message": exc.message, "data": exc.data}}, status=502)
+    except InvokeTimeout:
+        return error(504, f"no answer within {timeout}s")
+    except WsManagerError as exc:
+        return error(503, str(exc))
+    return JsonResponse({"result": result})

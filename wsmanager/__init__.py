@@ -1,0 +1,52 @@
+"""wsmanager: a connection manager for Django Channels.
+
+Handlers (:class:`WebSocketHandler`, :class:`RpcHandler`), a registry of every
+socket reachable from anywhere (:class:`Manager`, :func:`get_manager`),
+JSON-RPC 2.0 both ways, and one-line routing. See README.md and docs/.
+"""
+
+from .exceptions import (
+    ConfigurationError,
+    ConnectionClosed,
+    DeliveryError,
+    InvokeError,
+    InvokeTimeout,
+    RegistryUnavailable,
+    RejectConnection,
+    RemoteError,
+    RpcError,
+    SocketNotFound,
+    WsManagerError,
+)
+from .handler import CloseCode, State, WebSocketHandler
+from .registry import ConnectionInfo, RegistryBackend
+from .routing import route, websocket_app
+from .rpc import RpcHandler, rpc
+from .sending import Manager, get_manager
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "CloseCode",
+    "ConfigurationError",
+    "ConnectionClosed",
+    "ConnectionInfo",
+    "DeliveryError",
+    "InvokeError",
+    "InvokeTimeout",
+    "Manager",
+    "RegistryBackend",
+    "RegistryUnavailable",
+    "RejectConnection",
+    "RemoteError",
+    "RpcError",
+    "RpcHandler",
+    "SocketNotFound",
+    "State",
+    "WebSocketHandler",
+    "WsManagerError",
+    "get_manager",
+    "route",
+    "rpc",
+    "websocket_app",
+]

@@ -1,0 +1,112 @@
+"""The ``WSMANAGER`` settings dict: defaults, reading, and validation.
+
+Every key and its default is listed in :data:`DEFAULTS` and in
+docs/settings.md. Settings are read on each call of :func:`get_settings`
+(cheap) so tests may override them; invalid values are reported by the
+Django system checks in :mod:`wsmanager.checks` at start-up.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Final
+
+from django.conf import settings as django_settings
+
+__all__ = ["DEFAULTS", "Settings", "get_settings", "validate"]
+
+DEFAULTS: Final[Mapping[str, Any]] = {
+    # Where connection entries live. BACKEND is a dotted path to a
+    # RegistryBackend subclass; OPTIONS are passed to its constructor.
+    "REGISTRY": {"BACKEND": "wsmanager.registry.memory.InMemoryRegistry", "OPTIONS": {}},
+    # The channels layer alias used for cross-process delivery (None: local only).
+    "CHANNEL_LAYER": "default",
+    # Default timeout in seconds of server-to-client invoke().
+    "INVOKE_TIMEOUT": 30.0,
+    # How often (seconds) a process refreshes its liveness in the registry.
+    "HEARTBEAT_INTERVAL": 5.0,
+    # Frames queued per socket before the socket is closed with 1013.
+    "MAX_OUTGOING_QUEUE": 1000,
+    # Origins allowed to open sockets (patterns, see wsmanager.origin);
+    # None: the site's ALLOWED_HOSTS.
+    "ALLOWED_ORIGINS": None,
+    # Refuse handshakes that carry no Origin header (non-browser clients).
+    "REQUIRE_ORIGIN": False,
+}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The effective settings, defaults filled in."""
+
+    registry_backend: str
+    registry_options: Mapping[str, Any]
+    channel_layer: str | None
+    invoke_timeout: float
+    heartbeat_interval: float
+    max_outgoing_queue: int
+    allowed_origins: tuple[str, ...] | None
+    require_origin: bool
+
+
+def _raw() -> dict[str, Any]:
+    user = getattr(django_settings, "WSMANAGER", None) or {}
+    merged = dict(DEFAULTS)
+    if isinstance(user, Mapping):
+        merged.update(user)
+    return merged
+
+
+def validate(raw: Mapping[str, Any] | None = None) -> list[str]:
+    """Problems with the settings, as readable sentences (empty when all is well)."""
+    user = getattr(django_settings, "WSMANAGER", None) if raw is None else raw
+    if user is None:
+        return []
+    if not isinstance(user, Mapping):
+        return [f"WSMANAGER must be a dict, not {type(user).__name__}."]
+    problems = [
+        f"WSMANAGER has an unknown key {key!r}; known keys: {', '.join(sorted(DEFAULTS))}."
+        for key in user
+        if key not in DEFAULTS
+    ]
+    registry = user.get("REGISTRY", DEFAULTS["REGISTRY"])
+    if not isinstance(registry, Mapping) or not isinstance(registry.get("BACKEND"), str):
+        problems.append('WSMANAGER["REGISTRY"] must be a dict with a dotted-path "BACKEND".')
+    elif not isinstance(registry.get("OPTIONS", {}), Mapping):
+        problems.append('WSMANAGER["REGISTRY"]["OPTIONS"] must be a dict.')
+    layer = user.get("CHANNEL_LAYER", DEFAULTS["CHANNEL_LAYER"])
+    if layer is not None and not isinstance(layer, str):
+        problems.append('WSMANAGER["CHANNEL_LAYER"] must be a layer alias (str) or None.')
+    for key in ("INVOKE_TIMEOUT", "HEARTBEAT_INTERVAL"):
+        value = user.get(key, DEFAULTS[key])
+        if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+            problems.append(f'WSMANAGER["{key}"] must be a positive number of seconds.')
+    queue = user.get("MAX_OUTGOING_QUEUE", DEFAULTS["MAX_OUTGOING_QUEUE"])
+    if isinstance(queue, bool) or not isinstance(queue, int) or queue < 1:
+        problems.append('WSMANAGER["MAX_OUTGOING_QUEUE"] must be a positive integer.')
+    origins = user.get("ALLOWED_ORIGINS")
+    if origins is not None and (
+        isinstance(origins, str) or not all(isinstance(o, str) for o in origins)
+    ):
+        problems.append('WSMANAGER["ALLOWED_ORIGINS"] must be a list of origin patterns or None.')
+    if not isinstance(user.get("REQUIRE_ORIGIN", False), bool):
+        problems.append('WSMANAGER["REQUIRE_ORIGIN"] must be True or False.')
+    return problems
+
+
+def get_settings() -> Settings:
+    """The effective settings (user values over :data:`DEFAULTS`)."""
+    raw = _raw()
+    registry = dict(DEFAULTS["REGISTRY"])
+    registry.update(raw["REGISTRY"])
+    return Settings(
+        registry_backend=registry["BACKEND"],
+        registry_options=dict(registry.get("OPTIONS") or {}),
+        channel_layer=raw["CHANNEL_LAYER"],
+        invoke_timeout=float(raw["INVOKE_TIMEOUT"]),
+        heartbeat_interval=float(raw["HEARTBEAT_INTERVAL"]),
+        max_outgoing_queue=int(raw["MAX_OUTGOING_QUEUE"]),
+        allowed_origins=None if raw["ALLOWED_ORIGINS"] is None else tuple(raw["ALLOWED_ORIGINS"]),
+        require_origin=bool(raw["REQUIRE_ORIGIN"]),
+    )

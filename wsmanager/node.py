@@ -1,0 +1,389 @@
+"""The process-local hub ("node"): local sockets, and delivery to other processes.
+
+Each server process has one :class:`Node`. It knows the sockets open in this
+process and owns a channel-layer channel (its id) on which other processes
+send it frames, close requests and invocations for those sockets.
+
+Delivery rules:
+
+* A frame for a local socket is handed to that socket directly: no channel
+  layer hop, no copy; a broadcast is encoded once and the same message is
+  written to every local target.
+* Frames for sockets of other processes cost **one channel-layer message per
+  process**, not per socket; the receiving node fans out locally.
+* Per-socket FIFO: frames from one sender to one socket arrive in the order
+  they were sent, whether local or remote (the channel layer keeps order per
+  channel, the socket's outgoing queue keeps order locally).
+* At most once: a frame for a socket that closed meanwhile is dropped and
+  counted in :attr:`Node.stats` (``dropped_closed`` or ``dropped_unknown``);
+  there is no retry and no acknowledgement.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import secrets
+import socket
+import uuid
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from typing import Any, Protocol
+
+from channels.exceptions import ChannelFull
+from channels.layers import get_channel_layer
+
+from .conf import get_settings
+from .exceptions import (
+    ConnectionClosed,
+    DeliveryError,
+    InvokeError,
+    InvokeTimeout,
+    RegistryUnavailable,
+    RemoteError,
+    SocketNotFound,
+    WsManagerError,
+)
+from .registry import get_registry
+
+__all__ = ["LocalSocket", "Node", "get_node", "reset_node"]
+
+logger = logging.getLogger("wsmanager.node")
+
+Message = dict[str, Any]
+
+
+class LocalSocket(Protocol):
+    """What the node needs from a socket open in this process (a handler)."""
+
+    id: str
+
+    async def push(self, message: Message) -> bool:
+        """Queue an ASGI ``websocket.send`` message; False if dropped."""
+
+    async def close(self, code: int | None = None, reason: str | None = None) -> None:
+        """Close from the server side."""
+
+    async def invoke(self, method: str, *args: Any, timeout: float | None = None, **kwargs: Any) -> Any:
+        """Call a client method and await its result (RPC handlers only)."""
+
+
+def frame(data: str | bytes) -> Message:
+    """The ASGI message that sends ``data`` as a text (str) or binary (bytes) frame."""
+    if isinstance(data, str):
+        return {"type": "websocket.send", "text": data}
+    if isinstance(data, bytes | bytearray | memoryview):
+        return {"type": "websocket.send", "bytes": bytes(data)}
+    raise TypeError(f"a frame is str (text) or bytes (binary), not {type(data).__name__}")
+
+
+class Node:
+    """This process's hub. Get it with :func:`get_node`."""
+
+    def __init__(self) -> None:
+        self.id = ""
+        self.sockets: dict[str, LocalSocket] = {}
+        #: Counters: delivered, forwarded, dropped_closed, dropped_unknown, ...
+        self.stats: Counter[str] = Counter()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._calls: dict[str, asyncio.Future[Any]] = {}
+        self._orphans: list[tuple[str, str]] = []  # (handler, id) whose removal failed
+        self._layer: Any = None
+
+    # -- life cycle ------------------------------------------------------------
+    async def start(self) -> str:
+        """Start the node in the running loop once; returns its id.
+
+        A node started in an event loop that has since been replaced (test
+        suites run a loop per test) starts afresh with a new id.
+        """
+        loop = asyncio.get_running_loop()
+        if self._loop is loop:
+            return self.id
+        self._stop_tasks()
+        self.sockets.clear()
+        self._calls.clear()
+        self._loop = loop
+        conf = get_settings()
+        self._layer = get_channel_layer(conf.channel_layer) if conf.channel_layer else None
+        if self._layer is not None:
+            self.id = await self._layer.new_channel("wsmanager.node")
+        else:
+            self.id = f"wsmanager.node.local!{secrets.token_hex(8)}"
+        logger.debug("node %s started (%s pid %s)", self.id, socket.gethostname(), os.getpid())
+        return self.id
+
+    def _ensure_tasks(self) -> None:
+        """Start reading the node's channel and the heartbeat (once per loop).
+
+        Started only when needed (a socket attaches, a remote invoke waits for
+        its reply), so that a sender-only process such as a management command
+        runs no background task.
+        """
+        if self._tasks or self._loop is None:
+            return
+        if self._layer is not None:
+            self._tasks.append(self._loop.create_task(self._read_loop()))
+        interval = get_settings().heartbeat_interval
+        self._tasks.append(self._loop.create_task(self._heartbeat_loop(interval)))
+
+    def _stop_tasks(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        self._tasks.clear()
+
+    async def stop(self) -> None:
+        """Stop background tasks and forget this process's sockets in the registry."""
+        self._stop_tasks()
+        if self.id:
+            with contextlib.suppress(WsManagerError):
+                await get_registry().remove_node(self.id)
+        self._loop = None
+
+    def attach(self, sock: LocalSocket) -> None:
+        self._ensure_tasks()
+        self.sockets[sock.id] = sock
+
+    def detach(self, socket_id: str) -> None:
+        self.sockets.pop(socket_id, None)
+
+    def remember_orphan(self, handler: str, socket_id: str) -> None:
+        """A registry removal failed (store down): retried on each heartbeat."""
+        self._orphans.append((handler, socket_id))
+
+    # -- delivery ----------------------------------------------------------------
+    async def deliver(self, handler: str, routes: Mapping[str, Iterable[str]], message: Message) -> int:
+        """Hand ``message`` to every socket in ``routes`` ({node: ids}); how many taken.
+
+        Remote counts are the ids handed to their node's channel; what that
+        node then drops (sockets closed meanwhile) is counted there.
+        """
+        taken = 0
+        failed: list[str] = []
+        for node_id, ids in routes.items():
+            if node_id == self.id:
+                taken += await self.deliver_local(ids, message)
+                continue
+            id_list = list(ids)
+            envelope = {"type": "wsmanager.deliver", "handler": handler, "ids": id_list, **_payload(message)}
+            if await self._send_to_node(node_id, envelope):
+                taken += len(id_list)
+                self.stats["forwarded"] += len(id_list)
+            else:
+                failed.append(node_id)
+        if failed:
+            raise DeliveryError(f"channel layer refused frames for node(s) {', '.join(failed)}")
+        return taken
+
+    async def deliver_local(self, ids: Iterable[str], message: Message) -> int:
+        taken = 0
+        for sid in ids:
+            sock = self.sockets.get(sid)
+            if sock is None:
+                self.stats["dropped_unknown"] += 1
+            elif await sock.push(message):
+                taken += 1
+        self.stats["delivered"] += taken
+        return taken
+
+    async def close(self, handler: str, node_id: str, socket_id: str, code: int, reason: str) -> None:
+        if node_id == self.id:
+            sock = self.sockets.get(socket_id)
+            if sock is None:
+                raise SocketNotFound(socket_id, handler)
+            await sock.close(code, reason)
+            return
+        envelope = {"type": "wsmanager.close", "id": socket_id, "code": code, "reason": reason}
+        if not await self._send_to_node(node_id, envelope):
+            raise DeliveryError(f"channel layer refused a close for node {node_id}")
+
+    async def invoke(
+        self,
+        handler: str,
+        node_id: str,
+        socket_id: str,
+        method: str,
+        params: tuple[Any, ...] | dict[str, Any],
+        timeout: float,
+    ) -> Any:
+        """Invoke a client method on a socket of any node and await the result."""
+        args, kwargs = (params, {}) if isinstance(params, tuple) else ((), params)
+        if node_id == self.id:
+            sock = self.sockets.get(socket_id)
+            if sock is None:
+                raise SocketNotFound(socket_id, handler)
+            return await sock.invoke(method, *args, timeout=timeout, **kwargs)
+        self._ensure_tasks()
+        call = uuid.uuid4().hex
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._calls[call] = future
+        envelope = {
+            "type": "wsmanager.invoke",
+            "handler": handler,
+            "id": socket_id,
+            "method": method,
+            "args": list(args),
+            "kwargs": kwargs,
+            "timeout": timeout,
+            "call": call,
+            "reply_to": self.id,
+        }
+        try:
+            if not await self._send_to_node(node_id, envelope):
+                raise DeliveryError(f"channel layer refused an invoke for node {node_id}")
+            # The remote side enforces ``timeout``; the margin covers the hops.
+            try:
+                return await asyncio.wait_for(future, timeout + 5.0)
+            except TimeoutError:
+                raise InvokeTimeout(socket_id, method, timeout) from None
+        finally:
+            self._calls.pop(call, None)
+
+    # -- channel layer -------------------------------------------------------------
+    async def _send_to_node(self, node_id: str, envelope: Message) -> bool:
+        if self._layer is None:
+            self.stats["dropped_no_layer"] += 1
+            return False
+        try:
+            await self._layer.send(node_id, envelope)
+        except ChannelFull:
+            self.stats["dropped_channel_full"] += 1
+            logger.warning("channel of node %s is full; message dropped", node_id)
+            return False
+        except Exception as exc:  # the layer's store is down
+            self.stats["dropped_layer_error"] += 1
+            logger.warning("channel layer send to %s failed: %r", node_id, exc)
+            return False
+        return True
+
+    async def _read_loop(self) -> None:
+        delay = 0.1
+        while True:
+            try:
+                message = await self._layer.receive(self.id)
+                delay = 0.1
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                logger.warning("node %s cannot read its channel (%r); retrying", self.id, exc)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+                continue
+            try:
+                await self._handle(message)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.exception("node %s failed to handle %r", self.id, message.get("type"))
+
+    async def _handle(self, message: Message) -> None:
+        kind = message.get("type")
+        if kind == "wsmanager.deliver":
+            await self.deliver_local(message["ids"], {"type": "websocket.send", **_payload(message)})
+        elif kind == "wsmanager.close":
+            sock = self.sockets.get(message["id"])
+            if sock is not None:
+                await sock.close(message["code"], message.get("reason") or None)
+        elif kind == "wsmanager.invoke":
+            asyncio.get_running_loop().create_task(self._serve_invoke(message))
+        elif kind == "wsmanager.invoke_result":
+            future = self._calls.get(message["call"])
+            if future is not None and not future.done():
+                _settle(future, message)
+        else:
+            logger.warning("node %s got an unknown message type %r", self.id, kind)
+
+    async def _serve_invoke(self, message: Message) -> None:
+        reply: Message = {"type": "wsmanager.invoke_result", "call": message["call"]}
+        sock = self.sockets.get(message["id"])
+        try:
+            if sock is None:
+                raise SocketNotFound(message["id"], message.get("handler"))
+            reply["result"] = await sock.invoke(
+                message["method"], *message["args"], timeout=message["timeout"], **message["kwargs"]
+            )
+        except RemoteError as exc:
+            reply["error"] = {"kind": "remote", "code": exc.code, "message": exc.message, "data": exc.data}
+        except InvokeTimeout:
+            reply["error"] = {"kind": "timeout"}
+        except SocketNotFound:
+            reply["error"] = {"kind": "not_found"}
+        except ConnectionClosed as exc:
+            reply["error"] = {"kind": "closed", "code": exc.code}
+        except Exception as exc:
+            logger.exception("invoke %r on %s failed", message.get("method"), message.get("id"))
+            reply["error"] = {"kind": "other", "message": str(exc)}
+        reply["socket"] = message["id"]
+        reply["method"] = message["method"]
+        reply["timeout"] = message["timeout"]
+        await self._send_to_node(message["reply_to"], reply)
+
+    async def _heartbeat_loop(self, interval: float) -> None:
+        registry = get_registry()
+        while True:
+            try:
+                await registry.node_alive(self.id)
+                await self._retry_orphans()
+            except asyncio.CancelledError:
+                raise
+            except RegistryUnavailable as exc:
+                logger.warning("heartbeat of node %s failed: %s", self.id, exc)
+            except Exception:
+                logger.exception("heartbeat of node %s failed", self.id)
+            await asyncio.sleep(interval)
+
+    async def _retry_orphans(self) -> None:
+        registry = get_registry()
+        while self._orphans:
+            handler, sid = self._orphans[-1]
+            await registry.remove(handler, sid)
+            self._orphans.pop()
+
+
+def _payload(message: Message) -> Message:
+    """The data part of a frame message (``text`` or ``bytes``)."""
+    key = "text" if "text" in message else "bytes"
+    return {key: message[key]}
+
+
+def _settle(future: asyncio.Future[Any], reply: Message) -> None:
+    error = reply.get("error")
+    if error is None:
+        future.set_result(reply.get("result"))
+        return
+    sid, method = reply["socket"], reply["method"]
+    kind = error.get("kind")
+    exc: Exception
+    if kind == "remote":
+        exc = RemoteError(sid, method, error["code"], error["message"], error.get("data"))
+    elif kind == "timeout":
+        exc = InvokeTimeout(sid, method, reply["timeout"])
+    elif kind == "not_found":
+        exc = SocketNotFound(sid)
+    elif kind == "closed":
+        exc = ConnectionClosed(sid, error.get("code"))
+    else:
+        exc = InvokeError(sid, method, error.get("message", "failed on the remote node"))
+    future.set_exception(exc)
+
+
+_node: Node | None = None
+
+
+def get_node() -> Node:
+    """This process's node (created on first use; started by the first socket)."""
+    global _node
+    if _node is None:
+        _node = Node()
+    return _node
+
+
+def reset_node() -> None:
+    """Forget the node (tests)."""
+    global _node
+    if _node is not None:
+        _node._stop_tasks()
+    _node = None

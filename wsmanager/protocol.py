@@ -1,0 +1,349 @@
+"""JSON-RPC 2.0 as pure functions: decode, validate and encode. No I/O.
+
+This module knows nothing about sockets, Channels or Django, so every rule of
+the specification is testable on plain strings.
+
+Guarantees:
+
+* :func:`decode` never raises for any ``str`` or ``bytes`` input: malformed
+  input becomes :class:`Invalid` items that carry the error to send back.
+* Every id the peer sent is echoed back unchanged when it is a valid id
+  (string, number or null); an invalid id is answered with ``id: null``.
+* Encoders produce compact JSON without NaN/Infinity; values that cannot be
+  encoded raise :class:`EncodeError` so the caller can answer -32603.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Final, TypeAlias
+
+__all__ = [
+    "BINARY_NOT_SUPPORTED",
+    "FORBIDDEN",
+    "INTERNAL_ERROR",
+    "INVALID_PARAMS",
+    "INVALID_REQUEST",
+    "MAX_DEPTH",
+    "MESSAGE_TOO_LARGE",
+    "METHOD_NOT_FOUND",
+    "PARSE_ERROR",
+    "RATE_LIMITED",
+    "SERVER_BUSY",
+    "SERVER_ERROR_MESSAGES",
+    "VERSION",
+    "Decoded",
+    "EncodeError",
+    "ErrorObject",
+    "Invalid",
+    "Item",
+    "JsonId",
+    "Request",
+    "Response",
+    "decode",
+    "dumps",
+    "encode_batch",
+    "encode_error",
+    "encode_notification",
+    "encode_request",
+    "encode_result",
+    "error_response",
+    "result_response",
+]
+
+VERSION: Final = "2.0"
+
+# Standard codes (JSON-RPC 2.0, section 5.1).
+PARSE_ERROR: Final = -32700
+INVALID_REQUEST: Final = -32600
+METHOD_NOT_FOUND: Final = -32601
+INVALID_PARAMS: Final = -32602
+INTERNAL_ERROR: Final = -32603
+# Server errors (-32000 to -32099, implementation-defined). See docs/protocol.md.
+SERVER_BUSY: Final = -32000
+BINARY_NOT_SUPPORTED: Final = -32001
+RATE_LIMITED: Final = -32002
+FORBIDDEN: Final = -32003
+MESSAGE_TOO_LARGE: Final = -32004
+
+SERVER_ERROR_MESSAGES: Final[Mapping[int, str]] = {
+    PARSE_ERROR: "Parse error",
+    INVALID_REQUEST: "Invalid Request",
+    METHOD_NOT_FOUND: "Method not found",
+    INVALID_PARAMS: "Invalid params",
+    INTERNAL_ERROR: "Internal error",
+    SERVER_BUSY: "Too many calls in flight",
+    BINARY_NOT_SUPPORTED: "Binary frames are not accepted",
+    RATE_LIMITED: "Rate limit exceeded",
+    FORBIDDEN: "Forbidden",
+    MESSAGE_TOO_LARGE: "Message too large",
+}
+
+JsonId: TypeAlias = str | int | float | None
+Params: TypeAlias = "tuple[Any, ...] | dict[str, Any]"
+
+# Deeper JSON than this is refused as Invalid Request before it can reach
+# user code; Python's parser itself stops near 1,000 levels (Parse error).
+MAX_DEPTH: Final = 64
+
+
+class EncodeError(ValueError):
+    """A value could not be encoded as JSON (not serialisable, NaN, a cycle)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorObject:
+    """A JSON-RPC error object. ``data`` is omitted from the wire when ``None``."""
+
+    code: int
+    message: str
+    data: Any = None
+
+    @classmethod
+    def standard(cls, code: int, data: Any = None) -> ErrorObject:
+        """The error with the library's message for ``code``."""
+        return cls(code, SERVER_ERROR_MESSAGES.get(code, "Server error"), data)
+
+    def to_json(self) -> dict[str, Any]:
+        obj: dict[str, Any] = {"code": self.code, "message": self.message}
+        if self.data is not None:
+            obj["data"] = self.data
+        return obj
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """A call or a notification from the peer.
+
+    ``params`` is a tuple for positional params (also when absent) or a dict
+    for named params. ``notification`` is true when the member ``id`` was
+    absent: such a request must never be answered, not even with an error.
+    """
+
+    method: str
+    params: Params = ()
+    id: JsonId = None
+    notification: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Response:
+    """A peer's answer to one of our requests: exactly one of result/error."""
+
+    id: JsonId
+    result: Any = None
+    error: ErrorObject | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Invalid:
+    """Input that must be answered with ``error`` (under ``id``, often null)."""
+
+    error: ErrorObject
+    id: JsonId = None
+
+
+Item: TypeAlias = Request | Response | Invalid
+
+
+@dataclass(frozen=True, slots=True)
+class Decoded:
+    """The result of :func:`decode`: the items, and whether they came as a batch."""
+
+    items: list[Item] = field(default_factory=list)
+    batch: bool = False
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def _parse_float(text: str) -> float:
+    value = float(text)
+    if math.isinf(value):
+        raise ValueError("number out of range")
+    return value
+
+
+def _depth(value: Any, limit: int) -> bool:
+    """True when ``value`` nests no deeper than ``limit`` containers."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, dict):
+            children: Sequence[Any] = list(item.values())
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        if level > limit:
+            return False
+        stack.extend((child, level + 1) for child in children)
+    return True
+
+
+def _valid_id(value: Any) -> bool:
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, float):
+        return math.isfinite(value)
+    return value is None or isinstance(value, str | int)
+
+
+def _invalid(code: int, msg_id: JsonId = None, data: Any = None) -> Invalid:
+    return Invalid(ErrorObject.standard(code, data), msg_id)
+
+
+def _decode_error(obj: Mapping[str, Any], msg_id: JsonId) -> Item:
+    err = obj["error"]
+    if not isinstance(err, dict):
+        return _invalid(INVALID_REQUEST, msg_id, "error must be an object")
+    code, message = err.get("code"), err.get("message")
+    if isinstance(code, bool) or not isinstance(code, int) or not isinstance(message, str):
+        return _invalid(INVALID_REQUEST, msg_id, "error needs an integer code and a string message")
+    return Response(msg_id, error=ErrorObject(code, message, err.get("data")))
+
+
+def _decode_item(obj: Any) -> Item:
+    """Classify one decoded JSON value as a Request, a Response or Invalid."""
+    if not isinstance(obj, dict):
+        return _invalid(INVALID_REQUEST, None, "expected a JSON object")
+    has_id = "id" in obj
+    raw_id = obj.get("id")
+    msg_id: JsonId = raw_id if _valid_id(raw_id) else None
+    if has_id and not _valid_id(raw_id):
+        return _invalid(INVALID_REQUEST, None, "id must be a string, a number or null")
+    if obj.get("jsonrpc") != VERSION:
+        return _invalid(INVALID_REQUEST, msg_id, 'jsonrpc must be exactly "2.0"')
+    if "method" in obj:
+        method = obj["method"]
+        if not isinstance(method, str):
+            return _invalid(INVALID_REQUEST, msg_id, "method must be a string")
+        if "result" in obj or "error" in obj:
+            return _invalid(INVALID_REQUEST, msg_id, "a request has no result or error")
+        # Absent params mean no arguments; an explicit null is not allowed.
+        params = obj.get("params", [])
+        if isinstance(params, list):
+            params = tuple(params)
+        elif not isinstance(params, dict):
+            return _invalid(INVALID_REQUEST, msg_id, "params must be an array or an object")
+        return Request(method, params, msg_id, notification=not has_id)
+    if not has_id:
+        return _invalid(INVALID_REQUEST, None, "a response needs an id")
+    if ("result" in obj) == ("error" in obj):
+        return _invalid(INVALID_REQUEST, msg_id, "a response has exactly one of result or error")
+    if "error" in obj:
+        return _decode_error(obj, msg_id)
+    return Response(msg_id, result=obj["result"])
+
+
+def decode(data: str | bytes) -> Decoded:
+    """Decode one WebSocket text frame into JSON-RPC items.
+
+    Never raises. Not JSON (or not UTF-8, NaN, Infinity, numbers out of range,
+    nesting beyond the parser) gives one Parse error item with id null; an
+    empty batch gives one Invalid Request item (not a batch, as the
+    specification's examples show); anything nested deeper than
+    :data:`MAX_DEPTH` gives Invalid Request.
+    """
+    try:
+        text = data.decode("utf-8") if isinstance(data, bytes) else data
+        value = json.loads(text, parse_constant=_reject_constant, parse_float=_parse_float)
+    except (ValueError, RecursionError, UnicodeDecodeError):
+        return Decoded([_invalid(PARSE_ERROR)])
+    if not _depth(value, MAX_DEPTH):
+        return Decoded([_invalid(INVALID_REQUEST, None, "nesting too deep")])
+    if isinstance(value, list):
+        if not value:
+            return Decoded([_invalid(INVALID_REQUEST, None, "empty batch")])
+        return Decoded([_decode_item(obj) for obj in value], batch=True)
+    return Decoded([_decode_item(value)])
+
+
+# Lone surrogates (a peer may send "\ud800") have no UTF-8 form; dumps escapes them.
+_SURROGATE: Final = re.compile("[\ud800-\udfff]")
+
+
+def _escape_surrogate(match: re.Match[str]) -> str:
+    return f"\\u{ord(match.group()):04x}"
+
+
+def dumps(obj: Any) -> str:
+    """Compact JSON, UTF-8 text kept as is. Raises :class:`EncodeError`.
+
+    The result is always encodable as UTF-8: lone surrogates, which can only
+    occur inside JSON strings, are written as ``\\uXXXX`` escapes.
+    """
+    try:
+        text = json.dumps(obj, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    except (TypeError, ValueError, RecursionError) as exc:
+        raise EncodeError(str(exc)) from exc
+    if text.isascii():
+        return text
+    return _SURROGATE.sub(_escape_surrogate, text)
+
+
+def _params_json(params: Params | Sequence[Any] | None) -> Any:
+    if params is None:
+        return None
+    if isinstance(params, Mapping):
+        return dict(params)
+    if isinstance(params, str | bytes | bytearray):
+        # A str is a Sequence: list("ab") would silently send ["a", "b"].
+        raise EncodeError(f"params must be a sequence or a mapping, not {type(params).__name__}")
+    return list(params)
+
+
+def encode_request(method: str, params: Params | Sequence[Any] | None, msg_id: JsonId) -> str:
+    """A call expecting an answer. ``params=None`` omits the member."""
+    obj: dict[str, Any] = {"jsonrpc": VERSION, "method": method}
+    if (p := _params_json(params)) is not None:
+        obj["params"] = p
+    obj["id"] = msg_id
+    return dumps(obj)
+
+
+def encode_notification(method: str, params: Params | Sequence[Any] | None = None) -> str:
+    """A notification (no id, never answered). ``params=None`` omits the member."""
+    obj: dict[str, Any] = {"jsonrpc": VERSION, "method": method}
+    if (p := _params_json(params)) is not None:
+        obj["params"] = p
+    return dumps(obj)
+
+
+def result_response(msg_id: JsonId, result: Any) -> dict[str, Any]:
+    """The response object (a dict, not text) carrying ``result``."""
+    return {"jsonrpc": VERSION, "result": result, "id": msg_id}
+
+
+def error_response(msg_id: JsonId, error: ErrorObject) -> dict[str, Any]:
+    """The response object (a dict, not text) carrying ``error``."""
+    return {"jsonrpc": VERSION, "error": error.to_json(), "id": msg_id}
+
+
+def encode_result(msg_id: JsonId, result: Any) -> str:
+    """A result response as text. Raises :class:`EncodeError` for unencodable results."""
+    return dumps(result_response(msg_id, result))
+
+
+def encode_error(msg_id: JsonId, error: ErrorObject) -> str:
+    """An error response as text; unencodable ``data`` is dropped rather than failing."""
+    try:
+        return dumps(error_response(msg_id, error))
+    except EncodeError:
+        return dumps(error_response(msg_id, ErrorObject(error.code, error.message)))
+
+
+def encode_batch(responses: Sequence[Mapping[str, Any]]) -> str | None:
+    """The answer to a batch: an array of responses, or ``None`` to send nothing.
+
+    The specification forbids answering a batch of notifications with an
+    empty array, so an empty list of responses gives ``None``.
+    """
+    if not responses:
+        return None
+    return dumps(list(responses))

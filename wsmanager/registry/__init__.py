@@ -1,0 +1,50 @@
+"""Registry backends and the process-wide backend instance.
+
+The backend named by ``WSMANAGER["REGISTRY"]["BACKEND"]`` is built once per
+process on first use. :func:`reset_registry` drops it (tests, or after
+changing settings).
+"""
+
+from __future__ import annotations
+
+from django.utils.module_loading import import_string
+
+from ..conf import get_settings
+from ..exceptions import ConfigurationError
+from .base import ConnectionInfo, RegistryBackend
+from .memory import InMemoryRegistry
+
+__all__ = [
+    "ConnectionInfo",
+    "InMemoryRegistry",
+    "RegistryBackend",
+    "get_registry",
+    "reset_registry",
+]
+
+_instance: RegistryBackend | None = None
+
+
+def get_registry() -> RegistryBackend:
+    """The process's registry backend, built from settings on first call."""
+    global _instance
+    if _instance is None:
+        conf = get_settings()
+        try:
+            cls = import_string(conf.registry_backend)
+        except ImportError as exc:
+            raise ConfigurationError(
+                f'WSMANAGER["REGISTRY"]["BACKEND"] {conf.registry_backend!r} cannot be imported: {exc}'
+            ) from exc
+        if not (isinstance(cls, type) and issubclass(cls, RegistryBackend)):
+            raise ConfigurationError(
+                f"{conf.registry_backend!r} is not a wsmanager.registry.RegistryBackend subclass"
+            )
+        _instance = cls(**conf.registry_options)
+    return _instance
+
+
+def reset_registry() -> None:
+    """Forget the process's backend instance; the next call builds a new one."""
+    global _instance
+    _instance = None

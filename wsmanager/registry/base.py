@@ -1,0 +1,167 @@
+"""The registry backend interface: who is connected, where, and in which groups.
+
+A backend stores one :class:`ConnectionInfo` per open socket, namespaced by
+handler name, plus group membership. It never touches sockets: delivery is
+the job of :mod:`wsmanager.node`, which asks the registry which process
+("node") holds each target.
+
+Contract every backend keeps (tests in ``tests/test_registry_*.py`` run the
+same suite against each backend):
+
+* ``add`` then ``get`` returns the entry; ``remove`` returns the entry as it
+  was (with its groups) and drops it from every group, atomically with
+  respect to other calls of the same backend.
+* Group operations on an unknown socket raise :class:`SocketNotFound`;
+  removing a socket from a group it is not in is a no-op.
+* Groups with no members do not exist: ``groups()`` never lists them.
+* Queries return snapshots: they are not updated afterwards.
+* Ordering of ``ids()`` and ``group_members()`` is unspecified.
+* All methods are coroutines and may raise :class:`RegistryUnavailable`
+  when the store cannot be reached; the in-memory backend never does.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+__all__ = ["ConnectionInfo", "RegistryBackend"]
+
+
+@dataclass(frozen=True)
+class ConnectionInfo:
+    """A snapshot of one open socket.
+
+    ``node`` names the server process that holds the socket (its delivery
+    channel). ``meta`` holds small JSON-serialisable values the application
+    attaches (e.g. a display name); ``path_kwargs`` are the URL route's
+    captured arguments. ``connected_at`` is a Unix timestamp in seconds.
+    """
+
+    id: str
+    handler: str
+    node: str
+    user_id: str | None = None
+    groups: frozenset[str] = frozenset()
+    connected_at: float = 0.0
+    path_kwargs: Mapping[str, Any] = field(default_factory=dict)
+    meta: Mapping[str, Any] = field(default_factory=dict)
+
+    def with_changes(self, **changes: Any) -> ConnectionInfo:
+        """A copy with some fields replaced."""
+        return replace(self, **changes)
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-friendly dict (groups sorted) for APIs and the CLI."""
+        return {
+            "id": self.id,
+            "handler": self.handler,
+            "node": self.node,
+            "user_id": self.user_id,
+            "groups": sorted(self.groups),
+            "connected_at": self.connected_at,
+            "path_kwargs": dict(self.path_kwargs),
+            "meta": dict(self.meta),
+        }
+
+    @classmethod
+    def from_json(cls, obj: Mapping[str, Any]) -> ConnectionInfo:
+        """Inverse of :meth:`to_json`."""
+        return cls(
+            id=obj["id"],
+            handler=obj["handler"],
+            node=obj["node"],
+            user_id=obj.get("user_id"),
+            groups=frozenset(obj.get("groups", ())),
+            connected_at=float(obj.get("connected_at", 0.0)),
+            path_kwargs=dict(obj.get("path_kwargs", {})),
+            meta=dict(obj.get("meta", {})),
+        )
+
+
+class RegistryBackend(abc.ABC):
+    """Where connection entries live. Subclass it to add a store.
+
+    Backends are built from ``WSMANAGER["REGISTRY"]`` as
+    ``Backend(**OPTIONS)``, one instance per process, shared by every
+    handler (the ``handler`` argument namespaces the data).
+    """
+
+    # -- sockets -----------------------------------------------------------
+    @abc.abstractmethod
+    async def add(self, info: ConnectionInfo) -> None:
+        """Record an open socket (with the groups in ``info.groups``)."""
+
+    @abc.abstractmethod
+    async def remove(self, handler: str, socket_id: str) -> ConnectionInfo | None:
+        """Forget a socket and its group memberships; the old entry, or None."""
+
+    @abc.abstractmethod
+    async def get(self, handler: str, socket_id: str) -> ConnectionInfo | None:
+        """The entry for one socket, or None."""
+
+    @abc.abstractmethod
+    async def get_many(self, handler: str, socket_ids: Iterable[str]) -> list[ConnectionInfo]:
+        """Entries for the ids that exist, in the order given; unknown ids are skipped."""
+
+    @abc.abstractmethod
+    async def ids(self, handler: str) -> list[str]:
+        """Ids of every open socket of the handler."""
+
+    @abc.abstractmethod
+    async def count(self, handler: str) -> int:
+        """How many sockets of the handler are open."""
+
+    @abc.abstractmethod
+    async def update_meta(self, handler: str, socket_id: str, meta: Mapping[str, Any]) -> None:
+        """Merge ``meta`` into the socket's metadata; SocketNotFound if unknown."""
+
+    # -- groups ------------------------------------------------------------
+    @abc.abstractmethod
+    async def group_add(self, handler: str, group: str, socket_id: str) -> None:
+        """Add a socket to a group; SocketNotFound if the socket is unknown."""
+
+    @abc.abstractmethod
+    async def group_discard(self, handler: str, group: str, socket_id: str) -> None:
+        """Remove a socket from a group; no-op if it was not a member."""
+
+    @abc.abstractmethod
+    async def group_members(self, handler: str, group: str) -> list[str]:
+        """Ids of the sockets in a group (empty for an unknown group)."""
+
+    @abc.abstractmethod
+    async def groups(self, handler: str) -> list[str]:
+        """Names of the groups that have at least one member."""
+
+    # -- users ---------------------------------------------------------------
+    @abc.abstractmethod
+    async def user_sockets(self, handler: str, user_id: str) -> list[str]:
+        """Ids of the open sockets whose ``user_id`` matches."""
+
+    # -- routing -------------------------------------------------------------
+    async def nodes_of(self, handler: str, socket_ids: Iterable[str]) -> dict[str, list[str]]:
+        """Group socket ids by the node holding them; unknown ids are left out.
+
+        The default asks :meth:`get_many`; backends may answer more cheaply.
+        """
+        routes: dict[str, list[str]] = {}
+        for info in await self.get_many(handler, socket_ids):
+            routes.setdefault(info.node, []).append(info.id)
+        return routes
+
+    # -- processes -----------------------------------------------------------
+    async def node_alive(self, node: str) -> None:  # noqa: B027 - optional hook
+        """Called periodically by each live process; backends with TTLs refresh them."""
+
+    async def remove_node(self, node: str) -> list[ConnectionInfo]:
+        """Forget every socket held by ``node`` (a process shutting down)."""
+        return []
+
+    async def close(self) -> None:  # noqa: B027 - optional hook
+        """Release connections; called when the process shuts down or in tests."""
+
+    async def clear(self) -> None:
+        """Forget everything (tests only)."""
+        raise NotImplementedError(f"{type(self).__name__} does not support clear()")

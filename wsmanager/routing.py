@@ -1,0 +1,56 @@
+"""Mount handlers on URLs in one line, composing with Channels' routing.
+
+::
+
+    websocket_urlpatterns = [route("ws/chat/<str:room>/", ChatHandler)]
+    application = ProtocolTypeRouter({
+        "http": django_asgi_app,
+        "websocket": websocket_app(websocket_urlpatterns),
+    })
+
+``route`` returns an ordinary URL pattern, usable in a ``URLRouter`` of your
+own. :func:`websocket_app` wraps the patterns in ``URLRouter`` (with a
+fallback that refuses unknown paths with HTTP 403 instead of crashing the
+application) and, by default, in ``AuthMiddlewareStack`` so that handlers
+see ``scope["user"]``. Origins are checked by every handler itself (see
+:mod:`wsmanager.origin`), so no origin validator is needed around it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from channels.auth import AuthMiddlewareStack
+from channels.routing import URLRouter
+from django.urls import URLPattern, path, re_path
+
+from .handler import WebSocketHandler
+
+__all__ = ["route", "websocket_app"]
+
+logger = logging.getLogger("wsmanager.routing")
+
+
+def route(pattern: str, handler: type[WebSocketHandler], **initkwargs: Any) -> URLPattern:
+    """A URL pattern serving ``handler``; ``pattern`` is a regex when it starts with ``^``."""
+    app = handler.as_asgi(**initkwargs)
+    return re_path(pattern, app) if pattern.startswith("^") else path(pattern, app)
+
+
+async def _no_route(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """Refuse a WebSocket handshake for a path no handler serves (HTTP 403)."""
+    logger.info("no WebSocket route for %s", scope.get("path"))
+    while True:
+        message = await receive()
+        if message["type"] == "websocket.connect":
+            await send({"type": "websocket.close"})
+        elif message["type"] == "websocket.disconnect":
+            return
+
+
+def websocket_app(routes: Sequence[Any], *, auth: bool = True) -> Any:
+    """An ASGI app serving ``routes``: URLRouter, a refusing fallback, and auth."""
+    router = URLRouter([*routes, re_path(r"", _no_route)])
+    return AuthMiddlewareStack(router) if auth else router

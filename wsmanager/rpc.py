@@ -1,0 +1,329 @@
+"""``RpcHandler``: JSON-RPC 2.0 in both directions over a WebSocketHandler.
+
+Client to server: only methods marked with :func:`rpc` can be called, by
+their exposed name; hooks, private names and the reserved ``rpc.`` prefix
+cannot. Params are bound to the method's signature (positional or named) and
+checked against simple annotations (``str``, ``int``, ``float``, ``bool``,
+``list``, ``dict``, ``None``, unions and ``list[X]``/``dict[str, X]``);
+a mismatch is answered with -32602 before the method runs.
+
+Execution: calls run in tasks apart from the socket's receive loop, so a
+method may ``await self.invoke(...)`` on its own client without deadlock,
+and a slow method never delays other sockets or the disconnect. Per socket,
+at most :attr:`RpcHandler.max_concurrent_calls` calls run at once (1 by
+default: calls run in arrival order, like SignalR); up to
+:attr:`RpcHandler.max_pending_calls` more wait, beyond which calls are
+answered -32000 at once. When the socket closes, running calls are
+cancelled and pending invocations fail with :class:`ConnectionClosed`.
+
+Errors never close the socket: bad input gets the standard error; an
+:class:`RpcError` raised by a method is sent as is; any other exception is
+logged with its traceback and answered -32603 "Internal error", with no
+detail sent to the client.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import types
+import typing
+from collections import deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar, TypeVar, Union
+
+from channels.db import database_sync_to_async
+
+from . import protocol
+from .conf import get_settings
+from .exceptions import ConnectionClosed, InvokeTimeout, RemoteError, RpcError
+from .handler import State, WebSocketHandler
+from .node import get_node
+from .protocol import ErrorObject, Invalid, Request, Response
+
+__all__ = ["RpcHandler", "rpc"]
+
+logger = logging.getLogger("wsmanager.rpc")
+
+F = TypeVar("F", bound=Callable[..., Any])
+_MARK = "__wsmanager_rpc__"
+
+
+def rpc(func: F | None = None, *, name: str | None = None) -> Any:
+    """Expose a handler method to clients, as ``@rpc`` or ``@rpc(name="x")``.
+
+    The method may be ``async def`` (runs on the event loop) or plain
+    ``def`` (runs in the sync thread with Django's database clean-up, so it
+    may use the ORM). Names starting with ``rpc.`` are reserved.
+    """
+
+    def mark(fn: F) -> F:
+        exposed = name or fn.__name__
+        if exposed.startswith("rpc.") or exposed.startswith("_"):
+            raise ValueError(f"cannot expose {exposed!r}: 'rpc.' and '_' names are reserved")
+        setattr(fn, _MARK, exposed)
+        return fn
+
+    return mark(func) if func is not None else mark
+
+
+class _BadParams(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class _Method:
+    attr: str
+    signature: inspect.Signature
+    hints: Mapping[str, Any]
+    is_async: bool
+
+    @classmethod
+    def of(cls, attr: str, fn: Callable[..., Any]) -> _Method:
+        sig = inspect.signature(fn)
+        params = list(sig.parameters.values())[1:]  # drop self
+        try:
+            hints = typing.get_type_hints(fn)
+        except Exception:  # unresolvable annotations: bind only, no type checks
+            hints = {}
+        hints.pop("return", None)
+        return cls(attr, sig.replace(parameters=params), hints, inspect.iscoroutinefunction(fn))
+
+    def bind(self, params: tuple[Any, ...] | dict[str, Any]) -> inspect.BoundArguments:
+        try:
+            bound = (
+                self.signature.bind(**params)
+                if isinstance(params, dict)
+                else self.signature.bind(*params)
+            )
+        except TypeError as exc:
+            raise _BadParams(str(exc)) from None
+        for pname, value in bound.arguments.items():
+            hint = self.hints.get(pname)
+            kind = self.signature.parameters[pname].kind
+            if hint is None or kind in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD):
+                continue
+            if not _matches(value, hint):
+                raise _BadParams(f"{pname} must be {_describe(hint)}")
+        return bound
+
+
+def _matches(value: Any, hint: Any) -> bool:
+    """Whether a JSON value fits a simple annotation; unknown annotations pass."""
+    if hint is Any or hint is object:
+        return True
+    if hint is None or hint is type(None):
+        return value is None
+    origin = typing.get_origin(hint)
+    if origin in (Union, types.UnionType):
+        return any(_matches(value, arg) for arg in typing.get_args(hint))
+    if hint is bool:
+        return isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if hint is float:
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    if hint is str:
+        return isinstance(value, str)
+    if hint is list or origin is list:
+        args = typing.get_args(hint)
+        return isinstance(value, list) and (not args or all(_matches(v, args[0]) for v in value))
+    if hint is dict or origin is dict:
+        args = typing.get_args(hint)
+        return isinstance(value, dict) and (len(args) != 2 or all(_matches(v, args[1]) for v in value.values()))
+    return True
+
+
+def _describe(hint: Any) -> str:
+    return getattr(hint, "__name__", None) or str(hint).replace("typing.", "")
+
+
+class RpcHandler(WebSocketHandler):
+    """A handler that speaks JSON-RPC 2.0 both ways. See the module docstring."""
+
+    #: Calls of one socket that may run at the same time (1: in arrival order).
+    max_concurrent_calls: ClassVar[int] = 1
+    #: Calls of one socket that may wait or run before new ones get -32000.
+    max_pending_calls: ClassVar[int] = 64
+    #: Largest accepted batch; larger ones get one -32600 error.
+    max_batch_size: ClassVar[int] = 100
+    #: Exposed name -> method description, collected from ``@rpc`` marks.
+    rpc_methods: ClassVar[dict[str, _Method]] = {}
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        methods: dict[str, _Method] = {}
+        for klass in reversed(cls.__mro__):
+            for attr, fn in vars(klass).items():
+                exposed = getattr(fn, _MARK, None)
+                if isinstance(exposed, str) and callable(fn):
+                    methods[exposed] = _Method.of(attr, fn)
+        cls.rpc_methods = methods
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._calls: deque[tuple[list[Request | Invalid], bool]] = deque()
+        self._running = 0
+        self._workers: set[asyncio.Task[None]] = set()
+        self._invocations: dict[int, tuple[str, asyncio.Future[Any]]] = {}
+        self._next_call = 0
+
+    # -- server to client ---------------------------------------------------------
+    async def on_open(self) -> None:
+        await self.send_frame(protocol.encode_notification("rpc.connected", {"id": self.id}))
+
+    async def notify(self, method: str, *args: Any, **kwargs: Any) -> bool:
+        """Send a notification to this client; False if the socket is closed."""
+        if args and kwargs:
+            raise TypeError("JSON-RPC params are positional or named, not both")
+        return await self.send_frame(protocol.encode_notification(method, kwargs or args))
+
+    async def invoke(self, method: str, *args: Any, timeout: float | None = None, **kwargs: Any) -> Any:
+        """Call a method of this client and return its result.
+
+        Raises InvokeTimeout, RemoteError (the client's error object) or
+        ConnectionClosed (the socket closed first).
+        """
+        if args and kwargs:
+            raise TypeError("JSON-RPC params are positional or named, not both")
+        if self.state not in (State.CONNECTING, State.OPEN):
+            raise ConnectionClosed(self.id)
+        self._next_call += 1
+        call_id = self._next_call
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._invocations[call_id] = (method, future)
+        wait = get_settings().invoke_timeout if timeout is None else timeout
+        try:
+            if not await self.send_frame(protocol.encode_request(method, kwargs or args, call_id)):
+                raise ConnectionClosed(self.id)
+            return await asyncio.wait_for(future, wait)
+        except TimeoutError:
+            raise InvokeTimeout(self.id, method, wait) from None
+        finally:
+            self._invocations.pop(call_id, None)
+
+    # -- client to server -------------------------------------------------------------
+    async def on_receive(self, message: str | bytes) -> None:
+        if isinstance(message, bytes):
+            error = ErrorObject.standard(protocol.BINARY_NOT_SUPPORTED)
+            await self.send_frame(protocol.encode_error(None, error))
+            return
+        decoded = protocol.decode(message)
+        if decoded.batch and len(decoded.items) > self.max_batch_size:
+            data = f"at most {self.max_batch_size} calls per batch"
+            await self.send_frame(protocol.encode_error(None, ErrorObject.standard(protocol.INVALID_REQUEST, data)))
+            return
+        work: list[Request | Invalid] = []
+        for item in decoded.items:
+            if isinstance(item, Response):
+                self._settle(item)
+            else:
+                work.append(item)
+        if not work:
+            return
+        if not decoded.batch and isinstance(work[0], Invalid):
+            await self.send_frame(protocol.encode_error(work[0].id, work[0].error))
+            return
+        self._enqueue(work, decoded.batch)
+
+    def _settle(self, response: Response) -> None:
+        entry = self._invocations.get(response.id) if isinstance(response.id, int) else None
+        if entry is None:
+            logger.debug("socket %s answered unknown call %r", self.id, response.id)
+            return
+        method, future = entry
+        if future.done():
+            return
+        if response.error is not None:
+            err = response.error
+            future.set_exception(RemoteError(self.id, method, err.code, err.message, err.data))
+        else:
+            future.set_result(response.result)
+
+    def _enqueue(self, work: list[Request | Invalid], batch: bool) -> None:
+        if len(self._calls) + self._running >= self.max_pending_calls:
+            busy = ErrorObject.standard(protocol.SERVER_BUSY)
+            answers = [
+                protocol.error_response(item.id, busy if isinstance(item, Request) else item.error)
+                for item in work
+                if not (isinstance(item, Request) and item.notification)
+            ]
+            get_node().stats["calls_refused_busy"] += 1
+            asyncio.get_running_loop().create_task(self._answer(answers, batch))
+            return
+        self._calls.append((work, batch))
+        if self._running < self.max_concurrent_calls:
+            self._running += 1
+            task = asyncio.get_running_loop().create_task(self._work())
+            self._workers.add(task)
+            task.add_done_callback(self._workers.discard)
+
+    async def _work(self) -> None:
+        try:
+            while self._calls and self.state is State.OPEN:
+                work, batch = self._calls.popleft()
+                answers = []
+                for item in work:
+                    answer = await self._run(item)
+                    if answer is not None:
+                        answers.append(answer)
+                await self._answer(answers, batch)
+        finally:
+            self._running -= 1
+
+    async def _answer(self, answers: list[dict[str, Any]], batch: bool) -> None:
+        text = protocol.encode_batch(answers) if batch else (protocol.dumps(answers[0]) if answers else None)
+        if text is not None:
+            await self.send_frame(text)
+
+    async def _run(self, item: Request | Invalid) -> dict[str, Any] | None:
+        """Run one call; the response object, or None for a notification."""
+        if isinstance(item, Invalid):
+            return protocol.error_response(item.id, item.error)
+        try:
+            result = await self._call(item)
+        except RpcError as exc:
+            error = ErrorObject(exc.code, exc.message, exc.data)
+        except _BadParams as exc:
+            error = ErrorObject.standard(protocol.INVALID_PARAMS, str(exc))
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            logger.exception("rpc %r on socket %s of %s raised", item.method, self.id, self.name)
+            error = ErrorObject.standard(protocol.INTERNAL_ERROR)
+        else:
+            if item.notification:
+                return None
+            try:
+                protocol.dumps(result)
+            except protocol.EncodeError:
+                logger.exception("rpc %r returned a value that is not JSON", item.method)
+                error = ErrorObject.standard(protocol.INTERNAL_ERROR)
+            else:
+                return protocol.result_response(item.id, result)
+        return None if item.notification else protocol.error_response(item.id, error)
+
+    async def _call(self, request: Request) -> Any:
+        if request.method == "rpc.ping":
+            return "pong"
+        method = self.rpc_methods.get(request.method)
+        if method is None:
+            raise RpcError(protocol.METHOD_NOT_FOUND, "Method not found", request.method)
+        bound = method.bind(request.params)
+        func = getattr(self, method.attr)
+        if method.is_async:
+            return await func(*bound.args, **bound.kwargs)
+        return await database_sync_to_async(func)(*bound.args, **bound.kwargs)
+
+    async def on_released(self, code: int | None) -> None:
+        self._calls.clear()
+        for task in list(self._workers):
+            if task is not asyncio.current_task():
+                task.cancel()
+        for _method, future in self._invocations.values():
+            if not future.done():
+                future.set_exception(ConnectionClosed(self.id, code))
+        self._invocations.clear()
+
