@@ -33,7 +33,9 @@ def clean_text(text: str) -> str:
     if not text.strip():
         raise RpcError(INVALID_TEXT, "Text is empty")
     if len(text) > MAX_TEXT:
-        raise RpcError(INVALID_TEXT, f"Text is longer than {MAX_TEXT} characters", {"max": MAX_TEXT})
+        raise RpcError(
+            INVALID_TEXT, f"Text is longer than {MAX_TEXT} characters", {"max": MAX_TEXT}
+        )
     return text
 
 
@@ -73,7 +75,12 @@ class ChatHandler(RpcHandler):
     @rpc(name="send")
     async def send_message(self, text: str) -> dict[str, Any]:
         """Everyone in the room, sender included, gets ``message``."""
-        message = {"from": self.id, "name": self.display_name, "room": self.room, "text": clean_text(text)}
+        message = {
+            "from": self.id,
+            "name": self.display_name,
+            "room": self.room,
+            "text": clean_text(text),
+        }
         delivered = await self.manager.anotify_group(room_group(self.room), "message", **message)
         return {"delivered": delivered}
 
@@ -87,7 +94,13 @@ class ChatHandler(RpcHandler):
             groups = frozenset()
         if room_group(self.room) not in groups:
             raise RpcError(UNKNOWN_RECIPIENT, "No such member in this room", {"to": to})
-        message = {"from": self.id, "name": self.display_name, "room": self.room, "text": text, "private": True}
+        message = {
+            "from": self.id,
+            "name": self.display_name,
+            "room": self.room,
+            "text": text,
+            "private": True,
+        }
         try:
             await self.manager.anotify(to, "message", **message)
         except SocketNotFound:

@@ -85,7 +85,9 @@ def socket_message(request: HttpRequest, socket_id: str) -> HttpResponse:
     manager = ChatHandler.manager
     try:
         room = manager.get(socket_id).path_kwargs.get("room")
-        manager.notify(socket_id, "message", **{"from": None, "name": None, "room": room, "text": text})
+        manager.notify(
+            socket_id, "message", **{"from": None, "name": None, "room": room, "text": text}
+        )
     except SocketNotFound:
         return error(404, "no open socket with this id", id=socket_id)
     except WsManagerError as exc:
@@ -141,7 +143,9 @@ def socket_invoke(request: HttpRequest, socket_id: str) -> HttpResponse:
     except SocketNotFound:
         return error(404, "no open socket with this id", id=socket_id)
     except RemoteError as exc:
-        return JsonResponse({"error": {"code": exc.code, "message": exc.message, "data": exc.data}}, status=502)
+        return JsonResponse(
+            {"error": {"code": exc.code, "message": exc.message, "data": exc.data}}, status=502
+        )
     except InvokeTimeout:
         return error(504, f"no answer within {timeout}s")
     except WsManagerError as exc:

@@ -179,7 +179,7 @@ class WebSocketHandler(AsyncWebsocketConsumer):  # type: ignore[misc]
             get_node().stats["dropped_closed"] += 1
             return False
         if self.state is State.CONNECTING or self._writing:
-            return self._enqueue(message)
+            return self._queue_frame(message)
         self._writing = True
         try:
             await self.base_send(message)
@@ -192,13 +192,15 @@ class WebSocketHandler(AsyncWebsocketConsumer):  # type: ignore[misc]
             self._writing = False
         return True
 
-    def _enqueue(self, message: Message) -> bool:
+    def _queue_frame(self, message: Message) -> bool:
         if self._queue is None:
             self._queue = deque()
         if len(self._queue) >= get_settings().max_outgoing_queue:
             get_node().stats["dropped_overflow"] += 1
             logger.warning("socket %s: outgoing queue full; closing with 1013", self.id)
-            asyncio.get_running_loop().create_task(self.close(CloseCode.TRY_AGAIN_LATER, "too slow"))
+            asyncio.get_running_loop().create_task(
+                self.close(CloseCode.TRY_AGAIN_LATER, "too slow")
+            )
             return False
         self._queue.append(message)
         return True
@@ -340,8 +342,17 @@ class WebSocketHandler(AsyncWebsocketConsumer):  # type: ignore[misc]
         text = message.get("text")
         data: str | bytes = text if text is not None else (message.get("bytes") or b"")
         limit = self.max_message_size
-        if limit is not None and len(data) > limit and (isinstance(data, bytes) or len(data.encode()) > limit):
-            logger.info("socket %s: %d-byte frame over the %d limit; closing 1009", self.id, len(data), limit)
+        if (
+            limit is not None
+            and len(data) > limit
+            and (isinstance(data, bytes) or len(data.encode()) > limit)
+        ):
+            logger.info(
+                "socket %s: %d-byte frame over the %d limit; closing 1009",
+                self.id,
+                len(data),
+                limit,
+            )
             await self.close(CloseCode.MESSAGE_TOO_BIG, "message too big")
             return
         try:

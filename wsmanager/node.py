@@ -66,7 +66,9 @@ class LocalSocket(Protocol):
     async def close(self, code: int | None = None, reason: str | None = None) -> None:
         """Close from the server side."""
 
-    async def invoke(self, method: str, *args: Any, timeout: float | None = None, **kwargs: Any) -> Any:
+    async def invoke(
+        self, method: str, *args: Any, timeout: float | None = None, **kwargs: Any
+    ) -> Any:
         """Call a client method and await its result (RPC handlers only)."""
 
 
@@ -132,7 +134,8 @@ class Node:
 
     def _stop_tasks(self) -> None:
         for task in self._tasks:
-            task.cancel()
+            with contextlib.suppress(RuntimeError):  # its loop may be closed already
+                task.cancel()
         self._tasks.clear()
 
     async def stop(self) -> None:
@@ -155,7 +158,9 @@ class Node:
         self._orphans.append((handler, socket_id))
 
     # -- delivery ----------------------------------------------------------------
-    async def deliver(self, handler: str, routes: Mapping[str, Iterable[str]], message: Message) -> int:
+    async def deliver(
+        self, handler: str, routes: Mapping[str, Iterable[str]], message: Message
+    ) -> int:
         """Hand ``message`` to every socket in ``routes`` ({node: ids}); how many taken.
 
         Remote counts are the ids handed to their node's channel; what that
@@ -168,7 +173,12 @@ class Node:
                 taken += await self.deliver_local(ids, message)
                 continue
             id_list = list(ids)
-            envelope = {"type": "wsmanager.deliver", "handler": handler, "ids": id_list, **_payload(message)}
+            envelope = {
+                "type": "wsmanager.deliver",
+                "handler": handler,
+                "ids": id_list,
+                **_payload(message),
+            }
             if await self._send_to_node(node_id, envelope):
                 taken += len(id_list)
                 self.stats["forwarded"] += len(id_list)
@@ -189,7 +199,9 @@ class Node:
         self.stats["delivered"] += taken
         return taken
 
-    async def close(self, handler: str, node_id: str, socket_id: str, code: int, reason: str) -> None:
+    async def close(
+        self, handler: str, node_id: str, socket_id: str, code: int, reason: str
+    ) -> None:
         if node_id == self.id:
             sock = self.sockets.get(socket_id)
             if sock is None:
@@ -282,7 +294,9 @@ class Node:
     async def _handle(self, message: Message) -> None:
         kind = message.get("type")
         if kind == "wsmanager.deliver":
-            await self.deliver_local(message["ids"], {"type": "websocket.send", **_payload(message)})
+            await self.deliver_local(
+                message["ids"], {"type": "websocket.send", **_payload(message)}
+            )
         elif kind == "wsmanager.close":
             sock = self.sockets.get(message["id"])
             if sock is not None:
@@ -306,7 +320,12 @@ class Node:
                 message["method"], *message["args"], timeout=message["timeout"], **message["kwargs"]
             )
         except RemoteError as exc:
-            reply["error"] = {"kind": "remote", "code": exc.code, "message": exc.message, "data": exc.data}
+            reply["error"] = {
+                "kind": "remote",
+                "code": exc.code,
+                "message": exc.message,
+                "data": exc.data,
+            }
         except InvokeTimeout:
             reply["error"] = {"kind": "timeout"}
         except SocketNotFound:

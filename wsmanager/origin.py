@@ -24,7 +24,7 @@ from collections.abc import Iterable, Sequence
 from urllib.parse import SplitResult, urlsplit
 
 from django.conf import settings
-from django.http.request import is_same_domain
+from django.utils.http import is_same_domain
 
 __all__ = ["default_allowed_origins", "origin_allowed", "origin_of"]
 
@@ -64,12 +64,12 @@ def _matches(origin: SplitResult, pattern: str) -> bool:
         return False
     if "://" not in pattern:
         pattern_host = urlsplit("//" + pattern).hostname or pattern
-        return is_same_domain(host, pattern_host)
+        return bool(is_same_domain(host, pattern_host))
     want = urlsplit(pattern)
     return (
         want.scheme == origin.scheme
         and _port(want) == _port(origin)
-        and is_same_domain(host, want.hostname or "")
+        and bool(is_same_domain(host, want.hostname or ""))
     )
 
 

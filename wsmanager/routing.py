@@ -35,8 +35,11 @@ logger = logging.getLogger("wsmanager.routing")
 
 def route(pattern: str, handler: type[WebSocketHandler], **initkwargs: Any) -> URLPattern:
     """A URL pattern serving ``handler``; ``pattern`` is a regex when it starts with ``^``."""
-    app = handler.as_asgi(**initkwargs)
-    return re_path(pattern, app) if pattern.startswith("^") else path(pattern, app)
+    app: Any = handler.as_asgi(**initkwargs)
+    pattern_obj: URLPattern = (
+        re_path(pattern, app) if pattern.startswith("^") else path(pattern, app)
+    )
+    return pattern_obj
 
 
 async def _no_route(scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -52,5 +55,6 @@ async def _no_route(scope: dict[str, Any], receive: Any, send: Any) -> None:
 
 def websocket_app(routes: Sequence[Any], *, auth: bool = True) -> Any:
     """An ASGI app serving ``routes``: URLRouter, a refusing fallback, and auth."""
-    router = URLRouter([*routes, re_path(r"", _no_route)])
+    fallback: Any = _no_route
+    router = URLRouter([*routes, re_path(r"", fallback)])
     return AuthMiddlewareStack(router) if auth else router

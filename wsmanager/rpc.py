@@ -103,7 +103,10 @@ class _Method:
         for pname, value in bound.arguments.items():
             hint = self.hints.get(pname)
             kind = self.signature.parameters[pname].kind
-            if hint is None or kind in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD):
+            if hint is None or kind in (
+                inspect.Parameter.VAR_POSITIONAL,
+                inspect.Parameter.VAR_KEYWORD,
+            ):
                 continue
             if not _matches(value, hint):
                 raise _BadParams(f"{pname} must be {_describe(hint)}")
@@ -132,7 +135,9 @@ def _matches(value: Any, hint: Any) -> bool:
         return isinstance(value, list) and (not args or all(_matches(v, args[0]) for v in value))
     if hint is dict or origin is dict:
         args = typing.get_args(hint)
-        return isinstance(value, dict) and (len(args) != 2 or all(_matches(v, args[1]) for v in value.values()))
+        return isinstance(value, dict) and (
+            len(args) != 2 or all(_matches(v, args[1]) for v in value.values())
+        )
     return True
 
 
@@ -180,7 +185,9 @@ class RpcHandler(WebSocketHandler):
             raise TypeError("JSON-RPC params are positional or named, not both")
         return await self.send_frame(protocol.encode_notification(method, kwargs or args))
 
-    async def invoke(self, method: str, *args: Any, timeout: float | None = None, **kwargs: Any) -> Any:
+    async def invoke(
+        self, method: str, *args: Any, timeout: float | None = None, **kwargs: Any
+    ) -> Any:
         """Call a method of this client and return its result.
 
         Raises InvokeTimeout, RemoteError (the client's error object) or
@@ -213,7 +220,9 @@ class RpcHandler(WebSocketHandler):
         decoded = protocol.decode(message)
         if decoded.batch and len(decoded.items) > self.max_batch_size:
             data = f"at most {self.max_batch_size} calls per batch"
-            await self.send_frame(protocol.encode_error(None, ErrorObject.standard(protocol.INVALID_REQUEST, data)))
+            await self.send_frame(
+                protocol.encode_error(None, ErrorObject.standard(protocol.INVALID_REQUEST, data))
+            )
             return
         work: list[Request | Invalid] = []
         for item in decoded.items:
@@ -226,7 +235,7 @@ class RpcHandler(WebSocketHandler):
         if not decoded.batch and isinstance(work[0], Invalid):
             await self.send_frame(protocol.encode_error(work[0].id, work[0].error))
             return
-        self._enqueue(work, decoded.batch)
+        self._enqueue_calls(work, decoded.batch)
 
     def _settle(self, response: Response) -> None:
         entry = self._invocations.get(response.id) if isinstance(response.id, int) else None
@@ -242,7 +251,7 @@ class RpcHandler(WebSocketHandler):
         else:
             future.set_result(response.result)
 
-    def _enqueue(self, work: list[Request | Invalid], batch: bool) -> None:
+    def _enqueue_calls(self, work: list[Request | Invalid], batch: bool) -> None:
         if len(self._calls) + self._running >= self.max_pending_calls:
             busy = ErrorObject.standard(protocol.SERVER_BUSY)
             answers = [
@@ -274,7 +283,11 @@ class RpcHandler(WebSocketHandler):
             self._running -= 1
 
     async def _answer(self, answers: list[dict[str, Any]], batch: bool) -> None:
-        text = protocol.encode_batch(answers) if batch else (protocol.dumps(answers[0]) if answers else None)
+        text = (
+            protocol.encode_batch(answers)
+            if batch
+            else (protocol.dumps(answers[0]) if answers else None)
+        )
         if text is not None:
             await self.send_frame(text)
 
@@ -326,4 +339,3 @@ class RpcHandler(WebSocketHandler):
             if not future.done():
                 future.set_exception(ConnectionClosed(self.id, code))
         self._invocations.clear()
-

@@ -19,9 +19,8 @@ are gone and return how many sockets the frame was handed to.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Awaitable, Callable, Iterable
-from typing import Any, Concatenate, ParamSpec, TypeVar
+from typing import Any, ParamSpec, TypeVar
 
 from asgiref.sync import async_to_sync
 
@@ -39,13 +38,14 @@ R = TypeVar("R")
 _MISSING: Any = object()
 
 
-def _sync_twin(
-    afunc: Callable[Concatenate[Manager, P], Awaitable[R]],
-) -> Callable[Concatenate[Manager, P], R]:
-    @functools.wraps(afunc)
-    def twin(self: Manager, *args: P.args, **kwargs: P.kwargs) -> R:
-        return async_to_sync(afunc)(self, *args, **kwargs)
+def _sync_twin(afunc: Callable[P, Awaitable[R]]) -> Callable[P, R]:
+    """The sync version of a Manager coroutine method (same signature)."""
 
+    def twin(*args: P.args, **kwargs: P.kwargs) -> R:
+        return async_to_sync(afunc)(*args, **kwargs)
+
+    twin.__name__ = afunc.__name__.removeprefix("a")
+    twin.__qualname__ = f"Manager.{twin.__name__}"
     twin.__doc__ = f"Sync twin of :meth:`{afunc.__name__}`. {afunc.__doc__ or ''}"
     return twin
 
@@ -165,7 +165,9 @@ class Manager:
         return [sid for sid in await self.aids() if sid not in skip]
 
     # -- raw frames ----------------------------------------------------------------
-    async def asend(self, socket_id: str, data: str | bytes | None = None, *, json: Any = _MISSING) -> None:
+    async def asend(
+        self, socket_id: str, data: str | bytes | None = None, *, json: Any = _MISSING
+    ) -> None:
         """Send text (str), binary (bytes) or ``json=`` (encoded text) to one socket."""
         await self._deliver_one(socket_id, _message(data, json))
 
@@ -208,7 +210,9 @@ class Manager:
         text = protocol.encode_notification(method, _params(args, kwargs))
         await self._deliver_one(socket_id, frame(text))
 
-    async def anotify_many(self, socket_ids: Iterable[str], method: str, *args: Any, **kwargs: Any) -> int:
+    async def anotify_many(
+        self, socket_ids: Iterable[str], method: str, *args: Any, **kwargs: Any
+    ) -> int:
         """Notify several sockets; unknown ids are skipped. Returns how many took it."""
         text = protocol.encode_notification(method, _params(args, kwargs))
         return await self._deliver(socket_ids, frame(text))
@@ -220,7 +224,9 @@ class Manager:
         text = protocol.encode_notification(method, _params(args, kwargs))
         return await self._deliver(await self._targets_group(group, exclude), frame(text))
 
-    async def anotify_all(self, method: str, *args: Any, exclude: Iterable[str] = (), **kwargs: Any) -> int:
+    async def anotify_all(
+        self, method: str, *args: Any, exclude: Iterable[str] = (), **kwargs: Any
+    ) -> int:
         """Notify every open socket but ``exclude``."""
         text = protocol.encode_notification(method, _params(args, kwargs))
         return await self._deliver(await self._targets_all(exclude), frame(text))

@@ -42,8 +42,13 @@ async def areset() -> None:
 class RpcCommunicator(WebsocketCommunicator):  # type: ignore[misc]
     """A JSON-RPC client for handler tests, running the app in-process."""
 
-    def __init__(self, application: Any, path: str, headers: list[tuple[bytes, bytes]] | None = None,
-                 timeout: float = 3.0) -> None:
+    def __init__(
+        self,
+        application: Any,
+        path: str,
+        headers: list[tuple[bytes, bytes]] | None = None,
+        timeout: float = 3.0,
+    ) -> None:
         super().__init__(application, path, headers=headers)
         self.id = ""
         self.timeout = timeout

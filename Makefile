@@ -1,0 +1,50 @@
+# One command each: `make demo` runs the chat, `make test` runs every test.
+# Both create .venv and install what they need on first use.
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+HOST   ?= 127.0.0.1
+PORT   ?= 8000
+
+.PHONY: install demo test test-fast lint browser-deps bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+## Run the chat demo at http://127.0.0.1:8000/ (set REDIS_URL to use Redis).
+demo: $(STAMP)
+	$(BIN)/python manage.py migrate --noinput
+	$(BIN)/python manage.py runserver $(HOST):$(PORT)
+
+## Chromium from Debian for the browser tests (needs root; skipped otherwise).
+browser-deps:
+	@if [ ! -x /usr/bin/chromium ] && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "installing chromium from Debian's packages"; \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+		|| echo "could not install chromium: browser tests will skip"; \
+	fi
+
+## Every test: unit, end-to-end (real daphne), Redis, browser.
+test: $(STAMP) browser-deps
+	$(BIN)/python -m pytest
+
+## Unit tests only (no servers, no browser).
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -m "not e2e and not browser and not redis"
+
+lint: $(STAMP)
+	$(BIN)/ruff check wsmanager demo_chat tests bench
+	$(BIN)/mypy
+
+bench: $(STAMP)
+	$(BIN)/python -m bench
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache db.sqlite3

@@ -1,0 +1,30 @@
+"""Shared fixtures: a clean wsmanager state per test, and real daphne servers."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from tests.servers import DaphneProcess
+from wsmanager.node import reset_node
+from wsmanager.registry import reset_registry
+
+
+@pytest.fixture(autouse=True)
+def _fresh_wsmanager() -> Iterator[None]:
+    """Each test starts with an empty in-memory registry and a new node."""
+    reset_registry()
+    reset_node()
+    yield
+    reset_registry()
+    reset_node()
+
+
+@pytest.fixture(scope="module")
+def demo_server() -> Iterator[DaphneProcess]:
+    """One real daphne process serving the demo (in-memory layer and registry)."""
+    server = DaphneProcess(env={"DEMO_DB": ":memory:"})
+    server.start()
+    yield server
+    server.stop()

@@ -1,0 +1,83 @@
+"""A small JSON-RPC peer over a real WebSocket client library (``websockets``).
+
+It is deliberately independent of the server's code: it speaks the wire
+protocol of docs/protocol.md by hand.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+from collections import deque
+from typing import Any
+
+import websockets
+
+TIMEOUT = 5.0
+
+
+class Peer:
+    """One socket: numbered calls, queued notifications, answers to server calls."""
+
+    def __init__(self, ws: Any) -> None:
+        self.ws = ws
+        self.id = ""
+        self._ids = itertools.count(1)
+        self.inbox: deque[Any] = deque()
+
+    @classmethod
+    async def open(cls, url: str, **kwargs: Any) -> Peer:
+        peer = cls(await websockets.connect(url, **kwargs))
+        hello = json.loads(await asyncio.wait_for(peer.ws.recv(), TIMEOUT))
+        assert hello["method"] == "rpc.connected", hello
+        peer.id = hello["params"]["id"]
+        return peer
+
+    async def close(self) -> None:
+        await self.ws.close()
+
+    async def send_raw(self, data: str | bytes) -> None:
+        await self.ws.send(data)
+
+    async def recv_json(self, timeout: float = TIMEOUT) -> Any:
+        return json.loads(await asyncio.wait_for(self.ws.recv(), timeout))
+
+    async def request(self, method: str, *params: Any, **named: Any) -> dict[str, Any]:
+        """Send a call and return its response object; other messages are kept."""
+        call_id = next(self._ids)
+        message: dict[str, Any] = {"jsonrpc": "2.0", "method": method, "id": call_id}
+        if params or named:
+            message["params"] = named or list(params)
+        await self.ws.send(json.dumps(message))
+        while True:
+            reply = await self.recv_json()
+            if isinstance(reply, dict) and "method" not in reply and reply.get("id") == call_id:
+                return reply
+            self.inbox.append(reply)
+
+    async def call(self, method: str, *params: Any, **named: Any) -> Any:
+        reply = await self.request(method, *params, **named)
+        assert "result" in reply, reply
+        return reply["result"]
+
+    async def notification(self, method: str, timeout: float = TIMEOUT) -> dict[str, Any]:
+        """The next notification named ``method`` (others before it are skipped)."""
+        for i, message in enumerate(self.inbox):
+            if message.get("method") == method:
+                del self.inbox[i]
+                return message
+        while True:
+            message = await self.recv_json(timeout)
+            if message.get("method") == method:
+                return message
+            self.inbox.append(message)
+
+    async def nothing(self, timeout: float = 0.3) -> None:
+        """Assert that no message arrives within ``timeout``."""
+        assert not self.inbox, self.inbox
+        try:
+            message = await asyncio.wait_for(self.ws.recv(), timeout)
+        except TimeoutError:
+            return
+        raise AssertionError(f"unexpected message {message!r}")

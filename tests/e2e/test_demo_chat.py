@@ -1,0 +1,353 @@
+"""The demo chat's contract, against a real daphne process and real clients."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import httpx
+import pytest
+import websockets
+
+from tests.e2e.client import Peer
+from tests.servers import DaphneProcess
+
+pytestmark = pytest.mark.e2e
+
+
+def url(server: DaphneProcess, room: str, query: str = "") -> str:
+    return f"{server.ws_url}/ws/chat/{room}/{query}"
+
+
+async def http(method: str, server: DaphneProcess, path: str, **kwargs: Any) -> httpx.Response:
+    async with httpx.AsyncClient(base_url=server.http_url, timeout=15) as client:
+        return await client.request(method, path, **kwargs)
+
+
+async def room_sockets(server: DaphneProcess, room: str) -> list[str]:
+    response = await http("GET", server, f"/api/rooms/{room}/sockets")
+    assert response.status_code == 200
+    ids: list[str] = response.json()
+    return ids
+
+
+async def eventually_empty(server: DaphneProcess, room: str) -> None:
+    for _ in range(100):
+        if await room_sockets(server, room) == []:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"room {room} still lists {await room_sockets(server, room)}")
+
+
+async def test_first_message_is_rpc_connected_with_an_unguessable_id(
+    demo_server: DaphneProcess,
+) -> None:
+    """The server's first frame is rpc.connected carrying a 43-character URL-safe id."""
+    async with websockets.connect(url(demo_server, "ids")) as ws:
+        hello = json.loads(await ws.recv())
+    assert hello == {
+        "jsonrpc": "2.0",
+        "method": "rpc.connected",
+        "params": {"id": hello["params"]["id"]},
+    }
+    sid = hello["params"]["id"]
+    assert len(sid) == 43
+    assert set(sid) <= set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
+
+
+async def test_send_reaches_everyone_in_the_room_and_nobody_outside(
+    demo_server: DaphneProcess,
+) -> None:
+    """send(text) notifies every member, sender included, and no other room."""
+    a = await Peer.open(url(demo_server, "r1", "?name=ann"))
+    b = await Peer.open(url(demo_server, "r1"))
+    other = await Peer.open(url(demo_server, "r2"))
+    assert await a.call("send", "hello") == {"delivered": 2}
+    expected = {"from": a.id, "name": "ann", "room": "r1", "text": "hello"}
+    assert (await a.notification("message"))["params"] == expected
+    assert (await b.notification("message"))["params"] == expected
+    await other.nothing()
+    for peer in (a, b, other):
+        await peer.close()
+
+
+async def test_whisper_reaches_only_its_target(demo_server: DaphneProcess) -> None:
+    """whisper(to, text) gives only `to` a private message; unknown or foreign ids are errors."""
+    a = await Peer.open(url(demo_server, "w1", "?name=ann"))
+    b = await Peer.open(url(demo_server, "w1"))
+    c = await Peer.open(url(demo_server, "w1"))
+    elsewhere = await Peer.open(url(demo_server, "w2"))
+    await b.notification("joined")
+    await a.call("whisper", b.id, "psst")
+    got = await b.notification("message")
+    assert got["params"] == {
+        "from": a.id,
+        "name": "ann",
+        "room": "w1",
+        "text": "psst",
+        "private": True,
+    }
+    await c.nothing()
+    a.inbox.clear()
+    await a.nothing()
+    unknown = await a.request("whisper", "no-such-socket", "psst")
+    assert unknown["error"]["code"] == 4004
+    foreign = await a.request("whisper", elsewhere.id, "psst")
+    assert foreign["error"]["code"] == 4004
+    await elsewhere.nothing()
+    for peer in (a, b, c, elsewhere):
+        await peer.close()
+
+
+async def test_names_who_joined_renamed_and_left(demo_server: DaphneProcess) -> None:
+    """who() lists the room with names; others hear joined, renamed and left."""
+    a = await Peer.open(url(demo_server, "names", "?name=ann"))
+    b = await Peer.open(url(demo_server, "names"))
+    assert (await a.notification("joined"))["params"] == {"id": b.id, "name": None}
+    assert await b.call("set_name", "  bob ") == "bob"
+    assert (await a.notification("renamed"))["params"] == {"id": b.id, "name": "bob"}
+    members = await a.call("who")
+    assert sorted(members, key=lambda m: m["name"]) == [
+        {"id": a.id, "name": "ann"},
+        {"id": b.id, "name": "bob"},
+    ]
+    bad_name = await b.request("set_name", "")
+    assert bad_name["error"]["code"] == 4001
+    await b.close()
+    assert (await a.notification("left"))["params"] == {"id": b.id}
+    assert await a.call("who") == [{"id": a.id, "name": "ann"}]
+    await a.close()
+
+
+@pytest.mark.parametrize("text", ["", "   ", "x" * 2001])
+async def test_empty_or_overlong_text_is_refused(demo_server: DaphneProcess, text: str) -> None:
+    """send and whisper refuse empty and over-2,000-character text with an error."""
+    a = await Peer.open(url(demo_server, "texts"))
+    reply = await a.request("send", text)
+    assert reply["error"]["code"] == 4000
+    reply = await a.request("whisper", a.id, text)
+    assert reply["error"]["code"] == 4000
+    assert await a.call("send", "x" * 2000) == {"delivered": 1}
+    await a.close()
+
+
+@pytest.mark.parametrize(
+    ("frame", "code", "answer_id"),
+    [
+        ("not json", -32700, None),
+        ("", -32700, None),
+        ('{"jsonrpc": "2.0", "method": "who"', -32700, None),
+        ("[]", -32600, None),
+        ("42", -32600, None),
+        ('{"jsonrpc": "1.0", "method": "who", "id": 7}', -32600, 7),
+        ('{"jsonrpc": "2.0", "method": 5, "id": 8}', -32600, 8),
+        ('{"jsonrpc": "2.0", "method": "nope", "id": 9}', -32601, 9),
+        ('{"jsonrpc": "2.0", "method": "on_connect", "id": 10}', -32601, 10),
+        ('{"jsonrpc": "2.0", "method": "_finish", "id": 11}', -32601, 11),
+        ('{"jsonrpc": "2.0", "method": "send", "params": [], "id": 12}', -32602, 12),
+        ('{"jsonrpc": "2.0", "method": "send", "params": [1], "id": 13}', -32602, 13),
+        ('{"jsonrpc": "2.0", "method": "send", "params": {"txt": "a"}, "id": 14}', -32602, 14),
+        ('{"jsonrpc": "2.0", "method": "send", "params": "hi", "id": 15}', -32600, 15),
+    ],
+)
+async def test_bad_input_gets_the_standard_error_and_the_socket_stays_open(
+    demo_server: DaphneProcess, frame: str, code: int, answer_id: Any
+) -> None:
+    """Each kind of bad input is answered with its JSON-RPC error; calls work afterwards."""
+    peer = await Peer.open(url(demo_server, "bad"))
+    await peer.send_raw(frame)
+    reply = await peer.recv_json()
+    assert reply["jsonrpc"] == "2.0"
+    assert reply["error"]["code"] == code
+    assert reply["id"] == answer_id
+    assert "Traceback" not in json.dumps(reply)
+    assert await peer.call("who") == [{"id": peer.id, "name": None}]
+    await peer.close()
+
+
+@pytest.mark.parametrize("size", [0, 130, 128 * 1024])
+async def test_binary_frames_of_any_size_get_an_error_not_a_crash(
+    demo_server: DaphneProcess, size: int
+) -> None:
+    """A binary frame (0 B, 130 B, 128 KiB) gets -32001 and the socket stays usable."""
+    peer = await Peer.open(url(demo_server, "bin"))
+    await peer.send_raw(b"\x00" * size)
+    reply = await peer.recv_json()
+    assert reply["error"]["code"] == -32001
+    assert reply["id"] is None
+    assert await peer.call("who") == [{"id": peer.id, "name": None}]
+    await peer.close()
+
+
+@pytest.mark.parametrize("size", [130, 128 * 1024])
+async def test_text_frames_of_130_bytes_and_128_kib_are_served(
+    demo_server: DaphneProcess, size: int
+) -> None:
+    """A valid call padded to the frame size is answered (extra members are ignored)."""
+    peer = await Peer.open(url(demo_server, "sizes"))
+    call = {"jsonrpc": "2.0", "method": "who", "id": 1, "pad": ""}
+    call["pad"] = "x" * (size - len(json.dumps(call)))
+    frame = json.dumps(call)
+    assert len(frame.encode()) == size
+    await peer.send_raw(frame)
+    assert (await peer.recv_json())["result"] == [{"id": peer.id, "name": None}]
+    await peer.close()
+
+
+async def test_batches_are_answered_as_batches(demo_server: DaphneProcess) -> None:
+    """A batch gets one array of responses; its notifications get none."""
+    peer = await Peer.open(url(demo_server, "batch"))
+    batch = [
+        {"jsonrpc": "2.0", "method": "who", "id": "a"},
+        {"jsonrpc": "2.0", "method": "send", "params": ["in a batch"]},
+        {"jsonrpc": "2.0", "method": "nope", "id": "b"},
+        1,
+    ]
+    await peer.send_raw(json.dumps(batch))
+    message = await peer.notification("message")
+    assert message["params"]["text"] == "in a batch"
+    replies = await peer.recv_json()
+    assert isinstance(replies, list)
+    assert [r.get("id") for r in replies] == ["a", "b", None]
+    assert replies[0]["result"] == [{"id": peer.id, "name": None}]
+    assert [r["error"]["code"] for r in replies[1:]] == [-32601, -32600]
+    await peer.send_raw(json.dumps([{"jsonrpc": "2.0", "method": "send", "params": ["n"]}]))
+    await peer.notification("message")
+    await peer.nothing()
+    await peer.close()
+
+
+async def test_view_sends_to_one_socket_by_id(demo_server: DaphneProcess) -> None:
+    """POST /api/sockets/<id>/messages reaches that socket only, with from null; 202."""
+    a = await Peer.open(url(demo_server, "view1"))
+    b = await Peer.open(url(demo_server, "view1"))
+    response = await http(
+        "POST", demo_server, f"/api/sockets/{b.id}/messages", json={"text": "from a view"}
+    )
+    assert response.status_code == 202
+    got = await b.notification("message")
+    assert got["params"] == {"from": None, "name": None, "room": "view1", "text": "from a view"}
+    await a.notification("joined")
+    await a.nothing()
+    await a.close()
+    await b.close()
+
+
+@pytest.mark.parametrize(
+    ("body", "status"),
+    [
+        (b"not json", 400),
+        (b"[1, 2]", 400),
+        (b"{}", 400),
+        (b'{"text": 5}', 400),
+        (b'{"text": ""}', 400),
+        (json.dumps({"text": "x" * 2001}).encode(), 400),
+    ],
+)
+async def test_view_rejects_malformed_bodies_with_400_json(
+    demo_server: DaphneProcess, body: bytes, status: int
+) -> None:
+    """A malformed body answers 400 with a JSON error, for an id and for a room."""
+    peer = await Peer.open(url(demo_server, "malformed"))
+    for path in (f"/api/sockets/{peer.id}/messages", "/api/rooms/malformed/messages"):
+        response = await http("POST", demo_server, path, content=body)
+        assert response.status_code == status
+        assert "error" in response.json()
+    await peer.nothing()
+    await peer.close()
+
+
+async def test_view_answers_404_json_for_an_unknown_socket(demo_server: DaphneProcess) -> None:
+    """An unknown id answers 404 with a JSON error."""
+    response = await http("POST", demo_server, "/api/sockets/nope/messages", json={"text": "hi"})
+    assert response.status_code == 404
+    assert response.json()["id"] == "nope"
+
+
+async def test_view_sends_to_a_room_and_lists_its_sockets(demo_server: DaphneProcess) -> None:
+    """POST /api/rooms/<room>/messages reaches the room; GET .../sockets lists its ids."""
+    a = await Peer.open(url(demo_server, "view2"))
+    b = await Peer.open(url(demo_server, "view2"))
+    outsider = await Peer.open(url(demo_server, "view3"))
+    assert sorted(await room_sockets(demo_server, "view2")) == sorted([a.id, b.id])
+    response = await http("POST", demo_server, "/api/rooms/view2/messages", json={"text": "all"})
+    assert response.status_code == 202
+    assert response.json() == {"delivered": 2}
+    for peer in (a, b):
+        assert (await peer.notification("message"))["params"]["text"] == "all"
+    await outsider.nothing()
+    for peer in (a, b, outsider):
+        await peer.close()
+    await eventually_empty(demo_server, "view2")
+
+
+async def test_view_invokes_a_client_method_and_gets_its_result(demo_server: DaphneProcess) -> None:
+    """POST /api/sockets/<id>/invoke: 200 result, 502 client error, 504 timeout."""
+    peer = await Peer.open(url(demo_server, "invoke"))
+
+    async def answer(reply: dict[str, Any] | None) -> None:
+        request = await peer.recv_json()
+        assert request["method"] == "add" and request["params"] == [2, 3]
+        if reply is not None:
+            await peer.send_raw(json.dumps({"jsonrpc": "2.0", "id": request["id"], **reply}))
+
+    body = {"method": "add", "params": [2, 3], "timeout": 2}
+    for reply, status in [
+        ({"result": 5}, 200),
+        ({"error": {"code": 7, "message": "nope"}}, 502),
+        (None, 504),
+    ]:
+        call = asyncio.ensure_future(
+            http("POST", demo_server, f"/api/sockets/{peer.id}/invoke", json=body)
+        )
+        await answer(reply)
+        response = await call
+        assert response.status_code == status
+        if status == 200:
+            assert response.json() == {"result": 5}
+        if status == 502:
+            assert response.json()["error"]["code"] == 7
+    await peer.close()
+
+
+async def test_registry_and_groups_are_empty_after_clients_leave(
+    demo_server: DaphneProcess,
+) -> None:
+    """Closing every socket (cleanly or by dropping TCP) leaves no ids in the room."""
+    peers = [await Peer.open(url(demo_server, "leave")) for _ in range(5)]
+    assert len(await room_sockets(demo_server, "leave")) == 5
+    for peer in peers[:3]:
+        await peer.close()
+    for peer in peers[3:]:
+        peer.ws.transport.abort()  # no close frame
+    await eventually_empty(demo_server, "leave")
+
+
+async def test_unknown_paths_and_bad_rooms_are_refused_cleanly(demo_server: DaphneProcess) -> None:
+    """A path no handler serves, or an invalid room name, is refused with HTTP 403."""
+    for path in ("/ws/nowhere/", "/ws/chat/bad%20room/", "/ws/chat/" + "x" * 65 + "/"):
+        with pytest.raises(websockets.InvalidStatus) as info:
+            await websockets.connect(demo_server.ws_url + path)
+        assert info.value.response.status_code == 403
+    peer = await Peer.open(url(demo_server, "still-up"))
+    await peer.close()
+
+
+async def test_cross_site_origin_is_refused(demo_server: DaphneProcess) -> None:
+    """A browser page from another site cannot open a socket; the site's own can."""
+    with pytest.raises(websockets.InvalidStatus):
+        await websockets.connect(url(demo_server, "origin"), origin="http://evil.example")
+    peer = await Peer.open(
+        url(demo_server, "origin"), origin=f"http://127.0.0.1:{demo_server.port}"
+    )
+    await peer.close()
+
+
+async def test_demo_page_and_client_script_are_served(demo_server: DaphneProcess) -> None:
+    """GET / serves the chat page and the page's scripts are reachable."""
+    page = await http("GET", demo_server, "/")
+    assert page.status_code == 200
+    assert 'data-testid="messages"' in page.text
+    script = await http("GET", demo_server, "/static/wsmanager/wsmanager.js")
+    assert script.status_code == 200
