@@ -62,7 +62,6 @@ class ChatHandler(RpcHandler):
     async def on_connect(self) -> None:
         query = parse_qs(self.scope.get("query_string", b"").decode("latin-1"))
         wanted = (query.get("name") or [""])[0].strip()[:MAX_NAME] or None
-        self.info = self.info.with_changes(meta={"name": wanted})
         await self.manager.aupdate_meta(self.id, name=wanted)
         await self.join(room_group(self.room))
         await self.manager.anotify_group(
@@ -111,7 +110,6 @@ class ChatHandler(RpcHandler):
     async def set_name(self, name: str) -> str:
         """Change the display name; others in the room get ``renamed``."""
         name = clean_name(name)
-        self.info = self.info.with_changes(meta={**self.info.meta, "name": name})
         await self.manager.aupdate_meta(self.id, name=name)
         await self.manager.anotify_group(
             room_group(self.room), "renamed", id=self.id, name=name, exclude=[self.id]

@@ -57,16 +57,23 @@ USE_TZ = True
 
 REDIS_URL = os.environ.get("REDIS_URL", "")
 if REDIS_URL:
+    REDIS_PREFIX = os.environ.get("WSMANAGER_REDIS_PREFIX", "demo")
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL]},
+            "CONFIG": {
+                "hosts": [REDIS_URL],
+                "prefix": f"{REDIS_PREFIX}:asgi",
+                # One message per process and broadcast: room for bursts.
+                "channel_capacity": {"wsmanager.node*": 10000},
+                "group_expiry": int(os.environ.get("CHANNELS_GROUP_EXPIRY", "86400")),
+            },
         }
     }
     WSMANAGER = {
         "REGISTRY": {
             "BACKEND": "wsmanager.registry.redis.RedisRegistry",
-            "OPTIONS": {"url": REDIS_URL},
+            "OPTIONS": {"url": REDIS_URL, "prefix": f"{REDIS_PREFIX}:wsm"},
         },
         "HEARTBEAT_INTERVAL": float(os.environ.get("WSMANAGER_HEARTBEAT", "5")),
     }

@@ -8,7 +8,7 @@ Django system checks in :mod:`wsmanager.checks` at start-up.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -80,14 +80,17 @@ def validate(raw: Mapping[str, Any] | None = None) -> list[str]:
         problems.append('WSMANAGER["CHANNEL_LAYER"] must be a layer alias (str) or None.')
     for key in ("INVOKE_TIMEOUT", "HEARTBEAT_INTERVAL"):
         value = user.get(key, DEFAULTS[key])
-        if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+        # ``not value > 0`` also refuses NaN.
+        if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
             problems.append(f'WSMANAGER["{key}"] must be a positive number of seconds.')
     queue = user.get("MAX_OUTGOING_QUEUE", DEFAULTS["MAX_OUTGOING_QUEUE"])
     if isinstance(queue, bool) or not isinstance(queue, int) or queue < 1:
         problems.append('WSMANAGER["MAX_OUTGOING_QUEUE"] must be a positive integer.')
     origins = user.get("ALLOWED_ORIGINS")
     if origins is not None and (
-        isinstance(origins, str) or not all(isinstance(o, str) for o in origins)
+        isinstance(origins, str)
+        or not isinstance(origins, Iterable)
+        or not all(isinstance(o, str) for o in origins)
     ):
         problems.append('WSMANAGER["ALLOWED_ORIGINS"] must be a list of origin patterns or None.')
     if not isinstance(user.get("REQUIRE_ORIGIN", False), bool):

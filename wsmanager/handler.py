@@ -114,6 +114,9 @@ class WebSocketHandler(AsyncWebsocketConsumer):  # type: ignore[misc]
     #: ``WSMANAGER["ALLOWED_ORIGINS"]``, else the site's ALLOWED_HOSTS.
     allowed_origins: ClassVar[Sequence[str] | None] = None
 
+    #: True on base classes meant for subclassing (not listed by name).
+    abstract: ClassVar[bool] = True
+
     id: str
     state: State
     info: ConnectionInfo
@@ -125,7 +128,8 @@ class WebSocketHandler(AsyncWebsocketConsumer):  # type: ignore[misc]
         if "name" not in cls.__dict__:
             cls.name = f"{cls.__module__}.{cls.__qualname__}"
         cls.manager = get_manager(cls.name)
-        _handlers[cls.name] = cls
+        if not cls.__dict__.get("abstract", False):
+            _handlers[cls.name] = cls
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -263,7 +267,9 @@ class WebSocketHandler(AsyncWebsocketConsumer):  # type: ignore[misc]
         finally:
             if self.id and not self._disconnect_seen:
                 # Cancelled (server shutdown) or crashed: clean up all the same.
-                await asyncio.shield(self._finish(1006))
+                # Awaiting in ``finally`` after a cancellation is allowed; daphne
+                # waits for its cancelled applications before it exits.
+                await self._finish(CloseCode.GOING_AWAY)
 
     async def dispatch(self, message: Message) -> None:
         kind = message.get("type")
@@ -344,8 +350,9 @@ class WebSocketHandler(AsyncWebsocketConsumer):  # type: ignore[misc]
         limit = self.max_message_size
         if (
             limit is not None
-            and len(data) > limit
-            and (isinstance(data, bytes) or len(data.encode()) > limit)
+            # Text: len*4 bounds its UTF-8 size; encode only when that may be over.
+            and len(data) * (1 if isinstance(data, bytes) else 4) > limit
+            and (isinstance(data, bytes) or len(data.encode("utf-8", "surrogatepass")) > limit)
         ):
             logger.info(
                 "socket %s: %d-byte frame over the %d limit; closing 1009",

@@ -22,6 +22,7 @@ Delivery rules:
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextlib
 import logging
 import os
@@ -46,7 +47,7 @@ from .exceptions import (
     SocketNotFound,
     WsManagerError,
 )
-from .registry import get_registry
+from .registry import ConnectionInfo, RegistryBackend, get_registry
 
 __all__ = ["LocalSocket", "Node", "get_node", "reset_node"]
 
@@ -59,6 +60,8 @@ class LocalSocket(Protocol):
     """What the node needs from a socket open in this process (a handler)."""
 
     id: str
+    #: The socket's registry entry as this process last wrote it.
+    info: ConnectionInfo
 
     async def push(self, message: Message) -> bool:
         """Queue an ASGI ``websocket.send`` message; False if dropped."""
@@ -94,6 +97,7 @@ class Node:
         self._calls: dict[str, asyncio.Future[Any]] = {}
         self._orphans: list[tuple[str, str]] = []  # (handler, id) whose removal failed
         self._layer: Any = None
+        self._exit_hook = False
 
     # -- life cycle ------------------------------------------------------------
     async def start(self) -> str:
@@ -127,6 +131,9 @@ class Node:
         """
         if self._tasks or self._loop is None:
             return
+        if not self._exit_hook:
+            atexit.register(self._at_exit)
+            self._exit_hook = True
         if self._layer is not None:
             self._tasks.append(self._loop.create_task(self._read_loop()))
         interval = get_settings().heartbeat_interval
@@ -145,6 +152,21 @@ class Node:
             with contextlib.suppress(WsManagerError):
                 await get_registry().remove_node(self.id)
         self._loop = None
+
+    def _at_exit(self) -> None:
+        """Interpreter exit: forget this process's sockets in the registry.
+
+        Servers cancel their connections on a clean shutdown, and each socket
+        then leaves the registry by itself; this catches what such a shutdown
+        misses (daphne 4.2 skips that step when any connection has no
+        application yet). It runs in a fresh event loop, bounded to 5 s.
+        """
+        if not self.id:
+            return
+        try:
+            asyncio.run(asyncio.wait_for(get_registry().remove_node(self.id), 5.0))
+        except Exception as exc:
+            logger.warning("node %s: removing its sockets at exit failed: %r", self.id, exc)
 
     def attach(self, sock: LocalSocket) -> None:
         self._ensure_tasks()
@@ -346,6 +368,8 @@ class Node:
             try:
                 await registry.node_alive(self.id)
                 await self._retry_orphans()
+                if registry.shared:
+                    await self._reconcile(registry)
             except asyncio.CancelledError:
                 raise
             except RegistryUnavailable as exc:
@@ -353,6 +377,24 @@ class Node:
             except Exception:
                 logger.exception("heartbeat of node %s failed", self.id)
             await asyncio.sleep(interval)
+
+    async def _reconcile(self, registry: RegistryBackend) -> None:
+        """Re-add local sockets the shared registry lost (restart, wrong reaping)."""
+        by_handler: dict[str, list[LocalSocket]] = {}
+        for sock in list(self.sockets.values()):
+            by_handler.setdefault(sock.info.handler, []).append(sock)
+        for handler, socks in by_handler.items():
+            routes = await registry.nodes_of(handler, [s.id for s in socks])
+            present = set(routes.get(self.id, ()))
+            for sock in socks:
+                if sock.id in present or self.sockets.get(sock.id) is not sock:
+                    continue
+                await registry.add(sock.info)
+                if self.sockets.get(sock.id) is not sock:  # closed meanwhile
+                    await registry.remove(handler, sock.id)
+                    continue
+                self.stats["restored"] += 1
+                logger.warning("node %s: registry had lost socket %s; re-added", self.id, sock.id)
 
     async def _retry_orphans(self) -> None:
         registry = get_registry()

@@ -35,6 +35,7 @@ __all__ = [
     "RATE_LIMITED",
     "SERVER_BUSY",
     "SERVER_ERROR_MESSAGES",
+    "UNAVAILABLE",
     "VERSION",
     "Decoded",
     "EncodeError",
@@ -69,6 +70,7 @@ BINARY_NOT_SUPPORTED: Final = -32001
 RATE_LIMITED: Final = -32002
 FORBIDDEN: Final = -32003
 MESSAGE_TOO_LARGE: Final = -32004
+UNAVAILABLE: Final = -32005
 
 SERVER_ERROR_MESSAGES: Final[Mapping[int, str]] = {
     PARSE_ERROR: "Parse error",
@@ -81,6 +83,7 @@ SERVER_ERROR_MESSAGES: Final[Mapping[int, str]] = {
     RATE_LIMITED: "Rate limit exceeded",
     FORBIDDEN: "Forbidden",
     MESSAGE_TOO_LARGE: "Message too large",
+    UNAVAILABLE: "Service temporarily unavailable",
 }
 
 JsonId: TypeAlias = str | int | float | None

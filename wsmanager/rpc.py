@@ -38,7 +38,14 @@ from channels.db import database_sync_to_async
 
 from . import protocol
 from .conf import get_settings
-from .exceptions import ConnectionClosed, InvokeTimeout, RemoteError, RpcError
+from .exceptions import (
+    ConfigurationError,
+    ConnectionClosed,
+    InvokeTimeout,
+    RegistryUnavailable,
+    RemoteError,
+    RpcError,
+)
 from .handler import State, WebSocketHandler
 from .node import get_node
 from .protocol import ErrorObject, Invalid, Request, Response
@@ -148,6 +155,7 @@ def _describe(hint: Any) -> str:
 class RpcHandler(WebSocketHandler):
     """A handler that speaks JSON-RPC 2.0 both ways. See the module docstring."""
 
+    abstract: ClassVar[bool] = True
     #: Calls of one socket that may run at the same time (1: in arrival order).
     max_concurrent_calls: ClassVar[int] = 1
     #: Calls of one socket that may wait or run before new ones get -32000.
@@ -158,19 +166,25 @@ class RpcHandler(WebSocketHandler):
     rpc_methods: ClassVar[dict[str, _Method]] = {}
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
-        super().__init_subclass__(**kwargs)
         methods: dict[str, _Method] = {}
         for klass in reversed(cls.__mro__):
             for attr, fn in vars(klass).items():
                 exposed = getattr(fn, _MARK, None)
                 if isinstance(exposed, str) and callable(fn):
+                    if hasattr(RpcHandler, attr):  # a hook or base method: never callable
+                        raise ConfigurationError(
+                            f"{cls.__qualname__}.{attr} overrides a handler method and cannot "
+                            "be exposed with @rpc; give the method another name"
+                        )
                     methods[exposed] = _Method.of(attr, fn)
+        super().__init_subclass__(**kwargs)
         cls.rpc_methods = methods
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._calls: deque[tuple[list[Request | Invalid], bool]] = deque()
-        self._running = 0
+        self._running = 0  # worker tasks
+        self._in_flight = 0  # calls taken by a worker and not answered yet
         self._workers: set[asyncio.Task[None]] = set()
         self._invocations: dict[int, tuple[str, asyncio.Future[Any]]] = {}
         self._next_call = 0
@@ -252,7 +266,7 @@ class RpcHandler(WebSocketHandler):
             future.set_result(response.result)
 
     def _enqueue_calls(self, work: list[Request | Invalid], batch: bool) -> None:
-        if len(self._calls) + self._running >= self.max_pending_calls:
+        if len(self._calls) + self._in_flight >= self.max_pending_calls:
             busy = ErrorObject.standard(protocol.SERVER_BUSY)
             answers = [
                 protocol.error_response(item.id, busy if isinstance(item, Request) else item.error)
@@ -273,12 +287,16 @@ class RpcHandler(WebSocketHandler):
         try:
             while self._calls and self.state is State.OPEN:
                 work, batch = self._calls.popleft()
-                answers = []
-                for item in work:
-                    answer = await self._run(item)
-                    if answer is not None:
-                        answers.append(answer)
-                await self._answer(answers, batch)
+                self._in_flight += 1
+                try:
+                    answers = []
+                    for item in work:
+                        answer = await self._run(item)
+                        if answer is not None:
+                            answers.append(answer)
+                    await self._answer(answers, batch)
+                finally:
+                    self._in_flight -= 1
         finally:
             self._running -= 1
 
@@ -301,6 +319,9 @@ class RpcHandler(WebSocketHandler):
             error = ErrorObject(exc.code, exc.message, exc.data)
         except _BadParams as exc:
             error = ErrorObject.standard(protocol.INVALID_PARAMS, str(exc))
+        except RegistryUnavailable:
+            logger.warning("rpc %r on socket %s: registry unavailable", item.method, self.id)
+            error = ErrorObject.standard(protocol.UNAVAILABLE)
         except asyncio.CancelledError:
             raise
         except Exception:

@@ -126,14 +126,28 @@ class Manager:
     async def aadd_to_group(self, socket_id: str, group: str) -> None:
         """Add a socket to a group; it leaves it by itself when it closes."""
         await get_registry().group_add(self.handler, group, socket_id)
+        self._mirror(socket_id, lambda info: info.with_changes(groups=info.groups | {group}))
 
     async def aremove_from_group(self, socket_id: str, group: str) -> None:
         """Remove a socket from a group (no-op if not a member or not open)."""
         await get_registry().group_discard(self.handler, group, socket_id)
+        self._mirror(socket_id, lambda info: info.with_changes(groups=info.groups - {group}))
 
     async def aupdate_meta(self, socket_id: str, **meta: Any) -> None:
         """Merge JSON-serialisable values into the socket's ``meta``."""
         await get_registry().update_meta(self.handler, socket_id, meta)
+        self._mirror(socket_id, lambda info: info.with_changes(meta={**info.meta, **meta}))
+
+    def _mirror(self, socket_id: str, change: Callable[[ConnectionInfo], ConnectionInfo]) -> None:
+        """Keep a local socket's ``info`` equal to what this process wrote.
+
+        Changes made by other processes are not mirrored; the registry stays
+        the source of truth, ``info`` is what a process re-adds if the shared
+        registry loses the entry.
+        """
+        sock = get_node().sockets.get(socket_id)
+        if sock is not None:
+            sock.info = change(sock.info)
 
     # -- routing ------------------------------------------------------------------
     async def _routes(self, socket_ids: Iterable[str]) -> dict[str, list[str]]:
@@ -143,7 +157,9 @@ class Manager:
         local: list[str] = []
         remote: list[str] = []
         for sid in socket_ids:
-            (local if sid in node.sockets else remote).append(sid)
+            # A local socket of another handler is not ours: the registry says so.
+            sock = node.sockets.get(sid)
+            (local if getattr(sock, "name", None) == self.handler else remote).append(sid)
         routes = await get_registry().nodes_of(self.handler, remote) if remote else {}
         if local:
             routes.setdefault(node.id, []).extend(local)

@@ -89,6 +89,11 @@ class RegistryBackend(abc.ABC):
     handler (the ``handler`` argument namespaces the data).
     """
 
+    #: True when several processes share the store: each process then checks
+    #: on every heartbeat that the store still holds its sockets, and re-adds
+    #: the ones it lost (store restarted, process wrongly taken for dead).
+    shared: bool = False
+
     # -- sockets -----------------------------------------------------------
     @abc.abstractmethod
     async def add(self, info: ConnectionInfo) -> None:

@@ -1,0 +1,317 @@
+"""The contract every registry backend keeps, as a reusable test class.
+
+Subclass :class:`RegistryContract` in a module named ``test_registry_*.py``
+whose ``registry`` fixture yields a fresh, empty backend; pytest then runs
+every test below against it. The base class has no ``Test`` prefix so it is
+not collected on its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from wsmanager.exceptions import SocketNotFound
+from wsmanager.registry.base import ConnectionInfo, RegistryBackend
+
+__all__ = ["RegistryContract", "entry"]
+
+
+def entry(sid: str, handler: str = "chat", node: str = "n1", **fields: Any) -> ConnectionInfo:
+    """A ConnectionInfo with sensible defaults for tests."""
+    if "groups" in fields:
+        fields["groups"] = frozenset(fields["groups"])
+    return ConnectionInfo(id=sid, handler=handler, node=node, connected_at=1712345678.25, **fields)
+
+
+class RegistryContract:
+    """Tests of the rules in :mod:`wsmanager.registry.base`; needs a ``registry`` fixture."""
+
+    # -- add / get / remove ----------------------------------------------------
+    async def test_add_then_get_returns_every_field(self, registry: RegistryBackend) -> None:
+        """get() returns what add() stored: groups, meta, path_kwargs, user_id, node, time."""
+        info = entry(
+            "s1",
+            user_id="u1",
+            groups={"room:1", "lobby"},
+            path_kwargs={"room": "1", "n": 7},
+            meta={"name": "Ann", "tags": [], "nested": {"a": [1, 2.5, None, True]}},
+        )
+        await registry.add(info)
+        assert await registry.get("chat", "s1") == info
+
+    async def test_get_unknown_socket_is_none(self, registry: RegistryBackend) -> None:
+        """get() of an unknown id (or handler) returns None."""
+        await registry.add(entry("s1"))
+        assert await registry.get("chat", "nope") is None
+        assert await registry.get("other", "s1") is None
+
+    async def test_remove_returns_the_entry_as_it_was(self, registry: RegistryBackend) -> None:
+        """remove() returns the latest entry, including later group and meta changes."""
+        await registry.add(entry("s1", user_id="u1", groups={"a"}, meta={"x": 1}))
+        await registry.group_add("chat", "b", "s1")
+        await registry.update_meta("chat", "s1", {"y": 2})
+        removed = await registry.remove("chat", "s1")
+        assert removed == entry("s1", user_id="u1", groups={"a", "b"}, meta={"x": 1, "y": 2})
+        assert await registry.get("chat", "s1") is None
+
+    async def test_remove_unknown_socket_is_none(self, registry: RegistryBackend) -> None:
+        """remove() of an unknown id returns None and changes nothing."""
+        await registry.add(entry("s1"))
+        assert await registry.remove("chat", "nope") is None
+        assert await registry.count("chat") == 1
+
+    async def test_remove_twice_returns_none_the_second_time(
+        self, registry: RegistryBackend
+    ) -> None:
+        """Only the first remove() of a socket returns its entry."""
+        await registry.add(entry("s1"))
+        assert await registry.remove("chat", "s1") is not None
+        assert await registry.remove("chat", "s1") is None
+
+    async def test_remove_cleans_groups_and_user(self, registry: RegistryBackend) -> None:
+        """remove() drops the socket from every group and from its user's sockets."""
+        await registry.add(entry("s1", user_id="u1", groups={"a", "b"}))
+        await registry.add(entry("s2", user_id="u1", groups={"b"}))
+        await registry.remove("chat", "s1")
+        assert await registry.group_members("chat", "a") == []
+        assert await registry.group_members("chat", "b") == ["s2"]
+        assert sorted(await registry.groups("chat")) == ["b"]
+        assert await registry.user_sockets("chat", "u1") == ["s2"]
+        await registry.remove("chat", "s2")
+        assert await registry.groups("chat") == []
+        assert await registry.user_sockets("chat", "u1") == []
+
+    # -- count / ids -------------------------------------------------------------
+    async def test_count_and_ids_follow_adds_and_removes(self, registry: RegistryBackend) -> None:
+        """count() and ids() list exactly the open sockets of the handler."""
+        assert await registry.count("chat") == 0
+        assert await registry.ids("chat") == []
+        for sid in ("s1", "s2", "s3"):
+            await registry.add(entry(sid))
+        await registry.remove("chat", "s2")
+        assert await registry.count("chat") == 2
+        assert sorted(await registry.ids("chat")) == ["s1", "s3"]
+
+    async def test_handlers_are_separate_namespaces(self, registry: RegistryBackend) -> None:
+        """The same socket id, group and user in two handlers are independent."""
+        await registry.add(entry("s1", handler="chat", user_id="u", groups={"g"}))
+        await registry.add(entry("s1", handler="game", user_id="u", groups={"g"}, node="n2"))
+        assert (await registry.remove("chat", "s1")) is not None
+        assert await registry.get("game", "s1") == entry(
+            "s1", handler="game", user_id="u", groups={"g"}, node="n2"
+        )
+        assert await registry.group_members("game", "g") == ["s1"]
+        assert await registry.user_sockets("game", "u") == ["s1"]
+        assert await registry.groups("chat") == []
+        assert await registry.count("chat") == 0
+
+    async def test_names_with_separators_do_not_collide(self, registry: RegistryBackend) -> None:
+        """Colons, percent signs and non-ASCII in handler, group and user names stay apart."""
+        await registry.add(entry("x:1", handler="a", groups={"b:c"}, user_id="u:1"))
+        await registry.add(entry("x:2", handler="a:b", groups={"c"}, user_id="1"))
+        await registry.add(entry("ü 3", handler="a%3Ab", groups={"ç", "😀"}, user_id="ü"))
+        assert await registry.group_members("a", "b:c") == ["x:1"]
+        assert await registry.group_members("a:b", "c") == ["x:2"]
+        assert await registry.group_members("a%3Ab", "ç") == ["ü 3"]
+        assert await registry.groups("a:b") == ["c"]
+        assert await registry.user_sockets("a", "u:1") == ["x:1"]
+        assert await registry.user_sockets("a%3Ab", "ü") == ["ü 3"]
+        assert await registry.ids("a:b") == ["x:2"]
+        assert await registry.nodes_of("a", ["x:1"]) == {"n1": ["x:1"]}
+        assert await registry.group_members("a%3Ab", "😀") == ["ü 3"]
+        removed = await registry.remove("a%3Ab", "ü 3")
+        assert removed is not None and removed.groups == {"ç", "😀"}
+        assert await registry.groups("a%3Ab") == []
+        assert await registry.user_sockets("a%3Ab", "ü") == []
+        assert await registry.count("a:b") == 1
+
+    # -- get_many / nodes_of -----------------------------------------------------
+    async def test_get_many_keeps_order_and_skips_unknown(self, registry: RegistryBackend) -> None:
+        """get_many() returns entries in the order asked for, leaving out unknown ids."""
+        for sid in ("s1", "s2", "s3"):
+            await registry.add(entry(sid))
+        got = await registry.get_many("chat", ["s3", "nope", "s1"])
+        assert [info.id for info in got] == ["s3", "s1"]
+        assert got[0] == entry("s3")
+
+    async def test_get_many_accepts_any_iterable(self, registry: RegistryBackend) -> None:
+        """get_many() takes a generator, and an empty iterable gives an empty list."""
+        await registry.add(entry("s1"))
+        assert [i.id for i in await registry.get_many("chat", (s for s in ["s1"]))] == ["s1"]
+        assert await registry.get_many("chat", []) == []
+
+    async def test_nodes_of_groups_ids_by_node(self, registry: RegistryBackend) -> None:
+        """nodes_of() maps each node to its sockets among those asked; unknown ids left out."""
+        await registry.add(entry("s1", node="n1"))
+        await registry.add(entry("s2", node="n2"))
+        await registry.add(entry("s3", node="n1"))
+        routes = await registry.nodes_of("chat", iter(["s1", "s2", "s3", "nope"]))
+        assert {node: sorted(ids) for node, ids in routes.items()} == {
+            "n1": ["s1", "s3"],
+            "n2": ["s2"],
+        }
+        assert await registry.nodes_of("chat", []) == {}
+        assert await registry.nodes_of("chat", ["nope"]) == {}
+
+    # -- meta --------------------------------------------------------------------
+    async def test_update_meta_merges(self, registry: RegistryBackend) -> None:
+        """update_meta() adds and replaces keys and keeps the others."""
+        await registry.add(entry("s1", meta={"a": 1, "b": 2}))
+        await registry.update_meta("chat", "s1", {"b": 3, "c": [4]})
+        info = await registry.get("chat", "s1")
+        assert info is not None
+        assert dict(info.meta) == {"a": 1, "b": 3, "c": [4]}
+
+    async def test_update_meta_unknown_socket_raises(self, registry: RegistryBackend) -> None:
+        """update_meta() of an unknown socket raises SocketNotFound naming it."""
+        with pytest.raises(SocketNotFound) as caught:
+            await registry.update_meta("chat", "nope", {"a": 1})
+        assert caught.value.socket_id == "nope"
+
+    async def test_concurrent_meta_updates_all_land(self, registry: RegistryBackend) -> None:
+        """Concurrent update_meta() calls on one socket lose no key."""
+        await registry.add(entry("s1"))
+        await asyncio.gather(*(registry.update_meta("chat", "s1", {f"k{i}": i}) for i in range(30)))
+        info = await registry.get("chat", "s1")
+        assert info is not None
+        assert dict(info.meta) == {f"k{i}": i for i in range(30)}
+
+    # -- groups ------------------------------------------------------------------
+    async def test_group_add_updates_entry_and_members(self, registry: RegistryBackend) -> None:
+        """group_add() shows in the entry's groups, group_members() and groups()."""
+        await registry.add(entry("s1"))
+        await registry.group_add("chat", "room", "s1")
+        await registry.group_add("chat", "room", "s1")  # twice: still one membership
+        info = await registry.get("chat", "s1")
+        assert info is not None and info.groups == {"room"}
+        assert await registry.group_members("chat", "room") == ["s1"]
+        assert await registry.groups("chat") == ["room"]
+
+    async def test_group_add_unknown_socket_raises(self, registry: RegistryBackend) -> None:
+        """group_add() of an unknown socket raises SocketNotFound and creates no group."""
+        with pytest.raises(SocketNotFound) as caught:
+            await registry.group_add("chat", "room", "nope")
+        assert caught.value.socket_id == "nope"
+        assert await registry.groups("chat") == []
+        assert await registry.group_members("chat", "room") == []
+
+    async def test_group_discard_non_member_is_noop(self, registry: RegistryBackend) -> None:
+        """group_discard() of a non-member, or of an unknown socket, changes nothing."""
+        await registry.add(entry("s1", groups={"a"}))
+        await registry.group_discard("chat", "b", "s1")
+        await registry.group_discard("chat", "a", "nope")
+        info = await registry.get("chat", "s1")
+        assert info is not None and info.groups == {"a"}
+        assert await registry.group_members("chat", "a") == ["s1"]
+
+    async def test_empty_groups_vanish(self, registry: RegistryBackend) -> None:
+        """A group whose last member leaves is no longer listed by groups()."""
+        await registry.add(entry("s1", groups={"a", "b"}))
+        await registry.add(entry("s2", groups={"b"}))
+        await registry.group_discard("chat", "a", "s1")
+        assert sorted(await registry.groups("chat")) == ["b"]
+        assert await registry.group_members("chat", "a") == []
+        info = await registry.get("chat", "s1")
+        assert info is not None and info.groups == {"b"}
+        await registry.group_discard("chat", "b", "s1")
+        await registry.group_discard("chat", "b", "s2")
+        assert await registry.groups("chat") == []
+
+    async def test_group_members_of_unknown_group_is_empty(self, registry: RegistryBackend) -> None:
+        """group_members() of a group that never existed is an empty list."""
+        assert await registry.group_members("chat", "nothing") == []
+
+    async def test_concurrent_group_adds_all_land(self, registry: RegistryBackend) -> None:
+        """Concurrent group_add() calls on one socket lose no group."""
+        await registry.add(entry("s1"))
+        names = [f"g{i}" for i in range(30)]
+        await asyncio.gather(*(registry.group_add("chat", g, "s1") for g in names))
+        info = await registry.get("chat", "s1")
+        assert info is not None and info.groups == set(names)
+        assert sorted(await registry.groups("chat")) == sorted(names)
+
+    async def test_group_add_racing_remove_leaves_no_ghost(self, registry: RegistryBackend) -> None:
+        """group_add() racing remove() either lands before it or raises: no ghost member."""
+        await registry.add(entry("s1"))
+        names = [f"g{i}" for i in range(40)]
+        adds = [registry.group_add("chat", g, "s1") for g in names]
+        results = await asyncio.gather(
+            *adds[:20], registry.remove("chat", "s1"), *adds[20:], return_exceptions=True
+        )
+        removed = results[20]
+        assert isinstance(removed, ConnectionInfo)
+        outcomes = dict(zip(names, results[:20] + results[21:], strict=True))
+        for outcome in outcomes.values():
+            assert outcome is None or isinstance(outcome, SocketNotFound)
+        assert removed.groups == {g for g, outcome in outcomes.items() if outcome is None}
+        assert await registry.groups("chat") == []
+        for g in names:
+            assert await registry.group_members("chat", g) == []
+
+    # -- users -------------------------------------------------------------------
+    async def test_user_sockets_lists_every_socket_of_the_user(
+        self, registry: RegistryBackend
+    ) -> None:
+        """user_sockets() lists each open socket of the user, and nothing for others."""
+        await registry.add(entry("s1", user_id="u1"))
+        await registry.add(entry("s2", user_id="u1"))
+        await registry.add(entry("s3", user_id="u2"))
+        await registry.add(entry("s4"))
+        assert sorted(await registry.user_sockets("chat", "u1")) == ["s1", "s2"]
+        assert await registry.user_sockets("chat", "nobody") == []
+
+    # -- nodes -------------------------------------------------------------------
+    async def test_remove_node_forgets_its_sockets(self, registry: RegistryBackend) -> None:
+        """remove_node() returns the node's entries in every handler and cleans all indexes."""
+        await registry.add(entry("s1", node="n1", user_id="u", groups={"g"}))
+        await registry.add(entry("s2", node="n2", user_id="u", groups={"g"}))
+        await registry.add(entry("s3", handler="game", node="n1", groups={"h"}))
+        await registry.group_add("chat", "solo", "s1")
+        gone = await registry.remove_node("n1")
+        assert sorted((i.handler, i.id) for i in gone) == [("chat", "s1"), ("game", "s3")]
+        assert next(i for i in gone if i.id == "s1").groups == {"g", "solo"}
+        assert await registry.ids("chat") == ["s2"]
+        assert await registry.count("game") == 0
+        assert await registry.groups("chat") == ["g"]
+        assert await registry.groups("game") == []
+        assert await registry.group_members("chat", "g") == ["s2"]
+        assert await registry.user_sockets("chat", "u") == ["s2"]
+        assert await registry.nodes_of("chat", ["s1", "s2"]) == {"n2": ["s2"]}
+        assert await registry.remove_node("n1") == []
+
+    async def test_node_alive_keeps_sockets(self, registry: RegistryBackend) -> None:
+        """node_alive() of a live node never removes its sockets."""
+        await registry.add(entry("s1", node="n1"))
+        await registry.node_alive("n1")
+        await registry.node_alive("n2")
+        assert await registry.ids("chat") == ["s1"]
+
+    # -- snapshots -------------------------------------------------------------
+    async def test_query_results_are_snapshots(self, registry: RegistryBackend) -> None:
+        """Results already returned do not change when the registry changes."""
+        await registry.add(entry("s1", groups={"a"}, meta={"x": 1}))
+        info = await registry.get("chat", "s1")
+        ids = await registry.ids("chat")
+        members = await registry.group_members("chat", "a")
+        groups = await registry.groups("chat")
+        await registry.update_meta("chat", "s1", {"x": 2})
+        await registry.group_add("chat", "b", "s1")
+        await registry.add(entry("s2", groups={"a"}))
+        assert info == entry("s1", groups={"a"}, meta={"x": 1})
+        assert ids == ["s1"]
+        assert members == ["s1"]
+        assert groups == ["a"]
+
+    async def test_clear_forgets_everything(self, registry: RegistryBackend) -> None:
+        """clear() empties every handler, group and user."""
+        await registry.add(entry("s1", user_id="u", groups={"g"}))
+        await registry.add(entry("s2", handler="game"))
+        await registry.clear()
+        assert await registry.count("chat") == 0
+        assert await registry.count("game") == 0
+        assert await registry.groups("chat") == []
+        assert await registry.user_sockets("chat", "u") == []
+        assert await registry.get("chat", "s1") is None

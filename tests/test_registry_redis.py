@@ -1,0 +1,452 @@
+"""The registry contract against Redis, plus what only the Redis backend does.
+
+Crash safety, bursts, outages and the key layout. Every test uses its own
+random key prefix and deletes its keys afterwards.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import signal
+import sys
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+import redis.asyncio as aioredis
+
+from wsmanager.exceptions import ConfigurationError, RegistryUnavailable
+from wsmanager.registry.redis import RedisRegistry
+
+from . import redis_support
+from .registry_contract import RegistryContract, entry
+
+redis_url = redis_support.redis_url  # the fixture, made visible to this module
+
+
+def _prefix() -> str:
+    return f"wsmtest-{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture
+async def registry(redis_url: str) -> AsyncIterator[RedisRegistry]:
+    """A RedisRegistry on a fresh prefix, its keys deleted afterwards."""
+    reg = RedisRegistry(url=redis_url, prefix=_prefix())
+    yield reg
+    await reg.clear()
+    await reg.close()
+
+
+@pytest.fixture
+async def make_registry(redis_url: str) -> AsyncIterator[Any]:
+    """A factory of RedisRegistry instances (one per simulated process) sharing one prefix."""
+    prefix = _prefix()
+    made: list[RedisRegistry] = []
+
+    def make(**options: Any) -> RedisRegistry:
+        made.append(RedisRegistry(url=redis_url, prefix=prefix, **options))
+        return made[-1]
+
+    yield make
+    if made:
+        await made[0].clear()
+    for reg in made:
+        await reg.close()
+
+
+@pytest.mark.redis
+class TestRedisRegistryContract(RegistryContract):
+    """Every contract test, against :class:`RedisRegistry`."""
+
+
+# -- helpers -------------------------------------------------------------------
+class Proxy:
+    """A TCP forwarder to Redis that a test can cut (an outage) and restore."""
+
+    def __init__(self, target_port: int) -> None:
+        self.target_port = target_port
+        self.port = 0
+        self.server: asyncio.Server | None = None
+        self.writers: list[asyncio.StreamWriter] = []
+
+    async def start(self) -> None:
+        self.server = await asyncio.start_server(self._serve, "127.0.0.1", self.port)
+        self.port = self.server.sockets[0].getsockname()[1]
+
+    async def stop(self) -> None:
+        assert self.server is not None
+        self.server.close()
+        for writer in self.writers:
+            writer.transport.abort()
+        self.writers.clear()
+        await self.server.wait_closed()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
+        self.writers += [writer, up_writer]
+
+        async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+            try:
+                while data := await src.read(65536):
+                    dst.write(data)
+                    await dst.drain()
+            except OSError:
+                pass
+            finally:
+                dst.transport.abort()
+
+        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+
+
+def _port(url: str) -> int:
+    return urlsplit(url).port or 6379
+
+
+async def _keys(reg: RedisRegistry) -> set[str]:
+    client = aioredis.Redis.from_url(reg.url, decode_responses=True)
+    try:
+        return {str(k) async for k in client.scan_iter(match=reg.prefix + ":*")}
+    finally:
+        await client.aclose()
+
+
+# -- bursts ----------------------------------------------------------------------
+@pytest.mark.redis
+class TestBursts:
+    async def test_500_concurrent_adds_succeed(self, registry: RedisRegistry) -> None:
+        """500 concurrent add() calls all succeed (no MaxConnectionsError)."""
+        await asyncio.gather(*(registry.add(entry(f"s{i}", groups={"all"})) for i in range(500)))
+        assert await registry.count("chat") == 500
+        assert len(await registry.group_members("chat", "all")) == 500
+
+    async def test_burst_beyond_pool_size_waits_for_a_connection(self, make_registry: Any) -> None:
+        """With max_connections=4, 300 concurrent calls queue for the pool and succeed."""
+        reg = make_registry(max_connections=4)
+        await reg.add(entry("s1"))
+        results = await asyncio.gather(*(reg.get("chat", "s1") for _ in range(300)))
+        assert all(info == entry("s1") for info in results)
+
+
+# -- crash safety ------------------------------------------------------------------
+@pytest.mark.redis
+class TestCrashSafety:
+    async def test_sockets_of_a_killed_node_vanish_everywhere(self, make_registry: Any) -> None:
+        """A node that stops heartbeating loses every socket once its TTL passes."""
+        reg = make_registry(node_ttl=0.5)
+        await reg.add(entry("a1", node="n1", user_id="ann", groups={"room", "n1-only"}))
+        await reg.add(entry("a2", node="n1", user_id="bob", groups={"room"}))
+        await reg.add(entry("g1", handler="game", node="n1", groups={"table"}))
+        await reg.add(entry("b1", node="n2", user_id="bob", groups={"room"}))
+        for _ in range(4):  # n2 heartbeats every 0.2s; n1 was "SIGKILLed"
+            await asyncio.sleep(0.2)
+            await reg.node_alive("n2")
+        assert await reg.count("chat") == 1
+        assert await reg.ids("chat") == ["b1"]
+        assert await reg.count("game") == 0
+        assert await reg.group_members("chat", "room") == ["b1"]
+        assert await reg.groups("chat") == ["room"]
+        assert await reg.groups("game") == []
+        assert await reg.user_sockets("chat", "ann") == []
+        assert await reg.user_sockets("chat", "bob") == ["b1"]
+        assert await reg.get("chat", "a1") is None
+        assert await reg.get_many("chat", ["a1", "b1"]) == [
+            entry("b1", node="n2", user_id="bob", groups={"room"})
+        ]
+        assert await reg.nodes_of("chat", ["a1", "a2", "b1"]) == {"n2": ["b1"]}
+
+    async def test_sigkilled_process_vanishes_within_two_heartbeats(self, make_registry: Any) -> None:
+        """A real process heartbeating every 0.2s and SIGKILLed is forgotten within ~0.4s."""
+        reader = make_registry(node_ttl=0.4)
+        child = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-c",
+            CHILD,
+            reader.url,
+            reader.prefix,
+            stdout=asyncio.subprocess.PIPE,
+            cwd=ROOT,
+        )
+        try:
+            assert child.stdout is not None
+            assert await asyncio.wait_for(child.stdout.readline(), 20) == b"ready\n"
+            assert sorted(await reader.ids("chat")) == ["c0", "c1", "c2"]
+            await asyncio.sleep(0.3)  # a few heartbeats
+            child.send_signal(signal.SIGKILL)
+            killed = time.monotonic()
+            while await reader.count("chat"):
+                assert time.monotonic() - killed < 0.4 + 0.3, "sockets outlived two heartbeats"
+                await asyncio.sleep(0.02)
+            assert await reader.groups("chat") == []
+        finally:
+            if child.returncode is None:
+                child.kill()
+            await child.wait()
+
+    async def test_reads_reap_without_any_heartbeat(self, make_registry: Any) -> None:
+        """Another process's reads alone notice the expired node (no node_alive needed)."""
+        dead = make_registry(node_ttl=0.3)
+        reader = make_registry(node_ttl=0.3)
+        await dead.add(entry("s1", node="n1", groups={"g"}))
+        assert await reader.count("chat") == 1
+        await asyncio.sleep(0.45)
+        assert await reader.count("chat") == 0
+        assert await reader.groups("chat") == []
+
+    async def test_heartbeating_node_survives_many_ttls(self, make_registry: Any) -> None:
+        """A node that calls node_alive within its TTL keeps its sockets indefinitely."""
+        live = make_registry(node_ttl=0.6)
+        other = make_registry(node_ttl=0.6)
+        await live.add(entry("s1", node="n1"))
+        await live.node_alive("n1")
+        for _ in range(8):
+            await asyncio.sleep(0.15)
+            await live.node_alive("n1")
+            assert await other.ids("chat") == ["s1"]
+
+    async def test_concurrent_reapers_share_the_work(self, make_registry: Any) -> None:
+        """Two processes reaping one dead node return each socket exactly once."""
+        first, second = make_registry(node_ttl=0.2), make_registry(node_ttl=0.2)
+        first.sweep_batch = second.sweep_batch = 7
+        await asyncio.gather(*(first.add(entry(f"s{i}", groups={"g"})) for i in range(100)))
+        await asyncio.sleep(0.3)
+        got = await asyncio.gather(first.reap(), second.reap(), first.reap())
+        ids = [info.id for batch in got for info in batch]
+        assert sorted(ids) == sorted(f"s{i}" for i in range(100))
+        assert await second.count("chat") == 0
+        assert await second.groups("chat") == []
+
+    async def test_remove_node_in_batches(self, make_registry: Any) -> None:
+        """remove_node() forgets a node larger than one sweep batch, and only that node."""
+        reg = make_registry()
+        reg.sweep_batch = 4
+        for i in range(25):
+            await reg.add(entry(f"s{i}", node="n1", user_id=f"u{i % 3}"))
+        await reg.add(entry("keep", node="n2", user_id="u0"))
+        gone = await reg.remove_node("n1")
+        assert sorted(i.id for i in gone) == sorted(f"s{i}" for i in range(25))
+        assert await reg.ids("chat") == ["keep"]
+        assert await reg.user_sockets("chat", "u0") == ["keep"]
+        assert f"{reg.prefix}:alive:n1" not in await _keys(reg)
+
+    async def test_late_heartbeat_is_logged(
+        self, make_registry: Any, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        """node_alive() warns when the node's own liveness key had already expired."""
+        reg = make_registry(node_ttl=0.1)
+        await reg.node_alive("n1")
+        await asyncio.sleep(0.2)
+        with caplog.at_level(logging.WARNING, logger="wsmanager.registry"):
+            await reg.node_alive("n1")
+        assert "liveness key of node n1 was missing" in caplog.text
+
+
+ROOT = str(Path(__file__).resolve().parent.parent)
+
+# A server process in miniature: registers three sockets, then heartbeats every 0.2s.
+CHILD = """
+import asyncio, sys
+from wsmanager.registry.base import ConnectionInfo
+from wsmanager.registry.redis import RedisRegistry
+
+async def main():
+    reg = RedisRegistry(url=sys.argv[1], prefix=sys.argv[2], node_ttl=0.4)
+    for i in range(3):
+        await reg.add(ConnectionInfo(id=f"c{i}", handler="chat", node="child", groups=frozenset({"g"})))
+    await reg.node_alive("child")
+    print("ready", flush=True)
+    while True:
+        await asyncio.sleep(0.2)
+        await reg.node_alive("child")
+
+asyncio.run(main())
+"""
+
+
+# -- data layout ---------------------------------------------------------------------
+@pytest.mark.redis
+class TestLayout:
+    async def test_key_layout_is_as_documented(self, registry: RedisRegistry) -> None:
+        """The keys and the stored JSON match the layout in the module docstring."""
+        info = entry("s1", node="n1", user_id="u", groups={"g"}, meta={"k": "v"})
+        await registry.add(info)
+        p = registry.prefix
+        assert await _keys(registry) == {
+            f"{p}:sockets:chat",
+            f"{p}:routes:chat",
+            f"{p}:groups:chat",
+            f"{p}:group:chat:g",
+            f"{p}:user:chat:u",
+            f"{p}:node:n1",
+            f"{p}:nodes",
+            f"{p}:alive:n1",
+        }
+        client = aioredis.Redis.from_url(registry.url, decode_responses=True)
+        try:
+            stored = await client.hget(f"{p}:sockets:chat", "s1")
+            assert stored is not None and json.loads(stored) == info.to_json()
+            assert await client.hget(f"{p}:routes:chat", "s1") == "n1"
+            assert await client.smembers(f"{p}:node:n1") == {"chat:s1"}
+        finally:
+            await client.aclose()
+        await registry.remove("chat", "s1")
+        assert await _keys(registry) == {f"{p}:nodes", f"{p}:alive:n1"}
+        await registry.clear()
+        assert await _keys(registry) == set()
+
+    async def test_add_replaces_an_entry_with_the_same_id(self, registry: RedisRegistry) -> None:
+        """add() of an existing id replaces its groups, user and node memberships."""
+        await registry.add(entry("s1", node="n1", user_id="u1", groups={"old"}))
+        await registry.add(entry("s1", node="n2", user_id="u2", groups={"new"}))
+        assert await registry.groups("chat") == ["new"]
+        assert await registry.user_sockets("chat", "u1") == []
+        assert await registry.user_sockets("chat", "u2") == ["s1"]
+        assert await registry.remove_node("n1") == []
+        assert await registry.nodes_of("chat", ["s1"]) == {"n2": ["s1"]}
+
+    async def test_clear_leaves_other_prefixes_alone(self, make_registry: Any, redis_url: str) -> None:
+        """clear() deletes only the keys under its own prefix."""
+        mine = make_registry()
+        theirs = RedisRegistry(url=redis_url, prefix=mine.prefix + "x")
+        try:
+            await mine.add(entry("s1"))
+            await theirs.add(entry("s1"))
+            await mine.clear()
+            assert await mine.count("chat") == 0
+            assert await theirs.count("chat") == 1
+        finally:
+            await theirs.clear()
+            await theirs.close()
+
+
+# -- outages -----------------------------------------------------------------------
+CALLS: list[tuple[str, tuple[Any, ...]]] = [
+    ("add", (entry("s1"),)),
+    ("remove", ("chat", "s1")),
+    ("get", ("chat", "s1")),
+    ("get_many", ("chat", ["s1"])),
+    ("ids", ("chat",)),
+    ("count", ("chat",)),
+    ("update_meta", ("chat", "s1", {"a": 1})),
+    ("group_add", ("chat", "g", "s1")),
+    ("group_discard", ("chat", "g", "s1")),
+    ("group_members", ("chat", "g")),
+    ("groups", ("chat",)),
+    ("user_sockets", ("chat", "u")),
+    ("nodes_of", ("chat", ["s1"])),
+    ("node_alive", ("n1",)),
+    ("remove_node", ("n1",)),
+    ("reap", ()),
+    ("clear", ()),
+]
+
+
+class TestOutages:
+    @pytest.mark.parametrize(("method", "args"), CALLS, ids=[name for name, _ in CALLS])
+    async def test_unreachable_redis_raises_registry_unavailable(
+        self, method: str, args: tuple[Any, ...]
+    ) -> None:
+        """Every method raises RegistryUnavailable at once when nothing listens."""
+        reg = RedisRegistry(url="redis://127.0.0.1:1/0", node_ttl=10)
+        started = time.monotonic()
+        with pytest.raises(RegistryUnavailable, match=r"127\.0\.0\.1:1"):
+            await getattr(reg, method)(*args)
+        assert time.monotonic() - started < 2.0
+        await reg.close()
+
+    async def test_error_message_hides_the_password(self) -> None:
+        """The RegistryUnavailable message does not show the URL's password."""
+        reg = RedisRegistry(url="redis://user:s3cret@127.0.0.1:1/0", node_ttl=10)
+        with pytest.raises(RegistryUnavailable) as caught:
+            await reg.count("chat")
+        assert "s3cret" not in str(caught.value)
+        assert "s3cret" not in repr(reg)
+        await reg.close()
+
+    async def test_silent_server_times_out(self) -> None:
+        """A server that accepts but never answers costs socket_timeout, not a hang."""
+
+        async def swallow(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            while await reader.read(65536):
+                pass
+
+        server = await asyncio.start_server(swallow, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        reg = RedisRegistry(url=f"redis://127.0.0.1:{port}/0", node_ttl=10, socket_timeout=0.3)
+        started = time.monotonic()
+        try:
+            with pytest.raises(RegistryUnavailable):
+                await reg.count("chat")
+            assert time.monotonic() - started < 2.0
+        finally:
+            await reg.close()
+            server.close()
+
+    @pytest.mark.redis
+    async def test_next_call_works_when_redis_is_back(self, redis_url: str) -> None:
+        """After an outage the first call succeeds again, with nothing rebuilt by hand."""
+        proxy = Proxy(_port(redis_url))
+        await proxy.start()
+        db = redis_url.rsplit("/", 1)[1]
+        reg = RedisRegistry(url=f"redis://127.0.0.1:{proxy.port}/{db}", prefix=_prefix())
+        try:
+            await reg.add(entry("s1"))
+            await proxy.stop()
+            with pytest.raises(RegistryUnavailable):
+                await reg.count("chat")
+            await proxy.start()
+            assert await reg.count("chat") == 1
+            assert await reg.ids("chat") == ["s1"]
+        finally:
+            await reg.clear()
+            await reg.close()
+            await proxy.stop()
+
+
+# -- event loops and configuration ----------------------------------------------------------
+@pytest.mark.redis
+def test_works_across_event_loops(redis_url: str) -> None:
+    """One instance keeps working when used from a new event loop after the old one closed."""
+    reg = RedisRegistry(url=redis_url, prefix=_prefix())
+    asyncio.run(reg.add(entry("s1")))
+    assert asyncio.run(reg.count("chat")) == 1
+
+    async def finish() -> None:
+        await reg.clear()
+        await reg.close()
+
+    asyncio.run(finish())
+
+
+@pytest.fixture
+def heartbeat_3s(settings: Any) -> Iterator[None]:
+    """WSMANAGER["HEARTBEAT_INTERVAL"] set to 3 seconds."""
+    settings.WSMANAGER = {"HEARTBEAT_INTERVAL": 3.0}
+    yield
+
+
+@pytest.mark.usefixtures("heartbeat_3s")
+def test_node_ttl_defaults_to_two_heartbeats() -> None:
+    """Without node_ttl, a node's liveness lasts two HEARTBEAT_INTERVALs."""
+    assert RedisRegistry().node_ttl == 6.0
+    assert RedisRegistry(node_ttl=1.5).node_ttl == 1.5
+
+
+def test_invalid_options_are_configuration_errors() -> None:
+    """A non-positive node_ttl or max_connections is a ConfigurationError."""
+    with pytest.raises(ConfigurationError, match="node_ttl"):
+        RedisRegistry(node_ttl=0)
+    with pytest.raises(ConfigurationError, match="max_connections"):
+        RedisRegistry(node_ttl=1, max_connections=0)
+
+
+def test_malformed_url_is_a_configuration_error() -> None:
+    """A URL redis-py cannot parse is reported at construction, password hidden."""
+    with pytest.raises(ConfigurationError, match="url") as caught:
+        RedisRegistry(url="http://user:s3cret@example.com/0", node_ttl=1)
+    assert "s3cret" not in str(caught.value)

@@ -1,0 +1,151 @@
+"""``python manage.py wsmanager``: look at and act on the live sockets.
+
+Works from any process against the configured registry, so with the Redis
+backend it sees and reaches the whole cluster::
+
+    manage.py wsmanager list [--group G] [--json]
+    manage.py wsmanager count
+    manage.py wsmanager groups
+    manage.py wsmanager send (--to ID | --group G | --all) (--text T | --json J)
+    manage.py wsmanager notify (--to ID | --group G | --all) METHOD [--params JSON]
+    manage.py wsmanager disconnect ID [--code 1000] [--reason R]
+
+``--handler NAME`` picks the handler (its ``name``); it may be left out when
+the project's ASGI application routes exactly one handler.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+from argparse import ArgumentParser
+from importlib import import_module
+from typing import Any
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+
+from wsmanager.exceptions import WsManagerError
+from wsmanager.handler import _handlers
+from wsmanager.sending import Manager, get_manager
+
+
+def _known_handlers() -> list[str]:
+    """Handler names, after importing the ASGI application (which defines them)."""
+    app_path = getattr(settings, "ASGI_APPLICATION", "")
+    if app_path:
+        try:
+            import_module(app_path.rsplit(".", 1)[0])
+        except ImportError:
+            pass
+    return sorted(_handlers)
+
+
+def _json_arg(text: str, what: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        raise CommandError(f"{what} is not valid JSON: {exc}") from None
+
+
+class Command(BaseCommand):
+    help = "List, count, message and disconnect the sockets of a wsmanager handler."
+
+    def add_arguments(self, parser: ArgumentParser) -> None:
+        parser.add_argument("--handler", help="handler name (default: the only one routed)")
+        sub = parser.add_subparsers(dest="action", required=True)
+        listing = sub.add_parser("list", help="one line per socket")
+        listing.add_argument("--group", help="only this group's members")
+        listing.add_argument("--json", action="store_true", help="JSON lines instead of a table")
+        sub.add_parser("count", help="number of open sockets")
+        sub.add_parser("groups", help="groups with their member counts")
+        for name in ("send", "notify"):
+            cmd = sub.add_parser(name, help=f"{name} to an id, a group or everyone")
+            target = cmd.add_mutually_exclusive_group(required=True)
+            target.add_argument("--to", metavar="ID")
+            target.add_argument("--group")
+            target.add_argument("--all", action="store_true")
+            if name == "send":
+                payload = cmd.add_mutually_exclusive_group(required=True)
+                payload.add_argument("--text")
+                payload.add_argument("--json", dest="json_text", metavar="JSON")
+            else:
+                cmd.add_argument("method")
+                cmd.add_argument("--params", default="[]", help="JSON array or object")
+        close = sub.add_parser("disconnect", help="close a socket from the server side")
+        close.add_argument("id")
+        close.add_argument("--code", type=int, default=1000)
+        close.add_argument("--reason", default="")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        manager = self._manager(options.get("handler"))
+        action = options["action"]
+        try:
+            getattr(self, f"do_{action}")(manager, options)
+        except WsManagerError as exc:
+            raise CommandError(str(exc)) from exc
+
+    def _manager(self, name: str | None) -> Manager:
+        if name:
+            return get_manager(name)
+        known = _known_handlers()
+        if len(known) != 1:
+            raise CommandError(f"pass --handler; known handlers: {', '.join(known) or 'none'}")
+        return get_manager(known[0])
+
+    def do_list(self, manager: Manager, options: dict[str, Any]) -> None:
+        if options.get("group"):
+            infos = manager.get_many(manager.group_members(options["group"]))
+        else:
+            infos = manager.all()
+        infos.sort(key=lambda info: info.connected_at)
+        if options.get("json"):
+            for info in infos:
+                self.stdout.write(json.dumps(info.to_json()))
+            return
+        self.stdout.write(f"{'id':43}  {'user':>8}  {'connected since':19}  {'node':<40}  groups")
+        for info in infos:
+            since = datetime.datetime.fromtimestamp(info.connected_at).strftime("%Y-%m-%d %H:%M:%S")
+            groups = ",".join(sorted(info.groups))
+            user = info.user_id or "-"
+            self.stdout.write(f"{info.id:43}  {user:>8}  {since:19}  {info.node:<40}  {groups}")
+
+    def do_count(self, manager: Manager, options: dict[str, Any]) -> None:
+        self.stdout.write(str(manager.count()))
+
+    def do_groups(self, manager: Manager, options: dict[str, Any]) -> None:
+        for group in sorted(manager.groups()):
+            self.stdout.write(f"{group}\t{len(manager.group_members(group))}")
+
+    def do_send(self, manager: Manager, options: dict[str, Any]) -> None:
+        data: str | None = options.get("text")
+        extra: dict[str, Any] = {}
+        if data is None:
+            extra["json"] = _json_arg(options["json_text"], "--json")
+        if options.get("to"):
+            manager.send(options["to"], data, **extra)
+            count = 1
+        elif options.get("group"):
+            count = manager.send_group(options["group"], data, **extra)
+        else:
+            count = manager.send_all(data, **extra)
+        self.stdout.write(f"sent to {count} socket(s)")
+
+    def do_notify(self, manager: Manager, options: dict[str, Any]) -> None:
+        params = _json_arg(options["params"], "--params")
+        if not isinstance(params, list | dict):
+            raise CommandError("--params must be a JSON array or object")
+        args, kwargs = (params, {}) if isinstance(params, list) else ([], params)
+        method = options["method"]
+        if options.get("to"):
+            manager.notify(options["to"], method, *args, **kwargs)
+            count = 1
+        elif options.get("group"):
+            count = manager.notify_group(options["group"], method, *args, **kwargs)
+        else:
+            count = manager.notify_all(method, *args, **kwargs)
+        self.stdout.write(f"notified {count} socket(s)")
+
+    def do_disconnect(self, manager: Manager, options: dict[str, Any]) -> None:
+        manager.disconnect(options["id"], options["code"], options["reason"])
+        self.stdout.write(f"disconnect sent to {options['id']}")

@@ -1,0 +1,537 @@
+"""The Redis registry: every server process shares one view of every socket.
+
+Guarantees:
+
+* Every write is one Lua script, so it is atomic with respect to every other
+  call of every process sharing the Redis database and the ``prefix``.
+  ``update_meta``, ``group_add`` and ``group_discard`` read the entry, then
+  write it back only if it did not change in between (compare-and-set,
+  retried on conflict), so a concurrent ``remove`` never leaves a ghost
+  group member behind.
+* A process that dies without calling :meth:`RedisRegistry.remove_node`
+  (SIGKILL, power loss) stops refreshing its liveness key; once the key
+  expires (``node_ttl`` after the last :meth:`~RedisRegistry.node_alive`) the
+  next call of any process forgets that node's sockets. With the default
+  ``node_ttl`` of two heartbeat intervals they disappear at most two heartbeat
+  intervals after the crash, provided some process uses the registry.
+* Redis errors never escape: they are raised as :class:`RegistryUnavailable`.
+  An outage costs at most ``socket_connect_timeout`` (or ``socket_timeout``
+  for a server that stops answering) per call, and the first call after Redis
+  is back succeeds; nothing has to be rebuilt.
+
+Non-guarantees: a call interrupted by a lost connection may or may not have
+taken effect. A process that is paused (SIGSTOP, a long GC pause) for longer
+than ``node_ttl`` is treated as dead and its sockets are forgotten even
+though they are still open. One connection pool exists per event loop. The
+scripts build key names at run time, so Redis Cluster is not supported (a
+single primary, possibly behind Sentinel, is).
+
+Key layout, ``P`` being ``prefix`` and ``H`` the handler name with ``%`` and
+``:`` percent-escaped::
+
+    P:sockets:H          hash   socket id -> ConnectionInfo JSON (to_json)
+    P:routes:H           hash   socket id -> node
+    P:groups:H           set    names of the handler's non-empty groups
+    P:group:H:<group>    set    socket ids in the group
+    P:user:H:<user id>   set    socket ids of the user
+    P:node:<node>        set    "H:<socket id>" of every socket held by the node
+    P:nodes              set    every node that has registered a socket or a heartbeat
+    P:alive:<node>       string the node's liveness key, expires after node_ttl
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+import logging
+import time
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Final, cast
+from urllib.parse import quote, urlsplit, urlunsplit
+
+try:
+    from redis.asyncio import BlockingConnectionPool, Redis
+    from redis.asyncio.retry import Retry
+    from redis.backoff import ExponentialBackoff
+    from redis.exceptions import ConnectionError as RedisConnectionError
+    from redis.exceptions import NoScriptError, RedisError
+except ImportError as exc:  # pragma: no cover - depends on the installation
+    raise ImportError(
+        "wsmanager.registry.redis.RedisRegistry needs the 'redis' package: pip install 'wsmanager[redis]'"
+    ) from exc
+
+from ..conf import get_settings
+from ..exceptions import ConfigurationError, RegistryUnavailable, SocketNotFound
+from .base import ConnectionInfo, RegistryBackend
+
+__all__ = ["RedisRegistry"]
+
+logger = logging.getLogger("wsmanager.registry")
+
+# Shared by every script: drop(h, sid, raw) forgets one socket whose entry is
+# ``raw``, from its groups, its user, its node and the handler's hashes.
+_LIB: Final = """
+local P = ARGV[1]
+local function drop(h, sid, raw)
+  local e = cjson.decode(raw)
+  if type(e['groups']) == 'table' then
+    for _, g in ipairs(e['groups']) do
+      local gk = P .. ':group:' .. h .. ':' .. g
+      redis.call('SREM', gk, sid)
+      if redis.call('SCARD', gk) == 0 then redis.call('SREM', P .. ':groups:' .. h, g) end
+    end
+  end
+  if type(e['user_id']) == 'string' then
+    redis.call('SREM', P .. ':user:' .. h .. ':' .. e['user_id'], sid)
+  end
+  if type(e['node']) == 'string' then
+    redis.call('SREM', P .. ':node:' .. e['node'], h .. ':' .. sid)
+  end
+  redis.call('HDEL', P .. ':sockets:' .. h, sid)
+  redis.call('HDEL', P .. ':routes:' .. h, sid)
+end
+"""
+
+# ARGV: P, h, sid, entry, node, has_user ("0"/"1"), user, ttl_ms, group...
+_ADD: Final = """
+local h, sid, node = ARGV[2], ARGV[3], ARGV[5]
+local old = redis.call('HGET', P .. ':sockets:' .. h, sid)
+if old then drop(h, sid, old) end
+redis.call('HSET', P .. ':sockets:' .. h, sid, ARGV[4])
+redis.call('HSET', P .. ':routes:' .. h, sid, node)
+for i = 9, #ARGV do
+  redis.call('SADD', P .. ':group:' .. h .. ':' .. ARGV[i], sid)
+  redis.call('SADD', P .. ':groups:' .. h, ARGV[i])
+end
+if ARGV[6] == '1' then redis.call('SADD', P .. ':user:' .. h .. ':' .. ARGV[7], sid) end
+redis.call('SADD', P .. ':node:' .. node, h .. ':' .. sid)
+redis.call('SADD', P .. ':nodes', node)
+redis.call('SET', P .. ':alive:' .. node, '1', 'PX', ARGV[8], 'NX')
+return 1
+"""
+
+# ARGV: P, h, sid -> the old entry or nil
+_REMOVE: Final = """
+local raw = redis.call('HGET', P .. ':sockets:' .. ARGV[2], ARGV[3])
+if not raw then return false end
+drop(ARGV[2], ARGV[3], raw)
+return raw
+"""
+
+# Compare-and-set. ARGV: P, h, sid, expected, new, op ("meta"/"gadd"/"gdel"), group
+# -> 1 written, 0 the entry changed meanwhile, -1 the socket is gone.
+_REPLACE: Final = """
+local h, sid, op, g = ARGV[2], ARGV[3], ARGV[6], ARGV[7]
+local cur = redis.call('HGET', P .. ':sockets:' .. h, sid)
+if not cur then return -1 end
+if cur ~= ARGV[4] then return 0 end
+redis.call('HSET', P .. ':sockets:' .. h, sid, ARGV[5])
+if op == 'gadd' then
+  redis.call('SADD', P .. ':group:' .. h .. ':' .. g, sid)
+  redis.call('SADD', P .. ':groups:' .. h, g)
+elseif op == 'gdel' then
+  local gk = P .. ':group:' .. h .. ':' .. g
+  redis.call('SREM', gk, sid)
+  if redis.call('SCARD', gk) == 0 then redis.call('SREM', P .. ':groups:' .. h, g) end
+end
+return 1
+"""
+
+# ARGV: P, node, ttl_ms -> 1 if the liveness key still existed
+_ALIVE: Final = """
+local existed = redis.call('EXISTS', P .. ':alive:' .. ARGV[2])
+redis.call('SET', P .. ':alive:' .. ARGV[2], '1', 'PX', ARGV[3])
+redis.call('SADD', P .. ':nodes', ARGV[2])
+return existed
+"""
+
+# ARGV: P, budget, node. With a node: forget up to ``budget`` of its sockets
+# (remove_node). Without (""): the same for every node whose liveness key is
+# gone. -> {more (0/1), smallest PTTL of the live nodes or -1, entry...}
+_SWEEP: Final = """
+local budget = tonumber(ARGV[2])
+local out = {0, -1}
+local function reap(n)
+  local members = redis.call('SPOP', P .. ':node:' .. n, budget)
+  budget = budget - #members
+  for _, m in ipairs(members) do
+    local i = string.find(m, ':', 1, true)
+    local h, sid = string.sub(m, 1, i - 1), string.sub(m, i + 1)
+    if redis.call('HGET', P .. ':routes:' .. h, sid) == n then
+      local raw = redis.call('HGET', P .. ':sockets:' .. h, sid)
+      if raw then
+        drop(h, sid, raw)
+        out[#out + 1] = raw
+      end
+    end
+  end
+  if redis.call('EXISTS', P .. ':node:' .. n) == 0 then
+    redis.call('SREM', P .. ':nodes', n)
+  else
+    out[1] = 1
+  end
+end
+if ARGV[3] ~= '' then
+  redis.call('DEL', P .. ':alive:' .. ARGV[3])
+  reap(ARGV[3])
+  return out
+end
+for _, n in ipairs(redis.call('SMEMBERS', P .. ':nodes')) do
+  local ttl = redis.call('PTTL', P .. ':alive:' .. n)
+  if ttl == -2 then
+    if budget > 0 then reap(n) else out[1] = 1 end
+  elseif ttl >= 0 and (out[2] < 0 or ttl < out[2]) then
+    out[2] = ttl
+  end
+end
+return out
+"""
+
+
+class _Script:
+    """A Lua script run by its SHA1, loaded on first use (and after a Redis restart)."""
+
+    def __init__(self, body: str) -> None:
+        self.text = _LIB + body
+        self.sha = hashlib.sha1(self.text.encode(), usedforsecurity=False).hexdigest()
+
+    async def __call__(self, client: Redis, *args: str | int) -> Any:
+        try:
+            return await client.evalsha(self.sha, 0, *args)
+        except NoScriptError:
+            return await client.eval(self.text, 0, *args)
+
+
+_ADD_SCRIPT: Final = _Script(_ADD)
+_REMOVE_SCRIPT: Final = _Script(_REMOVE)
+_REPLACE_SCRIPT: Final = _Script(_REPLACE)
+_ALIVE_SCRIPT: Final = _Script(_ALIVE)
+_SWEEP_SCRIPT: Final = _Script(_SWEEP)
+
+
+@dataclass
+class _Bound:
+    """What belongs to one event loop: the client (and its pool) and the sweep lock."""
+
+    client: Redis
+    sweep_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+
+def _dumps(info: ConnectionInfo) -> str:
+    return json.dumps(info.to_json(), ensure_ascii=False, separators=(",", ":"))
+
+
+def _loads(raw: str) -> ConnectionInfo:
+    return ConnectionInfo.from_json(json.loads(raw))
+
+
+def _redact(url: str) -> str:
+    """The URL with its password (if any) replaced by ``***``."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    userinfo, _, host = parts.netloc.rpartition("@")
+    user = userinfo.partition(":")[0]
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
+
+
+def _glob_escape(text: str) -> str:
+    return "".join("\\" + c if c in "*?[]\\" else c for c in text)
+
+
+class RedisRegistry(RegistryBackend):
+    """A registry shared by every process through one Redis database.
+
+    Options (``WSMANAGER["REGISTRY"]["OPTIONS"]``): ``url`` of the database;
+    ``prefix`` of every key (processes sharing a prefix share the registry);
+    ``node_ttl``, seconds a node's liveness key lives (default: two
+    ``HEARTBEAT_INTERVAL``); ``max_connections`` per event loop (a burst beyond
+    it waits up to ``pool_timeout`` seconds for a free connection);
+    ``socket_connect_timeout`` and ``socket_timeout`` in seconds.
+    """
+
+    #: Most sockets one sweep script forgets; larger dead nodes take several scripts.
+    sweep_batch: int = 1000
+
+    shared = True
+
+    def __init__(
+        self,
+        *,
+        url: str = "redis://127.0.0.1:6379/0",
+        prefix: str = "wsm",
+        node_ttl: float | None = None,
+        max_connections: int = 1000,
+        pool_timeout: float = 10.0,
+        socket_connect_timeout: float = 2.0,
+        socket_timeout: float = 5.0,
+    ) -> None:
+        if node_ttl is None:
+            node_ttl = 2 * get_settings().heartbeat_interval
+        if node_ttl <= 0:
+            raise ConfigurationError(f"RedisRegistry node_ttl must be positive, not {node_ttl!r}")
+        if max_connections < 1:
+            raise ConfigurationError(
+                f"RedisRegistry max_connections must be at least 1, not {max_connections!r}"
+            )
+        self.url = url
+        self.prefix = prefix
+        self.node_ttl = float(node_ttl)
+        self._pool_options: dict[str, Any] = {
+            "max_connections": max_connections,
+            "timeout": pool_timeout,
+            "socket_connect_timeout": socket_connect_timeout,
+            "socket_timeout": socket_timeout,
+            "decode_responses": True,
+            # One quick retry heals a connection Redis closed (e.g. after a restart).
+            "retry": Retry(ExponentialBackoff(cap=0.2, base=0.05), 1, (RedisConnectionError,)),
+        }
+        try:  # report a malformed URL now rather than on the first call
+            BlockingConnectionPool.from_url(url, **self._pool_options)
+        except ValueError as exc:
+            raise ConfigurationError(f"RedisRegistry url {_redact(url)!r} is invalid: {exc}") from exc
+        self._bounds: dict[asyncio.AbstractEventLoop, _Bound] = {}
+        self._sweep_due = 0.0  # time.monotonic() when a node may next expire
+        self._heartbeats: set[str] = set()
+
+    def __repr__(self) -> str:
+        return f"RedisRegistry(url={_redact(self.url)!r}, prefix={self.prefix!r})"
+
+    # -- keys ----------------------------------------------------------------
+    def _key(self, kind: str, handler: str, rest: str | None = None) -> str:
+        key = f"{self.prefix}:{kind}:{quote(handler, safe='')}"
+        return key if rest is None else f"{key}:{rest}"
+
+    # -- connection ------------------------------------------------------------
+    def _bound(self) -> _Bound:
+        loop = asyncio.get_running_loop()
+        bound = self._bounds.get(loop)
+        if bound is None:
+            for old in [old for old in list(self._bounds) if old.is_closed()]:
+                self._bounds.pop(old, None)
+            pool = BlockingConnectionPool.from_url(self.url, **self._pool_options)
+            bound = self._bounds[loop] = _Bound(Redis.from_pool(pool))
+        return bound
+
+    @contextlib.asynccontextmanager
+    async def _redis(self, action: str, sweep: bool = True) -> AsyncIterator[Redis]:
+        """The loop's client, after a sweep if a node may have expired; errors translated."""
+        try:
+            bound = self._bound()
+            if sweep and time.monotonic() >= self._sweep_due:
+                async with bound.sweep_lock:
+                    if time.monotonic() >= self._sweep_due:
+                        await self._sweep(bound.client, "")
+            yield bound.client
+        except (RedisError, OSError) as exc:
+            raise RegistryUnavailable(
+                f"Redis registry at {_redact(self.url)} unavailable ({action}): {exc}"
+            ) from exc
+
+    async def _sweep(self, client: Redis, node: str) -> list[ConnectionInfo]:
+        """Forget the sockets of ``node``, or of every expired node if ``node`` is ""."""
+        gone: list[ConnectionInfo] = []
+        more = True
+        while more:
+            started = time.monotonic()
+            reply = await _SWEEP_SCRIPT(client, self.prefix, max(1, self.sweep_batch), node)
+            more = bool(reply[0])
+            gone.extend(_loads(raw) for raw in reply[2:])
+            if not node:
+                ttl = reply[1] / 1000 if reply[1] >= 0 else self.node_ttl
+                self._sweep_due = started + min(ttl, self.node_ttl)
+        return gone
+
+    # -- sockets -------------------------------------------------------------
+    async def add(self, info: ConnectionInfo) -> None:
+        """Record the socket (replacing an entry with the same id) and register its node.
+
+        The node's liveness key is created with ``node_ttl`` if it does not
+        exist, so a node that never calls :meth:`node_alive` is reaped.
+        """
+        async with self._redis("add") as r:
+            await _ADD_SCRIPT(
+                r,
+                self.prefix,
+                quote(info.handler, safe=""),
+                info.id,
+                _dumps(info),
+                info.node,
+                "0" if info.user_id is None else "1",
+                info.user_id or "",
+                max(1, round(self.node_ttl * 1000)),
+                *sorted(info.groups),
+            )
+
+    async def remove(self, handler: str, socket_id: str) -> ConnectionInfo | None:
+        async with self._redis("remove") as r:
+            raw = await _REMOVE_SCRIPT(r, self.prefix, quote(handler, safe=""), socket_id)
+        return None if raw is None else _loads(raw)
+
+    async def get(self, handler: str, socket_id: str) -> ConnectionInfo | None:
+        async with self._redis("get") as r:
+            raw = await r.hget(self._key("sockets", handler), socket_id)
+        return None if raw is None else _loads(str(raw))
+
+    async def get_many(self, handler: str, socket_ids: Iterable[str]) -> list[ConnectionInfo]:
+        wanted = list(socket_ids)
+        if not wanted:
+            return []
+        async with self._redis("get_many") as r:
+            raws = await r.hmget(self._key("sockets", handler), wanted)
+        return [_loads(str(raw)) for raw in raws if raw is not None]
+
+    async def ids(self, handler: str) -> list[str]:
+        async with self._redis("ids") as r:
+            return cast("list[str]", await r.hkeys(self._key("sockets", handler)))
+
+    async def count(self, handler: str) -> int:
+        async with self._redis("count") as r:
+            return int(await r.hlen(self._key("sockets", handler)))
+
+    async def update_meta(self, handler: str, socket_id: str, meta: Mapping[str, Any]) -> None:
+        await self._replace(
+            "update_meta",
+            handler,
+            socket_id,
+            lambda info: info.with_changes(meta={**info.meta, **meta}),
+        )
+
+    async def _replace(
+        self,
+        op: str,
+        handler: str,
+        socket_id: str,
+        change: Callable[[ConnectionInfo], ConnectionInfo | None],
+        group: str = "",
+        missing_ok: bool = False,
+    ) -> None:
+        """Rewrite an entry with compare-and-set, retried while others change it meanwhile.
+
+        ``change`` returns the new entry, or None when nothing is to be written.
+        Lock-free: a retry happens only because another write succeeded.
+        """
+        script_op = {"group_add": "gadd", "group_discard": "gdel"}.get(op, "meta")
+        async with self._redis(op) as r:
+            outcome = 0  # 1 written, 0 changed meanwhile, -1 no such socket
+            while outcome == 0:
+                raw = await r.hget(self._key("sockets", handler), socket_id)
+                if raw is None:
+                    outcome = -1
+                    break
+                new = change(_loads(str(raw)))
+                if new is None:
+                    return
+                outcome = await _REPLACE_SCRIPT(
+                    r,
+                    self.prefix,
+                    quote(handler, safe=""),
+                    socket_id,
+                    str(raw),
+                    _dumps(new),
+                    script_op,
+                    group,
+                )
+        if outcome == -1 and not missing_ok:
+            raise SocketNotFound(socket_id, handler)
+
+    # -- groups ------------------------------------------------------------
+    async def group_add(self, handler: str, group: str, socket_id: str) -> None:
+        def change(info: ConnectionInfo) -> ConnectionInfo | None:
+            return None if group in info.groups else info.with_changes(groups=info.groups | {group})
+
+        await self._replace("group_add", handler, socket_id, change, group)
+
+    async def group_discard(self, handler: str, group: str, socket_id: str) -> None:
+        def change(info: ConnectionInfo) -> ConnectionInfo | None:
+            return info.with_changes(groups=info.groups - {group}) if group in info.groups else None
+
+        await self._replace("group_discard", handler, socket_id, change, group, missing_ok=True)
+
+    async def group_members(self, handler: str, group: str) -> list[str]:
+        async with self._redis("group_members") as r:
+            return list(cast("set[str]", await r.smembers(self._key("group", handler, group))))
+
+    async def groups(self, handler: str) -> list[str]:
+        async with self._redis("groups") as r:
+            return list(cast("set[str]", await r.smembers(self._key("groups", handler))))
+
+    # -- users ---------------------------------------------------------------
+    async def user_sockets(self, handler: str, user_id: str) -> list[str]:
+        async with self._redis("user_sockets") as r:
+            return list(cast("set[str]", await r.smembers(self._key("user", handler, user_id))))
+
+    # -- routing -------------------------------------------------------------
+    async def nodes_of(self, handler: str, socket_ids: Iterable[str]) -> dict[str, list[str]]:
+        """Group socket ids by node with one HMGET; unknown ids are left out."""
+        wanted = list(socket_ids)
+        if not wanted:
+            return {}
+        async with self._redis("nodes_of") as r:
+            nodes = await r.hmget(self._key("routes", handler), wanted)
+        routes: dict[str, list[str]] = {}
+        for sid, node in zip(wanted, nodes, strict=True):
+            if node is not None:
+                routes.setdefault(str(node), []).append(sid)
+        return routes
+
+    # -- processes -----------------------------------------------------------
+    async def node_alive(self, node: str) -> None:
+        """Refresh ``node``'s liveness key for ``node_ttl``, then reap expired nodes.
+
+        Logs a warning when the node's own key had already expired: other
+        processes may have forgotten its sockets meanwhile.
+        """
+        ttl_ms = max(1, round(self.node_ttl * 1000))
+        async with self._redis("node_alive", sweep=False) as r:
+            existed = await _ALIVE_SCRIPT(r, self.prefix, node, ttl_ms)
+            if not existed and node in self._heartbeats:
+                logger.warning(
+                    "the liveness key of node %s was missing (a heartbeat later than "
+                    "node_ttl=%gs, or Redis lost its data): other processes may have "
+                    "forgotten its sockets",
+                    node,
+                    self.node_ttl,
+                )
+            self._heartbeats.add(node)
+            async with self._bound().sweep_lock:
+                await self._sweep(r, "")
+
+    async def reap(self) -> list[ConnectionInfo]:
+        """Forget the sockets of every node whose liveness key expired; their entries.
+
+        Safe to run from several processes at once: each socket is returned by
+        exactly one of them. :meth:`node_alive` and other calls do it as needed.
+        """
+        async with self._redis("reap", sweep=False) as r, self._bound().sweep_lock:
+            return await self._sweep(r, "")
+
+    async def remove_node(self, node: str) -> list[ConnectionInfo]:
+        """Delete ``node``'s liveness key and forget its sockets; their entries."""
+        self._heartbeats.discard(node)
+        async with self._redis("remove_node", sweep=False) as r:
+            return await self._sweep(r, node)
+
+    async def close(self) -> None:
+        """Disconnect this event loop's pool; a later call opens a new one."""
+        bound = self._bounds.pop(asyncio.get_running_loop(), None)
+        if bound is not None:
+            with contextlib.suppress(RedisError, OSError):
+                await bound.client.aclose()
+
+    async def clear(self) -> None:
+        """Delete every key under ``prefix`` (SCAN, in batches). Tests only."""
+        async with self._redis("clear", sweep=False) as r:
+            batch: list[str] = []
+            async for key in r.scan_iter(match=_glob_escape(self.prefix) + ":*", count=1000):
+                batch.append(str(key))
+                if len(batch) >= 500:
+                    await r.unlink(*batch)
+                    batch.clear()
+            if batch:
+                await r.unlink(*batch)
+        self._sweep_due = 0.0
+        self._heartbeats.clear()

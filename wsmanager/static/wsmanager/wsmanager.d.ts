@@ -1,0 +1,283 @@
+/**
+ * Types of the wsmanager browser client (wsmanager.js / wsmanager.mjs).
+ *
+ * As a module: `import { Client } from "./wsmanager.mjs"`. As a classic
+ * script: the global `wsmanager` holds the same members.
+ */
+
+/** Library version. */
+export declare const VERSION: string;
+
+/** JSON-RPC error codes used by wsmanager (docs/protocol.md). */
+export declare const ErrorCodes: {
+  readonly PARSE_ERROR: -32700;
+  readonly INVALID_REQUEST: -32600;
+  readonly METHOD_NOT_FOUND: -32601;
+  readonly INVALID_PARAMS: -32602;
+  readonly INTERNAL_ERROR: -32603;
+  readonly SERVER_BUSY: -32000;
+  readonly BINARY_NOT_SUPPORTED: -32001;
+  readonly RATE_LIMITED: -32002;
+  readonly FORBIDDEN: -32003;
+  readonly MESSAGE_TOO_LARGE: -32004;
+};
+
+/** WebSocket close codes with a meaning for reconnection. */
+export declare const CloseCodes: {
+  readonly NORMAL: 1000;
+  readonly GOING_AWAY: 1001;
+  readonly UNSUPPORTED_DATA: 1003;
+  readonly ABNORMAL: 1006;
+  readonly POLICY_VIOLATION: 1008;
+  readonly MESSAGE_TOO_BIG: 1009;
+  readonly INTERNAL_ERROR: 1011;
+  readonly TRY_AGAIN_LATER: 1013;
+};
+
+/** The client's lifecycle states. */
+export declare const States: {
+  readonly IDLE: "idle";
+  readonly CONNECTING: "connecting";
+  readonly OPEN: "open";
+  readonly RECONNECTING: "reconnecting";
+  readonly CLOSED: "closed";
+};
+
+/** One of the values of {@link States}. */
+export type State = (typeof States)[keyof typeof States];
+
+/** Root of every error this library raises or rejects with. */
+export declare class WsManagerError extends Error {}
+
+/** The peer answered a call with a JSON-RPC error object; throw one from a handler to answer with it. */
+export declare class RpcError extends WsManagerError {
+  /**
+   * @param code JSON-RPC error code, e.g. -32602.
+   * @param message Short description.
+   * @param data Optional extra information.
+   */
+  constructor(code: number, message: string, data?: unknown);
+  /** The JSON-RPC error code (see {@link ErrorCodes}). */
+  readonly code: number;
+  /** The error's `data` member, or undefined when absent. */
+  readonly data: unknown;
+}
+
+/** The connection closed while a call was waiting for its answer; the server may or may not have run it. */
+export declare class ConnectionLostError extends WsManagerError {
+  /** The method that was called. */
+  readonly method: string;
+  /** The close code that ended the connection (1006 when it was dropped locally). */
+  readonly closeCode: number;
+  /** The close reason. */
+  readonly closeReason: string;
+}
+
+/** A call or notification could be neither sent nor queued. */
+export declare class NotConnectedError extends WsManagerError {
+  /** The method that was called. */
+  readonly method: string;
+  /** Why: the client is closed, `failFast` is set, or the queue is full. */
+  readonly reason: "closed" | "fail-fast" | "queue-full";
+}
+
+/** No answer arrived within the call's timeout. A late answer is ignored. */
+export declare class InvokeTimeoutError extends WsManagerError {
+  /** The method that was called. */
+  readonly method: string;
+  /** The timeout in milliseconds. */
+  readonly timeout: number;
+}
+
+/** Options of {@link Client}; all optional, defaults in {@link Client.defaults}. */
+export interface ClientOptions {
+  /** WebSocket subprotocols. Default: none. */
+  protocols?: string | string[];
+  /** Default invoke() timeout in ms; 0 or Infinity for none. Default 30000. */
+  timeout?: number;
+  /** Give up on an attempt that has not opened after this many ms (then retry). Default 10000. */
+  connectTimeout?: number;
+  /** Reconnect automatically. Default true. */
+  reconnect?: boolean;
+  /** Delay before the first retry, in ms (before jitter). Default 1000. */
+  reconnectDelay?: number;
+  /** Cap on the delay between retries, in ms. Default 30000. */
+  reconnectMaxDelay?: number;
+  /** Growth of the delay per attempt. Default 2. */
+  reconnectFactor?: number;
+  /** Fraction of the delay taken off at random (0: none, 1: full jitter). Default 0.5. */
+  reconnectJitter?: number;
+  /** Give up after this many failed attempts in a row. Default Infinity. */
+  maxReconnectAttempts?: number;
+  /** Replaces the default close-code policy ({@link Client.isFinalCloseCode}). */
+  shouldReconnect?: ((close: { code: number; reason: string }) => boolean) | null;
+  /** Send rpc.ping this often, in ms; 0 disables the heartbeat. Default 10000. */
+  heartbeatInterval?: number;
+  /** Drop the connection (and reconnect) when a ping is not answered within this many ms. Default 5000. */
+  heartbeatTimeout?: number;
+  /** Most calls and notifications kept while not connected. Default 100. */
+  queueSize?: number;
+  /** Reject calls (and throw from notify) at once while not connected, instead of queueing. Default false. */
+  failFast?: boolean;
+  /** WebSocket constructor to use instead of the global one. */
+  WebSocket?: typeof WebSocket | null;
+}
+
+/** Per-call options of {@link Client.invokeWithOptions}. */
+export interface InvokeOptions {
+  /** Timeout in ms (0 or Infinity: none). Default: the client's `timeout` option. */
+  timeout?: number;
+  /** Aborting rejects the call with the signal's reason. */
+  signal?: AbortSignal;
+}
+
+/** "connected": the server sent rpc.connected. */
+export interface ConnectedEvent extends Event {
+  /** The new socket id. */
+  readonly id: string | null;
+  /** True when an earlier connection of this client existed. */
+  readonly reconnect: boolean;
+}
+
+/** "reconnected": a connection after the first one got its id. */
+export interface ReconnectedEvent extends Event {
+  /** The new socket id. */
+  readonly id: string | null;
+  /** The id of the previous connection. */
+  readonly previousId: string | null;
+}
+
+/** "close": an open connection closed, or the client gave up or was closed. */
+export interface ClientCloseEvent extends Event {
+  /** The close code (1006 for a connection dropped without a close frame or by the heartbeat). */
+  readonly code: number;
+  /** The close reason ("heartbeat timeout", "connect timeout" for local drops). */
+  readonly reason: string;
+  /** Whether the closing handshake completed. */
+  readonly wasClean: boolean;
+  /** Whether a reconnection follows. */
+  readonly willReconnect: boolean;
+}
+
+/** "reconnecting": the next attempt is scheduled. */
+export interface ReconnectingEvent extends Event {
+  /** 1 for the first retry after a loss. */
+  readonly attempt: number;
+  /** Milliseconds until the attempt. */
+  readonly delay: number;
+  /** The close code that caused the retry. */
+  readonly code: number;
+  /** The close reason. */
+  readonly reason: string;
+}
+
+/** "statechange": {@link Client.state} changed. */
+export interface StateChangeEvent extends Event {
+  /** The new state. */
+  readonly state: State;
+  /** The state before. */
+  readonly previous: State;
+}
+
+/** "error": a notification handler threw, or the server sent an error not tied to a call. */
+export interface ClientErrorEvent extends Event {
+  /** What was thrown, or the server's RpcError. */
+  readonly error: unknown;
+}
+
+/** The events of {@link Client}. */
+export interface ClientEventMap {
+  open: Event;
+  connected: ConnectedEvent;
+  reconnected: ReconnectedEvent;
+  close: ClientCloseEvent;
+  reconnecting: ReconnectingEvent;
+  statechange: StateChangeEvent;
+  error: ClientErrorEvent;
+}
+
+/** A JSON-RPC 2.0 peer over one WebSocket that reconnects by itself. */
+export declare class Client extends EventTarget {
+  /**
+   * @param url ws:// or wss:// URL, or a path on this page's host; a function is called before each attempt.
+   * @param options See {@link ClientOptions}.
+   */
+  constructor(url: string | (() => string), options?: ClientOptions);
+  /** The default options. */
+  static readonly defaults: Readonly<Required<ClientOptions>>;
+  /** Whether the default policy stops reconnecting after this close code (1000, 1003, 1008, 4400-4499). */
+  static isFinalCloseCode(code: number): boolean;
+  /** The URL (or URL factory) given to the constructor. */
+  readonly url: string | (() => string);
+  /** The effective options. */
+  readonly options: Readonly<Required<ClientOptions>>;
+  /** The socket id from rpc.connected, or null while not connected. */
+  readonly id: string | null;
+  /** The lifecycle state. */
+  readonly state: State;
+  /** True when a connection is open. */
+  readonly connected: boolean;
+  /** How many calls and notifications wait for a connection. */
+  readonly queued: number;
+  /** Open the connection; resolves with the socket id at the next rpc.connected. */
+  connect(): Promise<string>;
+  /** Close for good (no reconnection); connect() starts again. */
+  close(code?: number, reason?: string): void;
+  /** Call a server method with positional params. */
+  invoke<T = unknown>(method: string, ...params: unknown[]): Promise<T>;
+  /** Call a server method with explicit params (array or object) and per-call options. */
+  invokeWithOptions<T = unknown>(
+    method: string,
+    params?: unknown[] | Record<string, unknown>,
+    options?: InvokeOptions,
+  ): Promise<T>;
+  /** Send a notification; throws NotConnectedError when it can be neither sent nor queued. */
+  notify(method: string, ...params: unknown[]): void;
+  /** Serve a method the server calls or notifies; returns a function removing the handler. */
+  on(method: string, handler: ((...params: any[]) => unknown) | null): () => void;
+  /** Stop serving a method. */
+  off(method: string): void;
+  /** Listen to a client event. */
+  addEventListener<K extends keyof ClientEventMap>(
+    type: K,
+    listener: (this: Client, event: ClientEventMap[K]) => unknown,
+    options?: boolean | AddEventListenerOptions,
+  ): void;
+  addEventListener(
+    type: string,
+    listener: EventListenerOrEventListenerObject | null,
+    options?: boolean | AddEventListenerOptions,
+  ): void;
+  /** Stop listening to a client event. */
+  removeEventListener<K extends keyof ClientEventMap>(
+    type: K,
+    listener: (this: Client, event: ClientEventMap[K]) => unknown,
+    options?: boolean | EventListenerOptions,
+  ): void;
+  removeEventListener(
+    type: string,
+    listener: EventListenerOrEventListenerObject | null,
+    options?: boolean | EventListenerOptions,
+  ): void;
+}
+
+/** Everything above, as one object (the global `wsmanager` of the classic script). */
+declare const wsmanager: {
+  readonly VERSION: typeof VERSION;
+  readonly Client: typeof Client;
+  readonly States: typeof States;
+  readonly ErrorCodes: typeof ErrorCodes;
+  readonly CloseCodes: typeof CloseCodes;
+  readonly WsManagerError: typeof WsManagerError;
+  readonly RpcError: typeof RpcError;
+  readonly ConnectionLostError: typeof ConnectionLostError;
+  readonly NotConnectedError: typeof NotConnectedError;
+  readonly InvokeTimeoutError: typeof InvokeTimeoutError;
+};
+export default wsmanager;
+
+declare global {
+  /** The client library, defined by loading wsmanager.js as a classic script. */
+  // eslint-disable-next-line no-var
+  var wsmanager: typeof import("./wsmanager.js").default;
+}

@@ -1,0 +1,860 @@
+/**
+ * wsmanager browser client: JSON-RPC 2.0 over one WebSocket, in both directions.
+ *
+ * One dependency-free file. Loaded as a classic `<script>` it defines the
+ * global `wsmanager`; `wsmanager.mjs` beside it re-exports the same objects
+ * for `import { Client } from ".../wsmanager.mjs"`. Loading both gives one
+ * copy (the second load reuses the first), so `instanceof` checks agree.
+ *
+ * Errors (all extend WsManagerError, itself an Error):
+ *
+ *     WsManagerError
+ *     ├── RpcError              the peer answered with a JSON-RPC error (code, message, data)
+ *     ├── ConnectionLostError   the connection closed before the answer arrived
+ *     ├── NotConnectedError     no open connection and the message could not be queued
+ *     └── InvokeTimeoutError    no answer within the call's timeout
+ *
+ * Guarantees and non-guarantees:
+ *
+ * - Every invoke() promise settles exactly once: with the result, or with one
+ *   of the errors above. Nothing is retried for you: a call that was sent
+ *   when the connection dropped rejects with ConnectionLostError, because the
+ *   server may or may not have run it.
+ * - Calls and notifications made while there is no open connection are queued
+ *   (up to `queueSize`) and sent in order after the next open, unless
+ *   `failFast` is set. There is no backpressure beyond that bound.
+ * - Handlers registered with on() are only reached by the server's calls and
+ *   notifications; the built-ins `rpc.connected` and `rpc.ping` cannot be
+ *   overridden.
+ *
+ * See docs/client.md for the full reference.
+ */
+(function (root) {
+  "use strict";
+
+  if (root.wsmanager && root.wsmanager.Client) {
+    return; // Loaded twice (classic script and module): keep the first copy.
+  }
+
+  /** Library version. */
+  const VERSION = "0.1.0";
+
+  /** JSON-RPC error codes used by wsmanager (docs/protocol.md). */
+  const ErrorCodes = Object.freeze({
+    PARSE_ERROR: -32700,
+    INVALID_REQUEST: -32600,
+    METHOD_NOT_FOUND: -32601,
+    INVALID_PARAMS: -32602,
+    INTERNAL_ERROR: -32603,
+    SERVER_BUSY: -32000,
+    BINARY_NOT_SUPPORTED: -32001,
+    RATE_LIMITED: -32002,
+    FORBIDDEN: -32003,
+    MESSAGE_TOO_LARGE: -32004,
+  });
+
+  /** WebSocket close codes with a meaning for reconnection. */
+  const CloseCodes = Object.freeze({
+    NORMAL: 1000,
+    GOING_AWAY: 1001,
+    UNSUPPORTED_DATA: 1003,
+    ABNORMAL: 1006,
+    POLICY_VIOLATION: 1008,
+    MESSAGE_TOO_BIG: 1009,
+    INTERNAL_ERROR: 1011,
+    TRY_AGAIN_LATER: 1013,
+  });
+
+  /** The client's lifecycle states, in the order a connection normally goes through them. */
+  const States = Object.freeze({
+    IDLE: "idle",
+    CONNECTING: "connecting",
+    OPEN: "open",
+    RECONNECTING: "reconnecting",
+    CLOSED: "closed",
+  });
+
+  // Allowed transitions; anything else is a bug in this file and throws.
+  const TRANSITIONS = {
+    idle: ["connecting", "closed"],
+    connecting: ["open", "reconnecting", "closed"],
+    open: ["reconnecting", "closed"],
+    reconnecting: ["connecting", "closed"],
+    closed: ["connecting", "closed"],
+  };
+
+  const DEFAULTS = Object.freeze({
+    protocols: undefined,
+    timeout: 30000,
+    connectTimeout: 10000,
+    reconnect: true,
+    reconnectDelay: 1000,
+    reconnectMaxDelay: 30000,
+    reconnectFactor: 2,
+    reconnectJitter: 0.5,
+    maxReconnectAttempts: Infinity,
+    shouldReconnect: null,
+    heartbeatInterval: 10000,
+    heartbeatTimeout: 5000,
+    queueSize: 100,
+    failFast: false,
+    WebSocket: null,
+  });
+
+  const OPEN = 1; // WebSocket.OPEN, without relying on the global.
+
+  // --- errors ---------------------------------------------------------------
+
+  /** Root of every error this library raises or rejects with. */
+  class WsManagerError extends Error {
+    constructor(message) {
+      super(message);
+      this.name = "WsManagerError";
+    }
+  }
+
+  /**
+   * The peer answered a call with a JSON-RPC error object.
+   * Also throw it from an on() handler to answer the server with that error.
+   */
+  class RpcError extends WsManagerError {
+    /**
+     * @param {number} code JSON-RPC error code, e.g. -32602.
+     * @param {string} message Short description from the peer.
+     * @param {*} [data] Optional extra information from the peer.
+     */
+    constructor(code, message, data) {
+      super(message);
+      this.name = "RpcError";
+      /** The JSON-RPC error code (see ErrorCodes). */
+      this.code = code;
+      /** The error's `data` member, or undefined when absent. */
+      this.data = data;
+    }
+
+    /** `RpcError -32601: Method not found`. */
+    toString() {
+      return `${this.name} ${this.code}: ${this.message}`;
+    }
+  }
+
+  /** The connection closed while a call was waiting for its answer; the server may or may not have run it. */
+  class ConnectionLostError extends WsManagerError {
+    /**
+     * @param {string} method The method that was called.
+     * @param {number} closeCode The close code that ended the connection.
+     * @param {string} closeReason The close reason.
+     */
+    constructor(method, closeCode, closeReason) {
+      super(`connection lost before ${method} was answered (close ${closeCode}${closeReason ? ` ${closeReason}` : ""})`);
+      this.name = "ConnectionLostError";
+      /** The method that was called. */
+      this.method = method;
+      /** The close code that ended the connection (1006 when it was dropped locally). */
+      this.closeCode = closeCode;
+      /** The close reason. */
+      this.closeReason = closeReason;
+    }
+  }
+
+  /** A call or notification could not be sent nor queued: the client is closed, `failFast` is set, or the queue is full. */
+  class NotConnectedError extends WsManagerError {
+    /**
+     * @param {string} method The method that was called.
+     * @param {"closed"|"fail-fast"|"queue-full"} reason Why it was not queued.
+     */
+    constructor(method, reason) {
+      const why = { closed: "the client is closed", "fail-fast": "failFast is set", "queue-full": "the queue is full" }[reason];
+      super(`not connected: ${method} was not sent because ${why}`);
+      this.name = "NotConnectedError";
+      /** The method that was called. */
+      this.method = method;
+      /** Why the message was not queued: "closed", "fail-fast" or "queue-full". */
+      this.reason = reason;
+    }
+  }
+
+  /** No answer arrived within the call's timeout. A late answer is ignored. */
+  class InvokeTimeoutError extends WsManagerError {
+    /**
+     * @param {string} method The method that was called.
+     * @param {number} timeout The timeout in milliseconds.
+     */
+    constructor(method, timeout) {
+      super(`${method} was not answered within ${timeout} ms`);
+      this.name = "InvokeTimeoutError";
+      /** The method that was called. */
+      this.method = method;
+      /** The timeout in milliseconds. */
+      this.timeout = timeout;
+    }
+  }
+
+  // --- helpers --------------------------------------------------------------
+
+  function isPlainObject(value) {
+    return value !== null && typeof value === "object" && !Array.isArray(value);
+  }
+
+  function isValidId(value) {
+    return value === null || typeof value === "string" || (typeof value === "number" && Number.isFinite(value));
+  }
+
+  /** A relative URL ("/ws/chat/x/") becomes ws(s)://<this page's host>/ws/chat/x/. */
+  function resolveUrl(url) {
+    if (/^wss?:\/\//i.test(url)) {
+      return url;
+    }
+    const base = root.location && root.location.href;
+    const absolute = new URL(url, base);
+    if (absolute.protocol === "http:") absolute.protocol = "ws:";
+    else if (absolute.protocol === "https:") absolute.protocol = "wss:";
+    return absolute.href;
+  }
+
+  function errorObject(code, message, data) {
+    const error = { code, message };
+    if (data !== undefined) error.data = data;
+    return error;
+  }
+
+  /** The error object answering a call whose handler threw `err`. */
+  function errorFromThrown(err) {
+    if (err && Number.isInteger(err.code)) {
+      return errorObject(err.code, typeof err.message === "string" ? err.message : String(err.message), err.data);
+    }
+    const detail = err && typeof err.message === "string" ? err.message : String(err);
+    return errorObject(ErrorCodes.INTERNAL_ERROR, "Internal error", detail);
+  }
+
+  /** JSON text of one response; a result that cannot be encoded becomes an Internal error. */
+  function encodeResponse(response) {
+    try {
+      return JSON.stringify(response);
+    } catch (err) {
+      return JSON.stringify({
+        jsonrpc: "2.0",
+        error: errorObject(ErrorCodes.INTERNAL_ERROR, "Internal error", `result is not JSON: ${err.message}`),
+        id: response.id,
+      });
+    }
+  }
+
+  function reportError(err) {
+    if (typeof root.reportError === "function") root.reportError(err);
+    else if (root.console) root.console.error(err);
+  }
+
+  // --- the client -----------------------------------------------------------
+
+  /**
+   * A JSON-RPC 2.0 peer over one WebSocket that reconnects by itself.
+   *
+   * Events (use addEventListener; the event object carries the fields listed):
+   * - "open": the socket opened.
+   * - "connected" {id, reconnect}: the server sent rpc.connected; fires on every connection.
+   * - "reconnected" {id, previousId}: after "connected", when this is not the first connection.
+   * - "close" {code, reason, wasClean, willReconnect}: an open connection closed, or the client gave up.
+   * - "reconnecting" {attempt, delay, code, reason}: the next attempt starts in `delay` ms.
+   * - "statechange" {state, previous}: `state` changed.
+   * - "error" {error}: a notification handler threw, or the server sent an error with id null.
+   */
+  class Client extends EventTarget {
+    /**
+     * @param {string|(() => string)} url ws:// or wss:// URL, or a path ("/ws/chat/lobby/") on this
+     *   page's host; a function is called before each attempt (e.g. to refresh a token).
+     * @param {object} [options] See docs/client.md; every option has a default in Client.defaults.
+     */
+    constructor(url, options) {
+      super();
+      if (typeof url !== "string" && typeof url !== "function") {
+        throw new TypeError(`url must be a string or a function, not ${typeof url}`);
+      }
+      /** The URL (or URL factory) given to the constructor. */
+      this.url = url;
+      /** The effective options: the constructor's over Client.defaults. */
+      this.options = Object.freeze(Object.assign({}, DEFAULTS, options || {}));
+      for (const key of Object.keys(options || {})) {
+        if (!(key in DEFAULTS)) throw new TypeError(`unknown option ${JSON.stringify(key)}`);
+      }
+      this._state = States.IDLE;
+      this._ws = null;
+      this._id = null;
+      this._previousId = null;
+      this._connectedBefore = false;
+      this._nextId = 1;
+      this._pending = new Map(); // id -> call, sent and waiting for the answer
+      this._queue = []; // {call} or {text, method}, waiting for an open connection
+      this._handlers = new Map();
+      this._attempt = 0;
+      this._retryTimer = null;
+      this._connectTimer = null;
+      this._heartbeatTimer = null;
+      this._pingInFlight = false;
+      this._ready = null; // deferred settled by the next rpc.connected
+    }
+
+    /** The default options. */
+    static get defaults() {
+      return DEFAULTS;
+    }
+
+    /** The socket id the server gave this connection (rpc.connected), or null while not connected. */
+    get id() {
+      return this._id;
+    }
+
+    /** "idle", "connecting", "open", "reconnecting" or "closed" (see States). */
+    get state() {
+      return this._state;
+    }
+
+    /** True when a connection is open and messages are sent at once. */
+    get connected() {
+      return this._state === States.OPEN;
+    }
+
+    /** How many calls and notifications wait in the queue for a connection. */
+    get queued() {
+      return this._queue.length;
+    }
+
+    /**
+     * Open the connection (and keep it open, reconnecting as configured).
+     * Calling it again while connecting or open does nothing new.
+     * @returns {Promise<string>} Resolves with the socket id at the next rpc.connected; rejects
+     *   with NotConnectedError when the client closes (or gives up) before that.
+     */
+    connect() {
+      if (this._state === States.OPEN && this._id !== null) {
+        return Promise.resolve(this._id);
+      }
+      const promise = this._readyPromise();
+      if (this._state === States.IDLE || this._state === States.CLOSED) {
+        this._attempt = 0;
+        this._connectedBefore = false;
+        this._previousId = null;
+        this._open();
+      }
+      return promise;
+    }
+
+    /**
+     * Close the connection for good: no reconnection. Calls waiting for an answer reject with
+     * ConnectionLostError, queued ones with NotConnectedError. connect() starts again.
+     * @param {number} [code=1000] Close code: 1000 or 3000-4999.
+     * @param {string} [reason=""] Close reason (at most 123 bytes of UTF-8).
+     */
+    close(code = CloseCodes.NORMAL, reason = "") {
+      if (this._state === States.CLOSED || this._state === States.IDLE) {
+        this._finish(code, reason, true, false);
+        return;
+      }
+      const ws = this._detach();
+      if (ws) {
+        try {
+          ws.close(code, reason);
+        } catch (err) {
+          ws.close();
+        }
+      }
+      this._failPending(code, reason);
+      this._finish(code, reason, true, true);
+    }
+
+    /**
+     * Call a server method with positional params.
+     * @param {string} method The method name.
+     * @param {...*} params Positional params (JSON-serialisable).
+     * @returns {Promise<*>} The result; rejects with RpcError, ConnectionLostError,
+     *   NotConnectedError or InvokeTimeoutError.
+     */
+    invoke(method, ...params) {
+      return this.invokeWithOptions(method, params);
+    }
+
+    /**
+     * Call a server method with explicit params and per-call options.
+     * @param {string} method The method name.
+     * @param {Array|Object} [params] Positional (array) or named (object) params; omitted when undefined.
+     * @param {{timeout?: number, signal?: AbortSignal}} [options] `timeout` in ms (0 or Infinity: none;
+     *   default `options.timeout` of the client); `signal` aborts the wait (rejects with its reason).
+     * @returns {Promise<*>} As invoke().
+     */
+    invokeWithOptions(method, params, options) {
+      const opts = options || {};
+      const timeout = opts.timeout === undefined ? this.options.timeout : opts.timeout;
+      return this._call(method, params, timeout, opts.signal, true);
+    }
+
+    /**
+     * Send a notification (no answer). Sent at once when open, otherwise queued.
+     * @param {string} method The method name.
+     * @param {...*} params Positional params.
+     * @throws {NotConnectedError} When it can be neither sent nor queued.
+     */
+    notify(method, ...params) {
+      const text = this._encodeRequest(method, params, undefined);
+      if (this._sendText(text)) return;
+      const reason = this._unqueueableReason();
+      if (reason) throw new NotConnectedError(method, reason);
+      this._queue.push({ text, method });
+    }
+
+    /**
+     * Serve a method the server may call or notify. The handler gets the positional params as
+     * arguments (or the named params object as its one argument); its return value, or what its
+     * Promise resolves to, is the result. A throw (or rejection) answers with an error: the thrown
+     * value's `code`, `message` and `data` when `code` is an integer (throw an RpcError), otherwise
+     * -32603 Internal error. One handler per method: a new one replaces the old.
+     * @param {string} method The method name (not "rpc.*", which are built in).
+     * @param {Function|null} handler The handler, or null to remove it.
+     * @returns {() => void} A function that removes this handler.
+     */
+    on(method, handler) {
+      if (typeof method !== "string" || method.startsWith("rpc.")) {
+        throw new TypeError(`cannot serve ${JSON.stringify(method)}: need a string not starting with "rpc."`);
+      }
+      if (handler === null || handler === undefined) {
+        this._handlers.delete(method);
+        return () => {};
+      }
+      if (typeof handler !== "function") throw new TypeError("handler must be a function");
+      this._handlers.set(method, handler);
+      return () => {
+        if (this._handlers.get(method) === handler) this._handlers.delete(method);
+      };
+    }
+
+    /**
+     * Stop serving a method.
+     * @param {string} method The method name.
+     */
+    off(method) {
+      this._handlers.delete(method);
+    }
+
+    // --- lifecycle ------------------------------------------------------------
+
+    _transition(to) {
+      const from = this._state;
+      if (!TRANSITIONS[from].includes(to)) {
+        throw new Error(`wsmanager: illegal state change ${from} -> ${to}; expected one of ${TRANSITIONS[from].join(", ")}`);
+      }
+      this._state = to;
+      if (from !== to) this._emit("statechange", { state: to, previous: from });
+    }
+
+    _emit(type, detail) {
+      const event = new Event(type);
+      Object.assign(event, detail || {});
+      this.dispatchEvent(event);
+    }
+
+    _readyPromise() {
+      if (!this._ready) {
+        let resolve;
+        let reject;
+        const promise = new Promise((res, rej) => {
+          resolve = res;
+          reject = rej;
+        });
+        promise.catch(() => {}); // connect() may be fire-and-forget.
+        this._ready = { promise, resolve, reject };
+      }
+      return this._ready.promise;
+    }
+
+    _open() {
+      this._transition(States.CONNECTING);
+      const WS = this.options.WebSocket || root.WebSocket;
+      let ws;
+      try {
+        const url = resolveUrl(typeof this.url === "function" ? this.url() : this.url);
+        ws = this.options.protocols === undefined ? new WS(url) : new WS(url, this.options.protocols);
+      } catch (err) {
+        // A bad URL will not get better by retrying.
+        reportError(err);
+        this._finish(CloseCodes.ABNORMAL, `cannot open: ${err.message}`, false, true);
+        return;
+      }
+      this._ws = ws;
+      ws.onopen = () => this._onOpen(ws);
+      ws.onmessage = (event) => this._onMessage(ws, event);
+      ws.onclose = (event) => {
+        if (ws === this._ws) this._lost(event.code, event.reason, event.wasClean);
+      };
+      ws.onerror = () => {}; // A close event always follows.
+      if (Number.isFinite(this.options.connectTimeout) && this.options.connectTimeout > 0) {
+        this._connectTimer = setTimeout(() => {
+          if (ws === this._ws) this._drop("connect timeout");
+        }, this.options.connectTimeout);
+      }
+    }
+
+    _onOpen(ws) {
+      if (ws !== this._ws) return;
+      clearTimeout(this._connectTimer);
+      this._connectTimer = null;
+      this._attempt = 0;
+      this._transition(States.OPEN);
+      if (ws !== this._ws) return; // A listener closed the client.
+      this._emit("open");
+      if (ws !== this._ws) return;
+      this._startHeartbeat(ws);
+      this._flush();
+    }
+
+    _onConnected(params) {
+      const id = isPlainObject(params) && typeof params.id === "string" ? params.id : null;
+      this._id = id;
+      const reconnect = this._connectedBefore;
+      this._connectedBefore = true;
+      const ready = this._ready;
+      this._ready = null;
+      this._emit("connected", { id, reconnect });
+      if (reconnect) this._emit("reconnected", { id, previousId: this._previousId });
+      if (ready) ready.resolve(id);
+    }
+
+    /** Stop using the current socket: no more events from it. Returns it (or null). */
+    _detach() {
+      const ws = this._ws;
+      this._ws = null;
+      clearTimeout(this._connectTimer);
+      clearTimeout(this._retryTimer);
+      clearInterval(this._heartbeatTimer);
+      this._connectTimer = this._retryTimer = this._heartbeatTimer = null;
+      this._pingInFlight = false;
+      if (this._id !== null) this._previousId = this._id;
+      this._id = null;
+      if (ws) {
+        ws.onopen = ws.onmessage = ws.onclose = ws.onerror = null;
+      }
+      return ws;
+    }
+
+    /** Give up on a socket that looks dead (no open, or no pong) as if it had closed with 1006. */
+    _drop(reason) {
+      const ws = this._detach();
+      if (ws) {
+        try {
+          ws.close(CloseCodes.NORMAL, reason);
+        } catch (err) {
+          // Closing can only fail on odd states; the socket is detached anyway.
+        }
+      }
+      this._afterLoss(CloseCodes.ABNORMAL, reason, false);
+    }
+
+    _lost(code, reason, wasClean) {
+      this._detach();
+      this._afterLoss(code, reason, wasClean);
+    }
+
+    _afterLoss(code, reason, wasClean) {
+      const wasOpen = this._state === States.OPEN;
+      this._failPending(code, reason);
+      if (!this._shouldRetry(code, reason)) {
+        this._finish(code, reason, wasClean, true);
+        return;
+      }
+      this._attempt += 1;
+      const delay = this._backoff(this._attempt);
+      // The timer is set first so that a listener calling close() clears it.
+      this._retryTimer = setTimeout(() => {
+        this._retryTimer = null;
+        this._open();
+      }, delay);
+      this._transition(States.RECONNECTING);
+      if (wasOpen && this._state === States.RECONNECTING) this._emit("close", { code, reason, wasClean, willReconnect: true });
+      if (this._state === States.RECONNECTING) {
+        this._emit("reconnecting", { attempt: this._attempt, delay, code, reason });
+      }
+    }
+
+    _shouldRetry(code, reason) {
+      const o = this.options;
+      if (!o.reconnect || this._attempt >= o.maxReconnectAttempts) return false;
+      if (typeof o.shouldReconnect === "function") return Boolean(o.shouldReconnect({ code, reason }));
+      return !Client.isFinalCloseCode(code);
+    }
+
+    /**
+     * Whether the default policy gives up after this close code: 1000 (the server ended the
+     * session), 1003 and 1008 (the server refuses this client), and 4400-4499 (application
+     * "client error" codes such as 4403). Everything else, including 1006, is retried.
+     * @param {number} code A WebSocket close code.
+     * @returns {boolean}
+     */
+    static isFinalCloseCode(code) {
+      return (
+        code === CloseCodes.NORMAL ||
+        code === CloseCodes.UNSUPPORTED_DATA ||
+        code === CloseCodes.POLICY_VIOLATION ||
+        (code >= 4400 && code <= 4499)
+      );
+    }
+
+    /** Delay before attempt `n` (1-based): exponential, capped, with random jitter below the cap. */
+    _backoff(attempt) {
+      const o = this.options;
+      const base = Math.min(o.reconnectMaxDelay, o.reconnectDelay * Math.pow(o.reconnectFactor, attempt - 1));
+      const jitter = Math.min(Math.max(o.reconnectJitter, 0), 1);
+      return Math.round(base * (1 - jitter * Math.random()));
+    }
+
+    /** Become closed: reject what is queued and the connect() promise, emit "close" when asked. */
+    _finish(code, reason, wasClean, emitClose) {
+      this._detach();
+      const queue = this._queue;
+      this._queue = [];
+      for (const entry of queue) {
+        if (entry.call) this._settle(entry.call, null, new NotConnectedError(entry.call.method, "closed"));
+      }
+      const ready = this._ready;
+      this._ready = null;
+      this._transition(States.CLOSED);
+      if (ready) ready.reject(new NotConnectedError("connect", "closed"));
+      if (emitClose) this._emit("close", { code, reason, wasClean, willReconnect: false });
+    }
+
+    _failPending(code, reason) {
+      const pending = Array.from(this._pending.values());
+      this._pending.clear();
+      for (const call of pending) {
+        this._settle(call, null, new ConnectionLostError(call.method, code, reason));
+      }
+    }
+
+    // --- outgoing -------------------------------------------------------------
+
+    _encodeRequest(method, params, id) {
+      if (typeof method !== "string") throw new TypeError("method must be a string");
+      if (params !== undefined && !Array.isArray(params) && !isPlainObject(params)) {
+        throw new TypeError("params must be an array or an object");
+      }
+      const message = { jsonrpc: "2.0", method };
+      if (params !== undefined) message.params = params;
+      if (id !== undefined) message.id = id;
+      return JSON.stringify(message); // Throws TypeError for cycles and BigInt.
+    }
+
+    _sendText(text) {
+      const ws = this._ws;
+      if (this._state !== States.OPEN || !ws || ws.readyState !== OPEN) return false;
+      ws.send(text);
+      return true;
+    }
+
+    _unqueueableReason() {
+      if (this._state === States.CLOSED) return "closed";
+      if (this.options.failFast) return "fail-fast";
+      if (this._queue.length >= this.options.queueSize) return "queue-full";
+      return null;
+    }
+
+    _call(method, params, timeout, signal, queueable) {
+      return new Promise((resolve, reject) => {
+        const id = this._nextId++;
+        const text = this._encodeRequest(method, params, id);
+        const call = { id, method, text, resolve, reject, timer: null, signal: null, onAbort: null };
+        if (signal) {
+          if (signal.aborted) {
+            reject(signal.reason);
+            return;
+          }
+          call.signal = signal;
+          call.onAbort = () => this._settle(call, null, signal.reason);
+          signal.addEventListener("abort", call.onAbort);
+        }
+        if (Number.isFinite(timeout) && timeout > 0) {
+          call.timer = setTimeout(() => this._settle(call, null, new InvokeTimeoutError(method, timeout)), timeout);
+        }
+        if (this._sendText(text)) {
+          this._pending.set(id, call);
+          return;
+        }
+        const reason = queueable ? this._unqueueableReason() : "fail-fast";
+        if (reason) {
+          this._settle(call, null, new NotConnectedError(method, reason));
+          return;
+        }
+        this._queue.push({ call });
+      });
+    }
+
+    /** Settle a call once, wherever it waits (queue or pending), and clean up its timer and signal. */
+    _settle(call, result, error) {
+      if (call.done) return;
+      call.done = true;
+      clearTimeout(call.timer);
+      if (call.signal) call.signal.removeEventListener("abort", call.onAbort);
+      if (this._pending.get(call.id) === call) this._pending.delete(call.id);
+      const index = this._queue.findIndex((entry) => entry.call === call);
+      if (index !== -1) this._queue.splice(index, 1);
+      if (error) call.reject(error);
+      else call.resolve(result);
+    }
+
+    _flush() {
+      while (this._queue.length > 0 && this._state === States.OPEN) {
+        const entry = this._queue.shift();
+        if (!this._sendText(entry.call ? entry.call.text : entry.text)) {
+          this._queue.unshift(entry);
+          return;
+        }
+        if (entry.call) this._pending.set(entry.call.id, entry.call);
+      }
+    }
+
+    _startHeartbeat(ws) {
+      const { heartbeatInterval, heartbeatTimeout } = this.options;
+      if (!(Number.isFinite(heartbeatInterval) && heartbeatInterval > 0)) return;
+      this._heartbeatTimer = setInterval(() => {
+        if (ws !== this._ws || this._pingInFlight) return;
+        this._pingInFlight = true;
+        this._call("rpc.ping", undefined, heartbeatTimeout, null, false).then(
+          () => {
+            if (ws === this._ws) this._pingInFlight = false;
+          },
+          (err) => {
+            if (ws !== this._ws) return;
+            this._pingInFlight = false;
+            if (err instanceof InvokeTimeoutError) this._drop("heartbeat timeout");
+          }
+        );
+      }, heartbeatInterval);
+    }
+
+    // --- incoming -------------------------------------------------------------
+
+    _onMessage(ws, event) {
+      if (ws !== this._ws) return;
+      if (typeof event.data !== "string") return; // The protocol is text frames only.
+      let message;
+      try {
+        message = JSON.parse(event.data);
+      } catch (err) {
+        this._reply(ws, [this._error(null, ErrorCodes.PARSE_ERROR, "Parse error")], false);
+        return;
+      }
+      if (Array.isArray(message)) {
+        if (message.length === 0) {
+          this._reply(ws, [this._error(null, ErrorCodes.INVALID_REQUEST, "Invalid Request", "empty batch")], false);
+          return;
+        }
+        this._reply(ws, message.map((item) => this._handleItem(item)), true);
+      } else {
+        this._reply(ws, [this._handleItem(message)], false);
+      }
+    }
+
+    /** Send the answers (values or Promises; undefined for none) once all are known. */
+    _reply(ws, answers, batch) {
+      const send = (responses) => {
+        const texts = responses.filter((r) => r !== undefined).map(encodeResponse);
+        if (texts.length === 0 || ws !== this._ws || ws.readyState !== OPEN) return;
+        ws.send(batch ? `[${texts.join(",")}]` : texts[0]);
+      };
+      if (answers.some((a) => a && typeof a.then === "function")) {
+        Promise.all(answers).then(send);
+      } else {
+        send(answers);
+      }
+    }
+
+    _error(id, code, message, data) {
+      return { jsonrpc: "2.0", error: errorObject(code, message, data), id };
+    }
+
+    _handleItem(item) {
+      if (!isPlainObject(item)) {
+        return this._error(null, ErrorCodes.INVALID_REQUEST, "Invalid Request", "expected a JSON object");
+      }
+      const hasId = "id" in item;
+      const id = isValidId(item.id) ? item.id : null;
+      if (hasId && !isValidId(item.id)) {
+        return this._error(null, ErrorCodes.INVALID_REQUEST, "Invalid Request", "id must be a string, a number or null");
+      }
+      if (item.jsonrpc !== "2.0") {
+        return this._error(id, ErrorCodes.INVALID_REQUEST, "Invalid Request", 'jsonrpc must be exactly "2.0"');
+      }
+      if ("method" in item) {
+        const params = item.params;
+        if (typeof item.method !== "string" || (params !== undefined && !Array.isArray(params) && !isPlainObject(params))) {
+          return this._error(id, ErrorCodes.INVALID_REQUEST, "Invalid Request", "bad method or params");
+        }
+        return this._dispatch(item.method, params, hasId, id);
+      }
+      if (hasId && ("result" in item) !== ("error" in item)) {
+        this._handleResponse(item);
+        return undefined;
+      }
+      return this._error(id, ErrorCodes.INVALID_REQUEST, "Invalid Request", "neither a request nor a response");
+    }
+
+    _handleResponse(item) {
+      const call = item.id === null ? undefined : this._pending.get(item.id);
+      const error = item.error;
+      if (call === undefined) {
+        // A late answer (after a timeout) is dropped; an error with id null concerns no call.
+        if (item.id === null && isPlainObject(error)) {
+          this._emit("error", { error: new RpcError(error.code, error.message, error.data) });
+        }
+        return;
+      }
+      if ("error" in item) {
+        const e = isPlainObject(error) ? error : {};
+        this._settle(call, null, new RpcError(e.code, typeof e.message === "string" ? e.message : "Unknown error", e.data));
+      } else {
+        this._settle(call, item.result, null);
+      }
+    }
+
+    _dispatch(method, params, isCall, id) {
+      if (method === "rpc.connected" && !isCall) {
+        this._onConnected(params);
+        return undefined;
+      }
+      if (method === "rpc.ping") {
+        return isCall ? { jsonrpc: "2.0", result: "pong", id } : undefined;
+      }
+      const handler = this._handlers.get(method);
+      if (!handler) {
+        return isCall ? this._error(id, ErrorCodes.METHOD_NOT_FOUND, "Method not found", method) : undefined;
+      }
+      const args = params === undefined ? [] : Array.isArray(params) ? params : [params];
+      const onResult = (value) => (isCall ? { jsonrpc: "2.0", result: value === undefined ? null : value, id } : undefined);
+      const onError = (err) => {
+        if (isCall) return { jsonrpc: "2.0", error: errorFromThrown(err), id };
+        this._emit("error", { error: err });
+        reportError(err);
+        return undefined;
+      };
+      let value;
+      try {
+        value = handler.apply(this, args);
+      } catch (err) {
+        return onError(err);
+      }
+      if (value && typeof value.then === "function") {
+        return Promise.resolve(value).then(onResult, onError);
+      }
+      return onResult(value);
+    }
+  }
+
+  root.wsmanager = Object.freeze({
+    VERSION,
+    Client,
+    States,
+    ErrorCodes,
+    CloseCodes,
+    WsManagerError,
+    RpcError,
+    ConnectionLostError,
+    NotConnectedError,
+    InvokeTimeoutError,
+  });
+})(typeof globalThis !== "undefined" ? globalThis : typeof self !== "undefined" ? self : this);
