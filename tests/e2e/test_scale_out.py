@@ -38,7 +38,9 @@ def cluster_env(redis_url: str, prefix: str, **extra: str) -> dict[str, str]:
 def cluster(redis_url: str) -> Iterator[list[DaphneProcess]]:
     """Two daphne processes on one Redis (a fresh key prefix per module)."""
     env = cluster_env(redis_url, f"t{secrets.token_hex(4)}")
-    servers = [DaphneProcess(env=env) for _ in range(2)]
+    # A burst of handshakes on 2 shared cores can take longer than daphne's
+    # default 5 s handshake timeout; docs/scaling.md recommends raising it.
+    servers = [DaphneProcess(env=env, extra_args=("--websocket_connect_timeout", "30")) for _ in range(2)]
     try:
         for server in servers:
             server.start()

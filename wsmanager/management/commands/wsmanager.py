@@ -16,6 +16,7 @@ the project's ASGI application routes exactly one handler.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import json
 from argparse import ArgumentParser
@@ -34,10 +35,8 @@ def _known_handlers() -> list[str]:
     """Handler names, after importing the ASGI application (which defines them)."""
     app_path = getattr(settings, "ASGI_APPLICATION", "")
     if app_path:
-        try:
+        with contextlib.suppress(ImportError):
             import_module(app_path.rsplit(".", 1)[0])
-        except ImportError:
-            pass
     return sorted(_handlers)
 
 

@@ -1,0 +1,81 @@
+"""``manage.py wsmanager`` against a live cluster: a separate process sees and reaches sockets."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import secrets
+import subprocess
+import sys
+from collections.abc import Iterator
+
+import pytest
+
+from tests import redis_support
+from tests.e2e.client import Peer
+from tests.servers import ROOT, DaphneProcess
+
+pytestmark = [pytest.mark.e2e, pytest.mark.redis]
+
+redis_url = redis_support.redis_url
+
+
+@pytest.fixture(scope="module")
+def live(redis_url: str) -> Iterator[DaphneProcess]:
+    env = {"REDIS_URL": redis_url, "WSMANAGER_REDIS_PREFIX": f"m{secrets.token_hex(4)}", "DEMO_DB": ":memory:"}
+    with DaphneProcess(env=env) as server:
+        yield server
+
+
+async def manage(server: DaphneProcess, *args: str) -> subprocess.CompletedProcess[str]:
+    """Run ``manage.py wsmanager ARGS`` in its own process, as an operator would."""
+    cmd = [sys.executable, "manage.py", "wsmanager", *args]
+
+    def run() -> subprocess.CompletedProcess[str]:
+        return subprocess.run(cmd, cwd=ROOT, env=server.env, capture_output=True, text=True, timeout=60)
+
+    return await asyncio.to_thread(run)
+
+
+async def test_list_and_count_show_every_socket_with_its_details(live: DaphneProcess) -> None:
+    """list --json gives id, groups, node and connected_at; count matches."""
+    a = await Peer.open(f"{live.ws_url}/ws/chat/ops1/?name=ann")
+    b = await Peer.open(f"{live.ws_url}/ws/chat/ops2/")
+    listed = await manage(live, "list", "--json")
+    assert listed.returncode == 0, listed.stderr
+    rows = {row["id"]: row for row in map(json.loads, listed.stdout.splitlines())}
+    assert set(rows) >= {a.id, b.id}
+    assert rows[a.id]["groups"] == ["room.ops1"]
+    assert rows[a.id]["meta"] == {"name": "ann"}
+    assert rows[a.id]["node"].startswith("wsmanager.node")
+    table = await manage(live, "list", "--group", "room.ops2")
+    assert b.id in table.stdout and a.id not in table.stdout
+    count = await manage(live, "count")
+    assert int(count.stdout) == len(rows)
+    await a.close()
+    await b.close()
+
+
+async def test_send_notify_and_disconnect_reach_the_socket(live: DaphneProcess) -> None:
+    """send --to, notify --group and disconnect act on sockets of the server process."""
+    a = await Peer.open(f"{live.ws_url}/ws/chat/ops3/")
+    sent = await manage(live, "send", "--to", a.id, "--text", "raw text")
+    assert sent.returncode == 0, sent.stderr
+    assert await a.ws.recv() == "raw text"
+    notified = await manage(live, "notify", "--group", "room.ops3", "message", "--params", '{"text": "hi"}')
+    assert "notified 1 socket(s)" in notified.stdout
+    assert (await a.notification("message"))["params"] == {"text": "hi"}
+    closed = await manage(live, "disconnect", a.id, "--code", "4000", "--reason", "bye")
+    assert closed.returncode == 0, closed.stderr
+    await asyncio.wait_for(a.ws.wait_closed(), 10)
+    assert a.ws.close_code == 4000
+
+
+async def test_errors_are_reported_without_a_traceback(live: DaphneProcess) -> None:
+    """An unknown id or bad JSON exits non-zero with a one-line error."""
+    missing = await manage(live, "send", "--to", "nope", "--text", "x")
+    assert missing.returncode != 0
+    assert "no open socket with id 'nope'" in missing.stderr
+    assert "Traceback" not in missing.stderr
+    bad = await manage(live, "notify", "--all", "m", "--params", "{not json")
+    assert bad.returncode != 0 and "not valid JSON" in bad.stderr

@@ -1,0 +1,418 @@
+"""``WebSocketHandler``: ids, life cycle, refusals, frames, limits, origins, the queue."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import re
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from channels.testing import WebsocketCommunicator
+from django.test import override_settings
+
+from tests import handlers
+from tests.handlers import (
+    EchoHandler,
+    FailingHandler,
+    HelloHandler,
+    RecordingHandler,
+    RefusingHandler,
+    application,
+)
+from wsmanager import CloseCode, State
+from wsmanager.node import get_node
+
+ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{43}")
+
+
+@pytest.fixture(autouse=True)
+def _clean_events() -> Iterator[None]:
+    """Each test starts with no recorded events."""
+    handlers.reset()
+    yield
+    handlers.reset()
+
+
+def client(path: str, origin: bytes | None = None) -> WebsocketCommunicator:
+    """A communicator on ``path``, with an Origin header when given."""
+    headers = [(b"origin", origin)] if origin is not None else []
+    return WebsocketCommunicator(application, path, headers=headers)
+
+
+async def hello(path: str = "/ws/hello/") -> tuple[WebsocketCommunicator, dict[str, Any]]:
+    """An open HelloHandler socket and the report it sent from ``on_connect``."""
+    comm = client(path)
+    accepted, _ = await comm.connect()
+    assert accepted
+    return comm, json.loads(await comm.receive_from())
+
+
+async def receive_close(comm: WebsocketCommunicator) -> dict[str, Any]:
+    """The next message from the app, asserted to be a close."""
+    message: dict[str, Any] = await comm.receive_output()
+    assert message["type"] == "websocket.close", message
+    return message
+
+
+# -- ids and the registry ------------------------------------------------------------
+
+
+async def test_socket_ids_are_43_url_safe_characters_and_unique() -> None:
+    """Every socket gets a fresh 43-character URL-safe id."""
+    ids = []
+    for _ in range(10):
+        comm, report = await hello()
+        ids.append(report["id"])
+        await comm.disconnect()
+    assert all(ID_PATTERN.fullmatch(sid) for sid in ids), ids
+    assert len(set(ids)) == len(ids)
+
+
+async def test_socket_is_registered_during_on_connect() -> None:
+    """``on_connect`` already finds its own entry in the registry."""
+    comm, report = await hello()
+    assert report["registered"] is True
+    await comm.disconnect()
+
+
+async def test_socket_entry_describes_it_after_connect() -> None:
+    """After the handshake the entry holds the id, handler, node and route."""
+    comm, report = await hello("/ws/rooms/lobby/7/")
+    info = await HelloHandler.manager.aget(report["id"])
+    assert info.id == report["id"]
+    assert info.handler == HelloHandler.name
+    assert info.node == get_node().id
+    assert info.user_id is None
+    assert dict(info.path_kwargs) == {"room": "lobby", "seat": 7}
+    assert info.connected_at > 0
+    await comm.disconnect()
+
+
+async def test_socket_leaves_the_registry_on_disconnect() -> None:
+    """A client disconnect removes the entry and detaches the socket from the node."""
+    comm, report = await hello()
+    assert await HelloHandler.manager.aids() == [report["id"]]
+    await comm.disconnect()
+    assert await HelloHandler.manager.aexists(report["id"]) is False
+    assert await HelloHandler.manager.acount() == 0
+    assert report["id"] not in get_node().sockets
+
+
+async def test_cancelled_socket_task_still_cleans_up_and_runs_on_disconnect() -> None:
+    """A socket task cancelled by a server shutdown leaves the registry, code 1001."""
+    comm = client("/ws/record/")
+    assert (await comm.connect())[0]
+    (sid,) = await RecordingHandler.manager.aids()
+    comm.future.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await comm.future
+    assert await RecordingHandler.manager.acount() == 0
+    assert handlers.events == [("disconnect", sid, CloseCode.GOING_AWAY, False, State.CLOSED)]
+
+
+# -- refusals ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("how", ["false", "reject", "raise"])
+async def test_refusal_without_code_refuses_the_handshake(how: str) -> None:
+    """``False``, ``RejectConnection()`` and any exception refuse with HTTP 403."""
+    comm = client(f"/ws/refuse/{how}/")
+    accepted, code = await comm.connect()
+    assert (accepted, code) == (False, 1000)
+    assert await comm.receive_nothing()
+    await comm.disconnect()
+    [(_, sid, registered)] = handlers.events
+    assert registered is True
+    assert await RefusingHandler.manager.aexists(sid) is False
+    assert await RefusingHandler.manager.acount() == 0
+
+
+async def test_refusal_with_code_accepts_then_closes_with_it() -> None:
+    """``RejectConnection(code=4003)`` accepts, then closes with 4003 and the reason."""
+    comm = client("/ws/refuse/reject-code/")
+    accepted, _ = await comm.connect()
+    assert accepted
+    close = await receive_close(comm)
+    assert (close.get("code"), close.get("reason")) == (4003, "not you")
+    await comm.disconnect(4003)
+    assert await RefusingHandler.manager.acount() == 0
+
+
+async def test_refused_socket_never_runs_on_disconnect() -> None:
+    """``on_disconnect`` is for sockets that opened; refused ones skip it."""
+    for how in ("false", "reject", "reject-code", "raise"):
+        comm = client(f"/ws/refuse/{how}/")
+        await comm.connect()
+        await comm.disconnect()
+    assert [event[0] for event in handlers.events] == ["connect"] * 4
+
+
+async def test_accepted_socket_of_a_refusing_handler_gets_queued_frames() -> None:
+    """An ``on_connect`` that returns None accepts and delivers what it queued."""
+    comm = client("/ws/refuse/accept/")
+    assert (await comm.connect())[0]
+    assert await comm.receive_from() == "queued before the refusal"
+    await comm.disconnect()
+
+
+# -- frames ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("size", [0, 130, 128 * 1024])
+async def test_text_frames_reach_on_receive_as_str(size: int) -> None:
+    """Text frames of 0, 130 and 128 KiB bytes arrive whole, as ``str``."""
+    comm = client("/ws/echo/")
+    assert (await comm.connect())[0]
+    data = "x" * size
+    await comm.send_input({"type": "websocket.receive", "text": data})
+    assert await comm.receive_output() == {"type": "websocket.send", "text": data}
+    await comm.disconnect()
+
+
+@pytest.mark.parametrize("size", [0, 130, 128 * 1024])
+async def test_binary_frames_reach_on_receive_as_bytes(size: int) -> None:
+    """Binary frames of 0, 130 and 128 KiB bytes arrive whole, as ``bytes``."""
+    comm = client("/ws/echo/")
+    assert (await comm.connect())[0]
+    data = bytes(range(256)) * (size // 256) + bytes(size % 256)
+    await comm.send_input({"type": "websocket.receive", "bytes": data})
+    assert await comm.receive_output() == {"type": "websocket.send", "bytes": data}
+    await comm.disconnect()
+
+
+@pytest.mark.parametrize(
+    "frame",
+    [
+        {"text": "a" * 1000},
+        {"bytes": b"a" * 1000},
+        {"text": "€" * 333},  # 999 bytes in UTF-8
+    ],
+    ids=["text", "binary", "multibyte-text"],
+)
+async def test_frame_at_the_size_limit_is_accepted(frame: dict[str, Any]) -> None:
+    """A frame of exactly ``max_message_size`` bytes or fewer reaches on_receive."""
+    comm = client("/ws/small/")
+    assert (await comm.connect())[0]
+    await comm.send_input({"type": "websocket.receive", **frame})
+    assert await comm.receive_output() == {"type": "websocket.send", **frame}
+    await comm.disconnect()
+
+
+@pytest.mark.parametrize(
+    "frame",
+    [
+        {"text": "a" * 1001},
+        {"bytes": b"a" * 1001},
+        {"text": "€" * 334},  # 334 characters, 1,002 bytes in UTF-8
+        {"text": "😀" * 300},  # 300 characters, 1,200 bytes in UTF-8
+    ],
+    ids=["text", "binary", "multibyte-text", "emoji-text"],
+)
+async def test_frame_over_the_size_limit_closes_1009(frame: dict[str, Any]) -> None:
+    """A frame over ``max_message_size`` bytes (UTF-8 for text) closes with 1009."""
+    comm = client("/ws/small/")
+    assert (await comm.connect())[0]
+    await comm.send_input({"type": "websocket.receive", **frame})
+    assert (await receive_close(comm))["code"] == 1009
+    assert await comm.receive_nothing()
+    await comm.disconnect(1009)
+    assert await EchoHandler.manager.acount() == 0
+
+
+async def test_frames_queued_in_on_connect_arrive_after_accept_in_order() -> None:
+    """Frames sent before the handshake, directly or via the manager, follow the accept."""
+    comm = client("/ws/queue/")
+    assert (await comm.connect())[0]
+    received = [await comm.receive_from() for _ in range(5)]
+    assert received == ["one", b"two", "three", '{"n":4}', "five"]
+    assert await comm.receive_nothing()
+    await comm.disconnect()
+
+
+async def test_outgoing_queue_overflow_closes_1013() -> None:
+    """More queued frames than MAX_OUTGOING_QUEUE close the socket with 1013."""
+    stats = get_node().stats
+    with override_settings(WSMANAGER={"MAX_OUTGOING_QUEUE": 3}):
+        comm = client("/ws/flood/5/")
+        assert (await comm.connect())[0]
+        assert [await comm.receive_from() for _ in range(3)] == ["0", "1", "2"]
+        assert (await receive_close(comm))["code"] == 1013
+        await comm.disconnect(1013)
+    assert stats["dropped_overflow"] == 2
+
+
+# -- errors and disconnects -------------------------------------------------------------
+
+
+async def test_on_receive_exception_closes_1011_and_leaves_registry() -> None:
+    """An exception in ``on_receive`` closes with 1011 and removes the entry."""
+    comm = client("/ws/fail/")
+    assert (await comm.connect())[0]
+    await comm.send_to(text_data="boom")
+    assert (await receive_close(comm))["code"] == 1011
+    assert await FailingHandler.manager.acount() == 0
+    await comm.disconnect(1011)
+    assert [event[0] for event in handlers.events] == ["receive"]
+
+
+async def test_on_disconnect_runs_once_with_the_code_after_registry_removal() -> None:
+    """``on_disconnect(code)`` runs once, the socket already gone from the registry."""
+    comm = client("/ws/record/")
+    assert (await comm.connect())[0]
+    (sid,) = await RecordingHandler.manager.aids()
+    await comm.disconnect(4321)
+    assert handlers.events == [("disconnect", sid, 4321, False, State.CLOSED)]
+
+
+async def test_on_disconnect_runs_once_after_a_server_side_close() -> None:
+    """A server close then the client's disconnect gives one ``on_disconnect``."""
+    comm = client("/ws/record/")
+    assert (await comm.connect())[0]
+    (sid,) = await RecordingHandler.manager.aids()
+    await RecordingHandler.manager.adisconnect(sid, 4001, "bye")
+    assert await receive_close(comm) == {"type": "websocket.close", "code": 4001, "reason": "bye"}
+    assert await RecordingHandler.manager.acount() == 0
+    assert handlers.events == []
+    await comm.disconnect(4001)
+    assert handlers.events == [("disconnect", sid, 4001, False, State.CLOSED)]
+
+
+async def test_frames_after_close_are_dropped_and_counted() -> None:
+    """A send after the socket closed returns False, writes nothing, and is counted."""
+    comm = client("/ws/record/")
+    assert (await comm.connect())[0]
+    before = get_node().stats["dropped_closed"]
+    await comm.send_to(text_data="close-then-send")
+    assert (await receive_close(comm))["code"] == 4000
+    assert await comm.receive_nothing()
+    assert handlers.events == [("late send", False)]
+    assert get_node().stats["dropped_closed"] == before + 1
+    await comm.disconnect(4000)
+
+
+async def test_frames_after_a_server_close_are_ignored() -> None:
+    """Frames the server receives after its own close do not reach on_receive."""
+    comm = client("/ws/record/")
+    assert (await comm.connect())[0]
+    (sid,) = await RecordingHandler.manager.aids()
+    await RecordingHandler.manager.adisconnect(sid, 4001)
+    await receive_close(comm)
+    await comm.send_to(text_data="echo me")
+    assert await comm.receive_nothing()
+    await comm.disconnect(4001)
+
+
+# -- origins -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "origin",
+    [
+        None,
+        b"http://localhost",
+        b"http://localhost:8000",
+        b"https://localhost:8443",
+        b"HTTP://LocalHost:8000",
+        b"ws://localhost",
+        b"http://127.0.0.1:3000",
+        b"http://[::1]:8000",
+    ],
+)
+async def test_allowed_origins_connect(origin: bytes | None) -> None:
+    """No Origin, or an origin whose host is in ALLOWED_HOSTS (any port, any case)."""
+    comm = client("/ws/echo/", origin)
+    assert (await comm.connect())[0]
+    await comm.disconnect()
+
+
+@pytest.mark.parametrize(
+    "origin",
+    [
+        b"null",
+        b"",
+        b"https://evil.example",
+        b"http://localhost.evil.example",
+        b"http://evillocalhost",
+        b"http://sub.localhost",
+        b"http://localhost@evil.example",
+        b"http://127.0.0.2",
+        b"localhost",
+        b"file://localhost",
+        b"http://[::2]:8000",
+    ],
+)
+async def test_forged_or_foreign_origins_are_refused(origin: bytes) -> None:
+    """Origins whose host is not allowed, ``null`` and junk are refused with 403."""
+    comm = client("/ws/echo/", origin)
+    assert await comm.connect() == (False, 1000)
+    await comm.disconnect()
+    assert await EchoHandler.manager.acount() == 0
+
+
+@pytest.mark.parametrize(
+    ("origin", "accepted"),
+    [
+        (None, True),
+        (b"https://example.com:8443", True),
+        (b"https://EXAMPLE.com:8443", True),
+        (b"https://example.com", False),
+        (b"http://example.com:8443", False),
+        (b"http://localhost:8000", False),
+    ],
+)
+async def test_handler_origin_pattern_with_scheme_checks_scheme_and_port(
+    origin: bytes | None, accepted: bool
+) -> None:
+    """A handler's ``allowed_origins`` with a scheme must match scheme, host and port."""
+    comm = client("/ws/strict/", origin)
+    assert (await comm.connect())[0] is accepted
+    await comm.disconnect()
+
+
+async def test_require_origin_refuses_a_missing_origin() -> None:
+    """With REQUIRE_ORIGIN, a handshake without Origin is refused."""
+    with override_settings(WSMANAGER={"REQUIRE_ORIGIN": True}):
+        missing = client("/ws/echo/")
+        assert await missing.connect() == (False, 1000)
+        await missing.disconnect()
+        present = client("/ws/echo/", b"http://localhost:8000")
+        assert (await present.connect())[0]
+        await present.disconnect()
+
+
+async def test_allowed_origins_setting_replaces_allowed_hosts() -> None:
+    """WSMANAGER ALLOWED_ORIGINS takes precedence over ALLOWED_HOSTS."""
+    with override_settings(WSMANAGER={"ALLOWED_ORIGINS": [".example.com"]}):
+        comm = client("/ws/echo/", b"https://chat.example.com")
+        assert (await comm.connect())[0]
+        await comm.disconnect()
+        local = client("/ws/echo/", b"http://localhost:8000")
+        assert await local.connect() == (False, 1000)
+        await local.disconnect()
+
+
+async def test_wildcard_origin_lets_everything_in() -> None:
+    """ALLOWED_ORIGINS ``["*"]`` accepts any origin, even ``null``."""
+    with override_settings(WSMANAGER={"ALLOWED_ORIGINS": ["*"]}):
+        for origin in (b"https://evil.example", b"null"):
+            comm = client("/ws/echo/", origin)
+            assert (await comm.connect())[0]
+            await comm.disconnect()
+
+
+# -- the handler class ---------------------------------------------------------------------
+
+
+def test_handler_name_defaults_to_module_and_qualname() -> None:
+    """A handler without ``name`` is namespaced by its dotted class path."""
+    assert EchoHandler.name == "tests.handlers.EchoHandler"
+    assert EchoHandler.manager.handler == EchoHandler.name
+
+
+async def test_send_without_data_raises() -> None:
+    """The channels-style ``send()`` needs text_data or bytes_data."""
+    with pytest.raises(ValueError, match="text_data or bytes_data"):
+        await EchoHandler().send()

@@ -1,0 +1,141 @@
+"""The public surface: ``__all__`` of the package and of every public module, and the
+exception hierarchy."""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+
+import pytest
+from django.core.exceptions import ImproperlyConfigured
+
+import wsmanager
+from wsmanager import exceptions
+from wsmanager.exceptions import (
+    ConfigurationError,
+    ConnectionClosed,
+    DeliveryError,
+    InvokeError,
+    InvokeTimeout,
+    RegistryUnavailable,
+    RejectConnection,
+    RemoteError,
+    RpcError,
+    SocketNotFound,
+    WsManagerError,
+)
+
+PUBLIC_MODULES = [
+    "wsmanager.protocol",
+    "wsmanager.handler",
+    "wsmanager.rpc",
+    "wsmanager.sending",
+    "wsmanager.node",
+    "wsmanager.registry",
+    "wsmanager.routing",
+    "wsmanager.origin",
+    "wsmanager.conf",
+    "wsmanager.exceptions",
+    "wsmanager.testing",
+]
+
+
+def test_package_exports_exist() -> None:
+    """Every name in ``wsmanager.__all__`` is an attribute of the package."""
+    assert [name for name in wsmanager.__all__ if not hasattr(wsmanager, name)] == []
+
+
+def test_package_exports_are_importable() -> None:
+    """``from wsmanager import *`` binds every exported name."""
+    namespace: dict[str, object] = {}
+    exec("from wsmanager import *", namespace)
+    assert set(wsmanager.__all__) <= set(namespace)
+
+
+def test_package_all_is_sorted_without_duplicates() -> None:
+    """``wsmanager.__all__`` is sorted and lists each name once."""
+    assert wsmanager.__all__ == sorted(wsmanager.__all__)
+    assert len(set(wsmanager.__all__)) == len(wsmanager.__all__)
+
+
+def test_package_has_a_version() -> None:
+    """``wsmanager.__version__`` is a dotted version string."""
+    assert wsmanager.__version__.count(".") == 2
+
+
+@pytest.mark.parametrize("module_name", PUBLIC_MODULES)
+def test_public_module_declares_all_with_existing_names(module_name: str) -> None:
+    """Each public module has ``__all__``, without duplicates, naming defined things."""
+    module = importlib.import_module(module_name)
+    names = module.__all__
+    assert names, module_name
+    assert len(set(names)) == len(names)
+    assert [name for name in names if not hasattr(module, name)] == []
+
+
+@pytest.mark.parametrize("module_name", PUBLIC_MODULES)
+def test_package_reexports_come_from_their_modules(module_name: str) -> None:
+    """A name exported by both the package and a module is the same object."""
+    module = importlib.import_module(module_name)
+    for name in set(module.__all__) & set(wsmanager.__all__):
+        assert getattr(wsmanager, name) is getattr(module, name), name
+
+
+def test_every_exception_class_is_under_the_root() -> None:
+    """Every exception defined in ``wsmanager.exceptions`` derives from WsManagerError."""
+    classes = [
+        obj
+        for obj in vars(exceptions).values()
+        if inspect.isclass(obj) and issubclass(obj, BaseException) and obj.__module__ == exceptions.__name__
+    ]
+    assert len(classes) == len(exceptions.__all__)
+    assert all(issubclass(cls, WsManagerError) for cls in classes)
+    assert {cls.__name__ for cls in classes} == set(exceptions.__all__)
+
+
+def test_package_exports_every_exception() -> None:
+    """Every exception is reachable as ``wsmanager.<Name>``."""
+    assert set(exceptions.__all__) <= set(wsmanager.__all__)
+
+
+@pytest.mark.parametrize(
+    ("cls", "parents"),
+    [
+        (ConfigurationError, (WsManagerError, ImproperlyConfigured)),
+        (SocketNotFound, (WsManagerError, LookupError)),
+        (ConnectionClosed, (WsManagerError,)),
+        (DeliveryError, (WsManagerError,)),
+        (RegistryUnavailable, (WsManagerError,)),
+        (RejectConnection, (WsManagerError,)),
+        (RpcError, (WsManagerError,)),
+        (InvokeError, (WsManagerError,)),
+        (InvokeTimeout, (InvokeError, TimeoutError)),
+        (RemoteError, (InvokeError,)),
+    ],
+)
+def test_exception_hierarchy_matches_the_documented_tree(
+    cls: type[Exception], parents: tuple[type[Exception], ...]
+) -> None:
+    """Each exception sits where the tree in ``wsmanager.exceptions`` says."""
+    assert all(issubclass(cls, parent) for parent in parents)
+
+
+def test_exceptions_carry_their_facts_and_print_readably() -> None:
+    """Exceptions keep ids, codes and methods as attributes and in their message."""
+    missing = SocketNotFound("abc", "chat")
+    assert (missing.socket_id, missing.handler) == ("abc", "chat")
+    assert "abc" in str(missing) and "chat" in str(missing)
+    closed = ConnectionClosed("abc", 1006)
+    assert closed.code == 1006 and "1006" in str(closed)
+    timeout = InvokeTimeout("abc", "ask", 0.5)
+    assert (timeout.socket_id, timeout.method, timeout.timeout) == ("abc", "ask", 0.5)
+    assert "0.5s" in str(timeout)
+    remote = RemoteError("abc", "ask", 4000, "no", {"x": 1})
+    assert (remote.code, remote.message, remote.data) == (4000, "no", {"x": 1})
+    assert "4000" in str(remote) and "ask" in str(remote)
+    error = RpcError(4001, "Bad", [1])
+    assert (error.code, error.message, error.data) == (4001, "Bad", [1])
+    assert str(error) == "[4001] Bad"
+    reject = RejectConnection("go", code=4003)
+    assert (reject.reason, reject.code) == ("go", 4003)
+    assert str(RejectConnection()) == "connection rejected"

@@ -1,0 +1,99 @@
+"""``route`` and ``websocket_app``: paths, converters, regexes, refusals, auth."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from channels.routing import URLRouter
+from channels.testing import WebsocketCommunicator
+from django.urls import URLPattern
+
+from tests.handlers import EchoHandler, HelloHandler, application
+from wsmanager import route, websocket_app
+
+
+async def hello(app: Any, path: str) -> dict[str, Any]:
+    """Connect to ``path``, return HelloHandler's report, and disconnect."""
+    comm = WebsocketCommunicator(app, path)
+    accepted, _ = await comm.connect()
+    assert accepted, path
+    report: dict[str, Any] = json.loads(await comm.receive_from())
+    await comm.disconnect()
+    return report
+
+
+@pytest.mark.parametrize("path", ["/ws/nowhere/", "/", "/ws/echo", "/ws/rooms/lobby/seven/"])
+async def test_unknown_path_is_refused_without_crashing(path: str) -> None:
+    """A path no handler serves is refused (HTTP 403) and the app ends cleanly."""
+    comm = WebsocketCommunicator(application, path)
+    assert await comm.connect() == (False, 1000)
+    await comm.disconnect()  # raises if the application crashed
+
+
+async def test_unknown_path_leaves_nothing_in_the_registry() -> None:
+    """A refused unknown path registers no socket under any handler."""
+    comm = WebsocketCommunicator(application, "/ws/nowhere/")
+    await comm.connect()
+    await comm.disconnect()
+    assert await EchoHandler.manager.acount() == 0
+    assert await HelloHandler.manager.acount() == 0
+
+
+async def test_path_converters_reach_the_handler_typed() -> None:
+    """``<str:room>/<int:seat>`` arrive in ``path_kwargs`` as str and int."""
+    report = await hello(application, "/ws/rooms/lobby/42/")
+    assert report["path_kwargs"] == {"room": "lobby", "seat": 42}
+
+
+async def test_regex_route_captures_named_groups() -> None:
+    """A pattern starting with ``^`` is a regex; its named groups are the kwargs."""
+    report = await hello(application, "/ws/re/abc/07/")
+    assert report["path_kwargs"] == {"slug": "abc", "num": "07"}
+
+
+@pytest.mark.parametrize("path", ["/ws/re/ABC/07/", "/ws/re/abc/7/", "/ws/re/abc/07/x/"])
+async def test_regex_route_refuses_non_matching_paths(path: str) -> None:
+    """Paths that do not match the regex fall through to the refusal."""
+    comm = WebsocketCommunicator(application, path)
+    assert await comm.connect() == (False, 1000)
+    await comm.disconnect()
+
+
+def test_route_builds_path_or_regex_patterns() -> None:
+    """``route`` returns a URLPattern: a path pattern, or a regex for ``^...``."""
+    plain = route("ws/a/<int:n>/", EchoHandler)
+    regex = route(r"^ws/b/(?P<n>\d+)/$", EchoHandler)
+    assert isinstance(plain, URLPattern)
+    assert isinstance(regex, URLPattern)
+    assert plain.pattern.regex.match("ws/a/1/")
+    assert regex.pattern.regex.match("ws/b/1/")
+    assert not regex.pattern.regex.match("ws/b/x/")
+
+
+async def test_route_composes_with_a_plain_url_router() -> None:
+    """``route`` patterns work inside Channels' own URLRouter."""
+    app = URLRouter([route("chat/<slug:room>/", HelloHandler)])
+    report = await hello(app, "/chat/my-room/")
+    assert report["path_kwargs"] == {"room": "my-room"}
+
+
+async def test_one_handler_on_two_routes_shares_its_manager() -> None:
+    """Sockets of one handler class on different routes are in one namespace."""
+    app = websocket_app([route("a/", HelloHandler), route("b/", HelloHandler)], auth=False)
+    first = WebsocketCommunicator(app, "/a/")
+    second = WebsocketCommunicator(app, "/b/")
+    assert (await first.connect())[0]
+    assert (await second.connect())[0]
+    assert await HelloHandler.manager.acount() == 2
+    await first.disconnect()
+    await second.disconnect()
+
+
+@pytest.mark.django_db
+async def test_auth_wrapped_app_sees_an_anonymous_user() -> None:
+    """With ``auth=True`` (the default) the handler sees an anonymous user."""
+    app = websocket_app([route("ws/hello/", HelloHandler)])
+    report = await hello(app, "/ws/hello/")
+    assert report["user_id"] is None

@@ -1,0 +1,560 @@
+"""``RpcHandler``: JSON-RPC both ways, params binding, errors, the call queue, invoke."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from channels.testing import WebsocketCommunicator
+
+from tests import handlers
+from tests.handlers import BusyHandler, CalcHandler, WelcomeHandler, application
+from wsmanager import (
+    ConfigurationError,
+    ConnectionClosed,
+    InvokeTimeout,
+    RemoteError,
+    RpcHandler,
+    rpc,
+)
+from wsmanager.node import get_node
+from wsmanager.protocol import (
+    BINARY_NOT_SUPPORTED,
+    INTERNAL_ERROR,
+    INVALID_PARAMS,
+    INVALID_REQUEST,
+    METHOD_NOT_FOUND,
+    PARSE_ERROR,
+    SERVER_BUSY,
+)
+from wsmanager.testing import RpcCommunicator
+
+
+@pytest.fixture(autouse=True)
+def _clean_events() -> Iterator[None]:
+    """Each test starts with no recorded events and no gates."""
+    handlers.reset()
+    yield
+    handlers.reset()
+
+
+def connect(path: str = "/ws/calc/") -> RpcCommunicator:
+    """An RPC client of the test application (use as ``async with``)."""
+    return RpcCommunicator(application, path, timeout=2.0)
+
+
+def call(method: str, params: Any = None, msg_id: Any = 1) -> dict[str, Any]:
+    """A request object (``params`` omitted when None)."""
+    message: dict[str, Any] = {"jsonrpc": "2.0", "method": method, "id": msg_id}
+    if params is not None:
+        message["params"] = params
+    return message
+
+
+def note(method: str, params: Any = None) -> dict[str, Any]:
+    """A notification object (no id)."""
+    message: dict[str, Any] = {"jsonrpc": "2.0", "method": method}
+    if params is not None:
+        message["params"] = params
+    return message
+
+
+async def exchange(client: RpcCommunicator, payload: Any) -> Any:
+    """Send ``payload`` as one JSON text frame and return the decoded answer frame."""
+    await client.send_json_to(payload)
+    return await client.receive_json_from(client.timeout)
+
+
+async def error_of(client: RpcCommunicator, method: str, *args: Any, **kwargs: Any) -> RemoteError:
+    """The error a call is answered with (fails if it succeeds)."""
+    with pytest.raises(RemoteError) as info:
+        await client.call(method, *args, **kwargs)
+    return info.value
+
+
+# -- connection ----------------------------------------------------------------------------
+
+
+async def test_rpc_connected_is_the_first_frame_and_carries_the_id() -> None:
+    """The first frame is ``rpc.connected`` with the socket id, before queued frames."""
+    comm = WebsocketCommunicator(application, "/ws/welcome/")
+    assert (await comm.connect())[0]
+    first = await comm.receive_json_from()
+    second = await comm.receive_json_from()
+    assert first["method"] == "rpc.connected"
+    assert "id" not in first
+    (sid,) = await WelcomeHandler.manager.aids()
+    assert first["params"] == {"id": sid}
+    assert second == {"jsonrpc": "2.0", "method": "welcome", "params": {"text": "hi"}}
+    await comm.disconnect()
+
+
+async def test_rpc_ping_answers_pong() -> None:
+    """The built-in ``rpc.ping`` answers ``"pong"``."""
+    async with connect() as client:
+        assert await client.call("rpc.ping") == "pong"
+
+
+# -- params -----------------------------------------------------------------------------------
+
+
+async def test_positional_params_bind_in_order() -> None:
+    """An array of params binds to the method's parameters in order."""
+    async with connect() as client:
+        assert await client.call("add", 2, 3) == 5
+        assert await client.call("greet", "Ada", "?") == "Hello, Ada?"
+
+
+async def test_named_params_bind_by_name() -> None:
+    """An object of params binds by name; defaults fill the rest."""
+    async with connect() as client:
+        assert await client.call("add", b=3, a=2) == 5
+        assert await client.call("greet", name="Ada") == "Hello, Ada!"
+
+
+async def test_absent_params_call_without_arguments() -> None:
+    """A call without ``params`` passes no arguments."""
+    async with connect() as client:
+        assert await exchange(client, call("describe")) == {
+            "jsonrpc": "2.0",
+            "result": {"value": None, "tags": None},
+            "id": 1,
+        }
+
+
+async def test_annotations_accept_matching_json_values() -> None:
+    """Unions, None, ``list[int]``, ``dict[str, str]`` and int-for-float all pass."""
+    async with connect() as client:
+        assert await client.call("total", [1, 2, 3]) == 6
+        assert await client.call("describe", 5, {"a": "b"}) == {"value": 5, "tags": {"a": "b"}}
+        assert await client.call("describe", None) == {"value": None, "tags": None}
+        assert await client.call("math.negate", 2) == -2
+        assert await client.call("multiply", 1.5, 2) == 3.0
+
+
+@pytest.mark.parametrize(
+    ("method", "params"),
+    [
+        ("add", [1]),
+        ("add", {"a": 1}),
+        ("add", [1, 2, 3]),
+        ("add", {"a": 1, "b": 2, "c": 3}),
+        ("add", {"a": 1, "self": 2}),
+        ("add", ["1", 2]),
+        ("add", [1.5, 2]),
+        ("add", [True, 2]),
+        ("add", {"a": 1, "b": None}),
+        ("multiply", [True, 2]),
+        ("multiply", ["2", 2]),
+        ("greet", [1]),
+        ("total", [[1, "2"]]),
+        ("total", [{"a": 1}]),
+        ("describe", ["5"]),
+        ("describe", [1, {"a": 1}]),
+    ],
+)
+async def test_wrong_params_are_answered_32602(method: str, params: Any) -> None:
+    """Missing, extra, or wrongly typed params (bool is not int) give -32602."""
+    async with connect() as client:
+        reply = await exchange(client, call(method, params, 7))
+        assert reply["id"] == 7
+        assert reply["error"]["code"] == INVALID_PARAMS
+        assert reply["error"]["message"] == "Invalid params"
+        assert handlers.events == []
+
+
+async def test_type_mismatch_names_the_parameter() -> None:
+    """The -32602 error's data says which parameter has which expected type."""
+    async with connect() as client:
+        error = await error_of(client, "add", 1, "2")
+        assert error.code == INVALID_PARAMS
+        assert error.data == "b must be int"
+
+
+# -- method lookup ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "method",
+    [
+        "nope",
+        "helper",
+        "_private",
+        "negate",
+        "fail_rpc",
+        "on_disconnect",
+        "on_connect",
+        "on_receive",
+        "close",
+        "invoke",
+        "notify",
+        "send_frame",
+        "websocket_connect",
+        "rpc.nope",
+        "__init__",
+        "",
+    ],
+)
+async def test_unknown_unexposed_private_and_hook_methods_give_32601(method: str) -> None:
+    """Only ``@rpc`` methods, by their exposed name, can be called."""
+    async with connect() as client:
+        error = await error_of(client, method)
+        assert (error.code, error.message, error.data) == (
+            METHOD_NOT_FOUND,
+            "Method not found",
+            method,
+        )
+
+
+@pytest.mark.parametrize("hook", ["on_connect", "on_receive", "close", "invoke", "send"])
+def test_rpc_on_a_handler_hook_or_method_is_refused(hook: str) -> None:
+    """Marking a hook or a base method with ``@rpc`` fails when the class is made."""
+
+    async def method(self: Any) -> None:
+        """A user method that would shadow the base class's."""
+
+    with pytest.raises(ConfigurationError, match=hook):
+        type("BadHandler", (RpcHandler,), {hook: rpc(method), "__module__": __name__})
+
+
+@pytest.mark.parametrize("name", ["rpc.custom", "_hidden"])
+def test_reserved_exposed_names_are_refused(name: str) -> None:
+    """``@rpc`` refuses names under ``rpc.`` and names starting with ``_``."""
+    with pytest.raises(ValueError, match="reserved"):
+        rpc(name=name)(lambda self: None)
+
+
+def test_subclasses_inherit_exposed_methods() -> None:
+    """A subclass exposes its base class's ``@rpc`` methods too."""
+    assert set(CalcHandler.rpc_methods) <= set(BusyHandler.rpc_methods)
+    assert "math.negate" in CalcHandler.rpc_methods
+    assert "negate" not in CalcHandler.rpc_methods
+
+
+# -- notifications and batches ----------------------------------------------------------------
+
+
+async def test_notifications_run_but_get_no_response() -> None:
+    """A request without id runs, and nothing at all is sent back."""
+    async with connect() as client:
+        await client.notify("record", "quiet")
+        await client.send_json_to(note("nope"))
+        await client.send_json_to(note("add", ["x"]))
+        await client.send_json_to(note("fail.value"))
+        assert await client.receive_nothing(0.2)
+        assert await client.call("rpc.ping") == "pong"  # runs after the notifications
+        assert handlers.events == [("record", "quiet")]
+
+
+async def test_batch_is_answered_as_a_batch_in_order() -> None:
+    """A batch gets one array of responses, in request order, without notifications."""
+    async with connect() as client:
+        batch = [
+            call("add", [1, 2], "a"),
+            note("record", ["in batch"]),
+            call("nope", None, "b"),
+            {"jsonrpc": "2.0"},
+            call("greet", {"name": "Bo"}, 3),
+            1,
+        ]
+        reply = await exchange(client, batch)
+        assert isinstance(reply, list)
+        assert [r["id"] for r in reply] == ["a", "b", None, 3, None]
+        assert reply[0]["result"] == 3
+        assert reply[1]["error"]["code"] == METHOD_NOT_FOUND
+        assert reply[2]["error"]["code"] == INVALID_REQUEST
+        assert reply[3]["result"] == "Hello, Bo!"
+        assert reply[4]["error"]["code"] == INVALID_REQUEST
+        assert handlers.events == [("record", "in batch")]
+
+
+async def test_batch_of_notifications_gets_nothing() -> None:
+    """A batch made only of notifications is not answered, not even with ``[]``."""
+    async with connect() as client:
+        await client.send_json_to([note("record", [1]), note("record", [2]), note("nope")])
+        assert await client.receive_nothing(0.2)
+        assert await client.call("rpc.ping") == "pong"
+        assert handlers.events == [("record", 1), ("record", 2)]
+
+
+async def test_empty_batch_gets_one_invalid_request() -> None:
+    """``[]`` is answered with a single -32600 error object, not an array."""
+    async with connect() as client:
+        reply = await exchange(client, [])
+        assert isinstance(reply, dict)
+        assert reply["error"]["code"] == INVALID_REQUEST
+        assert reply["id"] is None
+
+
+async def test_batch_over_max_batch_size_gets_one_invalid_request() -> None:
+    """A batch longer than ``max_batch_size`` gets one -32600 error and nothing runs."""
+    async with connect() as client:
+        reply = await exchange(client, [call("record", [i], i) for i in range(11)])
+        assert isinstance(reply, dict)
+        assert reply["error"]["code"] == INVALID_REQUEST
+        assert reply["id"] is None
+        assert await exchange(client, [call("add", [i, 0], i) for i in range(10)]) == [
+            {"jsonrpc": "2.0", "result": i, "id": i} for i in range(10)
+        ]
+        assert handlers.events == []
+
+
+@pytest.mark.parametrize("text", ["not json", '{"jsonrpc": "2.0", "method": "add"', "NaN"])
+async def test_parse_error_answers_32700_with_id_null(text: str) -> None:
+    """Text that is not JSON gets -32700 with ``id: null``; the socket stays open."""
+    async with connect() as client:
+        await client.send_to(text_data=text)
+        reply = await client.receive_json_from()
+        assert reply == {
+            "jsonrpc": "2.0",
+            "error": {"code": PARSE_ERROR, "message": "Parse error"},
+            "id": None,
+        }
+        assert await client.call("add", 1, 1) == 2
+
+
+async def test_invalid_request_object_answers_32600_with_its_id() -> None:
+    """A single invalid request object gets -32600 under its id."""
+    async with connect() as client:
+        reply = await exchange(client, {"jsonrpc": "1.0", "method": "add", "id": 9})
+        assert (reply["id"], reply["error"]["code"]) == (9, INVALID_REQUEST)
+
+
+async def test_binary_frame_answers_32001_and_keeps_the_socket() -> None:
+    """A binary frame gets -32001 with id null, and later calls still work."""
+    async with connect() as client:
+        await client.send_to(bytes_data=b'{"jsonrpc":"2.0","method":"add","params":[1,2],"id":1}')
+        reply = await client.receive_json_from()
+        assert reply["id"] is None
+        assert reply["error"]["code"] == BINARY_NOT_SUPPORTED
+        assert await client.call("add", 1, 2) == 3
+
+
+# -- results and errors --------------------------------------------------------------------
+
+
+async def test_sync_method_runs_in_a_worker_thread() -> None:
+    """A plain ``def`` method runs off the event loop's thread."""
+    async with connect() as client:
+        assert await client.call("thread_name") != threading.current_thread().name
+        assert await client.call("multiply", 3, 4) == 12
+
+
+async def test_rpc_error_is_sent_with_its_code_message_and_data() -> None:
+    """An ``RpcError`` raised by a method reaches the client as is."""
+    async with connect() as client:
+        reply = await exchange(client, call("fail.rpc", None, "x"))
+        assert reply == {
+            "jsonrpc": "2.0",
+            "error": {"code": 4000, "message": "Nope", "data": {"why": "because"}},
+            "id": "x",
+        }
+        assert await client.call("rpc.ping") == "pong"
+
+
+@pytest.mark.parametrize("method", ["fail.value", "fail.sync"])
+async def test_other_exceptions_give_32603_without_detail(method: str) -> None:
+    """Any other exception gives a generic -32603: no message, type or traceback."""
+    async with connect() as client:
+        await client.send_json_to(call(method, None, 5))
+        raw = await client.receive_from()
+        assert json.loads(raw) == {
+            "jsonrpc": "2.0",
+            "error": {"code": INTERNAL_ERROR, "message": "Internal error"},
+            "id": 5,
+        }
+        for leak in ("secret", "Traceback", "Error", "handlers.py"):
+            assert leak not in raw
+        assert await client.call("rpc.ping") == "pong"
+
+
+async def test_result_that_is_not_json_gives_32603() -> None:
+    """A result that cannot be encoded is answered -32603; the socket stays open."""
+    async with connect() as client:
+        error = await error_of(client, "not_json")
+        assert (error.code, error.message, error.data) == (INTERNAL_ERROR, "Internal error", None)
+        assert await client.call("add", 1, 1) == 2
+
+
+# -- the call queue --------------------------------------------------------------------
+
+
+async def test_calls_run_one_at_a_time_in_arrival_order() -> None:
+    """With ``max_concurrent_calls = 1`` a call starts only after the previous one."""
+    async with connect() as client:
+        await client.send_json_to(call("hold", ["first"], 1))
+        await client.send_json_to(call("record", [2], 2))
+        await client.send_json_to(call("record", [3], 3))
+        assert await client.receive_nothing(0.2)
+        assert handlers.events == []
+        handlers.gate("first").set()
+        replies = [await client.receive_json_from() for _ in range(3)]
+        assert [r["id"] for r in replies] == [1, 2, 3]
+        assert handlers.events == [("record", 2), ("record", 3)]
+
+
+async def test_concurrent_calls_overlap_when_allowed() -> None:
+    """With ``max_concurrent_calls = 2`` a second call runs while the first waits."""
+    async with connect("/ws/parallel/") as client:
+        await client.send_json_to(call("hold", ["first"], 1))
+        assert await client.call("add", 1, 1) == 2
+        handlers.gate("first").set()
+        assert await client.receive_json_from() == {"jsonrpc": "2.0", "result": "first", "id": 1}
+
+
+async def test_calls_over_max_pending_calls_get_32000() -> None:
+    """Beyond ``max_pending_calls`` waiting or running calls, a call gets -32000 at once."""
+    async with connect("/ws/busy/") as client:
+        await client.send_json_to(call("hold", ["first"], 1))
+        await client.send_json_to(call("record", ["second"], 2))
+        await client.send_json_to(call("record", ["third"], 3))
+        await client.send_json_to(note("record", ["fourth"]))
+        busy = await client.receive_json_from()
+        assert (busy["id"], busy["error"]["code"]) == (3, SERVER_BUSY)
+        assert await client.receive_nothing(0.2)
+        handlers.gate("first").set()
+        replies = [await client.receive_json_from() for _ in range(2)]
+        assert [(r["id"], r.get("result")) for r in replies] == [(1, "first"), (2, "second")]
+        assert handlers.events == [("record", "second")]
+        assert await client.call("add", 1, 1) == 2
+
+
+async def test_busy_calls_are_counted() -> None:
+    """Refused calls are counted in the node's stats."""
+    async with connect("/ws/busy/") as client:
+        for i in range(4):
+            await client.send_json_to(call("hold", ["gate"], i))
+        assert [(await client.receive_json_from())["id"] for _ in range(2)] == [2, 3]
+        assert get_node().stats["calls_refused_busy"] == 2
+        handlers.gate("gate").set()
+        assert [(await client.receive_json_from())["id"] for _ in range(2)] == [0, 1]
+
+
+# -- server to client ------------------------------------------------------------------
+
+
+async def answer_next_request(client: RpcCommunicator, **reply: Any) -> dict[str, Any]:
+    """Read the server's next request and answer it with ``reply`` (result or error)."""
+    request = await client.receive_json_from()
+    assert request["jsonrpc"] == "2.0" and "method" in request and "id" in request, request
+    await client.send_json_to({"jsonrpc": "2.0", "id": request["id"], **reply})
+    return request
+
+
+async def test_invoke_returns_the_client_result() -> None:
+    """``invoke`` sends a request with the params and returns the client's result."""
+    async with connect() as client:
+        task = asyncio.ensure_future(CalcHandler.manager.ainvoke(client.id, "double", 21, timeout=2))
+        request = await answer_next_request(client, result=42)
+        assert (request["method"], request["params"]) == ("double", [21])
+        assert await task == 42
+
+
+async def test_invoke_with_named_params_sends_an_object() -> None:
+    """Keyword arguments of ``invoke`` become named params."""
+    async with connect() as client:
+        task = asyncio.ensure_future(
+            CalcHandler.manager.ainvoke(client.id, "scale", value=2, factor=3, timeout=2)
+        )
+        request = await answer_next_request(client, result=None)
+        assert request["params"] == {"value": 2, "factor": 3}
+        assert await task is None
+
+
+async def test_invoke_raises_remote_error_with_the_client_error() -> None:
+    """A client error answer raises ``RemoteError`` with its code, message and data."""
+    async with connect() as client:
+        task = asyncio.ensure_future(CalcHandler.manager.ainvoke(client.id, "double", 1, timeout=2))
+        await answer_next_request(client, error={"code": 4100, "message": "no", "data": [1]})
+        with pytest.raises(RemoteError) as info:
+            await task
+        assert (info.value.code, info.value.message, info.value.data) == (4100, "no", [1])
+        assert (info.value.socket_id, info.value.method) == (client.id, "double")
+
+
+async def test_invoke_times_out_with_invoke_timeout() -> None:
+    """No answer within ``timeout`` raises ``InvokeTimeout``; a late answer is ignored."""
+    async with connect() as client:
+        with pytest.raises(InvokeTimeout) as info:
+            await CalcHandler.manager.ainvoke(client.id, "double", 1, timeout=0.05)
+        assert info.value.timeout == 0.05
+        late = await client.receive_json_from()
+        await client.send_json_to({"jsonrpc": "2.0", "id": late["id"], "result": 2})
+        assert await client.call("add", 1, 1) == 2
+
+
+async def test_invoke_fails_with_connection_closed_when_the_socket_closes() -> None:
+    """The client disconnecting while an invoke waits raises ``ConnectionClosed``."""
+    client = connect()
+    await client.connect()
+    task = asyncio.ensure_future(CalcHandler.manager.ainvoke(client.id, "double", 1, timeout=2))
+    await client.receive_json_from()
+    await client.disconnect(4002)
+    with pytest.raises(ConnectionClosed) as info:
+        await task
+    assert (info.value.socket_id, info.value.code) == (client.id, 4002)
+
+
+async def test_invoke_fails_with_connection_closed_when_the_server_closes() -> None:
+    """A server-side close while an invoke waits raises ``ConnectionClosed`` too."""
+    async with connect() as client:
+        task = asyncio.ensure_future(CalcHandler.manager.ainvoke(client.id, "double", 1, timeout=2))
+        await client.receive_json_from()
+        await CalcHandler.manager.adisconnect(client.id, 4003)
+        with pytest.raises(ConnectionClosed):
+            await task
+
+
+async def test_method_invoking_its_own_client_gets_the_result() -> None:
+    """A method awaiting ``invoke`` on the same socket gets its answer (no deadlock)."""
+    async with connect() as client:
+        await client.send_json_to(call("ask_client", [5], "outer"))
+        request = await answer_next_request(client, result=10)
+        assert (request["method"], request["params"]) == ("double", [5])
+        assert await client.receive_json_from() == {"jsonrpc": "2.0", "result": 10, "id": "outer"}
+
+
+async def test_client_notify_from_the_handler() -> None:
+    """``RpcHandler.notify`` sends a notification; positional and named both work."""
+    async with connect() as client:
+        manager = CalcHandler.manager
+        await manager.anotify(client.id, "tick", 1, 2)
+        await manager.anotify(client.id, "tock", at=3)
+        assert await client.next_notification() == note("tick", [1, 2])
+        assert await client.next_notification() == note("tock", {"at": 3})
+
+
+# -- isolation and disconnects ---------------------------------------------------------
+
+
+async def test_slow_call_does_not_block_other_sockets_or_the_disconnect() -> None:
+    """A call stuck on one socket neither delays another socket nor its own close."""
+    slow = connect()
+    await slow.connect()
+    await slow.send_json_to(call("hold", ["never"], 1))
+    async with connect() as other:
+        assert await other.call("add", 2, 2) == 4
+        assert await CalcHandler.manager.acount() == 2
+    await slow.disconnect(1001)
+    await asyncio.wait_for(handlers.gate("never.cancelled").wait(), 2)
+    assert ("cancelled", "never") in handlers.events
+    assert await CalcHandler.manager.acount() == 0
+    assert await CalcHandler.manager.agroups() == []
+
+
+async def test_on_disconnect_hook_still_runs_for_rpc_handlers() -> None:
+    """An ``RpcHandler`` subclass's ``on_disconnect`` runs with the close code."""
+    client = connect()
+    await client.connect()
+    await client.disconnect(4005)
+    assert handlers.events == [("disconnect", client.id, 4005)]
+
+
+async def test_invoke_with_positional_and_named_params_is_refused() -> None:
+    """``invoke`` takes positional or named params, not both."""
+    with pytest.raises(TypeError, match="not both"):
+        await CalcHandler().invoke("m", 1, x=2)
