@@ -44,6 +44,7 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from . import db
 from .conf import get_settings
 from .exceptions import ConfigurationError, RegistryUnavailable, RejectConnection
+from .limits import TokenBucket, send_backlog_probe
 from .node import Message, frame, get_node
 from .origin import default_allowed_origins, origin_allowed, origin_of
 from .registry import ConnectionInfo, get_registry
@@ -73,6 +74,9 @@ class CloseCode(enum.IntEnum):
     MESSAGE_TOO_BIG = 1009
     INTERNAL_ERROR = 1011
     TRY_AGAIN_LATER = 1013
+    #: Application range 4400-4499: the client must not reconnect by itself.
+    FORBIDDEN = 4403
+    TOO_MANY_CONNECTIONS = 4429
 
 
 def new_socket_id() -> str:
@@ -113,6 +117,20 @@ class WebSocketHandler(AsyncWebsocketConsumer):  # type: ignore[misc]
     #: Origin patterns allowed to connect (see wsmanager.origin); None:
     #: ``WSMANAGER["ALLOWED_ORIGINS"]``, else the site's ALLOWED_HOSTS.
     allowed_origins: ClassVar[Sequence[str] | None] = None
+    #: Refuse anonymous users before the handshake completes (HTTP 403).
+    require_authenticated: ClassVar[bool] = False
+    #: Sockets one user may hold open at once in this handler (all
+    #: processes); the next one is accepted and closed with 4429. None: no limit.
+    max_connections_per_user: ClassVar[int | None] = None
+    #: Incoming messages per second and burst size (token bucket); messages
+    #: over it are refused (RPC: -32002) and counted. None: no limit.
+    rate_limit: ClassVar[tuple[float, float] | None] = (100.0, 200.0)
+    #: Refused messages in a row after which the socket is closed with 1008.
+    rate_limit_strikes: ClassVar[int] = 50
+    #: Bytes the client may leave unread in the server's send buffer before
+    #: the socket is closed with 1013 and further frames dropped (daphne only;
+    #: see wsmanager.limits). None: no limit.
+    max_send_backlog: ClassVar[int | None] = 8 * 1024 * 1024
 
     #: True on base classes meant for subclassing (not listed by name).
     abstract: ClassVar[bool] = True
@@ -140,11 +158,25 @@ class WebSocketHandler(AsyncWebsocketConsumer):  # type: ignore[misc]
         self._released = False
         self._opened = False
         self._disconnect_seen = False
+        self._bucket = TokenBucket(*self.rate_limit) if self.rate_limit else None
+        self._strikes = 0
+        self._backlog: Any = None
 
     # -- hooks ---------------------------------------------------------------
+    async def authorize(self) -> bool:
+        """May this client connect at all? Runs before the socket is registered.
+
+        Override for checks on ``self.scope`` (user, path kwargs, headers);
+        False refuses the handshake with HTTP 403. Exceptions refuse too.
+        """
+        return True
+
     async def on_connect(self) -> bool | None:
         """Decide whether to accept; return False (or raise RejectConnection) to refuse."""
         return None
+
+    async def on_rate_limited(self, message: str | bytes) -> None:
+        """A message over :attr:`rate_limit` was dropped (RPC handlers answer -32002)."""
 
     async def on_open(self) -> None:
         """Runs right after the handshake, before queued frames are written."""
@@ -184,6 +216,14 @@ class WebSocketHandler(AsyncWebsocketConsumer):  # type: ignore[misc]
             return False
         if self.state is State.CONNECTING or self._writing:
             return self._queue_frame(message)
+        limit = self.max_send_backlog
+        if limit is not None and self._backlog is not None and self._backlog() > limit:
+            get_node().stats["dropped_slow_client"] += 1
+            logger.warning(
+                "socket %s: client reads too slowly (backlog over %d B); closing 1013", self.id, limit
+            )
+            await self.close(CloseCode.TRY_AGAIN_LATER, "too slow")
+            return False
         self._writing = True
         try:
             await self.base_send(message)
@@ -202,9 +242,7 @@ class WebSocketHandler(AsyncWebsocketConsumer):  # type: ignore[misc]
         if len(self._queue) >= get_settings().max_outgoing_queue:
             get_node().stats["dropped_overflow"] += 1
             logger.warning("socket %s: outgoing queue full; closing with 1013", self.id)
-            asyncio.get_running_loop().create_task(
-                self.close(CloseCode.TRY_AGAIN_LATER, "too slow")
-            )
+            asyncio.get_running_loop().create_task(self.close(CloseCode.TRY_AGAIN_LATER, "too slow"))
             return False
         self._queue.append(message)
         return True
@@ -221,6 +259,7 @@ class WebSocketHandler(AsyncWebsocketConsumer):  # type: ignore[misc]
         await super().accept(subprotocol, headers)
         self.state = State.OPEN
         self._opened = True
+        self._backlog = send_backlog_probe(self.base_send)
         await self.on_open()
         if self._queue and not self._writing:
             self._writing = True
@@ -295,9 +334,28 @@ class WebSocketHandler(AsyncWebsocketConsumer):  # type: ignore[misc]
         origin = origin_of(self.scope.get("headers") or [])
         return origin_allowed(origin, allowed, require=conf.require_origin)
 
-    async def websocket_connect(self, message: Message) -> None:
+    async def _admitted(self) -> bool:
+        """Origin, authentication and :meth:`authorize`, before any registration."""
         if not self.origin_ok():
             logger.info("refusing socket to %s: origin not allowed", self.scope.get("path"))
+            return False
+        if self.require_authenticated and _user_id(self.scope) is None:
+            logger.info("refusing anonymous socket to %s", self.scope.get("path"))
+            return False
+        try:
+            return bool(await self.authorize())
+        except Exception:
+            logger.exception("authorize of %s raised; socket refused", self.name)
+            return False
+
+    async def _over_user_limit(self) -> bool:
+        limit, user_id = self.max_connections_per_user, self.info.user_id
+        if limit is None or user_id is None:
+            return False
+        return len(await get_registry().user_sockets(self.name, user_id)) > limit
+
+    async def websocket_connect(self, message: Message) -> None:
+        if not await self._admitted():
             self.state = State.CLOSED
             await super().close()
             return
@@ -315,6 +373,9 @@ class WebSocketHandler(AsyncWebsocketConsumer):  # type: ignore[misc]
         node.attach(self)
         try:
             await get_registry().add(self.info)
+            if await self._over_user_limit():
+                await self._refuse(CloseCode.TOO_MANY_CONNECTIONS, "too many connections")
+                return
         except RegistryUnavailable as exc:
             logger.warning("refusing socket: registry unavailable (%s)", exc)
             await self._refuse(None, "")
@@ -362,6 +423,18 @@ class WebSocketHandler(AsyncWebsocketConsumer):  # type: ignore[misc]
             )
             await self.close(CloseCode.MESSAGE_TOO_BIG, "message too big")
             return
+        if self._bucket is not None and not self._bucket.take():
+            get_node().stats["rate_limited"] += 1
+            self._strikes += 1
+            if self._strikes >= self.rate_limit_strikes:
+                logger.info(
+                    "socket %s: over its rate limit %d times in a row; closing 1008", self.id, self._strikes
+                )
+                await self.close(CloseCode.POLICY_VIOLATION, "rate limit exceeded")
+            else:
+                await self.on_rate_limited(data)
+            return
+        self._strikes = 0
         try:
             await self.on_receive(data)
         except Exception as exc:

@@ -30,7 +30,7 @@ import logging
 import types
 import typing
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, TypeVar, Union
 
@@ -56,14 +56,24 @@ logger = logging.getLogger("wsmanager.rpc")
 
 F = TypeVar("F", bound=Callable[..., Any])
 _MARK = "__wsmanager_rpc__"
+_PERMISSION = "__wsmanager_rpc_permission__"
 
 
-def rpc(func: F | None = None, *, name: str | None = None) -> Any:
+Permission = str | Callable[[Any], bool | Awaitable[bool]]
+
+
+def rpc(func: F | None = None, *, name: str | None = None, permission: Permission | None = None) -> Any:
     """Expose a handler method to clients, as ``@rpc`` or ``@rpc(name="x")``.
 
     The method may be ``async def`` (runs on the event loop) or plain
     ``def`` (runs in the sync thread with Django's database clean-up, so it
     may use the ORM). Names starting with ``rpc.`` are reserved.
+
+    ``permission`` guards the method: a Django permission name
+    (``"app.codename"``, checked with ``user.has_perm``) or a callable taking
+    the handler and returning a bool (or an awaitable of one). A refused call
+    gets -32003 "Forbidden" with ``data`` saying what was required, and the
+    method does not run.
     """
 
     def mark(fn: F) -> F:
@@ -71,6 +81,7 @@ def rpc(func: F | None = None, *, name: str | None = None) -> Any:
         if exposed.startswith("rpc.") or exposed.startswith("_"):
             raise ValueError(f"cannot expose {exposed!r}: 'rpc.' and '_' names are reserved")
         setattr(fn, _MARK, exposed)
+        setattr(fn, _PERMISSION, permission)
         return fn
 
     return mark(func) if func is not None else mark
@@ -86,6 +97,7 @@ class _Method:
     signature: inspect.Signature
     hints: Mapping[str, Any]
     is_async: bool
+    permission: Permission | None = None
 
     @classmethod
     def of(cls, attr: str, fn: Callable[..., Any]) -> _Method:
@@ -96,14 +108,13 @@ class _Method:
         except Exception:  # unresolvable annotations: bind only, no type checks
             hints = {}
         hints.pop("return", None)
-        return cls(attr, sig.replace(parameters=params), hints, inspect.iscoroutinefunction(fn))
+        permission = getattr(fn, _PERMISSION, None)
+        return cls(attr, sig.replace(parameters=params), hints, inspect.iscoroutinefunction(fn), permission)
 
     def bind(self, params: tuple[Any, ...] | dict[str, Any]) -> inspect.BoundArguments:
         try:
             bound = (
-                self.signature.bind(**params)
-                if isinstance(params, dict)
-                else self.signature.bind(*params)
+                self.signature.bind(**params) if isinstance(params, dict) else self.signature.bind(*params)
             )
         except TypeError as exc:
             raise _BadParams(str(exc)) from None
@@ -199,9 +210,7 @@ class RpcHandler(WebSocketHandler):
             raise TypeError("JSON-RPC params are positional or named, not both")
         return await self.send_frame(protocol.encode_notification(method, kwargs or args))
 
-    async def invoke(
-        self, method: str, *args: Any, timeout: float | None = None, **kwargs: Any
-    ) -> Any:
+    async def invoke(self, method: str, *args: Any, timeout: float | None = None, **kwargs: Any) -> Any:
         """Call a method of this client and return its result.
 
         Raises InvokeTimeout, RemoteError (the client's error object) or
@@ -301,11 +310,7 @@ class RpcHandler(WebSocketHandler):
             self._running -= 1
 
     async def _answer(self, answers: list[dict[str, Any]], batch: bool) -> None:
-        text = (
-            protocol.encode_batch(answers)
-            if batch
-            else (protocol.dumps(answers[0]) if answers else None)
-        )
+        text = protocol.encode_batch(answers) if batch else (protocol.dumps(answers[0]) if answers else None)
         if text is not None:
             await self.send_frame(text)
 
@@ -345,11 +350,39 @@ class RpcHandler(WebSocketHandler):
         method = self.rpc_methods.get(request.method)
         if method is None:
             raise RpcError(protocol.METHOD_NOT_FOUND, "Method not found", request.method)
+        if method.permission is not None:
+            await self._check_permission(request.method, method.permission)
         bound = method.bind(request.params)
         func = getattr(self, method.attr)
         if method.is_async:
             return await func(*bound.args, **bound.kwargs)
         return await database_sync_to_async(func)(*bound.args, **bound.kwargs)
+
+    async def _check_permission(self, name: str, permission: Permission) -> None:
+        if isinstance(permission, str):
+            user = self.scope.get("user")
+            has_perm = getattr(user, "has_perm", None)
+            allowed = bool(has_perm is not None and await database_sync_to_async(has_perm)(permission))
+            reason = f"requires the permission {permission!r}"
+        else:
+            verdict = permission(self)
+            allowed = bool(await verdict if inspect.isawaitable(verdict) else verdict)
+            reason = f"refused by {getattr(permission, '__name__', 'a permission check')}"
+        if not allowed:
+            raise RpcError(protocol.FORBIDDEN, "Forbidden", {"method": name, "reason": reason})
+
+    async def on_rate_limited(self, message: str | bytes) -> None:
+        """Answer each call of the refused frame with -32002 (notifications: nothing)."""
+        if isinstance(message, bytes):
+            return
+        limited = ErrorObject.standard(protocol.RATE_LIMITED)
+        decoded = protocol.decode(message)
+        answers = [
+            protocol.error_response(item.id, limited)
+            for item in decoded.items
+            if isinstance(item, Request) and not item.notification
+        ]
+        await self._answer(answers, decoded.batch)
 
     async def on_released(self, code: int | None) -> None:
         self._calls.clear()

@@ -107,6 +107,7 @@
 
   /** Root of every error this library raises or rejects with. */
   class WsManagerError extends Error {
+    /** @param {string} message What went wrong. */
     constructor(message) {
       super(message);
       this.name = "WsManagerError";
@@ -146,7 +147,9 @@
      * @param {string} closeReason The close reason.
      */
     constructor(method, closeCode, closeReason) {
-      super(`connection lost before ${method} was answered (close ${closeCode}${closeReason ? ` ${closeReason}` : ""})`);
+      super(
+        `connection lost before ${method} was answered (close ${closeCode}${closeReason ? ` ${closeReason}` : ""})`,
+      );
       this.name = "ConnectionLostError";
       /** The method that was called. */
       this.method = method;
@@ -164,7 +167,11 @@
      * @param {"closed"|"fail-fast"|"queue-full"} reason Why it was not queued.
      */
     constructor(method, reason) {
-      const why = { closed: "the client is closed", "fail-fast": "failFast is set", "queue-full": "the queue is full" }[reason];
+      const why = {
+        closed: "the client is closed",
+        "fail-fast": "failFast is set",
+        "queue-full": "the queue is full",
+      }[reason];
       super(`not connected: ${method} was not sent because ${why}`);
       this.name = "NotConnectedError";
       /** The method that was called. */
@@ -197,7 +204,9 @@
   }
 
   function isValidId(value) {
-    return value === null || typeof value === "string" || (typeof value === "number" && Number.isFinite(value));
+    return (
+      value === null || typeof value === "string" || (typeof value === "number" && Number.isFinite(value))
+    );
   }
 
   /** A relative URL ("/ws/chat/x/") becomes ws(s)://<this page's host>/ws/chat/x/. */
@@ -221,7 +230,11 @@
   /** The error object answering a call whose handler threw `err`. */
   function errorFromThrown(err) {
     if (err && Number.isInteger(err.code)) {
-      return errorObject(err.code, typeof err.message === "string" ? err.message : String(err.message), err.data);
+      return errorObject(
+        err.code,
+        typeof err.message === "string" ? err.message : String(err.message),
+        err.data,
+      );
     }
     const detail = err && typeof err.message === "string" ? err.message : String(err);
     return errorObject(ErrorCodes.INTERNAL_ERROR, "Internal error", detail);
@@ -439,7 +452,9 @@
     _transition(to) {
       const from = this._state;
       if (!TRANSITIONS[from].includes(to)) {
-        throw new Error(`wsmanager: illegal state change ${from} -> ${to}; expected one of ${TRANSITIONS[from].join(", ")}`);
+        throw new Error(
+          `wsmanager: illegal state change ${from} -> ${to}; expected one of ${TRANSITIONS[from].join(", ")}`,
+        );
       }
       this._state = to;
       if (from !== to) this._emit("statechange", { state: to, previous: from });
@@ -567,7 +582,8 @@
         this._open();
       }, delay);
       this._transition(States.RECONNECTING);
-      if (wasOpen && this._state === States.RECONNECTING) this._emit("close", { code, reason, wasClean, willReconnect: true });
+      if (wasOpen && this._state === States.RECONNECTING)
+        this._emit("close", { code, reason, wasClean, willReconnect: true });
       if (this._state === States.RECONNECTING) {
         this._emit("reconnecting", { attempt: this._attempt, delay, code, reason });
       }
@@ -669,7 +685,10 @@
           signal.addEventListener("abort", call.onAbort);
         }
         if (Number.isFinite(timeout) && timeout > 0) {
-          call.timer = setTimeout(() => this._settle(call, null, new InvokeTimeoutError(method, timeout)), timeout);
+          call.timer = setTimeout(
+            () => this._settle(call, null, new InvokeTimeoutError(method, timeout)),
+            timeout,
+          );
         }
         if (this._sendText(text)) {
           this._pending.set(id, call);
@@ -722,7 +741,7 @@
             if (ws !== this._ws) return;
             this._pingInFlight = false;
             if (err instanceof InvokeTimeoutError) this._drop("heartbeat timeout");
-          }
+          },
         );
       }, heartbeatInterval);
     }
@@ -741,10 +760,18 @@
       }
       if (Array.isArray(message)) {
         if (message.length === 0) {
-          this._reply(ws, [this._error(null, ErrorCodes.INVALID_REQUEST, "Invalid Request", "empty batch")], false);
+          this._reply(
+            ws,
+            [this._error(null, ErrorCodes.INVALID_REQUEST, "Invalid Request", "empty batch")],
+            false,
+          );
           return;
         }
-        this._reply(ws, message.map((item) => this._handleItem(item)), true);
+        this._reply(
+          ws,
+          message.map((item) => this._handleItem(item)),
+          true,
+        );
       } else {
         this._reply(ws, [this._handleItem(message)], false);
       }
@@ -775,23 +802,41 @@
       const hasId = "id" in item;
       const id = isValidId(item.id) ? item.id : null;
       if (hasId && !isValidId(item.id)) {
-        return this._error(null, ErrorCodes.INVALID_REQUEST, "Invalid Request", "id must be a string, a number or null");
+        return this._error(
+          null,
+          ErrorCodes.INVALID_REQUEST,
+          "Invalid Request",
+          "id must be a string, a number or null",
+        );
       }
       if (item.jsonrpc !== "2.0") {
-        return this._error(id, ErrorCodes.INVALID_REQUEST, "Invalid Request", 'jsonrpc must be exactly "2.0"');
+        return this._error(
+          id,
+          ErrorCodes.INVALID_REQUEST,
+          "Invalid Request",
+          'jsonrpc must be exactly "2.0"',
+        );
       }
       if ("method" in item) {
         const params = item.params;
-        if (typeof item.method !== "string" || (params !== undefined && !Array.isArray(params) && !isPlainObject(params))) {
+        if (
+          typeof item.method !== "string" ||
+          (params !== undefined && !Array.isArray(params) && !isPlainObject(params))
+        ) {
           return this._error(id, ErrorCodes.INVALID_REQUEST, "Invalid Request", "bad method or params");
         }
         return this._dispatch(item.method, params, hasId, id);
       }
-      if (hasId && ("result" in item) !== ("error" in item)) {
+      if (hasId && "result" in item !== "error" in item) {
         this._handleResponse(item);
         return undefined;
       }
-      return this._error(id, ErrorCodes.INVALID_REQUEST, "Invalid Request", "neither a request nor a response");
+      return this._error(
+        id,
+        ErrorCodes.INVALID_REQUEST,
+        "Invalid Request",
+        "neither a request nor a response",
+      );
     }
 
     _handleResponse(item) {
@@ -806,7 +851,11 @@
       }
       if ("error" in item) {
         const e = isPlainObject(error) ? error : {};
-        this._settle(call, null, new RpcError(e.code, typeof e.message === "string" ? e.message : "Unknown error", e.data));
+        this._settle(
+          call,
+          null,
+          new RpcError(e.code, typeof e.message === "string" ? e.message : "Unknown error", e.data),
+        );
       } else {
         this._settle(call, item.result, null);
       }
@@ -825,7 +874,8 @@
         return isCall ? this._error(id, ErrorCodes.METHOD_NOT_FOUND, "Method not found", method) : undefined;
       }
       const args = params === undefined ? [] : Array.isArray(params) ? params : [params];
-      const onResult = (value) => (isCall ? { jsonrpc: "2.0", result: value === undefined ? null : value, id } : undefined);
+      const onResult = (value) =>
+        isCall ? { jsonrpc: "2.0", result: value === undefined ? null : value, id } : undefined;
       const onError = (err) => {
         if (isCall) return { jsonrpc: "2.0", error: errorFromThrown(err), id };
         this._emit("error", { error: err });
