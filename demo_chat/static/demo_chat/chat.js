@@ -1,0 +1,320 @@
+/**
+ * The demo chat page: one wsmanager Client per joined room.
+ *
+ * Server methods used: send(text), whisper(to, text), set_name(name), who().
+ * Notifications served: message, joined, left, renamed.
+ *
+ * Query parameters: ?room=<room>&name=<name> prefill the form and join at once;
+ * heartbeat, heartbeatTimeout, connectTimeout, reconnectDelay, reconnectMaxDelay
+ * (milliseconds) tune the client (the tests use short ones).
+ *
+ * window.demoChat exposes the current client and an event log, for tests and
+ * for poking around in the console.
+ */
+(function () {
+  "use strict";
+
+  const { Client, RpcError, ConnectionLostError, NotConnectedError } = window.wsmanager;
+  const $ = (id) => document.getElementById(id);
+  const query = new URLSearchParams(location.search);
+
+  const ui = {
+    joinForm: $("join-form"),
+    name: $("name"),
+    room: $("room"),
+    status: $("status"),
+    messages: $("messages"),
+    error: $("error"),
+    sendForm: $("send-form"),
+    message: $("message"),
+    send: $("send"),
+    online: $("online"),
+    roomLabel: $("room-label"),
+    whisperTarget: $("whisper-target"),
+    whisperName: $("whisper-name"),
+    whisperCancel: $("whisper-cancel"),
+  };
+
+  const chat = {
+    client: null,
+    room: null,
+    name: "",
+    selfId: null,
+    members: new Map(), // socket id -> name (or null)
+    whisperTo: null,
+    refreshing: null, // membership notifications seen while who() runs
+    log: [], // {type, ...details} of every client event, for tests
+  };
+  window.demoChat = chat;
+
+  function clientOptions() {
+    const options = {};
+    const numeric = {
+      heartbeat: "heartbeatInterval",
+      heartbeatTimeout: "heartbeatTimeout",
+      connectTimeout: "connectTimeout",
+      reconnectDelay: "reconnectDelay",
+      reconnectMaxDelay: "reconnectMaxDelay",
+    };
+    for (const [param, option] of Object.entries(numeric)) {
+      const value = Number(query.get(param));
+      if (query.has(param) && Number.isFinite(value)) options[option] = value;
+    }
+    return options;
+  }
+
+  function socketUrl() {
+    const path = `/ws/chat/${encodeURIComponent(chat.room)}/`;
+    return chat.name ? `${path}?name=${encodeURIComponent(chat.name)}` : path;
+  }
+
+  function label(id, name) {
+    return name || `anon-${id.slice(0, 6)}`;
+  }
+
+  // --- status and errors -----------------------------------------------------
+
+  function setStatus(text) {
+    ui.status.textContent = text;
+    ui.status.className = `status status-${text}`;
+  }
+
+  let errorTimer = null;
+  function showError(err) {
+    let text = String(err && err.message ? err.message : err);
+    if (err instanceof RpcError) text = `${err.message} (code ${err.code})`;
+    else if (err instanceof ConnectionLostError) text = "Not sent: the connection was lost. Try again.";
+    else if (err instanceof NotConnectedError) text = "Not sent: not connected.";
+    ui.error.textContent = text;
+    ui.error.dataset.code = err && err.code !== undefined ? String(err.code) : "";
+    ui.error.hidden = false;
+    clearTimeout(errorTimer);
+    errorTimer = setTimeout(() => {
+      ui.error.hidden = true;
+    }, 6000);
+  }
+
+  // --- members ---------------------------------------------------------------
+
+  function renderMembers() {
+    ui.online.replaceChildren();
+    for (const [id, name] of chat.members) {
+      const li = document.createElement("li");
+      li.dataset.socketId = id;
+      li.textContent = label(id, name);
+      li.title = id;
+      if (id === chat.selfId) {
+        li.classList.add("self");
+        li.append(
+          " ",
+          Object.assign(document.createElement("span"), { className: "muted", textContent: "(you)" }),
+        );
+      } else {
+        li.tabIndex = 0;
+        li.setAttribute("role", "button");
+      }
+      if (id === chat.whisperTo) li.classList.add("selected");
+      ui.online.append(li);
+    }
+    if (chat.whisperTo && !chat.members.has(chat.whisperTo)) selectWhisper(null);
+  }
+
+  function applyMembership(kind, params) {
+    if (kind === "left") chat.members.delete(params.id);
+    else chat.members.set(params.id, params.name);
+  }
+
+  function onMembership(kind) {
+    return (params) => {
+      if (chat.refreshing) chat.refreshing.push([kind, params]);
+      applyMembership(kind, params);
+      renderMembers();
+    };
+  }
+
+  async function refreshMembers(client) {
+    chat.refreshing = [];
+    try {
+      const members = await client.invoke("who");
+      if (client !== chat.client) return;
+      const seen = chat.refreshing || [];
+      chat.members = new Map(members.map((m) => [m.id, m.name]));
+      for (const [kind, params] of seen) applyMembership(kind, params);
+      renderMembers();
+    } catch (err) {
+      if (client === chat.client) showError(err);
+    } finally {
+      chat.refreshing = null;
+    }
+  }
+
+  function selectWhisper(id) {
+    chat.whisperTo = id && id !== chat.selfId ? id : null;
+    ui.whisperTarget.hidden = !chat.whisperTo;
+    ui.whisperName.textContent = chat.whisperTo
+      ? label(chat.whisperTo, chat.members.get(chat.whisperTo))
+      : "";
+    ui.message.placeholder = chat.whisperTo ? "Whisper…" : `Message #${chat.room}`;
+    for (const li of ui.online.children)
+      li.classList.toggle("selected", li.dataset.socketId === chat.whisperTo);
+    ui.message.focus();
+  }
+
+  // --- messages --------------------------------------------------------------
+
+  function appendMessage({ from, name, text, private: isPrivate, to }) {
+    const li = document.createElement("li");
+    li.className = "message";
+    if (from && from === chat.selfId) li.classList.add("own");
+    if (from === null) li.classList.add("system");
+    if (isPrivate) li.classList.add("private");
+    li.dataset.from = from || "";
+    const who = document.createElement("span");
+    who.className = "from";
+    if (from === null) who.textContent = "server";
+    else if (to) who.textContent = `you → ${label(to, chat.members.get(to))}`;
+    else who.textContent = from === chat.selfId ? "you" : label(from, name);
+    if (isPrivate) {
+      const tag = document.createElement("span");
+      tag.className = "tag";
+      tag.textContent = "whisper";
+      who.append(" ", tag);
+    }
+    const body = document.createElement("span");
+    body.className = "text";
+    body.textContent = text;
+    li.append(who, body);
+    ui.messages.append(li);
+    ui.messages.scrollTop = ui.messages.scrollHeight;
+  }
+
+  async function sendMessage() {
+    const client = chat.client;
+    const text = ui.message.value;
+    if (!client) return;
+    const to = chat.whisperTo;
+    try {
+      if (to) {
+        await client.invoke("whisper", to, text);
+        appendMessage({ from: chat.selfId, name: chat.name, text, private: true, to });
+      } else {
+        await client.invoke("send", text);
+      }
+      if (ui.message.value === text) ui.message.value = "";
+    } catch (err) {
+      showError(err);
+    }
+  }
+
+  // --- joining ---------------------------------------------------------------
+
+  function record(type, event, fields) {
+    const entry = { type, time: Date.now() };
+    for (const field of fields) entry[field] = event[field];
+    chat.log.push(entry);
+  }
+
+  function join(room, name) {
+    const previous = chat.client;
+    chat.client = null; // its events from now on are ignored
+    if (previous) previous.close(1000, "left the room");
+    chat.room = room;
+    chat.name = name;
+    chat.selfId = null;
+    chat.members = new Map();
+    chat.whisperTo = null;
+    ui.messages.replaceChildren();
+    ui.roomLabel.textContent = `#${room}`;
+    renderMembers();
+    selectWhisper(null);
+
+    // A function URL: reconnections use the current name (set_name may have changed it).
+    const client = new Client(socketUrl, clientOptions());
+    chat.client = client;
+    client.on("message", appendMessage);
+    client.on("joined", onMembership("joined"));
+    client.on("left", onMembership("left"));
+    client.on("renamed", onMembership("renamed"));
+
+    client.addEventListener("statechange", (e) => {
+      record("statechange", e, ["state", "previous"]);
+      if (client !== chat.client) return;
+      if (e.state === "reconnecting") setStatus("reconnecting");
+      else if (e.state === "connecting")
+        setStatus(e.previous === "reconnecting" ? "reconnecting" : "connecting");
+      else if (e.state === "closed") setStatus("disconnected");
+    });
+    client.addEventListener("connected", (e) => {
+      record("connected", e, ["id", "reconnect"]);
+      if (client !== chat.client) return;
+      chat.selfId = e.id;
+      setStatus("connected");
+      // The server put the new socket in the room from its URL: show who is there now.
+      refreshMembers(client);
+    });
+    client.addEventListener("reconnected", (e) => record("reconnected", e, ["id", "previousId"]));
+    client.addEventListener("reconnecting", (e) =>
+      record("reconnecting", e, ["attempt", "delay", "code", "reason"]),
+    );
+    client.addEventListener("close", (e) => {
+      record("close", e, ["code", "reason", "wasClean", "willReconnect"]);
+      if (client === chat.client && !e.willReconnect) {
+        showError(
+          `Disconnected (close ${e.code}${e.reason ? `: ${e.reason}` : ""}). Press Join to connect again.`,
+        );
+      }
+    });
+
+    ui.message.disabled = false;
+    ui.send.disabled = false;
+    client.connect();
+  }
+
+  // --- wiring ----------------------------------------------------------------
+
+  ui.joinForm.addEventListener("submit", (event) => {
+    event.preventDefault();
+    const room = ui.room.value.trim();
+    const name = ui.name.value.trim();
+    if (!/^[A-Za-z0-9_-]{1,64}$/.test(room)) {
+      showError("A room name has 1 to 64 letters, digits, - or _.");
+      return;
+    }
+    if (chat.client && chat.client.state !== "closed" && room === chat.room) {
+      if (name && name !== chat.name) {
+        chat.client.invoke("set_name", name).then((newName) => {
+          chat.name = newName;
+          chat.members.set(chat.selfId, newName);
+          renderMembers();
+        }, showError);
+      }
+      return;
+    }
+    join(room, name);
+  });
+
+  ui.sendForm.addEventListener("submit", (event) => {
+    event.preventDefault();
+    sendMessage();
+  });
+
+  ui.online.addEventListener("click", (event) => {
+    const li = event.target.closest("li[data-socket-id]");
+    if (!li || li.dataset.socketId === chat.selfId) return;
+    selectWhisper(li.dataset.socketId === chat.whisperTo ? null : li.dataset.socketId);
+  });
+  ui.online.addEventListener("keydown", (event) => {
+    if (event.key === "Enter" || event.key === " ") {
+      event.preventDefault();
+      event.target.click();
+    }
+  });
+  ui.whisperCancel.addEventListener("click", () => selectWhisper(null));
+
+  chat.join = join;
+  if (query.get("name")) ui.name.value = query.get("name");
+  if (query.get("room")) {
+    ui.room.value = query.get("room");
+    join(ui.room.value, ui.name.value.trim());
+  }
+})();

@@ -1,0 +1,126 @@
+"""A scripted WebSocket server for client tests: the test plays the server.
+
+It runs the ``websockets`` library on its own event loop in a thread. Each
+accepted connection becomes a :class:`Peer` with blocking methods the
+(synchronous) test calls: read what the browser sent, send any frame, close
+with any code. By default a peer greets with ``rpc.connected`` like the real
+server; handshakes can be refused with HTTP 403 to play a server that rejects
+or is not ready.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import queue
+import threading
+from concurrent.futures import Future
+from typing import Any
+
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.http11 import Request, Response
+
+DEFAULT_TIMEOUT = 10.0
+
+
+class Peer:
+    """One accepted connection, driven from the test's thread."""
+
+    def __init__(self, server: FakeServer, connection: ServerConnection, socket_id: str) -> None:
+        self.server = server
+        self.connection = connection
+        self.id = socket_id
+        self.path = connection.request.path if connection.request else ""
+        self.closed: Future[None] = Future()
+
+    def _run(self, coro: Any, timeout: float = DEFAULT_TIMEOUT) -> Any:
+        return asyncio.run_coroutine_threadsafe(coro, self.server.loop).result(timeout)
+
+    def send(self, message: Any) -> None:
+        """Send one text frame: ``message`` as JSON, or as is when it is a str."""
+        text = message if isinstance(message, str) else json.dumps(message)
+        self._run(self.connection.send(text))
+
+    def recv(self, timeout: float = DEFAULT_TIMEOUT) -> Any:
+        """The next frame from the browser, decoded from JSON."""
+        return json.loads(self._run(asyncio.wait_for(self.connection.recv(), timeout), timeout + 1))
+
+    def recv_until(self, predicate: Any, timeout: float = DEFAULT_TIMEOUT) -> Any:
+        """Skip frames (heartbeat pings, say) until one satisfies ``predicate``."""
+        while True:
+            message = self.recv(timeout)
+            if predicate(message):
+                return message
+
+    def close(self, code: int = 1000, reason: str = "") -> None:
+        """Close with this code (the closing handshake included)."""
+        self._run(self.connection.close(code, reason))
+
+    def wait_closed(self, timeout: float = DEFAULT_TIMEOUT) -> None:
+        self.closed.result(timeout)
+
+
+class FakeServer:
+    """Listens on a free loopback port; ``next_peer()`` hands over connections in order."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.peers: queue.Queue[Peer] = queue.Queue()
+        self.refuse = 0  # Refuse this many more handshakes with HTTP 403.
+        self.greet = True  # Send rpc.connected on accept.
+        self.refused = 0
+        self._ids = itertools.count(1)
+        self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self._server: Server | None = None
+
+    @property
+    def port(self) -> int:
+        assert self._server is not None
+        return int(self._server.sockets[0].getsockname()[1])
+
+    def url(self, path: str = "/ws/") -> str:
+        return f"ws://127.0.0.1:{self.port}{path}"
+
+    def start(self) -> FakeServer:
+        self._thread.start()
+        self._server = asyncio.run_coroutine_threadsafe(self._serve(), self.loop).result(10)
+        return self
+
+    async def _serve(self) -> Server:
+        return await serve(self._handle, "127.0.0.1", 0, process_request=self._process_request)
+
+    def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
+        if self.refuse > 0:
+            self.refuse -= 1
+            self.refused += 1
+            return connection.respond(403, "refused by the test\n")
+        return None
+
+    async def _handle(self, connection: ServerConnection) -> None:
+        socket_id = f"fake-{next(self._ids)}"
+        peer = Peer(self, connection, socket_id)
+        if self.greet:
+            notification = {"jsonrpc": "2.0", "method": "rpc.connected", "params": {"id": socket_id}}
+            await connection.send(json.dumps(notification))
+        self.peers.put(peer)
+        try:
+            await connection.wait_closed()
+        finally:
+            peer.closed.set_result(None)
+
+    def next_peer(self, timeout: float = DEFAULT_TIMEOUT) -> Peer:
+        """The next connection the browser opened (waits for it)."""
+        return self.peers.get(timeout=timeout)
+
+    def stop(self) -> None:
+        async def shutdown() -> None:
+            if self._server is not None:
+                self._server.close()
+                await self._server.wait_closed()
+
+        if self._thread.is_alive():
+            asyncio.run_coroutine_threadsafe(shutdown(), self.loop).result(10)
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self._thread.join(10)
+        self.loop.close()
