@@ -13,8 +13,9 @@ and a slow method never delays other sockets or the disconnect. Per socket,
 at most :attr:`RpcHandler.max_concurrent_calls` calls run at once (1 by
 default: calls run in arrival order, like SignalR); up to
 :attr:`RpcHandler.max_pending_calls` more wait, beyond which calls are
-answered -32000 at once. When the socket closes, running calls are
-cancelled and pending invocations fail with :class:`ConnectionClosed`.
+answered -32000 at once. ``rpc.ping`` (the heartbeat) is answered at once,
+ahead of queued calls. When the socket closes, running calls are cancelled
+and pending invocations fail with :class:`ConnectionClosed`.
 
 Errors never close the socket: bad input gets the standard error; an
 :class:`RpcError` raised by a method is sent as is; any other exception is
@@ -255,8 +256,15 @@ class RpcHandler(WebSocketHandler):
                 work.append(item)
         if not work:
             return
-        if not decoded.batch and isinstance(work[0], Invalid):
-            await self.send_frame(protocol.encode_error(work[0].id, work[0].error))
+        first = work[0]
+        if not decoded.batch and isinstance(first, Invalid):
+            await self.send_frame(protocol.encode_error(first.id, first.error))
+            return
+        if not decoded.batch and isinstance(first, Request) and first.method == "rpc.ping":
+            # Heartbeats skip the call queue: a slow call must not make a
+            # live connection look dead to the client.
+            if not first.notification:
+                await self.send_frame(protocol.encode_result(first.id, "pong"))
             return
         self._enqueue_calls(work, decoded.batch)
 

@@ -1,0 +1,38 @@
+"""A daphne-served app with RPC handlers that exercise the execution model."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from typing import Any
+
+import django
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "demo_chat.settings")
+django.setup()
+
+from wsmanager import RpcHandler, route, rpc, websocket_app  # noqa: E402
+
+
+class ModelHandler(RpcHandler):
+    """Slow calls, calls back into the caller, and the handler's socket count."""
+
+    name = "e2e-model"
+    rate_limit = None
+
+    @rpc
+    async def sleep(self, seconds: float) -> float:
+        await asyncio.sleep(seconds)
+        return seconds
+
+    @rpc
+    async def ask_client(self, value: int) -> Any:
+        """Invokes ``double`` on the very client that called, and returns its answer."""
+        return await self.invoke("double", value, timeout=5)
+
+    @rpc
+    async def count(self) -> int:
+        return await self.manager.acount()
+
+
+application = websocket_app([route("ws/model/", ModelHandler)], auth=False)

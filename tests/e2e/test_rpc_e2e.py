@@ -1,0 +1,49 @@
+"""The RPC execution model against a real daphne: no deadlock, no head-of-line blocking."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Iterator
+
+import pytest
+
+from tests.e2e.client import Peer
+from tests.servers import DaphneProcess
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def model_server() -> Iterator[DaphneProcess]:
+    with DaphneProcess(app="tests.e2e.rpc_app:application", env={"DEMO_DB": ":memory:"}) as server:
+        yield server
+
+
+async def test_a_method_awaiting_invoke_on_its_own_caller_gets_the_result(model_server: DaphneProcess) -> None:
+    """ask_client invokes the calling socket and returns its answer: no deadlock."""
+    peer = await Peer.open(f"{model_server.ws_url}/ws/model/")
+    await peer.send_raw(json.dumps({"jsonrpc": "2.0", "method": "ask_client", "params": [21], "id": "q"}))
+    request = await peer.recv_json()
+    assert request["method"] == "double" and request["params"] == [21]
+    await peer.send_raw(json.dumps({"jsonrpc": "2.0", "id": request["id"], "result": 42}))
+    assert await peer.recv_json() == {"jsonrpc": "2.0", "result": 42, "id": "q"}
+    await peer.close()
+
+
+async def test_a_slow_call_blocks_neither_other_sockets_nor_its_own_disconnect(
+    model_server: DaphneProcess,
+) -> None:
+    """While one socket's call sleeps, others are served and its close is handled."""
+    slow = await Peer.open(f"{model_server.ws_url}/ws/model/")
+    other = await Peer.open(f"{model_server.ws_url}/ws/model/")
+    await slow.send_raw(json.dumps({"jsonrpc": "2.0", "method": "sleep", "params": [60], "id": 1}))
+    assert await other.call("count") == 2
+    assert await slow.call("rpc.ping") == "pong"  # answered at once, not queued behind the call
+    await slow.close()
+    for _ in range(100):
+        if await other.call("count") == 1:
+            break
+        await asyncio.sleep(0.05)
+    assert await other.call("count") == 1
+    await other.close()
