@@ -22,7 +22,11 @@ redis_url = redis_support.redis_url
 
 @pytest.fixture(scope="module")
 def live(redis_url: str) -> Iterator[DaphneProcess]:
-    env = {"REDIS_URL": redis_url, "WSMANAGER_REDIS_PREFIX": f"m{secrets.token_hex(4)}", "DEMO_DB": ":memory:"}
+    env = {
+        "REDIS_URL": redis_url,
+        "WSMANAGER_REDIS_PREFIX": f"m{secrets.token_hex(4)}",
+        "DEMO_DB": ":memory:",
+    }
     with DaphneProcess(env=env) as server:
         yield server
 

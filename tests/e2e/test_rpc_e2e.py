@@ -20,7 +20,9 @@ def model_server() -> Iterator[DaphneProcess]:
         yield server
 
 
-async def test_a_method_awaiting_invoke_on_its_own_caller_gets_the_result(model_server: DaphneProcess) -> None:
+async def test_a_method_awaiting_invoke_on_its_own_caller_gets_the_result(
+    model_server: DaphneProcess,
+) -> None:
     """ask_client invokes the calling socket and returns its answer: no deadlock."""
     peer = await Peer.open(f"{model_server.ws_url}/ws/model/")
     await peer.send_raw(json.dumps({"jsonrpc": "2.0", "method": "ask_client", "params": [21], "id": "q"}))
