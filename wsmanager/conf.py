@@ -1,8 +1,9 @@
 """The ``WSMANAGER`` settings dict: defaults, reading, and validation.
 
 Every key and its default is listed in :data:`DEFAULTS` and in
-docs/settings.md. Settings are read on each call of :func:`get_settings`
-(cheap) so tests may override them; invalid values are reported by the
+docs/settings.md. :func:`get_settings` reads them once and caches them until
+Django's ``setting_changed`` signal says ``WSMANAGER`` changed (as
+``override_settings`` does in tests); invalid values are reported by the
 Django system checks in :mod:`wsmanager.checks` at start-up.
 """
 
@@ -13,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from django.conf import settings as django_settings
+from django.core.signals import setting_changed
 
 __all__ = ["DEFAULTS", "Settings", "get_settings", "validate"]
 
@@ -98,8 +100,31 @@ def validate(raw: Mapping[str, Any] | None = None) -> list[str]:
     return problems
 
 
+_cached: Settings | None = None
+
+
+def _forget(*, setting: str, **kwargs: Any) -> None:
+    global _cached
+    if setting == "WSMANAGER":
+        _cached = None
+
+
+setting_changed.connect(_forget, dispatch_uid="wsmanager.conf.forget")
+
+
 def get_settings() -> Settings:
-    """The effective settings (user values over :data:`DEFAULTS`)."""
+    """The effective settings (user values over :data:`DEFAULTS`).
+
+    Built once and cached; ``override_settings(WSMANAGER=...)`` (Django's
+    ``setting_changed`` signal) drops the cache.
+    """
+    global _cached
+    if _cached is None:
+        _cached = _build()
+    return _cached
+
+
+def _build() -> Settings:
     raw = _raw()
     registry = dict(DEFAULTS["REGISTRY"])
     registry.update(raw["REGISTRY"])

@@ -286,7 +286,7 @@ class RpcHandler(WebSocketHandler):
         if len(self._calls) + self._in_flight >= self.max_pending_calls:
             busy = ErrorObject.standard(protocol.SERVER_BUSY)
             answers = [
-                protocol.error_response(item.id, busy if isinstance(item, Request) else item.error)
+                protocol.encode_error(item.id, busy if isinstance(item, Request) else item.error)
                 for item in work
                 if not (isinstance(item, Request) and item.notification)
             ]
@@ -317,15 +317,15 @@ class RpcHandler(WebSocketHandler):
         finally:
             self._running -= 1
 
-    async def _answer(self, answers: list[dict[str, Any]], batch: bool) -> None:
-        text = protocol.encode_batch(answers) if batch else (protocol.dumps(answers[0]) if answers else None)
-        if text is not None:
-            await self.send_frame(text)
+    async def _answer(self, answers: list[str], batch: bool) -> None:
+        """Send encoded responses: one, or a batch array (nothing when empty)."""
+        if answers:
+            await self.send_frame(f"[{','.join(answers)}]" if batch else answers[0])
 
-    async def _run(self, item: Request | Invalid) -> dict[str, Any] | None:
-        """Run one call; the response object, or None for a notification."""
+    async def _run(self, item: Request | Invalid) -> str | None:
+        """Run one call; its encoded response, or None for a notification."""
         if isinstance(item, Invalid):
-            return protocol.error_response(item.id, item.error)
+            return protocol.encode_error(item.id, item.error)
         try:
             result = await self._call(item)
         except RpcError as exc:
@@ -344,13 +344,11 @@ class RpcHandler(WebSocketHandler):
             if item.notification:
                 return None
             try:
-                protocol.dumps(result)
+                return protocol.encode_result(item.id, result)
             except protocol.EncodeError:
                 logger.exception("rpc %r returned a value that is not JSON", item.method)
                 error = ErrorObject.standard(protocol.INTERNAL_ERROR)
-            else:
-                return protocol.result_response(item.id, result)
-        return None if item.notification else protocol.error_response(item.id, error)
+        return None if item.notification else protocol.encode_error(item.id, error)
 
     async def _call(self, request: Request) -> Any:
         if request.method == "rpc.ping":
@@ -386,7 +384,7 @@ class RpcHandler(WebSocketHandler):
         limited = ErrorObject.standard(protocol.RATE_LIMITED)
         decoded = protocol.decode(message)
         answers = [
-            protocol.error_response(item.id, limited)
+            protocol.encode_error(item.id, limited)
             for item in decoded.items
             if isinstance(item, Request) and not item.notification
         ]
