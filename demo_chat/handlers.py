@@ -6,14 +6,21 @@ characters), optional query ``?name=<display name>``.
 Server methods (client to server): ``send(text)``, ``whisper(to, text)``,
 ``set_name(name)``, ``who()``. Notifications (server to client):
 ``message``, ``joined``, ``left``, ``renamed``. See docs/demo.md.
+
+Members come from presence (:mod:`wsmanager.presence`): a socket without a
+login is a member known by its socket id; a logged-in user is one member
+however many tabs it has open, known by ``"user:<pk>"``, so that ``joined``
+and ``left`` name the same id whichever tab came first or went last, and a
+whisper to it reaches every tab of the user in the room.
 """
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 from urllib.parse import parse_qs
 
-from wsmanager import RpcError, RpcHandler, SocketNotFound, rpc
+from wsmanager import Member, RpcError, RpcHandler, SocketNotFound, rpc
 
 ROOM_PATTERN = r"[A-Za-z0-9_-]{1,64}"
 MAX_TEXT = 2000
@@ -39,6 +46,19 @@ def clean_text(text: str) -> str:
     return text
 
 
+def member_id(member: Member) -> str:
+    """The id the page knows a member by: its socket id, or ``user:<pk>`` when logged in."""
+    return member.socket_ids[0] if member.user_id is None else f"user:{member.user_id}"
+
+
+def describe(member: Member) -> dict[str, Any]:
+    """A member as ``who()`` and ``joined`` show it (users also get ``user`` and ``sockets``)."""
+    out: dict[str, Any] = {"id": member_id(member), "name": member.meta.get("name")}
+    if member.user_id is not None:
+        out.update(user=member.user_id, sockets=len(member.socket_ids))
+    return out
+
+
 def clean_name(name: str) -> str:
     name = name.strip()
     if not name or len(name) > MAX_NAME:
@@ -59,17 +79,39 @@ class ChatHandler(RpcHandler):
     def display_name(self) -> str | None:
         return self.info.meta.get("name")
 
+    @property
+    def member_id(self) -> str:
+        """How the room knows this socket's member (see :func:`member_id`)."""
+        user_id = self.info.user_id
+        return self.id if user_id is None else f"user:{user_id}"
+
     async def on_connect(self) -> None:
         query = parse_qs(self.scope.get("query_string", b"").decode("latin-1"))
         wanted = (query.get("name") or [""])[0].strip()[:MAX_NAME] or None
+        user = self.scope.get("user")
+        if wanted is None and self.info.user_id is not None and user is not None:
+            wanted = user.get_username()[:MAX_NAME] or None
         await self.manager.aupdate_meta(self.id, name=wanted)
-        await self.join(room_group(self.room))
-        await self.manager.anotify_group(
-            room_group(self.room), "joined", id=self.id, name=wanted, exclude=[self.id]
-        )
+        await self.join(room_group(self.room))  # others hear "joined" from on_presence
 
-    async def on_disconnect(self, code: int) -> None:
-        await self.manager.anotify_group(room_group(self.room), "left", id=self.id)
+    @classmethod
+    async def on_presence(cls, group: str, event: str, member: Member) -> None:
+        """Tell the room who arrived (a user's first tab) and who left (its last)."""
+        if not group.startswith("room."):
+            return
+        if event == "joined":
+            await cls.manager.anotify_group(group, "joined", exclude=member.socket_ids, **describe(member))
+        else:
+            await cls.manager.anotify_group(group, "left", id=member_id(member))
+
+    async def _here(self, to: str) -> list[str]:
+        """The sockets in this room of member ``to`` (a socket id or ``user:<pk>``)."""
+        if to.startswith("user:"):
+            candidates = await self.manager.auser_sockets(to.removeprefix("user:"))
+        else:
+            candidates = [to]
+        group = room_group(self.room)
+        return [info.id for info in await self.manager.aget_many(candidates) if group in info.groups]
 
     @rpc(name="send")
     async def send_message(self, text: str) -> dict[str, Any]:
@@ -85,14 +127,11 @@ class ChatHandler(RpcHandler):
 
     @rpc
     async def whisper(self, to: str, text: str) -> dict[str, Any]:
-        """Only socket ``to`` (in the same room) gets ``message`` with ``private: true``."""
+        """Only member ``to`` (in the same room) gets ``message`` with ``private: true``.
+
+        ``to`` is a socket id, or ``user:<pk>`` for every tab of that user in the room.
+        """
         text = clean_text(text)
-        try:
-            groups = await self.manager.agroups_of(to)
-        except SocketNotFound:
-            groups = frozenset()
-        if room_group(self.room) not in groups:
-            raise RpcError(UNKNOWN_RECIPIENT, "No such member in this room", {"to": to})
         message = {
             "from": self.id,
             "name": self.display_name,
@@ -100,25 +139,30 @@ class ChatHandler(RpcHandler):
             "text": text,
             "private": True,
         }
-        try:
-            await self.manager.anotify(to, "message", **message)
-        except SocketNotFound:
-            raise RpcError(UNKNOWN_RECIPIENT, "No such member in this room", {"to": to}) from None
-        return {"delivered": 1}
+        delivered = await self.manager.anotify_many(await self._here(to), "message", **message)
+        if not delivered:
+            raise RpcError(UNKNOWN_RECIPIENT, "No such member in this room", {"to": to})
+        return {"delivered": delivered}
 
     @rpc
     async def set_name(self, name: str) -> str:
-        """Change the display name; others in the room get ``renamed``."""
+        """Change the display name (of every tab of a user in the room); others get ``renamed``."""
         name = clean_name(name)
         await self.manager.aupdate_meta(self.id, name=name)
+        for sid in await self._here(self.member_id):
+            if sid != self.id:
+                with contextlib.suppress(SocketNotFound):  # that tab closed meanwhile
+                    await self.manager.aupdate_meta(sid, name=name)
         await self.manager.anotify_group(
-            room_group(self.room), "renamed", id=self.id, name=name, exclude=[self.id]
+            room_group(self.room), "renamed", id=self.member_id, name=name, exclude=[self.id]
         )
         return name
 
     @rpc
     async def who(self) -> list[dict[str, Any]]:
-        """The room's members: ``[{"id": ..., "name": ...}, ...]``."""
-        ids = await self.manager.agroup_members(room_group(self.room))
-        members = await self.manager.aget_many(ids)
-        return [{"id": info.id, "name": info.meta.get("name")} for info in members]
+        """The room's members, earliest first: ``[{"id": ..., "name": ...}, ...]``.
+
+        One entry per member: a logged-in user's entry (``id`` ``user:<pk>``)
+        also has ``user`` and ``sockets`` (how many of its tabs are in the room).
+        """
+        return [describe(m) for m in await self.manager.apresence(room_group(self.room))]

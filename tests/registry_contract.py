@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from wsmanager.exceptions import SocketNotFound
-from wsmanager.registry.base import ConnectionInfo, RegistryBackend
+from wsmanager.registry.base import ConnectionInfo, Departure, RegistryBackend, member_key
 
 __all__ = ["RegistryContract", "entry"]
 
@@ -54,7 +54,9 @@ class RegistryContract:
         await registry.group_add("chat", "b", "s1")
         await registry.update_meta("chat", "s1", {"y": 2})
         removed = await registry.remove("chat", "s1")
-        assert removed == entry("s1", user_id="u1", groups={"a", "b"}, meta={"x": 1, "y": 2})
+        expected = entry("s1", user_id="u1", groups={"a", "b"}, meta={"x": 1, "y": 2})
+        assert removed == Departure.of(expected, left={"a", "b"})
+        assert isinstance(removed, ConnectionInfo)
         assert await registry.get("chat", "s1") is None
 
     async def test_remove_unknown_socket_is_none(self, registry: RegistryBackend) -> None:
@@ -242,11 +244,13 @@ class RegistryContract:
             *adds[:20], registry.remove("chat", "s1"), *adds[20:], return_exceptions=True
         )
         removed = results[20]
-        assert isinstance(removed, ConnectionInfo)
+        assert isinstance(removed, Departure)
         outcomes = dict(zip(names, results[:20] + results[21:], strict=True))
         for outcome in outcomes.values():
-            assert outcome is None or isinstance(outcome, SocketNotFound)
-        assert removed.groups == {g for g, outcome in outcomes.items() if outcome is None}
+            assert isinstance(outcome, ConnectionInfo | SocketNotFound)
+        landed = {g for g, outcome in outcomes.items() if isinstance(outcome, ConnectionInfo)}
+        assert removed.groups == landed
+        assert removed.left == landed
         assert await registry.groups("chat") == []
         for g in names:
             assert await registry.group_members("chat", g) == []
@@ -289,6 +293,148 @@ class RegistryContract:
         await registry.node_alive("n2")
         assert await registry.ids("chat") == ["s1"]
 
+    # -- presence ----------------------------------------------------------------
+    async def test_member_key_is_the_user_or_the_socket(self, registry: RegistryBackend) -> None:
+        """A socket's member is its user id, or "socket:<id>" without a user."""
+        assert member_key("42", "s1") == "42"
+        assert member_key(None, "s1") == "socket:s1"
+        assert entry("s1", user_id="u1").member == "u1"
+        assert entry("s1").member == "socket:s1"
+
+    async def test_group_add_reports_a_member_joining_once(self, registry: RegistryBackend) -> None:
+        """group_add() returns the entry for a user's first socket in a group, None for the next."""
+        await registry.add(entry("s1", user_id="u1"))
+        await registry.add(entry("s2", user_id="u1"))
+        await registry.add(entry("s3"))
+        await registry.add(entry("s4"))
+        joined = await registry.group_add("chat", "g", "s1")
+        assert joined == entry("s1", user_id="u1", groups={"g"})
+        assert joined == await registry.get("chat", "s1")
+        assert await registry.group_add("chat", "g", "s2") is None  # same user
+        assert await registry.group_add("chat", "g", "s1") is None  # already in
+        assert await registry.group_add("chat", "g", "s3") == entry("s3", groups={"g"})
+        assert await registry.group_add("chat", "g", "s4") == entry("s4", groups={"g"})
+        assert await registry.group_add("chat", "other", "s2") == entry(
+            "s2", user_id="u1", groups={"g", "other"}
+        )
+
+    async def test_group_discard_reports_the_last_socket_leaving(
+        self, registry: RegistryBackend
+    ) -> None:
+        """group_discard() returns the entry only when the member's last socket leaves."""
+        await registry.add(entry("s1", user_id="u1", groups={"g", "h"}))
+        await registry.add(entry("s2", user_id="u1", groups={"g"}))
+        await registry.add(entry("s3", groups={"g"}))
+        assert await registry.group_discard("chat", "g", "s1") is None  # s2 is still there
+        assert await registry.group_discard("chat", "g", "s1") is None  # not a member any more
+        assert await registry.group_discard("chat", "g", "nope") is None
+        assert await registry.group_discard("chat", "g", "s2") == entry("s2", user_id="u1")
+        assert await registry.group_discard("chat", "g", "s3") == entry("s3")
+        assert await registry.group_discard("chat", "h", "s1") == entry("s1", user_id="u1")
+        assert await registry.groups("chat") == []
+
+    async def test_add_reports_the_groups_its_member_joined(self, registry: RegistryBackend) -> None:
+        """add() returns the groups in which the socket is its member's first."""
+        assert await registry.add(entry("s1", user_id="u1", groups={"a", "b"})) == {"a", "b"}
+        assert await registry.add(entry("s2", user_id="u1", groups={"b", "c"})) == {"c"}
+        assert await registry.add(entry("s3", groups={"a"})) == {"a"}
+        assert await registry.add(entry("s4", user_id="u2")) == frozenset()
+
+    async def test_add_replacing_an_entry_reports_no_rejoin(self, registry: RegistryBackend) -> None:
+        """Re-adding the same socket with the same groups reports no join."""
+        await registry.add(entry("s1", user_id="u1", groups={"g"}))
+        assert await registry.add(entry("s1", user_id="u1", groups={"g", "h"})) == {"h"}
+        assert await registry.group_members("chat", "g") == ["s1"]
+        removed = await registry.remove("chat", "s1")
+        assert removed is not None and removed.left == {"g", "h"}
+
+    async def test_remove_reports_the_groups_its_member_left(self, registry: RegistryBackend) -> None:
+        """remove() returns a Departure whose ``left`` lists the groups the member left."""
+        await registry.add(entry("s1", user_id="u1", groups={"a", "b"}))
+        await registry.add(entry("s2", user_id="u1", groups={"b"}))
+        await registry.add(entry("s3", groups={"a"}))
+        first = await registry.remove("chat", "s1")
+        assert first is not None and first.left == {"a"} and first.groups == {"a", "b"}
+        second = await registry.remove("chat", "s2")
+        assert second is not None and second.left == {"b"}
+        third = await registry.remove("chat", "s3")
+        assert third is not None and third.left == {"a"}
+        assert await registry.take_departures() == []  # remove() queues nothing
+
+    async def test_presence_is_per_handler(self, registry: RegistryBackend) -> None:
+        """One user in a group of two handlers is two independent members."""
+        assert await registry.add(entry("s1", user_id="u", groups={"g"})) == {"g"}
+        assert await registry.add(entry("s2", handler="game", user_id="u", groups={"g"})) == {"g"}
+        removed = await registry.remove("game", "s2")
+        assert removed is not None and removed.left == {"g"}
+
+    async def test_remove_node_queues_departures_that_left_a_group(
+        self, registry: RegistryBackend
+    ) -> None:
+        """remove_node() returns every departure and queues those that left a group, once."""
+        await registry.add(entry("s1", node="n1", user_id="u1", groups={"g"}))
+        await registry.add(entry("s2", node="n2", user_id="u1", groups={"g"}))
+        await registry.add(entry("s3", node="n1", groups={"g", "h"}))
+        await registry.add(entry("s4", node="n1"))
+        gone = await registry.remove_node("n1")
+        assert {d.id: d.left for d in gone} == {"s1": set(), "s3": {"g", "h"}, "s4": set()}
+        taken = await registry.take_departures()
+        assert taken == [Departure.of(entry("s3", node="n1", groups={"g", "h"}), {"g", "h"})]
+        assert await registry.take_departures() == []
+
+    async def test_take_departures_respects_its_limit(self, registry: RegistryBackend) -> None:
+        """take_departures(limit) takes at most ``limit``, oldest first; the rest stay queued."""
+        for i in range(5):
+            await registry.add(entry(f"s{i}", node="n1", groups={"g"}))
+        await registry.remove_node("n1")
+        first = await registry.take_departures(2)
+        rest = await registry.take_departures(10)
+        assert len(first) == 2 and len(rest) == 3
+        assert sorted(d.id for d in first + rest) == [f"s{i}" for i in range(5)]
+
+    async def test_tabs_joining_at_once_join_once(self, registry: RegistryBackend) -> None:
+        """20 sockets of one user joining a group concurrently report exactly one join."""
+        sids = [f"s{i}" for i in range(20)]
+        for sid in sids:
+            await registry.add(entry(sid, user_id="u1"))
+        results = await asyncio.gather(*(registry.group_add("chat", "g", sid) for sid in sids))
+        assert len([r for r in results if r is not None]) == 1
+        assert sorted(await registry.group_members("chat", "g")) == sorted(sids)
+
+    async def test_tabs_added_at_once_join_once(self, registry: RegistryBackend) -> None:
+        """20 sockets of one user added concurrently with a group report one join."""
+        results = await asyncio.gather(
+            *(registry.add(entry(f"s{i}", user_id="u1", groups={"g"})) for i in range(20))
+        )
+        assert [r for r in results if r] == [frozenset({"g"})]
+
+    async def test_tabs_leaving_at_once_leave_once(self, registry: RegistryBackend) -> None:
+        """20 sockets of one user leaving at once (remove and discard mixed) report one leave."""
+        sids = [f"s{i}" for i in range(20)]
+        for sid in sids:
+            await registry.add(entry(sid, user_id="u1", groups={"g"}))
+        results = await asyncio.gather(
+            *(
+                registry.remove("chat", sid) if i % 2 else registry.group_discard("chat", "g", sid)
+                for i, sid in enumerate(sids)
+            )
+        )
+        lefts = [
+            r
+            for r in results
+            if (isinstance(r, Departure) and r.left) or (r is not None and not isinstance(r, Departure))
+        ]
+        assert len(lefts) == 1
+        assert await registry.groups("chat") == []
+
+    async def test_members_join_and_leave_again(self, registry: RegistryBackend) -> None:
+        """After a member left a group, its next socket there joins again."""
+        await registry.add(entry("s1", user_id="u1", groups={"g"}))
+        await registry.remove("chat", "s1")
+        assert await registry.add(entry("s2", user_id="u1", groups={"g"})) == {"g"}
+        assert await registry.group_discard("chat", "g", "s2") is not None
+        assert await registry.group_add("chat", "g", "s2") is not None
+
     # -- snapshots -------------------------------------------------------------
     async def test_query_results_are_snapshots(self, registry: RegistryBackend) -> None:
         """Results already returned do not change when the registry changes."""
@@ -309,7 +455,10 @@ class RegistryContract:
         """clear() empties every handler, group and user."""
         await registry.add(entry("s1", user_id="u", groups={"g"}))
         await registry.add(entry("s2", handler="game"))
+        await registry.add(entry("s3", node="n9", groups={"g"}))
+        await registry.remove_node("n9")
         await registry.clear()
+        assert await registry.take_departures() == []
         assert await registry.count("chat") == 0
         assert await registry.count("game") == 0
         assert await registry.groups("chat") == []

@@ -37,6 +37,8 @@ PUBLIC_MODULES = [
     "wsmanager.conf",
     "wsmanager.exceptions",
     "wsmanager.testing",
+    "wsmanager.presence",
+    "wsmanager.limits",
 ]
 
 

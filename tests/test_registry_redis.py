@@ -183,6 +183,8 @@ class TestCrashSafety:
                 assert time.monotonic() - killed < 0.4 + 0.3, "sockets outlived two heartbeats"
                 await asyncio.sleep(0.02)
             assert await reader.groups("chat") == []
+            taken = await reader.take_departures()
+            assert sorted((d.id, *d.left) for d in taken) == [("c0", "g"), ("c1", "g"), ("c2", "g")]
         finally:
             if child.returncode is None:
                 child.kill()
@@ -220,6 +222,45 @@ class TestCrashSafety:
         assert sorted(ids) == sorted(f"s{i}" for i in range(100))
         assert await second.count("chat") == 0
         assert await second.groups("chat") == []
+
+    async def test_reaped_departures_are_taken_once_by_one_process(self, make_registry: Any) -> None:
+        """Reaping queues the departures that left a group; concurrent takers share them."""
+        first, second = make_registry(node_ttl=0.3), make_registry(node_ttl=0.3)
+        first.sweep_batch = second.sweep_batch = 7
+        await first.add(entry("a1", node="n1", user_id="ann", groups={"room"}))
+        await first.add(entry("a2", node="n1", user_id="bob", groups={"room"}))
+        await first.add(entry("b1", node="n2", user_id="bob", groups={"room"}))
+        await asyncio.gather(*(first.add(entry(f"s{i}", node="n1", groups={"g"})) for i in range(60)))
+        for _ in range(3):  # n2 lives on, n1 was "SIGKILLed"
+            await asyncio.sleep(0.15)
+            await second.node_alive("n2")
+        taken = await asyncio.gather(*(reg.take_departures(5) for reg in (first, second) * 10))
+        flat = [d for batch in taken for d in batch]
+        assert len(flat) == len({d.id for d in flat}) == 61  # bob is still in the room (b1)
+        assert next(d for d in flat if d.id == "a1").left == {"room"}
+        assert "a2" not in {d.id for d in flat}
+        assert await first.take_departures() == []
+
+    async def test_queued_departures_keep_every_character(self, make_registry: Any) -> None:
+        """A queued departure comes back equal: non-ASCII, quotes, slashes and colons intact."""
+        reg = make_registry()
+        info = entry("ü 3", handler="a%3Ab:x", node="n/1", user_id="ü:1", groups={"ç", "😀", 'q"\\/'})
+        await reg.add(info.with_changes(meta={"name": "Zoë \u2028"}))
+        gone = await reg.remove_node("n/1")
+        assert await reg.take_departures() == gone
+        assert gone[0].left == {"ç", "😀", 'q"\\/'} and gone[0].meta == {"name": "Zoë \u2028"}
+
+    async def test_departure_queue_expires(self, make_registry: Any) -> None:
+        """The queue of departures expires if no process takes from it."""
+        reg = make_registry(node_ttl=0.2)
+        await reg.add(entry("s1", node="n1", groups={"g"}))
+        await reg.remove_node("n1")
+        client = aioredis.Redis.from_url(reg.url, decode_responses=True)
+        try:
+            ttl = await client.pttl(f"{reg.prefix}:departed")
+        finally:
+            await client.aclose()
+        assert 0 < ttl <= 60_000
 
     async def test_remove_node_in_batches(self, make_registry: Any) -> None:
         """remove_node() forgets a node larger than one sweep batch, and only that node."""
@@ -281,6 +322,7 @@ class TestLayout:
             f"{p}:routes:chat",
             f"{p}:groups:chat",
             f"{p}:group:chat:g",
+            f"{p}:presence:chat:g",
             f"{p}:user:chat:u",
             f"{p}:node:n1",
             f"{p}:nodes",
@@ -292,12 +334,43 @@ class TestLayout:
             assert stored is not None and json.loads(stored) == info.to_json()
             assert await client.hget(f"{p}:routes:chat", "s1") == "n1"
             assert await client.smembers(f"{p}:node:n1") == {"chat:s1"}
+            assert await client.hgetall(f"{p}:presence:chat:g") == {"u": "1"}
         finally:
             await client.aclose()
         await registry.remove("chat", "s1")
         assert await _keys(registry) == {f"{p}:nodes", f"{p}:alive:n1"}
         await registry.clear()
         assert await _keys(registry) == set()
+
+    async def test_lost_presence_counters_heal(self, registry: RedisRegistry) -> None:
+        """A member whose counter is missing (data written before presence) still leaves once."""
+        await registry.add(entry("s1", user_id="u", groups={"g"}))
+        await registry.add(entry("s2", user_id="u", groups={"g"}))
+        client = aioredis.Redis.from_url(registry.url, decode_responses=True)
+        try:
+            await client.delete(f"{registry.prefix}:presence:chat:g")
+            first = await registry.remove("chat", "s1")
+            assert first is not None and first.left == {"g"}
+            assert await client.exists(f"{registry.prefix}:presence:chat:g") == 0
+        finally:
+            await client.aclose()
+        assert await registry.group_add("chat", "g", "s2") is None  # still a member
+        assert await registry.group_discard("chat", "g", "s2") is not None
+
+    async def test_two_processes_joining_one_member_report_one_join(
+        self, make_registry: Any
+    ) -> None:
+        """Tabs of one user on two processes (own pools) join and leave a group once each."""
+        one, two = make_registry(), make_registry()
+        sids = [f"s{i}" for i in range(40)]
+        for i, sid in enumerate(sids):
+            await (one, two)[i % 2].add(entry(sid, node=f"n{i % 2}", user_id="u"))
+        joins = await asyncio.gather(
+            *((one, two)[i % 2].group_add("chat", "g", sid) for i, sid in enumerate(sids))
+        )
+        assert len([j for j in joins if j is not None]) == 1
+        gone = await asyncio.gather(*((one, two)[i % 2].remove("chat", sid) for i, sid in enumerate(sids)))
+        assert len([d for d in gone if d is not None and d.left]) == 1
 
     async def test_add_replaces_an_entry_with_the_same_id(self, registry: RedisRegistry) -> None:
         """add() of an existing id replaces its groups, user and node memberships."""
@@ -342,6 +415,7 @@ CALLS: list[tuple[str, tuple[Any, ...]]] = [
     ("node_alive", ("n1",)),
     ("remove_node", ("n1",)),
     ("reap", ()),
+    ("take_departures", ()),
     ("clear", ()),
 ]
 

@@ -19,7 +19,9 @@ from .exceptions import (
     WsManagerError,
 )
 from .handler import CloseCode, State, WebSocketHandler
+from .presence import Member
 from .registry import ConnectionInfo, RegistryBackend
+from .registry.base import Departure
 from .routing import route, websocket_app
 from .rpc import RpcHandler, rpc
 from .sending import Manager, get_manager
@@ -32,9 +34,11 @@ __all__ = [
     "ConnectionClosed",
     "ConnectionInfo",
     "DeliveryError",
+    "Departure",
     "InvokeError",
     "InvokeTimeout",
     "Manager",
+    "Member",
     "RegistryBackend",
     "RegistryUnavailable",
     "RejectConnection",

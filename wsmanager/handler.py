@@ -41,10 +41,10 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
 
-from . import db
+from . import db, presence
 from .conf import get_settings
 from .exceptions import ConfigurationError, RegistryUnavailable, RejectConnection
-from .limits import TokenBucket, send_backlog_probe
+from .limits import TokenBucket, send_backlog_probe, send_close_frame
 from .node import Message, frame, get_node
 from .origin import default_allowed_origins, origin_allowed, origin_of
 from .registry import ConnectionInfo, get_registry
@@ -80,8 +80,15 @@ class CloseCode(enum.IntEnum):
 
 
 def new_socket_id() -> str:
-    """A fresh socket id: 256 random bits, URL-safe base64 (43 characters)."""
-    return secrets.token_urlsafe(32)
+    """A fresh socket id: 256 random bits, URL-safe base64 (43 characters).
+
+    Never starts with ``-``, so that an id is never taken for an option on a
+    command line (redrawn, 1 time in 64).
+    """
+    while True:
+        sid = secrets.token_urlsafe(32)
+        if sid[0] != "-":
+            return sid
 
 
 _handlers: dict[str, type[WebSocketHandler]] = {}
@@ -278,8 +285,28 @@ class WebSocketHandler(AsyncWebsocketConsumer):  # type: ignore[misc]
         if self._queue and not self._writing:
             await self._drain()
         self.state = State.CLOSING
-        await super().close(code, reason)
-        await self._release()
+        try:
+            await self._send_close(code, reason)
+        finally:
+            await self._release()
+
+    async def _send_close(self, code: int | None, reason: str | None) -> None:
+        """Send the close; never raises (the socket is released whatever happens).
+
+        Codes go out as plain ints (autobahn refuses an IntEnum). daphne
+        refuses codes other than 1000 and 3000-4999 through ASGI; those are
+        written on its protocol directly (see wsmanager.limits).
+        """
+        code = None if code is None else int(code)
+        try:
+            await super().close(code, reason)
+        except Exception as exc:
+            try:
+                written = code is not None and send_close_frame(self.base_send, code, reason)
+            except Exception:
+                written = False
+            if not written:
+                logger.warning("socket %s: close %s could not be sent (%r)", self.id, code, exc)
 
     # -- group shortcuts -------------------------------------------------------------
     async def join(self, group: str) -> None:
@@ -400,7 +427,7 @@ class WebSocketHandler(AsyncWebsocketConsumer):  # type: ignore[misc]
             await super().close()  # before accept: the handshake is refused (HTTP 403)
         else:
             await super().accept()
-            await super().close(code, reason or None)
+            await self._send_close(code, reason or None)
         await self._release()
 
     async def websocket_receive(self, message: Message) -> None:
@@ -471,6 +498,7 @@ class WebSocketHandler(AsyncWebsocketConsumer):  # type: ignore[misc]
             removed = None
         if removed is not None:
             self.info = removed
+        await presence.announce_departure(self.name, removed)
         await self.on_released(code)
 
     async def on_released(self, code: int | None) -> None:

@@ -17,6 +17,11 @@ Delivery rules:
 * At most once: a frame for a socket that closed meanwhile is dropped and
   counted in :attr:`Node.stats` (``dropped_closed`` or ``dropped_unknown``);
   there is no retry and no acknowledgement.
+
+On each heartbeat the node also takes the registry's queued departures
+(sockets of dead or stopped processes) and announces them to the handlers'
+``on_presence`` hooks (see :mod:`wsmanager.presence`), in a task of its own
+so that a long announcement never delays the heartbeat.
 """
 
 from __future__ import annotations
@@ -47,6 +52,7 @@ from .exceptions import (
     SocketNotFound,
     WsManagerError,
 )
+from .presence import announce_arrival, announce_departure, announce_departures
 from .registry import ConnectionInfo, RegistryBackend, get_registry
 
 __all__ = ["LocalSocket", "Node", "get_node", "reset_node"]
@@ -96,6 +102,7 @@ class Node:
         self._tasks: list[asyncio.Task[None]] = []
         self._calls: dict[str, asyncio.Future[Any]] = {}
         self._orphans: list[tuple[str, str]] = []  # (handler, id) whose removal failed
+        self._announcing: asyncio.Task[None] | None = None  # announcing queued departures
         self._layer: Any = None
         self._exit_hook = False
 
@@ -140,17 +147,22 @@ class Node:
         self._tasks.append(self._loop.create_task(self._heartbeat_loop(interval)))
 
     def _stop_tasks(self) -> None:
-        for task in self._tasks:
+        announcing = [self._announcing] if self._announcing is not None else []
+        for task in [*self._tasks, *announcing]:
             with contextlib.suppress(RuntimeError):  # its loop may be closed already
                 task.cancel()
         self._tasks.clear()
+        self._announcing = None
 
     async def stop(self) -> None:
-        """Stop background tasks and forget this process's sockets in the registry."""
+        """Stop background tasks, forget this process's sockets in the registry and
+        announce their departures."""
         self._stop_tasks()
         if self.id:
+            registry = get_registry()
             with contextlib.suppress(WsManagerError):
-                await get_registry().remove_node(self.id)
+                await registry.remove_node(self.id)
+                await self._announce_departures(registry)
         self._loop = None
 
     def _at_exit(self) -> None:
@@ -160,6 +172,8 @@ class Node:
         then leaves the registry by itself; this catches what such a shutdown
         misses (daphne 4.2 skips that step when any connection has no
         application yet). It runs in a fresh event loop, bounded to 5 s.
+        Their departures stay queued in the registry: with a shared one, the
+        other processes announce them; with the in-memory one nobody is left.
         """
         if not self.id:
             return
@@ -367,6 +381,10 @@ class Node:
         while True:
             try:
                 await registry.node_alive(self.id)
+                if self._announcing is None or self._announcing.done():
+                    self._announcing = asyncio.get_running_loop().create_task(
+                        self._announce_departures(registry)
+                    )
                 await self._retry_orphans()
                 if registry.shared:
                     await self._reconcile(registry)
@@ -377,6 +395,18 @@ class Node:
             except Exception:
                 logger.exception("heartbeat of node %s failed", self.id)
             await asyncio.sleep(interval)
+
+    async def _announce_departures(self, registry: RegistryBackend, batch: int = 1000) -> None:
+        """Take the registry's queued departures and announce them, until none is left."""
+        try:
+            while departures := await registry.take_departures(batch):
+                await announce_departures(departures)
+                if len(departures) < batch:
+                    break
+        except RegistryUnavailable as exc:
+            logger.warning("node %s cannot take departures: %s", self.id, exc)
+        except Exception:
+            logger.exception("node %s failed to announce departures", self.id)
 
     async def _reconcile(self, registry: RegistryBackend) -> None:
         """Re-add local sockets the shared registry lost (restart, wrong reaping)."""
@@ -389,9 +419,10 @@ class Node:
             for sock in socks:
                 if sock.id in present or self.sockets.get(sock.id) is not sock:
                     continue
-                await registry.add(sock.info)
+                # A re-added member is announced again: its loss may have been announced.
+                await announce_arrival(handler, sock.info, await registry.add(sock.info))
                 if self.sockets.get(sock.id) is not sock:  # closed meanwhile
-                    await registry.remove(handler, sock.id)
+                    await announce_departure(handler, await registry.remove(handler, sock.id))
                     continue
                 self.stats["restored"] += 1
                 logger.warning("node %s: registry had lost socket %s; re-added", self.id, sock.id)
@@ -400,8 +431,9 @@ class Node:
         registry = get_registry()
         while self._orphans:
             handler, sid = self._orphans[-1]
-            await registry.remove(handler, sid)
+            departure = await registry.remove(handler, sid)
             self._orphans.pop()
+            await announce_departure(handler, departure)
 
 
 def _payload(message: Message) -> Message:

@@ -15,10 +15,16 @@ closes before the frame is written drops the frame and counts it in
 ``get_node().stats``. Methods aimed at one id raise :class:`SocketNotFound`
 for an id that is not open; methods aimed at many sockets skip the ones that
 are gone and return how many sockets the frame was handed to.
+
+Users: methods taking ``user`` accept a user object (its ``pk`` is used) or
+a primary key; user ids are stored as ``str(pk)``. They reach every open
+socket of that user in every process. Presence (``apresence``) lists a
+group's members, one per user; see :mod:`wsmanager.presence`.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, ParamSpec, TypeVar
 
@@ -28,6 +34,7 @@ from . import protocol
 from .conf import get_settings
 from .exceptions import SocketNotFound
 from .node import Message, frame, get_node
+from .presence import Member, announce, members_of
 from .registry import ConnectionInfo, get_registry
 
 __all__ = ["Manager", "get_manager"]
@@ -64,6 +71,11 @@ def _params(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, ...] | 
     if args and kwargs:
         raise TypeError("JSON-RPC params are positional or named, not both")
     return kwargs if kwargs else args
+
+
+def _user_id(user: Any) -> str:
+    """The registry's user id of a user object or a primary key: ``str(pk)``."""
+    return str(getattr(user, "pk", user))
 
 
 class Manager:
@@ -119,19 +131,44 @@ class Manager:
 
     async def auser_sockets(self, user_id: Any) -> list[str]:
         """Ids of the open sockets of a user (a user object or its primary key)."""
-        key = getattr(user_id, "pk", user_id)
-        return await get_registry().user_sockets(self.handler, str(key))
+        return await get_registry().user_sockets(self.handler, _user_id(user_id))
+
+    async def ais_online(self, user: Any) -> bool:
+        """Whether the user (object or primary key) has an open socket in any process."""
+        return bool(await self.auser_sockets(user))
+
+    async def apresence(self, group: str) -> list[Member]:
+        """The members of ``group``: one per user, one per socket without a user.
+
+        Ordered by their earliest socket's connection time (see
+        :class:`~wsmanager.presence.Member`); empty for an unknown group.
+        A snapshot read in two steps: a socket closing meanwhile is left out.
+        """
+        return members_of(await self.aget_many(await self.agroup_members(group)))
 
     # -- groups and metadata ----------------------------------------------------------
     async def aadd_to_group(self, socket_id: str, group: str) -> None:
-        """Add a socket to a group; it leaves it by itself when it closes."""
-        await get_registry().group_add(self.handler, group, socket_id)
+        """Add a socket to a group; it leaves it by itself when it closes.
+
+        When the socket's member (its user, or the socket itself without a
+        user) was not in the group yet, the handler's ``on_presence`` hook
+        hears ``"joined"`` before this returns (see :mod:`wsmanager.presence`).
+        """
+        joined = await get_registry().group_add(self.handler, group, socket_id)
         self._mirror(socket_id, lambda info: info.with_changes(groups=info.groups | {group}))
+        if joined is not None:
+            await announce(self.handler, group, "joined", Member.of(joined))
 
     async def aremove_from_group(self, socket_id: str, group: str) -> None:
-        """Remove a socket from a group (no-op if not a member or not open)."""
-        await get_registry().group_discard(self.handler, group, socket_id)
+        """Remove a socket from a group (no-op if not a member or not open).
+
+        When it was its member's last socket there, ``on_presence`` hears
+        ``"left"`` before this returns.
+        """
+        left = await get_registry().group_discard(self.handler, group, socket_id)
         self._mirror(socket_id, lambda info: info.with_changes(groups=info.groups - {group}))
+        if left is not None:
+            await announce(self.handler, group, "left", Member.of(left))
 
     async def aupdate_meta(self, socket_id: str, **meta: Any) -> None:
         """Merge JSON-serialisable values into the socket's ``meta``."""
@@ -212,6 +249,14 @@ class Manager:
         message = _message(data, json)
         return await self._deliver(await self._targets_all(exclude), message)
 
+    async def asend_user(self, user: Any, data: str | bytes | None = None, *, json: Any = _MISSING) -> int:
+        """Send to every open socket of a user (object or primary key), in every process.
+
+        Returns how many sockets took the frame: 0 for a user who is not connected.
+        """
+        message = _message(data, json)
+        return await self._deliver(await self.auser_sockets(user), message)
+
     async def adisconnect(self, socket_id: str, code: int = 1000, reason: str = "") -> None:
         """Close a socket from the server side, wherever it is."""
         routes = await self._routes([socket_id])
@@ -247,6 +292,11 @@ class Manager:
         text = protocol.encode_notification(method, _params(args, kwargs))
         return await self._deliver(await self._targets_all(exclude), frame(text))
 
+    async def anotify_user(self, user: Any, method: str, *args: Any, **kwargs: Any) -> int:
+        """Notify every open socket of a user; how many took it (0 if not connected)."""
+        text = protocol.encode_notification(method, _params(args, kwargs))
+        return await self._deliver(await self.auser_sockets(user), frame(text))
+
     async def ainvoke(
         self, socket_id: str, method: str, *args: Any, timeout: float | None = None, **kwargs: Any
     ) -> Any:
@@ -265,6 +315,36 @@ class Manager:
         params = _params(args, kwargs)
         return await get_node().invoke(self.handler, node_id, socket_id, method, params, wait)
 
+    async def ainvoke_user(
+        self, user: Any, method: str, *args: Any, timeout: float | None = None, **kwargs: Any
+    ) -> dict[str, Any]:
+        """Call a client method on every open socket of a user, concurrently.
+
+        Returns ``{socket id: result}``; for a socket that failed, the value
+        is the exception instance (:class:`InvokeTimeout`,
+        :class:`RemoteError`, :class:`ConnectionClosed`, ...) instead of a
+        result: nothing is raised for one socket's failure. Sockets that
+        closed before the call are left out; ``{}`` for a user who is not
+        connected. ``timeout`` applies to each socket, all waiting at once.
+        """
+        params = _params(args, kwargs)
+        wait = get_settings().invoke_timeout if timeout is None else timeout
+        node = get_node()
+        targets = [
+            (node_id, sid)
+            for node_id, sids in (await self._routes(await self.auser_sockets(user))).items()
+            for sid in sids
+        ]
+
+        async def one(node_id: str, sid: str) -> Any:
+            try:
+                return await node.invoke(self.handler, node_id, sid, method, params, wait)
+            except Exception as exc:
+                return exc
+
+        results = await asyncio.gather(*(one(node_id, sid) for node_id, sid in targets))
+        return {sid: result for (_, sid), result in zip(targets, results, strict=True)}
+
     # -- sync twins ----------------------------------------------------------------------
     get = _sync_twin(aget)
     get_many = _sync_twin(aget_many)
@@ -276,6 +356,8 @@ class Manager:
     group_members = _sync_twin(agroup_members)
     groups_of = _sync_twin(agroups_of)
     user_sockets = _sync_twin(auser_sockets)
+    is_online = _sync_twin(ais_online)
+    presence = _sync_twin(apresence)
     add_to_group = _sync_twin(aadd_to_group)
     remove_from_group = _sync_twin(aremove_from_group)
     update_meta = _sync_twin(aupdate_meta)
@@ -283,12 +365,15 @@ class Manager:
     send_many = _sync_twin(asend_many)
     send_group = _sync_twin(asend_group)
     send_all = _sync_twin(asend_all)
+    send_user = _sync_twin(asend_user)
     disconnect = _sync_twin(adisconnect)
     notify = _sync_twin(anotify)
     notify_many = _sync_twin(anotify_many)
     notify_group = _sync_twin(anotify_group)
     notify_all = _sync_twin(anotify_all)
+    notify_user = _sync_twin(anotify_user)
     invoke = _sync_twin(ainvoke)
+    invoke_user = _sync_twin(ainvoke_user)
 
 
 _managers: dict[str, Manager] = {}

@@ -18,16 +18,43 @@ same suite against each backend):
 * Ordering of ``ids()`` and ``group_members()`` is unspecified.
 * All methods are coroutines and may raise :class:`RegistryUnavailable`
   when the store cannot be reached; the in-memory backend never does.
+
+Presence: within a group, the sockets of one user are one *member* (keyed by
+the user id), and a socket without a user is a member on its own (keyed
+``"socket:<id>"``, see :func:`member_key`). Backends keep, per handler and
+group, how many sockets each member has there, and update it in the same
+atomic step as the membership itself, so that they can report *transitions*:
+
+* ``add`` returns the groups its member joined; ``group_add`` returns the
+  entry when its member joined the group, ``group_discard`` when it left;
+* ``remove`` returns a :class:`Departure`: the entry plus the groups its
+  member left with it;
+* ``remove_node`` and the reaping of dead nodes queue their departures
+  (those that left a group) for :meth:`RegistryBackend.take_departures`,
+  which hands each one to exactly one caller, cluster-wide.
+
+However many sockets of one member join or leave at once, and in however
+many processes, each transition is reported exactly once. Announcing it
+(:mod:`wsmanager.presence`) is the caller's job.
 """
 
 from __future__ import annotations
 
 import abc
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
-__all__ = ["ConnectionInfo", "RegistryBackend"]
+__all__ = ["ConnectionInfo", "Departure", "RegistryBackend", "member_key"]
+
+
+def member_key(user_id: str | None, socket_id: str) -> str:
+    """The presence key of a socket: its user id, or ``"socket:<id>"`` without a user.
+
+    Keys of users whose id itself starts with ``socket:`` (string primary
+    keys) could collide with anonymous sockets; integer and UUID keys cannot.
+    """
+    return f"socket:{socket_id}" if user_id is None else user_id
 
 
 @dataclass(frozen=True)
@@ -80,6 +107,30 @@ class ConnectionInfo:
             meta=dict(obj.get("meta", {})),
         )
 
+    @property
+    def member(self) -> str:
+        """This socket's presence key (see :func:`member_key`)."""
+        return member_key(self.user_id, self.id)
+
+
+@dataclass(frozen=True)
+class Departure(ConnectionInfo):
+    """The last entry of a socket the registry forgot, and what its member left.
+
+    ``left`` names the groups in which this socket was its member's last
+    socket: the member left them with it. A ``Departure`` is a
+    :class:`ConnectionInfo` (code reading the removed entry keeps working);
+    like any dataclass it compares equal only to another ``Departure``.
+    """
+
+    left: frozenset[str] = frozenset()
+
+    @classmethod
+    def of(cls, info: ConnectionInfo, left: Iterable[str] = ()) -> Departure:
+        """The departure of ``info`` whose member left the groups ``left``."""
+        base = {f.name: getattr(info, f.name) for f in fields(ConnectionInfo)}
+        return cls(**base, left=frozenset(left))
+
 
 class RegistryBackend(abc.ABC):
     """Where connection entries live. Subclass it to add a store.
@@ -96,12 +147,20 @@ class RegistryBackend(abc.ABC):
 
     # -- sockets -----------------------------------------------------------
     @abc.abstractmethod
-    async def add(self, info: ConnectionInfo) -> None:
-        """Record an open socket (with the groups in ``info.groups``)."""
+    async def add(self, info: ConnectionInfo) -> frozenset[str]:
+        """Record an open socket (with the groups in ``info.groups``).
+
+        Returns the groups of ``info.groups`` that its member joined (it had
+        no other socket there). An entry with the same id is replaced; the
+        groups its member left by that replacement are not reported.
+        """
 
     @abc.abstractmethod
-    async def remove(self, handler: str, socket_id: str) -> ConnectionInfo | None:
-        """Forget a socket and its group memberships; the old entry, or None."""
+    async def remove(self, handler: str, socket_id: str) -> Departure | None:
+        """Forget a socket and its group memberships; its departure, or None if unknown.
+
+        The caller announces the departure (nothing is queued).
+        """
 
     @abc.abstractmethod
     async def get(self, handler: str, socket_id: str) -> ConnectionInfo | None:
@@ -125,12 +184,22 @@ class RegistryBackend(abc.ABC):
 
     # -- groups ------------------------------------------------------------
     @abc.abstractmethod
-    async def group_add(self, handler: str, group: str, socket_id: str) -> None:
-        """Add a socket to a group; SocketNotFound if the socket is unknown."""
+    async def group_add(self, handler: str, group: str, socket_id: str) -> ConnectionInfo | None:
+        """Add a socket to a group; SocketNotFound if the socket is unknown.
+
+        Returns the socket's entry (as written) when its member joined the
+        group with it, None when the socket already was in the group or
+        another socket of its member is.
+        """
 
     @abc.abstractmethod
-    async def group_discard(self, handler: str, group: str, socket_id: str) -> None:
-        """Remove a socket from a group; no-op if it was not a member."""
+    async def group_discard(self, handler: str, group: str, socket_id: str) -> ConnectionInfo | None:
+        """Remove a socket from a group; no-op if it was not a member.
+
+        Returns the socket's entry (as written) when its member left the
+        group with it, None otherwise (another socket of its member is still
+        there, or the socket was not in the group or is unknown).
+        """
 
     @abc.abstractmethod
     async def group_members(self, handler: str, group: str) -> list[str]:
@@ -160,8 +229,23 @@ class RegistryBackend(abc.ABC):
     async def node_alive(self, node: str) -> None:  # noqa: B027 - optional hook
         """Called periodically by each live process; backends with TTLs refresh them."""
 
-    async def remove_node(self, node: str) -> list[ConnectionInfo]:
-        """Forget every socket held by ``node`` (a process shutting down)."""
+    async def remove_node(self, node: str) -> list[Departure]:
+        """Forget every socket held by ``node`` (a process shutting down).
+
+        Returns their departures, and also queues the ones that left a group
+        for :meth:`take_departures`: announce those, not the returned list.
+        """
+        return []
+
+    async def take_departures(self, limit: int = 1000) -> list[Departure]:
+        """Take up to ``limit`` queued departures that nobody has announced yet.
+
+        They come from :meth:`remove_node` and from reaping dead nodes, in
+        any process sharing the store; each is taken by exactly one call,
+        cluster-wide. Each node's heartbeat takes and announces them. Taking
+        is at-most-once: a departure taken by a process that then fails to
+        announce it is lost.
+        """
         return []
 
     async def close(self) -> None:  # noqa: B027 - optional hook

@@ -6,7 +6,7 @@ tests and single-process deployments; use the Redis backend when several
 server processes share the load (see docs/scaling.md).
 
 All operations complete without yielding to the event loop, so each one is
-atomic with respect to the others.
+atomic with respect to the others, presence transitions included.
 """
 
 from __future__ import annotations
@@ -15,20 +15,47 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from ..exceptions import SocketNotFound
-from .base import ConnectionInfo, RegistryBackend
+from .base import ConnectionInfo, Departure, RegistryBackend
 
 __all__ = ["InMemoryRegistry"]
 
 
 class _Namespace:
-    """The data of one handler: sockets, groups and users."""
+    """The data of one handler: sockets, groups, users and presence counters."""
 
-    __slots__ = ("groups", "sockets", "users")
+    __slots__ = ("groups", "presence", "sockets", "users")
 
     def __init__(self) -> None:
         self.sockets: dict[str, ConnectionInfo] = {}
         self.groups: dict[str, dict[str, None]] = {}  # group -> ordered set of ids
         self.users: dict[str, dict[str, None]] = {}
+        self.presence: dict[str, dict[str, int]] = {}  # group -> member key -> sockets
+
+    def join(self, group: str, info: ConnectionInfo) -> bool:
+        """Put the socket in ``group``; True if its member joined the group."""
+        members = self.groups.setdefault(group, {})
+        if info.id in members:
+            return False
+        members[info.id] = None
+        counts = self.presence.setdefault(group, {})
+        counts[info.member] = counts.get(info.member, 0) + 1
+        return counts[info.member] == 1
+
+    def leave(self, group: str, info: ConnectionInfo) -> bool:
+        """Take the socket out of ``group``; True if its member left the group."""
+        members = self.groups.get(group)
+        if members is None or info.id not in members:
+            return False
+        _discard(self.groups, group, info.id)
+        counts = self.presence.get(group, {})
+        left = counts.get(info.member, 0) <= 1
+        if left:
+            counts.pop(info.member, None)
+            if not counts:
+                self.presence.pop(group, None)
+        else:
+            counts[info.member] -= 1
+        return left
 
 
 class InMemoryRegistry(RegistryBackend):
@@ -36,6 +63,7 @@ class InMemoryRegistry(RegistryBackend):
 
     def __init__(self) -> None:
         self._ns: dict[str, _Namespace] = {}
+        self._departures: list[Departure] = []
 
     def _space(self, handler: str) -> _Namespace:
         space = self._ns.get(handler)
@@ -49,24 +77,28 @@ class InMemoryRegistry(RegistryBackend):
             raise SocketNotFound(socket_id, handler)
         return info
 
-    async def add(self, info: ConnectionInfo) -> None:
+    async def add(self, info: ConnectionInfo) -> frozenset[str]:
         space = self._space(info.handler)
+        old = self._drop(space, info.id)
         space.sockets[info.id] = info
-        for group in info.groups:
-            space.groups.setdefault(group, {})[info.id] = None
+        joined = {group for group in info.groups if space.join(group, info)}
         if info.user_id is not None:
             space.users.setdefault(info.user_id, {})[info.id] = None
+        if old is not None and old.member == info.member:
+            joined -= old.left  # the member was there all along
+        return frozenset(joined)
 
-    async def remove(self, handler: str, socket_id: str) -> ConnectionInfo | None:
-        space = self._space(handler)
+    async def remove(self, handler: str, socket_id: str) -> Departure | None:
+        return self._drop(self._space(handler), socket_id)
+
+    def _drop(self, space: _Namespace, socket_id: str) -> Departure | None:
         info = space.sockets.pop(socket_id, None)
         if info is None:
             return None
-        for group in info.groups:
-            _discard(space.groups, group, socket_id)
+        left = {group for group in info.groups if space.leave(group, info)}
         if info.user_id is not None:
             _discard(space.users, info.user_id, socket_id)
-        return info
+        return Departure.of(info, left)
 
     async def get(self, handler: str, socket_id: str) -> ConnectionInfo | None:
         return self._space(handler).sockets.get(socket_id)
@@ -86,19 +118,21 @@ class InMemoryRegistry(RegistryBackend):
         info = self._require(space, handler, socket_id)
         space.sockets[socket_id] = info.with_changes(meta={**info.meta, **meta})
 
-    async def group_add(self, handler: str, group: str, socket_id: str) -> None:
+    async def group_add(self, handler: str, group: str, socket_id: str) -> ConnectionInfo | None:
         space = self._space(handler)
         info = self._require(space, handler, socket_id)
-        if group not in info.groups:
-            space.sockets[socket_id] = info.with_changes(groups=info.groups | {group})
-        space.groups.setdefault(group, {})[socket_id] = None
+        if group in info.groups:
+            return None
+        info = space.sockets[socket_id] = info.with_changes(groups=info.groups | {group})
+        return info if space.join(group, info) else None
 
-    async def group_discard(self, handler: str, group: str, socket_id: str) -> None:
+    async def group_discard(self, handler: str, group: str, socket_id: str) -> ConnectionInfo | None:
         space = self._space(handler)
         info = space.sockets.get(socket_id)
-        if info is not None and group in info.groups:
-            space.sockets[socket_id] = info.with_changes(groups=info.groups - {group})
-        _discard(space.groups, group, socket_id)
+        if info is None or group not in info.groups:
+            return None
+        info = space.sockets[socket_id] = info.with_changes(groups=info.groups - {group})
+        return info if space.leave(group, info) else None
 
     async def group_members(self, handler: str, group: str) -> list[str]:
         return list(self._space(handler).groups.get(group, ()))
@@ -109,19 +143,24 @@ class InMemoryRegistry(RegistryBackend):
     async def user_sockets(self, handler: str, user_id: str) -> list[str]:
         return list(self._space(handler).users.get(user_id, ()))
 
-    async def remove_node(self, node: str) -> list[ConnectionInfo]:
+    async def remove_node(self, node: str) -> list[Departure]:
         gone = [
-            info
+            departure
             for space in self._ns.values()
             for info in list(space.sockets.values())
-            if info.node == node
+            if info.node == node and (departure := self._drop(space, info.id)) is not None
         ]
-        for info in gone:
-            await self.remove(info.handler, info.id)
+        self._departures.extend(d for d in gone if d.left)
         return gone
+
+    async def take_departures(self, limit: int = 1000) -> list[Departure]:
+        taken = self._departures[:limit]
+        del self._departures[:limit]
+        return taken
 
     async def clear(self) -> None:
         self._ns.clear()
+        self._departures.clear()
 
 
 def _discard(index: dict[str, dict[str, None]], key: str, socket_id: str) -> None:

@@ -14,6 +14,13 @@ Guarantees:
   next call of any process forgets that node's sockets. With the default
   ``node_ttl`` of two heartbeat intervals they disappear at most two heartbeat
   intervals after the crash, provided some process uses the registry.
+* Presence counters change in the same script as the group memberships
+  (``join``/``leave`` in the scripts' shared library), so each member's
+  joining or leaving a group is reported to exactly one caller. Departures
+  of reaped and removed nodes are queued on ``P:departed`` by the reaping
+  script itself, whichever process runs it; :meth:`~RedisRegistry.take_departures`
+  pops them (LPOP), so each is taken once. The queue expires when no
+  process takes from it for ``max(60 s, 10 * node_ttl)``.
 * Redis errors never escape: they are raised as :class:`RegistryUnavailable`.
   An outage costs at most ``socket_connect_timeout`` (or ``socket_timeout``
   for a server that stops answering) per call, and the first call after Redis
@@ -33,10 +40,12 @@ Key layout, ``P`` being ``prefix`` and ``H`` the handler name with ``%`` and
     P:routes:H           hash   socket id -> node
     P:groups:H           set    names of the handler's non-empty groups
     P:group:H:<group>    set    socket ids in the group
+    P:presence:H:<group> hash   member key -> how many of its sockets are in the group
     P:user:H:<user id>   set    socket ids of the user
     P:node:<node>        set    "H:<socket id>" of every socket held by the node
     P:nodes              set    every node that has registered a socket or a heartbeat
     P:alive:<node>       string the node's liveness key, expires after node_ttl
+    P:departed           list   departures of forgotten nodes' sockets, not yet taken
 """
 
 from __future__ import annotations
@@ -65,23 +74,41 @@ except ImportError as exc:  # pragma: no cover - depends on the installation
 
 from ..conf import get_settings
 from ..exceptions import ConfigurationError, RegistryUnavailable, SocketNotFound
-from .base import ConnectionInfo, RegistryBackend
+from .base import ConnectionInfo, Departure, RegistryBackend
 
 __all__ = ["RedisRegistry"]
 
 logger = logging.getLogger("wsmanager.registry")
 
-# Shared by every script: drop(h, sid, raw) forgets one socket whose entry is
-# ``raw``, from its groups, its user, its node and the handler's hashes.
+# Shared by every script. join/leave put a socket in a group or take it out,
+# keeping its member's socket count there (presence) in step, and return true
+# when the member joined/left the group. drop(h, sid, raw) forgets one socket
+# whose entry is ``raw``, from its groups, its user, its node and the
+# handler's hashes; it returns the groups its member left, and the member key.
 _LIB: Final = """
 local P = ARGV[1]
+local function join(h, g, sid, m)
+  if redis.call('SADD', P .. ':group:' .. h .. ':' .. g, sid) == 0 then return false end
+  redis.call('SADD', P .. ':groups:' .. h, g)
+  return redis.call('HINCRBY', P .. ':presence:' .. h .. ':' .. g, m, 1) == 1
+end
+local function leave(h, g, sid, m)
+  local gk = P .. ':group:' .. h .. ':' .. g
+  if redis.call('SREM', gk, sid) == 0 then return false end
+  if redis.call('SCARD', gk) == 0 then redis.call('SREM', P .. ':groups:' .. h, g) end
+  local pk = P .. ':presence:' .. h .. ':' .. g
+  if redis.call('HINCRBY', pk, m, -1) > 0 then return false end
+  redis.call('HDEL', pk, m)
+  return true
+end
 local function drop(h, sid, raw)
   local e = cjson.decode(raw)
+  local m = 'socket:' .. sid
+  if type(e['user_id']) == 'string' then m = e['user_id'] end
+  local left = {}
   if type(e['groups']) == 'table' then
     for _, g in ipairs(e['groups']) do
-      local gk = P .. ':group:' .. h .. ':' .. g
-      redis.call('SREM', gk, sid)
-      if redis.call('SCARD', gk) == 0 then redis.call('SREM', P .. ':groups:' .. h, g) end
+      if leave(h, g, sid, m) then left[#left + 1] = g end
     end
   end
   if type(e['user_id']) == 'string' then
@@ -92,50 +119,57 @@ local function drop(h, sid, raw)
   end
   redis.call('HDEL', P .. ':sockets:' .. h, sid)
   redis.call('HDEL', P .. ':routes:' .. h, sid)
+  return left, m
 end
 """
 
 # ARGV: P, h, sid, entry, node, has_user ("0"/"1"), user, ttl_ms, group...
+# -> the groups whose member joined (net of the entry replaced, if any)
 _ADD: Final = """
 local h, sid, node = ARGV[2], ARGV[3], ARGV[5]
+local m = 'socket:' .. sid
+if ARGV[6] == '1' then m = ARGV[7] end
+local was = {}
 local old = redis.call('HGET', P .. ':sockets:' .. h, sid)
-if old then drop(h, sid, old) end
+if old then
+  local left, om = drop(h, sid, old)
+  if om == m then
+    for _, g in ipairs(left) do was[g] = true end
+  end
+end
 redis.call('HSET', P .. ':sockets:' .. h, sid, ARGV[4])
 redis.call('HSET', P .. ':routes:' .. h, sid, node)
+local joined = {}
 for i = 9, #ARGV do
-  redis.call('SADD', P .. ':group:' .. h .. ':' .. ARGV[i], sid)
-  redis.call('SADD', P .. ':groups:' .. h, ARGV[i])
+  if join(h, ARGV[i], sid, m) and not was[ARGV[i]] then joined[#joined + 1] = ARGV[i] end
 end
-if ARGV[6] == '1' then redis.call('SADD', P .. ':user:' .. h .. ':' .. ARGV[7], sid) end
+if ARGV[6] == '1' then redis.call('SADD', P .. ':user:' .. h .. ':' .. m, sid) end
 redis.call('SADD', P .. ':node:' .. node, h .. ':' .. sid)
 redis.call('SADD', P .. ':nodes', node)
 redis.call('SET', P .. ':alive:' .. node, '1', 'PX', ARGV[8], 'NX')
-return 1
+return joined
 """
 
-# ARGV: P, h, sid -> the old entry or nil
+# ARGV: P, h, sid -> {the old entry, group its member left...}, or nil
 _REMOVE: Final = """
 local raw = redis.call('HGET', P .. ':sockets:' .. ARGV[2], ARGV[3])
 if not raw then return false end
-drop(ARGV[2], ARGV[3], raw)
-return raw
+local out = {raw}
+for _, g in ipairs((drop(ARGV[2], ARGV[3], raw))) do out[#out + 1] = g end
+return out
 """
 
-# Compare-and-set. ARGV: P, h, sid, expected, new, op ("meta"/"gadd"/"gdel"), group
-# -> 1 written, 0 the entry changed meanwhile, -1 the socket is gone.
+# Compare-and-set. ARGV: P, h, sid, expected, new, op ("meta"/"gadd"/"gdel"),
+# group, member key -> 2 written and the member joined (gadd) or left (gdel)
+# the group, 1 written, 0 the entry changed meanwhile, -1 the socket is gone.
 _REPLACE: Final = """
-local h, sid, op, g = ARGV[2], ARGV[3], ARGV[6], ARGV[7]
+local h, sid, op, g, m = ARGV[2], ARGV[3], ARGV[6], ARGV[7], ARGV[8]
 local cur = redis.call('HGET', P .. ':sockets:' .. h, sid)
 if not cur then return -1 end
 if cur ~= ARGV[4] then return 0 end
 redis.call('HSET', P .. ':sockets:' .. h, sid, ARGV[5])
-if op == 'gadd' then
-  redis.call('SADD', P .. ':group:' .. h .. ':' .. g, sid)
-  redis.call('SADD', P .. ':groups:' .. h, g)
-elseif op == 'gdel' then
-  local gk = P .. ':group:' .. h .. ':' .. g
-  redis.call('SREM', gk, sid)
-  if redis.call('SCARD', gk) == 0 then redis.call('SREM', P .. ':groups:' .. h, g) end
+if (op == 'gadd' and join(h, g, sid, m)) or (op == 'gdel' and leave(h, g, sid, m)) then
+  return 2
 end
 return 1
 """
@@ -148,9 +182,12 @@ redis.call('SADD', P .. ':nodes', ARGV[2])
 return existed
 """
 
-# ARGV: P, budget, node. With a node: forget up to ``budget`` of its sockets
-# (remove_node). Without (""): the same for every node whose liveness key is
-# gone. -> {more (0/1), smallest PTTL of the live nodes or -1, entry...}
+# ARGV: P, budget, node, departed_ttl_ms. With a node: forget up to ``budget``
+# of its sockets (remove_node). Without (""): the same for every node whose
+# liveness key is gone. Departures whose member left a group are also queued
+# on P:departed as JSON arrays [entry, group...].
+# -> {more (0/1), smallest PTTL of the live nodes or -1,
+#     then per socket: its entry, the number n of groups its member left, n groups}
 _SWEEP: Final = """
 local budget = tonumber(ARGV[2])
 local out = {0, -1}
@@ -163,8 +200,16 @@ local function reap(n)
     if redis.call('HGET', P .. ':routes:' .. h, sid) == n then
       local raw = redis.call('HGET', P .. ':sockets:' .. h, sid)
       if raw then
-        drop(h, sid, raw)
+        local left = drop(h, sid, raw)
         out[#out + 1] = raw
+        out[#out + 1] = #left
+        for _, g in ipairs(left) do out[#out + 1] = g end
+        if #left > 0 then
+          local item = {raw}
+          for _, g in ipairs(left) do item[#item + 1] = g end
+          redis.call('RPUSH', P .. ':departed', cjson.encode(item))
+          redis.call('PEXPIRE', P .. ':departed', ARGV[4])
+        end
       end
     end
   end
@@ -226,6 +271,17 @@ def _dumps(info: ConnectionInfo) -> str:
 
 def _loads(raw: str) -> ConnectionInfo:
     return ConnectionInfo.from_json(json.loads(raw))
+
+
+def _departures(items: list[Any]) -> list[Departure]:
+    """Parse a sweep's reply tail: per socket, its entry, n, then n groups left."""
+    out: list[Departure] = []
+    i = 0
+    while i < len(items):
+        count = int(items[i + 1])
+        out.append(Departure.of(_loads(str(items[i])), (str(g) for g in items[i + 2 : i + 2 + count])))
+        i += 2 + count
+    return out
 
 
 def _redact(url: str) -> str:
@@ -331,29 +387,34 @@ class RedisRegistry(RegistryBackend):
                 f"Redis registry at {_redact(self.url)} unavailable ({action}): {exc}"
             ) from exc
 
-    async def _sweep(self, client: Redis, node: str) -> list[ConnectionInfo]:
-        """Forget the sockets of ``node``, or of every expired node if ``node`` is ""."""
-        gone: list[ConnectionInfo] = []
+    async def _sweep(self, client: Redis, node: str) -> list[Departure]:
+        """Forget the sockets of ``node``, or of every expired node if ``node`` is "".
+
+        The script also queues the departures that left a group on ``P:departed``.
+        """
+        gone: list[Departure] = []
         more = True
+        departed_ttl_ms = max(60_000, round(self.node_ttl * 10_000))
         while more:
             started = time.monotonic()
-            reply = await _SWEEP_SCRIPT(client, self.prefix, max(1, self.sweep_batch), node)
+            reply = await _SWEEP_SCRIPT(client, self.prefix, max(1, self.sweep_batch), node, departed_ttl_ms)
             more = bool(reply[0])
-            gone.extend(_loads(raw) for raw in reply[2:])
+            gone.extend(_departures(reply[2:]))
             if not node:
                 ttl = reply[1] / 1000 if reply[1] >= 0 else self.node_ttl
                 self._sweep_due = started + min(ttl, self.node_ttl)
         return gone
 
     # -- sockets -------------------------------------------------------------
-    async def add(self, info: ConnectionInfo) -> None:
+    async def add(self, info: ConnectionInfo) -> frozenset[str]:
         """Record the socket (replacing an entry with the same id) and register its node.
 
         The node's liveness key is created with ``node_ttl`` if it does not
         exist, so a node that never calls :meth:`node_alive` is reaped.
+        Returns the groups its member joined.
         """
         async with self._redis("add") as r:
-            await _ADD_SCRIPT(
+            joined = await _ADD_SCRIPT(
                 r,
                 self.prefix,
                 quote(info.handler, safe=""),
@@ -365,11 +426,14 @@ class RedisRegistry(RegistryBackend):
                 max(1, round(self.node_ttl * 1000)),
                 *sorted(info.groups),
             )
+        return frozenset(str(g) for g in joined)
 
-    async def remove(self, handler: str, socket_id: str) -> ConnectionInfo | None:
+    async def remove(self, handler: str, socket_id: str) -> Departure | None:
         async with self._redis("remove") as r:
-            raw = await _REMOVE_SCRIPT(r, self.prefix, quote(handler, safe=""), socket_id)
-        return None if raw is None else _loads(raw)
+            reply = await _REMOVE_SCRIPT(r, self.prefix, quote(handler, safe=""), socket_id)
+        if reply is None:
+            return None
+        return Departure.of(_loads(str(reply[0])), (str(g) for g in reply[1:]))
 
     async def get(self, handler: str, socket_id: str) -> ConnectionInfo | None:
         async with self._redis("get") as r:
@@ -408,15 +472,18 @@ class RedisRegistry(RegistryBackend):
         change: Callable[[ConnectionInfo], ConnectionInfo | None],
         group: str = "",
         missing_ok: bool = False,
-    ) -> None:
+    ) -> ConnectionInfo | None:
         """Rewrite an entry with compare-and-set, retried while others change it meanwhile.
 
         ``change`` returns the new entry, or None when nothing is to be written.
+        Returns the new entry if its member joined (``group_add``) or left
+        (``group_discard``) the group, else None.
         Lock-free: a retry happens only because another write succeeded.
         """
         script_op = {"group_add": "gadd", "group_discard": "gdel"}.get(op, "meta")
+        new: ConnectionInfo | None = None
         async with self._redis(op) as r:
-            outcome = 0  # 1 written, 0 changed meanwhile, -1 no such socket
+            outcome = 0  # 2 written and a transition, 1 written, 0 changed meanwhile, -1 gone
             while outcome == 0:
                 raw = await r.hget(self._key("sockets", handler), socket_id)
                 if raw is None:
@@ -424,7 +491,7 @@ class RedisRegistry(RegistryBackend):
                     break
                 new = change(_loads(str(raw)))
                 if new is None:
-                    return
+                    return None
                 outcome = await _REPLACE_SCRIPT(
                     r,
                     self.prefix,
@@ -434,22 +501,24 @@ class RedisRegistry(RegistryBackend):
                     _dumps(new),
                     script_op,
                     group,
+                    new.member,
                 )
         if outcome == -1 and not missing_ok:
             raise SocketNotFound(socket_id, handler)
+        return new if outcome == 2 else None
 
     # -- groups ------------------------------------------------------------
-    async def group_add(self, handler: str, group: str, socket_id: str) -> None:
+    async def group_add(self, handler: str, group: str, socket_id: str) -> ConnectionInfo | None:
         def change(info: ConnectionInfo) -> ConnectionInfo | None:
             return None if group in info.groups else info.with_changes(groups=info.groups | {group})
 
-        await self._replace("group_add", handler, socket_id, change, group)
+        return await self._replace("group_add", handler, socket_id, change, group)
 
-    async def group_discard(self, handler: str, group: str, socket_id: str) -> None:
+    async def group_discard(self, handler: str, group: str, socket_id: str) -> ConnectionInfo | None:
         def change(info: ConnectionInfo) -> ConnectionInfo | None:
             return info.with_changes(groups=info.groups - {group}) if group in info.groups else None
 
-        await self._replace("group_discard", handler, socket_id, change, group, missing_ok=True)
+        return await self._replace("group_discard", handler, socket_id, change, group, missing_ok=True)
 
     async def group_members(self, handler: str, group: str) -> list[str]:
         async with self._redis("group_members") as r:
@@ -500,20 +569,34 @@ class RedisRegistry(RegistryBackend):
             async with self._bound().sweep_lock:
                 await self._sweep(r, "")
 
-    async def reap(self) -> list[ConnectionInfo]:
-        """Forget the sockets of every node whose liveness key expired; their entries.
+    async def reap(self) -> list[Departure]:
+        """Forget the sockets of every node whose liveness key expired; their departures.
 
         Safe to run from several processes at once: each socket is returned by
         exactly one of them. :meth:`node_alive` and other calls do it as needed.
+        Departures that left a group are also queued for :meth:`take_departures`.
         """
         async with self._redis("reap", sweep=False) as r, self._bound().sweep_lock:
             return await self._sweep(r, "")
 
-    async def remove_node(self, node: str) -> list[ConnectionInfo]:
-        """Delete ``node``'s liveness key and forget its sockets; their entries."""
+    async def remove_node(self, node: str) -> list[Departure]:
+        """Delete ``node``'s liveness key and forget its sockets; their departures.
+
+        Departures that left a group are also queued for :meth:`take_departures`.
+        """
         self._heartbeats.discard(node)
         async with self._redis("remove_node", sweep=False) as r:
             return await self._sweep(r, node)
+
+    async def take_departures(self, limit: int = 1000) -> list[Departure]:
+        """Pop up to ``limit`` queued departures (one LPOP: each goes to one caller)."""
+        async with self._redis("take_departures") as r:
+            items = await r.lpop(f"{self.prefix}:departed", max(1, limit))
+        taken: list[Departure] = []
+        for item in cast("list[str] | None", items) or []:
+            raw, *left = json.loads(item)
+            taken.append(Departure.of(_loads(raw), left))
+        return taken
 
     async def close(self) -> None:
         """Disconnect this event loop's pool; a later call opens a new one."""

@@ -1,0 +1,146 @@
+"""Presence across real daphne processes on Redis: ``joined`` / ``left`` once, whoever announces.
+
+The demo has no login, so every socket here is its own member (per-user
+presence is covered in-process by tests/test_presence.py). What this module
+proves is the cluster part: one announcement per transition whichever
+process holds the socket, and ``left`` for the sockets of a process that was
+SIGKILLed or stopped, announced by exactly one survivor.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import time
+from collections import Counter
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from tests import redis_support
+from tests.e2e.client import Peer
+from tests.servers import DaphneProcess
+
+pytestmark = [pytest.mark.e2e, pytest.mark.redis]
+
+redis_url = redis_support.redis_url
+
+HEARTBEAT = 0.5
+
+
+def cluster_env(redis_url: str, **extra: str) -> dict[str, str]:
+    """Settings of processes sharing a fresh key prefix on one Redis."""
+    return {
+        "REDIS_URL": redis_url,
+        "WSMANAGER_REDIS_PREFIX": f"t{secrets.token_hex(4)}",
+        "DEMO_DB": ":memory:",
+        "WSMANAGER_LOG": "WARNING",
+        "WSMANAGER_HEARTBEAT": str(HEARTBEAT),
+        **extra,
+    }
+
+
+@pytest.fixture(scope="module")
+def cluster(redis_url: str) -> Iterator[list[DaphneProcess]]:
+    """Two daphne processes on one Redis."""
+    env = cluster_env(redis_url)
+    servers = [DaphneProcess(env=env) for _ in range(2)]
+    try:
+        for server in servers:
+            server.start()
+        yield servers
+    finally:
+        for server in servers:
+            server.stop()
+
+
+def ws(server: DaphneProcess, room: str) -> str:
+    return f"{server.ws_url}/ws/chat/{room}/"
+
+
+async def drain(peer: Peer, quiet: float = 0.5) -> list[dict[str, Any]]:
+    """Every message the peer has received or receives until ``quiet`` seconds pass without one."""
+    got = list(peer.inbox)
+    peer.inbox.clear()
+    while True:
+        try:
+            got.append(await peer.recv_json(quiet))
+        except TimeoutError:
+            return got
+
+
+def presence_notes(messages: list[dict[str, Any]]) -> Counter[tuple[str, str]]:
+    """How many times each (joined/left, id) arrived."""
+    return Counter(
+        (m["method"], m["params"]["id"]) for m in messages if m.get("method") in ("joined", "left")
+    )
+
+
+async def wait_for_lefts(peer: Peer, ids: set[str], deadline: float) -> list[dict[str, Any]]:
+    """Messages received until ``left`` arrived for every id (fails after ``deadline`` seconds)."""
+    got: list[dict[str, Any]] = []
+    started = time.monotonic()
+    while not ids <= {m["params"]["id"] for m in got if m.get("method") == "left"}:
+        remaining = deadline - (time.monotonic() - started)
+        assert remaining > 0, f"no left for {ids - {m['params']['id'] for m in got}} in {deadline}s"
+        got.append(await peer.recv_json(remaining))
+    return got
+
+
+async def test_joined_and_left_once_per_socket_across_processes(cluster: list[DaphneProcess]) -> None:
+    """Each arrival and departure on either process is announced once to every other member."""
+    a = await Peer.open(ws(cluster[0], "p1"))
+    b = await Peer.open(ws(cluster[1], "p1"))
+    c = await Peer.open(ws(cluster[0], "p1"))
+    who = await b.call("who")
+    assert [m["id"] for m in who] == [a.id, b.id, c.id]  # earliest first
+    await b.close()
+    await c.close()
+    assert presence_notes(await drain(a)) == Counter(
+        {("joined", b.id): 1, ("joined", c.id): 1, ("left", b.id): 1, ("left", c.id): 1}
+    )
+    assert await a.call("who") == [{"id": a.id, "name": None}]
+    await a.close()
+
+
+async def test_sigkilled_process_sockets_leave_once_via_one_survivor(redis_url: str) -> None:
+    """SIGKILL: members on both survivors hear ``left`` once per dead socket, within a few heartbeats."""
+    env = cluster_env(redis_url)
+    with DaphneProcess(env=env) as one, DaphneProcess(env=env) as two:
+        doomed = DaphneProcess(env=env).start()
+        try:
+            watchers = [await Peer.open(ws(one, "p2")), await Peer.open(ws(two, "p2"))]
+            dead = [await Peer.open(ws(doomed, "p2")) for _ in range(3)]
+            for watcher in watchers:
+                await drain(watcher, 0.3)
+            doomed.kill()
+            # node_ttl is two heartbeats; a survivor reaps then announces on its next heartbeat.
+            got = await asyncio.gather(
+                *(wait_for_lefts(w, {p.id for p in dead}, 10 * HEARTBEAT + 5) for w in watchers)
+            )
+            for watcher, messages in zip(watchers, got, strict=True):
+                notes = presence_notes(messages + await drain(watcher, 3 * HEARTBEAT))
+                assert notes == Counter({("left", p.id): 1 for p in dead})
+            assert {m["id"] for m in await watchers[0].call("who")} == {w.id for w in watchers}
+            for watcher in watchers:
+                await watcher.close()
+        finally:
+            doomed.kill()
+
+
+async def test_stopped_process_sockets_leave_once(redis_url: str) -> None:
+    """SIGTERM: the survivor's member hears ``left`` once for each socket of the stopped process."""
+    env = cluster_env(redis_url)
+    with DaphneProcess(env=env) as survivor:
+        leaving = DaphneProcess(env=env).start()
+        watcher = await Peer.open(ws(survivor, "p3"))
+        peers = [await Peer.open(ws(leaving, "p3")) for _ in range(3)]
+        await drain(watcher, 0.3)
+        leaving.stop()
+        messages = await wait_for_lefts(watcher, {p.id for p in peers}, 10 * HEARTBEAT + 5)
+        notes = presence_notes(messages + await drain(watcher, 3 * HEARTBEAT))
+        assert notes == Counter({("left", p.id): 1 for p in peers})
+        for peer in peers:
+            await peer.ws.close()
+        await watcher.close()
