@@ -9,4 +9,5 @@ urlpatterns = [
     path("api/sockets/<str:socket_id>/invoke", views.socket_invoke),
     re_path(rf"^api/rooms/(?P<room>{ROOM_PATTERN})/messages$", views.room_message),
     re_path(rf"^api/rooms/(?P<room>{ROOM_PATTERN})/sockets$", views.room_sockets),
+    re_path(r"^api/", views.not_found),
 ]

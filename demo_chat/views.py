@@ -2,7 +2,9 @@
 
 They show the point of the registry: a view, running in a worker thread,
 sends to one socket by id or to a whole room with one call, wherever the
-socket's process is. Every error answers JSON: ``{"error": "..."}``.
+socket's process is. Every error of these views answers JSON:
+``{"error": "..."}`` (405 for a wrong method; unknown paths under /api/
+answer a JSON 404 too).
 
 With DEBUG off these views need a staff user or the header
 ``Authorization: Bearer <DEMO_API_TOKEN>`` (settings), so that the open
@@ -21,7 +23,6 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.views.decorators.csrf import csrf_exempt
-from django.views.decorators.http import require_GET, require_POST
 
 from wsmanager import InvokeTimeout, RemoteError, SocketNotFound, WsManagerError
 
@@ -41,7 +42,8 @@ def guarded(view: View) -> View:
     def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         if not settings.DEBUG:
             token = getattr(settings, "DEMO_API_TOKEN", "")
-            given = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
+            scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+            given = given.strip() if scheme == "Bearer" else ""
             user = getattr(request, "user", None)
             is_staff = bool(user is not None and user.is_authenticated and user.is_staff)
             if not is_staff and not (token and secrets.compare_digest(given, token)):
@@ -49,6 +51,28 @@ def guarded(view: View) -> View:
         return view(request, *args, **kwargs)
 
     return wrapper
+
+
+def allow(method: str) -> Callable[[View], View]:
+    """Only ``method``; anything else answers 405 with a JSON error."""
+
+    def decorate(view: View) -> View:
+        @functools.wraps(view)
+        def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+            if request.method != method:
+                response = error(405, f"use {method}")
+                response["Allow"] = method
+                return response
+            return view(request, *args, **kwargs)
+
+        return wrapper
+
+    return decorate
+
+
+def not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    """404 for unknown paths under /api/, as JSON (the catch-all route in urls.py)."""
+    return error(404, "no such resource", path=request.path)
 
 
 def json_body(request: HttpRequest) -> dict[str, Any]:
@@ -75,7 +99,7 @@ def index(request: HttpRequest) -> HttpResponse:
 
 
 @csrf_exempt
-@require_POST
+@allow("POST")
 @guarded
 def socket_message(request: HttpRequest, socket_id: str) -> HttpResponse:
     try:
@@ -96,7 +120,7 @@ def socket_message(request: HttpRequest, socket_id: str) -> HttpResponse:
 
 
 @csrf_exempt
-@require_POST
+@allow("POST")
 @guarded
 def room_message(request: HttpRequest, room: str) -> HttpResponse:
     try:
@@ -111,7 +135,7 @@ def room_message(request: HttpRequest, room: str) -> HttpResponse:
     return JsonResponse({"delivered": delivered}, status=202)
 
 
-@require_GET
+@allow("GET")
 @guarded
 def room_sockets(request: HttpRequest, room: str) -> HttpResponse:
     try:
@@ -122,7 +146,7 @@ def room_sockets(request: HttpRequest, room: str) -> HttpResponse:
 
 
 @csrf_exempt
-@require_POST
+@allow("POST")
 @guarded
 def socket_invoke(request: HttpRequest, socket_id: str) -> HttpResponse:
     """Call a client method: 200 result, 502 client error, 504 timeout, 404 unknown id."""

@@ -97,3 +97,23 @@ async def test_auth_wrapped_app_sees_an_anonymous_user() -> None:
     app = websocket_app([route("ws/hello/", HelloHandler)])
     report = await hello(app, "/ws/hello/")
     assert report["user_id"] is None
+
+
+async def test_route_kwargs_override_class_attributes_for_that_route_only() -> None:
+    """route(..., max_message_size=10) applies to sockets of that route, not the class."""
+    app = websocket_app([route("ws/tiny/", EchoHandler, max_message_size=10)], auth=False)
+    communicator = WebsocketCommunicator(app, "/ws/tiny/")
+    connected, _ = await communicator.connect()
+    assert connected
+    await communicator.send_to(text_data="x" * 11)
+    closed = await communicator.receive_output(2)
+    assert closed["type"] == "websocket.close" and closed["code"] == 1009
+    assert EchoHandler.max_message_size != 10
+
+
+def test_route_refuses_unknown_or_private_kwargs() -> None:
+    """An attribute the handler does not have (or a private one) is a TypeError at once."""
+    with pytest.raises(TypeError, match="max_mesage_size"):
+        route("ws/x/", EchoHandler, max_mesage_size=10)
+    with pytest.raises(TypeError, match="_queue"):
+        route("ws/x/", EchoHandler, _queue=None)

@@ -12,14 +12,17 @@ import pytest
 from channels.testing import WebsocketCommunicator
 
 from tests import handlers
-from tests.handlers import BusyHandler, CalcHandler, WelcomeHandler, application
+from tests.handlers import BusyHandler, CalcHandler, EchoHandler, WelcomeHandler, application
 from wsmanager import (
     ConfigurationError,
     ConnectionClosed,
+    InvokeError,
     InvokeTimeout,
     RemoteError,
     RpcHandler,
+    route,
     rpc,
+    websocket_app,
 )
 from wsmanager.node import get_node
 from wsmanager.protocol import (
@@ -558,3 +561,58 @@ async def test_invoke_with_positional_and_named_params_is_refused() -> None:
     """``invoke`` takes positional or named params, not both."""
     with pytest.raises(TypeError, match="not both"):
         await CalcHandler().invoke("m", 1, x=2)
+
+
+class HookInvoker(RpcHandler):
+    """Tries to invoke its client from ``on_connect`` (the receive loop itself)."""
+
+    outcome: list[BaseException] = []
+
+    async def on_connect(self) -> None:
+        try:
+            await self.invoke("anything", timeout=5)
+        except Exception as exc:
+            HookInvoker.outcome.append(exc)
+
+
+async def test_invoke_from_the_sockets_own_hook_fails_at_once_instead_of_timing_out() -> None:
+    """invoke() awaited in on_connect raises InvokeError at once (its answer could never be read)."""
+    HookInvoker.outcome.clear()
+    app = websocket_app([route("ws/hook/", HookInvoker)], auth=False)
+    async with RpcCommunicator(app, "/ws/hook/", timeout=2.0):
+        pass
+    assert len(HookInvoker.outcome) == 1
+    assert isinstance(HookInvoker.outcome[0], InvokeError)
+    assert "own hooks" in str(HookInvoker.outcome[0])
+
+
+async def test_an_answer_to_an_invoke_is_read_even_over_the_rate_limit() -> None:
+    """A client's result for a server invoke is settled even when its frame is rate-limited."""
+    async with connect() as client:
+        invocation = asyncio.ensure_future(CalcHandler.manager.ainvoke(client.id, "ping_back", timeout=2))
+        request = await client.receive_json_from(2)
+        sock = get_node().sockets[client.id]
+        sock._bucket._tokens = 0.0  # type: ignore[attr-defined]  # the next frame is over the limit
+        sock._bucket.rate = 1e-9  # type: ignore[attr-defined]
+        await client.send_json_to({"jsonrpc": "2.0", "id": request["id"], "result": "late but kept"})
+        assert await invocation == "late but kept"
+        assert get_node().stats["rate_limited"] >= 1
+
+
+async def test_manager_invoke_on_a_raw_socket_is_an_invoke_error() -> None:
+    """Invoking a socket whose handler does not speak JSON-RPC raises InvokeError, not AttributeError."""
+    communicator = WebsocketCommunicator(application, "/ws/echo/")
+    connected, _ = await communicator.connect()
+    assert connected
+    (sid,) = await EchoHandler.manager.aids()
+    with pytest.raises(InvokeError, match="does not speak JSON-RPC"):
+        await EchoHandler.manager.ainvoke(sid, "x", timeout=1)
+    await communicator.disconnect()
+
+
+async def test_named_params_may_use_the_managers_own_argument_names() -> None:
+    """notify(id, "m", method=..., socket_id=...) sends those as named params."""
+    async with connect() as client:
+        await CalcHandler.manager.anotify(client.id, "m", method="x", socket_id="y")
+        got = await client.next_notification()
+        assert got == {"jsonrpc": "2.0", "method": "m", "params": {"method": "x", "socket_id": "y"}}

@@ -157,7 +157,13 @@ class WebSocketHandler(AsyncWebsocketConsumer):  # type: ignore[misc]
             _handlers[cls.name] = cls
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+        """``kwargs`` (from ``route(..., **kwargs)`` / ``as_asgi``) override class attributes."""
+        for key, value in kwargs.items():
+            if key.startswith("_") or not hasattr(type(self), key):
+                raise TypeError(f"{type(self).__name__} has no attribute {key!r} to set per route")
+            setattr(self, key, value)
+        super().__init__(*args)
+        self._receive_task: asyncio.Task[Any] | None = None
         self.id = ""
         self.state = State.CONNECTING
         self._queue: deque[Message] | None = None
@@ -294,11 +300,14 @@ class WebSocketHandler(AsyncWebsocketConsumer):  # type: ignore[misc]
         """Send the close; never raises (the socket is released whatever happens).
 
         Codes go out as plain ints (autobahn refuses an IntEnum). daphne
-        refuses codes other than 1000 and 3000-4999 through ASGI; those are
-        written on its protocol directly (see wsmanager.limits).
+        refuses codes other than 1000 and 3000-4999 through ASGI, and drops
+        the reason of every ASGI close; such closes are written on its
+        protocol directly (see wsmanager.limits), so the client sees both.
         """
         code = None if code is None else int(code)
         try:
+            if code is not None and reason and send_close_frame(self.base_send, code, reason):
+                return
             await super().close(code, reason)
         except Exception as exc:
             try:
@@ -325,6 +334,7 @@ class WebSocketHandler(AsyncWebsocketConsumer):  # type: ignore[misc]
         self.channel_layer = None
         self.channel_name = None
         self.base_send = send
+        self._receive_task = asyncio.current_task()
         try:
             while True:
                 await self.dispatch(await receive())

@@ -263,6 +263,8 @@ class Node:
             sock = self.sockets.get(socket_id)
             if sock is None:
                 raise SocketNotFound(socket_id, handler)
+            if not hasattr(sock, "invoke"):
+                raise InvokeError(socket_id, method, "the socket's handler does not speak JSON-RPC")
             return await sock.invoke(method, *args, timeout=timeout, **kwargs)
         self._ensure_tasks()
         call = uuid.uuid4().hex
@@ -394,7 +396,9 @@ class Node:
                 logger.warning("heartbeat of node %s failed: %s", self.id, exc)
             except Exception:
                 logger.exception("heartbeat of node %s failed", self.id)
-            await asyncio.sleep(interval)
+            # Twice per interval: with node_ttl = 1.5 intervals, a crashed
+            # node's sockets are swept within two intervals of the crash.
+            await asyncio.sleep(interval / 2)
 
     async def _announce_departures(self, registry: RegistryBackend, batch: int = 1000) -> None:
         """Take the registry's queued departures and announce them, until none is left."""

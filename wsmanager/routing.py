@@ -34,7 +34,15 @@ logger = logging.getLogger("wsmanager.routing")
 
 
 def route(pattern: str, handler: type[WebSocketHandler], **initkwargs: Any) -> URLPattern:
-    """A URL pattern serving ``handler``; ``pattern`` is a regex when it starts with ``^``."""
+    """A URL pattern serving ``handler``; ``pattern`` is a regex when it starts with ``^``.
+
+    ``initkwargs`` override the handler's class attributes for this route only
+    (e.g. ``route("ws/feed/", FeedHandler, rate_limit=None)``); an unknown
+    name raises ``TypeError`` here.
+    """
+    unknown = [key for key in initkwargs if key.startswith("_") or not hasattr(handler, key)]
+    if unknown:
+        raise TypeError(f"{handler.__name__} has no attribute(s) {', '.join(unknown)} to set per route")
     app: Any = handler.as_asgi(**initkwargs)
     pattern_obj: URLPattern = (
         re_path(pattern, app) if pattern.startswith("^") else path(pattern, app)

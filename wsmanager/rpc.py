@@ -42,6 +42,8 @@ from .conf import get_settings
 from .exceptions import (
     ConfigurationError,
     ConnectionClosed,
+    DeliveryError,
+    InvokeError,
     InvokeTimeout,
     RegistryUnavailable,
     RemoteError,
@@ -211,14 +213,19 @@ class RpcHandler(WebSocketHandler):
             raise TypeError("JSON-RPC params are positional or named, not both")
         return await self.send_frame(protocol.encode_notification(method, kwargs or args))
 
-    async def invoke(self, method: str, *args: Any, timeout: float | None = None, **kwargs: Any) -> Any:
+    async def invoke(self, method: str, /, *args: Any, timeout: float | None = None, **kwargs: Any) -> Any:
         """Call a method of this client and return its result.
 
         Raises InvokeTimeout, RemoteError (the client's error object) or
-        ConnectionClosed (the socket closed first).
+        ConnectionClosed (the socket closed first). Raises InvokeError at once
+        when awaited from the socket's own receive loop (``on_connect``,
+        ``on_open``, ``on_receive``, ``on_disconnect``): the answer could not be
+        read until the hook returns. ``@rpc`` methods run apart and may invoke.
         """
         if args and kwargs:
             raise TypeError("JSON-RPC params are positional or named, not both")
+        if asyncio.current_task() is self._receive_task:
+            raise InvokeError(self.id, method, "cannot wait for an answer inside the socket's own hooks")
         if self.state not in (State.CONNECTING, State.OPEN):
             raise ConnectionClosed(self.id)
         self._next_call += 1
@@ -332,8 +339,8 @@ class RpcHandler(WebSocketHandler):
             error = ErrorObject(exc.code, exc.message, exc.data)
         except _BadParams as exc:
             error = ErrorObject.standard(protocol.INVALID_PARAMS, str(exc))
-        except RegistryUnavailable:
-            logger.warning("rpc %r on socket %s: registry unavailable", item.method, self.id)
+        except (RegistryUnavailable, DeliveryError) as exc:
+            logger.warning("rpc %r on socket %s: %s", item.method, self.id, exc)
             error = ErrorObject.standard(protocol.UNAVAILABLE)
         except asyncio.CancelledError:
             raise
@@ -383,6 +390,9 @@ class RpcHandler(WebSocketHandler):
             return
         limited = ErrorObject.standard(protocol.RATE_LIMITED)
         decoded = protocol.decode(message)
+        for item in decoded.items:  # answers to our invocations are never refused
+            if isinstance(item, Response):
+                self._settle(item)
         answers = [
             protocol.encode_error(item.id, limited)
             for item in decoded.items

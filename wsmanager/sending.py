@@ -266,39 +266,39 @@ class Manager:
         await get_node().close(self.handler, node_id, socket_id, code, reason)
 
     # -- JSON-RPC --------------------------------------------------------------------
-    async def anotify(self, socket_id: str, method: str, *args: Any, **kwargs: Any) -> None:
+    async def anotify(self, socket_id: str, method: str, /, *args: Any, **kwargs: Any) -> None:
         """Send a JSON-RPC notification to one socket (no answer expected)."""
         text = protocol.encode_notification(method, _params(args, kwargs))
         await self._deliver_one(socket_id, frame(text))
 
     async def anotify_many(
-        self, socket_ids: Iterable[str], method: str, *args: Any, **kwargs: Any
+        self, socket_ids: Iterable[str], method: str, /, *args: Any, **kwargs: Any
     ) -> int:
         """Notify several sockets; unknown ids are skipped. Returns how many took it."""
         text = protocol.encode_notification(method, _params(args, kwargs))
         return await self._deliver(socket_ids, frame(text))
 
     async def anotify_group(
-        self, group: str, method: str, *args: Any, exclude: Iterable[str] = (), **kwargs: Any
+        self, group: str, method: str, /, *args: Any, exclude: Iterable[str] = (), **kwargs: Any
     ) -> int:
         """Notify every member of ``group`` but ``exclude`` (``exclude`` is not a param)."""
         text = protocol.encode_notification(method, _params(args, kwargs))
         return await self._deliver(await self._targets_group(group, exclude), frame(text))
 
     async def anotify_all(
-        self, method: str, *args: Any, exclude: Iterable[str] = (), **kwargs: Any
+        self, method: str, /, *args: Any, exclude: Iterable[str] = (), **kwargs: Any
     ) -> int:
         """Notify every open socket but ``exclude``."""
         text = protocol.encode_notification(method, _params(args, kwargs))
         return await self._deliver(await self._targets_all(exclude), frame(text))
 
-    async def anotify_user(self, user: Any, method: str, *args: Any, **kwargs: Any) -> int:
+    async def anotify_user(self, user: Any, method: str, /, *args: Any, **kwargs: Any) -> int:
         """Notify every open socket of a user; how many took it (0 if not connected)."""
         text = protocol.encode_notification(method, _params(args, kwargs))
         return await self._deliver(await self.auser_sockets(user), frame(text))
 
     async def ainvoke(
-        self, socket_id: str, method: str, *args: Any, timeout: float | None = None, **kwargs: Any
+        self, socket_id: str, method: str, /, *args: Any, timeout: float | None = None, **kwargs: Any
     ) -> Any:
         """Call a method of the client and return its result.
 
@@ -316,7 +316,7 @@ class Manager:
         return await get_node().invoke(self.handler, node_id, socket_id, method, params, wait)
 
     async def ainvoke_user(
-        self, user: Any, method: str, *args: Any, timeout: float | None = None, **kwargs: Any
+        self, user: Any, method: str, /, *args: Any, timeout: float | None = None, **kwargs: Any
     ) -> dict[str, Any]:
         """Call a client method on every open socket of a user, concurrently.
 

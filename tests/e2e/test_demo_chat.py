@@ -181,9 +181,7 @@ async def test_binary_frames_of_any_size_get_an_error_not_a_crash(
 
 
 @pytest.mark.parametrize("size", [130, 128 * 1024])
-async def test_text_frames_of_130_bytes_and_128_kib_are_served(
-    demo_server: DaphneProcess, size: int
-) -> None:
+async def test_text_frames_of_130_bytes_and_128_kib_are_served(demo_server: DaphneProcess, size: int) -> None:
     """A valid call padded to the frame size is answered (extra members are ignored)."""
     peer = await Peer.open(url(demo_server, "sizes"))
     call = {"jsonrpc": "2.0", "method": "who", "id": 1, "pad": ""}
@@ -222,9 +220,7 @@ async def test_view_sends_to_one_socket_by_id(demo_server: DaphneProcess) -> Non
     """POST /api/sockets/<id>/messages reaches that socket only, with from null; 202."""
     a = await Peer.open(url(demo_server, "view1"))
     b = await Peer.open(url(demo_server, "view1"))
-    response = await http(
-        "POST", demo_server, f"/api/sockets/{b.id}/messages", json={"text": "from a view"}
-    )
+    response = await http("POST", demo_server, f"/api/sockets/{b.id}/messages", json={"text": "from a view"})
     assert response.status_code == 202
     got = await b.notification("message")
     assert got["params"] == {"from": None, "name": None, "room": "view1", "text": "from a view"}
@@ -298,9 +294,7 @@ async def test_view_invokes_a_client_method_and_gets_its_result(demo_server: Dap
         ({"error": {"code": 7, "message": "nope"}}, 502),
         (None, 504),
     ]:
-        call = asyncio.ensure_future(
-            http("POST", demo_server, f"/api/sockets/{peer.id}/invoke", json=body)
-        )
+        call = asyncio.ensure_future(http("POST", demo_server, f"/api/sockets/{peer.id}/invoke", json=body))
         await answer(reply)
         response = await call
         assert response.status_code == status
@@ -338,9 +332,7 @@ async def test_cross_site_origin_is_refused(demo_server: DaphneProcess) -> None:
     """A browser page from another site cannot open a socket; the site's own can."""
     with pytest.raises(websockets.InvalidStatus):
         await websockets.connect(url(demo_server, "origin"), origin="http://evil.example")
-    peer = await Peer.open(
-        url(demo_server, "origin"), origin=f"http://127.0.0.1:{demo_server.port}"
-    )
+    peer = await Peer.open(url(demo_server, "origin"), origin=f"http://127.0.0.1:{demo_server.port}")
     await peer.close()
 
 
@@ -351,3 +343,32 @@ async def test_demo_page_and_client_script_are_served(demo_server: DaphneProcess
     assert 'data-testid="messages"' in page.text
     script = await http("GET", demo_server, "/static/wsmanager/wsmanager.js")
     assert script.status_code == 200
+
+
+async def test_api_errors_are_json_for_wrong_methods_and_unknown_paths(demo_server: DaphneProcess) -> None:
+    """A wrong method answers 405 and an unknown API path 404, both with JSON bodies."""
+    wrong = await http("GET", demo_server, "/api/rooms/r/messages")
+    assert wrong.status_code == 405
+    assert wrong.headers["Allow"] == "POST"
+    assert "error" in wrong.json()
+    missing = await http("GET", demo_server, "/api/nothing/here")
+    assert missing.status_code == 404
+    assert missing.json()["path"] == "/api/nothing/here"
+
+
+async def test_with_debug_off_the_send_views_need_the_api_token() -> None:
+    """DEBUG off: no token or a wrong one answers 403 JSON; the Bearer token is let in."""
+    env = {"DJANGO_DEBUG": "0", "DEMO_API_TOKEN": "s3cret", "DEMO_DB": ":memory:"}
+    with DaphneProcess(env=env) as server:
+        peer = await Peer.open(url(server, "guard"))
+        path = f"/api/sockets/{peer.id}/messages"
+        for headers in ({}, {"Authorization": "Bearer nope"}, {"Authorization": "s3cret"}):
+            refused = await http("POST", server, path, json={"text": "x"}, headers=headers)
+            assert refused.status_code == 403
+            assert refused.json()["error"] == "staff user or API token required"
+        allowed = await http(
+            "POST", server, path, json={"text": "x"}, headers={"Authorization": "Bearer s3cret"}
+        )
+        assert allowed.status_code == 202
+        assert (await peer.notification("message"))["params"]["text"] == "x"
+        await peer.close()

@@ -97,11 +97,9 @@ async def test_outage_keeps_open_sockets_refuses_new_ones_and_recovers(redis_ser
         assert await a.call("rpc.ping") == "pong"
         reply = await a.request("who")
         assert reply["error"]["code"] == -32005
-        started = time.monotonic()
-        with pytest.raises(websockets.InvalidStatus) as refused:
+        with pytest.raises(websockets.InvalidStatus) as refused:  # open_timeout: no hang
             await websockets.connect(room, open_timeout=15)
         assert refused.value.response.status_code == 403
-        assert time.monotonic() - started < 15
 
         redis_server.start()  # same port, no data
         b = await until(lambda: Peer.open(room))

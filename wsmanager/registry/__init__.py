@@ -40,7 +40,12 @@ def get_registry() -> RegistryBackend:
             raise ConfigurationError(
                 f"{conf.registry_backend!r} is not a wsmanager.registry.RegistryBackend subclass"
             )
-        _instance = cls(**conf.registry_options)
+        try:
+            _instance = cls(**conf.registry_options)
+        except TypeError as exc:
+            raise ConfigurationError(
+                f'WSMANAGER["REGISTRY"]["OPTIONS"] do not fit {conf.registry_backend}: {exc}'
+            ) from exc
     return _instance
 
 

@@ -11,9 +11,12 @@ Guarantees:
 * A process that dies without calling :meth:`RedisRegistry.remove_node`
   (SIGKILL, power loss) stops refreshing its liveness key; once the key
   expires (``node_ttl`` after the last :meth:`~RedisRegistry.node_alive`) the
-  next call of any process forgets that node's sockets. With the default
-  ``node_ttl`` of two heartbeat intervals they disappear at most two heartbeat
-  intervals after the crash, provided some process uses the registry.
+  next call of any process forgets that node's sockets. Each process calls
+  :meth:`~RedisRegistry.node_alive` every half ``HEARTBEAT_INTERVAL``; with
+  the default ``node_ttl`` of 1.5 intervals a crashed process's sockets
+  disappear at most two heartbeat intervals after the crash (1.5 for the key
+  to expire, 0.5 until a survivor's next sweep), and a live process is only
+  taken for dead when it could not refresh its key for 1.5 intervals.
 * Presence counters change in the same script as the group memberships
   (``join``/``leave`` in the scripts' shared library), so each member's
   joining or leaving a group is reported to exactly one caller. Departures
@@ -303,7 +306,7 @@ class RedisRegistry(RegistryBackend):
 
     Options (``WSMANAGER["REGISTRY"]["OPTIONS"]``): ``url`` of the database;
     ``prefix`` of every key (processes sharing a prefix share the registry);
-    ``node_ttl``, seconds a node's liveness key lives (default: two
+    ``node_ttl``, seconds a node's liveness key lives (default: 1.5
     ``HEARTBEAT_INTERVAL``); ``max_connections`` per event loop (a burst beyond
     it waits up to ``pool_timeout`` seconds for a free connection);
     ``socket_connect_timeout`` and ``socket_timeout`` in seconds.
@@ -326,7 +329,7 @@ class RedisRegistry(RegistryBackend):
         socket_timeout: float = 5.0,
     ) -> None:
         if node_ttl is None:
-            node_ttl = 2 * get_settings().heartbeat_interval
+            node_ttl = 1.5 * get_settings().heartbeat_interval
         if node_ttl <= 0:
             raise ConfigurationError(f"RedisRegistry node_ttl must be positive, not {node_ttl!r}")
         if max_connections < 1:

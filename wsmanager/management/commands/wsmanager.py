@@ -81,7 +81,7 @@ class Command(BaseCommand):
         action = options["action"]
         try:
             getattr(self, f"do_{action}")(manager, options)
-        except WsManagerError as exc:
+        except (WsManagerError, ValueError) as exc:  # ValueError: e.g. JSON with NaN
             raise CommandError(str(exc)) from exc
 
     def _manager(self, name: str | None) -> Manager:
