@@ -7,18 +7,23 @@ from collections.abc import Iterator
 import pytest
 
 from tests.servers import DaphneProcess
+from wsmanager import db
 from wsmanager.node import reset_node
 from wsmanager.registry import reset_registry
 
 
 @pytest.fixture(autouse=True)
 def _fresh_wsmanager() -> Iterator[None]:
-    """Each test starts with an empty in-memory registry and a new node."""
+    """Each test starts with an empty in-memory registry, a new node, and no
+    database use remembered (in-memory SQLite never really closes, and a
+    later non-database test must not hop to close it)."""
     reset_registry()
     reset_node()
+    db._used = False
     yield
     reset_registry()
     reset_node()
+    db._used = False
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,535 @@
+"""Limits and access checks: the token bucket, authentication, ``authorize()``, the
+per-user cap, rate limits (raw and RPC), per-method permissions, and closing with
+the limits' codes on daphne (``wsmanager.limits``)."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from asgiref.sync import async_to_sync
+from channels.sessions import InstanceSessionWrapper
+from channels.testing import WebsocketCommunicator
+from django.contrib.auth.models import AnonymousUser, Permission, User
+
+from tests import limit_handlers
+from tests.limit_handlers import (
+    AuthorizingHandler,
+    CappedHandler,
+    FakeUser,
+    LimitedEchoHandler,
+    LimitedRpcHandler,
+    MembersOnlyHandler,
+    application,
+)
+from wsmanager import CloseCode, RemoteError, limits
+from wsmanager import db as wsmanager_db
+from wsmanager.limits import TokenBucket, send_backlog_probe, send_close_frame
+from wsmanager.node import get_node
+from wsmanager.protocol import FORBIDDEN, RATE_LIMITED
+from wsmanager.testing import RpcCommunicator
+
+
+class FakeClock:
+    """Stands in for the ``time`` module of wsmanager.limits: a clock that moves when told."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
+    """A frozen clock for every token bucket (the event loop keeps the real one)."""
+    fake = FakeClock()
+    monkeypatch.setattr(limits, "time", fake)
+    return fake
+
+
+@pytest.fixture(autouse=True)
+def _clean_events() -> Iterator[None]:
+    """Each test starts with no recorded events."""
+    limit_handlers.events.clear()
+    yield
+    limit_handlers.events.clear()
+
+
+def client(path: str, user: Any = None) -> WebsocketCommunicator:
+    """A communicator on ``path`` whose scope carries ``user`` (when given)."""
+    comm = WebsocketCommunicator(application, path)
+    if user is not None:
+        comm.scope["user"] = user
+    return comm
+
+
+def rpc_client(path: str, user: Any = None) -> RpcCommunicator:
+    comm = RpcCommunicator(application, path, timeout=2.0)
+    if user is not None:
+        comm.scope["user"] = user
+    return comm
+
+
+async def receive_close(comm: WebsocketCommunicator) -> dict[str, Any]:
+    """The next message from the app, asserted to be a close."""
+    message: dict[str, Any] = await comm.receive_output()
+    assert message["type"] == "websocket.close", message
+    return message
+
+
+# -- the token bucket ---------------------------------------------------------------------------
+
+
+def test_bucket_allows_a_full_burst_then_refuses(clock: FakeClock) -> None:
+    """A new bucket lets ``burst`` messages through at once, then refuses."""
+    bucket = TokenBucket(rate=1.0, burst=3.0)
+    assert [bucket.take() for _ in range(4)] == [True, True, True, False]
+    assert bucket.take() is False
+
+
+def test_bucket_refills_at_its_rate(clock: FakeClock) -> None:
+    """Tokens come back at ``rate`` per second, fractions included."""
+    bucket = TokenBucket(rate=2.0, burst=2.0)
+    assert [bucket.take(), bucket.take(), bucket.take()] == [True, True, False]
+    clock.advance(0.25)
+    assert bucket.take() is False  # half a token
+    clock.advance(0.25)
+    assert [bucket.take(), bucket.take()] == [True, False]
+    clock.advance(1.0)
+    assert [bucket.take(), bucket.take(), bucket.take()] == [True, True, False]
+
+
+def test_bucket_never_holds_more_than_its_burst(clock: FakeClock) -> None:
+    """However long a bucket stays idle, it holds at most ``burst`` tokens."""
+    bucket = TokenBucket(rate=100.0, burst=5.0)
+    clock.advance(3600)
+    assert sum(bucket.take() for _ in range(20)) == 5
+
+
+def test_refused_attempts_do_not_spend_tokens(clock: FakeClock) -> None:
+    """Refusals cost nothing: the next token arrives on schedule."""
+    bucket = TokenBucket(rate=1.0, burst=1.0)
+    assert bucket.take() is True
+    for _ in range(6):
+        clock.advance(0.125)
+        assert bucket.take() is False
+    clock.advance(0.25)
+    assert bucket.take() is True
+
+
+@pytest.mark.parametrize(("rate", "burst"), [(0.0, 1.0), (-1.0, 5.0), (1.0, 0.5), (1.0, 0.0)])
+def test_bucket_rejects_impossible_settings(rate: float, burst: float) -> None:
+    """rate <= 0 or burst < 1 raise ValueError at construction."""
+    with pytest.raises(ValueError, match="rate > 0 and burst >= 1"):
+        TokenBucket(rate, burst)
+
+
+# -- who may connect --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "user",
+    [None, AnonymousUser(), FakeUser(5, is_authenticated=False)],
+    ids=["no-user", "anonymous", "not-authenticated"],
+)
+async def test_require_authenticated_refuses_anonymous_users(user: Any) -> None:
+    """No user, AnonymousUser or an unauthenticated user: refused with 403, nothing registered."""
+    comm = client("/ws/members/", user)
+    assert await comm.connect() == (False, 1000)
+    await comm.disconnect()
+    assert await MembersOnlyHandler.manager.acount() == 0
+
+
+async def test_require_authenticated_admits_an_authenticated_user() -> None:
+    """An authenticated scope user connects and is recorded as the socket's user."""
+    comm = client("/ws/members/", FakeUser(7))
+    assert (await comm.connect())[0]
+    (sid,) = await MembersOnlyHandler.manager.aids()
+    assert (await MembersOnlyHandler.manager.aget(sid)).user_id == "7"
+    assert await MembersOnlyHandler.manager.auser_sockets(7) == [sid]
+    await comm.send_to(text_data="hi")
+    assert await comm.receive_from() == "hi"
+    await comm.disconnect()
+
+
+async def test_authorize_true_admits_and_runs_before_registration() -> None:
+    """``authorize()`` runs before the socket has an id or an entry; True lets it in."""
+    comm = client("/ws/authorize/yes/")
+    assert (await comm.connect())[0]
+    (sid,) = await AuthorizingHandler.manager.aids()
+    assert limit_handlers.events == [("authorize", "yes", "", 0), ("connect", sid)]
+    await comm.disconnect()
+
+
+@pytest.mark.parametrize("how", ["no", "raise", "none"])
+async def test_authorize_refusal_leaves_nothing_behind(how: str) -> None:
+    """False, an exception, or no answer at all (fail closed) refuse with 403 before on_connect."""
+    comm = client(f"/ws/authorize/{how}/")
+    assert await comm.connect() == (False, 1000)
+    await comm.disconnect()
+    assert limit_handlers.events == [("authorize", how, "", 0)]
+    assert await AuthorizingHandler.manager.acount() == 0
+    assert not get_node().sockets
+
+
+async def test_user_over_the_connection_cap_is_accepted_then_closed_4429() -> None:
+    """The (n+1)th socket of one user closes with 4429; the registry keeps n."""
+    ann = FakeUser(1)
+    first, second = client("/ws/capped/", ann), client("/ws/capped/", ann)
+    assert (await first.connect())[0]
+    assert (await second.connect())[0]
+    kept = sorted(await CappedHandler.manager.auser_sockets(1))
+    third = client("/ws/capped/", ann)
+    assert (await third.connect())[0]
+    close = await receive_close(third)
+    assert (close["code"], close.get("reason")) == (4429, "too many connections")
+    assert type(close["code"]) is int
+    await third.disconnect(4429)
+    assert sorted(await CappedHandler.manager.auser_sockets(1)) == kept
+    assert await CappedHandler.manager.acount() == 2
+    assert limit_handlers.events == []  # the refused socket never opened: no on_disconnect
+    await first.send_to(text_data="still here")
+    assert await first.receive_from() == "still here"
+    await first.disconnect()
+    await second.disconnect()
+
+
+async def test_connection_cap_counts_per_user_and_frees_slots() -> None:
+    """Other users and anonymous sockets are not capped; a closed socket frees its slot."""
+    comms = [client("/ws/capped/", FakeUser(1)) for _ in range(2)]
+    comms += [client("/ws/capped/", FakeUser(2)) for _ in range(2)]
+    comms += [client("/ws/capped/") for _ in range(3)]
+    for comm in comms:
+        assert (await comm.connect())[0]
+    assert await CappedHandler.manager.acount() == 7
+    await comms[0].disconnect()
+    again = client("/ws/capped/", FakeUser(1))
+    assert (await again.connect())[0]
+    assert await again.receive_nothing()
+    assert len(await CappedHandler.manager.auser_sockets(1)) == 2
+    for comm in [*comms[1:], again]:
+        await comm.disconnect()
+    assert await CappedHandler.manager.acount() == 0
+
+
+# -- rate limits --------------------------------------------------------------------------------
+
+
+async def test_raw_handler_drops_frames_over_the_rate_and_counts_them(clock: FakeClock) -> None:
+    """Past the burst, frames are dropped (not echoed) and counted; refilled tokens let them through."""
+    stats = get_node().stats
+    comm = client("/ws/limited-echo/")
+    assert (await comm.connect())[0]
+    for i in range(3):
+        await comm.send_to(text_data=f"m{i}")
+        assert await comm.receive_from() == f"m{i}"
+    await comm.send_to(text_data="over")
+    await comm.send_to(bytes_data=b"over too")
+    assert await comm.receive_nothing()
+    assert stats["rate_limited"] == 2
+    clock.advance(1.0)
+    await comm.send_to(text_data="refilled")
+    assert await comm.receive_from() == "refilled"
+    assert await LimitedEchoHandler.manager.acount() == 1
+    await comm.disconnect()
+
+
+async def test_persistent_flooding_closes_1008(clock: FakeClock) -> None:
+    """``rate_limit_strikes`` refusals in a row close the socket with 1008 and free its entry."""
+    comm = client("/ws/limited-echo/")
+    assert (await comm.connect())[0]
+    for i in range(3 + 5):
+        await comm.send_to(text_data=str(i))
+    assert [await comm.receive_from() for _ in range(3)] == ["0", "1", "2"]
+    close = await receive_close(comm)
+    assert (close["code"], close.get("reason")) == (1008, "rate limit exceeded")
+    assert type(close["code"]) is int
+    assert get_node().stats["rate_limited"] == 5
+    assert await LimitedEchoHandler.manager.acount() == 0
+    await comm.send_to(text_data="after the close")
+    assert await comm.receive_nothing()
+    await comm.disconnect(1008)
+
+
+async def test_an_accepted_frame_resets_the_strikes(clock: FakeClock) -> None:
+    """Refusals only count in a row: one accepted frame starts the count again."""
+    comm = client("/ws/limited-echo/")
+    assert (await comm.connect())[0]
+    for i in range(3):
+        await comm.send_to(text_data=str(i))
+        await comm.receive_from()
+    for _ in range(4):
+        await comm.send_to(text_data="refused")
+    assert await comm.receive_nothing()  # all four refused before the clock moves
+    clock.advance(1.0)
+    await comm.send_to(text_data="accepted")
+    assert await comm.receive_from() == "accepted"
+    for _ in range(4):
+        await comm.send_to(text_data="refused")
+    assert await comm.receive_nothing()
+    await comm.send_to(text_data="fifth in a row")
+    assert (await receive_close(comm))["code"] == 1008
+    await comm.disconnect(1008)
+
+
+async def test_rpc_calls_over_the_rate_get_32002_each(clock: FakeClock) -> None:
+    """An RPC handler answers each refused call with -32002 under its id; notifications get nothing."""
+    async with rpc_client("/ws/limited-rpc/") as comm:
+        # rpc.connected is sent by the server; the client's three frames use the burst.
+        assert [await comm.call("echo", i) for i in range(3)] == [0, 1, 2]
+        reply = await comm.request("echo", "over")
+        assert reply["error"]["code"] == RATE_LIMITED
+        assert reply["error"]["message"] == "Rate limit exceeded"
+        assert reply["id"] == 4
+        await comm.notify("echo", "note")
+        assert await comm.receive_nothing()
+        batch = [
+            {"jsonrpc": "2.0", "method": "echo", "params": [1], "id": "a"},
+            {"jsonrpc": "2.0", "method": "echo", "params": [2]},
+            {"jsonrpc": "2.0", "method": "echo", "params": [3], "id": "b"},
+        ]
+        await comm.send_json_to(batch)
+        answers = await comm.receive_json_from()
+        assert [(a["id"], a["error"]["code"]) for a in answers] == [("a", RATE_LIMITED), ("b", RATE_LIMITED)]
+        await comm.send_to(bytes_data=b"binary")
+        assert await comm.receive_nothing()
+        assert get_node().stats["rate_limited"] == 4
+        clock.advance(1.0)
+        assert await comm.call("echo", "again") == "again"
+        await comm.send_to(text_data="not json")
+        assert await comm.receive_nothing()
+        assert get_node().stats["rate_limited"] == 5
+
+
+async def test_rpc_flooding_closes_1008(clock: FakeClock) -> None:
+    """An RPC socket that keeps flooding gets 4 x -32002, then the fifth refusal closes it with 1008."""
+    comm = rpc_client("/ws/limited-rpc/")
+    assert (await comm.connect())[0]
+    assert [await comm.call("echo", i) for i in range(3)] == [0, 1, 2]
+    for i in range(5):
+        await comm.send_json_to({"jsonrpc": "2.0", "method": "echo", "params": [i], "id": i})
+    answers = [await comm.receive_json_from() for _ in range(4)]
+    assert [(a["id"], a["error"]["code"]) for a in answers] == [(i, RATE_LIMITED) for i in range(4)]
+    assert (await receive_close(comm))["code"] == 1008
+    assert await LimitedRpcHandler.manager.acount() == 0
+    await comm.disconnect(1008)
+
+
+# -- per-method permissions ------------------------------------------------------------------------
+
+
+async def forbidden(comm: RpcCommunicator, method: str) -> RemoteError:
+    with pytest.raises(RemoteError) as info:
+        await comm.call(method)
+    assert (info.value.code, info.value.message) == (FORBIDDEN, "Forbidden")
+    return info.value
+
+
+def make_user(name: str, *, perm: bool = False, **fields: Any) -> User:
+    user = User.objects.create_user(name, **fields)
+    if perm:
+        user.user_permissions.add(
+            Permission.objects.get(content_type__app_label="auth", codename="view_user")
+        )
+    return User.objects.get(pk=user.pk)  # fresh: no cached permissions
+
+
+@pytest.fixture
+def _forget_db_use() -> Iterator[None]:
+    """Clear wsmanager.db's "a connection was opened" mark after the test.
+
+    The in-memory test database ignores close(), so the mark would stay set and
+    send later database-less tests to close_old_connections, which
+    pytest-django refuses outside ``django_db`` tests.
+    """
+    yield
+    wsmanager_db._used = False
+
+
+async def permission_scenario(allowed: list[Any], refused: list[Any]) -> None:
+    """Allowed users run both guarded methods; refused ones get -32003 for both."""
+    for user in allowed:
+        async with rpc_client("/ws/guarded/any/", user) as comm:
+            assert await comm.call("list_users") == "users"
+            assert await comm.call("list_users_sync") == "users"
+    for user in refused:
+        async with rpc_client("/ws/guarded/any/", user) as comm:
+            for method in ("list_users", "list_users_sync"):
+                err = await forbidden(comm, method)
+                assert err.data == {"method": method, "reason": "requires the permission 'auth.view_user'"}
+            assert await comm.call("public") == "public"
+
+
+@pytest.mark.django_db
+@pytest.mark.usefixtures("_forget_db_use")
+def test_django_permission_allows_holders_and_refuses_others() -> None:
+    """``permission="auth.view_user"`` runs for holders and superusers; others get -32003."""
+    # A sync test driving the handlers through async_to_sync: the permission
+    # checks then run in this thread, inside the test's transaction.
+    holder = make_user("holder", perm=True)
+    boss = make_user("boss", is_superuser=True)
+    plain = make_user("plain")
+    inactive = make_user("gone", perm=True, is_active=False)
+    async_to_sync(permission_scenario)([holder, boss], [plain, inactive, AnonymousUser(), None])
+    assert limit_handlers.events == [("ran", "list_users"), ("ran", "list_users_sync")] * 2
+
+
+async def test_sync_callable_permission() -> None:
+    """A plain function permission decides per call; a refusal names the function."""
+    async with rpc_client("/ws/guarded/any/", FakeUser(1, is_staff=True)) as comm:
+        assert await comm.call("staff_report") == "report"
+    async with rpc_client("/ws/guarded/any/", FakeUser(2)) as comm:
+        err = await forbidden(comm, "staff_report")
+        assert err.data == {"method": "staff_report", "reason": "refused by staff_only"}
+    assert limit_handlers.events == [("ran", "staff_report")]
+
+
+async def test_async_callable_permission() -> None:
+    """A coroutine function permission is awaited; a refusal names the function."""
+    async with rpc_client("/ws/guarded/mine/") as comm:
+        assert await comm.call("room_secret") == "secret"
+    async with rpc_client("/ws/guarded/yours/") as comm:
+        err = await forbidden(comm, "room_secret")
+        assert err.data == {"method": "room_secret", "reason": "refused by in_own_room"}
+    assert limit_handlers.events == [("ran", "room_secret")]
+
+
+async def test_refused_notification_gets_no_answer_and_does_not_run() -> None:
+    """A notification to a guarded method is refused silently."""
+    async with rpc_client("/ws/guarded/yours/", FakeUser(3)) as comm:
+        await comm.notify("staff_report")
+        await comm.notify("room_secret")
+        assert await comm.receive_nothing()
+        reply = await comm.request("staff_report")
+        assert reply["error"]["code"] == FORBIDDEN
+    assert limit_handlers.events == []
+
+
+# -- daphne's send: the backlog probe and the close frame ------------------------------------------
+
+
+class FakeTransport:
+    """What the probe reads of a Twisted TCP transport."""
+
+    def __init__(self) -> None:
+        self.dataBuffer = b"0123456789"
+        self.offset = 4
+        self._tempDataLen = 100
+
+
+class FakeProtocol:
+    """What wsmanager reaches behind daphne's send: the transport and sendCloseFrame."""
+
+    def __init__(self) -> None:
+        self.transport = FakeTransport()
+        self.close_frames: list[tuple[int | None, bytes | None, bool]] = []
+
+    def sendCloseFrame(
+        self, code: int | None = None, reasonUtf8: bytes | None = None, isReply: bool = False
+    ) -> None:
+        self.close_frames.append((code, reasonUtf8, isReply))
+
+
+async def autobahn_like_reply(
+    protocol: FakeProtocol, sent: list[dict[str, Any]], message: dict[str, Any]
+) -> None:
+    """Like daphne's reply method: a close goes through autobahn's sendClose checks."""
+    if message["type"] == "websocket.close" and "code" in message:
+        code = message["code"]
+        if type(code) is not int:
+            raise Exception(f"invalid type {type(code)!r} for close code (must be an integer)")
+        if code != 1000 and not 3000 <= code <= 4999:
+            raise Exception(f"invalid close code {code} (must be 1000 or from [3000, 4999])")
+    sent.append(message)
+
+
+def test_backlog_probe_reads_the_transport_behind_daphnes_send() -> None:
+    """The probe finds the transport through daphne's partial, also behind the session middleware."""
+    protocol = FakeProtocol()
+    daphne_send = functools.partial(autobahn_like_reply, protocol, [])
+    probe = send_backlog_probe(daphne_send)
+    assert probe is not None and probe() == 10 - 4 + 100
+    wrapped = InstanceSessionWrapper({"type": "websocket", "cookies": {}}, daphne_send).send
+    probe = send_backlog_probe(wrapped)
+    assert probe is not None and probe() == 106
+    protocol.transport._tempDataLen = 0
+    assert probe() == 6
+
+
+def test_backlog_probe_is_unavailable_elsewhere() -> None:
+    """Sends that are not daphne's give no probe (None)."""
+
+    async def plain_send(message: dict[str, Any]) -> None:
+        return None
+
+    assert send_backlog_probe(plain_send) is None
+    assert send_backlog_probe(functools.partial(plain_send)) is None
+    assert send_backlog_probe(functools.partial(autobahn_like_reply, object(), [])) is None
+
+
+def test_send_close_frame_writes_on_the_protocol() -> None:
+    """``send_close_frame`` writes the code as an int and at most 123 bytes of whole characters."""
+    protocol = FakeProtocol()
+    send = InstanceSessionWrapper(
+        {"type": "websocket", "cookies": {}}, functools.partial(autobahn_like_reply, protocol, [])
+    ).send
+    assert send_close_frame(send, CloseCode.MESSAGE_TOO_BIG, "message too big") is True
+    assert send_close_frame(send, 1013, "€" * 100) is True
+    assert send_close_frame(send, 1008, None) is True
+    (code, reason, reply), (_, long_reason, _), (_, no_reason, _) = protocol.close_frames
+    assert (code, reason, reply) == (1009, b"message too big", False) and type(code) is int
+    assert long_reason == ("€" * 41).encode()  # 123 bytes
+    assert no_reason is None
+
+    async def plain_send(message: dict[str, Any]) -> None:
+        return None
+
+    assert send_close_frame(plain_send, 1009, "x") is False
+
+
+async def run_on_fake_daphne(path: str, frames: int, send: Any) -> None:
+    """Connect with ``send`` as the server's, push ``frames`` text frames, wait for the close, disconnect."""
+    inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+    scope = {"type": "websocket", "path": path, "headers": [], "query_string": b"", "subprotocols": []}
+    task = asyncio.create_task(application(scope, inbox.get, send))
+    await inbox.put({"type": "websocket.connect"})
+    for i in range(frames):
+        await inbox.put({"type": "websocket.receive", "text": str(i)})
+    for _ in range(100):
+        await asyncio.sleep(0.01)
+        if inbox.empty() and await LimitedEchoHandler.manager.acount() == 0:
+            break
+    await inbox.put({"type": "websocket.disconnect", "code": 1006})
+    await asyncio.wait_for(task, 2)
+
+
+async def test_close_code_refused_by_daphne_is_written_on_its_protocol(clock: FakeClock) -> None:
+    """1008 goes out as a close frame on the protocol when daphne's send refuses it; the entry is freed."""
+    protocol, sent = FakeProtocol(), []
+    await run_on_fake_daphne(
+        "/ws/limited-echo/", 3 + 5, functools.partial(autobahn_like_reply, protocol, sent)
+    )
+    assert [m["type"] for m in sent] == ["websocket.accept"] + ["websocket.send"] * 3
+    assert protocol.close_frames == [(1008, b"rate limit exceeded", False)]
+    assert await LimitedEchoHandler.manager.acount() == 0
+
+
+async def test_close_that_cannot_be_sent_still_frees_the_socket(clock: FakeClock) -> None:
+    """A server that refuses the close and has no protocol to fall back on: logged, entry freed."""
+    sent: list[dict[str, Any]] = []
+
+    async def refusing_send(message: dict[str, Any]) -> None:
+        if message["type"] == "websocket.close":
+            raise RuntimeError("this server cannot close with that code")
+        sent.append(message)
+
+    await run_on_fake_daphne("/ws/limited-echo/", 3 + 5, refusing_send)
+    assert [m["type"] for m in sent] == ["websocket.accept"] + ["websocket.send"] * 3
+    assert await LimitedEchoHandler.manager.acount() == 0
