@@ -35,35 +35,41 @@ def error(status: int, message: str, **extra: Any) -> JsonResponse:
     return JsonResponse({"error": message, **extra}, status=status)
 
 
-def guarded(view: View) -> View:
+def _authorized(request: HttpRequest) -> bool:
     """Open in DEBUG; otherwise staff users or the API token only."""
-
-    @functools.wraps(view)
-    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        if not settings.DEBUG:
-            token = getattr(settings, "DEMO_API_TOKEN", "")
-            scheme, _, given = request.headers.get("Authorization", "").partition(" ")
-            given = given.strip() if scheme == "Bearer" else ""
-            user = getattr(request, "user", None)
-            is_staff = bool(user is not None and user.is_authenticated and user.is_staff)
-            if not is_staff and not (token and secrets.compare_digest(given, token)):
-                return error(403, "staff user or API token required")
-        return view(request, *args, **kwargs)
-
-    return wrapper
+    if settings.DEBUG:
+        return True
+    token = getattr(settings, "DEMO_API_TOKEN", "")
+    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+    given = given.strip() if scheme == "Bearer" else ""
+    user = getattr(request, "user", None)
+    is_staff = bool(user is not None and user.is_authenticated and user.is_staff)
+    return is_staff or bool(token and secrets.compare_digest(given, token))
 
 
-def allow(method: str) -> Callable[[View], View]:
-    """Only ``method``; anything else answers 405 with a JSON error."""
+def api(method: str) -> Callable[[View], View]:
+    """An API view: only ``method`` (else 405), the DEBUG-off guard (403), no
+    CSRF (token or staff auth), and errors as JSON: ValueError 400,
+    SocketNotFound 404, any other WsManagerError 503."""
 
     def decorate(view: View) -> View:
+        @csrf_exempt
         @functools.wraps(view)
         def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
             if request.method != method:
                 response = error(405, f"use {method}")
                 response["Allow"] = method
                 return response
-            return view(request, *args, **kwargs)
+            if not _authorized(request):
+                return error(403, "staff user or API token required")
+            try:
+                return view(request, *args, **kwargs)
+            except ValueError as exc:
+                return error(400, str(exc))
+            except SocketNotFound as exc:
+                return error(404, "no open socket with this id", id=exc.socket_id)
+            except WsManagerError as exc:
+                return error(503, str(exc))
 
         return wrapper
 
@@ -98,80 +104,44 @@ def index(request: HttpRequest) -> HttpResponse:
     return render(request, "demo_chat/index.html")
 
 
-@csrf_exempt
-@allow("POST")
-@guarded
+@api("POST")
 def socket_message(request: HttpRequest, socket_id: str) -> HttpResponse:
-    try:
-        text = message_text(request)
-    except ValueError as exc:
-        return error(400, str(exc))
+    text = message_text(request)
     manager = ChatHandler.manager
-    try:
-        room = manager.get(socket_id).path_kwargs.get("room")
-        manager.notify(
-            socket_id, "message", **{"from": None, "name": None, "room": room, "text": text}
-        )
-    except SocketNotFound:
-        return error(404, "no open socket with this id", id=socket_id)
-    except WsManagerError as exc:
-        return error(503, str(exc))
+    room = manager.get(socket_id).path_kwargs.get("room")
+    manager.notify(socket_id, "message", **{"from": None, "name": None, "room": room, "text": text})
     return JsonResponse({"delivered": 1}, status=202)
 
 
-@csrf_exempt
-@allow("POST")
-@guarded
+@api("POST")
 def room_message(request: HttpRequest, room: str) -> HttpResponse:
-    try:
-        text = message_text(request)
-    except ValueError as exc:
-        return error(400, str(exc))
-    message = {"from": None, "name": None, "room": room, "text": text}
-    try:
-        delivered = ChatHandler.manager.notify_group(room_group(room), "message", **message)
-    except WsManagerError as exc:
-        return error(503, str(exc))
+    message = {"from": None, "name": None, "room": room, "text": message_text(request)}
+    delivered = ChatHandler.manager.notify_group(room_group(room), "message", **message)
     return JsonResponse({"delivered": delivered}, status=202)
 
 
-@allow("GET")
-@guarded
+@api("GET")
 def room_sockets(request: HttpRequest, room: str) -> HttpResponse:
-    try:
-        ids = ChatHandler.manager.group_members(room_group(room))
-    except WsManagerError as exc:
-        return error(503, str(exc))
-    return JsonResponse(sorted(ids), safe=False)
+    return JsonResponse(sorted(ChatHandler.manager.group_members(room_group(room))), safe=False)
 
 
-@csrf_exempt
-@allow("POST")
-@guarded
+@api("POST")
 def socket_invoke(request: HttpRequest, socket_id: str) -> HttpResponse:
     """Call a client method: 200 result, 502 client error, 504 timeout, 404 unknown id."""
-    try:
-        body = json_body(request)
-    except ValueError as exc:
-        return error(400, str(exc))
+    body = json_body(request)
     method, params, timeout = body.get("method"), body.get("params", []), body.get("timeout", 10)
     if not isinstance(method, str) or not method:
-        return error(400, 'body needs a string "method"')
+        raise ValueError('body needs a string "method"')
     if not isinstance(params, list | dict):
-        return error(400, '"params" must be an array or an object')
+        raise ValueError('"params" must be an array or an object')
     if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not 0 < timeout <= 60:
-        return error(400, '"timeout" must be a number of seconds in (0, 60]')
+        raise ValueError('"timeout" must be a number of seconds in (0, 60]')
     args, kwargs = (params, {}) if isinstance(params, list) else ([], params)
     try:
         result = ChatHandler.manager.invoke(socket_id, method, *args, timeout=timeout, **kwargs)
-    except SocketNotFound:
-        return error(404, "no open socket with this id", id=socket_id)
     except RemoteError as exc:
-        return JsonResponse(
-            {"error": {"code": exc.code, "message": exc.message, "data": exc.data}}, status=502
-        )
+        body = {"error": {"code": exc.code, "message": exc.message, "data": exc.data}}
+        return JsonResponse(body, status=502)
     except InvokeTimeout:
         return error(504, f"no answer within {timeout}s")
-    except WsManagerError as exc:
-        return error(503, str(exc))
     return JsonResponse({"result": result})

@@ -1,18 +1,25 @@
-"""A small JSON-RPC peer over a real WebSocket client library (``websockets``).
+"""End-to-end helpers: a JSON-RPC peer over a real WebSocket client library
+(``websockets``), HTTP calls to the demo, and cluster environments.
 
-It is deliberately independent of the server's code: it speaks the wire
-protocol of docs/protocol.md by hand.
+The peer is deliberately independent of the server's code: it speaks the
+wire protocol of docs/protocol.md by hand.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import json
+import secrets
 from collections import deque
+from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import websockets
+
+from tests.servers import DaphneProcess
 
 TIMEOUT = 5.0
 
@@ -81,3 +88,44 @@ class Peer:
         except TimeoutError:
             return
         raise AssertionError(f"unexpected message {message!r}")
+
+
+def chat_url(server: DaphneProcess, room: str, query: str = "") -> str:
+    """The demo chat's WebSocket URL for ``room`` on ``server``."""
+    return f"{server.ws_url}/ws/chat/{room}/{query}"
+
+
+async def http(method: str, server: DaphneProcess, path: str, **kwargs: Any) -> httpx.Response:
+    """One HTTP request to ``server`` (a fresh client each time)."""
+    async with httpx.AsyncClient(base_url=server.http_url, timeout=20) as client:
+        return await client.request(method, path, **kwargs)
+
+
+async def room_ids(server: DaphneProcess, room: str) -> set[str]:
+    """The socket ids the demo lists for ``room`` (GET /api/rooms/<room>/sockets)."""
+    response = await http("GET", server, f"/api/rooms/{room}/sockets")
+    assert response.status_code == 200, response.text
+    return set(response.json())
+
+
+def cluster_env(redis_url: str, **extra: str) -> dict[str, str]:
+    """Environment of demo processes sharing one Redis under a fresh key prefix."""
+    return {
+        "REDIS_URL": redis_url,
+        "WSMANAGER_REDIS_PREFIX": f"t{secrets.token_hex(4)}",
+        "DEMO_DB": ":memory:",
+        "WSMANAGER_LOG": "WARNING",
+        **extra,
+    }
+
+
+@contextlib.contextmanager
+def running(servers: list[DaphneProcess]) -> Iterator[list[DaphneProcess]]:
+    """Start every server; stop them all on the way out, whatever happened."""
+    try:
+        for server in servers:
+            server.start()
+        yield servers
+    finally:
+        for server in servers:
+            server.stop()

@@ -6,30 +6,20 @@ import asyncio
 import json
 from typing import Any
 
-import httpx
 import pytest
 import websockets
 
-from tests.e2e.client import Peer
+from tests.e2e.client import Peer, chat_url, http, room_ids
 from tests.servers import DaphneProcess
 
 pytestmark = pytest.mark.e2e
 
 
-def url(server: DaphneProcess, room: str, query: str = "") -> str:
-    return f"{server.ws_url}/ws/chat/{room}/{query}"
-
-
-async def http(method: str, server: DaphneProcess, path: str, **kwargs: Any) -> httpx.Response:
-    async with httpx.AsyncClient(base_url=server.http_url, timeout=15) as client:
-        return await client.request(method, path, **kwargs)
+url = chat_url
 
 
 async def room_sockets(server: DaphneProcess, room: str) -> list[str]:
-    response = await http("GET", server, f"/api/rooms/{room}/sockets")
-    assert response.status_code == 200
-    ids: list[str] = response.json()
-    return ids
+    return sorted(await room_ids(server, room))
 
 
 async def eventually_empty(server: DaphneProcess, room: str) -> None:

@@ -10,7 +10,6 @@ SIGKILLed or stopped, announced by exactly one survivor.
 from __future__ import annotations
 
 import asyncio
-import secrets
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -19,7 +18,7 @@ from typing import Any
 import pytest
 
 from tests import redis_support
-from tests.e2e.client import Peer
+from tests.e2e.client import Peer, chat_url, cluster_env, running
 from tests.servers import DaphneProcess
 
 pytestmark = [pytest.mark.e2e, pytest.mark.redis]
@@ -29,34 +28,15 @@ redis_url = redis_support.redis_url
 HEARTBEAT = 0.5
 
 
-def cluster_env(redis_url: str, **extra: str) -> dict[str, str]:
-    """Settings of processes sharing a fresh key prefix on one Redis."""
-    return {
-        "REDIS_URL": redis_url,
-        "WSMANAGER_REDIS_PREFIX": f"t{secrets.token_hex(4)}",
-        "DEMO_DB": ":memory:",
-        "WSMANAGER_LOG": "WARNING",
-        "WSMANAGER_HEARTBEAT": str(HEARTBEAT),
-        **extra,
-    }
-
-
 @pytest.fixture(scope="module")
 def cluster(redis_url: str) -> Iterator[list[DaphneProcess]]:
     """Two daphne processes on one Redis."""
-    env = cluster_env(redis_url)
-    servers = [DaphneProcess(env=env) for _ in range(2)]
-    try:
-        for server in servers:
-            server.start()
+    env = cluster_env(redis_url, WSMANAGER_HEARTBEAT=str(HEARTBEAT))
+    with running([DaphneProcess(env=env) for _ in range(2)]) as servers:
         yield servers
-    finally:
-        for server in servers:
-            server.stop()
 
 
-def ws(server: DaphneProcess, room: str) -> str:
-    return f"{server.ws_url}/ws/chat/{room}/"
+ws = chat_url
 
 
 async def drain(peer: Peer, quiet: float = 0.5) -> list[dict[str, Any]]:
@@ -106,7 +86,7 @@ async def test_joined_and_left_once_per_socket_across_processes(cluster: list[Da
 
 async def test_sigkilled_process_sockets_leave_once_via_one_survivor(redis_url: str) -> None:
     """SIGKILL: members on both survivors hear ``left`` once per dead socket, within a few heartbeats."""
-    env = cluster_env(redis_url)
+    env = cluster_env(redis_url, WSMANAGER_HEARTBEAT=str(HEARTBEAT))
     with DaphneProcess(env=env) as one, DaphneProcess(env=env) as two:
         doomed = DaphneProcess(env=env).start()
         try:
@@ -131,7 +111,7 @@ async def test_sigkilled_process_sockets_leave_once_via_one_survivor(redis_url: 
 
 async def test_stopped_process_sockets_leave_once(redis_url: str) -> None:
     """SIGTERM: the survivor's member hears ``left`` once for each socket of the stopped process."""
-    env = cluster_env(redis_url)
+    env = cluster_env(redis_url, WSMANAGER_HEARTBEAT=str(HEARTBEAT))
     with DaphneProcess(env=env) as survivor:
         leaving = DaphneProcess(env=env).start()
         watcher = await Peer.open(ws(survivor, "p3"))

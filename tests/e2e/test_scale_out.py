@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import secrets
 import time
 from collections.abc import Iterator
-from typing import Any
 
-import httpx
 import pytest
 import websockets
 
 from tests import redis_support
-from tests.e2e.client import Peer
+from tests.e2e.client import Peer, chat_url, cluster_env, http, room_ids, running
 from tests.servers import DaphneProcess
 from wsmanager.registry.redis import RedisRegistry
 
@@ -24,45 +21,18 @@ redis_url = redis_support.redis_url
 HEARTBEAT = 0.5
 
 
-def cluster_env(redis_url: str, prefix: str, **extra: str) -> dict[str, str]:
-    return {
-        "REDIS_URL": redis_url,
-        "WSMANAGER_REDIS_PREFIX": prefix,
-        "DEMO_DB": ":memory:",
-        "WSMANAGER_LOG": "WARNING",
-        **extra,
-    }
-
-
 @pytest.fixture(scope="module")
 def cluster(redis_url: str) -> Iterator[list[DaphneProcess]]:
     """Two daphne processes on one Redis (a fresh key prefix per module)."""
-    env = cluster_env(redis_url, f"t{secrets.token_hex(4)}")
+    env = cluster_env(redis_url)
     # A burst of handshakes on 2 shared cores can take longer than daphne's
     # default 5 s handshake timeout; docs/scaling.md recommends raising it.
-    servers = [DaphneProcess(env=env, extra_args=("--websocket_connect_timeout", "30")) for _ in range(2)]
-    try:
-        for server in servers:
-            server.start()
+    args = ("--websocket_connect_timeout", "30")
+    with running([DaphneProcess(env=env, extra_args=args) for _ in range(2)]) as servers:
         yield servers
-    finally:
-        for server in servers:
-            server.stop()
 
 
-def ws(server: DaphneProcess, room: str) -> str:
-    return f"{server.ws_url}/ws/chat/{room}/"
-
-
-async def http(method: str, server: DaphneProcess, path: str, **kwargs: Any) -> httpx.Response:
-    async with httpx.AsyncClient(base_url=server.http_url, timeout=20) as client:
-        return await client.request(method, path, **kwargs)
-
-
-async def room_ids(server: DaphneProcess, room: str) -> set[str]:
-    response = await http("GET", server, f"/api/rooms/{room}/sockets")
-    assert response.status_code == 200, response.text
-    return set(response.json())
+ws = chat_url
 
 
 async def test_whisper_and_send_cross_processes(cluster: list[DaphneProcess]) -> None:
@@ -127,7 +97,7 @@ async def test_invoke_crosses_processes_with_its_result(cluster: list[DaphneProc
 
 async def test_group_membership_outlives_the_channel_layer_group_expiry(redis_url: str) -> None:
     """With channels_redis group_expiry=1 s, a room still gets messages 3 s later."""
-    env = cluster_env(redis_url, f"t{secrets.token_hex(4)}", CHANNELS_GROUP_EXPIRY="1")
+    env = cluster_env(redis_url, CHANNELS_GROUP_EXPIRY="1")
     with DaphneProcess(env=env) as one, DaphneProcess(env=env) as two:
         a = await Peer.open(ws(one, "exp"))
         b = await Peer.open(ws(two, "exp"))
@@ -142,7 +112,7 @@ async def test_group_membership_outlives_the_channel_layer_group_expiry(redis_ur
 
 async def test_sigkill_prunes_the_dead_process_sockets(redis_url: str) -> None:
     """A process killed with SIGKILL: its sockets leave lists and rooms; sends get 404."""
-    env = cluster_env(redis_url, f"t{secrets.token_hex(4)}", WSMANAGER_HEARTBEAT=str(HEARTBEAT))
+    env = cluster_env(redis_url, WSMANAGER_HEARTBEAT=str(HEARTBEAT))
     with DaphneProcess(env=env) as survivor:
         doomed = DaphneProcess(env=env).start()
         live = await Peer.open(ws(survivor, "kill"))
@@ -161,7 +131,7 @@ async def test_sigkill_prunes_the_dead_process_sockets(redis_url: str) -> None:
 
 async def test_clean_shutdown_removes_sockets_at_once(redis_url: str) -> None:
     """SIGTERM: the process removes its sockets before it exits (no TTL wait)."""
-    env = cluster_env(redis_url, f"t{secrets.token_hex(4)}", WSMANAGER_HEARTBEAT="60")
+    env = cluster_env(redis_url, WSMANAGER_HEARTBEAT="60")
     with DaphneProcess(env=env) as survivor:
         leaving = DaphneProcess(env=env).start()
         peers = [await Peer.open(ws(leaving, "term")) for _ in range(3)]
