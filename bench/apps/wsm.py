@@ -1,0 +1,90 @@
+"""(c) wsmanager: handlers mounted with ``websocket_app`` (auth included, as by default).
+
+* ``ws/echo/``: a ``WebSocketHandler`` whose ``on_receive`` sends the frame back
+  (raw frames, the same workload as the bare echo consumer).
+* ``ws/rpc/``: an ``RpcHandler`` with ``@rpc echo(text: str) -> str``; its id
+  comes in the ``rpc.connected`` notification, and ``POST /send/<id>`` sends
+  the body to it with ``BenchRpc.manager.send(id, body)``.
+* ``ws/room/<room>/``: an ``RpcHandler`` that joins group ``room`` (unless
+  ``?listen=0``); ``broadcast(text)`` notifies the group with
+  ``manager.anotify_group``.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "bench.settings")
+os.environ["BENCH_URLCONF"] = __name__
+
+from django.core.asgi import get_asgi_application
+
+django_app = get_asgi_application()
+
+from channels.routing import ProtocolTypeRouter  # noqa: E402
+from django.http import HttpRequest, HttpResponse  # noqa: E402
+from django.urls import path  # noqa: E402
+from django.views.decorators.csrf import csrf_exempt  # noqa: E402
+
+from wsmanager import RpcHandler, SocketNotFound, WebSocketHandler, route, rpc, websocket_app  # noqa: E402
+
+# The default per-socket rate limit (100 messages/s, bursts of 200) is a
+# security default far below what a benchmark sends; bare Channels and
+# socket.io have none. It stays on, so its per-message cost is measured, with
+# a rate no run reaches.
+UNREACHED = (1e9, 1e9)
+
+
+class BenchEcho(WebSocketHandler):
+    name = "bench.echo"
+    rate_limit = UNREACHED
+
+    async def on_receive(self, message: str | bytes) -> None:
+        await self.send_frame(message)
+
+
+class BenchRpc(RpcHandler):
+    name = "bench.rpc"
+    rate_limit = UNREACHED
+
+    @rpc
+    async def echo(self, text: str) -> str:
+        return text
+
+
+class BenchRoom(RpcHandler):
+    name = "bench.room"
+    rate_limit = UNREACHED
+
+    async def on_connect(self) -> None:
+        if b"listen=0" not in self.scope["query_string"]:
+            await self.join(self.info.path_kwargs["room"])
+
+    @rpc
+    async def broadcast(self, text: str) -> int:
+        return await self.manager.anotify_group(self.info.path_kwargs["room"], "msg", text)
+
+
+@csrf_exempt
+def send(request: HttpRequest, socket_id: str) -> HttpResponse:
+    try:
+        BenchRpc.manager.send(socket_id, request.body.decode())
+    except SocketNotFound:
+        return HttpResponse(status=404)
+    return HttpResponse(status=202)
+
+
+urlpatterns = [path("send/<str:socket_id>", send)]
+
+application = ProtocolTypeRouter(
+    {
+        "http": django_app,
+        "websocket": websocket_app(
+            [
+                route("ws/echo/", BenchEcho),
+                route("ws/rpc/", BenchRpc),
+                route("ws/room/<str:room>/", BenchRoom),
+            ]
+        ),
+    }
+)

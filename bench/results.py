@@ -1,0 +1,193 @@
+"""Measurements, their medians and ratios, and the table that shows them.
+
+A :class:`Row` is one metric of one case (``echo`` / ``10 conns`` /
+``msg/s``) with the values every system gave in each repeat. The table shows
+each system's median and its ratio to bare Channels (``sio/bare``,
+``wsm/bare``), and checks wsmanager's ratio against the team's target where
+there is one. Metrics marked ↑ are better higher, ↓ better lower.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import statistics
+import subprocess
+from dataclasses import asdict, dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+__all__ = ["Row", "machine", "percentile", "table_markdown", "table_text", "to_json"]
+
+PACKAGES = (
+    "django",
+    "channels",
+    "channels_redis",
+    "daphne",
+    "twisted",
+    "autobahn",
+    "redis",
+    "python-socketio",
+    "python-engineio",
+    "websockets",
+    "wsmanager",
+)
+
+
+def percentile(values: list[float], q: float) -> float:
+    """The ``q``-th percentile (0-100) with linear interpolation; NaN when empty."""
+    if not values:
+        return math.nan
+    ordered = sorted(values)
+    pos = (len(ordered) - 1) * q / 100
+    low = math.floor(pos)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (pos - low)
+
+
+@dataclass
+class Row:
+    """One metric of one case: each system's value in each repeat."""
+
+    scenario: str
+    case: str
+    metric: str
+    higher_is_better: bool
+    #: wsmanager/bare ratio the team aims for (>= when higher is better, else <=).
+    target: float | None = None
+    values: dict[str, list[float]] = field(default_factory=dict)
+
+    def add(self, system: str, value: float) -> None:
+        self.values.setdefault(system, []).append(value)
+
+    def median(self, system: str) -> float:
+        values = [v for v in self.values.get(system, []) if not math.isnan(v)]
+        return statistics.median(values) if values else math.nan
+
+    def ratio(self, system: str, base: str = "bare") -> float:
+        base_value = self.median(base)
+        if not base_value or math.isnan(base_value):
+            return math.nan
+        return self.median(system) / base_value
+
+    def ratio_range(self, system: str, base: str = "bare") -> tuple[float, float]:
+        """Lowest and highest ratio of one repeat (the runs of a repeat are close in time)."""
+        pairs = zip(self.values.get(system, []), self.values.get(base, []), strict=False)
+        ratios = [v / b for v, b in pairs if b and not math.isnan(v) and not math.isnan(b)]
+        return (min(ratios), max(ratios)) if ratios else (math.nan, math.nan)
+
+    def verdict(self) -> str:
+        """'ok', 'MISS' or '' (no target, or no wsmanager value)."""
+        if self.target is None:
+            return ""
+        ratio = self.ratio("wsm")
+        if math.isnan(ratio):
+            return ""
+        met = ratio >= self.target if self.higher_is_better else ratio <= self.target
+        return "ok" if met else "MISS"
+
+    def target_text(self) -> str:
+        if self.target is None:
+            return ""
+        return f"{'>=' if self.higher_is_better else '<='}{self.target:g}"
+
+
+def _commit() -> str:
+    """The repository's commit (``-dirty`` with uncommitted changes), or '' outside git."""
+    root = Path(__file__).resolve().parent.parent
+    try:
+        done = subprocess.run(
+            ["git", "-C", str(root), "describe", "--always", "--dirty"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return ""
+    return done.stdout.strip()
+
+
+def machine() -> dict[str, Any]:
+    """Cores, CPU model, Python and package versions."""
+    cpu = ""
+    try:
+        with open("/proc/cpuinfo") as info:
+            cpu = next((ln.split(":", 1)[1].strip() for ln in info if ln.startswith("model name")), "")
+    except OSError:
+        pass
+    versions = {}
+    for name in PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = "not installed"
+    return {
+        "wsmanager commit": _commit(),
+        "cores": os.cpu_count(),
+        "cpu": cpu,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "packages": versions,
+    }
+
+
+def _fmt(value: float) -> str:
+    if math.isnan(value):
+        return "-"
+    if value >= 1000:
+        return f"{value:,.0f}"
+    if value >= 100:
+        return f"{value:.0f}"
+    if value >= 10:
+        return f"{value:.1f}"
+    return f"{value:.2f}"
+
+
+def _ratio(value: float) -> str:
+    return "-" if math.isnan(value) else f"{value:.2f}"
+
+
+def _cells(row: Row, systems: list[str], labels: dict[str, str]) -> list[str]:
+    arrow = "↑" if row.higher_is_better else "↓"
+    cells = [row.scenario, row.case, f"{row.metric} {arrow}"]
+    cells += [_fmt(row.median(s)) for s in systems]
+    cells += [_ratio(row.ratio(s)) for s in systems if s != "bare"]
+    low, high = row.ratio_range("wsm")
+    cells += ["-" if math.isnan(low) else f"{low:.2f}-{high:.2f}", row.target_text(), row.verdict()]
+    return cells
+
+
+def _header(systems: list[str], labels: dict[str, str]) -> list[str]:
+    ratios = [f"{s}/bare" for s in systems if s != "bare"]
+    spread = "wsm/bare per repeat"
+    return ["scenario", "case", "metric", *[labels[s] for s in systems], *ratios, spread, "target", ""]
+
+
+def table_text(rows: list[Row], systems: list[str], labels: dict[str, str]) -> str:
+    """A fixed-width table for the terminal."""
+    lines = [_header(systems, labels)] + [_cells(r, systems, labels) for r in rows]
+    widths = [max(len(line[i]) for line in lines) for i in range(len(lines[0]))]
+    out = []
+    for n, line in enumerate(lines):
+        pairs = enumerate(zip(line, widths, strict=True))
+        out.append("  ".join(c.ljust(w) if i < 3 else c.rjust(w) for i, (c, w) in pairs))
+        if n == 0:
+            out.append("  ".join("-" * w for w in widths))
+    return "\n".join(out)
+
+
+def table_markdown(rows: list[Row], systems: list[str], labels: dict[str, str]) -> str:
+    """The same table in Markdown."""
+    header = _header(systems, labels)
+    header[-1] = "met"
+    lines = ["| " + " | ".join(header) + " |"]
+    lines.append("| " + " | ".join(["---"] * 3 + ["---:"] * (len(header) - 3)) + " |")
+    lines += ["| " + " | ".join(_cells(r, systems, labels)) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def to_json(rows: list[Row], info: dict[str, Any], command: str) -> str:
+    return json.dumps({"command": command, "machine": info, "rows": [asdict(r) for r in rows]}, indent=1)

@@ -1,0 +1,190 @@
+"""The three systems under test and each one's wire protocol, spoken by hand.
+
+A :class:`System` knows its ASGI application and how a client of it opens
+each kind of socket, frames a request, and recognises the answer. The
+load generator speaks every protocol itself over :class:`~bench.wsclient.WsConn`,
+so the client's cost is the same whichever server it drives:
+
+* bare Channels and wsmanager: WebSocket text frames (JSON-RPC 2.0 for the
+  RPC scenario and for wsmanager's notifications);
+* socket.io: Engine.IO v4 / Socket.IO v5 over a plain WebSocket
+  (``/socket.io/?EIO=4&transport=websocket``): the open packet ``0{...}``,
+  namespace connect ``40`` answered by ``40{"sid": ...}``, ping ``2`` answered
+  by pong ``3``, events ``42[...]`` and acks ``43N[...]``.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from .wsclient import WsConn, open_ws
+
+__all__ = ["SYSTEMS", "Bare", "SocketIO", "System", "WsManager", "sio_installed"]
+
+HOST = "127.0.0.1"
+
+
+def sio_installed() -> bool:
+    try:
+        import socketio  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+class System:
+    """What the load generator needs to drive one system."""
+
+    key = ""  # short name used in results and on the command line
+    label = ""  # column title
+    app = ""  # ASGI application for daphne
+
+    # -- sockets -------------------------------------------------------------
+    async def open_echo(self, port: int) -> WsConn:
+        raise NotImplementedError
+
+    async def open_rpc(self, port: int) -> WsConn:
+        """A socket for RPC calls (also the 'idle connection' of the connections scenario)."""
+        raise NotImplementedError
+
+    async def open_room(self, port: int, room: str, listen: bool) -> WsConn:
+        raise NotImplementedError
+
+    async def open_direct(self, port: int) -> tuple[WsConn, str]:
+        """A socket reachable by id from the send view, and its id."""
+        raise NotImplementedError
+
+    # -- frames ---------------------------------------------------------------
+    def echo_request(self, payload: str) -> str:
+        return payload
+
+    def echo_reply(self, payload: str) -> str:
+        """The exact frame the server answers an echo with."""
+        return payload
+
+    def rpc_request(self, call_id: int, payload: str) -> str:
+        return json.dumps(
+            {"jsonrpc": "2.0", "method": "echo", "params": [payload], "id": call_id},
+            separators=(",", ":"),
+        )
+
+    def rpc_result(self, text: str) -> tuple[Any, Any]:
+        """(id, result) of an RPC answer."""
+        reply = json.loads(text)
+        return reply.get("id"), reply.get("result", reply.get("error"))
+
+    def broadcast_request(self, payload: str) -> str:
+        return payload
+
+    def group_payload(self, text: str) -> str:
+        """The payload of a frame the server pushed to a room or group (fan-out)."""
+        return text
+
+    def direct_payload(self, text: str) -> str:
+        """The payload of a frame the send view pushed to one socket."""
+        return text
+
+
+class Bare(System):
+    key, label, app = "bare", "bare", "bench.apps.bare:application"
+
+    async def open_echo(self, port: int) -> WsConn:
+        return await open_ws(HOST, port, "/ws/echo/")
+
+    async def open_rpc(self, port: int) -> WsConn:
+        return await open_ws(HOST, port, "/ws/rpc/")
+
+    async def open_room(self, port: int, room: str, listen: bool) -> WsConn:
+        return await open_ws(HOST, port, f"/ws/room/{room}/" + ("" if listen else "?listen=0"))
+
+    async def open_direct(self, port: int) -> tuple[WsConn, str]:
+        conn = await open_ws(HOST, port, "/ws/direct/")
+        return conn, json.loads(await conn.recv())["id"]
+
+
+class WsManager(System):
+    key, label, app = "wsm", "wsmanager", "bench.apps.wsm:application"
+
+    async def _open_rpc_handler(self, port: int, path: str) -> tuple[WsConn, str]:
+        conn = await open_ws(HOST, port, path)
+        hello = json.loads(await conn.recv())
+        assert hello["method"] == "rpc.connected", hello
+        return conn, hello["params"]["id"]
+
+    async def open_echo(self, port: int) -> WsConn:
+        return await open_ws(HOST, port, "/ws/echo/")
+
+    async def open_rpc(self, port: int) -> WsConn:
+        return (await self._open_rpc_handler(port, "/ws/rpc/"))[0]
+
+    async def open_room(self, port: int, room: str, listen: bool) -> WsConn:
+        path = f"/ws/room/{room}/" + ("" if listen else "?listen=0")
+        return (await self._open_rpc_handler(port, path))[0]
+
+    async def open_direct(self, port: int) -> tuple[WsConn, str]:
+        return await self._open_rpc_handler(port, "/ws/rpc/")
+
+    def broadcast_request(self, payload: str) -> str:
+        # A notification: no answer to the sender, as with the other systems.
+        return json.dumps(
+            {"jsonrpc": "2.0", "method": "broadcast", "params": [payload]}, separators=(",", ":")
+        )
+
+    def group_payload(self, text: str) -> str:
+        message = json.loads(text)
+        params = message["params"]
+        return str(params[0] if isinstance(params, list) else text)
+
+
+class SocketIO(System):
+    key, label, app = "sio", "socket.io", "bench.apps.sio:application"
+
+    async def _open(self, port: int, auth: dict[str, Any] | None = None) -> tuple[WsConn, str]:
+        conn = await open_ws(HOST, port, "/socket.io/?EIO=4&transport=websocket")
+        conn.ping, conn.pong = "2", "3"
+        opening = await conn.recv()
+        assert opening.startswith("0{"), opening
+        conn.send_text("40" + (json.dumps(auth, separators=(",", ":")) if auth else ""))
+        connected = await conn.recv()
+        assert connected.startswith("40{"), connected
+        return conn, json.loads(connected[2:])["sid"]
+
+    async def open_echo(self, port: int) -> WsConn:
+        return (await self._open(port))[0]
+
+    async def open_rpc(self, port: int) -> WsConn:
+        return (await self._open(port))[0]
+
+    async def open_room(self, port: int, room: str, listen: bool) -> WsConn:
+        return (await self._open(port, {"room": room, "listen": listen}))[0]
+
+    async def open_direct(self, port: int) -> tuple[WsConn, str]:
+        return await self._open(port)
+
+    def echo_request(self, payload: str) -> str:
+        return "42" + json.dumps(["echo_emit", payload], separators=(",", ":"))
+
+    def echo_reply(self, payload: str) -> str:
+        return "42" + json.dumps(["echo", payload], separators=(",", ":"))
+
+    def rpc_request(self, call_id: int, payload: str) -> str:
+        return f"42{call_id}" + json.dumps(["echo", payload], separators=(",", ":"))
+
+    def rpc_result(self, text: str) -> tuple[Any, Any]:
+        if not text.startswith("43"):
+            return None, text
+        start = text.index("[")
+        return int(text[2:start]), json.loads(text[start:])[0]
+
+    def broadcast_request(self, payload: str) -> str:
+        return "42" + json.dumps(["broadcast", payload], separators=(",", ":"))
+
+    def group_payload(self, text: str) -> str:
+        return str(json.loads(text[2:])[1])
+
+    def direct_payload(self, text: str) -> str:
+        return str(json.loads(text[2:])[1])
+
+
+SYSTEMS: dict[str, System] = {s.key: s for s in (Bare(), SocketIO(), WsManager())}
