@@ -62,7 +62,9 @@ if REDIS_URL:
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
             "CONFIG": {
-                "hosts": [REDIS_URL],
+                # redis-py 6+ times reads out after 5 s, exactly channels_redis's
+                # 5 s blocking receive: give the layer's sockets more room.
+                "hosts": [{"address": REDIS_URL, "socket_timeout": 15}],
                 "prefix": f"{REDIS_PREFIX}:asgi",
                 # One message per process and broadcast: room for bursts.
                 "channel_capacity": {"wsmanager.node*": 10000},

@@ -265,6 +265,11 @@ class WebSocketHandler(AsyncWebsocketConsumer):  # type: ignore[misc]
         while queue and self.state is State.OPEN:
             await self.base_send(queue.popleft())
 
+    @property
+    def settled(self) -> bool:
+        """True once the handshake is over: registered, ``on_connect`` done, open."""
+        return self._opened and self.state is State.OPEN
+
     async def accept(self, subprotocol: str | None = None, headers: Any = None) -> None:
         """Complete the handshake (done for you unless ``on_connect`` refuses)."""
         if self.state is not State.CONNECTING:

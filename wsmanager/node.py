@@ -68,6 +68,8 @@ class LocalSocket(Protocol):
     id: str
     #: The socket's registry entry as this process last wrote it.
     info: ConnectionInfo
+    #: True once the handshake is over (registered, on_connect done).
+    settled: bool
 
     async def push(self, message: Message) -> bool:
         """Queue an ASGI ``websocket.send`` message; False if dropped."""
@@ -318,6 +320,10 @@ class Node:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
+                if _is_timeout(exc):
+                    # An idle blocking read timed out in the client library
+                    # (redis-py 6+ and channels_redis both wait 5 s): read again.
+                    continue
                 logger.warning("node %s cannot read its channel (%r); retrying", self.id, exc)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
@@ -421,7 +427,9 @@ class Node:
             routes = await registry.nodes_of(handler, [s.id for s in socks])
             present = set(routes.get(self.id, ()))
             for sock in socks:
-                if sock.id in present or self.sockets.get(sock.id) is not sock:
+                # A socket still in its handshake may be registering right now:
+                # re-adding its entry could overwrite groups it just joined.
+                if sock.id in present or not sock.settled or self.sockets.get(sock.id) is not sock:
                     continue
                 # A re-added member is announced again: its loss may have been announced.
                 await announce_arrival(handler, sock.info, await registry.add(sock.info))
@@ -438,6 +446,11 @@ class Node:
             departure = await registry.remove(handler, sid)
             self._orphans.pop()
             await announce_departure(handler, departure)
+
+
+def _is_timeout(exc: BaseException) -> bool:
+    """A read timeout of any client library (builtin, or e.g. redis' own TimeoutError)."""
+    return isinstance(exc, TimeoutError) or type(exc).__name__ == "TimeoutError"
 
 
 def _payload(message: Message) -> Message:

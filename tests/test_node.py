@@ -1,0 +1,66 @@
+"""``Node``: the process hub's reconciliation with a shared registry."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from collections.abc import AsyncIterator
+
+import pytest
+from django.test import override_settings
+
+from tests import redis_support
+from wsmanager import RpcHandler, route, websocket_app
+from wsmanager.node import get_node
+from wsmanager.registry import get_registry, reset_registry
+from wsmanager.testing import RpcCommunicator
+
+pytestmark = pytest.mark.redis
+
+redis_url = redis_support.redis_url
+
+
+class Joiner(RpcHandler):
+    """Joins a group during its handshake, like most real handlers."""
+
+    name = "test-node-joiner"
+
+    async def on_connect(self) -> None:
+        await self.join("everyone")
+
+
+app = websocket_app([route("ws/join/", Joiner)], auth=False)
+
+
+@pytest.fixture
+async def fast_heartbeat_on_redis(redis_url: str) -> AsyncIterator[None]:
+    """Redis registry with a 20 ms heartbeat, so reconciliation runs during handshakes."""
+    options = {"url": redis_url, "prefix": f"wsmtest-{secrets.token_hex(6)}", "node_ttl": 5}
+    conf = {
+        "REGISTRY": {"BACKEND": "wsmanager.registry.redis.RedisRegistry", "OPTIONS": options},
+        "HEARTBEAT_INTERVAL": 0.04,
+    }
+    with override_settings(WSMANAGER=conf):
+        reset_registry()
+        try:
+            yield
+        finally:
+            registry = get_registry()
+            await registry.clear()
+            await registry.close()
+            reset_registry()
+
+
+@pytest.mark.usefixtures("fast_heartbeat_on_redis")
+async def test_reconciliation_never_undoes_a_join_made_during_the_handshake() -> None:
+    """40 sockets joining in on_connect while heartbeats reconcile: all 40 stay in the group."""
+    clients = [RpcCommunicator(app, "/ws/join/", timeout=10) for _ in range(40)]
+    for _ in range(3):  # several bursts, each with heartbeats running throughout
+        results = await asyncio.gather(*(c.connect() for c in clients))
+        assert all(accepted for accepted, _ in results)
+        await asyncio.sleep(0.1)  # a few more heartbeats after the burst
+        members = await Joiner.manager.agroup_members("everyone")
+        assert sorted(members) == sorted(c.id for c in clients)
+        assert get_node().stats["restored"] == 0
+        await asyncio.gather(*(c.disconnect() for c in clients))
+        clients = [RpcCommunicator(app, "/ws/join/", timeout=10) for _ in range(40)]
