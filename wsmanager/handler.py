@@ -8,6 +8,10 @@ Subclass it and override the hooks you need::
 
 Life cycle (an explicit :class:`State`): CONNECTING → OPEN → CLOSING → CLOSED.
 
+* Admission, before anything is registered: the Origin check
+  (:mod:`wsmanager.origin`), ``require_authenticated`` and :meth:`authorize`;
+  a refusal answers HTTP 403. Over ``max_connections_per_user`` the socket
+  is accepted and closed with 4429.
 * The socket gets :attr:`id` and is in the registry (and reachable through
   ``Handler.manager``) **before** ``on_connect`` runs, so the hook can join
   groups and send; frames sent before the handshake completes are queued and
@@ -20,6 +24,10 @@ Life cycle (an explicit :class:`State`): CONNECTING → OPEN → CLOSING → CLO
   socket with 1011 by default (override it to keep the socket open).
 * ``on_disconnect(code)`` runs after the socket has left the registry and
   all its groups; :attr:`info` still holds its last registry entry.
+
+Incoming limits: frames over ``max_message_size`` close with 1009; frames
+over ``rate_limit`` go to :meth:`on_rate_limited` and, persisting, close
+with 1008. See docs/security.md.
 
 Outgoing frames from every source (this handler, other handlers, views, other
 processes) go through one per-socket queue: they are written one at a time,
