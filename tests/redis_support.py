@@ -15,12 +15,18 @@ which ruff does not report as an unused import) and mark the tests
 from __future__ import annotations
 
 import os
+import secrets
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from functools import cache
 
 import pytest
 import redis
+from django.test import override_settings
 
-__all__ = ["DEFAULT_REDIS_URL", "redis_problem", "redis_url"]
+from wsmanager.registry import get_registry, reset_registry
+
+__all__ = ["DEFAULT_REDIS_URL", "redis_problem", "redis_registry", "redis_url"]
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/15"
 
@@ -52,3 +58,22 @@ def redis_url() -> str:
             pytest.fail(f"{problem} (WSMANAGER_REQUIRE_REDIS=1)", pytrace=False)
         pytest.skip(problem)
     return url
+
+
+@asynccontextmanager
+async def redis_registry(url: str, *, node_ttl: float = 0.5, heartbeat: float = 0.2) -> AsyncIterator[None]:
+    """Run wsmanager on the Redis registry under a fresh key prefix, cleared afterwards."""
+    options = {"url": url, "prefix": f"wsmtest-{secrets.token_hex(6)}", "node_ttl": node_ttl}
+    conf = {
+        "REGISTRY": {"BACKEND": "wsmanager.registry.redis.RedisRegistry", "OPTIONS": options},
+        "HEARTBEAT_INTERVAL": heartbeat,
+    }
+    with override_settings(WSMANAGER=conf):
+        reset_registry()
+        try:
+            yield
+        finally:
+            registry = get_registry()
+            await registry.clear()
+            await registry.close()
+            reset_registry()

@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import secrets
 from collections.abc import AsyncIterator
 
 import pytest
-from django.test import override_settings
 
 from tests import redis_support
 from wsmanager import RpcHandler, route, websocket_app
 from wsmanager.node import get_node
-from wsmanager.registry import get_registry, reset_registry
 from wsmanager.testing import RpcCommunicator
 
 pytestmark = pytest.mark.redis
@@ -34,21 +31,9 @@ app = websocket_app([route("ws/join/", Joiner)], auth=False)
 
 @pytest.fixture
 async def fast_heartbeat_on_redis(redis_url: str) -> AsyncIterator[None]:
-    """Redis registry with a 20 ms heartbeat, so reconciliation runs during handshakes."""
-    options = {"url": redis_url, "prefix": f"wsmtest-{secrets.token_hex(6)}", "node_ttl": 5}
-    conf = {
-        "REGISTRY": {"BACKEND": "wsmanager.registry.redis.RedisRegistry", "OPTIONS": options},
-        "HEARTBEAT_INTERVAL": 0.04,
-    }
-    with override_settings(WSMANAGER=conf):
-        reset_registry()
-        try:
-            yield
-        finally:
-            registry = get_registry()
-            await registry.clear()
-            await registry.close()
-            reset_registry()
+    """Redis registry with a 40 ms heartbeat, so reconciliation runs during handshakes."""
+    async with redis_support.redis_registry(redis_url, node_ttl=5, heartbeat=0.04):
+        yield
 
 
 @pytest.mark.usefixtures("fast_heartbeat_on_redis")

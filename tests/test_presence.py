@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import secrets
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -19,7 +18,6 @@ from urllib.parse import parse_qs
 import pytest
 from asgiref.sync import sync_to_async
 from django.contrib.auth.models import User
-from django.test import override_settings
 
 from tests import redis_support
 from wsmanager import (
@@ -34,7 +32,7 @@ from wsmanager import (
 )
 from wsmanager.node import get_node
 from wsmanager.presence import announce, members_of
-from wsmanager.registry import get_registry, reset_registry
+from wsmanager.registry import get_registry
 from wsmanager.registry.redis import RedisRegistry
 from wsmanager.testing import RpcCommunicator
 
@@ -151,39 +149,20 @@ def _clean_events() -> Iterator[None]:
     EVENTS.clear()
 
 
-@asynccontextmanager
-async def redis_registry(url: str) -> AsyncIterator[None]:
-    """The Redis registry on a fresh prefix (node_ttl 0.5 s, heartbeat 0.2 s), cleared afterwards."""
-    options = {"url": url, "prefix": f"wsmtest-{secrets.token_hex(6)}", "node_ttl": 0.5}
-    conf = {
-        "REGISTRY": {"BACKEND": "wsmanager.registry.redis.RedisRegistry", "OPTIONS": options},
-        "HEARTBEAT_INTERVAL": 0.2,
-    }
-    with override_settings(WSMANAGER=conf):
-        reset_registry()
-        try:
-            yield
-        finally:
-            registry = get_registry()
-            await registry.clear()
-            await registry.close()
-            reset_registry()
-
-
 @pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.redis)])
 async def backend(request: pytest.FixtureRequest) -> AsyncIterator[str]:
     """Runs the test on the in-memory registry, then on Redis."""
     if request.param == "memory":
         yield "memory"
         return
-    async with redis_registry(request.getfixturevalue("redis_url")):
+    async with redis_support.redis_registry(request.getfixturevalue("redis_url")):
         yield "redis"
 
 
 @pytest.fixture
 async def on_redis(redis_url: str) -> AsyncIterator[None]:
     """Runs the test on the Redis registry only."""
-    async with redis_registry(redis_url):
+    async with redis_support.redis_registry(redis_url):
         yield
 
 
