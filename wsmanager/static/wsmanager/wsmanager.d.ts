@@ -20,6 +20,8 @@ export declare const ErrorCodes: {
   readonly RATE_LIMITED: -32002;
   readonly FORBIDDEN: -32003;
   readonly MESSAGE_TOO_LARGE: -32004;
+  /** The server's registry or channel layer is unreachable (retry later). */
+  readonly UNAVAILABLE: -32005;
 };
 
 /** WebSocket close codes with a meaning for reconnection. */

@@ -51,6 +51,7 @@
     RATE_LIMITED: -32002,
     FORBIDDEN: -32003,
     MESSAGE_TOO_LARGE: -32004,
+    UNAVAILABLE: -32005,
   });
 
   /** WebSocket close codes with a meaning for reconnection. */
