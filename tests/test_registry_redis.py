@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 import pytest
 import redis.asyncio as aioredis
 
-from wsmanager.exceptions import ConfigurationError, RegistryUnavailable
+from wsmanager.exceptions import ConfigurationError, RegistryUnavailable, SocketNotFound
 from wsmanager.registry.redis import RedisRegistry
 
 from . import redis_support
@@ -357,9 +357,7 @@ class TestLayout:
         assert await registry.group_add("chat", "g", "s2") is None  # still a member
         assert await registry.group_discard("chat", "g", "s2") is not None
 
-    async def test_two_processes_joining_one_member_report_one_join(
-        self, make_registry: Any
-    ) -> None:
+    async def test_two_processes_joining_one_member_report_one_join(self, make_registry: Any) -> None:
         """Tabs of one user on two processes (own pools) join and leave a group once each."""
         one, two = make_registry(), make_registry()
         sids = [f"s{i}" for i in range(40)]
@@ -520,3 +518,58 @@ def test_malformed_url_is_a_configuration_error() -> None:
     with pytest.raises(ConfigurationError, match="url") as caught:
         RedisRegistry(url="http://user:s3cret@example.com/0", node_ttl=1)
     assert "s3cret" not in str(caught.value)
+
+
+@pytest.mark.redis
+class TestExpectedEntryHint:
+    """A caller's guess of the stored entry saves the read, and a wrong guess changes nothing."""
+
+    @staticmethod
+    def count_reads(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+        reads = [0]
+        original = aioredis.Redis.hget
+
+        async def counting(self: Any, *args: Any, **kwargs: Any) -> Any:
+            reads[0] += 1
+            return await original(self, *args, **kwargs)
+
+        monkeypatch.setattr(aioredis.Redis, "hget", counting)
+        return reads
+
+    async def test_a_right_guess_writes_without_reading(
+        self, registry: RedisRegistry, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """group_add and update_meta with the stored entry as ``expected`` do no HGET."""
+        info = entry("s1", node="n1")
+        await registry.add(info)
+        reads = self.count_reads(monkeypatch)
+        await registry.group_add("chat", "g", "s1", expected=info)
+        joined = info.with_changes(groups=frozenset({"g"}))
+        await registry.update_meta("chat", "s1", {"name": "ann"}, expected=joined)
+        assert reads == [0]
+        got = await registry.get("chat", "s1")
+        assert got is not None and got.groups == {"g"} and got.meta == {"name": "ann"}
+
+    async def test_a_stale_guess_falls_back_to_the_stored_entry(self, registry: RedisRegistry) -> None:
+        """A guess missing another process's change neither loses that change nor fails."""
+        info = entry("s1", node="n1")
+        await registry.add(info)
+        await registry.group_add("chat", "other", "s1")  # as if done elsewhere
+        await registry.group_add("chat", "g", "s1", expected=info)
+        got = await registry.get("chat", "s1")
+        assert got is not None and got.groups == {"other", "g"}
+
+    async def test_a_guess_claiming_membership_is_not_trusted_for_a_no_op(
+        self, registry: RedisRegistry
+    ) -> None:
+        """If the guess says "already a member" but the store says not, the socket is still added."""
+        info = entry("s1", node="n1")
+        await registry.add(info)
+        stale = info.with_changes(groups=frozenset({"g"}))
+        await registry.group_add("chat", "g", "s1", expected=stale)
+        assert await registry.group_members("chat", "g") == ["s1"]
+
+    async def test_a_guess_for_a_gone_socket_still_raises(self, registry: RedisRegistry) -> None:
+        """SocketNotFound when the socket is gone, whatever the guess."""
+        with pytest.raises(SocketNotFound):
+            await registry.group_add("chat", "g", "nope", expected=entry("nope", node="n1"))

@@ -154,7 +154,9 @@ class Manager:
         user) was not in the group yet, the handler's ``on_presence`` hook
         hears ``"joined"`` before this returns (see :mod:`wsmanager.presence`).
         """
-        joined = await get_registry().group_add(self.handler, group, socket_id)
+        joined = await get_registry().group_add(
+            self.handler, group, socket_id, expected=self._local_info(socket_id)
+        )
         self._mirror(socket_id, lambda info: info.with_changes(groups=info.groups | {group}))
         if joined is not None:
             await announce(self.handler, group, "joined", Member.of(joined))
@@ -165,15 +167,24 @@ class Manager:
         When it was its member's last socket there, ``on_presence`` hears
         ``"left"`` before this returns.
         """
-        left = await get_registry().group_discard(self.handler, group, socket_id)
+        left = await get_registry().group_discard(
+            self.handler, group, socket_id, expected=self._local_info(socket_id)
+        )
         self._mirror(socket_id, lambda info: info.with_changes(groups=info.groups - {group}))
         if left is not None:
             await announce(self.handler, group, "left", Member.of(left))
 
     async def aupdate_meta(self, socket_id: str, **meta: Any) -> None:
         """Merge JSON-serialisable values into the socket's ``meta``."""
-        await get_registry().update_meta(self.handler, socket_id, meta)
+        await get_registry().update_meta(self.handler, socket_id, meta, expected=self._local_info(socket_id))
         self._mirror(socket_id, lambda info: info.with_changes(meta={**info.meta, **meta}))
+
+    def _local_info(self, socket_id: str) -> ConnectionInfo | None:
+        """What this process last wrote for one of its own sockets (a hint for the registry)."""
+        sock = get_node().sockets.get(socket_id)
+        if sock is None or sock.info.handler != self.handler:
+            return None
+        return sock.info
 
     def _mirror(self, socket_id: str, change: Callable[[ConnectionInfo], ConnectionInfo]) -> None:
         """Keep a local socket's ``info`` equal to what this process wrote.
@@ -183,7 +194,7 @@ class Manager:
         registry loses the entry.
         """
         sock = get_node().sockets.get(socket_id)
-        if sock is not None:
+        if sock is not None and sock.info.handler == self.handler:
             sock.info = change(sock.info)
 
     # -- routing ------------------------------------------------------------------
@@ -218,9 +229,7 @@ class Manager:
         return [sid for sid in await self.aids() if sid not in skip]
 
     # -- raw frames ----------------------------------------------------------------
-    async def asend(
-        self, socket_id: str, data: str | bytes | None = None, *, json: Any = _MISSING
-    ) -> None:
+    async def asend(self, socket_id: str, data: str | bytes | None = None, *, json: Any = _MISSING) -> None:
         """Send text (str), binary (bytes) or ``json=`` (encoded text) to one socket."""
         await self._deliver_one(socket_id, _message(data, json))
 
@@ -271,9 +280,7 @@ class Manager:
         text = protocol.encode_notification(method, _params(args, kwargs))
         await self._deliver_one(socket_id, frame(text))
 
-    async def anotify_many(
-        self, socket_ids: Iterable[str], method: str, /, *args: Any, **kwargs: Any
-    ) -> int:
+    async def anotify_many(self, socket_ids: Iterable[str], method: str, /, *args: Any, **kwargs: Any) -> int:
         """Notify several sockets; unknown ids are skipped. Returns how many took it."""
         text = protocol.encode_notification(method, _params(args, kwargs))
         return await self._deliver(socket_ids, frame(text))

@@ -179,12 +179,16 @@ class RegistryBackend(abc.ABC):
         """How many sockets of the handler are open."""
 
     @abc.abstractmethod
-    async def update_meta(self, handler: str, socket_id: str, meta: Mapping[str, Any]) -> None:
+    async def update_meta(
+        self, handler: str, socket_id: str, meta: Mapping[str, Any], *, expected: ConnectionInfo | None = None
+    ) -> None:
         """Merge ``meta`` into the socket's metadata; SocketNotFound if unknown."""
 
     # -- groups ------------------------------------------------------------
     @abc.abstractmethod
-    async def group_add(self, handler: str, group: str, socket_id: str) -> ConnectionInfo | None:
+    async def group_add(
+        self, handler: str, group: str, socket_id: str, *, expected: ConnectionInfo | None = None
+    ) -> ConnectionInfo | None:
         """Add a socket to a group; SocketNotFound if the socket is unknown.
 
         Returns the socket's entry (as written) when its member joined the
@@ -193,7 +197,9 @@ class RegistryBackend(abc.ABC):
         """
 
     @abc.abstractmethod
-    async def group_discard(self, handler: str, group: str, socket_id: str) -> ConnectionInfo | None:
+    async def group_discard(
+        self, handler: str, group: str, socket_id: str, *, expected: ConnectionInfo | None = None
+    ) -> ConnectionInfo | None:
         """Remove a socket from a group; no-op if it was not a member.
 
         Returns the socket's entry (as written) when its member left the

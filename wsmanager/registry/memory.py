@@ -113,12 +113,16 @@ class InMemoryRegistry(RegistryBackend):
     async def count(self, handler: str) -> int:
         return len(self._space(handler).sockets)
 
-    async def update_meta(self, handler: str, socket_id: str, meta: Mapping[str, Any]) -> None:
+    async def update_meta(
+        self, handler: str, socket_id: str, meta: Mapping[str, Any], *, expected: ConnectionInfo | None = None
+    ) -> None:
         space = self._space(handler)
         info = self._require(space, handler, socket_id)
         space.sockets[socket_id] = info.with_changes(meta={**info.meta, **meta})
 
-    async def group_add(self, handler: str, group: str, socket_id: str) -> ConnectionInfo | None:
+    async def group_add(
+        self, handler: str, group: str, socket_id: str, *, expected: ConnectionInfo | None = None
+    ) -> ConnectionInfo | None:
         space = self._space(handler)
         info = self._require(space, handler, socket_id)
         if group in info.groups:
@@ -126,7 +130,9 @@ class InMemoryRegistry(RegistryBackend):
         info = space.sockets[socket_id] = info.with_changes(groups=info.groups | {group})
         return info if space.join(group, info) else None
 
-    async def group_discard(self, handler: str, group: str, socket_id: str) -> ConnectionInfo | None:
+    async def group_discard(
+        self, handler: str, group: str, socket_id: str, *, expected: ConnectionInfo | None = None
+    ) -> ConnectionInfo | None:
         space = self._space(handler)
         info = space.sockets.get(socket_id)
         if info is None or group not in info.groups:

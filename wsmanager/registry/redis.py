@@ -459,12 +459,15 @@ class RedisRegistry(RegistryBackend):
         async with self._redis("count") as r:
             return int(await r.hlen(self._key("sockets", handler)))
 
-    async def update_meta(self, handler: str, socket_id: str, meta: Mapping[str, Any]) -> None:
+    async def update_meta(
+        self, handler: str, socket_id: str, meta: Mapping[str, Any], *, expected: ConnectionInfo | None = None
+    ) -> None:
         await self._replace(
             "update_meta",
             handler,
             socket_id,
             lambda info: info.with_changes(meta={**info.meta, **meta}),
+            expected=expected,
         )
 
     async def _replace(
@@ -475,8 +478,14 @@ class RedisRegistry(RegistryBackend):
         change: Callable[[ConnectionInfo], ConnectionInfo | None],
         group: str = "",
         missing_ok: bool = False,
+        expected: ConnectionInfo | None = None,
     ) -> ConnectionInfo | None:
         """Rewrite an entry with compare-and-set, retried while others change it meanwhile.
+
+        ``expected`` is the caller's guess of the stored entry (a process
+        knows what it last wrote for its own sockets): the first attempt
+        compares against it instead of reading the entry first, saving a
+        round trip; a wrong guess costs one failed attempt, never a wrong write.
 
         ``change`` returns the new entry, or None when nothing is to be written.
         Returns the new entry if its member joined (``group_add``) or left
@@ -487,13 +496,21 @@ class RedisRegistry(RegistryBackend):
         new: ConnectionInfo | None = None
         async with self._redis(op) as r:
             outcome = 0  # 2 written and a transition, 1 written, 0 changed meanwhile, -1 gone
+            guess = None if expected is None else _dumps(expected)
             while outcome == 0:
-                raw = await r.hget(self._key("sockets", handler), socket_id)
+                guessed = guess is not None
+                raw: bytes | str | None
+                if guess is not None:
+                    raw, guess = guess, None
+                else:
+                    raw = await r.hget(self._key("sockets", handler), socket_id)
                 if raw is None:
                     outcome = -1
                     break
                 new = change(_loads(str(raw)))
                 if new is None:
+                    if guessed:  # "nothing to do" must come from the real entry
+                        continue
                     return None
                 outcome = await _REPLACE_SCRIPT(
                     r,
@@ -511,17 +528,23 @@ class RedisRegistry(RegistryBackend):
         return new if outcome == 2 else None
 
     # -- groups ------------------------------------------------------------
-    async def group_add(self, handler: str, group: str, socket_id: str) -> ConnectionInfo | None:
+    async def group_add(
+        self, handler: str, group: str, socket_id: str, *, expected: ConnectionInfo | None = None
+    ) -> ConnectionInfo | None:
         def change(info: ConnectionInfo) -> ConnectionInfo | None:
             return None if group in info.groups else info.with_changes(groups=info.groups | {group})
 
-        return await self._replace("group_add", handler, socket_id, change, group)
+        return await self._replace("group_add", handler, socket_id, change, group, expected=expected)
 
-    async def group_discard(self, handler: str, group: str, socket_id: str) -> ConnectionInfo | None:
+    async def group_discard(
+        self, handler: str, group: str, socket_id: str, *, expected: ConnectionInfo | None = None
+    ) -> ConnectionInfo | None:
         def change(info: ConnectionInfo) -> ConnectionInfo | None:
             return info.with_changes(groups=info.groups - {group}) if group in info.groups else None
 
-        return await self._replace("group_discard", handler, socket_id, change, group, missing_ok=True)
+        return await self._replace(
+            "group_discard", handler, socket_id, change, group, missing_ok=True, expected=expected
+        )
 
     async def group_members(self, handler: str, group: str) -> list[str]:
         async with self._redis("group_members") as r:
