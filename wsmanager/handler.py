@@ -53,7 +53,7 @@ from . import db, presence
 from .conf import get_settings
 from .exceptions import ConfigurationError, RegistryUnavailable, RejectConnection
 from .limits import TokenBucket, send_backlog_probe, send_close_frame
-from .node import Message, frame, get_node
+from .node import Message, cancel_requested, frame, get_node
 from .origin import default_allowed_origins, origin_allowed, origin_of
 from .registry import ConnectionInfo, get_registry
 
@@ -349,7 +349,7 @@ class WebSocketHandler(AsyncWebsocketConsumer):  # type: ignore[misc]
         self.base_send = send
         self._receive_task = asyncio.current_task()
         try:
-            while True:
+            while not cancel_requested():  # a cancel lost in a library still stops us
                 await self.dispatch(await receive())
         except StopConsumer:
             pass

@@ -55,7 +55,7 @@ from .exceptions import (
 from .presence import announce_arrival, announce_departure, announce_departures
 from .registry import ConnectionInfo, RegistryBackend, get_registry
 
-__all__ = ["LocalSocket", "Node", "get_node", "reset_node"]
+__all__ = ["LocalSocket", "Node", "cancel_requested", "get_node", "reset_node"]
 
 logger = logging.getLogger("wsmanager.node")
 
@@ -148,18 +148,28 @@ class Node:
         interval = get_settings().heartbeat_interval
         self._tasks.append(self._loop.create_task(self._heartbeat_loop(interval)))
 
-    def _stop_tasks(self) -> None:
+    def _stop_tasks(self) -> list[asyncio.Task[None]]:
+        """Cancel the background tasks; returns them (cancelled, maybe not finished yet)."""
         announcing = [self._announcing] if self._announcing is not None else []
-        for task in [*self._tasks, *announcing]:
+        tasks = [*self._tasks, *announcing]
+        for task in tasks:
             with contextlib.suppress(RuntimeError):  # its loop may be closed already
                 task.cancel()
         self._tasks.clear()
         self._announcing = None
+        return tasks
 
     async def stop(self) -> None:
         """Stop background tasks, forget this process's sockets in the registry and
-        announce their departures."""
-        self._stop_tasks()
+        announce their departures.
+
+        Waits (up to 5 s) for the tasks to end first, so that no late
+        heartbeat marks the node alive again after its sockets were removed.
+        """
+        loop = asyncio.get_running_loop()
+        tasks = [task for task in self._stop_tasks() if task.get_loop() is loop]
+        if tasks:
+            await asyncio.wait(tasks, timeout=5.0)
         if self.id:
             registry = get_registry()
             with contextlib.suppress(WsManagerError):
@@ -313,7 +323,7 @@ class Node:
 
     async def _read_loop(self) -> None:
         delay = 0.1
-        while True:
+        while not cancel_requested():
             try:
                 message = await self._layer.receive(self.id)
                 delay = 0.1
@@ -386,7 +396,7 @@ class Node:
 
     async def _heartbeat_loop(self, interval: float) -> None:
         registry = get_registry()
-        while True:
+        while not cancel_requested():
             try:
                 await registry.node_alive(self.id)
                 if self._announcing is None or self._announcing.done():
@@ -478,6 +488,19 @@ def _settle(future: asyncio.Future[Any], reply: Message) -> None:
     else:
         exc = InvokeError(sid, method, error.get("message", "failed on the remote node"))
     future.set_exception(exc)
+
+
+def cancel_requested() -> bool:
+    """Whether the running task was cancelled, even if its ``CancelledError`` got lost.
+
+    Python 3.11's ``asyncio.wait_for``, which redis-py wraps around every
+    write, returns normally and drops a cancellation that arrives in the
+    loop iteration where its inner call completes (CPython gh-86296, fixed
+    in 3.12). A background loop that stopped only on the exception would
+    then run forever; the task's pending cancel count survives the loss.
+    """
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
 
 
 _node: Node | None = None
