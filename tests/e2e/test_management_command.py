@@ -31,12 +31,16 @@ def live(redis_url: str) -> Iterator[DaphneProcess]:
         yield server
 
 
-async def manage(server: DaphneProcess, *args: str) -> subprocess.CompletedProcess[str]:
+async def manage(
+    server: DaphneProcess, *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     """Run ``manage.py wsmanager ARGS`` in its own process, as an operator would."""
     cmd = [sys.executable, "manage.py", "wsmanager", *args]
 
     def run() -> subprocess.CompletedProcess[str]:
-        return subprocess.run(cmd, cwd=ROOT, env=server.env, capture_output=True, text=True, timeout=60)
+        return subprocess.run(
+            cmd, cwd=ROOT, env=env or server.env, capture_output=True, text=True, timeout=60
+        )
 
     return await asyncio.to_thread(run)
 
@@ -56,6 +60,7 @@ async def test_list_and_count_show_every_socket_with_its_details(live: DaphnePro
     assert b.id in table.stdout and a.id not in table.stdout
     count = await manage(live, "count")
     assert int(count.stdout) == len(rows)
+    assert count.stderr == ""
     await a.close()
     await b.close()
 
@@ -83,3 +88,14 @@ async def test_errors_are_reported_without_a_traceback(live: DaphneProcess) -> N
     assert "Traceback" not in missing.stderr
     bad = await manage(live, "notify", "--all", "m", "--params", "{not json")
     assert bad.returncode != 0 and "not valid JSON" in bad.stderr
+
+
+async def test_in_memory_registry_is_reported_as_seeing_nothing(live: DaphneProcess) -> None:
+    """Without a shared registry the command warns that it sees only its own (empty) process."""
+    peer = await Peer.open(f"{live.ws_url}/ws/chat/ops4/")
+    alone = {key: value for key, value in live.env.items() if key != "REDIS_URL"}
+    count = await manage(live, "count", env=alone)
+    assert count.returncode == 0, count.stderr
+    assert count.stdout.strip() == "0"
+    assert "registry is in-memory" in count.stderr
+    await peer.close()

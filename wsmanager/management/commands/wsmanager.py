@@ -12,6 +12,10 @@ backend it sees and reaches the whole cluster::
 
 ``--handler NAME`` picks the handler (its ``name``); it may be left out when
 the project's ASGI application routes exactly one handler.
+
+With a registry that is not shared (the in-memory default) the command can
+only see its own process, which holds no sockets: it says so on stderr and
+goes on, so that scripts see the (empty) answer all the same.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from wsmanager.exceptions import WsManagerError
 from wsmanager.handler import _handlers
+from wsmanager.registry import get_registry
 from wsmanager.sending import Manager, get_manager
 
 
@@ -78,6 +83,12 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         manager = self._manager(options.get("handler"))
+        if not get_registry().shared:
+            self.stderr.write(
+                "warning: the registry is in-memory, so this command sees and reaches only its own "
+                "process, which has no sockets. Use a shared registry (RedisRegistry, "
+                "docs/scaling.md) to act on the running servers."
+            )
         action = options["action"]
         try:
             getattr(self, f"do_{action}")(manager, options)
