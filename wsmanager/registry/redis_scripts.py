@@ -1,0 +1,194 @@
+"""The Lua scripts of the Redis registry, each one atomic on the server.
+
+Every script takes no keys and ``ARGV[1]`` = the key prefix ``P``; it builds
+key names itself (see the key layout in :mod:`wsmanager.registry.redis`),
+which is why Redis Cluster is not supported. Each runs by its SHA1
+(``EVALSHA``) and is sent again in full when the server does not know it,
+for instance after a restart.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any, Final
+
+from redis.asyncio import Redis
+from redis.exceptions import NoScriptError
+
+__all__ = ["ADD", "ALIVE", "REMOVE", "REPLACE", "SWEEP", "Script"]
+
+# Shared by every script. join/leave put a socket in a group or take it out,
+# keeping its member's socket count there (presence) in step, and return true
+# when the member joined/left the group. drop(h, sid, raw) forgets one socket
+# whose entry is ``raw``, from its groups, its user, its node and the
+# handler's hashes; it returns the groups its member left, and the member key.
+_LIB: Final = """
+local P = ARGV[1]
+local function join(h, g, sid, m)
+  if redis.call('SADD', P .. ':group:' .. h .. ':' .. g, sid) == 0 then return false end
+  redis.call('SADD', P .. ':groups:' .. h, g)
+  return redis.call('HINCRBY', P .. ':presence:' .. h .. ':' .. g, m, 1) == 1
+end
+local function leave(h, g, sid, m)
+  local gk = P .. ':group:' .. h .. ':' .. g
+  if redis.call('SREM', gk, sid) == 0 then return false end
+  if redis.call('SCARD', gk) == 0 then redis.call('SREM', P .. ':groups:' .. h, g) end
+  local pk = P .. ':presence:' .. h .. ':' .. g
+  if redis.call('HINCRBY', pk, m, -1) > 0 then return false end
+  redis.call('HDEL', pk, m)
+  return true
+end
+local function drop(h, sid, raw)
+  local e = cjson.decode(raw)
+  local m = 'socket:' .. sid
+  if type(e['user_id']) == 'string' then m = e['user_id'] end
+  local left = {}
+  if type(e['groups']) == 'table' then
+    for _, g in ipairs(e['groups']) do
+      if leave(h, g, sid, m) then left[#left + 1] = g end
+    end
+  end
+  if type(e['user_id']) == 'string' then
+    redis.call('SREM', P .. ':user:' .. h .. ':' .. e['user_id'], sid)
+  end
+  if type(e['node']) == 'string' then
+    redis.call('SREM', P .. ':node:' .. e['node'], h .. ':' .. sid)
+  end
+  redis.call('HDEL', P .. ':sockets:' .. h, sid)
+  redis.call('HDEL', P .. ':routes:' .. h, sid)
+  return left, m
+end
+"""
+
+# ARGV: P, h, sid, entry, node, has_user ("0"/"1"), user, ttl_ms, group...
+# -> the groups whose member joined (net of the entry replaced, if any)
+_ADD: Final = """
+local h, sid, node = ARGV[2], ARGV[3], ARGV[5]
+local m = 'socket:' .. sid
+if ARGV[6] == '1' then m = ARGV[7] end
+local was = {}
+local old = redis.call('HGET', P .. ':sockets:' .. h, sid)
+if old then
+  local left, om = drop(h, sid, old)
+  if om == m then
+    for _, g in ipairs(left) do was[g] = true end
+  end
+end
+redis.call('HSET', P .. ':sockets:' .. h, sid, ARGV[4])
+redis.call('HSET', P .. ':routes:' .. h, sid, node)
+local joined = {}
+for i = 9, #ARGV do
+  if join(h, ARGV[i], sid, m) and not was[ARGV[i]] then joined[#joined + 1] = ARGV[i] end
+end
+if ARGV[6] == '1' then redis.call('SADD', P .. ':user:' .. h .. ':' .. m, sid) end
+redis.call('SADD', P .. ':node:' .. node, h .. ':' .. sid)
+redis.call('SADD', P .. ':nodes', node)
+redis.call('SET', P .. ':alive:' .. node, '1', 'PX', ARGV[8], 'NX')
+return joined
+"""
+
+# ARGV: P, h, sid -> {the old entry, group its member left...}, or nil
+_REMOVE: Final = """
+local raw = redis.call('HGET', P .. ':sockets:' .. ARGV[2], ARGV[3])
+if not raw then return false end
+local out = {raw}
+for _, g in ipairs((drop(ARGV[2], ARGV[3], raw))) do out[#out + 1] = g end
+return out
+"""
+
+# Compare-and-set. ARGV: P, h, sid, expected, new, op ("meta"/"gadd"/"gdel"),
+# group, member key -> 2 written and the member joined (gadd) or left (gdel)
+# the group, 1 written, 0 the entry changed meanwhile, -1 the socket is gone.
+_REPLACE: Final = """
+local h, sid, op, g, m = ARGV[2], ARGV[3], ARGV[6], ARGV[7], ARGV[8]
+local cur = redis.call('HGET', P .. ':sockets:' .. h, sid)
+if not cur then return -1 end
+if cur ~= ARGV[4] then return 0 end
+redis.call('HSET', P .. ':sockets:' .. h, sid, ARGV[5])
+if (op == 'gadd' and join(h, g, sid, m)) or (op == 'gdel' and leave(h, g, sid, m)) then
+  return 2
+end
+return 1
+"""
+
+# ARGV: P, node, ttl_ms -> 1 if the liveness key still existed
+_ALIVE: Final = """
+local existed = redis.call('EXISTS', P .. ':alive:' .. ARGV[2])
+redis.call('SET', P .. ':alive:' .. ARGV[2], '1', 'PX', ARGV[3])
+redis.call('SADD', P .. ':nodes', ARGV[2])
+return existed
+"""
+
+# ARGV: P, budget, node, departed_ttl_ms. With a node: forget up to ``budget``
+# of its sockets (remove_node). Without (""): the same for every node whose
+# liveness key is gone. Departures whose member left a group are also queued
+# on P:departed as JSON arrays [entry, group...].
+# -> {more (0/1), smallest PTTL of the live nodes or -1,
+#     then per socket: its entry, the number n of groups its member left, n groups}
+_SWEEP: Final = """
+local budget = tonumber(ARGV[2])
+local out = {0, -1}
+local function reap(n)
+  local members = redis.call('SPOP', P .. ':node:' .. n, budget)
+  budget = budget - #members
+  for _, m in ipairs(members) do
+    local i = string.find(m, ':', 1, true)
+    local h, sid = string.sub(m, 1, i - 1), string.sub(m, i + 1)
+    if redis.call('HGET', P .. ':routes:' .. h, sid) == n then
+      local raw = redis.call('HGET', P .. ':sockets:' .. h, sid)
+      if raw then
+        local left = drop(h, sid, raw)
+        out[#out + 1] = raw
+        out[#out + 1] = #left
+        for _, g in ipairs(left) do out[#out + 1] = g end
+        if #left > 0 then
+          local item = {raw}
+          for _, g in ipairs(left) do item[#item + 1] = g end
+          redis.call('RPUSH', P .. ':departed', cjson.encode(item))
+          redis.call('PEXPIRE', P .. ':departed', ARGV[4])
+        end
+      end
+    end
+  end
+  if redis.call('EXISTS', P .. ':node:' .. n) == 0 then
+    redis.call('SREM', P .. ':nodes', n)
+  else
+    out[1] = 1
+  end
+end
+if ARGV[3] ~= '' then
+  redis.call('DEL', P .. ':alive:' .. ARGV[3])
+  reap(ARGV[3])
+  return out
+end
+for _, n in ipairs(redis.call('SMEMBERS', P .. ':nodes')) do
+  local ttl = redis.call('PTTL', P .. ':alive:' .. n)
+  if ttl == -2 then
+    if budget > 0 then reap(n) else out[1] = 1 end
+  elseif ttl >= 0 and (out[2] < 0 or ttl < out[2]) then
+    out[2] = ttl
+  end
+end
+return out
+"""
+
+
+class Script:
+    """A Lua script run by its SHA1, loaded on first use (and after a Redis restart)."""
+
+    def __init__(self, body: str) -> None:
+        self.text = _LIB + body
+        self.sha = hashlib.sha1(self.text.encode(), usedforsecurity=False).hexdigest()
+
+    async def __call__(self, client: Redis, *args: str | int) -> Any:
+        try:
+            return await client.evalsha(self.sha, 0, *args)
+        except NoScriptError:
+            return await client.eval(self.text, 0, *args)
+
+
+ADD: Final = Script(_ADD)
+REMOVE: Final = Script(_REMOVE)
+REPLACE: Final = Script(_REPLACE)
+ALIVE: Final = Script(_ALIVE)
+SWEEP: Final = Script(_SWEEP)
