@@ -1,4 +1,4 @@
-"""``Node``: the process hub's background loops and its reconciliation with a shared registry."""
+"""``Node``: the process hub's reconciliation with a shared registry."""
 
 from __future__ import annotations
 
@@ -9,8 +9,7 @@ import pytest
 
 from tests import redis_support
 from wsmanager import RpcHandler, route, websocket_app
-from wsmanager import node as node_module
-from wsmanager.node import Node, get_node
+from wsmanager.node import get_node
 from wsmanager.testing import RpcCommunicator
 
 redis_url = redis_support.redis_url
@@ -50,65 +49,3 @@ async def test_reconciliation_never_undoes_a_join_made_during_the_handshake() ->
         await asyncio.gather(*(c.disconnect() for c in clients))
         clients = [RpcCommunicator(app, "/ws/join/", timeout=10) for _ in range(40)]
 
-
-# -- background loops stop even when a library loses their cancellation ----------------------------
-
-
-class LosesCancellation:
-    """Stands in for a call whose first CancelledError never reaches the caller.
-
-    Python 3.11's ``asyncio.wait_for`` (around every redis-py write) does
-    that when the cancel arrives as its inner call completes. Later calls
-    let cancellation through, so a failing test does not leave a task behind.
-    """
-
-    shared = False
-
-    def __init__(self) -> None:
-        self.calls = 0
-        self.entered = asyncio.Event()
-
-    async def _lose_one_cancel(self) -> None:
-        self.calls += 1
-        self.entered.set()
-        try:
-            await asyncio.sleep(3600)
-        except asyncio.CancelledError:
-            if self.calls > 1:
-                raise
-
-    async def node_alive(self, node_id: str) -> None:
-        await self._lose_one_cancel()
-
-    async def take_departures(self, limit: int = 1000) -> list[object]:
-        return []
-
-    async def receive(self, channel: str) -> dict[str, str]:
-        await self._lose_one_cancel()
-        return {"type": "wsmanager.unknown"}
-
-
-async def cancel_and_wait(task: asyncio.Task[None], culprit: LosesCancellation) -> None:
-    await culprit.entered.wait()
-    task.cancel()
-    done, _ = await asyncio.wait({task}, timeout=5.0)
-    assert task in done, "the loop kept running after it was cancelled"
-    assert culprit.calls == 1
-
-
-async def test_heartbeat_loop_ends_when_its_cancellation_is_lost(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A heartbeat cancelled inside a call that swallows the CancelledError still ends."""
-    culprit = LosesCancellation()
-    monkeypatch.setattr(node_module, "get_registry", lambda: culprit)
-    node = Node()
-    node.id = "test-node"
-    await cancel_and_wait(asyncio.ensure_future(node._heartbeat_loop(0.01)), culprit)
-
-
-async def test_read_loop_ends_when_its_cancellation_is_lost() -> None:
-    """A channel read cancelled inside a call that swallows the CancelledError still ends."""
-    culprit = LosesCancellation()
-    node = Node()
-    node.id = "test-node"
-    node._layer = culprit
-    await cancel_and_wait(asyncio.ensure_future(node._read_loop()), culprit)

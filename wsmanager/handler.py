@@ -53,9 +53,10 @@ from . import db, presence
 from .conf import get_settings
 from .exceptions import ConfigurationError, RegistryUnavailable, RejectConnection
 from .limits import TokenBucket, send_backlog_probe, send_close_frame
-from .node import Message, cancel_requested, frame, get_node
+from .node import Message, frame, get_node
 from .origin import default_allowed_origins, origin_allowed, origin_of
 from .registry import ConnectionInfo, get_registry
+from .upkeep import cancel_requested
 
 if TYPE_CHECKING:
     from .sending import Manager

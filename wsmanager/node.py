@@ -18,10 +18,9 @@ Delivery rules:
   counted in :attr:`Node.stats` (``dropped_closed`` or ``dropped_unknown``);
   there is no retry and no acknowledgement.
 
-On each heartbeat the node also takes the registry's queued departures
-(sockets of dead or stopped processes) and announces them to the handlers'
-``on_presence`` hooks (see :mod:`wsmanager.presence`), in a task of its own
-so that a long announcement never delays the heartbeat.
+The node's heartbeat, and what it does on each beat (announcing departures,
+retrying failed removals, reconciling with a shared registry), is in
+:mod:`wsmanager.upkeep`.
 """
 
 from __future__ import annotations
@@ -47,15 +46,14 @@ from .exceptions import (
     DeliveryError,
     InvokeError,
     InvokeTimeout,
-    RegistryUnavailable,
     RemoteError,
     SocketNotFound,
     WsManagerError,
 )
-from .presence import announce_arrival, announce_departure, announce_departures
-from .registry import ConnectionInfo, RegistryBackend, get_registry
+from .registry import ConnectionInfo, get_registry
+from .upkeep import Upkeep, cancel_requested
 
-__all__ = ["LocalSocket", "Node", "cancel_requested", "get_node", "reset_node"]
+__all__ = ["LocalSocket", "Node", "get_node", "reset_node"]
 
 logger = logging.getLogger("wsmanager.node")
 
@@ -103,8 +101,7 @@ class Node:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._calls: dict[str, asyncio.Future[Any]] = {}
-        self._orphans: list[tuple[str, str]] = []  # (handler, id) whose removal failed
-        self._announcing: asyncio.Task[None] | None = None  # announcing queued departures
+        self.upkeep = Upkeep(self)
         self._layer: Any = None
         self._exit_hook = False
 
@@ -146,17 +143,17 @@ class Node:
         if self._layer is not None:
             self._tasks.append(self._loop.create_task(self._read_loop()))
         interval = get_settings().heartbeat_interval
-        self._tasks.append(self._loop.create_task(self._heartbeat_loop(interval)))
+        self._tasks.append(self._loop.create_task(self.upkeep.heartbeat_loop(interval)))
 
     def _stop_tasks(self) -> list[asyncio.Task[None]]:
         """Cancel the background tasks; returns them (cancelled, maybe not finished yet)."""
-        announcing = [self._announcing] if self._announcing is not None else []
-        tasks = [*self._tasks, *announcing]
+        announcing = self.upkeep.announcing
+        tasks = [*self._tasks, *([announcing] if announcing is not None else [])]
         for task in tasks:
             with contextlib.suppress(RuntimeError):  # its loop may be closed already
                 task.cancel()
         self._tasks.clear()
-        self._announcing = None
+        self.upkeep.announcing = None
         return tasks
 
     async def stop(self) -> None:
@@ -174,7 +171,7 @@ class Node:
             registry = get_registry()
             with contextlib.suppress(WsManagerError):
                 await registry.remove_node(self.id)
-                await self._announce_departures(registry)
+                await self.upkeep.announce_departures(registry)
         self._loop = None
 
     def _at_exit(self) -> None:
@@ -203,7 +200,7 @@ class Node:
 
     def remember_orphan(self, handler: str, socket_id: str) -> None:
         """A registry removal failed (store down): retried on each heartbeat."""
-        self._orphans.append((handler, socket_id))
+        self.upkeep.orphans.append((handler, socket_id))
 
     # -- delivery ----------------------------------------------------------------
     async def deliver(
@@ -394,69 +391,6 @@ class Node:
         reply["timeout"] = message["timeout"]
         await self._send_to_node(message["reply_to"], reply)
 
-    async def _heartbeat_loop(self, interval: float) -> None:
-        registry = get_registry()
-        while not cancel_requested():
-            try:
-                await registry.node_alive(self.id)
-                if self._announcing is None or self._announcing.done():
-                    self._announcing = asyncio.get_running_loop().create_task(
-                        self._announce_departures(registry)
-                    )
-                await self._retry_orphans()
-                if registry.shared:
-                    await self._reconcile(registry)
-            except asyncio.CancelledError:
-                raise
-            except RegistryUnavailable as exc:
-                logger.warning("heartbeat of node %s failed: %s", self.id, exc)
-            except Exception:
-                logger.exception("heartbeat of node %s failed", self.id)
-            # Twice per interval: with node_ttl = 1.5 intervals, a crashed
-            # node's sockets are swept within two intervals of the crash.
-            await asyncio.sleep(interval / 2)
-
-    async def _announce_departures(self, registry: RegistryBackend, batch: int = 1000) -> None:
-        """Take the registry's queued departures and announce them, until none is left."""
-        try:
-            while departures := await registry.take_departures(batch):
-                await announce_departures(departures)
-                if len(departures) < batch:
-                    break
-        except RegistryUnavailable as exc:
-            logger.warning("node %s cannot take departures: %s", self.id, exc)
-        except Exception:
-            logger.exception("node %s failed to announce departures", self.id)
-
-    async def _reconcile(self, registry: RegistryBackend) -> None:
-        """Re-add local sockets the shared registry lost (restart, wrong reaping)."""
-        by_handler: dict[str, list[LocalSocket]] = {}
-        for sock in list(self.sockets.values()):
-            by_handler.setdefault(sock.info.handler, []).append(sock)
-        for handler, socks in by_handler.items():
-            routes = await registry.nodes_of(handler, [s.id for s in socks])
-            present = set(routes.get(self.id, ()))
-            for sock in socks:
-                # A socket still in its handshake may be registering right now:
-                # re-adding its entry could overwrite groups it just joined.
-                if sock.id in present or not sock.settled or self.sockets.get(sock.id) is not sock:
-                    continue
-                # A re-added member is announced again: its loss may have been announced.
-                await announce_arrival(handler, sock.info, await registry.add(sock.info))
-                if self.sockets.get(sock.id) is not sock:  # closed meanwhile
-                    await announce_departure(handler, await registry.remove(handler, sock.id))
-                    continue
-                self.stats["restored"] += 1
-                logger.warning("node %s: registry had lost socket %s; re-added", self.id, sock.id)
-
-    async def _retry_orphans(self) -> None:
-        registry = get_registry()
-        while self._orphans:
-            handler, sid = self._orphans[-1]
-            departure = await registry.remove(handler, sid)
-            self._orphans.pop()
-            await announce_departure(handler, departure)
-
 
 def _is_timeout(exc: BaseException) -> bool:
     """A read timeout of any client library (builtin, or e.g. redis' own TimeoutError)."""
@@ -488,19 +422,6 @@ def _settle(future: asyncio.Future[Any], reply: Message) -> None:
     else:
         exc = InvokeError(sid, method, error.get("message", "failed on the remote node"))
     future.set_exception(exc)
-
-
-def cancel_requested() -> bool:
-    """Whether the running task was cancelled, even if its ``CancelledError`` got lost.
-
-    Python 3.11's ``asyncio.wait_for``, which redis-py wraps around every
-    write, returns normally and drops a cancellation that arrives in the
-    loop iteration where its inner call completes (CPython gh-86296, fixed
-    in 3.12). A background loop that stopped only on the exception would
-    then run forever; the task's pending cancel count survives the loss.
-    """
-    task = asyncio.current_task()
-    return task is not None and task.cancelling() > 0
 
 
 _node: Node | None = None

@@ -1,0 +1,70 @@
+"""``Upkeep`` and ``cancel_requested``: background loops end when cancelled, even if the cancel is lost."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from wsmanager import upkeep as upkeep_module
+from wsmanager.node import Node
+
+
+class LosesCancellation:
+    """Stands in for a call whose first CancelledError never reaches the caller.
+
+    Python 3.11's ``asyncio.wait_for`` (around every redis-py write) does
+    that when the cancel arrives as its inner call completes. Later calls
+    let cancellation through, so a failing test does not leave a task behind.
+    """
+
+    shared = False
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self.entered = asyncio.Event()
+
+    async def _lose_one_cancel(self) -> None:
+        self.calls += 1
+        self.entered.set()
+        try:
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError:
+            if self.calls > 1:
+                raise
+
+    async def node_alive(self, node_id: str) -> None:
+        await self._lose_one_cancel()
+
+    async def take_departures(self, limit: int = 1000) -> list[object]:
+        return []
+
+    async def receive(self, channel: str) -> dict[str, str]:
+        await self._lose_one_cancel()
+        return {"type": "wsmanager.unknown"}
+
+
+async def cancel_and_wait(task: asyncio.Task[None], culprit: LosesCancellation) -> None:
+    await culprit.entered.wait()
+    task.cancel()
+    done, _ = await asyncio.wait({task}, timeout=5.0)
+    assert task in done, "the loop kept running after it was cancelled"
+    assert culprit.calls == 1
+
+
+async def test_heartbeat_loop_ends_when_its_cancellation_is_lost(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A heartbeat cancelled inside a call that swallows the CancelledError still ends."""
+    culprit = LosesCancellation()
+    monkeypatch.setattr(upkeep_module, "get_registry", lambda: culprit)
+    node = Node()
+    node.id = "test-node"
+    await cancel_and_wait(asyncio.ensure_future(node.upkeep.heartbeat_loop(0.01)), culprit)
+
+
+async def test_read_loop_ends_when_its_cancellation_is_lost() -> None:
+    """A channel read cancelled inside a call that swallows the CancelledError still ends."""
+    culprit = LosesCancellation()
+    node = Node()
+    node.id = "test-node"
+    node._layer = culprit
+    await cancel_and_wait(asyncio.ensure_future(node._read_loop()), culprit)
