@@ -8,10 +8,10 @@ Subclass it and override the hooks you need::
 
 Life cycle (an explicit :class:`State`): CONNECTING → OPEN → CLOSING → CLOSED.
 
-* Admission, before anything is registered: the Origin check
-  (:mod:`wsmanager.origin`), ``require_authenticated`` and :meth:`authorize`;
-  a refusal answers HTTP 403. Over ``max_connections_per_user`` the socket
-  is accepted and closed with 4429.
+* Admission (:mod:`wsmanager.admission`), before anything is registered:
+  the Origin check, ``require_authenticated`` and :meth:`authorize`; a
+  refusal answers HTTP 403. Over ``max_connections_per_user`` the socket is
+  accepted and closed with 4429.
 * The socket gets :attr:`id` and is in the registry (and reachable through
   ``Handler.manager``) **before** ``on_connect`` runs, so the hook can join
   groups and send; frames sent before the handshake completes are queued and
@@ -49,12 +49,11 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
 
-from . import db, presence
+from . import admission, db, presence
 from .conf import get_settings
 from .exceptions import ConfigurationError, RegistryUnavailable, RejectConnection
 from .limits import TokenBucket, send_backlog_probe, send_close_frame
 from .node import Message, frame, get_node
-from .origin import default_allowed_origins, origin_allowed, origin_of
 from .registry import ConnectionInfo, get_registry
 from .upkeep import cancel_requested
 
@@ -110,13 +109,6 @@ def handler_class(name: str) -> type[WebSocketHandler]:
     except KeyError:
         known = ", ".join(sorted(_handlers)) or "none"
         raise ConfigurationError(f"no handler is named {name!r} (known: {known})") from None
-
-
-def _user_id(scope: dict[str, Any]) -> str | None:
-    user = scope.get("user")
-    if user is not None and getattr(user, "is_authenticated", False):
-        return str(user.pk)
-    return None
 
 
 class WebSocketHandler(AsyncWebsocketConsumer):  # type: ignore[misc]
@@ -375,38 +367,11 @@ class WebSocketHandler(AsyncWebsocketConsumer):  # type: ignore[misc]
             raise ValueError(f"no handler for message type {kind!r}")
 
     def origin_ok(self) -> bool:
-        """Whether the handshake's Origin is allowed (see wsmanager.origin)."""
-        conf = get_settings()
-        allowed = self.allowed_origins
-        if allowed is None:
-            allowed = conf.allowed_origins
-        if allowed is None:
-            allowed = default_allowed_origins()
-        origin = origin_of(self.scope.get("headers") or [])
-        return origin_allowed(origin, allowed, require=conf.require_origin)
-
-    async def _admitted(self) -> bool:
-        """Origin, authentication and :meth:`authorize`, before any registration."""
-        if not self.origin_ok():
-            logger.info("refusing socket to %s: origin not allowed", self.scope.get("path"))
-            return False
-        if self.require_authenticated and _user_id(self.scope) is None:
-            logger.info("refusing anonymous socket to %s", self.scope.get("path"))
-            return False
-        try:
-            return bool(await self.authorize())
-        except Exception:
-            logger.exception("authorize of %s raised; socket refused", self.name)
-            return False
-
-    async def _over_user_limit(self) -> bool:
-        limit, user_id = self.max_connections_per_user, self.info.user_id
-        if limit is None or user_id is None:
-            return False
-        return len(await get_registry().user_sockets(self.name, user_id)) > limit
+        """Whether the handshake's Origin is allowed (see :mod:`wsmanager.admission`)."""
+        return admission.origin_ok(self)
 
     async def websocket_connect(self, message: Message) -> None:
-        if not await self._admitted():
+        if not await admission.admitted(self):
             self.state = State.CLOSED
             await super().close()
             return
@@ -417,14 +382,14 @@ class WebSocketHandler(AsyncWebsocketConsumer):  # type: ignore[misc]
             id=self.id,
             handler=self.name,
             node=await node.start(),
-            user_id=_user_id(self.scope),
+            user_id=admission.user_id_of(self.scope),
             connected_at=time.time(),
             path_kwargs=dict(route.get("kwargs") or {}),
         )
         node.attach(self)
         try:
             await get_registry().add(self.info)
-            if await self._over_user_limit():
+            if await admission.over_user_limit(self):
                 await self._refuse(CloseCode.TOO_MANY_CONNECTIONS, "too many connections")
                 return
         except RegistryUnavailable as exc:
