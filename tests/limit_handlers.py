@@ -1,13 +1,17 @@
-"""Handlers with limits and access checks for tests/test_limits.py, and their app.
+"""Handlers with limits and access checks for tests/test_limits.py and
+tests/test_admission.py, their app, and the helpers both use.
 
-Handlers record what they saw in :data:`events`; :func:`with_user` puts a
-user in the scope the way ``AuthMiddlewareStack`` would.
+Handlers record what they saw in :data:`events`; :func:`client` puts a user
+in the scope the way ``AuthMiddlewareStack`` would.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
 from typing import Any
+
+from channels.testing import WebsocketCommunicator
 
 from wsmanager import RpcHandler, WebSocketHandler, route, rpc
 from wsmanager import websocket_app as _websocket_app
@@ -137,3 +141,25 @@ websocket_urlpatterns = [
 
 #: The application the limit tests connect to (no auth middleware: tests set the user).
 application = _websocket_app(websocket_urlpatterns, auth=False)
+
+
+def clean_events() -> Iterator[None]:
+    """Fixture body: each test starts with no recorded events."""
+    events.clear()
+    yield
+    events.clear()
+
+
+def client(path: str, user: Any = None) -> WebsocketCommunicator:
+    """A communicator on ``path`` whose scope carries ``user`` (when given)."""
+    comm = WebsocketCommunicator(application, path)
+    if user is not None:
+        comm.scope["user"] = user
+    return comm
+
+
+async def receive_close(comm: WebsocketCommunicator) -> dict[str, Any]:
+    """The next message from the app, asserted to be a close."""
+    message: dict[str, Any] = await comm.receive_output()
+    assert message["type"] == "websocket.close", message
+    return message

@@ -1,6 +1,5 @@
-"""Limits and access checks: the token bucket, authentication, ``authorize()``, the
-per-user cap, rate limits (raw and RPC), per-method permissions, and closing with
-the limits' codes on daphne (``wsmanager.limits``)."""
+"""Limits: the token bucket, rate limits (raw and RPC), per-method permissions, and
+closing with the limits' codes on daphne (``wsmanager.limits``)."""
 
 from __future__ import annotations
 
@@ -12,18 +11,16 @@ from typing import Any
 import pytest
 from asgiref.sync import async_to_sync
 from channels.sessions import InstanceSessionWrapper
-from channels.testing import WebsocketCommunicator
 from django.contrib.auth.models import AnonymousUser, Permission, User
 
 from tests import limit_handlers
 from tests.limit_handlers import (
-    AuthorizingHandler,
-    CappedHandler,
     FakeUser,
     LimitedEchoHandler,
     LimitedRpcHandler,
-    MembersOnlyHandler,
     application,
+    client,
+    receive_close,
 )
 from wsmanager import CloseCode, RemoteError, limits
 from wsmanager import db as wsmanager_db
@@ -54,20 +51,7 @@ def clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
     return fake
 
 
-@pytest.fixture(autouse=True)
-def _clean_events() -> Iterator[None]:
-    """Each test starts with no recorded events."""
-    limit_handlers.events.clear()
-    yield
-    limit_handlers.events.clear()
-
-
-def client(path: str, user: Any = None) -> WebsocketCommunicator:
-    """A communicator on ``path`` whose scope carries ``user`` (when given)."""
-    comm = WebsocketCommunicator(application, path)
-    if user is not None:
-        comm.scope["user"] = user
-    return comm
+_clean_events = pytest.fixture(autouse=True)(limit_handlers.clean_events)
 
 
 def rpc_client(path: str, user: Any = None) -> RpcCommunicator:
@@ -75,13 +59,6 @@ def rpc_client(path: str, user: Any = None) -> RpcCommunicator:
     if user is not None:
         comm.scope["user"] = user
     return comm
-
-
-async def receive_close(comm: WebsocketCommunicator) -> dict[str, Any]:
-    """The next message from the app, asserted to be a close."""
-    message: dict[str, Any] = await comm.receive_output()
-    assert message["type"] == "websocket.close", message
-    return message
 
 
 # -- the token bucket ---------------------------------------------------------------------------
@@ -129,94 +106,6 @@ def test_bucket_rejects_impossible_settings(rate: float, burst: float) -> None:
     """rate <= 0 or burst < 1 raise ValueError at construction."""
     with pytest.raises(ValueError, match="rate > 0 and burst >= 1"):
         TokenBucket(rate, burst)
-
-
-# -- who may connect --------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    "user",
-    [None, AnonymousUser(), FakeUser(5, is_authenticated=False)],
-    ids=["no-user", "anonymous", "not-authenticated"],
-)
-async def test_require_authenticated_refuses_anonymous_users(user: Any) -> None:
-    """No user, AnonymousUser or an unauthenticated user: refused with 403, nothing registered."""
-    comm = client("/ws/members/", user)
-    assert await comm.connect() == (False, 1000)
-    await comm.disconnect()
-    assert await MembersOnlyHandler.manager.acount() == 0
-
-
-async def test_require_authenticated_admits_an_authenticated_user() -> None:
-    """An authenticated scope user connects and is recorded as the socket's user."""
-    comm = client("/ws/members/", FakeUser(7))
-    assert (await comm.connect())[0]
-    (sid,) = await MembersOnlyHandler.manager.aids()
-    assert (await MembersOnlyHandler.manager.aget(sid)).user_id == "7"
-    assert await MembersOnlyHandler.manager.auser_sockets(7) == [sid]
-    await comm.send_to(text_data="hi")
-    assert await comm.receive_from() == "hi"
-    await comm.disconnect()
-
-
-async def test_authorize_true_admits_and_runs_before_registration() -> None:
-    """``authorize()`` runs before the socket has an id or an entry; True lets it in."""
-    comm = client("/ws/authorize/yes/")
-    assert (await comm.connect())[0]
-    (sid,) = await AuthorizingHandler.manager.aids()
-    assert limit_handlers.events == [("authorize", "yes", "", 0), ("connect", sid)]
-    await comm.disconnect()
-
-
-@pytest.mark.parametrize("how", ["no", "raise", "none"])
-async def test_authorize_refusal_leaves_nothing_behind(how: str) -> None:
-    """False, an exception, or no answer at all (fail closed) refuse with 403 before on_connect."""
-    comm = client(f"/ws/authorize/{how}/")
-    assert await comm.connect() == (False, 1000)
-    await comm.disconnect()
-    assert limit_handlers.events == [("authorize", how, "", 0)]
-    assert await AuthorizingHandler.manager.acount() == 0
-    assert not get_node().sockets
-
-
-async def test_user_over_the_connection_cap_is_accepted_then_closed_4429() -> None:
-    """The (n+1)th socket of one user closes with 4429; the registry keeps n."""
-    ann = FakeUser(1)
-    first, second = client("/ws/capped/", ann), client("/ws/capped/", ann)
-    assert (await first.connect())[0]
-    assert (await second.connect())[0]
-    kept = sorted(await CappedHandler.manager.auser_sockets(1))
-    third = client("/ws/capped/", ann)
-    assert (await third.connect())[0]
-    close = await receive_close(third)
-    assert (close["code"], close.get("reason")) == (4429, "too many connections")
-    assert type(close["code"]) is int
-    await third.disconnect(4429)
-    assert sorted(await CappedHandler.manager.auser_sockets(1)) == kept
-    assert await CappedHandler.manager.acount() == 2
-    assert limit_handlers.events == []  # the refused socket never opened: no on_disconnect
-    await first.send_to(text_data="still here")
-    assert await first.receive_from() == "still here"
-    await first.disconnect()
-    await second.disconnect()
-
-
-async def test_connection_cap_counts_per_user_and_frees_slots() -> None:
-    """Other users and anonymous sockets are not capped; a closed socket frees its slot."""
-    comms = [client("/ws/capped/", FakeUser(1)) for _ in range(2)]
-    comms += [client("/ws/capped/", FakeUser(2)) for _ in range(2)]
-    comms += [client("/ws/capped/") for _ in range(3)]
-    for comm in comms:
-        assert (await comm.connect())[0]
-    assert await CappedHandler.manager.acount() == 7
-    await comms[0].disconnect()
-    again = client("/ws/capped/", FakeUser(1))
-    assert (await again.connect())[0]
-    assert await again.receive_nothing()
-    assert len(await CappedHandler.manager.auser_sockets(1)) == 2
-    for comm in [*comms[1:], again]:
-        await comm.disconnect()
-    assert await CappedHandler.manager.acount() == 0
 
 
 # -- rate limits --------------------------------------------------------------------------------
