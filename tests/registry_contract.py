@@ -301,6 +301,18 @@ class RegistryContract:
         assert entry("s1", user_id="u1").member == "u1"
         assert entry("s1").member == "socket:s1"
 
+    async def test_user_ids_that_look_like_member_keys_never_collide(self, registry: RegistryBackend) -> None:
+        """Users "socket:s3" and "user:socket:s3" and anonymous socket s3 are three members."""
+        assert member_key("socket:s3", "s1") == "user:socket:s3"
+        assert member_key("user:socket:s3", "s2") == "user:user:socket:s3"
+        assert await registry.add(entry("s1", user_id="socket:s3", groups={"g"})) == {"g"}
+        assert await registry.add(entry("s2", user_id="user:socket:s3", groups={"g"})) == {"g"}
+        assert await registry.add(entry("s3", groups={"g"})) == {"g"}
+        for sid in ("s1", "s2", "s3"):
+            departure = await registry.remove("chat", sid)
+            assert departure is not None and departure.left == {"g"}, sid
+        assert await registry.groups("chat") == []
+
     async def test_group_add_reports_a_member_joining_once(self, registry: RegistryBackend) -> None:
         """group_add() returns the entry for a user's first socket in a group, None for the next."""
         await registry.add(entry("s1", user_id="u1"))

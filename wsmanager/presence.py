@@ -65,7 +65,8 @@ PresenceHook = Callable[[str, PresenceEvent, "Member"], Awaitable[None]]
 class Member:
     """One member of a group: a user (all its sockets there), or one anonymous socket.
 
-    ``key`` is the user id, or ``"socket:<id>"`` for a socket without a user.
+    ``key`` is the user id, or ``"socket:<id>"`` for a socket without a user
+    (exact rule: :func:`wsmanager.registry.base.member_key`).
     ``socket_ids`` are ordered by connection time, earliest first, and
     ``meta`` is the meta of the earliest one. In a ``left`` event the member
     has no socket left in the group: ``socket_ids`` holds the socket whose

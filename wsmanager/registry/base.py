@@ -21,7 +21,7 @@ same suite against each backend):
 
 Presence: within a group, the sockets of one user are one *member* (keyed by
 the user id), and a socket without a user is a member on its own (keyed
-``"socket:<id>"``, see :func:`member_key`). Backends keep, per handler and
+``"socket:<id>"``; see :func:`member_key` for the exact rule). Backends keep, per handler and
 group, how many sockets each member has there, and update it in the same
 atomic step as the membership itself, so that they can report *transitions*:
 
@@ -51,10 +51,16 @@ __all__ = ["ConnectionInfo", "Departure", "RegistryBackend", "member_key"]
 def member_key(user_id: str | None, socket_id: str) -> str:
     """The presence key of a socket: its user id, or ``"socket:<id>"`` without a user.
 
-    Keys of users whose id itself starts with ``socket:`` (string primary
-    keys) could collide with anonymous sockets; integer and UUID keys cannot.
+    A user id that itself starts with ``socket:`` or ``user:`` (a string
+    primary key) gets a ``user:`` prefix, so that no user's key ever equals
+    another user's or an anonymous socket's. (The Redis scripts compute the
+    same keys.)
     """
-    return f"socket:{socket_id}" if user_id is None else user_id
+    if user_id is None:
+        return f"socket:{socket_id}"
+    if user_id.startswith(("socket:", "user:")):
+        return f"user:{user_id}"
+    return user_id
 
 
 @dataclass(frozen=True)

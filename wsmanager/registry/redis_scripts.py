@@ -24,6 +24,11 @@ __all__ = ["ADD", "ALIVE", "REMOVE", "REPLACE", "SWEEP", "Script"]
 # handler's hashes; it returns the groups its member left, and the member key.
 _LIB: Final = """
 local P = ARGV[1]
+local function mkey(u, sid)
+  if type(u) ~= 'string' then return 'socket:' .. sid end
+  if string.sub(u, 1, 7) == 'socket:' or string.sub(u, 1, 5) == 'user:' then return 'user:' .. u end
+  return u
+end
 local function join(h, g, sid, m)
   if redis.call('SADD', P .. ':group:' .. h .. ':' .. g, sid) == 0 then return false end
   redis.call('SADD', P .. ':groups:' .. h, g)
@@ -40,8 +45,7 @@ local function leave(h, g, sid, m)
 end
 local function drop(h, sid, raw)
   local e = cjson.decode(raw)
-  local m = 'socket:' .. sid
-  if type(e['user_id']) == 'string' then m = e['user_id'] end
+  local m = mkey(e['user_id'], sid)
   local left = {}
   if type(e['groups']) == 'table' then
     for _, g in ipairs(e['groups']) do
@@ -64,8 +68,7 @@ end
 # -> the groups whose member joined (net of the entry replaced, if any)
 _ADD: Final = """
 local h, sid, node = ARGV[2], ARGV[3], ARGV[5]
-local m = 'socket:' .. sid
-if ARGV[6] == '1' then m = ARGV[7] end
+local m = mkey(ARGV[6] == '1' and ARGV[7] or false, sid)
 local was = {}
 local old = redis.call('HGET', P .. ':sockets:' .. h, sid)
 if old then
