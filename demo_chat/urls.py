@@ -5,6 +5,7 @@ from .handlers import ROOM_PATTERN
 
 urlpatterns = [
     path("", views.index, name="index"),
+    path("api/stats", views.process_stats),
     path("api/sockets/<str:socket_id>/messages", views.socket_message),
     path("api/sockets/<str:socket_id>/invoke", views.socket_invoke),
     re_path(rf"^api/rooms/(?P<room>{ROOM_PATTERN})/messages$", views.room_message),

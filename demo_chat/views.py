@@ -25,6 +25,7 @@ from django.shortcuts import render
 from django.views.decorators.csrf import csrf_exempt
 
 from wsmanager import InvokeTimeout, RemoteError, SocketNotFound, WsManagerError
+from wsmanager.node import get_node
 
 from .handlers import MAX_TEXT, ChatHandler, room_group
 
@@ -123,6 +124,17 @@ def room_message(request: HttpRequest, room: str) -> HttpResponse:
 @api("GET")
 def room_sockets(request: HttpRequest, room: str) -> HttpResponse:
     return JsonResponse(sorted(ChatHandler.manager.group_members(room_group(room))), safe=False)
+
+
+@api("GET")
+def process_stats(request: HttpRequest) -> HttpResponse:
+    """This process's node: its id, its open sockets, and its delivery counters.
+
+    Per process: behind a load balancer each request sees one process.
+    """
+    node = get_node()
+    body = {"node": node.id, "sockets": len(node.sockets), "counters": dict(sorted(node.stats.items()))}
+    return JsonResponse(body)
 
 
 @api("POST")

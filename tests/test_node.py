@@ -1,13 +1,15 @@
-"""``Node``: the process hub's reconciliation with a shared registry."""
+"""``Node``: the process hub's reconciliation with a shared registry, and its counters."""
 
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import AsyncIterator
 
 import pytest
 
 from tests import redis_support
+from tests.servers import ROOT
 from wsmanager import RpcHandler, route, websocket_app
 from wsmanager.node import get_node
 from wsmanager.testing import RpcCommunicator
@@ -49,3 +51,13 @@ async def test_reconciliation_never_undoes_a_join_made_during_the_handshake() ->
         await asyncio.gather(*(c.disconnect() for c in clients))
         clients = [RpcCommunicator(app, "/ws/join/", timeout=10) for _ in range(40)]
 
+
+
+def test_every_counter_the_code_increments_is_documented() -> None:
+    """docs/protocol.md's counter table names each ``stats["..."]`` key used in wsmanager/."""
+    used: set[str] = set()
+    for source in (ROOT / "wsmanager").rglob("*.py"):
+        used |= set(re.findall(r'stats\["([a-z_]+)"\]', source.read_text()))
+    documented = set(re.findall(r"^\| `([a-z_]+)` \|", (ROOT / "docs" / "protocol.md").read_text(), re.M))
+    assert len(used) >= 12
+    assert used <= documented, f"undocumented counters: {sorted(used - documented)}"

@@ -39,6 +39,9 @@ PUBLIC_MODULES = [
     "wsmanager.testing",
     "wsmanager.presence",
     "wsmanager.limits",
+    "wsmanager.admission",
+    "wsmanager.upkeep",
+    "wsmanager.registry.redis",
 ]
 
 

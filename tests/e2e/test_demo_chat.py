@@ -268,6 +268,23 @@ async def test_view_sends_to_a_room_and_lists_its_sockets(demo_server: DaphnePro
     await eventually_empty(demo_server, "view2")
 
 
+async def test_stats_view_counts_deliveries_of_its_process(demo_server: DaphneProcess) -> None:
+    """GET /api/stats: the node id, its open sockets, and ``delivered`` growing with each frame."""
+    peer = await Peer.open(url(demo_server, "stats"))
+    before = (await http("GET", demo_server, "/api/stats")).json()
+    assert before["node"].startswith("wsmanager.node")
+    assert before["sockets"] >= 1
+    sent = await http("POST", demo_server, "/api/rooms/stats/messages", json={"text": "counted"})
+    assert sent.json() == {"delivered": 1}
+    assert (await peer.notification("message"))["params"]["text"] == "counted"
+    after = (await http("GET", demo_server, "/api/stats")).json()
+    assert after["node"] == before["node"]
+    assert after["counters"]["delivered"] >= before["counters"].get("delivered", 0) + 1
+    refused = await http("POST", demo_server, "/api/stats")
+    assert refused.status_code == 405 and "error" in refused.json()
+    await peer.close()
+
+
 async def test_view_invokes_a_client_method_and_gets_its_result(demo_server: DaphneProcess) -> None:
     """POST /api/sockets/<id>/invoke: 200 result, 502 client error, 504 timeout."""
     peer = await Peer.open(url(demo_server, "invoke"))
