@@ -422,3 +422,24 @@ async def test_close_that_cannot_be_sent_still_frees_the_socket(clock: FakeClock
     await run_on_fake_daphne("/ws/limited-echo/", 3 + 5, refusing_send)
     assert [m["type"] for m in sent] == ["websocket.accept"] + ["websocket.send"] * 3
     assert await LimitedEchoHandler.manager.acount() == 0
+
+
+# -- frame size ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("data", "limit", "over"),
+    [
+        (b"x" * 10, 10, False),
+        (b"x" * 11, 10, True),
+        ("x" * 10, 10, False),
+        ("é" * 5, 10, False),  # 10 bytes of UTF-8
+        ("é" * 6, 10, True),  # 12 bytes, though only 6 characters
+        ("€" * 4, 12, False),  # 3 bytes each
+        ("\ud800", 2, True),  # a lone surrogate counts as its 3 encoded bytes
+        (b"x" * 10**6, None, False),
+    ],
+)
+def test_frame_size_counts_utf8_bytes_of_text(data: str | bytes, limit: int | None, over: bool) -> None:
+    """too_big() compares bytes (text as UTF-8) with the limit; None never is too big."""
+    assert limits.too_big(data, limit) is over

@@ -52,7 +52,7 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from . import admission, db, presence
 from .conf import get_settings
 from .exceptions import ConfigurationError, RegistryUnavailable, RejectConnection
-from .limits import TokenBucket, send_backlog_probe, send_close_frame
+from .limits import TokenBucket, send_backlog_probe, send_close_frame, too_big
 from .node import Message, frame, get_node
 from .registry import ConnectionInfo, get_registry
 from .upkeep import cancel_requested
@@ -424,19 +424,8 @@ class WebSocketHandler(AsyncWebsocketConsumer):  # type: ignore[misc]
             return
         text = message.get("text")
         data: str | bytes = text if text is not None else (message.get("bytes") or b"")
-        limit = self.max_message_size
-        if (
-            limit is not None
-            # Text: len*4 bounds its UTF-8 size; encode only when that may be over.
-            and len(data) * (1 if isinstance(data, bytes) else 4) > limit
-            and (isinstance(data, bytes) or len(data.encode("utf-8", "surrogatepass")) > limit)
-        ):
-            logger.info(
-                "socket %s: %d-byte frame over the %d limit; closing 1009",
-                self.id,
-                len(data),
-                limit,
-            )
+        if too_big(data, self.max_message_size):
+            logger.info("socket %s: frame over %s bytes; closing 1009", self.id, self.max_message_size)
             await self.close(CloseCode.MESSAGE_TOO_BIG, "message too big")
             return
         if self._bucket is not None and not self._bucket.take():

@@ -1,7 +1,7 @@
-"""Per-connection limits: a token bucket for incoming messages, a probe of
-how many bytes a slow client has left unread in the server's send buffer,
-and a way to close with the limit's code on daphne (which refuses 1008,
-1009, 1011 and 1013 through ASGI).
+"""Per-connection limits: the size of an incoming frame, a token bucket for
+incoming messages, a probe of how many bytes a slow client has left unread
+in the server's send buffer, and a way to close with the limit's code on
+daphne (which refuses 1008, 1009, 1011 and 1013 through ASGI).
 
 The bucket and the probe are cheap enough to run on every frame: the bucket
 is two floats and a clock read; the probe reads two attributes of the
@@ -14,7 +14,7 @@ import functools
 import time
 from typing import Any
 
-__all__ = ["TokenBucket", "send_backlog_probe", "send_close_frame"]
+__all__ = ["TokenBucket", "send_backlog_probe", "send_close_frame", "too_big"]
 
 
 class TokenBucket:
@@ -42,6 +42,19 @@ class TokenBucket:
             self._tokens -= 1.0
             return True
         return False
+
+
+def too_big(data: str | bytes, limit: int | None) -> bool:
+    """Whether a frame is over ``limit`` bytes (text measured as UTF-8); None: no limit.
+
+    Text is encoded only when ``len * 4`` (a bound of its UTF-8 size) is over
+    the limit, so frames well under it cost one comparison.
+    """
+    if limit is None:
+        return False
+    if isinstance(data, bytes):
+        return len(data) > limit
+    return len(data) * 4 > limit and len(data.encode("utf-8", "surrogatepass")) > limit
 
 
 def _twisted_backlog(transport: Any) -> int:
