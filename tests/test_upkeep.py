@@ -1,13 +1,20 @@
-"""``Upkeep`` and ``cancel_requested``: background loops end when cancelled, even if the cancel is lost."""
+"""``Upkeep`` and ``cancel_requested``: background loops end when cancelled, even if the
+cancel is lost, and removals that failed while the registry was down are retried."""
 
 from __future__ import annotations
 
 import asyncio
 
 import pytest
+from channels.testing import WebsocketCommunicator
 
+from tests.handlers import RecordingHandler, application
+from wsmanager import RegistryUnavailable
+from wsmanager import registry as registry_module
 from wsmanager import upkeep as upkeep_module
-from wsmanager.node import Node
+from wsmanager.node import Node, get_node
+from wsmanager.registry.base import Departure
+from wsmanager.registry.memory import InMemoryRegistry
 
 
 class LosesCancellation:
@@ -68,3 +75,41 @@ async def test_read_loop_ends_when_its_cancellation_is_lost() -> None:
     node.id = "test-node"
     node._layer = culprit
     await cancel_and_wait(asyncio.ensure_future(node._read_loop()), culprit)
+
+
+# -- removals that failed while the registry was down -----------------------------------------------
+
+
+class FlakyRegistry(InMemoryRegistry):
+    """An in-memory registry whose ``remove`` fails while ``down`` is set."""
+
+    down = False
+
+    async def remove(self, handler: str, socket_id: str) -> Departure | None:
+        if self.down:
+            raise RegistryUnavailable("registry down (test)")
+        return await super().remove(handler, socket_id)
+
+
+async def test_a_removal_that_failed_is_retried_on_the_next_beat(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A socket that closes while the registry is down stays listed until a beat removes it."""
+    flaky = FlakyRegistry()
+    monkeypatch.setattr(registry_module, "_instance", flaky)
+    comm = WebsocketCommunicator(application, "/ws/record/")
+    assert (await comm.connect())[0]
+    (sid,) = await RecordingHandler.manager.aids()
+    await RecordingHandler.manager.aadd_to_group(sid, "room")
+    flaky.down = True
+    await comm.disconnect()
+    node = get_node()
+    assert node.upkeep.orphans == [(RecordingHandler.name, sid)]
+    assert sid not in node.sockets
+    assert await flaky.get(RecordingHandler.name, sid) is not None  # the stale entry, for now
+    with pytest.raises(RegistryUnavailable):  # still down: the beat logs it, the orphan stays
+        await node.upkeep._retry_orphans()
+    assert node.upkeep.orphans == [(RecordingHandler.name, sid)]
+    flaky.down = False
+    await node.upkeep._retry_orphans()
+    assert node.upkeep.orphans == []
+    assert await flaky.get(RecordingHandler.name, sid) is None
+    assert await flaky.groups(RecordingHandler.name) == []
