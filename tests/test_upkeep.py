@@ -113,3 +113,42 @@ async def test_a_removal_that_failed_is_retried_on_the_next_beat(monkeypatch: py
     assert node.upkeep.orphans == []
     assert await flaky.get(RecordingHandler.name, sid) is None
     assert await flaky.groups(RecordingHandler.name) == []
+
+
+# -- the beat --------------------------------------------------------------------------------------
+
+
+class CountingRegistry:
+    """Counts heartbeats; nothing to take, retry or reconcile."""
+
+    shared = False
+
+    def __init__(self) -> None:
+        self.beats = 0
+
+    async def node_alive(self, node_id: str) -> None:
+        self.beats += 1
+
+    async def take_departures(self, limit: int = 1000) -> list[Departure]:
+        return []
+
+
+async def test_the_node_beats_twice_per_heartbeat_interval(monkeypatch: pytest.MonkeyPatch) -> None:
+    """One ``node_alive`` per half interval: with node_ttl = 1.5 intervals, a dead node is
+    swept within two intervals (1.5 until its key expires, 0.5 until a survivor's next beat)."""
+    counting = CountingRegistry()
+    naps: list[float] = []
+
+    async def nap(seconds: float) -> None:
+        naps.append(seconds)
+        if len(naps) == 3:
+            raise asyncio.CancelledError
+
+    monkeypatch.setattr(upkeep_module, "get_registry", lambda: counting)
+    monkeypatch.setattr(upkeep_module, "_sleep", nap)
+    node = Node()
+    node.id = "test-node"
+    with pytest.raises(asyncio.CancelledError):
+        await node.upkeep.heartbeat_loop(4.0)
+    assert naps == [2.0, 2.0, 2.0]
+    assert counting.beats == 3
