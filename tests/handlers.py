@@ -12,7 +12,16 @@ import json
 import threading
 from typing import Any
 
-from wsmanager import RejectConnection, RpcError, RpcHandler, WebSocketHandler, route, rpc
+from wsmanager import (
+    DeliveryError,
+    RegistryUnavailable,
+    RejectConnection,
+    RpcError,
+    RpcHandler,
+    WebSocketHandler,
+    route,
+    rpc,
+)
 from wsmanager import websocket_app as _websocket_app
 
 #: What handlers saw, in order (tuples whose first item names the event).
@@ -184,6 +193,14 @@ class CalcHandler(RpcHandler):
     @rpc(name="fail.sync")
     def fail_sync(self) -> None:
         raise KeyError("secret detail 5678")
+
+    @rpc(name="fail.registry")
+    async def fail_registry(self) -> None:
+        raise RegistryUnavailable("secret detail: Redis at 10.0.0.9 down")
+
+    @rpc(name="fail.delivery")
+    async def fail_delivery(self) -> None:
+        raise DeliveryError("secret detail: channel layer down")
 
     @rpc
     async def not_json(self) -> Any:

@@ -33,6 +33,7 @@ from wsmanager.protocol import (
     METHOD_NOT_FOUND,
     PARSE_ERROR,
     SERVER_BUSY,
+    UNAVAILABLE,
 )
 from wsmanager.testing import RpcCommunicator
 
@@ -372,6 +373,21 @@ async def test_other_exceptions_give_32603_without_detail(method: str) -> None:
         }
         for leak in ("secret", "Traceback", "Error", "handlers.py"):
             assert leak not in raw
+        assert await client.call("rpc.ping") == "pong"
+
+
+@pytest.mark.parametrize("method", ["fail.registry", "fail.delivery"])
+async def test_registry_or_layer_down_gives_32005_without_detail(method: str) -> None:
+    """RegistryUnavailable or DeliveryError in a method: -32005, a retryable outage, no detail."""
+    async with connect() as client:
+        await client.send_json_to(call(method, None, 6))
+        raw = await client.receive_from()
+        assert json.loads(raw) == {
+            "jsonrpc": "2.0",
+            "error": {"code": UNAVAILABLE, "message": "Service temporarily unavailable"},
+            "id": 6,
+        }
+        assert "secret" not in raw
         assert await client.call("rpc.ping") == "pong"
 
 

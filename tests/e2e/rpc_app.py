@@ -34,5 +34,10 @@ class ModelHandler(RpcHandler):
     async def count(self) -> int:
         return await self.manager.acount()
 
+    @rpc
+    async def tell(self, socket_id: str, text: str) -> None:
+        """Notifies ``note`` to one socket by id (a local one needs no registry)."""
+        await self.manager.anotify(socket_id, "note", text)
+
 
 application = websocket_app([route("ws/model/", ModelHandler)], auth=False)

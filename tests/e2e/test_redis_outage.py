@@ -13,7 +13,7 @@ from typing import TypeVar
 import pytest
 import websockets
 
-from tests.e2e.client import Peer
+from tests.e2e.client import Peer, http
 from tests.servers import DaphneProcess, free_port, wait_for_port
 
 pytestmark = [pytest.mark.e2e, pytest.mark.redis]
@@ -100,6 +100,14 @@ async def test_outage_keeps_open_sockets_refuses_new_ones_and_recovers(redis_ser
         with pytest.raises(websockets.InvalidStatus) as refused:  # open_timeout: no hang
             await websockets.connect(room, open_timeout=15)
         assert refused.value.response.status_code == 403
+        for method, path, body in (
+            ("POST", f"/api/sockets/{a.id}/messages", {"text": "hi"}),
+            ("POST", "/api/rooms/outage/messages", {"text": "hi"}),
+            ("GET", "/api/rooms/outage/sockets", None),
+        ):
+            response = await http(method, daphne, path, json=body)
+            assert response.status_code == 503, (path, response.text)
+            assert "unavailable" in response.json()["error"]
 
         redis_server.start()  # same port, no data
         b = await until(lambda: Peer.open(room))
@@ -115,3 +123,30 @@ async def test_outage_keeps_open_sockets_refuses_new_ones_and_recovers(redis_ser
 async def _who_has(peer: Peer, ids: set[str]) -> list[dict[str, str]] | None:
     members: list[dict[str, str]] = await peer.call("who")
     return members if {m["id"] for m in members} == ids else None
+
+
+async def test_outage_keeps_local_sends_by_id_and_fails_remote_ones(redis_server: RedisServer) -> None:
+    """While Redis is down, a send by id to a socket of the same process is delivered (no
+    registry needed); one to another process fails with -32005 instead of hanging."""
+    env = {
+        "REDIS_URL": redis_server.url,
+        "WSMANAGER_HEARTBEAT": "0.5",
+        "DEMO_DB": ":memory:",
+        "WSMANAGER_LOG": "ERROR",
+    }
+    app = "tests.e2e.rpc_app:application"
+    with DaphneProcess(app=app, env=env) as one, DaphneProcess(app=app, env=env) as two:
+        a1 = await Peer.open(f"{one.ws_url}/ws/model/")
+        a2 = await Peer.open(f"{one.ws_url}/ws/model/")
+        b = await Peer.open(f"{two.ws_url}/ws/model/")
+        await a1.call("tell", b.id, "before")  # across processes while Redis is up
+        assert (await b.notification("note"))["params"] == ["before"]
+        redis_server.kill()
+
+        assert await a1.call("tell", a2.id, "local") is None
+        assert (await a2.notification("note"))["params"] == ["local"]
+        reply = await a1.request("tell", b.id, "far")
+        assert reply["error"]["code"] == -32005
+        await b.nothing()
+        for peer in (a1, a2, b):
+            await peer.close()
