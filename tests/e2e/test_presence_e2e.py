@@ -1,7 +1,8 @@
 """Presence across real daphne processes on Redis: ``joined`` / ``left`` once, whoever announces.
 
 The demo has no login, so every socket here is its own member (per-user
-presence is covered in-process by tests/test_presence.py). What this module
+presence is covered in-process by tests/test_presence.py, and per-user
+calls across processes by tests/e2e/test_users_e2e.py). What this module
 proves is the cluster part: one announcement per transition whichever
 process holds the socket, and ``left`` for the sockets of a process that was
 SIGKILLed or stopped, announced by exactly one survivor.
