@@ -1,4 +1,5 @@
-"""``route`` and ``websocket_app``: paths, converters, regexes, refusals, auth."""
+"""``route`` and ``websocket_app``: paths, converters, regexes, refusals, auth, and
+composition with Channels' routers and origin validators."""
 
 from __future__ import annotations
 
@@ -7,7 +8,9 @@ from typing import Any
 
 import pytest
 from channels.routing import URLRouter
+from channels.security.websocket import AllowedHostsOriginValidator
 from channels.testing import WebsocketCommunicator
+from django.test import override_settings
 from django.urls import URLPattern
 
 from tests.handlers import EchoHandler, HelloHandler, application
@@ -77,6 +80,24 @@ async def test_route_composes_with_a_plain_url_router() -> None:
     app = URLRouter([route("chat/<slug:room>/", HelloHandler)])
     report = await hello(app, "/chat/my-room/")
     assert report["path_kwargs"] == {"room": "my-room"}
+
+
+@pytest.mark.parametrize(
+    ("origin", "admitted"), [(b"http://testserver", True), (b"http://evil.example", False)]
+)
+async def test_websocket_app_composes_with_channels_origin_validators(origin: bytes, admitted: bool) -> None:
+    """Wrapped in Channels' AllowedHostsOriginValidator, a foreign Origin is refused by the
+    validator even though the handler itself (``allowed_origins=["*"]``) would let it in."""
+    inner = websocket_app([route("ws/hello/", HelloHandler, allowed_origins=["*"])], auth=False)
+    app = AllowedHostsOriginValidator(inner)
+    comm = WebsocketCommunicator(app, "/ws/hello/", headers=[(b"origin", origin)])
+    with override_settings(ALLOWED_HOSTS=["testserver"]):
+        accepted, _ = await comm.connect()
+    assert accepted is admitted
+    if admitted:
+        assert json.loads(await comm.receive_from())["path_kwargs"] == {}
+    assert await HelloHandler.manager.acount() == (1 if admitted else 0)
+    await comm.disconnect()
 
 
 async def test_one_handler_on_two_routes_shares_its_manager() -> None:
