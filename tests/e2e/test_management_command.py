@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import secrets
 import subprocess
 import sys
@@ -78,6 +79,35 @@ async def test_send_notify_and_disconnect_reach_the_socket(live: DaphneProcess) 
     assert closed.returncode == 0, closed.stderr
     await asyncio.wait_for(a.ws.wait_closed(), 10)
     assert a.ws.close_code == 4000
+
+
+async def test_every_target_and_payload_form_reaches_the_right_sockets(live: DaphneProcess) -> None:
+    """send --group/--all/--json and notify --to/--all reach exactly their targets; the table
+    shows each socket's user and connection time."""
+    a = await Peer.open(f"{live.ws_url}/ws/chat/ops5/")
+    b = await Peer.open(f"{live.ws_url}/ws/chat/ops6/")
+    group = await manage(live, "send", "--group", "room.ops5", "--json", '{"n": 1}')
+    assert "sent to 1 socket(s)" in group.stdout, group.stderr
+    assert json.loads(await a.ws.recv()) == {"n": 1}
+    await b.nothing()
+    everyone = await manage(live, "send", "--all", "--text", "to all")
+    assert everyone.returncode == 0, everyone.stderr
+    for peer in (a, b):
+        assert await peer.ws.recv() == "to all"
+    one = await manage(live, "notify", "--to", b.id, "message", "--params", '["just b"]')
+    assert "notified 1 socket(s)" in one.stdout
+    assert (await b.notification("message"))["params"] == ["just b"]
+    await a.nothing()
+    all_of_them = await manage(live, "notify", "--all", "message", "--params", '{"text": "all"}')
+    assert all_of_them.returncode == 0, all_of_them.stderr
+    for peer in (a, b):
+        assert (await peer.notification("message"))["params"] == {"text": "all"}
+    table = (await manage(live, "list", "--group", "room.ops5")).stdout.splitlines()
+    assert table[0].split()[:4] == ["id", "user", "connected", "since"]
+    (row,) = [line for line in table[1:] if line.startswith(a.id)]
+    assert re.match(rf"{re.escape(a.id)}\s+-\s+\d{{4}}-\d\d-\d\d \d\d:\d\d:\d\d\s+wsmanager\.node", row), row
+    await a.close()
+    await b.close()
 
 
 async def test_errors_are_reported_without_a_traceback(live: DaphneProcess) -> None:
