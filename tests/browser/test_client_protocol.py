@@ -362,6 +362,28 @@ def test_queue_bound_fail_fast_and_close(blank_page: Page, fake_server: FakeServ
     assert settled(blank_page, "fast")["error"]["reason"] == "fail-fast"
 
 
+def test_calls_can_fail_fast_while_notes_still_queue(blank_page: Page, fake_server: FakeServer) -> None:
+    """queueCalls: false rejects calls at once but queues notifications; ``queue`` overrides per call."""
+    make_client(blank_page, fake_server.url(), name="n", connect=False, queueCalls=False)
+    start_call(blank_page, "refused", "refused", client="n")
+    assert settled(blank_page, "refused")["error"] == {
+        "name": "NotConnectedError",
+        "message": "not connected: refused was not sent because calls are not queued",
+        "reason": "not-queued",
+    }
+    blank_page.evaluate("window.n.notify('waits', 1)")
+    start_call(blank_page, "kept", "kept", client="n", queue=True)
+    assert blank_page.evaluate("window.n.queued") == 2
+    blank_page.evaluate("window.n.connect()")
+    peer = fake_server.next_peer()
+    assert [peer.recv()["method"], peer.recv()["method"]] == ["waits", "kept"]
+
+    make_client(blank_page, fake_server.url(), name="d", connect=False)
+    start_call(blank_page, "one-off", "one-off", client="d", queue=False)
+    assert settled(blank_page, "one-off")["error"]["reason"] == "not-queued"
+    assert blank_page.evaluate("window.d.queued") == 0
+
+
 def test_queued_call_times_out_in_the_queue(blank_page: Page, fake_server: FakeServer) -> None:
     """A queued call's timeout runs while it waits; it leaves the queue and is never sent."""
     make_client(blank_page, fake_server.url(), connect=False)

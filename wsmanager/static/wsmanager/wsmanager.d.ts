@@ -79,8 +79,8 @@ export declare class ConnectionLostError extends WsManagerError {
 export declare class NotConnectedError extends WsManagerError {
   /** The method that was called. */
   readonly method: string;
-  /** Why: the client is closed, `failFast` is set, or the queue is full. */
-  readonly reason: "closed" | "fail-fast" | "queue-full";
+  /** Why: the client is closed, `failFast` is set, the queue is full, or calls are not queued. */
+  readonly reason: "closed" | "fail-fast" | "queue-full" | "not-queued";
 }
 
 /** No answer arrived within the call's timeout. A late answer is ignored. */
@@ -119,6 +119,8 @@ export interface ClientOptions {
   heartbeatTimeout?: number;
   /** Most calls and notifications kept while not connected. Default 100. */
   queueSize?: number;
+  /** Queue invoke() calls made while not connected (notifications are queued regardless). Default true. */
+  queueCalls?: boolean;
   /** Reject calls (and throw from notify) at once while not connected, instead of queueing. Default false. */
   failFast?: boolean;
   /** WebSocket constructor to use instead of the global one. */
@@ -129,6 +131,8 @@ export interface ClientOptions {
 export interface InvokeOptions {
   /** Timeout in ms (0 or Infinity: none). Default: the client's `timeout` option. */
   timeout?: number;
+  /** Queue this call while not connected (false: reject at once). Default: the client's `queueCalls`. */
+  queue?: boolean;
   /** Aborting rejects the call with the signal's reason. */
   signal?: AbortSignal;
 }

@@ -98,6 +98,7 @@
     heartbeatInterval: 10000,
     heartbeatTimeout: 5000,
     queueSize: 100,
+    queueCalls: true,
     failFast: false,
     WebSocket: null,
   });
@@ -161,23 +162,27 @@
     }
   }
 
-  /** A call or notification could not be sent nor queued: the client is closed, `failFast` is set, or the queue is full. */
+  /**
+   * A call or notification could not be sent nor queued: the client is closed, `failFast` is set,
+   * the queue is full, or calls are not queued (`queueCalls: false`, or `queue: false` for the call).
+   */
   class NotConnectedError extends WsManagerError {
     /**
      * @param {string} method The method that was called.
-     * @param {"closed"|"fail-fast"|"queue-full"} reason Why it was not queued.
+     * @param {"closed"|"fail-fast"|"queue-full"|"not-queued"} reason Why it was not queued.
      */
     constructor(method, reason) {
       const why = {
         closed: "the client is closed",
         "fail-fast": "failFast is set",
         "queue-full": "the queue is full",
+        "not-queued": "calls are not queued",
       }[reason];
       super(`not connected: ${method} was not sent because ${why}`);
       this.name = "NotConnectedError";
       /** The method that was called. */
       this.method = method;
-      /** Why the message was not queued: "closed", "fail-fast" or "queue-full". */
+      /** Why the message was not queued: "closed", "fail-fast", "queue-full" or "not-queued". */
       this.reason = reason;
     }
   }
@@ -391,14 +396,17 @@
      * Call a server method with explicit params and per-call options.
      * @param {string} method The method name.
      * @param {Array|Object} [params] Positional (array) or named (object) params; omitted when undefined.
-     * @param {{timeout?: number, signal?: AbortSignal}} [options] `timeout` in ms (0 or Infinity: none;
-     *   default `options.timeout` of the client); `signal` aborts the wait (rejects with its reason).
+     * @param {{timeout?: number, signal?: AbortSignal, queue?: boolean}} [options] `timeout` in ms
+     *   (0 or Infinity: none; default `options.timeout` of the client); `signal` aborts the wait
+     *   (rejects with its reason); `queue: false` rejects at once while not connected instead of
+     *   queueing (default: the client's `queueCalls`).
      * @returns {Promise<*>} As invoke().
      */
     invokeWithOptions(method, params, options) {
       const opts = options || {};
       const timeout = opts.timeout === undefined ? this.options.timeout : opts.timeout;
-      return this._call(method, params, timeout, opts.signal, true);
+      const queue = opts.queue === undefined ? this.options.queueCalls : opts.queue;
+      return this._call(method, params, timeout, opts.signal, Boolean(queue));
     }
 
     /**
@@ -695,7 +703,7 @@
           this._pending.set(id, call);
           return;
         }
-        const reason = queueable ? this._unqueueableReason() : "fail-fast";
+        const reason = this._unqueueableReason() || (queueable ? null : "not-queued");
         if (reason) {
           this._settle(call, null, new NotConnectedError(method, reason));
           return;
