@@ -6,10 +6,12 @@ client sends, answers or stays silent, and closes with any code.
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from .conftest import CLIENT_JS
 from .fake_server import FakeServer
 
 if TYPE_CHECKING:
@@ -446,3 +448,16 @@ def test_options_are_checked(blank_page: Page) -> None:
         "(() => { try { new wsmanager.Client('/x', {heartbeat: 5}); } catch (e) { return e.message; } })()"
     )
     assert error == 'unknown option "heartbeat"'
+
+
+def test_type_declarations_cover_every_option_and_public_member(blank_page: Page) -> None:
+    """wsmanager.d.ts declares each key of Client.defaults and each public Client member."""
+    declared = (CLIENT_JS.parent / "wsmanager.d.ts").read_text()
+    options = blank_page.evaluate("Object.keys(wsmanager.Client.defaults)")
+    members = blank_page.evaluate(
+        """Object.getOwnPropertyNames(wsmanager.Client.prototype)
+            .filter((name) => name !== "constructor" && !name.startsWith("_"))"""
+    )
+    assert "queueCalls" in options and "invokeWithOptions" in members
+    assert [o for o in options if not re.search(rf"\b{o}\?: ", declared)] == []
+    assert [m for m in members if not re.search(rf"\b(get |readonly )?{m}\b[<(:]", declared)] == []
