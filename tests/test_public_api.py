@@ -41,6 +41,7 @@ PUBLIC_MODULES = [
     "wsmanager.limits",
     "wsmanager.admission",
     "wsmanager.upkeep",
+    "wsmanager.remote",
     "wsmanager.registry.redis",
 ]
 

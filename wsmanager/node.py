@@ -40,6 +40,7 @@ from typing import Any, Protocol
 from channels.exceptions import ChannelFull
 from channels.layers import get_channel_layer
 
+from . import remote
 from .conf import get_settings
 from .exceptions import (
     ConnectionClosed,
@@ -370,22 +371,11 @@ class Node:
             reply["result"] = await sock.invoke(
                 message["method"], *message["args"], timeout=message["timeout"], **message["kwargs"]
             )
-        except RemoteError as exc:
-            reply["error"] = {
-                "kind": "remote",
-                "code": exc.code,
-                "message": exc.message,
-                "data": exc.data,
-            }
-        except InvokeTimeout:
-            reply["error"] = {"kind": "timeout"}
-        except SocketNotFound:
-            reply["error"] = {"kind": "not_found"}
-        except ConnectionClosed as exc:
-            reply["error"] = {"kind": "closed", "code": exc.code}
+        except (RemoteError, InvokeTimeout, SocketNotFound, ConnectionClosed) as exc:
+            reply["error"] = remote.error_of(exc)
         except Exception as exc:
             logger.exception("invoke %r on %s failed", message.get("method"), message.get("id"))
-            reply["error"] = {"kind": "other", "message": str(exc)}
+            reply["error"] = remote.error_of(exc)
         reply["socket"] = message["id"]
         reply["method"] = message["method"]
         reply["timeout"] = message["timeout"]
@@ -404,24 +394,11 @@ def _payload(message: Message) -> Message:
 
 
 def _settle(future: asyncio.Future[Any], reply: Message) -> None:
-    error = reply.get("error")
-    if error is None:
+    exc = remote.exception_of(reply)
+    if exc is None:
         future.set_result(reply.get("result"))
-        return
-    sid, method = reply["socket"], reply["method"]
-    kind = error.get("kind")
-    exc: Exception
-    if kind == "remote":
-        exc = RemoteError(sid, method, error["code"], error["message"], error.get("data"))
-    elif kind == "timeout":
-        exc = InvokeTimeout(sid, method, reply["timeout"])
-    elif kind == "not_found":
-        exc = SocketNotFound(sid)
-    elif kind == "closed":
-        exc = ConnectionClosed(sid, error.get("code"))
     else:
-        exc = InvokeError(sid, method, error.get("message", "failed on the remote node"))
-    future.set_exception(exc)
+        future.set_exception(exc)
 
 
 _node: Node | None = None
