@@ -308,10 +308,13 @@ class RegistryContract:
         assert await registry.add(entry("s1", user_id="socket:s3", groups={"g"})) == {"g"}
         assert await registry.add(entry("s2", user_id="user:socket:s3", groups={"g"})) == {"g"}
         assert await registry.add(entry("s3", groups={"g"})) == {"g"}
+        assert await registry.user_sockets("chat", "socket:s3") == ["s1"]
+        assert await registry.user_sockets("chat", "user:socket:s3") == ["s2"]
         for sid in ("s1", "s2", "s3"):
             departure = await registry.remove("chat", sid)
             assert departure is not None and departure.left == {"g"}, sid
         assert await registry.groups("chat") == []
+        assert await registry.user_sockets("chat", "socket:s3") == []
 
     async def test_group_add_reports_a_member_joining_once(self, registry: RegistryBackend) -> None:
         """group_add() returns the entry for a user's first socket in a group, None for the next."""

@@ -83,7 +83,7 @@ local joined = {}
 for i = 9, #ARGV do
   if join(h, ARGV[i], sid, m) and not was[ARGV[i]] then joined[#joined + 1] = ARGV[i] end
 end
-if ARGV[6] == '1' then redis.call('SADD', P .. ':user:' .. h .. ':' .. m, sid) end
+if ARGV[6] == '1' then redis.call('SADD', P .. ':user:' .. h .. ':' .. ARGV[7], sid) end
 redis.call('SADD', P .. ':node:' .. node, h .. ':' .. sid)
 redis.call('SADD', P .. ':nodes', node)
 redis.call('SET', P .. ':alive:' .. node, '1', 'PX', ARGV[8], 'NX')
