@@ -65,7 +65,9 @@ async def test_heartbeat_loop_ends_when_its_cancellation_is_lost(monkeypatch: py
     monkeypatch.setattr(upkeep_module, "get_registry", lambda: culprit)
     node = Node()
     node.id = "test-node"
-    await cancel_and_wait(asyncio.ensure_future(node.upkeep.heartbeat_loop(0.01)), culprit)
+    # An hour between beats: ending must not wait for the next one.
+    await cancel_and_wait(asyncio.ensure_future(node.upkeep.heartbeat_loop(3600)), culprit)
+    assert node.upkeep.announcing is None  # nothing more was started after the lost cancel
 
 
 async def test_read_loop_ends_when_its_cancellation_is_lost() -> None:
@@ -152,3 +154,5 @@ async def test_the_node_beats_twice_per_heartbeat_interval(monkeypatch: pytest.M
         await node.upkeep.heartbeat_loop(4.0)
     assert naps == [2.0, 2.0, 2.0]
     assert counting.beats == 3
+    assert node.upkeep.announcing is not None
+    await node.upkeep.announcing  # nothing to announce: ends at once

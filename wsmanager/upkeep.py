@@ -67,6 +67,8 @@ class Upkeep:
         while not cancel_requested():
             try:
                 await registry.node_alive(self.node.id)
+                if cancel_requested():  # lost in node_alive: start nothing more
+                    break
                 if self.announcing is None or self.announcing.done():
                     self.announcing = asyncio.get_running_loop().create_task(
                         self.announce_departures(registry)
@@ -80,6 +82,8 @@ class Upkeep:
                 logger.warning("heartbeat of node %s failed: %s", self.node.id, exc)
             except Exception:
                 logger.exception("heartbeat of node %s failed", self.node.id)
+            if cancel_requested():
+                break
             # Twice per interval: with node_ttl = 1.5 intervals, a crashed
             # node's sockets are swept within two intervals of the crash.
             await _sleep(interval / 2)
