@@ -380,7 +380,8 @@ def test_calls_can_fail_fast_while_notes_still_queue(blank_page: Page, fake_serv
     peer = fake_server.next_peer()
     assert [peer.recv()["method"], peer.recv()["method"]] == ["waits", "kept"]
 
-    make_client(blank_page, fake_server.url(), name="d", connect=False)
+    make_client(blank_page, fake_server.url(), name="d", connect=False, queueCalls=None, failFast=None)
+    assert blank_page.evaluate("[window.d.options.queueCalls, window.d.options.failFast]") == [True, False]
     start_call(blank_page, "one-off", "one-off", client="d", queue=False)
     assert settled(blank_page, "one-off")["error"]["reason"] == "not-queued"
     assert blank_page.evaluate("window.d.queued") == 0

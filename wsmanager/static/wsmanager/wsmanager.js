@@ -22,7 +22,8 @@
  *   server may or may not have run it.
  * - Calls and notifications made while there is no open connection are queued
  *   (up to `queueSize`) and sent in order after the next open, unless
- *   `failFast` is set. There is no backpressure beyond that bound.
+ *   `failFast` is set (nothing is queued) or `queueCalls` is false (calls are
+ *   not queued, notifications are). There is no backpressure beyond that bound.
  * - Handlers registered with on() are only reached by the server's calls and
  *   notifications; the built-ins `rpc.connected` and `rpc.ping` cannot be
  *   overridden.
@@ -291,11 +292,13 @@
       }
       /** The URL (or URL factory) given to the constructor. */
       this.url = url;
-      /** The effective options: the constructor's over Client.defaults. */
-      this.options = Object.freeze(Object.assign({}, DEFAULTS, options || {}));
-      for (const key of Object.keys(options || {})) {
+      const given = {};
+      for (const [key, value] of Object.entries(options || {})) {
         if (!(key in DEFAULTS)) throw new TypeError(`unknown option ${JSON.stringify(key)}`);
+        if (value !== undefined && value !== null) given[key] = value; // keeps the default
       }
+      /** The effective options: the constructor's (but undefined or null) over Client.defaults. */
+      this.options = Object.freeze(Object.assign({}, DEFAULTS, given));
       this._state = States.IDLE;
       this._ws = null;
       this._id = null;
@@ -703,7 +706,8 @@
           this._pending.set(id, call);
           return;
         }
-        const reason = this._unqueueableReason() || (queueable ? null : "not-queued");
+        const reason =
+          queueable || this._state === States.CLOSED ? this._unqueueableReason() : "not-queued";
         if (reason) {
           this._settle(call, null, new NotConnectedError(method, reason));
           return;
