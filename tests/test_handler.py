@@ -217,7 +217,9 @@ async def test_frame_over_the_size_limit_closes_1009(frame: dict[str, Any]) -> N
     assert (await comm.connect())[0]
     await comm.send_input({"type": "websocket.receive", **frame})
     assert (await receive_close(comm))["code"] == 1009
+    await comm.send_to(text_data="sent while closing")
     assert await comm.receive_nothing()
+    assert (get_node().stats["refused_too_big"], get_node().stats["dropped_incoming"]) == (1, 1)
     await comm.disconnect(1009)
     assert await EchoHandler.manager.acount() == 0
 

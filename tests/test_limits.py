@@ -299,6 +299,7 @@ async def test_refused_notification_gets_no_answer_and_does_not_run() -> None:
         reply = await comm.request("staff_report")
         assert reply["error"]["code"] == FORBIDDEN
     assert limit_handlers.events == []
+    assert get_node().stats["calls_refused_permission"] == 3  # notifications are counted too
 
 
 # -- daphne's send: the backlog probe and the close frame ------------------------------------------

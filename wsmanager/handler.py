@@ -372,6 +372,7 @@ class WebSocketHandler(AsyncWebsocketConsumer):  # type: ignore[misc]
 
     async def websocket_connect(self, message: Message) -> None:
         if not await admission.admitted(self):
+            get_node().stats["refused_handshake"] += 1
             self.state = State.CLOSED
             await super().close()
             return
@@ -411,6 +412,7 @@ class WebSocketHandler(AsyncWebsocketConsumer):  # type: ignore[misc]
             await self.accept()
 
     async def _refuse(self, code: int | None, reason: str) -> None:
+        get_node().stats["refused_handshake"] += 1
         self.state = State.CLOSING
         if code is None:
             await super().close()  # before accept: the handshake is refused (HTTP 403)
@@ -420,11 +422,13 @@ class WebSocketHandler(AsyncWebsocketConsumer):  # type: ignore[misc]
         await self._release()
 
     async def websocket_receive(self, message: Message) -> None:
-        if self.state is not State.OPEN:
+        if self.state is not State.OPEN:  # closing: what the client still sends is dropped
+            get_node().stats["dropped_incoming"] += 1
             return
         text = message.get("text")
         data: str | bytes = text if text is not None else (message.get("bytes") or b"")
         if too_big(data, self.max_message_size):
+            get_node().stats["refused_too_big"] += 1
             logger.info("socket %s: frame over %s bytes; closing 1009", self.id, self.max_message_size)
             await self.close(CloseCode.MESSAGE_TOO_BIG, "message too big")
             return

@@ -382,6 +382,7 @@ class RpcHandler(WebSocketHandler):
             allowed = bool(await verdict if inspect.isawaitable(verdict) else verdict)
             reason = f"refused by {getattr(permission, '__name__', 'a permission check')}"
         if not allowed:
+            get_node().stats["calls_refused_permission"] += 1
             raise RpcError(protocol.FORBIDDEN, "Forbidden", {"method": name, "reason": reason})
 
     async def on_rate_limited(self, message: str | bytes) -> None:
