@@ -36,10 +36,19 @@ def gate(key: str) -> asyncio.Event:
     return _gates.setdefault(key, asyncio.Event())
 
 
+_barriers: dict[str, threading.Barrier] = {}
+
+
+def barrier(key: str) -> threading.Barrier:
+    """A barrier for two threads named ``key`` (created on first use)."""
+    return _barriers.setdefault(key, threading.Barrier(2))
+
+
 def reset() -> None:
-    """Forget every recorded event and gate."""
+    """Forget every recorded event, gate and barrier."""
     events.clear()
     _gates.clear()
+    _barriers.clear()
 
 
 # -- raw frames ---------------------------------------------------------------------
@@ -189,6 +198,18 @@ class CalcHandler(RpcHandler):
     @rpc(name="fail.value")
     async def fail_value(self) -> None:
         raise ValueError("secret detail 1234")
+
+    @rpc(thread_sensitive=False)
+    def meet(self, key: str, wait: float) -> str:
+        """Blocks in a pool thread until a second ``meet(key)`` arrives (or ``wait`` passes)."""
+        barrier(key).wait(timeout=wait)
+        return "met"
+
+    @rpc(name="meet.serially")
+    def meet_serially(self, key: str, wait: float) -> str:
+        """The same in the one sync thread: a second call can only start once this one ends."""
+        barrier(key).wait(timeout=wait)
+        return "met"
 
     @rpc(name="fail.sync")
     def fail_sync(self) -> None:

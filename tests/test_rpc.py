@@ -348,6 +348,29 @@ async def test_sync_method_runs_in_a_worker_thread() -> None:
         assert await client.call("multiply", 3, 4) == 12
 
 
+async def test_thread_insensitive_sync_methods_run_side_by_side() -> None:
+    """``@rpc(thread_sensitive=False)``: two blocking calls meet in two pool threads, where
+    two calls of a default sync method cannot (the second waits for the first)."""
+    async with (
+        RpcCommunicator(application, "/ws/calc/", timeout=30) as a,
+        RpcCommunicator(application, "/ws/calc/", timeout=30) as b,
+    ):
+        assert await asyncio.gather(a.call("meet", "k1", 20), b.call("meet", "k1", 20)) == ["met", "met"]
+        replies = await asyncio.gather(
+            a.request("meet.serially", "k2", 0.5), b.request("meet.serially", "k2", 0.5)
+        )
+        assert [reply["error"]["code"] for reply in replies] == [INTERNAL_ERROR, INTERNAL_ERROR]
+
+
+def test_thread_sensitive_applies_to_sync_methods_only() -> None:
+    """``thread_sensitive=False`` on an ``async def`` is refused when the class is defined."""
+    with pytest.raises(ValueError, match="plain def methods"):
+
+        class Wrong(RpcHandler):
+            @rpc(thread_sensitive=False)
+            async def nope(self) -> None: ...
+
+
 async def test_rpc_error_is_sent_with_its_code_message_and_data() -> None:
     """An ``RpcError`` raised by a method reaches the client as is."""
     async with connect() as client:

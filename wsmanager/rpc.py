@@ -60,17 +60,32 @@ logger = logging.getLogger("wsmanager.rpc")
 F = TypeVar("F", bound=Callable[..., Any])
 _MARK = "__wsmanager_rpc__"
 _PERMISSION = "__wsmanager_rpc_permission__"
+_THREAD_SENSITIVE = "__wsmanager_rpc_thread_sensitive__"
 
 
 Permission = str | Callable[[Any], bool | Awaitable[bool]]
 
 
-def rpc(func: F | None = None, *, name: str | None = None, permission: Permission | None = None) -> Any:
+def rpc(
+    func: F | None = None,
+    *,
+    name: str | None = None,
+    permission: Permission | None = None,
+    thread_sensitive: bool = True,
+) -> Any:
     """Expose a handler method to clients, as ``@rpc`` or ``@rpc(name="x")``.
 
     The method may be ``async def`` (runs on the event loop) or plain
     ``def`` (runs in the sync thread with Django's database clean-up, so it
     may use the ORM). Names starting with ``rpc.`` are reserved.
+
+    A plain ``def`` runs in the process's one thread-sensitive sync thread,
+    so sync methods of every socket run one at a time. With
+    ``thread_sensitive=False`` it runs in a pool thread instead, next to
+    other such calls: for blocking work (a slow HTTP call, a file) that must
+    not hold up everyone else's sync methods. The database clean-up still
+    runs around it, in its own thread; code that is not thread-safe must not
+    use this.
 
     ``permission`` guards the method: a Django permission name
     (``"app.codename"``, checked with ``user.has_perm``) or a callable taking
@@ -85,6 +100,9 @@ def rpc(func: F | None = None, *, name: str | None = None, permission: Permissio
             raise ValueError(f"cannot expose {exposed!r}: 'rpc.' and '_' names are reserved")
         setattr(fn, _MARK, exposed)
         setattr(fn, _PERMISSION, permission)
+        if not thread_sensitive and inspect.iscoroutinefunction(fn):
+            raise ValueError(f"thread_sensitive applies to plain def methods, not to {exposed!r}")
+        setattr(fn, _THREAD_SENSITIVE, thread_sensitive)
         return fn
 
     return mark(func) if func is not None else mark
@@ -101,6 +119,7 @@ class _Method:
     hints: Mapping[str, Any]
     is_async: bool
     permission: Permission | None = None
+    thread_sensitive: bool = True
 
     @classmethod
     def of(cls, attr: str, fn: Callable[..., Any]) -> _Method:
@@ -112,7 +131,9 @@ class _Method:
             hints = {}
         hints.pop("return", None)
         permission = getattr(fn, _PERMISSION, None)
-        return cls(attr, sig.replace(parameters=params), hints, inspect.iscoroutinefunction(fn), permission)
+        sensitive = getattr(fn, _THREAD_SENSITIVE, True)
+        is_async = inspect.iscoroutinefunction(fn)
+        return cls(attr, sig.replace(parameters=params), hints, is_async, permission, sensitive)
 
     def bind(self, params: tuple[Any, ...] | dict[str, Any]) -> inspect.BoundArguments:
         try:
@@ -369,7 +390,8 @@ class RpcHandler(WebSocketHandler):
         func = getattr(self, method.attr)
         if method.is_async:
             return await func(*bound.args, **bound.kwargs)
-        return await database_sync_to_async(func)(*bound.args, **bound.kwargs)
+        run = database_sync_to_async(func, thread_sensitive=method.thread_sensitive)
+        return await run(*bound.args, **bound.kwargs)
 
     async def _check_permission(self, name: str, permission: Permission) -> None:
         if isinstance(permission, str):
