@@ -86,6 +86,6 @@ def origin_allowed(origin: str | None, allowed: Sequence[str], *, require: bool 
         parts = urlsplit(value)
     except ValueError:
         return False
-    if parts.scheme not in _DEFAULT_PORTS:
+    if parts.scheme not in _DEFAULT_PORTS or _port(parts) == -1:  # -1: a malformed port
         return False
     return any(_matches(parts, pattern) for pattern in allowed)
