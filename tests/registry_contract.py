@@ -293,6 +293,22 @@ class RegistryContract:
         await registry.node_alive("n2")
         assert await registry.ids("chat") == ["s1"]
 
+    # -- node counters -------------------------------------------------------------
+    async def test_published_node_stats_replace_each_other_and_go_with_the_node(
+        self, registry: RegistryBackend
+    ) -> None:
+        """Each publication replaces the node's last; remove_node() takes them away."""
+        await registry.add(entry("s1", node="n1"))
+        await registry.add(entry("s2", node="n2"))
+        await registry.put_node_stats("n1", {"delivered": 3, "sockets": 1})
+        await registry.put_node_stats("n1", {"delivered": 5, "sockets": 1})
+        await registry.put_node_stats("n2", {"rate_limited": 2})
+        stats = await registry.node_stats()
+        assert stats["n1"] == {"delivered": 5, "sockets": 1}
+        assert stats["n2"] == {"rate_limited": 2}
+        await registry.remove_node("n1")
+        assert "n1" not in await registry.node_stats()
+
     # -- presence ----------------------------------------------------------------
     async def test_member_key_is_the_user_or_the_socket(self, registry: RegistryBackend) -> None:
         """A socket's member is its user id, or "socket:<id>" without a user."""

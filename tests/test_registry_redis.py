@@ -212,6 +212,18 @@ class TestCrashSafety:
         assert await reader.groups("chat") == []
         assert [(d.id, *d.left) for d in await reader.take_departures()] == [("s1", "g")]
 
+    async def test_stats_of_a_node_that_stops_beating_expire(self, make_registry: Any) -> None:
+        """A dead node's counters vanish with its liveness (node_ttl), like its sockets."""
+        dead, reader = make_registry(node_ttl=0.3), make_registry(node_ttl=0.3)
+        await dead.add(entry("s1", node="n1"))
+        await dead.put_node_stats("n1", {"delivered": 1})
+        raw = aioredis.from_url(dead.url)
+        try:
+            assert 0 < await raw.pttl(f"{dead.prefix}:stats:n1") <= 300
+        finally:
+            await raw.aclose()
+        assert (await reader.node_stats())["n1"] == {"delivered": 1}
+
     async def test_reads_reap_without_any_heartbeat(self, make_registry: Any) -> None:
         """Another process's reads alone notice the expired node (no node_alive needed)."""
         dead = make_registry(node_ttl=0.3)

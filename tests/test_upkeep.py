@@ -121,15 +121,19 @@ async def test_a_removal_that_failed_is_retried_on_the_next_beat(monkeypatch: py
 
 
 class CountingRegistry:
-    """Counts heartbeats; nothing to take, retry or reconcile."""
+    """Counts heartbeats and keeps the published counters; nothing to take, retry or reconcile."""
 
     shared = False
 
     def __init__(self) -> None:
         self.beats = 0
+        self.published: dict[str, int] = {}
 
     async def node_alive(self, node_id: str) -> None:
         self.beats += 1
+
+    async def put_node_stats(self, node: str, stats: dict[str, int]) -> None:
+        self.published = stats
 
     async def take_departures(self, limit: int = 1000) -> list[Departure]:
         return []
@@ -150,9 +154,11 @@ async def test_the_node_beats_twice_per_heartbeat_interval(monkeypatch: pytest.M
     monkeypatch.setattr(upkeep_module, "_sleep", nap)
     node = Node()
     node.id = "test-node"
+    node.stats["delivered"] = 7
     with pytest.raises(asyncio.CancelledError):
         await node.upkeep.heartbeat_loop(4.0)
     assert naps == [2.0, 2.0, 2.0]
     assert counting.beats == 3
+    assert counting.published == {"delivered": 7, "sockets": 0}
     assert node.upkeep.announcing is not None
     await node.upkeep.announcing  # nothing to announce: ends at once

@@ -5,6 +5,8 @@ Twice per ``HEARTBEAT_INTERVAL`` the node's :class:`Upkeep`:
 * refreshes the node's liveness in the registry (``node_alive``), which also
   lets a shared registry forget the sockets of processes that stopped
   beating (see :mod:`wsmanager.registry.redis`);
+* publishes the node's counters (``Node.stats``) and open socket count, so
+  that ``manage.py wsmanager stats`` in any process shows every live node;
 * takes the registry's queued departures (sockets of dead or stopped
   processes) and announces them to the handlers' ``on_presence`` hooks (see
   :mod:`wsmanager.presence`), in a task of its own so that a long
@@ -61,6 +63,10 @@ class Upkeep:
         #: The task announcing queued departures, if one runs.
         self.announcing: asyncio.Task[None] | None = None
 
+    def published_stats(self) -> dict[str, int]:
+        """The node's counters plus ``sockets``, its open sockets, as each beat publishes them."""
+        return {**self.node.stats, "sockets": len(self.node.sockets)}
+
     async def heartbeat_loop(self, interval: float) -> None:
         """Beat every ``interval / 2`` seconds until cancelled; never raises otherwise."""
         registry = get_registry()
@@ -69,6 +75,7 @@ class Upkeep:
                 await registry.node_alive(self.node.id)
                 if cancel_requested():  # lost in node_alive: start nothing more
                     break
+                await registry.put_node_stats(self.node.id, self.published_stats())
                 if self.announcing is None or self.announcing.done():
                     self.announcing = asyncio.get_running_loop().create_task(
                         self.announce_departures(registry)

@@ -26,6 +26,7 @@ def live(redis_url: str) -> Iterator[DaphneProcess]:
     env = {
         "REDIS_URL": redis_url,
         "WSMANAGER_REDIS_PREFIX": f"m{secrets.token_hex(4)}",
+        "WSMANAGER_HEARTBEAT": "0.5",  # counters are published on each beat
         "DEMO_DB": ":memory:",
     }
     with DaphneProcess(env=env) as server:
@@ -108,6 +109,28 @@ async def test_every_target_and_payload_form_reaches_the_right_sockets(live: Dap
     assert re.match(rf"{re.escape(a.id)}\s+-\s+\d{{4}}-\d\d-\d\d \d\d:\d\d:\d\d\s+wsmanager\.node", row), row
     await a.close()
     await b.close()
+
+
+async def test_stats_show_the_counters_each_live_process_published(live: DaphneProcess) -> None:
+    """stats --json: the server's node with its open sockets and a ``delivered`` that grows."""
+    peer = await Peer.open(f"{live.ws_url}/ws/chat/ops7/")
+    sent = await manage(live, "send", "--to", peer.id, "--text", "counted")
+    assert sent.returncode == 0, sent.stderr
+    assert await peer.ws.recv() == "counted"
+    for _ in range(30):  # published on the server's next heartbeat
+        shown = await manage(live, "stats", "--json")
+        assert shown.returncode == 0, shown.stderr
+        report = json.loads(shown.stdout)
+        (node, stats), *others = report["nodes"].items() or [("", {})]
+        if stats.get("delivered", 0) >= 1 and stats.get("sockets", 0) >= 1:
+            break
+        await asyncio.sleep(0.2)
+    assert node.startswith("wsmanager.node") and others == []
+    assert stats["delivered"] >= 1 and stats["sockets"] >= 1
+    assert report["total"]["delivered"] == stats["delivered"]
+    table = await manage(live, "stats")
+    assert re.search(r"^total\s+sockets=\d+\s.*delivered=\d+", table.stdout, re.M), table.stdout
+    await peer.close()
 
 
 async def test_errors_are_reported_without_a_traceback(live: DaphneProcess) -> None:

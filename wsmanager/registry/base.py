@@ -260,6 +260,18 @@ class RegistryBackend(abc.ABC):
         """
         return []
 
+    async def put_node_stats(self, node: str, stats: Mapping[str, int]) -> None:  # noqa: B027
+        """Publish ``node``'s counters (each heartbeat does), replacing what it published before.
+
+        Optional: the default keeps nothing. Shared backends keep them until
+        the node is removed or stops beating, so that :meth:`node_stats` of
+        any process shows the live nodes.
+        """
+
+    async def node_stats(self) -> dict[str, dict[str, int]]:
+        """The counters each live node last published, by node (empty when not kept)."""
+        return {}
+
     async def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections; called when the process shuts down or in tests."""
 

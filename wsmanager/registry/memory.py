@@ -64,6 +64,7 @@ class InMemoryRegistry(RegistryBackend):
     def __init__(self) -> None:
         self._ns: dict[str, _Namespace] = {}
         self._departures: list[Departure] = []
+        self._stats: dict[str, dict[str, int]] = {}
 
     def _space(self, handler: str) -> _Namespace:
         space = self._ns.get(handler)
@@ -157,6 +158,7 @@ class InMemoryRegistry(RegistryBackend):
             if info.node == node and (departure := self._drop(space, info.id)) is not None
         ]
         self._departures.extend(d for d in gone if d.left)
+        self._stats.pop(node, None)
         return gone
 
     async def take_departures(self, limit: int = 1000) -> list[Departure]:
@@ -164,9 +166,16 @@ class InMemoryRegistry(RegistryBackend):
         del self._departures[:limit]
         return taken
 
+    async def put_node_stats(self, node: str, stats: Mapping[str, int]) -> None:
+        self._stats[node] = dict(stats)
+
+    async def node_stats(self) -> dict[str, dict[str, int]]:
+        return {node: dict(stats) for node, stats in self._stats.items()}
+
     async def clear(self) -> None:
         self._ns.clear()
         self._departures.clear()
+        self._stats.clear()
 
 
 def _discard(index: dict[str, dict[str, None]], key: str, socket_id: str) -> None:

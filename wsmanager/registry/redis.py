@@ -49,6 +49,7 @@ Key layout, ``P`` being ``prefix`` and ``H`` the handler name with ``%`` and
     P:nodes              set    every node that has registered a socket or a heartbeat
     P:alive:<node>       string the node's liveness key, expires after node_ttl
     P:departed           list   departures of forgotten nodes' sockets, not yet taken
+    P:stats:<node>       hash   the node's counters as of its last heartbeat, expires after node_ttl
 """
 
 from __future__ import annotations
@@ -436,7 +437,32 @@ class RedisRegistry(RegistryBackend):
         """
         self._heartbeats.discard(node)
         async with self._redis("remove_node", sweep=False) as r:
+            await r.delete(f"{self.prefix}:stats:{node}")
             return await self._sweep(r, node)
+
+    async def put_node_stats(self, node: str, stats: Mapping[str, int]) -> None:
+        """Replace ``node``'s published counters (one transaction); they expire after ``node_ttl``."""
+        key = f"{self.prefix}:stats:{node}"
+        async with self._redis("put_node_stats", sweep=False) as r, r.pipeline(transaction=True) as pipe:
+            pipe.delete(key)
+            if stats:
+                pipe.hset(key, mapping={name: int(value) for name, value in stats.items()})
+                pipe.pexpire(key, max(1, round(self.node_ttl * 1000)))
+            await pipe.execute()
+
+    async def node_stats(self) -> dict[str, dict[str, int]]:
+        """The counters of every node whose last publication has not expired."""
+        async with self._redis("node_stats") as r:
+            nodes = sorted(str(node) for node in await r.smembers(f"{self.prefix}:nodes"))
+            async with r.pipeline(transaction=False) as pipe:
+                for node in nodes:
+                    pipe.hgetall(f"{self.prefix}:stats:{node}")
+                replies = await pipe.execute()
+        return {
+            node: {str(name): int(value) for name, value in reply.items()}
+            for node, reply in zip(nodes, replies, strict=True)
+            if reply
+        }
 
     async def take_departures(self, limit: int = 1000) -> list[Departure]:
         """Pop up to ``limit`` queued departures (one LPOP: each goes to one caller)."""

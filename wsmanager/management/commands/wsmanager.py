@@ -9,6 +9,7 @@ backend it sees and reaches the whole cluster::
     manage.py wsmanager send (--to ID | --group G | --all) (--text T | --json J)
     manage.py wsmanager notify (--to ID | --group G | --all) METHOD [--params JSON]
     manage.py wsmanager disconnect ID [--code 1000] [--reason R]
+    manage.py wsmanager stats [--json]
 
 ``--handler NAME`` picks the handler (its ``name``); it may be left out when
 the project's ASGI application routes exactly one handler.
@@ -27,6 +28,7 @@ from argparse import ArgumentParser
 from importlib import import_module
 from typing import Any
 
+from asgiref.sync import async_to_sync
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
@@ -80,16 +82,18 @@ class Command(BaseCommand):
         close.add_argument("id")
         close.add_argument("--code", type=int, default=1000)
         close.add_argument("--reason", default="")
+        stats = sub.add_parser("stats", help="each live process's counters, as of its last heartbeat")
+        stats.add_argument("--json", action="store_true", help="one JSON object instead of a table")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        manager = self._manager(options.get("handler"))
+        action = options["action"]
+        manager = None if action == "stats" else self._manager(options.get("handler"))
         if not get_registry().shared:
             self.stderr.write(
                 "warning: the registry is in-memory, so this command sees and reaches only its own "
                 "process, which has no sockets. Use a shared registry (RedisRegistry, "
                 "docs/scaling.md) to act on the running servers."
             )
-        action = options["action"]
         try:
             getattr(self, f"do_{action}")(manager, options)
         except (WsManagerError, ValueError) as exc:  # ValueError: e.g. JSON with NaN
@@ -155,6 +159,20 @@ class Command(BaseCommand):
         else:
             count = manager.notify_all(method, *args, **kwargs)
         self.stdout.write(f"notified {count} socket(s)")
+
+    def do_stats(self, manager: None, options: dict[str, Any]) -> None:
+        """Per node and in total: open sockets and every counter (docs/protocol.md#counters)."""
+        by_node = async_to_sync(get_registry().node_stats)()
+        total: dict[str, int] = {}
+        for stats in by_node.values():
+            for name, value in stats.items():
+                total[name] = total.get(name, 0) + value
+        if options.get("json"):
+            self.stdout.write(json.dumps({"nodes": by_node, "total": total}, sort_keys=True))
+            return
+        for node, stats in [*sorted(by_node.items()), ("total", total)]:
+            counters = " ".join(f"{k}={v}" for k, v in sorted(stats.items()) if k != "sockets")
+            self.stdout.write(f"{node:<40}  sockets={stats.get('sockets', 0)}  {counters}".rstrip())
 
     def do_disconnect(self, manager: Manager, options: dict[str, Any]) -> None:
         manager.disconnect(options["id"], options["code"], options["reason"])
