@@ -13,13 +13,13 @@ import logging
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from typing import Any
-from urllib.parse import parse_qs
 
 import pytest
 from asgiref.sync import sync_to_async
 from django.contrib.auth.models import User
 
 from tests import redis_support
+from tests.users import with_user
 from wsmanager import (
     ConnectionInfo,
     InvokeTimeout,
@@ -82,18 +82,6 @@ class NoHookHandler(RpcHandler):
 
     async def on_connect(self) -> None:
         await self.join(f"room.{self.info.path_kwargs['room']}")
-
-
-def with_user(app: Any) -> Any:
-    """Put ``User(pk=<user>)`` in the scope for ``?user=<pk>`` (a stand-in for the auth middleware)."""
-
-    async def asgi(scope: dict[str, Any], receive: Any, send: Any) -> Any:
-        pk = (parse_qs(scope.get("query_string", b"").decode()).get("user") or [None])[0]
-        if pk is not None:
-            scope = {**scope, "user": User(pk=int(pk), username=f"user{pk}")}
-        return await app(scope, receive, send)
-
-    return asgi
 
 
 application = with_user(

@@ -1,7 +1,6 @@
 """A daphne-served app whose sockets belong to users, for per-user calls across processes.
 
-``?user=<pk>`` logs the socket in as an unsaved Django ``User`` with that
-primary key (a stand-in for ``AuthMiddlewareStack`` and a session); no query
+``?user=<pk>`` logs the socket in (``tests.users.with_user``); no query
 means anonymous. The RPC methods expose the manager's per-user API to the
 test's clients.
 """
@@ -10,15 +9,13 @@ from __future__ import annotations
 
 import os
 from typing import Any
-from urllib.parse import parse_qs
 
 import django
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "demo_chat.settings")
 django.setup()
 
-from django.contrib.auth.models import User  # noqa: E402
-
+from tests.users import with_user  # noqa: E402
 from wsmanager import InvokeTimeout, RemoteError, RpcHandler, route, rpc, websocket_app  # noqa: E402
 
 
@@ -53,16 +50,6 @@ class UserHandler(RpcHandler):
     @rpc
     async def is_online(self, pk: int) -> bool:
         return await self.manager.ais_online(pk)
-
-
-def with_user(app: Any) -> Any:
-    async def asgi(scope: dict[str, Any], receive: Any, send: Any) -> Any:
-        pk = (parse_qs(scope.get("query_string", b"").decode()).get("user") or [None])[0]
-        if pk is not None:
-            scope = {**scope, "user": User(pk=int(pk), username=f"user{pk}")}
-        return await app(scope, receive, send)
-
-    return asgi
 
 
 application = with_user(websocket_app([route("ws/users/", UserHandler)], auth=False))
