@@ -69,7 +69,7 @@ def clean_name(name: str) -> str:
 class ChatHandler(RpcHandler):
     """One chat participant in one room."""
 
-    name = "chat"
+    handler_name = "chat"
 
     @property
     def room(self) -> str:

@@ -24,6 +24,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.views.decorators.csrf import csrf_exempt
 
+import wsmanager
 from wsmanager import InvokeTimeout, RemoteError, SocketNotFound, WsManagerError
 from wsmanager.node import get_node
 
@@ -133,7 +134,8 @@ def process_stats(request: HttpRequest) -> HttpResponse:
     Per process: behind a load balancer each request sees one process.
     """
     node = get_node()
-    body = {"node": node.id, "sockets": len(node.sockets), "counters": dict(sorted(node.stats.items()))}
+    counts = dict(sorted(wsmanager.stats().items()))
+    body = {"node": node.id, "sockets": len(node.sockets), "counters": counts}
     return JsonResponse(body)
 
 

@@ -7,9 +7,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.servers import DaphneProcess
-from wsmanager import db
-from wsmanager.node import reset_node
-from wsmanager.registry import reset_registry
+from wsmanager.testing import reset
 
 
 @pytest.fixture(autouse=True)
@@ -17,13 +15,9 @@ def _fresh_wsmanager() -> Iterator[None]:
     """Each test starts with an empty in-memory registry, a new node, and no
     database use remembered (in-memory SQLite never really closes, and a
     later non-database test must not hop to close it)."""
-    reset_registry()
-    reset_node()
-    db._used = False
+    reset()
     yield
-    reset_registry()
-    reset_node()
-    db._used = False
+    reset()
 
 
 @pytest.fixture(scope="module")

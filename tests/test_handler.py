@@ -22,7 +22,7 @@ from tests.handlers import (
     RefusingHandler,
     application,
 )
-from wsmanager import CloseCode, State
+from wsmanager import CloseCode, State, counters
 from wsmanager.node import get_node
 
 ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{43}")
@@ -83,7 +83,7 @@ async def test_socket_entry_describes_it_after_connect() -> None:
     comm, report = await hello("/ws/rooms/lobby/7/")
     info = await HelloHandler.manager.aget(report["id"])
     assert info.id == report["id"]
-    assert info.handler == HelloHandler.name
+    assert info.handler == HelloHandler.handler_name
     assert info.node == get_node().id
     assert info.user_id is None
     assert dict(info.path_kwargs) == {"room": "lobby", "seat": 7}
@@ -219,7 +219,7 @@ async def test_frame_over_the_size_limit_closes_1009(frame: dict[str, Any]) -> N
     assert (await receive_close(comm))["code"] == 1009
     await comm.send_to(text_data="sent while closing")
     assert await comm.receive_nothing()
-    assert (get_node().stats["refused_too_big"], get_node().stats["dropped_incoming"]) == (1, 1)
+    assert (counters.stats().get("refused_too_big", 0), counters.stats().get("dropped_incoming", 0)) == (1, 1)
     await comm.disconnect(1009)
     assert await EchoHandler.manager.acount() == 0
 
@@ -236,14 +236,13 @@ async def test_frames_queued_in_on_connect_arrive_after_accept_in_order() -> Non
 
 async def test_outgoing_queue_overflow_closes_1013() -> None:
     """More queued frames than MAX_OUTGOING_QUEUE close the socket with 1013."""
-    stats = get_node().stats
     with override_settings(WSMANAGER={"MAX_OUTGOING_QUEUE": 3}):
         comm = client("/ws/flood/5/")
         assert (await comm.connect())[0]
         assert [await comm.receive_from() for _ in range(3)] == ["0", "1", "2"]
         assert (await receive_close(comm))["code"] == 1013
         await comm.disconnect(1013)
-    assert stats["dropped_overflow"] == 2
+    assert counters.stats().get("dropped_overflow", 0) == 2
 
 
 # -- errors and disconnects -------------------------------------------------------------
@@ -286,12 +285,12 @@ async def test_frames_after_close_are_dropped_and_counted() -> None:
     """A send after the socket closed returns False, writes nothing, and is counted."""
     comm = client("/ws/record/")
     assert (await comm.connect())[0]
-    before = get_node().stats["dropped_closed"]
+    before = counters.stats().get("dropped_closed", 0)
     await comm.send_to(text_data="close-then-send")
     assert (await receive_close(comm))["code"] == 4000
     assert await comm.receive_nothing()
     assert handlers.events == [("late send", False)]
-    assert get_node().stats["dropped_closed"] == before + 1
+    assert counters.stats().get("dropped_closed", 0) == before + 1
     await comm.disconnect(4000)
 
 
@@ -410,8 +409,8 @@ async def test_wildcard_origin_lets_everything_in() -> None:
 
 def test_handler_name_defaults_to_module_and_qualname() -> None:
     """A handler without ``name`` is namespaced by its dotted class path."""
-    assert EchoHandler.name == "tests.handlers.EchoHandler"
-    assert EchoHandler.manager.handler == EchoHandler.name
+    assert EchoHandler.handler_name == "tests.handlers.EchoHandler"
+    assert EchoHandler.manager.handler_name == EchoHandler.handler_name
 
 
 async def test_send_without_data_raises() -> None:

@@ -22,10 +22,9 @@ from tests.limit_handlers import (
     client,
     receive_close,
 )
-from wsmanager import CloseCode, RemoteError, limits
+from wsmanager import CloseCode, RemoteError, counters, limits
 from wsmanager import db as wsmanager_db
 from wsmanager.limits import TokenBucket, send_backlog_probe, send_close_frame
-from wsmanager.node import get_node
 from wsmanager.protocol import FORBIDDEN, RATE_LIMITED
 from wsmanager.testing import RpcCommunicator
 
@@ -113,7 +112,6 @@ def test_bucket_rejects_impossible_settings(rate: float, burst: float) -> None:
 
 async def test_raw_handler_drops_frames_over_the_rate_and_counts_them(clock: FakeClock) -> None:
     """Past the burst, frames are dropped (not echoed) and counted; refilled tokens let them through."""
-    stats = get_node().stats
     comm = client("/ws/limited-echo/")
     assert (await comm.connect())[0]
     for i in range(3):
@@ -122,7 +120,7 @@ async def test_raw_handler_drops_frames_over_the_rate_and_counts_them(clock: Fak
     await comm.send_to(text_data="over")
     await comm.send_to(bytes_data=b"over too")
     assert await comm.receive_nothing()
-    assert stats["rate_limited"] == 2
+    assert counters.stats().get("rate_limited", 0) == 2
     clock.advance(1.0)
     await comm.send_to(text_data="refilled")
     assert await comm.receive_from() == "refilled"
@@ -140,7 +138,7 @@ async def test_persistent_flooding_closes_1008(clock: FakeClock) -> None:
     close = await receive_close(comm)
     assert (close["code"], close.get("reason")) == (1008, "rate limit exceeded")
     assert type(close["code"]) is int
-    assert get_node().stats["rate_limited"] == 5
+    assert counters.stats().get("rate_limited", 0) == 5
     assert await LimitedEchoHandler.manager.acount() == 0
     await comm.send_to(text_data="after the close")
     assert await comm.receive_nothing()
@@ -189,12 +187,12 @@ async def test_rpc_calls_over_the_rate_get_32002_each(clock: FakeClock) -> None:
         assert [(a["id"], a["error"]["code"]) for a in answers] == [("a", RATE_LIMITED), ("b", RATE_LIMITED)]
         await comm.send_to(bytes_data=b"binary")
         assert await comm.receive_nothing()
-        assert get_node().stats["rate_limited"] == 4
+        assert counters.stats().get("rate_limited", 0) == 4
         clock.advance(1.0)
         assert await comm.call("echo", "again") == "again"
         await comm.send_to(text_data="not json")
         assert await comm.receive_nothing()
-        assert get_node().stats["rate_limited"] == 5
+        assert counters.stats().get("rate_limited", 0) == 5
 
 
 async def test_rpc_flooding_closes_1008(clock: FakeClock) -> None:
@@ -299,7 +297,7 @@ async def test_refused_notification_gets_no_answer_and_does_not_run() -> None:
         reply = await comm.request("staff_report")
         assert reply["error"]["code"] == FORBIDDEN
     assert limit_handlers.events == []
-    assert get_node().stats["calls_refused_permission"] == 3  # notifications are counted too
+    assert counters.stats().get("calls_refused_permission", 0) == 3  # notifications are counted too
 
 
 # -- daphne's send: the backlog probe and the close frame ------------------------------------------

@@ -45,7 +45,7 @@ EVENTS: list[tuple[str, str, str, Member]] = []
 class PresenceHandler(RpcHandler):
     """Joins ``room.<room>`` on connect; its hook records and tells the room."""
 
-    name = "tests.presence"
+    handler_name = "tests.presence"
 
     async def on_connect(self) -> None:
         await self.join(f"room.{self.info.path_kwargs['room']}")
@@ -60,25 +60,25 @@ class PresenceHandler(RpcHandler):
 
     @classmethod
     async def on_presence(cls, group: str, event: str, member: Member) -> None:
-        EVENTS.append((cls.name, group, event, member))
+        EVENTS.append((cls.handler_name, group, event, member))
         await cls.manager.anotify_group(group, event, key=member.key, exclude=member.socket_ids)
 
 
 class BrokenHookHandler(PresenceHandler):
     """Its ``on_presence`` records, then raises."""
 
-    name = "tests.presence.broken"
+    handler_name = "tests.presence.broken"
 
     @classmethod
     async def on_presence(cls, group: str, event: str, member: Member) -> None:
-        EVENTS.append((cls.name, group, event, member))
+        EVENTS.append((cls.handler_name, group, event, member))
         raise RuntimeError("hook failed")
 
 
 class NoHookHandler(RpcHandler):
     """Joins a room, has no ``on_presence``."""
 
-    name = "tests.presence.nohook"
+    handler_name = "tests.presence.nohook"
 
     async def on_connect(self) -> None:
         await self.join(f"room.{self.info.path_kwargs['room']}")
@@ -343,7 +343,11 @@ async def test_crashed_process_members_leave_through_the_heartbeat() -> None:
     dead = RedisRegistry(url=registry.url, prefix=registry.prefix, node_ttl=0.3)
     try:
         gone = ConnectionInfo(
-            id="d1", handler=PresenceHandler.name, node="dead", user_id="9", groups=frozenset({"room.lobby"})
+            id="d1",
+            handler=PresenceHandler.handler_name,
+            node="dead",
+            user_id="9",
+            groups=frozenset({"room.lobby"}),
         )
         await dead.add(gone)
         await dead.add(gone.with_changes(id="d2", user_id=None))
@@ -371,7 +375,7 @@ async def test_member_lost_by_the_registry_is_announced_again() -> None:
     """A socket the shared registry lost is re-added by the heartbeat and announced ``joined``."""
     async with sockets(path(user=7)) as (tab,):
         assert events() == [("joined", "7")]
-        removed = await get_registry().remove(PresenceHandler.name, tab.id)  # lost, not announced
+        removed = await get_registry().remove(PresenceHandler.handler_name, tab.id)  # lost, not announced
         assert removed is not None and removed.left == {"room.lobby"}
         await until(lambda: events() == [("joined", "7"), ("joined", "7")])
         assert [m.socket_ids for m in await manager.apresence("room.lobby")] == [(tab.id,)]

@@ -29,7 +29,15 @@ PUBLIC_MODULES = [
     "wsmanager.protocol",
     "wsmanager.handler",
     "wsmanager.rpc",
-    "wsmanager.sending",
+    "wsmanager.manager",
+    "wsmanager.catalog",
+    "wsmanager.counters",
+    "wsmanager.lifecycle",
+    "wsmanager.outbox",
+    "wsmanager.writer",
+    "wsmanager.aio",
+    "wsmanager.params",
+    "wsmanager.link",
     "wsmanager.node",
     "wsmanager.registry",
     "wsmanager.routing",
@@ -129,7 +137,7 @@ def test_exception_hierarchy_matches_the_documented_tree(
 def test_exceptions_carry_their_facts_and_print_readably() -> None:
     """Exceptions keep ids, codes and methods as attributes and in their message."""
     missing = SocketNotFound("abc", "chat")
-    assert (missing.socket_id, missing.handler) == ("abc", "chat")
+    assert (missing.socket_id, missing.handler_name) == ("abc", "chat")
     assert "abc" in str(missing) and "chat" in str(missing)
     closed = ConnectionClosed("abc", 1006)
     assert closed.code == 1006 and "1006" in str(closed)
@@ -145,3 +153,36 @@ def test_exceptions_carry_their_facts_and_print_readably() -> None:
     reject = RejectConnection("go", code=4003)
     assert (reject.reason, reject.code) == ("go", 4003)
     assert str(RejectConnection()) == "connection rejected"
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        SocketNotFound("abc", "chat"),
+        ConnectionClosed("abc", 1006),
+        InvokeTimeout("abc", "ask", 0.5),
+        RemoteError("abc", "ask", 4000, "no", {"x": 1}),
+        RpcError(4001, "bad", [1, 2]),
+        RejectConnection("go away", 4003),
+        InvokeError("abc", "ask", "why"),
+        DeliveryError("layer full"),
+    ],
+    ids=lambda e: type(e).__name__,
+)
+def test_exceptions_pickle_with_their_facts(error: WsManagerError) -> None:
+    """A cross-process invoke or a process pool can send any of them and get it back whole."""
+    import pickle
+
+    back = pickle.loads(pickle.dumps(error))
+    assert type(back) is type(error)
+    assert back.__dict__ == error.__dict__
+    assert str(back) == str(error)
+
+
+def test_wsmanager_sending_still_imports_with_a_deprecation_warning() -> None:
+    import sys
+
+    sys.modules.pop("wsmanager.sending", None)
+    with pytest.warns(DeprecationWarning, match="wsmanager.manager"):
+        sending = importlib.import_module("wsmanager.sending")
+    assert sending.Manager is wsmanager.Manager

@@ -20,6 +20,7 @@ from wsmanager import (
     InvokeTimeout,
     RemoteError,
     RpcHandler,
+    counters,
     route,
     rpc,
     websocket_app,
@@ -471,7 +472,7 @@ async def test_busy_calls_are_counted() -> None:
         for i in range(4):
             await client.send_json_to(call("hold", ["gate"], i))
         assert [(await client.receive_json_from())["id"] for _ in range(2)] == [2, 3]
-        assert get_node().stats["calls_refused_busy"] == 2
+        assert counters.stats().get("calls_refused_busy", 0) == 2
         handlers.gate("gate").set()
         assert [(await client.receive_json_from())["id"] for _ in range(2)] == [0, 1]
 
@@ -631,11 +632,11 @@ async def test_an_answer_to_an_invoke_is_read_even_over_the_rate_limit() -> None
         invocation = asyncio.ensure_future(CalcHandler.manager.ainvoke(client.id, "ping_back", timeout=2))
         request = await client.receive_json_from(2)
         sock = get_node().sockets[client.id]
-        sock._bucket._tokens = 0.0  # type: ignore[attr-defined]  # the next frame is over the limit
-        sock._bucket.rate = 1e-9  # type: ignore[attr-defined]
+        sock.intake._bucket._tokens = 0.0  # type: ignore[attr-defined]  # the next frame is over the limit
+        sock.intake._bucket.rate = 1e-9  # type: ignore[attr-defined]
         await client.send_json_to({"jsonrpc": "2.0", "id": request["id"], "result": "late but kept"})
         assert await invocation == "late but kept"
-        assert get_node().stats["rate_limited"] >= 1
+        assert counters.stats().get("rate_limited", 0) >= 1
 
 
 async def test_manager_invoke_on_a_raw_socket_is_an_invoke_error() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import json
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
@@ -279,7 +280,7 @@ async def test_unknown_id_raises_socket_not_found(name: str, args: tuple[Any, ..
         with pytest.raises(SocketNotFound) as info:
             await getattr(manager, name)(UNKNOWN, *args)
         assert info.value.socket_id == UNKNOWN
-        assert info.value.handler == manager.handler
+        assert info.value.handler_name == manager.handler_name
         assert UNKNOWN in str(info.value)
 
 
@@ -380,10 +381,10 @@ def test_sync_twins_share_the_async_docs() -> None:
 def test_get_manager_by_name_and_by_class_is_the_same_manager() -> None:
     """``get_manager`` returns one Manager per handler name, by name or class."""
     assert get_manager(HelloHandler) is HelloHandler.manager
-    assert get_manager(HelloHandler.name) is HelloHandler.manager
+    assert get_manager(HelloHandler.handler_name) is HelloHandler.manager
     assert get_manager("chat") is get_manager("chat")
     assert get_manager(CalcHandler) is not HelloHandler.manager
-    assert repr(HelloHandler.manager) == f"<Manager {HelloHandler.name!r}>"
+    assert repr(HelloHandler.manager) == f"<Manager {HelloHandler.handler_name!r}>"
 
 
 async def test_manager_by_name_reaches_sockets_without_the_class() -> None:
@@ -423,3 +424,18 @@ async def test_rapid_sends_from_a_sync_thread_arrive_in_order() -> None:
 
         await sync_to_async(send_all)()
         assert [await a.receive() for _ in range(200)] == [str(i) for i in range(200)]
+
+
+def test_every_coroutine_method_has_a_sync_twin_with_the_same_signature() -> None:
+    """``Manager.afoo`` has ``Manager.foo``, and ``inspect.signature`` shows both the same."""
+    coroutines = {
+        name: fn
+        for name, fn in vars(Manager).items()
+        if inspect.iscoroutinefunction(fn) and name.startswith("a") and not name.startswith("_")
+    }
+    assert len(coroutines) >= 25
+    for name, afunc in coroutines.items():
+        twin = getattr(Manager, name.removeprefix("a"), None)
+        assert twin is not None and not inspect.iscoroutinefunction(twin), name
+        assert inspect.signature(twin) == inspect.signature(afunc), name
+        assert twin.__name__ == name.removeprefix("a")

@@ -9,7 +9,7 @@ import pytest
 from channels.testing import WebsocketCommunicator
 
 from tests.handlers import RecordingHandler, application
-from wsmanager import RegistryUnavailable
+from wsmanager import RegistryUnavailable, counters
 from wsmanager import registry as registry_module
 from wsmanager import upkeep as upkeep_module
 from wsmanager.node import Node, get_node
@@ -104,17 +104,17 @@ async def test_a_removal_that_failed_is_retried_on_the_next_beat(monkeypatch: py
     flaky.down = True
     await comm.disconnect()
     node = get_node()
-    assert node.upkeep.orphans == [(RecordingHandler.name, sid)]
+    assert node.upkeep.orphans == [(RecordingHandler.handler_name, sid)]
     assert sid not in node.sockets
-    assert await flaky.get(RecordingHandler.name, sid) is not None  # the stale entry, for now
+    assert await flaky.get(RecordingHandler.handler_name, sid) is not None  # the stale entry, for now
     with pytest.raises(RegistryUnavailable):  # still down: the beat logs it, the orphan stays
         await node.upkeep._retry_orphans()
-    assert node.upkeep.orphans == [(RecordingHandler.name, sid)]
+    assert node.upkeep.orphans == [(RecordingHandler.handler_name, sid)]
     flaky.down = False
     await node.upkeep._retry_orphans()
     assert node.upkeep.orphans == []
-    assert await flaky.get(RecordingHandler.name, sid) is None
-    assert await flaky.groups(RecordingHandler.name) == []
+    assert await flaky.get(RecordingHandler.handler_name, sid) is None
+    assert await flaky.groups(RecordingHandler.handler_name) == []
 
 
 # -- the beat --------------------------------------------------------------------------------------
@@ -154,7 +154,7 @@ async def test_the_node_beats_twice_per_heartbeat_interval(monkeypatch: pytest.M
     monkeypatch.setattr(upkeep_module, "_sleep", nap)
     node = Node()
     node.id = "test-node"
-    node.stats["delivered"] = 7
+    counters.bump(counters.Count.DELIVERED, 7)
     with pytest.raises(asyncio.CancelledError):
         await node.upkeep.heartbeat_loop(4.0)
     assert naps == [2.0, 2.0, 2.0]

@@ -5,6 +5,7 @@ socket reachable from anywhere (:class:`Manager`, :func:`get_manager`),
 JSON-RPC 2.0 both ways, and one-line routing. See README.md and docs/.
 """
 
+from .counters import stats
 from .exceptions import (
     ConfigurationError,
     ConnectionClosed,
@@ -18,13 +19,13 @@ from .exceptions import (
     SocketNotFound,
     WsManagerError,
 )
-from .handler import CloseCode, State, WebSocketHandler
+from .handler import WebSocketHandler
+from .lifecycle import CloseCode, State
+from .manager import Manager, get_manager
 from .presence import Member
-from .registry import ConnectionInfo, RegistryBackend
-from .registry.base import Departure
+from .registry import ConnectionInfo, Departure, RegistryBackend
 from .routing import route, websocket_app
 from .rpc import RpcHandler, rpc
-from .sending import Manager, get_manager
 
 __version__ = "0.1.0"
 
@@ -52,5 +53,6 @@ __all__ = [
     "get_manager",
     "route",
     "rpc",
+    "stats",
     "websocket_app",
 ]

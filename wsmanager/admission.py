@@ -23,21 +23,21 @@ refused; never are both admitted over the limit.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
 
 from .conf import get_settings
 from .origin import default_allowed_origins, origin_allowed, origin_of
 from .registry import get_registry
 
-if TYPE_CHECKING:
-    from .handler import WebSocketHandler
-
 __all__ = ["admitted", "origin_ok", "over_user_limit", "user_id_of"]
 
 logger = logging.getLogger("wsmanager.handler")
 
+Scope = dict[str, Any]
 
-def user_id_of(scope: dict[str, Any]) -> str | None:
+
+def user_id_of(scope: Scope) -> str | None:
     """The authenticated user's primary key as a string; None for anonymous or no user."""
     user = scope.get("user")
     if user is not None and getattr(user, "is_authenticated", False):
@@ -45,37 +45,44 @@ def user_id_of(scope: dict[str, Any]) -> str | None:
     return None
 
 
-def origin_ok(handler: WebSocketHandler) -> bool:
-    """Whether the handshake's Origin header is allowed for ``handler``."""
+def origin_ok(scope: Scope, allowed_origins: Sequence[str] | None) -> bool:
+    """Whether the handshake's Origin header is allowed by ``allowed_origins``
+    (None: ``WSMANAGER["ALLOWED_ORIGINS"]``, else the site's ``ALLOWED_HOSTS``)."""
     conf = get_settings()
-    allowed = handler.allowed_origins
+    allowed = allowed_origins
     if allowed is None:
         allowed = conf.allowed_origins
     if allowed is None:
         allowed = default_allowed_origins()
-    origin = origin_of(handler.scope.get("headers") or [])
+    origin = origin_of(scope.get("headers") or [])
     return origin_allowed(origin, allowed, require=conf.require_origin)
 
 
-async def admitted(handler: WebSocketHandler) -> bool:
+async def admitted(
+    scope: Scope,
+    *,
+    allowed_origins: Sequence[str] | None,
+    require_authenticated: bool,
+    authorize: Callable[[], Awaitable[bool]],
+    handler_name: str,
+) -> bool:
     """Origin, authentication and ``authorize()``, in that order; False refuses."""
-    path = handler.scope.get("path")
-    if not origin_ok(handler):
+    path = scope.get("path")
+    if not origin_ok(scope, allowed_origins):
         logger.info("refusing socket to %s: origin not allowed", path)
         return False
-    if handler.require_authenticated and user_id_of(handler.scope) is None:
+    if require_authenticated and user_id_of(scope) is None:
         logger.info("refusing anonymous socket to %s", path)
         return False
     try:
-        return bool(await handler.authorize())
+        return bool(await authorize())
     except Exception:
-        logger.exception("authorize of %s raised; socket refused", handler.name)
+        logger.exception("authorize of %s raised; socket refused", handler_name)
         return False
 
 
-async def over_user_limit(handler: WebSocketHandler) -> bool:
-    """Whether the (registered) socket's user now has more sockets than allowed."""
-    limit, user_id = handler.max_connections_per_user, handler.info.user_id
+async def over_user_limit(handler_name: str, user_id: str | None, limit: int | None) -> bool:
+    """Whether the (registered) socket's user now has more than ``limit`` sockets."""
     if limit is None or user_id is None:
         return False
-    return len(await get_registry().user_sockets(handler.name, user_id)) > limit
+    return len(await get_registry().user_sockets(handler_name, user_id)) > limit

@@ -21,7 +21,7 @@ from asgiref.sync import sync_to_async
 from django.db import close_old_connections, connections
 from django.db.backends.signals import connection_created
 
-__all__ = ["close_old_connections_if_used", "mark_used"]
+__all__ = ["close_old_connections_if_used", "forget_use", "mark_used"]
 
 _used = False
 
@@ -30,6 +30,12 @@ def mark_used(**_: Any) -> None:
     """Note that a database connection exists (connected to ``connection_created``)."""
     global _used
     _used = True
+
+
+def forget_use() -> None:
+    """Forget that the database was used (tests: in-memory SQLite never really closes)."""
+    global _used
+    _used = False
 
 
 connection_created.connect(mark_used, dispatch_uid="wsmanager.db.mark_used")

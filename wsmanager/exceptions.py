@@ -15,7 +15,9 @@
           └── RemoteError          the client answered with a JSON-RPC error
 
 Exceptions carry the facts (socket id, codes, method names) as attributes and
-print readably.
+print readably. Every one pickles with its attributes (a cross-process
+``invoke`` and process pools send them), though most take those facts as
+constructor arguments that ``Exception`` alone would not restore.
 """
 
 from __future__ import annotations
@@ -39,8 +41,18 @@ __all__ = [
 ]
 
 
+def _rebuild(cls: type[WsManagerError], args: tuple[Any, ...]) -> WsManagerError:
+    """Unpickle without calling ``cls.__init__``; the attributes come back as state."""
+    error = cls.__new__(cls)
+    Exception.__init__(error, *args)
+    return error
+
+
 class WsManagerError(Exception):
     """Root of every exception raised by wsmanager."""
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild, (type(self), self.args), dict(self.__dict__))
 
 
 class ConfigurationError(WsManagerError, ImproperlyConfigured):
@@ -50,10 +62,10 @@ class ConfigurationError(WsManagerError, ImproperlyConfigured):
 class SocketNotFound(WsManagerError, LookupError):
     """No open socket with this id is known to the registry."""
 
-    def __init__(self, socket_id: str, handler: str | None = None) -> None:
+    def __init__(self, socket_id: str, handler_name: str | None = None) -> None:
         self.socket_id = socket_id
-        self.handler = handler
-        where = f" in handler {handler!r}" if handler else ""
+        self.handler_name = handler_name
+        where = f" in handler {handler_name!r}" if handler_name else ""
         super().__init__(f"no open socket with id {socket_id!r}{where}")
 
 

@@ -1,7 +1,8 @@
-"""Per-connection limits: the size of an incoming frame, a token bucket for
-incoming messages, a probe of how many bytes a slow client has left unread
-in the server's send buffer, and a way to close with the limit's code on
-daphne (which refuses 1008, 1009, 1011 and 1013 through ASGI).
+"""Per-connection limits: the size of an incoming frame and a token bucket for
+incoming messages, together an :class:`Intake` that judges each frame; a
+probe of how many bytes a slow client has left unread in the server's send
+buffer, and :func:`send_close`, which closes with the limit's code on daphne
+too (it refuses 1008, 1009, 1011 and 1013 through ASGI).
 
 The bucket and the probe are cheap enough to run on every frame: the bucket
 is two floats and a clock read; the probe reads two attributes of the
@@ -10,11 +11,23 @@ transport it found once.
 
 from __future__ import annotations
 
+import enum
 import functools
+import logging
 import time
 from typing import Any
 
-__all__ = ["TokenBucket", "send_backlog_probe", "send_close_frame", "too_big"]
+__all__ = [
+    "Intake",
+    "IntakeVerdict",
+    "TokenBucket",
+    "send_backlog_probe",
+    "send_close",
+    "send_close_frame",
+    "too_big",
+]
+
+logger = logging.getLogger("wsmanager.handler")
 
 
 class TokenBucket:
@@ -33,13 +46,13 @@ class TokenBucket:
         self._tokens = burst
         self._last = time.monotonic()
 
-    def take(self) -> bool:
-        """Spend one token if there is one; False means over the limit."""
+    def take(self, n: int = 1) -> bool:
+        """Spend ``n`` tokens if there are that many; False (nothing spent) means over the limit."""
         now = time.monotonic()
         self._tokens = min(self.burst, self._tokens + (now - self._last) * self.rate)
         self._last = now
-        if self._tokens >= 1.0:
-            self._tokens -= 1.0
+        if self._tokens >= n:
+            self._tokens -= n
             return True
         return False
 
@@ -55,6 +68,45 @@ def too_big(data: str | bytes, limit: int | None) -> bool:
     if isinstance(data, bytes):
         return len(data) > limit
     return len(data) * 4 > limit and len(data.encode("utf-8", "surrogatepass")) > limit
+
+
+class IntakeVerdict(enum.Enum):
+    """What :meth:`Intake.check` decided about one incoming frame."""
+
+    OK = "ok"
+    #: Over ``max_message_size``: close with 1009.
+    TOO_BIG = "too big"
+    #: Over the rate limit: refuse this frame (RPC answers -32002).
+    LIMITED = "limited"
+    #: Over the rate limit ``strikes`` times in a row: close with 1008.
+    STRUCK_OUT = "struck out"
+
+
+class Intake:
+    """The incoming limits of one socket: frame size, then rate, then strikes.
+
+    ``cost`` is how many tokens a frame takes (one by default; the RPC layer
+    charges a batch per call). A frame that is not refused resets the strikes.
+    """
+
+    __slots__ = ("_bucket", "_strikes", "max_message_size", "strikes")
+
+    def __init__(
+        self, max_message_size: int | None, rate_limit: tuple[float, float] | None, strikes: int
+    ) -> None:
+        self.max_message_size = max_message_size
+        self._bucket = TokenBucket(*rate_limit) if rate_limit else None
+        self.strikes = strikes
+        self._strikes = 0
+
+    def check(self, data: str | bytes, cost: int = 1) -> IntakeVerdict:
+        if too_big(data, self.max_message_size):
+            return IntakeVerdict.TOO_BIG
+        if self._bucket is not None and not self._bucket.take(cost):
+            self._strikes += 1
+            return IntakeVerdict.STRUCK_OUT if self._strikes >= self.strikes else IntakeVerdict.LIMITED
+        self._strikes = 0
+        return IntakeVerdict.OK
 
 
 def _twisted_backlog(transport: Any) -> int:
@@ -109,3 +161,32 @@ def send_close_frame(send: Any, code: int, reason: str | None) -> bool:
     reason_utf8 = (reason or "").encode("utf-8")[:123].decode("utf-8", "ignore").encode("utf-8")
     write(code=int(code), reasonUtf8=reason_utf8 or None, isReply=False)
     return True
+
+
+async def send_close(send: Any, code: int | None, reason: str | None, label: str = "") -> None:
+    """Send ``websocket.close`` with ``code`` and ``reason`` through ``send``; never raises.
+
+    Codes go out as plain ints (autobahn refuses an IntEnum). daphne
+    refuses codes other than 1000 and 3000-4999 through ASGI, and drops the
+    reason of every ASGI close; such closes are written on its protocol
+    directly (:func:`send_close_frame`), so the client sees both. A close
+    that cannot be sent at all is logged: the caller releases the socket
+    whatever happens.
+    """
+    code = None if code is None else int(code)
+    try:
+        if code is not None and reason and send_close_frame(send, code, reason):
+            return
+        message: dict[str, Any] = {"type": "websocket.close"}
+        if code is not None:
+            message["code"] = code
+        if reason:
+            message["reason"] = reason
+        await send(message)
+    except Exception as exc:
+        try:
+            written = code is not None and send_close_frame(send, code, reason)
+        except Exception:
+            written = False
+        if not written:
+            logger.warning("socket %s: close %s could not be sent (%r)", label, code, exc)

@@ -15,8 +15,11 @@ Delivery rules:
   they were sent, whether local or remote (the channel layer keeps order per
   channel, the socket's outgoing queue keeps order locally).
 * At most once: a frame for a socket that closed meanwhile is dropped and
-  counted in :attr:`Node.stats` (``dropped_closed`` or ``dropped_unknown``);
-  there is no retry and no acknowledgement.
+  counted (:mod:`wsmanager.counters`: ``dropped_closed`` or
+  ``dropped_unknown``); there is no retry and no acknowledgement.
+* Handing a frame to a local socket never waits for that socket's
+  transport: it goes into the socket's :class:`~wsmanager.outbox.Outbox`,
+  so one client that stops reading cannot stall a broadcast.
 
 The node's heartbeat, and what it does on each beat (announcing departures,
 retrying failed removals, reconciling with a shared registry), is in
@@ -33,15 +36,14 @@ import os
 import secrets
 import socket
 import uuid
-from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Protocol
 
-from channels.exceptions import ChannelFull
 from channels.layers import get_channel_layer
 
 from . import remote
 from .conf import get_settings
+from .counters import Count, bump
 from .exceptions import (
     ConnectionClosed,
     DeliveryError,
@@ -51,14 +53,14 @@ from .exceptions import (
     SocketNotFound,
     WsManagerError,
 )
+from .link import Link
+from .outbox import Message
 from .registry import ConnectionInfo, get_registry
-from .upkeep import Upkeep, cancel_requested
+from .upkeep import Upkeep
 
 __all__ = ["LocalSocket", "Node", "get_node", "reset_node"]
 
 logger = logging.getLogger("wsmanager.node")
-
-Message = dict[str, Any]
 
 
 class LocalSocket(Protocol):
@@ -67,11 +69,14 @@ class LocalSocket(Protocol):
     id: str
     #: The socket's registry entry as this process last wrote it.
     info: ConnectionInfo
-    #: True once the handshake is over (registered, on_connect done).
-    settled: bool
+
+    @property
+    def settled(self) -> bool:
+        """True once the handshake is over (registered, on_connect done)."""
 
     async def push(self, message: Message) -> bool:
-        """Queue an ASGI ``websocket.send`` message; False if dropped."""
+        """Queue an ASGI ``websocket.send`` message without waiting for the
+        transport; False if dropped."""
 
     async def close(self, code: int | None = None, reason: str | None = None) -> None:
         """Close from the server side."""
@@ -82,28 +87,17 @@ class LocalSocket(Protocol):
         """Call a client method and await its result (RPC handlers only)."""
 
 
-def frame(data: str | bytes) -> Message:
-    """The ASGI message that sends ``data`` as a text (str) or binary (bytes) frame."""
-    if isinstance(data, str):
-        return {"type": "websocket.send", "text": data}
-    if isinstance(data, bytes | bytearray | memoryview):
-        return {"type": "websocket.send", "bytes": bytes(data)}
-    raise TypeError(f"a frame is str (text) or bytes (binary), not {type(data).__name__}")
-
-
 class Node:
     """This process's hub. Get it with :func:`get_node`."""
 
     def __init__(self) -> None:
         self.id = ""
         self.sockets: dict[str, LocalSocket] = {}
-        #: Counters: delivered, forwarded, dropped_closed, dropped_unknown, ...
-        self.stats: Counter[str] = Counter()
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._tasks: list[asyncio.Task[None]] = []
+        self._reader: asyncio.Task[None] | None = None
         self._calls: dict[str, asyncio.Future[Any]] = {}
         self.upkeep = Upkeep(self)
-        self._layer: Any = None
+        self._link = Link(None)
         self._exit_hook = False
 
     # -- life cycle ------------------------------------------------------------
@@ -116,14 +110,15 @@ class Node:
         loop = asyncio.get_running_loop()
         if self._loop is loop:
             return self.id
-        self._stop_tasks()
+        self.cancel()
         self.sockets.clear()
         self._calls.clear()
         self._loop = loop
         conf = get_settings()
-        self._layer = get_channel_layer(conf.channel_layer) if conf.channel_layer else None
-        if self._layer is not None:
-            self.id = await self._layer.new_channel("wsmanager.node")
+        layer = get_channel_layer(conf.channel_layer) if conf.channel_layer else None
+        self._link = Link(layer)
+        if layer is not None:
+            self.id = await layer.new_channel("wsmanager.node")
         else:
             self.id = f"wsmanager.node.local!{secrets.token_hex(8)}"
         logger.debug("node %s started (%s pid %s)", self.id, socket.gethostname(), os.getpid())
@@ -136,26 +131,22 @@ class Node:
         its reply), so that a sender-only process such as a management command
         runs no background task.
         """
-        if self._tasks or self._loop is None:
+        if self.upkeep.running or self._loop is None:
             return
         if not self._exit_hook:
             atexit.register(self._at_exit)
             self._exit_hook = True
-        if self._layer is not None:
-            self._tasks.append(self._loop.create_task(self._read_loop()))
-        interval = get_settings().heartbeat_interval
-        self._tasks.append(self._loop.create_task(self.upkeep.heartbeat_loop(interval)))
+        if self._link.layer is not None:
+            self._reader = self._loop.create_task(self._link.read_forever(self.id, self._handle))
+        self.upkeep.start(get_settings().heartbeat_interval)
 
-    def _stop_tasks(self) -> list[asyncio.Task[None]]:
-        """Cancel the background tasks; returns them (cancelled, maybe not finished yet)."""
-        announcing = self.upkeep.announcing
-        tasks = [*self._tasks, *([announcing] if announcing is not None else [])]
-        for task in tasks:
+    def cancel(self) -> None:
+        """Cancel the background tasks without waiting for them (a replaced loop, tests)."""
+        if self._reader is not None:
             with contextlib.suppress(RuntimeError):  # its loop may be closed already
-                task.cancel()
-        self._tasks.clear()
-        self.upkeep.announcing = None
-        return tasks
+                self._reader.cancel()
+            self._reader = None
+        self.upkeep.cancel()
 
     async def stop(self) -> None:
         """Stop background tasks, forget this process's sockets in the registry and
@@ -164,10 +155,12 @@ class Node:
         Waits (up to 5 s) for the tasks to end first, so that no late
         heartbeat marks the node alive again after its sockets were removed.
         """
-        loop = asyncio.get_running_loop()
-        tasks = [task for task in self._stop_tasks() if task.get_loop() is loop]
-        if tasks:
-            await asyncio.wait(tasks, timeout=5.0)
+        reader = self._reader
+        self._reader = None
+        if reader is not None and reader.get_loop() is asyncio.get_running_loop():
+            reader.cancel()
+            await asyncio.wait([reader], timeout=5.0)
+        await self.upkeep.stop()
         if self.id:
             registry = get_registry()
             with contextlib.suppress(WsManagerError):
@@ -199,9 +192,13 @@ class Node:
     def detach(self, socket_id: str) -> None:
         self.sockets.pop(socket_id, None)
 
-    def remember_orphan(self, handler: str, socket_id: str) -> None:
-        """A registry removal failed (store down): retried on each heartbeat."""
-        self.upkeep.orphans.append((handler, socket_id))
+    def held(self) -> Sequence[LocalSocket]:
+        """The sockets open in this process now (a snapshot)."""
+        return list(self.sockets.values())
+
+    def holds(self, sock: Any) -> bool:
+        """Whether ``sock`` is still open in this process."""
+        return self.sockets.get(sock.id) is sock
 
     # -- delivery ----------------------------------------------------------------
     async def deliver(
@@ -225,9 +222,9 @@ class Node:
                 "ids": id_list,
                 **_payload(message),
             }
-            if await self._send_to_node(node_id, envelope):
+            if await self._link.send(node_id, envelope):
                 taken += len(id_list)
-                self.stats["forwarded"] += len(id_list)
+                bump(Count.FORWARDED, len(id_list))
             else:
                 failed.append(node_id)
         if failed:
@@ -239,15 +236,16 @@ class Node:
         for sid in ids:
             sock = self.sockets.get(sid)
             if sock is None:
-                self.stats["dropped_unknown"] += 1
+                bump(Count.DROPPED_UNKNOWN)
             elif await sock.push(message):
                 taken += 1
-        self.stats["delivered"] += taken
+        bump(Count.DELIVERED, taken)
         return taken
 
-    async def close(
+    async def close_socket(
         self, handler: str, node_id: str, socket_id: str, code: int, reason: str
     ) -> None:
+        """Close a socket of any node from the server side."""
         if node_id == self.id:
             sock = self.sockets.get(socket_id)
             if sock is None:
@@ -255,7 +253,7 @@ class Node:
             await sock.close(code, reason)
             return
         envelope = {"type": "wsmanager.close", "id": socket_id, "code": code, "reason": reason}
-        if not await self._send_to_node(node_id, envelope):
+        if not await self._link.send(node_id, envelope):
             raise DeliveryError(f"channel layer refused a close for node {node_id}")
 
     async def invoke(
@@ -292,7 +290,7 @@ class Node:
             "reply_to": self.id,
         }
         try:
-            if not await self._send_to_node(node_id, envelope):
+            if not await self._link.send(node_id, envelope):
                 raise DeliveryError(f"channel layer refused an invoke for node {node_id}")
             # The remote side enforces ``timeout``; the margin covers the hops.
             try:
@@ -302,47 +300,7 @@ class Node:
         finally:
             self._calls.pop(call, None)
 
-    # -- channel layer -------------------------------------------------------------
-    async def _send_to_node(self, node_id: str, envelope: Message) -> bool:
-        if self._layer is None:
-            self.stats["dropped_no_layer"] += 1
-            return False
-        try:
-            await self._layer.send(node_id, envelope)
-        except ChannelFull:
-            self.stats["dropped_channel_full"] += 1
-            logger.warning("channel of node %s is full; message dropped", node_id)
-            return False
-        except Exception as exc:  # the layer's store is down
-            self.stats["dropped_layer_error"] += 1
-            logger.warning("channel layer send to %s failed: %r", node_id, exc)
-            return False
-        return True
-
-    async def _read_loop(self) -> None:
-        delay = 0.1
-        while not cancel_requested():
-            try:
-                message = await self._layer.receive(self.id)
-                delay = 0.1
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                if _is_timeout(exc):
-                    # An idle blocking read timed out in the client library
-                    # (redis-py 6+ and channels_redis both wait 5 s): read again.
-                    continue
-                logger.warning("node %s cannot read its channel (%r); retrying", self.id, exc)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
-                continue
-            try:
-                await self._handle(message)
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                logger.exception("node %s failed to handle %r", self.id, message.get("type"))
-
+    # -- what other nodes send ----------------------------------------------------
     async def _handle(self, message: Message) -> None:
         kind = message.get("type")
         if kind == "wsmanager.deliver":
@@ -379,12 +337,7 @@ class Node:
         reply["socket"] = message["id"]
         reply["method"] = message["method"]
         reply["timeout"] = message["timeout"]
-        await self._send_to_node(message["reply_to"], reply)
-
-
-def _is_timeout(exc: BaseException) -> bool:
-    """A read timeout of any client library (builtin, or e.g. redis' own TimeoutError)."""
-    return isinstance(exc, TimeoutError) or type(exc).__name__ == "TimeoutError"
+        await self._link.send(message["reply_to"], reply)
 
 
 def _payload(message: Message) -> Message:
@@ -416,5 +369,5 @@ def reset_node() -> None:
     """Forget the node (tests)."""
     global _node
     if _node is not None:
-        _node._stop_tasks()
+        _node.cancel()
     _node = None

@@ -26,6 +26,10 @@ Guarantees:
   crash with the Redis registry).
 * An exception in ``on_presence`` is logged and never reaches the caller.
 
+This module owns "a registry change and its announcement": :func:`join`,
+:func:`leave`, :func:`release` and :func:`restore` make the change and
+announce what it caused, so no caller can do one without the other.
+
 Non-guarantees: events are announced at most once (a process that dies
 between the change and the hook loses the event). Events of one member made
 by different processes may be announced in either order, and a process
@@ -41,17 +45,21 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from . import catalog
 from .exceptions import ConfigurationError
-from .registry.base import ConnectionInfo, Departure
+from .registry import ConnectionInfo, Departure, get_registry
 
 __all__ = [
     "Member",
     "PresenceEvent",
     "announce",
-    "announce_arrival",
-    "announce_departure",
     "announce_departures",
+    "forget_warnings",
+    "join",
+    "leave",
     "members_of",
+    "release",
+    "restore",
 ]
 
 logger = logging.getLogger("wsmanager.presence")
@@ -112,11 +120,14 @@ def members_of(infos: Iterable[ConnectionInfo]) -> list[Member]:
 _unknown: set[str] = set()  # handler names already warned about
 
 
-def _hook(handler: str) -> PresenceHook | None:
-    from .handler import handler_class  # handler.py imports this module
+def forget_warnings() -> None:
+    """Warn again about handler names presence does not know (tests)."""
+    _unknown.clear()
 
+
+def _hook(handler: str) -> PresenceHook | None:
     try:
-        cls = handler_class(handler)
+        cls = catalog.handler_class(handler)
     except ConfigurationError:
         if handler not in _unknown:
             _unknown.add(handler)
@@ -144,25 +155,52 @@ async def announce(handler: str, group: str, event: PresenceEvent, member: Membe
         logger.exception("on_presence of handler %r failed (%s %s in %r)", handler, member.key, event, group)
 
 
-async def announce_arrival(handler: str, info: ConnectionInfo, joined: Iterable[str]) -> None:
-    """Announce ``joined`` for each group of ``joined`` that ``info``'s member entered."""
-    for group in sorted(joined):
-        await announce(handler, group, "joined", Member.of(info))
-
-
-async def announce_departure(handler: str, departure: Departure | None) -> None:
-    """Announce ``left`` for each group the departed socket's member left (None: nothing).
-
-    Call it with what ``registry.remove()`` returned. Never raises but
-    ``CancelledError``.
-    """
+async def _announce_departure(departure: Departure | None) -> None:
     if departure is None:
         return
     for group in sorted(departure.left):
-        await announce(handler, group, "left", Member.of(departure))
+        await announce(departure.handler, group, "left", Member.of(departure))
 
 
 async def announce_departures(departures: Iterable[Departure]) -> None:
-    """:func:`announce_departure` for each one (e.g. from ``take_departures()``)."""
+    """Announce ``left`` for the groups each departure's member left.
+
+    For departures the registry queued (``take_departures()``): the change
+    was made by a process that could not announce it.
+    """
     for departure in departures:
-        await announce_departure(departure.handler, departure)
+        await _announce_departure(departure)
+
+
+# -- changes and their announcements ------------------------------------------------
+async def join(handler: str, group: str, socket_id: str) -> None:
+    """Add a socket to a group; ``joined`` is announced when its member entered it."""
+    joined = await get_registry().group_add(handler, group, socket_id)
+    if joined is not None:
+        await announce(handler, group, "joined", Member.of(joined))
+
+
+async def leave(handler: str, group: str, socket_id: str) -> None:
+    """Remove a socket from a group; ``left`` is announced when its member left it."""
+    left = await get_registry().group_discard(handler, group, socket_id)
+    if left is not None:
+        await announce(handler, group, "left", Member.of(left))
+
+
+async def release(handler: str, socket_id: str) -> Departure | None:
+    """Forget a closed socket; ``left`` is announced for each group its member left.
+
+    Returns the departure (None for an unknown id). Raises
+    ``RegistryUnavailable`` when the store is down: nothing was announced,
+    and the caller retries later (see :mod:`wsmanager.upkeep`).
+    """
+    departure = await get_registry().remove(handler, socket_id)
+    await _announce_departure(departure)
+    return departure
+
+
+async def restore(info: ConnectionInfo) -> None:
+    """Re-add an entry the shared registry lost; ``joined`` is announced again
+    for the groups its member entered (its loss may have been announced)."""
+    for group in sorted(await get_registry().add(info)):
+        await announce(info.handler, group, "joined", Member.of(info))

@@ -53,6 +53,7 @@ __all__ = [
     "encode_request",
     "encode_result",
     "error_response",
+    "params_of",
     "result_response",
 ]
 
@@ -288,6 +289,16 @@ def dumps(obj: Any) -> str:
     if text.isascii():
         return text
     return _SURROGATE.sub(_escape_surrogate, text)
+
+
+def params_of(args: Sequence[Any], kwargs: Mapping[str, Any]) -> Params:
+    """The params of a call made as ``f(*args, **kwargs)``: positional or named, never both.
+
+    JSON-RPC 2.0 has no mixed form, so both at once raise ``TypeError``.
+    """
+    if args and kwargs:
+        raise TypeError("JSON-RPC params are positional or named, not both")
+    return dict(kwargs) if kwargs else tuple(args)
 
 
 def _params_json(params: Params | Sequence[Any] | None) -> Any:

@@ -28,17 +28,15 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
-import types
-import typing
 from collections import deque
-from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
-from typing import Any, ClassVar, TypeVar, Union
+from collections.abc import Callable
+from typing import Any, ClassVar, TypeVar
 
 from channels.db import database_sync_to_async
 
 from . import protocol
 from .conf import get_settings
+from .counters import Count, bump
 from .exceptions import (
     ConfigurationError,
     ConnectionClosed,
@@ -49,9 +47,10 @@ from .exceptions import (
     RemoteError,
     RpcError,
 )
-from .handler import State, WebSocketHandler
-from .node import get_node
-from .protocol import ErrorObject, Invalid, Request, Response
+from .handler import WebSocketHandler
+from .lifecycle import State
+from .params import BadParams, Method, Permission
+from .protocol import ErrorObject, Invalid, Request, Response, params_of
 
 __all__ = ["RpcHandler", "rpc"]
 
@@ -59,11 +58,6 @@ logger = logging.getLogger("wsmanager.rpc")
 
 F = TypeVar("F", bound=Callable[..., Any])
 _MARK = "__wsmanager_rpc__"
-_PERMISSION = "__wsmanager_rpc_permission__"
-_THREAD_SENSITIVE = "__wsmanager_rpc_thread_sensitive__"
-
-
-Permission = str | Callable[[Any], bool | Awaitable[bool]]
 
 
 def rpc(
@@ -98,93 +92,12 @@ def rpc(
         exposed = name or fn.__name__
         if exposed.startswith("rpc.") or exposed.startswith("_"):
             raise ValueError(f"cannot expose {exposed!r}: 'rpc.' and '_' names are reserved")
-        setattr(fn, _MARK, exposed)
-        setattr(fn, _PERMISSION, permission)
         if not thread_sensitive and inspect.iscoroutinefunction(fn):
             raise ValueError(f"thread_sensitive applies to plain def methods, not to {exposed!r}")
-        setattr(fn, _THREAD_SENSITIVE, thread_sensitive)
+        setattr(fn, _MARK, (exposed, permission, thread_sensitive))
         return fn
 
     return mark(func) if func is not None else mark
-
-
-class _BadParams(Exception):
-    pass
-
-
-@dataclass(frozen=True)
-class _Method:
-    attr: str
-    signature: inspect.Signature
-    hints: Mapping[str, Any]
-    is_async: bool
-    permission: Permission | None = None
-    thread_sensitive: bool = True
-
-    @classmethod
-    def of(cls, attr: str, fn: Callable[..., Any]) -> _Method:
-        sig = inspect.signature(fn)
-        params = list(sig.parameters.values())[1:]  # drop self
-        try:
-            hints = typing.get_type_hints(fn)
-        except Exception:  # unresolvable annotations: bind only, no type checks
-            hints = {}
-        hints.pop("return", None)
-        permission = getattr(fn, _PERMISSION, None)
-        sensitive = getattr(fn, _THREAD_SENSITIVE, True)
-        is_async = inspect.iscoroutinefunction(fn)
-        return cls(attr, sig.replace(parameters=params), hints, is_async, permission, sensitive)
-
-    def bind(self, params: tuple[Any, ...] | dict[str, Any]) -> inspect.BoundArguments:
-        try:
-            bound = (
-                self.signature.bind(**params) if isinstance(params, dict) else self.signature.bind(*params)
-            )
-        except TypeError as exc:
-            raise _BadParams(str(exc)) from None
-        for pname, value in bound.arguments.items():
-            hint = self.hints.get(pname)
-            kind = self.signature.parameters[pname].kind
-            if hint is None or kind in (
-                inspect.Parameter.VAR_POSITIONAL,
-                inspect.Parameter.VAR_KEYWORD,
-            ):
-                continue
-            if not _matches(value, hint):
-                raise _BadParams(f"{pname} must be {_describe(hint)}")
-        return bound
-
-
-def _matches(value: Any, hint: Any) -> bool:
-    """Whether a JSON value fits a simple annotation; unknown annotations pass."""
-    if hint is Any or hint is object:
-        return True
-    if hint is None or hint is type(None):
-        return value is None
-    origin = typing.get_origin(hint)
-    if origin in (Union, types.UnionType):
-        return any(_matches(value, arg) for arg in typing.get_args(hint))
-    if hint is bool:
-        return isinstance(value, bool)
-    if hint is int:
-        return isinstance(value, int) and not isinstance(value, bool)
-    if hint is float:
-        return isinstance(value, int | float) and not isinstance(value, bool)
-    if hint is str:
-        return isinstance(value, str)
-    if hint is list or origin is list:
-        args = typing.get_args(hint)
-        return isinstance(value, list) and (not args or all(_matches(v, args[0]) for v in value))
-    if hint is dict or origin is dict:
-        args = typing.get_args(hint)
-        return isinstance(value, dict) and (
-            len(args) != 2 or all(_matches(v, args[1]) for v in value.values())
-        )
-    return True
-
-
-def _describe(hint: Any) -> str:
-    return getattr(hint, "__name__", None) or str(hint).replace("typing.", "")
 
 
 class RpcHandler(WebSocketHandler):
@@ -198,20 +111,21 @@ class RpcHandler(WebSocketHandler):
     #: Largest accepted batch; larger ones get one -32600 error.
     max_batch_size: ClassVar[int] = 100
     #: Exposed name -> method description, collected from ``@rpc`` marks.
-    rpc_methods: ClassVar[dict[str, _Method]] = {}
+    rpc_methods: ClassVar[dict[str, Method]] = {}
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
-        methods: dict[str, _Method] = {}
+        methods: dict[str, Method] = {}
         for klass in reversed(cls.__mro__):
             for attr, fn in vars(klass).items():
-                exposed = getattr(fn, _MARK, None)
-                if isinstance(exposed, str) and callable(fn):
+                mark = getattr(fn, _MARK, None)
+                if isinstance(mark, tuple) and callable(fn):
+                    exposed, permission, sensitive = mark
                     if hasattr(RpcHandler, attr):  # a hook or base method: never callable
                         raise ConfigurationError(
                             f"{cls.__qualname__}.{attr} overrides a handler method and cannot "
                             "be exposed with @rpc; give the method another name"
                         )
-                    methods[exposed] = _Method.of(attr, fn)
+                    methods[exposed] = Method.of(attr, fn, permission, sensitive)
         super().__init_subclass__(**kwargs)
         cls.rpc_methods = methods
 
@@ -230,9 +144,7 @@ class RpcHandler(WebSocketHandler):
 
     async def notify(self, method: str, *args: Any, **kwargs: Any) -> bool:
         """Send a notification to this client; False if the socket is closed."""
-        if args and kwargs:
-            raise TypeError("JSON-RPC params are positional or named, not both")
-        return await self.send_frame(protocol.encode_notification(method, kwargs or args))
+        return await self.send_frame(protocol.encode_notification(method, params_of(args, kwargs)))
 
     async def invoke(self, method: str, /, *args: Any, timeout: float | None = None, **kwargs: Any) -> Any:
         """Call a method of this client and return its result.
@@ -243,8 +155,7 @@ class RpcHandler(WebSocketHandler):
         ``on_open``, ``on_receive``, ``on_disconnect``): the answer could not be
         read until the hook returns. ``@rpc`` methods run apart and may invoke.
         """
-        if args and kwargs:
-            raise TypeError("JSON-RPC params are positional or named, not both")
+        params = params_of(args, kwargs)
         if asyncio.current_task() is self._receive_task:
             raise InvokeError(self.id, method, "cannot wait for an answer inside the socket's own hooks")
         if self.state not in (State.CONNECTING, State.OPEN):
@@ -255,7 +166,7 @@ class RpcHandler(WebSocketHandler):
         self._invocations[call_id] = (method, future)
         wait = get_settings().invoke_timeout if timeout is None else timeout
         try:
-            if not await self.send_frame(protocol.encode_request(method, kwargs or args, call_id)):
+            if not await self.send_frame(protocol.encode_request(method, params, call_id)):
                 raise ConnectionClosed(self.id)
             return await asyncio.wait_for(future, wait)
         except TimeoutError:
@@ -318,7 +229,7 @@ class RpcHandler(WebSocketHandler):
                 for item in work
                 if not (isinstance(item, Request) and item.notification)
             ]
-            get_node().stats["calls_refused_busy"] += 1
+            bump(Count.CALLS_REFUSED_BUSY)
             asyncio.get_running_loop().create_task(self._answer(answers, batch))
             return
         self._calls.append((work, batch))
@@ -358,7 +269,7 @@ class RpcHandler(WebSocketHandler):
             result = await self._call(item)
         except RpcError as exc:
             error = ErrorObject(exc.code, exc.message, exc.data)
-        except _BadParams as exc:
+        except BadParams as exc:
             error = ErrorObject.standard(protocol.INVALID_PARAMS, str(exc))
         except (RegistryUnavailable, DeliveryError) as exc:
             logger.warning("rpc %r on socket %s: %s", item.method, self.id, exc)
@@ -366,7 +277,7 @@ class RpcHandler(WebSocketHandler):
         except asyncio.CancelledError:
             raise
         except Exception:
-            logger.exception("rpc %r on socket %s of %s raised", item.method, self.id, self.name)
+            logger.exception("rpc %r on socket %s of %s raised", item.method, self.id, self.handler_name)
             error = ErrorObject.standard(protocol.INTERNAL_ERROR)
         else:
             if item.notification:
@@ -404,7 +315,7 @@ class RpcHandler(WebSocketHandler):
             allowed = bool(await verdict if inspect.isawaitable(verdict) else verdict)
             reason = f"refused by {getattr(permission, '__name__', 'a permission check')}"
         if not allowed:
-            get_node().stats["calls_refused_permission"] += 1
+            bump(Count.CALLS_REFUSED_PERMISSION)
             raise RpcError(protocol.FORBIDDEN, "Forbidden", {"method": name, "reason": reason})
 
     async def on_rate_limited(self, message: str | bytes) -> None:

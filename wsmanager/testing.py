@@ -1,5 +1,10 @@
 """Test helpers: an RPC-aware communicator and a clean slate between tests.
 
+:func:`reset` is the one place that forgets the process's singletons: the
+registry backend instance, the node (and its background tasks), the
+counters, the database-use flag and the presence warnings; :func:`areset`
+also clears and closes the registry's store first.
+
 ::
 
     async def test_send(rpc_app):
@@ -21,11 +26,22 @@ from typing import Any
 
 from channels.testing import WebsocketCommunicator
 
+from . import counters, db, presence
 from .exceptions import RemoteError
 from .node import reset_node
 from .registry import get_registry, reset_registry
 
-__all__ = ["RpcCommunicator", "areset"]
+__all__ = ["RpcCommunicator", "areset", "reset"]
+
+
+def reset() -> None:
+    """Forget the process's singletons (between tests): registry instance, node,
+    counters, the database-use flag and which handler names presence warned about."""
+    reset_registry()
+    reset_node()
+    counters.reset()
+    db.forget_use()
+    presence.forget_warnings()
 
 
 async def areset() -> None:
@@ -35,8 +51,7 @@ async def areset() -> None:
         await registry.clear()
     finally:
         await registry.close()
-        reset_registry()
-        reset_node()
+        reset()
 
 
 class RpcCommunicator(WebsocketCommunicator):  # type: ignore[misc]

@@ -5,7 +5,7 @@ Twice per ``HEARTBEAT_INTERVAL`` the node's :class:`Upkeep`:
 * refreshes the node's liveness in the registry (``node_alive``), which also
   lets a shared registry forget the sockets of processes that stopped
   beating (see :mod:`wsmanager.registry.redis`);
-* publishes the node's counters (``Node.stats``) and open socket count, so
+* publishes the process's counters (:func:`wsmanager.counters.stats`) and open socket count, so
   that ``manage.py wsmanager stats`` in any process shows every live node;
 * takes the registry's queued departures (sockets of dead or stopped
   processes) and announces them to the handlers' ``on_presence`` hooks (see
@@ -17,65 +17,110 @@ Twice per ``HEARTBEAT_INTERVAL`` the node's :class:`Upkeep`:
   got the process taken for dead).
 
 A failing step is logged and retried on the next beat; the heartbeat itself
-never stops until its task is cancelled.
+never stops until :meth:`Upkeep.stop`.
+
+It sees its node through a narrow interface, :class:`Host`: the node's id
+and the sockets it holds. It imports nothing from :mod:`wsmanager.node`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from typing import TYPE_CHECKING
+from collections.abc import Sequence
+from typing import Protocol
 
+from . import counters, presence
+from .aio import cancel_requested
 from .exceptions import RegistryUnavailable
-from .presence import announce_arrival, announce_departure, announce_departures
-from .registry import RegistryBackend, get_registry
+from .registry import ConnectionInfo, RegistryBackend, get_registry
 
-if TYPE_CHECKING:
-    from .node import LocalSocket, Node
-
-__all__ = ["Upkeep", "cancel_requested"]
+__all__ = ["Held", "Host", "Upkeep"]
 
 logger = logging.getLogger("wsmanager.node")
 
 _sleep = asyncio.sleep  # the beat's pause (tests count it instead of waiting)
 
 
-def cancel_requested() -> bool:
-    """Whether the running task was cancelled, even if its ``CancelledError`` got lost.
+class Held(Protocol):
+    """What the upkeep reads of a socket its node holds."""
 
-    Python 3.11's ``asyncio.wait_for``, which redis-py wraps around every
-    write, returns normally and drops a cancellation that arrives in the
-    loop iteration where its inner call completes (CPython gh-86296, fixed
-    in 3.12). A background loop that stopped only on the exception would
-    then run forever; the task's pending cancel count survives the loss.
-    """
-    task = asyncio.current_task()
-    return task is not None and task.cancelling() > 0
+    id: str
+    #: The socket's registry entry as this process last wrote it.
+    info: ConnectionInfo
+
+    @property
+    def settled(self) -> bool:
+        """True once the handshake is over (registered, ``on_connect`` done)."""
+
+
+class Host(Protocol):
+    """What the upkeep needs of its node."""
+
+    id: str
+
+    def held(self) -> Sequence[Held]:
+        """The sockets open in this process now."""
+
+    def holds(self, sock: Held) -> bool:
+        """Whether ``sock`` is still open in this process."""
 
 
 class Upkeep:
-    """The heartbeat of one :class:`~wsmanager.node.Node` and what it does on each beat."""
+    """The heartbeat of one node and what it does on each beat."""
 
-    def __init__(self, node: Node) -> None:
-        self.node = node
+    def __init__(self, host: Host) -> None:
+        self.host = host
         #: (handler, socket id) whose registry removal failed; retried on each beat.
         self.orphans: list[tuple[str, str]] = []
-        #: The task announcing queued departures, if one runs.
+        self._beat: asyncio.Task[None] | None = None
         self.announcing: asyncio.Task[None] | None = None
 
+    @property
+    def running(self) -> bool:
+        return self._beat is not None
+
+    def start(self, interval: float) -> None:
+        """Start beating in the running loop (once; again after :meth:`cancel`)."""
+        if self._beat is None:
+            self._beat = asyncio.get_running_loop().create_task(self.heartbeat_loop(interval))
+
+    def cancel(self) -> list[asyncio.Task[None]]:
+        """Cancel the heartbeat and any announcement; returns the tasks (maybe not done yet)."""
+        tasks = [task for task in (self._beat, self.announcing) if task is not None]
+        for task in tasks:
+            with contextlib.suppress(RuntimeError):  # its loop may be closed already
+                task.cancel()
+        self._beat = self.announcing = None
+        return tasks
+
+    async def stop(self, timeout: float = 5.0) -> None:
+        """Cancel and wait (up to ``timeout``) for the tasks of this loop to end,
+        so that no late beat marks the node alive again."""
+        loop = asyncio.get_running_loop()
+        tasks = [task for task in self.cancel() if task.get_loop() is loop]
+        if tasks:
+            await asyncio.wait(tasks, timeout=timeout)
+
+    def remember_orphan(self, handler: str, socket_id: str) -> None:
+        """A registry removal failed (store down): retried on each beat."""
+        self.orphans.append((handler, socket_id))
+
     def published_stats(self) -> dict[str, int]:
-        """The node's counters plus ``sockets``, its open sockets, as each beat publishes them."""
-        return {**self.node.stats, "sockets": len(self.node.sockets)}
+        """The process's counters plus ``sockets``, its open sockets, as each beat publishes them."""
+        return {**counters.stats(), "sockets": len(self.host.held())}
 
     async def heartbeat_loop(self, interval: float) -> None:
         """Beat every ``interval / 2`` seconds until cancelled; never raises otherwise."""
         registry = get_registry()
+        node_id = self.host.id
         while not cancel_requested():
             try:
-                await registry.node_alive(self.node.id)
+                await registry.node_alive(node_id)
                 if cancel_requested():  # lost in node_alive: start nothing more
                     break
-                await registry.put_node_stats(self.node.id, self.published_stats())
+                await registry.put_node_stats(node_id, self.published_stats())
                 if self.announcing is None or self.announcing.done():
                     self.announcing = asyncio.get_running_loop().create_task(
                         self.announce_departures(registry)
@@ -86,9 +131,9 @@ class Upkeep:
             except asyncio.CancelledError:
                 raise
             except RegistryUnavailable as exc:
-                logger.warning("heartbeat of node %s failed: %s", self.node.id, exc)
+                logger.warning("heartbeat of node %s failed: %s", node_id, exc)
             except Exception:
-                logger.exception("heartbeat of node %s failed", self.node.id)
+                logger.exception("heartbeat of node %s failed", node_id)
             if cancel_requested():
                 break
             # Twice per interval: with node_ttl = 1.5 intervals, a crashed
@@ -99,39 +144,36 @@ class Upkeep:
         """Take the registry's queued departures and announce them, until none is left."""
         try:
             while departures := await registry.take_departures(batch):
-                await announce_departures(departures)
+                await presence.announce_departures(departures)
                 if len(departures) < batch:
                     break
         except RegistryUnavailable as exc:
-            logger.warning("node %s cannot take departures: %s", self.node.id, exc)
+            logger.warning("node %s cannot take departures: %s", self.host.id, exc)
         except Exception:
-            logger.exception("node %s failed to announce departures", self.node.id)
+            logger.exception("node %s failed to announce departures", self.host.id)
 
     async def _reconcile(self, registry: RegistryBackend) -> None:
         """Re-add local sockets the shared registry lost (restart, wrong reaping)."""
-        by_handler: dict[str, list[LocalSocket]] = {}
-        for sock in list(self.node.sockets.values()):
+        by_handler: dict[str, list[Held]] = {}
+        for sock in self.host.held():
             by_handler.setdefault(sock.info.handler, []).append(sock)
         for handler, socks in by_handler.items():
             routes = await registry.nodes_of(handler, [s.id for s in socks])
-            present = set(routes.get(self.node.id, ()))
+            present = set(routes.get(self.host.id, ()))
             for sock in socks:
                 # A socket still in its handshake may be registering right now:
                 # re-adding its entry could overwrite groups it just joined.
-                if sock.id in present or not sock.settled or self.node.sockets.get(sock.id) is not sock:
+                if sock.id in present or not sock.settled or not self.host.holds(sock):
                     continue
-                # A re-added member is announced again: its loss may have been announced.
-                await announce_arrival(handler, sock.info, await registry.add(sock.info))
-                if self.node.sockets.get(sock.id) is not sock:  # closed meanwhile
-                    await announce_departure(handler, await registry.remove(handler, sock.id))
+                await presence.restore(sock.info)
+                if not self.host.holds(sock):  # closed meanwhile
+                    await presence.release(handler, sock.id)
                     continue
-                self.node.stats["restored"] += 1
-                logger.warning("node %s: registry had lost socket %s; re-added", self.node.id, sock.id)
+                counters.bump(counters.Count.RESTORED)
+                logger.warning("node %s: registry had lost socket %s; re-added", self.host.id, sock.id)
 
     async def _retry_orphans(self) -> None:
-        registry = get_registry()
         while self.orphans:
             handler, sid = self.orphans[-1]
-            departure = await registry.remove(handler, sid)
+            await presence.release(handler, sid)
             self.orphans.pop()
-            await announce_departure(handler, departure)

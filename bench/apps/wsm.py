@@ -36,7 +36,7 @@ UNREACHED = (1e9, 1e9)
 
 
 class BenchEcho(WebSocketHandler):
-    name = "bench.echo"
+    handler_name = "bench.echo"
     rate_limit = UNREACHED
 
     async def on_receive(self, message: str | bytes) -> None:
@@ -44,7 +44,7 @@ class BenchEcho(WebSocketHandler):
 
 
 class BenchRpc(RpcHandler):
-    name = "bench.rpc"
+    handler_name = "bench.rpc"
     rate_limit = UNREACHED
 
     @rpc
@@ -53,7 +53,7 @@ class BenchRpc(RpcHandler):
 
 
 class BenchRoom(RpcHandler):
-    name = "bench.room"
+    handler_name = "bench.room"
     rate_limit = UNREACHED
 
     async def on_connect(self) -> None:

@@ -35,8 +35,14 @@ django_asgi_app = get_asgi_application()
 from channels.routing import ProtocolTypeRouter  # noqa: E402
 
 from demo_chat.routing import websocket_urlpatterns as demo_routes  # noqa: E402
-from wsmanager import RpcHandler, State, route, rpc, websocket_app  # noqa: E402
-from wsmanager.node import get_node  # noqa: E402
+from wsmanager import (  # noqa: E402
+    RpcHandler,
+    State,
+    counters,
+    route,
+    rpc,
+    websocket_app,
+)
 
 SMALL_FRAME = 4096
 SLOW_BACKLOG = 256 * 1024
@@ -62,7 +68,7 @@ class HostileBase(RpcHandler):
 
     async def close(self, code: int | None = None, reason: str | None = None) -> None:
         if self.state is State.OPEN:
-            CLOSES[f"{self.name} {code}"] += 1
+            CLOSES[f"{self.handler_name} {code}"] += 1
         await super().close(code, reason)
 
     @rpc
@@ -105,22 +111,22 @@ class HostileBase(RpcHandler):
 
 
 class LenientHandler(HostileBase):
-    name = "hostile.lenient"
+    handler_name = "hostile.lenient"
     rate_limit = None
 
 
 class LimitedHandler(HostileBase):
-    name = "hostile.limited"
+    handler_name = "hostile.limited"
 
 
 class SmallHandler(HostileBase):
-    name = "hostile.small"
+    handler_name = "hostile.small"
     rate_limit = None
     max_message_size = SMALL_FRAME
 
 
 class SlowHandler(HostileBase):
-    name = "hostile.slow"
+    handler_name = "hostile.slow"
     rate_limit = None
     max_send_backlog = SLOW_BACKLOG
 
@@ -135,7 +141,7 @@ class QueryUser:
 
 
 class CappedHandler(HostileBase):
-    name = "hostile.capped"
+    handler_name = "hostile.capped"
     rate_limit = None
     max_connections_per_user = 2
 
@@ -150,8 +156,8 @@ HANDLERS = (LenientHandler, LimitedHandler, SmallHandler, SlowHandler, CappedHan
 
 
 async def _state() -> dict[str, Any]:
-    counts = {handler.name: await handler.manager.acount() for handler in HANDLERS}
-    return {"counts": counts, "stats": dict(get_node().stats), "closes": dict(CLOSES)}
+    counts = {handler.handler_name: await handler.manager.acount() for handler in HANDLERS}
+    return {"counts": counts, "stats": counters.stats(), "closes": dict(CLOSES)}
 
 
 async def http_app(scope: dict[str, Any], receive: Any, send: Any) -> None:

@@ -17,7 +17,7 @@ from wsmanager import RpcHandler, route, rpc, websocket_app  # noqa: E402
 class ModelHandler(RpcHandler):
     """Slow calls, calls back into the caller, and the handler's socket count."""
 
-    name = "e2e-model"
+    handler_name = "e2e-model"
     rate_limit = None
 
     @rpc

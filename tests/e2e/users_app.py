@@ -22,7 +22,7 @@ from wsmanager import InvokeTimeout, RemoteError, RpcHandler, route, rpc, websoc
 class UserHandler(RpcHandler):
     """Per-user sending, invoking and presence queries, by user primary key."""
 
-    name = "e2e-users"
+    handler_name = "e2e-users"
     rate_limit = None
 
     @rpc

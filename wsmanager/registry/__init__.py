@@ -11,11 +11,12 @@ from django.utils.module_loading import import_string
 
 from ..conf import get_settings
 from ..exceptions import ConfigurationError
-from .base import ConnectionInfo, RegistryBackend
+from .base import ConnectionInfo, Departure, RegistryBackend
 from .memory import InMemoryRegistry
 
 __all__ = [
     "ConnectionInfo",
+    "Departure",
     "InMemoryRegistry",
     "RegistryBackend",
     "get_registry",

@@ -86,6 +86,20 @@ class ConnectionInfo:
         """A copy with some fields replaced."""
         return replace(self, **changes)
 
+    # The three rules every backend and the local mirror apply to an entry;
+    # written here once.
+    def with_group(self, group: str) -> ConnectionInfo:
+        """This entry with ``group`` added to its groups (itself if already there)."""
+        return self if group in self.groups else replace(self, groups=self.groups | {group})
+
+    def without_group(self, group: str) -> ConnectionInfo:
+        """This entry with ``group`` removed from its groups (itself if not there)."""
+        return replace(self, groups=self.groups - {group}) if group in self.groups else self
+
+    def with_meta(self, meta: Mapping[str, Any]) -> ConnectionInfo:
+        """This entry with ``meta`` merged into its meta (new keys win)."""
+        return replace(self, meta={**self.meta, **meta})
+
     def to_json(self) -> dict[str, Any]:
         """A JSON-friendly dict (groups sorted) for APIs and the CLI."""
         return {
@@ -185,16 +199,12 @@ class RegistryBackend(abc.ABC):
         """How many sockets of the handler are open."""
 
     @abc.abstractmethod
-    async def update_meta(
-        self, handler: str, socket_id: str, meta: Mapping[str, Any], *, expected: ConnectionInfo | None = None
-    ) -> None:
+    async def update_meta(self, handler: str, socket_id: str, meta: Mapping[str, Any]) -> None:
         """Merge ``meta`` into the socket's metadata; SocketNotFound if unknown."""
 
     # -- groups ------------------------------------------------------------
     @abc.abstractmethod
-    async def group_add(
-        self, handler: str, group: str, socket_id: str, *, expected: ConnectionInfo | None = None
-    ) -> ConnectionInfo | None:
+    async def group_add(self, handler: str, group: str, socket_id: str) -> ConnectionInfo | None:
         """Add a socket to a group; SocketNotFound if the socket is unknown.
 
         Returns the socket's entry (as written) when its member joined the
@@ -203,9 +213,7 @@ class RegistryBackend(abc.ABC):
         """
 
     @abc.abstractmethod
-    async def group_discard(
-        self, handler: str, group: str, socket_id: str, *, expected: ConnectionInfo | None = None
-    ) -> ConnectionInfo | None:
+    async def group_discard(self, handler: str, group: str, socket_id: str) -> ConnectionInfo | None:
         """Remove a socket from a group; no-op if it was not a member.
 
         Returns the socket's entry (as written) when its member left the

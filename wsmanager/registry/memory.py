@@ -114,31 +114,25 @@ class InMemoryRegistry(RegistryBackend):
     async def count(self, handler: str) -> int:
         return len(self._space(handler).sockets)
 
-    async def update_meta(
-        self, handler: str, socket_id: str, meta: Mapping[str, Any], *, expected: ConnectionInfo | None = None
-    ) -> None:
+    async def update_meta(self, handler: str, socket_id: str, meta: Mapping[str, Any]) -> None:
         space = self._space(handler)
         info = self._require(space, handler, socket_id)
-        space.sockets[socket_id] = info.with_changes(meta={**info.meta, **meta})
+        space.sockets[socket_id] = info.with_meta(meta)
 
-    async def group_add(
-        self, handler: str, group: str, socket_id: str, *, expected: ConnectionInfo | None = None
-    ) -> ConnectionInfo | None:
+    async def group_add(self, handler: str, group: str, socket_id: str) -> ConnectionInfo | None:
         space = self._space(handler)
         info = self._require(space, handler, socket_id)
         if group in info.groups:
             return None
-        info = space.sockets[socket_id] = info.with_changes(groups=info.groups | {group})
+        info = space.sockets[socket_id] = info.with_group(group)
         return info if space.join(group, info) else None
 
-    async def group_discard(
-        self, handler: str, group: str, socket_id: str, *, expected: ConnectionInfo | None = None
-    ) -> ConnectionInfo | None:
+    async def group_discard(self, handler: str, group: str, socket_id: str) -> ConnectionInfo | None:
         space = self._space(handler)
         info = space.sockets.get(socket_id)
         if info is None or group not in info.groups:
             return None
-        info = space.sockets[socket_id] = info.with_changes(groups=info.groups - {group})
+        info = space.sockets[socket_id] = info.without_group(group)
         return info if space.leave(group, info) else None
 
     async def group_members(self, handler: str, group: str) -> list[str]:

@@ -36,20 +36,8 @@ though they are still open. One connection pool exists per event loop. The
 scripts build key names at run time, so Redis Cluster is not supported (a
 single primary, possibly behind Sentinel, is).
 
-Key layout, ``P`` being ``prefix`` and ``H`` the handler name with ``%`` and
-``:`` percent-escaped::
-
-    P:sockets:H          hash   socket id -> ConnectionInfo JSON (to_json)
-    P:routes:H           hash   socket id -> node
-    P:groups:H           set    names of the handler's non-empty groups
-    P:group:H:<group>    set    socket ids in the group
-    P:presence:H:<group> hash   member key -> how many of its sockets are in the group
-    P:user:H:<user id>   set    socket ids of the user
-    P:node:<node>        set    "H:<socket id>" of every socket held by the node
-    P:nodes              set    every node that has registered a socket or a heartbeat
-    P:alive:<node>       string the node's liveness key, expires after node_ttl
-    P:departed           list   departures of forgotten nodes' sockets, not yet taken
-    P:stats:<node>       hash   the node's counters as of its last heartbeat, expires after node_ttl
+The key layout is drawn in :mod:`wsmanager.registry.redis_scripts`, which
+builds the keys.
 """
 
 from __future__ import annotations
@@ -60,15 +48,11 @@ import json
 import logging
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
-from dataclasses import dataclass, field
 from typing import Any, cast
-from urllib.parse import quote, urlsplit, urlunsplit
+from urllib.parse import quote
 
 try:
     from redis.asyncio import BlockingConnectionPool, Redis
-    from redis.asyncio.retry import Retry
-    from redis.backoff import ExponentialBackoff
-    from redis.exceptions import ConnectionError as RedisConnectionError
     from redis.exceptions import RedisError
 except ImportError as exc:  # pragma: no cover - depends on the installation
     raise ImportError(
@@ -79,51 +63,21 @@ from ..conf import get_settings
 from ..exceptions import ConfigurationError, RegistryUnavailable, SocketNotFound
 from . import redis_scripts as scripts
 from .base import ConnectionInfo, Departure, RegistryBackend
+from .redis_common import (
+    Bound,
+    Outcome,
+    bound_client,
+    departures,
+    dumps_info,
+    glob_escape,
+    loads_info,
+    pool_options,
+    redact,
+)
 
 __all__ = ["RedisRegistry"]
 
 logger = logging.getLogger("wsmanager.registry")
-
-
-@dataclass
-class _Bound:
-    """What belongs to one event loop: the client (and its pool) and the sweep lock."""
-
-    client: Redis
-    sweep_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-
-
-def _dumps(info: ConnectionInfo) -> str:
-    return json.dumps(info.to_json(), ensure_ascii=False, separators=(",", ":"))
-
-
-def _loads(raw: str) -> ConnectionInfo:
-    return ConnectionInfo.from_json(json.loads(raw))
-
-
-def _departures(items: list[Any]) -> list[Departure]:
-    """Parse a sweep's reply tail: per socket, its entry, n, then n groups left."""
-    out: list[Departure] = []
-    i = 0
-    while i < len(items):
-        count = int(items[i + 1])
-        out.append(Departure.of(_loads(str(items[i])), (str(g) for g in items[i + 2 : i + 2 + count])))
-        i += 2 + count
-    return out
-
-
-def _redact(url: str) -> str:
-    """The URL with its password (if any) replaced by ``***``."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    userinfo, _, host = parts.netloc.rpartition("@")
-    user = userinfo.partition(":")[0]
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
-
-
-def _glob_escape(text: str) -> str:
-    return "".join("\\" + c if c in "*?[]\\" else c for c in text)
 
 
 class RedisRegistry(RegistryBackend):
@@ -164,25 +118,23 @@ class RedisRegistry(RegistryBackend):
         self.url = url
         self.prefix = prefix
         self.node_ttl = float(node_ttl)
-        self._pool_options: dict[str, Any] = {
-            "max_connections": max_connections,
-            "timeout": pool_timeout,
-            "socket_connect_timeout": socket_connect_timeout,
-            "socket_timeout": socket_timeout,
-            "decode_responses": True,
-            # One quick retry heals a connection Redis closed (e.g. after a restart).
-            "retry": Retry(ExponentialBackoff(cap=0.2, base=0.05), 1, (RedisConnectionError,)),
-        }
+        self._pool_options = pool_options(
+            max_connections, pool_timeout, socket_connect_timeout, socket_timeout
+        )
         try:  # report a malformed URL now rather than on the first call
             BlockingConnectionPool.from_url(url, **self._pool_options)
         except ValueError as exc:
-            raise ConfigurationError(f"RedisRegistry url {_redact(url)!r} is invalid: {exc}") from exc
-        self._bounds: dict[asyncio.AbstractEventLoop, _Bound] = {}
+            raise ConfigurationError(f"RedisRegistry url {redact(url)!r} is invalid: {exc}") from exc
+        self._bounds: dict[asyncio.AbstractEventLoop, Bound] = {}
         self._sweep_due = 0.0  # time.monotonic() when a node may next expire
         self._heartbeats: set[str] = set()
+        #: (handler, id) -> the stored JSON of an entry this process last wrote
+        #: (its own sockets): the first compare-and-set attempt compares
+        #: against it instead of reading the entry first.
+        self._written: dict[tuple[str, str], str] = {}
 
     def __repr__(self) -> str:
-        return f"RedisRegistry(url={_redact(self.url)!r}, prefix={self.prefix!r})"
+        return f"RedisRegistry(url={redact(self.url)!r}, prefix={self.prefix!r})"
 
     # -- keys ----------------------------------------------------------------
     def _key(self, kind: str, handler: str, rest: str | None = None) -> str:
@@ -190,15 +142,8 @@ class RedisRegistry(RegistryBackend):
         return key if rest is None else f"{key}:{rest}"
 
     # -- connection ------------------------------------------------------------
-    def _bound(self) -> _Bound:
-        loop = asyncio.get_running_loop()
-        bound = self._bounds.get(loop)
-        if bound is None:
-            for old in [old for old in list(self._bounds) if old.is_closed()]:
-                self._bounds.pop(old, None)
-            pool = BlockingConnectionPool.from_url(self.url, **self._pool_options)
-            bound = self._bounds[loop] = _Bound(Redis.from_pool(pool))
-        return bound
+    def _bound(self) -> Bound:
+        return bound_client(self._bounds, self.url, self._pool_options)
 
     @contextlib.asynccontextmanager
     async def _redis(self, action: str, sweep: bool = True) -> AsyncIterator[Redis]:
@@ -212,7 +157,7 @@ class RedisRegistry(RegistryBackend):
             yield bound.client
         except (RedisError, OSError) as exc:
             raise RegistryUnavailable(
-                f"Redis registry at {_redact(self.url)} unavailable ({action}): {exc}"
+                f"Redis registry at {redact(self.url)} unavailable ({action}): {exc}"
             ) from exc
 
     async def _sweep(self, client: Redis, node: str) -> list[Departure]:
@@ -227,7 +172,7 @@ class RedisRegistry(RegistryBackend):
             started = time.monotonic()
             reply = await scripts.SWEEP(client, self.prefix, max(1, self.sweep_batch), node, departed_ttl_ms)
             more = bool(reply[0])
-            gone.extend(_departures(reply[2:]))
+            gone.extend(departures(reply[2:]))
             if not node:
                 ttl = reply[1] / 1000 if reply[1] >= 0 else self.node_ttl
                 self._sweep_due = started + min(ttl, self.node_ttl)
@@ -241,32 +186,35 @@ class RedisRegistry(RegistryBackend):
         exist, so a node that never calls :meth:`node_alive` is reaped.
         Returns the groups its member joined.
         """
+        stored = dumps_info(info)
         async with self._redis("add") as r:
             joined = await scripts.ADD(
                 r,
                 self.prefix,
                 quote(info.handler, safe=""),
                 info.id,
-                _dumps(info),
+                stored,
                 info.node,
                 "0" if info.user_id is None else "1",
                 info.user_id or "",
                 max(1, round(self.node_ttl * 1000)),
                 *sorted(info.groups),
             )
+        self._written[(info.handler, info.id)] = stored
         return frozenset(str(g) for g in joined)
 
     async def remove(self, handler: str, socket_id: str) -> Departure | None:
+        self._written.pop((handler, socket_id), None)
         async with self._redis("remove") as r:
             reply = await scripts.REMOVE(r, self.prefix, quote(handler, safe=""), socket_id)
         if reply is None:
             return None
-        return Departure.of(_loads(str(reply[0])), (str(g) for g in reply[1:]))
+        return Departure.of(loads_info(str(reply[0])), (str(g) for g in reply[1:]))
 
     async def get(self, handler: str, socket_id: str) -> ConnectionInfo | None:
         async with self._redis("get") as r:
             raw = await r.hget(self._key("sockets", handler), socket_id)
-        return None if raw is None else _loads(str(raw))
+        return None if raw is None else loads_info(str(raw))
 
     async def get_many(self, handler: str, socket_ids: Iterable[str]) -> list[ConnectionInfo]:
         wanted = list(socket_ids)
@@ -274,7 +222,7 @@ class RedisRegistry(RegistryBackend):
             return []
         async with self._redis("get_many") as r:
             raws = await r.hmget(self._key("sockets", handler), wanted)
-        return [_loads(str(raw)) for raw in raws if raw is not None]
+        return [loads_info(str(raw)) for raw in raws if raw is not None]
 
     async def ids(self, handler: str) -> list[str]:
         async with self._redis("ids") as r:
@@ -284,16 +232,8 @@ class RedisRegistry(RegistryBackend):
         async with self._redis("count") as r:
             return int(await r.hlen(self._key("sockets", handler)))
 
-    async def update_meta(
-        self, handler: str, socket_id: str, meta: Mapping[str, Any], *, expected: ConnectionInfo | None = None
-    ) -> None:
-        await self._replace(
-            "update_meta",
-            handler,
-            socket_id,
-            lambda info: info.with_changes(meta={**info.meta, **meta}),
-            expected=expected,
-        )
+    async def update_meta(self, handler: str, socket_id: str, meta: Mapping[str, Any]) -> None:
+        await self._replace("update_meta", handler, socket_id, lambda info: info.with_meta(meta))
 
     async def _replace(
         self,
@@ -303,73 +243,39 @@ class RedisRegistry(RegistryBackend):
         change: Callable[[ConnectionInfo], ConnectionInfo | None],
         group: str = "",
         missing_ok: bool = False,
-        expected: ConnectionInfo | None = None,
     ) -> ConnectionInfo | None:
-        """Rewrite an entry with compare-and-set, retried while others change it meanwhile.
+        """Rewrite an entry with :func:`~.redis_scripts.compare_and_set`.
 
-        ``expected`` is the caller's guess of the stored entry (a process
-        knows what it last wrote for its own sockets): the first attempt
-        compares against it instead of reading the entry first, saving a
-        round trip; a wrong guess costs one failed attempt, never a wrong write.
-
-        ``change`` returns the new entry, or None when nothing is to be written.
+        For an entry this process wrote last (its own sockets), the first
+        attempt compares against what it wrote instead of reading it first.
         Returns the new entry if its member joined (``group_add``) or left
         (``group_discard``) the group, else None.
-        Lock-free: a retry happens only because another write succeeded.
         """
-        script_op = {"group_add": "gadd", "group_discard": "gdel"}.get(op, "meta")
-        new: ConnectionInfo | None = None
+        key = (handler, socket_id)
         async with self._redis(op) as r:
-            outcome = 0  # 2 written and a transition, 1 written, 0 changed meanwhile, -1 gone
-            guess = None if expected is None else _dumps(expected)
-            while outcome == 0:
-                guessed = guess is not None
-                raw: bytes | str | None
-                if guess is not None:
-                    raw, guess = guess, None
-                else:
-                    raw = await r.hget(self._key("sockets", handler), socket_id)
-                if raw is None:
-                    outcome = -1
-                    break
-                new = change(_loads(str(raw)))
-                if new is None:
-                    if guessed:  # "nothing to do" must come from the real entry
-                        continue
-                    return None
-                outcome = await scripts.REPLACE(
-                    r,
-                    self.prefix,
-                    quote(handler, safe=""),
-                    socket_id,
-                    str(raw),
-                    _dumps(new),
-                    script_op,
-                    group,
-                    new.member,
-                )
-        if outcome == -1 and not missing_ok:
-            raise SocketNotFound(socket_id, handler)
-        return new if outcome == 2 else None
+            outcome, new, stored = await scripts.compare_and_set(
+                r, self.prefix, handler, socket_id, change, op, group, self._written.get(key)
+            )
+        if stored is not None and key in self._written:
+            self._written[key] = stored
+        if outcome is Outcome.GONE:
+            self._written.pop(key, None)
+            if not missing_ok:
+                raise SocketNotFound(socket_id, handler)
+        return new if outcome is Outcome.TRANSITION else None
 
     # -- groups ------------------------------------------------------------
-    async def group_add(
-        self, handler: str, group: str, socket_id: str, *, expected: ConnectionInfo | None = None
-    ) -> ConnectionInfo | None:
+    async def group_add(self, handler: str, group: str, socket_id: str) -> ConnectionInfo | None:
         def change(info: ConnectionInfo) -> ConnectionInfo | None:
-            return None if group in info.groups else info.with_changes(groups=info.groups | {group})
+            return None if group in info.groups else info.with_group(group)
 
-        return await self._replace("group_add", handler, socket_id, change, group, expected=expected)
+        return await self._replace("group_add", handler, socket_id, change, group)
 
-    async def group_discard(
-        self, handler: str, group: str, socket_id: str, *, expected: ConnectionInfo | None = None
-    ) -> ConnectionInfo | None:
+    async def group_discard(self, handler: str, group: str, socket_id: str) -> ConnectionInfo | None:
         def change(info: ConnectionInfo) -> ConnectionInfo | None:
-            return info.with_changes(groups=info.groups - {group}) if group in info.groups else None
+            return info.without_group(group) if group in info.groups else None
 
-        return await self._replace(
-            "group_discard", handler, socket_id, change, group, missing_ok=True, expected=expected
-        )
+        return await self._replace("group_discard", handler, socket_id, change, group, missing_ok=True)
 
     async def group_members(self, handler: str, group: str) -> list[str]:
         async with self._redis("group_members") as r:
@@ -420,16 +326,6 @@ class RedisRegistry(RegistryBackend):
             async with self._bound().sweep_lock:
                 await self._sweep(r, "")
 
-    async def reap(self) -> list[Departure]:
-        """Forget the sockets of every node whose liveness key expired; their departures.
-
-        Safe to run from several processes at once: each socket is returned by
-        exactly one of them. :meth:`node_alive` and other calls do it as needed.
-        Departures that left a group are also queued for :meth:`take_departures`.
-        """
-        async with self._redis("reap", sweep=False) as r, self._bound().sweep_lock:
-            return await self._sweep(r, "")
-
     async def remove_node(self, node: str) -> list[Departure]:
         """Delete ``node``'s liveness key and forget its sockets; their departures.
 
@@ -471,7 +367,7 @@ class RedisRegistry(RegistryBackend):
         taken: list[Departure] = []
         for item in cast("list[str] | None", items) or []:
             raw, *left = json.loads(item)
-            taken.append(Departure.of(_loads(raw), left))
+            taken.append(Departure.of(loads_info(raw), left))
         return taken
 
     async def close(self) -> None:
@@ -485,7 +381,7 @@ class RedisRegistry(RegistryBackend):
         """Delete every key under ``prefix`` (SCAN, in batches). Tests only."""
         async with self._redis("clear", sweep=False) as r:
             batch: list[str] = []
-            async for key in r.scan_iter(match=_glob_escape(self.prefix) + ":*", count=1000):
+            async for key in r.scan_iter(match=glob_escape(self.prefix) + ":*", count=1000):
                 batch.append(str(key))
                 if len(batch) >= 500:
                     await r.unlink(*batch)
@@ -494,3 +390,4 @@ class RedisRegistry(RegistryBackend):
                 await r.unlink(*batch)
         self._sweep_due = 0.0
         self._heartbeats.clear()
+        self._written.clear()

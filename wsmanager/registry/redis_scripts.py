@@ -1,21 +1,41 @@
 """The Lua scripts of the Redis registry, each one atomic on the server.
 
 Every script takes no keys and ``ARGV[1]`` = the key prefix ``P``; it builds
-key names itself (see the key layout in :mod:`wsmanager.registry.redis`),
+key names itself (the key layout is below),
 which is why Redis Cluster is not supported. Each runs by its SHA1
 (``EVALSHA``) and is sent again in full when the server does not know it,
 for instance after a restart.
+
+Key layout, ``P`` being ``prefix`` and ``H`` the handler name with ``%`` and
+``:`` percent-escaped::
+
+    P:sockets:H          hash   socket id -> ConnectionInfo JSON (to_json)
+    P:routes:H           hash   socket id -> node
+    P:groups:H           set    names of the handler's non-empty groups
+    P:group:H:<group>    set    socket ids in the group
+    P:presence:H:<group> hash   member key -> how many of its sockets are in the group
+    P:user:H:<user id>   set    socket ids of the user
+    P:node:<node>        set    "H:<socket id>" of every socket held by the node
+    P:nodes              set    every node that has registered a socket or a heartbeat
+    P:alive:<node>       string the node's liveness key, expires after node_ttl
+    P:departed           list   departures of forgotten nodes' sockets, not yet taken
+    P:stats:<node>       hash   the node's counters as of its last heartbeat, expires after node_ttl
 """
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from typing import Any, Final
+from urllib.parse import quote
 
 from redis.asyncio import Redis
 from redis.exceptions import NoScriptError
 
-__all__ = ["ADD", "ALIVE", "REMOVE", "REPLACE", "SWEEP", "Script"]
+from .base import ConnectionInfo
+from .redis_common import Outcome, dumps_info, loads_info
+
+__all__ = ["ADD", "ALIVE", "REMOVE", "REPLACE", "SWEEP", "Script", "compare_and_set"]
 
 # Shared by every script. join/leave put a socket in a group or take it out,
 # keeping its member's socket count there (presence) in step, and return true
@@ -195,3 +215,46 @@ REMOVE: Final = Script(_REMOVE)
 REPLACE: Final = Script(_REPLACE)
 ALIVE: Final = Script(_ALIVE)
 SWEEP: Final = Script(_SWEEP)
+
+
+async def compare_and_set(
+    client: Redis,
+    prefix: str,
+    handler: str,
+    socket_id: str,
+    change: Callable[[ConnectionInfo], ConnectionInfo | None],
+    op: str,
+    group: str,
+    guess: str | None,
+) -> tuple[Outcome, ConnectionInfo | None, str | None]:
+    """Rewrite an entry with :data:`REPLACE`, retried while others change it meanwhile.
+
+    ``change`` returns the new entry, or None when nothing is to be written.
+    ``guess`` is the stored form the caller believes is there (or None: read
+    it first); a stale guess costs one failed attempt, never a wrong write.
+    Returns the outcome, the new entry and its stored form (None when nothing
+    was written). Lock-free: a retry happens only because another write succeeded.
+    """
+    script_op = {"group_add": "gadd", "group_discard": "gdel"}.get(op, "meta")
+    handler_key = quote(handler, safe="")
+    while True:
+        guessed = guess is not None
+        raw: bytes | str | None
+        if guess is not None:
+            raw, guess = guess, None
+        else:
+            raw = await client.hget(f"{prefix}:sockets:{handler_key}", socket_id)
+        if raw is None:
+            return Outcome.GONE, None, None
+        new = change(loads_info(str(raw)))
+        if new is None:
+            if guessed:  # "nothing to do" must come from the real entry
+                continue
+            return Outcome.UNCHANGED, None, None
+        stored = dumps_info(new)
+        reply = await REPLACE(
+            client, prefix, handler_key, socket_id, str(raw), stored, script_op, group, new.member
+        )
+        outcome = Outcome(reply)
+        if outcome is not Outcome.CHANGED_MEANWHILE:
+            return outcome, new, stored

@@ -32,10 +32,10 @@ from asgiref.sync import async_to_sync
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
+from wsmanager.catalog import handler_names
 from wsmanager.exceptions import WsManagerError
-from wsmanager.handler import _handlers
+from wsmanager.manager import Manager, get_manager
 from wsmanager.registry import get_registry
-from wsmanager.sending import Manager, get_manager
 
 
 def _known_handlers() -> list[str]:
@@ -44,7 +44,7 @@ def _known_handlers() -> list[str]:
     if app_path:
         with contextlib.suppress(ImportError):
             import_module(app_path.rsplit(".", 1)[0])
-    return sorted(_handlers)
+    return handler_names()
 
 
 def _json_arg(text: str, what: str) -> Any:

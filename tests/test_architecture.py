@@ -1,0 +1,44 @@
+"""The package's shape: imports point down (no cycle, counting every import) and
+every module is small enough to read in one sitting."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import grimp
+
+ROOT = Path(__file__).resolve().parent.parent
+MAX_LINES = 400
+
+
+def test_no_import_cycle_among_wsmanager_modules() -> None:
+    """No module reaches itself through imports, counting those inside functions
+    and under TYPE_CHECKING (grimp sees every import statement)."""
+    graph = grimp.build_graph("wsmanager", include_external_packages=False)
+    modules = sorted(m for m in graph.modules if m != "wsmanager")  # the root re-exports everything
+    cycles = [
+        (module, other)
+        for module in modules
+        for other in graph.find_modules_directly_imported_by(module)
+        if other != "wsmanager" and graph.chain_exists(importer=other, imported=module)
+    ]
+    assert cycles == []
+
+
+def test_the_layers_contract_is_kept() -> None:
+    """import-linter's ``layers`` contract in pyproject.toml holds."""
+    run = subprocess.run(
+        [str(Path(sys.executable).with_name("lint-imports"))], cwd=ROOT, capture_output=True, text=True
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "1 kept, 0 broken" in run.stdout
+
+
+def test_every_module_is_under_the_size_aim() -> None:
+    sizes = {
+        str(path.relative_to(ROOT)): len(path.read_text().splitlines())
+        for path in (ROOT / "wsmanager").rglob("*.py")
+    }
+    assert {name: n for name, n in sizes.items() if n > MAX_LINES} == {}

@@ -1,0 +1,53 @@
+"""``wsmanager.catalog``: handler classes by name, as presence and the command find them."""
+
+from __future__ import annotations
+
+import warnings
+
+import pytest
+
+from wsmanager import ConfigurationError, WebSocketHandler, catalog
+
+
+def test_a_concrete_handler_is_found_by_its_name() -> None:
+    class Found(WebSocketHandler):
+        handler_name = "tests.catalog.found"
+
+    assert catalog.handler_class("tests.catalog.found") is Found
+    assert "tests.catalog.found" in catalog.handler_names()
+
+
+def test_an_abstract_base_is_not_listed() -> None:
+    class Base(WebSocketHandler):
+        handler_name = "tests.catalog.base"
+        abstract = True
+
+    assert "tests.catalog.base" not in catalog.handler_names()
+
+
+def test_an_unknown_name_says_which_names_are_known() -> None:
+    with pytest.raises(ConfigurationError, match=r"no handler is named 'nope' \(known: .*tests"):
+        catalog.handler_class("nope")
+
+
+def test_the_default_name_is_module_and_qualified_name() -> None:
+    class Plain(WebSocketHandler):
+        pass
+
+    where = "test_the_default_name_is_module_and_qualified_name.<locals>"
+    assert Plain.handler_name == f"{__name__}.{where}.Plain"
+
+
+def test_the_old_name_attribute_still_works_and_warns() -> None:
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+
+        class Old(WebSocketHandler):
+            name = "tests.catalog.old"
+
+    assert Old.handler_name == "tests.catalog.old"
+    assert any(issubclass(w.category, DeprecationWarning) for w in caught)
+
+
+def test_presence_hook_is_declared_on_the_base_class() -> None:
+    assert callable(WebSocketHandler.on_presence)

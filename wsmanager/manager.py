@@ -1,0 +1,387 @@
+"""``Manager``: query and send to a handler's sockets from anywhere.
+
+Every handler class has one (``ChatHandler.manager``), and
+:func:`get_manager` finds one by handler name, which is all another process
+(a management command, a worker) needs.
+
+Sync and async twins follow Django's rule: ``asend()`` is the coroutine,
+``send()`` the same call for sync code (views, commands, workers). The sync
+twin runs the coroutine with ``async_to_sync``; calling it from a running
+event loop's thread raises, as Django's do.
+
+Delivery guarantees (see docs/protocol.md): frames are handed over
+at-most-once, in order per sender and socket; a send to a socket that
+closes before the frame is written drops the frame and counts it
+(:mod:`wsmanager.counters`). Methods aimed at one id raise :class:`SocketNotFound`
+for an id that is not open; methods aimed at many sockets skip the ones that
+are gone and return how many sockets the frame was handed to.
+
+Users: methods taking ``user`` accept a user object (its ``pk`` is used) or
+a primary key; user ids are stored as ``str(pk)``. They reach every open
+socket of that user in every process. Presence (``apresence``) lists a
+group's members, one per user; see :mod:`wsmanager.presence`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any, ParamSpec, TypeVar
+
+from asgiref.sync import async_to_sync
+
+from . import presence, protocol
+from .conf import get_settings
+from .exceptions import SocketNotFound
+from .node import get_node
+from .outbox import Message, frame
+from .presence import Member, members_of
+from .protocol import params_of
+from .registry import ConnectionInfo, get_registry
+
+__all__ = ["Manager", "get_manager"]
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+_MISSING: Any = object()
+
+
+def _sync_twin(afunc: Callable[P, Awaitable[R]]) -> Callable[P, R]:
+    """The sync version of a Manager coroutine method.
+
+    ``functools.wraps`` gives it the coroutine's signature (as
+    ``inspect.signature`` shows it) and annotations; only its name, and a
+    first docstring line saying whose twin it is, differ.
+    """
+
+    @functools.wraps(afunc)
+    def twin(*args: P.args, **kwargs: P.kwargs) -> R:
+        return async_to_sync(afunc)(*args, **kwargs)
+
+    twin.__name__ = afunc.__name__.removeprefix("a")
+    twin.__qualname__ = f"Manager.{twin.__name__}"
+    twin.__doc__ = f"Sync twin of :meth:`{afunc.__name__}`. {afunc.__doc__ or ''}"
+    return twin
+
+
+def _message(data: str | bytes | None, json: Any) -> Message:
+    if json is not _MISSING:
+        if data is not None:
+            raise TypeError("pass either data or json=, not both")
+        return frame(protocol.dumps(json))
+    if data is None:
+        raise TypeError("nothing to send: pass data (str or bytes) or json=")
+    return frame(data)
+
+
+def _user_id(user: Any) -> str:
+    """The registry's user id of a user object or a primary key: ``str(pk)``."""
+    return str(getattr(user, "pk", user))
+
+
+class Manager:
+    """The sockets of one handler, as seen from this process (and, with a shared
+    registry such as Redis, from the whole cluster)."""
+
+    def __init__(self, handler_name: str) -> None:
+        self.handler_name = handler_name
+
+    def __repr__(self) -> str:
+        return f"<Manager {self.handler_name!r}>"
+
+    # -- queries -----------------------------------------------------------------
+    async def aget(self, socket_id: str) -> ConnectionInfo:
+        """The registry entry of an open socket; SocketNotFound otherwise."""
+        info = await get_registry().get(self.handler_name, socket_id)
+        if info is None:
+            raise SocketNotFound(socket_id, self.handler_name)
+        return info
+
+    async def aget_many(self, socket_ids: Iterable[str]) -> list[ConnectionInfo]:
+        """Entries of the ids that are open, in the order given; others skipped."""
+        return await get_registry().get_many(self.handler_name, socket_ids)
+
+    async def aexists(self, socket_id: str) -> bool:
+        """Whether a socket with this id is open."""
+        return await get_registry().get(self.handler_name, socket_id) is not None
+
+    async def aids(self) -> list[str]:
+        """Ids of every open socket (order unspecified)."""
+        return await get_registry().ids(self.handler_name)
+
+    async def acount(self) -> int:
+        """How many sockets are open."""
+        return await get_registry().count(self.handler_name)
+
+    async def aall(self) -> list[ConnectionInfo]:
+        """Entries of every open socket."""
+        registry = get_registry()
+        return await registry.get_many(self.handler_name, await registry.ids(self.handler_name))
+
+    async def agroups(self) -> list[str]:
+        """Names of the groups that have members."""
+        return await get_registry().groups(self.handler_name)
+
+    async def agroup_members(self, group: str) -> list[str]:
+        """Ids of the sockets in ``group`` (empty for an unknown group)."""
+        return await get_registry().group_members(self.handler_name, group)
+
+    async def agroups_of(self, socket_id: str) -> frozenset[str]:
+        """The groups a socket is in; SocketNotFound if it is not open."""
+        return (await self.aget(socket_id)).groups
+
+    async def auser_sockets(self, user_id: Any) -> list[str]:
+        """Ids of the open sockets of a user (a user object or its primary key)."""
+        return await get_registry().user_sockets(self.handler_name, _user_id(user_id))
+
+    async def ais_online(self, user: Any) -> bool:
+        """Whether the user (object or primary key) has an open socket in any process."""
+        return bool(await self.auser_sockets(user))
+
+    async def apresence(self, group: str) -> list[Member]:
+        """The members of ``group``: one per user, one per socket without a user.
+
+        Ordered by their earliest socket's connection time (see
+        :class:`~wsmanager.presence.Member`); empty for an unknown group.
+        A snapshot read in two steps: a socket closing meanwhile is left out.
+        """
+        return members_of(await self.aget_many(await self.agroup_members(group)))
+
+    # -- groups and metadata ----------------------------------------------------------
+    async def aadd_to_group(self, socket_id: str, group: str) -> None:
+        """Add a socket to a group; it leaves it by itself when it closes.
+
+        When the socket's member (its user, or the socket itself without a
+        user) was not in the group yet, the handler's ``on_presence`` hook
+        hears ``"joined"`` before this returns (see :mod:`wsmanager.presence`).
+        """
+        await presence.join(self.handler_name, group, socket_id)
+        self._mirror(socket_id, lambda info: info.with_group(group))
+
+    async def aremove_from_group(self, socket_id: str, group: str) -> None:
+        """Remove a socket from a group (no-op if not a member or not open).
+
+        When it was its member's last socket there, ``on_presence`` hears
+        ``"left"`` before this returns.
+        """
+        await presence.leave(self.handler_name, group, socket_id)
+        self._mirror(socket_id, lambda info: info.without_group(group))
+
+    async def aupdate_meta(self, socket_id: str, **meta: Any) -> None:
+        """Merge JSON-serialisable values into the socket's ``meta``."""
+        await get_registry().update_meta(self.handler_name, socket_id, meta)
+        self._mirror(socket_id, lambda info: info.with_meta(meta))
+
+    def _mirror(self, socket_id: str, change: Callable[[ConnectionInfo], ConnectionInfo]) -> None:
+        """Keep a local socket's ``info`` equal to what this process wrote.
+
+        Changes made by other processes are not mirrored; the registry stays
+        the source of truth, ``info`` is what a process re-adds if the shared
+        registry loses the entry.
+        """
+        sock = get_node().sockets.get(socket_id)
+        if sock is not None and sock.info.handler == self.handler_name:
+            sock.info = change(sock.info)
+
+    # -- routing ------------------------------------------------------------------
+    async def _routes(self, socket_ids: Iterable[str]) -> dict[str, list[str]]:
+        """{node: ids}: local sockets need no registry round trip."""
+        node = get_node()
+        await node.start()
+        local: list[str] = []
+        remote: list[str] = []
+        for sid in socket_ids:
+            # A local socket of another handler is not ours: the registry says so.
+            sock = node.sockets.get(sid)
+            (local if sock is not None and sock.info.handler == self.handler_name else remote).append(sid)
+        routes = await get_registry().nodes_of(self.handler_name, remote) if remote else {}
+        if local:
+            routes.setdefault(node.id, []).extend(local)
+        return routes
+
+    async def _deliver(self, socket_ids: Iterable[str], message: Message) -> int:
+        return await get_node().deliver(self.handler_name, await self._routes(socket_ids), message)
+
+    async def _deliver_one(self, socket_id: str, message: Message) -> None:
+        if await self._deliver([socket_id], message) == 0:
+            raise SocketNotFound(socket_id, self.handler_name)
+
+    async def _targets_group(self, group: str, exclude: Iterable[str]) -> list[str]:
+        skip = set(exclude)
+        return [sid for sid in await self.agroup_members(group) if sid not in skip]
+
+    async def _targets_all(self, exclude: Iterable[str]) -> list[str]:
+        skip = set(exclude)
+        return [sid for sid in await self.aids() if sid not in skip]
+
+    # -- raw frames ----------------------------------------------------------------
+    async def asend(self, socket_id: str, data: str | bytes | None = None, *, json: Any = _MISSING) -> None:
+        """Send text (str), binary (bytes) or ``json=`` (encoded text) to one socket."""
+        await self._deliver_one(socket_id, _message(data, json))
+
+    async def asend_many(
+        self, socket_ids: Iterable[str], data: str | bytes | None = None, *, json: Any = _MISSING
+    ) -> int:
+        """Send to several sockets; unknown ids are skipped. Returns how many took it."""
+        return await self._deliver(socket_ids, _message(data, json))
+
+    async def asend_group(
+        self,
+        group: str,
+        data: str | bytes | None = None,
+        *,
+        json: Any = _MISSING,
+        exclude: Iterable[str] = (),
+    ) -> int:
+        """Send to every member of ``group`` but ``exclude``; encoded once."""
+        message = _message(data, json)
+        return await self._deliver(await self._targets_group(group, exclude), message)
+
+    async def asend_all(
+        self, data: str | bytes | None = None, *, json: Any = _MISSING, exclude: Iterable[str] = ()
+    ) -> int:
+        """Send to every open socket of the handler but ``exclude``."""
+        message = _message(data, json)
+        return await self._deliver(await self._targets_all(exclude), message)
+
+    async def asend_user(self, user: Any, data: str | bytes | None = None, *, json: Any = _MISSING) -> int:
+        """Send to every open socket of a user (object or primary key), in every process.
+
+        Returns how many sockets took the frame: 0 for a user who is not connected.
+        """
+        message = _message(data, json)
+        return await self._deliver(await self.auser_sockets(user), message)
+
+    async def adisconnect(self, socket_id: str, code: int = 1000, reason: str = "") -> None:
+        """Close a socket from the server side, wherever it is."""
+        routes = await self._routes([socket_id])
+        if not routes:
+            raise SocketNotFound(socket_id, self.handler_name)
+        (node_id,) = routes
+        await get_node().close_socket(self.handler_name, node_id, socket_id, code, reason)
+
+    # -- JSON-RPC --------------------------------------------------------------------
+    async def anotify(self, socket_id: str, method: str, /, *args: Any, **kwargs: Any) -> None:
+        """Send a JSON-RPC notification to one socket (no answer expected)."""
+        text = protocol.encode_notification(method, params_of(args, kwargs))
+        await self._deliver_one(socket_id, frame(text))
+
+    async def anotify_many(self, socket_ids: Iterable[str], method: str, /, *args: Any, **kwargs: Any) -> int:
+        """Notify several sockets; unknown ids are skipped. Returns how many took it."""
+        text = protocol.encode_notification(method, params_of(args, kwargs))
+        return await self._deliver(socket_ids, frame(text))
+
+    async def anotify_group(
+        self, group: str, method: str, /, *args: Any, exclude: Iterable[str] = (), **kwargs: Any
+    ) -> int:
+        """Notify every member of ``group`` but ``exclude`` (``exclude`` is not a param)."""
+        text = protocol.encode_notification(method, params_of(args, kwargs))
+        return await self._deliver(await self._targets_group(group, exclude), frame(text))
+
+    async def anotify_all(
+        self, method: str, /, *args: Any, exclude: Iterable[str] = (), **kwargs: Any
+    ) -> int:
+        """Notify every open socket but ``exclude``."""
+        text = protocol.encode_notification(method, params_of(args, kwargs))
+        return await self._deliver(await self._targets_all(exclude), frame(text))
+
+    async def anotify_user(self, user: Any, method: str, /, *args: Any, **kwargs: Any) -> int:
+        """Notify every open socket of a user; how many took it (0 if not connected)."""
+        text = protocol.encode_notification(method, params_of(args, kwargs))
+        return await self._deliver(await self.auser_sockets(user), frame(text))
+
+    async def ainvoke(
+        self, socket_id: str, method: str, /, *args: Any, timeout: float | None = None, **kwargs: Any
+    ) -> Any:
+        """Call a method of the client and return its result.
+
+        Raises :class:`InvokeTimeout` after ``timeout`` seconds (default
+        ``WSMANAGER["INVOKE_TIMEOUT"]``), :class:`RemoteError` when the client
+        answers with an error, :class:`ConnectionClosed` when the socket
+        closes first, and :class:`SocketNotFound` for an unknown id.
+        """
+        routes = await self._routes([socket_id])
+        if not routes:
+            raise SocketNotFound(socket_id, self.handler_name)
+        (node_id,) = routes
+        wait = get_settings().invoke_timeout if timeout is None else timeout
+        params = params_of(args, kwargs)
+        return await get_node().invoke(self.handler_name, node_id, socket_id, method, params, wait)
+
+    async def ainvoke_user(
+        self, user: Any, method: str, /, *args: Any, timeout: float | None = None, **kwargs: Any
+    ) -> dict[str, Any]:
+        """Call a client method on every open socket of a user, concurrently.
+
+        Returns ``{socket id: result}``; for a socket that failed, the value
+        is the exception instance (:class:`InvokeTimeout`,
+        :class:`RemoteError`, :class:`ConnectionClosed`, ...) instead of a
+        result: nothing is raised for one socket's failure. Sockets that
+        closed before the call are left out; ``{}`` for a user who is not
+        connected. ``timeout`` applies to each socket, all waiting at once.
+        """
+        params = params_of(args, kwargs)
+        wait = get_settings().invoke_timeout if timeout is None else timeout
+        node = get_node()
+        targets = [
+            (node_id, sid)
+            for node_id, sids in (await self._routes(await self.auser_sockets(user))).items()
+            for sid in sids
+        ]
+
+        async def one(node_id: str, sid: str) -> Any:
+            try:
+                return await node.invoke(self.handler_name, node_id, sid, method, params, wait)
+            except Exception as exc:
+                return exc
+
+        results = await asyncio.gather(*(one(node_id, sid) for node_id, sid in targets))
+        return {sid: result for (_, sid), result in zip(targets, results, strict=True)}
+
+    # -- sync twins ----------------------------------------------------------------------
+    get = _sync_twin(aget)
+    get_many = _sync_twin(aget_many)
+    exists = _sync_twin(aexists)
+    ids = _sync_twin(aids)
+    count = _sync_twin(acount)
+    all = _sync_twin(aall)
+    groups = _sync_twin(agroups)
+    group_members = _sync_twin(agroup_members)
+    groups_of = _sync_twin(agroups_of)
+    user_sockets = _sync_twin(auser_sockets)
+    is_online = _sync_twin(ais_online)
+    presence = _sync_twin(apresence)
+    add_to_group = _sync_twin(aadd_to_group)
+    remove_from_group = _sync_twin(aremove_from_group)
+    update_meta = _sync_twin(aupdate_meta)
+    send = _sync_twin(asend)
+    send_many = _sync_twin(asend_many)
+    send_group = _sync_twin(asend_group)
+    send_all = _sync_twin(asend_all)
+    send_user = _sync_twin(asend_user)
+    disconnect = _sync_twin(adisconnect)
+    notify = _sync_twin(anotify)
+    notify_many = _sync_twin(anotify_many)
+    notify_group = _sync_twin(anotify_group)
+    notify_all = _sync_twin(anotify_all)
+    notify_user = _sync_twin(anotify_user)
+    invoke = _sync_twin(ainvoke)
+    invoke_user = _sync_twin(ainvoke_user)
+
+
+_managers: dict[str, Manager] = {}
+
+
+def get_manager(handler: str | type[Any]) -> Manager:
+    """The manager of a handler, by class or by its ``handler_name``.
+
+    Works without importing the handler class (e.g. in a management command
+    of another process): the name is all the registry needs.
+    """
+    name = handler if isinstance(handler, str) else handler.handler_name
+    manager = _managers.get(name)
+    if manager is None:
+        manager = _managers[name] = Manager(name)
+    return manager

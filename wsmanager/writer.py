@@ -1,0 +1,119 @@
+"""The one writer of a socket: takes frames from its :class:`~wsmanager.outbox.Outbox`
+and awaits the server's ``send`` for each, so that senders never do.
+
+:meth:`Writer.push` puts a frame into the outbox. When the outbox was idle
+the frame is written at once, in the sender's turn of the loop; only if the
+server makes that write wait (its transport is full) does the rest go on in
+a task of its own (:func:`wsmanager.aio.run_eagerly`), and later frames
+just queue behind it. On daphne, which buffers without bound, the bytes its
+transport still holds count toward the backlog (a probe of the adapter).
+
+Failures never reach the sender: over the backlog the socket is closed with
+1013 "too slow" (what was queued before is still written first, where the
+transport takes it), and a write the server refuses (a frame over its size
+limit, a transport error) closes it with 1011 "write failed" and drops what
+waits. The close, with the registry removal, runs in a task of its own,
+started once. Every refused or dropped frame is counted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from .aio import run_eagerly
+from .counters import Count, bump
+from .lifecycle import CloseCode
+from .outbox import Message, Outbox, Verdict
+
+__all__ = ["Writer"]
+
+logger = logging.getLogger("wsmanager.handler")
+
+Send = Callable[[Message], Awaitable[None]]
+Close = Callable[[int, str], Awaitable[None]]
+
+
+class Writer:
+    """Writes one socket's outbox through ``send``; ``close`` is the socket's close."""
+
+    __slots__ = ("_closing", "_task", "buffered", "close", "label", "outbox", "send")
+
+    def __init__(self, outbox: Outbox, close: Close, label: str = "") -> None:
+        self.outbox = outbox
+        self.close = close
+        self.label = label
+        self.send: Send | None = None
+        #: Bytes the server still buffers for this socket, where it can say (daphne).
+        self.buffered: Callable[[], int] | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._closing: asyncio.Task[None] | None = None
+
+    def push(self, message: Message) -> bool:
+        """Queue ``message``; False if refused (and counted). Never waits for the transport."""
+        buffered = self.buffered() if self.buffered is not None else 0
+        verdict = self.outbox.put(message, buffered)
+        if verdict is Verdict.WRITE:
+            self._task = run_eagerly(self.write_out())
+        elif verdict is Verdict.QUEUED:
+            pass
+        elif verdict is Verdict.CLOSED:
+            bump(Count.DROPPED_CLOSED)
+            return False
+        else:
+            slow = verdict is Verdict.OVER_BYTES
+            bump(Count.DROPPED_SLOW_CLIENT if slow else Count.DROPPED_OVERFLOW)
+            why = f"backlog over {self.outbox.max_bytes} B" if slow else "outgoing queue full"
+            if self._closing is None:
+                logger.warning("socket %s: client reads too slowly (%s); closing 1013", self.label, why)
+                self.close_soon(CloseCode.TRY_AGAIN_LATER, "too slow")
+            return False
+        return True
+
+    async def start(self, opening: Callable[[], Awaitable[None]]) -> None:
+        """The handshake completed: the frames ``opening`` sends go out first, then
+        those queued during the handshake, in their order."""
+        waiting = self.outbox.take_all()
+        await opening()
+        self.outbox.extend(waiting)
+        if self.outbox.release():
+            self._task = run_eagerly(self.write_out())
+
+    async def flush(self) -> None:
+        """Before a close: write what waits, unless a writer is stuck on the transport
+        (then it is cancelled and what waits is dropped)."""
+        if self._task is not None:
+            self._task.cancel()
+        elif self.outbox.claim():
+            await self.write_out()
+
+    def stop(self) -> None:
+        """Refuse every later frame and drop what waits (counted)."""
+        bump(Count.DROPPED_CLOSED, self.outbox.close())
+
+    async def write_out(self) -> None:
+        """Write frames until the outbox is empty; the caller holds the outbox."""
+        outbox, send = self.outbox, self.send
+        try:
+            assert send is not None, "Writer.send is set before the first frame is released"
+            while (message := outbox.next()) is not None:
+                await send(message)
+        except Exception as exc:
+            bump(Count.DROPPED_WRITE_FAILED)
+            logger.info("socket %s: write failed (%r); closing 1011", self.label, exc)
+            self.stop()
+            self.close_soon(CloseCode.INTERNAL_ERROR, "write failed")
+        finally:
+            # (No running loop when a stuck writer is garbage-collected.)
+            with contextlib.suppress(RuntimeError):
+                if asyncio.current_task() is self._task:
+                    self._task = None
+
+    def close_soon(self, code: int, reason: str) -> None:
+        """Close the socket in a task of its own (once)."""
+        if self._closing is None:
+            closing: Any = self.close(code, reason)
+            self._closing = asyncio.get_running_loop().create_task(closing)
