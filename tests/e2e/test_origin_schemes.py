@@ -24,10 +24,13 @@ pytestmark = pytest.mark.e2e
         "http://evil.example:{port}",
     ],
 )
-async def test_a_page_of_another_scheme_or_port_cannot_open_a_socket(demo_server: DaphneProcess, origin: str) -> None:
+async def test_a_page_of_another_scheme_or_port_cannot_open_a_socket(
+    demo_server: DaphneProcess, origin: str
+) -> None:
     """A scheme-less host pattern no longer admits every scheme and port: HTTP 403."""
+    page = origin.format(port=demo_server.port)
     with pytest.raises(websockets.InvalidStatus) as refused:
-        await websockets.connect(chat_url(demo_server, "origins"), origin=origin.format(port=demo_server.port))
+        await websockets.connect(chat_url(demo_server, "origins"), origin=page)
     assert refused.value.response.status_code == 403
 
 
