@@ -26,7 +26,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from .conf import get_settings
-from .origin import default_allowed_origins, origin_allowed, origin_of
+from .origin import default_allowed_origins, origin_allowed, origin_of, target_of
 from .registry import get_registry
 
 if TYPE_CHECKING:
@@ -54,7 +54,7 @@ def origin_ok(handler: WebSocketHandler) -> bool:
     if allowed is None:
         allowed = default_allowed_origins()
     origin = origin_of(handler.scope.get("headers") or [])
-    return origin_allowed(origin, allowed, require=conf.require_origin)
+    return origin_allowed(origin, allowed, target_of(handler.scope), require=conf.require_origin)
 
 
 async def admitted(handler: WebSocketHandler) -> bool:
