@@ -245,6 +245,12 @@ class RpcHandler(WebSocketHandler):
         """
         if args and kwargs:
             raise TypeError("JSON-RPC params are positional or named, not both")
+        return await self.invoke_params(method, kwargs or args, timeout=timeout)
+
+    async def invoke_params(
+        self, method: str, params: tuple[Any, ...] | dict[str, Any], /, *, timeout: float | None = None
+    ) -> Any:
+        """:meth:`invoke` with the params as one value, so named params may have any name."""
         if asyncio.current_task() is self._receive_task:
             raise InvokeError(self.id, method, "cannot wait for an answer inside the socket's own hooks")
         if self.state not in (State.CONNECTING, State.OPEN):
@@ -255,7 +261,7 @@ class RpcHandler(WebSocketHandler):
         self._invocations[call_id] = (method, future)
         wait = get_settings().invoke_timeout if timeout is None else timeout
         try:
-            if not await self.send_frame(protocol.encode_request(method, kwargs or args, call_id)):
+            if not await self.send_frame(protocol.encode_request(method, params, call_id)):
                 raise ConnectionClosed(self.id)
             return await asyncio.wait_for(future, wait)
         except TimeoutError:

@@ -25,7 +25,7 @@ group's members, one per user; see :mod:`wsmanager.presence`.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any, ParamSpec, TypeVar
 
 from asgiref.sync import async_to_sync
@@ -314,13 +314,27 @@ class Manager:
         answers with an error, :class:`ConnectionClosed` when the socket
         closes first, and :class:`SocketNotFound` for an unknown id.
         """
+        return await self.ainvoke_params(socket_id, method, _params(args, kwargs), timeout=timeout)
+
+    async def ainvoke_params(
+        self,
+        socket_id: str,
+        method: str,
+        params: Sequence[Any] | Mapping[str, Any],
+        /,
+        *,
+        timeout: float | None = None,
+    ) -> Any:
+        """:meth:`ainvoke` with the JSON-RPC ``params`` as one value (an array or an
+        object), so that named params may have any name, ``timeout`` included
+        (e.g. params taken from a request body). Same errors as :meth:`ainvoke`."""
         routes = await self._routes([socket_id])
         if not routes:
             raise SocketNotFound(socket_id, self.handler)
         (node_id,) = routes
         wait = get_settings().invoke_timeout if timeout is None else timeout
-        params = _params(args, kwargs)
-        return await get_node().invoke(self.handler, node_id, socket_id, method, params, wait)
+        value = dict(params) if isinstance(params, Mapping) else tuple(params)
+        return await get_node().invoke(self.handler, node_id, socket_id, method, value, wait)
 
     async def ainvoke_user(
         self, user: Any, method: str, /, *args: Any, timeout: float | None = None, **kwargs: Any
@@ -380,6 +394,7 @@ class Manager:
     notify_all = _sync_twin(anotify_all)
     notify_user = _sync_twin(anotify_user)
     invoke = _sync_twin(ainvoke)
+    invoke_params = _sync_twin(ainvoke_params)
     invoke_user = _sync_twin(ainvoke_user)
 
 
