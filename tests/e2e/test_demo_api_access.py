@@ -155,7 +155,13 @@ async def test_the_bearer_token_needs_no_csrf_token(site: Site) -> None:
 
 @pytest.mark.parametrize(
     "value",
-    ["Bearer é".encode(), "Bearer s3cr\u00e9t".encode("latin-1"), b"Bearer \xff\xfe", b"Bearer a b", b"Bearer "],
+    [
+        "Bearer é".encode(),
+        "Bearer s3cr\u00e9t".encode("latin-1"),
+        b"Bearer \xff\xfe",
+        b"Bearer a b",
+        b"Bearer",
+    ],
 )
 async def test_a_malformed_bearer_token_answers_json_400(site: Site, value: bytes) -> None:
     """Non-ASCII, spaces or nothing after ``Bearer``: a JSON 400, never an HTML 500."""
@@ -177,7 +183,9 @@ async def test_a_malformed_bearer_token_answers_json_400(site: Site, value: byte
         {"Sec-Fetch-Site": "same-site"},
     ],
 )
-async def test_with_debug_on_other_sites_pages_are_refused(demo_server: DaphneProcess, headers: dict[str, str]) -> None:
+async def test_with_debug_on_other_sites_pages_are_refused(
+    demo_server: DaphneProcess, headers: dict[str, str]
+) -> None:
     """A post from another site's page (Origin or Sec-Fetch-Site says so): JSON 403, nothing sent."""
     peer = await Peer.open(chat_url(demo_server, "debug-xsite"))
     for method, path, body in (
@@ -192,7 +200,9 @@ async def test_with_debug_on_other_sites_pages_are_refused(demo_server: DaphnePr
 
 
 @pytest.mark.parametrize("same", ["origin", "sec-fetch-site", "none", "script"])
-async def test_with_debug_on_the_sites_own_pages_and_scripts_are_served(demo_server: DaphneProcess, same: str) -> None:
+async def test_with_debug_on_the_sites_own_pages_and_scripts_are_served(
+    demo_server: DaphneProcess, same: str
+) -> None:
     """The demo's own origin, ``Sec-Fetch-Site: same-origin`` / ``none``, or no header at all: 202."""
     headers = {
         "origin": {"Origin": demo_server.http_url},
@@ -201,7 +211,9 @@ async def test_with_debug_on_the_sites_own_pages_and_scripts_are_served(demo_ser
         "script": {},
     }[same]
     peer = await Peer.open(chat_url(demo_server, "debug-same"))
-    sent = await http("POST", demo_server, f"/api/sockets/{peer.id}/messages", json={"text": same}, headers=headers)
+    sent = await http(
+        "POST", demo_server, f"/api/sockets/{peer.id}/messages", json={"text": same}, headers=headers
+    )
     assert sent.status_code == 202, sent.text
     assert (await peer.notification("message"))["params"]["text"] == same
     await peer.close()
@@ -211,7 +223,9 @@ async def test_with_debug_on_the_sites_own_pages_and_scripts_are_served(demo_ser
 
 
 @pytest.mark.parametrize("params", [{"timeout": 1, "self": 2}, {"socket_id": "x", "method": "y"}])
-async def test_invoke_passes_named_params_of_any_name(demo_server: DaphneProcess, params: dict[str, Any]) -> None:
+async def test_invoke_passes_named_params_of_any_name(
+    demo_server: DaphneProcess, params: dict[str, Any]
+) -> None:
     """Named params called like the view's or the manager's own arguments reach the client as sent."""
     peer = await Peer.open(chat_url(demo_server, "invoke-names"))
     body = {"method": "echo", "params": params, "timeout": 5}
