@@ -18,10 +18,13 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.e2e.client import Peer, chat_url, http
+from tests import redis_support
+from tests.e2e.client import Peer, chat_url, cluster_env, http, running
 from tests.servers import ROOT, DaphneProcess
 
 pytestmark = pytest.mark.e2e
+
+redis_url = redis_support.redis_url
 
 TOKEN = "s3cret"
 SECRET = "e2e-secret-key-not-the-placeholder-0123456789abcdef"
@@ -236,6 +239,23 @@ async def test_invoke_passes_named_params_of_any_name(
     response = await call
     assert (response.status_code, response.json()) == (200, {"result": params})
     await peer.close()
+
+
+@pytest.mark.redis
+async def test_invoke_passes_named_params_of_any_name_to_another_process(redis_url: str) -> None:
+    """The same through the channel layer: the socket lives in the other daphne process."""
+    env = cluster_env(redis_url)  # one key prefix for both
+    with running([DaphneProcess(env=env) for _ in range(2)]) as (front, back):
+        peer = await Peer.open(chat_url(back, "invoke-remote"))
+        params = {"timeout": 1, "self": 2, "method": 3}
+        body = {"method": "echo", "params": params, "timeout": 5}
+        call = asyncio.ensure_future(http("POST", front, f"/api/sockets/{peer.id}/invoke", json=body))
+        request = await peer.recv_json()
+        assert (request["method"], request["params"]) == ("echo", params)
+        await peer.send_raw(json.dumps({"jsonrpc": "2.0", "id": request["id"], "result": "done"}))
+        response = await call
+        assert (response.status_code, response.json()) == (200, {"result": "done"})
+        await peer.close()
 
 
 # -- errors name no internal address -------------------------------------------------------
