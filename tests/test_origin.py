@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from django.core.exceptions import ImproperlyConfigured
 from django.test import override_settings
 
 from wsmanager.origin import Target, default_allowed_origins, origin_allowed, origin_of, target_of
@@ -118,6 +119,13 @@ def test_behind_a_tls_proxy_secure_proxy_ssl_header_decides_the_scheme() -> None
     plain = scope("wss", b"chat.example.com", headers={"x_forwarded_proto": b"http"})
     assert target_of(plain) == Target("http", 80)
     assert target_of(scope("wss", b"chat.example.com")) == Target("https", 443)  # header absent
+
+
+@override_settings(SECURE_PROXY_SSL_HEADER="HTTP_X_FORWARDED_PROTO")
+def test_a_malformed_secure_proxy_ssl_header_is_a_configuration_error() -> None:
+    """Not a (header, value) pair: ImproperlyConfigured, as Django's ``request.scheme`` raises."""
+    with pytest.raises(ImproperlyConfigured):
+        target_of(scope("ws", b"chat.example.com"))
 
 
 def test_forwarded_host_gives_the_port_only_when_django_trusts_it() -> None:

@@ -46,6 +46,7 @@ from typing import Any
 from urllib.parse import SplitResult, urlsplit
 
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 from django.utils.http import is_same_domain
 
 __all__ = ["Target", "default_allowed_origins", "origin_allowed", "origin_of", "target_of"]
@@ -86,7 +87,10 @@ def _meta_to_header(meta_key: str) -> bytes:
 def _scheme(scope: Mapping[str, Any], headers: list[tuple[bytes, bytes]]) -> str:
     proxy = getattr(settings, "SECURE_PROXY_SSL_HEADER", None)
     if proxy:
-        name, secure_value = proxy
+        try:
+            name, secure_value = proxy
+        except (TypeError, ValueError):
+            raise ImproperlyConfigured("SECURE_PROXY_SSL_HEADER must be a (header, value) pair") from None
         value = _header(headers, _meta_to_header(name))
         if value is not None:
             return "https" if value.split(",", 1)[0].strip() == secure_value else "http"
