@@ -9,7 +9,10 @@ from pathlib import Path
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
-SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "demo-only-not-secret-change-me")
+#: The demo's fixed key, for a laptop with DEBUG on; with DEBUG off start-up refuses it
+#: (system check demo_chat.E001, demo_chat/checks.py): set DJANGO_SECRET_KEY.
+PLACEHOLDER_SECRET_KEY = "demo-only-not-secret-change-me"
+SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", PLACEHOLDER_SECRET_KEY)
 DEBUG = os.environ.get("DJANGO_DEBUG", "1") == "1"
 ALLOWED_HOSTS = os.environ.get("DJANGO_ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]").split(",")
 
@@ -92,3 +95,5 @@ LOGGING = {
     },
 }
 DEMO_API_TOKEN = os.environ.get("DEMO_API_TOKEN", "")
+# A CSRF refusal of an API call answers JSON (Django's page elsewhere); see demo_chat/access.py.
+CSRF_FAILURE_VIEW = "demo_chat.views.csrf_failure"

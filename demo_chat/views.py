@@ -4,66 +4,76 @@ They show the point of the registry: a view, running in a worker thread,
 sends to one socket by id or to a whole room with one call, wherever the
 socket's process is. Every error of these views answers JSON:
 ``{"error": "..."}`` (405 for a wrong method; unknown paths under /api/
-answer a JSON 404 too).
+answer a JSON 404 too; a CSRF refusal under /api/ a JSON 403).
 
-With DEBUG off these views need a staff user or the header
-``Authorization: Bearer <DEMO_API_TOKEN>`` (settings), so that the open
-internet cannot spam sockets.
+Who may call them is :mod:`demo_chat.access`: the API token, a session
+(staff with DEBUG off) that passes Django's CSRF check, or, with DEBUG on,
+anyone but another site's page. Error bodies name no internal detail (a
+Redis address, an exception's text): those go to the log.
 """
 
 from __future__ import annotations
 
 import functools
 import json
-import secrets
+import logging
 from collections.abc import Callable
 from typing import Any
 
-from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
-from django.views.decorators.csrf import csrf_exempt
+from django.views import csrf
+from django.views.decorators.csrf import csrf_exempt, csrf_protect, ensure_csrf_cookie
 
 import wsmanager
-from wsmanager import InvokeTimeout, RemoteError, SocketNotFound, WsManagerError
+from wsmanager import (
+    ConnectionClosed,
+    DeliveryError,
+    InvokeError,
+    InvokeTimeout,
+    RegistryUnavailable,
+    RemoteError,
+    SocketNotFound,
+    WsManagerError,
+)
 from wsmanager.node import get_node
 
+from .access import decide
 from .handlers import MAX_TEXT, ChatHandler, room_group
 
 View = Callable[..., HttpResponse]
+
+logger = logging.getLogger("demo_chat")
+
+#: What a 503 says, by the failure's class (the first match); the details are logged.
+UNAVAILABLE: list[tuple[type[WsManagerError], str]] = [
+    (RegistryUnavailable, "the socket registry is unavailable"),
+    (DeliveryError, "the channel layer is unavailable"),
+    (ConnectionClosed, "the socket closed before answering"),
+    (InvokeError, "the call failed in the socket's process"),
+    (WsManagerError, "the service is unavailable"),
+]
 
 
 def error(status: int, message: str, **extra: Any) -> JsonResponse:
     return JsonResponse({"error": message, **extra}, status=status)
 
 
-def _authorized(request: HttpRequest) -> bool:
-    """Open in DEBUG; otherwise staff users or the API token only."""
-    if settings.DEBUG:
-        return True
-    token = getattr(settings, "DEMO_API_TOKEN", "")
-    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
-    given = given.strip() if scheme == "Bearer" else ""
-    user = getattr(request, "user", None)
-    is_staff = bool(user is not None and user.is_authenticated and user.is_staff)
-    return is_staff or bool(token and secrets.compare_digest(given, token))
+def unavailable(exc: WsManagerError) -> JsonResponse:
+    logger.warning("API request failed: %s: %s", type(exc).__name__, exc)
+    message = next(text for kind, text in UNAVAILABLE if isinstance(exc, kind))
+    return error(503, message)
 
 
 def api(method: str) -> Callable[[View], View]:
-    """An API view: only ``method`` (else 405), the DEBUG-off guard (403), no
-    CSRF (token or staff auth), and errors as JSON: ValueError 400,
-    SocketNotFound 404, any other WsManagerError 503."""
+    """An API view: only ``method`` (else 405), then :func:`demo_chat.access.decide`
+    (400 or 403; Django's CSRF check for sessions), and errors as JSON:
+    ValueError 400, SocketNotFound 404, any other WsManagerError 503, anything
+    else 500 (logged)."""
 
     def decorate(view: View) -> View:
-        @csrf_exempt
         @functools.wraps(view)
-        def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-            if request.method != method:
-                response = error(405, f"use {method}")
-                response["Allow"] = method
-                return response
-            if not _authorized(request):
-                return error(403, "staff user or API token required")
+        def run(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
             try:
                 return view(request, *args, **kwargs)
             except ValueError as exc:
@@ -71,11 +81,35 @@ def api(method: str) -> Callable[[View], View]:
             except SocketNotFound as exc:
                 return error(404, "no open socket with this id", id=exc.socket_id)
             except WsManagerError as exc:
-                return error(503, str(exc))
+                return unavailable(exc)
+            except Exception:
+                logger.exception("API view %s failed", view.__name__)
+                return error(500, "internal error")
+
+        checked = csrf_protect(run)
+
+        @csrf_exempt  # the middleware's check is replaced by the one below, for sessions only
+        @functools.wraps(view)
+        def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+            if request.method != method:
+                response = error(405, f"use {method}")
+                response["Allow"] = method
+                return response
+            access = decide(request)
+            if not access.allowed:
+                return error(access.status, access.reason)
+            return (checked if access.csrf else run)(request, *args, **kwargs)
 
         return wrapper
 
     return decorate
+
+
+def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
+    """``CSRF_FAILURE_VIEW``: a JSON 403 under /api/, Django's page elsewhere."""
+    if request.path.startswith("/api/"):
+        return error(403, f"CSRF check failed: {reason}")
+    return csrf.csrf_failure(request, reason=reason)
 
 
 def not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
@@ -102,7 +136,9 @@ def message_text(request: HttpRequest) -> str:
     return text
 
 
+@ensure_csrf_cookie
 def index(request: HttpRequest) -> HttpResponse:
+    """The chat page; it sets the ``csrftoken`` cookie that session-authenticated API calls echo."""
     return render(request, "demo_chat/index.html")
 
 
@@ -150,9 +186,8 @@ def socket_invoke(request: HttpRequest, socket_id: str) -> HttpResponse:
         raise ValueError('"params" must be an array or an object')
     if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not 0 < timeout <= 60:
         raise ValueError('"timeout" must be a number of seconds in (0, 60]')
-    args, kwargs = (params, {}) if isinstance(params, list) else ([], params)
-    try:
-        result = ChatHandler.manager.invoke(socket_id, method, *args, timeout=timeout, **kwargs)
+    try:  # params as one value: named params may be called anything, "timeout" included
+        result = ChatHandler.manager.invoke_params(socket_id, method, params, timeout=timeout)
     except RemoteError as exc:
         body = {"error": {"code": exc.code, "message": exc.message, "data": exc.data}}
         return JsonResponse(body, status=502)

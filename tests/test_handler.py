@@ -37,8 +37,8 @@ def _clean_events() -> Iterator[None]:
 
 
 def client(path: str, origin: bytes | None = None) -> WebsocketCommunicator:
-    """A communicator on ``path``, with an Origin header when given."""
-    headers = [(b"origin", origin)] if origin is not None else []
+    """A communicator on ``ws://localhost:8000/<path>`` (its Host header), with an Origin when given."""
+    headers = [(b"host", b"localhost:8000")] + ([(b"origin", origin)] if origin is not None else [])
     return WebsocketCommunicator(application, path, headers=headers)
 
 
@@ -315,15 +315,14 @@ async def test_frames_after_a_server_close_are_ignored() -> None:
         None,
         b"http://localhost",
         b"http://localhost:8000",
-        b"https://localhost:8443",
         b"HTTP://LocalHost:8000",
-        b"ws://localhost",
-        b"http://127.0.0.1:3000",
+        b"http://127.0.0.1:8000",
         b"http://[::1]:8000",
     ],
 )
 async def test_allowed_origins_connect(origin: bytes | None) -> None:
-    """No Origin, or an origin whose host is in ALLOWED_HOSTS (any port, any case)."""
+    """No Origin, or an http page (the socket is ws://) on a host in ALLOWED_HOSTS, on port 80
+    or the socket's own port 8000, any case."""
     comm = client("/ws/echo/", origin)
     assert (await comm.connect())[0]
     await comm.disconnect()
@@ -343,10 +342,14 @@ async def test_allowed_origins_connect(origin: bytes | None) -> None:
         b"localhost",
         b"file://localhost",
         b"http://[::2]:8000",
+        b"https://localhost:8443",  # another scheme than the socket's (ws: http)
+        b"https://localhost:8000",
+        b"ws://localhost",
+        b"http://127.0.0.1:3000",  # another port than the socket's or the default
     ],
 )
 async def test_forged_or_foreign_origins_are_refused(origin: bytes) -> None:
-    """Origins whose host is not allowed, ``null`` and junk are refused with 403."""
+    """Origins whose host is not allowed, other schemes and ports, ``null`` and junk: 403."""
     comm = client("/ws/echo/", origin)
     assert await comm.connect() == (False, 1000)
     await comm.disconnect()
@@ -387,7 +390,7 @@ async def test_require_origin_refuses_a_missing_origin() -> None:
 async def test_allowed_origins_setting_replaces_allowed_hosts() -> None:
     """WSMANAGER ALLOWED_ORIGINS takes precedence over ALLOWED_HOSTS."""
     with override_settings(WSMANAGER={"ALLOWED_ORIGINS": [".example.com"]}):
-        comm = client("/ws/echo/", b"https://chat.example.com")
+        comm = client("/ws/echo/", b"http://chat.example.com")
         assert (await comm.connect())[0]
         await comm.disconnect()
         local = client("/ws/echo/", b"http://localhost:8000")

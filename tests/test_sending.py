@@ -258,6 +258,23 @@ async def test_invoke_through_the_manager() -> None:
         assert await task == "a"
 
 
+async def test_invoke_params_carries_named_params_of_any_name() -> None:
+    """``invoke_params`` takes the params as one value: ``timeout`` and ``self`` are params too."""
+    async with RpcCommunicator(application, "/ws/calc/") as client:
+        invoke = sync_to_async(CalcHandler.manager.invoke_params)
+        params = {"timeout": 1, "self": 2, "method": 3, "socket_id": 4}
+        task = asyncio.ensure_future(invoke(client.id, "ask", params, timeout=2))
+        request = await client.receive_json_from()
+        assert (request["method"], request["params"]) == ("ask", params)
+        await client.send_json_to({"jsonrpc": "2.0", "id": request["id"], "result": "a"})
+        assert await task == "a"
+        task = asyncio.ensure_future(CalcHandler.manager.ainvoke_params(client.id, "ask", [1, 2], timeout=2))
+        request = await client.receive_json_from()
+        assert request["params"] == [1, 2]
+        await client.send_json_to({"jsonrpc": "2.0", "id": request["id"], "result": "b"})
+        assert await task == "b"
+
+
 # -- errors ------------------------------------------------------------------------------------
 
 

@@ -4,6 +4,7 @@ cancel is lost, and removals that failed while the registry was down are retried
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pytest
 from channels.testing import WebsocketCommunicator
@@ -12,6 +13,7 @@ from tests.handlers import RecordingHandler, application
 from wsmanager import RegistryUnavailable, counters
 from wsmanager import registry as registry_module
 from wsmanager import upkeep as upkeep_module
+from wsmanager.link import Link
 from wsmanager.node import Node, get_node
 from wsmanager.registry.base import Departure
 from wsmanager.registry.memory import InMemoryRegistry
@@ -73,10 +75,12 @@ async def test_heartbeat_loop_ends_when_its_cancellation_is_lost(monkeypatch: py
 async def test_read_loop_ends_when_its_cancellation_is_lost() -> None:
     """A channel read cancelled inside a call that swallows the CancelledError still ends."""
     culprit = LosesCancellation()
-    node = Node()
-    node.id = "test-node"
-    node._layer = culprit
-    await cancel_and_wait(asyncio.ensure_future(node._read_loop()), culprit)
+
+    async def handle(envelope: dict[str, Any]) -> None:
+        pass
+
+    reading = asyncio.ensure_future(Link(culprit).read_forever("test-node", handle))
+    await cancel_and_wait(reading, culprit)
 
 
 # -- removals that failed while the registry was down -----------------------------------------------

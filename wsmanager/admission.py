@@ -27,7 +27,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from .conf import get_settings
-from .origin import default_allowed_origins, origin_allowed, origin_of
+from .origin import default_allowed_origins, origin_allowed, origin_of, target_of
 from .registry import get_registry
 
 __all__ = ["admitted", "origin_ok", "over_user_limit", "user_id_of"]
@@ -55,7 +55,7 @@ def origin_ok(scope: Scope, allowed_origins: Sequence[str] | None) -> bool:
     if allowed is None:
         allowed = default_allowed_origins()
     origin = origin_of(scope.get("headers") or [])
-    return origin_allowed(origin, allowed, require=conf.require_origin)
+    return origin_allowed(origin, allowed, target_of(scope), require=conf.require_origin)
 
 
 async def admitted(

@@ -84,4 +84,5 @@ class Link:
             except asyncio.CancelledError:
                 raise
             except Exception:
-                logger.exception("node %s failed to handle %r", channel, message.get("type"))
+                kind = message.get("type") if isinstance(message, dict) else type(message).__name__
+                logger.exception("node %s failed to handle %r", channel, kind)

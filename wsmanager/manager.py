@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any, ParamSpec, TypeVar
 
 from asgiref.sync import async_to_sync
@@ -302,13 +302,21 @@ class Manager:
         answers with an error, :class:`ConnectionClosed` when the socket
         closes first, and :class:`SocketNotFound` for an unknown id.
         """
+        return await self.ainvoke_params(socket_id, method, params_of(args, kwargs), timeout=timeout)
+
+    async def ainvoke_params(
+        self, socket_id: str, method: str, params: Sequence[Any] | Mapping[str, Any], /, *,
+        timeout: float | None = None,
+    ) -> Any:
+        """:meth:`ainvoke` with ``params`` as one value (array or object): named
+        params may have any name, ``timeout`` included. Same errors."""
         routes = await self._routes([socket_id])
         if not routes:
             raise SocketNotFound(socket_id, self.handler_name)
         (node_id,) = routes
         wait = get_settings().invoke_timeout if timeout is None else timeout
-        params = params_of(args, kwargs)
-        return await get_node().invoke(self.handler_name, node_id, socket_id, method, params, wait)
+        value = dict(params) if isinstance(params, Mapping) else tuple(params)
+        return await get_node().invoke(self.handler_name, node_id, socket_id, method, value, wait)
 
     async def ainvoke_user(
         self, user: Any, method: str, /, *args: Any, timeout: float | None = None, **kwargs: Any
@@ -368,6 +376,7 @@ class Manager:
     notify_all = _sync_twin(anotify_all)
     notify_user = _sync_twin(anotify_user)
     invoke = _sync_twin(ainvoke)
+    invoke_params = _sync_twin(ainvoke_params)
     invoke_user = _sync_twin(ainvoke_user)
 
 

@@ -81,8 +81,8 @@ class LocalSocket(Protocol):
     async def close(self, code: int | None = None, reason: str | None = None) -> None:
         """Close from the server side."""
 
-    async def invoke(
-        self, method: str, *args: Any, timeout: float | None = None, **kwargs: Any
+    async def invoke_params(
+        self, method: str, params: tuple[Any, ...] | dict[str, Any], /, *, timeout: float | None = None
     ) -> Any:
         """Call a client method and await its result (RPC handlers only)."""
 
@@ -266,14 +266,14 @@ class Node:
         timeout: float,
     ) -> Any:
         """Invoke a client method on a socket of any node and await the result."""
-        args, kwargs = (params, {}) if isinstance(params, tuple) else ((), params)
         if node_id == self.id:
             sock = self.sockets.get(socket_id)
             if sock is None:
                 raise SocketNotFound(socket_id, handler)
-            if not hasattr(sock, "invoke"):
+            if not hasattr(sock, "invoke_params"):
                 raise InvokeError(socket_id, method, "the socket's handler does not speak JSON-RPC")
-            return await sock.invoke(method, *args, timeout=timeout, **kwargs)
+            return await sock.invoke_params(method, params, timeout=timeout)
+        args, kwargs = (params, {}) if isinstance(params, tuple) else ((), params)
         self._ensure_tasks()
         call = uuid.uuid4().hex
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
@@ -326,9 +326,8 @@ class Node:
         try:
             if sock is None:
                 raise SocketNotFound(message["id"], message.get("handler"))
-            reply["result"] = await sock.invoke(
-                message["method"], *message["args"], timeout=message["timeout"], **message["kwargs"]
-            )
+            params = message["kwargs"] or tuple(message["args"])
+            reply["result"] = await sock.invoke_params(message["method"], params, timeout=message["timeout"])
         except (RemoteError, InvokeTimeout, SocketNotFound, ConnectionClosed) as exc:
             reply["error"] = remote.error_of(exc)
         except Exception as exc:

@@ -155,7 +155,12 @@ class RpcHandler(WebSocketHandler):
         ``on_open``, ``on_receive``, ``on_disconnect``): the answer could not be
         read until the hook returns. ``@rpc`` methods run apart and may invoke.
         """
-        params = params_of(args, kwargs)
+        return await self.invoke_params(method, params_of(args, kwargs), timeout=timeout)
+
+    async def invoke_params(
+        self, method: str, params: tuple[Any, ...] | dict[str, Any], /, *, timeout: float | None = None
+    ) -> Any:
+        """:meth:`invoke` with the params as one value, so named params may have any name."""
         if asyncio.current_task() is self._receive_task:
             raise InvokeError(self.id, method, "cannot wait for an answer inside the socket's own hooks")
         if self.state not in (State.CONNECTING, State.OPEN):

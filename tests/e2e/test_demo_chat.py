@@ -365,7 +365,8 @@ async def test_api_errors_are_json_for_wrong_methods_and_unknown_paths(demo_serv
 
 async def test_with_debug_off_the_send_views_need_the_api_token() -> None:
     """DEBUG off: no token or a wrong one answers 403 JSON; the Bearer token is let in."""
-    env = {"DJANGO_DEBUG": "0", "DEMO_API_TOKEN": "s3cret", "DEMO_DB": ":memory:"}
+    env = {"DJANGO_DEBUG": "0", "DJANGO_SECRET_KEY": "e2e-not-the-placeholder", "DEMO_API_TOKEN": "s3cret"}
+    env["DEMO_DB"] = ":memory:"
     with DaphneProcess(env=env) as server:
         peer = await Peer.open(url(server, "guard"))
         path = f"/api/sockets/{peer.id}/messages"

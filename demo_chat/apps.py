@@ -1,0 +1,11 @@
+"""The demo's Django app: registers its system checks (demo_chat/checks.py)."""
+
+from django.apps import AppConfig
+
+
+class DemoChatConfig(AppConfig):
+    name = "demo_chat"
+    verbose_name = "wsmanager demo chat"
+
+    def ready(self) -> None:
+        from . import checks  # noqa: F401  (registration side effect)
