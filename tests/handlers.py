@@ -276,6 +276,7 @@ class WelcomeHandler(CalcHandler):
 
 websocket_urlpatterns = [
     route("ws/echo/", EchoHandler),
+    route("ws/two-per-address/", EchoHandler, max_connections_per_address=2),
     route("ws/small/", SmallEchoHandler),
     route("ws/hello/", HelloHandler),
     route("ws/queue/", QueueingHandler),

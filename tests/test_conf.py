@@ -93,6 +93,8 @@ def test_valid_settings_pass_the_checks(conf: Any) -> None:
         ({"ALLOWED_ORIGINS": 5}, '"ALLOWED_ORIGINS"'),
         ({"REQUIRE_ORIGIN": "yes"}, '"REQUIRE_ORIGIN"'),
         ({"REQUIRE_ORIGIN": 1}, '"REQUIRE_ORIGIN"'),
+        ({"TRUSTED_PROXIES": "127.0.0.1"}, '"TRUSTED_PROXIES"'),
+        ({"TRUSTED_PROXIES": ["10.0.0.0/8", "proxy.local"]}, "'proxy.local'"),
     ],
 )
 def test_each_bad_value_is_reported(conf: Any, mentions: str) -> None:

@@ -420,3 +420,44 @@ async def test_send_without_data_raises() -> None:
     """The channels-style ``send()`` needs text_data or bytes_data."""
     with pytest.raises(ValueError, match="text_data or bytes_data"):
         await EchoHandler().send()
+
+
+# -- connections per client address -----------------------------------------------------------
+
+
+def from_address(path: str, peer: str) -> WebsocketCommunicator:
+    comm = client(path)
+    comm.scope["client"] = [peer, 40000]
+    return comm
+
+
+async def test_sockets_over_the_per_address_cap_are_closed_4429_without_being_registered() -> None:
+    """The third socket from one address is accepted and closed 4429; another address still gets in."""
+    first, second = from_address("/ws/two-per-address/", "198.51.100.7"), from_address(
+        "/ws/two-per-address/", "198.51.100.7"
+    )
+    assert (await first.connect())[0] and (await second.connect())[0]
+    before = await EchoHandler.manager.acount()
+    third = from_address("/ws/two-per-address/", "198.51.100.7")
+    assert (await third.connect())[0]
+    close = await receive_close(third)
+    assert (close["code"], close.get("reason")) == (4429, "too many connections")
+    assert await EchoHandler.manager.acount() == before  # nothing was registered for it
+    assert counters.stats()["refused_handshake"] == 1
+    other = from_address("/ws/two-per-address/", "198.51.100.8")
+    assert (await other.connect())[0]
+    await first.disconnect()
+    again = from_address("/ws/two-per-address/", "198.51.100.7")  # a slot was freed
+    assert (await again.connect())[0]
+    await again.send_to(text_data="still echoing")
+    assert await again.receive_from() == "still echoing"
+    for comm in (second, third, other, again):
+        await comm.disconnect()
+
+
+async def test_the_address_is_kept_in_the_registry_entry() -> None:
+    comm = from_address("/ws/two-per-address/", "2001:db8::5")
+    assert (await comm.connect())[0]
+    (info,) = await EchoHandler.manager.aall()
+    assert info.address == "2001:db8::5"
+    await comm.disconnect()

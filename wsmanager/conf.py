@@ -9,6 +9,7 @@ Django system checks in :mod:`wsmanager.checks` at start-up.
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
@@ -35,6 +36,9 @@ DEFAULTS: Final[Mapping[str, Any]] = {
     "ALLOWED_ORIGINS": None,
     # Refuse handshakes that carry no Origin header (non-browser clients).
     "REQUIRE_ORIGIN": False,
+    # Addresses or networks of the proxies whose X-Forwarded-For is believed
+    # (see wsmanager.addresses); empty: the TCP peer is the client.
+    "TRUSTED_PROXIES": [],
 }
 
 
@@ -50,6 +54,7 @@ class Settings:
     max_outgoing_queue: int
     allowed_origins: tuple[str, ...] | None
     require_origin: bool
+    trusted_proxies: tuple[str, ...]
 
 
 def _raw() -> dict[str, Any]:
@@ -97,7 +102,21 @@ def validate(raw: Mapping[str, Any] | None = None) -> list[str]:
         problems.append('WSMANAGER["ALLOWED_ORIGINS"] must be a list of origin patterns or None.')
     if not isinstance(user.get("REQUIRE_ORIGIN", False), bool):
         problems.append('WSMANAGER["REQUIRE_ORIGIN"] must be True or False.')
+    problems.extend(_proxy_problems(user.get("TRUSTED_PROXIES", [])))
     return problems
+
+
+def _proxy_problems(proxies: Any) -> list[str]:
+    wrong = 'WSMANAGER["TRUSTED_PROXIES"] must be a list of IP addresses or networks'
+    if isinstance(proxies, str) or not isinstance(proxies, Iterable):
+        return [f"{wrong}."]
+    bad = []
+    for spec in proxies:
+        try:
+            ipaddress.ip_network(str(spec).strip(), strict=False)
+        except ValueError:
+            bad.append(repr(spec))
+    return [f"{wrong}; these are not: {', '.join(bad)}."] if bad else []
 
 
 _cached: Settings | None = None
@@ -137,4 +156,5 @@ def _build() -> Settings:
         max_outgoing_queue=int(raw["MAX_OUTGOING_QUEUE"]),
         allowed_origins=None if raw["ALLOWED_ORIGINS"] is None else tuple(raw["ALLOWED_ORIGINS"]),
         require_origin=bool(raw["REQUIRE_ORIGIN"]),
+        trusted_proxies=tuple(raw["TRUSTED_PROXIES"] or ()),
     )

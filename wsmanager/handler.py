@@ -11,8 +11,8 @@ CLOSING → CLOSED.
 
 * Admission (:mod:`wsmanager.admission`), before anything is registered:
   the Origin check, ``require_authenticated`` and :meth:`authorize`; a
-  refusal answers HTTP 403. Over ``max_connections_per_user`` the socket is
-  accepted and closed with 4429.
+  refusal answers HTTP 403. Over ``max_connections_per_address`` or
+  ``max_connections_per_user`` the socket is accepted and closed with 4429.
 * The socket gets :attr:`id` and is in the registry (and reachable through
   ``Handler.manager``) **before** ``on_connect`` runs, so the hook can join
   groups and send; frames sent before the handshake completes are queued and
@@ -52,6 +52,7 @@ from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
 
 from . import admission, catalog, db, presence
+from .addresses import client_address
 from .aio import cancel_requested
 from .conf import get_settings
 from .counters import Count, bump
@@ -78,8 +79,7 @@ class WebSocketHandler(AsyncWebsocketConsumer):  # type: ignore[misc]
     handler_name: ClassVar[str] = "wsmanager.handler.WebSocketHandler"
     #: Query and send to this handler's sockets from anywhere.
     manager: ClassVar[Manager]
-    #: Largest accepted incoming frame in bytes (text as UTF-8); larger
-    #: closes with 1009. None: no limit.
+    #: Largest accepted incoming frame in bytes (text as UTF-8); larger closes with 1009.
     max_message_size: ClassVar[int | None] = 1024 * 1024
     #: Origin patterns allowed to connect (see wsmanager.origin); None:
     #: ``WSMANAGER["ALLOWED_ORIGINS"]``, else the site's ALLOWED_HOSTS.
@@ -89,15 +89,16 @@ class WebSocketHandler(AsyncWebsocketConsumer):  # type: ignore[misc]
     #: Sockets one user may hold open at once in this handler (all
     #: processes); the next one is accepted and closed with 4429. None: no limit.
     max_connections_per_user: ClassVar[int | None] = None
-    #: Incoming messages per second and burst size (token bucket); messages
-    #: over it are refused (RPC: -32002) and counted. None: no limit.
+    #: Sockets one client address (wsmanager.addresses) may hold in this handler
+    #: and process; the next is closed with 4429, unregistered. None: no limit.
+    max_connections_per_address: ClassVar[int | None] = 256
+    #: Incoming messages per second and burst (token bucket); over it: refused, counted.
     rate_limit: ClassVar[tuple[float, float] | None] = (100.0, 200.0)
     #: Refused messages in a row after which the socket is closed with 1008.
     rate_limit_strikes: ClassVar[int] = 50
-    #: Bytes queued for the client and not yet written (plus, on daphne, what
-    #: its transport still buffers) over which the socket is closed with 1013
-    #: and further frames dropped. None: no limit.
-    max_send_backlog: ClassVar[int | None] = 8 * 1024 * 1024
+    #: Unwritten bytes for the client (on daphne, with its transport buffer)
+    #: over which the socket is closed with 1013. None: no limit.
+    max_send_backlog: ClassVar[int | None] = 256 * 1024
 
     #: True on base classes meant for subclassing (not listed by name).
     abstract: ClassVar[bool] = True
@@ -181,12 +182,10 @@ class WebSocketHandler(AsyncWebsocketConsumer):  # type: ignore[misc]
     async def send(  # channels' signature, kept for compatibility
         self, text_data: str | None = None, bytes_data: bytes | None = None, close: bool = False
     ) -> None:
-        if text_data is not None:
-            await self.send_frame(text_data)
-        elif bytes_data is not None:
-            await self.send_frame(bytes_data)
-        else:
+        data = text_data if text_data is not None else bytes_data
+        if data is None:
             raise ValueError("send() needs text_data or bytes_data")
+        await self.send_frame(data)
         if close:
             await self.close()
 
@@ -284,11 +283,15 @@ class WebSocketHandler(AsyncWebsocketConsumer):  # type: ignore[misc]
             handler_name=self.handler_name,
         )
         if not admitted:
-            bump(Count.REFUSED_HANDSHAKE)
-            self.lifecycle.move(State.CLOSED)
-            await super().close()
+            await self._refuse(None, "")
             return
         node = get_node()
+        address = client_address(self.scope, get_settings().trusted_proxies)
+        held = node.sockets_from(self.handler_name, address)
+        if self.max_connections_per_address is not None and held >= self.max_connections_per_address:
+            logger.info("refusing socket from %s: over max_connections_per_address", address)
+            await self._refuse(CloseCode.TOO_MANY_CONNECTIONS, "too many connections")
+            return
         self.id = self.lifecycle.label = self.writer.label = new_socket_id()
         route = self.scope.get("url_route") or {}
         self.info = ConnectionInfo(
@@ -298,6 +301,7 @@ class WebSocketHandler(AsyncWebsocketConsumer):  # type: ignore[misc]
             user_id=admission.user_id_of(self.scope),
             connected_at=time.time(),
             path_kwargs=dict(route.get("kwargs") or {}),
+            address=address,
         )
         node.attach(self)
         try:
@@ -325,6 +329,8 @@ class WebSocketHandler(AsyncWebsocketConsumer):  # type: ignore[misc]
             await self.accept()
 
     async def _refuse(self, code: int | None, reason: str) -> None:
+        """Refuse the handshake: HTTP 403 (``code`` None), or accept and close with ``code``.
+        A socket that was registered is released; one that was not touches no registry."""
         bump(Count.REFUSED_HANDSHAKE)
         self.lifecycle.move(State.CLOSING)
         if code is None:
@@ -332,7 +338,10 @@ class WebSocketHandler(AsyncWebsocketConsumer):  # type: ignore[misc]
         else:
             await super().accept()
             await self._send_close(code, reason or None)
-        await self._release()
+        if self.id:
+            await self._release()
+        else:
+            self.lifecycle.move(State.CLOSED)
 
     async def websocket_receive(self, message: Message) -> None:
         if self.lifecycle.state is not State.OPEN:  # closing: what the client still sends is dropped

@@ -36,6 +36,7 @@ import os
 import secrets
 import socket
 import uuid
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Protocol
 
@@ -93,6 +94,7 @@ class Node:
     def __init__(self) -> None:
         self.id = ""
         self.sockets: dict[str, LocalSocket] = {}
+        self._addresses: Counter[tuple[str, str | None]] = Counter()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._reader: asyncio.Task[None] | None = None
         self._calls: dict[str, asyncio.Future[Any]] = {}
@@ -112,6 +114,7 @@ class Node:
             return self.id
         self.cancel()
         self.sockets.clear()
+        self._addresses.clear()
         self._calls.clear()
         self._loop = loop
         conf = get_settings()
@@ -188,9 +191,19 @@ class Node:
     def attach(self, sock: LocalSocket) -> None:
         self._ensure_tasks()
         self.sockets[sock.id] = sock
+        self._addresses[(sock.info.handler, sock.info.address)] += 1
 
     def detach(self, socket_id: str) -> None:
-        self.sockets.pop(socket_id, None)
+        sock = self.sockets.pop(socket_id, None)
+        if sock is not None:
+            key = (sock.info.handler, sock.info.address)
+            self._addresses[key] -= 1
+            if self._addresses[key] <= 0:
+                del self._addresses[key]
+
+    def sockets_from(self, handler: str, address: str | None) -> int:
+        """How many sockets of ``handler`` from ``address`` this process holds."""
+        return self._addresses.get((handler, address), 0)
 
     def held(self) -> Sequence[LocalSocket]:
         """The sockets open in this process now (a snapshot)."""

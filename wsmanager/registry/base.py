@@ -71,6 +71,8 @@ class ConnectionInfo:
     channel). ``meta`` holds small JSON-serialisable values the application
     attaches (e.g. a display name); ``path_kwargs`` are the URL route's
     captured arguments. ``connected_at`` is a Unix timestamp in seconds.
+    ``address`` is the client's IP address (see :mod:`wsmanager.addresses`),
+    None when the server did not say.
     """
 
     id: str
@@ -81,6 +83,7 @@ class ConnectionInfo:
     connected_at: float = 0.0
     path_kwargs: Mapping[str, Any] = field(default_factory=dict)
     meta: Mapping[str, Any] = field(default_factory=dict)
+    address: str | None = None
 
     def with_changes(self, **changes: Any) -> ConnectionInfo:
         """A copy with some fields replaced."""
@@ -111,6 +114,7 @@ class ConnectionInfo:
             "connected_at": self.connected_at,
             "path_kwargs": dict(self.path_kwargs),
             "meta": dict(self.meta),
+            "address": self.address,
         }
 
     @classmethod
@@ -125,6 +129,7 @@ class ConnectionInfo:
             connected_at=float(obj.get("connected_at", 0.0)),
             path_kwargs=dict(obj.get("path_kwargs", {})),
             meta=dict(obj.get("meta", {})),
+            address=obj.get("address"),
         )
 
     @property
