@@ -39,6 +39,7 @@ from channels.db import database_sync_to_async
 
 from . import protocol
 from .conf import get_settings
+from .contract import ClientMethod, Notification
 from .exceptions import (
     ConfigurationError,
     ConnectionClosed,
@@ -199,6 +200,11 @@ class RpcHandler(WebSocketHandler):
     max_batch_size: ClassVar[int] = 100
     #: Exposed name -> method description, collected from ``@rpc`` marks.
     rpc_methods: ClassVar[dict[str, _Method]] = {}
+    #: Notifications this handler sends, by method name (for the generated
+    #: contract only: sending is not checked against it). See wsmanager.contract.
+    sends: ClassVar[Mapping[str, Notification]] = {}
+    #: Client methods this handler calls with ``invoke``, by name (likewise).
+    client_methods: ClassVar[Mapping[str, ClientMethod]] = {}
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         methods: dict[str, _Method] = {}
