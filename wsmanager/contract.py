@@ -123,12 +123,21 @@ def params_of(spec: ParamSpec) -> list[Param]:
     if isinstance(spec, type):
         if not typing.is_typeddict(spec):
             raise TypeError(f"params must be a mapping or a TypedDict, not the class {spec.__name__}")
-        hints = typing.get_type_hints(spec)
+        # include_extras keeps NotRequired/Required: under ``from __future__ import
+        # annotations`` the class's own __required_keys__ cannot see them.
+        hints = typing.get_type_hints(spec, include_extras=True)
         required: frozenset[str] = getattr(spec, "__required_keys__", frozenset(hints))
-        return [Param(name, hint, name in required) for name, hint in hints.items()]
+        return [_typeddict_key(name, hint, name in required) for name, hint in hints.items()]
     if not isinstance(spec, Mapping) or not all(isinstance(name, str) for name in spec):
         raise TypeError(f"params must map names to annotations, not {spec!r}")
     return [Param(name, hint, True) for name, hint in spec.items()]
+
+
+def _typeddict_key(name: str, hint: Any, required: bool) -> Param:
+    origin = typing.get_origin(hint)
+    if origin is typing.NotRequired or origin is typing.Required:
+        return Param(name, typing.get_args(hint)[0], origin is typing.Required)
+    return Param(name, hint, required)
 
 
 def json_schema(hint: Any) -> dict[str, Any]:
@@ -157,12 +166,13 @@ def _schema(hint: Any, seen: tuple[Any, ...]) -> dict[str, Any]:
         values = [v for v in args if _is_json_scalar(v)]
         return {"enum": values} if len(values) == len(args) else {}
     if hint is list or origin in (list, Sequence, tuple, set, frozenset):
-        item = args[0] if args and origin is not tuple else None
-        return {"type": "array", "items": _schema(item, seen)} if item is not None else {"type": "array"}
+        if args and origin is not tuple:
+            return {"type": "array", "items": _schema(args[0], seen)}
+        return {"type": "array"}
     if hint is dict or origin in (dict, Mapping):
         if len(args) == 2 and args[0] is str:
-            values = _schema(args[1], seen)
-            return {"type": "object", "additionalProperties": values} if values else {"type": "object"}
+            value = _schema(args[1], seen)
+            return {"type": "object", "additionalProperties": value} if value else {"type": "object"}
         return {"type": "object"}
     if hint in seen:  # a recursive TypedDict or dataclass: stop at any object
         return {"type": "object"}
@@ -170,9 +180,7 @@ def _schema(hint: Any, seen: tuple[Any, ...]) -> dict[str, Any]:
         return _object(hint.__name__, params_of(hint), (*seen, hint))
     if isinstance(hint, type) and dataclasses.is_dataclass(hint):
         hints = typing.get_type_hints(hint)
-        fields = [
-            Param(f.name, hints.get(f.name, Any), _field_required(f)) for f in dataclasses.fields(hint)
-        ]
+        fields = [Param(f.name, hints.get(f.name, Any), _field_required(f)) for f in dataclasses.fields(hint)]
         return _object(hint.__name__, fields, (*seen, hint))
     return {}
 
