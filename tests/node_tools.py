@@ -28,7 +28,9 @@ CLIENT_DTS = ROOT / "wsmanager" / "static" / "wsmanager" / "wsmanager.d.ts"
 #: Upper bound of one compiler or node run: a hung tool fails the test instead of pytest's timeout.
 RUN_TIMEOUT = 50
 
-_TSC_ERROR = re.compile(r"^(?P<file>[^(\s]+)\((?P<line>\d+),(?P<col>\d+)\): error (?P<code>TS\d+): (?P<text>.*)$")
+_TSC_ERROR = re.compile(
+    r"^(?P<file>[^(\s]+)\((?P<line>\d+),(?P<col>\d+)\): error (?P<code>TS\d+): (?P<text>.*)$"
+)
 
 
 def node_problem(*packages: str) -> str | None:
@@ -85,9 +87,7 @@ def tsc(directory: Path, *files: str) -> tuple[int, list[TscError], str]:
     for line in output.splitlines():
         match = _TSC_ERROR.match(line.strip())
         if match:
-            errors.append(
-                TscError(match["file"], int(match["line"]), match["code"], match["text"])
-            )
+            errors.append(TscError(match["file"], int(match["line"]), match["code"], match["text"]))
     return proc.returncode, errors, output
 
 
