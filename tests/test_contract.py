@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import ast
 import dataclasses
+import importlib
+from pathlib import Path
 from typing import Annotated, Any, Literal, NotRequired, Optional, TypedDict, Union
 
 import jsonschema
@@ -163,3 +166,31 @@ def test_declarations_default_to_named_params_and_any_result() -> None:
     assert Notification().params == {} and not Notification().by_position
     method = ClientMethod({"question": str})
     assert method.result is Any and not method.by_position
+
+
+@pytest.mark.parametrize("module_name", ["wsmanager.contract", "wsmanager.openrpc", "wsmanager.typescript"])
+def test_contract_modules_declare_all_with_existing_names(module_name: str) -> None:
+    """As tests/test_public_api.py checks for the other public modules."""
+    module = importlib.import_module(module_name)
+    assert module.__all__ == sorted(set(module.__all__))
+    assert [name for name in module.__all__ if not hasattr(module, name)] == []
+
+
+def test_the_contract_module_is_a_leaf() -> None:
+    """wsmanager.contract imports nothing from wsmanager, so any layer may use its types."""
+    source = Path(importlib.import_module("wsmanager.contract").__file__ or "").read_text()
+    tree = ast.parse(source)
+    imported = [
+        node.module or ""
+        for node in ast.walk(tree)
+        if isinstance(node, ast.ImportFrom)
+        and (node.level > 0 or (node.module or "").startswith("wsmanager"))
+    ]
+    imported += [
+        alias.name
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Import)
+        for alias in node.names
+        if alias.name.startswith("wsmanager")
+    ]
+    assert imported == []
