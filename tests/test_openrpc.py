@@ -233,3 +233,9 @@ def test_declaration_types_are_usable_without_django_or_a_handler() -> None:
     assert ClientMethod({"q": str}, result=bool) == ClientMethod({"q": str}, result=bool)
     with pytest.raises(AttributeError):
         Notification().description = "x"  # type: ignore[misc]
+
+
+def test_schema_command_without_a_handler_asks_for_one_when_several_exist() -> None:
+    """This process knows at least "chat" and "tests.shop": the command names them."""
+    with pytest.raises(CommandError, match=r"name the handler; known handlers: .*chat.*tests\.shop"):
+        call_command("wsmanager", "schema", stdout=io.StringIO())

@@ -55,7 +55,7 @@ _PER_CALL: Final = (
 
 def _error_names() -> dict[int, str]:
     """Each library code's component name, from protocol's constant: -32602 -> "InvalidParams"."""
-    names: dict[int, str] = {}
+    names = {code: f"Error{abs(code)}" for code in protocol.SERVER_ERROR_MESSAGES}  # if unnamed
     for const in protocol.__all__:
         value = getattr(protocol, const)
         if isinstance(value, int) and value in protocol.SERVER_ERROR_MESSAGES:

@@ -78,12 +78,11 @@ def _add_contract_parsers(sub: Any) -> None:
 
 def _contract_handler(name: str | None) -> type[RpcHandler]:
     """The RpcHandler class named ``name`` (a handler name or ``module.Class``)."""
+    known = _known_handlers()  # imports the ASGI application, which defines the handlers
     if not name:
-        known = _known_handlers()
         if len(known) != 1:
             raise CommandError(f"name the handler; known handlers: {', '.join(known) or 'none'}")
         name = known[0]
-    _known_handlers()  # import the ASGI application, which defines the handlers
     try:
         cls: Any = handler_class(name)
     except WsManagerError as exc:
