@@ -36,7 +36,7 @@ from typing import Any, Final
 from . import protocol
 from .contract import ClientMethod, Notification, ParamSpec, declared_errors, json_schema, params_of
 from .exceptions import ConfigurationError
-from .rpc import RpcHandler, _Method
+from .rpc import RpcHandler
 
 __all__ = ["OPENRPC_VERSION", "openrpc_document"]
 
@@ -72,13 +72,12 @@ def openrpc_document(handler: type[RpcHandler], *, version: str = "0.0.0") -> di
     if not (isinstance(handler, type) and issubclass(handler, RpcHandler)):
         raise ConfigurationError(f"{handler!r} is not an RpcHandler class: it has no @rpc methods")
     names = _error_names()
-    info: dict[str, Any] = {"title": handler.name, "version": version}
+    handler_name = handler.name  # the registry namespace
+    info: dict[str, Any] = {"title": handler_name, "version": version}
     own_doc = vars(handler).get("__doc__")  # not a base class's
     if own_doc:
         info["description"] = inspect.cleandoc(own_doc)
-    methods = [
-        _method(handler, exposed, method, names) for exposed, method in sorted(handler.rpc_methods.items())
-    ]
+    methods = [_method(handler, exposed, names) for exposed in sorted(handler.rpc_methods)]
     methods.append(_ping())
     return {
         "openrpc": OPENRPC_VERSION,
@@ -90,7 +89,7 @@ def openrpc_document(handler: type[RpcHandler], *, version: str = "0.0.0") -> di
                 for code, message in sorted(protocol.SERVER_ERROR_MESSAGES.items(), reverse=True)
             }
         },
-        "x-handler": {"name": handler.name, "class": f"{handler.__module__}.{handler.__qualname__}"},
+        "x-handler": {"name": handler_name, "class": f"{handler.__module__}.{handler.__qualname__}"},
         "x-notifications": [
             *(_declared(handler, "sends", name, decl) for name, decl in _declarations(handler, "sends")),
             _connected(),
@@ -102,9 +101,8 @@ def openrpc_document(handler: type[RpcHandler], *, version: str = "0.0.0") -> di
     }
 
 
-def _method(
-    handler: type[RpcHandler], exposed: str, method: _Method, names: Mapping[int, str]
-) -> dict[str, Any]:
+def _method(handler: type[RpcHandler], exposed: str, names: Mapping[int, str]) -> dict[str, Any]:
+    method = handler.rpc_methods[exposed]
     fn = getattr(handler, method.attr)
     out: dict[str, Any] = {"name": exposed}
     out.update(_texts(inspect.getdoc(fn) or ""))
