@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed-stamp
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
 
-.PHONY: install demo test test-fast lint browser-deps bench clean
+.PHONY: install demo test test-fast lint browser-deps node-deps bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -31,8 +31,24 @@ browser-deps:
 		|| echo "could not install chromium: browser tests will skip"; \
 	fi
 
-## Every test: unit, end-to-end (real daphne), Redis, browser.
-test: $(STAMP) browser-deps
+## Node tools of the contract tests (package.json: TypeScript, the OpenRPC
+## meta-schema) into node_modules; Node.js from Debian when missing and root.
+## Without npm those tests skip (WSMANAGER_REQUIRE_NODE=1 makes them fail).
+node-deps:
+	@if ! command -v npm >/dev/null && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "installing nodejs and npm from Debian's packages"; \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null) \
+		|| echo "could not install npm: the TypeScript and OpenRPC tests will skip"; \
+	fi
+	@if command -v npm >/dev/null; then \
+		if [ ! -f node_modules/.installed-stamp ] || [ package-lock.json -nt node_modules/.installed-stamp ]; then \
+			npm ci --loglevel=error && touch node_modules/.installed-stamp \
+			|| echo "npm ci failed: the TypeScript and OpenRPC tests will skip"; \
+		fi; \
+	else echo "no npm: the TypeScript and OpenRPC tests will skip"; fi
+
+## Every test: unit, end-to-end (real daphne), Redis, browser, TypeScript.
+test: $(STAMP) browser-deps node-deps
 	$(BIN)/python -m pytest
 
 ## Unit tests only (no servers, no browser).
@@ -48,4 +64,4 @@ bench: $(STAMP)
 	$(BIN)/python -m bench
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache db.sqlite3
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache db.sqlite3 node_modules

@@ -18,10 +18,11 @@ from __future__ import annotations
 
 import contextlib
 import os
-from typing import Any
+from typing import NotRequired, TypedDict
 from urllib.parse import parse_qs
 
 from wsmanager import Member, RpcError, RpcHandler, SocketNotFound, rpc
+from wsmanager.contract import ErrorCode, Notification, raises
 
 ROOM_PATTERN = r"[A-Za-z0-9_-]{1,64}"
 MAX_TEXT = 2000
@@ -31,6 +32,28 @@ MAX_NAME = 64
 INVALID_TEXT = 4000
 INVALID_NAME = 4001
 UNKNOWN_RECIPIENT = 4004
+TEXT_ERROR = ErrorCode(INVALID_TEXT, "Text is empty or too long")
+NAME_ERROR = ErrorCode(INVALID_NAME, "A name has 1 to 64 characters")
+RECIPIENT_ERROR = ErrorCode(UNKNOWN_RECIPIENT, "No such member in this room")
+
+# What the handler sends, for the generated contract (manage.py wsmanager schema / typescript).
+ChatMessage = TypedDict(
+    "ChatMessage",
+    {"from": str | None, "name": str | None, "room": str, "text": str, "private": NotRequired[bool]},
+)
+
+
+class MemberEntry(TypedDict):
+    """A member as ``who()`` and ``joined`` show it."""
+
+    id: str
+    name: str | None
+    user: NotRequired[str]
+    sockets: NotRequired[int]
+
+
+class Delivered(TypedDict):
+    delivered: int
 
 
 def room_group(room: str) -> str:
@@ -52,11 +75,12 @@ def member_id(member: Member) -> str:
     return member.socket_ids[0] if member.user_id is None else f"user:{member.user_id}"
 
 
-def describe(member: Member) -> dict[str, Any]:
+def describe(member: Member) -> MemberEntry:
     """A member as ``who()`` and ``joined`` show it (users also get ``user`` and ``sockets``)."""
-    out: dict[str, Any] = {"id": member_id(member), "name": member.meta.get("name")}
+    out: MemberEntry = {"id": member_id(member), "name": member.meta.get("name")}
     if member.user_id is not None:
-        out.update(user=member.user_id, sockets=len(member.socket_ids))
+        out["user"] = member.user_id
+        out["sockets"] = len(member.socket_ids)
     return out
 
 
@@ -74,6 +98,16 @@ class ChatHandler(RpcHandler):
     #: The library's default (256 per address and process) unless the
     #: environment says otherwise; load tests from one machine raise it.
     max_connections_per_address = int(os.environ.get("DEMO_MAX_PER_ADDRESS", "256")) or None
+    sends = {
+        "message": Notification(
+            ChatMessage,
+            "A message to the room (or, with `private: true`, a whisper); `from` is the sender's "
+            "socket id, null when it came from the HTTP API.",
+        ),
+        "joined": Notification(MemberEntry, "A member arrived (a user's first tab in the room)."),
+        "left": Notification({"id": str}, "A member left (a user's last tab in the room)."),
+        "renamed": Notification({"id": str, "name": str}, "A member changed its display name."),
+    }
 
     @property
     def room(self) -> str:
@@ -118,7 +152,8 @@ class ChatHandler(RpcHandler):
         return [info.id for info in await self.manager.aget_many(candidates) if group in info.groups]
 
     @rpc(name="send")
-    async def send_message(self, text: str) -> dict[str, Any]:
+    @raises(TEXT_ERROR)
+    async def send_message(self, text: str) -> Delivered:
         """Everyone in the room, sender included, gets ``message``."""
         message = {
             "from": self.id,
@@ -130,7 +165,8 @@ class ChatHandler(RpcHandler):
         return {"delivered": delivered}
 
     @rpc
-    async def whisper(self, to: str, text: str) -> dict[str, Any]:
+    @raises(TEXT_ERROR, RECIPIENT_ERROR)
+    async def whisper(self, to: str, text: str) -> Delivered:
         """Only member ``to`` (in the same room) gets ``message`` with ``private: true``.
 
         ``to`` is a socket id, or ``user:<pk>`` for every tab of that user in the room.
@@ -149,6 +185,7 @@ class ChatHandler(RpcHandler):
         return {"delivered": delivered}
 
     @rpc
+    @raises(NAME_ERROR)
     async def set_name(self, name: str) -> str:
         """Change the display name (of every tab of a user in the room); others get ``renamed``."""
         name = clean_name(name)
@@ -163,7 +200,7 @@ class ChatHandler(RpcHandler):
         return name
 
     @rpc
-    async def who(self) -> list[dict[str, Any]]:
+    async def who(self) -> list[MemberEntry]:
         """The room's members, earliest first: ``[{"id": ..., "name": ...}, ...]``.
 
         One entry per member: a logged-in user's entry (``id`` ``user:<pk>``)

@@ -5,3 +5,6 @@ from demo_chat.settings import *  # noqa: F403
 ROOT_URLCONF = "demo_chat.urls"
 DATABASES = {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}}
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+# pytest-django turns DEBUG off; the demo refuses its public placeholder key
+# then (demo_chat.E001), so the tests use a key of their own.
+SECRET_KEY = "tests-only-secret-key-not-the-demo-placeholder-0123456789abcdef"

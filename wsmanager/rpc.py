@@ -29,13 +29,14 @@ import asyncio
 import inspect
 import logging
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, ClassVar, TypeVar
 
 from channels.db import database_sync_to_async
 
 from . import protocol
 from .conf import get_settings
+from .contract import ClientMethod, Notification
 from .counters import Count, bump
 from .exceptions import (
     ConfigurationError,
@@ -112,6 +113,11 @@ class RpcHandler(WebSocketHandler):
     max_batch_size: ClassVar[int] = 100
     #: Exposed name -> method description, collected from ``@rpc`` marks.
     rpc_methods: ClassVar[dict[str, Method]] = {}
+    #: Notifications this handler sends, by method name (for the generated
+    #: contract only: sending is not checked against it). See wsmanager.contract.
+    sends: ClassVar[Mapping[str, Notification]] = {}
+    #: Client methods this handler calls with ``invoke``, by name (likewise).
+    client_methods: ClassVar[Mapping[str, ClientMethod]] = {}
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         methods: dict[str, Method] = {}

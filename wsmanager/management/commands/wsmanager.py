@@ -10,9 +10,13 @@ backend it sees and reaches the whole cluster::
     manage.py wsmanager notify (--to ID | --group G | --all) METHOD [--params JSON]
     manage.py wsmanager disconnect ID [--code 1000] [--reason R]
     manage.py wsmanager stats [--json]
+    manage.py wsmanager schema [HANDLER] [--output FILE] [--api-version V]
+    manage.py wsmanager typescript [HANDLER] [--output FILE] [--client-module M]
 
 ``--handler NAME`` picks the handler (its ``name``); it may be left out when
-the project's ASGI application routes exactly one handler.
+the project's ASGI application routes exactly one handler. ``schema`` and
+``typescript`` write the handler's contract (docs/contract.md) and touch no
+registry; their HANDLER is a name or a dotted path to the class.
 
 With a registry that is not shared (the in-memory default) the command can
 only see its own process, which holds no sockets: it says so on stderr and
@@ -32,10 +36,13 @@ from asgiref.sync import async_to_sync
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from wsmanager.catalog import handler_names
+from wsmanager.catalog import handler_class, handler_names
 from wsmanager.exceptions import WsManagerError
 from wsmanager.manager import Manager, get_manager
+from wsmanager.openrpc import openrpc_document
 from wsmanager.registry import get_registry
+from wsmanager.rpc import RpcHandler
+from wsmanager.typescript import typescript_declarations
 
 
 def _known_handlers() -> list[str]:
@@ -52,6 +59,43 @@ def _json_arg(text: str, what: str) -> Any:
         return json.loads(text)
     except ValueError as exc:
         raise CommandError(f"{what} is not valid JSON: {exc}") from None
+
+
+def _add_contract_parsers(sub: Any) -> None:
+    """The ``schema`` and ``typescript`` subcommands (docs/contract.md)."""
+    schema = sub.add_parser("schema", help="the handler's OpenRPC document (JSON)")
+    typescript = sub.add_parser("typescript", help="TypeScript declarations of the handler's client")
+    for cmd in (schema, typescript):
+        cmd.add_argument("target", nargs="?", metavar="HANDLER", help="handler name or dotted class path")
+        cmd.add_argument("--output", "-o", metavar="FILE", help="write to FILE instead of stdout")
+    schema.add_argument("--api-version", default="0.0.0", help="the document's info.version")
+    typescript.add_argument(
+        "--client-module",
+        default="./wsmanager.js",
+        help="where the declarations import wsmanager.d.ts from (default: ./wsmanager.js)",
+    )
+
+
+def _contract_handler(name: str | None) -> type[RpcHandler]:
+    """The RpcHandler class named ``name`` (a handler name or ``module.Class``)."""
+    known = _known_handlers()  # imports the ASGI application, which defines the handlers
+    if not name:
+        if len(known) != 1:
+            raise CommandError(f"name the handler; known handlers: {', '.join(known) or 'none'}")
+        name = known[0]
+    try:
+        cls: Any = handler_class(name)
+    except WsManagerError as exc:
+        module, _, attr = name.rpartition(".")
+        try:
+            cls = getattr(import_module(module), attr) if module else None
+        except ImportError:
+            cls = None
+        if cls is None:
+            raise CommandError(str(exc)) from None
+    if not (isinstance(cls, type) and issubclass(cls, RpcHandler)):
+        raise CommandError(f"{name} is not an RpcHandler: only RpcHandler classes have a contract")
+    return cls
 
 
 class Command(BaseCommand):
@@ -84,9 +128,13 @@ class Command(BaseCommand):
         close.add_argument("--reason", default="")
         stats = sub.add_parser("stats", help="each live process's counters, as of its last heartbeat")
         stats.add_argument("--json", action="store_true", help="one JSON object instead of a table")
+        _add_contract_parsers(sub)
 
     def handle(self, *args: Any, **options: Any) -> None:
         action = options["action"]
+        if action in ("schema", "typescript"):
+            self.write_contract(action, options)
+            return
         manager = None if action == "stats" else self._manager(options.get("handler"))
         if not get_registry().shared:
             self.stderr.write(
@@ -173,6 +221,26 @@ class Command(BaseCommand):
         for node, stats in [*sorted(by_node.items()), ("total", total)]:
             counters = " ".join(f"{k}={v}" for k, v in sorted(stats.items()) if k != "sockets")
             self.stdout.write(f"{node:<40}  sockets={stats.get('sockets', 0)}  {counters}".rstrip())
+
+    def write_contract(self, action: str, options: dict[str, Any]) -> None:
+        """``schema``: the OpenRPC document; ``typescript``: the ``.d.ts`` built from it."""
+        handler = _contract_handler(options.get("target") or options.get("handler"))
+        try:
+            document = openrpc_document(handler, version=options.get("api_version") or "0.0.0")
+        except WsManagerError as exc:  # e.g. malformed declarations
+            raise CommandError(str(exc)) from exc
+        if action == "schema":
+            text = json.dumps(document, indent=2, ensure_ascii=False) + "\n"
+        else:
+            text = typescript_declarations(document, client_module=options["client_module"])
+        if options.get("output"):
+            try:
+                with open(options["output"], "w", encoding="utf-8") as out:
+                    out.write(text)
+            except OSError as exc:
+                raise CommandError(f"cannot write {options['output']}: {exc}") from None
+        else:
+            self.stdout.write(text, ending="")
 
     def do_disconnect(self, manager: Manager, options: dict[str, Any]) -> None:
         manager.disconnect(options["id"], options["code"], options["reason"])
