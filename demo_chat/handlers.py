@@ -23,6 +23,7 @@ from urllib.parse import parse_qs
 
 from wsmanager import Member, RpcError, RpcHandler, SocketNotFound, rpc
 from wsmanager.contract import ErrorCode, Notification, raises
+from wsmanager.presence import Change
 
 ROOM_PATTERN = r"[A-Za-z0-9_-]{1,64}"
 MAX_TEXT = 2000
@@ -98,6 +99,8 @@ class ChatHandler(RpcHandler):
     #: The library's default (256 per address and process) unless the
     #: environment says otherwise; load tests from one machine raise it.
     max_connections_per_address = int(os.environ.get("DEMO_MAX_PER_ADDRESS", "256")) or None
+    #: Presence changes of a room are announced at most once per 50 ms.
+    presence_interval = 0.05
     sends = {
         "message": Notification(
             ChatMessage,
@@ -107,6 +110,11 @@ class ChatHandler(RpcHandler):
         "joined": Notification(MemberEntry, "A member arrived (a user's first tab in the room)."),
         "left": Notification({"id": str}, "A member left (a user's last tab in the room)."),
         "renamed": Notification({"id": str, "name": str}, "A member changed its display name."),
+        "presence": Notification(
+            {"joined": list[MemberEntry], "left": list[str]},
+            "Several members arrived or left within 50 ms (a burst): their entries, and the ids of "
+            "those who left. The list may hold the receiving member itself.",
+        ),
     }
 
     @property
@@ -133,14 +141,27 @@ class ChatHandler(RpcHandler):
         await self.join(room_group(self.room))  # others hear "joined" from on_presence
 
     @classmethod
-    async def on_presence(cls, group: str, event: str, member: Member) -> None:
-        """Tell the room who arrived (a user's first tab) and who left (its last)."""
+    async def on_presence_changes(cls, group: str, changes: list[Change]) -> None:
+        """Tell the room who arrived (a user's first tab) and who left (its last).
+
+        Up to four changes at a time: one ``joined`` (not to the member itself)
+        or ``left`` each, in order. More (a burst within ``presence_interval``):
+        one ``presence`` notification with both lists, so a burst of N joins
+        costs about one frame per member and interval instead of N.
+        """
         if not group.startswith("room."):
             return
-        if event == "joined":
-            await cls.manager.anotify_group(group, "joined", exclude=member.socket_ids, **describe(member))
-        else:
-            await cls.manager.anotify_group(group, "left", id=member_id(member))
+        if len(changes) <= 4:
+            for event, member in changes:
+                if event == "joined":
+                    others = member.socket_ids
+                    await cls.manager.anotify_group(group, "joined", exclude=others, **describe(member))
+                else:
+                    await cls.manager.anotify_group(group, "left", id=member_id(member))
+            return
+        joined = [describe(m) for event, m in changes if event == "joined"]
+        left = [member_id(m) for event, m in changes if event == "left"]
+        await cls.manager.anotify_group(group, "presence", joined=joined, left=left)
 
     async def _here(self, to: str) -> list[str]:
         """The sockets in this room of member ``to`` (a socket id or ``user:<pk>``)."""

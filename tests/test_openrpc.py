@@ -97,7 +97,7 @@ def test_the_demo_chat_document_names_its_methods_params_results_and_notificatio
     who = methods["who"]["result"]["schema"]
     assert who["type"] == "array" and who["items"]["required"] == ["id", "name"]
     sent = by_name(document["x-notifications"])
-    assert sorted(sent) == ["joined", "left", "message", "renamed", "rpc.connected"]
+    assert sorted(sent) == ["joined", "left", "message", "presence", "renamed", "rpc.connected"]
     message = sent["message"]
     assert message["paramStructure"] == "by-name"
     assert [(p["name"], p["required"]) for p in message["params"]] == [

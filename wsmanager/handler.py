@@ -57,12 +57,12 @@ from .aio import cancel_requested
 from .conf import get_settings
 from .counters import Count, bump
 from .exceptions import RegistryUnavailable, RejectConnection
+from .hooks import Hooks
 from .lifecycle import CloseCode, Lifecycle, State, new_socket_id
 from .limits import Intake, IntakeVerdict, send_backlog_probe, send_close
 from .manager import Manager, get_manager
 from .node import get_node
 from .outbox import Message, Outbox, frame
-from .presence import Member, PresenceEvent
 from .registry import ConnectionInfo, get_registry
 from .writer import Writer
 
@@ -71,7 +71,7 @@ __all__ = ["CloseCode", "State", "WebSocketHandler", "new_socket_id"]
 logger = logging.getLogger("wsmanager.handler")
 
 
-class WebSocketHandler(AsyncWebsocketConsumer):  # type: ignore[misc]
+class WebSocketHandler(Hooks, AsyncWebsocketConsumer):  # type: ignore[misc]
     """Base class of every wsmanager handler. See the module docstring."""
 
     #: Registry namespace; defaults to "module.QualName". Two classes with
@@ -135,44 +135,6 @@ class WebSocketHandler(AsyncWebsocketConsumer):  # type: ignore[misc]
     def settled(self) -> bool:
         """True once the handshake is over: registered, ``on_connect`` done, open."""
         return self.lifecycle.state is State.OPEN
-
-    # -- hooks ---------------------------------------------------------------
-    async def authorize(self) -> bool:
-        """May this client connect at all? Runs before the socket is registered.
-
-        Override for checks on ``self.scope`` (user, path kwargs, headers);
-        False refuses the handshake with HTTP 403. Exceptions refuse too.
-        """
-        return True
-
-    async def on_connect(self) -> bool | None:
-        """Decide whether to accept; return False (or raise RejectConnection) to refuse."""
-        return None
-
-    async def on_rate_limited(self, message: str | bytes) -> None:
-        """A message over :attr:`rate_limit` was dropped (RPC handlers answer -32002)."""
-
-    async def on_open(self) -> None:
-        """Runs right after the handshake, before queued frames are written."""
-
-    async def on_receive(self, message: str | bytes) -> None:
-        """A frame arrived: ``str`` for text, ``bytes`` for binary."""
-
-    async def on_disconnect(self, code: int) -> None:
-        """The socket closed with ``code`` and has left the registry."""
-
-    async def on_error(self, exc: Exception) -> None:
-        """``on_receive`` raised: log it and close with 1011 (override to keep open)."""
-        logger.error("handler %s socket %s failed", self.handler_name, self.id, exc_info=exc)
-        await self.close(CloseCode.INTERNAL_ERROR)
-
-    @classmethod
-    async def on_presence(cls, group: str, event: PresenceEvent, member: Member) -> None:
-        """A member ``"joined"`` or ``"left"`` a group of this handler (see
-        :mod:`wsmanager.presence` for when, where and how often it runs).
-
-        Runs in the process that made the change; exceptions are logged.
-        """
 
     # -- sending ---------------------------------------------------------------
     async def send_frame(self, data: str | bytes) -> bool:

@@ -3,14 +3,19 @@
 Within a group, every socket of one user is one :class:`Member` (several
 tabs, several devices, several processes); a socket without a user (not
 logged in) is a member on its own. ``Manager.apresence(group)`` lists the
-members. A handler class that defines ::
+members. A handler class's ``on_presence(group, event, member)`` (see
+:mod:`wsmanager.hooks`) hears ``"joined"`` when a member's first socket
+enters a group and ``"left"`` when its last socket leaves it (``leave()``, a
+close, or the crash of the process that held it).
 
-    @classmethod
-    async def on_presence(cls, group: str, event: str, member: Member) -> None: ...
-
-hears ``"joined"`` when a member's first socket enters a group and
-``"left"`` when its last socket leaves it (``leave()``, a close, or the crash
-of the process that held it).
+Bursts: with ``presence_interval`` set, the class's
+``on_presence_changes(group, changes)`` hears each group's changes as an
+ordered list of ``(event, member)``: the first change of a quiet group at
+once, alone; the changes that follow within the interval together, as net
+changes (a change and its undoing cancel out), at the interval's end; and
+so on while changes keep coming. 1,000 sockets joining one room then cost
+an announcement per interval instead of one per member (whose fan-out to
+the room would be quadratic). Gathered per process that made the changes.
 
 Guarantees:
 
@@ -40,6 +45,7 @@ source of truth; a client that cares should re-read it after reconnecting.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -50,15 +56,16 @@ from .exceptions import ConfigurationError
 from .registry import ConnectionInfo, Departure, get_registry
 
 __all__ = [
+    "Change",
     "Member",
     "PresenceEvent",
     "announce",
     "announce_departures",
-    "forget_warnings",
     "join",
     "leave",
     "members_of",
     "release",
+    "reset",
     "restore",
 ]
 
@@ -120,14 +127,36 @@ def members_of(infos: Iterable[ConnectionInfo]) -> list[Member]:
 _unknown: set[str] = set()  # handler names already warned about
 
 
-def forget_warnings() -> None:
-    """Warn again about handler names presence does not know (tests)."""
+Change = tuple[PresenceEvent, "Member"]
+
+
+class _Changes:
+    """The net changes of one group within one interval, in order, by member key."""
+
+    __slots__ = ("by_key",)
+
+    def __init__(self) -> None:
+        self.by_key: dict[str, Change] = {}
+
+    def add(self, event: PresenceEvent, member: Member) -> None:
+        earlier = self.by_key.pop(member.key, None)
+        if earlier is None or earlier[0] == event:  # a change and its undoing cancel out
+            self.by_key[member.key] = (event, member)
+
+
+_gathering: dict[tuple[str, str], _Changes] = {}
+_flushing: set[asyncio.Task[None]] = set()
+
+
+def reset() -> None:
+    """Forget the changes being gathered and warn again about unknown handler names (tests)."""
     _unknown.clear()
+    _gathering.clear()
 
 
-def _hook(handler: str) -> PresenceHook | None:
+def _class(handler: str) -> type[Any] | None:
     try:
-        cls = catalog.handler_class(handler)
+        return catalog.handler_class(handler)
     except ConfigurationError:
         if handler not in _unknown:
             _unknown.add(handler)
@@ -137,16 +166,57 @@ def _hook(handler: str) -> PresenceHook | None:
                 handler,
             )
         return None
-    hook: PresenceHook | None = getattr(cls, "on_presence", None)
-    return hook
+
+
+def _open_window(cls: type[Any], key: tuple[str, str]) -> None:
+    _gathering[key] = _Changes()
+    asyncio.get_running_loop().call_later(cls.presence_interval, _flush, cls, key)
+
+
+async def _gather(cls: type[Any], group: str, event: PresenceEvent, member: Member) -> None:
+    """The first change of a quiet group is announced at once; those that follow
+    within ``presence_interval`` are gathered and announced together."""
+    if not getattr(cls, "presence_interval", None):
+        return
+    key = (cls.handler_name, group)
+    window = _gathering.get(key)
+    if window is not None:
+        window.add(event, member)
+        return
+    _open_window(cls, key)
+    await _announce_changes(cls, group, [(event, member)])
+
+
+def _flush(cls: type[Any], key: tuple[str, str]) -> None:
+    """End of an interval: announce what it gathered, and keep gathering while changes come."""
+    window = _gathering.pop(key, None)
+    if window is None or not window.by_key:
+        return  # quiet: the next change is announced at once
+    _open_window(cls, key)
+    changes = list(window.by_key.values())
+    task = asyncio.get_running_loop().create_task(_announce_changes(cls, key[1], changes))
+    _flushing.add(task)
+    task.add_done_callback(_flushing.discard)
+
+
+async def _announce_changes(cls: type[Any], group: str, changes: list[Change]) -> None:
+    try:
+        await cls.on_presence_changes(group, changes)
+    except Exception:
+        logger.exception("on_presence_changes of handler %r failed (in %r)", cls.handler_name, group)
 
 
 async def announce(handler: str, group: str, event: PresenceEvent, member: Member) -> None:
-    """Await ``on_presence(group, event, member)`` of the handler class, if it has one.
+    """Await ``on_presence(group, event, member)`` of the handler class, and gather
+    the change for its ``on_presence_changes`` when it has a ``presence_interval``.
 
     Exceptions are logged, never raised.
     """
-    hook = _hook(handler)
+    cls = _class(handler)
+    if cls is None:
+        return
+    await _gather(cls, group, event, member)
+    hook: PresenceHook | None = getattr(cls, "on_presence", None)
     if hook is None:
         return
     try:

@@ -36,12 +36,12 @@ __all__ = ["RpcCommunicator", "areset", "reset"]
 
 def reset() -> None:
     """Forget the process's singletons (between tests): registry instance, node,
-    counters, the database-use flag and which handler names presence warned about."""
+    counters, the database-use flag, and presence's gathered changes and warnings."""
     reset_registry()
     reset_node()
     counters.reset()
     db.forget_use()
-    presence.forget_warnings()
+    presence.reset()
 
 
 async def areset() -> None:

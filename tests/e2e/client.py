@@ -80,14 +80,18 @@ class Peer:
                 return message
             self.inbox.append(message)
 
-    async def nothing(self, timeout: float = 0.3) -> None:
-        """Assert that no message arrives within ``timeout``."""
-        assert not self.inbox, self.inbox
-        try:
-            message = await asyncio.wait_for(self.ws.recv(), timeout)
-        except TimeoutError:
-            return
-        raise AssertionError(f"unexpected message {message!r}")
+    async def nothing(self, timeout: float = 0.3, ignore: tuple[str, ...] = ()) -> None:
+        """Assert that no message arrives within ``timeout`` (notifications named in
+        ``ignore``, e.g. presence notices, are skipped)."""
+        assert not [m for m in self.inbox if m.get("method") not in ignore], self.inbox
+        deadline = asyncio.get_running_loop().time() + timeout
+        while (left := deadline - asyncio.get_running_loop().time()) > 0:
+            try:
+                message = await asyncio.wait_for(self.ws.recv(), left)
+            except TimeoutError:
+                return
+            if json.loads(message).get("method") not in ignore:
+                raise AssertionError(f"unexpected message {message!r}")
 
 
 def chat_url(server: DaphneProcess, room: str, query: str = "") -> str:

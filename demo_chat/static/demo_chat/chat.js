@@ -2,7 +2,7 @@
  * The demo chat page: one wsmanager Client per joined room.
  *
  * Server methods used: send(text), whisper(to, text), set_name(name), who().
- * Notifications served: message, joined, left, renamed.
+ * Notifications served: message, joined, left, renamed, presence (a burst of joins and leaves).
  *
  * Query parameters: ?room=<room>&name=<name> prefill the form and join at once;
  * heartbeat, heartbeatTimeout, connectTimeout, reconnectDelay, reconnectMaxDelay
@@ -235,6 +235,11 @@
     client.on("joined", onMembership("joined"));
     client.on("left", onMembership("left"));
     client.on("renamed", onMembership("renamed"));
+    // A burst of arrivals and departures within 50 ms comes as one notification.
+    client.on("presence", (params) => {
+      for (const entry of params.joined) onMembership("joined")(entry);
+      for (const id of params.left) onMembership("left")({ id });
+    });
 
     client.addEventListener("statechange", (e) => {
       record("statechange", e, ["state", "previous"]);
