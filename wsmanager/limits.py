@@ -33,13 +33,18 @@ class TokenBucket:
         self._tokens = burst
         self._last = time.monotonic()
 
-    def take(self) -> bool:
-        """Spend one token if there is one; False means over the limit."""
+    def take(self, cost: int = 1) -> bool:
+        """Spend ``cost`` tokens if there are that many; False means over the limit.
+
+        All or nothing: a refused cost spends no token, so a large cost that
+        does not fit does not hold up smaller ones after it. A cost above
+        ``burst`` never fits.
+        """
         now = time.monotonic()
         self._tokens = min(self.burst, self._tokens + (now - self._last) * self.rate)
         self._last = now
-        if self._tokens >= 1.0:
-            self._tokens -= 1.0
+        if self._tokens >= cost:
+            self._tokens -= cost
             return True
         return False
 
