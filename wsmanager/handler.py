@@ -192,6 +192,14 @@ class WebSocketHandler(AsyncWebsocketConsumer):  # type: ignore[misc]
     async def on_rate_limited(self, message: str | bytes) -> None:
         """A message over :attr:`rate_limit` was dropped (RPC handlers answer -32002)."""
 
+    def frame_cost(self, message: str | bytes) -> int:
+        """Tokens of :attr:`rate_limit` an incoming frame costs: 1 (RPC handlers: its calls).
+
+        Called before ``on_receive`` or ``on_rate_limited`` with the same
+        ``message``, and only when the handler has a rate limit.
+        """
+        return 1
+
     async def on_open(self) -> None:
         """Runs right after the handshake, before queued frames are written."""
 
@@ -432,7 +440,7 @@ class WebSocketHandler(AsyncWebsocketConsumer):  # type: ignore[misc]
             logger.info("socket %s: frame over %s bytes; closing 1009", self.id, self.max_message_size)
             await self.close(CloseCode.MESSAGE_TOO_BIG, "message too big")
             return
-        if self._bucket is not None and not self._bucket.take():
+        if self._bucket is not None and not self._bucket.take(self.frame_cost(data)):
             get_node().stats["rate_limited"] += 1
             self._strikes += 1
             if self._strikes >= self.rate_limit_strikes:
