@@ -11,16 +11,29 @@ Execution: calls run in tasks apart from the socket's receive loop, so a
 method may ``await self.invoke(...)`` on its own client without deadlock,
 and a slow method never delays other sockets or the disconnect. Per socket,
 at most :attr:`RpcHandler.max_concurrent_calls` calls run at once (1 by
-default: calls run in arrival order, like SignalR); up to
-:attr:`RpcHandler.max_pending_calls` more wait, beyond which calls are
-answered -32000 at once. ``rpc.ping`` (the heartbeat) is answered at once,
-ahead of queued calls. When the socket closes, running calls are cancelled
-and pending invocations fail with :class:`ConnectionClosed`.
+default: calls run in arrival order, like SignalR). Waiting and running
+calls are bounded per socket by :attr:`RpcHandler.max_pending_calls` (calls,
+each member of a batch counting) and :attr:`RpcHandler.max_pending_bytes`
+(the frames' text); a frame that does not fit is answered -32000 at once,
+all of it. ``rpc.ping`` (the heartbeat) is answered at once, ahead of queued
+calls. When the socket closes, running calls are cancelled and pending
+invocations fail with :class:`ConnectionClosed`.
+
+Cost before work: a frame is decoded once, with the batch limit checked on
+the array's length before any member is built (:func:`protocol.decode`);
+the rate limit charges a batch one token per member (:meth:`frame_cost`),
+and a batch that does not fit is refused whole, each call answered -32002.
 
 Errors never close the socket: bad input gets the standard error; an
-:class:`RpcError` raised by a method is sent as is; any other exception is
-logged with its traceback and answered -32603 "Internal error", with no
-detail sent to the client.
+:class:`RpcError` raised by a method is sent as is; a string the registry
+cannot store (a lone surrogate has no UTF-8 form: ``UnicodeEncodeError``) is
+-32602; a result longer than :attr:`RpcHandler.max_result_size` is -32603
+"Result too large"; any other exception is answered -32603 "Internal
+error", with no detail sent to the client. Logging is throttled per socket
+(:mod:`wsmanager.logs`): at most one line per kind (bad input, method
+errors, outages, oversized or unencodable results) per interval, the first
+with its traceback, the rest counted and summed up in the next line or when
+the socket closes.
 """
 
 from __future__ import annotations
@@ -50,6 +63,8 @@ from .exceptions import (
     RpcError,
 )
 from .handler import State, WebSocketHandler
+from .limits import too_big
+from .logs import LogThrottle
 from .node import get_node
 from .protocol import ErrorObject, Invalid, Request, Response
 
@@ -61,6 +76,8 @@ F = TypeVar("F", bound=Callable[..., Any])
 _MARK = "__wsmanager_rpc__"
 _PERMISSION = "__wsmanager_rpc_permission__"
 _THREAD_SENSITIVE = "__wsmanager_rpc_thread_sensitive__"
+#: ``data`` of the -32602 answering a string that has no UTF-8 form.
+UNSTORABLE = "a string holds a lone surrogate: it is not valid UTF-8 and cannot be stored"
 
 
 Permission = str | Callable[[Any], bool | Awaitable[bool]]
@@ -193,10 +210,23 @@ class RpcHandler(WebSocketHandler):
     abstract: ClassVar[bool] = True
     #: Calls of one socket that may run at the same time (1: in arrival order).
     max_concurrent_calls: ClassVar[int] = 1
-    #: Calls of one socket that may wait or run before new ones get -32000.
-    max_pending_calls: ClassVar[int] = 64
+    #: Calls of one socket (each member of a batch counting) that may wait or
+    #: run; a frame whose calls do not fit gets -32000 for each. Keep it at
+    #: least ``max_batch_size``, or full batches are always refused.
+    max_pending_calls: ClassVar[int] = 100
+    #: Text of the frames whose calls wait or run (characters); a frame past
+    #: it gets -32000, unless nothing is pending (one frame always fits).
+    max_pending_bytes: ClassVar[int] = 1024 * 1024
     #: Largest accepted batch; larger ones get one -32600 error.
     max_batch_size: ClassVar[int] = 100
+    #: Largest incoming frame (UTF-8 bytes); larger closes with 1009. Smaller
+    #: than a raw handler's 1 MiB: a call needs little (docs/security.md).
+    max_message_size: ClassVar[int | None] = 64 * 1024
+    #: Largest answer frame (UTF-8 bytes; a lone response, or a batch's
+    #: array); a result that would pass it is answered -32603 "Result too
+    #: large" instead. Under daphne's 1 MiB, with room for the error members
+    #: of a batch. None: no limit.
+    max_result_size: ClassVar[int | None] = 896 * 1024
     #: Exposed name -> method description, collected from ``@rpc`` marks.
     rpc_methods: ClassVar[dict[str, _Method]] = {}
 
@@ -217,9 +247,12 @@ class RpcHandler(WebSocketHandler):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._calls: deque[tuple[list[Request | Invalid], bool]] = deque()
+        self._calls: deque[tuple[list[Request | Invalid], bool, int]] = deque()
         self._running = 0  # worker tasks
-        self._in_flight = 0  # calls taken by a worker and not answered yet
+        self._pending_calls = 0  # members of the frames queued or running, until answered
+        self._pending_bytes = 0  # text of those frames
+        self._decoded: tuple[str, protocol.Decoded] | None = None  # frame_cost's, for on_receive
+        self._log = LogThrottle()
         self._workers: set[asyncio.Task[None]] = set()
         self._invocations: dict[int, tuple[str, asyncio.Future[Any]]] = {}
         self._next_call = 0
@@ -264,18 +297,33 @@ class RpcHandler(WebSocketHandler):
             self._invocations.pop(call_id, None)
 
     # -- client to server -------------------------------------------------------------
+    def frame_cost(self, message: str | bytes) -> int:
+        """One token per member of a batch (a lone message or a refused batch: 1).
+
+        Decodes the frame (kept for ``on_receive`` / ``on_rate_limited``, which
+        get the same message); binary frames cost 1.
+        """
+        if isinstance(message, bytes):
+            return 1
+        decoded = self._decode(message)
+        return len(decoded.items) if decoded.batch else 1
+
+    def _decode(self, message: str) -> protocol.Decoded:
+        """The frame decoded once: frame_cost's result when it saw this very message."""
+        kept, self._decoded = self._decoded, None
+        if kept is not None and kept[0] is message:
+            return kept[1]
+        decoded = protocol.decode(message, max_batch=self.max_batch_size)
+        self._decoded = (message, decoded)
+        return decoded
+
     async def on_receive(self, message: str | bytes) -> None:
         if isinstance(message, bytes):
             error = ErrorObject.standard(protocol.BINARY_NOT_SUPPORTED)
             await self.send_frame(protocol.encode_error(None, error))
             return
-        decoded = protocol.decode(message)
-        if decoded.batch and len(decoded.items) > self.max_batch_size:
-            data = f"at most {self.max_batch_size} calls per batch"
-            await self.send_frame(
-                protocol.encode_error(None, ErrorObject.standard(protocol.INVALID_REQUEST, data))
-            )
-            return
+        decoded = self._decode(message)
+        self._decoded = None
         work: list[Request | Invalid] = []
         for item in decoded.items:
             if isinstance(item, Response):
@@ -285,6 +333,18 @@ class RpcHandler(WebSocketHandler):
         if not work:
             return
         first = work[0]
+        if any(isinstance(item, Invalid) for item in work):
+            bad = next(item for item in work if isinstance(item, Invalid))
+            self._log.log(
+                logger,
+                "bad_input",
+                logging.INFO,
+                "socket %s: invalid input answered %d %s (%s)",
+                self.id,
+                bad.error.code,
+                bad.error.message,
+                bad.error.data,
+            )
         if not decoded.batch and isinstance(first, Invalid):
             await self.send_frame(protocol.encode_error(first.id, first.error))
             return
@@ -294,7 +354,7 @@ class RpcHandler(WebSocketHandler):
             if not first.notification:
                 await self.send_frame(protocol.encode_result(first.id, "pong"))
             return
-        self._enqueue_calls(work, decoded.batch)
+        self._enqueue_calls(work, decoded.batch, len(message))
 
     def _settle(self, response: Response) -> None:
         entry = self._invocations.get(response.id) if isinstance(response.id, int) else None
@@ -310,18 +370,24 @@ class RpcHandler(WebSocketHandler):
         else:
             future.set_result(response.result)
 
-    def _enqueue_calls(self, work: list[Request | Invalid], batch: bool) -> None:
-        if len(self._calls) + self._in_flight >= self.max_pending_calls:
+    def _enqueue_calls(self, work: list[Request | Invalid], batch: bool, size: int) -> None:
+        """Queue a frame's calls, or answer them all -32000 when they do not fit."""
+        calls, pending = len(work), self._pending_calls
+        if pending + calls > self.max_pending_calls or (
+            pending and self._pending_bytes + size > self.max_pending_bytes
+        ):
             busy = ErrorObject.standard(protocol.SERVER_BUSY)
             answers = [
                 protocol.encode_error(item.id, busy if isinstance(item, Request) else item.error)
                 for item in work
                 if not (isinstance(item, Request) and item.notification)
             ]
-            get_node().stats["calls_refused_busy"] += 1
+            get_node().stats["calls_refused_busy"] += sum(isinstance(item, Request) for item in work)
             asyncio.get_running_loop().create_task(self._answer(answers, batch))
             return
-        self._calls.append((work, batch))
+        self._pending_calls += calls
+        self._pending_bytes += size
+        self._calls.append((work, batch, size))
         if self._running < self.max_concurrent_calls:
             self._running += 1
             task = asyncio.get_running_loop().create_task(self._work())
@@ -331,17 +397,20 @@ class RpcHandler(WebSocketHandler):
     async def _work(self) -> None:
         try:
             while self._calls and self.state is State.OPEN:
-                work, batch = self._calls.popleft()
-                self._in_flight += 1
+                work, batch, size = self._calls.popleft()
                 try:
-                    answers = []
+                    answers: list[str] = []
+                    room = self.max_result_size
                     for item in work:
-                        answer = await self._run(item)
+                        answer = await self._run(item, room)
                         if answer is not None:
                             answers.append(answer)
+                            if room is not None:
+                                room -= len(answer) + 1  # a comma or a bracket
                     await self._answer(answers, batch)
                 finally:
-                    self._in_flight -= 1
+                    self._pending_calls -= len(work)
+                    self._pending_bytes -= size
         finally:
             self._running -= 1
 
@@ -350,8 +419,12 @@ class RpcHandler(WebSocketHandler):
         if answers:
             await self.send_frame(f"[{','.join(answers)}]" if batch else answers[0])
 
-    async def _run(self, item: Request | Invalid) -> str | None:
-        """Run one call; its encoded response, or None for a notification."""
+    async def _run(self, item: Request | Invalid, room: int | None = None) -> str | None:
+        """Run one call; its encoded response, or None for a notification.
+
+        ``room``: bytes left in the answer frame (None: no limit); a result
+        that does not fit is answered -32603 "Result too large" instead.
+        """
         if isinstance(item, Invalid):
             return protocol.encode_error(item.id, item.error)
         try:
@@ -360,22 +433,70 @@ class RpcHandler(WebSocketHandler):
             error = ErrorObject(exc.code, exc.message, exc.data)
         except _BadParams as exc:
             error = ErrorObject.standard(protocol.INVALID_PARAMS, str(exc))
+        except UnicodeEncodeError:
+            # Only a client's JSON can carry a lone surrogate ("\udfff"); it has
+            # no UTF-8 form, so a registry or channel layer cannot store it.
+            self._log.log(
+                logger,
+                "unstorable",
+                logging.INFO,
+                "rpc %r on socket %s: a string has no UTF-8 form",
+                item.method,
+                self.id,
+            )
+            error = ErrorObject.standard(protocol.INVALID_PARAMS, UNSTORABLE)
         except (RegistryUnavailable, DeliveryError) as exc:
-            logger.warning("rpc %r on socket %s: %s", item.method, self.id, exc)
+            self._log.log(
+                logger, "unavailable", logging.WARNING, "rpc %r on socket %s: %s", item.method, self.id, exc
+            )
             error = ErrorObject.standard(protocol.UNAVAILABLE)
         except asyncio.CancelledError:
             raise
-        except Exception:
-            logger.exception("rpc %r on socket %s of %s raised", item.method, self.id, self.name)
+        except Exception as exc:
+            self._log.log(
+                logger,
+                "method_error",
+                logging.ERROR,
+                "rpc %r on socket %s of %s raised",
+                item.method,
+                self.id,
+                self.name,
+                exc_info=exc,
+            )
             error = ErrorObject.standard(protocol.INTERNAL_ERROR)
         else:
             if item.notification:
                 return None
             try:
-                return protocol.encode_result(item.id, result)
-            except protocol.EncodeError:
-                logger.exception("rpc %r returned a value that is not JSON", item.method)
+                text = protocol.encode_result(item.id, result)
+            except protocol.EncodeError as exc:
+                self._log.log(
+                    logger,
+                    "bad_result",
+                    logging.ERROR,
+                    "rpc %r on socket %s returned a value that is not JSON",
+                    item.method,
+                    self.id,
+                    exc_info=exc,
+                )
                 error = ErrorObject.standard(protocol.INTERNAL_ERROR)
+            else:
+                if room is None or not too_big(text, room):
+                    return text
+                get_node().stats["results_too_large"] += 1
+                self._log.log(
+                    logger,
+                    "result_too_large",
+                    logging.WARNING,
+                    "rpc %r on socket %s: result of %d characters over max_result_size %s",
+                    item.method,
+                    self.id,
+                    len(text),
+                    self.max_result_size,
+                )
+                error = ErrorObject(
+                    protocol.INTERNAL_ERROR, "Result too large", {"max": self.max_result_size}
+                )
         return None if item.notification else protocol.encode_error(item.id, error)
 
     async def _call(self, request: Request) -> Any:
@@ -408,11 +529,16 @@ class RpcHandler(WebSocketHandler):
             raise RpcError(protocol.FORBIDDEN, "Forbidden", {"method": name, "reason": reason})
 
     async def on_rate_limited(self, message: str | bytes) -> None:
-        """Answer each call of the refused frame with -32002 (notifications: nothing)."""
+        """Answer each call of the refused frame with -32002 (notifications: nothing).
+
+        A batch is refused whole: every call in it is answered -32002 and none
+        runs; answers to our invocations in it are still read.
+        """
         if isinstance(message, bytes):
             return
         limited = ErrorObject.standard(protocol.RATE_LIMITED)
-        decoded = protocol.decode(message)
+        decoded = self._decode(message)
+        self._decoded = None
         for item in decoded.items:  # answers to our invocations are never refused
             if isinstance(item, Response):
                 self._settle(item)
@@ -425,6 +551,9 @@ class RpcHandler(WebSocketHandler):
 
     async def on_released(self, code: int | None) -> None:
         self._calls.clear()
+        self._decoded = None
+        for kind, count in self._log.flush().items():
+            logger.info("socket %s closed: %d more %r lines were not logged", self.id, count, kind)
         for task in list(self._workers):
             if task is not asyncio.current_task():
                 task.cancel()

@@ -89,15 +89,15 @@ async def test_half_a_million_zeros_are_one_invalid_request_and_others_are_serve
 
 
 async def test_rpc_handlers_refuse_frames_over_64_kib_by_default(server: DaphneProcess) -> None:
-    """The RpcHandler default is 64 KiB: the same 1 MiB frame closes a default socket with 1009."""
+    """The RpcHandler default is 64 KiB: a frame of 64 KiB is answered, one byte more closes 1009."""
     before = (await state(server))["stats"].get("refused_too_big", 0)
     async with watched(server, "limited", "zeros"):
         peer = await Peer.open(url(server, "limited", "zeros"))
-        exact = json.dumps(call("echo", ["y" * (64 * 1024 - 50)]))
+        exact = json.dumps(call("echo", ["y" * 60_000]))
         exact += " " * (64 * 1024 - len(exact))  # exactly 64 KiB: accepted
         await peer.send_raw(exact)
         assert (await peer.recv_json())["id"] == 1
-        await peer.send_raw(ZEROS)
+        await peer.send_raw(exact + " ")
         assert await closed_with(peer.ws) == 1009
     assert (await state(server))["stats"]["refused_too_big"] == before + 1
 
@@ -109,11 +109,12 @@ async def test_batched_notifications_are_charged_per_call(server: DaphneProcess)
     """30 batches of 100 ``send`` notifications: whole batches reach the room, far from all 3,000.
 
     The demo's chat handler keeps the library's rate limit (100 calls/s,
-    bursts of 200): a batch that does not fit is refused whole and counted
-    once in ``rate_limited``.
+    bursts of 200) and ``max_pending_calls`` (100): a batch that does not
+    fit either is refused whole, counted once in ``rate_limited`` or per
+    call in ``calls_refused_busy``.
     """
     room = f"batches{secrets.token_hex(3)}"
-    before = (await state(server))["stats"].get("rate_limited", 0)
+    before = (await state(server))["stats"]
     listener = await Peer.open(chat_url(server, room))
     attacker = await Peer.open(chat_url(server, room))
     for seq in range(30):
@@ -127,10 +128,12 @@ async def test_batched_notifications_are_charged_per_call(server: DaphneProcess)
             break
         texts.append(message["params"]["text"])
     batches = sorted({text.split(".")[0] for text in texts}, key=int)
-    refused = (await state(server))["stats"]["rate_limited"] - before
+    after = (await state(server))["stats"]
+    limited = after.get("rate_limited", 0) - before.get("rate_limited", 0)
+    busy = after.get("calls_refused_busy", 0) - before.get("calls_refused_busy", 0)
     assert len(texts) == 100 * len(batches), "a batch was split"
-    assert 2 <= len(batches) < 30  # the burst of 200 passed; the rest mostly did not
-    assert refused == 30 - len(batches)
+    assert 1 <= len(batches) < 30 and limited >= 1  # the rest did not fit the burst of 200
+    assert len(batches) + limited + busy / 100 == 30
     await attacker.close()
     await listener.close()
 
@@ -197,8 +200,11 @@ def log_lines(server: DaphneProcess, needle: str) -> list[str]:
 
 
 async def test_a_failing_method_logs_once_per_socket_not_once_per_call(server: DaphneProcess) -> None:
-    """300 calls that raise: 300 answers -32603, one traceback, and a count of the rest at close."""
-    tracebacks = len(log_lines(server, "Traceback"))
+    """300 calls that raise: 300 answers -32603, one traceback, and a count of the rest at close.
+
+    The demo's logging writes each record twice (its handler and the root
+    logger's): records are counted as lines divided by that.
+    """
     async with watched(server, "lenient", "crash"):
         peer = await Peer.open(url(server, "lenient", "crash"))
         replies = []
@@ -208,10 +214,11 @@ async def test_a_failing_method_logs_once_per_socket_not_once_per_call(server: D
             replies += [await peer.recv_json(10) for _ in range(50)]
         assert all(r["error"]["code"] == INTERNAL_ERROR for r in replies)
         await peer.close()
-    assert len(log_lines(server, "Traceback")) == tracebacks + 1
-    mentions = log_lines(server, peer.id)
-    assert 1 <= len(mentions) <= 3, mentions
-    assert any("299" in line for line in mentions), "the repeats were not counted"
+    await asyncio.sleep(0.2)
+    copies = len(log_lines(server, f"socket {peer.id} closed: 299 more 'method_error' lines"))
+    assert copies >= 1, "the repeats were not counted"
+    assert len(log_lines(server, f"RuntimeError: crash on socket {peer.id}")) == copies  # one traceback
+    assert len(log_lines(server, peer.id)) == 3 * copies  # the error, its traceback's last line, the count
 
 
 @pytest.mark.redis
@@ -231,4 +238,6 @@ async def test_names_the_redis_registry_cannot_store_are_invalid_params(redis_ur
             await peer.close()
         await asyncio.sleep(0.2)
         assert log_lines(proc, "Traceback") == []
-        assert len(log_lines(proc, peer.id)) <= 2
+        copies = len(log_lines(proc, f"socket {peer.id} closed: 199 more 'unstorable' lines"))
+        assert copies >= 1
+        assert len(log_lines(proc, peer.id)) == 2 * copies  # the first line and the count
