@@ -34,7 +34,9 @@ class LogThrottle:
 
     __slots__ = ("_clock", "_last", "_skipped", "interval")
 
-    def __init__(self, interval: float = DEFAULT_INTERVAL, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, interval: float = DEFAULT_INTERVAL, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         if interval < 0:
             raise ValueError("a log interval cannot be negative")
         self.interval = interval
