@@ -669,8 +669,8 @@ class CostHandler(CalcHandler):
     rate_limit = None
 
     @rpc
-    async def blob(self, size: int) -> str:
-        return "x" * size
+    async def blob(self, size: int, char: str = "x") -> str:
+        return char * size
 
     @rpc
     async def store(self, text: str) -> int:
@@ -779,6 +779,14 @@ async def test_in_a_batch_the_member_past_max_result_size_gets_the_error() -> No
         assert replies[1]["error"]["message"] == "Result too large"
         assert replies[2]["result"] == 3
         assert len(json.dumps(replies, separators=(",", ":"))) <= 1000
+
+
+async def test_the_answer_size_is_counted_in_utf8_bytes() -> None:
+    """Two results of 300 "é" (600 bytes each) do not both fit 1000 bytes, though 300 characters would."""
+    async with cost_client("/ws/cost/result/") as client:
+        replies = await exchange(client, [call("blob", [300, "é"], 1), call("blob", [300, "é"], 2)])
+        assert replies[0]["result"] == "é" * 300
+        assert replies[1]["error"]["message"] == "Result too large"
 
 
 async def test_a_string_with_no_utf8_form_is_invalid_params() -> None:

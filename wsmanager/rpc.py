@@ -125,6 +125,10 @@ def rpc(
     return mark(func) if func is not None else mark
 
 
+def _utf8_size(text: str) -> int:
+    return len(text.encode("utf-8", "surrogatepass"))
+
+
 class _BadParams(Exception):
     pass
 
@@ -333,8 +337,8 @@ class RpcHandler(WebSocketHandler):
         if not work:
             return
         first = work[0]
-        if any(isinstance(item, Invalid) for item in work):
-            bad = next(item for item in work if isinstance(item, Invalid))
+        bad = next((item for item in work if isinstance(item, Invalid)), None)
+        if bad is not None:
             self._log.log(
                 logger,
                 "bad_input",
@@ -405,8 +409,8 @@ class RpcHandler(WebSocketHandler):
                         answer = await self._run(item, room)
                         if answer is not None:
                             answers.append(answer)
-                            if room is not None:
-                                room -= len(answer) + 1  # a comma or a bracket
+                            if room is not None:  # UTF-8 bytes, and a comma or a bracket
+                                room -= 1 + (len(answer) if answer.isascii() else _utf8_size(answer))
                     await self._answer(answers, batch)
                 finally:
                     self._pending_calls -= len(work)
