@@ -7,6 +7,10 @@ Guarantees:
 
 * :func:`decode` never raises for any ``str`` or ``bytes`` input: malformed
   input becomes :class:`Invalid` items that carry the error to send back.
+* :func:`decode` refuses a batch over ``max_batch`` on the array's length,
+  before any member is looked at, and measures depth on the text: its cost
+  is one ``json.loads`` plus work in C, then a small object per member of
+  an accepted frame (docs/benchmarks.md, "Decoder").
 * Every id the peer sent is echoed back unchanged when it is a valid id
   (string, number or null); an invalid id is answered with ``id: null``.
 * Encoders produce compact JSON without NaN/Infinity; values that cannot be
