@@ -100,6 +100,25 @@ def test_refused_attempts_do_not_spend_tokens(clock: FakeClock) -> None:
     assert bucket.take() is True
 
 
+def test_a_cost_is_taken_whole_or_not_at_all(clock: FakeClock) -> None:
+    """take(n) spends n tokens when there are n; a refused cost spends none, smaller ones still fit."""
+    bucket = TokenBucket(rate=10.0, burst=10.0)
+    assert bucket.take(7) is True
+    assert bucket.take(4) is False
+    assert bucket.take(3) is True
+    assert bucket.take(1) is False
+    clock.advance(0.5)
+    assert [bucket.take(5), bucket.take(1)] == [True, False]
+
+
+def test_a_cost_above_the_burst_never_fits(clock: FakeClock) -> None:
+    """However long the bucket stays idle, a cost over its burst is refused."""
+    bucket = TokenBucket(rate=100.0, burst=5.0)
+    clock.advance(3600)
+    assert bucket.take(6) is False
+    assert bucket.take(5) is True
+
+
 @pytest.mark.parametrize(("rate", "burst"), [(0.0, 1.0), (-1.0, 5.0), (1.0, 0.5), (1.0, 0.0)])
 def test_bucket_rejects_impossible_settings(rate: float, burst: float) -> None:
     """rate <= 0 or burst < 1 raise ValueError at construction."""

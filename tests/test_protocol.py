@@ -26,9 +26,9 @@ from wsmanager.protocol import (
 )
 
 
-def only(data: str | bytes) -> Any:
-    """The single item ``data`` decodes to, asserting it was not a batch."""
-    decoded = decode(data)
+def only(data: str | bytes, **limits: Any) -> Any:
+    """The single item ``data`` decodes to (``limits``: decode's keywords), asserting it was not a batch."""
+    decoded = decode(data, **limits)
     assert not decoded.batch
     assert len(decoded.items) == 1
     return decoded.items[0]
@@ -342,6 +342,26 @@ def test_nesting_one_beyond_max_depth_is_refused() -> None:
     assert_invalid(only(nested_params(MAX_DEPTH)), INVALID_REQUEST, None)
 
 
+def test_brackets_inside_strings_are_not_nesting() -> None:
+    """Depth counts containers, not bracket characters in strings (escaped quotes included)."""
+    text = '\\"' + "[{" * 200
+    item = only(json.dumps({"jsonrpc": "2.0", "method": "m", "params": [text], "id": 1}))
+    assert item == Request("m", (text,), 1)
+
+
+def test_many_shallow_containers_are_not_deep() -> None:
+    """Ten thousand sibling arrays nest two levels: accepted, however many brackets."""
+    params = [[] for _ in range(10_000)]
+    item = only(json.dumps({"jsonrpc": "2.0", "method": "m", "params": params, "id": 1}))
+    assert isinstance(item, Request) and len(item.params) == 10_000
+
+
+def test_max_depth_is_a_parameter() -> None:
+    """decode(max_depth=n) refuses n + 1 levels and accepts n."""
+    assert_invalid(only('{"a":[[1]]}', max_depth=2), INVALID_REQUEST, None)
+    assert isinstance(only('{"jsonrpc":"2.0","method":"m","params":[1]}', max_depth=2), Request)
+
+
 def test_deep_named_params_are_invalid_request() -> None:
     """Deep nesting through objects is limited like nesting through arrays."""
     params = '{"a":' * 100 + "1" + "}" * 100
@@ -399,7 +419,32 @@ def test_batch_of_only_notifications() -> None:
     decoded = decode('[{"jsonrpc":"2.0","method":"a"},{"jsonrpc":"2.0","method":"b","params":[]}]')
     assert decoded.batch
     assert all(isinstance(i, Request) and i.notification for i in decoded.items)
-    assert protocol.encode_batch([]) is None
+
+
+def test_batch_over_max_batch_is_one_invalid_request() -> None:
+    """max_batch members are a batch; one more is one Invalid Request saying the limit."""
+    members = ",".join(['{"jsonrpc":"2.0","method":"m","id":1}'] * 4)
+    assert len(decode(f"[{members}]", max_batch=4).items) == 4
+    item = only(f"[{members},1]", max_batch=4)
+    assert_invalid(item, INVALID_REQUEST, None)
+    assert item.error.data == "at most 4 calls per batch"
+
+
+def test_an_oversized_batch_is_refused_before_any_member_is_looked_at(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Half a million members: refused on the array's length, no member classified."""
+    seen: list[Any] = []
+    monkeypatch.setattr(protocol, "_decode_item", seen.append)
+    item = only("[" + ",".join(["0"] * 524_287) + "]", max_batch=100)
+    assert_invalid(item, INVALID_REQUEST, None)
+    assert seen == []
+
+
+def test_the_batch_limit_comes_before_the_depth_limit() -> None:
+    """An array both too long and too deep is refused for its length."""
+    item = only("[" + "[" * 100 + "]" * 100 + ",1,2]", max_batch=2)
+    assert item.error.data == "at most 2 calls per batch"
 
 
 def test_empty_batch_is_single_invalid_request() -> None:
@@ -627,8 +672,7 @@ def test_spec_example_batch_all_notifications() -> None:
         Request("notify_sum", (1, 2, 4), None, notification=True),
         Request("notify_hello", (7,), None, notification=True),
     ]
-    responses = [i for i in decoded.items if not (isinstance(i, Request) and i.notification)]
-    assert protocol.encode_batch(responses) is None
+    assert not [i for i in decoded.items if not (isinstance(i, Request) and i.notification)]
 
 
 # -- encoders -------------------------------------------------------------------
@@ -760,9 +804,8 @@ def test_encode_error_drops_unencodable_data(data: Any) -> None:
     }
 
 
-def test_result_and_error_response_are_dicts() -> None:
-    """result_response and error_response build the response objects, not text."""
-    assert protocol.result_response(1, [1]) == {"jsonrpc": "2.0", "result": [1], "id": 1}
+def test_error_response_is_a_dict() -> None:
+    """error_response builds the response object, not text."""
     assert protocol.error_response("x", ErrorObject(1, "m", 2)) == {
         "jsonrpc": "2.0",
         "error": {"code": 1, "message": "m", "data": 2},
@@ -770,27 +813,11 @@ def test_result_and_error_response_are_dicts() -> None:
     }
 
 
-def test_encode_batch_of_no_responses_is_none() -> None:
-    """An empty list of responses gives None: nothing must be sent."""
-    assert protocol.encode_batch([]) is None
-    assert protocol.encode_batch(()) is None
-
-
-def test_encode_batch_is_a_compact_array() -> None:
-    """Responses are sent as one compact JSON array, in order."""
-    text = protocol.encode_batch(
-        [protocol.result_response("1", 7), protocol.error_response(None, ErrorObject(-32600, "x"))]
-    )
-    assert text == (
-        '[{"jsonrpc":"2.0","result":7,"id":"1"},'
-        '{"jsonrpc":"2.0","error":{"code":-32600,"message":"x"},"id":null}]'
-    )
-
-
-def test_encode_batch_unencodable_raises() -> None:
-    """An unencodable response in a batch raises EncodeError."""
+def test_encode_result_is_compact_and_refuses_nan() -> None:
+    """encode_result writes one compact response; an unencodable result raises EncodeError."""
+    assert protocol.encode_result("1", 7) == '{"jsonrpc":"2.0","result":7,"id":"1"}'
     with pytest.raises(EncodeError):
-        protocol.encode_batch([protocol.result_response(1, math.nan)])
+        protocol.encode_result(1, math.nan)
 
 
 def test_dumps_is_compact_and_keeps_unicode() -> None:

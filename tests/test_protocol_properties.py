@@ -173,3 +173,26 @@ def test_encoded_answers_are_valid_utf8_or_refused(msg_id: Any, result: Any) -> 
         return
     [item] = decode(text.encode("utf-8")).items
     assert item == Response(msg_id, result=result)
+
+
+def reference_depth(value: Any) -> int:
+    """Nesting depth by walking the parsed value (what the decoder measures on the text)."""
+    if isinstance(value, list):
+        return 1 + max((reference_depth(v) for v in value), default=0)
+    if isinstance(value, dict):
+        return 1 + max((reference_depth(v) for v in value.values()), default=0)
+    return 0
+
+
+# Strings full of brackets, quotes and backslashes, which must not count as nesting.
+bracket_text = st.text(st.sampled_from('[]{}"\\,:ab'), max_size=8)
+
+
+@SETTINGS
+@given(json_values(finite, bracket_text), st.integers(min_value=0, max_value=6), st.booleans())
+def test_depth_limit_agrees_with_a_walk_of_the_value(value: Any, limit: int, ascii_only: bool) -> None:
+    """The text-based depth check refuses exactly the values deeper than the limit."""
+    text = json.dumps(value, ensure_ascii=ascii_only)
+    items = decode(text, max_depth=limit).items
+    refused = len(items) == 1 and isinstance(items[0], Invalid) and items[0].error.data == "nesting too deep"
+    assert refused == (reference_depth(value) > limit)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -21,6 +22,7 @@ from wsmanager import (
     RemoteError,
     RpcHandler,
     counters,
+    protocol,
     route,
     rpc,
     websocket_app,
@@ -33,6 +35,7 @@ from wsmanager.protocol import (
     INVALID_REQUEST,
     METHOD_NOT_FOUND,
     PARSE_ERROR,
+    RATE_LIMITED,
     SERVER_BUSY,
     UNAVAILABLE,
 )
@@ -656,3 +659,168 @@ async def test_named_params_may_use_the_managers_own_argument_names() -> None:
         await CalcHandler.manager.anotify(client.id, "m", method="x", socket_id="y")
         got = await client.next_notification()
         assert got == {"jsonrpc": "2.0", "method": "m", "params": {"method": "x", "socket_id": "y"}}
+
+
+# -- what hostile input costs: per-call accounting, result size, logs -----------------------------
+
+
+class CostHandler(CalcHandler):
+    """CalcHandler plus a result of any size and a store that needs UTF-8, like Redis."""
+
+    rate_limit = None
+
+    @rpc
+    async def blob(self, size: int, char: str = "x") -> str:
+        return char * size
+
+    @rpc
+    async def store(self, text: str) -> int:
+        return len(text.encode("utf-8"))  # what redis-py does with a str
+
+
+cost_app = websocket_app(
+    [
+        route("ws/cost/", CostHandler),
+        route("ws/cost/limited/", CostHandler, rate_limit=(0.001, 10.0)),
+        route("ws/cost/pending/", CostHandler, max_pending_calls=5, max_pending_bytes=1000),
+        route("ws/cost/result/", CostHandler, max_result_size=1000),
+    ],
+    auth=False,
+)
+
+
+def cost_client(path: str) -> RpcCommunicator:
+    return RpcCommunicator(cost_app, path, timeout=2.0)
+
+
+async def test_rpc_handlers_accept_64_kib_frames_by_default_and_close_1009_above() -> None:
+    """RpcHandler's max_message_size is 64 KiB (a raw handler's is 1 MiB)."""
+    assert RpcHandler.max_message_size == 64 * 1024
+    async with cost_client("/ws/cost/") as client:
+        frame = json.dumps(call("record", ["y" * 1000], 1))
+        await client.send_to(text_data=frame + " " * (64 * 1024 - len(frame)))
+        assert (await client.receive_json_from())["result"] == "y" * 1000
+        await client.send_to(text_data=" " * (64 * 1024 + 1))
+        assert (await client.receive_output())["code"] == 1009
+
+
+async def test_a_batch_costs_one_token_per_member_and_is_refused_whole() -> None:
+    """Burst 10: a batch of 8 runs; the next batch of 8 gets -32002 for every call; 2 singles still fit."""
+    async with cost_client("/ws/cost/limited/") as client:
+        first = await exchange(client, [call("record", [i], i) for i in range(8)])
+        assert [r["result"] for r in first] == list(range(8))
+        refused = await exchange(client, [call("record", [i], i) for i in range(8, 16)])
+        assert [r["error"]["code"] for r in refused] == [RATE_LIMITED] * 8
+        assert handlers.events == [("record", i) for i in range(8)]
+        assert await client.call("add", 1, 1) == 2
+        assert await client.call("add", 2, 2) == 4
+        assert (await exchange(client, call("add", [3, 3], 9)))["error"]["code"] == RATE_LIMITED
+        assert counters.stats().get("rate_limited", 0) == 2
+
+
+async def test_each_frame_is_decoded_once_with_a_rate_limit(monkeypatch: pytest.MonkeyPatch) -> None:
+    """frame_cost decodes; on_receive and on_rate_limited reuse that decoding."""
+    decoded: list[Any] = []
+    real = protocol.decode
+    monkeypatch.setattr(protocol, "decode", lambda data, **kw: decoded.append(data) or real(data, **kw))
+    async with cost_client("/ws/cost/limited/") as client:
+        await exchange(client, [call("record", [i], i) for i in range(8)])
+        await exchange(client, [call("record", [i], i) for i in range(8)])  # refused
+        assert len(decoded) == 2
+
+
+async def test_pending_calls_count_the_members_of_batches() -> None:
+    """max_pending_calls = 5: with one call held, a batch of 5 does not fit (-32000 each); 4 do."""
+    async with cost_client("/ws/cost/pending/") as client:
+        await client.send_json_to(call("hold", ["held"], "held"))
+        refused = await exchange(client, [call("record", [i], i) for i in range(5)])
+        assert [r["error"]["code"] for r in refused] == [SERVER_BUSY] * 5
+        assert counters.stats().get("calls_refused_busy", 0) == 5
+        await client.send_json_to([call("record", [i], i) for i in range(4)])
+        assert await client.receive_nothing(0.1)
+        handlers.gate("held").set()
+        assert (await client.receive_json_from())["result"] == "held"
+        assert [r["result"] for r in await client.receive_json_from()] == [0, 1, 2, 3]
+
+
+async def test_pending_calls_are_bounded_in_bytes_but_one_frame_always_fits() -> None:
+    """max_pending_bytes = 1000: a 900-byte call waits behind a held one; a second gets -32000."""
+    async with cost_client("/ws/cost/pending/") as client:
+        await client.send_json_to(call("hold", ["held"], "held"))
+        await client.send_json_to(call("record", ["b" * 850], 1))
+        refused = await exchange(client, call("record", ["b" * 850], 2))
+        assert (refused["id"], refused["error"]["code"]) == (2, SERVER_BUSY)
+        handlers.gate("held").set()
+        assert (await client.receive_json_from())["id"] == "held"
+        assert (await client.receive_json_from())["id"] == 1
+        # Nothing pending: a frame over the bound alone is accepted.
+        assert await client.call("record", "c" * 2000) == "c" * 2000
+
+
+async def test_a_result_over_max_result_size_is_answered_result_too_large() -> None:
+    """max_result_size = 1000: a bigger result is -32603 "Result too large"; counted; the socket goes on."""
+    async with cost_client("/ws/cost/result/") as client:
+        reply = await exchange(client, call("blob", [2000], 1))
+        assert reply["error"] == {
+            "code": INTERNAL_ERROR,
+            "message": "Result too large",
+            "data": {"max": 1000},
+        }
+        assert counters.stats().get("results_too_large", 0) == 1
+        assert await client.call("blob", 900) == "x" * 900
+
+
+async def test_in_a_batch_the_member_past_max_result_size_gets_the_error() -> None:
+    """The batch's answer stays under the limit: members that would pass it get -32603 instead."""
+    async with cost_client("/ws/cost/result/") as client:
+        replies = await exchange(
+            client, [call("blob", [600], 1), call("blob", [600], 2), call("add", [1, 2], 3)]
+        )
+        assert len(replies[0]["result"]) == 600
+        assert replies[1]["error"]["message"] == "Result too large"
+        assert replies[2]["result"] == 3
+        assert len(json.dumps(replies, separators=(",", ":"))) <= 1000
+
+
+async def test_the_answer_size_is_counted_in_utf8_bytes() -> None:
+    """Two results of 300 "é" (600 bytes each) do not both fit 1000 bytes, though 300 characters would."""
+    async with cost_client("/ws/cost/result/") as client:
+        replies = await exchange(client, [call("blob", [300, "é"], 1), call("blob", [300, "é"], 2)])
+        assert replies[0]["result"] == "é" * 300
+        assert replies[1]["error"]["message"] == "Result too large"
+
+
+async def test_a_string_with_no_utf8_form_is_invalid_params() -> None:
+    """A lone surrogate reaching a UTF-8 store (UnicodeEncodeError) is the client's error: -32602."""
+    async with cost_client("/ws/cost/") as client:
+        reply = await exchange(client, call("store", ["\udfff"], 1))
+        assert reply["error"]["code"] == INVALID_PARAMS
+        assert "UTF-8" in reply["error"]["data"]
+        assert await client.call("store", "é") == 2
+
+
+async def test_a_failing_method_is_logged_once_then_counted(caplog: pytest.LogCaptureFixture) -> None:
+    """Fifty calls that raise: one ERROR record with the traceback; the 49 others summed up at close."""
+    with caplog.at_level(logging.INFO, logger="wsmanager.rpc"):
+        async with cost_client("/ws/cost/") as client:
+            for i in range(50):
+                assert (await exchange(client, call("fail.value", None, i)))["error"][
+                    "code"
+                ] == INTERNAL_ERROR
+            socket_id = client.id
+    records = [r for r in caplog.records if socket_id in r.getMessage()]
+    assert [r.levelno for r in records] == [logging.ERROR, logging.INFO]
+    assert records[0].exc_info is not None
+    assert "49 more 'method_error'" in records[1].getMessage()
+
+
+async def test_bad_input_is_logged_once_per_socket(caplog: pytest.LogCaptureFixture) -> None:
+    """A hundred parse errors: one INFO line naming the socket, then the count at close."""
+    with caplog.at_level(logging.INFO, logger="wsmanager.rpc"):
+        async with cost_client("/ws/cost/") as client:
+            for _ in range(100):
+                await client.send_to(text_data="{")
+                assert (await client.receive_json_from())["error"]["code"] == PARSE_ERROR
+            socket_id = client.id
+    lines = [r.getMessage() for r in caplog.records if socket_id in r.getMessage()]
+    assert len(lines) == 2 and "-32700" in lines[0] and "99 more 'bad_input'" in lines[1]

@@ -39,6 +39,7 @@ class Count(enum.StrEnum):
     REFUSED_HANDSHAKE = "refused_handshake"
     CALLS_REFUSED_PERMISSION = "calls_refused_permission"
     CALLS_REFUSED_BUSY = "calls_refused_busy"
+    RESULTS_TOO_LARGE = "results_too_large"
     RESTORED = "restored"
 
 

@@ -311,7 +311,7 @@ class WebSocketHandler(Hooks, AsyncWebsocketConsumer):  # type: ignore[misc]
             return
         text = message.get("text")
         data: str | bytes = text if text is not None else (message.get("bytes") or b"")
-        verdict = self.intake.check(data)
+        verdict = self.intake.check(data, self.frame_cost)
         if verdict is IntakeVerdict.OK:
             try:
                 await self.on_receive(data)

@@ -59,6 +59,15 @@ class Hooks:
     async def on_rate_limited(self, message: str | bytes) -> None:
         """A message over ``rate_limit`` was dropped (RPC handlers answer -32002)."""
 
+    def frame_cost(self, message: str | bytes) -> int:
+        """Tokens of ``rate_limit`` an incoming frame costs: 1 (RPC handlers: its calls).
+
+        Called before ``on_receive`` or ``on_rate_limited`` with the same
+        ``message``, and only for a frame within ``max_message_size`` when the
+        handler has a rate limit.
+        """
+        return 1
+
     async def on_open(self) -> None:
         """Runs right after the handshake, before queued frames are written."""
 

@@ -15,6 +15,7 @@ import enum
 import functools
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 __all__ = [
@@ -46,13 +47,18 @@ class TokenBucket:
         self._tokens = burst
         self._last = time.monotonic()
 
-    def take(self, n: int = 1) -> bool:
-        """Spend ``n`` tokens if there are that many; False (nothing spent) means over the limit."""
+    def take(self, cost: int = 1) -> bool:
+        """Spend ``cost`` tokens if there are that many; False means over the limit.
+
+        All or nothing: a refused cost spends no token, so a large cost that
+        does not fit does not hold up smaller ones after it. A cost above
+        ``burst`` never fits.
+        """
         now = time.monotonic()
         self._tokens = min(self.burst, self._tokens + (now - self._last) * self.rate)
         self._last = now
-        if self._tokens >= n:
-            self._tokens -= n
+        if self._tokens >= cost:
+            self._tokens -= cost
             return True
         return False
 
@@ -85,8 +91,10 @@ class IntakeVerdict(enum.Enum):
 class Intake:
     """The incoming limits of one socket: frame size, then rate, then strikes.
 
-    ``cost`` is how many tokens a frame takes (one by default; the RPC layer
-    charges a batch per call). A frame that is not refused resets the strikes.
+    ``cost_of(frame)`` says how many tokens a frame takes (one by default;
+    the RPC layer charges a batch per call); it is asked only for a frame
+    within the size limit, and only when there is a rate limit. A frame that
+    is not refused resets the strikes.
     """
 
     __slots__ = ("_bucket", "_strikes", "max_message_size", "strikes")
@@ -99,9 +107,10 @@ class Intake:
         self.strikes = strikes
         self._strikes = 0
 
-    def check(self, data: str | bytes, cost: int = 1) -> IntakeVerdict:
+    def check(self, data: str | bytes, cost_of: Callable[[str | bytes], int] | None = None) -> IntakeVerdict:
         if too_big(data, self.max_message_size):
             return IntakeVerdict.TOO_BIG
+        cost = 1 if cost_of is None or self._bucket is None else cost_of(data)
         if self._bucket is not None and not self._bucket.take(cost):
             self._strikes += 1
             return IntakeVerdict.STRUCK_OUT if self._strikes >= self.strikes else IntakeVerdict.LIMITED

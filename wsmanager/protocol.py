@@ -7,6 +7,10 @@ Guarantees:
 
 * :func:`decode` never raises for any ``str`` or ``bytes`` input: malformed
   input becomes :class:`Invalid` items that carry the error to send back.
+* :func:`decode` refuses a batch over ``max_batch`` on the array's length,
+  before any member is looked at, and measures depth on the text: its cost
+  is one ``json.loads`` plus work in C, then a small object per member of
+  an accepted frame (docs/benchmarks.md, "Decoder").
 * Every id the peer sent is echoed back unchanged when it is a valid id
   (string, number or null); an invalid id is answered with ``id: null``.
 * Encoders produce compact JSON without NaN/Infinity; values that cannot be
@@ -18,8 +22,10 @@ from __future__ import annotations
 import json
 import math
 import re
+from array import array
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import accumulate
 from typing import Any, Final, TypeAlias
 
 __all__ = [
@@ -47,14 +53,12 @@ __all__ = [
     "Response",
     "decode",
     "dumps",
-    "encode_batch",
     "encode_error",
     "encode_notification",
     "encode_request",
     "encode_result",
     "error_response",
     "params_of",
-    "result_response",
 ]
 
 VERSION: Final = "2.0"
@@ -173,21 +177,28 @@ def _parse_float(text: str) -> float:
     return value
 
 
-def _depth(value: Any, limit: int) -> bool:
-    """True when ``value`` nests no deeper than ``limit`` containers."""
-    stack: list[tuple[Any, int]] = [(value, 1)]
-    while stack:
-        item, level = stack.pop()
-        if isinstance(item, dict):
-            children: Sequence[Any] = list(item.values())
-        elif isinstance(item, list):
-            children = item
-        else:
-            continue
-        if level > limit:
-            return False
-        stack.extend((child, level + 1) for child in children)
-    return True
+# A JSON string of valid JSON text (unrolled: no backtracking between alternatives).
+_STRING: Final = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"')
+_NOT_BRACKET: Final = re.compile(r"[^\[\]{}]+")
+# Each bracket as one signed step: +1 opens, -1 (0xff as a signed byte) closes.
+_STEPS: Final = bytes.maketrans(b"[{]}", b"\x01\x01\xff\xff")
+
+
+def _too_deep(text: str, limit: int) -> bool:
+    """Whether valid JSON ``text`` nests more than ``limit`` arrays and objects.
+
+    Works on the text, not on the parsed value: strings are cut out and the
+    brackets left are summed as +1/-1 steps, all in C (regular expressions,
+    ``bytes.translate``, ``accumulate``). Text with at most ``limit`` opening
+    brackets is answered without the sum, which covers ordinary messages.
+    """
+    if text.count("[") + text.count("{") <= limit:
+        return False
+    brackets = _NOT_BRACKET.sub("", _STRING.sub("", text))
+    if len(brackets) <= 2 * limit:
+        return False
+    steps = array("b", brackets.encode("ascii").translate(_STEPS))
+    return max(accumulate(steps)) > limit
 
 
 def _valid_id(value: Any) -> bool:
@@ -245,21 +256,32 @@ def _decode_item(obj: Any) -> Item:
     return Response(msg_id, result=obj["result"])
 
 
-def decode(data: str | bytes) -> Decoded:
+def decode(data: str | bytes, *, max_batch: int | None = None, max_depth: int = MAX_DEPTH) -> Decoded:
     """Decode one WebSocket text frame into JSON-RPC items.
 
     Never raises. Not JSON (or not UTF-8, NaN, Infinity, numbers out of range,
     nesting beyond the parser) gives one Parse error item with id null; an
     empty batch gives one Invalid Request item (not a batch, as the
     specification's examples show); anything nested deeper than
-    :data:`MAX_DEPTH` gives Invalid Request.
+    ``max_depth`` gives Invalid Request.
+
+    A batch of more than ``max_batch`` members (None: no limit) gives one
+    Invalid Request item (``data`` ``"at most N calls per batch"``), not a
+    batch. The checks run on the parsed array's length and on the text, in
+    that order, before anything is built per member: refusing a 1 MiB array
+    of half a million members costs one ``json.loads`` (docs/benchmarks.md).
+    A frame within the limits costs one ``json.loads`` plus a dataclass per
+    member. What a frame may weigh in bytes is the caller's limit, checked
+    before this is called (``max_message_size`` on handlers).
     """
     try:
         text = data.decode("utf-8") if isinstance(data, bytes) else data
         value = json.loads(text, parse_constant=_reject_constant, parse_float=_parse_float)
     except (ValueError, RecursionError, UnicodeDecodeError):
         return Decoded([_invalid(PARSE_ERROR)])
-    if not _depth(value, MAX_DEPTH):
+    if isinstance(value, list) and max_batch is not None and len(value) > max_batch:
+        return Decoded([_invalid(INVALID_REQUEST, None, f"at most {max_batch} calls per batch")])
+    if _too_deep(text, max_depth):
         return Decoded([_invalid(INVALID_REQUEST, None, "nesting too deep")])
     if isinstance(value, list):
         if not value:
@@ -329,11 +351,6 @@ def encode_notification(method: str, params: Params | Sequence[Any] | None = Non
     return dumps(obj)
 
 
-def result_response(msg_id: JsonId, result: Any) -> dict[str, Any]:
-    """The response object (a dict, not text) carrying ``result``."""
-    return {"jsonrpc": VERSION, "result": result, "id": msg_id}
-
-
 def error_response(msg_id: JsonId, error: ErrorObject) -> dict[str, Any]:
     """The response object (a dict, not text) carrying ``error``."""
     return {"jsonrpc": VERSION, "error": error.to_json(), "id": msg_id}
@@ -341,7 +358,7 @@ def error_response(msg_id: JsonId, error: ErrorObject) -> dict[str, Any]:
 
 def encode_result(msg_id: JsonId, result: Any) -> str:
     """A result response as text. Raises :class:`EncodeError` for unencodable results."""
-    return dumps(result_response(msg_id, result))
+    return dumps({"jsonrpc": VERSION, "result": result, "id": msg_id})
 
 
 def encode_error(msg_id: JsonId, error: ErrorObject) -> str:
@@ -350,14 +367,3 @@ def encode_error(msg_id: JsonId, error: ErrorObject) -> str:
         return dumps(error_response(msg_id, error))
     except EncodeError:
         return dumps(error_response(msg_id, ErrorObject(error.code, error.message)))
-
-
-def encode_batch(responses: Sequence[Mapping[str, Any]]) -> str | None:
-    """The answer to a batch: an array of responses, or ``None`` to send nothing.
-
-    The specification forbids answering a batch of notifications with an
-    empty array, so an empty list of responses gives ``None``.
-    """
-    if not responses:
-        return None
-    return dumps(list(responses))

@@ -1,36 +1,48 @@
 """``RpcHandler``: JSON-RPC 2.0 in both directions over a WebSocketHandler.
 
-Client to server: only methods marked with :func:`rpc` can be called, by
-their exposed name; hooks, private names and the reserved ``rpc.`` prefix
-cannot. Params are bound to the method's signature (positional or named) and
-checked against simple annotations (``str``, ``int``, ``float``, ``bool``,
-``list``, ``dict``, ``None``, unions and ``list[X]``/``dict[str, X]``);
-a mismatch is answered with -32602 before the method runs.
+Client to server: only methods marked with :func:`rpc` can be called
+(:mod:`wsmanager.exposure`); params are bound and checked before the method
+runs, a mismatch answered -32602 (:mod:`wsmanager.params`).
 
 Execution: calls run in tasks apart from the socket's receive loop, so a
 method may ``await self.invoke(...)`` on its own client without deadlock,
 and a slow method never delays other sockets or the disconnect. Per socket,
 at most :attr:`RpcHandler.max_concurrent_calls` calls run at once (1 by
-default: calls run in arrival order, like SignalR); up to
-:attr:`RpcHandler.max_pending_calls` more wait, beyond which calls are
-answered -32000 at once. ``rpc.ping`` (the heartbeat) is answered at once,
-ahead of queued calls. When the socket closes, running calls are cancelled
-and pending invocations fail with :class:`ConnectionClosed`.
+default: calls run in arrival order, like SignalR). Waiting and running
+calls are bounded per socket by :attr:`RpcHandler.max_pending_calls` (calls,
+each member of a batch counting) and :attr:`RpcHandler.max_pending_bytes`
+(the frames' text); a frame that does not fit is answered -32000 at once,
+all of it. ``rpc.ping`` (the heartbeat) is answered at once, ahead of queued
+calls. The next call runs only once the client has read all but
+``writer.DRAINED`` (64 KiB) of the answers before it, so a slow reader slows
+its own calls instead of filling the send backlog. When the socket closes,
+running calls are cancelled and pending invocations fail with
+:class:`ConnectionClosed`.
+
+Cost before work: a frame is decoded once, with the batch limit checked on
+the array's length before any member is built (:func:`protocol.decode`);
+the rate limit charges a batch one token per member (:meth:`frame_cost`),
+and a batch that does not fit is refused whole, each call answered -32002.
 
 Errors never close the socket: bad input gets the standard error; an
-:class:`RpcError` raised by a method is sent as is; any other exception is
-logged with its traceback and answered -32603 "Internal error", with no
-detail sent to the client.
+:class:`RpcError` raised by a method is sent as is; a string the registry
+cannot store (a lone surrogate has no UTF-8 form: ``UnicodeEncodeError``) is
+-32602; a result longer than :attr:`RpcHandler.max_result_size` is -32603
+"Result too large"; any other exception is answered -32603 "Internal
+error", with no detail sent to the client. Logging is throttled per socket
+(:mod:`wsmanager.logs`): at most one line per kind (bad input, method
+errors, outages, oversized or unencodable results) per interval, the first
+with its traceback, the rest counted and summed up in the next line or when
+the socket closes.
 """
 
 from __future__ import annotations
 
 import asyncio
-import inspect
 import logging
 from collections import deque
-from collections.abc import Callable, Mapping
-from typing import Any, ClassVar, TypeVar
+from collections.abc import Mapping
+from typing import Any, ClassVar
 
 from channels.db import database_sync_to_async
 
@@ -45,60 +57,27 @@ from .exceptions import (
     InvokeError,
     InvokeTimeout,
     RegistryUnavailable,
-    RemoteError,
     RpcError,
 )
+from .exposure import MARK, check_permission, rpc
 from .handler import WebSocketHandler
+from .invocations import Invocations
 from .lifecycle import State
-from .params import BadParams, Method, Permission
+from .limits import too_big
+from .logs import LogThrottle
+from .params import BadParams, Method
 from .protocol import ErrorObject, Invalid, Request, Response, params_of
 
 __all__ = ["RpcHandler", "rpc"]
 
 logger = logging.getLogger("wsmanager.rpc")
 
-F = TypeVar("F", bound=Callable[..., Any])
-_MARK = "__wsmanager_rpc__"
+#: ``data`` of the -32602 answering a string that has no UTF-8 form.
+UNSTORABLE = "a string holds a lone surrogate: it is not valid UTF-8 and cannot be stored"
 
 
-def rpc(
-    func: F | None = None,
-    *,
-    name: str | None = None,
-    permission: Permission | None = None,
-    thread_sensitive: bool = True,
-) -> Any:
-    """Expose a handler method to clients, as ``@rpc`` or ``@rpc(name="x")``.
-
-    The method may be ``async def`` (runs on the event loop) or plain
-    ``def`` (runs in the sync thread with Django's database clean-up, so it
-    may use the ORM). Names starting with ``rpc.`` are reserved.
-
-    A plain ``def`` runs in the process's one thread-sensitive sync thread,
-    so sync methods of every socket run one at a time. With
-    ``thread_sensitive=False`` it runs in a pool thread instead, next to
-    other such calls: for blocking work (a slow HTTP call, a file) that must
-    not hold up everyone else's sync methods. The database clean-up still
-    runs around it, in its own thread; code that is not thread-safe must not
-    use this.
-
-    ``permission`` guards the method: a Django permission name
-    (``"app.codename"``, checked with ``user.has_perm``) or a callable taking
-    the handler and returning a bool (or an awaitable of one). A refused call
-    gets -32003 "Forbidden" with ``data`` saying what was required, and the
-    method does not run.
-    """
-
-    def mark(fn: F) -> F:
-        exposed = name or fn.__name__
-        if exposed.startswith("rpc.") or exposed.startswith("_"):
-            raise ValueError(f"cannot expose {exposed!r}: 'rpc.' and '_' names are reserved")
-        if not thread_sensitive and inspect.iscoroutinefunction(fn):
-            raise ValueError(f"thread_sensitive applies to plain def methods, not to {exposed!r}")
-        setattr(fn, _MARK, (exposed, permission, thread_sensitive))
-        return fn
-
-    return mark(func) if func is not None else mark
+def _utf8_size(text: str) -> int:
+    return len(text.encode("utf-8", "surrogatepass"))
 
 
 class RpcHandler(WebSocketHandler):
@@ -107,10 +86,23 @@ class RpcHandler(WebSocketHandler):
     abstract: ClassVar[bool] = True
     #: Calls of one socket that may run at the same time (1: in arrival order).
     max_concurrent_calls: ClassVar[int] = 1
-    #: Calls of one socket that may wait or run before new ones get -32000.
-    max_pending_calls: ClassVar[int] = 64
+    #: Calls of one socket (each member of a batch counting) that may wait or
+    #: run; a frame whose calls do not fit gets -32000 for each. Keep it at
+    #: least ``max_batch_size``, or full batches are always refused.
+    max_pending_calls: ClassVar[int] = 100
+    #: Text of the frames whose calls wait or run (characters); a frame past
+    #: it gets -32000, unless nothing is pending (one frame always fits).
+    max_pending_bytes: ClassVar[int] = 1024 * 1024
     #: Largest accepted batch; larger ones get one -32600 error.
     max_batch_size: ClassVar[int] = 100
+    #: Largest incoming frame (UTF-8 bytes); larger closes with 1009. Smaller
+    #: than a raw handler's 1 MiB: a call needs little (docs/security.md).
+    max_message_size: ClassVar[int | None] = 64 * 1024
+    #: Largest answer frame (UTF-8 bytes; a lone response, or a batch's
+    #: array); a result that would pass it is answered -32603 "Result too
+    #: large" instead. Under daphne's 1 MiB, with room for the error members
+    #: of a batch. None: no limit.
+    max_result_size: ClassVar[int | None] = 896 * 1024
     #: Exposed name -> method description, collected from ``@rpc`` marks.
     rpc_methods: ClassVar[dict[str, Method]] = {}
     #: Notifications this handler sends, by method name (for the generated
@@ -123,7 +115,7 @@ class RpcHandler(WebSocketHandler):
         methods: dict[str, Method] = {}
         for klass in reversed(cls.__mro__):
             for attr, fn in vars(klass).items():
-                mark = getattr(fn, _MARK, None)
+                mark = getattr(fn, MARK, None)
                 if isinstance(mark, tuple) and callable(fn):
                     exposed, permission, sensitive = mark
                     if hasattr(RpcHandler, attr):  # a hook or base method: never callable
@@ -137,12 +129,18 @@ class RpcHandler(WebSocketHandler):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._calls: deque[tuple[list[Request | Invalid], bool]] = deque()
+        self._calls: deque[tuple[list[Request | Invalid], bool, int]] = deque()
         self._running = 0  # worker tasks
-        self._in_flight = 0  # calls taken by a worker and not answered yet
+        self._pending_calls = 0  # members of the frames queued or running, until answered
+        self._pending_bytes = 0  # text of those frames
+        self._decoded: tuple[str, protocol.Decoded] | None = None  # frame_cost's, for on_receive
+        self._log = LogThrottle()
         self._workers: set[asyncio.Task[None]] = set()
-        self._invocations: dict[int, tuple[str, asyncio.Future[Any]]] = {}
-        self._next_call = 0
+        self._invocations = Invocations()
+
+    def _note(self, kind: str, level: int, msg: str, *args: Any, exc_info: Any = None) -> None:
+        """Log at most one line per ``kind`` and interval for this socket (wsmanager.logs)."""
+        self._log.log(logger, kind, level, msg, *args, exc_info=exc_info)
 
     # -- server to client ---------------------------------------------------------
     async def on_open(self) -> None:
@@ -171,10 +169,8 @@ class RpcHandler(WebSocketHandler):
             raise InvokeError(self.id, method, "cannot wait for an answer inside the socket's own hooks")
         if self.state not in (State.CONNECTING, State.OPEN):
             raise ConnectionClosed(self.id)
-        self._next_call += 1
-        call_id = self._next_call
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._invocations[call_id] = (method, future)
+        self._invocations.socket_id = self.id
+        call_id, future = self._invocations.start(method)
         wait = get_settings().invoke_timeout if timeout is None else timeout
         try:
             if not await self.send_frame(protocol.encode_request(method, params, call_id)):
@@ -183,30 +179,49 @@ class RpcHandler(WebSocketHandler):
         except TimeoutError:
             raise InvokeTimeout(self.id, method, wait) from None
         finally:
-            self._invocations.pop(call_id, None)
+            self._invocations.forget(call_id)
 
     # -- client to server -------------------------------------------------------------
+    def frame_cost(self, message: str | bytes) -> int:
+        """One token per member of a batch (a lone message or a refused batch: 1).
+
+        Decodes the frame (kept for ``on_receive`` / ``on_rate_limited``, which
+        get the same message); binary frames cost 1.
+        """
+        if isinstance(message, bytes):
+            return 1
+        decoded = self._decode(message)
+        return len(decoded.items) if decoded.batch else 1
+
+    def _decode(self, message: str) -> protocol.Decoded:
+        """The frame decoded once: frame_cost's result when it saw this very message."""
+        kept, self._decoded = self._decoded, None
+        if kept is not None and kept[0] is message:
+            return kept[1]
+        decoded = protocol.decode(message, max_batch=self.max_batch_size)
+        self._decoded = (message, decoded)
+        return decoded
+
     async def on_receive(self, message: str | bytes) -> None:
         if isinstance(message, bytes):
             error = ErrorObject.standard(protocol.BINARY_NOT_SUPPORTED)
             await self.send_frame(protocol.encode_error(None, error))
             return
-        decoded = protocol.decode(message)
-        if decoded.batch and len(decoded.items) > self.max_batch_size:
-            data = f"at most {self.max_batch_size} calls per batch"
-            await self.send_frame(
-                protocol.encode_error(None, ErrorObject.standard(protocol.INVALID_REQUEST, data))
-            )
-            return
+        decoded = self._decode(message)
+        self._decoded = None
         work: list[Request | Invalid] = []
         for item in decoded.items:
             if isinstance(item, Response):
-                self._settle(item)
+                self._invocations.settle(item)
             else:
                 work.append(item)
         if not work:
             return
         first = work[0]
+        bad = next((item for item in work if isinstance(item, Invalid)), None)
+        if bad is not None:
+            self._note("bad_input", logging.INFO, "socket %s: invalid input answered %d %s (%s)",
+                       self.id, bad.error.code, bad.error.message, bad.error.data)
         if not decoded.batch and isinstance(first, Invalid):
             await self.send_frame(protocol.encode_error(first.id, first.error))
             return
@@ -216,34 +231,26 @@ class RpcHandler(WebSocketHandler):
             if not first.notification:
                 await self.send_frame(protocol.encode_result(first.id, "pong"))
             return
-        self._enqueue_calls(work, decoded.batch)
+        self._enqueue_calls(work, decoded.batch, len(message))
 
-    def _settle(self, response: Response) -> None:
-        entry = self._invocations.get(response.id) if isinstance(response.id, int) else None
-        if entry is None:
-            logger.debug("socket %s answered unknown call %r", self.id, response.id)
-            return
-        method, future = entry
-        if future.done():
-            return
-        if response.error is not None:
-            err = response.error
-            future.set_exception(RemoteError(self.id, method, err.code, err.message, err.data))
-        else:
-            future.set_result(response.result)
-
-    def _enqueue_calls(self, work: list[Request | Invalid], batch: bool) -> None:
-        if len(self._calls) + self._in_flight >= self.max_pending_calls:
+    def _enqueue_calls(self, work: list[Request | Invalid], batch: bool, size: int) -> None:
+        """Queue a frame's calls, or answer them all -32000 when they do not fit."""
+        calls, pending = len(work), self._pending_calls
+        if pending + calls > self.max_pending_calls or (
+            pending and self._pending_bytes + size > self.max_pending_bytes
+        ):
             busy = ErrorObject.standard(protocol.SERVER_BUSY)
             answers = [
                 protocol.encode_error(item.id, busy if isinstance(item, Request) else item.error)
                 for item in work
                 if not (isinstance(item, Request) and item.notification)
             ]
-            bump(Count.CALLS_REFUSED_BUSY)
+            bump(Count.CALLS_REFUSED_BUSY, sum(isinstance(item, Request) for item in work))
             asyncio.get_running_loop().create_task(self._answer(answers, batch))
             return
-        self._calls.append((work, batch))
+        self._pending_calls += calls
+        self._pending_bytes += size
+        self._calls.append((work, batch, size))
         if self._running < self.max_concurrent_calls:
             self._running += 1
             task = asyncio.get_running_loop().create_task(self._work())
@@ -253,17 +260,24 @@ class RpcHandler(WebSocketHandler):
     async def _work(self) -> None:
         try:
             while self._calls and self.state is State.OPEN:
-                work, batch = self._calls.popleft()
-                self._in_flight += 1
+                work, batch, size = self._calls.popleft()
                 try:
-                    answers = []
+                    answers: list[str] = []
+                    room = self.max_result_size
                     for item in work:
-                        answer = await self._run(item)
+                        answer = await self._run(item, room)
                         if answer is not None:
                             answers.append(answer)
+                            if room is not None:  # UTF-8 bytes, and a comma or a bracket
+                                room -= 1 + (len(answer) if answer.isascii() else _utf8_size(answer))
                     await self._answer(answers, batch)
+                    # Backpressure: the next call waits while the client has not
+                    # read this answer (it stays pending, so a client that stops
+                    # reading is answered -32000, not closed for a burst).
+                    await self.writer.drained()
                 finally:
-                    self._in_flight -= 1
+                    self._pending_calls -= len(work)
+                    self._pending_bytes -= size
         finally:
             self._running -= 1
 
@@ -272,8 +286,12 @@ class RpcHandler(WebSocketHandler):
         if answers:
             await self.send_frame(f"[{','.join(answers)}]" if batch else answers[0])
 
-    async def _run(self, item: Request | Invalid) -> str | None:
-        """Run one call; its encoded response, or None for a notification."""
+    async def _run(self, item: Request | Invalid, room: int | None = None) -> str | None:
+        """Run one call; its encoded response, or None for a notification.
+
+        ``room``: bytes left in the answer frame (None: no limit); a result
+        that does not fit is answered -32603 "Result too large" instead.
+        """
         if isinstance(item, Invalid):
             return protocol.encode_error(item.id, item.error)
         try:
@@ -282,22 +300,52 @@ class RpcHandler(WebSocketHandler):
             error = ErrorObject(exc.code, exc.message, exc.data)
         except BadParams as exc:
             error = ErrorObject.standard(protocol.INVALID_PARAMS, str(exc))
+        except UnicodeEncodeError:
+            # Only a client's JSON can carry a lone surrogate ("\udfff"); it has
+            # no UTF-8 form, so a registry or channel layer cannot store it.
+            self._note("unstorable", logging.INFO, "rpc %r on socket %s: a string has no UTF-8 form",
+                       item.method, self.id)
+            error = ErrorObject.standard(protocol.INVALID_PARAMS, UNSTORABLE)
         except (RegistryUnavailable, DeliveryError) as exc:
-            logger.warning("rpc %r on socket %s: %s", item.method, self.id, exc)
+            self._note("unavailable", logging.WARNING, "rpc %r on socket %s: %s", item.method, self.id, exc)
             error = ErrorObject.standard(protocol.UNAVAILABLE)
         except asyncio.CancelledError:
             raise
-        except Exception:
-            logger.exception("rpc %r on socket %s of %s raised", item.method, self.id, self.handler_name)
+        except Exception as exc:
+            self._note("method_error", logging.ERROR, "rpc %r on socket %s of %s raised",
+                       item.method, self.id, self.handler_name, exc_info=exc)
             error = ErrorObject.standard(protocol.INTERNAL_ERROR)
         else:
             if item.notification:
                 return None
             try:
-                return protocol.encode_result(item.id, result)
-            except protocol.EncodeError:
-                logger.exception("rpc %r returned a value that is not JSON", item.method)
+                text = protocol.encode_result(item.id, result)
+            except protocol.EncodeError as exc:
+                self._note(
+                    "bad_result",
+                    logging.ERROR,
+                    "rpc %r on socket %s returned a value that is not JSON",
+                    item.method,
+                    self.id,
+                    exc_info=exc,
+                )
                 error = ErrorObject.standard(protocol.INTERNAL_ERROR)
+            else:
+                if room is None or not too_big(text, room):
+                    return text
+                bump(Count.RESULTS_TOO_LARGE)
+                self._note(
+                    "result_too_large",
+                    logging.WARNING,
+                    "rpc %r on socket %s: result of %d characters over max_result_size %s",
+                    item.method,
+                    self.id,
+                    len(text),
+                    self.max_result_size,
+                )
+                error = ErrorObject(
+                    protocol.INTERNAL_ERROR, "Result too large", {"max": self.max_result_size}
+                )
         return None if item.notification else protocol.encode_error(item.id, error)
 
     async def _call(self, request: Request) -> Any:
@@ -307,7 +355,7 @@ class RpcHandler(WebSocketHandler):
         if method is None:
             raise RpcError(protocol.METHOD_NOT_FOUND, "Method not found", request.method)
         if method.permission is not None:
-            await self._check_permission(request.method, method.permission)
+            await check_permission(self, request.method, method.permission)
         bound = method.bind(request.params)
         func = getattr(self, method.attr)
         if method.is_async:
@@ -315,29 +363,20 @@ class RpcHandler(WebSocketHandler):
         run = database_sync_to_async(func, thread_sensitive=method.thread_sensitive)
         return await run(*bound.args, **bound.kwargs)
 
-    async def _check_permission(self, name: str, permission: Permission) -> None:
-        if isinstance(permission, str):
-            user = self.scope.get("user")
-            has_perm = getattr(user, "has_perm", None)
-            allowed = bool(has_perm is not None and await database_sync_to_async(has_perm)(permission))
-            reason = f"requires the permission {permission!r}"
-        else:
-            verdict = permission(self)
-            allowed = bool(await verdict if inspect.isawaitable(verdict) else verdict)
-            reason = f"refused by {getattr(permission, '__name__', 'a permission check')}"
-        if not allowed:
-            bump(Count.CALLS_REFUSED_PERMISSION)
-            raise RpcError(protocol.FORBIDDEN, "Forbidden", {"method": name, "reason": reason})
-
     async def on_rate_limited(self, message: str | bytes) -> None:
-        """Answer each call of the refused frame with -32002 (notifications: nothing)."""
+        """Answer each call of the refused frame with -32002 (notifications: nothing).
+
+        A batch is refused whole: every call in it is answered -32002 and none
+        runs; answers to our invocations in it are still read.
+        """
         if isinstance(message, bytes):
             return
         limited = ErrorObject.standard(protocol.RATE_LIMITED)
-        decoded = protocol.decode(message)
+        decoded = self._decode(message)
+        self._decoded = None
         for item in decoded.items:  # answers to our invocations are never refused
             if isinstance(item, Response):
-                self._settle(item)
+                self._invocations.settle(item)
         answers = [
             protocol.encode_error(item.id, limited)
             for item in decoded.items
@@ -347,10 +386,10 @@ class RpcHandler(WebSocketHandler):
 
     async def on_released(self, code: int | None) -> None:
         self._calls.clear()
+        self._decoded = None
+        for kind, count in self._log.flush().items():
+            logger.info("socket %s closed: %d more %r lines were not logged", self.id, count, kind)
         for task in list(self._workers):
             if task is not asyncio.current_task():
                 task.cancel()
-        for _method, future in self._invocations.values():
-            if not future.done():
-                future.set_exception(ConnectionClosed(self.id, code))
-        self._invocations.clear()
+        self._invocations.fail_all(code)

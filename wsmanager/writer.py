@@ -29,9 +29,12 @@ from .counters import Count, bump
 from .lifecycle import CloseCode
 from .outbox import Message, Outbox, Verdict
 
-__all__ = ["Writer"]
+__all__ = ["DRAINED", "Writer"]
 
 logger = logging.getLogger("wsmanager.handler")
+
+#: The backlog under which :meth:`Writer.drained` returns.
+DRAINED = 64 * 1024
 
 Send = Callable[[Message], Awaitable[None]]
 Close = Callable[[int, str], Awaitable[None]]
@@ -89,6 +92,20 @@ class Writer:
             self._task.cancel()
         elif self.outbox.claim():
             await self.write_out()
+
+    def backlog(self) -> int:
+        """Bytes waiting for this client: in the outbox, plus what the server buffers (daphne)."""
+        return self.outbox.bytes + (self.buffered() if self.buffered is not None else 0)
+
+    async def drained(self, low: int = DRAINED) -> None:
+        """Wait while more than ``low`` bytes wait for this client (ends when closed).
+
+        For producers that can wait (the RPC call queue): a client that reads
+        slowly then slows its own calls down instead of being closed for a
+        burst of answers. Polls every 5 ms, only while over ``low``.
+        """
+        while not self.outbox.closed and self.backlog() > low:
+            await asyncio.sleep(0.005)
 
     def stop(self) -> None:
         """Refuse every later frame and drop what waits (counted)."""

@@ -3,7 +3,8 @@
 WebSocket routes (``<room>``: letters and digits), each a :class:`HostileBase`
 subclass with its own registry namespace:
 
-* ``/ws/lenient/<room>/``: no rate limit, so that floods test the other limits;
+* ``/ws/lenient/<room>/``: no rate limit and frames up to 1 MiB (daphne's own limit),
+  so that floods and big frames test the other limits;
 * ``/ws/limited/<room>/``: the library's default limits (100 msg/s, burst 200, 50 strikes);
 * ``/ws/small/<room>/``: frames of at most :data:`SMALL_FRAME` bytes;
 * ``/ws/slow/<room>/``: at most :data:`SLOW_BACKLOG` bytes left unread by the client;
@@ -45,6 +46,7 @@ from wsmanager import (  # noqa: E402
 )
 
 SMALL_FRAME = 4096
+LENIENT_FRAME = 1024 * 1024
 SLOW_BACKLOG = 256 * 1024
 #: Closes started by the handlers of this process: "<handler name> <code>" -> count.
 CLOSES: Counter[str] = Counter()
@@ -82,6 +84,16 @@ class HostileBase(RpcHandler):
         return seconds
 
     @rpc
+    async def blob(self, size: int) -> str:
+        """A text of ``size`` characters (at most 4 MiB): a result of any size."""
+        return "x" * min(size, 4 * 1024 * 1024)
+
+    @rpc
+    async def crash(self) -> None:
+        """Raise a RuntimeError (a bug in a method): answered -32603, logged."""
+        raise RuntimeError(f"crash on socket {self.id}")
+
+    @rpc
     async def count(self) -> int:
         """Sockets of this handler in the registry (all rooms)."""
         return await self.manager.acount()
@@ -113,6 +125,7 @@ class HostileBase(RpcHandler):
 class LenientHandler(HostileBase):
     handler_name = "hostile.lenient"
     rate_limit = None
+    max_message_size = LENIENT_FRAME
 
 
 class LimitedHandler(HostileBase):

@@ -160,11 +160,11 @@ async def test_bad_input_gets_the_standard_error_and_the_socket_stays_open(
     await peer.close()
 
 
-@pytest.mark.parametrize("size", [0, 130, 128 * 1024])
+@pytest.mark.parametrize("size", [0, 130, 64 * 1024])
 async def test_binary_frames_of_any_size_get_an_error_not_a_crash(
     demo_server: DaphneProcess, size: int
 ) -> None:
-    """A binary frame (0 B, 130 B, 128 KiB) gets -32001 and the socket stays usable."""
+    """A binary frame (0 B, 130 B, 64 KiB: the RpcHandler limit) gets -32001; the socket stays usable."""
     peer = await Peer.open(url(demo_server, "bin"))
     await peer.send_raw(b"\x00" * size)
     reply = await peer.recv_json()
@@ -174,9 +174,9 @@ async def test_binary_frames_of_any_size_get_an_error_not_a_crash(
     await peer.close()
 
 
-@pytest.mark.parametrize("size", [130, 128 * 1024])
-async def test_text_frames_of_130_bytes_and_128_kib_are_served(demo_server: DaphneProcess, size: int) -> None:
-    """A valid call padded to the frame size is answered (extra members are ignored)."""
+@pytest.mark.parametrize("size", [130, 64 * 1024])
+async def test_text_frames_of_130_bytes_and_64_kib_are_served(demo_server: DaphneProcess, size: int) -> None:
+    """A valid call padded to the frame size (at most the RpcHandler default) is answered."""
     peer = await Peer.open(url(demo_server, "sizes"))
     call = {"jsonrpc": "2.0", "method": "who", "id": 1, "pad": ""}
     call["pad"] = "x" * (size - len(json.dumps(call)))
@@ -185,6 +185,15 @@ async def test_text_frames_of_130_bytes_and_128_kib_are_served(demo_server: Daph
     await peer.send_raw(frame)
     assert (await peer.recv_json())["result"] == [{"id": peer.id, "name": None}]
     await peer.close()
+
+
+async def test_a_text_frame_over_64_kib_closes_1009(demo_server: DaphneProcess) -> None:
+    """One byte over the RpcHandler default of 64 KiB closes the chat socket with 1009."""
+    peer = await Peer.open(url(demo_server, "sizes"))
+    await peer.send_raw(" " * (64 * 1024 + 1))
+    with pytest.raises(websockets.ConnectionClosed):
+        await peer.recv_json()
+    assert peer.ws.close_code == 1009
 
 
 async def test_batches_are_answered_as_batches(demo_server: DaphneProcess) -> None:
