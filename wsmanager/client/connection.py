@@ -27,45 +27,22 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import inspect
 import logging
 import math
 from collections.abc import Callable, Generator, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
-
-try:
-    from websockets.asyncio.client import ClientConnection
-    from websockets.asyncio.client import connect as ws_connect
-    from websockets.exceptions import ConnectionClosed as WsConnectionClosed
-    from websockets.exceptions import InvalidStatus, InvalidURI
-    from websockets.protocol import State as WsState
-except ImportError as exc:  # pragma: no cover - depends on the environment
-    raise ImportError("wsmanager.client needs websockets>=13: pip install 'wsmanager[client]'") from exc
 
 from ..exceptions import ConnectionClosed, InvokeTimeout, RemoteError, RpcError
 from ..protocol import Invalid, Request, Response, decode
 from .calls import Call, CallTable, NotConnected
-from .events import Closed, Connected, Reconnected, Reconnecting
+from .events import Background, Callback, Closed, Connected, Reconnected, Reconnecting
 from .policy import ABNORMAL, NORMAL, Options, State, backoff_delay, check_transition, should_reconnect
 from .serving import Handler, Handlers
+from .transport import ClientConnection, Loss, WsConnectionClosed, abort, ended, is_open, open_socket
 
 __all__ = ["Client", "connect"]
 
 logger = logging.getLogger("wsmanager.client")
-
-CLOSE_TIMEOUT = 5.0  # seconds close() waits for the closing handshake
-Callback = Callable[[Any], Any]
-
-
-@dataclass(frozen=True, slots=True)
-class _Loss:
-    code: int
-    reason: str
-    was_clean: bool = False
-    opened: bool = False
-    final: bool = False  # no retry whatever the policy (a URL that cannot work)
-    error: BaseException | None = None
 
 
 class Client:
@@ -108,7 +85,7 @@ class Client:
             self._handlers.on(method, fn)
         self._attempt = 0
         self._runner: asyncio.Task[None] | None = None
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._background = Background()
         self._ready: asyncio.Future[str | None] | None = None
         self._flushing = False
         self._loss: tuple[int, str] | None = None
@@ -167,9 +144,7 @@ class Client:
         if ws is not None:
             with contextlib.suppress(Exception):
                 await ws.close(code, reason)
-        for task in list(self._tasks):
-            if task is not current:
-                task.cancel()
+        self._background.cancel_all(but=current)
         self._emit(self.on_closed, Closed(code, reason, True, False))
 
     async def __aenter__(self) -> Client:
@@ -275,7 +250,7 @@ class Client:
 
     def _sendable(self) -> ClientConnection | None:
         ws = self._ws
-        if self._state is State.OPEN and not self._flushing and ws is not None and ws.state is WsState.OPEN:
+        if self._state is State.OPEN and not self._flushing and ws is not None and is_open(ws):
             return ws
         return None
 
@@ -307,32 +282,15 @@ class Client:
             self._finish(ABNORMAL, "client error", exc)
             self._emit(self.on_closed, Closed(ABNORMAL, "client error", False, False))
 
-    async def _open(self) -> ClientConnection | _Loss:
-        try:
-            url = self.url() if callable(self.url) else self.url
-            return await ws_connect(
-                url,
-                origin=self.origin,  # type: ignore[arg-type]
-                additional_headers=self.headers,
-                open_timeout=self.options.connect_timeout,
-                ping_interval=None,  # the heartbeat is rpc.ping, as in the browser
-                close_timeout=CLOSE_TIMEOUT,
-                max_size=None,
-            )
-        except (InvalidURI, ValueError, TypeError) as exc:  # will not get better by retrying
-            return _Loss(ABNORMAL, f"cannot open: {exc}", final=True, error=exc)
-        except TimeoutError as exc:
-            return _Loss(ABNORMAL, "connect timeout", error=exc)
-        except InvalidStatus as exc:
-            return _Loss(ABNORMAL, f"handshake refused: HTTP {exc.response.status_code}", error=exc)
-        except Exception as exc:  # refused, reset, DNS, bad handshake: the server may come back
-            return _Loss(ABNORMAL, f"cannot connect: {exc or type(exc).__name__}", error=exc)
-
-    async def _one_connection(self) -> _Loss:
+    async def _one_connection(self) -> Loss:
         self._transition(State.CONNECTING)
         self._loss = None
-        opened = await self._open()
-        if isinstance(opened, _Loss):
+        try:
+            url = self.url() if callable(self.url) else self.url
+        except Exception as exc:  # the URL function is broken: retrying will not help
+            return Loss(ABNORMAL, f"cannot open: {exc!r}", final=True, error=exc)
+        opened = await open_socket(url, self.origin, self.headers, self.options.connect_timeout)
+        if isinstance(opened, Loss):
             return opened
         ws = self._ws = opened
         self._attempt = 0
@@ -351,15 +309,12 @@ class Client:
             self._flushing = False
             if heartbeat is not None:
                 heartbeat.cancel()
-        code, reason = self._loss or (ws.close_code or ABNORMAL, ws.close_reason or "")
-        clean = (
-            self._loss is None and ws.protocol.close_rcvd is not None and ws.protocol.close_sent is not None
-        )
+        loss = ended(ws, self._loss)
         # Leaving OPEN and failing what is in flight happen in one step: no call slips between.
         self._ws = None
-        self._calls.fail_in_flight(code)
+        self._calls.fail_in_flight(loss.code)
         self._forget_id()
-        return _Loss(code, reason, clean, opened=True)
+        return loss
 
     async def _flush(self, ws: ClientConnection) -> None:
         try:
@@ -380,8 +335,7 @@ class Client:
             except InvokeTimeout:
                 if ws is self._ws:
                     self._loss = (ABNORMAL, "heartbeat timeout")
-                    if ws.transport is not None:
-                        ws.transport.abort()  # no closing handshake with a dead peer
+                    abort(ws)  # no closing handshake with a dead peer
                 return
             except (RemoteError, ConnectionClosed):
                 continue  # answered with an error (rate limit) or not sent: the socket is alive or gone
@@ -446,30 +400,14 @@ class Client:
             with contextlib.suppress(WsConnectionClosed):
                 await ws.send(text)
 
-    # --- callbacks and tasks ----------------------------------------------------------------------
     def _report(self, exc: BaseException) -> None:
         self._emit(self.on_error, exc)
 
     def _emit(self, callback: Callback | None, event: Any) -> None:
-        if callback is None:
-            return
-        try:
-            result = callback(event)
-            if inspect.isawaitable(result):
-                self._spawn(result)
-        except Exception:
-            logger.exception("wsmanager.client: callback %r raised", callback)
+        self._background.call(callback, event)
 
     def _spawn(self, awaitable: Any) -> asyncio.Task[Any]:
-        task: asyncio.Task[Any] = asyncio.ensure_future(awaitable)
-        self._tasks.add(task)
-        task.add_done_callback(self._task_done)
-        return task
-
-    def _task_done(self, task: asyncio.Task[Any]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            logger.error("wsmanager.client: background task failed", exc_info=task.exception())
+        return self._background.spawn(awaitable)
 
 
 class Connecting:
