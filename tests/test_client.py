@@ -696,3 +696,26 @@ async def test_giving_up_after_max_attempts_rejects_connect_with_the_last_failur
     assert isinstance(info.value.__cause__, OSError)
     assert [e.attempt for e in reconnecting] == [1, 2]
     assert client.state is State.CLOSED
+
+
+async def test_cancelling_the_caller_forgets_a_queued_call() -> None:
+    client = Client("ws://127.0.0.1:9/")
+    waiting = asyncio.create_task(client.invoke("who", timeout=math.inf))
+    await asyncio.sleep(0)
+    assert client.queued == 1
+    waiting.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+    assert client.queued == 0
+
+
+async def test_connect_while_open_returns_the_same_id(scripted: Any) -> None:
+    async def script(ws: ServerConnection) -> None:
+        await hello(ws, "only")
+        await ws.wait_closed()
+
+    url = await scripted(script)
+    client = await connect(url)
+    assert (await client.connect(), client.id, client.connected) == ("only", "only", True)
+    await client.close()
+    assert client.id is None and client.state is State.CLOSED
