@@ -719,3 +719,28 @@ async def test_connect_while_open_returns_the_same_id(scripted: Any) -> None:
     assert (await client.connect(), client.id, client.connected) == ("only", "only", True)
     await client.close()
     assert client.id is None and client.state is State.CLOSED
+
+
+async def test_close_while_the_handshake_hangs_stops_the_attempt_and_rejects_connect() -> None:
+    """A server that accepts TCP and never answers (a frozen process): close() ends it all."""
+    accepted = asyncio.Event()
+    writers: list[asyncio.StreamWriter] = []
+
+    async def mute(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writers.append(writer)
+        accepted.set()
+
+    server = await asyncio.start_server(mute, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    client = Client(f"ws://127.0.0.1:{port}/")
+    connecting = asyncio.create_task(client.connect())
+    await asyncio.wait_for(accepted.wait(), 5)
+    assert client.state is State.CONNECTING
+    await client.close()
+    with pytest.raises(NotConnected):
+        await connecting
+    assert client.state is State.CLOSED
+    for writer in writers:
+        writer.close()
+    server.close()
+    await server.wait_closed()

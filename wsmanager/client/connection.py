@@ -289,7 +289,15 @@ class Client:
             url = self.url() if callable(self.url) else self.url
         except Exception as exc:  # the URL function is broken: retrying will not help
             return Loss(ABNORMAL, f"cannot open: {exc!r}", final=True, error=exc)
-        opened = await open_socket(url, self.origin, self.headers, self.options.connect_timeout)
+        attempt = asyncio.ensure_future(
+            open_socket(url, self.origin, self.headers, self.options.connect_timeout)
+        )
+        try:
+            opened = await asyncio.shield(attempt)
+        except asyncio.CancelledError:  # close(): a socket opened at this very moment must not leak
+            attempt.cancel()
+            attempt.add_done_callback(_abort_if_opened)
+            raise
         if isinstance(opened, Loss):
             return opened
         ws = self._ws = opened
@@ -408,6 +416,13 @@ class Client:
 
     def _spawn(self, awaitable: Any) -> asyncio.Task[Any]:
         return self._background.spawn(awaitable)
+
+
+def _abort_if_opened(attempt: asyncio.Future[ClientConnection | Loss]) -> None:
+    if attempt.cancelled() or attempt.exception() is not None:
+        return
+    if isinstance(result := attempt.result(), ClientConnection):
+        abort(result)
 
 
 class Connecting:
