@@ -142,8 +142,10 @@ class Client:
             runner.cancel()
             await asyncio.wait([runner])
         if ws is not None:
-            with contextlib.suppress(Exception):
+            try:
                 await ws.close(code, reason)
+            except Exception:  # e.g. a code a client may not send: drop the connection instead
+                abort(ws)
         self._background.cancel_all(but=current)
         self._emit(self.on_closed, Closed(code, reason, True, False))
 
@@ -277,6 +279,8 @@ class Client:
             raise  # close() owns the clean-up
         except Exception as exc:  # a bug here must not leave callers waiting forever
             logger.exception("wsmanager.client: connection loop failed")
+            if self._ws is not None:
+                abort(self._ws)
             self._ws = None
             self._calls.fail_in_flight(ABNORMAL)
             self._finish(ABNORMAL, "client error", exc)
