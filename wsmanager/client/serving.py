@@ -16,7 +16,8 @@ Rules (docs/python-client.md, "Answering the server"):
 * An unknown method answers -32601; ``rpc.ping`` answers ``"pong"`` and
   cannot be overridden, nor can any other ``rpc.*`` name be served.
 * Notifications are never answered, whatever happens; a failing notification
-  handler is logged and reported to ``on_error``.
+  handler (or params that do not bind to it) is logged and reported to
+  ``on_error``.
 * A batch is answered with one array, in the order of its calls; a batch of
   notifications only gets nothing.
 """
@@ -139,7 +140,7 @@ class Handlers:
         if problem is not None:
             if answer:
                 return error_response(item.id, ErrorObject.standard(INVALID_PARAMS, problem))
-            logger.warning("notification %r: %s", item.method, problem)
+            self._report(item.method, TypeError(f"{item.method}: {problem}"))
             return None
         try:
             value = fn(*args, **kwargs)
