@@ -744,3 +744,22 @@ async def test_close_while_the_handshake_hangs_stops_the_attempt_and_rejects_con
         writer.close()
     server.close()
     await server.wait_closed()
+
+
+def test_the_client_imports_only_leaf_modules_of_wsmanager() -> None:
+    """wsmanager.client reaches into wsmanager only for protocol and exceptions (no settings, no core)."""
+    import ast
+    from pathlib import Path
+
+    import wsmanager.client as package
+
+    reached: set[str] = set()
+    for source in Path(package.__file__).parent.glob("*.py"):
+        for node in ast.walk(ast.parse(source.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                module = node.module or ""
+                if node.level >= 2 or module.startswith("wsmanager"):
+                    reached.add(module)  # "from ..protocol import" (outside the package) or absolute
+            elif isinstance(node, ast.Import):
+                reached |= {alias.name for alias in node.names if alias.name.startswith("wsmanager")}
+    assert reached == {"exceptions", "protocol"}
