@@ -161,6 +161,9 @@ async def run_all(
         log(f"-- starting {count * len(apps)} daphne process(es), {mode} --")
         await asyncio.to_thread(servers.start)
         try:
+            for system in systems:
+                for port in servers.ports(system.key):
+                    await system.preflight(port)
             for case in group:
                 errors += await run_case(case, systems, servers, repeat)
                 servers.check_alive()

@@ -11,6 +11,10 @@ so the client's cost is the same whichever server it drives:
   (``/socket.io/?EIO=4&transport=websocket``): the open packet ``0{...}``,
   namespace connect ``40`` answered by ``40{"sid": ...}``, ping ``2`` answered
   by pong ``3``, events ``42[...]`` and acks ``43N[...]``.
+
+Before any timing, :meth:`System.preflight` checks each server process once;
+wsmanager's uses the library's own Python client (:mod:`wsmanager.client`),
+outside the measured path, so a broken build fails before the first number.
 """
 
 from __future__ import annotations
@@ -18,7 +22,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from .wsclient import WsConn, open_ws
+from wsmanager.client import connect
+
+from .wsclient import ORIGIN, WsConn, open_ws
 
 __all__ = ["SYSTEMS", "Bare", "SocketIO", "System", "WsManager", "sio_installed"]
 
@@ -39,6 +45,9 @@ class System:
     key = ""  # short name used in results and on the command line
     label = ""  # column title
     app = ""  # ASGI application for daphne
+
+    async def preflight(self, port: int) -> None:
+        """Check once, before any timing, that the process on ``port`` answers (default: nothing to check)."""
 
     # -- sockets -------------------------------------------------------------
     async def open_echo(self, port: int) -> WsConn:
@@ -111,6 +120,16 @@ class WsManager(System):
         hello = json.loads(await conn.recv())
         assert hello["method"] == "rpc.connected", hello
         return conn, hello["params"]["id"]
+
+    async def preflight(self, port: int) -> None:
+        """The library's Python client calls ``echo`` and ``rpc.ping`` on this process."""
+        url = f"ws://{HOST}:{port}/ws/rpc/"
+        async with connect(
+            url, origin=ORIGIN, reconnect=False, heartbeat_interval=None, timeout=10
+        ) as client:
+            echoed, pong = await client.invoke("echo", "preflight"), await client.invoke("rpc.ping")
+        if (echoed, pong) != ("preflight", "pong"):
+            raise AssertionError(f"preflight on port {port}: echo gave {echoed!r}, rpc.ping {pong!r}")
 
     async def open_echo(self, port: int) -> WsConn:
         return await open_ws(HOST, port, "/ws/echo/")

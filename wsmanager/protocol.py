@@ -53,12 +53,14 @@ __all__ = [
     "Response",
     "decode",
     "dumps",
+    "encode_batch",
     "encode_error",
     "encode_notification",
     "encode_request",
     "encode_result",
     "error_response",
     "params_of",
+    "result_response",
 ]
 
 VERSION: Final = "2.0"
@@ -351,6 +353,12 @@ def encode_notification(method: str, params: Params | Sequence[Any] | None = Non
     return dumps(obj)
 
 
+def result_response(msg_id: JsonId, result: Any) -> dict[str, Any]:
+    """The response object (a dict, not text) carrying ``result`` (the Python client
+    gathers these into a batch answer)."""
+    return {"jsonrpc": VERSION, "result": result, "id": msg_id}
+
+
 def error_response(msg_id: JsonId, error: ErrorObject) -> dict[str, Any]:
     """The response object (a dict, not text) carrying ``error``."""
     return {"jsonrpc": VERSION, "error": error.to_json(), "id": msg_id}
@@ -358,7 +366,7 @@ def error_response(msg_id: JsonId, error: ErrorObject) -> dict[str, Any]:
 
 def encode_result(msg_id: JsonId, result: Any) -> str:
     """A result response as text. Raises :class:`EncodeError` for unencodable results."""
-    return dumps({"jsonrpc": VERSION, "result": result, "id": msg_id})
+    return dumps(result_response(msg_id, result))
 
 
 def encode_error(msg_id: JsonId, error: ErrorObject) -> str:
@@ -367,3 +375,15 @@ def encode_error(msg_id: JsonId, error: ErrorObject) -> str:
         return dumps(error_response(msg_id, error))
     except EncodeError:
         return dumps(error_response(msg_id, ErrorObject(error.code, error.message)))
+
+
+def encode_batch(responses: Sequence[Mapping[str, Any]]) -> str | None:
+    """The answer to a batch: an array of responses, or ``None`` to send nothing.
+
+    The specification forbids answering a batch of notifications with an
+    empty array, so an empty list of responses gives ``None``. (The server
+    joins encoded answers itself; the Python client uses this.)
+    """
+    if not responses:
+        return None
+    return dumps(list(responses))

@@ -11,6 +11,7 @@ import websockets
 
 from tests.e2e.client import Peer, chat_url, http, room_ids
 from tests.servers import DaphneProcess
+from wsmanager.client import RpcError, connect
 
 pytestmark = pytest.mark.e2e
 
@@ -300,29 +301,34 @@ async def test_stats_view_counts_deliveries_of_its_process(demo_server: DaphnePr
 
 async def test_view_invokes_a_client_method_and_gets_its_result(demo_server: DaphneProcess) -> None:
     """POST /api/sockets/<id>/invoke: 200 result, 502 client error, 504 timeout."""
-    peer = await Peer.open(url(demo_server, "invoke"))
+    received: list[tuple[int, int]] = []
 
-    async def answer(reply: dict[str, Any] | None) -> None:
-        request = await peer.recv_json()
-        assert request["method"] == "add" and request["params"] == [2, 3]
-        if reply is not None:
-            await peer.send_raw(json.dumps({"jsonrpc": "2.0", "id": request["id"], **reply}))
+    async def answer_five() -> int:
+        return 5
 
-    body = {"method": "add", "params": [2, 3], "timeout": 2}
-    for reply, status in [
-        ({"result": 5}, 200),
-        ({"error": {"code": 7, "message": "nope"}}, 502),
-        (None, 504),
-    ]:
-        call = asyncio.ensure_future(http("POST", demo_server, f"/api/sockets/{peer.id}/invoke", json=body))
-        await answer(reply)
-        response = await call
-        assert response.status_code == status
-        if status == 200:
-            assert response.json() == {"result": 5}
-        if status == 502:
-            assert response.json()["error"]["code"] == 7
-    await peer.close()
+    async def refuse() -> int:
+        raise RpcError(7, "nope")
+
+    async def never_answer() -> int:
+        await asyncio.Event().wait()  # cancelled when the client closes
+        return 0
+
+    outcomes = [answer_five, refuse, never_answer]
+
+    async def add(a: int, b: int) -> int:
+        received.append((a, b))
+        return await outcomes[len(received) - 1]()
+
+    async with connect(url(demo_server, "invoke"), handlers={"add": add}) as client:
+        body = {"method": "add", "params": [2, 3], "timeout": 2}
+        for status in (200, 502, 504):
+            response = await http("POST", demo_server, f"/api/sockets/{client.id}/invoke", json=body)
+            assert response.status_code == status
+            if status == 200:
+                assert response.json() == {"result": 5}
+            if status == 502:
+                assert response.json()["error"]["code"] == 7
+    assert received == [(2, 3)] * 3
 
 
 async def test_registry_and_groups_are_empty_after_clients_leave(

@@ -10,6 +10,7 @@ import pytest
 
 from tests.e2e.client import Peer
 from tests.servers import DaphneProcess
+from wsmanager.client import connect
 
 pytestmark = pytest.mark.e2e
 
@@ -24,13 +25,15 @@ async def test_a_method_awaiting_invoke_on_its_own_caller_gets_the_result(
     model_server: DaphneProcess,
 ) -> None:
     """ask_client invokes the calling socket and returns its answer: no deadlock."""
-    peer = await Peer.open(f"{model_server.ws_url}/ws/model/")
-    await peer.send_raw(json.dumps({"jsonrpc": "2.0", "method": "ask_client", "params": [21], "id": "q"}))
-    request = await peer.recv_json()
-    assert request["method"] == "double" and request["params"] == [21]
-    await peer.send_raw(json.dumps({"jsonrpc": "2.0", "id": request["id"], "result": 42}))
-    assert await peer.recv_json() == {"jsonrpc": "2.0", "result": 42, "id": "q"}
-    await peer.close()
+    asked: list[int] = []
+
+    def double(value: int) -> int:
+        asked.append(value)
+        return 2 * value
+
+    async with connect(f"{model_server.ws_url}/ws/model/", handlers={"double": double}) as client:
+        assert await client.invoke("ask_client", 21) == 42
+    assert asked == [21]
 
 
 async def test_a_slow_call_blocks_neither_other_sockets_nor_its_own_disconnect(

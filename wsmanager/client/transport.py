@@ -1,0 +1,94 @@
+"""Everything the client knows about ``websockets``: opening a socket and reading how it ended.
+
+One socket at a time, no reconnection here (that is the connection loop's
+job). Failures to open become a :class:`Loss` with close code 1006, as a
+browser reports them, and a reason saying what happened.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+try:
+    from websockets.asyncio.client import ClientConnection
+    from websockets.asyncio.client import connect as ws_connect
+    from websockets.exceptions import ConnectionClosed as WsConnectionClosed
+    from websockets.exceptions import InvalidStatus, InvalidURI
+    from websockets.protocol import State as WsState
+    from websockets.typing import Origin
+except ImportError as exc:  # pragma: no cover - depends on the environment
+    raise ImportError("wsmanager.client needs websockets>=13: pip install 'wsmanager[client]'") from exc
+
+from .policy import ABNORMAL
+
+__all__ = [
+    "CLOSE_TIMEOUT",
+    "ClientConnection",
+    "Loss",
+    "WsConnectionClosed",
+    "abort",
+    "ended",
+    "is_open",
+    "open_socket",
+]
+
+CLOSE_TIMEOUT = 5.0  # seconds close() waits for the closing handshake
+
+
+@dataclass(frozen=True, slots=True)
+class Loss:
+    """How one attempt or connection ended."""
+
+    code: int
+    reason: str
+    was_clean: bool = False
+    opened: bool = False
+    final: bool = False  # no retry whatever the policy (a URL that cannot work)
+    error: BaseException | None = None
+
+
+async def open_socket(
+    url: str, origin: str | None, headers: Mapping[str, str], connect_timeout: float | None
+) -> ClientConnection | Loss:
+    """Open one WebSocket (TCP and handshake within ``connect_timeout``), or say why not.
+
+    ``websockets``' own ping frames are off (the heartbeat is ``rpc.ping``, as
+    in the browser) and incoming messages have no size limit, as in the browser.
+    """
+    try:
+        return await ws_connect(
+            url,
+            origin=Origin(origin) if origin is not None else None,
+            additional_headers=dict(headers),
+            open_timeout=connect_timeout,
+            ping_interval=None,
+            close_timeout=CLOSE_TIMEOUT,
+            max_size=None,
+        )
+    except (InvalidURI, ValueError, TypeError) as exc:  # will not get better by retrying
+        return Loss(ABNORMAL, f"cannot open: {exc}", final=True, error=exc)
+    except TimeoutError as exc:
+        return Loss(ABNORMAL, "connect timeout", error=exc)
+    except InvalidStatus as exc:  # e.g. 403: Origin, authentication, or the registry is down
+        return Loss(ABNORMAL, f"handshake refused: HTTP {exc.response.status_code}", error=exc)
+    except Exception as exc:  # refused, reset, DNS, bad handshake: the server may come back
+        return Loss(ABNORMAL, f"cannot connect: {exc or type(exc).__name__}", error=exc)
+
+
+def is_open(ws: ClientConnection) -> bool:
+    return ws.state is WsState.OPEN
+
+
+def ended(ws: ClientConnection, forced: tuple[int, str] | None) -> Loss:
+    """How a connection that was open ended: its close frame, or 1006 (``forced``: our own drop)."""
+    if forced is not None:
+        return Loss(forced[0], forced[1], opened=True)
+    clean = ws.protocol.close_rcvd is not None and ws.protocol.close_sent is not None
+    return Loss(ws.close_code or ABNORMAL, ws.close_reason or "", clean, opened=True)
+
+
+def abort(ws: ClientConnection) -> None:
+    """Drop the TCP connection at once, without a closing handshake (the peer looks dead)."""
+    if ws.transport is not None:
+        ws.transport.abort()
