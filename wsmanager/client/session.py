@@ -1,0 +1,291 @@
+"""The Python client's session: one ``websockets`` connection at a time, kept up by itself.
+
+:class:`Session` is the part of :class:`~.connection.Client` that runs the
+lifecycle: it opens a socket, flushes the queue, reads frames, answers the
+server's calls, sends the heartbeat, and reconnects with backoff until the
+close-code policy (:mod:`.policy`) says stop. :class:`~.connection.Client`
+adds the public surface (``connect``, ``close``, ``invoke``, ``notify``,
+``on``) on top of it.
+
+Guarantees kept here:
+
+* Leaving OPEN and failing the calls in flight happen in one step: no call
+  slips between.
+* Answers to the server's calls go out only on the socket the call came in on.
+* The heartbeat (``rpc.ping`` every ``heartbeat_interval``) drops a
+  connection whose server stops answering within ``heartbeat_timeout``.
+* A bug in the loop fails every waiting call and ``connect()`` waiter instead
+  of leaving them waiting forever.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from ..exceptions import ConnectionClosed, InvokeTimeout, RemoteError, RpcError
+from ..protocol import Invalid, Request, Response, decode
+from .calls import Call, CallTable, NotConnected
+from .events import Background, Callback, Closed, Connected, Reconnected, Reconnecting
+from .policy import ABNORMAL, Options, State, backoff_delay, check_transition, should_reconnect
+from .serving import Handler, Handlers
+from .transport import ClientConnection, Loss, WsConnectionClosed, abort, ended, is_open, open_socket
+
+__all__ = ["Session"]
+
+logger = logging.getLogger("wsmanager.client")
+
+
+class Session:
+    """The state and the connection loop of a :class:`~.connection.Client` (its base class)."""
+
+    def __init__(
+        self,
+        url: str | Callable[[], str],
+        *,
+        origin: str | None = None,
+        headers: Mapping[str, str] | None = None,
+        handlers: Mapping[str, Handler] | None = None,
+        on_connected: Callback | None = None,
+        on_reconnecting: Callback | None = None,
+        on_reconnected: Callback | None = None,
+        on_closed: Callback | None = None,
+        on_error: Callback | None = None,
+        **options: Any,
+    ) -> None:
+        if not isinstance(url, str) and not callable(url):
+            raise TypeError(f"url must be a string or a function returning one, not {type(url).__name__}")
+        self.url = url
+        self.origin = origin
+        self.headers = dict(headers or {})
+        self.options = Options(**options)
+        self.on_connected, self.on_reconnecting, self.on_reconnected = (
+            on_connected,
+            on_reconnecting,
+            on_reconnected,
+        )
+        self.on_closed, self.on_error = on_closed, on_error
+        self._state = State.IDLE
+        self._ws: ClientConnection | None = None
+        self._id: str | None = None
+        self._previous_id: str | None = None
+        self._connected_before = False
+        self._calls = CallTable(self.options.queue_size)
+        self._handlers = Handlers(on_error=self._report)
+        for method, fn in (handlers or {}).items():
+            self._handlers.on(method, fn)
+        self._attempt = 0
+        self._runner: asyncio.Task[None] | None = None
+        self._background = Background()
+        self._ready: asyncio.Future[str | None] | None = None
+        self._flushing = False
+        self._loss: tuple[int, str] | None = None
+
+    # --- sending on the current socket -------------------------------------------------
+    async def _call(
+        self,
+        method: str,
+        params: Sequence[Any] | dict[str, Any] | None,
+        timeout: float | None,
+        queueable: bool,
+    ) -> Any:
+        call = self._calls.new_call(method, params, timeout)
+        try:
+            ws = self._sendable()
+            if ws is not None:
+                self._calls.sent(call)
+                with contextlib.suppress(WsConnectionClosed):  # the loss fails the call
+                    await ws.send(call.text)
+            else:
+                closed = self._state is State.CLOSED
+                reason = self._calls.refusal(
+                    closed=closed, fail_fast=self.options.fail_fast, queueable=queueable
+                )
+                if reason is not None:
+                    self._calls.settle(call, exc=NotConnected(self._calls.socket_id, method, reason))
+                else:
+                    self._calls.enqueue(call)
+            return await call.future
+        finally:
+            self._calls.discard(call)  # cancelled: forget it; settled: nothing left to do
+
+    def _sendable(self) -> ClientConnection | None:
+        ws = self._ws
+        if self._state is State.OPEN and not self._flushing and ws is not None and is_open(ws):
+            return ws
+        return None
+
+    # --- the connection loop ------------------------------------------------------------
+    async def _run(self) -> None:
+        try:
+            while True:
+                loss = await self._one_connection()
+                retry = not loss.final and should_reconnect(
+                    self.options, self._attempt, loss.code, loss.reason
+                )
+                if not retry:
+                    self._finish(loss.code, loss.reason, loss.error)
+                    self._emit(self.on_closed, Closed(loss.code, loss.reason, loss.was_clean, False))
+                    return
+                self._attempt += 1
+                delay = backoff_delay(self._attempt, self.options)
+                self._transition(State.RECONNECTING)
+                if loss.opened:
+                    self._emit(self.on_closed, Closed(loss.code, loss.reason, loss.was_clean, True))
+                self._emit(self.on_reconnecting, Reconnecting(self._attempt, delay, loss.code, loss.reason))
+                await asyncio.sleep(delay)
+        except asyncio.CancelledError:
+            raise  # close() owns the clean-up
+        except Exception as exc:  # a bug here must not leave callers waiting forever
+            logger.exception("wsmanager.client: connection loop failed")
+            if self._ws is not None:
+                abort(self._ws)
+            self._ws = None
+            self._calls.fail_in_flight(ABNORMAL)
+            self._finish(ABNORMAL, "client error", exc)
+            self._emit(self.on_closed, Closed(ABNORMAL, "client error", False, False))
+
+    async def _one_connection(self) -> Loss:
+        self._transition(State.CONNECTING)
+        self._loss = None
+        try:
+            url = self.url() if callable(self.url) else self.url
+        except Exception as exc:  # the URL function is broken: retrying will not help
+            return Loss(ABNORMAL, f"cannot open: {exc!r}", final=True, error=exc)
+        attempt = asyncio.ensure_future(
+            open_socket(url, self.origin, self.headers, self.options.connect_timeout)
+        )
+        try:
+            opened = await asyncio.shield(attempt)
+        except asyncio.CancelledError:  # close(): a socket opened at this very moment must not leak
+            attempt.cancel()
+            attempt.add_done_callback(_abort_if_opened)
+            raise
+        if isinstance(opened, Loss):
+            return opened
+        ws = self._ws = opened
+        self._attempt = 0
+        self._transition(State.OPEN)
+        self._flushing = True
+        heartbeat = None
+        if self.options.heartbeat_interval is not None:
+            heartbeat = self._spawn(self._heartbeat(ws, self.options.heartbeat_interval))
+        try:
+            await self._flush(ws)
+            async for data in ws:
+                self._on_frame(ws, data)
+        except WsConnectionClosed:
+            pass
+        finally:
+            self._flushing = False
+            if heartbeat is not None:
+                heartbeat.cancel()
+        loss = ended(ws, self._loss)
+        # Leaving OPEN and failing what is in flight happen in one step: no call slips between.
+        self._ws = None
+        self._calls.fail_in_flight(loss.code)
+        self._forget_id()
+        return loss
+
+    async def _flush(self, ws: ClientConnection) -> None:
+        try:
+            while (entry := self._calls.take_queued()) is not None:
+                if isinstance(entry, Call):
+                    self._calls.sent(entry)
+                await ws.send(entry.text)
+        finally:
+            self._flushing = False
+
+    async def _heartbeat(self, ws: ClientConnection, interval: float) -> None:
+        while ws is self._ws:
+            await asyncio.sleep(interval)
+            if ws is not self._ws:
+                return
+            try:
+                await self._call("rpc.ping", None, self.options.heartbeat_timeout, queueable=False)
+            except InvokeTimeout:
+                if ws is self._ws:
+                    self._loss = (ABNORMAL, "heartbeat timeout")
+                    abort(ws)  # no closing handshake with a dead peer
+                return
+            except (RemoteError, ConnectionClosed):
+                continue  # answered with an error (rate limit) or not sent: the socket is alive or gone
+
+    def _transition(self, new: State) -> None:
+        check_transition(self._state, new)
+        self._state = new
+
+    def _forget_id(self) -> None:
+        if self._id is not None:
+            self._previous_id = self._id
+        self._id = None
+        self._calls.socket_id = ""
+
+    def _finish(self, code: int, reason: str, error: BaseException | None = None) -> None:
+        """Become closed: queued calls fail, connect() waiters get NotConnected."""
+        self._forget_id()
+        self._calls.fail_queued()
+        self._transition(State.CLOSED)
+        ready, self._ready = self._ready, None
+        if ready is not None and not ready.done():
+            exc = NotConnected(self._previous_id or "", "connect", "closed")
+            exc.__cause__ = error
+            ready.set_exception(exc)
+
+    # --- incoming -------------------------------------------------------------------------
+    def _on_frame(self, ws: ClientConnection, data: str | bytes) -> None:
+        if not isinstance(data, str):
+            return  # the protocol is text frames only
+        decoded = decode(data)
+        requests: list[Request | Invalid] = []
+        for item in decoded.items:
+            if isinstance(item, Response):
+                if not self._calls.resolve(item) and item.id is None and item.error is not None:
+                    self._report(RpcError(item.error.code, item.error.message, item.error.data))
+            elif isinstance(item, Request) and item.method == "rpc.connected" and item.notification:
+                self._on_hello(item.params)
+            else:
+                requests.append(item)
+        if requests:
+            self._spawn(self._answer(ws, requests, decoded.batch))
+
+    def _on_hello(self, params: Any) -> None:
+        # Connection recovery (not built) plugs in here: a server offering to
+        # resume the session would say so in these params, and instead of a
+        # fresh start the client would keep its in-flight calls (see
+        # CallTable.fail_in_flight) and offer its previous id on the next attempt.
+        sid = params.get("id") if isinstance(params, dict) else None
+        self._id = sid if isinstance(sid, str) else None
+        self._calls.socket_id = self._id or ""
+        reconnect, self._connected_before = self._connected_before, True
+        ready, self._ready = self._ready, None
+        self._emit(self.on_connected, Connected(self._id, reconnect))
+        if reconnect:
+            self._emit(self.on_reconnected, Reconnected(self._id, self._previous_id))
+        if ready is not None and not ready.done():
+            ready.set_result(self._id)
+
+    async def _answer(self, ws: ClientConnection, items: list[Request | Invalid], batch: bool) -> None:
+        text = await self._handlers.answer(items, batch)
+        if text is not None and ws is self._ws:
+            with contextlib.suppress(WsConnectionClosed):
+                await ws.send(text)
+
+    def _report(self, exc: BaseException) -> None:
+        self._emit(self.on_error, exc)
+
+    def _emit(self, callback: Callback | None, event: Any) -> None:
+        self._background.call(callback, event)
+
+    def _spawn(self, awaitable: Any) -> asyncio.Task[Any]:
+        return self._background.spawn(awaitable)
+
+
+def _abort_if_opened(attempt: asyncio.Future[ClientConnection | Loss]) -> None:
+    if attempt.cancelled() or attempt.exception() is not None:
+        return
+    if isinstance(result := attempt.result(), ClientConnection):
+        abort(result)
