@@ -104,6 +104,15 @@ class HostileBase(RpcHandler):
         return sorted(await self.manager.agroup_members(self.group))
 
     @rpc
+    async def flood_all(self, count: int, size: int) -> int:
+        """Notify the room ``count`` times with ``size``-character texts, whoever is lost."""
+        text = "x" * size
+        for seq in range(count):
+            await self.manager.anotify_group(self.group, "blob", seq=seq, text=text)
+            await asyncio.sleep(0)
+        return count
+
+    @rpc
     async def flood(self, count: int, size: int) -> dict[str, int]:
         """Notify the room ``count`` times with ``size``-character texts.
 

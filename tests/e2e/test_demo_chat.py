@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from typing import Any
 
@@ -399,3 +400,24 @@ async def test_with_debug_off_the_send_views_need_the_api_token() -> None:
         assert allowed.status_code == 202
         assert (await peer.notification("message"))["params"]["text"] == "x"
         await peer.close()
+
+
+async def test_a_burst_of_joins_gives_every_member_the_whole_room(demo_server: DaphneProcess) -> None:
+    """30 sockets join at once: each one's who() plus the joined/presence notices it gets
+    name all 30, however the demo gathered them (presence_interval)."""
+    peers = await asyncio.gather(*(Peer.open(url(demo_server, "burst")) for _ in range(30)))
+    everyone = {p.id for p in peers}
+    snapshots = await asyncio.gather(*(p.call("who") for p in peers))
+    await asyncio.sleep(0.3)  # let the last gathered interval (50 ms) reach everyone
+    for peer, snapshot in zip(peers, snapshots, strict=True):
+        with contextlib.suppress(TimeoutError):
+            while True:
+                peer.inbox.append(await peer.recv_json(0.2))
+        seen = {m["id"] for m in snapshot}
+        for note in peer.inbox:
+            if note.get("method") == "joined":
+                seen.add(note["params"]["id"])
+            elif note.get("method") == "presence":
+                seen |= {entry["id"] for entry in note["params"]["joined"]}
+        assert seen == everyone
+    await asyncio.gather(*(p.close() for p in peers))
