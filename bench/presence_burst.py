@@ -44,7 +44,8 @@ async def burst(sockets: int, batch: int) -> dict[str, float | int]:
         started = time.monotonic()
         for start in range(0, sockets, batch):
             size = min(batch, sockets - start)
-            opened = await asyncio.gather(*(open_ws("127.0.0.1", server.port, "/ws/chat/burst/") for _ in range(size)))
+            path = "/ws/chat/burst/"
+            opened = await asyncio.gather(*(open_ws("127.0.0.1", server.port, path) for _ in range(size)))
             for conn in opened:
                 await conn.recv()  # rpc.connected
                 conn.on_text = count
