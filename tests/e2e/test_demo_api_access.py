@@ -281,7 +281,8 @@ async def test_an_unreachable_redis_answers_503_without_its_address(tmp_path: Pa
 
 def test_with_debug_off_the_placeholder_secret_key_refuses_to_start() -> None:
     """DEBUG off without DJANGO_SECRET_KEY: daphne exits, and ``manage.py check`` names the error."""
-    env = {"DJANGO_DEBUG": "0", "DEMO_DB": ":memory:"}
+    # The demo's own settings (the suite's tests.settings has a key of its own).
+    env = {"DJANGO_DEBUG": "0", "DEMO_DB": ":memory:", "DJANGO_SETTINGS_MODULE": "demo_chat.settings"}
     server = DaphneProcess(env=env)
     with pytest.raises(RuntimeError) as failed:
         server.start()
