@@ -52,9 +52,10 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from . import admission, db, presence
 from .conf import get_settings
 from .exceptions import ConfigurationError, RegistryUnavailable, RejectConnection
-from .limits import TokenBucket, send_backlog_probe, send_close_frame, too_big
+from .limits import TokenBucket, too_big
 from .node import Message, frame, get_node
 from .registry import ConnectionInfo, get_registry
+from .servers import send_backlog_probe, send_close_frame
 from .upkeep import cancel_requested
 
 if TYPE_CHECKING:

@@ -1,0 +1,187 @@
+"""Server adapters: what wsmanager does beyond ASGI on one particular server.
+
+ASGI hides the server, and wsmanager means to run the same on daphne,
+uvicorn (``websockets`` or ``wsproto``), hypercorn and granian. Where one
+of them needs help, the help lives here, in one :class:`ServerAdapter` per
+server, and nowhere else:
+
+* **daphne** (Twisted and autobahn) refuses every close code but 1000 and
+  3000-4999 through ASGI, and drops the reason of every ASGI close;
+  :func:`send_close_frame` writes such closes on its protocol directly.
+  daphne also buffers without bound, so :func:`send_backlog_probe` reads the
+  TCP transport's write buffer (the only place the slow-client limit can
+  look on daphne).
+* **uvicorn, hypercorn, granian** send ASGI closes with their code and
+  reason as they are: their adapter is the plain :class:`ServerAdapter`,
+  which does nothing.
+
+The server is detected from the ``send`` callable the server hands to the
+application (the package that defines it, looked up through Channels'
+middleware wrappers), once per socket, at the handshake and at a close;
+never per frame. Guarantees: a send this module does not recognise gets the
+plain adapter (no probe, closes go through ASGI); nothing here raises on an
+unknown server. Non-guarantee: daphne's probe and close writer read
+daphne's and autobahn's private attributes (checked to exist before use);
+a daphne release that renames them makes both unavailable, which is safe
+(the ASGI path is used) but loses the reason and the limit.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import Callable
+from typing import Any
+
+__all__ = [
+    "DaphneAdapter",
+    "ServerAdapter",
+    "adapter_for",
+    "call_when_running",
+    "send_backlog_probe",
+    "send_close_frame",
+    "server_name",
+]
+
+#: Middleware layers looked through (Channels' session middleware keeps the
+#: server's send as ``real_send``); bounded in case of a cycle.
+_MAX_LAYERS = 8
+
+
+class ServerAdapter:
+    """A server that needs no help beyond ASGI (uvicorn, hypercorn, granian, unknown)."""
+
+    name = "asgi"
+
+    def backlog_probe(self, send: Any) -> Callable[[], int] | None:
+        """A function returning the bytes queued to the client; None: this server shows none."""
+        return None
+
+    def close_frame(self, send: Any, code: int, reason: str | None) -> bool:
+        """Write a close frame below ASGI; False: use the ASGI ``websocket.close``."""
+        return False
+
+
+class NamedAdapter(ServerAdapter):
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+
+class DaphneAdapter(ServerAdapter):
+    """daphne 4 on Twisted: a close writer and a backlog probe behind its ``send``."""
+
+    name = "daphne"
+
+    def backlog_probe(self, send: Any) -> Callable[[], int] | None:
+        """Reads the TCP transport's write buffer behind daphne's ``send``."""
+        transport = getattr(_daphne_protocol(send), "transport", None)
+        needed = ("dataBuffer", "offset", "_tempDataLen")
+        if transport is None or not all(hasattr(transport, name) for name in needed):
+            return None
+        return functools.partial(_twisted_backlog, transport)
+
+    def close_frame(self, send: Any, code: int, reason: str | None) -> bool:
+        """Write a close frame with ``code`` directly on daphne's protocol.
+
+        daphne closes through autobahn's ``sendClose``, which refuses every
+        code but 1000 and 3000-4999, so 1008, 1009, 1011 and 1013 cannot go
+        through ASGI there. autobahn's ``sendCloseFrame`` (what daphne itself
+        uses to close with 1011) writes any code and starts the closing
+        handshake. The reason is cut to 123 bytes of whole characters (RFC
+        6455 section 5.5: a control frame's payload is at most 125 bytes).
+        """
+        write = getattr(_daphne_protocol(send), "sendCloseFrame", None)
+        if write is None:
+            return False
+        reason_utf8 = (reason or "").encode("utf-8")[:123].decode("utf-8", "ignore").encode("utf-8")
+        write(code=int(code), reasonUtf8=reason_utf8 or None, isReply=False)
+        return True
+
+
+def _twisted_backlog(transport: Any) -> int:
+    buffer: bytes = transport.dataBuffer
+    return len(buffer) - int(transport.offset) + int(transport._tempDataLen)
+
+
+def _unwrap(send: Any) -> Any:
+    """The server's own ``send`` behind middleware that kept it as ``real_send``."""
+    for _ in range(_MAX_LAYERS):
+        inner = getattr(getattr(send, "__self__", None), "real_send", None)
+        if inner is None:
+            break
+        send = inner
+    return send
+
+
+def _daphne_protocol(send: Any) -> Any:
+    """The daphne protocol object behind an ASGI ``send``, or None.
+
+    daphne's ``send`` is a ``partial`` of its server's reply method bound to
+    the Twisted protocol.
+    """
+    send = _unwrap(send)
+    if not isinstance(send, functools.partial) or not send.args:
+        return None
+    return send.args[0]
+
+
+def _defining_package(send: Any) -> str:
+    """The top-level package that defines the server's ``send`` ("" when unknown)."""
+    send = _unwrap(send)
+    if isinstance(send, functools.partial):
+        send = send.func
+    module = getattr(send, "__module__", None)
+    if not isinstance(module, str) or not module:
+        owner = getattr(send, "__self__", None)
+        module = type(owner if owner is not None else send).__module__
+    return module.partition(".")[0]
+
+
+_PLAIN = {name: NamedAdapter(name) for name in ("uvicorn", "hypercorn", "granian")}
+_DAPHNE = DaphneAdapter()
+_UNKNOWN = ServerAdapter()
+
+
+def adapter_for(send: Any) -> ServerAdapter:
+    """The adapter of the server behind ``send`` (the plain one when it is not recognised)."""
+    package = _defining_package(send)
+    if package == "daphne":
+        return _DAPHNE
+    return _PLAIN.get(package, _UNKNOWN)
+
+
+def server_name(send: Any) -> str:
+    """The server serving a connection: daphne, uvicorn, hypercorn, granian, or "asgi" (unknown)."""
+    return adapter_for(send).name
+
+
+def send_backlog_probe(send: Any) -> Callable[[], int] | None:
+    """The server's backlog probe for this socket, or None where it offers none.
+
+    ASGI gives no way to see a client's backlog; only daphne's is read (see
+    :class:`DaphneAdapter`).
+    """
+    return adapter_for(send).backlog_probe(send)
+
+
+def send_close_frame(send: Any, code: int, reason: str | None) -> bool:
+    """Write a close frame below ASGI where the server needs it (daphne); False: use ASGI."""
+    return adapter_for(send).close_frame(send, code, reason)
+
+
+def call_when_running(callback: Callable[[], None]) -> bool:
+    """Under daphne, before its reactor runs: call ``callback`` once it runs; False elsewhere.
+
+    daphne serves no ASGI lifespan, and installs its signal handlers when its
+    Twisted reactor starts, after the ASGI module was imported; a callback
+    the reactor runs at start-up comes after them. Never imports Twisted
+    (importing its reactor would install the wrong one): acts only when
+    daphne has installed it already. Under another server that imported
+    daphne (its Django app does), the reactor never runs and neither does
+    ``callback``, which is harmless.
+    """
+    reactor = sys.modules.get("twisted.internet.reactor")
+    if reactor is None or getattr(reactor, "running", True):
+        return False
+    reactor.callWhenRunning(callback)
+    return True
