@@ -35,6 +35,9 @@ DEFAULTS: Final[Mapping[str, Any]] = {
     "ALLOWED_ORIGINS": None,
     # Refuse handshakes that carry no Origin header (non-browser clients).
     "REQUIRE_ORIGIN": False,
+    # Seconds over which SIGTERM closes this process's sockets (1012), in
+    # batches, before the server shuts down (see wsmanager.drain); 0: at once.
+    "DRAIN_PERIOD": 5.0,
 }
 
 
@@ -50,6 +53,7 @@ class Settings:
     max_outgoing_queue: int
     allowed_origins: tuple[str, ...] | None
     require_origin: bool
+    drain_period: float
 
 
 def _raw() -> dict[str, Any]:
@@ -95,6 +99,10 @@ def validate(raw: Mapping[str, Any] | None = None) -> list[str]:
         or not all(isinstance(o, str) for o in origins)
     ):
         problems.append('WSMANAGER["ALLOWED_ORIGINS"] must be a list of origin patterns or None.')
+    drain = user.get("DRAIN_PERIOD", DEFAULTS["DRAIN_PERIOD"])
+    # ``not 0 <= drain < inf`` also refuses NaN.
+    if isinstance(drain, bool) or not isinstance(drain, int | float) or not 0 <= drain < float("inf"):
+        problems.append('WSMANAGER["DRAIN_PERIOD"] must be a number of seconds, 0 or more.')
     if not isinstance(user.get("REQUIRE_ORIGIN", False), bool):
         problems.append('WSMANAGER["REQUIRE_ORIGIN"] must be True or False.')
     return problems
@@ -137,4 +145,5 @@ def _build() -> Settings:
         max_outgoing_queue=int(raw["MAX_OUTGOING_QUEUE"]),
         allowed_origins=None if raw["ALLOWED_ORIGINS"] is None else tuple(raw["ALLOWED_ORIGINS"]),
         require_origin=bool(raw["REQUIRE_ORIGIN"]),
+        drain_period=float(raw["DRAIN_PERIOD"]),
     )

@@ -1,0 +1,187 @@
+"""Graceful shutdown: close every socket of this process with a code and a reason,
+spread over a drain period, before the server drops them.
+
+Left to themselves, servers end their WebSockets on SIGTERM in their own
+way: daphne and hypercorn cancel the application and drop the TCP
+connection (the client sees 1006, no close frame); uvicorn sends 1012 with
+no reason; granian sends 1001 only once the worker stops. Every client then
+reconnects at the same moment. :func:`install` puts wsmanager first:
+
+1. On SIGTERM, :func:`drain` closes this process's sockets
+   (``get_node().sockets``) with 1012 "server restarting" in batches spread
+   over ``WSMANAGER["DRAIN_PERIOD"]`` seconds (default 5; 0 closes them all
+   at once). Closing a socket removes its registry entry, its groups and its
+   presence at once, on every process sharing the registry; sockets that
+   connect meanwhile are closed with the last batch.
+2. Then the server's own SIGTERM handler runs (it was kept when the hook
+   was installed), and the server shuts down as it always does, with no
+   socket left to drop.
+
+A second SIGTERM during the drain skips what remains of it and hands over
+to the server at once.
+
+Where the hook is installed:
+
+* uvicorn, hypercorn, granian: at ASGI lifespan start-up
+  (:mod:`wsmanager.lifespan`), after the server installed its own handler.
+* daphne (no lifespan): ``install()`` called from the ASGI module asks the
+  Twisted reactor to call back once it runs (:func:`wsmanager.servers.call_when_running`).
+
+Guarantees: the server's handler runs exactly once per SIGTERM that reached
+the hook, after the drain (or at once on the second one), even if closing a
+socket fails. Non-guarantees: a client that never reads its close frame
+keeps its TCP connection until the server drops it; a worker process that
+receives no SIGTERM (hypercorn's workers are told to stop through a
+multiprocessing event instead; see docs/deployment.md) is drained only at
+lifespan shutdown, by then at once (``period=0``) and only if the server has
+not dropped its connections yet.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import os
+import signal
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from . import servers
+from .conf import get_settings
+from .node import get_node
+
+__all__ = ["RESTART", "drain", "draining", "install"]
+
+logger = logging.getLogger("wsmanager.drain")
+
+#: RFC 6455 section 7.4.1 (IANA registry): "service restart", the client may reconnect.
+RESTART = 1012
+#: Batches per second of drain period.
+_BATCHES_PER_SECOND = 10
+
+_hooked_loop: asyncio.AbstractEventLoop | None = None
+_drain_task: asyncio.Task[None] | None = None
+
+
+def draining() -> bool:
+    """Whether a SIGTERM drain is under way in this process."""
+    return _drain_task is not None and not _drain_task.done()
+
+
+async def drain(
+    period: float | None = None, code: int = RESTART, reason: str = "server restarting"
+) -> int:
+    """Close every socket of this process, spread over ``period`` seconds; how many were closed.
+
+    ``period`` None: ``WSMANAGER["DRAIN_PERIOD"]``. The sockets are closed in
+    up to 10 batches per second, each batch concurrently; sockets that
+    opened during the drain are closed after the last batch.
+    """
+    if period is None:
+        period = get_settings().drain_period
+    loop = asyncio.get_running_loop()
+    node = get_node()
+    sockets = list(node.sockets.values())
+    closed = 0
+    steps = max(1, min(len(sockets), int(period * _BATCHES_PER_SECOND)))
+    started = loop.time()
+    if sockets:
+        logger.info("draining %d socket(s) over %.1f s with %d", len(sockets), period, code)
+    for step in range(steps):
+        batch = sockets[step * len(sockets) // steps : (step + 1) * len(sockets) // steps]
+        closed += sum(await asyncio.gather(*(_close(sock, code, reason) for sock in batch)))
+        if step < steps - 1:
+            await asyncio.sleep(max(0.0, started + (step + 1) * period / steps - loop.time()))
+    late = [sock for sock in node.sockets.values() if sock not in sockets]
+    closed += sum(await asyncio.gather(*(_close(sock, code, reason) for sock in late)))
+    return closed
+
+
+async def _close(sock: Any, code: int, reason: str) -> int:
+    try:
+        await sock.close(code, reason)
+    except Exception:
+        logger.exception("drain: closing socket %s failed", getattr(sock, "id", "?"))
+        return 0
+    return 1
+
+
+def install() -> bool:
+    """Make SIGTERM drain this process before the server's own handler runs; True if hooked.
+
+    Call it from the running loop once the server has installed its
+    handlers (ASGI lifespan start-up does), or at import of the ASGI module
+    under daphne (the hook is then installed once the reactor runs).
+    Idempotent per event loop. Outside the main thread signals cannot be
+    hooked: logged, False.
+    """
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        return servers.call_when_running(_install_in_running_loop)
+    return _hook(loop)
+
+
+def _install_in_running_loop() -> None:
+    _hook(asyncio.get_event_loop())
+
+
+def _hook(loop: asyncio.AbstractEventLoop) -> bool:
+    global _hooked_loop
+    if _hooked_loop is loop:
+        return True
+    if threading.current_thread() is not threading.main_thread():
+        logger.warning("drain: not in the main thread; SIGTERM is not hooked")
+        return False
+    # A server that handles SIGTERM through its asyncio loop (granian, hypercorn
+    # without workers) has its handle there; signal.getsignal() would only show
+    # asyncio's no-op, and the loop would still run the server's handler first.
+    handles = getattr(loop, "_signal_handlers", None)
+    handle = handles.get(signal.SIGTERM) if isinstance(handles, dict) else None
+    if handle is not None:
+        chain: Callable[[], None] = handle._run
+        loop.add_signal_handler(signal.SIGTERM, _on_sigterm, loop, chain)
+    else:
+        previous = signal.getsignal(signal.SIGTERM)
+        chain = functools.partial(_call_previous, previous)
+
+        def on_signal(signum: int, frame: Any) -> None:
+            loop.call_soon_threadsafe(_on_sigterm, loop, chain)
+
+        signal.signal(signal.SIGTERM, on_signal)
+    _hooked_loop = loop
+    logger.debug("drain: SIGTERM hooked (pid %s)", os.getpid())
+    return True
+
+
+def _call_previous(previous: Any) -> None:
+    """Run the SIGTERM handler that was there before the hook, as the signal would have."""
+    if callable(previous):
+        previous(signal.SIGTERM, None)
+    elif previous == signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGTERM)
+    # SIG_IGN (or unknown, e.g. set from C): the signal was ignored before; so it is now.
+
+
+def _on_sigterm(loop: asyncio.AbstractEventLoop, chain: Callable[[], None]) -> None:
+    global _drain_task
+    if draining():
+        assert _drain_task is not None
+        logger.info("drain: second SIGTERM; handing over to the server now")
+        _drain_task.cancel()
+        return
+    _drain_task = loop.create_task(_drain_then(chain))
+
+
+async def _drain_then(chain: Callable[[], None]) -> None:
+    try:
+        await drain()
+    except asyncio.CancelledError:
+        pass
+    except Exception:
+        logger.exception("drain failed; handing over to the server")
+    finally:
+        chain()
