@@ -99,7 +99,9 @@ def test_send_close_frame_leaves_other_servers_to_asgi() -> None:
     assert send_close_frame(functools.partial(autobahn_like_reply, object(), []), 1009, "x") is False
 
 
-def test_call_when_running_needs_a_twisted_reactor_that_is_not_running(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_call_when_running_needs_a_twisted_reactor_that_is_not_running(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     """Only a reactor installed and not yet running (daphne loading the app) gets the callback."""
 
     class Reactor:

@@ -22,19 +22,25 @@ to the server at once.
 
 Where the hook is installed:
 
-* uvicorn, hypercorn, granian: at ASGI lifespan start-up
-  (:mod:`wsmanager.lifespan`), after the server installed its own handler.
+* uvicorn, granian: at ASGI lifespan start-up (:mod:`wsmanager.lifespan`),
+  after the server installed its own handler.
+* hypercorn: its workers get no SIGTERM (the main process tells them
+  through a multiprocessing event); at lifespan start-up, a task watches
+  that event (:func:`wsmanager.servers.hypercorn_worker_shutdown`) and
+  drains within half of hypercorn's ``--graceful-timeout`` (3 s by default),
+  before hypercorn cancels the connections.
 * daphne (no lifespan): ``install()`` called from the ASGI module asks the
   Twisted reactor to call back once it runs (:func:`wsmanager.servers.call_when_running`).
 
 Guarantees: the server's handler runs exactly once per SIGTERM that reached
 the hook, after the drain (or at once on the second one), even if closing a
 socket fails. Non-guarantees: a client that never reads its close frame
-keeps its TCP connection until the server drops it; a worker process that
-receives no SIGTERM (hypercorn's workers are told to stop through a
-multiprocessing event instead; see docs/deployment.md) is drained only at
-lifespan shutdown, by then at once (``period=0``) and only if the server has
-not dropped its connections yet.
+keeps its TCP connection until the server drops it; under hypercorn the
+drain period is cut to half the graceful timeout, and the server stops
+listening at once (not after the drain); a server whose workers get neither
+SIGTERM nor a known event is drained only at lifespan shutdown, by then at
+once (``period=0``) and only if the server has not dropped its connections
+yet.
 """
 
 from __future__ import annotations
@@ -61,8 +67,15 @@ RESTART = 1012
 #: Batches per second of drain period.
 _BATCHES_PER_SECOND = 10
 
+#: Seconds between two looks at hypercorn's shutdown event (it looks every 0.1 s).
+_POLL = 0.05
+
+#: Waits between batches (a seam for the tests' clock).
+_sleep = asyncio.sleep
+
 _hooked_loop: asyncio.AbstractEventLoop | None = None
 _drain_task: asyncio.Task[None] | None = None
+_tasks: set[asyncio.Task[None]] = set()
 
 
 def draining() -> bool:
@@ -93,7 +106,7 @@ async def drain(
         batch = sockets[step * len(sockets) // steps : (step + 1) * len(sockets) // steps]
         closed += sum(await asyncio.gather(*(_close(sock, code, reason) for sock in batch)))
         if step < steps - 1:
-            await asyncio.sleep(max(0.0, started + (step + 1) * period / steps - loop.time()))
+            await _sleep(max(0.0, started + (step + 1) * period / steps - loop.time()))
     late = [sock for sock in node.sockets.values() if sock not in sockets]
     closed += sum(await asyncio.gather(*(_close(sock, code, reason) for sock in late)))
     return closed
@@ -153,7 +166,24 @@ def _hook(loop: asyncio.AbstractEventLoop) -> bool:
         signal.signal(signal.SIGTERM, on_signal)
     _hooked_loop = loop
     logger.debug("drain: SIGTERM hooked (pid %s)", os.getpid())
+    worker = servers.hypercorn_worker_shutdown()
+    if worker is not None:
+        _tasks.add(loop.create_task(_watch_worker_shutdown(*worker)))
     return True
+
+
+async def _watch_worker_shutdown(is_set: Callable[[], bool], grace: float) -> None:
+    """A hypercorn worker: drain as soon as the main process says stop, within its grace.
+
+    hypercorn cancels the connections ``grace`` seconds after it saw the
+    event; the drain takes at most half of that.
+    """
+    global _drain_task
+    while not is_set():  # noqa: ASYNC110 (a multiprocessing event: nothing to await)
+        await asyncio.sleep(_POLL)
+    period = min(get_settings().drain_period, grace / 2)
+    logger.info("drain: the hypercorn worker is stopping; draining within %.1f s", period)
+    _drain_task = asyncio.get_running_loop().create_task(_drain_then(lambda: None, period))
 
 
 def _call_previous(previous: Any) -> None:
@@ -176,9 +206,9 @@ def _on_sigterm(loop: asyncio.AbstractEventLoop, chain: Callable[[], None]) -> N
     _drain_task = loop.create_task(_drain_then(chain))
 
 
-async def _drain_then(chain: Callable[[], None]) -> None:
+async def _drain_then(chain: Callable[[], None], period: float | None = None) -> None:
     try:
-        await drain()
+        await drain(period)
     except asyncio.CancelledError:
         pass
     except Exception:

@@ -38,6 +38,7 @@ __all__ = [
     "ServerAdapter",
     "adapter_for",
     "call_when_running",
+    "hypercorn_worker_shutdown",
     "send_backlog_probe",
     "send_close_frame",
     "server_name",
@@ -185,3 +186,30 @@ def call_when_running(callback: Callable[[], None]) -> bool:
         return False
     reactor.callWhenRunning(callback)
     return True
+
+
+def hypercorn_worker_shutdown() -> tuple[Callable[[], bool], float] | None:
+    """In a hypercorn worker process: (is the shutdown under way?, its graceful timeout); else None.
+
+    hypercorn's main process takes SIGTERM and tells its workers through a
+    multiprocessing event, which each worker polls every 0.1 s; the worker
+    itself gets no signal. On that event it stops listening, gives its
+    connections ``graceful_timeout`` seconds (3 by default) to end, then
+    cancels them (the clients see 1011 with no reason). The event and the
+    timeout are the keyword arguments hypercorn started the worker process
+    with (``multiprocessing.current_process()``, private attributes; None
+    when they are not there).
+    """
+    import multiprocessing
+
+    process = multiprocessing.current_process()
+    target = getattr(process, "_target", None)
+    kwargs = getattr(process, "_kwargs", None)
+    if not isinstance(kwargs, dict) or not str(getattr(target, "__module__", "")).startswith("hypercorn"):
+        return None
+    event = kwargs.get("shutdown_event")
+    is_set = getattr(event, "is_set", None)
+    if not callable(is_set):
+        return None
+    grace = getattr(kwargs.get("config"), "graceful_timeout", 3.0)
+    return is_set, float(grace)

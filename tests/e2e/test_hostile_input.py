@@ -28,7 +28,7 @@ import websockets
 from tests.e2e.client import Peer
 from tests.e2e.hostile_app import SLOW_BACKLOG, SMALL_FRAME
 from tests.e2e.rawsocket import CLOSE, CONTINUATION, PING, TEXT, RawSocket
-from tests.servers import DaphneProcess
+from tests.servers import ServerProcess, server_process
 
 pytestmark = pytest.mark.e2e
 
@@ -38,19 +38,19 @@ SERVER_BUSY, BINARY, RATE_LIMITED = -32000, -32001, -32002
 
 
 @pytest.fixture(scope="module")
-def server() -> Iterator[DaphneProcess]:
-    """One daphne process serving the hostile test app."""
-    proc = DaphneProcess(app="tests.e2e.hostile_app:application", env={"DEMO_DB": ":memory:"})
+def server(server_kind: str) -> Iterator[ServerProcess]:
+    """One process of each server in turn, serving the hostile test app."""
+    proc = server_process(server_kind, app="tests.e2e.hostile_app:application", env={"DEMO_DB": ":memory:"})
     proc.start()
     yield proc
     proc.stop()
 
 
-def url(server: DaphneProcess, kind: str, room: str) -> str:
+def url(server: ServerProcess, kind: str, room: str) -> str:
     return f"{server.ws_url}/ws/{kind}/{room}/"
 
 
-async def state(server: DaphneProcess) -> dict[str, Any]:
+async def state(server: ServerProcess) -> dict[str, Any]:
     """The registry's socket count per handler and the node's counters."""
     async with httpx.AsyncClient(base_url=server.http_url, timeout=10) as client:
         response = await client.get("/hostile/state")
@@ -59,7 +59,7 @@ async def state(server: DaphneProcess) -> dict[str, Any]:
     return result
 
 
-async def settled(server: DaphneProcess, **expected: int) -> dict[str, Any]:
+async def settled(server: ServerProcess, **expected: int) -> dict[str, Any]:
     """Wait (5 s at most) until the socket counts are ``expected`` (others 0)."""
     want = {name: expected.get(name.removeprefix("hostile."), 0) for name in HANDLERS}
     deadline = time.monotonic() + 5
@@ -72,7 +72,7 @@ async def settled(server: DaphneProcess, **expected: int) -> dict[str, Any]:
         await asyncio.sleep(0.05)
 
 
-async def fresh_client_is_served(server: DaphneProcess) -> None:
+async def fresh_client_is_served(server: ServerProcess) -> None:
     """A new socket gets rpc.connected and answers; the demo chat still works too."""
     peer = await Peer.open(url(server, "lenient", "fresh"))
     assert await peer.call("rpc.ping") == "pong"
@@ -87,7 +87,7 @@ async def fresh_client_is_served(server: DaphneProcess) -> None:
 
 
 @contextlib.asynccontextmanager
-async def watched(server: DaphneProcess, kind: str, room: str) -> AsyncIterator[Peer]:
+async def watched(server: ServerProcess, kind: str, room: str) -> AsyncIterator[Peer]:
     """A bystander in ``room`` during the block; afterwards it is unaffected and nothing is left."""
     await settled(server)
     bystander = await Peer.open(url(server, kind, room), max_queue=None)
@@ -188,7 +188,7 @@ NOT_JSON = [
 
 
 @pytest.mark.parametrize("text", NOT_JSON, ids=range(len(NOT_JSON)))
-async def test_malformed_json_gets_a_parse_error(server: DaphneProcess, text: str) -> None:
+async def test_malformed_json_gets_a_parse_error(server: ServerProcess, text: str) -> None:
     """Text that is not JSON gets -32700 with id null, and the socket stays open."""
     async with watched(server, "lenient", "nojson"):
         peer = await Peer.open(url(server, "lenient", "nojson"))
@@ -197,7 +197,7 @@ async def test_malformed_json_gets_a_parse_error(server: DaphneProcess, text: st
         await peer.close()
 
 
-async def test_many_malformed_frames_in_a_row_on_one_socket(server: DaphneProcess) -> None:
+async def test_many_malformed_frames_in_a_row_on_one_socket(server: ServerProcess) -> None:
     """Every malformed frame of a long run is answered, in order, on one socket."""
     async with watched(server, "lenient", "nojson2"):
         peer = await Peer.open(url(server, "lenient", "nojson2"))
@@ -210,7 +210,7 @@ async def test_many_malformed_frames_in_a_row_on_one_socket(server: DaphneProces
 
 
 @pytest.mark.parametrize("text", ["1", '"str"', "null", "true", "{}", "[1]", '[[], {}, ""]'])
-async def test_json_that_is_not_a_request_gets_invalid_request(server: DaphneProcess, text: str) -> None:
+async def test_json_that_is_not_a_request_gets_invalid_request(server: ServerProcess, text: str) -> None:
     """Valid JSON that is no request object gets -32600 (per item for an array)."""
     async with watched(server, "lenient", "notreq"):
         peer = await Peer.open(url(server, "lenient", "notreq"))
@@ -241,7 +241,7 @@ def nested(levels: int, kind: str) -> str:
 
 
 @pytest.mark.parametrize("kind", ["array", "object"])
-async def test_deep_nesting_is_refused_without_harm(server: DaphneProcess, kind: str) -> None:
+async def test_deep_nesting_is_refused_without_harm(server: ServerProcess, kind: str) -> None:
     """100 levels get -32600 (alone or inside params); 100,000 levels get -32700; 60 levels work."""
     async with watched(server, "lenient", f"deep{kind}"):
         peer = await Peer.open(url(server, "lenient", f"deep{kind}"))
@@ -271,7 +271,7 @@ BIG_INT = "9" * 5000
     ],
     ids=["inf", "-inf", "inf-notification", "inf-id", "int5000", "int5000-id", "-int5000", "batch"],
 )
-async def test_huge_numbers_get_a_parse_error(server: DaphneProcess, text: str) -> None:
+async def test_huge_numbers_get_a_parse_error(server: ServerProcess, text: str) -> None:
     """Numbers out of float range and integers of 5,000 digits get -32700 with id null."""
     async with watched(server, "lenient", "numbers"):
         peer = await Peer.open(url(server, "lenient", "numbers"))
@@ -279,7 +279,7 @@ async def test_huge_numbers_get_a_parse_error(server: DaphneProcess, text: str) 
         await peer.close()
 
 
-async def test_large_but_valid_numbers_round_trip(server: DaphneProcess) -> None:
+async def test_large_but_valid_numbers_round_trip(server: ServerProcess) -> None:
     """1e308, a 4,000-digit integer and a 10**30 id are echoed exactly."""
     async with watched(server, "lenient", "bignum"):
         peer = await Peer.open(url(server, "lenient", "bignum"))
@@ -326,7 +326,7 @@ def expected_for(field: str, value: Any) -> dict[str, Any]:
 WRONG_TYPES = [(field, value) for field in ("jsonrpc", "method", "params", "id") for value in EVERY_TYPE]
 
 
-async def test_every_json_type_in_every_request_field(server: DaphneProcess) -> None:
+async def test_every_json_type_in_every_request_field(server: ServerProcess) -> None:
     """Each field of a request set to each JSON type gets its exact answer (or result)."""
     async with watched(server, "lenient", "types"):
         peer = await Peer.open(url(server, "lenient", "types"))
@@ -341,7 +341,7 @@ async def test_every_json_type_in_every_request_field(server: DaphneProcess) -> 
 
 
 @pytest.mark.parametrize("version", ["1.0", "2", "2.00", "3.0", " 2.0", "2.0 ", "2.0\x00", "", "jsonrpc"])
-async def test_unknown_jsonrpc_versions_are_invalid_requests(server: DaphneProcess, version: str) -> None:
+async def test_unknown_jsonrpc_versions_are_invalid_requests(server: ServerProcess, version: str) -> None:
     """Anything but exactly "2.0" gets -32600 with the request's id; a missing member too."""
     async with watched(server, "lenient", "versions"):
         peer = await Peer.open(url(server, "lenient", "versions"))
@@ -352,7 +352,7 @@ async def test_unknown_jsonrpc_versions_are_invalid_requests(server: DaphneProce
         await peer.close()
 
 
-async def test_members_beside_a_request_are_refused_or_ignored(server: DaphneProcess) -> None:
+async def test_members_beside_a_request_are_refused_or_ignored(server: ServerProcess) -> None:
     """A request carrying result or error is -32600; unknown extra members are ignored."""
     async with watched(server, "lenient", "extra"):
         peer = await Peer.open(url(server, "lenient", "extra"))
@@ -367,7 +367,7 @@ async def test_members_beside_a_request_are_refused_or_ignored(server: DaphnePro
 # -- batches --------------------------------------------------------------------------------------
 
 
-async def test_batches_empty_full_and_over_the_limit(server: DaphneProcess) -> None:
+async def test_batches_empty_full_and_over_the_limit(server: ServerProcess) -> None:
     """[] gets one -32600; 100 calls get 100 answers; 101 calls get one -32600 and run nothing."""
     async with watched(server, "lenient", "batches") as bystander:
         peer = await Peer.open(url(server, "lenient", "batches"))
@@ -396,7 +396,7 @@ async def test_batches_empty_full_and_over_the_limit(server: DaphneProcess) -> N
     ids=["empty", "nul", "ff", "json", "64KiB"],
 )
 async def test_binary_frames_get_an_error_and_the_socket_stays_open(
-    server: DaphneProcess, data: bytes
+    server: ServerProcess, data: bytes
 ) -> None:
     """An RPC handler answers any binary frame with -32001, id null."""
     async with watched(server, "lenient", "binary"):
@@ -406,7 +406,7 @@ async def test_binary_frames_get_an_error_and_the_socket_stays_open(
         await peer.close()
 
 
-async def test_frames_over_the_handler_limit_close_1009(server: DaphneProcess) -> None:
+async def test_frames_over_the_handler_limit_close_1009(server: ServerProcess) -> None:
     """A frame of exactly max_message_size works; one byte more (text or binary) closes 1009."""
     async with watched(server, "small", "big") as bystander:
         peer = await Peer.open(url(server, "small", "big"))
@@ -424,7 +424,7 @@ async def test_frames_over_the_handler_limit_close_1009(server: DaphneProcess) -
         await peer.close()
 
 
-async def test_sockets_over_the_per_user_cap_are_closed_4429(server: DaphneProcess) -> None:
+async def test_sockets_over_the_per_user_cap_are_closed_4429(server: ServerProcess) -> None:
     """A user's third socket is accepted then closed with 4429 and its reason; two stay registered."""
     async with watched(server, "capped", "cap") as bystander:
         first = await Peer.open(url(server, "capped", "cap") + "?user=7")
@@ -442,7 +442,7 @@ async def test_sockets_over_the_per_user_cap_are_closed_4429(server: DaphneProce
             await peer.close()
 
 
-async def test_frames_over_daphnes_own_limit_drop_the_connection(server: DaphneProcess) -> None:
+async def test_frames_over_daphnes_own_limit_drop_the_connection(server: ServerProcess) -> None:
     """Over daphne's 1 MiB, autobahn drops the TCP connection before wsmanager sees the frame."""
     async with watched(server, "lenient", "huge"):
         peer = await Peer.open(url(server, "lenient", "huge"))
@@ -463,7 +463,7 @@ INVALID_UTF8 = {
 
 
 @pytest.mark.parametrize("payload", INVALID_UTF8.values(), ids=INVALID_UTF8.keys())
-async def test_invalid_utf8_text_drops_the_connection(server: DaphneProcess, payload: bytes) -> None:
+async def test_invalid_utf8_text_drops_the_connection(server: ServerProcess, payload: bytes) -> None:
     """A text frame that is not UTF-8 is refused by autobahn: the TCP connection drops (no 1007 frame)."""
     async with watched(server, "lenient", "utf8"):
         raw = await RawSocket.open(server.port, "/ws/lenient/utf8/")
@@ -472,7 +472,7 @@ async def test_invalid_utf8_text_drops_the_connection(server: DaphneProcess, pay
         assert await raw.ending() == ("dropped", None, 0)
 
 
-async def test_utf8_split_across_fragments(server: DaphneProcess) -> None:
+async def test_utf8_split_across_fragments(server: ServerProcess) -> None:
     """A character split over two fragments is reassembled; an invalid continuation drops the connection."""
     async with watched(server, "lenient", "fragments"):
         raw = await RawSocket.open(server.port, "/ws/lenient/fragments/")
@@ -491,7 +491,7 @@ async def test_utf8_split_across_fragments(server: DaphneProcess) -> None:
     "violation", ["unmasked", "rsv-bits", "reserved-opcode", "ping-over-125", "bad-close"]
 )
 async def test_websocket_protocol_violations_drop_the_connection(
-    server: DaphneProcess, violation: str
+    server: ServerProcess, violation: str
 ) -> None:
     """Frames that break RFC 6455 make autobahn drop the connection; the server stays up."""
     async with watched(server, "lenient", "rfc"):
@@ -514,7 +514,7 @@ async def test_websocket_protocol_violations_drop_the_connection(
 # -- floods ----------------------------------------------------------------------------------------
 
 
-async def test_ten_thousand_messages_are_rate_limited_then_closed_1008(server: DaphneProcess) -> None:
+async def test_ten_thousand_messages_are_rate_limited_then_closed_1008(server: ServerProcess) -> None:
     """Past the burst, calls get -32002 until 50 refusals in a row close the socket with 1008."""
     initial = await state(server)
     before = initial["stats"].get("rate_limited", 0)
@@ -577,7 +577,7 @@ async def test_ten_thousand_messages_are_rate_limited_then_closed_1008(server: D
         assert after["stats"]["rate_limited"] - before >= len(limited) + 1
 
 
-async def test_calls_beyond_the_pending_limit_get_busy_at_once(server: DaphneProcess) -> None:
+async def test_calls_beyond_the_pending_limit_get_busy_at_once(server: ServerProcess) -> None:
     """With 64 calls waiting, further calls get -32000 at once; the socket stays open."""
     async with watched(server, "lenient", "busy"):
         peer = await Peer.open(url(server, "lenient", "busy"))
@@ -593,7 +593,7 @@ async def test_calls_beyond_the_pending_limit_get_busy_at_once(server: DaphnePro
         await peer.close()
 
 
-async def test_two_hundred_sockets_dropped_without_a_close_leave_no_trace(server: DaphneProcess) -> None:
+async def test_two_hundred_sockets_dropped_without_a_close_leave_no_trace(server: ServerProcess) -> None:
     """200 sockets aborted at the TCP level leave the registry as it was."""
     async with watched(server, "lenient", "drops") as bystander:
         raws: list[RawSocket] = []
@@ -610,7 +610,7 @@ async def test_two_hundred_sockets_dropped_without_a_close_leave_no_trace(server
         await settled(server, lenient=1)
 
 
-async def test_slow_reader_is_closed_1013_and_the_room_keeps_flowing(server: DaphneProcess) -> None:
+async def test_slow_reader_is_closed_1013_and_the_room_keeps_flowing(server: ServerProcess) -> None:
     """A client that stops reading is cut off (1013, dropped_slow_client); a bystander gets every message."""
     initial = await state(server)
     before = initial["stats"].get("dropped_slow_client", 0)
