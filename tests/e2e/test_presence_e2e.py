@@ -1,4 +1,5 @@
-"""Presence across real daphne processes on Redis: ``joined`` / ``left`` once, whoever announces.
+"""Presence across real server processes on Redis (each server in turn): ``joined`` /
+``left`` once, whoever announces.
 
 The demo has no login, so every socket here is its own member (per-user
 presence is covered in-process by tests/test_presence.py, and per-user
@@ -20,7 +21,7 @@ import pytest
 
 from tests import redis_support
 from tests.e2e.client import Peer, chat_url, cluster_env, running
-from tests.servers import DaphneProcess
+from tests.servers import ServerProcess, server_process
 
 pytestmark = [pytest.mark.e2e, pytest.mark.redis]
 
@@ -30,10 +31,10 @@ HEARTBEAT = 0.5
 
 
 @pytest.fixture(scope="module")
-def cluster(redis_url: str) -> Iterator[list[DaphneProcess]]:
-    """Two daphne processes on one Redis."""
+def cluster(redis_url: str, server_kind: str) -> Iterator[list[ServerProcess]]:
+    """Two processes of each server in turn on one Redis."""
     env = cluster_env(redis_url, WSMANAGER_HEARTBEAT=str(HEARTBEAT))
-    with running([DaphneProcess(env=env) for _ in range(2)]) as servers:
+    with running([server_process(server_kind, env=env) for _ in range(2)]) as servers:
         yield servers
 
 
@@ -69,7 +70,7 @@ async def wait_for_lefts(peer: Peer, ids: set[str], deadline: float) -> list[dic
     return got
 
 
-async def test_joined_and_left_once_per_socket_across_processes(cluster: list[DaphneProcess]) -> None:
+async def test_joined_and_left_once_per_socket_across_processes(cluster: list[ServerProcess]) -> None:
     """Each arrival and departure on either process is announced once to every other member."""
     a = await Peer.open(ws(cluster[0], "p1"))
     b = await Peer.open(ws(cluster[1], "p1"))
@@ -85,11 +86,13 @@ async def test_joined_and_left_once_per_socket_across_processes(cluster: list[Da
     await a.close()
 
 
-async def test_sigkilled_process_sockets_leave_once_via_one_survivor(redis_url: str) -> None:
+async def test_sigkilled_process_sockets_leave_once_via_one_survivor(
+    redis_url: str, server_kind: str
+) -> None:
     """SIGKILL: members on both survivors hear ``left`` once per dead socket, within a few heartbeats."""
     env = cluster_env(redis_url, WSMANAGER_HEARTBEAT=str(HEARTBEAT))
-    with DaphneProcess(env=env) as one, DaphneProcess(env=env) as two:
-        doomed = DaphneProcess(env=env).start()
+    with server_process(server_kind, env=env) as one, server_process(server_kind, env=env) as two:
+        doomed = server_process(server_kind, env=env).start()
         try:
             watchers = [await Peer.open(ws(one, "p2")), await Peer.open(ws(two, "p2"))]
             dead = [await Peer.open(ws(doomed, "p2")) for _ in range(3)]
@@ -110,11 +113,11 @@ async def test_sigkilled_process_sockets_leave_once_via_one_survivor(redis_url: 
             doomed.kill()
 
 
-async def test_stopped_process_sockets_leave_once(redis_url: str) -> None:
+async def test_stopped_process_sockets_leave_once(redis_url: str, server_kind: str) -> None:
     """SIGTERM: the survivor's member hears ``left`` once for each socket of the stopped process."""
     env = cluster_env(redis_url, WSMANAGER_HEARTBEAT=str(HEARTBEAT))
-    with DaphneProcess(env=env) as survivor:
-        leaving = DaphneProcess(env=env).start()
+    with server_process(server_kind, env=env) as survivor:
+        leaving = server_process(server_kind, env=env).start()
         watcher = await Peer.open(ws(survivor, "p3"))
         peers = [await Peer.open(ws(leaving, "p3")) for _ in range(3)]
         await drain(watcher, 0.3)
