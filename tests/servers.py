@@ -3,7 +3,8 @@
 A :class:`ServerProcess` runs one server (daphne, uvicorn with its
 ``websockets`` or ``wsproto`` implementation, hypercorn or granian) serving
 an ASGI app (the demo by default) on a free loopback port, waits until the
-app answers, and can be stopped cleanly (SIGTERM, as a supervisor does),
+app is served (the port listens; hypercorn's and granian's workers log that
+they serve), and can be stopped cleanly (SIGTERM, as a supervisor does),
 killed (SIGKILL), frozen (SIGSTOP) and thawed (SIGCONT). Its output goes to
 a log file whose tail is shown when start-up fails.
 
@@ -55,36 +56,14 @@ def wait_for_port(
     raise RuntimeError(f"nothing listens on port {port} after {timeout}s")
 
 
-def wait_until_served(
-    port: int, timeout: float = 30.0, proc: subprocess.Popen[bytes] | None = None
-) -> None:
-    """Wait until an HTTP request gets any answer (or a close) from the app's process.
-
-    A main process that binds the port before its worker has loaded the app
-    (hypercorn, granian) accepts connections that nobody reads yet; an
-    answer proves the worker serves.
-    """
-    deadline = time.monotonic() + timeout
-    wait_for_port(port, timeout, proc)
-    while time.monotonic() < deadline:
-        if proc is not None and proc.poll() is not None:
-            raise RuntimeError(f"server exited with {proc.returncode} before serving")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1.0) as sock:
-                sock.sendall(b"GET /__ready__ HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
-                sock.settimeout(1.0)
-                sock.recv(1)  # any status, or b"" (closed): the app's process answered
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError(f"port {port} accepts connections but nothing answers after {timeout}s")
-
-
 class ServerProcess:
     """One server process serving ``app`` (the demo by default). Subclasses give the command."""
 
     #: The name used in test ids, ``server_process`` and ``WSMANAGER_TEST_SERVERS``.
     kind: ClassVar[str] = ""
+    #: A log line that says the app is served, for servers whose main process binds
+    #: the port before its worker has loaded the app; None: listening means serving.
+    ready_marker: ClassVar[str | None] = None
 
     def __init__(
         self,
@@ -126,11 +105,23 @@ class ServerProcess:
             start_new_session=True,
         )
         try:
-            wait_until_served(self.port, proc=self.proc)
+            wait_for_port(self.port, 30.0, self.proc)
+            self._wait_for_marker(30.0)
         except RuntimeError as exc:
             self.kill()
             raise RuntimeError(f"{exc}\n--- {self.kind} log ---\n{self.log_tail()}") from None
         return self
+
+    def _wait_for_marker(self, timeout: float) -> None:
+        if self.ready_marker is None:
+            return
+        deadline = time.monotonic() + timeout
+        while self.ready_marker not in self.log_text():
+            if self.proc is not None and self.proc.poll() is not None:
+                raise RuntimeError(f"server exited with {self.proc.returncode} before serving")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"no {self.ready_marker!r} in the log after {timeout}s")
+            time.sleep(0.05)
 
     def log_text(self) -> str:
         return self.log_path.read_text(errors="replace")
@@ -237,6 +228,7 @@ class HypercornProcess(ServerProcess):
     """``hypercorn -b 127.0.0.1:PORT APP``: a main process and one spawned worker."""
 
     kind = "hypercorn"
+    ready_marker = "Running on http://"
 
     def command(self) -> list[str]:
         return [sys.executable, "-m", "hypercorn", "-b", f"127.0.0.1:{self.port}", *self.extra_args, self.app]
@@ -246,6 +238,7 @@ class GranianProcess(ServerProcess):
     """``granian --interface asgi``: a Rust main process and one worker process."""
 
     kind = "granian"
+    ready_marker = "Started worker-"
 
     def command(self) -> list[str]:
         return [

@@ -49,10 +49,11 @@ async def test_drain_closes_every_socket_with_1012_and_the_reason() -> None:
 
 
 async def test_drain_spreads_batches_over_the_period(monkeypatch: pytest.MonkeyPatch) -> None:
-    """20 sockets over 1 s: 10 batches of 2, with a wait between batches (none after the last)."""
+    """20 sockets over 1 s: 10 batches of 2, with a wait after each batch but the last."""
     events: list[Any] = []
 
     async def fake_sleep(seconds: float) -> None:
+        await asyncio.sleep(0)  # the batch's closes run
         events.append("wait")
 
     monkeypatch.setattr(drain, "_sleep", fake_sleep)
@@ -120,7 +121,7 @@ async def test_sigterm_drains_then_runs_the_previous_python_handler() -> None:
 
 @override_settings(WSMANAGER={"DRAIN_PERIOD": 0})
 async def test_sigterm_drains_then_runs_the_previous_loop_handler() -> None:
-    """A server's handler set with loop.add_signal_handler (granian) runs after the drain, once."""
+    """A server's handler set with an asyncio loop's add_signal_handler runs after the drain, once."""
     loop = asyncio.get_running_loop()
     seen: list[int] = []
     loop.add_signal_handler(signal.SIGTERM, lambda: seen.append(len(CLOSED)))
@@ -151,3 +152,27 @@ async def test_a_second_sigterm_hands_over_at_once(monkeypatch: pytest.MonkeyPat
         await wait_for(lambda: seen, "the server's handler ran")
     assert seen == ["server"]
     assert len(CLOSED) == 1  # one batch of four (four sockets over 60 s: four batches) went out
+
+
+@override_settings(WSMANAGER={"DRAIN_PERIOD": 0})
+def test_sigterm_under_uvloop_drains_then_hands_over_as_sigint() -> None:
+    """uvloop hides the server's callback (granian's case): the hand-over comes as SIGINT."""
+    uvloop = pytest.importorskip("uvloop")
+
+    async def main() -> list[str]:
+        loop = asyncio.get_running_loop()
+        seen: list[str] = []
+        loop.add_signal_handler(signal.SIGTERM, lambda: seen.append("server's SIGTERM handler"))
+        loop.add_signal_handler(signal.SIGINT, lambda: seen.append(f"SIGINT after {len(CLOSED)} closed"))
+        try:
+            FakeSocket("a")
+            assert drain.install() is True
+            os.kill(os.getpid(), signal.SIGTERM)
+            await wait_for(lambda: seen, "the server heard of it")
+            await asyncio.sleep(0.05)
+            return seen
+        finally:
+            loop.remove_signal_handler(signal.SIGTERM)
+            loop.remove_signal_handler(signal.SIGINT)
+
+    assert uvloop.run(main()) == ["SIGINT after 1 closed"]

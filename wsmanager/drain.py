@@ -15,7 +15,10 @@ reconnects at the same moment. :func:`install` puts wsmanager first:
    connect meanwhile are closed with the last batch.
 2. Then the server's own SIGTERM handler runs (it was kept when the hook
    was installed), and the server shuts down as it always does, with no
-   socket left to drop.
+   socket left to drop. A handler set with ``signal.signal`` (uvicorn,
+   daphne's Twisted) is called; one an asyncio loop holds is run from its
+   handle; one uvloop holds out of reach (granian's worker) is reached by
+   sending this process SIGINT, which those servers handle as SIGTERM.
 
 A second SIGTERM during the drain skips what remains of it and hands over
 to the server at once.
@@ -58,7 +61,7 @@ from . import servers
 from .conf import get_settings
 from .node import get_node
 
-__all__ = ["RESTART", "drain", "draining", "install"]
+__all__ = ["CLOSE_WAIT", "RESTART", "drain", "draining", "install"]
 
 logger = logging.getLogger("wsmanager.drain")
 
@@ -66,6 +69,8 @@ logger = logging.getLogger("wsmanager.drain")
 RESTART = 1012
 #: Batches per second of drain period.
 _BATCHES_PER_SECOND = 10
+#: Seconds the drain waits, after its last batch, for closes still under way.
+CLOSE_WAIT = 5.0
 
 #: Seconds between two looks at hypercorn's shutdown event (it looks every 0.1 s).
 _POLL = 0.05
@@ -86,30 +91,38 @@ def draining() -> bool:
 async def drain(
     period: float | None = None, code: int = RESTART, reason: str = "server restarting"
 ) -> int:
-    """Close every socket of this process, spread over ``period`` seconds; how many were closed.
+    """Close every socket of this process, spread over ``period`` seconds; how many closes completed.
 
-    ``period`` None: ``WSMANAGER["DRAIN_PERIOD"]``. The sockets are closed in
-    up to 10 batches per second, each batch concurrently; sockets that
-    opened during the drain are closed after the last batch.
+    ``period`` None: ``WSMANAGER["DRAIN_PERIOD"]``. The closes start in up
+    to 10 batches per second; sockets that opened during the drain are
+    closed with the last batch. A close waits for the server to send it
+    (on uvicorn's ``websockets`` implementation: for the client's answer), so
+    the drain does not wait for one batch before starting the next, and
+    waits at most :data:`CLOSE_WAIT` seconds after the last batch for the
+    closes still under way; those are left to the server's shutdown.
     """
     if period is None:
         period = get_settings().drain_period
     loop = asyncio.get_running_loop()
     node = get_node()
     sockets = list(node.sockets.values())
-    closed = 0
     steps = max(1, min(len(sockets), int(period * _BATCHES_PER_SECOND)))
     started = loop.time()
     if sockets:
         logger.info("draining %d socket(s) over %.1f s with %d", len(sockets), period, code)
+    closing: list[asyncio.Task[int]] = []
     for step in range(steps):
         batch = sockets[step * len(sockets) // steps : (step + 1) * len(sockets) // steps]
-        closed += sum(await asyncio.gather(*(_close(sock, code, reason) for sock in batch)))
+        closing += [loop.create_task(_close(sock, code, reason)) for sock in batch]
         if step < steps - 1:
             await _sleep(max(0.0, started + (step + 1) * period / steps - loop.time()))
-    late = [sock for sock in node.sockets.values() if sock not in sockets]
-    closed += sum(await asyncio.gather(*(_close(sock, code, reason) for sock in late)))
-    return closed
+    closing += [loop.create_task(_close(s, code, reason)) for s in node.sockets.values() if s not in sockets]
+    if not closing:
+        return 0
+    done, pending = await asyncio.wait(closing, timeout=CLOSE_WAIT)
+    if pending:
+        logger.warning("drain: %d close(s) unanswered after %.0f s", len(pending), CLOSE_WAIT)
+    return sum(task.result() for task in done)
 
 
 async def _close(sock: Any, code: int, reason: str) -> int:
@@ -148,16 +161,22 @@ def _hook(loop: asyncio.AbstractEventLoop) -> bool:
     if threading.current_thread() is not threading.main_thread():
         logger.warning("drain: not in the main thread; SIGTERM is not hooked")
         return False
-    # A server that handles SIGTERM through its asyncio loop (granian, hypercorn
-    # without workers) has its handle there; signal.getsignal() would only show
-    # asyncio's no-op, and the loop would still run the server's handler first.
+    # A server that handles SIGTERM through its asyncio loop (hypercorn without
+    # workers) has its handle there; signal.getsignal() only shows asyncio's
+    # no-op, and the loop would still run the server's handler first.
     handles = getattr(loop, "_signal_handlers", None)
     handle = handles.get(signal.SIGTERM) if isinstance(handles, dict) else None
+    previous = signal.getsignal(signal.SIGTERM)
     if handle is not None:
         chain: Callable[[], None] = handle._run
         loop.add_signal_handler(signal.SIGTERM, _on_sigterm, loop, chain)
+    elif getattr(previous, "__self__", None) is loop:
+        # uvloop (granian's loop) keeps the server's callback out of reach and runs it
+        # from its own wake-up fd whatever signal.signal says: take SIGTERM over in
+        # the loop, and hand over with SIGINT, which the servers that do this
+        # (granian registers one handler for both) treat alike.
+        loop.add_signal_handler(signal.SIGTERM, _on_sigterm, loop, _hand_over_as_sigint)
     else:
-        previous = signal.getsignal(signal.SIGTERM)
         chain = functools.partial(_call_previous, previous)
 
         def on_signal(signum: int, frame: Any) -> None:
@@ -184,6 +203,10 @@ async def _watch_worker_shutdown(is_set: Callable[[], bool], grace: float) -> No
     period = min(get_settings().drain_period, grace / 2)
     logger.info("drain: the hypercorn worker is stopping; draining within %.1f s", period)
     _drain_task = asyncio.get_running_loop().create_task(_drain_then(lambda: None, period))
+
+
+def _hand_over_as_sigint() -> None:
+    os.kill(os.getpid(), signal.SIGINT)
 
 
 def _call_previous(previous: Any) -> None:

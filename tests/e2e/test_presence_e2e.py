@@ -121,7 +121,7 @@ async def test_stopped_process_sockets_leave_once(redis_url: str, server_kind: s
         watcher = await Peer.open(ws(survivor, "p3"))
         peers = [await Peer.open(ws(leaving, "p3")) for _ in range(3)]
         await drain(watcher, 0.3)
-        leaving.stop()
+        await asyncio.to_thread(leaving.stop)  # the clients answer the close meanwhile
         messages = await wait_for_lefts(watcher, {p.id for p in peers}, 10 * HEARTBEAT + 5)
         notes = presence_notes(messages + await drain(watcher, 3 * HEARTBEAT))
         assert notes == Counter({("left", p.id): 1 for p in peers})
