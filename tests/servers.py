@@ -256,6 +256,22 @@ class GranianProcess(ServerProcess):
         ]
 
 
+class GunicornUvicornProcess(ServerProcess):
+    """``gunicorn -k uvicorn_worker.UvicornWorker -w 2``: a gunicorn master and two uvicorn workers.
+
+    Not one of :data:`SERVER_KINDS` (the suite runs uvicorn alone); tests of
+    gunicorn's own behaviour use it directly.
+    """
+
+    kind = "gunicorn"
+    ready_marker = "Application startup complete"
+
+    def command(self) -> list[str]:
+        bind = f"127.0.0.1:{self.port}"
+        gunicorn = [sys.executable, "-m", "gunicorn", "-k", "uvicorn_worker.UvicornWorker", "-w", "2"]
+        return [*gunicorn, "-b", bind, *self.extra_args, self.app]
+
+
 SERVER_CLASSES: dict[str, type[ServerProcess]] = {
     cls.kind: cls
     for cls in (DaphneProcess, UvicornProcess, UvicornWsprotoProcess, HypercornProcess, GranianProcess)

@@ -20,7 +20,7 @@ import websockets
 from tests import redis_support
 from tests.e2e.client import Peer, chat_url, cluster_env, room_ids
 from tests.e2e.servers_app import SMALL_FRAME
-from tests.servers import ServerProcess, server_process
+from tests.servers import GunicornUvicornProcess, ServerProcess, server_process
 
 pytestmark = pytest.mark.e2e
 
@@ -173,3 +173,18 @@ async def test_sigterm_removes_the_process_sockets_from_the_shared_registry(
             await watcher.close()
         finally:
             leaving.kill()
+
+
+async def test_gunicorn_with_uvicorn_workers_drains_every_worker() -> None:
+    """Under gunicorn's master, each uvicorn worker drains its own sockets on SIGTERM."""
+    proc = GunicornUvicornProcess(app=APP, env={"DEMO_DB": ":memory:", "WSMANAGER_DRAIN_PERIOD": "0.5"})
+    with proc:
+        sockets = [await websockets.connect(chat_url(proc, "gunicorn")) for _ in range(6)]
+        proc.terminate()
+        outcomes = await asyncio.gather(*(closed_with(ws) for ws in sockets))
+        assert outcomes == [(1012, "server restarting")] * 6
+        await asyncio.to_thread(proc.wait, 30)
+    log = proc.log_text()
+    assert log.count("lifespan start-up: node") == 2
+    drained = [int(line.split("draining ")[1].split()[0]) for line in log.splitlines() if "draining " in line]
+    assert sum(drained) == 6
