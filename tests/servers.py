@@ -64,6 +64,8 @@ class ServerProcess:
     #: A log line that says the app is served, for servers whose main process binds
     #: the port before its worker has loaded the app; None: listening means serving.
     ready_marker: ClassVar[str | None] = None
+    #: How many times the marker must appear (once per worker).
+    ready_count: ClassVar[int] = 1
 
     def __init__(
         self,
@@ -116,7 +118,7 @@ class ServerProcess:
         if self.ready_marker is None:
             return
         deadline = time.monotonic() + timeout
-        while self.ready_marker not in self.log_text():
+        while self.log_text().count(self.ready_marker) < self.ready_count:
             if self.proc is not None and self.proc.poll() is not None:
                 raise RuntimeError(f"server exited with {self.proc.returncode} before serving")
             if time.monotonic() > deadline:
@@ -132,6 +134,29 @@ class ServerProcess:
     @property
     def running(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
+
+    def pids(self) -> list[int]:
+        """The main process and every process it started (hypercorn's and granian's workers)."""
+        if not self.running:
+            return []
+        assert self.proc is not None
+        found, todo = [], [self.proc.pid]
+        while todo:
+            pid = todo.pop()
+            found.append(pid)
+            try:
+                children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+            except OSError:
+                continue
+            todo += [int(child) for child in children]
+        return found
+
+    def serving_pid(self) -> int:
+        """The process that runs the app: the last one started (the worker), else the main one."""
+        pids = self.pids()
+        if not pids:
+            raise RuntimeError(f"{self} is not running")
+        return pids[-1]
 
     def _signal_group(self, sig: int) -> None:
         assert self.proc is not None
@@ -265,6 +290,7 @@ class GunicornUvicornProcess(ServerProcess):
 
     kind = "gunicorn"
     ready_marker = "Application startup complete"
+    ready_count = 2
 
     def command(self) -> list[str]:
         bind = f"127.0.0.1:{self.port}"

@@ -11,9 +11,15 @@ server, and nowhere else:
   daphne also buffers without bound, so :func:`send_backlog_probe` reads the
   TCP transport's write buffer (the only place the slow-client limit can
   look on daphne).
-* **uvicorn, hypercorn, granian** send ASGI closes with their code and
-  reason as they are: their adapter is the plain :class:`ServerAdapter`,
-  which does nothing.
+* **uvicorn with its ``websockets`` implementation** sends ASGI closes as
+  they are, but its ``send`` of the close waits for the whole closing
+  handshake (up to 10 s when the client does not answer, e.g. a flooding
+  client whose frames fill the server's queue); :class:`UvicornWebsocketsAdapter`
+  sends such closes in a task of their own, so that the socket leaves the
+  registry at once instead of after the handshake.
+* **uvicorn with ``wsproto``, hypercorn, granian** send ASGI closes with
+  their code and reason as they are, at once: their adapter is the plain
+  :class:`ServerAdapter`, which does nothing.
 
 The server is detected from the ``send`` callable the server hands to the
 application (the package that defines it, looked up through Channels'
@@ -28,7 +34,9 @@ a daphne release that renames them makes both unavailable, which is safe
 
 from __future__ import annotations
 
+import asyncio
 import functools
+import logging
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -36,6 +44,7 @@ from typing import Any
 __all__ = [
     "DaphneAdapter",
     "ServerAdapter",
+    "UvicornWebsocketsAdapter",
     "adapter_for",
     "call_when_running",
     "hypercorn_worker_shutdown",
@@ -43,6 +52,8 @@ __all__ = [
     "send_close_frame",
     "server_name",
 ]
+
+logger = logging.getLogger("wsmanager.servers")
 
 #: Middleware layers looked through (Channels' session middleware keeps the
 #: server's send as ``real_send``); bounded in case of a cycle.
@@ -99,6 +110,29 @@ class DaphneAdapter(ServerAdapter):
         return True
 
 
+class UvicornWebsocketsAdapter(NamedAdapter):
+    """uvicorn's ``websockets`` implementation: closes sent without waiting for the handshake."""
+
+    def __init__(self) -> None:
+        super().__init__("uvicorn")
+        self._closing: set[asyncio.Task[None]] = set()
+
+    def close_frame(self, send: Any, code: int, reason: str | None) -> bool:
+        """Send the ASGI close in a task; True: under way (the handler need not wait for it)."""
+        message = {"type": "websocket.close", "code": int(code), "reason": reason or ""}
+        task = asyncio.get_running_loop().create_task(self._send_close(send, message))
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
+        return True
+
+    @staticmethod
+    async def _send_close(send: Any, message: dict[str, Any]) -> None:
+        try:
+            await send(message)
+        except Exception as exc:  # the client went away meanwhile: nothing left to close
+            logger.debug("close %s not sent: %r", message["code"], exc)
+
+
 def _twisted_backlog(transport: Any) -> int:
     buffer: bytes = transport.dataBuffer
     return len(buffer) - int(transport.offset) + int(transport._tempDataLen)
@@ -126,8 +160,8 @@ def _daphne_protocol(send: Any) -> Any:
     return send.args[0]
 
 
-def _defining_package(send: Any) -> str:
-    """The top-level package that defines the server's ``send`` ("" when unknown)."""
+def _defining_module(send: Any) -> str:
+    """The module that defines the server's ``send`` ("" when unknown)."""
     send = _unwrap(send)
     if isinstance(send, functools.partial):
         send = send.func
@@ -135,19 +169,24 @@ def _defining_package(send: Any) -> str:
     if not isinstance(module, str) or not module:
         owner = getattr(send, "__self__", None)
         module = type(owner if owner is not None else send).__module__
-    return module.partition(".")[0]
+    return module or ""
 
 
 _PLAIN = {name: NamedAdapter(name) for name in ("uvicorn", "hypercorn", "granian")}
 _DAPHNE = DaphneAdapter()
+_UVICORN_WEBSOCKETS = UvicornWebsocketsAdapter()
 _UNKNOWN = ServerAdapter()
+_UVICORN_WEBSOCKETS_MODULE = "uvicorn.protocols.websockets.websockets_impl"
 
 
 def adapter_for(send: Any) -> ServerAdapter:
     """The adapter of the server behind ``send`` (the plain one when it is not recognised)."""
-    package = _defining_package(send)
+    module = _defining_module(send)
+    package = module.partition(".")[0]
     if package == "daphne":
         return _DAPHNE
+    if module == _UVICORN_WEBSOCKETS_MODULE:
+        return _UVICORN_WEBSOCKETS
     return _PLAIN.get(package, _UNKNOWN)
 
 
@@ -166,7 +205,12 @@ def send_backlog_probe(send: Any) -> Callable[[], int] | None:
 
 
 def send_close_frame(send: Any, code: int, reason: str | None) -> bool:
-    """Write a close frame below ASGI where the server needs it (daphne); False: use ASGI."""
+    """Close the server's way where it needs one; False: the caller sends the ASGI close itself.
+
+    daphne: the frame is written on its protocol (any code, with the
+    reason). uvicorn's ``websockets`` implementation: the ASGI close is sent
+    in a task of its own. Everyone else: False.
+    """
     return adapter_for(send).close_frame(send, code, reason)
 
 
