@@ -33,7 +33,7 @@ import websockets
 from tests.e2e.client import Peer
 from tests.e2e.hostile_app import SLOW_BACKLOG, SMALL_FRAME
 from tests.e2e.rawsocket import CLOSE, CONTINUATION, PING, TEXT, RawSocket
-from tests.servers import ServerProcess, server_process
+from tests.servers import ServerProcess, selected_kinds, server_process
 
 pytestmark = pytest.mark.e2e
 
@@ -55,6 +55,23 @@ SERVER_BUSY, BINARY, RATE_LIMITED = -32000, -32001, -32002
 def server(server_kind: str) -> Iterator[ServerProcess]:
     """One process of each server in turn, serving the hostile test app."""
     proc = server_process(server_kind, app="tests.e2e.hostile_app:application", env={"DEMO_DB": ":memory:"})
+    proc.start()
+    yield proc
+    proc.stop()
+
+
+@pytest.fixture(scope="module")
+def content_server() -> Iterator[ServerProcess]:
+    """One process of one server (daphne, else the first selected) for the value sweeps.
+
+    Tests that send one malformed JSON text per case check wsmanager's
+    JSON-RPC parsing, which no server takes part in; they run on one server,
+    while :func:`test_many_malformed_frames_in_a_row_on_one_socket` sends
+    every one of those texts through each server.
+    """
+    kinds = selected_kinds()
+    kind = "daphne" if "daphne" in kinds else kinds[0]
+    proc = server_process(kind, app="tests.e2e.hostile_app:application", env={"DEMO_DB": ":memory:"})
     proc.start()
     yield proc
     proc.stop()
@@ -202,8 +219,9 @@ NOT_JSON = [
 
 
 @pytest.mark.parametrize("text", NOT_JSON, ids=range(len(NOT_JSON)))
-async def test_malformed_json_gets_a_parse_error(server: ServerProcess, text: str) -> None:
+async def test_malformed_json_gets_a_parse_error(content_server: ServerProcess, text: str) -> None:
     """Text that is not JSON gets -32700 with id null, and the socket stays open."""
+    server = content_server
     async with watched(server, "lenient", "nojson"):
         peer = await Peer.open(url(server, "lenient", "nojson"))
         assert without_message(await answer(peer, text)) == error(PARSE_ERROR)
@@ -224,8 +242,11 @@ async def test_many_malformed_frames_in_a_row_on_one_socket(server: ServerProces
 
 
 @pytest.mark.parametrize("text", ["1", '"str"', "null", "true", "{}", "[1]", '[[], {}, ""]'])
-async def test_json_that_is_not_a_request_gets_invalid_request(server: ServerProcess, text: str) -> None:
+async def test_json_that_is_not_a_request_gets_invalid_request(
+    content_server: ServerProcess, text: str
+) -> None:
     """Valid JSON that is no request object gets -32600 (per item for an array)."""
+    server = content_server
     async with watched(server, "lenient", "notreq"):
         peer = await Peer.open(url(server, "lenient", "notreq"))
         reply = without_message(await answer(peer, text))
@@ -285,8 +306,9 @@ BIG_INT = "9" * 5000
     ],
     ids=["inf", "-inf", "inf-notification", "inf-id", "int5000", "int5000-id", "-int5000", "batch"],
 )
-async def test_huge_numbers_get_a_parse_error(server: ServerProcess, text: str) -> None:
+async def test_huge_numbers_get_a_parse_error(content_server: ServerProcess, text: str) -> None:
     """Numbers out of float range and integers of 5,000 digits get -32700 with id null."""
+    server = content_server
     async with watched(server, "lenient", "numbers"):
         peer = await Peer.open(url(server, "lenient", "numbers"))
         assert without_message(await answer(peer, text)) == error(PARSE_ERROR)
@@ -355,8 +377,11 @@ async def test_every_json_type_in_every_request_field(server: ServerProcess) -> 
 
 
 @pytest.mark.parametrize("version", ["1.0", "2", "2.00", "3.0", " 2.0", "2.0 ", "2.0\x00", "", "jsonrpc"])
-async def test_unknown_jsonrpc_versions_are_invalid_requests(server: ServerProcess, version: str) -> None:
+async def test_unknown_jsonrpc_versions_are_invalid_requests(
+    content_server: ServerProcess, version: str
+) -> None:
     """Anything but exactly "2.0" gets -32600 with the request's id; a missing member too."""
+    server = content_server
     async with watched(server, "lenient", "versions"):
         peer = await Peer.open(url(server, "lenient", "versions"))
         reply = await answer(peer, json.dumps(with_field("jsonrpc", version)))
