@@ -56,6 +56,17 @@ def wait_for_port(
     raise RuntimeError(f"nothing listens on port {port} after {timeout}s")
 
 
+def _rss_kib(pid: int) -> int:
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return 0
+    for line in status.splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
 class ServerProcess:
     """One server process serving ``app`` (the demo by default). Subclasses give the command."""
 
@@ -152,11 +163,13 @@ class ServerProcess:
         return found
 
     def serving_pid(self) -> int:
-        """The process that runs the app: the last one started (the worker), else the main one."""
+        """The process that runs the app: of the main process's descendants (workers, and
+        helpers such as multiprocessing's resource tracker) the largest in memory, else the
+        main process itself."""
         pids = self.pids()
         if not pids:
             raise RuntimeError(f"{self} is not running")
-        return pids[-1]
+        return max(pids[1:], key=_rss_kib, default=pids[0])
 
     def _signal_group(self, sig: int) -> None:
         assert self.proc is not None
