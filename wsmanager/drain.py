@@ -159,7 +159,7 @@ def _hook(loop: asyncio.AbstractEventLoop) -> bool:
     if _hooked_loop is loop:
         return True
     if threading.current_thread() is not threading.main_thread():
-        logger.warning("drain: not in the main thread; SIGTERM is not hooked")
+        logger.info("drain: not in the main thread (a reloader?); SIGTERM is not hooked")
         return False
     # A server that handles SIGTERM through its asyncio loop (hypercorn without
     # workers) has its handle there; signal.getsignal() only shows asyncio's
