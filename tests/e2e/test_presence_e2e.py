@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from tests import redis_support
-from tests.e2e.client import Peer, chat_url, cluster_env, running
+from tests.e2e.client import LOSES_LEFT_AT_SHUTDOWN, Peer, chat_url, cluster_env, running
 from tests.servers import ServerProcess, server_process
 
 pytestmark = [pytest.mark.e2e, pytest.mark.redis]
@@ -113,8 +113,12 @@ async def test_sigkilled_process_sockets_leave_once_via_one_survivor(
             doomed.kill()
 
 
-async def test_stopped_process_sockets_leave_once(redis_url: str, server_kind: str) -> None:
+async def test_stopped_process_sockets_leave_once(
+    redis_url: str, server_kind: str, request: pytest.FixtureRequest
+) -> None:
     """SIGTERM: the survivor's member hears ``left`` once for each socket of the stopped process."""
+    if server_kind in LOSES_LEFT_AT_SHUTDOWN:
+        request.applymarker(pytest.mark.xfail(reason=LOSES_LEFT_AT_SHUTDOWN[server_kind], strict=False))
     env = cluster_env(redis_url, WSMANAGER_HEARTBEAT=str(HEARTBEAT))
     with server_process(server_kind, env=env) as survivor:
         leaving = server_process(server_kind, env=env).start()

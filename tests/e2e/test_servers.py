@@ -18,7 +18,7 @@ import pytest
 import websockets
 
 from tests import redis_support
-from tests.e2e.client import Peer, chat_url, cluster_env, room_ids
+from tests.e2e.client import LOSES_LEFT_AT_SHUTDOWN, Peer, chat_url, cluster_env, room_ids
 from tests.e2e.servers_app import SMALL_FRAME
 from tests.servers import GunicornUvicornProcess, ServerProcess, server_process
 
@@ -155,7 +155,9 @@ async def test_sigterm_removes_the_process_sockets_from_the_shared_registry(
     server_kind: str, redis_url: str
 ) -> None:
     """With two processes on Redis, once a terminated process has exited, the other one lists
-    none of its sockets (a heartbeat of 60 s rules out pruning) and its members heard ``left``."""
+    none of its sockets (a heartbeat of 60 s rules out pruning) and its members heard ``left``
+    (except where a ``left`` can be lost at shutdown: tests/e2e/test_presence_e2e.py's
+    test_stopped_process_sockets_leave_once is an xfail there)."""
     env = cluster_env(redis_url, WSMANAGER_HEARTBEAT="60", WSMANAGER_DRAIN_PERIOD="0.5")
     with servers_app(server_kind, **env) as survivor:
         leaving = servers_app(server_kind, **env).start()
@@ -168,8 +170,9 @@ async def test_sigterm_removes_the_process_sockets_from_the_shared_registry(
             assert outcomes == [(1012, "server restarting")] * 3
             leaving.wait(30)
             assert await room_ids(survivor, "rolling") == {watcher.id}
-            lefts = {(await watcher.notification("left"))["params"]["id"] for _ in peers}
-            assert lefts == {p.id for p in peers}
+            if server_kind not in LOSES_LEFT_AT_SHUTDOWN:
+                lefts = {(await watcher.notification("left"))["params"]["id"] for _ in peers}
+                assert lefts == {p.id for p in peers}
             await watcher.close()
         finally:
             leaving.kill()
