@@ -21,11 +21,13 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from tests.servers import SERVER_KINDS
+
 from .profiling import Recorder, summary
 from .results import Row, machine, table_markdown, table_text, to_json
 from .scenarios import FULL, QUICK, BenchError, Case, Config, Connections, Direct, Echo, Fanout, Rpc
 from .servers import Servers, cpu_ticks, new_prefix, raise_fd_limit, redis_cleanup, redis_problem
-from .systems import SYSTEMS, System, sio_installed
+from .systems import SYSTEMS, System, WsManager, sio_installed
 
 __all__ = ["main"]
 
@@ -147,7 +149,7 @@ async def run_case(
 async def run_all(
     cases: list[Case], systems: list[System], redis_url: str, prefix: str, repeat: int
 ) -> list[str]:
-    apps = {s.key: s.app for s in systems}
+    apps: dict[str, str | tuple[str, str]] = {s.key: (s.app, s.server) for s in systems}
     errors: list[str] = []
     groups = {
         "memory": [c for c in cases if c.mode == "memory" and not isinstance(c, Connections)],
@@ -158,7 +160,7 @@ async def run_all(
             continue
         count = 1 if mode == "memory" else 2
         servers = Servers(apps, count=count, redis_url=redis_url if mode == "redis" else "", prefix=prefix)
-        log(f"-- starting {count * len(apps)} daphne process(es), {mode} --")
+        log(f"-- starting {count * len(apps)} server process(es), {mode} --")
         await asyncio.to_thread(servers.start)
         try:
             for system in systems:
@@ -183,7 +185,7 @@ async def run_profile(config: Config, systems: list[System], out: Path) -> None:
         Echo(config.echo_conns[-1], config),
         Fanout(config.fanout_sizes[-1], "memory", config),
     ]
-    servers = Servers({s.key: s.app for s in systems})
+    servers = Servers({s.key: (s.app, s.server) for s in systems})
     await asyncio.to_thread(servers.start)
     try:
         for case in cases:
@@ -211,7 +213,7 @@ def report(path: Path) -> int:
 def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m bench",
-        description="bare Channels vs python-socketio vs wsmanager on real daphne processes",
+        description="bare Channels vs python-socketio vs wsmanager on real server processes",
     )
     parser.add_argument("--quick", action="store_true", help="tiny sizes (the smoke test)")
     parser.add_argument("--scenario", action="append", choices=SCENARIOS, help="run only this (repeatable)")
@@ -223,6 +225,12 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
         help=f"Redis for the multi-process cases (default {DEFAULT_REDIS}); 'none' skips them",
     )
     parser.add_argument("--no-sio", action="store_true", help="leave python-socketio out")
+    parser.add_argument(
+        "--server",
+        default="daphne",
+        help="comma-separated servers to run wsmanager on, one column each: "
+        f"{','.join(SERVER_KINDS)} (default daphne; bare Channels and socket.io stay on daphne)",
+    )
     parser.add_argument("--json", type=Path, help=f"write results here (default {RESULTS}/latest.json)")
     parser.add_argument("--markdown", type=Path, help=f"write the table here (default {RESULTS}/latest.md)")
     parser.add_argument("--report", type=Path, help="only print the table of a results JSON written before")
@@ -246,7 +254,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         config = replace(config, seconds=args.seconds)
     limit = raise_fd_limit()
     notes: list[str] = []
-    systems = [SYSTEMS["bare"], SYSTEMS["sio"], SYSTEMS["wsm"]]
+    kinds = [k.strip() for k in args.server.split(",") if k.strip()]
+    unknown = [k for k in kinds if k not in SERVER_KINDS]
+    if unknown or not kinds:
+        log(f"--server: unknown {unknown or 'empty list'}; known: {', '.join(SERVER_KINDS)}")
+        return 2
+    wsm = [SYSTEMS["wsm"] if kind == "daphne" else WsManager(kind) for kind in kinds]
+    systems = [SYSTEMS["bare"], SYSTEMS["sio"], *wsm]
     if args.no_sio or not sio_installed():
         systems.remove(SYSTEMS["sio"])
         if not args.no_sio:

@@ -1,8 +1,9 @@
-"""Real daphne processes for the benchmark, one (or two, on Redis) per system.
+"""Real server processes for the benchmark, one (or two, on Redis) per system.
 
-Built on :class:`tests.servers.DaphneProcess`, with the bench settings and a
-key prefix unique to the run. Also: RSS of a process, the file-descriptor
-limit, and clean-up of the run's Redis keys.
+Built on :class:`tests.servers.ServerProcess` (daphne unless a system names
+another server), with the bench settings and a key prefix unique to the run.
+Also: RSS of a process, the file-descriptor limit, and clean-up of the run's
+Redis keys.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import time
 from collections.abc import Iterable
 from pathlib import Path
 
-from tests.servers import DaphneProcess
+from tests.servers import ServerProcess, server_process
 
 __all__ = [
     "Servers",
@@ -98,26 +99,40 @@ class Servers:
     """
 
     def __init__(
-        self, apps: dict[str, str], *, count: int = 1, redis_url: str = "", prefix: str = "bench"
+        self,
+        apps: dict[str, str | tuple[str, str]],
+        *,
+        count: int = 1,
+        redis_url: str = "",
+        prefix: str = "bench",
     ) -> None:
+        """``apps``: {key: ASGI app} served by daphne, or {key: (ASGI app, server kind)}."""
         env = {
             "DJANGO_SETTINGS_MODULE": "bench.settings",
             "BENCH_REDIS_URL": redis_url,
             "BENCH_PREFIX": prefix,
             "PYTHONUNBUFFERED": "1",
         }
-        self.procs: dict[str, list[DaphneProcess]] = {
-            key: [DaphneProcess(env=env, app=app, extra_args=DAPHNE_ARGS) for _ in range(count)]
-            for key, app in apps.items()
-        }
+        self.procs: dict[str, list[ServerProcess]] = {}
+        for key, spec in apps.items():
+            app, kind = (spec, "daphne") if isinstance(spec, str) else spec
+            args = DAPHNE_ARGS if kind == "daphne" else ()
+            self.procs[key] = [
+                server_process(kind, env=env, app=app, extra_args=args) for _ in range(count)
+            ]
 
     def ports(self, key: str) -> list[int]:
         return [p.port for p in self.procs[key]]
 
     def pids(self, key: str) -> list[int]:
-        return [p.proc.pid for p in self.procs[key] if p.proc is not None]
+        """Every process of the system (a server's main process and its workers): their CPU counts."""
+        return [pid for p in self.procs[key] for pid in p.pids()]
 
-    def _all(self) -> Iterable[DaphneProcess]:
+    def serving_pids(self, key: str) -> list[int]:
+        """The process running the app, per server (the worker where there is one): its memory counts."""
+        return [p.serving_pid() for p in self.procs[key]]
+
+    def _all(self) -> Iterable[ServerProcess]:
         for procs in self.procs.values():
             yield from procs
 
@@ -128,13 +143,13 @@ class Servers:
         errors = [exc for exc in failures if exc is not None]
         if errors:
             self.stop(keep_logs=True)
-            raise RuntimeError(f"a daphne process did not start: {errors[0]}")
+            raise RuntimeError(f"a server process did not start: {errors[0]}")
         return self
 
     def check_alive(self) -> None:
         for proc in self._all():
             if proc.proc is None or proc.proc.poll() is not None:
-                raise RuntimeError(f"daphne {proc.app} died; log:\n{proc.log_tail()}")
+                raise RuntimeError(f"{proc.kind} {proc.app} died; log:\n{proc.log_tail()}")
 
     def stop(self, keep_logs: bool = False) -> None:
         everything = list(self._all())
@@ -142,7 +157,7 @@ class Servers:
             list(pool.map(lambda p: p.stop(timeout=15), everything))
         for proc in everything:
             if keep_logs:
-                print(f"  daphne log kept: {proc.log_path}")
+                print(f"  {proc.kind} log kept: {proc.log_path}")
             else:
                 proc.log_path.unlink(missing_ok=True)
 

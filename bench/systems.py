@@ -44,7 +44,8 @@ class System:
 
     key = ""  # short name used in results and on the command line
     label = ""  # column title
-    app = ""  # ASGI application for daphne
+    app = ""  # ASGI application
+    server = "daphne"  # the ASGI server that serves it (tests.servers.SERVER_KINDS)
 
     async def preflight(self, port: int) -> None:
         """Check once, before any timing, that the process on ``port`` answers (default: nothing to check)."""
@@ -114,6 +115,12 @@ class Bare(System):
 
 class WsManager(System):
     key, label, app = "wsm", "wsmanager", "bench.apps.wsm:application"
+
+    def __init__(self, server: str = "daphne") -> None:
+        """wsmanager served by ``server``; on daphne its key is ``wsm``, else ``wsm-<server>``."""
+        self.server = server
+        if server != "daphne":
+            self.key, self.label = f"wsm-{server}", f"wsmanager ({server})"
 
     async def _open_rpc_handler(self, port: int, path: str) -> tuple[WsConn, str]:
         conn = await open_ws(HOST, port, path)

@@ -1,13 +1,27 @@
-"""Real server processes for end-to-end tests: daphne serving the demo.
+"""Real ASGI server processes for end-to-end tests and the benchmark.
 
-A :class:`DaphneProcess` runs ``python -m daphne demo_chat.asgi:application``
-on a free loopback port, waits until the port accepts connections, and can be
-stopped cleanly, killed (SIGKILL), frozen (SIGSTOP) and thawed (SIGCONT).
-Its output goes to a log file whose tail is shown when start-up fails.
+A :class:`ServerProcess` runs one server (daphne, uvicorn with its
+``websockets`` or ``wsproto`` implementation, hypercorn or granian) serving
+an ASGI app (the demo by default) on a free loopback port, waits until the
+app is served (the port listens; hypercorn's and granian's workers log that
+they serve), and can be stopped cleanly (SIGTERM, as a supervisor does),
+killed (SIGKILL), frozen (SIGSTOP) and thawed (SIGCONT). Its output goes to
+a log file whose tail is shown when start-up fails.
+
+hypercorn and granian serve from a worker process that their main process
+spawns; each server runs in a session of its own, so that kill, freeze and
+thaw reach the workers too (a signal to the process group), while stop
+signals the main process only (what systemd's ``KillMode=mixed``, docker
+and Kubernetes do), which then stops its workers.
+
+:data:`SERVER_KINDS` names every kind; :func:`server_process` builds one by
+name. ``WSMANAGER_TEST_SERVERS=daphne,uvicorn`` restricts the e2e suites to
+some of them (:func:`selected_kinds`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -16,6 +30,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any, ClassVar, Self
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -41,8 +56,27 @@ def wait_for_port(
     raise RuntimeError(f"nothing listens on port {port} after {timeout}s")
 
 
-class DaphneProcess:
-    """One daphne process serving ``app`` (the demo by default)."""
+def _rss_kib(pid: int) -> int:
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return 0
+    for line in status.splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+class ServerProcess:
+    """One server process serving ``app`` (the demo by default). Subclasses give the command."""
+
+    #: The name used in test ids, ``server_process`` and ``WSMANAGER_TEST_SERVERS``.
+    kind: ClassVar[str] = ""
+    #: A log line that says the app is served, for servers whose main process binds
+    #: the port before its worker has loaded the app; None: listening means serving.
+    ready_marker: ClassVar[str | None] = None
+    #: How many times the marker must appear (once per worker).
+    ready_count: ClassVar[int] = 1
 
     def __init__(
         self,
@@ -57,7 +91,10 @@ class DaphneProcess:
         self.env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
         self.env.setdefault("DJANGO_SETTINGS_MODULE", "demo_chat.settings")
         self.proc: subprocess.Popen[bytes] | None = None
-        self.log_path = Path(tempfile.mkstemp(prefix="daphne-", suffix=".log")[1])
+        self.log_path = Path(tempfile.mkstemp(prefix=f"{self.kind}-", suffix=".log")[1])
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.app} on port {self.port}>"
 
     @property
     def http_url(self) -> str:
@@ -67,60 +104,232 @@ class DaphneProcess:
     def ws_url(self) -> str:
         return f"ws://127.0.0.1:{self.port}"
 
-    def start(self) -> DaphneProcess:
+    def command(self) -> list[str]:
+        raise NotImplementedError
+
+    def start(self) -> Self:
         log = self.log_path.open("ab")
-        cmd = [
-            sys.executable,
-            "-m",
-            "daphne",
-            "-b",
-            "127.0.0.1",
-            "-p",
-            str(self.port),
-            *self.extra_args,
-            self.app,
-        ]
         self.proc = subprocess.Popen(
-            cmd, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT
+            self.command(),
+            cwd=ROOT,
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         try:
-            wait_for_port(self.port, proc=self.proc)
+            wait_for_port(self.port, 30.0, self.proc)
+            self._wait_for_marker(30.0)
         except RuntimeError as exc:
-            self.stop()
-            raise RuntimeError(f"{exc}\n--- daphne log ---\n{self.log_tail()}") from None
+            self.kill()
+            raise RuntimeError(f"{exc}\n--- {self.kind} log ---\n{self.log_tail()}") from None
         return self
 
-    def log_tail(self, lines: int = 60) -> str:
-        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-
-    def stop(self, timeout: float = 10.0) -> None:
-        """SIGTERM and wait (daphne shuts down cleanly); SIGKILL if it hangs."""
-        if self.proc is None or self.proc.poll() is not None:
+    def _wait_for_marker(self, timeout: float) -> None:
+        if self.ready_marker is None:
             return
-        self.proc.send_signal(signal.SIGCONT)
-        self.proc.terminate()
+        deadline = time.monotonic() + timeout
+        while self.log_text().count(self.ready_marker) < self.ready_count:
+            if self.proc is not None and self.proc.poll() is not None:
+                raise RuntimeError(f"server exited with {self.proc.returncode} before serving")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"no {self.ready_marker!r} in the log after {timeout}s")
+            time.sleep(0.05)
+
+    def log_text(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def log_tail(self, lines: int = 60) -> str:
+        return "\n".join(self.log_text().splitlines()[-lines:])
+
+    @property
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def pids(self) -> list[int]:
+        """The main process and every process it started (hypercorn's and granian's workers)."""
+        if not self.running:
+            return []
+        assert self.proc is not None
+        found, todo = [], [self.proc.pid]
+        while todo:
+            pid = todo.pop()
+            found.append(pid)
+            try:
+                children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+            except OSError:
+                continue
+            todo += [int(child) for child in children]
+        return found
+
+    def serving_pid(self) -> int:
+        """The process that runs the app: of the main process's descendants (workers, and
+        helpers such as multiprocessing's resource tracker) the largest in memory, else the
+        main process itself."""
+        pids = self.pids()
+        if not pids:
+            raise RuntimeError(f"{self} is not running")
+        return max(pids[1:], key=_rss_kib, default=pids[0])
+
+    def _signal_group(self, sig: int) -> None:
+        assert self.proc is not None
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, sig)
+
+    def terminate(self) -> None:
+        """SIGTERM to the main process, without waiting (see :meth:`stop`)."""
+        if self.running:
+            assert self.proc is not None
+            self._signal_group(signal.SIGCONT)
+            self.proc.terminate()
+
+    def wait(self, timeout: float = 20.0) -> int:
+        """Wait for the main process to exit; its exit code."""
+        assert self.proc is not None
+        return self.proc.wait(timeout)
+
+    def stop(self, timeout: float = 20.0) -> None:
+        """SIGTERM the main process and wait (every server shuts down cleanly); SIGKILL if it hangs."""
+        if not self.running:
+            return
+        self.terminate()
         try:
-            self.proc.wait(timeout)
+            self.wait(timeout)
         except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+            self.kill()
+        self._reap_group()
+
+    def _reap_group(self) -> None:
+        """SIGKILL whatever the main process left behind in its session (a lingering worker)."""
+        if self.proc is not None:
+            self._signal_group(signal.SIGKILL)
 
     def kill(self) -> None:
-        """SIGKILL: the process dies without any clean-up."""
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
+        """SIGKILL to the main process and its workers: they die without any clean-up."""
+        if self.proc is None:
+            return
+        self._signal_group(signal.SIGKILL)
+        self.proc.wait()
 
     def freeze(self) -> None:
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGSTOP)
+        self._signal_group(signal.SIGSTOP)
 
     def thaw(self) -> None:
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGCONT)
+        self._signal_group(signal.SIGCONT)
 
-    def __enter__(self) -> DaphneProcess:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+class DaphneProcess(ServerProcess):
+    """``daphne -b 127.0.0.1 -p PORT [extra_args] APP`` (Twisted and autobahn)."""
+
+    kind = "daphne"
+
+    def command(self) -> list[str]:
+        port = str(self.port)
+        return [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", port, *self.extra_args, self.app]
+
+
+class UvicornProcess(ServerProcess):
+    """``uvicorn --ws websockets|wsproto`` (one process, uvloop and httptools when installed)."""
+
+    kind = "uvicorn"
+    ws_impl: ClassVar[str] = "websockets"
+
+    def command(self) -> list[str]:
+        return [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--ws",
+            self.ws_impl,
+            "--no-access-log",
+            *self.extra_args,
+            self.app,
+        ]
+
+
+class UvicornWsprotoProcess(UvicornProcess):
+    kind = "uvicorn-wsproto"
+    ws_impl = "wsproto"
+
+
+class HypercornProcess(ServerProcess):
+    """``hypercorn -b 127.0.0.1:PORT APP``: a main process and one spawned worker."""
+
+    kind = "hypercorn"
+    ready_marker = "Running on http://"
+
+    def command(self) -> list[str]:
+        return [sys.executable, "-m", "hypercorn", "-b", f"127.0.0.1:{self.port}", *self.extra_args, self.app]
+
+
+class GranianProcess(ServerProcess):
+    """``granian --interface asgi``: a Rust main process and one worker process."""
+
+    kind = "granian"
+    ready_marker = "Started worker-"
+
+    def command(self) -> list[str]:
+        return [
+            sys.executable,
+            "-m",
+            "granian",
+            "--interface",
+            "asgi",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            *self.extra_args,
+            self.app,
+        ]
+
+
+class GunicornUvicornProcess(ServerProcess):
+    """``gunicorn -k uvicorn_worker.UvicornWorker -w 2``: a gunicorn master and two uvicorn workers.
+
+    Not one of :data:`SERVER_KINDS` (the suite runs uvicorn alone); tests of
+    gunicorn's own behaviour use it directly.
+    """
+
+    kind = "gunicorn"
+    ready_marker = "Application startup complete"
+    ready_count = 2
+
+    def command(self) -> list[str]:
+        bind = f"127.0.0.1:{self.port}"
+        gunicorn = [sys.executable, "-m", "gunicorn", "-k", "uvicorn_worker.UvicornWorker", "-w", "2"]
+        return [*gunicorn, "-b", bind, *self.extra_args, self.app]
+
+
+SERVER_CLASSES: dict[str, type[ServerProcess]] = {
+    cls.kind: cls
+    for cls in (DaphneProcess, UvicornProcess, UvicornWsprotoProcess, HypercornProcess, GranianProcess)
+}
+SERVER_KINDS: tuple[str, ...] = tuple(SERVER_CLASSES)
+
+
+def selected_kinds() -> tuple[str, ...]:
+    """The kinds named in ``WSMANAGER_TEST_SERVERS`` (comma-separated), else all of them."""
+    wanted = os.environ.get("WSMANAGER_TEST_SERVERS", "").strip()
+    if not wanted:
+        return SERVER_KINDS
+    kinds = tuple(k.strip() for k in wanted.split(",") if k.strip())
+    unknown = [k for k in kinds if k not in SERVER_CLASSES]
+    if unknown:
+        raise ValueError(f"WSMANAGER_TEST_SERVERS names unknown servers {unknown}; known: {SERVER_KINDS}")
+    return kinds
+
+
+def server_process(kind: str, **kwargs: Any) -> ServerProcess:
+    """A (not yet started) process of server ``kind``; kwargs as for :class:`ServerProcess`."""
+    return SERVER_CLASSES[kind](**kwargs)

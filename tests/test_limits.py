@@ -1,19 +1,19 @@
 """Limits: the token bucket, rate limits (raw and RPC), per-method permissions, and
-closing with the limits' codes on daphne (``wsmanager.limits``)."""
+closing with the limits' codes on a daphne-like server (``wsmanager.limits``;
+the daphne adapter itself is tested in tests/test_servers.py)."""
 
 from __future__ import annotations
 
 import asyncio
-import functools
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from asgiref.sync import async_to_sync
-from channels.sessions import InstanceSessionWrapper
 from django.contrib.auth.models import AnonymousUser, Permission, User
 
 from tests import limit_handlers
+from tests.fake_daphne import FakeProtocol, daphne_send
 from tests.limit_handlers import (
     FakeUser,
     LimitedEchoHandler,
@@ -22,9 +22,9 @@ from tests.limit_handlers import (
     client,
     receive_close,
 )
-from wsmanager import CloseCode, RemoteError, counters, limits
+from wsmanager import RemoteError, counters, limits
 from wsmanager import db as wsmanager_db
-from wsmanager.limits import TokenBucket, send_backlog_probe, send_close_frame
+from wsmanager.limits import TokenBucket
 from wsmanager.protocol import FORBIDDEN, RATE_LIMITED
 from wsmanager.testing import RpcCommunicator
 
@@ -319,86 +319,7 @@ async def test_refused_notification_gets_no_answer_and_does_not_run() -> None:
     assert counters.stats().get("calls_refused_permission", 0) == 3  # notifications are counted too
 
 
-# -- daphne's send: the backlog probe and the close frame ------------------------------------------
-
-
-class FakeTransport:
-    """What the probe reads of a Twisted TCP transport."""
-
-    def __init__(self) -> None:
-        self.dataBuffer = b"0123456789"
-        self.offset = 4
-        self._tempDataLen = 100
-
-
-class FakeProtocol:
-    """What wsmanager reaches behind daphne's send: the transport and sendCloseFrame."""
-
-    def __init__(self) -> None:
-        self.transport = FakeTransport()
-        self.close_frames: list[tuple[int | None, bytes | None, bool]] = []
-
-    def sendCloseFrame(
-        self, code: int | None = None, reasonUtf8: bytes | None = None, isReply: bool = False
-    ) -> None:
-        self.close_frames.append((code, reasonUtf8, isReply))
-
-
-async def autobahn_like_reply(
-    protocol: FakeProtocol, sent: list[dict[str, Any]], message: dict[str, Any]
-) -> None:
-    """Like daphne's reply method: a close goes through autobahn's sendClose checks."""
-    if message["type"] == "websocket.close" and "code" in message:
-        code = message["code"]
-        if type(code) is not int:
-            raise Exception(f"invalid type {type(code)!r} for close code (must be an integer)")
-        if code != 1000 and not 3000 <= code <= 4999:
-            raise Exception(f"invalid close code {code} (must be 1000 or from [3000, 4999])")
-    sent.append(message)
-
-
-def test_backlog_probe_reads_the_transport_behind_daphnes_send() -> None:
-    """The probe finds the transport through daphne's partial, also behind the session middleware."""
-    protocol = FakeProtocol()
-    daphne_send = functools.partial(autobahn_like_reply, protocol, [])
-    probe = send_backlog_probe(daphne_send)
-    assert probe is not None and probe() == 10 - 4 + 100
-    wrapped = InstanceSessionWrapper({"type": "websocket", "cookies": {}}, daphne_send).send
-    probe = send_backlog_probe(wrapped)
-    assert probe is not None and probe() == 106
-    protocol.transport._tempDataLen = 0
-    assert probe() == 6
-
-
-def test_backlog_probe_is_unavailable_elsewhere() -> None:
-    """Sends that are not daphne's give no probe (None)."""
-
-    async def plain_send(message: dict[str, Any]) -> None:
-        return None
-
-    assert send_backlog_probe(plain_send) is None
-    assert send_backlog_probe(functools.partial(plain_send)) is None
-    assert send_backlog_probe(functools.partial(autobahn_like_reply, object(), [])) is None
-
-
-def test_send_close_frame_writes_on_the_protocol() -> None:
-    """``send_close_frame`` writes the code as an int and at most 123 bytes of whole characters."""
-    protocol = FakeProtocol()
-    send = InstanceSessionWrapper(
-        {"type": "websocket", "cookies": {}}, functools.partial(autobahn_like_reply, protocol, [])
-    ).send
-    assert send_close_frame(send, CloseCode.MESSAGE_TOO_BIG, "message too big") is True
-    assert send_close_frame(send, 1013, "€" * 100) is True
-    assert send_close_frame(send, 1008, None) is True
-    (code, reason, reply), (_, long_reason, _), (_, no_reason, _) = protocol.close_frames
-    assert (code, reason, reply) == (1009, b"message too big", False) and type(code) is int
-    assert long_reason == ("€" * 41).encode()  # 123 bytes
-    assert no_reason is None
-
-    async def plain_send(message: dict[str, Any]) -> None:
-        return None
-
-    assert send_close_frame(plain_send, 1009, "x") is False
+# -- closing with a code daphne refuses through ASGI -------------------------------------------
 
 
 async def run_on_fake_daphne(path: str, frames: int, send: Any) -> None:
@@ -420,9 +341,7 @@ async def run_on_fake_daphne(path: str, frames: int, send: Any) -> None:
 async def test_close_code_refused_by_daphne_is_written_on_its_protocol(clock: FakeClock) -> None:
     """1008 goes out as a close frame on the protocol when daphne's send refuses it; the entry is freed."""
     protocol, sent = FakeProtocol(), []
-    await run_on_fake_daphne(
-        "/ws/limited-echo/", 3 + 5, functools.partial(autobahn_like_reply, protocol, sent)
-    )
+    await run_on_fake_daphne("/ws/limited-echo/", 3 + 5, daphne_send(protocol, sent))
     assert [m["type"] for m in sent] == ["websocket.accept"] + ["websocket.send"] * 3
     assert protocol.close_frames == [(1008, b"rate limit exceeded", False)]
     assert await LimitedEchoHandler.manager.acount() == 0

@@ -39,6 +39,9 @@ DEFAULTS: Final[Mapping[str, Any]] = {
     # Addresses or networks of the proxies whose X-Forwarded-For is believed
     # (see wsmanager.addresses); empty: the TCP peer is the client.
     "TRUSTED_PROXIES": [],
+    # Seconds over which SIGTERM closes this process's sockets (1012), in
+    # batches, before the server shuts down (see wsmanager.drain); 0: at once.
+    "DRAIN_PERIOD": 5.0,
 }
 
 
@@ -55,6 +58,7 @@ class Settings:
     allowed_origins: tuple[str, ...] | None
     require_origin: bool
     trusted_proxies: tuple[str, ...]
+    drain_period: float
 
 
 def _raw() -> dict[str, Any]:
@@ -100,6 +104,10 @@ def validate(raw: Mapping[str, Any] | None = None) -> list[str]:
         or not all(isinstance(o, str) for o in origins)
     ):
         problems.append('WSMANAGER["ALLOWED_ORIGINS"] must be a list of origin patterns or None.')
+    drain = user.get("DRAIN_PERIOD", DEFAULTS["DRAIN_PERIOD"])
+    # ``not 0 <= drain < inf`` also refuses NaN.
+    if isinstance(drain, bool) or not isinstance(drain, int | float) or not 0 <= drain < float("inf"):
+        problems.append('WSMANAGER["DRAIN_PERIOD"] must be a number of seconds, 0 or more.')
     if not isinstance(user.get("REQUIRE_ORIGIN", False), bool):
         problems.append('WSMANAGER["REQUIRE_ORIGIN"] must be True or False.')
     problems.extend(_proxy_problems(user.get("TRUSTED_PROXIES", [])))
@@ -157,4 +165,5 @@ def _build() -> Settings:
         allowed_origins=None if raw["ALLOWED_ORIGINS"] is None else tuple(raw["ALLOWED_ORIGINS"]),
         require_origin=bool(raw["REQUIRE_ORIGIN"]),
         trusted_proxies=tuple(raw["TRUSTED_PROXIES"] or ()),
+        drain_period=float(raw["DRAIN_PERIOD"]),
     )

@@ -59,11 +59,12 @@ from .counters import Count, bump
 from .exceptions import RegistryUnavailable, RejectConnection
 from .hooks import Hooks
 from .lifecycle import CloseCode, Lifecycle, State, new_socket_id
-from .limits import Intake, IntakeVerdict, send_backlog_probe, send_close
+from .limits import Intake, IntakeVerdict
 from .manager import Manager, get_manager
 from .node import get_node
 from .outbox import Message, Outbox, frame
 from .registry import ConnectionInfo, get_registry
+from .servers import send_backlog_probe, send_close
 from .writer import Writer
 
 __all__ = ["CloseCode", "State", "WebSocketHandler", "new_socket_id"]
@@ -125,6 +126,7 @@ class WebSocketHandler(Hooks, AsyncWebsocketConsumer):  # type: ignore[misc]
         self.lifecycle = Lifecycle()
         self.writer = Writer(Outbox(self.max_send_backlog, get_settings().max_outgoing_queue), self.close)
         self.intake = Intake(self.max_message_size, self.rate_limit, self.rate_limit_strikes)
+        self._released: asyncio.Future[None] | None = None
 
     @property
     def state(self) -> State:
@@ -182,10 +184,10 @@ class WebSocketHandler(Hooks, AsyncWebsocketConsumer):  # type: ignore[misc]
         await self.writer.flush()
         self.lifecycle.move(State.CLOSING)
         self.writer.stop()
-        try:
-            await self._send_close(code, reason)
-        finally:
-            await self._release()
+        # Registry first: a server whose close waits for the whole closing
+        # handshake (uvicorn's websockets) must not leave a ghost entry meanwhile.
+        await self._release()
+        await self._send_close(code, reason)
 
     async def _send_close(self, code: int | None, reason: str | None) -> None:
         """Send the close frame; never raises (the socket is released whatever happens)."""
@@ -343,9 +345,24 @@ class WebSocketHandler(Hooks, AsyncWebsocketConsumer):  # type: ignore[misc]
                 logger.exception("on_disconnect of %s raised", self.handler_name)
 
     async def _release(self, code: int | None = None) -> None:
-        """Leave the node, the registry and every group (announced); once."""
-        if not self.lifecycle.move(State.CLOSED):
+        """Leave the node, the registry and every group (announced); once.
+
+        The first caller does it, in its own task (the RPC layer's clean-up
+        spares that task); every later caller (the client's disconnect racing
+        a server-side close, a shutdown) returns only once it is complete.
+        """
+        if self._released is not None:
+            await asyncio.shield(self._released)
             return
+        if not self.lifecycle.move(State.CLOSED):
+            return  # refused before it was registered: nothing to release
+        self._released = asyncio.get_running_loop().create_future()
+        try:
+            await self._leave(code)
+        finally:
+            self._released.set_result(None)
+
+    async def _leave(self, code: int | None) -> None:
         self.writer.stop()
         get_node().detach(self.id)
         try:

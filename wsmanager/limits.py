@@ -1,34 +1,20 @@
 """Per-connection limits: the size of an incoming frame and a token bucket for
-incoming messages, together an :class:`Intake` that judges each frame; a
-probe of how many bytes a slow client has left unread in the server's send
-buffer, and :func:`send_close`, which closes with the limit's code on daphne
-too (it refuses 1008, 1009, 1011 and 1013 through ASGI).
+incoming messages, together an :class:`Intake` that judges each frame.
+Server-specific closing and backlog probes are in :mod:`wsmanager.servers`.
 
-The bucket and the probe are cheap enough to run on every frame: the bucket
-is two floats and a clock read; the probe reads two attributes of the
-transport it found once.
+Both are cheap enough to run on every frame: the size check is one
+comparison for frames well under the limit; the bucket is two floats and a
+clock read. What a server needs to close with a limit's code, or to see a
+slow client's backlog, is in :mod:`wsmanager.servers`.
 """
 
 from __future__ import annotations
 
 import enum
-import functools
-import logging
 import time
 from collections.abc import Callable
-from typing import Any
 
-__all__ = [
-    "Intake",
-    "IntakeVerdict",
-    "TokenBucket",
-    "send_backlog_probe",
-    "send_close",
-    "send_close_frame",
-    "too_big",
-]
-
-logger = logging.getLogger("wsmanager.handler")
+__all__ = ["Intake", "IntakeVerdict", "TokenBucket", "too_big"]
 
 
 class TokenBucket:
@@ -116,86 +102,3 @@ class Intake:
             return IntakeVerdict.STRUCK_OUT if self._strikes >= self.strikes else IntakeVerdict.LIMITED
         self._strikes = 0
         return IntakeVerdict.OK
-
-
-def _twisted_backlog(transport: Any) -> int:
-    buffer: bytes = transport.dataBuffer
-    return len(buffer) - int(transport.offset) + int(transport._tempDataLen)
-
-
-def _server_protocol(send: Any) -> Any:
-    """The daphne protocol object behind an ASGI ``send``, or None.
-
-    daphne's ``send`` is a ``partial`` of its reply method bound to the
-    Twisted protocol. Channels' session middleware (part of
-    ``AuthMiddlewareStack``) wraps it in a method of an object holding it as
-    ``real_send``; this looks through such layers.
-    """
-    for _ in range(8):  # middleware layers; bounded in case of a cycle
-        inner = getattr(getattr(send, "__self__", None), "real_send", None)
-        if inner is None:
-            break
-        send = inner
-    if not isinstance(send, functools.partial) or not send.args:
-        return None
-    return send.args[0]
-
-
-def send_backlog_probe(send: Any) -> Any:
-    """A function returning the bytes queued to the client and not yet sent.
-
-    ASGI gives no way to see a client's backlog, so this looks behind
-    daphne's ``send`` for the TCP transport's write buffer. Returns ``None``
-    when the server is not daphne-on-Twisted (the probe is then unavailable
-    and only the outgoing queue bound applies).
-    """
-    transport = getattr(_server_protocol(send), "transport", None)
-    needed = ("dataBuffer", "offset", "_tempDataLen")
-    if transport is None or not all(hasattr(transport, name) for name in needed):
-        return None
-    return functools.partial(_twisted_backlog, transport)
-
-
-def send_close_frame(send: Any, code: int, reason: str | None) -> bool:
-    """Write a close frame with ``code`` directly on daphne's protocol; False if unavailable.
-
-    daphne closes through autobahn's ``sendClose``, which refuses every code
-    but 1000 and 3000-4999, so 1008, 1009, 1011 and 1013 cannot go through
-    ASGI there. autobahn's ``sendCloseFrame`` (what daphne itself uses to
-    close with 1011) writes any code and starts the closing handshake.
-    """
-    write = getattr(_server_protocol(send), "sendCloseFrame", None)
-    if write is None:
-        return False
-    reason_utf8 = (reason or "").encode("utf-8")[:123].decode("utf-8", "ignore").encode("utf-8")
-    write(code=int(code), reasonUtf8=reason_utf8 or None, isReply=False)
-    return True
-
-
-async def send_close(send: Any, code: int | None, reason: str | None, label: str = "") -> None:
-    """Send ``websocket.close`` with ``code`` and ``reason`` through ``send``; never raises.
-
-    Codes go out as plain ints (autobahn refuses an IntEnum). daphne
-    refuses codes other than 1000 and 3000-4999 through ASGI, and drops the
-    reason of every ASGI close; such closes are written on its protocol
-    directly (:func:`send_close_frame`), so the client sees both. A close
-    that cannot be sent at all is logged: the caller releases the socket
-    whatever happens.
-    """
-    code = None if code is None else int(code)
-    try:
-        if code is not None and reason and send_close_frame(send, code, reason):
-            return
-        message: dict[str, Any] = {"type": "websocket.close"}
-        if code is not None:
-            message["code"] = code
-        if reason:
-            message["reason"] = reason
-        await send(message)
-    except Exception as exc:
-        try:
-            written = code is not None and send_close_frame(send, code, reason)
-        except Exception:
-            written = False
-        if not written:
-            logger.warning("socket %s: close %s could not be sent (%r)", label, code, exc)

@@ -31,11 +31,11 @@ class Connections(Case):
         self.rows = [self.row("connects/s", True, target), self.row("KiB/conn", False, 1.0)]
 
     async def run(self, system: System, state: Any, servers: Servers) -> dict[str, float]:
-        own = Servers({system.key: system.app}, redis_url=self.redis_url, prefix=self.prefix)
+        own = Servers({system.key: (system.app, system.server)}, redis_url=self.redis_url, prefix=self.prefix)
         await asyncio.to_thread(own.start)
         conns: list[WsConn] = []
         try:
-            port, pid = own.ports(system.key)[0], own.pids(system.key)[0]
+            port, pid = own.ports(system.key)[0], own.serving_pids(system.key)[0]
             opener = [lambda: system.open_rpc(port)]
             # Warm up (lazy imports, first-use set-up), then measure from a quiet server.
             abort_all(await open_many(opener * 20, self.config.connect_window))

@@ -19,7 +19,7 @@ from typing import Any
 import httpx
 import websockets
 
-from tests.servers import DaphneProcess
+from tests.servers import ServerProcess
 
 TIMEOUT = 5.0
 
@@ -94,18 +94,29 @@ class Peer:
                 raise AssertionError(f"unexpected message {message!r}")
 
 
-def chat_url(server: DaphneProcess, room: str, query: str = "") -> str:
+#: Servers on which a ``left`` of a socket closed by the SIGTERM drain is sometimes lost
+#: (about one run in three with Redis): ``WebSocketHandler._release`` returns at once to
+#: a second caller (the drain's close) while the first (the client's disconnect) is still
+#: removing the entry and announcing ``left``; the drain then hands over, and these
+#: servers end the worker without waiting for the application's tasks. A core fix (the
+#: release awaited by every caller) is for the handler; until then these are xfail.
+#: Servers on which a ``left`` may be lost at shutdown: none since every caller
+#: of a socket's release waits for the one release (wsmanager/handler.py).
+LOSES_LEFT_AT_SHUTDOWN: dict[str, str] = {}
+
+
+def chat_url(server: ServerProcess, room: str, query: str = "") -> str:
     """The demo chat's WebSocket URL for ``room`` on ``server``."""
     return f"{server.ws_url}/ws/chat/{room}/{query}"
 
 
-async def http(method: str, server: DaphneProcess, path: str, **kwargs: Any) -> httpx.Response:
+async def http(method: str, server: ServerProcess, path: str, **kwargs: Any) -> httpx.Response:
     """One HTTP request to ``server`` (a fresh client each time)."""
     async with httpx.AsyncClient(base_url=server.http_url, timeout=20) as client:
         return await client.request(method, path, **kwargs)
 
 
-async def room_ids(server: DaphneProcess, room: str) -> set[str]:
+async def room_ids(server: ServerProcess, room: str) -> set[str]:
     """The socket ids the demo lists for ``room`` (GET /api/rooms/<room>/sockets)."""
     response = await http("GET", server, f"/api/rooms/{room}/sockets")
     assert response.status_code == 200, response.text
@@ -124,7 +135,7 @@ def cluster_env(redis_url: str, **extra: str) -> dict[str, str]:
 
 
 @contextlib.contextmanager
-def running(servers: list[DaphneProcess]) -> Iterator[list[DaphneProcess]]:
+def running(servers: list[ServerProcess]) -> Iterator[list[ServerProcess]]:
     """Start every server; stop them all on the way out, whatever happened."""
     try:
         for server in servers:

@@ -110,14 +110,18 @@ class HostileBase(RpcHandler):
         for seq in range(count):
             await self.manager.anotify_group(self.group, "blob", seq=seq, text=text)
             await asyncio.sleep(0)
+            if seq % 10 == 9:  # keep pace with the caller's own reading, not the others'
+                await self.writer.drained()
         return count
 
     @rpc
     async def flood(self, count: int, size: int) -> dict[str, int]:
         """Notify the room ``count`` times with ``size``-character texts.
 
-        Yields to the event loop after each message (so fast readers drain
-        as it goes) and stops early once the room has lost a member.
+        Yields to the event loop after each message, waits every ten for the
+        caller's own socket to drain (the caller reads; on servers whose send
+        waits, a tight loop would outrun any reader), and stops early once the
+        room has lost a member.
         """
         members = len(await self.manager.agroup_members(self.group))
         text = "x" * size
@@ -126,6 +130,8 @@ class HostileBase(RpcHandler):
             await self.manager.anotify_group(self.group, "blob", seq=seq, text=text)
             sent += 1
             await asyncio.sleep(0)
+            if seq % 10 == 9:  # keep pace with the caller's own reading (servers whose send waits)
+                await self.writer.drained()
             if seq % 10 == 9 and len(await self.manager.agroup_members(self.group)) < members:
                 break
         return {"sent": sent, "members": len(await self.manager.agroup_members(self.group))}

@@ -11,7 +11,7 @@ import pytest
 import websockets
 
 from tests.e2e.client import Peer, chat_url, http, room_ids
-from tests.servers import DaphneProcess
+from tests.servers import DaphneProcess, ServerProcess
 from wsmanager.client import RpcError, connect
 
 pytestmark = pytest.mark.e2e
@@ -23,11 +23,11 @@ PRESENCE = ("joined", "left", "presence")
 url = chat_url
 
 
-async def room_sockets(server: DaphneProcess, room: str) -> list[str]:
+async def room_sockets(server: ServerProcess, room: str) -> list[str]:
     return sorted(await room_ids(server, room))
 
 
-async def eventually_empty(server: DaphneProcess, room: str) -> None:
+async def eventually_empty(server: ServerProcess, room: str) -> None:
     for _ in range(100):
         if await room_sockets(server, room) == []:
             return
@@ -36,7 +36,7 @@ async def eventually_empty(server: DaphneProcess, room: str) -> None:
 
 
 async def test_first_message_is_rpc_connected_with_an_unguessable_id(
-    demo_server: DaphneProcess,
+    demo_server: ServerProcess,
 ) -> None:
     """The server's first frame is rpc.connected carrying a 43-character URL-safe id."""
     async with websockets.connect(url(demo_server, "ids")) as ws:
@@ -52,7 +52,7 @@ async def test_first_message_is_rpc_connected_with_an_unguessable_id(
 
 
 async def test_send_reaches_everyone_in_the_room_and_nobody_outside(
-    demo_server: DaphneProcess,
+    demo_server: ServerProcess,
 ) -> None:
     """send(text) notifies every member, sender included, and no other room."""
     a = await Peer.open(url(demo_server, "r1", "?name=ann"))
@@ -67,7 +67,7 @@ async def test_send_reaches_everyone_in_the_room_and_nobody_outside(
         await peer.close()
 
 
-async def test_whisper_reaches_only_its_target(demo_server: DaphneProcess) -> None:
+async def test_whisper_reaches_only_its_target(demo_server: ServerProcess) -> None:
     """whisper(to, text) gives only `to` a private message; unknown or foreign ids are errors."""
     a = await Peer.open(url(demo_server, "w1", "?name=ann"))
     b = await Peer.open(url(demo_server, "w1"))
@@ -96,7 +96,7 @@ async def test_whisper_reaches_only_its_target(demo_server: DaphneProcess) -> No
         await peer.close()
 
 
-async def test_names_who_joined_renamed_and_left(demo_server: DaphneProcess) -> None:
+async def test_names_who_joined_renamed_and_left(demo_server: ServerProcess) -> None:
     """who() lists the room with names; others hear joined, renamed and left."""
     a = await Peer.open(url(demo_server, "names", "?name=ann"))
     b = await Peer.open(url(demo_server, "names"))
@@ -117,7 +117,7 @@ async def test_names_who_joined_renamed_and_left(demo_server: DaphneProcess) -> 
 
 
 @pytest.mark.parametrize("text", ["", "   ", "x" * 2001])
-async def test_empty_or_overlong_text_is_refused(demo_server: DaphneProcess, text: str) -> None:
+async def test_empty_or_overlong_text_is_refused(demo_server: ServerProcess, text: str) -> None:
     """send and whisper refuse empty and over-2,000-character text with an error."""
     a = await Peer.open(url(demo_server, "texts"))
     reply = await a.request("send", text)
@@ -148,7 +148,7 @@ async def test_empty_or_overlong_text_is_refused(demo_server: DaphneProcess, tex
     ],
 )
 async def test_bad_input_gets_the_standard_error_and_the_socket_stays_open(
-    demo_server: DaphneProcess, frame: str, code: int, answer_id: Any
+    demo_server: ServerProcess, frame: str, code: int, answer_id: Any
 ) -> None:
     """Each kind of bad input is answered with its JSON-RPC error; calls work afterwards."""
     peer = await Peer.open(url(demo_server, "bad"))
@@ -164,7 +164,7 @@ async def test_bad_input_gets_the_standard_error_and_the_socket_stays_open(
 
 @pytest.mark.parametrize("size", [0, 130, 64 * 1024])
 async def test_binary_frames_of_any_size_get_an_error_not_a_crash(
-    demo_server: DaphneProcess, size: int
+    demo_server: ServerProcess, size: int
 ) -> None:
     """A binary frame (0 B, 130 B, 64 KiB: the RpcHandler limit) gets -32001; the socket stays usable."""
     peer = await Peer.open(url(demo_server, "bin"))
@@ -177,7 +177,7 @@ async def test_binary_frames_of_any_size_get_an_error_not_a_crash(
 
 
 @pytest.mark.parametrize("size", [130, 64 * 1024])
-async def test_text_frames_of_130_bytes_and_64_kib_are_served(demo_server: DaphneProcess, size: int) -> None:
+async def test_text_frames_of_130_bytes_and_64_kib_are_served(demo_server: ServerProcess, size: int) -> None:
     """A valid call padded to the frame size (at most the RpcHandler default) is answered."""
     peer = await Peer.open(url(demo_server, "sizes"))
     call = {"jsonrpc": "2.0", "method": "who", "id": 1, "pad": ""}
@@ -189,7 +189,7 @@ async def test_text_frames_of_130_bytes_and_64_kib_are_served(demo_server: Daphn
     await peer.close()
 
 
-async def test_a_text_frame_over_64_kib_closes_1009(demo_server: DaphneProcess) -> None:
+async def test_a_text_frame_over_64_kib_closes_1009(demo_server: ServerProcess) -> None:
     """One byte over the RpcHandler default of 64 KiB closes the chat socket with 1009."""
     peer = await Peer.open(url(demo_server, "sizes"))
     await peer.send_raw(" " * (64 * 1024 + 1))
@@ -198,7 +198,7 @@ async def test_a_text_frame_over_64_kib_closes_1009(demo_server: DaphneProcess) 
     assert peer.ws.close_code == 1009
 
 
-async def test_batches_are_answered_as_batches(demo_server: DaphneProcess) -> None:
+async def test_batches_are_answered_as_batches(demo_server: ServerProcess) -> None:
     """A batch gets one array of responses; its notifications get none."""
     peer = await Peer.open(url(demo_server, "batch"))
     batch = [
@@ -221,7 +221,7 @@ async def test_batches_are_answered_as_batches(demo_server: DaphneProcess) -> No
     await peer.close()
 
 
-async def test_view_sends_to_one_socket_by_id(demo_server: DaphneProcess) -> None:
+async def test_view_sends_to_one_socket_by_id(demo_server: ServerProcess) -> None:
     """POST /api/sockets/<id>/messages reaches that socket only, with from null; 202."""
     a = await Peer.open(url(demo_server, "view1"))
     b = await Peer.open(url(demo_server, "view1"))
@@ -247,7 +247,7 @@ async def test_view_sends_to_one_socket_by_id(demo_server: DaphneProcess) -> Non
     ],
 )
 async def test_view_rejects_malformed_bodies_with_400_json(
-    demo_server: DaphneProcess, body: bytes, status: int
+    demo_server: ServerProcess, body: bytes, status: int
 ) -> None:
     """A malformed body answers 400 with a JSON error, for an id and for a room."""
     peer = await Peer.open(url(demo_server, "malformed"))
@@ -259,14 +259,14 @@ async def test_view_rejects_malformed_bodies_with_400_json(
     await peer.close()
 
 
-async def test_view_answers_404_json_for_an_unknown_socket(demo_server: DaphneProcess) -> None:
+async def test_view_answers_404_json_for_an_unknown_socket(demo_server: ServerProcess) -> None:
     """An unknown id answers 404 with a JSON error."""
     response = await http("POST", demo_server, "/api/sockets/nope/messages", json={"text": "hi"})
     assert response.status_code == 404
     assert response.json()["id"] == "nope"
 
 
-async def test_view_sends_to_a_room_and_lists_its_sockets(demo_server: DaphneProcess) -> None:
+async def test_view_sends_to_a_room_and_lists_its_sockets(demo_server: ServerProcess) -> None:
     """POST /api/rooms/<room>/messages reaches the room; GET .../sockets lists its ids."""
     a = await Peer.open(url(demo_server, "view2"))
     b = await Peer.open(url(demo_server, "view2"))
@@ -283,7 +283,7 @@ async def test_view_sends_to_a_room_and_lists_its_sockets(demo_server: DaphnePro
     await eventually_empty(demo_server, "view2")
 
 
-async def test_stats_view_counts_deliveries_of_its_process(demo_server: DaphneProcess) -> None:
+async def test_stats_view_counts_deliveries_of_its_process(demo_server: ServerProcess) -> None:
     """GET /api/stats: the node id, its open sockets, and ``delivered`` growing with each frame."""
     peer = await Peer.open(url(demo_server, "stats"))
     before = (await http("GET", demo_server, "/api/stats")).json()
@@ -300,7 +300,7 @@ async def test_stats_view_counts_deliveries_of_its_process(demo_server: DaphnePr
     await peer.close()
 
 
-async def test_view_invokes_a_client_method_and_gets_its_result(demo_server: DaphneProcess) -> None:
+async def test_view_invokes_a_client_method_and_gets_its_result(demo_server: ServerProcess) -> None:
     """POST /api/sockets/<id>/invoke: 200 result, 502 client error, 504 timeout."""
     received: list[tuple[int, int]] = []
 
@@ -333,7 +333,7 @@ async def test_view_invokes_a_client_method_and_gets_its_result(demo_server: Dap
 
 
 async def test_registry_and_groups_are_empty_after_clients_leave(
-    demo_server: DaphneProcess,
+    demo_server: ServerProcess,
 ) -> None:
     """Closing every socket (cleanly or by dropping TCP) leaves no ids in the room."""
     peers = [await Peer.open(url(demo_server, "leave")) for _ in range(5)]
@@ -345,7 +345,7 @@ async def test_registry_and_groups_are_empty_after_clients_leave(
     await eventually_empty(demo_server, "leave")
 
 
-async def test_unknown_paths_and_bad_rooms_are_refused_cleanly(demo_server: DaphneProcess) -> None:
+async def test_unknown_paths_and_bad_rooms_are_refused_cleanly(demo_server: ServerProcess) -> None:
     """A path no handler serves, or an invalid room name, is refused with HTTP 403."""
     for path in ("/ws/nowhere/", "/ws/chat/bad%20room/", "/ws/chat/" + "x" * 65 + "/"):
         with pytest.raises(websockets.InvalidStatus) as info:
@@ -355,7 +355,7 @@ async def test_unknown_paths_and_bad_rooms_are_refused_cleanly(demo_server: Daph
     await peer.close()
 
 
-async def test_cross_site_origin_is_refused(demo_server: DaphneProcess) -> None:
+async def test_cross_site_origin_is_refused(demo_server: ServerProcess) -> None:
     """A browser page from another site cannot open a socket; the site's own can."""
     with pytest.raises(websockets.InvalidStatus):
         await websockets.connect(url(demo_server, "origin"), origin="http://evil.example")
@@ -363,7 +363,7 @@ async def test_cross_site_origin_is_refused(demo_server: DaphneProcess) -> None:
     await peer.close()
 
 
-async def test_demo_page_and_client_script_are_served(demo_server: DaphneProcess) -> None:
+async def test_demo_page_and_client_script_are_served(demo_server: ServerProcess) -> None:
     """GET / serves the chat page and the page's scripts are reachable."""
     page = await http("GET", demo_server, "/")
     assert page.status_code == 200
@@ -372,7 +372,7 @@ async def test_demo_page_and_client_script_are_served(demo_server: DaphneProcess
     assert script.status_code == 200
 
 
-async def test_api_errors_are_json_for_wrong_methods_and_unknown_paths(demo_server: DaphneProcess) -> None:
+async def test_api_errors_are_json_for_wrong_methods_and_unknown_paths(demo_server: ServerProcess) -> None:
     """A wrong method answers 405 and an unknown API path 404, both with JSON bodies."""
     wrong = await http("GET", demo_server, "/api/rooms/r/messages")
     assert wrong.status_code == 405
@@ -402,7 +402,7 @@ async def test_with_debug_off_the_send_views_need_the_api_token() -> None:
         await peer.close()
 
 
-async def test_a_burst_of_joins_gives_every_member_the_whole_room(demo_server: DaphneProcess) -> None:
+async def test_a_burst_of_joins_gives_every_member_the_whole_room(demo_server: ServerProcess) -> None:
     """30 sockets join at once: each one's who() plus the joined/presence notices it gets
     name all 30, however the demo gathered them (presence_interval)."""
     peers = await asyncio.gather(*(Peer.open(url(demo_server, "burst")) for _ in range(30)))

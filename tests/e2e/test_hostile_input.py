@@ -1,14 +1,19 @@
-"""Hostile input against a real daphne process (tests/e2e/hostile_app.py).
+"""Hostile input against each real server in turn (tests/e2e/hostile_app.py).
 
 Every case asserts the documented answer or close code, and, around it (see
 :func:`watched`): a bystander socket in the same room keeps working and
 receives nothing it did not ask for, a fresh client is still served, and
 the registry holds no ghost entry once everybody has left.
 
-What daphne 4.2 (autobahn) does below wsmanager, as observed here: invalid
-UTF-8 in a text frame, WebSocket protocol violations and messages over
-daphne's own 1 MiB limit make autobahn drop the TCP connection at once
-(``failByDrop``): the client gets no close frame at all (code 1006).
+What the servers do below wsmanager with frames that break RFC 6455 or are
+not UTF-8, as observed here (:data:`BROKEN_FRAME_ENDING`): daphne 4.2
+(autobahn, ``failByDrop``), uvicorn with ``wsproto`` and hypercorn (both
+wsproto) drop the TCP connection at once, with no close frame (the client
+sees 1006); uvicorn with ``websockets`` closes with 1007 (invalid UTF-8) or
+1002 (protocol error) as RFC 6455 section 7.4.1 says; granian sends a close
+frame with no code. Frames over daphne's own 1 MiB limit make it drop the
+connection before wsmanager sees them; the other servers allow 16 MiB, so
+the handler's ``max_message_size`` (1 MiB by default) closes with 1009.
 """
 
 from __future__ import annotations
@@ -28,29 +33,55 @@ import websockets
 from tests.e2e.client import Peer
 from tests.e2e.hostile_app import SLOW_BACKLOG, SMALL_FRAME
 from tests.e2e.rawsocket import CLOSE, CONTINUATION, PING, TEXT, RawSocket
-from tests.servers import DaphneProcess
+from tests.servers import ServerProcess, selected_kinds, server_process
 
 pytestmark = pytest.mark.e2e
 
 HANDLERS = ("hostile.lenient", "hostile.limited", "hostile.small", "hostile.slow", "hostile.capped")
 PARSE_ERROR, INVALID_REQUEST, METHOD_NOT_FOUND = -32700, -32600, -32601
+DROPPED = ("dropped", None, 0)
+#: How each server ends a connection whose frame is not UTF-8 (1007) or breaks the protocol (1002).
+BROKEN_FRAME_ENDING: dict[str, dict[int, tuple[str, int | None, int]]] = {
+    "daphne": {1007: DROPPED, 1002: DROPPED},
+    "uvicorn": {1007: ("close", 1007, 0), 1002: ("close", 1002, 0)},
+    "uvicorn-wsproto": {1007: DROPPED, 1002: DROPPED},
+    "hypercorn": {1007: DROPPED, 1002: DROPPED},
+    "granian": {1007: ("close", None, 0), 1002: ("close", None, 0)},
+}
 SERVER_BUSY, BINARY, RATE_LIMITED = -32000, -32001, -32002
 
 
 @pytest.fixture(scope="module")
-def server() -> Iterator[DaphneProcess]:
-    """One daphne process serving the hostile test app."""
-    proc = DaphneProcess(app="tests.e2e.hostile_app:application", env={"DEMO_DB": ":memory:"})
+def server(server_kind: str) -> Iterator[ServerProcess]:
+    """One process of each server in turn, serving the hostile test app."""
+    proc = server_process(server_kind, app="tests.e2e.hostile_app:application", env={"DEMO_DB": ":memory:"})
     proc.start()
     yield proc
     proc.stop()
 
 
-def url(server: DaphneProcess, kind: str, room: str) -> str:
+@pytest.fixture(scope="module")
+def content_server() -> Iterator[ServerProcess]:
+    """One process of one server (daphne, else the first selected) for the value sweeps.
+
+    Tests that send one malformed JSON text per case check wsmanager's
+    JSON-RPC parsing, which no server takes part in; they run on one server,
+    while :func:`test_many_malformed_frames_in_a_row_on_one_socket` sends
+    every one of those texts through each server.
+    """
+    kinds = selected_kinds()
+    kind = "daphne" if "daphne" in kinds else kinds[0]
+    proc = server_process(kind, app="tests.e2e.hostile_app:application", env={"DEMO_DB": ":memory:"})
+    proc.start()
+    yield proc
+    proc.stop()
+
+
+def url(server: ServerProcess, kind: str, room: str) -> str:
     return f"{server.ws_url}/ws/{kind}/{room}/"
 
 
-async def state(server: DaphneProcess) -> dict[str, Any]:
+async def state(server: ServerProcess) -> dict[str, Any]:
     """The registry's socket count per handler and the node's counters."""
     async with httpx.AsyncClient(base_url=server.http_url, timeout=10) as client:
         response = await client.get("/hostile/state")
@@ -59,7 +90,7 @@ async def state(server: DaphneProcess) -> dict[str, Any]:
     return result
 
 
-async def settled(server: DaphneProcess, **expected: int) -> dict[str, Any]:
+async def settled(server: ServerProcess, **expected: int) -> dict[str, Any]:
     """Wait (5 s at most) until the socket counts are ``expected`` (others 0)."""
     want = {name: expected.get(name.removeprefix("hostile."), 0) for name in HANDLERS}
     deadline = time.monotonic() + 5
@@ -72,7 +103,7 @@ async def settled(server: DaphneProcess, **expected: int) -> dict[str, Any]:
         await asyncio.sleep(0.05)
 
 
-async def fresh_client_is_served(server: DaphneProcess) -> None:
+async def fresh_client_is_served(server: ServerProcess) -> None:
     """A new socket gets rpc.connected and answers; the demo chat still works too."""
     peer = await Peer.open(url(server, "lenient", "fresh"))
     assert await peer.call("rpc.ping") == "pong"
@@ -87,7 +118,7 @@ async def fresh_client_is_served(server: DaphneProcess) -> None:
 
 
 @contextlib.asynccontextmanager
-async def watched(server: DaphneProcess, kind: str, room: str) -> AsyncIterator[Peer]:
+async def watched(server: ServerProcess, kind: str, room: str) -> AsyncIterator[Peer]:
     """A bystander in ``room`` during the block; afterwards it is unaffected and nothing is left."""
     await settled(server)
     bystander = await Peer.open(url(server, kind, room), max_queue=None)
@@ -188,8 +219,9 @@ NOT_JSON = [
 
 
 @pytest.mark.parametrize("text", NOT_JSON, ids=range(len(NOT_JSON)))
-async def test_malformed_json_gets_a_parse_error(server: DaphneProcess, text: str) -> None:
+async def test_malformed_json_gets_a_parse_error(content_server: ServerProcess, text: str) -> None:
     """Text that is not JSON gets -32700 with id null, and the socket stays open."""
+    server = content_server
     async with watched(server, "lenient", "nojson"):
         peer = await Peer.open(url(server, "lenient", "nojson"))
         assert without_message(await answer(peer, text)) == error(PARSE_ERROR)
@@ -197,7 +229,7 @@ async def test_malformed_json_gets_a_parse_error(server: DaphneProcess, text: st
         await peer.close()
 
 
-async def test_many_malformed_frames_in_a_row_on_one_socket(server: DaphneProcess) -> None:
+async def test_many_malformed_frames_in_a_row_on_one_socket(server: ServerProcess) -> None:
     """Every malformed frame of a long run is answered, in order, on one socket."""
     async with watched(server, "lenient", "nojson2"):
         peer = await Peer.open(url(server, "lenient", "nojson2"))
@@ -210,8 +242,11 @@ async def test_many_malformed_frames_in_a_row_on_one_socket(server: DaphneProces
 
 
 @pytest.mark.parametrize("text", ["1", '"str"', "null", "true", "{}", "[1]", '[[], {}, ""]'])
-async def test_json_that_is_not_a_request_gets_invalid_request(server: DaphneProcess, text: str) -> None:
+async def test_json_that_is_not_a_request_gets_invalid_request(
+    content_server: ServerProcess, text: str
+) -> None:
     """Valid JSON that is no request object gets -32600 (per item for an array)."""
+    server = content_server
     async with watched(server, "lenient", "notreq"):
         peer = await Peer.open(url(server, "lenient", "notreq"))
         reply = without_message(await answer(peer, text))
@@ -241,7 +276,7 @@ def nested(levels: int, kind: str) -> str:
 
 
 @pytest.mark.parametrize("kind", ["array", "object"])
-async def test_deep_nesting_is_refused_without_harm(server: DaphneProcess, kind: str) -> None:
+async def test_deep_nesting_is_refused_without_harm(server: ServerProcess, kind: str) -> None:
     """100 levels get -32600 (alone or inside params); 100,000 levels get -32700; 60 levels work."""
     async with watched(server, "lenient", f"deep{kind}"):
         peer = await Peer.open(url(server, "lenient", f"deep{kind}"))
@@ -271,15 +306,16 @@ BIG_INT = "9" * 5000
     ],
     ids=["inf", "-inf", "inf-notification", "inf-id", "int5000", "int5000-id", "-int5000", "batch"],
 )
-async def test_huge_numbers_get_a_parse_error(server: DaphneProcess, text: str) -> None:
+async def test_huge_numbers_get_a_parse_error(content_server: ServerProcess, text: str) -> None:
     """Numbers out of float range and integers of 5,000 digits get -32700 with id null."""
+    server = content_server
     async with watched(server, "lenient", "numbers"):
         peer = await Peer.open(url(server, "lenient", "numbers"))
         assert without_message(await answer(peer, text)) == error(PARSE_ERROR)
         await peer.close()
 
 
-async def test_large_but_valid_numbers_round_trip(server: DaphneProcess) -> None:
+async def test_large_but_valid_numbers_round_trip(server: ServerProcess) -> None:
     """1e308, a 4,000-digit integer and a 10**30 id are echoed exactly."""
     async with watched(server, "lenient", "bignum"):
         peer = await Peer.open(url(server, "lenient", "bignum"))
@@ -326,7 +362,7 @@ def expected_for(field: str, value: Any) -> dict[str, Any]:
 WRONG_TYPES = [(field, value) for field in ("jsonrpc", "method", "params", "id") for value in EVERY_TYPE]
 
 
-async def test_every_json_type_in_every_request_field(server: DaphneProcess) -> None:
+async def test_every_json_type_in_every_request_field(server: ServerProcess) -> None:
     """Each field of a request set to each JSON type gets its exact answer (or result)."""
     async with watched(server, "lenient", "types"):
         peer = await Peer.open(url(server, "lenient", "types"))
@@ -341,8 +377,11 @@ async def test_every_json_type_in_every_request_field(server: DaphneProcess) -> 
 
 
 @pytest.mark.parametrize("version", ["1.0", "2", "2.00", "3.0", " 2.0", "2.0 ", "2.0\x00", "", "jsonrpc"])
-async def test_unknown_jsonrpc_versions_are_invalid_requests(server: DaphneProcess, version: str) -> None:
+async def test_unknown_jsonrpc_versions_are_invalid_requests(
+    content_server: ServerProcess, version: str
+) -> None:
     """Anything but exactly "2.0" gets -32600 with the request's id; a missing member too."""
+    server = content_server
     async with watched(server, "lenient", "versions"):
         peer = await Peer.open(url(server, "lenient", "versions"))
         reply = await answer(peer, json.dumps(with_field("jsonrpc", version)))
@@ -352,7 +391,7 @@ async def test_unknown_jsonrpc_versions_are_invalid_requests(server: DaphneProce
         await peer.close()
 
 
-async def test_members_beside_a_request_are_refused_or_ignored(server: DaphneProcess) -> None:
+async def test_members_beside_a_request_are_refused_or_ignored(server: ServerProcess) -> None:
     """A request carrying result or error is -32600; unknown extra members are ignored."""
     async with watched(server, "lenient", "extra"):
         peer = await Peer.open(url(server, "lenient", "extra"))
@@ -367,7 +406,7 @@ async def test_members_beside_a_request_are_refused_or_ignored(server: DaphnePro
 # -- batches --------------------------------------------------------------------------------------
 
 
-async def test_batches_empty_full_and_over_the_limit(server: DaphneProcess) -> None:
+async def test_batches_empty_full_and_over_the_limit(server: ServerProcess) -> None:
     """[] gets one -32600; 100 calls get 100 answers; 101 calls get one -32600 and run nothing."""
     async with watched(server, "lenient", "batches") as bystander:
         peer = await Peer.open(url(server, "lenient", "batches"))
@@ -397,7 +436,7 @@ async def test_batches_empty_full_and_over_the_limit(server: DaphneProcess) -> N
     ids=["empty", "nul", "ff", "json", "64KiB"],
 )
 async def test_binary_frames_get_an_error_and_the_socket_stays_open(
-    server: DaphneProcess, data: bytes
+    server: ServerProcess, data: bytes
 ) -> None:
     """An RPC handler answers any binary frame with -32001, id null."""
     async with watched(server, "lenient", "binary"):
@@ -407,7 +446,7 @@ async def test_binary_frames_get_an_error_and_the_socket_stays_open(
         await peer.close()
 
 
-async def test_frames_over_the_handler_limit_close_1009(server: DaphneProcess) -> None:
+async def test_frames_over_the_handler_limit_close_1009(server: ServerProcess) -> None:
     """A frame of exactly max_message_size works; one byte more (text or binary) closes 1009."""
     async with watched(server, "small", "big") as bystander:
         peer = await Peer.open(url(server, "small", "big"))
@@ -425,7 +464,7 @@ async def test_frames_over_the_handler_limit_close_1009(server: DaphneProcess) -
         await peer.close()
 
 
-async def test_sockets_over_the_per_user_cap_are_closed_4429(server: DaphneProcess) -> None:
+async def test_sockets_over_the_per_user_cap_are_closed_4429(server: ServerProcess) -> None:
     """A user's third socket is accepted then closed with 4429 and its reason; two stay registered."""
     async with watched(server, "capped", "cap") as bystander:
         first = await Peer.open(url(server, "capped", "cap") + "?user=7")
@@ -443,13 +482,14 @@ async def test_sockets_over_the_per_user_cap_are_closed_4429(server: DaphneProce
             await peer.close()
 
 
-async def test_frames_over_daphnes_own_limit_drop_the_connection(server: DaphneProcess) -> None:
-    """Over daphne's 1 MiB, autobahn drops the TCP connection before wsmanager sees the frame."""
+async def test_frames_over_one_mib_end_the_connection(server: ServerProcess, server_kind: str) -> None:
+    """Over daphne's 1 MiB, autobahn drops the TCP connection before wsmanager sees the frame;
+    the other servers take up to 16 MiB, and the handler's 1 MiB default closes with 1009."""
     async with watched(server, "lenient", "huge"):
         peer = await Peer.open(url(server, "lenient", "huge"))
         with contextlib.suppress(websockets.ConnectionClosed):
             await peer.send_raw("z" * (1024 * 1024 + 1))
-        assert await closed_with(peer.ws) is None
+        assert await closed_with(peer.ws) == (None if server_kind == "daphne" else 1009)
 
 
 INVALID_UTF8 = {
@@ -464,17 +504,19 @@ INVALID_UTF8 = {
 
 
 @pytest.mark.parametrize("payload", INVALID_UTF8.values(), ids=INVALID_UTF8.keys())
-async def test_invalid_utf8_text_drops_the_connection(server: DaphneProcess, payload: bytes) -> None:
-    """A text frame that is not UTF-8 is refused by autobahn: the TCP connection drops (no 1007 frame)."""
+async def test_invalid_utf8_text_ends_the_connection(
+    server: ServerProcess, server_kind: str, payload: bytes
+) -> None:
+    """A text frame that is not UTF-8 is refused by the server below wsmanager (1007 or a drop)."""
     async with watched(server, "lenient", "utf8"):
         raw = await RawSocket.open(server.port, "/ws/lenient/utf8/")
         await raw.hello()
         await raw.send(TEXT, payload)
-        assert await raw.ending() == ("dropped", None, 0)
+        assert await raw.ending() == BROKEN_FRAME_ENDING[server_kind][1007]
 
 
-async def test_utf8_split_across_fragments(server: DaphneProcess) -> None:
-    """A character split over two fragments is reassembled; an invalid continuation drops the connection."""
+async def test_utf8_split_across_fragments(server: ServerProcess, server_kind: str) -> None:
+    """A character split over two fragments is reassembled; an invalid continuation ends the connection."""
     async with watched(server, "lenient", "fragments"):
         raw = await RawSocket.open(server.port, "/ws/lenient/fragments/")
         await raw.hello()
@@ -485,16 +527,16 @@ async def test_utf8_split_across_fragments(server: DaphneProcess) -> None:
         assert await raw.recv_json() == {"jsonrpc": "2.0", "result": "€uro", "id": 1}
         await raw.send(TEXT, b'"\xe2', fin=False)
         await raw.send(CONTINUATION, b'\x28"')
-        assert await raw.ending() == ("dropped", None, 0)
+        assert await raw.ending() == BROKEN_FRAME_ENDING[server_kind][1007]
 
 
 @pytest.mark.parametrize(
     "violation", ["unmasked", "rsv-bits", "reserved-opcode", "ping-over-125", "bad-close"]
 )
-async def test_websocket_protocol_violations_drop_the_connection(
-    server: DaphneProcess, violation: str
+async def test_websocket_protocol_violations_end_the_connection(
+    server: ServerProcess, server_kind: str, violation: str
 ) -> None:
-    """Frames that break RFC 6455 make autobahn drop the connection; the server stays up."""
+    """Frames that break RFC 6455 make the server end the connection (1002 or a drop); it stays up."""
     async with watched(server, "lenient", "rfc"):
         raw = await RawSocket.open(server.port, "/ws/lenient/rfc/")
         await raw.hello()
@@ -509,13 +551,13 @@ async def test_websocket_protocol_violations_drop_the_connection(
             await raw.send(PING, b"p" * 126)
         else:
             await raw.send(CLOSE, b"\x03")  # a one-byte close payload
-        assert await raw.ending() == ("dropped", None, 0)
+        assert await raw.ending() == BROKEN_FRAME_ENDING[server_kind][1002]
 
 
 # -- floods ----------------------------------------------------------------------------------------
 
 
-async def test_ten_thousand_messages_are_rate_limited_then_closed_1008(server: DaphneProcess) -> None:
+async def test_ten_thousand_messages_are_rate_limited_then_closed_1008(server: ServerProcess) -> None:
     """Past the burst, calls get -32002 until 50 refusals in a row close the socket with 1008."""
     initial = await state(server)
     before = initial["stats"].get("rate_limited", 0)
@@ -578,7 +620,7 @@ async def test_ten_thousand_messages_are_rate_limited_then_closed_1008(server: D
         assert after["stats"]["rate_limited"] - before >= len(limited) + 1
 
 
-async def test_calls_beyond_the_pending_limit_get_busy_at_once(server: DaphneProcess) -> None:
+async def test_calls_beyond_the_pending_limit_get_busy_at_once(server: ServerProcess) -> None:
     """With 100 calls waiting or running, further calls get -32000 at once; the socket stays open."""
     async with watched(server, "lenient", "busy"):
         peer = await Peer.open(url(server, "lenient", "busy"))
@@ -594,7 +636,7 @@ async def test_calls_beyond_the_pending_limit_get_busy_at_once(server: DaphnePro
         await peer.close()
 
 
-async def test_two_hundred_sockets_dropped_without_a_close_leave_no_trace(server: DaphneProcess) -> None:
+async def test_two_hundred_sockets_dropped_without_a_close_leave_no_trace(server: ServerProcess) -> None:
     """200 sockets aborted at the TCP level leave the registry as it was."""
     async with watched(server, "lenient", "drops") as bystander:
         raws: list[RawSocket] = []
@@ -611,8 +653,13 @@ async def test_two_hundred_sockets_dropped_without_a_close_leave_no_trace(server
         await settled(server, lenient=1)
 
 
-async def test_slow_reader_is_closed_1013_and_the_room_keeps_flowing(server: DaphneProcess) -> None:
-    """A client that stops reading is cut off (1013, dropped_slow_client); a bystander gets every message."""
+async def test_slow_reader_is_closed_1013_and_the_room_keeps_flowing(
+    server: ServerProcess, server_kind: str
+) -> None:
+    """A client that stops reading is cut off (1013, dropped_slow_client); a bystander gets every message.
+
+    On every server: a broadcast only puts frames in the stalled socket's outbox
+    (wsmanager/writer.py), and its backlog is what is not written yet."""
     initial = await state(server)
     before = initial["stats"].get("dropped_slow_client", 0)
     closed_before = initial["closes"].get("hostile.slow 1013", 0)

@@ -1,4 +1,5 @@
-"""Presence across real daphne processes on Redis: ``joined`` / ``left`` once, whoever announces.
+"""Presence across real server processes on Redis (each server in turn): ``joined`` /
+``left`` once, whoever announces.
 
 The demo has no login, so every socket here is its own member (per-user
 presence is covered in-process by tests/test_presence.py, and per-user
@@ -19,8 +20,8 @@ from typing import Any
 import pytest
 
 from tests import redis_support
-from tests.e2e.client import Peer, chat_url, cluster_env, running
-from tests.servers import DaphneProcess
+from tests.e2e.client import LOSES_LEFT_AT_SHUTDOWN, Peer, chat_url, cluster_env, running
+from tests.servers import ServerProcess, server_process
 
 pytestmark = [pytest.mark.e2e, pytest.mark.redis]
 
@@ -30,10 +31,10 @@ HEARTBEAT = 0.5
 
 
 @pytest.fixture(scope="module")
-def cluster(redis_url: str) -> Iterator[list[DaphneProcess]]:
-    """Two daphne processes on one Redis."""
+def cluster(redis_url: str, server_kind: str) -> Iterator[list[ServerProcess]]:
+    """Two processes of each server in turn on one Redis."""
     env = cluster_env(redis_url, WSMANAGER_HEARTBEAT=str(HEARTBEAT))
-    with running([DaphneProcess(env=env) for _ in range(2)]) as servers:
+    with running([server_process(server_kind, env=env) for _ in range(2)]) as servers:
         yield servers
 
 
@@ -52,10 +53,21 @@ async def drain(peer: Peer, quiet: float = 0.5) -> list[dict[str, Any]]:
 
 
 def presence_notes(messages: list[dict[str, Any]]) -> Counter[tuple[str, str]]:
-    """How many times each (joined/left, id) arrived."""
-    return Counter(
-        (m["method"], m["params"]["id"]) for m in messages if m.get("method") in ("joined", "left")
-    )
+    """How many times each (joined/left, id) arrived, alone or in a burst's ``presence``."""
+    notes: Counter[tuple[str, str]] = Counter()
+    for m in messages:
+        if m.get("method") in ("joined", "left"):
+            notes[(m["method"], m["params"]["id"])] += 1
+        elif m.get("method") == "presence":
+            notes.update(("joined", entry["id"]) for entry in m["params"]["joined"])
+            notes.update(("left", member) for member in m["params"]["left"])
+    return notes
+
+
+def balanced(notes: Counter[tuple[str, str]], ids: list[str]) -> bool:
+    """Each member was announced joining and leaving at most once, and as often as each other
+    (a member that came and went within one presence interval is announced neither way)."""
+    return all(notes[("joined", i)] == notes[("left", i)] <= 1 for i in ids)
 
 
 async def wait_for_lefts(peer: Peer, ids: set[str], deadline: float) -> list[dict[str, Any]]:
@@ -69,7 +81,7 @@ async def wait_for_lefts(peer: Peer, ids: set[str], deadline: float) -> list[dic
     return got
 
 
-async def test_joined_and_left_once_per_socket_across_processes(cluster: list[DaphneProcess]) -> None:
+async def test_joined_and_left_once_per_socket_across_processes(cluster: list[ServerProcess]) -> None:
     """Each arrival and departure on either process is announced once to every other member."""
     a = await Peer.open(ws(cluster[0], "p1"))
     b = await Peer.open(ws(cluster[1], "p1"))
@@ -78,18 +90,20 @@ async def test_joined_and_left_once_per_socket_across_processes(cluster: list[Da
     assert [m["id"] for m in who] == [a.id, b.id, c.id]  # earliest first
     await b.close()
     await c.close()
-    assert presence_notes(await drain(a)) == Counter(
-        {("joined", b.id): 1, ("joined", c.id): 1, ("left", b.id): 1, ("left", c.id): 1}
-    )
+    notes = presence_notes(await drain(a))
+    assert balanced(notes, [b.id, c.id])
+    assert set(notes) <= {(event, i) for event in ("joined", "left") for i in (b.id, c.id)}
     assert await a.call("who") == [{"id": a.id, "name": None}]
     await a.close()
 
 
-async def test_sigkilled_process_sockets_leave_once_via_one_survivor(redis_url: str) -> None:
+async def test_sigkilled_process_sockets_leave_once_via_one_survivor(
+    redis_url: str, server_kind: str
+) -> None:
     """SIGKILL: members on both survivors hear ``left`` once per dead socket, within a few heartbeats."""
     env = cluster_env(redis_url, WSMANAGER_HEARTBEAT=str(HEARTBEAT))
-    with DaphneProcess(env=env) as one, DaphneProcess(env=env) as two:
-        doomed = DaphneProcess(env=env).start()
+    with server_process(server_kind, env=env) as one, server_process(server_kind, env=env) as two:
+        doomed = server_process(server_kind, env=env).start()
         try:
             watchers = [await Peer.open(ws(one, "p2")), await Peer.open(ws(two, "p2"))]
             dead = [await Peer.open(ws(doomed, "p2")) for _ in range(3)]
@@ -110,15 +124,19 @@ async def test_sigkilled_process_sockets_leave_once_via_one_survivor(redis_url: 
             doomed.kill()
 
 
-async def test_stopped_process_sockets_leave_once(redis_url: str) -> None:
+async def test_stopped_process_sockets_leave_once(
+    redis_url: str, server_kind: str, request: pytest.FixtureRequest
+) -> None:
     """SIGTERM: the survivor's member hears ``left`` once for each socket of the stopped process."""
+    if server_kind in LOSES_LEFT_AT_SHUTDOWN:
+        request.applymarker(pytest.mark.xfail(reason=LOSES_LEFT_AT_SHUTDOWN[server_kind], strict=False))
     env = cluster_env(redis_url, WSMANAGER_HEARTBEAT=str(HEARTBEAT))
-    with DaphneProcess(env=env) as survivor:
-        leaving = DaphneProcess(env=env).start()
+    with server_process(server_kind, env=env) as survivor:
+        leaving = server_process(server_kind, env=env).start()
         watcher = await Peer.open(ws(survivor, "p3"))
         peers = [await Peer.open(ws(leaving, "p3")) for _ in range(3)]
         await drain(watcher, 0.3)
-        leaving.stop()
+        await asyncio.to_thread(leaving.stop)  # the clients answer the close meanwhile
         messages = await wait_for_lefts(watcher, {p.id for p in peers}, 10 * HEARTBEAT + 5)
         notes = presence_notes(messages + await drain(watcher, 3 * HEARTBEAT))
         assert notes == Counter({("left", p.id): 1 for p in peers})

@@ -1,4 +1,4 @@
-"""The RPC execution model against a real daphne: no deadlock, no head-of-line blocking."""
+"""The RPC execution model against every real server: no deadlock, no head-of-line blocking."""
 
 from __future__ import annotations
 
@@ -9,20 +9,21 @@ from collections.abc import Iterator
 import pytest
 
 from tests.e2e.client import Peer
-from tests.servers import DaphneProcess
+from tests.servers import ServerProcess, server_process
 from wsmanager.client import connect
 
 pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture(scope="module")
-def model_server() -> Iterator[DaphneProcess]:
-    with DaphneProcess(app="tests.e2e.rpc_app:application", env={"DEMO_DB": ":memory:"}) as server:
+def model_server(server_kind: str) -> Iterator[ServerProcess]:
+    app = "tests.e2e.rpc_app:application"
+    with server_process(server_kind, app=app, env={"DEMO_DB": ":memory:"}) as server:
         yield server
 
 
 async def test_a_method_awaiting_invoke_on_its_own_caller_gets_the_result(
-    model_server: DaphneProcess,
+    model_server: ServerProcess,
 ) -> None:
     """ask_client invokes the calling socket and returns its answer: no deadlock."""
     asked: list[int] = []
@@ -37,7 +38,7 @@ async def test_a_method_awaiting_invoke_on_its_own_caller_gets_the_result(
 
 
 async def test_a_slow_call_blocks_neither_other_sockets_nor_its_own_disconnect(
-    model_server: DaphneProcess,
+    model_server: ServerProcess,
 ) -> None:
     """While one socket's call sleeps, others are served and its close is handled."""
     slow = await Peer.open(f"{model_server.ws_url}/ws/model/")

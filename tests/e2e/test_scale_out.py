@@ -1,4 +1,4 @@
-"""Several real daphne processes sharing a real Redis: the cluster behaves as one."""
+"""Several real server processes (each server in turn) sharing a real Redis: the cluster behaves as one."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import websockets
 
 from tests import redis_support
 from tests.e2e.client import Peer, chat_url, cluster_env, http, room_ids, running
-from tests.servers import DaphneProcess
+from tests.servers import ServerProcess, server_process
 from wsmanager.registry.redis import RedisRegistry
 
 pytestmark = [pytest.mark.e2e, pytest.mark.redis]
@@ -22,23 +22,23 @@ HEARTBEAT = 0.5
 
 
 @pytest.fixture(scope="module")
-def cluster(redis_url: str) -> Iterator[list[DaphneProcess]]:
-    """Two daphne processes on one Redis (a fresh key prefix per module).
+def cluster(redis_url: str, server_kind: str) -> Iterator[list[ServerProcess]]:
+    """Two processes of each server in turn on one Redis (a fresh key prefix per module).
 
     The load below comes from one address, so the per-address cap is off.
     """
     env = cluster_env(redis_url, DEMO_MAX_PER_ADDRESS="0")
     # A burst of handshakes on 2 shared cores can take longer than daphne's
     # default 5 s handshake timeout; docs/scaling.md recommends raising it.
-    args = ("--websocket_connect_timeout", "30")
-    with running([DaphneProcess(env=env, extra_args=args) for _ in range(2)]) as servers:
+    args = ("--websocket_connect_timeout", "30") if server_kind == "daphne" else ()
+    with running([server_process(server_kind, env=env, extra_args=args) for _ in range(2)]) as servers:
         yield servers
 
 
 ws = chat_url
 
 
-async def test_whisper_and_send_cross_processes(cluster: list[DaphneProcess]) -> None:
+async def test_whisper_and_send_cross_processes(cluster: list[ServerProcess]) -> None:
     """Members on different processes whisper and chat as if on one server."""
     a = await Peer.open(ws(cluster[0], "x1"))
     b = await Peer.open(ws(cluster[1], "x1"))
@@ -51,7 +51,7 @@ async def test_whisper_and_send_cross_processes(cluster: list[DaphneProcess]) ->
     await b.close()
 
 
-async def test_who_and_http_listing_see_the_whole_room(cluster: list[DaphneProcess]) -> None:
+async def test_who_and_http_listing_see_the_whole_room(cluster: list[ServerProcess]) -> None:
     """who() and GET /api/rooms/<room>/sockets list members of every process."""
     peers = [await Peer.open(ws(cluster[i % 2], "x2")) for i in range(4)]
     expected = {p.id for p in peers}
@@ -69,7 +69,7 @@ async def test_who_and_http_listing_see_the_whole_room(cluster: list[DaphneProce
         assert await room_ids(server, "x2") == set()
 
 
-async def test_views_of_one_process_reach_sockets_of_another(cluster: list[DaphneProcess]) -> None:
+async def test_views_of_one_process_reach_sockets_of_another(cluster: list[ServerProcess]) -> None:
     """A view on process 1 sends by id and to a room holding sockets of process 2."""
     b = await Peer.open(ws(cluster[1], "x3"))
     c = await Peer.open(ws(cluster[0], "x3"))
@@ -84,7 +84,7 @@ async def test_views_of_one_process_reach_sockets_of_another(cluster: list[Daphn
     await c.close()
 
 
-async def test_invoke_crosses_processes_with_its_result(cluster: list[DaphneProcess]) -> None:
+async def test_invoke_crosses_processes_with_its_result(cluster: list[ServerProcess]) -> None:
     """A view on process 1 invokes a client method on a socket of process 2."""
     b = await Peer.open(ws(cluster[1], "x4"))
     body = {"method": "double", "params": [21], "timeout": 5}
@@ -98,10 +98,12 @@ async def test_invoke_crosses_processes_with_its_result(cluster: list[DaphneProc
     await b.close()
 
 
-async def test_group_membership_outlives_the_channel_layer_group_expiry(redis_url: str) -> None:
+async def test_group_membership_outlives_the_channel_layer_group_expiry(
+    redis_url: str, server_kind: str
+) -> None:
     """With channels_redis group_expiry=1 s, a room still gets messages 3 s later."""
     env = cluster_env(redis_url, CHANNELS_GROUP_EXPIRY="1")
-    with DaphneProcess(env=env) as one, DaphneProcess(env=env) as two:
+    with server_process(server_kind, env=env) as one, server_process(server_kind, env=env) as two:
         a = await Peer.open(ws(one, "exp"))
         b = await Peer.open(ws(two, "exp"))
         await asyncio.sleep(3)
@@ -113,11 +115,11 @@ async def test_group_membership_outlives_the_channel_layer_group_expiry(redis_ur
         await b.close()
 
 
-async def test_sigkill_prunes_the_dead_process_sockets(redis_url: str) -> None:
+async def test_sigkill_prunes_the_dead_process_sockets(redis_url: str, server_kind: str) -> None:
     """A process killed with SIGKILL: its sockets leave lists and rooms; sends get 404."""
     env = cluster_env(redis_url, WSMANAGER_HEARTBEAT=str(HEARTBEAT))
-    with DaphneProcess(env=env) as survivor:
-        doomed = DaphneProcess(env=env).start()
+    with server_process(server_kind, env=env) as survivor:
+        doomed = server_process(server_kind, env=env).start()
         live = await Peer.open(ws(survivor, "kill"))
         dead = [await Peer.open(ws(doomed, "kill")) for _ in range(3)]
         assert await room_ids(survivor, "kill") == {live.id} | {p.id for p in dead}
@@ -132,20 +134,20 @@ async def test_sigkill_prunes_the_dead_process_sockets(redis_url: str) -> None:
         await live.close()
 
 
-async def test_clean_shutdown_removes_sockets_at_once(redis_url: str) -> None:
+async def test_clean_shutdown_removes_sockets_at_once(redis_url: str, server_kind: str) -> None:
     """SIGTERM: the process removes its sockets before it exits (no TTL wait)."""
     env = cluster_env(redis_url, WSMANAGER_HEARTBEAT="60")
-    with DaphneProcess(env=env) as survivor:
-        leaving = DaphneProcess(env=env).start()
+    with server_process(server_kind, env=env) as survivor:
+        leaving = server_process(server_kind, env=env).start()
         peers = [await Peer.open(ws(leaving, "term")) for _ in range(3)]
         assert len(await room_ids(survivor, "term")) == 3
-        leaving.stop()
+        await asyncio.to_thread(leaving.stop)  # the clients answer the close meanwhile
         assert await room_ids(survivor, "term") == set()
         for peer in peers:
             await peer.ws.close()
 
 
-async def test_a_burst_of_500_simultaneous_connects_all_succeed(cluster: list[DaphneProcess]) -> None:
+async def test_a_burst_of_500_simultaneous_connects_all_succeed(cluster: list[ServerProcess]) -> None:
     """500 clients connecting at the same moment (50 rooms) all get their id."""
     urls = [ws(cluster[i % 2], f"burst{i % 50}") for i in range(500)]
     peers = await asyncio.gather(*(Peer.open(u, open_timeout=60) for u in urls))
@@ -155,7 +157,7 @@ async def test_a_burst_of_500_simultaneous_connects_all_succeed(cluster: list[Da
 
 
 async def test_broadcast_to_1000_sockets_of_one_process_drops_nothing(
-    cluster: list[DaphneProcess], redis_url: str
+    cluster: list[ServerProcess], redis_url: str
 ) -> None:
     """A group of 1,000 sockets on one process gets every one of 5 broadcasts from another.
 
@@ -184,7 +186,7 @@ async def test_broadcast_to_1000_sockets_of_one_process_drops_nothing(
     await asyncio.gather(*(p.close() for p in peers))
 
 
-async def test_unknown_path_is_refused_on_every_process(cluster: list[DaphneProcess]) -> None:
+async def test_unknown_path_is_refused_on_every_process(cluster: list[ServerProcess]) -> None:
     """The cluster refuses unknown paths cleanly, like one process."""
     for server in cluster:
         with pytest.raises(websockets.InvalidStatus):

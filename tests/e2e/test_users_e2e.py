@@ -1,4 +1,4 @@
-"""One user's sockets on two daphne processes: per-user notify, invoke and queries reach
+"""One user's sockets on two server processes (each server in turn): per-user notify, invoke and queries reach
 all of them (tests/e2e/users_app.py; in-process cases are in tests/test_presence.py)."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import pytest
 
 from tests import redis_support
 from tests.e2e.client import Peer, cluster_env, running
-from tests.servers import DaphneProcess
+from tests.servers import ServerProcess, server_process
 
 pytestmark = [pytest.mark.e2e, pytest.mark.redis]
 
@@ -19,15 +19,15 @@ redis_url = redis_support.redis_url
 
 
 @pytest.fixture(scope="module")
-def cluster(redis_url: str) -> Iterator[list[DaphneProcess]]:
-    """Two daphne processes serving the users app on one Redis."""
+def cluster(redis_url: str, server_kind: str) -> Iterator[list[ServerProcess]]:
+    """Two processes of each server in turn serving the users app on one Redis."""
     env = cluster_env(redis_url)
     app = "tests.e2e.users_app:application"
-    with running([DaphneProcess(app=app, env=env) for _ in range(2)]) as servers:
+    with running([server_process(server_kind, app=app, env=env) for _ in range(2)]) as servers:
         yield servers
 
 
-def url(server: DaphneProcess, user: int | None = None) -> str:
+def url(server: ServerProcess, user: int | None = None) -> str:
     return f"{server.ws_url}/ws/users/" + ("" if user is None else f"?user={user}")
 
 
@@ -38,7 +38,7 @@ async def answer_call(peer: Peer, method: str, result: object) -> None:
     await peer.send_raw(json.dumps({"jsonrpc": "2.0", "id": request["id"], "result": result}))
 
 
-async def test_a_users_tabs_in_two_processes_are_reached_together(cluster: list[DaphneProcess]) -> None:
+async def test_a_users_tabs_in_two_processes_are_reached_together(cluster: list[ServerProcess]) -> None:
     """notify_user, invoke_user, user_sockets and is_online see both processes' tabs of user 7."""
     one, two = cluster
     tab1, tab2 = await Peer.open(url(one, 7)), await Peer.open(url(two, 7))
