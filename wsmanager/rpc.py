@@ -34,7 +34,7 @@ from typing import Any, ClassVar, TypeVar
 
 from channels.db import database_sync_to_async
 
-from . import protocol
+from . import observe, protocol
 from .conf import get_settings
 from .counters import Count, bump
 from .exceptions import (
@@ -165,6 +165,12 @@ class RpcHandler(WebSocketHandler):
             raise InvokeError(self.id, method, "cannot wait for an answer inside the socket's own hooks")
         if self.state not in (State.CONNECTING, State.OPEN):
             raise ConnectionClosed(self.id)
+        waiting = self._invoke_params(method, params, timeout)
+        return await (waiting if observe.hub is None else observe.hub.invoke(self, method, waiting))
+
+    async def _invoke_params(
+        self, method: str, params: tuple[Any, ...] | dict[str, Any], timeout: float | None
+    ) -> Any:
         self._next_call += 1
         call_id = self._next_call
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
@@ -271,7 +277,8 @@ class RpcHandler(WebSocketHandler):
         if isinstance(item, Invalid):
             return protocol.encode_error(item.id, item.error)
         try:
-            result = await self._call(item)
+            call = self._call(item)
+            result = await (call if observe.hub is None else observe.hub.rpc(self, item.method, call))
         except RpcError as exc:
             error = ErrorObject(exc.code, exc.message, exc.data)
         except BadParams as exc:
