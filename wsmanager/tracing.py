@@ -117,7 +117,9 @@ class TracingObserver(observe.Observer):
             "rpc.service": sock.handler_name,
             "rpc.method": method[:128],
         }
-        name = f"{sock.handler_name}/{_method_name(sock, method)}{suffix}"
+        # A client's call names only exposed methods; an invoke's name is the server's own.
+        shown = _method_name(sock, method) if kind is SpanKind.SERVER else method[:128]
+        name = f"{sock.handler_name}/{shown}{suffix}"
         span = self.tracer.start_span(name, context=parent, kind=kind, attributes=attributes, links=links)
         return span, otel_context.attach(trace.set_span_in_context(span))
 
