@@ -220,6 +220,11 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
         help=f"Redis for the multi-process cases (default {DEFAULT_REDIS}); 'none' skips them",
     )
     parser.add_argument("--no-sio", action="store_true", help="leave python-socketio out")
+    parser.add_argument(
+        "--metrics",
+        action="store_true",
+        help="wsmanager's servers run with Prometheus metrics installed (wsmanager.metrics)",
+    )
     parser.add_argument("--json", type=Path, help=f"write results here (default {RESULTS}/latest.json)")
     parser.add_argument("--markdown", type=Path, help=f"write the table here (default {RESULTS}/latest.md)")
     parser.add_argument("--report", type=Path, help="only print the table of a results JSON written before")
@@ -243,6 +248,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         config = replace(config, seconds=args.seconds)
     limit = raise_fd_limit()
     notes: list[str] = []
+    if args.metrics:
+        os.environ["BENCH_METRICS"] = "1"  # read by bench/apps/wsm.py in each server process
+        notes.append("wsmanager ran with Prometheus metrics installed (--metrics)")
     systems = [SYSTEMS["bare"], SYSTEMS["sio"], SYSTEMS["wsm"]]
     if args.no_sio or not sio_installed():
         systems.remove(SYSTEMS["sio"])

@@ -13,10 +13,11 @@ nothing of Prometheus or OpenTelemetry is imported. :func:`add` installs an
 and the hub goes back to ``None`` with the last one.
 
 Guarantees: each observer sees every event reported after its ``add``, in
-the order the core reports them, on the event loop thread that served the
-socket (calls run in the socket's own task, so a tracing observer's current
-span is the call's). ``rpc_started``/``rpc_finished`` (and the invoke and
-handshake pairs) come in pairs, in the same task. An observer that raises
+the order the core reports them, on the event loop, in the task that
+reported it (a call's worker task; for a frame written at once, the
+sender's task). ``rpc_started``/``rpc_finished`` (and the invoke and
+handshake pairs) come in pairs, in the same task, around the awaited work,
+so that a tracing observer's current span is the call's while it runs. An observer that raises
 breaks the socket's frame or call that reported it: observers must not
 raise. Non-guarantees: events before ``add`` are not replayed; counters
 (:mod:`wsmanager.counters`) are not events: read them with
