@@ -1,9 +1,11 @@
 """Prometheus metrics of this process (the ``wsmanager[metrics]`` extra).
 
-Call :func:`install` once per process (an ``AppConfig.ready``, or the ASGI
-module): it registers the metrics in prometheus-client's default registry,
-so an existing ``/metrics`` endpoint (django-prometheus, your own) includes
-them, and installs an observer (:mod:`wsmanager.observe`) that updates them.
+Call :func:`install` once per process, before sockets open (an
+``AppConfig.ready``, or the ASGI module; a socket opened before it is not in
+the gauge, and its close would take the gauge below the truth): it
+registers the metrics in prometheus-client's default registry, so an
+existing ``/metrics`` endpoint (django-prometheus, your own) includes them,
+and installs an observer (:mod:`wsmanager.observe`) that updates them.
 :func:`metrics_view` is a Django view that serves them. docs/operations.md
 lists every metric, with queries and alerts.
 
