@@ -231,6 +231,11 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
         help="comma-separated servers to run wsmanager on, one column each: "
         f"{','.join(SERVER_KINDS)} (default daphne; bare Channels and socket.io stay on daphne)",
     )
+    parser.add_argument(
+        "--metrics",
+        action="store_true",
+        help="wsmanager's servers run with Prometheus metrics installed (wsmanager.metrics)",
+    )
     parser.add_argument("--json", type=Path, help=f"write results here (default {RESULTS}/latest.json)")
     parser.add_argument("--markdown", type=Path, help=f"write the table here (default {RESULTS}/latest.md)")
     parser.add_argument("--report", type=Path, help="only print the table of a results JSON written before")
@@ -254,6 +259,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         config = replace(config, seconds=args.seconds)
     limit = raise_fd_limit()
     notes: list[str] = []
+    if args.metrics:
+        os.environ["BENCH_METRICS"] = "1"  # read by bench/apps/wsm.py in each server process
+        notes.append("wsmanager ran with Prometheus metrics installed (--metrics)")
     kinds = [k.strip() for k in args.server.split(",") if k.strip()]
     unknown = [k for k in kinds if k not in SERVER_KINDS]
     if unknown or not kinds:

@@ -9,3 +9,9 @@ class DemoChatConfig(AppConfig):
 
     def ready(self) -> None:
         from . import checks  # noqa: F401  (registration side effect)
+
+        try:  # the demo's Prometheus metrics (GET /metrics), when prometheus-client is installed
+            from wsmanager import metrics
+        except ImportError:
+            return
+        metrics.install()

@@ -1,10 +1,17 @@
+from django.contrib import admin
 from django.urls import path, re_path
+
+from wsmanager import probes
 
 from . import views
 from .handlers import ROOM_PATTERN
 
 urlpatterns = [
     path("", views.index, name="index"),
+    path("admin/", admin.site.urls),
+    path("healthz", probes.health),
+    path("readyz", probes.readiness),
+    path("metrics", views.metrics),
     path("api/stats", views.process_stats),
     path("api/sockets/<str:socket_id>/messages", views.socket_message),
     path("api/sockets/<str:socket_id>/invoke", views.socket_invoke),

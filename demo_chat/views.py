@@ -175,6 +175,20 @@ def process_stats(request: HttpRequest) -> HttpResponse:
     return JsonResponse(body)
 
 
+@api("GET")
+def metrics(request: HttpRequest) -> HttpResponse:
+    """Prometheus metrics of this process (``wsmanager.metrics``), under the API's access rule.
+
+    Prometheus scrapes it with the API token (``authorization`` in its
+    scrape config). Without prometheus-client installed: 404.
+    """
+    try:
+        from wsmanager.metrics import metrics_view
+    except ImportError:
+        return error(404, "metrics need prometheus-client (pip install 'wsmanager[metrics]')")
+    return metrics_view(request)
+
+
 @api("POST")
 def socket_invoke(request: HttpRequest, socket_id: str) -> HttpResponse:
     """Call a client method: 200 result, 502 client error, 504 timeout, 404 unknown id."""

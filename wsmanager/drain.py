@@ -57,7 +57,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from . import servers
+from . import health, servers
 from .conf import get_settings
 from .node import get_node
 
@@ -103,6 +103,7 @@ async def drain(
     """
     if period is None:
         period = get_settings().drain_period
+    health.set_draining()  # readiness answers 503 from now on (wsmanager.probes)
     loop = asyncio.get_running_loop()
     node = get_node()
     sockets = list(node.sockets.values())

@@ -36,8 +36,7 @@ processes) go through the socket's :class:`~wsmanager.outbox.Outbox`: written
 one at a time, in the order they were queued, and a sender never waits for
 this socket's transport. Over ``max_send_backlog`` unwritten bytes the socket
 is closed with 1013; a frame the server cannot write closes it with 1011.
-Frames for a closing or closed socket are dropped. Every drop is counted
-(:mod:`wsmanager.counters`).
+Frames for a closing or closed socket are dropped, and counted (``counters``).
 """
 
 from __future__ import annotations
@@ -51,7 +50,7 @@ from typing import Any, ClassVar
 from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
 
-from . import admission, catalog, db, presence
+from . import admission, catalog, db, observe, presence
 from .addresses import client_address
 from .aio import cancel_requested
 from .conf import get_settings
@@ -124,7 +123,8 @@ class WebSocketHandler(Hooks, AsyncWebsocketConsumer):  # type: ignore[misc]
         self._receive_task: asyncio.Task[Any] | None = None
         self.id = ""
         self.lifecycle = Lifecycle()
-        self.writer = Writer(Outbox(self.max_send_backlog, get_settings().max_outgoing_queue), self.close)
+        outbox = Outbox(self.max_send_backlog, get_settings().max_outgoing_queue)
+        self.writer = Writer(outbox, self.close, handler=self.handler_name)
         self.intake = Intake(self.max_message_size, self.rate_limit, self.rate_limit_strikes)
         self._released: asyncio.Future[None] | None = None
 
@@ -166,6 +166,8 @@ class WebSocketHandler(Hooks, AsyncWebsocketConsumer):  # type: ignore[misc]
             return
         await super().accept(subprotocol, headers)
         self.lifecycle.move(State.OPEN)
+        if observe.hub is not None:
+            observe.hub.connection_opened(self.handler_name)
         self.writer.buffered = send_backlog_probe(self.base_send)
         await self.writer.start(self.on_open)
 
@@ -183,6 +185,8 @@ class WebSocketHandler(Hooks, AsyncWebsocketConsumer):  # type: ignore[misc]
             return
         await self.writer.flush()
         self.lifecycle.move(State.CLOSING)
+        if observe.hub is not None:
+            observe.hub.connection_closed(self.handler_name, code or 1000)
         self.writer.stop()
         # Registry first: a server whose close waits for the whole closing
         # handshake (uvicorn's websockets) must not leave a ghost entry meanwhile.
@@ -231,7 +235,8 @@ class WebSocketHandler(Hooks, AsyncWebsocketConsumer):  # type: ignore[misc]
             await self.websocket_receive(message)
         elif kind == "websocket.connect":
             await db.close_old_connections_if_used()
-            await self.websocket_connect(message)
+            connecting = self.websocket_connect(message)
+            await (connecting if observe.hub is None else observe.hub.handshake(self, connecting))
         elif kind == "websocket.disconnect":
             self._close_code = int(message.get("code", 1005))
             raise StopConsumer()
@@ -308,6 +313,8 @@ class WebSocketHandler(Hooks, AsyncWebsocketConsumer):  # type: ignore[misc]
             self.lifecycle.move(State.CLOSED)
 
     async def websocket_receive(self, message: Message) -> None:
+        if observe.hub is not None:
+            observe.hub.frame_received(self.handler_name)
         if self.lifecycle.state is not State.OPEN:  # closing: what the client still sends is dropped
             bump(Count.DROPPED_INCOMING)
             return
@@ -337,6 +344,8 @@ class WebSocketHandler(Hooks, AsyncWebsocketConsumer):  # type: ignore[misc]
 
     async def _finish(self, code: int) -> None:
         """The socket is gone: release it, then run ``on_disconnect`` if it was open."""
+        if observe.hub is not None and self.lifecycle.state is State.OPEN:
+            observe.hub.connection_closed(self.handler_name, code)
         await self._release(code)
         if self.lifecycle.was_open:
             try:

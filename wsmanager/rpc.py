@@ -46,7 +46,7 @@ from typing import Any, ClassVar
 
 from channels.db import database_sync_to_async
 
-from . import protocol
+from . import observe, protocol
 from .conf import get_settings
 from .contract import ClientMethod, Notification
 from .counters import Count, bump
@@ -65,6 +65,7 @@ from .invocations import Invocations
 from .lifecycle import State
 from .limits import too_big
 from .logs import LogThrottle
+from .outbox import size_of
 from .params import BadParams, Method
 from .protocol import ErrorObject, Invalid, Request, Response, params_of
 
@@ -74,10 +75,6 @@ logger = logging.getLogger("wsmanager.rpc")
 
 #: ``data`` of the -32602 answering a string that has no UTF-8 form.
 UNSTORABLE = "a string holds a lone surrogate: it is not valid UTF-8 and cannot be stored"
-
-
-def _utf8_size(text: str) -> int:
-    return len(text.encode("utf-8", "surrogatepass"))
 
 
 class RpcHandler(WebSocketHandler):
@@ -169,6 +166,12 @@ class RpcHandler(WebSocketHandler):
             raise InvokeError(self.id, method, "cannot wait for an answer inside the socket's own hooks")
         if self.state not in (State.CONNECTING, State.OPEN):
             raise ConnectionClosed(self.id)
+        waiting = self._invoke_params(method, params, timeout)
+        return await (waiting if observe.hub is None else observe.hub.invoke(self, method, waiting))
+
+    async def _invoke_params(
+        self, method: str, params: tuple[Any, ...] | dict[str, Any], timeout: float | None
+    ) -> Any:
         self._invocations.socket_id = self.id
         call_id, future = self._invocations.start(method)
         wait = get_settings().invoke_timeout if timeout is None else timeout
@@ -269,7 +272,7 @@ class RpcHandler(WebSocketHandler):
                         if answer is not None:
                             answers.append(answer)
                             if room is not None:  # UTF-8 bytes, and a comma or a bracket
-                                room -= 1 + (len(answer) if answer.isascii() else _utf8_size(answer))
+                                room -= 1 + size_of({"text": answer})
                     await self._answer(answers, batch)
                     # Backpressure: the next call waits while the client has not
                     # read this answer (it stays pending, so a client that stops
@@ -295,7 +298,8 @@ class RpcHandler(WebSocketHandler):
         if isinstance(item, Invalid):
             return protocol.encode_error(item.id, item.error)
         try:
-            result = await self._call(item)
+            call = self._call(item)
+            result = await (call if observe.hub is None else observe.hub.rpc(self, item.method, call))
         except RpcError as exc:
             error = ErrorObject(exc.code, exc.message, exc.data)
         except BadParams as exc:

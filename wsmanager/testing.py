@@ -26,7 +26,7 @@ from typing import Any
 
 from channels.testing import WebsocketCommunicator
 
-from . import counters, db, presence
+from . import counters, db, health, presence
 from .exceptions import RemoteError
 from .node import reset_node
 from .registry import get_registry, reset_registry
@@ -36,12 +36,14 @@ __all__ = ["RpcCommunicator", "areset", "reset"]
 
 def reset() -> None:
     """Forget the process's singletons (between tests): registry instance, node,
-    counters, the database-use flag, and presence's gathered changes and warnings."""
+    counters, the database-use flag, presence's gathered changes and warnings, and
+    the draining mark."""
     reset_registry()
     reset_node()
     counters.reset()
     db.forget_use()
     presence.reset()
+    health.set_draining(False)
 
 
 async def areset() -> None:

@@ -24,6 +24,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from . import observe
 from .aio import run_eagerly
 from .counters import Count, bump
 from .lifecycle import CloseCode
@@ -43,10 +44,11 @@ Close = Callable[[int, str], Awaitable[None]]
 class Writer:
     """Writes one socket's outbox through ``send``; ``close`` is the socket's close."""
 
-    __slots__ = ("_closing", "_task", "buffered", "close", "label", "outbox", "send")
+    __slots__ = ("_closing", "_task", "buffered", "close", "handler", "label", "outbox", "send")
 
-    def __init__(self, outbox: Outbox, close: Close, label: str = "") -> None:
+    def __init__(self, outbox: Outbox, close: Close, label: str = "", handler: str = "") -> None:
         self.outbox = outbox
+        self.handler = handler  # the socket's handler_name, for observers
         self.close = close
         self.label = label
         self.send: Send | None = None
@@ -119,6 +121,8 @@ class Writer:
             assert send is not None, "Writer.send is set before the first frame is released"
             while (message := outbox.next()) is not None:
                 await send(message)
+                if observe.hub is not None:
+                    observe.hub.frame_sent(self.handler)
         except Exception as exc:
             bump(Count.DROPPED_WRITE_FAILED)
             logger.info("socket %s: write failed (%r); closing 1011", self.label, exc)

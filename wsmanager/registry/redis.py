@@ -59,6 +59,7 @@ except ImportError as exc:  # pragma: no cover - depends on the installation
         "wsmanager.registry.redis.RedisRegistry needs the 'redis' package: pip install 'wsmanager[redis]'"
     ) from exc
 
+from .. import observe
 from ..conf import get_settings
 from ..exceptions import ConfigurationError, RegistryUnavailable, SocketNotFound
 from . import redis_scripts as scripts
@@ -156,6 +157,8 @@ class RedisRegistry(RegistryBackend):
                         await self._sweep(bound.client, "")
             yield bound.client
         except (RedisError, OSError) as exc:
+            if observe.hub is not None:
+                observe.hub.registry_error(action)
             raise RegistryUnavailable(
                 f"Redis registry at {redact(self.url)} unavailable ({action}): {exc}"
             ) from exc

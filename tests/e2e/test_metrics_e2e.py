@@ -1,0 +1,165 @@
+"""Prometheus metrics after real traffic: a real daphne serving the demo, real clients,
+and the ``/metrics`` text read with prometheus-client's own parser."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Iterator
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from demo_chat.handlers import ChatHandler
+from tests.e2e.client import Peer, chat_url, http
+from tests.servers import DaphneProcess
+from wsmanager.metrics import DROP_REASONS
+
+pytestmark = pytest.mark.e2e
+
+CHAT = ChatHandler.handler_name
+TOKEN = "metrics-test-token"
+
+Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[DaphneProcess]:
+    """The demo with DEBUG off: /metrics then needs the API token, as the API does."""
+    proc = DaphneProcess(
+        env={
+            "DEMO_DB": ":memory:",
+            "DJANGO_DEBUG": "0",
+            "DJANGO_SECRET_KEY": "metrics-e2e-not-the-placeholder",
+            "DEMO_API_TOKEN": TOKEN,
+        }
+    )
+    proc.start()
+    yield proc
+    proc.stop()
+
+
+async def scrape(server: DaphneProcess) -> Samples:
+    response = await http("GET", server, "/metrics", headers={"Authorization": f"Bearer {TOKEN}"})
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"].startswith("text/plain")
+    samples: Samples = {}
+    for family in text_string_to_metric_families(response.text):
+        for sample in family.samples:
+            samples[sample.name, frozenset(sample.labels.items())] = sample.value
+    return samples
+
+
+def value(samples: Samples, name: str, **labels: str) -> float:
+    return samples.get((name, frozenset(labels.items())), 0.0)
+
+
+async def until_value(server: DaphneProcess, expected: float, name: str, **labels: str) -> Samples:
+    """Scrape until the sample has the expected value (the server handles a close after the client)."""
+    deadline = time.monotonic() + 10
+    while True:
+        samples = await scrape(server)
+        if value(samples, name, **labels) == expected:
+            return samples
+        assert time.monotonic() < deadline, (
+            f"{name}{labels} is {value(samples, name, **labels)}, not {expected}"
+        )
+        await asyncio.sleep(0.05)
+
+
+async def test_metrics_need_the_api_access_rule_with_debug_off(server: DaphneProcess) -> None:
+    """Anonymous: 403 JSON, like the API; a wrong token: 403."""
+    anonymous = await http("GET", server, "/metrics")
+    assert anonymous.status_code == 403
+    assert "error" in anonymous.json()
+    wrong = await http("GET", server, "/metrics", headers={"Authorization": "Bearer nope"})
+    assert wrong.status_code == 403
+
+
+async def test_the_connection_gauge_follows_opens_and_closes(server: DaphneProcess) -> None:
+    before = await scrape(server)
+    gauge = value(before, "wsmanager_connections", handler=CHAT)
+    opened = value(before, "wsmanager_connections_opened_total", handler=CHAT)
+    closed = value(before, "wsmanager_connections_closed_total", handler=CHAT, code="1000")
+    peers = [await Peer.open(chat_url(server, "gauge")) for _ in range(3)]
+    during = await scrape(server)
+    assert value(during, "wsmanager_connections", handler=CHAT) == gauge + 3
+    assert value(during, "wsmanager_connections_opened_total", handler=CHAT) == opened + 3
+    await peers[0].close()
+    after = await until_value(server, gauge + 2, "wsmanager_connections", handler=CHAT)
+    assert value(after, "wsmanager_connections_closed_total", handler=CHAT, code="1000") == closed + 1
+    for peer in peers[1:]:
+        await peer.close()
+    await until_value(server, gauge, "wsmanager_connections", handler=CHAT)
+
+
+async def test_messages_and_calls_are_counted_and_errors_are_outcome_error(server: DaphneProcess) -> None:
+    peer = await Peer.open(chat_url(server, "counted"))
+    before = await scrape(server)
+    assert await peer.call("send", "one") == {"delivered": 1}
+    assert await peer.call("send", "two") == {"delivered": 1}
+    assert (await peer.request("send", 42))["error"]["code"] == -32602  # bad params
+    assert (await peer.request("no.such.method"))["error"]["code"] == -32601
+    assert (await peer.request("who"))["result"]
+    after = await scrape(server)
+    await peer.close()
+
+    def delta(name: str, **labels: str) -> float:
+        return value(after, name, **labels) - value(before, name, **labels)
+
+    assert delta("wsmanager_messages_received_total", handler=CHAT) == 5
+    # 5 answers and 2 "message" notifications (the sender is the room's only member).
+    assert delta("wsmanager_messages_sent_total", handler=CHAT) == 7
+    rpc = "wsmanager_rpc_duration_seconds_count"
+    assert delta(rpc, handler=CHAT, method="send", outcome="ok") == 2
+    assert delta(rpc, handler=CHAT, method="send", outcome="error") == 1
+    assert delta(rpc, handler=CHAT, method="unknown", outcome="error") == 1
+    assert delta(rpc, handler=CHAT, method="who", outcome="ok") == 1
+    assert not [
+        key for key in after if key[0].startswith("wsmanager_rpc") and ("method", "no.such.method") in key[1]
+    ]
+
+
+async def test_invokes_are_timed_by_outcome(server: DaphneProcess) -> None:
+    """/invoke answered by the client: ok; unanswered until its timeout: error."""
+    peer = await Peer.open(chat_url(server, "invoked"))
+    before = await scrape(server)
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    path = f"/api/sockets/{peer.id}/invoke"
+    first = {"method": "ask", "params": [1]}
+    asking = asyncio.ensure_future(http("POST", server, path, json=first, headers=auth))
+    request = await peer.recv_json()
+    assert request["method"] == "ask"
+    await peer.send_raw(json.dumps({"jsonrpc": "2.0", "id": request["id"], "result": "yes"}))
+    assert (await asking).json() == {"result": "yes"}
+    body = {"method": "ask", "params": [2], "timeout": 0.2}
+    unanswered = await http("POST", server, path, json=body, headers=auth)
+    assert unanswered.status_code == 504
+    after = await scrape(server)
+    await peer.close()
+    name = "wsmanager_invoke_duration_seconds_count"
+    for outcome in ("ok", "error"):
+        assert (
+            value(after, name, handler=CHAT, outcome=outcome)
+            == value(before, name, handler=CHAT, outcome=outcome) + 1
+        )
+
+
+async def test_drops_are_counted_under_their_reason(server: DaphneProcess) -> None:
+    """A burst over the rate limit: each call answered -32002 is one ``rate_limited`` drop."""
+    before = await scrape(server)
+    assert {key[1] for key in before if key[0] == "wsmanager_dropped_total"} == {
+        frozenset({("reason", reason)}) for reason in DROP_REASONS
+    }
+    peer = await Peer.open(chat_url(server, "dropped"))
+    burst = 240  # over the burst of 200, under 50 refusals in a row (which close the socket)
+    for call_id in range(1, burst + 1):
+        await peer.send_raw(json.dumps({"jsonrpc": "2.0", "method": "rpc.ping", "id": call_id}))
+    answers = [await peer.recv_json() for _ in range(burst)]
+    await peer.close()
+    refused = sum(1 for answer in answers if answer.get("error", {}).get("code") == -32002)
+    assert refused > 0
+    after = await scrape(server)
+    was = value(before, "wsmanager_dropped_total", reason="rate_limited")
+    assert value(after, "wsmanager_dropped_total", reason="rate_limited") == was + refused

@@ -1,0 +1,211 @@
+"""Prometheus metrics of this process (the ``wsmanager[metrics]`` extra).
+
+Call :func:`install` once per process, before sockets open (an
+``AppConfig.ready``, or the ASGI module; a socket opened before it is not in
+the gauge, and its close would take the gauge below the truth): it
+registers the metrics in prometheus-client's default registry, so an
+existing ``/metrics`` endpoint (django-prometheus, your own) includes them,
+and installs an observer (:mod:`wsmanager.observe`) that updates them.
+:func:`metrics_view` is a Django view that serves them. docs/operations.md
+lists every metric, with queries and alerts.
+
+The names and labels are a contract (dashboards depend on them):
+
+* ``wsmanager_connections{handler}``: open sockets of the handler in this process;
+* ``wsmanager_connections_opened_total{handler}``,
+  ``wsmanager_connections_closed_total{handler,code}``;
+* ``wsmanager_messages_received_total{handler}`` (frames in),
+  ``wsmanager_messages_sent_total{handler}`` (frames written to sockets);
+* ``wsmanager_dropped_total{reason}``: one reason per drop or refusal counter
+  of :mod:`wsmanager.counters` (read at scrape time: no cost per drop);
+* ``wsmanager_rpc_duration_seconds{handler,method,outcome}``: ``method`` is an
+  exposed name (or ``rpc.ping``), anything else ``unknown``; ``outcome`` is
+  ``ok`` or ``error``;
+* ``wsmanager_invoke_duration_seconds{handler,outcome}`` (server-to-client calls);
+* ``wsmanager_registry_errors_total{operation}``.
+
+No label holds a user, a group or a socket id, so the number of series is
+bounded by handlers, exposed methods and close codes. Guarantees: counts are
+this process's since it started (each process serves its own figures;
+Prometheus sums them). With prometheus-client's multi-process mode
+(``PROMETHEUS_MULTIPROC_DIR``, e.g. under gunicorn), :func:`metrics_view`
+serves the sum over the workers, except ``wsmanager_dropped_total``, which
+then shows the process that answers the scrape. Non-guarantees: a call whose
+result cannot be encoded as JSON is timed as ``ok`` (the client gets -32603).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from typing import Any, Generic, TypeVar
+
+from django.http import HttpRequest, HttpResponse
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+from prometheus_client.core import CounterMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from . import counters, observe
+from .counters import Count
+
+__all__ = ["DROP_REASONS", "DropsCollector", "MetricsObserver", "install", "metrics_view", "uninstall"]
+
+#: The counters that are drops or refusals: the ``reason`` label's values.
+DROP_REASONS: tuple[str, ...] = tuple(
+    str(c) for c in Count if c not in (Count.DELIVERED, Count.FORWARDED, Count.RESTORED)
+)
+
+#: Histogram buckets in seconds: from a local call (sub-millisecond) to the invoke timeout.
+BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+
+K = TypeVar("K")
+
+
+class _Children(dict[K, Any], Generic[K]):
+    """Labelled children of one metric, looked up once per label set."""
+
+    def __init__(self, labels: Callable[[K], Any]) -> None:
+        super().__init__()
+        self._labels = labels
+
+    def __missing__(self, key: K) -> Any:
+        child = self[key] = self._labels(key)
+        return child
+
+
+class DropsCollector(Collector):
+    """``wsmanager_dropped_total{reason}``, read from :func:`wsmanager.counters.stats` at scrape time."""
+
+    def collect(self) -> Iterator[Metric]:
+        family = CounterMetricFamily(
+            "wsmanager_dropped",
+            "Frames, calls and handshakes dropped or refused, by reason.",
+            labels=["reason"],
+        )
+        stats = counters.stats()
+        for reason in DROP_REASONS:
+            family.add_metric([reason], stats.get(reason, 0))
+        yield family
+
+
+class MetricsObserver(observe.Observer):
+    """Updates the metrics of the module docstring from the core's events."""
+
+    def __init__(self, registry: CollectorRegistry = REGISTRY) -> None:
+        def counter(name: str, doc: str, labels: list[str]) -> Counter:
+            return Counter(name, doc, labels, registry=registry)
+
+        def histogram(name: str, doc: str, labels: list[str]) -> Histogram:
+            return Histogram(name, doc, labels, registry=registry, buckets=BUCKETS)
+
+        self.connections = Gauge(
+            "wsmanager_connections",
+            "Open sockets of the handler in this process.",
+            ["handler"],
+            registry=registry,
+            multiprocess_mode="livesum",
+        )
+        self.opened = counter("wsmanager_connections_opened", "Handshakes accepted.", ["handler"])
+        self.closed = counter(
+            "wsmanager_connections_closed", "Open sockets that closed, by close code.", ["handler", "code"]
+        )
+        self.received = counter("wsmanager_messages_received", "Frames received from clients.", ["handler"])
+        self.sent = counter("wsmanager_messages_sent", "Frames written to sockets.", ["handler"])
+        self.rpc = histogram(
+            "wsmanager_rpc_duration_seconds",
+            "Client-to-server JSON-RPC calls: time from start to answer.",
+            ["handler", "method", "outcome"],
+        )
+        self.invoke = histogram(
+            "wsmanager_invoke_duration_seconds",
+            "Server-to-client calls (invoke): time until the answer, error or timeout.",
+            ["handler", "outcome"],
+        )
+        self.registry_errors = counter(
+            "wsmanager_registry_errors", "Registry operations that failed (store unreachable).", ["operation"]
+        )
+        self.drops = DropsCollector()
+        registry.register(self.drops)
+        self._connections: _Children[str] = _Children(self.connections.labels)
+        self._opened: _Children[str] = _Children(self.opened.labels)
+        self._closed: _Children[tuple[str, str]] = _Children(lambda k: self.closed.labels(*k))
+        self._received: _Children[str] = _Children(self.received.labels)
+        self._sent: _Children[str] = _Children(self.sent.labels)
+        self._rpc: _Children[tuple[str, str, str]] = _Children(lambda k: self.rpc.labels(*k))
+        self._invoke: _Children[tuple[str, str]] = _Children(lambda k: self.invoke.labels(*k))
+
+    def connection_opened(self, handler: str) -> None:
+        self._opened[handler].inc()
+        self._connections[handler].inc()
+
+    def connection_closed(self, handler: str, code: int) -> None:
+        self._closed[handler, str(code)].inc()
+        self._connections[handler].dec()
+
+    def frame_received(self, handler: str) -> None:
+        self._received[handler].inc()
+
+    def frame_sent(self, handler: str) -> None:
+        self._sent[handler].inc()
+
+    def registry_error(self, operation: str) -> None:
+        self.registry_errors.labels(operation).inc()
+
+    def rpc_finished(
+        self, sock: observe.Socket, method: str, token: Any, seconds: float, code: int | None
+    ) -> None:
+        exposed = method in getattr(sock, "rpc_methods", ()) or method == "rpc.ping"
+        key = (sock.handler_name, method if exposed else "unknown", "ok" if code is None else "error")
+        self._rpc[key].observe(seconds)
+
+    def invoke_finished(
+        self, sock: observe.Socket, method: str, token: Any, seconds: float, error: BaseException | None
+    ) -> None:
+        self._invoke[sock.handler_name, "ok" if error is None else "error"].observe(seconds)
+
+
+_installed: MetricsObserver | None = None
+
+
+def install(registry: CollectorRegistry = REGISTRY) -> MetricsObserver:
+    """Register the metrics (once per process) and start updating them.
+
+    Later calls return the same observer (and reinstall it after
+    :func:`uninstall`); ``registry`` only counts on the first call.
+    """
+    global _installed
+    if _installed is None:
+        _installed = MetricsObserver(registry)
+    observe.add(_installed)
+    return _installed
+
+
+def uninstall() -> None:
+    """Stop updating the metrics (they stay registered, with their last values)."""
+    if _installed is not None:
+        observe.remove(_installed)
+
+
+def metrics_view(request: HttpRequest) -> HttpResponse:
+    """The text exposition of the default registry (or of every worker, in multi-process mode).
+
+    No access control of its own: mount it behind yours (the demo's is
+    ``demo_chat.access``), or on a port only Prometheus reaches.
+    """
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+        registry.register(DropsCollector())
+    else:
+        registry = REGISTRY
+    return HttpResponse(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)
