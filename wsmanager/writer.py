@@ -19,7 +19,6 @@ started once. Every refused or dropped frame is counted.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -62,7 +61,7 @@ class Writer:
         buffered = self.buffered() if self.buffered is not None else 0
         verdict = self.outbox.put(message, buffered)
         if verdict is Verdict.WRITE:
-            self._task = run_eagerly(self.write_out())
+            self._write()
         elif verdict is Verdict.QUEUED:
             pass
         elif verdict is Verdict.CLOSED:
@@ -85,7 +84,18 @@ class Writer:
         await opening()
         self.outbox.extend(waiting)
         if self.outbox.release():
-            self._task = run_eagerly(self.write_out())
+            self._write()
+
+    def _write(self) -> None:
+        """Become the writer: write at once, in a task only from the first write that waits."""
+        task = run_eagerly(self.write_out())
+        if task is not None:
+            self._task = task
+            task.add_done_callback(self._written)
+
+    def _written(self, task: asyncio.Task[None]) -> None:
+        if self._task is task:
+            self._task = None
 
     async def flush(self) -> None:
         """Before a close: write what waits, unless a writer is stuck on the transport
@@ -128,11 +138,6 @@ class Writer:
             logger.info("socket %s: write failed (%r); closing 1011", self.label, exc)
             self.stop()
             self.close_soon(CloseCode.INTERNAL_ERROR, "write failed")
-        finally:
-            # (No running loop when a stuck writer is garbage-collected.)
-            with contextlib.suppress(RuntimeError):
-                if asyncio.current_task() is self._task:
-                    self._task = None
 
     def close_soon(self, code: int, reason: str) -> None:
         """Close the socket in a task of its own (once)."""
