@@ -57,7 +57,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from . import health, servers
+from . import health, node, servers
 from .conf import get_settings
 from .node import get_node
 
@@ -144,11 +144,29 @@ def install() -> bool:
     Idempotent per event loop. Outside the main thread signals cannot be
     hooked: logged, False.
     """
+    node.on_drain_request(_drain_requested)
     try:
         loop = asyncio.get_running_loop()
     except RuntimeError:
         return servers.call_when_running(_install_in_running_loop)
     return _hook(loop)
+
+
+def _drain_requested(period: float | None) -> None:
+    """Another process asked (``manage.py wsmanager drain``): drain, once at a time.
+
+    The process keeps running; it is marked draining, so its readiness
+    probe answers 503 and a load balancer stops sending it new clients.
+    """
+    global _drain_task
+    if draining():
+        return
+    logger.info("drain requested by another process")
+    _drain_task = asyncio.get_running_loop().create_task(_drain_quietly(period))
+
+
+async def _drain_quietly(period: float | None) -> None:
+    await drain(period)
 
 
 def _install_in_running_loop() -> None:

@@ -37,7 +37,7 @@ import secrets
 import socket
 import uuid
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Protocol
 
 from channels.layers import get_channel_layer
@@ -59,7 +59,7 @@ from .outbox import Message
 from .registry import ConnectionInfo, get_registry
 from .upkeep import Upkeep
 
-__all__ = ["LocalSocket", "Node", "get_node", "reset_node"]
+__all__ = ["LocalSocket", "Node", "get_node", "on_drain_request", "reset_node"]
 
 logger = logging.getLogger("wsmanager.node")
 
@@ -255,6 +255,11 @@ class Node:
         bump(Count.DELIVERED, taken)
         return taken
 
+    async def request_drain(self, node_id: str, period: float | None) -> bool:
+        """Ask node ``node_id`` to drain (see :mod:`wsmanager.drain`); False if the layer refused."""
+        await self.start()
+        return await self._link.send(node_id, {"type": "wsmanager.drain", "period": period})
+
     async def close_socket(
         self, handler: str, node_id: str, socket_id: str, code: int, reason: str
     ) -> None:
@@ -326,6 +331,11 @@ class Node:
                 await sock.close(message["code"], message.get("reason") or None)
         elif kind == "wsmanager.invoke":
             asyncio.get_running_loop().create_task(self._serve_invoke(message))
+        elif kind == "wsmanager.drain":
+            if _drain_requested is None:
+                logger.warning("node %s was asked to drain but has no drain installed", self.id)
+            else:
+                _drain_requested(message.get("period"))
         elif kind == "wsmanager.invoke_result":
             future = self._calls.get(message["call"])
             if future is not None and not future.done():
@@ -367,6 +377,14 @@ def _settle(future: asyncio.Future[Any], reply: Message) -> None:
 
 
 _node: Node | None = None
+#: What this process does when another asks it to drain (set by wsmanager.drain.install).
+_drain_requested: Callable[[float | None], None] | None = None
+
+
+def on_drain_request(callback: Callable[[float | None], None] | None) -> None:
+    """Set what a ``wsmanager.drain`` request from another process runs (period in seconds)."""
+    global _drain_requested
+    _drain_requested = callback
 
 
 def get_node() -> Node:

@@ -39,6 +39,7 @@ from django.core.management.base import BaseCommand, CommandError
 from wsmanager.catalog import handler_class, handler_names
 from wsmanager.exceptions import WsManagerError
 from wsmanager.manager import Manager, get_manager
+from wsmanager.node import get_node
 from wsmanager.openrpc import openrpc_document
 from wsmanager.registry import get_registry
 from wsmanager.rpc import RpcHandler
@@ -128,6 +129,11 @@ class Command(BaseCommand):
         close.add_argument("--reason", default="")
         stats = sub.add_parser("stats", help="each live process's counters, as of its last heartbeat")
         stats.add_argument("--json", action="store_true", help="one JSON object instead of a table")
+        drain = sub.add_parser("drain", help="ask live processes to close their sockets (1012) for a deploy")
+        which = drain.add_mutually_exclusive_group(required=True)
+        which.add_argument("node", nargs="?", help="a node id, as `stats` lists them")
+        which.add_argument("--all", action="store_true", help="every live process")
+        drain.add_argument("--period", type=float, help='seconds (default WSMANAGER["DRAIN_PERIOD"])')
         _add_contract_parsers(sub)
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -135,7 +141,7 @@ class Command(BaseCommand):
         if action in ("schema", "typescript"):
             self.write_contract(action, options)
             return
-        manager = None if action == "stats" else self._manager(options.get("handler"))
+        manager = None if action in ("stats", "drain") else self._manager(options.get("handler"))
         if not get_registry().shared:
             self.stderr.write(
                 "warning: the registry is in-memory, so this command sees and reaches only its own "
@@ -221,6 +227,26 @@ class Command(BaseCommand):
         for node, stats in [*sorted(by_node.items()), ("total", total)]:
             counters = " ".join(f"{k}={v}" for k, v in sorted(stats.items()) if k != "sockets")
             self.stdout.write(f"{node:<40}  sockets={stats.get('sockets', 0)}  {counters}".rstrip())
+
+    def do_drain(self, manager: None, options: dict[str, Any]) -> None:
+        """Ask one live node, or all, to drain: sockets closed with 1012 over the period,
+        readiness 503 (the process keeps running; stop it when it is empty)."""
+        live = sorted(async_to_sync(get_registry().node_stats)())
+        targets = live if options.get("all") else [options["node"]]
+        unknown = [node for node in targets if node not in live]
+        if unknown or not targets:
+            raise CommandError(f"no live node {', '.join(unknown)}; live: {', '.join(live) or 'none'}")
+        period = options.get("period")
+
+        async def ask() -> list[str]:
+            node = get_node()
+            return [target for target in targets if not await node.request_drain(target, period)]
+
+        refused = async_to_sync(ask)()
+        if refused:
+            raise CommandError(f"the channel layer refused the request for {', '.join(refused)}")
+        for target in targets:
+            self.stdout.write(f"asked {target} to drain")
 
     def write_contract(self, action: str, options: dict[str, Any]) -> None:
         """``schema``: the OpenRPC document; ``typescript``: the ``.d.ts`` built from it."""
