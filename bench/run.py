@@ -159,15 +159,21 @@ async def run_all(
         if not group:
             continue
         count = 1 if mode == "memory" else 2
-        servers = Servers(apps, count=count, redis_url=redis_url if mode == "redis" else "", prefix=prefix)
-        log(f"-- starting {count * len(apps)} server process(es), {mode} --")
+        # The raw websockets ceiling is one process with no shared rooms: memory cases only.
+        in_mode = [s for s in systems if mode == "memory" or s.key != "raw"]
+        mode_apps = {key: app for key, app in apps.items() if any(s.key == key for s in in_mode)}
+        layer = redis_url if mode == "redis" else ""
+        servers = Servers(mode_apps, count=count, redis_url=layer, prefix=prefix)
+        log(f"-- starting {count * len(mode_apps)} server process(es), {mode} --")
         await asyncio.to_thread(servers.start)
         try:
-            for system in systems:
+            for system in in_mode:
                 for port in servers.ports(system.key):
                     await system.preflight(port)
             for case in group:
-                errors += await run_case(case, systems, servers, repeat)
+                # The ceiling has no send-by-id view.
+                runs = [s for s in in_mode if not (isinstance(case, Direct) and s.key == "raw")]
+                errors += await run_case(case, runs, servers, repeat)
                 servers.check_alive()
         finally:
             await asyncio.to_thread(servers.stop, bool(errors))
@@ -226,6 +232,9 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--no-sio", action="store_true", help="leave python-socketio out")
     parser.add_argument(
+        "--no-raw", action="store_true", help="leave out the raw websockets ceiling (bench/apps/raw.py)"
+    )
+    parser.add_argument(
         "--server",
         default="daphne",
         help="comma-separated servers to run wsmanager on, one column each: "
@@ -269,6 +278,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     wsm = [SYSTEMS["wsm"] if kind == "daphne" else WsManager(kind) for kind in kinds]
     systems = [SYSTEMS["bare"], SYSTEMS["sio"], *wsm]
+    if not args.no_raw:
+        systems.append(SYSTEMS["raw"])
     if args.no_sio or not sio_installed():
         systems.remove(SYSTEMS["sio"])
         if not args.no_sio:

@@ -26,7 +26,7 @@ from wsmanager.client import connect
 
 from .wsclient import ORIGIN, WsConn, open_ws
 
-__all__ = ["SYSTEMS", "Bare", "SocketIO", "System", "WsManager", "sio_installed"]
+__all__ = ["SYSTEMS", "Bare", "RawWebsockets", "SocketIO", "System", "WsManager", "sio_installed"]
 
 HOST = "127.0.0.1"
 
@@ -213,4 +213,19 @@ class SocketIO(System):
         return str(json.loads(text[2:])[1])
 
 
-SYSTEMS: dict[str, System] = {s.key: s for s in (Bare(), SocketIO(), WsManager())}
+class RawWebsockets(System):
+    """The ceiling: the ``websockets`` library alone (bench/apps/raw.py); no send by id."""
+
+    key, label, app, server = "raw", "raw websockets", "", "raw-websockets"
+
+    async def open_echo(self, port: int) -> WsConn:
+        return await open_ws(HOST, port, "/ws/echo/")
+
+    async def open_rpc(self, port: int) -> WsConn:
+        return await open_ws(HOST, port, "/ws/rpc/")
+
+    async def open_room(self, port: int, room: str, listen: bool) -> WsConn:
+        return await open_ws(HOST, port, f"/ws/room/{room}/" + ("" if listen else "?listen=0"))
+
+
+SYSTEMS: dict[str, System] = {s.key: s for s in (Bare(), SocketIO(), WsManager(), RawWebsockets())}

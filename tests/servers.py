@@ -311,6 +311,16 @@ class GunicornUvicornProcess(ServerProcess):
         return [*gunicorn, "-b", bind, *self.extra_args, self.app]
 
 
+class RawWebsocketsProcess(ServerProcess):
+    """The bench's ceiling: ``python -m bench.apps.raw`` (the ``websockets`` library alone,
+    no ASGI; ``app`` is ignored). Not one of :data:`SERVER_KINDS`: it serves no demo."""
+
+    kind = "raw-websockets"
+
+    def command(self) -> list[str]:
+        return [sys.executable, "-m", "bench.apps.raw", "--port", str(self.port)]
+
+
 SERVER_CLASSES: dict[str, type[ServerProcess]] = {
     cls.kind: cls
     for cls in (DaphneProcess, UvicornProcess, UvicornWsprotoProcess, HypercornProcess, GranianProcess)
@@ -332,4 +342,6 @@ def selected_kinds() -> tuple[str, ...]:
 
 def server_process(kind: str, **kwargs: Any) -> ServerProcess:
     """A (not yet started) process of server ``kind``; kwargs as for :class:`ServerProcess`."""
+    if kind == RawWebsocketsProcess.kind:
+        return RawWebsocketsProcess(**kwargs)
     return SERVER_CLASSES[kind](**kwargs)
