@@ -213,19 +213,11 @@ class SocketIO(System):
         return str(json.loads(text[2:])[1])
 
 
-class RawWebsockets(System):
-    """The ceiling: the ``websockets`` library alone (bench/apps/raw.py); no send by id."""
+class RawWebsockets(Bare):
+    """The ceiling: the ``websockets`` library alone (bench/apps/raw.py), on bare's paths
+    and frames; it has no send by id (the runner leaves that scenario out)."""
 
     key, label, app, server = "raw", "raw websockets", "", "raw-websockets"
-
-    async def open_echo(self, port: int) -> WsConn:
-        return await open_ws(HOST, port, "/ws/echo/")
-
-    async def open_rpc(self, port: int) -> WsConn:
-        return await open_ws(HOST, port, "/ws/rpc/")
-
-    async def open_room(self, port: int, room: str, listen: bool) -> WsConn:
-        return await open_ws(HOST, port, f"/ws/room/{room}/" + ("" if listen else "?listen=0"))
 
 
 SYSTEMS: dict[str, System] = {s.key: s for s in (Bare(), SocketIO(), WsManager(), RawWebsockets())}
