@@ -174,8 +174,10 @@ class WebSocketHandler(Hooks, AsyncWebsocketConsumer):  # type: ignore[misc]
     async def close(self, code: int | None = None, reason: str | None = None) -> None:
         """Close from the server side; the socket leaves the registry at once.
 
-        Frames queued before the close are written first, unless a writer is
-        still waiting on a slow transport: then they are dropped (counted).
+        The socket leaves the registry first (no ghost entry while a server's
+        close waits for the closing handshake). A frame the writer is sending
+        then gets ``writer.FLUSH_WAIT`` seconds to go out before the close frame;
+        frames still queued behind it are dropped (counted).
         """
         state = self.lifecycle.state
         if state is State.CLOSING or state is State.CLOSED:
@@ -183,14 +185,12 @@ class WebSocketHandler(Hooks, AsyncWebsocketConsumer):  # type: ignore[misc]
         if state is State.CONNECTING:
             await self._refuse(code, reason or "")
             return
-        await self.writer.flush()
         self.lifecycle.move(State.CLOSING)
         if observe.hub is not None:
             observe.hub.connection_closed(self.handler_name, code or 1000)
-        self.writer.stop()
-        # Registry first: a server whose close waits for the whole closing
-        # handshake (uvicorn's websockets) must not leave a ghost entry meanwhile.
         await self._release()
+        await self.writer.flush()
+        self.writer.stop()
         await self._send_close(code, reason)
 
     async def _send_close(self, code: int | None, reason: str | None) -> None:

@@ -153,10 +153,8 @@ class Node:
 
     async def stop(self) -> None:
         """Stop background tasks, forget this process's sockets in the registry and
-        announce their departures.
-
-        Waits (up to 5 s) for the tasks to end first, so that no late
-        heartbeat marks the node alive again after its sockets were removed.
+        announce their departures. Waits (up to 5 s) for the tasks to end first,
+        so that no late heartbeat marks the node alive again after that.
         """
         reader = self._reader
         self._reader = None
@@ -256,7 +254,7 @@ class Node:
         return taken
 
     async def request_drain(self, node_id: str, period: float | None) -> bool:
-        """Ask node ``node_id`` to drain (see :mod:`wsmanager.drain`); False if the layer refused."""
+        """Ask node ``node_id`` to drain (see :mod:`wsmanager.drain`); False if refused."""
         await self.start()
         return await self._link.send(node_id, {"type": "wsmanager.drain", "period": period})
 
@@ -332,9 +330,7 @@ class Node:
         elif kind == "wsmanager.invoke":
             asyncio.get_running_loop().create_task(self._serve_invoke(message))
         elif kind == "wsmanager.drain":
-            if _drain_requested is None:
-                logger.warning("node %s was asked to drain but has no drain installed", self.id)
-            else:
+            if _drain_requested is not None:  # None: no drain installed here (logged by drain)
                 _drain_requested(message.get("period"))
         elif kind == "wsmanager.invoke_result":
             future = self._calls.get(message["call"])

@@ -29,12 +29,14 @@ from .counters import Count, bump
 from .lifecycle import CloseCode
 from .outbox import Message, Outbox, Verdict
 
-__all__ = ["DRAINED", "Writer"]
+__all__ = ["DRAINED", "FLUSH_WAIT", "Writer"]
 
 logger = logging.getLogger("wsmanager.handler")
 
 #: The backlog under which :meth:`Writer.drained` returns.
 DRAINED = 64 * 1024
+#: Seconds a close gives a writer that is waiting on the transport (:meth:`Writer.flush`).
+FLUSH_WAIT = 1.0
 
 Send = Callable[[Message], Awaitable[None]]
 Close = Callable[[int, str], Awaitable[None]]
@@ -98,10 +100,18 @@ class Writer:
             self._task = None
 
     async def flush(self) -> None:
-        """Before a close: write what waits, unless a writer is stuck on the transport
-        (then it is cancelled and what waits is dropped)."""
-        if self._task is not None:
-            self._task.cancel()
+        """Before a close: write what waits. A writer already waiting on the transport
+        gets :data:`FLUSH_WAIT` seconds to finish; one still stuck then (a client that
+        stopped reading) is cancelled, and what waits is dropped.
+
+        (Cancelling a send at once would break some servers' connection, granian's
+        among them, before the close frame could go out.)
+        """
+        task = self._task
+        if task is not None:
+            await asyncio.wait([task], timeout=FLUSH_WAIT)
+            if not task.done():
+                task.cancel()
         elif self.outbox.claim():
             await self.write_out()
 

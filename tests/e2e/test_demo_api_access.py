@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import secrets
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -230,7 +231,8 @@ async def test_invoke_passes_named_params_of_any_name(
     demo_server: DaphneProcess, params: dict[str, Any]
 ) -> None:
     """Named params called like the view's or the manager's own arguments reach the client as sent."""
-    peer = await Peer.open(chat_url(demo_server, "invoke-names"))
+    # A room of its own: a notice about the previous case's peer could come first otherwise.
+    peer = await Peer.open(chat_url(demo_server, f"invoke-names-{secrets.token_hex(4)}"))
     body = {"method": "echo", "params": params, "timeout": 5}
     call = asyncio.ensure_future(http("POST", demo_server, f"/api/sockets/{peer.id}/invoke", json=body))
     request = await peer.recv_json()

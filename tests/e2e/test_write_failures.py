@@ -32,7 +32,11 @@ async def close_of(ws: websockets.ClientConnection, timeout: float = 10.0) -> tu
     return (None, "") if rcvd is None else (int(rcvd.code), rcvd.reason)
 
 
-async def test_a_frame_too_big_for_the_server_closes_1011_and_releases_the_socket(server: object) -> None:
+async def test_a_frame_too_big_for_the_server_closes_1011_and_releases_the_socket(
+    server: object, server_kind: str
+) -> None:
+    if server_kind != "daphne":
+        pytest.skip("only daphne refuses to write a frame (over its 1 MiB limit); the others send it")
     await settled(server)  # type: ignore[arg-type]
     before = (await state(server))["stats"].get("dropped_write_failed", 0)  # type: ignore[arg-type]
     victim = await Peer.open(url(server, "lenient", "toobig"))  # type: ignore[arg-type]
