@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import secrets
 from typing import Any
 
 import pytest
@@ -18,6 +19,12 @@ pytestmark = pytest.mark.e2e
 
 #: Presence notices of the demo (gathered per 50 ms, so they may come late).
 PRESENCE = ("joined", "left", "presence")
+
+
+def fresh(room: str) -> str:
+    """A room of its own for one case of a parametrised test: a late presence notice
+    about the previous case's peer cannot reach this one."""
+    return f"{room}-{secrets.token_hex(4)}"
 
 
 url = chat_url
@@ -119,7 +126,7 @@ async def test_names_who_joined_renamed_and_left(demo_server: ServerProcess) -> 
 @pytest.mark.parametrize("text", ["", "   ", "x" * 2001])
 async def test_empty_or_overlong_text_is_refused(demo_server: ServerProcess, text: str) -> None:
     """send and whisper refuse empty and over-2,000-character text with an error."""
-    a = await Peer.open(url(demo_server, "texts"))
+    a = await Peer.open(url(demo_server, fresh("texts")))
     reply = await a.request("send", text)
     assert reply["error"]["code"] == 4000
     reply = await a.request("whisper", a.id, text)
@@ -151,7 +158,7 @@ async def test_bad_input_gets_the_standard_error_and_the_socket_stays_open(
     demo_server: ServerProcess, frame: str, code: int, answer_id: Any
 ) -> None:
     """Each kind of bad input is answered with its JSON-RPC error; calls work afterwards."""
-    peer = await Peer.open(url(demo_server, "bad"))
+    peer = await Peer.open(url(demo_server, fresh("bad")))
     await peer.send_raw(frame)
     reply = await peer.recv_json()
     assert reply["jsonrpc"] == "2.0"
@@ -167,7 +174,7 @@ async def test_binary_frames_of_any_size_get_an_error_not_a_crash(
     demo_server: ServerProcess, size: int
 ) -> None:
     """A binary frame (0 B, 130 B, 64 KiB: the RpcHandler limit) gets -32001; the socket stays usable."""
-    peer = await Peer.open(url(demo_server, "bin"))
+    peer = await Peer.open(url(demo_server, fresh("bin")))
     await peer.send_raw(b"\x00" * size)
     reply = await peer.recv_json()
     assert reply["error"]["code"] == -32001
@@ -179,7 +186,7 @@ async def test_binary_frames_of_any_size_get_an_error_not_a_crash(
 @pytest.mark.parametrize("size", [130, 64 * 1024])
 async def test_text_frames_of_130_bytes_and_64_kib_are_served(demo_server: ServerProcess, size: int) -> None:
     """A valid call padded to the frame size (at most the RpcHandler default) is answered."""
-    peer = await Peer.open(url(demo_server, "sizes"))
+    peer = await Peer.open(url(demo_server, fresh("sizes")))
     call = {"jsonrpc": "2.0", "method": "who", "id": 1, "pad": ""}
     call["pad"] = "x" * (size - len(json.dumps(call)))
     frame = json.dumps(call)
@@ -191,7 +198,7 @@ async def test_text_frames_of_130_bytes_and_64_kib_are_served(demo_server: Serve
 
 async def test_a_text_frame_over_64_kib_closes_1009(demo_server: ServerProcess) -> None:
     """One byte over the RpcHandler default of 64 KiB closes the chat socket with 1009."""
-    peer = await Peer.open(url(demo_server, "sizes"))
+    peer = await Peer.open(url(demo_server, fresh("sizes")))
     await peer.send_raw(" " * (64 * 1024 + 1))
     with pytest.raises(websockets.ConnectionClosed):
         await peer.recv_json()
@@ -250,7 +257,7 @@ async def test_view_rejects_malformed_bodies_with_400_json(
     demo_server: ServerProcess, body: bytes, status: int
 ) -> None:
     """A malformed body answers 400 with a JSON error, for an id and for a room."""
-    peer = await Peer.open(url(demo_server, "malformed"))
+    peer = await Peer.open(url(demo_server, fresh("malformed")))
     for path in (f"/api/sockets/{peer.id}/messages", "/api/rooms/malformed/messages"):
         response = await http("POST", demo_server, path, content=body)
         assert response.status_code == status
