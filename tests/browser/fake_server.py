@@ -5,7 +5,9 @@ accepted connection becomes a :class:`Peer` with blocking methods the
 (synchronous) test calls: read what the browser sent, send any frame, close
 with any code. By default a peer greets with ``rpc.connected`` like the real
 server; handshakes can be refused with HTTP 403 to play a server that rejects
-or is not ready.
+or is not ready. ``greeting`` adds params to ``rpc.connected`` (recovery
+params, another id), and ``Peer.drop`` ends a connection without a close
+frame, as a network failure does.
 """
 
 from __future__ import annotations
@@ -15,8 +17,10 @@ import itertools
 import json
 import queue
 import threading
+from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.http11 import Request, Response
@@ -53,6 +57,15 @@ class Peer:
             if predicate(message):
                 return message
 
+    @property
+    def query(self) -> dict[str, list[str]]:
+        """The query parameters of the URL the browser opened."""
+        return parse_qs(urlsplit(self.path).query)
+
+    def drop(self) -> None:
+        """End the TCP connection at once, without a close frame (the browser sees 1006)."""
+        self.server.loop.call_soon_threadsafe(self.connection.transport.abort)
+
     def close(self, code: int = 1000, reason: str = "") -> None:
         """Close with this code (the closing handshake included)."""
         self._run(self.connection.close(code, reason))
@@ -70,6 +83,9 @@ class FakeServer:
         self.refuse = 0  # Refuse this many more handshakes with HTTP 403.
         self.greet = True  # Send rpc.connected on accept.
         self.refused = 0
+        self.refused_paths: list[str] = []
+        # Extra (or replaced) params of rpc.connected for a new peer, e.g. recovery ones.
+        self.greeting: Callable[[Peer], dict[str, Any]] | None = None
         self._ids = itertools.count(1)
         self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self._server: Server | None = None
@@ -94,6 +110,7 @@ class FakeServer:
         if self.refuse > 0:
             self.refuse -= 1
             self.refused += 1
+            self.refused_paths.append(request.path)
             return connection.respond(403, "refused by the test\n")
         return None
 
@@ -101,7 +118,11 @@ class FakeServer:
         socket_id = f"fake-{next(self._ids)}"
         peer = Peer(self, connection, socket_id)
         if self.greet:
-            notification = {"jsonrpc": "2.0", "method": "rpc.connected", "params": {"id": socket_id}}
+            params: dict[str, Any] = {"id": socket_id}
+            if self.greeting is not None:
+                params.update(self.greeting(peer))
+            peer.id = params["id"]
+            notification = {"jsonrpc": "2.0", "method": "rpc.connected", "params": params}
             await connection.send(json.dumps(notification))
         self.peers.put(peer)
         try:

@@ -28,8 +28,9 @@ MAKE_CLIENT = """
     window[name] = client;
     window.log = window.log || [];
     const fields = ["id", "previousId", "reconnect", "code", "reason", "wasClean", "willReconnect",
-                    "attempt", "delay", "state", "previous"];
-    const types = ["open", "connected", "reconnected", "close", "reconnecting", "statechange", "error"];
+                    "attempt", "delay", "state", "previous", "recovered", "replayed"];
+    const types = ["open", "connected", "reconnected", "close", "reconnecting", "statechange", "error",
+                   "recovered", "recoveryfailed"];
     for (const type of types) {
         client.addEventListener(type, (event) => {
             const entry = {client: name, type};

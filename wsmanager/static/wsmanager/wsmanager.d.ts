@@ -33,7 +33,10 @@ export declare const CloseCodes: {
   readonly POLICY_VIOLATION: 1008;
   readonly MESSAGE_TOO_BIG: 1009;
   readonly INTERNAL_ERROR: 1011;
+  readonly SERVICE_RESTART: 1012;
   readonly TRY_AGAIN_LATER: 1013;
+  /** Another connection resumed this session: the client stops (no reconnection). */
+  readonly RESUMED_ELSEWHERE: 4409;
 };
 
 /** The client's lifecycle states. */
@@ -123,6 +126,12 @@ export interface ClientOptions {
   queueCalls?: boolean;
   /** Reject calls (and throw from notify) at once while not connected, instead of queueing. Default false. */
   failFast?: boolean;
+  /**
+   * Resume the session after an abrupt drop (1001, 1006, 1011, 1012) when the server offers
+   * recovery: same socket id, groups kept, missed notifications replayed once and in order.
+   * false: every reconnection is a fresh socket. Default true.
+   */
+  recover?: boolean;
   /** WebSocket constructor to use instead of the global one. */
   WebSocket?: typeof WebSocket | null;
 }
@@ -143,6 +152,8 @@ export interface ConnectedEvent extends Event {
   readonly id: string | null;
   /** True when an earlier connection of this client existed. */
   readonly reconnect: boolean;
+  /** True when the server resumed the previous session (a "recovered" event follows). */
+  readonly recovered: boolean;
 }
 
 /** "reconnected": a connection after the first one got its id. */
@@ -151,6 +162,29 @@ export interface ReconnectedEvent extends Event {
   readonly id: string | null;
   /** The id of the previous connection. */
   readonly previousId: string | null;
+  /** True when the server resumed the previous session: `id` equals `previousId`. */
+  readonly recovered: boolean;
+}
+
+/** "recovered": the server resumed the session after a drop; the missed notifications follow. */
+export interface RecoveredEvent extends Event {
+  /** The socket id: the same as before the drop. */
+  readonly id: string | null;
+  /** How many notifications the server replays (some may be dropped as already seen). */
+  readonly replayed: number;
+}
+
+/** Why a resume failed: the server's reason, or "unsupported" when the server ignored the request. */
+export type RecoveryFailure = "expired" | "unknown" | "overflow" | "lost" | "refused" | "unsupported";
+
+/** "recoveryfailed": a resume was asked for and the server opened a fresh socket instead. */
+export interface RecoveryFailedEvent extends Event {
+  /** Why (other strings may come from newer servers). */
+  readonly reason: RecoveryFailure | (string & {});
+  /** The id of the session that could not be resumed. */
+  readonly previousId: string | null;
+  /** The new socket's id. Groups, state and messages of the old one are gone: refresh them. */
+  readonly id: string | null;
 }
 
 /** "close": an open connection closed, or the client gave up or was closed. */
@@ -196,6 +230,8 @@ export interface ClientEventMap {
   open: Event;
   connected: ConnectedEvent;
   reconnected: ReconnectedEvent;
+  recovered: RecoveredEvent;
+  recoveryfailed: RecoveryFailedEvent;
   close: ClientCloseEvent;
   reconnecting: ReconnectingEvent;
   statechange: StateChangeEvent;
@@ -211,7 +247,7 @@ export declare class Client extends EventTarget {
   constructor(url: string | (() => string), options?: ClientOptions);
   /** The default options. */
   static readonly defaults: Readonly<Required<ClientOptions>>;
-  /** Whether the default policy stops reconnecting after this close code (1000, 1003, 1008, 4400-4499). */
+  /** Whether the default policy stops reconnecting after this close code (1000, 1003, 1008, 4400-4499 such as 4409). */
   static isFinalCloseCode(code: number): boolean;
   /** The URL (or URL factory) given to the constructor. */
   readonly url: string | (() => string);

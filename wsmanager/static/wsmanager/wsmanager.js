@@ -27,6 +27,11 @@
  * - Handlers registered with on() are only reached by the server's calls and
  *   notifications; the built-ins `rpc.connected` and `rpc.ping` cannot be
  *   overridden.
+ * - Recovery (when the server offers it and `recover` is on): after an abrupt
+ *   drop (1001, 1006, 1011, 1012) the next attempts within the server's window
+ *   ask to resume the session (`wsm_resume`, `wsm_offset`); the server then
+ *   keeps the socket id and replays what was missed. A notification whose
+ *   `offset` was already seen is dropped, so each reaches on() at most once.
  *
  * See docs/client.md for the full reference.
  */
@@ -64,8 +69,16 @@
     POLICY_VIOLATION: 1008,
     MESSAGE_TOO_BIG: 1009,
     INTERNAL_ERROR: 1011,
+    SERVICE_RESTART: 1012,
     TRY_AGAIN_LATER: 1013,
+    RESUMED_ELSEWHERE: 4409,
   });
+
+  // Losses after which the client asks to resume its session (docs/protocol.md, recovery).
+  const RESUMABLE_CODES = [1001, 1006, 1011, 1012];
+  // How many notification offsets are remembered to drop replayed duplicates.
+  const SEEN_LIMIT = 10000;
+  const OFFSET_PATTERN = /^(\d+)-(\d+)$/;
 
   /** The client's lifecycle states, in the order a connection normally goes through them. */
   const States = Object.freeze({
@@ -101,6 +114,7 @@
     queueSize: 100,
     queueCalls: true,
     failFast: false,
+    recover: true,
     WebSocket: null,
   });
 
@@ -228,6 +242,33 @@
     return absolute.href;
   }
 
+  /** "<ms>-<seq>" as [ms, seq], or null when it is not an offset. */
+  function parseOffset(value) {
+    const match = typeof value === "string" ? OFFSET_PATTERN.exec(value) : null;
+    return match ? [Number(match[1]), Number(match[2])] : null;
+  }
+
+  /** Whether offset `a` comes after `b` (both parsed; null comes before everything). */
+  function isLater(a, b) {
+    return b === null || a[0] > b[0] || (a[0] === b[0] && a[1] > b[1]);
+  }
+
+  /**
+   * `url` without wsm_resume and wsm_offset in its query, then with `params` (may be empty)
+   * added; the application's own query parameters are kept as they were written.
+   */
+  function withResumeParams(url, params) {
+    const hashAt = url.indexOf("#");
+    const hash = hashAt === -1 ? "" : url.slice(hashAt);
+    const rest = hashAt === -1 ? url : url.slice(0, hashAt);
+    const queryAt = rest.indexOf("?");
+    const parts = queryAt === -1 ? [] : rest.slice(queryAt + 1).split("&");
+    const kept = parts.filter((part) => part !== "" && !/^wsm_(resume|offset)(=|$)/.test(part));
+    for (const [key, value] of Object.entries(params)) kept.push(`${key}=${encodeURIComponent(value)}`);
+    const base = queryAt === -1 ? rest : rest.slice(0, queryAt);
+    return `${base}${kept.length > 0 ? `?${kept.join("&")}` : ""}${hash}`;
+  }
+
   function errorObject(code, message, data) {
     const error = { code, message };
     if (data !== undefined) error.data = data;
@@ -272,8 +313,12 @@
    *
    * Events (use addEventListener; the event object carries the fields listed):
    * - "open": the socket opened.
-   * - "connected" {id, reconnect}: the server sent rpc.connected; fires on every connection.
-   * - "reconnected" {id, previousId}: after "connected", when this is not the first connection.
+   * - "connected" {id, reconnect, recovered}: the server sent rpc.connected; fires on every connection.
+   * - "reconnected" {id, previousId, recovered}: after "connected", when this is not the first connection.
+   * - "recovered" {id, replayed}: after those, when the server resumed the session (same id, groups,
+   *   and the missed notifications follow).
+   * - "recoveryfailed" {reason, previousId, id}: after those, when a resume was asked for and the
+   *   server gave a fresh socket instead: the application must refresh its state.
    * - "close" {code, reason, wasClean, willReconnect}: an open connection closed, or the client gave up.
    * - "reconnecting" {attempt, delay, code, reason}: the next attempt starts in `delay` ms.
    * - "statechange" {state, previous}: `state` changed.
@@ -314,6 +359,15 @@
       this._heartbeatTimer = null;
       this._pingInFlight = false;
       this._ready = null; // deferred settled by the next rpc.connected
+      // Recovery (docs/client.md): the session's token and window from rpc.connected, the
+      // greatest notification offset seen and the offsets seen (to drop replayed duplicates).
+      this._token = null;
+      this._window = 0;
+      this._highest = null; // {text, pair}
+      this._seen = new Set();
+      this._greeted = false; // the current socket got rpc.connected
+      this._resume = null; // {token, until}: attempts before `until` ask to resume
+      this._resuming = null; // {previousId}: the current attempt asked to resume
     }
 
     /** The default options. */
@@ -497,7 +551,7 @@
       const WS = this.options.WebSocket || root.WebSocket;
       let ws;
       try {
-        const url = resolveUrl(typeof this.url === "function" ? this.url() : this.url);
+        const url = this._attemptUrl(resolveUrl(typeof this.url === "function" ? this.url() : this.url));
         ws = this.options.protocols === undefined ? new WS(url) : new WS(url, this.options.protocols);
       } catch (err) {
         // A bad URL will not get better by retrying.
@@ -519,6 +573,17 @@
       }
     }
 
+    /** The URL of this attempt: with wsm_resume and wsm_offset while a resume is possible. */
+    _attemptUrl(url) {
+      this._resuming = null;
+      if (this._resume && Date.now() >= this._resume.until) this._resume = null;
+      if (!this._resume) return url.includes("wsm_") ? withResumeParams(url, {}) : url;
+      this._resuming = { previousId: this._previousId };
+      const params = { wsm_resume: this._resume.token };
+      if (this._highest) params.wsm_offset = this._highest.text;
+      return withResumeParams(url, params);
+    }
+
     _onOpen(ws) {
       if (ws !== this._ws) return;
       clearTimeout(this._connectTimer);
@@ -533,15 +598,62 @@
     }
 
     _onConnected(params) {
-      const id = isPlainObject(params) && typeof params.id === "string" ? params.id : null;
+      const given = isPlainObject(params) ? params : {};
+      const id = typeof given.id === "string" ? given.id : null;
       this._id = id;
+      this._greeted = true;
+      const outcome = this._recoveryOutcome(given, id);
+      const recovered = outcome !== null && outcome.type === "recovered";
       const reconnect = this._connectedBefore;
       this._connectedBefore = true;
       const ready = this._ready;
       this._ready = null;
-      this._emit("connected", { id, reconnect });
-      if (reconnect) this._emit("reconnected", { id, previousId: this._previousId });
+      this._emit("connected", { id, reconnect, recovered });
+      if (reconnect) this._emit("reconnected", { id, previousId: this._previousId, recovered });
+      if (outcome) this._emit(outcome.type, outcome.detail);
       if (ready) ready.resolve(id);
+    }
+
+    /**
+     * Take in rpc.connected's recovery params: keep the new token and window; keep the offsets
+     * seen when the session was resumed, start afresh otherwise. Returns the event to emit
+     * when this attempt asked to resume ({type, detail}), else null.
+     */
+    _recoveryOutcome(params, id) {
+      const resuming = this._resuming;
+      this._resuming = null;
+      this._resume = null;
+      const recovery = isPlainObject(params.recovery) ? params.recovery : {};
+      this._token = typeof recovery.token === "string" && recovery.token !== "" ? recovery.token : null;
+      this._window = Number.isFinite(recovery.window) && recovery.window > 0 ? recovery.window : 0;
+      const offset = parseOffset(recovery.offset);
+      const recovered = resuming !== null && params.recovered === true;
+      if (!recovered) {
+        this._seen.clear();
+        this._highest = null;
+      }
+      if (offset && (this._highest === null || isLater(offset, this._highest.pair))) {
+        this._highest = { text: recovery.offset, pair: offset };
+      }
+      if (resuming === null) return null;
+      if (recovered) {
+        const replayed = Number.isInteger(params.replayed) ? params.replayed : 0;
+        return { type: "recovered", detail: { id, replayed } };
+      }
+      // A server without recovery ignores wsm_resume and says nothing: "unsupported".
+      const reason = typeof params.recovery_failed === "string" ? params.recovery_failed : "unsupported";
+      return { type: "recoveryfailed", detail: { reason, previousId: resuming.previousId, id } };
+    }
+
+    /** Whether a notification with this `offset` member was delivered before (then drop it). */
+    _isDuplicate(text) {
+      const pair = parseOffset(text);
+      if (pair === null) return false; // Not an offset: delivered, not tracked.
+      if (this._seen.has(text)) return true;
+      this._seen.add(text);
+      if (this._seen.size > SEEN_LIMIT) this._seen.delete(this._seen.values().next().value);
+      if (this._highest === null || isLater(pair, this._highest.pair)) this._highest = { text, pair };
+      return false;
     }
 
     /** Stop using the current socket: no more events from it. Returns it (or null). */
@@ -555,6 +667,7 @@
       this._pingInFlight = false;
       if (this._id !== null) this._previousId = this._id;
       this._id = null;
+      this._greeted = false;
       if (ws) {
         ws.onopen = ws.onmessage = ws.onclose = ws.onerror = null;
       }
@@ -563,6 +676,7 @@
 
     /** Give up on a socket that looks dead (no open, or no pong) as if it had closed with 1006. */
     _drop(reason) {
+      const greeted = this._greeted;
       const ws = this._detach();
       if (ws) {
         try {
@@ -571,16 +685,23 @@
           // Closing can only fail on odd states; the socket is detached anyway.
         }
       }
-      this._afterLoss(CloseCodes.ABNORMAL, reason, false);
+      this._afterLoss(CloseCodes.ABNORMAL, reason, false, greeted);
     }
 
     _lost(code, reason, wasClean) {
+      const greeted = this._greeted;
       this._detach();
-      this._afterLoss(code, reason, wasClean);
+      this._afterLoss(code, reason, wasClean, greeted);
     }
 
-    _afterLoss(code, reason, wasClean) {
+    _afterLoss(code, reason, wasClean, greeted) {
       const wasOpen = this._state === States.OPEN;
+      if (greeted) {
+        // The session's socket is gone: resume it within the window after an abrupt loss.
+        // (A failed attempt, never greeted, leaves the decision as it was.)
+        const resumable = this.options.recover && this._token !== null && RESUMABLE_CODES.includes(code);
+        this._resume = resumable ? { token: this._token, until: Date.now() + this._window * 1000 } : null;
+      }
       this._failPending(code, reason);
       if (!this._shouldRetry(code, reason)) {
         this._finish(code, reason, wasClean, true);
@@ -611,7 +732,8 @@
     /**
      * Whether the default policy gives up after this close code: 1000 (the server ended the
      * session), 1003 and 1008 (the server refuses this client), and 4400-4499 (application
-     * "client error" codes such as 4403). Everything else, including 1006, is retried.
+     * "client error" codes such as 4403, and 4409: another connection resumed this session).
+     * Everything else, including 1006, is retried.
      * @param {number} code A WebSocket close code.
      * @returns {boolean}
      */
@@ -635,6 +757,8 @@
     /** Become closed: reject what is queued and the connect() promise, emit "close" when asked. */
     _finish(code, reason, wasClean, emitClose) {
       this._detach();
+      this._resume = this._resuming = this._token = this._highest = null;
+      this._seen.clear();
       const queue = this._queue;
       this._queue = [];
       for (const entry of queue) {
@@ -838,6 +962,8 @@
         ) {
           return this._error(id, ErrorCodes.INVALID_REQUEST, "Invalid Request", "bad method or params");
         }
+        // A journaled notification replayed on resume that this client already has.
+        if (!hasId && this._isDuplicate(item.offset)) return undefined;
         return this._dispatch(item.method, params, hasId, id);
       }
       if (hasId && "result" in item !== "error" in item) {
