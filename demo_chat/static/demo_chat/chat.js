@@ -6,7 +6,13 @@
  *
  * Query parameters: ?room=<room>&name=<name> prefill the form and join at once;
  * heartbeat, heartbeatTimeout, connectTimeout, reconnectDelay, reconnectMaxDelay
- * (milliseconds) tune the client (the tests use short ones).
+ * (milliseconds) tune the client (the tests use short ones); recover=0 turns
+ * connection recovery off.
+ *
+ * Recovery: after a short drop the client resumes the same socket (same id, still
+ * in the room); the page keeps its messages and member list, and the missed
+ * notifications arrive as usual. When the resume fails the page says so and
+ * refreshes its member list from the new socket, as on a first connection.
  *
  * window.demoChat exposes the current client and an event log, for tests and
  * for poking around in the console.
@@ -33,6 +39,7 @@
     whisperTarget: $("whisper-target"),
     whisperName: $("whisper-name"),
     whisperCancel: $("whisper-cancel"),
+    notice: $("notice"),
   };
 
   const chat = {
@@ -60,6 +67,7 @@
       const value = Number(query.get(param));
       if (query.has(param) && Number.isFinite(value)) options[option] = value;
     }
+    if (query.get("recover") === "0") options.recover = false;
     return options;
   }
 
@@ -77,6 +85,13 @@
   function setStatus(text) {
     ui.status.textContent = text;
     ui.status.className = `status status-${text}`;
+  }
+
+  /** The line under the status about the last reconnection (empty: hidden). */
+  function setNotice(text, kind) {
+    ui.notice.textContent = text;
+    ui.notice.dataset.kind = kind || "";
+    ui.notice.hidden = !text;
   }
 
   let errorTimer = null;
@@ -225,6 +240,7 @@
     chat.whisperTo = null;
     ui.messages.replaceChildren();
     ui.roomLabel.textContent = `#${room}`;
+    setNotice("");
     renderMembers();
     selectWhisper(null);
 
@@ -250,14 +266,31 @@
       else if (e.state === "closed") setStatus("disconnected");
     });
     client.addEventListener("connected", (e) => {
-      record("connected", e, ["id", "reconnect"]);
+      record("connected", e, ["id", "reconnect", "recovered"]);
       if (client !== chat.client) return;
       chat.selfId = e.id;
       setStatus("connected");
+      // A resumed socket is still in the room and gets what it missed: the page is up to date.
+      if (e.recovered) return;
       // The server put the new socket in the room from its URL: show who is there now.
       refreshMembers(client);
     });
-    client.addEventListener("reconnected", (e) => record("reconnected", e, ["id", "previousId"]));
+    client.addEventListener("reconnected", (e) => record("reconnected", e, ["id", "previousId", "recovered"]));
+    client.addEventListener("recovered", (e) => {
+      record("recovered", e, ["id", "replayed"]);
+      if (client !== chat.client) return;
+      const missed = e.replayed === 1 ? "1 missed update" : `${e.replayed} missed updates`;
+      setNotice(`Reconnected: session recovered, ${missed} replayed.`, "recovered");
+    });
+    client.addEventListener("recoveryfailed", (e) => {
+      record("recoveryfailed", e, ["reason", "previousId", "id"]);
+      if (client !== chat.client) return;
+      // A fresh socket: the "connected" listener re-read the members; the server rejoined the room.
+      setNotice(
+        `Reconnected as a new session (recovery failed: ${e.reason}). Messages sent meanwhile are missing.`,
+        "failed",
+      );
+    });
     client.addEventListener("reconnecting", (e) =>
       record("reconnecting", e, ["attempt", "delay", "code", "reason"]),
     );
