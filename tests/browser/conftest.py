@@ -100,8 +100,8 @@ def daphne() -> Iterator[Callable[..., DaphneProcess]]:
     """Start daphne processes this test may kill, freeze or restart; all stopped at the end."""
     started: list[DaphneProcess] = []
 
-    def start(port: int | None = None) -> DaphneProcess:
-        server = DaphneProcess(port=port).start()
+    def start(port: int | None = None, env: dict[str, str] | None = None) -> DaphneProcess:
+        server = DaphneProcess(port=port, env=env).start()
         started.append(server)
         return server
 
