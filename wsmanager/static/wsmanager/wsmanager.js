@@ -368,6 +368,7 @@
       this._greeted = false; // the current socket got rpc.connected
       this._resume = null; // {token, until}: attempts before `until` ask to resume
       this._resuming = null; // {previousId}: the current attempt asked to resume
+      this._pageHide = (event) => this._onPageHide(event);
     }
 
     /** The default options. */
@@ -410,6 +411,7 @@
         this._attempt = 0;
         this._connectedBefore = false;
         this._previousId = null;
+        this._watchPage(true);
         this._open();
       }
       return promise;
@@ -571,6 +573,29 @@
           if (ws === this._ws) this._drop("connect timeout");
         }, this.options.connectTimeout);
       }
+    }
+
+    /** Listen to the page going away (browsers only: not in workers or Node). */
+    _watchPage(on) {
+      if (!root.document || typeof root.addEventListener !== "function") return;
+      if (on) root.addEventListener("pagehide", this._pageHide);
+      else root.removeEventListener("pagehide", this._pageHide);
+    }
+
+    /**
+     * The page is unloaded or goes into the back/forward cache. Browsers then close the socket
+     * with 1001, which a server offering recovery takes for a drop: it would keep the session
+     * (and the member online) for the whole window. Close with 1000 instead, and connect again
+     * (a fresh session) if the page comes back from the cache.
+     */
+    _onPageHide(event) {
+      if (this._token === null || this._state === States.CLOSED) return;
+      this.close(CloseCodes.NORMAL, "page closed");
+      if (!event.persisted) return;
+      const onShow = (shown) => {
+        if (shown.persisted && this._state === States.CLOSED) this.connect();
+      };
+      root.addEventListener("pageshow", onShow, { once: true });
     }
 
     /** The URL of this attempt: with wsm_resume and wsm_offset while a resume is possible. */
@@ -757,6 +782,7 @@
     /** Become closed: reject what is queued and the connect() promise, emit "close" when asked. */
     _finish(code, reason, wasClean, emitClose) {
       this._detach();
+      this._watchPage(false);
       this._resume = this._resuming = this._token = this._highest = null;
       this._seen.clear();
       const queue = this._queue;
