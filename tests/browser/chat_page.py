@@ -26,7 +26,7 @@ class ChatPage:
         self.base_url = base_url
 
     def open(self, room: str | None = None, name: str | None = None, **client_options: int) -> ChatPage:
-        """Load the page; with ``room`` it joins at once (``client_options`` in ms, see chat.js)."""
+        """Load the page; with ``room`` it joins at once (``client_options``: ms, or recover=0; chat.js)."""
         query = {k: v for k, v in {"room": room, "name": name, **client_options}.items() if v is not None}
         self.page.goto(f"{self.base_url}/?{urlencode(query)}" if query else f"{self.base_url}/")
         return self
