@@ -204,7 +204,9 @@ class Resumed:
     frames: list[str]
     #: The journal position the replay reaches.
     offset: str
-    #: Where the socket was: a node id, PARKED, or "".
+    #: How many of ``frames`` are after the client's offset (the rest: the margin).
+    missed: int
+    #: Where the socket was: a node id, ``PARKED``, or "".
     previous: str
 
 
@@ -259,12 +261,12 @@ async def resume(
     if isinstance(replay, str):
         await _release(new, node.id)
         return _refused(replay)
-    frames, position = replay
+    frames, position, missed = replay
     bump(Count.RESUMED)
-    return Resumed(new, fresh, frames, position, claim.previous)
+    return Resumed(new, fresh, frames, position, missed, claim.previous)
 
 
-async def _replay(handler: Any, info: ConnectionInfo, offset: str) -> tuple[list[str], str] | Failure:
+async def _replay(handler: Any, info: ConnectionInfo, offset: str) -> tuple[list[str], str, int] | Failure:
     """The frames to replay after ``offset``, or why there can be none."""
     read = await get_journal().read(info.handler, minus_ms(offset, REORDER_MARGIN_MS), lost_after=offset)
     if read.lost:
@@ -283,7 +285,7 @@ async def _replay(handler: Any, info: ConnectionInfo, offset: str) -> tuple[list
                 return "overflow"
         frames.append(protocol.with_offset(entry.text, entry.offset))
     last = read.last if key_of(read.last) > after else offset
-    return frames, last
+    return frames, last, missed
 
 
 async def _release(info: ConnectionInfo, node_id: str) -> None:

@@ -57,6 +57,7 @@ class Resumable(WebSocketHandler):
         self._token: Token | None = None
         self._offset = "0-0"
         self._replay: list[str] = []
+        self._missed = 0
         self._failed: str | None = None
         self._handed_over = False
 
@@ -104,7 +105,7 @@ class Resumable(WebSocketHandler):
             self._failed = result.reason
             return False
         self.info, self._token, self._replay = result.info, result.token, result.frames
-        self._offset = result.offset
+        self._offset, self._missed = result.offset, result.missed
         self.resumed = True
         if old is not None and old is not self:
             asyncio.get_running_loop().create_task(old.hand_over())
@@ -139,7 +140,7 @@ class Resumable(WebSocketHandler):
             window = recovery.window_of(self)
             params["recovery"] = {"token": str(self._token), "offset": self._offset, "window": window}
         if self.resumed:
-            params.update(recovered=True, replayed=len(self._replay))
+            params.update(recovered=True, replayed=self._missed)
         elif self._failed is not None:
             params.update(recovered=False, recovery_failed=self._failed)
         return params
