@@ -69,7 +69,8 @@ __all__ = [
 logger = logging.getLogger("wsmanager.recovery")
 
 #: Close codes after which a recoverable socket is parked: going away,
-#: abnormal (no close frame), internal error, restart.
+#: abnormal (no close frame), internal error, restart; and the code by which
+#: the server reports a lost connection (:func:`wsmanager.servers.lost_codes`).
 PARK_CODES = frozenset({1001, 1006, 1011, 1012})
 #: How far before the client's offset a replay starts, in ms: notifications
 #: of concurrent senders may reach a socket out of offset order, and the

@@ -29,7 +29,7 @@ import asyncio
 from typing import Any, ClassVar
 from urllib.parse import parse_qs
 
-from . import admission, protocol, recovery
+from . import admission, protocol, recovery, servers
 from .handler import WebSocketHandler
 from .lifecycle import CloseCode
 from .node import Node
@@ -123,7 +123,8 @@ class Resumable(WebSocketHandler):
         if self._handed_over:
             return None
         closed_with = code if code is not None else self._sent_code
-        if self.info.recovery > 0 and closed_with in PARK_CODES and await recovery.park(self.info, node.id):
+        dropped = closed_with in PARK_CODES or closed_with in servers.lost_codes(self.base_send)
+        if self.info.recovery > 0 and dropped and await recovery.park(self.info, node.id):
             return None
         return await super()._sign_out(node, code)
 
