@@ -27,6 +27,37 @@ FAST_RETRY = {"reconnectDelay": 300, "reconnectMaxDelay": 300}
 RECOVERY_ENV = {"WSMANAGER_RECOVERY_WINDOW": "60"}
 FAILURE_REASONS = {"expired", "unknown", "overflow", "lost", "refused"}
 
+# Before the page's scripts: keep every notification each WebSocket of the page receives.
+RECORD_FRAMES = """
+(() => {
+    const Native = window.WebSocket;
+    window.received = [];
+    window.WebSocket = class extends Native {
+        constructor(...args) {
+            super(...args);
+            this.addEventListener("message", (event) => {
+                const message = JSON.parse(event.data);
+                for (const item of Array.isArray(message) ? message : [message]) {
+                    if (item.method && item.id === undefined) window.received.push(item);
+                }
+            });
+        }
+    };
+})();
+"""
+# How many times member `id` was announced as gone ("left", or in a "presence" burst).
+COUNT_LEFT = """
+(id) => window.received.filter((n) =>
+    (n.method === "left" && n.params.id === id) ||
+    (n.method === "presence" && n.params.left.includes(id))).length
+"""
+# How many times member `id` was announced as arriving ("joined", or in a "presence" burst).
+COUNT_JOINED = """
+(id) => window.received.filter((n) =>
+    (n.method === "joined" && n.params.id === id) ||
+    (n.method === "presence" && n.params.joined.some((m) => m.id === id))).length
+"""
+
 # Records, on every change of the member list, whether member `id` was missing from it.
 WATCH_MEMBER = """
 (id) => {
@@ -48,10 +79,23 @@ def recovery_server() -> Iterator[DaphneProcess]:
 
 
 @pytest.fixture
-def proxy(recovery_server: DaphneProcess) -> Iterator[TcpProxy]:
-    proxy = TcpProxy(recovery_server.port).start()
-    yield proxy
-    proxy.stop()
+def proxy_to() -> Iterator[Callable[[int], TcpProxy]]:
+    """Start proxies to these ports; all stopped at the end."""
+    started: list[TcpProxy] = []
+
+    def start(port: int) -> TcpProxy:
+        started.append(TcpProxy(port).start())
+        return started[-1]
+
+    yield start
+    for proxy in started:
+        proxy.stop()
+
+
+@pytest.fixture
+def proxy(recovery_server: DaphneProcess, proxy_to: Callable[[int], TcpProxy]) -> TcpProxy:
+    """A proxy to the recovery server."""
+    return proxy_to(recovery_server.port)
 
 
 def test_a_cut_page_comes_back_with_what_it_missed(
@@ -59,7 +103,9 @@ def test_a_cut_page_comes_back_with_what_it_missed(
 ) -> None:
     """Same socket id, each missed message once and in order, and Bob never saw Alice leave."""
     alice = ChatPage(new_page(), proxy.http_url).open("cut", "alice", **FAST_RETRY)
-    bob = ChatPage(new_page(), recovery_server.http_url).open("cut", "bob")
+    bob_page = new_page()
+    bob_page.add_init_script(RECORD_FRAMES)
+    bob = ChatPage(bob_page, recovery_server.http_url).open("cut", "bob")
     alice_id, bob_id = alice.wait_connected(), bob.wait_connected()
     for page in (alice, bob):
         page.wait_online({alice_id, bob_id})
@@ -100,6 +146,7 @@ def test_a_cut_page_comes_back_with_what_it_missed(
     alice.wait_online({alice_id, bob_id})
     bob.wait_online({alice_id, bob_id})
     assert bob.page.evaluate("window.missing") == 0
+    assert bob.page.evaluate(COUNT_LEFT, alice_id) == bob.page.evaluate(COUNT_JOINED, alice_id) == 0
     # And the way back works: Alice's messages reach Bob.
     alice.send("thanks")
     bob.wait_message("thanks")
@@ -133,3 +180,36 @@ def test_a_failed_recovery_is_shown_and_the_page_refreshes(
     assert alice.messages() == ["before the restart"]  # kept on screen
     bob.send("after the restart")
     alice.wait_message("after the restart")
+
+
+def test_a_drop_longer_than_the_window_is_a_new_member(
+    new_page: Callable[[], Page], daphne: Callable[..., DaphneProcess], proxy_to: Callable[[int], TcpProxy]
+) -> None:
+    """Past the window Alice is announced gone once, comes back with a new id and without the gap."""
+    server = daphne(env={"WSMANAGER_RECOVERY_WINDOW": "1"})
+    proxy = proxy_to(server.port)
+    alice = ChatPage(new_page(), proxy.http_url).open("too-long", "alice", **FAST_RETRY)
+    bob_page = new_page()
+    bob_page.add_init_script(RECORD_FRAMES)
+    bob = ChatPage(bob_page, server.http_url).open("too-long", "bob")
+    old_id, bob_id = alice.wait_connected(), bob.wait_connected()
+    bob.wait_online({old_id, bob_id})
+
+    proxy.cut()
+    alice.wait_status("reconnecting")
+    bob.send("while alice is away")
+    bob.wait_online({bob_id})  # the window ended: the server announced her gone
+    proxy.admit()
+
+    new_id = alice.wait_connected()
+    assert new_id != old_id
+    assert alice.events("recovered") == []
+    last = alice.events("reconnected")[-1]
+    assert (last["previousId"], last["recovered"]) == (old_id, False)
+    alice.page.wait_for_selector(f"{tid('notice')}:is([data-kind=fresh], [data-kind=failed])")
+    bob.wait_online({new_id, bob_id})
+    alice.wait_online({new_id, bob_id})  # re-read with who()
+    bob.send("welcome back")
+    alice.wait_message("welcome back")
+    assert alice.messages() == ["welcome back"]  # what was sent in the gap is lost
+    assert bob.page.evaluate(COUNT_LEFT, old_id) == 1

@@ -11,8 +11,9 @@
  *
  * Recovery: after a short drop the client resumes the same socket (same id, still
  * in the room); the page keeps its messages and member list, and the missed
- * notifications arrive as usual. When the resume fails the page says so and
- * refreshes its member list from the new socket, as on a first connection.
+ * notifications arrive as usual. When the resume fails (or the drop outlasted
+ * the window) the page says so and refreshes its member list from the new
+ * socket, as on a first connection.
  *
  * window.demoChat exposes the current client and an event log, for tests and
  * for poking around in the console.
@@ -275,7 +276,12 @@
       // The server put the new socket in the room from its URL: show who is there now.
       refreshMembers(client);
     });
-    client.addEventListener("reconnected", (e) => record("reconnected", e, ["id", "previousId", "recovered"]));
+    client.addEventListener("reconnected", (e) => {
+      record("reconnected", e, ["id", "previousId", "recovered"]);
+      // Not resumed (recovery off, the window over, or it failed: "recoveryfailed" follows).
+      if (client === chat.client && !e.recovered)
+        setNotice("Reconnected as a new session: messages sent meanwhile are missing.", "fresh");
+    });
     client.addEventListener("recovered", (e) => {
       record("recovered", e, ["id", "replayed"]);
       if (client !== chat.client) return;
