@@ -6,6 +6,8 @@ connection through it at once: both ends see the TCP connection reset, no
 WebSocket close frame (the browser reports 1006). While ``refusing`` is set,
 new connections are accepted and reset at once, as a network that is still
 down: the browser's attempts fail and it keeps retrying until ``admit()``.
+``retarget()`` sends new connections to another port (another process of a
+cluster, as a load balancer would after one died).
 """
 
 from __future__ import annotations
@@ -98,6 +100,10 @@ class TcpProxy:
         aborted = self._run(abort_all())
         self.cuts += aborted
         return aborted
+
+    def retarget(self, port: int) -> None:
+        """Forward the connections that arrive from now on to ``port``."""
+        self.loop.call_soon_threadsafe(setattr, self, "target_port", port)
 
     def admit(self) -> None:
         """Let new connections through again."""

@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from tests import redis_support
+from tests.e2e.client import cluster_env
 from tests.servers import DaphneProcess
 
 from .chat_page import ChatPage, tid
@@ -22,6 +24,8 @@ if TYPE_CHECKING:
     from playwright.sync_api import Page
 
 pytestmark = pytest.mark.browser
+
+redis_url = redis_support.redis_url
 
 FAST_RETRY = {"reconnectDelay": 300, "reconnectMaxDelay": 300}
 RECOVERY_ENV = {"WSMANAGER_RECOVERY_WINDOW": "60"}
@@ -213,3 +217,45 @@ def test_a_drop_longer_than_the_window_is_a_new_member(
     alice.wait_message("welcome back")
     assert alice.messages() == ["welcome back"]  # what was sent in the gap is lost
     assert bob.page.evaluate(COUNT_LEFT, old_id) == 1
+
+
+@pytest.mark.redis
+def test_a_page_resumes_on_another_process_after_sigkill(
+    new_page: Callable[[], Page],
+    daphne: Callable[..., DaphneProcess],
+    proxy_to: Callable[[int], TcpProxy],
+    redis_url: str,
+) -> None:
+    """Alice's process is killed; the proxy sends her to the survivor, where her session goes on."""
+    env = cluster_env(redis_url, WSMANAGER_RECOVERY_WINDOW="60", WSMANAGER_HEARTBEAT="0.5")
+    doomed, survivor = daphne(env=env), daphne(env=env)
+    proxy = proxy_to(doomed.port)
+    alice = ChatPage(new_page(), proxy.http_url).open("sigkill", "alice", **FAST_RETRY)
+    bob_page = new_page()
+    bob_page.add_init_script(RECORD_FRAMES)
+    bob = ChatPage(bob_page, survivor.http_url).open("sigkill", "bob")
+    alice_id, bob_id = alice.wait_connected(), bob.wait_connected()
+    for page in (alice, bob):
+        page.wait_online({alice_id, bob_id})
+    bob.page.evaluate(WATCH_MEMBER, alice_id)
+
+    proxy.cut()  # refuse Alice's attempts until the survivor takes her
+    proxy.retarget(survivor.port)
+    doomed.kill()
+    alice.wait_status("reconnecting")
+    bob.send("after the kill")
+    bob.wait_message("after the kill")
+    bob.whisper(alice_id, "still there?")
+    assert bob.wait_message("still there?")["private"] is True
+    bob.page.click(tid("whisper-cancel"))
+    proxy.wait_refused(1)
+    proxy.admit()
+
+    (recovered,) = alice.wait_events("recovered", 1)
+    assert recovered["id"] == alice.socket_id == alice_id
+    bob.send("live")
+    alice.wait_message("live")
+    assert alice.messages() == ["after the kill", "still there?", "live"]
+    alice.wait_online({alice_id, bob_id})
+    assert bob.page.evaluate("window.missing") == 0
+    assert bob.page.evaluate(COUNT_LEFT, alice_id) == 0
