@@ -3,7 +3,9 @@
 Alice's page reaches the server through a TCP proxy the test controls
 (tcp_proxy.TcpProxy); Bob's page connects directly. The proxy resets Alice's
 connection (no close frame) and refuses her retries while Bob sends to the
-room and whispers to her; then it lets her through again.
+room and whispers to her; then it lets her through again. Also: a failed
+recovery (the server restarted, in memory), a drop longer than the window,
+and, on Redis, a resume on another process after SIGKILL of the first.
 """
 
 from __future__ import annotations
