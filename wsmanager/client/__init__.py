@@ -26,7 +26,7 @@ server with that error.
 from ..exceptions import ConnectionClosed, InvokeTimeout, RemoteError, RpcError, WsManagerError
 from .calls import NotConnected
 from .connection import Client, Connecting, connect
-from .events import Closed, Connected, Reconnected, Reconnecting
+from .events import Closed, Connected, Reconnected, Reconnecting, Recovered, RecoveryFailed
 from .policy import Options, State, backoff_delay, is_final_close_code
 
 __all__ = [
@@ -40,6 +40,8 @@ __all__ = [
     "Options",
     "Reconnected",
     "Reconnecting",
+    "Recovered",
+    "RecoveryFailed",
     "RemoteError",
     "RpcError",
     "State",
