@@ -75,10 +75,27 @@ def test_malformed_offsets_are_none(bad: Any) -> None:
     assert parse_offset(bad) is None
 
 
-def test_frame_offsets_reads_each_batch_member() -> None:
-    assert frame_offsets('{"jsonrpc":"2.0","method":"m","offset":"1-0"}') == ["1-0"]
-    assert frame_offsets('[{"method":"a","offset":"1-0"},{"method":"b"},5]') == ["1-0", None, None]
-    assert frame_offsets("not json") == []
+def compact(obj: Any) -> str:
+    return json.dumps(obj, separators=(",", ":"))
+
+
+@pytest.mark.parametrize(
+    ("text", "offsets"),
+    [
+        ('{"jsonrpc":"2.0","method":"m","params":{},"offset":"1733100000000-12"}', ["1733100000000-12"]),
+        ('{"jsonrpc": "2.0", "offset": "1-0", "method": "m"}', ["1-0"]),  # not a wsmanager server's layout
+        ('[{"method":"a","offset":"1-0"},{"method":"b"},5]', ["1-0", None, None]),
+        ('{"method":"m","params":{"offset":"1-0"}}', [None]),  # a param, not the member
+        ('{"method":"m","params":{"x":{"y":1,"offset":"1-0"}}}', [None]),
+        (compact({"method": "m", "params": {"t": ',"offset":"1-0"}'}}), []),  # inside a string
+        (compact({"method": "m", "params": [',"offset":"1-0"}']}), []),
+        ('{"jsonrpc":"2.0","method":"m","params":[]}', []),
+        ("not json", []),
+        ('not json "offset"', []),
+    ],
+)
+def test_frame_offsets_reads_each_top_level_member(text: str, offsets: list[Any]) -> None:
+    assert frame_offsets(text) == offsets
 
 
 # --- the seen-set -------------------------------------------------------------------------

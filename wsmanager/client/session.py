@@ -270,9 +270,8 @@ class Session:
                 self._on_hello(item.params)
             else:
                 if isinstance(item, Request) and item.notification and self._recovery.active:
-                    # The protocol module keeps no extension member: the offsets come from the text.
-                    if offsets is None:
-                        offsets = frame_offsets(data) if '"offset"' in data else []
+                    if offsets is None:  # the decoded items keep no extension member
+                        offsets = frame_offsets(data)
                     if index < len(offsets) and not self._recovery.accept(offsets[index]):
                         continue  # replayed, and already delivered: dropped silently
                 requests.append(item)
