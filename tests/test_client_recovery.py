@@ -19,6 +19,7 @@ from wsmanager.client import (
     Client,
     Closed,
     Connected,
+    Options,
     Reconnected,
     Recovered,
     RecoveryFailed,
@@ -155,6 +156,12 @@ def test_no_offer_or_a_malformed_one_means_no_recovery(params: Any) -> None:
     assert not recovery.active
     recovery.lost(1006)
     assert recovery.url_for("ws://h/p") == "ws://h/p"
+
+
+def test_the_recover_option_is_a_bool_and_on_by_default() -> None:
+    assert Options().recover is True and Client("ws://h/", recover=False).options.recover is False
+    with pytest.raises(TypeError, match="recover"):
+        Options(recover=1)  # type: ignore[arg-type]
 
 
 def test_an_offer_is_taken_and_a_client_that_opted_out_ignores_it() -> None:

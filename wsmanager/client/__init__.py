@@ -21,6 +21,11 @@ Exceptions a call can raise (all under :class:`~wsmanager.exceptions.WsManagerEr
 
 A handler given to :meth:`Client.on` raises :class:`RpcError` to answer the
 server with that error.
+
+With a server that offers connection recovery, an abrupt drop is followed
+by a resume of the same session (same id, missed notifications replayed,
+duplicates dropped): :class:`Recovered` or :class:`RecoveryFailed` tells the
+app which (:mod:`.recovery`; ``recover=False`` turns it off).
 """
 
 from ..exceptions import ConnectionClosed, InvokeTimeout, RemoteError, RpcError, WsManagerError
