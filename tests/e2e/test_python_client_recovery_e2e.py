@@ -17,18 +17,23 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.client import chat_url, http
+from tests import redis_support
+from tests.e2e.client import chat_url, cluster_env, http, running
 from tests.servers import DaphneProcess
 from wsmanager.client import Client, Closed, Recovered, RecoveryFailed, State, connect
 
 pytestmark = pytest.mark.e2e
+redis_url = redis_support.redis_url
 
 WAIT = 20.0  # a bound on each wait, so that a failure shows instead of hanging; never a threshold
 FAST_RETRY = {"reconnect_delay": 0.2, "reconnect_max_delay": 0.4, "heartbeat_interval": None}
 
 
 class CuttableProxy:
-    """A loopback TCP proxy to ``port``; :meth:`cut` drops every connection through it without a word."""
+    """A loopback TCP proxy to ``port``; :meth:`cut` drops every connection through it without a word.
+
+    ``target`` may be changed at any time: new connections go to the new port.
+    """
 
     def __init__(self, port: int) -> None:
         self.target = port
@@ -251,3 +256,42 @@ async def test_a_forged_token_gets_a_fresh_socket_told_by_the_server(
     assert failed.reason in {"unknown", "refused", "expired", "lost"}
     assert (failed.previous_id, failed.id) == (first, ann.id) and ann.id != first
     await ann.close()
+
+
+@pytest.mark.redis
+async def test_a_cut_connection_resumes_on_another_process_after_sigkill_of_its_own(
+    redis_url: str, proxy_to: Callable[[int], Any]
+) -> None:
+    """Two processes on one Redis; ann's is killed while she is cut off; she comes back on the other."""
+    env = cluster_env(redis_url, WSMANAGER_RECOVERY_WINDOW="60")
+    with running([DaphneProcess(env=env), DaphneProcess(env=env)]) as (first, second):
+        proxy = await proxy_to(first.port)
+        room = "recover-cluster"
+        inbox = Inbox()
+        ann = ann_client(proxy, room, inbox)
+        await ann.connect()
+        ann_id = ann.id
+        assert ann_id is not None
+        async with connect(chat_url(second, room, "?name=bob"), **FAST_RETRY) as bob:
+            await bob.invoke("send", "before")
+            await inbox.until(lambda: inbox.texts == ["before"])
+
+            proxy.cut()
+            first.kill()  # SIGKILL: the socket's own process says nothing to anyone
+            await inbox.until(lambda: any(isinstance(e, Closed) for e in inbox.events))
+            await bob.invoke("send", "group")
+            await bob.invoke("whisper", ann_id, "whisper")
+            await post(second, f"/api/rooms/{room}/messages", "room api")
+
+            proxy.target = second.port
+            proxy.restore()
+            await inbox.until(lambda: any(isinstance(e, Recovered | RecoveryFailed) for e in inbox.events))
+            await bob.invoke("send", "live")
+            await inbox.until(lambda: "live" in inbox.texts)
+            await asyncio.sleep(0.3)
+
+            assert inbox.texts == ["before", "group", "whisper", "room api", "live"]
+            assert ann.id == ann_id
+            outcome = [e for e in inbox.events if isinstance(e, Recovered | RecoveryFailed)]
+            assert len(outcome) == 1 and isinstance(outcome[0], Recovered), inbox.events
+        await ann.close()
