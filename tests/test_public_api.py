@@ -22,6 +22,7 @@ from wsmanager.exceptions import (
     RemoteError,
     RpcError,
     SocketNotFound,
+    SocketParked,
     WsManagerError,
 )
 
@@ -124,6 +125,7 @@ def test_package_exports_every_exception() -> None:
     [
         (ConfigurationError, (WsManagerError, ImproperlyConfigured)),
         (SocketNotFound, (WsManagerError, LookupError)),
+        (SocketParked, (SocketNotFound,)),
         (ConnectionClosed, (WsManagerError,)),
         (DeliveryError, (WsManagerError,)),
         (RegistryUnavailable, (WsManagerError,)),
@@ -166,6 +168,7 @@ def test_exceptions_carry_their_facts_and_print_readably() -> None:
     "error",
     [
         SocketNotFound("abc", "chat"),
+        SocketParked("abc", "chat"),
         ConnectionClosed("abc", 1006),
         InvokeTimeout("abc", "ask", 0.5),
         RemoteError("abc", "ask", 4000, "no", {"x": 1}),

@@ -91,10 +91,10 @@ class FlakyRegistry(InMemoryRegistry):
 
     down = False
 
-    async def remove(self, handler: str, socket_id: str) -> Departure | None:
+    async def remove(self, handler: str, socket_id: str, node: str | None = None) -> Departure | None:
         if self.down:
             raise RegistryUnavailable("registry down (test)")
-        return await super().remove(handler, socket_id)
+        return await super().remove(handler, socket_id, node)
 
 
 async def test_a_removal_that_failed_is_retried_on_the_next_beat(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -141,6 +141,9 @@ class CountingRegistry:
 
     async def take_departures(self, limit: int = 1000) -> list[Departure]:
         return []
+
+    async def expire_parked(self, limit: int = 1000) -> int:
+        return 0
 
 
 async def test_the_node_beats_twice_per_heartbeat_interval(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -17,6 +17,7 @@ from .exceptions import (
     RemoteError,
     RpcError,
     SocketNotFound,
+    SocketParked,
     WsManagerError,
 )
 from .handler import WebSocketHandler
@@ -47,6 +48,7 @@ __all__ = [
     "RpcError",
     "RpcHandler",
     "SocketNotFound",
+    "SocketParked",
     "State",
     "WebSocketHandler",
     "WsManagerError",

@@ -6,11 +6,17 @@ when it finishes without waiting.
 from __future__ import annotations
 
 import asyncio
+import functools
 import types
-from collections.abc import Coroutine, Generator
-from typing import Any
+from collections.abc import Awaitable, Callable, Coroutine, Generator
+from typing import Any, ParamSpec, TypeVar
 
-__all__ = ["cancel_requested", "run_eagerly"]
+from asgiref.sync import async_to_sync
+
+__all__ = ["cancel_requested", "run_eagerly", "sync_twin"]
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
 def cancel_requested() -> bool:
@@ -66,3 +72,23 @@ def _resume(coro: Coroutine[Any, Any, None], waiting: Any) -> Generator[Any, Non
                 waiting = coro.send(None)
             except StopIteration:
                 return
+
+
+def sync_twin(afunc: Callable[P, Awaitable[R]]) -> Callable[P, R]:
+    """The sync version of a ``Manager`` coroutine method (``aget`` -> ``get``).
+
+    ``functools.wraps`` gives it the coroutine's signature (as
+    ``inspect.signature`` shows it) and annotations; only its name, and a
+    first docstring line saying whose twin it is, differ. It runs the
+    coroutine with ``async_to_sync``, so calling it from a running event
+    loop's thread raises, as Django's do.
+    """
+
+    @functools.wraps(afunc)
+    def twin(*args: P.args, **kwargs: P.kwargs) -> R:
+        return async_to_sync(afunc)(*args, **kwargs)
+
+    twin.__name__ = afunc.__name__.removeprefix("a")
+    twin.__qualname__ = f"Manager.{twin.__name__}"
+    twin.__doc__ = f"Sync twin of :meth:`{afunc.__name__}`. {afunc.__doc__ or ''}"
+    return twin

@@ -42,6 +42,11 @@ DEFAULTS: Final[Mapping[str, Any]] = {
     # Seconds over which SIGTERM closes this process's sockets (1012), in
     # batches, before the server shuts down (see wsmanager.drain); 0: at once.
     "DRAIN_PERIOD": 5.0,
+    # Connection recovery (wsmanager.recovery): the default window in seconds
+    # of every RpcHandler that does not set recovery_window; None: off.
+    "RECOVERY_WINDOW": None,
+    # Most notifications each handler's journal keeps (the oldest go first).
+    "RECOVERY_JOURNAL_LENGTH": 10_000,
 }
 
 
@@ -59,6 +64,8 @@ class Settings:
     require_origin: bool
     trusted_proxies: tuple[str, ...]
     drain_period: float
+    recovery_window: float | None
+    recovery_journal_length: int
 
 
 def _raw() -> dict[str, Any]:
@@ -108,6 +115,14 @@ def validate(raw: Mapping[str, Any] | None = None) -> list[str]:
     # ``not 0 <= drain < inf`` also refuses NaN.
     if isinstance(drain, bool) or not isinstance(drain, int | float) or not 0 <= drain < float("inf"):
         problems.append('WSMANAGER["DRAIN_PERIOD"] must be a number of seconds, 0 or more.')
+    window = user.get("RECOVERY_WINDOW")
+    if window is not None and (
+        isinstance(window, bool) or not isinstance(window, int | float) or not 0 <= window < float("inf")
+    ):
+        problems.append('WSMANAGER["RECOVERY_WINDOW"] must be a number of seconds, 0 or more, or None.')
+    length = user.get("RECOVERY_JOURNAL_LENGTH", DEFAULTS["RECOVERY_JOURNAL_LENGTH"])
+    if isinstance(length, bool) or not isinstance(length, int) or length < 1:
+        problems.append('WSMANAGER["RECOVERY_JOURNAL_LENGTH"] must be a positive integer.')
     if not isinstance(user.get("REQUIRE_ORIGIN", False), bool):
         problems.append('WSMANAGER["REQUIRE_ORIGIN"] must be True or False.')
     problems.extend(_proxy_problems(user.get("TRUSTED_PROXIES", [])))
@@ -166,4 +181,6 @@ def _build() -> Settings:
         require_origin=bool(raw["REQUIRE_ORIGIN"]),
         trusted_proxies=tuple(raw["TRUSTED_PROXIES"] or ()),
         drain_period=float(raw["DRAIN_PERIOD"]),
+        recovery_window=None if raw["RECOVERY_WINDOW"] is None else float(raw["RECOVERY_WINDOW"]),
+        recovery_journal_length=int(raw["RECOVERY_JOURNAL_LENGTH"]),
     )

@@ -17,7 +17,7 @@ from __future__ import annotations
 import enum
 from collections import Counter
 
-__all__ = ["Count", "bump", "reset", "stats"]
+__all__ = ["EVENTS", "Count", "bump", "reset", "stats"]
 
 
 class Count(enum.StrEnum):
@@ -41,7 +41,30 @@ class Count(enum.StrEnum):
     CALLS_REFUSED_BUSY = "calls_refused_busy"
     RESULTS_TOO_LARGE = "results_too_large"
     RESTORED = "restored"
+    PARKED = "parked"
+    KEPT_FOR_PARKED = "kept_for_parked"
+    DROPPED_PARKED = "dropped_parked"
+    RESUMED = "resumed"
+    RESUME_REFUSED = "resume_refused"
+    RESUME_EXPIRED = "resume_expired"
+    RESUME_OVERFLOWED = "resume_overflowed"
+    RESUME_LOST = "resume_lost"
+    PARKED_EXPIRED = "parked_expired"
 
+
+#: The counters of things that happened, not of drops or refusals (metrics'
+#: ``wsmanager_dropped_total`` has a reason for every other counter).
+EVENTS = frozenset(
+    {
+        Count.DELIVERED,
+        Count.FORWARDED,
+        Count.RESTORED,
+        Count.PARKED,
+        Count.KEPT_FOR_PARKED,
+        Count.RESUMED,
+        Count.PARKED_EXPIRED,
+    }
+)
 
 _counts: Counter[str] = Counter()
 

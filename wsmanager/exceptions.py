@@ -37,6 +37,7 @@ __all__ = [
     "RemoteError",
     "RpcError",
     "SocketNotFound",
+    "SocketParked",
     "WsManagerError",
 ]
 
@@ -67,6 +68,17 @@ class SocketNotFound(WsManagerError, LookupError):
         self.handler_name = handler_name
         where = f" in handler {handler_name!r}" if handler_name else ""
         super().__init__(f"no open socket with id {socket_id!r}{where}")
+
+
+class SocketParked(SocketNotFound):
+    """The socket dropped and may resume within its recovery window: it has no
+    connection now. ``invoke`` on it and raw frames sent to it by id raise this
+    at once; notifications to it are kept and delivered when it resumes
+    (see docs/protocol.md, "Connection recovery")."""
+
+    def __init__(self, socket_id: str, handler_name: str | None = None) -> None:
+        super().__init__(socket_id, handler_name)
+        self.args = (f"socket {socket_id!r} is parked (dropped, may resume)",)
 
 
 class ConnectionClosed(WsManagerError):

@@ -27,16 +27,14 @@ CLOSING → CLOSED.
   and all its groups, if it was ever open; :attr:`info` still holds its last
   registry entry.
 
-Incoming limits (:class:`wsmanager.limits.Intake`): frames over
-``max_message_size`` close with 1009; frames over ``rate_limit`` go to
-:meth:`on_rate_limited` and, persisting, close with 1008. See docs/security.md.
-
-Outgoing frames from every source (this handler, other handlers, views, other
-processes) go through the socket's :class:`~wsmanager.outbox.Outbox`: written
-one at a time, in the order they were queued, and a sender never waits for
-this socket's transport. Over ``max_send_backlog`` unwritten bytes the socket
-is closed with 1013; a frame the server cannot write closes it with 1011.
-Frames for a closing or closed socket are dropped, and counted (``counters``).
+Incoming limits (:class:`wsmanager.limits.Intake`): over ``max_message_size``
+closes with 1009; over ``rate_limit`` goes to :meth:`on_rate_limited` and,
+persisting, closes with 1008 (docs/security.md). Outgoing frames from every
+source go through the socket's :class:`~wsmanager.outbox.Outbox` and its one
+writer (:mod:`wsmanager.writer`): in order, a sender never waits for this
+socket's transport; over ``max_send_backlog`` unwritten bytes it closes with
+1013, a frame the server cannot write closes it with 1011. Frames for a
+closing or closed socket are dropped, and counted (``counters``).
 """
 
 from __future__ import annotations
@@ -60,7 +58,7 @@ from .hooks import Hooks
 from .lifecycle import CloseCode, Lifecycle, State, new_socket_id
 from .limits import Intake, IntakeVerdict
 from .manager import Manager, get_manager
-from .node import get_node
+from .node import Node, get_node
 from .outbox import Message, Outbox, frame
 from .registry import ConnectionInfo, get_registry
 from .servers import send_backlog_probe, send_close
@@ -102,7 +100,6 @@ class WebSocketHandler(Hooks, AsyncWebsocketConsumer):  # type: ignore[misc]
 
     #: True on base classes meant for subclassing (not listed by name).
     abstract: ClassVar[bool] = True
-
     id: str
     info: ConnectionInfo
 
@@ -127,6 +124,7 @@ class WebSocketHandler(Hooks, AsyncWebsocketConsumer):  # type: ignore[misc]
         self.writer = Writer(outbox, self.close, handler=self.handler_name)
         self.intake = Intake(self.max_message_size, self.rate_limit, self.rate_limit_strikes)
         self._released: asyncio.Future[None] | None = None
+        self._sent_code: int | None = None  # the close code this side sent, if it closed
 
     @property
     def state(self) -> State:
@@ -155,9 +153,7 @@ class WebSocketHandler(Hooks, AsyncWebsocketConsumer):  # type: ignore[misc]
 
     async def push(self, message: Message) -> bool:
         """Queue an ASGI message for the client; False if dropped (and counted).
-
-        Never waits for this socket's transport (see :mod:`wsmanager.writer`).
-        """
+        Never waits for this socket's transport (see :mod:`wsmanager.writer`)."""
         return self.writer.push(message)
 
     async def accept(self, subprotocol: str | None = None, headers: Any = None) -> None:
@@ -188,6 +184,7 @@ class WebSocketHandler(Hooks, AsyncWebsocketConsumer):  # type: ignore[misc]
         self.lifecycle.move(State.CLOSING)
         if observe.hub is not None:
             observe.hub.connection_closed(self.handler_name, code or 1000)
+        self._sent_code = code or 1000
         await self._release()
         await self.writer.flush()
         self.writer.stop()
@@ -197,7 +194,6 @@ class WebSocketHandler(Hooks, AsyncWebsocketConsumer):  # type: ignore[misc]
         """Send the close frame; never raises (the socket is released whatever happens)."""
         await send_close(self.base_send, code, reason, self.id)
 
-    # -- group shortcuts -------------------------------------------------------------
     async def join(self, group: str) -> None:
         """Add this socket to ``group`` (it leaves it automatically when it closes)."""
         await self.manager.aadd_to_group(self.id, group)
@@ -261,30 +257,15 @@ class WebSocketHandler(Hooks, AsyncWebsocketConsumer):  # type: ignore[misc]
             logger.info("refusing socket from %s: over max_connections_per_address", address)
             await self._refuse(CloseCode.TOO_MANY_CONNECTIONS, "too many connections")
             return
-        self.id = self.lifecycle.label = self.writer.label = new_socket_id()
-        route = self.scope.get("url_route") or {}
-        self.info = ConnectionInfo(
-            id=self.id,
-            handler=self.handler_name,
-            node=await node.start(),
-            user_id=admission.user_id_of(self.scope),
-            connected_at=time.time(),
-            path_kwargs=dict(route.get("kwargs") or {}),
-            address=address,
-        )
-        node.attach(self)
         try:
-            await get_registry().add(self.info)
-            limit = self.max_connections_per_user
-            if await admission.over_user_limit(self.handler_name, self.info.user_id, limit):
-                await self._refuse(CloseCode.TOO_MANY_CONNECTIONS, "too many connections")
+            if not await self._sign_in(node, address):
                 return
         except RegistryUnavailable as exc:
             logger.warning("refusing socket: registry unavailable (%s)", exc)
             await self._refuse(None, "")
             return
         try:
-            verdict = await self.on_connect()
+            verdict = await (self.on_resume() if self.resumed else self.on_connect())
         except RejectConnection as exc:
             await self._refuse(exc.code, exc.reason)
             return
@@ -296,6 +277,31 @@ class WebSocketHandler(Hooks, AsyncWebsocketConsumer):  # type: ignore[misc]
             await self._refuse(None, "")
         else:
             await self.accept()
+
+    async def _sign_in(self, node: Node, address: str | None, **entry: Any) -> bool:
+        """Give the socket its id and registry entry; False if refused meanwhile (a seam)."""
+        self._set_id(new_socket_id())
+        route = self.scope.get("url_route") or {}
+        self.info = ConnectionInfo(
+            id=self.id,
+            handler=self.handler_name,
+            node=await node.start(),
+            user_id=admission.user_id_of(self.scope),
+            connected_at=time.time(),
+            path_kwargs=dict(route.get("kwargs") or {}),
+            address=address,
+            **entry,
+        )
+        node.attach(self)
+        await get_registry().add(self.info)
+        limit = self.max_connections_per_user
+        if await admission.over_user_limit(self.handler_name, self.info.user_id, limit):
+            await self._refuse(CloseCode.TOO_MANY_CONNECTIONS, "too many connections")
+            return False
+        return True
+
+    def _set_id(self, socket_id: str) -> None:
+        self.id = self.lifecycle.label = self.writer.label = socket_id
 
     async def _refuse(self, code: int | None, reason: str) -> None:
         """Refuse the handshake: HTTP 403 (``code`` None), or accept and close with ``code``.
@@ -333,11 +339,8 @@ class WebSocketHandler(Hooks, AsyncWebsocketConsumer):  # type: ignore[misc]
         else:
             bump(Count.RATE_LIMITED)
             if verdict is IntakeVerdict.STRUCK_OUT:
-                logger.info(
-                    "socket %s: over its rate limit %d times in a row; closing 1008",
-                    self.id,
-                    self.rate_limit_strikes,
-                )
+                n = self.rate_limit_strikes
+                logger.info("socket %s: over its rate limit %d times in a row; closing 1008", self.id, n)
                 await self.close(CloseCode.POLICY_VIOLATION, "rate limit exceeded")
             else:
                 await self.on_rate_limited(data)
@@ -373,9 +376,10 @@ class WebSocketHandler(Hooks, AsyncWebsocketConsumer):  # type: ignore[misc]
 
     async def _leave(self, code: int | None) -> None:
         self.writer.stop()
-        get_node().detach(self.id)
+        node = get_node()
+        node.detach(self.id, self)
         try:
-            departure = await presence.release(self.handler_name, self.id)
+            departure = await self._sign_out(node, code)
         except RegistryUnavailable as exc:
             logger.warning("socket %s: registry removal failed (%s); will retry", self.id, exc)
             get_node().upkeep.remember_orphan(self.handler_name, self.id)
@@ -383,6 +387,14 @@ class WebSocketHandler(Hooks, AsyncWebsocketConsumer):  # type: ignore[misc]
         if departure is not None:
             self.info = departure
         await self.on_released(code)
+
+    async def _sign_out(self, node: Node, code: int | None) -> ConnectionInfo | None:
+        """Leave the registry and every group (announced); the last entry, if any.
+        ``code``: the client's close code, or None (a seam, like ``_sign_in``)."""
+        return await presence.release(self.handler_name, self.id, node.id)
+
+    async def hand_over(self) -> None:
+        """Only with connection recovery (:mod:`wsmanager.resumption`)."""
 
     async def on_released(self, code: int | None) -> None:
         """Internal hook for subclasses (the RPC layer fails pending calls here)."""

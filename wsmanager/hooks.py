@@ -56,6 +56,15 @@ class Hooks:
         """Decide whether to accept; return False (or raise RejectConnection) to refuse."""
         return None
 
+    #: True when this connection resumed a dropped session (connection recovery).
+    resumed: bool = False
+
+    async def on_resume(self) -> bool | None:
+        """Runs instead of ``on_connect`` when the connection resumed a session
+        (``self.resumed``): its id, groups, meta and user are the old ones, and
+        nothing is to be joined again. Refuse as ``on_connect`` does."""
+        return None
+
     async def on_rate_limited(self, message: str | bytes) -> None:
         """A message over ``rate_limit`` was dropped (RPC handlers answer -32002)."""
 

@@ -66,6 +66,8 @@ class CloseCode(enum.IntEnum):
     TRY_AGAIN_LATER = 1013
     #: Application range 4400-4499: the client must not reconnect by itself.
     FORBIDDEN = 4403
+    #: Another connection resumed this socket's session (connection recovery).
+    RESUMED_ELSEWHERE = 4409
     TOO_MANY_CONNECTIONS = 4429
 
 

@@ -25,46 +25,23 @@ group's members, one per user; see :mod:`wsmanager.presence`.
 from __future__ import annotations
 
 import asyncio
-import functools
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from typing import Any, ParamSpec, TypeVar
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
 
-from asgiref.sync import async_to_sync
-
-from . import presence, protocol
+from . import presence, protocol, recovery
+from .aio import sync_twin as _sync_twin
 from .conf import get_settings
-from .exceptions import SocketNotFound
+from .exceptions import SocketNotFound, SocketParked
+from .journal import Kind
 from .node import get_node
 from .outbox import Message, frame
 from .presence import Member, members_of
 from .protocol import params_of
-from .registry import ConnectionInfo, get_registry
+from .registry import PARKED, ConnectionInfo, get_registry
 
 __all__ = ["Manager", "get_manager"]
 
-P = ParamSpec("P")
-R = TypeVar("R")
-
 _MISSING: Any = object()
-
-
-def _sync_twin(afunc: Callable[P, Awaitable[R]]) -> Callable[P, R]:
-    """The sync version of a Manager coroutine method.
-
-    ``functools.wraps`` gives it the coroutine's signature (as
-    ``inspect.signature`` shows it) and annotations; only its name, and a
-    first docstring line saying whose twin it is, differ.
-    """
-
-    @functools.wraps(afunc)
-    def twin(*args: P.args, **kwargs: P.kwargs) -> R:
-        return async_to_sync(afunc)(*args, **kwargs)
-
-    twin.__name__ = afunc.__name__.removeprefix("a")
-    twin.__qualname__ = f"Manager.{twin.__name__}"
-    twin.__doc__ = f"Sync twin of :meth:`{afunc.__name__}`. {afunc.__doc__ or ''}"
-    return twin
-
 
 def _message(data: str | bytes | None, json: Any) -> Message:
     if json is not _MISSING:
@@ -201,12 +178,25 @@ class Manager:
             routes.setdefault(node.id, []).extend(local)
         return routes
 
-    async def _deliver(self, socket_ids: Iterable[str], message: Message) -> int:
-        return await get_node().deliver(self.handler_name, await self._routes(socket_ids), message)
+    async def _deliver(self, socket_ids: Iterable[str], message: Message, kept: bool = False) -> int:
+        routes = await self._routes(socket_ids)
+        return await get_node().deliver(self.handler_name, routes, message, kept=kept)
 
-    async def _deliver_one(self, socket_id: str, message: Message) -> None:
-        if await self._deliver([socket_id], message) == 0:
+    async def _deliver_one(self, socket_id: str, message: Message, kept: bool = False) -> None:
+        routes = await self._routes([socket_id])
+        if await get_node().deliver(self.handler_name, routes, message, kept=kept) == 0:
+            if PARKED in routes:
+                raise SocketParked(socket_id, self.handler_name)
             raise SocketNotFound(socket_id, self.handler_name)
+
+    async def _notification(
+        self, kind: Kind, target: tuple[str, ...], method: str, args: Any, kwargs: Any, exclude: Any = ()
+    ) -> tuple[Message, bool]:
+        """The frame of a notification, journaled first where the handler recovers
+        (:mod:`wsmanager.recovery`); and whether it was (parked sockets keep it)."""
+        text = protocol.encode_notification(method, params_of(args, kwargs))
+        kept = await recovery.keep(self.handler_name, kind, target, text, frozenset(exclude))
+        return frame(kept), kept is not text
 
     async def _targets_group(self, group: str, exclude: Iterable[str]) -> list[str]:
         skip = set(exclude)
@@ -255,7 +245,8 @@ class Manager:
         return await self._deliver(await self.auser_sockets(user), message)
 
     async def adisconnect(self, socket_id: str, code: int = 1000, reason: str = "") -> None:
-        """Close a socket from the server side, wherever it is."""
+        """Close a socket from the server side, wherever it is (a parked one is
+        forgotten: it will not resume)."""
         routes = await self._routes([socket_id])
         if not routes:
             raise SocketNotFound(socket_id, self.handler_name)
@@ -264,33 +255,38 @@ class Manager:
 
     # -- JSON-RPC --------------------------------------------------------------------
     async def anotify(self, socket_id: str, method: str, /, *args: Any, **kwargs: Any) -> None:
-        """Send a JSON-RPC notification to one socket (no answer expected)."""
-        text = protocol.encode_notification(method, params_of(args, kwargs))
-        await self._deliver_one(socket_id, frame(text))
+        """Send a JSON-RPC notification to one socket (no answer expected).
+
+        With connection recovery, a parked socket takes it (kept for its resume)."""
+        message, kept = await self._notification("ids", (socket_id,), method, args, kwargs)
+        await self._deliver_one(socket_id, message, kept)
 
     async def anotify_many(self, socket_ids: Iterable[str], method: str, /, *args: Any, **kwargs: Any) -> int:
         """Notify several sockets; unknown ids are skipped. Returns how many took it."""
-        text = protocol.encode_notification(method, params_of(args, kwargs))
-        return await self._deliver(socket_ids, frame(text))
+        ids = tuple(socket_ids)
+        message, kept = await self._notification("ids", ids, method, args, kwargs)
+        return await self._deliver(ids, message, kept)
 
     async def anotify_group(
         self, group: str, method: str, /, *args: Any, exclude: Iterable[str] = (), **kwargs: Any
     ) -> int:
         """Notify every member of ``group`` but ``exclude`` (``exclude`` is not a param)."""
-        text = protocol.encode_notification(method, params_of(args, kwargs))
-        return await self._deliver(await self._targets_group(group, exclude), frame(text))
+        skip = tuple(exclude)
+        message, kept = await self._notification("group", (group,), method, args, kwargs, skip)
+        return await self._deliver(await self._targets_group(group, skip), message, kept)
 
     async def anotify_all(
         self, method: str, /, *args: Any, exclude: Iterable[str] = (), **kwargs: Any
     ) -> int:
         """Notify every open socket but ``exclude``."""
-        text = protocol.encode_notification(method, params_of(args, kwargs))
-        return await self._deliver(await self._targets_all(exclude), frame(text))
+        skip = tuple(exclude)
+        message, kept = await self._notification("all", (), method, args, kwargs, skip)
+        return await self._deliver(await self._targets_all(skip), message, kept)
 
     async def anotify_user(self, user: Any, method: str, /, *args: Any, **kwargs: Any) -> int:
         """Notify every open socket of a user; how many took it (0 if not connected)."""
-        text = protocol.encode_notification(method, params_of(args, kwargs))
-        return await self._deliver(await self.auser_sockets(user), frame(text))
+        message, kept = await self._notification("user", (_user_id(user),), method, args, kwargs)
+        return await self._deliver(await self.auser_sockets(user), message, kept)
 
     async def ainvoke(
         self, socket_id: str, method: str, /, *args: Any, timeout: float | None = None, **kwargs: Any

@@ -54,13 +54,13 @@ from prometheus_client.core import CounterMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from . import counters, observe
-from .counters import Count
+from .counters import EVENTS, Count
 
 __all__ = ["DROP_REASONS", "DropsCollector", "MetricsObserver", "install", "metrics_view", "uninstall"]
 
 #: The counters that are drops or refusals: the ``reason`` label's values.
 DROP_REASONS: tuple[str, ...] = tuple(
-    str(c) for c in Count if c not in (Count.DELIVERED, Count.FORWARDED, Count.RESTORED)
+    str(c) for c in Count if c not in EVENTS
 )
 
 #: Histogram buckets in seconds: from a local call (sub-millisecond) to the invoke timeout.

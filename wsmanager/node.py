@@ -35,28 +35,19 @@ import logging
 import os
 import secrets
 import socket
-import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Protocol
 
 from channels.layers import get_channel_layer
 
-from . import remote
+from . import relay
 from .conf import get_settings
 from .counters import Count, bump
-from .exceptions import (
-    ConnectionClosed,
-    DeliveryError,
-    InvokeError,
-    InvokeTimeout,
-    RemoteError,
-    SocketNotFound,
-    WsManagerError,
-)
+from .exceptions import DeliveryError, InvokeError, SocketNotFound, SocketParked, WsManagerError
 from .link import Link
 from .outbox import Message
-from .registry import ConnectionInfo, get_registry
+from .registry import PARKED, ConnectionInfo, get_registry
 from .upkeep import Upkeep
 
 __all__ = ["LocalSocket", "Node", "get_node", "on_drain_request", "reset_node"]
@@ -87,6 +78,10 @@ class LocalSocket(Protocol):
     ) -> Any:
         """Call a client method and await its result (RPC handlers only)."""
 
+    async def hand_over(self) -> None:
+        """Its session resumed on another connection: close (4409) and leave the
+        registry entry, which is no longer this socket's, alone."""
+
 
 class Node:
     """This process's hub. Get it with :func:`get_node`."""
@@ -97,7 +92,7 @@ class Node:
         self._addresses: Counter[tuple[str, str | None]] = Counter()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._reader: asyncio.Task[None] | None = None
-        self._calls: dict[str, asyncio.Future[Any]] = {}
+        self._calls = relay.Calls()
         self.upkeep = Upkeep(self)
         self._link = Link(None)
         self._exit_hook = False
@@ -187,11 +182,17 @@ class Node:
             logger.warning("node %s: removing its sockets at exit failed: %r", self.id, exc)
 
     def attach(self, sock: LocalSocket) -> None:
+        """Hold ``sock`` (replacing a socket with its id: a resumed session)."""
         self._ensure_tasks()
+        self.detach(sock.id)
         self.sockets[sock.id] = sock
         self._addresses[(sock.info.handler, sock.info.address)] += 1
 
-    def detach(self, socket_id: str) -> None:
+    def detach(self, socket_id: str, sock: LocalSocket | None = None) -> None:
+        """Forget a local socket (with ``sock``: only if that socket holds the id;
+        a resumed session may have taken the id over in this process)."""
+        if sock is not None and self.sockets.get(socket_id) is not sock:
+            return
         sock = self.sockets.pop(socket_id, None)
         if sock is not None:
             key = (sock.info.handler, sock.info.address)
@@ -213,16 +214,23 @@ class Node:
 
     # -- delivery ----------------------------------------------------------------
     async def deliver(
-        self, handler: str, routes: Mapping[str, Iterable[str]], message: Message
+        self, handler: str, routes: Mapping[str, Iterable[str]], message: Message, *, kept: bool = False
     ) -> int:
         """Hand ``message`` to every socket in ``routes`` ({node: ids}); how many taken.
 
         Remote counts are the ids handed to their node's channel; what that
-        node then drops (sockets closed meanwhile) is counted there.
+        node then drops (sockets closed meanwhile) is counted there. Parked
+        sockets (connection recovery) take the message when it is ``kept``
+        (in the journal, replayed on resume); otherwise it is dropped, counted.
         """
         taken = 0
         failed: list[str] = []
         for node_id, ids in routes.items():
+            if node_id == PARKED:
+                parked = len(list(ids))
+                bump(Count.KEPT_FOR_PARKED if kept else Count.DROPPED_PARKED, parked)
+                taken += parked if kept else 0
+                continue
             if node_id == self.id:
                 taken += await self.deliver_local(ids, message)
                 continue
@@ -253,6 +261,11 @@ class Node:
         bump(Count.DELIVERED, taken)
         return taken
 
+    async def take_over(self, node_id: str, socket_id: str) -> None:
+        """A session resumed here: its old connection on node ``node_id`` (another
+        process) closes with 4409 and leaves the registry alone."""
+        await self._link.send(node_id, {"type": "wsmanager.takeover", "id": socket_id})
+
     async def request_drain(self, node_id: str, period: float | None) -> bool:
         """Ask node ``node_id`` to drain (see :mod:`wsmanager.drain`); False if refused."""
         await self.start()
@@ -261,7 +274,10 @@ class Node:
     async def close_socket(
         self, handler: str, node_id: str, socket_id: str, code: int, reason: str
     ) -> None:
-        """Close a socket of any node from the server side."""
+        """Close a socket of any node from the server side (a parked one is released)."""
+        if node_id == PARKED:
+            await get_registry().remove(handler, socket_id, PARKED)
+            return
         if node_id == self.id:
             sock = self.sockets.get(socket_id)
             if sock is None:
@@ -282,6 +298,8 @@ class Node:
         timeout: float,
     ) -> Any:
         """Invoke a client method on a socket of any node and await the result."""
+        if node_id == PARKED:
+            raise SocketParked(socket_id, handler)
         if node_id == self.id:
             sock = self.sockets.get(socket_id)
             if sock is None:
@@ -291,9 +309,6 @@ class Node:
             return await sock.invoke_params(method, params, timeout=timeout)
         args, kwargs = (params, {}) if isinstance(params, tuple) else ((), params)
         self._ensure_tasks()
-        call = uuid.uuid4().hex
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._calls[call] = future
         envelope = {
             "type": "wsmanager.invoke",
             "handler": handler,
@@ -302,19 +317,9 @@ class Node:
             "args": list(args),
             "kwargs": kwargs,
             "timeout": timeout,
-            "call": call,
             "reply_to": self.id,
         }
-        try:
-            if not await self._link.send(node_id, envelope):
-                raise DeliveryError(f"channel layer refused an invoke for node {node_id}")
-            # The remote side enforces ``timeout``; the margin covers the hops.
-            try:
-                return await asyncio.wait_for(future, timeout + 5.0)
-            except TimeoutError:
-                raise InvokeTimeout(socket_id, method, timeout) from None
-        finally:
-            self._calls.pop(call, None)
+        return await self._calls.call(self._link, node_id, envelope, timeout)
 
     # -- what other nodes send ----------------------------------------------------
     async def _handle(self, message: Message) -> None:
@@ -327,49 +332,26 @@ class Node:
             sock = self.sockets.get(message["id"])
             if sock is not None:
                 await sock.close(message["code"], message.get("reason") or None)
+        elif kind == "wsmanager.takeover":
+            sock = self.sockets.get(message["id"])
+            if sock is not None:
+                asyncio.get_running_loop().create_task(sock.hand_over())
         elif kind == "wsmanager.invoke":
-            asyncio.get_running_loop().create_task(self._serve_invoke(message))
+            sock = self.sockets.get(message["id"])
+            asyncio.get_running_loop().create_task(relay.serve(sock, self._link, message))
         elif kind == "wsmanager.drain":
             if _drain_requested is not None:  # None: no drain installed here (logged by drain)
                 _drain_requested(message.get("period"))
         elif kind == "wsmanager.invoke_result":
-            future = self._calls.get(message["call"])
-            if future is not None and not future.done():
-                _settle(future, message)
+            self._calls.settle(message)
         else:
             logger.warning("node %s got an unknown message type %r", self.id, kind)
-
-    async def _serve_invoke(self, message: Message) -> None:
-        reply: Message = {"type": "wsmanager.invoke_result", "call": message["call"]}
-        sock = self.sockets.get(message["id"])
-        try:
-            if sock is None:
-                raise SocketNotFound(message["id"], message.get("handler"))
-            params = message["kwargs"] or tuple(message["args"])
-            reply["result"] = await sock.invoke_params(message["method"], params, timeout=message["timeout"])
-        except (RemoteError, InvokeTimeout, SocketNotFound, ConnectionClosed) as exc:
-            reply["error"] = remote.error_of(exc)
-        except Exception as exc:
-            logger.exception("invoke %r on %s failed", message.get("method"), message.get("id"))
-            reply["error"] = remote.error_of(exc)
-        reply["socket"] = message["id"]
-        reply["method"] = message["method"]
-        reply["timeout"] = message["timeout"]
-        await self._link.send(message["reply_to"], reply)
 
 
 def _payload(message: Message) -> Message:
     """The data part of a frame message (``text`` or ``bytes``)."""
     key = "text" if "text" in message else "bytes"
     return {key: message[key]}
-
-
-def _settle(future: asyncio.Future[Any], reply: Message) -> None:
-    exc = remote.exception_of(reply)
-    if exc is None:
-        future.set_result(reply.get("result"))
-    else:
-        future.set_exception(exc)
 
 
 _node: Node | None = None

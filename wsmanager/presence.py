@@ -257,14 +257,15 @@ async def leave(handler: str, group: str, socket_id: str) -> None:
         await announce(handler, group, "left", Member.of(left))
 
 
-async def release(handler: str, socket_id: str) -> Departure | None:
+async def release(handler: str, socket_id: str, node: str | None = None) -> Departure | None:
     """Forget a closed socket; ``left`` is announced for each group its member left.
 
-    Returns the departure (None for an unknown id). Raises
-    ``RegistryUnavailable`` when the store is down: nothing was announced,
-    and the caller retries later (see :mod:`wsmanager.upkeep`).
+    With ``node``, only if the socket is still routed to that node (it may
+    have resumed elsewhere). Returns the departure (None for an unknown id).
+    Raises ``RegistryUnavailable`` when the store is down: nothing was
+    announced, and the caller retries later (see :mod:`wsmanager.upkeep`).
     """
-    departure = await get_registry().remove(handler, socket_id)
+    departure = await get_registry().remove(handler, socket_id, node)
     await _announce_departure(departure)
     return departure
 

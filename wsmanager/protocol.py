@@ -61,6 +61,7 @@ __all__ = [
     "error_response",
     "params_of",
     "result_response",
+    "with_offset",
 ]
 
 VERSION: Final = "2.0"
@@ -351,6 +352,13 @@ def encode_notification(method: str, params: Params | Sequence[Any] | None = Non
     if (p := _params_json(params)) is not None:
         obj["params"] = p
     return dumps(obj)
+
+
+def with_offset(text: str, offset: str) -> str:
+    """An encoded notification (a JSON object) with the extension member
+    ``"offset"`` added (connection recovery; see docs/protocol.md).
+    ``offset`` is ``"<digits>-<digits>"``: nothing in it needs escaping."""
+    return f'{text[:-1]},"offset":"{offset}"}}'
 
 
 def result_response(msg_id: JsonId, result: Any) -> dict[str, Any]:

@@ -60,7 +60,6 @@ from .exceptions import (
     RpcError,
 )
 from .exposure import MARK, check_permission, rpc
-from .handler import WebSocketHandler
 from .invocations import Invocations
 from .lifecycle import State
 from .limits import too_big
@@ -68,6 +67,7 @@ from .logs import LogThrottle
 from .outbox import size_of
 from .params import BadParams, Method
 from .protocol import ErrorObject, Invalid, Request, Response, params_of
+from .resumption import Resumable
 
 __all__ = ["RpcHandler", "rpc"]
 
@@ -77,7 +77,7 @@ logger = logging.getLogger("wsmanager.rpc")
 UNSTORABLE = "a string holds a lone surrogate: it is not valid UTF-8 and cannot be stored"
 
 
-class RpcHandler(WebSocketHandler):
+class RpcHandler(Resumable):
     """A handler that speaks JSON-RPC 2.0 both ways. See the module docstring."""
 
     abstract: ClassVar[bool] = True
@@ -141,11 +141,9 @@ class RpcHandler(WebSocketHandler):
 
     # -- server to client ---------------------------------------------------------
     async def on_open(self) -> None:
-        await self.send_frame(protocol.encode_notification("rpc.connected", {"id": self.id}))
-
-    async def notify(self, method: str, *args: Any, **kwargs: Any) -> bool:
-        """Send a notification to this client; False if the socket is closed."""
-        return await self.send_frame(protocol.encode_notification(method, params_of(args, kwargs)))
+        hello = {"id": self.id, **self.session_params()}
+        await self.send_frame(protocol.encode_notification("rpc.connected", hello))
+        self.replay()
 
     async def invoke(self, method: str, /, *args: Any, timeout: float | None = None, **kwargs: Any) -> Any:
         """Call a method of this client and return its result.

@@ -26,7 +26,7 @@ from typing import Any
 
 from channels.testing import WebsocketCommunicator
 
-from . import counters, db, health, presence
+from . import counters, db, health, presence, recovery
 from .exceptions import RemoteError
 from .node import reset_node
 from .registry import get_registry, reset_registry
@@ -37,12 +37,13 @@ __all__ = ["RpcCommunicator", "areset", "reset"]
 def reset() -> None:
     """Forget the process's singletons (between tests): registry instance, node,
     counters, the database-use flag, presence's gathered changes and warnings, and
-    the draining mark."""
+    the draining mark, and what recovery learnt of journals."""
     reset_registry()
     reset_node()
     counters.reset()
     db.forget_use()
     presence.reset()
+    recovery.reset()
     health.set_draining(False)
 
 

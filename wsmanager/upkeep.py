@@ -121,6 +121,8 @@ class Upkeep:
                 if cancel_requested():  # lost in node_alive: start nothing more
                     break
                 await registry.put_node_stats(node_id, self.published_stats())
+                if expired := await registry.expire_parked():
+                    counters.bump(counters.Count.PARKED_EXPIRED, expired)
                 if self.announcing is None or self.announcing.done():
                     self.announcing = asyncio.get_running_loop().create_task(
                         self.announce_departures(registry)
@@ -160,6 +162,9 @@ class Upkeep:
         for handler, socks in by_handler.items():
             routes = await registry.nodes_of(handler, [s.id for s in socks])
             present = set(routes.get(self.host.id, ()))
+            # Routed elsewhere: the session resumed on another connection, which
+            # owns the entry now (this one is closed by a takeover message).
+            present.update(sid for node, ids in routes.items() if node != self.host.id for sid in ids)
             for sock in socks:
                 # A socket still in its handshake may be registering right now:
                 # re-adding its entry could overwrite groups it just joined.

@@ -11,19 +11,32 @@ from django.utils.module_loading import import_string
 
 from ..conf import get_settings
 from ..exceptions import ConfigurationError
-from .base import ConnectionInfo, Departure, RegistryBackend
+from ..journal import Journal
+from .base import PARKED, Claim, ConnectionInfo, Departure, RegistryBackend
 from .memory import InMemoryRegistry
 
 __all__ = [
+    "PARKED",
+    "Claim",
     "ConnectionInfo",
     "Departure",
     "InMemoryRegistry",
     "RegistryBackend",
+    "get_journal",
     "get_registry",
     "reset_registry",
 ]
 
 _instance: RegistryBackend | None = None
+_journal: Journal | None = None
+
+
+def get_journal() -> Journal:
+    """The process's journal (connection recovery), made by its registry on first call."""
+    global _journal
+    if _journal is None:
+        _journal = get_registry().make_journal(get_settings().recovery_journal_length)
+    return _journal
 
 
 def get_registry() -> RegistryBackend:
@@ -51,6 +64,6 @@ def get_registry() -> RegistryBackend:
 
 
 def reset_registry() -> None:
-    """Forget the process's backend instance; the next call builds a new one."""
-    global _instance
-    _instance = None
+    """Forget the process's backend instance (and journal); the next call builds a new one."""
+    global _instance, _journal
+    _instance = _journal = None

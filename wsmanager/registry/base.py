@@ -43,9 +43,15 @@ from __future__ import annotations
 import abc
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, fields, replace
-from typing import Any
+from typing import Any, Literal
 
-__all__ = ["ConnectionInfo", "Departure", "RegistryBackend", "member_key"]
+from ..journal import InMemoryJournal, Journal
+
+__all__ = ["PARKED", "Claim", "ConnectionInfo", "Departure", "RegistryBackend", "member_key"]
+
+#: The route (``nodes_of``) of a parked socket: it dropped and may resume
+#: within its recovery window (see :mod:`wsmanager.recovery`).
+PARKED = "~parked"
 
 
 def member_key(user_id: str | None, socket_id: str) -> str:
@@ -72,7 +78,10 @@ class ConnectionInfo:
     attaches (e.g. a display name); ``path_kwargs`` are the URL route's
     captured arguments. ``connected_at`` is a Unix timestamp in seconds.
     ``address`` is the client's IP address (see :mod:`wsmanager.addresses`),
-    None when the server did not say.
+    None when the server did not say. ``recovery`` is the socket's recovery
+    window in seconds (0: it is forgotten when it drops) and ``resume_key``
+    the SHA-256 of its resume secret (:mod:`wsmanager.recovery`); both are
+    stored only for recoverable sockets.
     """
 
     id: str
@@ -84,6 +93,8 @@ class ConnectionInfo:
     path_kwargs: Mapping[str, Any] = field(default_factory=dict)
     meta: Mapping[str, Any] = field(default_factory=dict)
     address: str | None = None
+    recovery: float = 0.0
+    resume_key: str = ""
 
     def with_changes(self, **changes: Any) -> ConnectionInfo:
         """A copy with some fields replaced."""
@@ -105,7 +116,7 @@ class ConnectionInfo:
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-friendly dict (groups sorted) for APIs and the CLI."""
-        return {
+        obj = {
             "id": self.id,
             "handler": self.handler,
             "node": self.node,
@@ -116,6 +127,10 @@ class ConnectionInfo:
             "meta": dict(self.meta),
             "address": self.address,
         }
+        if self.recovery > 0:
+            obj["recovery"] = self.recovery
+            obj["resume_key"] = self.resume_key
+        return obj
 
     @classmethod
     def from_json(cls, obj: Mapping[str, Any]) -> ConnectionInfo:
@@ -130,6 +145,8 @@ class ConnectionInfo:
             path_kwargs=dict(obj.get("path_kwargs", {})),
             meta=dict(obj.get("meta", {})),
             address=obj.get("address"),
+            recovery=float(obj.get("recovery", 0.0)),
+            resume_key=str(obj.get("resume_key", "")),
         )
 
     @property
@@ -157,6 +174,20 @@ class Departure(ConnectionInfo):
         return cls(**base, left=frozenset(left))
 
 
+@dataclass(frozen=True)
+class Claim:
+    """What :meth:`RegistryBackend.claim` did.
+
+    ``outcome``: ``"ok"`` (the entry is now the new one), ``"unknown"`` (no
+    such socket), ``"changed"`` (the entry is not the one expected: read it
+    again), ``"expired"`` (parked, and its window is over). ``previous`` is
+    the route it had: a node, :data:`PARKED`, or "".
+    """
+
+    outcome: Literal["ok", "unknown", "changed", "expired"]
+    previous: str = ""
+
+
 class RegistryBackend(abc.ABC):
     """Where connection entries live. Subclass it to add a store.
 
@@ -181,10 +212,12 @@ class RegistryBackend(abc.ABC):
         """
 
     @abc.abstractmethod
-    async def remove(self, handler: str, socket_id: str) -> Departure | None:
+    async def remove(self, handler: str, socket_id: str, node: str | None = None) -> Departure | None:
         """Forget a socket and its group memberships; its departure, or None if unknown.
 
-        The caller announces the departure (nothing is queued).
+        With ``node``, only if the socket is routed to that node (a socket
+        that resumed elsewhere is not the old process's to forget). The
+        caller announces the departure (nothing is queued).
         """
 
     @abc.abstractmethod
@@ -272,6 +305,38 @@ class RegistryBackend(abc.ABC):
         announce it is lost.
         """
         return []
+
+    # -- connection recovery (see wsmanager.recovery) ------------------------
+    # The defaults support none: nothing is parked, every resume is refused.
+    async def park(self, handler: str, socket_id: str, node: str, until: float) -> bool:
+        """Keep the entry of a socket that dropped, routed to :data:`PARKED`, until
+        ``until`` (Unix time): its groups, user and presence stay as they are.
+
+        Only if it is still routed to ``node``; False otherwise (it resumed
+        elsewhere meanwhile, or is unknown). :meth:`remove_node` and the
+        reaping of dead nodes park every entry with ``recovery`` set, for
+        that many seconds, instead of forgetting it.
+        """
+        return False
+
+    async def claim(self, expected: ConnectionInfo, new: ConnectionInfo) -> Claim:
+        """Route a socket to ``new.node`` with the entry ``new``, if its entry is
+        ``expected`` and it is not parked past its window. Atomic: of two
+        claims of one entry, one gets ``"ok"`` and the other ``"changed"``.
+        ``new`` keeps the groups and user of ``expected``."""
+        return Claim("unknown")
+
+    async def expire_parked(self, limit: int = 1000) -> int:
+        """Forget up to ``limit`` parked sockets whose window is over; how many.
+
+        Their departures (those that left a group) are queued for
+        :meth:`take_departures`, so each is announced once, cluster-wide.
+        """
+        return 0
+
+    def make_journal(self, max_entries: int) -> Journal:
+        """The journal that goes with this registry (shared where the registry is)."""
+        return InMemoryJournal(max_entries)
 
     async def put_node_stats(self, node: str, stats: Mapping[str, int]) -> None:  # noqa: B027
         """Publish ``node``'s counters (each heartbeat does), replacing what it published before.

@@ -11,11 +11,12 @@ atomic with respect to the others, presence transitions included.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 from ..exceptions import SocketNotFound
-from .base import ConnectionInfo, Departure, RegistryBackend
+from .base import PARKED, Claim, ConnectionInfo, Departure, RegistryBackend
 
 __all__ = ["InMemoryRegistry"]
 
@@ -23,10 +24,11 @@ __all__ = ["InMemoryRegistry"]
 class _Namespace:
     """The data of one handler: sockets, groups, users and presence counters."""
 
-    __slots__ = ("groups", "presence", "sockets", "users")
+    __slots__ = ("groups", "parked", "presence", "sockets", "users")
 
     def __init__(self) -> None:
         self.sockets: dict[str, ConnectionInfo] = {}
+        self.parked: dict[str, float] = {}  # socket id -> end of its window (Unix time)
         self.groups: dict[str, dict[str, None]] = {}  # group -> ordered set of ids
         self.users: dict[str, dict[str, None]] = {}
         self.presence: dict[str, dict[str, int]] = {}  # group -> member key -> sockets
@@ -89,11 +91,15 @@ class InMemoryRegistry(RegistryBackend):
             joined -= old.left  # the member was there all along
         return frozenset(joined)
 
-    async def remove(self, handler: str, socket_id: str) -> Departure | None:
-        return self._drop(self._space(handler), socket_id)
+    async def remove(self, handler: str, socket_id: str, node: str | None = None) -> Departure | None:
+        space = self._space(handler)
+        if node is not None and _route(space, socket_id) != node:
+            return None
+        return self._drop(space, socket_id)
 
     def _drop(self, space: _Namespace, socket_id: str) -> Departure | None:
         info = space.sockets.pop(socket_id, None)
+        space.parked.pop(socket_id, None)
         if info is None:
             return None
         left = {group for group in info.groups if space.leave(group, info)}
@@ -144,16 +150,62 @@ class InMemoryRegistry(RegistryBackend):
     async def user_sockets(self, handler: str, user_id: str) -> list[str]:
         return list(self._space(handler).users.get(user_id, ()))
 
+    async def nodes_of(self, handler: str, socket_ids: Iterable[str]) -> dict[str, list[str]]:
+        space = self._space(handler)
+        routes: dict[str, list[str]] = {}
+        for sid in socket_ids:
+            if sid in space.sockets:
+                routes.setdefault(_route(space, sid), []).append(sid)
+        return routes
+
     async def remove_node(self, node: str) -> list[Departure]:
-        gone = [
-            departure
-            for space in self._ns.values()
-            for info in list(space.sockets.values())
-            if info.node == node and (departure := self._drop(space, info.id)) is not None
-        ]
+        gone: list[Departure] = []
+        now = time.time()
+        for space in self._ns.values():
+            for info in list(space.sockets.values()):
+                if _route(space, info.id) != node:
+                    continue
+                if info.recovery > 0:
+                    space.parked[info.id] = now + info.recovery
+                elif (departure := self._drop(space, info.id)) is not None:
+                    gone.append(departure)
         self._departures.extend(d for d in gone if d.left)
         self._stats.pop(node, None)
         return gone
+
+    async def park(self, handler: str, socket_id: str, node: str, until: float) -> bool:
+        space = self._space(handler)
+        if socket_id not in space.sockets or _route(space, socket_id) != node:
+            return False
+        space.parked[socket_id] = until
+        return True
+
+    async def claim(self, expected: ConnectionInfo, new: ConnectionInfo) -> Claim:
+        space = self._space(expected.handler)
+        current = space.sockets.get(expected.id)
+        if current is None:
+            return Claim("unknown")
+        if current != expected:
+            return Claim("changed")
+        previous = _route(space, expected.id)
+        if previous == PARKED:
+            if space.parked[expected.id] < time.time():
+                return Claim("expired", previous)
+            del space.parked[expected.id]
+        space.sockets[expected.id] = new
+        return Claim("ok", previous)
+
+    async def expire_parked(self, limit: int = 1000) -> int:
+        now, expired = time.time(), 0
+        for space in self._ns.values():
+            for sid, until in list(space.parked.items()):
+                if expired >= limit:
+                    return expired
+                if until < now and (departure := self._drop(space, sid)) is not None:
+                    expired += 1
+                    if departure.left:
+                        self._departures.append(departure)
+        return expired
 
     async def take_departures(self, limit: int = 1000) -> list[Departure]:
         taken = self._departures[:limit]
@@ -170,6 +222,14 @@ class InMemoryRegistry(RegistryBackend):
         self._ns.clear()
         self._departures.clear()
         self._stats.clear()
+
+
+def _route(space: _Namespace, socket_id: str) -> str:
+    """Where a socket is routed: :data:`PARKED`, else the node of its entry."""
+    if socket_id in space.parked:
+        return PARKED
+    info = space.sockets.get(socket_id)
+    return "" if info is None else info.node
 
 
 def _discard(index: dict[str, dict[str, None]], key: str, socket_id: str) -> None:

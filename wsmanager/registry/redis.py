@@ -75,13 +75,14 @@ from .redis_common import (
     pool_options,
     redact,
 )
+from .redis_recovery import RedisRecovery
 
 __all__ = ["RedisRegistry"]
 
 logger = logging.getLogger("wsmanager.registry")
 
 
-class RedisRegistry(RegistryBackend):
+class RedisRegistry(RedisRecovery, RegistryBackend):
     """A registry shared by every process through one Redis database.
 
     Options (``WSMANAGER["REGISTRY"]["OPTIONS"]``): ``url`` of the database;
@@ -206,10 +207,10 @@ class RedisRegistry(RegistryBackend):
         self._written[(info.handler, info.id)] = stored
         return frozenset(str(g) for g in joined)
 
-    async def remove(self, handler: str, socket_id: str) -> Departure | None:
+    async def remove(self, handler: str, socket_id: str, node: str | None = None) -> Departure | None:
         self._written.pop((handler, socket_id), None)
         async with self._redis("remove") as r:
-            reply = await scripts.REMOVE(r, self.prefix, quote(handler, safe=""), socket_id)
+            reply = await scripts.REMOVE(r, self.prefix, quote(handler, safe=""), socket_id, node or "")
         if reply is None:
             return None
         return Departure.of(loads_info(str(reply[0])), (str(g) for g in reply[1:]))

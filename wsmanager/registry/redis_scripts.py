@@ -20,6 +20,10 @@ Key layout, ``P`` being ``prefix`` and ``H`` the handler name with ``%`` and
     P:alive:<node>       string the node's liveness key, expires after node_ttl
     P:departed           list   departures of forgotten nodes' sockets, not yet taken
     P:stats:<node>       hash   the node's counters as of its last heartbeat, expires after node_ttl
+    P:parked             zset   "H:<socket id>" of every parked socket, scored by the end of its window (ms)
+
+A parked socket (connection recovery) keeps its entry, groups, user and
+presence; its route is ``~parked`` and it is in no node's set.
 """
 
 from __future__ import annotations
@@ -35,7 +39,18 @@ from redis.exceptions import NoScriptError
 from .base import ConnectionInfo
 from .redis_common import Outcome, dumps_info, loads_info
 
-__all__ = ["ADD", "ALIVE", "REMOVE", "REPLACE", "SWEEP", "Script", "compare_and_set"]
+__all__ = [
+    "ADD",
+    "ALIVE",
+    "CLAIM",
+    "EXPIRE",
+    "PARK",
+    "REMOVE",
+    "REPLACE",
+    "SWEEP",
+    "Script",
+    "compare_and_set",
+]
 
 # Shared by every script. join/leave put a socket in a group or take it out,
 # keeping its member's socket count there (presence) in step, and return true
@@ -63,6 +78,14 @@ local function leave(h, g, sid, m)
   redis.call('HDEL', pk, m)
   return true
 end
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+local function park(h, sid, deadline)
+  redis.call('HSET', P .. ':routes:' .. h, sid, '~parked')
+  redis.call('ZADD', P .. ':parked', deadline, h .. ':' .. sid)
+end
 local function drop(h, sid, raw)
   local e = cjson.decode(raw)
   local m = mkey(e['user_id'], sid)
@@ -80,6 +103,7 @@ local function drop(h, sid, raw)
   end
   redis.call('HDEL', P .. ':sockets:' .. h, sid)
   redis.call('HDEL', P .. ':routes:' .. h, sid)
+  redis.call('ZREM', P .. ':parked', h .. ':' .. sid)
   return left, m
 end
 """
@@ -110,10 +134,13 @@ redis.call('SET', P .. ':alive:' .. node, '1', 'PX', ARGV[8], 'NX')
 return joined
 """
 
-# ARGV: P, h, sid -> {the old entry, group its member left...}, or nil
+# ARGV: P, h, sid, node ("": any) -> {the old entry, group its member left...}, or nil
 _REMOVE: Final = """
 local raw = redis.call('HGET', P .. ':sockets:' .. ARGV[2], ARGV[3])
 if not raw then return false end
+if ARGV[4] ~= '' and redis.call('HGET', P .. ':routes:' .. ARGV[2], ARGV[3]) ~= ARGV[4] then
+  return false
+end
 local out = {raw}
 for _, g in ipairs((drop(ARGV[2], ARGV[3], raw))) do out[#out + 1] = g end
 return out
@@ -159,7 +186,10 @@ local function reap(n)
     local h, sid = string.sub(m, 1, i - 1), string.sub(m, i + 1)
     if redis.call('HGET', P .. ':routes:' .. h, sid) == n then
       local raw = redis.call('HGET', P .. ':sockets:' .. h, sid)
-      if raw then
+      local window = raw and tonumber(cjson.decode(raw)['recovery']) or 0
+      if window > 0 then
+        park(h, sid, now_ms() + math.floor(window * 1000))
+      elseif raw then
         local left = drop(h, sid, raw)
         out[#out + 1] = raw
         out[#out + 1] = #left
@@ -196,6 +226,62 @@ return out
 """
 
 
+# ARGV: P, h, sid, node, until_ms -> 1 parked, 0 not routed to node (or unknown)
+_PARK: Final = """
+local h, sid = ARGV[2], ARGV[3]
+if redis.call('HGET', P .. ':routes:' .. h, sid) ~= ARGV[4] then return 0 end
+redis.call('SREM', P .. ':node:' .. ARGV[4], h .. ':' .. sid)
+park(h, sid, tonumber(ARGV[5]))
+return 1
+"""
+
+# ARGV: P, h, sid, expected entry, new entry, new node, ttl_ms
+# -> {outcome ("ok"/"unknown"/"changed"/"expired"), previous route}
+_CLAIM: Final = """
+local h, sid, node = ARGV[2], ARGV[3], ARGV[6]
+local cur = redis.call('HGET', P .. ':sockets:' .. h, sid)
+if not cur then return {'unknown', ''} end
+if cur ~= ARGV[4] then return {'changed', ''} end
+local route = redis.call('HGET', P .. ':routes:' .. h, sid) or ''
+if route == '~parked' then
+  local deadline = redis.call('ZSCORE', P .. ':parked', h .. ':' .. sid)
+  if deadline and tonumber(deadline) < now_ms() then return {'expired', route} end
+  redis.call('ZREM', P .. ':parked', h .. ':' .. sid)
+elseif route ~= '' then
+  redis.call('SREM', P .. ':node:' .. route, h .. ':' .. sid)
+end
+redis.call('HSET', P .. ':sockets:' .. h, sid, ARGV[5])
+redis.call('HSET', P .. ':routes:' .. h, sid, node)
+redis.call('SADD', P .. ':node:' .. node, h .. ':' .. sid)
+redis.call('SADD', P .. ':nodes', node)
+redis.call('SET', P .. ':alive:' .. node, '1', 'PX', ARGV[7], 'NX')
+return {'ok', route}
+"""
+
+# ARGV: P, budget, departed_ttl_ms -> how many parked sockets past their window
+# were forgotten; their departures that left a group are queued on P:departed.
+_EXPIRE: Final = """
+local n = 0
+for _, m in ipairs(redis.call('ZRANGEBYSCORE', P .. ':parked', '-inf', now_ms(), 'LIMIT', 0, ARGV[2])) do
+  redis.call('ZREM', P .. ':parked', m)
+  local i = string.find(m, ':', 1, true)
+  local h, sid = string.sub(m, 1, i - 1), string.sub(m, i + 1)
+  local raw = redis.call('HGET', P .. ':sockets:' .. h, sid)
+  if raw and redis.call('HGET', P .. ':routes:' .. h, sid) == '~parked' then
+    local left = drop(h, sid, raw)
+    n = n + 1
+    if #left > 0 then
+      local item = {raw}
+      for _, g in ipairs(left) do item[#item + 1] = g end
+      redis.call('RPUSH', P .. ':departed', cjson.encode(item))
+      redis.call('PEXPIRE', P .. ':departed', ARGV[3])
+    end
+  end
+end
+return n
+"""
+
+
 class Script:
     """A Lua script run by its SHA1, loaded on first use (and after a Redis restart)."""
 
@@ -215,6 +301,9 @@ REMOVE: Final = Script(_REMOVE)
 REPLACE: Final = Script(_REPLACE)
 ALIVE: Final = Script(_ALIVE)
 SWEEP: Final = Script(_SWEEP)
+PARK: Final = Script(_PARK)
+CLAIM: Final = Script(_CLAIM)
+EXPIRE: Final = Script(_EXPIRE)
 
 
 async def compare_and_set(

@@ -1,0 +1,222 @@
+"""The journal: the recent notifications of a handler, kept so that a dropped
+socket can get what it missed (connection recovery, :mod:`wsmanager.recovery`).
+
+One entry per notification *sent*, not per recipient: a broadcast to a room
+of 300 costs one append. An entry names its addressees the way the sender
+did (a list of ids, a group, a user, or everybody, with ``exclude``), and
+:meth:`Entry.addressed_to` decides, at replay time, whether a socket was one
+of them.
+
+Offsets are ``"<ms>-<seq>"`` strings (the form of Redis stream ids): the
+wall-clock millisecond of the append and a sequence within it. They only
+grow within one journal; compare them with :func:`key_of`, never as strings.
+
+Guarantees:
+
+* :meth:`Journal.append` returns an offset greater than every offset the
+  journal returned before (per handler).
+* :meth:`Journal.read` returns the entries after an offset in offset order,
+  and says whether any entry after that offset was trimmed (``lost``): a
+  reader never mistakes a trimmed gap for an empty one.
+* The journal is bounded: at most ``max_entries`` entries per handler (the
+  oldest are trimmed first), and :meth:`Journal.trim` forgets entries older
+  than a time.
+
+Non-guarantees: group membership is not journaled. A group entry is
+addressed to a socket that is in the group *when it reads the journal*
+(see docs/protocol.md, "Connection recovery").
+
+The in-memory journal is this process's; the Redis one
+(:mod:`wsmanager.registry.redis_journal`) is shared by every process of the
+registry.
+"""
+
+from __future__ import annotations
+
+import abc
+import time
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Literal, Protocol
+
+__all__ = [
+    "ZERO",
+    "Addressee",
+    "Entry",
+    "InMemoryJournal",
+    "Journal",
+    "Kind",
+    "Read",
+    "key_of",
+    "minus_ms",
+]
+
+#: The offset before every entry.
+ZERO = "0-0"
+
+Kind = Literal["ids", "group", "user", "all"]
+
+
+def key_of(offset: str) -> tuple[int, int]:
+    """``"<ms>-<seq>"`` as a pair of integers, for comparing; ValueError if malformed."""
+    ms, sep, seq = offset.partition("-")
+    if not sep or not ms.isdigit() or not seq.isdigit() or len(offset) > 41:
+        raise ValueError(f"not an offset: {offset[:48]!r}")
+    return int(ms), int(seq)
+
+
+def minus_ms(offset: str, ms: int) -> str:
+    """The offset ``ms`` milliseconds before ``offset`` (never below :data:`ZERO`)."""
+    at, _ = key_of(offset)
+    return f"{max(0, at - ms)}-0"
+
+
+class Addressee(Protocol):
+    """What deciding "was this entry for that socket" needs to know of the socket."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def groups(self) -> frozenset[str]: ...
+    @property
+    def user_id(self) -> str | None: ...
+    @property
+    def connected_at(self) -> float: ...
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One journaled notification: its offset, its addressees, its encoded text."""
+
+    offset: str
+    kind: Kind
+    #: ``ids``: the socket ids; ``group``: (the group,); ``user``: (the user id,); ``all``: ().
+    target: tuple[str, ...]
+    text: str
+    exclude: frozenset[str] = field(default_factory=frozenset)
+
+    def addressed_to(self, sock: Addressee) -> bool:
+        """Whether the sender addressed ``sock`` (group membership as of now, see the module)."""
+        if sock.id in self.exclude:
+            return False
+        if self.kind == "ids":
+            return sock.id in self.target
+        if self.kind == "group":
+            return self.target[0] in sock.groups
+        if self.kind == "user":
+            return sock.user_id is not None and sock.user_id == self.target[0]
+        # "all": every socket open when it was sent.
+        return key_of(self.offset)[0] >= int(sock.connected_at * 1000)
+
+    @property
+    def size(self) -> int:
+        """The text's size in bytes (UTF-8)."""
+        return len(self.text) if self.text.isascii() else len(self.text.encode("utf-8", "surrogatepass"))
+
+
+@dataclass(frozen=True)
+class Read:
+    """What :meth:`Journal.read` found after an offset."""
+
+    entries: list[Entry]
+    #: An entry after the offset read from was trimmed (or the journal restarted).
+    lost: bool
+    #: The journal's last offset when it was read (:data:`ZERO` if empty).
+    last: str
+
+
+class Journal(abc.ABC):
+    """Where a handler's notifications are kept for recovery."""
+
+    def __init__(self, max_entries: int = 10_000) -> None:
+        self.max_entries = max_entries
+
+    @abc.abstractmethod
+    async def append(
+        self, handler: str, kind: Kind, target: Iterable[str], text: str, exclude: Iterable[str] = ()
+    ) -> str:
+        """Keep one notification; its offset."""
+
+    @abc.abstractmethod
+    async def last(self, handler: str) -> str:
+        """The greatest offset appended so far (:data:`ZERO` if none)."""
+
+    @abc.abstractmethod
+    async def read(self, handler: str, after: str, lost_after: str | None = None) -> Read:
+        """The entries after ``after``, oldest first (at most ``max_entries``).
+
+        ``lost`` tells whether an entry after ``lost_after`` (default
+        ``after``) was trimmed: then what is read is not the whole gap.
+        """
+
+    @abc.abstractmethod
+    async def trim(self, handler: str, before_ms: int) -> None:
+        """Forget the entries appended before ``before_ms`` (Unix milliseconds)."""
+
+    @abc.abstractmethod
+    async def enable(self, handler: str) -> None:
+        """Note that ``handler`` has recoverable sockets (senders then journal)."""
+
+    @abc.abstractmethod
+    async def enabled(self, handler: str) -> bool:
+        """Whether some process noted :meth:`enable` for ``handler`` (recently)."""
+
+
+class _Stream:
+    __slots__ = ("entries", "last", "trimmed")
+
+    def __init__(self) -> None:
+        self.entries: deque[Entry] = deque()
+        self.last = (0, 0)
+        self.trimmed = (0, 0)  # the greatest offset trimmed
+
+
+class InMemoryJournal(Journal):
+    """A journal in this process's memory (with the in-memory registry)."""
+
+    def __init__(self, max_entries: int = 10_000) -> None:
+        super().__init__(max_entries)
+        self._streams: dict[str, _Stream] = {}
+        self._enabled: set[str] = set()
+
+    def _stream(self, handler: str) -> _Stream:
+        stream = self._streams.get(handler)
+        if stream is None:
+            stream = self._streams[handler] = _Stream()
+        return stream
+
+    async def append(
+        self, handler: str, kind: Kind, target: Iterable[str], text: str, exclude: Iterable[str] = ()
+    ) -> str:
+        stream = self._stream(handler)
+        ms = int(time.time() * 1000)
+        last_ms, last_seq = stream.last
+        stream.last = (ms, 0) if ms > last_ms else (last_ms, last_seq + 1)
+        offset = f"{stream.last[0]}-{stream.last[1]}"
+        stream.entries.append(Entry(offset, kind, tuple(target), text, frozenset(exclude)))
+        while len(stream.entries) > self.max_entries:
+            stream.trimmed = key_of(stream.entries.popleft().offset)
+        return offset
+
+    async def last(self, handler: str) -> str:
+        ms, seq = self._stream(handler).last
+        return f"{ms}-{seq}"
+
+    async def read(self, handler: str, after: str, lost_after: str | None = None) -> Read:
+        stream = self._stream(handler)
+        start = key_of(after)
+        lost = stream.trimmed > key_of(lost_after if lost_after is not None else after)
+        entries = [entry for entry in stream.entries if key_of(entry.offset) > start]
+        return Read(entries, lost, f"{stream.last[0]}-{stream.last[1]}")
+
+    async def trim(self, handler: str, before_ms: int) -> None:
+        stream = self._stream(handler)
+        while stream.entries and key_of(stream.entries[0].offset)[0] < before_ms:
+            stream.trimmed = key_of(stream.entries.popleft().offset)
+
+    async def enable(self, handler: str) -> None:
+        self._enabled.add(handler)
+
+    async def enabled(self, handler: str) -> bool:
+        return handler in self._enabled

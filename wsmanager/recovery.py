@@ -1,0 +1,313 @@
+"""Connection recovery: a socket that drops comes back with its id, groups,
+presence and every notification it missed.
+
+The parts (docs/protocol.md, "Connection recovery", has the wire protocol):
+
+* **The journal** (:mod:`wsmanager.journal`, one per handler, in Redis with
+  the Redis registry): every JSON-RPC notification sent to a recoverable
+  handler's sockets through its manager, or by the socket's own ``notify``,
+  is appended once *before* it is delivered, and carries its offset (the
+  ``"offset"`` member). A broadcast costs one append, whatever the number
+  of recipients.
+* **Parking:** when a recoverable socket drops abruptly (a close code in
+  :data:`PARK_CODES`, or the server going away), its registry entry is kept,
+  routed to ``wsmanager.registry.PARKED``, until its window ends. It
+  stays in its groups, presence does not change, and notifications to it
+  are accepted (they are in the journal). A process that dies has its
+  recoverable sockets parked by whoever reaps it.
+* **Resuming** (:func:`resume`): a new connection presents the socket's
+  resume token and the last offset it saw. The token is checked against
+  the hash kept in the entry and against the connecting user; the entry is
+  claimed for this process atomically (a live old connection elsewhere is
+  told to close with 4409); then the journal is read from the offset and
+  the notifications addressed to the socket are replayed before anything
+  live. All or nothing: if the window is over, the journal lost part of
+  the gap, or the gap holds more than the handler's bounds, the old session
+  is released and the client gets a fresh socket, told why.
+* **Expiry:** each heartbeat forgets parked sockets whose window is over
+  (:meth:`~wsmanager.registry.RegistryBackend.expire_parked`); their
+  departure is announced once, cluster-wide.
+
+Guarantees and limits are in docs/protocol.md: exactly once and in order
+within the window for notifications; responses to calls, server-to-client
+calls and raw frames are not recovered (at most once, as without recovery).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import secrets
+import time
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from . import catalog, presence, protocol
+from .conf import get_settings
+from .counters import Count, bump
+from .exceptions import RegistryUnavailable
+from .journal import Kind, key_of, minus_ms
+from .node import Node
+from .registry import ConnectionInfo, get_journal, get_registry
+
+__all__ = [
+    "PARK_CODES",
+    "REORDER_MARGIN_MS",
+    "Refused",
+    "Resumed",
+    "Token",
+    "enable",
+    "journaled",
+    "keep",
+    "park",
+    "reset",
+    "resume",
+    "window_of",
+]
+
+logger = logging.getLogger("wsmanager.recovery")
+
+#: Close codes after which a recoverable socket is parked: going away,
+#: abnormal (no close frame), internal error, restart.
+PARK_CODES = frozenset({1001, 1006, 1011, 1012})
+#: How far before the client's offset a replay starts, in ms: notifications
+#: of concurrent senders may reach a socket out of offset order, and the
+#: client drops the ones it already has (docs/protocol.md).
+REORDER_MARGIN_MS = 5000
+#: Seconds a process trusts what it learnt of a handler's journaling.
+_HINT_TTL = 10.0
+
+Failure = Literal["unknown", "refused", "expired", "overflow", "lost"]
+
+
+@dataclass(frozen=True)
+class Token:
+    """A resume token: ``<socket id>.<secret>``; the registry keeps only the secret's hash."""
+
+    socket_id: str
+    secret: str
+
+    @classmethod
+    def new(cls, socket_id: str) -> Token:
+        return cls(socket_id, secrets.token_urlsafe(32))
+
+    @classmethod
+    def parse(cls, text: str) -> Token | None:
+        sid, dot, secret = text.partition(".")
+        if not dot or not sid or not secret or len(text) > 200:
+            return None
+        return cls(sid, secret)
+
+    @property
+    def key(self) -> str:
+        """What the registry keeps: the SHA-256 of the secret (hex)."""
+        return hashlib.sha256(self.secret.encode("ascii", "replace")).hexdigest()
+
+    def matches(self, key: str) -> bool:
+        return bool(key) and hmac.compare_digest(self.key, key)
+
+    def __str__(self) -> str:
+        return f"{self.socket_id}.{self.secret}"
+
+
+def window_of(handler: Any) -> float:
+    """The recovery window of a handler class or instance (0: no recovery)."""
+    window = getattr(handler, "recovery_window", None)
+    if window is None:
+        window = get_settings().recovery_window
+    return float(window or 0.0)
+
+
+# -- the senders' side -------------------------------------------------------------
+_hints: dict[str, tuple[bool, float]] = {}  # handler -> (journaled, until monotonic)
+_trimmed: dict[str, float] = {}  # handler -> monotonic time of the last trim
+_enabled: dict[str, float] = {}  # handler -> monotonic time this process last noted enable()
+
+
+async def journaled(handler: str) -> bool:
+    """Whether notifications to ``handler``'s sockets go through the journal.
+
+    Yes when its class (known in this process) has a recovery window, or
+    when some process noted recoverable sockets of it (a route may turn
+    recovery on; a process without the class, such as a command, asks the
+    store, at most every 10 s).
+    """
+    try:
+        if window_of(catalog.handler_class(handler)) > 0:
+            return True
+    except Exception:  # ConfigurationError: not imported in this process
+        pass
+    cached = _hints.get(handler)
+    now = time.monotonic()
+    if cached is not None and cached[1] > now:
+        return cached[0]
+    try:
+        on = await get_journal().enabled(handler)
+    except RegistryUnavailable:
+        on = cached[0] if cached is not None else False
+    _hints[handler] = (on, now + _HINT_TTL)
+    return on
+
+
+async def enable(handler: str) -> None:
+    """A recoverable socket of ``handler`` opened: note it for senders (renewed every 10 min)."""
+    now = time.monotonic()
+    if now - _enabled.get(handler, -1e9) > 600:
+        await get_journal().enable(handler)
+        _enabled[handler] = now
+    _hints[handler] = (True, now + _HINT_TTL)
+
+
+async def keep(
+    handler: str, kind: Kind, target: tuple[str, ...], text: str, exclude: frozenset[str] = frozenset()
+) -> str:
+    """The notification ``text`` as it goes out: journaled, with its offset, when
+    ``handler`` is journaled; unchanged otherwise."""
+    if not await journaled(handler):
+        return text
+    journal = get_journal()
+    offset = await journal.append(handler, kind, target, text, exclude)
+    now = time.monotonic()
+    if now - _trimmed.get(handler, -1e9) > 10.0:
+        _trimmed[handler] = now
+        keep_ms = round((_longest_window(handler) + 10.0) * 1000)
+        await journal.trim(handler, int(time.time() * 1000) - keep_ms)
+    return protocol.with_offset(text, offset)
+
+
+def _longest_window(handler: str) -> float:
+    try:
+        window = window_of(catalog.handler_class(handler))
+    except Exception:
+        window = 0.0
+    return max(window, get_settings().recovery_window or 0.0, 3600.0 if window == 0 else 0.0)
+
+
+# -- parking -------------------------------------------------------------------------
+async def park(info: ConnectionInfo, node_id: str) -> bool:
+    """Keep a dropped socket's entry for its window; False if it is not this node's."""
+    parked = await get_registry().park(info.handler, info.id, node_id, time.time() + info.recovery)
+    if parked:
+        bump(Count.PARKED)
+    return parked
+
+
+# -- resuming ------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Resumed:
+    """A resumed session: its entry (now this process's), new token and replay."""
+
+    info: ConnectionInfo
+    token: Token
+    #: The notifications to send before anything live, with their offsets.
+    frames: list[str]
+    #: The journal position the replay reaches.
+    offset: str
+    #: Where the socket was: a node id, PARKED, or "".
+    previous: str
+
+
+@dataclass(frozen=True)
+class Refused:
+    """A resume that failed; the client gets a fresh socket and ``reason``."""
+
+    reason: Failure
+
+
+async def resume(
+    handler: Any, node: Node, token_text: str, offset: str, user_id: str | None, address: str | None
+) -> Resumed | Refused:
+    """Take over the session ``token_text`` names for ``node`` (see the module).
+
+    ``handler`` is the connecting handler instance (its window and bounds).
+    Raises :class:`RegistryUnavailable` when the store is down before the
+    claim; after a successful claim, a failure releases the old session.
+    """
+    token = Token.parse(token_text)
+    try:
+        key_of(offset)
+    except ValueError:
+        token = None
+    if token is None:
+        return _refused("unknown")
+    registry = get_registry()
+    name = handler.handler_name
+    for _ in range(5):  # the entry changes under us only when its old owner writes it
+        info = await registry.get(name, token.socket_id)
+        if info is None or not token.matches(info.resume_key):
+            return _refused("unknown")
+        if info.user_id != user_id:
+            logger.info("resume of %s refused: presented by another user", token.socket_id)
+            return _refused("refused")
+        fresh = Token.new(token.socket_id)
+        new = info.with_changes(
+            node=node.id, resume_key=fresh.key, address=address, recovery=window_of(handler)
+        )
+        claim = await registry.claim(info, new)
+        if claim.outcome == "changed":
+            continue
+        if claim.outcome != "ok":
+            return _refused("expired" if claim.outcome == "expired" else "unknown")
+        break
+    else:
+        return _refused("unknown")
+    try:
+        replay = await _replay(handler, new, offset)
+    except RegistryUnavailable:
+        replay = "lost"
+    if isinstance(replay, str):
+        await _release(new, node.id)
+        return _refused(replay)
+    frames, position = replay
+    bump(Count.RESUMED)
+    return Resumed(new, fresh, frames, position, claim.previous)
+
+
+async def _replay(handler: Any, info: ConnectionInfo, offset: str) -> tuple[list[str], str] | Failure:
+    """The frames to replay after ``offset``, or why there can be none."""
+    read = await get_journal().read(info.handler, minus_ms(offset, REORDER_MARGIN_MS), lost_after=offset)
+    if read.lost:
+        return "lost"
+    frames: list[str] = []
+    missed = size = 0
+    after = key_of(offset)
+    most, most_bytes = handler.recovery_max_messages, handler.recovery_max_bytes
+    for entry in read.entries:
+        if not entry.addressed_to(info):
+            continue
+        if key_of(entry.offset) > after:
+            missed += 1
+            size += entry.size
+            if missed > most or size > most_bytes:
+                return "overflow"
+        frames.append(protocol.with_offset(entry.text, entry.offset))
+    last = read.last if key_of(read.last) > after else offset
+    return frames, last
+
+
+async def _release(info: ConnectionInfo, node_id: str) -> None:
+    """A claimed session that cannot be resumed ends: its departure is announced."""
+    try:
+        await presence.release(info.handler, info.id, node_id)
+    except RegistryUnavailable as exc:
+        logger.warning("socket %s: releasing a failed resume failed (%s)", info.id, exc)
+
+
+def _refused(reason: Failure) -> Refused:
+    bump(
+        {
+            "expired": Count.RESUME_EXPIRED,
+            "overflow": Count.RESUME_OVERFLOWED,
+            "lost": Count.RESUME_LOST,
+        }.get(reason, Count.RESUME_REFUSED)
+    )
+    return Refused(reason)
+
+
+def reset() -> None:
+    """Forget what this process learnt (tests)."""
+    _hints.clear()
+    _trimmed.clear()
+    _enabled.clear()
+

@@ -1,0 +1,165 @@
+"""Connection recovery on Redis: parking, claiming and expiring entries (the
+registry's half, :class:`RedisRecovery`), and the journal, one stream per
+handler, shared by every process (:class:`RedisJournal`).
+
+Parking is drawn in :mod:`wsmanager.registry.redis_scripts` (``P:parked``).
+
+Key layout (``P`` the registry's prefix, ``H`` the escaped handler name)::
+
+    P:journal:H      stream   k (kind), t (target, JSON array), x (exclude, JSON array), m (text)
+    P:journal-on:H   string   "1" while some process has recoverable sockets of H (expires)
+
+An append is one ``XADD`` with ``MAXLEN ~ max_entries`` (Redis trims whole
+macro nodes, so a little more may be kept). :meth:`RedisJournal.read` reads
+with ``XRANGE`` in batches and asks ``XINFO STREAM`` for
+``max-deleted-entry-id`` (Redis 7.0 or newer), the greatest offset ever
+trimmed: a gap that lost an entry is reported as ``lost``, never as empty.
+Errors are raised as :class:`RegistryUnavailable`, like the registry's.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Callable, Iterable
+from contextlib import AbstractAsyncContextManager
+from typing import Any, cast
+from urllib.parse import quote
+
+from redis.asyncio import Redis
+
+from ..journal import ZERO, Entry, Journal, Kind, Read, key_of
+from ..protocol import dumps
+from . import redis_scripts as scripts
+from .base import Claim, ConnectionInfo
+from .redis_common import dumps_info
+
+__all__ = ["RedisJournal", "RedisRecovery"]
+
+#: How long an enable() mark lives without being renewed, in seconds.
+ENABLED_TTL = 3600
+_BATCH = 1000
+
+
+class RedisJournal(Journal):
+    """A journal in the registry's Redis database (see the module)."""
+
+    def __init__(
+        self,
+        redis: Callable[[str], AbstractAsyncContextManager[Redis]],
+        key: Callable[[str, str], str],
+        max_entries: int = 10_000,
+    ) -> None:
+        super().__init__(max_entries)
+        self._redis = redis
+        self._key = key
+
+    async def append(
+        self, handler: str, kind: Kind, target: Iterable[str], text: str, exclude: Iterable[str] = ()
+    ) -> str:
+        fields = {"k": kind, "t": dumps(list(target)), "x": dumps(sorted(exclude)), "m": text}
+        async with self._redis("journal_append") as r:
+            offset = await r.xadd(
+                self._key("journal", handler), fields,  # type: ignore[arg-type]
+                maxlen=self.max_entries, approximate=True,
+            )
+        return str(offset)
+
+    async def last(self, handler: str) -> str:
+        async with self._redis("journal_last") as r:
+            newest = await r.xrevrange(self._key("journal", handler), count=1)
+        return str(newest[0][0]) if newest else ZERO
+
+    async def read(self, handler: str, after: str, lost_after: str | None = None) -> Read:
+        key = self._key("journal", handler)
+        entries: list[Entry] = []
+        async with self._redis("journal_read") as r:
+            try:
+                info: dict[str, Any] = await r.xinfo_stream(key)
+            except Exception as exc:  # no such key: nothing was ever kept (or all is gone)
+                if "no such key" not in str(exc).lower():
+                    raise
+                info = {}
+            trimmed = str(info.get("max-deleted-entry-id") or ZERO)
+            last = str(info.get("last-generated-id") or ZERO)
+            start = f"({after}"
+            async for batch in _batches(r, key, start, self.max_entries):
+                entries.extend(batch)
+        lost = key_of(trimmed) > key_of(lost_after if lost_after is not None else after)
+        return Read(entries, lost, last)
+
+    async def trim(self, handler: str, before_ms: int) -> None:
+        async with self._redis("journal_trim") as r:
+            await r.xtrim(self._key("journal", handler), minid=f"{before_ms}-0", approximate=True)
+
+    async def enable(self, handler: str) -> None:
+        async with self._redis("journal_enable") as r:
+            await r.set(self._key("journal-on", handler), "1", ex=ENABLED_TTL)
+
+    async def enabled(self, handler: str) -> bool:
+        async with self._redis("journal_enabled") as r:
+            return bool(await r.exists(self._key("journal-on", handler)))
+
+
+class RedisRecovery:
+    """The recovery operations of :class:`~wsmanager.registry.redis.RedisRegistry`
+    (see :class:`~wsmanager.registry.base.RegistryBackend` for their contract)."""
+
+    prefix: str
+    node_ttl: float
+    _written: dict[tuple[str, str], str]
+    _redis: Callable[[str], AbstractAsyncContextManager[Redis]]
+    _key: Callable[[str, str], str]
+
+    async def park(self, handler: str, socket_id: str, node: str, until: float) -> bool:
+        self._written.pop((handler, socket_id), None)
+        async with self._redis("park") as r:
+            parked = await scripts.PARK(
+                r, self.prefix, quote(handler, safe=""), socket_id, node, round(until * 1000)
+            )
+        return bool(parked)
+
+    async def claim(self, expected: ConnectionInfo, new: ConnectionInfo) -> Claim:
+        stored = dumps_info(new)
+        async with self._redis("claim") as r:
+            outcome, previous = await scripts.CLAIM(
+                r,
+                self.prefix,
+                quote(expected.handler, safe=""),
+                expected.id,
+                dumps_info(expected),
+                stored,
+                new.node,
+                max(1, round(self.node_ttl * 1000)),
+            )
+        if outcome == "ok":
+            self._written[(new.handler, new.id)] = stored
+        return Claim(outcome, str(previous))
+
+    async def expire_parked(self, limit: int = 1000) -> int:
+        departed_ttl_ms = max(60_000, round(self.node_ttl * 10_000))
+        async with self._redis("expire_parked") as r:
+            return int(await scripts.EXPIRE(r, self.prefix, max(1, limit), departed_ttl_ms))
+
+    def make_journal(self, max_entries: int) -> Journal:
+        """The journal in this registry's Redis database, under the same prefix."""
+        return RedisJournal(self._redis, self._key, max_entries)
+
+
+async def _batches(r: Redis, key: str, start: str, budget: int) -> AsyncIterator[list[Entry]]:
+    """``XRANGE key start +`` in batches, at most ``budget`` entries in all."""
+    while budget > 0:
+        rows = await r.xrange(key, min=start, max="+", count=min(_BATCH, budget))
+        if not rows:
+            return
+        yield [_entry(str(offset), cast("dict[str, str]", fields)) for offset, fields in rows]
+        budget -= len(rows)
+        start = f"({rows[-1][0]!s}"
+        if len(rows) < _BATCH:
+            return
+
+
+def _entry(offset: str, fields: dict[str, str]) -> Entry:
+    kind = cast("Kind", fields.get("k", "ids"))
+    target = tuple(str(t) for t in json.loads(fields.get("t") or "[]"))
+    exclude = frozenset(str(x) for x in json.loads(fields.get("x") or "[]"))
+    return Entry(offset, kind, target, fields.get("m", ""), exclude)

@@ -1,0 +1,159 @@
+"""``Resumable``: the handler half of connection recovery (:mod:`wsmanager.recovery`).
+
+:class:`~wsmanager.rpc.RpcHandler` is a ``Resumable``; recovery is on when
+``recovery_window`` (or ``WSMANAGER["RECOVERY_WINDOW"]``) is a positive
+number of seconds, per class or per route (``route(..., recovery_window=60)``).
+
+* A fresh socket gets a resume token and its journal position in
+  ``rpc.connected`` (docs/protocol.md, "Connection recovery").
+* A connection whose URL carries ``wsm_resume`` (the token) and
+  ``wsm_offset`` (the last offset the client saw) resumes that session when
+  it can: same id, entry, groups and presence; ``on_resume`` runs instead
+  of ``on_connect``; the missed notifications go out right after
+  ``rpc.connected``, before anything live. When it cannot, the socket is a
+  fresh one and ``rpc.connected`` says why (``recovery_failed``). Origin,
+  authentication and ``authorize()`` run first either way.
+* A drop with a close code in :data:`~wsmanager.recovery.PARK_CODES` parks
+  the socket's entry for its window instead of releasing it;
+  ``on_disconnect`` still runs on this connection.
+* Its own ``notify`` goes through the journal too.
+
+The replayed notifications go into the outbox without the backlog check
+(they were bounded by ``recovery_max_bytes``); live frames after them are
+checked as usual, so keep ``recovery_max_bytes`` well under ``max_send_backlog``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, ClassVar
+from urllib.parse import parse_qs
+
+from . import admission, protocol, recovery
+from .handler import WebSocketHandler
+from .lifecycle import CloseCode
+from .node import Node
+from .outbox import frame, size_of
+from .protocol import params_of
+from .recovery import PARK_CODES, Refused, Token
+from .registry import PARKED, ConnectionInfo, get_journal
+
+__all__ = ["Resumable"]
+
+
+class Resumable(WebSocketHandler):
+    """A handler whose sockets may resume after a drop (see the module)."""
+
+    abstract: ClassVar[bool] = True
+    #: Seconds a dropped socket may resume within; None: ``WSMANAGER["RECOVERY_WINDOW"]``; 0: off.
+    recovery_window: ClassVar[float | None] = None
+    #: Most missed notifications a resume replays; more: the resume fails ("overflow").
+    recovery_max_messages: ClassVar[int] = 1000
+    #: Most bytes of missed notifications a resume replays; more: it fails ("overflow").
+    recovery_max_bytes: ClassVar[int] = 128 * 1024
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._token: Token | None = None
+        self._offset = "0-0"
+        self._replay: list[str] = []
+        self._failed: str | None = None
+        self._handed_over = False
+
+    @property
+    def recoverable(self) -> bool:
+        """Whether this socket may resume after a drop."""
+        return recovery.window_of(self) > 0
+
+    # -- signing in and out ------------------------------------------------------------
+    async def _sign_in(self, node: Node, address: str | None, **entry: Any) -> bool:
+        window = recovery.window_of(self)
+        if window <= 0:
+            return await super()._sign_in(node, address, **entry)
+        await node.start()
+        query = parse_qs((self.scope.get("query_string") or b"").decode("latin-1"))
+        token = (query.get("wsm_resume") or [""])[0]
+        if token and await self._resume(node, address, token, (query.get("wsm_offset") or ["0-0"])[0]):
+            return True
+        self._offset = await get_journal().last(self.handler_name)  # before anyone can address it
+        await recovery.enable(self.handler_name)
+        fresh = Token.new("")
+        if not await super()._sign_in(node, address, recovery=window, resume_key=fresh.key, **entry):
+            return False
+        self._token = Token(self.id, fresh.secret)
+        return True
+
+    async def _resume(self, node: Node, address: str | None, token: str, offset: str) -> bool:
+        """Try to resume the session ``token`` names; False: go on as a fresh socket."""
+        parsed = Token.parse(token)
+        if parsed is None:
+            self._failed = "unknown"
+            return False
+        old = node.sockets.get(parsed.socket_id)
+        self._set_id(parsed.socket_id)
+        self.info = ConnectionInfo(self.id, self.handler_name, node.id, address=address)
+        node.attach(self)  # live frames for it queue here from the claim on
+        user_id = admission.user_id_of(self.scope)
+        try:
+            result = await recovery.resume(self, node, token, offset, user_id, address)
+        except BaseException:
+            self._undo_attach(node, old)
+            raise
+        if isinstance(result, Refused):
+            self._undo_attach(node, old)
+            self._failed = result.reason
+            return False
+        self.info, self._token, self._replay = result.info, result.token, result.frames
+        self._offset = result.offset
+        self.resumed = True
+        if old is not None and old is not self:
+            asyncio.get_running_loop().create_task(old.hand_over())
+        elif result.previous not in ("", PARKED, node.id):
+            await node.take_over(result.previous, self.id)
+        return True
+
+    def _undo_attach(self, node: Node, old: Any) -> None:
+        node.detach(self.id, self)
+        if old is not None and not node.holds(old):
+            node.attach(old)
+        self._set_id("")
+
+    async def _sign_out(self, node: Node, code: int | None) -> ConnectionInfo | None:
+        if self._handed_over:
+            return None
+        closed_with = code if code is not None else self._sent_code
+        if self.info.recovery > 0 and closed_with in PARK_CODES and await recovery.park(self.info, node.id):
+            return None
+        return await super()._sign_out(node, code)
+
+    async def hand_over(self) -> None:
+        """Another connection resumed this session: close with 4409, registry untouched."""
+        self._handed_over = True
+        await self.close(CloseCode.RESUMED_ELSEWHERE, "resumed elsewhere")
+
+    # -- what the client is told -----------------------------------------------------------
+    def session_params(self) -> dict[str, Any]:
+        """The recovery members of ``rpc.connected`` (empty without recovery)."""
+        params: dict[str, Any] = {}
+        if self._token is not None:
+            window = recovery.window_of(self)
+            params["recovery"] = {"token": str(self._token), "offset": self._offset, "window": window}
+        if self.resumed:
+            params.update(recovered=True, replayed=len(self._replay))
+        elif self._failed is not None:
+            params.update(recovered=False, recovery_failed=self._failed)
+        return params
+
+    def replay(self) -> None:
+        """Queue the missed notifications (once), ahead of frames queued meanwhile."""
+        frames = [(message, size_of(message)) for message in map(frame, self._replay)]
+        self._replay = []
+        self.writer.outbox.extend(frames)
+
+    async def notify(self, method: str, *args: Any, **kwargs: Any) -> bool:
+        """Send a notification to this client; False if the socket is closed.
+        Journaled first (with its offset) when the socket is recoverable."""
+        text = protocol.encode_notification(method, params_of(args, kwargs))
+        if self._token is not None:
+            text = await recovery.keep(self.handler_name, "ids", (self.id,), text)
+        return await self.send_frame(text)
