@@ -101,6 +101,9 @@ class ChatHandler(RpcHandler):
     max_connections_per_address = int(os.environ.get("DEMO_MAX_PER_ADDRESS", "256")) or None
     #: Presence changes of a room are announced at most once per 50 ms.
     presence_interval = 0.05
+    #: Connection recovery: a dropped socket may come back within this many
+    #: seconds with its id, room, presence and missed messages (0: off).
+    recovery_window = float(os.environ.get("WSMANAGER_RECOVERY_WINDOW", "60"))
     sends = {
         "message": Notification(
             ChatMessage,

@@ -99,6 +99,9 @@ class ServerProcess:
         self.extra_args = extra_args
         self.env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
         self.env.setdefault("DJANGO_SETTINGS_MODULE", "demo_chat.settings")
+        # The demo recovers dropped sockets for 60 s; tests of other behaviour
+        # (a drop announced at once) run it without, recovery tests turn it on.
+        self.env.setdefault("WSMANAGER_RECOVERY_WINDOW", "0")
         self.proc: subprocess.Popen[bytes] | None = None
         self.log_path = Path(tempfile.mkstemp(prefix=f"{self.kind}-", suffix=".log")[1])
 

@@ -69,7 +69,8 @@ __all__ = [
 logger = logging.getLogger("wsmanager.recovery")
 
 #: Close codes after which a recoverable socket is parked: going away,
-#: abnormal (no close frame), internal error, restart.
+#: abnormal (no close frame), internal error, restart; and the code by which
+#: the server reports a lost connection (:func:`wsmanager.servers.lost_codes`).
 PARK_CODES = frozenset({1001, 1006, 1011, 1012})
 #: How far before the client's offset a replay starts, in ms: notifications
 #: of concurrent senders may reach a socket out of offset order, and the
@@ -204,7 +205,9 @@ class Resumed:
     frames: list[str]
     #: The journal position the replay reaches.
     offset: str
-    #: Where the socket was: a node id, PARKED, or "".
+    #: How many of ``frames`` are after the client's offset (the rest: the margin).
+    missed: int
+    #: Where the socket was: a node id, ``PARKED``, or "".
     previous: str
 
 
@@ -259,12 +262,12 @@ async def resume(
     if isinstance(replay, str):
         await _release(new, node.id)
         return _refused(replay)
-    frames, position = replay
+    frames, position, missed = replay
     bump(Count.RESUMED)
-    return Resumed(new, fresh, frames, position, claim.previous)
+    return Resumed(new, fresh, frames, position, missed, claim.previous)
 
 
-async def _replay(handler: Any, info: ConnectionInfo, offset: str) -> tuple[list[str], str] | Failure:
+async def _replay(handler: Any, info: ConnectionInfo, offset: str) -> tuple[list[str], str, int] | Failure:
     """The frames to replay after ``offset``, or why there can be none."""
     read = await get_journal().read(info.handler, minus_ms(offset, REORDER_MARGIN_MS), lost_after=offset)
     if read.lost:
@@ -283,7 +286,7 @@ async def _replay(handler: Any, info: ConnectionInfo, offset: str) -> tuple[list
                 return "overflow"
         frames.append(protocol.with_offset(entry.text, entry.offset))
     last = read.last if key_of(read.last) > after else offset
-    return frames, last
+    return frames, last, missed
 
 
 async def _release(info: ConnectionInfo, node_id: str) -> None:

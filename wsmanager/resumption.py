@@ -29,7 +29,7 @@ import asyncio
 from typing import Any, ClassVar
 from urllib.parse import parse_qs
 
-from . import admission, protocol, recovery
+from . import admission, protocol, recovery, servers
 from .handler import WebSocketHandler
 from .lifecycle import CloseCode
 from .node import Node
@@ -57,6 +57,7 @@ class Resumable(WebSocketHandler):
         self._token: Token | None = None
         self._offset = "0-0"
         self._replay: list[str] = []
+        self._missed = 0
         self._failed: str | None = None
         self._handed_over = False
 
@@ -104,7 +105,7 @@ class Resumable(WebSocketHandler):
             self._failed = result.reason
             return False
         self.info, self._token, self._replay = result.info, result.token, result.frames
-        self._offset = result.offset
+        self._offset, self._missed = result.offset, result.missed
         self.resumed = True
         if old is not None and old is not self:
             asyncio.get_running_loop().create_task(old.hand_over())
@@ -122,7 +123,8 @@ class Resumable(WebSocketHandler):
         if self._handed_over:
             return None
         closed_with = code if code is not None else self._sent_code
-        if self.info.recovery > 0 and closed_with in PARK_CODES and await recovery.park(self.info, node.id):
+        dropped = closed_with in PARK_CODES or closed_with in servers.lost_codes(self.base_send)
+        if self.info.recovery > 0 and dropped and await recovery.park(self.info, node.id):
             return None
         return await super()._sign_out(node, code)
 
@@ -139,7 +141,7 @@ class Resumable(WebSocketHandler):
             window = recovery.window_of(self)
             params["recovery"] = {"token": str(self._token), "offset": self._offset, "window": window}
         if self.resumed:
-            params.update(recovered=True, replayed=len(self._replay))
+            params.update(recovered=True, replayed=self._missed)
         elif self._failed is not None:
             params.update(recovered=False, recovery_failed=self._failed)
         return params

@@ -19,7 +19,9 @@ server, and nowhere else:
   registry at once instead of after the handshake.
 * **uvicorn with ``wsproto``, hypercorn, granian** send ASGI closes with
   their code and reason as they are, at once: their adapter is the plain
-  :class:`ServerAdapter`, which does nothing.
+  :class:`ServerAdapter`, which does nothing. uvicorn's ``wsproto``
+  implementation and granian report a connection lost without a close frame
+  as 1005 rather than 1006 (:func:`lost_codes`, for connection recovery).
 
 The server is detected from the ``send`` callable the server hands to the
 application (the package that defines it, looked up through Channels'
@@ -48,6 +50,7 @@ __all__ = [
     "adapter_for",
     "call_when_running",
     "hypercorn_worker_shutdown",
+    "lost_codes",
     "send_backlog_probe",
     "send_close",
     "send_close_frame",
@@ -65,6 +68,10 @@ class ServerAdapter:
     """A server that needs no help beyond ASGI (uvicorn, hypercorn, granian, unknown)."""
 
     name = "asgi"
+    #: Close codes this server reports for a connection lost without a close
+    #: frame, besides 1006 (granian and uvicorn's wsproto report 1005 then,
+    #: the code of a close frame without a code; connection recovery parks both).
+    lost_codes: frozenset[int] = frozenset({1006})
 
     def backlog_probe(self, send: Any) -> Callable[[], int] | None:
         """A function returning the bytes queued to the client; None: this server shows none."""
@@ -76,8 +83,9 @@ class ServerAdapter:
 
 
 class NamedAdapter(ServerAdapter):
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, lost_codes: frozenset[int] = frozenset({1006})) -> None:
         self.name = name
+        self.lost_codes = lost_codes
 
 
 class DaphneAdapter(ServerAdapter):
@@ -173,7 +181,11 @@ def _defining_module(send: Any) -> str:
     return module or ""
 
 
-_PLAIN = {name: NamedAdapter(name) for name in ("uvicorn", "hypercorn", "granian")}
+_PLAIN = {
+    "uvicorn": NamedAdapter("uvicorn", frozenset({1005, 1006})),  # its wsproto implementation
+    "hypercorn": NamedAdapter("hypercorn"),
+    "granian": NamedAdapter("granian", frozenset({1005, 1006})),
+}
 _DAPHNE = DaphneAdapter()
 _UVICORN_WEBSOCKETS = UvicornWebsocketsAdapter()
 _UNKNOWN = ServerAdapter()
@@ -194,6 +206,11 @@ def adapter_for(send: Any) -> ServerAdapter:
 def server_name(send: Any) -> str:
     """The server serving a connection: daphne, uvicorn, hypercorn, granian, or "asgi" (unknown)."""
     return adapter_for(send).name
+
+
+def lost_codes(send: Any) -> frozenset[int]:
+    """The close codes by which the server behind ``send`` reports a lost connection."""
+    return adapter_for(send).lost_codes
 
 
 def send_backlog_probe(send: Any) -> Callable[[], int] | None:
