@@ -254,7 +254,7 @@ async def test_a_forged_token_gets_a_fresh_socket_told_by_the_server(
     await inbox.until(lambda: any(isinstance(e, RecoveryFailed | Recovered) for e in inbox.events))
     failed = next(e for e in inbox.events if isinstance(e, RecoveryFailed | Recovered))
     assert isinstance(failed, RecoveryFailed), inbox.events
-    assert failed.reason == "unknown"  # the server does not say whether the id exists
+    assert failed.reason == "unknown"  # a wrong secret reads as a token the server does not know
     assert (failed.previous_id, failed.id) == (first, ann.id) and ann.id != first
     await ann.close()
 
