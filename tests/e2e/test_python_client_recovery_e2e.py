@@ -4,7 +4,8 @@ The client talks to daphne through a TCP proxy the test controls: ``cut()`` drop
 connection at once on both sides (no close frame: the client sees 1006, the server a lost
 connection) and refuses new ones until ``restore()``. Meanwhile the demo's HTTP API and a
 second client address the dropped socket; the client comes back with its id and gets each
-missed notification once, in order, before live traffic.
+missed notification once, in order, before live traffic. ``stall()`` makes the connection
+half-open instead: the client's heartbeat drops it and resumes while the server still holds it.
 """
 
 from __future__ import annotations
@@ -33,15 +34,16 @@ class CuttableProxy:
     """A loopback TCP proxy to ``port``; :meth:`cut` drops every connection through it without a word.
 
     ``target`` may be changed at any time: new connections go to the new port.
+    :meth:`stall` makes the current connections a black hole instead (half-open: nobody is told).
     """
 
     def __init__(self, port: int) -> None:
         self.target = port
         self.port = 0
         self.refusing = False
-        self.accepted = 0
         self._server: asyncio.Server | None = None
         self._pairs: set[tuple[asyncio.StreamWriter, asyncio.StreamWriter]] = set()
+        self._stalled: set[asyncio.StreamWriter] = set()
 
     async def start(self) -> CuttableProxy:
         self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
@@ -59,6 +61,11 @@ class CuttableProxy:
             for writer in pair:
                 writer.transport.abort()
         self._pairs.clear()
+
+    def stall(self) -> None:
+        """From now on, drop whatever the current connections carry, and keep them open."""
+        for pair in self._pairs:
+            self._stalled.update(pair)
 
     def restore(self) -> None:
         self.refusing = False
@@ -78,22 +85,23 @@ class CuttableProxy:
         except OSError:
             writer.transport.abort()
             return
-        self.accepted += 1
         pair = (writer, up_writer)
         self._pairs.add(pair)
         try:
-            await asyncio.gather(_pipe(reader, up_writer), _pipe(up_reader, writer))
+            await asyncio.gather(self._pipe(reader, up_writer), self._pipe(up_reader, writer))
         finally:
             self._pairs.discard(pair)
+            self._stalled.difference_update(pair)
             for side in pair:
                 side.transport.abort()
 
-
-async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    with contextlib.suppress(OSError, asyncio.IncompleteReadError):
-        while data := await reader.read(65536):
-            writer.write(data)
-            await writer.drain()
+    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(OSError, asyncio.IncompleteReadError):
+            while data := await reader.read(65536):
+                if writer in self._stalled:
+                    continue
+                writer.write(data)
+                await writer.drain()
 
 
 class Inbox:
@@ -296,3 +304,32 @@ async def test_a_cut_connection_resumes_on_another_process_after_sigkill_of_its_
             outcome = [e for e in inbox.events if isinstance(e, Recovered | RecoveryFailed)]
             assert len(outcome) == 1 and isinstance(outcome[0], Recovered), inbox.events
         await ann.close()
+
+
+async def test_a_half_open_connection_is_dropped_by_the_heartbeat_and_resumed(
+    demo: Callable[..., DaphneProcess], proxy_to: Callable[[int], Any]
+) -> None:
+    """The proxy black-holes the connection: the server still holds it when the client resumes."""
+    server = demo()
+    proxy = await proxy_to(server.port)
+    room = "half-open"
+    inbox = Inbox()
+    ann = ann_client(proxy, room, inbox, heartbeat_interval=0.5, heartbeat_timeout=0.5)
+    await ann.connect()
+    ann_id = ann.id
+    async with connect(chat_url(server, room, "?name=bob"), **FAST_RETRY) as bob:
+        await bob.invoke("send", "before")
+        await inbox.until(lambda: inbox.texts == ["before"])
+        proxy.stall()
+        await bob.invoke("send", "lost 1")
+        await bob.invoke("whisper", ann_id, "lost 2")
+        await inbox.until(lambda: any(isinstance(e, Recovered | RecoveryFailed) for e in inbox.events))
+        closed = next(e for e in inbox.events if isinstance(e, Closed))
+        assert (closed.code, closed.reason) == (1006, "heartbeat timeout")
+        await bob.invoke("send", "live")
+        await inbox.until(lambda: "live" in inbox.texts)
+        await asyncio.sleep(0.3)
+        assert inbox.texts == ["before", "lost 1", "lost 2", "live"]
+        assert ann.id == ann_id
+        assert [type(e) for e in inbox.events if isinstance(e, Recovered | RecoveryFailed)] == [Recovered]
+    await ann.close()
