@@ -25,7 +25,9 @@ from wsmanager.client import (
     RecoveryFailed,
     State,
     connect,
+    is_final_close_code,
 )
+from wsmanager.client.policy import RESUMED_ELSEWHERE
 from wsmanager.client.recovery import (
     RESUMABLE_CODES,
     Outcome,
@@ -195,6 +197,11 @@ def test_other_codes_never_resume(code: int) -> None:
     recovery.lost(code)
     assert recovery.url_for("ws://h/p") == "ws://h/p"
     assert recovery.token is None
+
+
+def test_resumed_elsewhere_is_final_and_forgets_the_token() -> None:
+    assert RESUMED_ELSEWHERE == 4409 and is_final_close_code(RESUMED_ELSEWHERE)
+    assert RESUMED_ELSEWHERE not in RESUMABLE_CODES
 
 
 def test_the_window_is_counted_from_the_drop_and_is_strict() -> None:
