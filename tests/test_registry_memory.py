@@ -6,6 +6,7 @@ import pytest
 
 from wsmanager.registry.memory import InMemoryRegistry
 
+from .recovery_contract import RecoveryContract
 from .registry_contract import RegistryContract
 
 
@@ -15,5 +16,5 @@ def registry() -> InMemoryRegistry:
     return InMemoryRegistry()
 
 
-class TestInMemoryRegistry(RegistryContract):
+class TestInMemoryRegistry(RegistryContract, RecoveryContract):
     """Every contract test, against :class:`InMemoryRegistry`."""

@@ -25,6 +25,7 @@ from wsmanager.exceptions import ConfigurationError, RegistryUnavailable, Socket
 from wsmanager.registry.redis import RedisRegistry
 
 from . import redis_support
+from .recovery_contract import RecoveryContract
 from .registry_contract import RegistryContract, entry
 
 redis_url = redis_support.redis_url  # the fixture, made visible to this module
@@ -61,7 +62,7 @@ async def make_registry(redis_url: str) -> AsyncIterator[Any]:
 
 
 @pytest.mark.redis
-class TestRedisRegistryContract(RegistryContract):
+class TestRedisRegistryContract(RegistryContract, RecoveryContract):
     """Every contract test, against :class:`RedisRegistry`."""
 
 

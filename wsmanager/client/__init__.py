@@ -21,12 +21,17 @@ Exceptions a call can raise (all under :class:`~wsmanager.exceptions.WsManagerEr
 
 A handler given to :meth:`Client.on` raises :class:`RpcError` to answer the
 server with that error.
+
+With a server that offers connection recovery, an abrupt drop is followed
+by a resume of the same session (same id, missed notifications replayed,
+duplicates dropped): :class:`Recovered` or :class:`RecoveryFailed` tells the
+app which (:mod:`.recovery`; ``recover=False`` turns it off).
 """
 
 from ..exceptions import ConnectionClosed, InvokeTimeout, RemoteError, RpcError, WsManagerError
 from .calls import NotConnected
 from .connection import Client, Connecting, connect
-from .events import Closed, Connected, Reconnected, Reconnecting
+from .events import Closed, Connected, Reconnected, Reconnecting, Recovered, RecoveryFailed
 from .policy import Options, State, backoff_delay, is_final_close_code
 
 __all__ = [
@@ -40,6 +45,8 @@ __all__ = [
     "Options",
     "Reconnected",
     "Reconnecting",
+    "Recovered",
+    "RecoveryFailed",
     "RemoteError",
     "RpcError",
     "State",

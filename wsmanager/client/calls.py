@@ -208,8 +208,9 @@ class CallTable:
     def fail_in_flight(self, code: int) -> None:
         """The connection dropped: every pending call fails with ``ConnectionClosed(code)``.
 
-        This is where connection recovery (not built yet) would keep them
-        waiting instead, for a server that resumes the session.
+        Also when the session is then resumed (connection recovery): the
+        server does not replay answers, so the client cannot know whether or
+        how a call in flight ran.
         """
         for call in list(self._pending.values()):
             self.settle(call, exc=ConnectionClosed(self.socket_id, code))

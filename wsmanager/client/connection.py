@@ -21,8 +21,9 @@ Guarantees:
 * The heartbeat (``rpc.ping`` every ``heartbeat_interval``) drops a
   connection whose server stops answering within ``heartbeat_timeout``.
 
-Non-guarantees: no exactly-once delivery, no ordering across reconnections,
-no backpressure beyond ``websockets``' own write buffer.
+Non-guarantees: no exactly-once delivery (except for the notifications a
+server with connection recovery replays after a resumed drop), no ordering
+across reconnections, no backpressure beyond ``websockets``' own write buffer.
 """
 
 from __future__ import annotations
@@ -84,6 +85,7 @@ class Client(Session):
         ready = self._ready
         if self._state in (State.IDLE, State.CLOSED):
             self._attempt, self._connected_before, self._previous_id = 0, False, None
+            self._recovery.reset()
             self._runner = asyncio.create_task(self._run(), name="wsmanager.client")
         return await asyncio.shield(ready)
 
@@ -96,6 +98,7 @@ class Client(Session):
         self._ws = self._runner = None
         self._calls.fail_in_flight(code)
         self._finish(code, reason)
+        self._recovery.reset()  # the client's own close: never resumed
         current = asyncio.current_task()
         if runner is not None and runner is not current:
             runner.cancel()
@@ -213,6 +216,7 @@ def connect(
     origin: str | None = None,
     headers: Mapping[str, str] | None = None,
     reconnect: bool = True,
+    recover: bool = True,
     timeout: float | None = 30.0,
     **options: Any,
 ) -> Connecting:
@@ -221,8 +225,11 @@ def connect(
     Both return once ``rpc.connected`` arrived (``client.id`` is set); they
     raise :class:`NotConnected` if the client gives up first (with
     ``reconnect=True`` and the default policy it keeps trying: bound the wait
-    with ``asyncio.timeout``). Every other option is a keyword of
+    with ``asyncio.timeout``). ``recover=False`` never resumes a session,
+    even when the server offers it. Every other option is a keyword of
     :class:`Client` (docs/python-client.md).
     """
-    client = Client(url, origin=origin, headers=headers, reconnect=reconnect, timeout=timeout, **options)
+    client = Client(
+        url, origin=origin, headers=headers, reconnect=reconnect, recover=recover, timeout=timeout, **options
+    )
     return Connecting(client)

@@ -15,7 +15,16 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["Background", "Callback", "Closed", "Connected", "Reconnected", "Reconnecting"]
+__all__ = [
+    "Background",
+    "Callback",
+    "Closed",
+    "Connected",
+    "Reconnected",
+    "Reconnecting",
+    "Recovered",
+    "RecoveryFailed",
+]
 
 logger = logging.getLogger("wsmanager.client")
 
@@ -36,6 +45,33 @@ class Reconnected:
 
     id: str | None
     previous_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Recovered:
+    """After :class:`Reconnected`: the server resumed the session (same ``id``, groups and meta kept).
+
+    ``replayed`` notifications missed during the drop follow, before live
+    traffic; those the client already had are dropped.
+    """
+
+    id: str | None
+    replayed: int
+
+
+@dataclass(frozen=True, slots=True)
+class RecoveryFailed:
+    """After :class:`Reconnected`: the session could not be resumed; ``id`` is a fresh socket.
+
+    ``reason`` is the server's (``"expired"``, ``"unknown"``, ``"overflow"``,
+    ``"lost"``, ``"refused"``), ``"expired"`` too when the client's own clock
+    saw the window pass, or ``"unsupported"`` when the server ignored the
+    request. Messages sent meanwhile may be lost: the app refreshes its state.
+    """
+
+    reason: str
+    previous_id: str | None
+    id: str | None
 
 
 @dataclass(frozen=True, slots=True)

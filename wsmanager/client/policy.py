@@ -64,6 +64,7 @@ NORMAL: Final = 1000
 UNSUPPORTED_DATA: Final = 1003
 ABNORMAL: Final = 1006
 POLICY_VIOLATION: Final = 1008
+RESUMED_ELSEWHERE: Final = 4409  # another connection resumed this session
 
 
 def is_final_close_code(code: int) -> bool:
@@ -71,7 +72,8 @@ def is_final_close_code(code: int) -> bool:
 
     1000 (the server ended the session on purpose), 1003 and 1008 (the server
     refuses this client) and 4400-4499 (application "client error" codes
-    such as 4403). Everything else, 1006 included, is retried.
+    such as 4403, and 4409: another connection resumed this session).
+    Everything else, 1006 included, is retried.
     """
     return code in (NORMAL, UNSUPPORTED_DATA, POLICY_VIOLATION) or 4400 <= code <= 4499
 
@@ -111,6 +113,7 @@ class Options:
     queue_size: int = 100
     queue_calls: bool = True
     fail_fast: bool = False
+    recover: bool = True
 
     def __post_init__(self) -> None:
         for name in ("timeout", "connect_timeout", "heartbeat_interval"):
@@ -128,6 +131,8 @@ class Options:
             raise ValueError(f"reconnect_jitter must be between 0 and 1, not {self.reconnect_jitter!r}")
         if isinstance(self.queue_size, bool) or not isinstance(self.queue_size, int) or self.queue_size < 0:
             raise ValueError(f"queue_size must be a non-negative integer, not {self.queue_size!r}")
+        if not isinstance(self.recover, bool):
+            raise TypeError(f"recover must be True or False, not {self.recover!r}")
         if self.should_reconnect is not None and not callable(self.should_reconnect):
             raise TypeError("should_reconnect must be a callable (code, reason) -> bool")
 

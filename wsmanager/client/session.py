@@ -16,6 +16,9 @@ Guarantees kept here:
   connection whose server stops answering within ``heartbeat_timeout``.
 * A bug in the loop fails every waiting call and ``connect()`` waiter instead
   of leaving them waiting forever.
+* With a server that offers recovery (:mod:`.recovery`), an abrupt drop is
+  followed by an attempt to resume the session, and a notification whose
+  offset was already seen never reaches a handler.
 """
 
 from __future__ import annotations
@@ -29,8 +32,18 @@ from typing import Any
 from ..exceptions import ConnectionClosed, InvokeTimeout, RemoteError, RpcError
 from ..protocol import Invalid, Request, Response, decode
 from .calls import Call, CallTable, NotConnected
-from .events import Background, Callback, Closed, Connected, Reconnected, Reconnecting
+from .events import (
+    Background,
+    Callback,
+    Closed,
+    Connected,
+    Reconnected,
+    Reconnecting,
+    Recovered,
+    RecoveryFailed,
+)
 from .policy import ABNORMAL, Options, State, backoff_delay, check_transition, should_reconnect
+from .recovery import Recovery, frame_offsets
 from .serving import Handler, Handlers
 from .transport import ClientConnection, Loss, WsConnectionClosed, abort, ended, is_open, open_socket
 
@@ -54,6 +67,8 @@ class Session:
         on_reconnected: Callback | None = None,
         on_closed: Callback | None = None,
         on_error: Callback | None = None,
+        on_recovered: Callback | None = None,
+        on_recovery_failed: Callback | None = None,
         **options: Any,
     ) -> None:
         if not isinstance(url, str) and not callable(url):
@@ -68,6 +83,8 @@ class Session:
             on_reconnected,
         )
         self.on_closed, self.on_error = on_closed, on_error
+        self.on_recovered, self.on_recovery_failed = on_recovered, on_recovery_failed
+        self._recovery = Recovery(enabled=self.options.recover)
         self._state = State.IDLE
         self._ws: ClientConnection | None = None
         self._id: str | None = None
@@ -155,6 +172,8 @@ class Session:
             url = self.url() if callable(self.url) else self.url
         except Exception as exc:  # the URL function is broken: retrying will not help
             return Loss(ABNORMAL, f"cannot open: {exc!r}", final=True, error=exc)
+        if isinstance(url, str):
+            url = self._recovery.url_for(url)  # with wsm_resume/wsm_offset after an abrupt drop
         attempt = asyncio.ensure_future(
             open_socket(url, self.origin, self.headers, self.options.connect_timeout)
         )
@@ -188,6 +207,7 @@ class Session:
         self._ws = None
         self._calls.fail_in_flight(loss.code)
         self._forget_id()
+        self._recovery.lost(loss.code)
         return loss
 
     async def _flush(self, ws: ClientConnection) -> None:
@@ -241,30 +261,37 @@ class Session:
             return  # the protocol is text frames only
         decoded = decode(data)
         requests: list[Request | Invalid] = []
-        for item in decoded.items:
+        offsets: list[Any] | None = None
+        for index, item in enumerate(decoded.items):
             if isinstance(item, Response):
                 if not self._calls.resolve(item) and item.id is None and item.error is not None:
                     self._report(RpcError(item.error.code, item.error.message, item.error.data))
             elif isinstance(item, Request) and item.method == "rpc.connected" and item.notification:
                 self._on_hello(item.params)
             else:
+                if isinstance(item, Request) and item.notification and self._recovery.active:
+                    if offsets is None:  # the decoded items keep no extension member
+                        offsets = frame_offsets(data)
+                    if index < len(offsets) and not self._recovery.accept(offsets[index]):
+                        continue  # replayed, and already delivered: dropped silently
                 requests.append(item)
         if requests:
             self._spawn(self._answer(ws, requests, decoded.batch))
 
     def _on_hello(self, params: Any) -> None:
-        # Connection recovery (not built) plugs in here: a server offering to
-        # resume the session would say so in these params, and instead of a
-        # fresh start the client would keep its in-flight calls (see
-        # CallTable.fail_in_flight) and offer its previous id on the next attempt.
         sid = params.get("id") if isinstance(params, dict) else None
         self._id = sid if isinstance(sid, str) else None
         self._calls.socket_id = self._id or ""
+        outcome = self._recovery.hello(params)
         reconnect, self._connected_before = self._connected_before, True
         ready, self._ready = self._ready, None
         self._emit(self.on_connected, Connected(self._id, reconnect))
         if reconnect:
             self._emit(self.on_reconnected, Reconnected(self._id, self._previous_id))
+        if outcome is not None and outcome.recovered:
+            self._emit(self.on_recovered, Recovered(self._id, outcome.replayed))
+        elif outcome is not None:
+            self._emit(self.on_recovery_failed, RecoveryFailed(outcome.reason, self._previous_id, self._id))
         if ready is not None and not ready.done():
             ready.set_result(self._id)
 

@@ -11,9 +11,10 @@ Key layout (``P`` the registry's prefix, ``H`` the escaped handler name)::
 
 An append is one ``XADD`` with ``MAXLEN ~ max_entries`` (Redis trims whole
 macro nodes, so a little more may be kept). :meth:`RedisJournal.read` reads
-with ``XRANGE`` in batches and asks ``XINFO STREAM`` for
-``max-deleted-entry-id`` (Redis 7.0 or newer), the greatest offset ever
-trimmed: a gap that lost an entry is reported as ``lost``, never as empty.
+with ``XRANGE`` in batches and asks ``XINFO STREAM`` (Redis 7.0 or newer)
+for ``entries-added``, ``length`` and ``recorded-first-entry-id``: a gap
+that may have lost an entry to trimming is reported as ``lost``, never as
+empty.
 Errors are raised as :class:`RegistryUnavailable`, like the registry's.
 """
 
@@ -75,21 +76,32 @@ class RedisJournal(Journal):
         async with self._redis("journal_read") as r:
             try:
                 info: dict[str, Any] = await r.xinfo_stream(key)
-            except Exception as exc:  # no such key: nothing was ever kept (or all is gone)
+            except Exception as exc:  # no such key: nothing kept (never, or the store lost it)
                 if "no such key" not in str(exc).lower():
                     raise
                 info = {}
-            trimmed = str(info.get("max-deleted-entry-id") or ZERO)
             last = str(info.get("last-generated-id") or ZERO)
             start = f"({after}"
             async for batch in _batches(r, key, start, self.max_entries):
                 entries.extend(batch)
-        lost = key_of(trimmed) > key_of(lost_after if lost_after is not None else after)
+        since = key_of(lost_after if lost_after is not None else after)
+        if not info:
+            lost = since != (0, 0)
+        else:
+            # Trimming (MAXLEN, MINID) leaves no mark but a first entry later than the
+            # entries added: when some were trimmed and the first kept one is after
+            # ``since``, what lay between may be gone. (Conservative: a gap that only
+            # lost ``since`` itself is reported too.)
+            trimmed = int(info.get("entries-added") or 0) > int(info.get("length") or 0)
+            first = str(info.get("recorded-first-entry-id") or ZERO)
+            if not int(info.get("length") or 0):  # all trimmed: the first would come after the last
+                first = last
+            lost = trimmed and key_of(first) > since
         return Read(entries, lost, last)
 
     async def trim(self, handler: str, before_ms: int) -> None:
         async with self._redis("journal_trim") as r:
-            await r.xtrim(self._key("journal", handler), minid=f"{before_ms}-0", approximate=True)
+            await r.xtrim(self._key("journal", handler), minid=f"{before_ms}-0", approximate=False)
 
     async def enable(self, handler: str) -> None:
         async with self._redis("journal_enable") as r:
