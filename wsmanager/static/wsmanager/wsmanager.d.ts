@@ -170,7 +170,7 @@ export interface ReconnectedEvent extends Event {
 export interface RecoveredEvent extends Event {
   /** The socket id: the same as before the drop. */
   readonly id: string | null;
-  /** How many notifications the server replays (some may be dropped as already seen). */
+  /** How many missed notifications (after the client's offset) the server replays. */
   readonly replayed: number;
 }
 
