@@ -77,6 +77,7 @@ application = with_user(
             route("ws/rec/<str:room>/", RecoverHandler),
             route("ws/short/<str:room>/", RecoverHandler, recovery_window=0.3),
             route("ws/plain/", PlainHandler),
+            route("ws/strict/<str:room>/", RecoverHandler, allowed_origins=["https://ok.example"]),
         ],
         auth=False,
     )
@@ -111,8 +112,9 @@ class Client(RpcCommunicator):
         await self.wait(1.0)
 
 
-async def opened(path: str) -> Client:
-    client = Client(application, path)
+async def opened(path: str, origin: str = "") -> Client:
+    headers = [(b"origin", origin.encode())] if origin else None
+    client = Client(application, path, headers=headers)
     accepted, detail = await client.connect()
     assert accepted, detail
     return client
@@ -382,3 +384,17 @@ def test_the_entry_keeps_its_recovery_fields_through_json() -> None:
     assert ConnectionInfo.from_json(json.loads(json.dumps(entry.to_json()))) == entry
     plain = ConnectionInfo("s", "h", "n")
     assert "recovery" not in plain.to_json()
+
+
+async def test_a_resume_passes_the_origin_check_first(backend: str) -> None:
+    client = await opened("/ws/strict/n/", origin="https://ok.example")
+    await client.drop()
+    intruder = Client(application, resume_path("/ws/strict/n/", client.token, client.offset),
+                      headers=[(b"origin", b"https://evil.example")])
+    accepted, _ = await intruder.connect()
+    assert not accepted  # HTTP 403, before the token is looked at
+    routes = await get_registry().nodes_of(RecoverHandler.handler_name, [client.id])
+    assert routes == {PARKED: [client.id]}
+    owner = await opened(resume_path("/ws/strict/n/", client.token, client.offset), origin="https://ok.example")
+    assert owner.id == client.id and owner.hello["params"]["recovered"] is True
+    await owner.disconnect()
