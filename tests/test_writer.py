@@ -125,3 +125,52 @@ async def test_flush_cancels_a_writer_stuck_on_the_transport() -> None:
         await asyncio.sleep(0)
     assert transport.written == [] and transport.concurrent == 0
     assert counters.stats()["dropped_closed"] == 1
+
+
+async def test_a_synchronous_write_takes_frames_of_an_idle_outbox_and_the_awaited_send_the_rest() -> None:
+    """servers.direct_writer: used only when nothing waits; a refusal hands the frame to
+    the awaited send, and later frames queue behind it there (order kept)."""
+    writer, transport, _ = make()
+    direct: list[str] = []
+    accepting = True
+
+    def write_now(message: Message) -> bool:
+        if accepting:
+            direct.append(message["text"])
+        return accepting
+
+    writer.direct = write_now
+
+    async def opening() -> None:
+        pass
+
+    await writer.start(opening)
+    assert writer.push(frame("a")) and writer.push(frame("b"))
+    assert (direct, transport.written, writer.outbox.bytes, len(writer.outbox)) == (["a", "b"], [], 0, 0)
+
+    accepting = False  # the transport is full: the awaited send takes over, and it waits
+    transport.gate = asyncio.Event()
+    assert writer.push(frame("c"))
+    accepting = True
+    assert writer.push(frame("d"))  # queued behind "c", not written at once
+    assert direct == ["a", "b"]
+    transport.gate.set()
+    await asyncio.sleep(0.01)
+    assert transport.written == ["c", "d"]
+    assert writer.push(frame("e")) and direct == ["a", "b", "e"]  # idle again
+
+
+async def test_a_synchronous_write_that_raises_falls_back_to_the_awaited_send() -> None:
+    writer, transport, closes = make()
+
+    def broken(message: Message) -> bool:
+        raise RuntimeError("transport gone")
+
+    writer.direct = broken
+
+    async def opening() -> None:
+        pass
+
+    await writer.start(opening)
+    assert writer.push(frame("x"))
+    assert transport.written == ["x"] and closes == []

@@ -61,7 +61,7 @@ from .manager import Manager, get_manager
 from .node import Node, get_node
 from .outbox import Message, Outbox, frame
 from .registry import ConnectionInfo, get_registry
-from .servers import send_backlog_probe, send_close
+from .servers import send_close
 from .writer import Writer
 
 __all__ = ["CloseCode", "State", "WebSocketHandler", "new_socket_id"]
@@ -164,7 +164,7 @@ class WebSocketHandler(Hooks, AsyncWebsocketConsumer):  # type: ignore[misc]
         self.lifecycle.move(State.OPEN)
         if observe.hub is not None:
             observe.hub.connection_opened(self.handler_name)
-        self.writer.buffered = send_backlog_probe(self.base_send)
+        self.writer.adapt(self.base_send)
         await self.writer.start(self.on_open)
 
     async def close(self, code: int | None = None, reason: str | None = None) -> None:

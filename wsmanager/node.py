@@ -55,20 +55,26 @@ __all__ = ["LocalSocket", "Node", "get_node", "on_drain_request", "reset_node"]
 logger = logging.getLogger("wsmanager.node")
 
 
+class Outlet(Protocol):
+    """A socket's one writer (:class:`wsmanager.writer.Writer`), as the node sees it."""
+
+    def push(self, message: Message) -> bool:
+        """Queue an ASGI ``websocket.send`` message without waiting for the
+        transport (written at once where it can be); False if dropped."""
+
+
 class LocalSocket(Protocol):
     """What the node needs from a socket open in this process (a handler)."""
 
     id: str
     #: The socket's registry entry as this process last wrote it.
     info: ConnectionInfo
+    #: Where its frames go (a broadcast hands each socket the same message).
+    writer: Outlet
 
     @property
     def settled(self) -> bool:
         """True once the handshake is over (registered, on_connect done)."""
-
-    async def push(self, message: Message) -> bool:
-        """Queue an ASGI ``websocket.send`` message without waiting for the
-        transport; False if dropped."""
 
     async def close(self, code: int | None = None, reason: str | None = None) -> None:
         """Close from the server side."""
@@ -256,7 +262,7 @@ class Node:
             sock = self.sockets.get(sid)
             if sock is None:
                 bump(Count.DROPPED_UNKNOWN)
-            elif await sock.push(message):
+            elif sock.writer.push(message):
                 taken += 1
         bump(Count.DELIVERED, taken)
         return taken

@@ -154,6 +154,13 @@ class Outbox:
         self.writing = False
         return None
 
+    def written_at_once(self) -> None:
+        """The writer (the caller of a put that returned :attr:`Verdict.WRITE`, so the
+        one frame waiting) wrote it without taking it: take it and let go."""
+        _, size = self._frames.popleft()
+        self.bytes -= size
+        self.writing = False
+
     def close(self) -> int:
         """Refuse every later put and forget what waits; returns how many frames were dropped."""
         dropped = len(self._frames)

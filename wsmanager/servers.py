@@ -49,6 +49,7 @@ __all__ = [
     "UvicornWebsocketsAdapter",
     "adapter_for",
     "call_when_running",
+    "direct_writer",
     "hypercorn_worker_shutdown",
     "lost_codes",
     "send_backlog_probe",
@@ -80,6 +81,11 @@ class ServerAdapter:
     def close_frame(self, send: Any, code: int, reason: str | None) -> bool:
         """Write a close frame below ASGI; False: use the ASGI ``websocket.close``."""
         return False
+
+    def direct_writer(self, send: Any) -> Callable[[dict[str, Any]], bool] | None:
+        """A function that writes a ``websocket.send`` message at once, without
+        awaiting, and says whether it did; None: this server offers none."""
+        return None
 
 
 class NamedAdapter(ServerAdapter):
@@ -119,8 +125,14 @@ class DaphneAdapter(ServerAdapter):
         return True
 
 
+#: Bytes a server's transport may hold for a client before :func:`direct_writer`
+#: stops writing at once and leaves the frame to the awaited ASGI ``send``.
+DIRECT_LIMIT = 64 * 1024
+
+
 class UvicornWebsocketsAdapter(NamedAdapter):
-    """uvicorn's ``websockets`` implementation: closes sent without waiting for the handshake."""
+    """uvicorn's ``websockets`` implementation: closes sent without waiting for the
+    handshake, a backlog probe, and frames written at once (:meth:`direct_writer`)."""
 
     def __init__(self) -> None:
         super().__init__("uvicorn")
@@ -134,12 +146,72 @@ class UvicornWebsocketsAdapter(NamedAdapter):
         task.add_done_callback(self._closing.discard)
         return True
 
+    def backlog_probe(self, send: Any) -> Callable[[], int] | None:
+        """The bytes the TCP transport behind uvicorn's protocol still holds."""
+        transport = getattr(getattr(_unwrap(send), "__self__", None), "transport", None)
+        size = getattr(transport, "get_write_buffer_size", None)
+        return size if callable(size) else None
+
+    def direct_writer(self, send: Any) -> Callable[[dict[str, Any]], bool] | None:
+        """Write frames the way ``websockets.broadcast`` does: synchronously on the
+        protocol (``write_frame_sync``), skipping uvicorn's awaited ``send``.
+
+        Only while the handshake is complete, the connection open, no
+        fragmented message under way and the transport holds at most
+        :data:`DIRECT_LIMIT` bytes; otherwise False, and the caller awaits the
+        ASGI ``send`` (which waits for the transport to drain). Reads
+        ``websockets``' legacy protocol and uvicorn's events (checked to exist).
+        """
+        proto = getattr(_unwrap(send), "__self__", None)
+        needed = ("write_frame_sync", "state", "transport", "handshake_completed_event", "closed_event")
+        if proto is None or not all(hasattr(proto, name) for name in needed):
+            return None
+        try:
+            from websockets.protocol import State
+        except ImportError:  # pragma: no cover - uvicorn's implementation needs it
+            return None
+        transport, write, completed, closed = (
+            proto.transport, proto.write_frame_sync, proto.handshake_completed_event, proto.closed_event
+        )
+        is_open = State.OPEN
+
+        def direct(message: dict[str, Any]) -> bool:
+            if (
+                proto.state is not is_open
+                or not completed.is_set()
+                or closed.is_set()
+                or getattr(proto, "_fragmented_message_waiter", None) is not None
+                or transport.get_write_buffer_size() > DIRECT_LIMIT
+            ):
+                return False
+            text = message.get("text")
+            if text is not None:
+                write(True, 1, _utf8(text))
+            else:
+                write(True, 2, message.get("bytes") or b"")
+            return True
+
+        return direct
+
     @staticmethod
     async def _send_close(send: Any, message: dict[str, Any]) -> None:
         try:
             await send(message)
         except Exception as exc:  # the client went away meanwhile: nothing left to close
             logger.debug("close %s not sent: %r", message["code"], exc)
+
+
+_encoded: tuple[str | None, bytes] = (None, b"")
+
+
+def _utf8(text: str) -> bytes:
+    """``text`` as UTF-8, remembered for the last text (a broadcast writes one text to many)."""
+    global _encoded
+    seen, data = _encoded
+    if seen is not text:
+        data = text.encode("utf-8", "surrogatepass")
+        _encoded = (text, data)
+    return data
 
 
 def _twisted_backlog(transport: Any) -> int:
@@ -211,6 +283,12 @@ def server_name(send: Any) -> str:
 def lost_codes(send: Any) -> frozenset[int]:
     """The close codes by which the server behind ``send`` reports a lost connection."""
     return adapter_for(send).lost_codes
+
+
+def direct_writer(send: Any) -> Callable[[dict[str, Any]], bool] | None:
+    """The server's way to write a frame at once, where it has one (uvicorn's
+    ``websockets`` implementation); None elsewhere."""
+    return adapter_for(send).direct_writer(send)
 
 
 def send_backlog_probe(send: Any) -> Callable[[], int] | None:

@@ -23,7 +23,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from . import observe
+from . import observe, servers
 from .aio import run_eagerly
 from .counters import Count, bump
 from .lifecycle import CloseCode
@@ -45,7 +45,7 @@ Close = Callable[[int, str], Awaitable[None]]
 class Writer:
     """Writes one socket's outbox through ``send``; ``close`` is the socket's close."""
 
-    __slots__ = ("_closing", "_task", "buffered", "close", "handler", "label", "outbox", "send")
+    __slots__ = ("_closing", "_task", "buffered", "close", "direct", "handler", "label", "outbox", "send")
 
     def __init__(self, outbox: Outbox, close: Close, label: str = "", handler: str = "") -> None:
         self.outbox = outbox
@@ -53,8 +53,10 @@ class Writer:
         self.close = close
         self.label = label
         self.send: Send | None = None
-        #: Bytes the server still buffers for this socket, where it can say (daphne).
+        #: Bytes the server still buffers for this socket, where it can say (daphne, uvicorn).
         self.buffered: Callable[[], int] | None = None
+        #: The server's synchronous write, where it has one (servers.direct_writer).
+        self.direct: Callable[[Message], bool] | None = None
         self._task: asyncio.Task[None] | None = None
         self._closing: asyncio.Task[None] | None = None
 
@@ -63,6 +65,8 @@ class Writer:
         buffered = self.buffered() if self.buffered is not None else 0
         verdict = self.outbox.put(message, buffered)
         if verdict is Verdict.WRITE:
+            if self.direct is not None and self._direct(message):
+                return True
             self._write()
         elif verdict is Verdict.QUEUED:
             pass
@@ -78,6 +82,25 @@ class Writer:
                 self.close_soon(CloseCode.TRY_AGAIN_LATER, "too slow")
             return False
         return True
+
+    def adapt(self, send: Send) -> None:
+        """The handshake completed on ``send``'s server: take its backlog probe
+        and its synchronous write, where it has them (:mod:`wsmanager.servers`)."""
+        self.buffered = servers.send_backlog_probe(send)
+        self.direct = servers.direct_writer(send)
+
+    def _direct(self, message: Message) -> bool:
+        """Write the one frame of an idle outbox at once, through the server's
+        synchronous write; False: it could not (the awaited path takes over)."""
+        try:
+            written = self.direct is not None and self.direct(message)
+        except Exception:  # the awaited path meets the same failure and closes 1011
+            written = False
+        if written:
+            self.outbox.written_at_once()
+            if observe.hub is not None:
+                observe.hub.frame_sent(self.handler)
+        return written
 
     async def start(self, opening: Callable[[], Awaitable[None]]) -> None:
         """The handshake completed: the frames ``opening`` sends go out first, then
