@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import sys
 from typing import Any
 
 import pytest
@@ -114,13 +115,13 @@ def test_call_when_running_needs_a_twisted_reactor_that_is_not_running(
         def callWhenRunning(self, callback: Any) -> None:
             self.callbacks.append(callback)
 
-    monkeypatch.delitem(servers.sys.modules, "twisted.internet.reactor", raising=False)
+    monkeypatch.delitem(sys.modules, "twisted.internet.reactor", raising=False)
     assert servers.call_when_running(print) is False
     waiting, running = Reactor(running=False), Reactor(running=True)
-    monkeypatch.setitem(servers.sys.modules, "twisted.internet.reactor", waiting)
+    monkeypatch.setitem(sys.modules, "twisted.internet.reactor", waiting)
     assert servers.call_when_running(print) is True
     assert waiting.callbacks == [print]
-    monkeypatch.setitem(servers.sys.modules, "twisted.internet.reactor", running)
+    monkeypatch.setitem(sys.modules, "twisted.internet.reactor", running)
     assert servers.call_when_running(print) is False
     assert running.callbacks == []
 

@@ -1,0 +1,138 @@
+"""uvicorn: its ``websockets`` and ``wsproto`` implementations."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from .base import DIRECT_LIMIT, NamedAdapter, unwrap
+
+__all__ = ["UvicornAdapter", "UvicornWebsocketsAdapter"]
+
+logger = logging.getLogger("wsmanager.servers")
+
+
+class UvicornAdapter(NamedAdapter):
+    """uvicorn (its ``wsproto`` implementation, and the base of the ``websockets`` one):
+    a backlog probe, and frames written at once (:meth:`direct_writer`)."""
+
+    def __init__(self) -> None:
+        super().__init__("uvicorn", frozenset({1005, 1006}))
+
+    def backlog_probe(self, send: Any) -> Callable[[], int] | None:
+        """The bytes the TCP transport behind uvicorn's protocol still holds."""
+        transport = getattr(getattr(unwrap(send), "__self__", None), "transport", None)
+        size = getattr(transport, "get_write_buffer_size", None)
+        return size if callable(size) else None
+
+    def direct_writer(self, send: Any) -> Callable[[dict[str, Any]], bool] | None:
+        """``wsproto``: what uvicorn's ``send`` does once the transport is writable
+        (``conn.send`` then ``transport.write``), without awaiting; False while the
+        handshake is not complete, a close was sent, the transport is paused or
+        holds over :data:`DIRECT_LIMIT` bytes."""
+        proto = getattr(unwrap(send), "__self__", None)
+        needed = ("conn", "transport", "writable", "handshake_complete", "close_sent", "disconnected")
+        if proto is None or not all(hasattr(proto, name) for name in needed):
+            return None
+        try:
+            from wsproto.events import Message as WsMessage
+        except ImportError:  # pragma: no cover - the implementation needs it
+            return None
+        transport, writable = proto.transport, proto.writable
+
+        def direct(message: dict[str, Any]) -> bool:
+            if (
+                not proto.handshake_complete
+                or proto.close_sent
+                or proto.disconnected
+                or getattr(proto, "response_started", False)
+                or not writable.is_set()
+                or transport.is_closing()
+                or transport.get_write_buffer_size() > DIRECT_LIMIT
+            ):
+                return False
+            text = message.get("text")
+            transport.write(proto.conn.send(WsMessage(data=text if text is not None else message["bytes"])))
+            return True
+
+        return direct
+
+
+class UvicornWebsocketsAdapter(UvicornAdapter):
+    """uvicorn's ``websockets`` implementation: closes sent without waiting for the
+    handshake, a backlog probe, and frames written at once (:meth:`direct_writer`)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._closing: set[asyncio.Task[None]] = set()
+
+    def close_frame(self, send: Any, code: int, reason: str | None) -> bool:
+        """Send the ASGI close in a task; True: under way (the handler need not wait for it)."""
+        message = {"type": "websocket.close", "code": int(code), "reason": reason or ""}
+        task = asyncio.get_running_loop().create_task(self._send_close(send, message))
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
+        return True
+
+    def direct_writer(self, send: Any) -> Callable[[dict[str, Any]], bool] | None:
+        """Write frames the way ``websockets.broadcast`` does: synchronously on the
+        protocol (``write_frame_sync``), skipping uvicorn's awaited ``send``.
+
+        Only while the handshake is complete, the connection open, no
+        fragmented message under way and the transport holds at most
+        :data:`DIRECT_LIMIT` bytes; otherwise False, and the caller awaits the
+        ASGI ``send`` (which waits for the transport to drain). Reads
+        ``websockets``' legacy protocol and uvicorn's events (checked to exist).
+        """
+        proto = getattr(unwrap(send), "__self__", None)
+        needed = ("write_frame_sync", "state", "transport", "handshake_completed_event", "closed_event")
+        if proto is None or not all(hasattr(proto, name) for name in needed):
+            return None
+        try:
+            from websockets.protocol import State
+        except ImportError:  # pragma: no cover - uvicorn's implementation needs it
+            return None
+        transport, write, completed, closed = (
+            proto.transport, proto.write_frame_sync, proto.handshake_completed_event, proto.closed_event
+        )
+        is_open = State.OPEN
+
+        def direct(message: dict[str, Any]) -> bool:
+            if (
+                proto.state is not is_open
+                or not completed.is_set()
+                or closed.is_set()
+                or getattr(proto, "_fragmented_message_waiter", None) is not None
+                or transport.get_write_buffer_size() > DIRECT_LIMIT
+            ):
+                return False
+            text = message.get("text")
+            if text is not None:
+                write(True, 1, _utf8(text))
+            else:
+                write(True, 2, message.get("bytes") or b"")
+            return True
+
+        return direct
+
+    @staticmethod
+    async def _send_close(send: Any, message: dict[str, Any]) -> None:
+        try:
+            await send(message)
+        except Exception as exc:  # the client went away meanwhile: nothing left to close
+            logger.debug("close %s not sent: %r", message["code"], exc)
+
+
+_encoded: tuple[str | None, bytes] = (None, b"")
+
+
+def _utf8(text: str) -> bytes:
+    """``text`` as UTF-8, remembered for the last text (a broadcast writes one text to many)."""
+    global _encoded
+    seen, data = _encoded
+    if seen is not text:
+        data = text.encode("utf-8", "surrogatepass")
+        _encoded = (text, data)
+    return data
