@@ -398,3 +398,31 @@ async def test_a_resume_passes_the_origin_check_first(backend: str) -> None:
     owner = await opened(resume_path("/ws/strict/n/", client.token, client.offset), origin="https://ok.example")
     assert owner.id == client.id and owner.hello["params"]["recovered"] is True
     await owner.disconnect()
+
+
+async def test_a_forged_token_naming_a_live_socket_never_sees_its_frames(
+    backend: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The token is checked before the connection takes the id: frames sent to the
+    victim while an impostor's resume is being checked go to the victim only."""
+    victim = await opened("/ws/rec/o/")
+    registry = get_registry()
+    real_get = registry.get
+
+    async def get_while_someone_sends(handler: str, socket_id: str) -> Any:
+        await manager.anotify(victim.id, "secret", "for the victim")
+        return await real_get(handler, socket_id)
+
+    monkeypatch.setattr(registry, "get", get_while_someone_sends)
+    impostor = await opened(resume_path("/ws/rec/o/", f"{victim.id}.forged-secret", victim.offset))
+    monkeypatch.setattr(registry, "get", real_get)
+    assert impostor.id != victim.id and impostor.hello["params"]["recovery_failed"] == "unknown"
+    await nothing_more(impostor)
+    (secret,) = await notes(victim, 1)
+    assert secret["method"] == "secret"
+    assert get_node().sockets[victim.id] is not None
+    await victim.call("tell_me", "still mine")
+    (mine,) = await notes(victim, 1)
+    assert mine["params"] == ["still mine"]
+    await impostor.disconnect()
+    await victim.disconnect()

@@ -40,13 +40,14 @@ import hmac
 import logging
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from . import catalog, presence, protocol
 from .conf import get_settings
 from .counters import Count, bump
-from .exceptions import RegistryUnavailable
+from .exceptions import ConfigurationError, RegistryUnavailable
 from .journal import Kind, key_of, minus_ms
 from .node import Node
 from .registry import ConnectionInfo, get_journal, get_registry
@@ -134,11 +135,8 @@ async def journaled(handler: str) -> bool:
     recovery on; a process without the class, such as a command, asks the
     store, at most every 10 s).
     """
-    try:
-        if window_of(catalog.handler_class(handler)) > 0:
-            return True
-    except Exception:  # ConfigurationError: not imported in this process
-        pass
+    if _class_window(handler) > 0:
+        return True
     cached = _hints.get(handler)
     now = time.monotonic()
     if cached is not None and cached[1] > now:
@@ -177,12 +175,18 @@ async def keep(
     return protocol.with_offset(text, offset)
 
 
-def _longest_window(handler: str) -> float:
+def _class_window(handler: str) -> float:
+    """The window of the handler's class in this process (0: none, or not imported here)."""
     try:
-        window = window_of(catalog.handler_class(handler))
-    except Exception:
-        window = 0.0
-    return max(window, get_settings().recovery_window or 0.0, 3600.0 if window == 0 else 0.0)
+        return window_of(catalog.handler_class(handler))
+    except ConfigurationError:
+        return 0.0
+
+
+def _longest_window(handler: str) -> float:
+    """How long the journal must keep entries: the class's window; without one (a
+    route turned recovery on, or the class is not imported here), an hour."""
+    return _class_window(handler) or 3600.0
 
 
 # -- parking -------------------------------------------------------------------------
@@ -219,13 +223,23 @@ class Refused:
 
 
 async def resume(
-    handler: Any, node: Node, token_text: str, offset: str, user_id: str | None, address: str | None
+    handler: Any,
+    node: Node,
+    token_text: str,
+    offset: str,
+    user_id: str | None,
+    address: str | None,
+    before_claim: Callable[[], None],
 ) -> Resumed | Refused:
     """Take over the session ``token_text`` names for ``node`` (see the module).
 
     ``handler`` is the connecting handler instance (its window and bounds).
-    Raises :class:`RegistryUnavailable` when the store is down before the
-    claim; after a successful claim, a failure releases the old session.
+    ``before_claim`` runs once the token and user are checked, right before
+    the claim: the caller attaches the connection to the node there, so that
+    live frames for the socket queue on it from the claim on (and never on a
+    connection whose token was not checked). Raises
+    :class:`RegistryUnavailable` when the store is down before the claim;
+    after a successful claim, a failure releases the old session.
     """
     token = Token.parse(token_text)
     try:
@@ -236,6 +250,7 @@ async def resume(
         return _refused("unknown")
     registry = get_registry()
     name = handler.handler_name
+    attached = False
     for _ in range(5):  # the entry changes under us only when its old owner writes it
         info = await registry.get(name, token.socket_id)
         if info is None or not token.matches(info.resume_key):
@@ -247,6 +262,9 @@ async def resume(
         new = info.with_changes(
             node=node.id, resume_key=fresh.key, address=address, recovery=window_of(handler)
         )
+        if not attached:
+            before_claim()
+            attached = True
         claim = await registry.claim(info, new)
         if claim.outcome == "changed":
             continue

@@ -30,6 +30,7 @@ from typing import Any, ClassVar
 from urllib.parse import parse_qs
 
 from . import admission, protocol, recovery, servers
+from .counters import Count, bump
 from .handler import WebSocketHandler
 from .lifecycle import CloseCode
 from .node import Node
@@ -91,12 +92,15 @@ class Resumable(WebSocketHandler):
             self._failed = "unknown"
             return False
         old = node.sockets.get(parsed.socket_id)
-        self._set_id(parsed.socket_id)
-        self.info = ConnectionInfo(self.id, self.handler_name, node.id, address=address)
-        node.attach(self)  # live frames for it queue here from the claim on
+
+        def attach() -> None:  # the token is checked: live frames for it queue here
+            self._set_id(parsed.socket_id)
+            self.info = ConnectionInfo(self.id, self.handler_name, node.id, address=address)
+            node.attach(self)
+
         user_id = admission.user_id_of(self.scope)
         try:
-            result = await recovery.resume(self, node, token, offset, user_id, address)
+            result = await recovery.resume(self, node, token, offset, user_id, address, attach)
         except BaseException:
             self._undo_attach(node, old)
             raise
@@ -114,10 +118,15 @@ class Resumable(WebSocketHandler):
         return True
 
     def _undo_attach(self, node: Node, old: Any) -> None:
+        """The resume failed: give the id back, and drop what queued for the old
+        session meanwhile (the fresh socket must not show any of it; counted)."""
+        if not self.id:
+            return
         node.detach(self.id, self)
         if old is not None and not node.holds(old):
             node.attach(old)
         self._set_id("")
+        bump(Count.DROPPED_CLOSED, len(self.writer.outbox.take_all()))
 
     async def _sign_out(self, node: Node, code: int | None) -> ConnectionInfo | None:
         if self._handed_over:
