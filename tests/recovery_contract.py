@@ -140,6 +140,7 @@ class JournalContract:
 
     async def test_enable_is_seen_by_every_journal_of_the_store(self, journal_of: object) -> None:
         one, two = journal_of(10), journal_of(10)  # type: ignore[operator]
-        assert not await two.enabled("h")
-        await one.enable("h")
-        assert await two.enabled("h")
+        assert await two.enabled("h") == 0.0
+        await one.enable("h", 60.0)
+        await one.enable("h", 30.0)  # the largest window wins
+        assert await two.enabled("h") == 60.0

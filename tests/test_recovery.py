@@ -276,7 +276,7 @@ async def test_another_users_token_gets_a_fresh_socket(backend: str) -> None:
     anonymous = await opened(resume_path("/ws/rec/f/", client.token, client.offset))
     assert anonymous.hello["params"]["recovery_failed"] == "refused"
     owner = await opened(resume_path("/ws/rec/f/?user=1", client.token, client.offset))
-    assert owner.id == client.id and owner.hello["params"]["recovered"] is True
+    assert owner.id == client.id and owner.hello["params"]["recovered"] is True, owner.hello
     for c in (thief, anonymous, owner):
         await c.disconnect()
 

@@ -91,10 +91,12 @@ class FlakyRegistry(InMemoryRegistry):
 
     down = False
 
-    async def remove(self, handler: str, socket_id: str, node: str | None = None) -> Departure | None:
+    async def remove(
+        self, handler: str, socket_id: str, node: str | None = None, key: str | None = None
+    ) -> Departure | None:
         if self.down:
             raise RegistryUnavailable("registry down (test)")
-        return await super().remove(handler, socket_id, node)
+        return await super().remove(handler, socket_id, node, key)
 
 
 async def test_a_removal_that_failed_is_retried_on_the_next_beat(monkeypatch: pytest.MonkeyPatch) -> None:

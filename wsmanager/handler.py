@@ -393,8 +393,8 @@ class WebSocketHandler(Hooks, AsyncWebsocketConsumer):  # type: ignore[misc]
         ``code``: the client's close code, or None (a seam, like ``_sign_in``)."""
         return await presence.release(self.handler_name, self.id, node.id)
 
-    async def hand_over(self) -> None:
-        """Only with connection recovery (:mod:`wsmanager.resumption`)."""
+    def taken_over(self, key: str) -> bool:  # only with connection recovery (wsmanager.resumption)
+        return False
 
     async def on_released(self, code: int | None) -> None:
         """Internal hook for subclasses (the RPC layer fails pending calls here)."""

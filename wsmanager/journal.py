@@ -155,12 +155,13 @@ class Journal(abc.ABC):
         """Forget the entries appended before ``before_ms`` (Unix milliseconds)."""
 
     @abc.abstractmethod
-    async def enable(self, handler: str) -> None:
-        """Note that ``handler`` has recoverable sockets (senders then journal)."""
+    async def enable(self, handler: str, window: float) -> None:
+        """Note that ``handler`` has recoverable sockets with a ``window`` (senders then
+        journal, and keep entries that long); the largest window noted wins."""
 
     @abc.abstractmethod
-    async def enabled(self, handler: str) -> bool:
-        """Whether some process noted :meth:`enable` for ``handler`` (recently)."""
+    async def enabled(self, handler: str) -> float:
+        """The largest window noted for ``handler`` recently; 0.0: none."""
 
 
 class _Stream:
@@ -178,7 +179,7 @@ class InMemoryJournal(Journal):
     def __init__(self, max_entries: int = 10_000) -> None:
         super().__init__(max_entries)
         self._streams: dict[str, _Stream] = {}
-        self._enabled: set[str] = set()
+        self._enabled: dict[str, float] = {}
 
     def _stream(self, handler: str) -> _Stream:
         stream = self._streams.get(handler)
@@ -215,8 +216,8 @@ class InMemoryJournal(Journal):
         while stream.entries and key_of(stream.entries[0].offset)[0] < before_ms:
             stream.trimmed = key_of(stream.entries.popleft().offset)
 
-    async def enable(self, handler: str) -> None:
-        self._enabled.add(handler)
+    async def enable(self, handler: str, window: float) -> None:
+        self._enabled[handler] = max(window, self._enabled.get(handler, 0.0))
 
-    async def enabled(self, handler: str) -> bool:
-        return handler in self._enabled
+    async def enabled(self, handler: str) -> float:
+        return self._enabled.get(handler, 0.0)

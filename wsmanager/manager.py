@@ -178,11 +178,11 @@ class Manager:
             routes.setdefault(node.id, []).extend(local)
         return routes
 
-    async def _deliver(self, socket_ids: Iterable[str], message: Message, kept: bool = False) -> int:
+    async def _deliver(self, socket_ids: Iterable[str], message: Message, kept: bool | None = None) -> int:
         routes = await self._routes(socket_ids)
         return await get_node().deliver(self.handler_name, routes, message, kept=kept)
 
-    async def _deliver_one(self, socket_id: str, message: Message, kept: bool = False) -> None:
+    async def _deliver_one(self, socket_id: str, message: Message, kept: bool | None = None) -> None:
         routes = await self._routes([socket_id])
         if await get_node().deliver(self.handler_name, routes, message, kept=kept) == 0:
             if PARKED in routes:
@@ -196,7 +196,7 @@ class Manager:
         (:mod:`wsmanager.recovery`); and whether it was (parked sockets keep it)."""
         text = protocol.encode_notification(method, params_of(args, kwargs))
         kept = await recovery.keep(self.handler_name, kind, target, text, frozenset(exclude))
-        return frame(kept), kept is not text
+        return frame(kept), kept is not text  # not kept: a parked socket cannot resume whole
 
     async def _targets_group(self, group: str, exclude: Iterable[str]) -> list[str]:
         skip = set(exclude)
@@ -251,6 +251,9 @@ class Manager:
         if not routes:
             raise SocketNotFound(socket_id, self.handler_name)
         (node_id,) = routes
+        if node_id == PARKED:  # it will not resume: its member's departure is announced
+            await presence.release(self.handler_name, socket_id, PARKED)
+            return
         await get_node().close_socket(self.handler_name, node_id, socket_id, code, reason)
 
     # -- JSON-RPC --------------------------------------------------------------------

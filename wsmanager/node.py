@@ -15,15 +15,11 @@ Delivery rules:
   they were sent, whether local or remote (the channel layer keeps order per
   channel, the socket's outgoing queue keeps order locally).
 * At most once: a frame for a socket that closed meanwhile is dropped and
-  counted (:mod:`wsmanager.counters`: ``dropped_closed`` or
-  ``dropped_unknown``); there is no retry and no acknowledgement.
-* Handing a frame to a local socket never waits for that socket's
-  transport: it goes into the socket's :class:`~wsmanager.outbox.Outbox`,
-  so one client that stops reading cannot stall a broadcast.
-
-The node's heartbeat, and what it does on each beat (announcing departures,
-retrying failed removals, reconciling with a shared registry), is in
-:mod:`wsmanager.upkeep`.
+  counted (``dropped_closed``, ``dropped_unknown``); no retry, no
+  acknowledgement (connection recovery keeps notifications, :mod:`wsmanager.recovery`).
+* Handing a frame to a local socket never waits for its transport (its
+  :class:`~wsmanager.outbox.Outbox`): a client that stops reading cannot
+  stall a broadcast. The heartbeat is in :mod:`wsmanager.upkeep`.
 """
 
 from __future__ import annotations
@@ -84,9 +80,9 @@ class LocalSocket(Protocol):
     ) -> Any:
         """Call a client method and await its result (RPC handlers only)."""
 
-    async def hand_over(self) -> None:
-        """Its session resumed on another connection: close (4409) and leave the
-        registry entry, which is no longer this socket's, alone."""
+    def taken_over(self, key: str) -> bool:
+        """Its session resumed on another connection: if this connection's key is
+        ``key``, leave the node now, close (4409) soon, leave the registry alone; True."""
 
 
 class Node:
@@ -187,8 +183,7 @@ class Node:
         except Exception as exc:
             logger.warning("node %s: removing its sockets at exit failed: %r", self.id, exc)
 
-    def attach(self, sock: LocalSocket) -> None:
-        """Hold ``sock`` (replacing a socket with its id: a resumed session)."""
+    def attach(self, sock: LocalSocket) -> None:  # (replacing one with its id: a resumed session)
         self._ensure_tasks()
         self.detach(sock.id)
         self.sockets[sock.id] = sock
@@ -206,36 +201,44 @@ class Node:
             if self._addresses[key] <= 0:
                 del self._addresses[key]
 
-    def sockets_from(self, handler: str, address: str | None) -> int:
-        """How many sockets of ``handler`` from ``address`` this process holds."""
+    def sockets_from(self, handler: str, address: str | None) -> int:  # held from ``address``
         return self._addresses.get((handler, address), 0)
 
-    def held(self) -> Sequence[LocalSocket]:
-        """The sockets open in this process now (a snapshot)."""
+    def held(self) -> Sequence[LocalSocket]:  # a snapshot of the sockets open here
         return list(self.sockets.values())
 
-    def holds(self, sock: Any) -> bool:
-        """Whether ``sock`` is still open in this process."""
+    def holds(self, sock: Any) -> bool:  # whether ``sock`` is still open here
         return self.sockets.get(sock.id) is sock
 
     # -- delivery ----------------------------------------------------------------
     async def deliver(
-        self, handler: str, routes: Mapping[str, Iterable[str]], message: Message, *, kept: bool = False
+        self,
+        handler: str,
+        routes: Mapping[str, Iterable[str]],
+        message: Message,
+        *,
+        kept: bool | None = None,
     ) -> int:
         """Hand ``message`` to every socket in ``routes`` ({node: ids}); how many taken.
 
         Remote counts are the ids handed to their node's channel; what that
         node then drops (sockets closed meanwhile) is counted there. Parked
-        sockets (connection recovery) take the message when it is ``kept``
-        (in the journal, replayed on resume); otherwise it is dropped, counted.
+        sockets (connection recovery) take a notification that is ``kept``
+        (in the journal, replayed on resume). Any other frame is dropped for
+        them, counted; a notification that was not kept (``False``) also ends
+        their windows (:meth:`~wsmanager.registry.RegistryBackend.spoil`),
+        since their resume could no longer be whole. ``None``: a raw frame.
         """
         taken = 0
         failed: list[str] = []
         for node_id, ids in routes.items():
             if node_id == PARKED:
-                parked = len(list(ids))
-                bump(Count.KEPT_FOR_PARKED if kept else Count.DROPPED_PARKED, parked)
-                taken += parked if kept else 0
+                parked = list(ids)
+                bump(Count.KEPT_FOR_PARKED if kept else Count.DROPPED_PARKED, len(parked))
+                if kept:
+                    taken += len(parked)
+                elif kept is False:
+                    await get_registry().spoil(handler, parked)
                 continue
             if node_id == self.id:
                 taken += await self.deliver_local(ids, message)
@@ -267,10 +270,20 @@ class Node:
         bump(Count.DELIVERED, taken)
         return taken
 
-    async def take_over(self, node_id: str, socket_id: str) -> None:
-        """A session resumed here: its old connection on node ``node_id`` (another
-        process) closes with 4409 and leaves the registry alone."""
-        await self._link.send(node_id, {"type": "wsmanager.takeover", "id": socket_id})
+    async def take_over(self, node_id: str, socket_id: str, key: str, timeout: float = 1.0) -> bool:
+        """A session resumed here: its old connection (key ``key``) on node ``node_id``
+        lets go of the id and closes with 4409. Waits up to ``timeout`` for that node to
+        say it did (False: it did not answer, e.g. it is dead, or had no such socket)."""
+        if node_id == self.id:
+            sock = self.sockets.get(socket_id)
+            return sock is not None and sock.taken_over(key)
+        self._ensure_tasks()
+        envelope = {"type": "wsmanager.takeover", "id": socket_id, "key": key, "method": "takeover"}
+        envelope["reply_to"] = self.id
+        try:
+            return bool(await self._calls.call(self._link, node_id, envelope, timeout, margin=0.0))
+        except WsManagerError:
+            return False
 
     async def request_drain(self, node_id: str, period: float | None) -> bool:
         """Ask node ``node_id`` to drain (see :mod:`wsmanager.drain`); False if refused."""
@@ -280,10 +293,7 @@ class Node:
     async def close_socket(
         self, handler: str, node_id: str, socket_id: str, code: int, reason: str
     ) -> None:
-        """Close a socket of any node from the server side (a parked one is released)."""
-        if node_id == PARKED:
-            await get_registry().remove(handler, socket_id, PARKED)
-            return
+        """Close a socket of any node from the server side."""
         if node_id == self.id:
             sock = self.sockets.get(socket_id)
             if sock is None:
@@ -340,8 +350,10 @@ class Node:
                 await sock.close(message["code"], message.get("reason") or None)
         elif kind == "wsmanager.takeover":
             sock = self.sockets.get(message["id"])
-            if sock is not None:
-                asyncio.get_running_loop().create_task(sock.hand_over())
+            done = sock is not None and sock.taken_over(str(message.get("key", "")))
+            if "call" in message:
+                reply = {"type": "wsmanager.invoke_result", "call": message["call"], "result": done}
+                await self._link.send(message["reply_to"], reply)
         elif kind == "wsmanager.invoke":
             sock = self.sockets.get(message["id"])
             asyncio.get_running_loop().create_task(relay.serve(sock, self._link, message))

@@ -257,15 +257,18 @@ async def leave(handler: str, group: str, socket_id: str) -> None:
         await announce(handler, group, "left", Member.of(left))
 
 
-async def release(handler: str, socket_id: str, node: str | None = None) -> Departure | None:
+async def release(
+    handler: str, socket_id: str, node: str | None = None, key: str | None = None
+) -> Departure | None:
     """Forget a closed socket; ``left`` is announced for each group its member left.
 
-    With ``node``, only if the socket is still routed to that node (it may
-    have resumed elsewhere). Returns the departure (None for an unknown id).
+    With ``node`` (and ``key``), only if the socket is still routed to that
+    node (and its entry is that connection's: it may have resumed). Returns
+    the departure (None for an unknown id).
     Raises ``RegistryUnavailable`` when the store is down: nothing was
     announced, and the caller retries later (see :mod:`wsmanager.upkeep`).
     """
-    departure = await get_registry().remove(handler, socket_id, node)
+    departure = await get_registry().remove(handler, socket_id, node, key)
     await _announce_departure(departure)
     return departure
 

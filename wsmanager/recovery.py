@@ -50,7 +50,7 @@ from .counters import Count, bump
 from .exceptions import ConfigurationError, RegistryUnavailable
 from .journal import Kind, key_of, minus_ms
 from .node import Node
-from .registry import ConnectionInfo, get_journal, get_registry
+from .registry import PARKED, ConnectionInfo, get_journal, get_registry
 
 __all__ = [
     "PARK_CODES",
@@ -76,7 +76,10 @@ PARK_CODES = frozenset({1001, 1006, 1011, 1012})
 #: How far before the client's offset a replay starts, in ms: notifications
 #: of concurrent senders may reach a socket out of offset order, and the
 #: client drops the ones it already has (docs/protocol.md).
-REORDER_MARGIN_MS = 5000
+REORDER_MARGIN_MS = 1000
+#: Seconds before it was parked within which a socket may not have had frames
+#: still in flight (its outbox, the TCP buffers): the loss check covers them.
+IN_FLIGHT = 10.0
 #: Seconds a process trusts what it learnt of a handler's journaling.
 _HINT_TTL = 10.0
 
@@ -122,9 +125,9 @@ def window_of(handler: Any) -> float:
 
 
 # -- the senders' side -------------------------------------------------------------
-_hints: dict[str, tuple[bool, float]] = {}  # handler -> (journaled, until monotonic)
+_hints: dict[str, tuple[float, float]] = {}  # handler -> (window noted, until monotonic)
 _trimmed: dict[str, float] = {}  # handler -> monotonic time of the last trim
-_enabled: dict[str, float] = {}  # handler -> monotonic time this process last noted enable()
+_enabled: dict[tuple[str, float], float] = {}  # (handler, window) -> when this process noted it
 
 
 async def journaled(handler: str) -> bool:
@@ -137,25 +140,32 @@ async def journaled(handler: str) -> bool:
     """
     if _class_window(handler) > 0:
         return True
+    return await _noted_window(handler) > 0
+
+
+async def _noted_window(handler: str) -> float:
+    """The largest window some process noted for ``handler`` (cached for 10 s)."""
     cached = _hints.get(handler)
     now = time.monotonic()
     if cached is not None and cached[1] > now:
         return cached[0]
     try:
-        on = await get_journal().enabled(handler)
+        window = await get_journal().enabled(handler)
     except RegistryUnavailable:
-        on = cached[0] if cached is not None else False
-    _hints[handler] = (on, now + _HINT_TTL)
-    return on
+        window = cached[0] if cached is not None else 0.0
+    _hints[handler] = (window, now + _HINT_TTL)
+    return window
 
 
-async def enable(handler: str) -> None:
-    """A recoverable socket of ``handler`` opened: note it for senders (renewed every 10 min)."""
+async def enable(handler: str, window: float) -> None:
+    """A recoverable socket of ``handler`` opened or resumed: note its window for
+    senders (in the store at most every 10 minutes per process and window)."""
     now = time.monotonic()
-    if now - _enabled.get(handler, -1e9) > 600:
-        await get_journal().enable(handler)
-        _enabled[handler] = now
-    _hints[handler] = (True, now + _HINT_TTL)
+    if now - _enabled.get((handler, window), -1e9) > 600:
+        await get_journal().enable(handler, window)
+        _enabled[(handler, window)] = now
+    noted = _hints.get(handler, (0.0, 0.0))[0]
+    _hints[handler] = (max(window, noted), now + _HINT_TTL)
 
 
 async def keep(
@@ -170,7 +180,8 @@ async def keep(
     now = time.monotonic()
     if now - _trimmed.get(handler, -1e9) > 10.0:
         _trimmed[handler] = now
-        keep_ms = round((_longest_window(handler) + 10.0) * 1000)
+        longest = max(_class_window(handler), await _noted_window(handler)) or 3600.0
+        keep_ms = round((longest + IN_FLIGHT + 10.0) * 1000)
         await journal.trim(handler, int(time.time() * 1000) - keep_ms)
     return protocol.with_offset(text, offset)
 
@@ -183,16 +194,11 @@ def _class_window(handler: str) -> float:
         return 0.0
 
 
-def _longest_window(handler: str) -> float:
-    """How long the journal must keep entries: the class's window; without one (a
-    route turned recovery on, or the class is not imported here), an hour."""
-    return _class_window(handler) or 3600.0
-
-
 # -- parking -------------------------------------------------------------------------
 async def park(info: ConnectionInfo, node_id: str) -> bool:
     """Keep a dropped socket's entry for its window; False if it is not this node's."""
-    parked = await get_registry().park(info.handler, info.id, node_id, time.time() + info.recovery)
+    until = time.time() + info.recovery
+    parked = await get_registry().park(info.handler, info.id, node_id, until, info.resume_key)
     if parked:
         bump(Count.PARKED)
     return parked
@@ -213,6 +219,8 @@ class Resumed:
     missed: int
     #: Where the socket was: a node id, ``PARKED``, or "".
     previous: str
+    #: The resume key of the connection this one replaces.
+    replaced: str
 
 
 @dataclass(frozen=True)
@@ -233,11 +241,13 @@ async def resume(
 ) -> Resumed | Refused:
     """Take over the session ``token_text`` names for ``node`` (see the module).
 
-    ``handler`` is the connecting handler instance (its window and bounds).
-    ``before_claim`` runs once the token and user are checked, right before
-    the claim: the caller attaches the connection to the node there, so that
-    live frames for the socket queue on it from the claim on (and never on a
-    connection whose token was not checked). Raises
+    ``handler`` is the connecting handler instance (its window, bounds and
+    scope). ``before_claim`` runs once the token, the user and the route are
+    checked, right before the claim: the caller attaches the connection to
+    the node there, so that live frames for the socket queue on it from the
+    claim on (and never on a connection whose token was not checked). An old
+    connection still open on another process is told to let go (and waited
+    for, up to a second) before the journal is read. Raises
     :class:`RegistryUnavailable` when the store is down before the claim;
     after a successful claim, a failure releases the old session.
     """
@@ -249,14 +259,14 @@ async def resume(
     if token is None:
         return _refused("unknown")
     registry = get_registry()
-    name = handler.handler_name
+    route = dict((handler.scope.get("url_route") or {}).get("kwargs") or {})
     attached = False
     for _ in range(5):  # the entry changes under us only when its old owner writes it
-        info = await registry.get(name, token.socket_id)
+        info = await registry.get(handler.handler_name, token.socket_id)
         if info is None or not token.matches(info.resume_key):
             return _refused("unknown")
-        if info.user_id != user_id:
-            logger.info("resume of %s refused: presented by another user", token.socket_id)
+        if info.user_id != user_id or dict(info.path_kwargs) != route:
+            logger.info("resume of %s refused: another user, or another route", token.socket_id)
             return _refused("refused")
         fresh = Token.new(token.socket_id)
         new = info.with_changes(
@@ -273,8 +283,10 @@ async def resume(
         break
     else:
         return _refused("unknown")
+    if claim.previous not in ("", PARKED, node.id):
+        await node.take_over(claim.previous, info.id, info.resume_key)
     try:
-        replay = await _replay(handler, new, offset)
+        replay = await _replay(handler, new, offset, _sure_until(claim, info))
     except RegistryUnavailable:
         replay = "lost"
     if isinstance(replay, str):
@@ -282,35 +294,62 @@ async def resume(
         return _refused(replay)
     frames, position, missed = replay
     bump(Count.RESUMED)
-    return Resumed(new, fresh, frames, position, missed, claim.previous)
+    return Resumed(new, fresh, frames, position, missed, claim.previous, info.resume_key)
 
 
-async def _replay(handler: Any, info: ConnectionInfo, offset: str) -> tuple[list[str], str, int] | Failure:
-    """The frames to replay after ``offset``, or why there can be none."""
-    read = await get_journal().read(info.handler, minus_ms(offset, REORDER_MARGIN_MS), lost_after=offset)
+def _sure_until(claim: Any, info: ConnectionInfo) -> int:
+    """Unix ms up to which the socket surely had what was addressed to it: a while
+    before it was parked (frames may have been in flight then); 0 when it was not
+    parked (a connection taken over: when it broke is unknown)."""
+    if not claim.parked_until:
+        return 0
+    parked_at = claim.parked_until - info.recovery
+    return int((parked_at - IN_FLIGHT - 2 * get_settings().heartbeat_interval) * 1000)
+
+
+async def _replay(
+    handler: Any, info: ConnectionInfo, offset: str, sure_until_ms: int
+) -> tuple[list[str], str, int] | Failure:
+    """The frames to replay after ``offset``, or why there can be none.
+
+    The read starts :data:`REORDER_MARGIN_MS` before the client's offset,
+    never before the session began (``info.since``). A gap is lost only where
+    the journal trimmed past what the socket may have missed: after its offset
+    and after ``sure_until_ms`` (a quiet socket keeps an old offset). Every
+    replayed byte counts toward ``recovery_max_bytes``, the margin's too."""
+    since = key_of(info.since) if info.since else (0, 0)
+    start = max(key_of(offset), since)
+    journal = get_journal()
+    bound = max(start, (sure_until_ms, 0))
+    read = await journal.read(
+        info.handler,
+        minus_ms(f"{start[0]}-{start[1]}", REORDER_MARGIN_MS),
+        lost_after=f"{bound[0]}-{bound[1]}",
+    )
+    if start > key_of(read.last):  # an offset the journal never gave out
+        return "refused"
     if read.lost:
         return "lost"
     frames: list[str] = []
     missed = size = 0
-    after = key_of(offset)
     most, most_bytes = handler.recovery_max_messages, handler.recovery_max_bytes
     for entry in read.entries:
-        if not entry.addressed_to(info):
+        at = key_of(entry.offset)
+        if at <= since or not entry.addressed_to(info):
             continue
-        if key_of(entry.offset) > after:
+        size += entry.size
+        if at > start:
             missed += 1
-            size += entry.size
-            if missed > most or size > most_bytes:
-                return "overflow"
+        if missed > most or len(frames) >= 2 * most or size > most_bytes:
+            return "overflow"
         frames.append(protocol.with_offset(entry.text, entry.offset))
-    last = read.last if key_of(read.last) > after else offset
-    return frames, last, missed
+    return frames, max(read.last, offset, key=key_of), missed
 
 
 async def _release(info: ConnectionInfo, node_id: str) -> None:
     """A claimed session that cannot be resumed ends: its departure is announced."""
     try:
-        await presence.release(info.handler, info.id, node_id)
+        await presence.release(info.handler, info.id, node_id, info.resume_key)
     except RegistryUnavailable as exc:
         logger.warning("socket %s: releasing a failed resume failed (%s)", info.id, exc)
 

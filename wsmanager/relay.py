@@ -33,8 +33,11 @@ class Calls:
     def clear(self) -> None:
         self.waiting.clear()
 
-    async def call(self, link: Link, node_id: str, envelope: Message, timeout: float) -> Any:
-        """Send an invoke ``envelope`` (without ``call``) to ``node_id`` and await its outcome."""
+    async def call(
+        self, link: Link, node_id: str, envelope: Message, timeout: float, margin: float = 5.0
+    ) -> Any:
+        """Send an invoke ``envelope`` (without ``call``) to ``node_id`` and await its
+        outcome, ``timeout`` plus ``margin`` seconds (the serving side enforces ``timeout``)."""
         call = envelope["call"] = uuid.uuid4().hex
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self.waiting[call] = future
@@ -42,7 +45,7 @@ class Calls:
             if not await link.send(node_id, envelope):
                 raise DeliveryError(f"channel layer refused an invoke for node {node_id}")
             try:
-                return await asyncio.wait_for(future, timeout + 5.0)
+                return await asyncio.wait_for(future, timeout + margin)
             except TimeoutError:
                 raise InvokeTimeout(envelope["id"], envelope["method"], timeout) from None
         finally:

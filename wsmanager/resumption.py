@@ -29,15 +29,15 @@ import asyncio
 from typing import Any, ClassVar
 from urllib.parse import parse_qs
 
-from . import admission, protocol, recovery, servers
+from . import admission, presence, protocol, recovery, servers
 from .counters import Count, bump
 from .handler import WebSocketHandler
 from .lifecycle import CloseCode
-from .node import Node
+from .node import Node, get_node
 from .outbox import frame, size_of
 from .protocol import params_of
 from .recovery import PARK_CODES, Refused, Token
-from .registry import PARKED, ConnectionInfo, get_journal
+from .registry import ConnectionInfo, get_journal
 
 __all__ = ["Resumable"]
 
@@ -78,9 +78,10 @@ class Resumable(WebSocketHandler):
         if token and await self._resume(node, address, token, (query.get("wsm_offset") or ["0-0"])[0]):
             return True
         self._offset = await get_journal().last(self.handler_name)  # before anyone can address it
-        await recovery.enable(self.handler_name)
+        await recovery.enable(self.handler_name, window)
         fresh = Token.new("")
-        if not await super()._sign_in(node, address, recovery=window, resume_key=fresh.key, **entry):
+        entry.update(recovery=window, resume_key=fresh.key, since=self._offset)
+        if not await super()._sign_in(node, address, **entry):
             return False
         self._token = Token(self.id, fresh.secret)
         return True
@@ -111,10 +112,9 @@ class Resumable(WebSocketHandler):
         self.info, self._token, self._replay = result.info, result.token, result.frames
         self._offset, self._missed = result.offset, result.missed
         self.resumed = True
-        if old is not None and old is not self:
-            asyncio.get_running_loop().create_task(old.hand_over())
-        elif result.previous not in ("", PARKED, node.id):
-            await node.take_over(result.previous, self.id)
+        await recovery.enable(self.handler_name, result.info.recovery)
+        if old is not None and old is not self:  # the old connection, half-open here
+            old.taken_over(result.replaced)
         return True
 
     def _undo_attach(self, node: Node, old: Any) -> None:
@@ -131,16 +131,25 @@ class Resumable(WebSocketHandler):
     async def _sign_out(self, node: Node, code: int | None) -> ConnectionInfo | None:
         if self._handed_over:
             return None
+        if self.info.recovery <= 0:
+            return await super()._sign_out(node, code)
         closed_with = code if code is not None else self._sent_code
         dropped = closed_with in PARK_CODES or closed_with in servers.lost_codes(self.base_send)
-        if self.info.recovery > 0 and dropped and await recovery.park(self.info, node.id):
+        if dropped and await recovery.park(self.info, node.id):
             return None
-        return await super()._sign_out(node, code)
+        # Only this connection's entry: a session resumed meanwhile (even here) is not ours.
+        return await presence.release(self.handler_name, self.id, node.id, self.info.resume_key)
 
-    async def hand_over(self) -> None:
-        """Another connection resumed this session: close with 4409, registry untouched."""
+    def taken_over(self, key: str) -> bool:
+        """Another connection resumed this session: if this is the connection the resume
+        replaced (its key is ``key``), it leaves the node at once, closes with 4409
+        "resumed elsewhere" in a task, and leaves the registry alone; True then."""
+        if not self.id or self._handed_over or self.info.resume_key != key:
+            return False
         self._handed_over = True
-        await self.close(CloseCode.RESUMED_ELSEWHERE, "resumed elsewhere")
+        get_node().detach(self.id, self)
+        asyncio.get_running_loop().create_task(self.close(CloseCode.RESUMED_ELSEWHERE, "resumed elsewhere"))
+        return True
 
     # -- what the client is told -----------------------------------------------------------
     def session_params(self) -> dict[str, Any]:

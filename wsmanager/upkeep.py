@@ -34,7 +34,7 @@ from typing import Protocol
 from . import counters, presence
 from .aio import cancel_requested
 from .exceptions import RegistryUnavailable
-from .registry import ConnectionInfo, RegistryBackend, get_registry
+from .registry import PARKED, ConnectionInfo, RegistryBackend, get_registry
 
 __all__ = ["Held", "Host", "Upkeep"]
 
@@ -155,30 +155,48 @@ class Upkeep:
             logger.exception("node %s failed to announce departures", self.host.id)
 
     async def _reconcile(self, registry: RegistryBackend) -> None:
-        """Re-add local sockets the shared registry lost (restart, wrong reaping)."""
+        """Re-add local sockets the shared registry lost (restart, wrong reaping), and
+        claim back those it parked although they are open here (taken for dead)."""
         by_handler: dict[str, list[Held]] = {}
         for sock in self.host.held():
             by_handler.setdefault(sock.info.handler, []).append(sock)
         for handler, socks in by_handler.items():
             routes = await registry.nodes_of(handler, [s.id for s in socks])
             present = set(routes.get(self.host.id, ()))
-            # Routed elsewhere: the session resumed on another connection, which
+            parked = set(routes.get(PARKED, ()))
+            # Routed to another node: the session resumed on another connection, which
             # owns the entry now (this one is closed by a takeover message).
             present.update(sid for node, ids in routes.items() if node != self.host.id for sid in ids)
             for sock in socks:
                 # A socket still in its handshake may be registering right now:
                 # re-adding its entry could overwrite groups it just joined.
-                if sock.id in present or not sock.settled or not self.host.holds(sock):
+                if not sock.settled or not self.host.holds(sock):
+                    continue
+                if sock.id in parked:
+                    await self._claim_back(registry, sock)
+                    continue
+                if sock.id in present:
                     continue
                 await presence.restore(sock.info)
                 if not self.host.holds(sock):  # closed meanwhile
-                    await presence.release(handler, sock.id)
+                    await presence.release(handler, sock.id, self.host.id)
                     continue
                 counters.bump(counters.Count.RESTORED)
                 logger.warning("node %s: registry had lost socket %s; re-added", self.host.id, sock.id)
 
+    async def _claim_back(self, registry: RegistryBackend, sock: Held) -> None:
+        """A socket open here was parked (this node was taken for dead): route it here again."""
+        who = (self.host.id, sock.id)
+        current = await registry.get(sock.info.handler, sock.id)
+        if current is not None and current.resume_key == sock.info.resume_key:
+            claim = await registry.claim(current, current.with_changes(node=self.host.id))
+            if claim.outcome == "ok":
+                sock.info = current.with_changes(node=self.host.id)
+                counters.bump(counters.Count.RESTORED)
+                logger.warning("node %s: socket %s was parked while open here; claimed back", *who)
+
     async def _retry_orphans(self) -> None:
         while self.orphans:
             handler, sid = self.orphans[-1]
-            await presence.release(handler, sid)
+            await presence.release(handler, sid, self.host.id)
             self.orphans.pop()

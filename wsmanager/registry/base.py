@@ -95,6 +95,8 @@ class ConnectionInfo:
     address: str | None = None
     recovery: float = 0.0
     resume_key: str = ""
+    #: The journal offset the socket's session started at (recoverable sockets).
+    since: str = ""
 
     def with_changes(self, **changes: Any) -> ConnectionInfo:
         """A copy with some fields replaced."""
@@ -130,6 +132,7 @@ class ConnectionInfo:
         if self.recovery > 0:
             obj["recovery"] = self.recovery
             obj["resume_key"] = self.resume_key
+            obj["since"] = self.since
         return obj
 
     @classmethod
@@ -147,6 +150,7 @@ class ConnectionInfo:
             address=obj.get("address"),
             recovery=float(obj.get("recovery", 0.0)),
             resume_key=str(obj.get("resume_key", "")),
+            since=str(obj.get("since", "")),
         )
 
     @property
@@ -186,6 +190,8 @@ class Claim:
 
     outcome: Literal["ok", "unknown", "changed", "expired"]
     previous: str = ""
+    #: When it was parked: the end of its window (Unix time); 0.0 if it was not.
+    parked_until: float = 0.0
 
 
 class RegistryBackend(abc.ABC):
@@ -212,12 +218,15 @@ class RegistryBackend(abc.ABC):
         """
 
     @abc.abstractmethod
-    async def remove(self, handler: str, socket_id: str, node: str | None = None) -> Departure | None:
+    async def remove(
+        self, handler: str, socket_id: str, node: str | None = None, key: str | None = None
+    ) -> Departure | None:
         """Forget a socket and its group memberships; its departure, or None if unknown.
 
-        With ``node``, only if the socket is routed to that node (a socket
-        that resumed elsewhere is not the old process's to forget). The
-        caller announces the departure (nothing is queued).
+        With ``node``, only if the socket is routed to that node; with
+        ``key``, only if its entry's ``resume_key`` is ``key`` (a session that
+        resumed, even on the same node, is no longer the old connection's to
+        forget). The caller announces the departure (nothing is queued).
         """
 
     @abc.abstractmethod
@@ -308,12 +317,13 @@ class RegistryBackend(abc.ABC):
 
     # -- connection recovery (see wsmanager.recovery) ------------------------
     # The defaults support none: nothing is parked, every resume is refused.
-    async def park(self, handler: str, socket_id: str, node: str, until: float) -> bool:
+    async def park(self, handler: str, socket_id: str, node: str, until: float, key: str = "") -> bool:
         """Keep the entry of a socket that dropped, routed to :data:`PARKED`, until
         ``until`` (Unix time): its groups, user and presence stay as they are.
 
-        Only if it is still routed to ``node``; False otherwise (it resumed
-        elsewhere meanwhile, or is unknown). :meth:`remove_node` and the
+        Only if it is still routed to ``node`` and (with ``key``) its entry's
+        ``resume_key`` is ``key``; False otherwise (it resumed meanwhile, or
+        is unknown). :meth:`remove_node` and the
         reaping of dead nodes park every entry with ``recovery`` set, for
         that many seconds, instead of forgetting it.
         """
@@ -333,6 +343,10 @@ class RegistryBackend(abc.ABC):
         :meth:`take_departures`, so each is announced once, cluster-wide.
         """
         return 0
+
+    async def spoil(self, handler: str, socket_ids: list[str]) -> None:  # noqa: B027 - optional
+        """Of ``socket_ids``, the parked ones missed something that was not kept:
+        end their windows now, so that they cannot resume (all or nothing)."""
 
     def make_journal(self, max_entries: int) -> Journal:
         """The journal that goes with this registry (shared where the registry is)."""

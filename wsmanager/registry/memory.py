@@ -91,9 +91,13 @@ class InMemoryRegistry(RegistryBackend):
             joined -= old.left  # the member was there all along
         return frozenset(joined)
 
-    async def remove(self, handler: str, socket_id: str, node: str | None = None) -> Departure | None:
+    async def remove(
+        self, handler: str, socket_id: str, node: str | None = None, key: str | None = None
+    ) -> Departure | None:
         space = self._space(handler)
         if node is not None and _route(space, socket_id) != node:
+            return None
+        if key is not None and (info := space.sockets.get(socket_id)) is not None and info.resume_key != key:
             return None
         return self._drop(space, socket_id)
 
@@ -173,9 +177,10 @@ class InMemoryRegistry(RegistryBackend):
         self._stats.pop(node, None)
         return gone
 
-    async def park(self, handler: str, socket_id: str, node: str, until: float) -> bool:
+    async def park(self, handler: str, socket_id: str, node: str, until: float, key: str = "") -> bool:
         space = self._space(handler)
-        if socket_id not in space.sockets or _route(space, socket_id) != node:
+        info = space.sockets.get(socket_id)
+        if info is None or _route(space, socket_id) != node or (key and info.resume_key != key):
             return False
         space.parked[socket_id] = until
         return True
@@ -188,12 +193,20 @@ class InMemoryRegistry(RegistryBackend):
         if current != expected:
             return Claim("changed")
         previous = _route(space, expected.id)
+        until = 0.0
         if previous == PARKED:
-            if space.parked[expected.id] < time.time():
+            until = space.parked[expected.id]
+            if until < time.time():
                 return Claim("expired", previous)
             del space.parked[expected.id]
         space.sockets[expected.id] = new
-        return Claim("ok", previous)
+        return Claim("ok", previous, until)
+
+    async def spoil(self, handler: str, socket_ids: list[str]) -> None:
+        parked = self._space(handler).parked
+        for sid in socket_ids:
+            if sid in parked:
+                parked[sid] = 0.0
 
     async def expire_parked(self, limit: int = 1000) -> int:
         now, expired = time.time(), 0

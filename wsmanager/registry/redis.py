@@ -207,10 +207,14 @@ class RedisRegistry(RedisRecovery, RegistryBackend):
         self._written[(info.handler, info.id)] = stored
         return frozenset(str(g) for g in joined)
 
-    async def remove(self, handler: str, socket_id: str, node: str | None = None) -> Departure | None:
+    async def remove(
+        self, handler: str, socket_id: str, node: str | None = None, key: str | None = None
+    ) -> Departure | None:
         self._written.pop((handler, socket_id), None)
         async with self._redis("remove") as r:
-            reply = await scripts.REMOVE(r, self.prefix, quote(handler, safe=""), socket_id, node or "")
+            reply = await scripts.REMOVE(
+                r, self.prefix, quote(handler, safe=""), socket_id, node or "", key or ""
+            )
         if reply is None:
             return None
         return Departure.of(loads_info(str(reply[0])), (str(g) for g in reply[1:]))
@@ -331,10 +335,8 @@ class RedisRegistry(RedisRecovery, RegistryBackend):
                 await self._sweep(r, "")
 
     async def remove_node(self, node: str) -> list[Departure]:
-        """Delete ``node``'s liveness key and forget its sockets; their departures.
-
-        Departures that left a group are also queued for :meth:`take_departures`.
-        """
+        """Delete ``node``'s liveness key and forget (or park) its sockets; their departures
+        (those that left a group are also queued for :meth:`take_departures`)."""
         self._heartbeats.discard(node)
         async with self._redis("remove_node", sweep=False) as r:
             await r.delete(f"{self.prefix}:stats:{node}")

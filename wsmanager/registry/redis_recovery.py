@@ -7,7 +7,8 @@ Parking is drawn in :mod:`wsmanager.registry.redis_scripts` (``P:parked``).
 Key layout (``P`` the registry's prefix, ``H`` the escaped handler name)::
 
     P:journal:H      stream   k (kind), t (target, JSON array), x (exclude, JSON array), m (text)
-    P:journal-on:H   string   "1" while some process has recoverable sockets of H (expires)
+    P:journal-on:H   string   the largest recovery window of H's sockets, while some process has
+                              recoverable sockets of H (expires a day after its last renewal)
 
 An append is one ``XADD`` with ``MAXLEN ~ max_entries`` (Redis trims whole
 macro nodes, so a little more may be kept). :meth:`RedisJournal.read` reads
@@ -36,8 +37,9 @@ from .redis_common import dumps_info
 
 __all__ = ["RedisJournal", "RedisRecovery"]
 
-#: How long an enable() mark lives without being renewed, in seconds.
-ENABLED_TTL = 3600
+#: How long an enable() mark lives without being renewed, in seconds (a day;
+#: every process renews it while it opens or resumes recoverable sockets).
+ENABLED_TTL = 86400
 _BATCH = 1000
 
 
@@ -71,22 +73,24 @@ class RedisJournal(Journal):
         return str(newest[0][0]) if newest else ZERO
 
     async def read(self, handler: str, after: str, lost_after: str | None = None) -> Read:
+        """``XRANGE`` in batches, then ``XINFO STREAM``: what was trimmed by the
+        time the read ended (trimming takes the oldest first) decides ``lost``.
+        A gap longer than ``max_entries`` is lost too (it could not have been kept)."""
         key = self._key("journal", handler)
         entries: list[Entry] = []
         async with self._redis("journal_read") as r:
+            async for batch in _batches(r, key, f"({after}", self.max_entries + 1):
+                entries.extend(batch)
             try:
                 info: dict[str, Any] = await r.xinfo_stream(key)
             except Exception as exc:  # no such key: nothing kept (never, or the store lost it)
                 if "no such key" not in str(exc).lower():
                     raise
                 info = {}
-            last = str(info.get("last-generated-id") or ZERO)
-            start = f"({after}"
-            async for batch in _batches(r, key, start, self.max_entries):
-                entries.extend(batch)
         since = key_of(lost_after if lost_after is not None else after)
-        if not info:
-            lost = since != (0, 0)
+        last = str(info.get("last-generated-id") or ZERO)
+        if not info:  # never written, or gone: lost if the reader had seen it exist
+            lost = key_of(after) != (0, 0)
         else:
             # Trimming (MAXLEN, MINID) leaves no mark but a first entry later than the
             # entries added: when some were trimmed and the first kept one is after
@@ -97,19 +101,23 @@ class RedisJournal(Journal):
             if not int(info.get("length") or 0):  # all trimmed: the first would come after the last
                 first = last
             lost = trimmed and key_of(first) > since
+        if len(entries) > self.max_entries:
+            lost, entries = True, entries[: self.max_entries]
         return Read(entries, lost, last)
 
     async def trim(self, handler: str, before_ms: int) -> None:
         async with self._redis("journal_trim") as r:
             await r.xtrim(self._key("journal", handler), minid=f"{before_ms}-0", approximate=False)
 
-    async def enable(self, handler: str) -> None:
+    async def enable(self, handler: str, window: float) -> None:
+        key = self._key("journal-on", handler)
         async with self._redis("journal_enable") as r:
-            await r.set(self._key("journal-on", handler), "1", ex=ENABLED_TTL)
+            known = float(await r.get(key) or 0.0)
+            await r.set(key, repr(max(window, known)), ex=ENABLED_TTL)
 
-    async def enabled(self, handler: str) -> bool:
+    async def enabled(self, handler: str) -> float:
         async with self._redis("journal_enabled") as r:
-            return bool(await r.exists(self._key("journal-on", handler)))
+            return float(await r.get(self._key("journal-on", handler)) or 0.0)
 
 
 class RedisRecovery:
@@ -122,18 +130,18 @@ class RedisRecovery:
     _redis: Callable[[str], AbstractAsyncContextManager[Redis]]
     _key: Callable[[str, str], str]
 
-    async def park(self, handler: str, socket_id: str, node: str, until: float) -> bool:
+    async def park(self, handler: str, socket_id: str, node: str, until: float, key: str = "") -> bool:
         self._written.pop((handler, socket_id), None)
         async with self._redis("park") as r:
             parked = await scripts.PARK(
-                r, self.prefix, quote(handler, safe=""), socket_id, node, round(until * 1000)
+                r, self.prefix, quote(handler, safe=""), socket_id, node, round(until * 1000), key
             )
         return bool(parked)
 
     async def claim(self, expected: ConnectionInfo, new: ConnectionInfo) -> Claim:
         stored = dumps_info(new)
         async with self._redis("claim") as r:
-            outcome, previous = await scripts.CLAIM(
+            outcome, previous, deadline = await scripts.CLAIM(
                 r,
                 self.prefix,
                 quote(expected.handler, safe=""),
@@ -145,7 +153,12 @@ class RedisRecovery:
             )
         if outcome == "ok":
             self._written[(new.handler, new.id)] = stored
-        return Claim(outcome, str(previous))
+        return Claim(outcome, str(previous), float(deadline) / 1000 if deadline else 0.0)
+
+    async def spoil(self, handler: str, socket_ids: list[str]) -> None:
+        if socket_ids:
+            async with self._redis("spoil") as r:
+                await scripts.SPOIL(r, self.prefix, quote(handler, safe=""), *socket_ids)
 
     async def expire_parked(self, limit: int = 1000) -> int:
         departed_ttl_ms = max(60_000, round(self.node_ttl * 10_000))

@@ -47,6 +47,7 @@ __all__ = [
     "PARK",
     "REMOVE",
     "REPLACE",
+    "SPOIL",
     "SWEEP",
     "Script",
     "compare_and_set",
@@ -134,13 +135,15 @@ redis.call('SET', P .. ':alive:' .. node, '1', 'PX', ARGV[8], 'NX')
 return joined
 """
 
-# ARGV: P, h, sid, node ("": any) -> {the old entry, group its member left...}, or nil
+# ARGV: P, h, sid, node ("": any), key ("": any; else the entry's resume_key must be it)
+# -> {the old entry, group its member left...}, or nil
 _REMOVE: Final = """
 local raw = redis.call('HGET', P .. ':sockets:' .. ARGV[2], ARGV[3])
 if not raw then return false end
 if ARGV[4] ~= '' and redis.call('HGET', P .. ':routes:' .. ARGV[2], ARGV[3]) ~= ARGV[4] then
   return false
 end
+if ARGV[5] ~= '' and cjson.decode(raw)['resume_key'] ~= ARGV[5] then return false end
 local out = {raw}
 for _, g in ipairs((drop(ARGV[2], ARGV[3], raw))) do out[#out + 1] = g end
 return out
@@ -226,26 +229,31 @@ return out
 """
 
 
-# ARGV: P, h, sid, node, until_ms -> 1 parked, 0 not routed to node (or unknown)
+# ARGV: P, h, sid, node, until_ms, key ("": any)
+# -> 1 parked, 0 not routed to node, not that key's, or unknown
 _PARK: Final = """
 local h, sid = ARGV[2], ARGV[3]
 if redis.call('HGET', P .. ':routes:' .. h, sid) ~= ARGV[4] then return 0 end
+local raw = redis.call('HGET', P .. ':sockets:' .. h, sid)
+if not raw then return 0 end
+if ARGV[6] ~= '' and cjson.decode(raw)['resume_key'] ~= ARGV[6] then return 0 end
 redis.call('SREM', P .. ':node:' .. ARGV[4], h .. ':' .. sid)
 park(h, sid, tonumber(ARGV[5]))
 return 1
 """
 
 # ARGV: P, h, sid, expected entry, new entry, new node, ttl_ms
-# -> {outcome ("ok"/"unknown"/"changed"/"expired"), previous route}
+# -> {outcome ("ok"/"unknown"/"changed"/"expired"), previous route, end of its window (ms) or ""}
 _CLAIM: Final = """
 local h, sid, node = ARGV[2], ARGV[3], ARGV[6]
 local cur = redis.call('HGET', P .. ':sockets:' .. h, sid)
-if not cur then return {'unknown', ''} end
-if cur ~= ARGV[4] then return {'changed', ''} end
+if not cur then return {'unknown', '', ''} end
+if cur ~= ARGV[4] then return {'changed', '', ''} end
 local route = redis.call('HGET', P .. ':routes:' .. h, sid) or ''
+local deadline = ''
 if route == '~parked' then
-  local deadline = redis.call('ZSCORE', P .. ':parked', h .. ':' .. sid)
-  if deadline and tonumber(deadline) < now_ms() then return {'expired', route} end
+  deadline = redis.call('ZSCORE', P .. ':parked', h .. ':' .. sid) or ''
+  if deadline ~= '' and tonumber(deadline) < now_ms() then return {'expired', route, deadline} end
   redis.call('ZREM', P .. ':parked', h .. ':' .. sid)
 elseif route ~= '' then
   redis.call('SREM', P .. ':node:' .. route, h .. ':' .. sid)
@@ -255,7 +263,15 @@ redis.call('HSET', P .. ':routes:' .. h, sid, node)
 redis.call('SADD', P .. ':node:' .. node, h .. ':' .. sid)
 redis.call('SADD', P .. ':nodes', node)
 redis.call('SET', P .. ':alive:' .. node, '1', 'PX', ARGV[7], 'NX')
-return {'ok', route}
+return {'ok', route, deadline}
+"""
+
+# ARGV: P, h, sid... -> nothing; the parked ones among the ids have their window end now
+_SPOIL: Final = """
+for i = 3, #ARGV do
+  redis.call('ZADD', P .. ':parked', 'XX', 0, ARGV[2] .. ':' .. ARGV[i])
+end
+return 0
 """
 
 # ARGV: P, budget, departed_ttl_ms -> how many parked sockets past their window
@@ -304,6 +320,7 @@ SWEEP: Final = Script(_SWEEP)
 PARK: Final = Script(_PARK)
 CLAIM: Final = Script(_CLAIM)
 EXPIRE: Final = Script(_EXPIRE)
+SPOIL: Final = Script(_SPOIL)
 
 
 async def compare_and_set(
