@@ -11,8 +11,8 @@ and the on/off ratio.
 
 On Redis it also measures, with ``MEMORY USAGE``: the journal stream's
 bytes per kept message (the demo's message notifications, about 200 bytes
-of text), and the bytes a recoverable socket adds: its entry's two fields
-(window, key hash) and, while parked, its member of ``P:parked``.
+of text), and the bytes a recoverable socket adds: its entry's three fields
+(window, key hash, journal start) and, while parked, its member of ``P:parked``.
 """
 
 from __future__ import annotations
@@ -145,7 +145,7 @@ async def redis_memory(redis_url: str, sockets: int, messages: int) -> dict[str,
         stream_bytes = int(client.memory_usage(journal, samples=0) or 0)
         entries = client.hgetall(f"{keys}:sockets:chat")
         sample = json.loads(next(iter(entries.values())))
-        extra_fields = len(json.dumps({k: sample[k] for k in ("recovery", "resume_key")}))
+        extra_fields = len(json.dumps({k: sample[k] for k in ("recovery", "resume_key", "since")}))
         for conn in conns:
             conn.abort()
         await asyncio.sleep(1.0)  # every socket is parked
