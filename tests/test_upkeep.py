@@ -4,6 +4,7 @@ cancel is lost, and removals that failed while the registry was down are retried
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 import pytest
@@ -134,12 +135,16 @@ class CountingRegistry:
     def __init__(self) -> None:
         self.beats = 0
         self.published: dict[str, int] = {}
+        self.activity: dict[str, float] = {}
 
     async def node_alive(self, node_id: str) -> None:
         self.beats += 1
 
     async def put_node_stats(self, node: str, stats: dict[str, int]) -> None:
         self.published = stats
+
+    async def put_node_activity(self, node: str, activity: dict[str, float]) -> None:
+        self.activity = activity
 
     async def take_departures(self, limit: int = 1000) -> list[Departure]:
         return []
@@ -171,3 +176,31 @@ async def test_the_node_beats_twice_per_heartbeat_interval(monkeypatch: pytest.M
     assert counting.published == {"delivered": 7, "sockets": 0}
     assert node.upkeep.announcing is not None
     await node.upkeep.announcing  # nothing to announce: ends at once
+
+
+async def test_a_beat_publishes_the_last_activity_of_the_local_sockets(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The handler and its writer keep the time of the last frame in or out in memory; the
+    beat publishes it per socket with ``put_node_activity`` (nothing is written per frame)."""
+    counting = CountingRegistry()
+    comm = WebsocketCommunicator(application, "/ws/record/")
+    assert (await comm.connect())[0]
+    (sid,) = await RecordingHandler.manager.aids()
+    node = get_node()
+    before = time.time()
+    await comm.send_to(text_data="ping")
+    assert await comm.receive_from() == "ping"
+    received_and_echoed = node.upkeep.activity()[sid]
+    assert received_and_echoed >= before
+
+    async def one_beat(seconds: float) -> None:
+        raise asyncio.CancelledError
+
+    monkeypatch.setattr(upkeep_module, "get_registry", lambda: counting)
+    monkeypatch.setattr(upkeep_module, "_sleep", one_beat)
+    with pytest.raises(asyncio.CancelledError):
+        await node.upkeep.heartbeat_loop(4.0)
+    assert counting.activity == {sid: received_and_echoed}
+    if node.upkeep.announcing is not None:
+        await node.upkeep.announcing
+    await comm.disconnect()
+    assert node.upkeep.activity() == {}

@@ -7,6 +7,10 @@ Twice per ``HEARTBEAT_INTERVAL`` the node's :class:`Upkeep`:
   beating (see :mod:`wsmanager.registry.redis`);
 * publishes the process's counters (:func:`wsmanager.counters.stats`) and open socket count, so
   that ``manage.py wsmanager stats`` in any process shows every live node;
+* publishes the last activity of each local socket (:meth:`Upkeep.activity`:
+  the time of its last frame in or out, which the handler and its writer
+  keep in memory, one attribute per frame) with ``put_node_activity``, so
+  that the admin page shows it, to one beat's precision;
 * takes the registry's queued departures (sockets of dead or stopped
   processes) and announces them to the handlers' ``on_presence`` hooks (see
   :mod:`wsmanager.presence`), in a task of its own so that a long
@@ -111,6 +115,19 @@ class Upkeep:
         """The process's counters plus ``sockets``, its open sockets, as each beat publishes them."""
         return {**counters.stats(), "sockets": len(self.host.held())}
 
+    def activity(self) -> dict[str, float]:
+        """Socket id -> Unix time of its last frame in or out, for the local sockets that had one.
+
+        Read from each socket's writer (``writer.active``, see :mod:`wsmanager.writer`);
+        a socket without one (not a handler) is left out.
+        """
+        found: dict[str, float] = {}
+        for sock in self.host.held():
+            active = getattr(getattr(sock, "writer", None), "active", 0.0)
+            if active:
+                found[sock.id] = active
+        return found
+
     async def heartbeat_loop(self, interval: float) -> None:
         """Beat every ``interval / 2`` seconds until cancelled; never raises otherwise."""
         registry = get_registry()
@@ -123,6 +140,7 @@ class Upkeep:
                 await registry.put_node_stats(node_id, self.published_stats())
                 if expired := await registry.expire_parked():
                     counters.bump(counters.Count.PARKED_EXPIRED, expired)
+                await registry.put_node_activity(node_id, self.activity())
                 if self.announcing is None or self.announcing.done():
                     self.announcing = asyncio.get_running_loop().create_task(
                         self.announce_departures(registry)
