@@ -11,7 +11,7 @@ import pytest
 from channels.testing import WebsocketCommunicator
 
 from tests.handlers import RecordingHandler, application
-from wsmanager import RegistryUnavailable, counters
+from wsmanager import RegistryUnavailable, counters, observe
 from wsmanager import registry as registry_module
 from wsmanager import upkeep as upkeep_module
 from wsmanager.link import Link
@@ -206,3 +206,38 @@ async def test_a_beat_publishes_the_last_activity_of_the_local_sockets(
         await node.upkeep.announcing
     await comm.disconnect()
     assert node.upkeep.activity() == {}
+
+
+async def test_each_beat_is_an_observer_event(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Observers hear the heartbeat, even while the registry is down (the metrics' drop
+    counters are synced on it in multi-process mode)."""
+
+    class Beats(observe.Observer):
+        heard = 0
+
+        def heartbeat(self) -> None:
+            self.heard += 1
+
+    class Down(CountingRegistry):
+        async def node_alive(self, node_id: str) -> None:
+            raise RegistryUnavailable("down (test)")
+
+    naps: list[float] = []
+
+    async def nap(seconds: float) -> None:
+        naps.append(seconds)
+        if len(naps) == 2:
+            raise asyncio.CancelledError
+
+    beats = Beats()
+    monkeypatch.setattr(upkeep_module, "get_registry", Down)
+    monkeypatch.setattr(upkeep_module, "_sleep", nap)
+    observe.add(beats)
+    try:
+        node = Node()
+        node.id = "test-node"
+        with pytest.raises(asyncio.CancelledError):
+            await node.upkeep.heartbeat_loop(4.0)
+    finally:
+        observe.remove(beats)
+    assert beats.heard == 2

@@ -28,15 +28,23 @@ No label holds a user, a group or a socket id, so the number of series is
 bounded by handlers, exposed methods and close codes. Guarantees: counts are
 this process's since it started (each process serves its own figures;
 Prometheus sums them). With prometheus-client's multi-process mode
-(``PROMETHEUS_MULTIPROC_DIR``, e.g. under gunicorn), :func:`metrics_view`
-serves the sum over the workers, except ``wsmanager_dropped_total``, which
-then shows the process that answers the scrape. Non-guarantees: a call whose
-result cannot be encoded as JSON is timed as ``ok`` (the client gets -32603).
+(``PROMETHEUS_MULTIPROC_DIR`` set before prometheus-client is imported, e.g.
+under gunicorn), :func:`metrics_view`, or any exposition that reads the
+directory with ``MultiProcessCollector``, serves the sum over the workers,
+drops included: there, ``wsmanager_dropped_total`` is a real counter
+(:class:`DropsCounter`) that each worker brings up to its own counters on
+every heartbeat of its node (:meth:`MetricsObserver.heartbeat`, twice per
+``HEARTBEAT_INTERVAL``) and before it answers a scrape itself. Non-guarantees:
+a call whose result cannot be encoded as JSON is timed as ``ok`` (the client
+gets -32603); in multi-process mode a worker's latest drops show up to half
+a heartbeat interval late, and those of a worker that holds no socket (so
+has no heartbeat) only once it answers a scrape or opens a socket.
 """
 
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Callable, Iterator
 from typing import Any, Generic, TypeVar
 
@@ -56,7 +64,15 @@ from prometheus_client.registry import Collector
 from . import counters, observe
 from .counters import EVENTS, Count
 
-__all__ = ["DROP_REASONS", "DropsCollector", "MetricsObserver", "install", "metrics_view", "uninstall"]
+__all__ = [
+    "DROP_REASONS",
+    "DropsCollector",
+    "DropsCounter",
+    "MetricsObserver",
+    "install",
+    "metrics_view",
+    "uninstall",
+]
 
 #: The counters that are drops or refusals: the ``reason`` label's values.
 DROP_REASONS: tuple[str, ...] = tuple(
@@ -85,15 +101,40 @@ class DropsCollector(Collector):
     """``wsmanager_dropped_total{reason}``, read from :func:`wsmanager.counters.stats` at scrape time."""
 
     def collect(self) -> Iterator[Metric]:
-        family = CounterMetricFamily(
-            "wsmanager_dropped",
-            "Frames, calls and handshakes dropped or refused, by reason.",
-            labels=["reason"],
-        )
+        family = CounterMetricFamily("wsmanager_dropped", DROPS_DOC, labels=["reason"])
         stats = counters.stats()
         for reason in DROP_REASONS:
             family.add_metric([reason], stats.get(reason, 0))
         yield family
+
+
+DROPS_DOC = "Frames, calls and handshakes dropped or refused, by reason."
+
+
+class DropsCounter:
+    """``wsmanager_dropped_total{reason}`` in multi-process mode: a prometheus-client counter,
+    so that its value goes to this process's file and ``MultiProcessCollector`` sums the workers.
+
+    :meth:`sync` adds what each counter of :mod:`wsmanager.counters` gained since
+    the last sync (a counter that went back, after ``counters.reset()``, counts
+    from zero again). It costs nothing per drop: the heartbeat and the scrape call it.
+    """
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.counter = Counter("wsmanager_dropped", DROPS_DOC, ["reason"], registry=registry)
+        self._children = {reason: self.counter.labels(reason) for reason in DROP_REASONS}
+        self._synced: dict[str, int] = {}
+        self._lock = threading.Lock()  # the scrape runs in a view's thread, the heartbeat in the loop's
+
+    def sync(self) -> None:
+        with self._lock:
+            stats = counters.stats()
+            for reason, child in self._children.items():
+                now, before = stats.get(reason, 0), self._synced.get(reason, 0)
+                gained = now - before if now >= before else now
+                if gained:
+                    child.inc(gained)
+                self._synced[reason] = now
 
 
 class MetricsObserver(observe.Observer):
@@ -132,8 +173,12 @@ class MetricsObserver(observe.Observer):
         self.registry_errors = counter(
             "wsmanager_registry_errors", "Registry operations that failed (store unreachable).", ["operation"]
         )
-        self.drops = DropsCollector()
-        registry.register(self.drops)
+        self.drops: DropsCollector | DropsCounter
+        if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+            self.drops = DropsCounter(registry)
+        else:
+            self.drops = DropsCollector()
+            registry.register(self.drops)
         self._connections: _Children[str] = _Children(self.connections.labels)
         self._opened: _Children[str] = _Children(self.opened.labels)
         self._closed: _Children[tuple[str, str]] = _Children(lambda k: self.closed.labels(*k))
@@ -141,6 +186,11 @@ class MetricsObserver(observe.Observer):
         self._sent: _Children[str] = _Children(self.sent.labels)
         self._rpc: _Children[tuple[str, str, str]] = _Children(lambda k: self.rpc.labels(*k))
         self._invoke: _Children[tuple[str, str]] = _Children(lambda k: self.invoke.labels(*k))
+
+    def heartbeat(self) -> None:
+        """In multi-process mode, bring ``wsmanager_dropped_total`` up to this process's counters."""
+        if isinstance(self.drops, DropsCounter):
+            self.drops.sync()
 
     def connection_opened(self, handler: str) -> None:
         self._opened[handler].inc()
@@ -203,9 +253,10 @@ def metrics_view(request: HttpRequest) -> HttpResponse:
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         from prometheus_client import multiprocess
 
+        if _installed is not None:  # this worker's latest drops, before the files are read
+            _installed.heartbeat()
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
-        registry.register(DropsCollector())
     else:
         registry = REGISTRY
     return HttpResponse(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)

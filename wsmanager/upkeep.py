@@ -35,7 +35,7 @@ import logging
 from collections.abc import Sequence
 from typing import Protocol
 
-from . import counters, presence
+from . import counters, observe, presence
 from .aio import cancel_requested
 from .exceptions import RegistryUnavailable
 from .registry import PARKED, ConnectionInfo, RegistryBackend, get_registry
@@ -134,6 +134,8 @@ class Upkeep:
         node_id = self.host.id
         while not cancel_requested():
             try:
+                if observe.hub is not None:  # first: whether or not the registry answers
+                    observe.hub.heartbeat()
                 await registry.node_alive(node_id)
                 if cancel_requested():  # lost in node_alive: start nothing more
                     break
