@@ -152,7 +152,7 @@ def test_multiprocess_mode_sums_the_workers(tmp_path: os.PathLike[str]) -> None:
     assert "wsmanager_dropped_total" in shown
 
 
-def test_multiprocess_mode_sums_the_drops_of_the_workers(tmp_path: os.PathLike[str]) -> None:
+def test_multiprocess_mode_sums_the_drops_and_frames_of_the_workers(tmp_path: os.PathLike[str]) -> None:
     """Under PROMETHEUS_MULTIPROC_DIR each worker's drop counters reach the shared files on its
     heartbeat (the scraped worker's own just before it answers): the view of either sums them.
     A worker's drops since its last beat are not there yet."""
@@ -168,6 +168,7 @@ def test_multiprocess_mode_sums_the_drops_of_the_workers(tmp_path: os.PathLike[s
         slow, beats, late = (int(n) for n in sys.argv[1:4])
         for _ in range(beats):
             counters.bump(Count.DROPPED_SLOW_CLIENT, slow)
+            observer.frame_sent("h")
             observe.hub.heartbeat()
         counters.bump(Count.RATE_LIMITED, late)  # after the last beat
         if sys.argv[4] == "show":
@@ -186,6 +187,7 @@ def test_multiprocess_mode_sums_the_drops_of_the_workers(tmp_path: os.PathLike[s
     ).stdout
     assert 'wsmanager_dropped_total{reason="dropped_slow_client"} 11.0' in shown  # 2 x 3 + 5
     assert 'wsmanager_dropped_total{reason="rate_limited"} 1.0' in shown  # the scraped worker's only
+    assert 'wsmanager_messages_sent_total{handler="h"} 4.0' in shown  # frames are tallies too: 3 + 1
     assert (
         shown.count("# TYPE wsmanager_dropped_total counter")
         + shown.count("# TYPE wsmanager_dropped counter")
