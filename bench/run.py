@@ -247,7 +247,8 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--metrics",
         action="store_true",
-        help="wsmanager's servers run with Prometheus metrics installed (wsmanager.metrics)",
+        help="run each wsmanager system twice, interleaved: as is and with Prometheus metrics "
+        "installed (bench/apps/wsm_metrics.py); adds a server CPU row and an on/off table",
     )
     parser.add_argument("--json", type=Path, help=f"write results here (default {RESULTS}/latest.json)")
     parser.add_argument("--markdown", type=Path, help=f"write the table here (default {RESULTS}/latest.md)")
