@@ -181,7 +181,7 @@ async def test_the_node_beats_twice_per_heartbeat_interval(monkeypatch: pytest.M
 async def test_a_beat_publishes_the_last_activity_of_the_local_sockets(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """The handler and its writer keep the time of the last frame in or out in memory; the
+    """The handler's intake and writer keep the time of the last frame in or out in memory; the
     beat publishes it per socket with ``put_node_activity`` (nothing is written per frame)."""
     counting = CountingRegistry()
     comm = WebsocketCommunicator(application, "/ws/record/")

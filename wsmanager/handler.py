@@ -319,7 +319,6 @@ class WebSocketHandler(Hooks, AsyncWebsocketConsumer):  # type: ignore[misc]
             self.lifecycle.move(State.CLOSED)
 
     async def websocket_receive(self, message: Message) -> None:
-        self.writer.active = time.time()  # the heartbeat publishes it (wsmanager.upkeep)
         if observe.hub is not None:
             observe.hub.frame_received(self.handler_name)
         if self.lifecycle.state is not State.OPEN:  # closing: what the client still sends is dropped

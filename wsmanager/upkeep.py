@@ -8,8 +8,8 @@ Twice per ``HEARTBEAT_INTERVAL`` the node's :class:`Upkeep`:
 * publishes the process's counters (:func:`wsmanager.counters.stats`) and open socket count, so
   that ``manage.py wsmanager stats`` in any process shows every live node;
 * publishes the last activity of each local socket (:meth:`Upkeep.activity`:
-  the time of its last frame in or out, which the handler and its writer
-  keep in memory, one attribute per frame) with ``put_node_activity``, so
+  the time of its last frame in or out, which the handler's intake and
+  writer keep in memory, one attribute per frame) with ``put_node_activity``, so
   that the admin page shows it, to one beat's precision;
 * takes the registry's queued departures (sockets of dead or stopped
   processes) and announces them to the handlers' ``on_presence`` hooks (see
@@ -71,6 +71,11 @@ class Host(Protocol):
         """Whether ``sock`` is still open in this process."""
 
 
+def _active(sock: Held, part: str) -> float:
+    """``sock.<part>.active``, or 0.0 for a socket without it (the node's sockets are handlers)."""
+    return float(getattr(getattr(sock, part, None), "active", 0.0))
+
+
 class Upkeep:
     """The heartbeat of one node and what it does on each beat."""
 
@@ -118,12 +123,13 @@ class Upkeep:
     def activity(self) -> dict[str, float]:
         """Socket id -> Unix time of its last frame in or out, for the local sockets that had one.
 
-        Read from each socket's writer (``writer.active``, see :mod:`wsmanager.writer`);
-        a socket without one (not a handler) is left out.
+        Read from each handler's intake (``intake.active``, the last frame in, see
+        :mod:`wsmanager.limits`) and writer (``writer.active``, the last frame out, see
+        :mod:`wsmanager.writer`): one attribute set per frame, nothing else.
         """
         found: dict[str, float] = {}
         for sock in self.host.held():
-            active = getattr(getattr(sock, "writer", None), "active", 0.0)
+            active = max(_active(sock, "intake"), _active(sock, "writer"))
             if active:
                 found[sock.id] = active
         return found

@@ -71,8 +71,8 @@ class Writer:
         self.direct: Callable[[Message], bool] | None = None
         self._task: asyncio.Task[None] | None = None
         self._closing: asyncio.Task[None] | None = None
-        #: Unix time of the socket's last frame in (the handler sets it) or out
-        #: (set here); 0.0 before any. Read by the heartbeat, never published per frame.
+        #: Unix time of the socket's last frame written (0.0 before any): its last
+        #: activity out, which the heartbeat publishes (wsmanager.upkeep).
         self.active = 0.0
 
     def push(self, message: Message) -> bool:
@@ -112,6 +112,7 @@ class Writer:
         except Exception:  # the awaited path meets the same failure and closes 1011
             written = False
         if written:
+            self.active = time.time()
             self.outbox.written_at_once()
             if observe.hub is not None:
                 observe.hub.frame_sent(self.handler)
