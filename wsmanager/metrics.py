@@ -101,6 +101,9 @@ class _Children(dict[K, Any], Generic[K]):
         return child
 
 
+DROPS_DOC = "Frames, calls and handshakes dropped or refused, by reason."
+
+
 class DropsCollector(Collector):
     """``wsmanager_dropped_total{reason}``, read from :func:`wsmanager.counters.stats` at scrape time."""
 
@@ -110,9 +113,6 @@ class DropsCollector(Collector):
         for reason in DROP_REASONS:
             family.add_metric([reason], stats.get(reason, 0))
         yield family
-
-
-DROPS_DOC = "Frames, calls and handshakes dropped or refused, by reason."
 
 
 class Tally(Collector):
@@ -305,7 +305,7 @@ def metrics_view(request: HttpRequest) -> HttpResponse:
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         from prometheus_client import multiprocess
 
-        if _installed is not None:  # this worker's latest drops, before the files are read
+        if _installed is not None:  # this worker's latest drops and frames, before the files are read
             _installed.heartbeat()
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
