@@ -20,7 +20,16 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-__all__ = ["Row", "machine", "percentile", "table_markdown", "table_text", "to_json"]
+__all__ = [
+    "Row",
+    "machine",
+    "on_off_markdown",
+    "on_off_text",
+    "percentile",
+    "table_markdown",
+    "table_text",
+    "to_json",
+]
 
 PACKAGES = (
     "django",
@@ -187,6 +196,48 @@ def table_markdown(rows: list[Row], systems: list[str], labels: dict[str, str]) 
     lines.append("| " + " | ".join(["---"] * 3 + ["---:"] * (len(header) - 3)) + " |")
     lines += ["| " + " | ".join(_cells(r, systems, labels)) + " |" for r in rows]
     return "\n".join(lines)
+
+
+def _on_off_lines(rows: list[Row], pairs: list[tuple[str, str]], labels: dict[str, str]) -> list[list[str]]:
+    """Per row and (off, on) pair of systems: both medians, on/off, and its range over the repeats."""
+    lines = [["scenario", "case", "metric", "off", "on", "on/off", "per repeat", "system"]]
+    for row in rows:
+        for off, on in pairs:
+            low, high = row.ratio_range(on, off)
+            spread = "-" if math.isnan(low) else f"{low:.2f}-{high:.2f}"
+            arrow = "↑" if row.higher_is_better else "↓"
+            lines.append(
+                [
+                    row.scenario,
+                    row.case,
+                    f"{row.metric} {arrow}",
+                    _fmt(row.median(off)),
+                    _fmt(row.median(on)),
+                    _ratio(row.ratio(on, off)),
+                    spread,
+                    labels[off],
+                ]
+            )
+    return lines
+
+
+def on_off_text(rows: list[Row], pairs: list[tuple[str, str]], labels: dict[str, str]) -> str:
+    """The metrics on/off comparison (``--metrics``) for the terminal."""
+    lines = _on_off_lines(rows, pairs, labels)
+    widths = [max(len(line[i]) for line in lines) for i in range(len(lines[0]))]
+    return "\n".join(
+        "  ".join(
+            c.ljust(w) if i < 3 else c.rjust(w) for i, (c, w) in enumerate(zip(line, widths, strict=True))
+        )
+        for line in lines
+    )
+
+
+def on_off_markdown(rows: list[Row], pairs: list[tuple[str, str]], labels: dict[str, str]) -> str:
+    """The same comparison in Markdown."""
+    lines = _on_off_lines(rows, pairs, labels)
+    out = ["| " + " | ".join(lines[0]) + " |", "| " + " | ".join(["---"] * 3 + ["---:"] * 4 + ["---"]) + " |"]
+    return "\n".join(out + ["| " + " | ".join(line) + " |" for line in lines[1:]])
 
 
 def to_json(rows: list[Row], info: dict[str, Any], command: str) -> str:

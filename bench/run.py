@@ -24,10 +24,10 @@ from typing import Any
 from tests.servers import SERVER_KINDS
 
 from .profiling import Recorder, summary
-from .results import Row, machine, table_markdown, table_text, to_json
+from .results import Row, machine, on_off_markdown, on_off_text, table_markdown, table_text, to_json
 from .scenarios import FULL, QUICK, BenchError, Case, Config, Connections, Direct, Echo, Fanout, Rpc
 from .servers import Servers, cpu_ticks, new_prefix, raise_fd_limit, redis_cleanup, redis_problem
-from .systems import SYSTEMS, System, WsManager, sio_installed
+from .systems import SYSTEMS, System, WsManager, WsManagerMetrics, sio_installed
 
 __all__ = ["main"]
 
@@ -35,6 +35,8 @@ SCENARIOS = ("echo", "rpc", "fanout", "send-by-id", "connections")
 RESULTS = Path(__file__).resolve().parent / "results"
 DEFAULT_REDIS = "redis://127.0.0.1:6379/14"
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+#: The row ``--metrics`` adds to every case: server CPU time per message or delivery.
+CPU_PER_UNIT = "server CPU µs/unit"
 
 
 def log(text: str) -> None:
@@ -98,6 +100,8 @@ async def _run_once(
     result["_client_cpu"] = (time.process_time() - cpu) / wall
     if pids:
         result["_server_cpu"] = (sum(cpu_ticks(pid) for pid in pids) - ticks) / CLOCK_TICKS / wall
+        if result.get("_messages"):  # CPU per message or delivery: less sensitive to a busy machine
+            result[CPU_PER_UNIT] = result["_server_cpu"] * wall / result["_messages"] * 1e6
     if recorder is not None:
         log(f"  {system.label} profile:")
         log(summary(recorder.output, int(result["_messages"]), recorder.rate))
@@ -243,7 +247,8 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--metrics",
         action="store_true",
-        help="wsmanager's servers run with Prometheus metrics installed (wsmanager.metrics)",
+        help="run each wsmanager system twice, interleaved: as is and with Prometheus metrics "
+        "installed (bench/apps/wsm_metrics.py); adds a server CPU row and an on/off table",
     )
     parser.add_argument("--json", type=Path, help=f"write results here (default {RESULTS}/latest.json)")
     parser.add_argument("--markdown", type=Path, help=f"write the table here (default {RESULTS}/latest.md)")
@@ -268,15 +273,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         config = replace(config, seconds=args.seconds)
     limit = raise_fd_limit()
     notes: list[str] = []
-    if args.metrics:
-        os.environ["BENCH_METRICS"] = "1"  # read by bench/apps/wsm.py in each server process
-        notes.append("wsmanager ran with Prometheus metrics installed (--metrics)")
     kinds = [k.strip() for k in args.server.split(",") if k.strip()]
     unknown = [k for k in kinds if k not in SERVER_KINDS]
     if unknown or not kinds:
         log(f"--server: unknown {unknown or 'empty list'}; known: {', '.join(SERVER_KINDS)}")
         return 2
-    wsm = [SYSTEMS["wsm"] if kind == "daphne" else WsManager(kind) for kind in kinds]
+    wsm: list[System] = [SYSTEMS["wsm"] if kind == "daphne" else WsManager(kind) for kind in kinds]
+    if args.metrics:  # each wsmanager system twice, metrics off and on, interleaved in every repeat
+        wsm = [
+            twin for kind, plain in zip(kinds, wsm, strict=True) for twin in (plain, WsManagerMetrics(kind))
+        ]
+        notes.append("each wsmanager column also ran with Prometheus metrics installed (--metrics)")
     systems = [SYSTEMS["bare"], SYSTEMS["sio"], *wsm]
     if not args.no_raw:
         systems.append(SYSTEMS["raw"])
@@ -308,6 +315,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 redis_cleanup(redis_url, prefix)
         return 0
     cases = build_cases(config, args.scenario or SCENARIOS, modes, redis_url, prefix)
+    if args.metrics:
+        for case in cases:
+            case.rows.append(case.row(CPU_PER_UNIT, False))
     try:
         errors = asyncio.run(run_all(cases, systems, redis_url, prefix, config.repeat))
     finally:
@@ -325,11 +335,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     log(table_text(rows, keys, labels))
     for note in notes:
         log(f"note: {note}")
+    pairs = [(s.key, f"{s.key}-metrics") for s in systems if f"{s.key}-metrics" in labels]
+    if pairs:
+        log("")
+        log("metrics on / off (median of each, their ratio, and the lowest and highest ratio of one repeat):")
+        log(on_off_text(rows, pairs, labels))
     json_path = args.json or RESULTS / "latest.json"
     json_path.write_text(to_json(rows, info, command) + "\n")
     md_path = args.markdown or RESULTS / "latest.md"
     notes_md = "".join(f"\n- {note}" for note in notes)
-    md_path.write_text(f"`{command}`\n\n{table_markdown(rows, keys, labels)}\n{notes_md}\n")
+    on_off = f"\n{on_off_markdown(rows, pairs, labels)}\n" if pairs else ""
+    md_path.write_text(f"`{command}`\n\n{table_markdown(rows, keys, labels)}\n{notes_md}\n{on_off}")
     log(f"results: {json_path}, {md_path}")
     if errors:
         log(f"{len(errors)} error(s):")

@@ -110,16 +110,16 @@ class Servers:
         env = {
             "DJANGO_SETTINGS_MODULE": "bench.settings",
             "BENCH_REDIS_URL": redis_url,
-            "BENCH_PREFIX": prefix,
             "PYTHONUNBUFFERED": "1",
         }
         self.procs: dict[str, list[ServerProcess]] = {}
         for key, spec in apps.items():
             app, kind = (spec, "daphne") if isinstance(spec, str) else spec
             args = DAPHNE_ARGS if kind == "daphne" else ()
-            self.procs[key] = [
-                server_process(kind, env=env, app=app, extra_args=args) for _ in range(count)
-            ]
+            # Keys of their own per system: two wsmanager systems (two servers, metrics
+            # on and off) would otherwise share rooms on Redis (still under ``prefix:``).
+            own = {**env, "BENCH_PREFIX": f"{prefix}:{key}"}
+            self.procs[key] = [server_process(kind, env=own, app=app, extra_args=args) for _ in range(count)]
 
     def ports(self, key: str) -> list[int]:
         return [p.port for p in self.procs[key]]

@@ -26,7 +26,16 @@ from wsmanager.client import connect
 
 from .wsclient import ORIGIN, WsConn, open_ws
 
-__all__ = ["SYSTEMS", "Bare", "RawWebsockets", "SocketIO", "System", "WsManager", "sio_installed"]
+__all__ = [
+    "SYSTEMS",
+    "Bare",
+    "RawWebsockets",
+    "SocketIO",
+    "System",
+    "WsManager",
+    "WsManagerMetrics",
+    "sio_installed",
+]
 
 HOST = "127.0.0.1"
 
@@ -161,6 +170,17 @@ class WsManager(System):
         message = json.loads(text)
         params = message["params"]
         return str(params[0] if isinstance(params, list) else text)
+
+
+class WsManagerMetrics(WsManager):
+    """wsmanager with ``wsmanager.metrics.install()`` (bench/apps/wsm_metrics.py), for ``--metrics``:
+    key ``wsm-metrics`` on daphne, else ``wsm-<server>-metrics``."""
+
+    app = "bench.apps.wsm_metrics:application"
+
+    def __init__(self, server: str = "daphne") -> None:
+        super().__init__(server)
+        self.key, self.label = f"{self.key}-metrics", f"{self.label} + metrics"
 
 
 class SocketIO(System):

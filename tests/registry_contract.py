@@ -309,6 +309,30 @@ class RegistryContract:
         await registry.remove_node("n1")
         assert "n1" not in await registry.node_stats()
 
+    # -- last activity -------------------------------------------------------------
+    async def test_published_last_activity_is_read_per_socket_of_its_node(
+        self, registry: RegistryBackend
+    ) -> None:
+        """last_activity() answers each socket from its own node's latest publication;
+        sockets never published (or left out of the latest one) have none."""
+        s1, s2, s3 = entry("s1", node="n1"), entry("s2", node="n1"), entry("s3", node="n2")
+        for info in (s1, s2, s3):
+            await registry.add(info)
+        await registry.put_node_activity("n1", {"s1": 1712345700.5, "s2": 1712345701.25})
+        await registry.put_node_activity("n1", {"s1": 1712345702.125})  # s2 had no frame: not listed
+        await registry.put_node_activity("n2", {"s3": 1712345703.0, "s1": 1.0})  # n2 does not hold s1
+        assert await registry.last_activity([s1, s2, s3]) == {"s1": 1712345702.125, "s3": 1712345703.0}
+        assert await registry.last_activity([s3]) == {"s3": 1712345703.0}
+        assert await registry.last_activity([]) == {}
+        await registry.put_node_activity("n1", {})
+        assert await registry.last_activity([s1, s2]) == {}
+
+    async def test_clear_forgets_published_last_activity(self, registry: RegistryBackend) -> None:
+        await registry.add(entry("s1"))
+        await registry.put_node_activity("n1", {"s1": 1712345700.5})
+        await registry.clear()
+        assert await registry.last_activity([entry("s1")]) == {}
+
     # -- presence ----------------------------------------------------------------
     async def test_member_key_is_the_user_or_the_socket(self, registry: RegistryBackend) -> None:
         """A socket's member is its user id, or "socket:<id>" without a user."""

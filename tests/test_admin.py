@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -51,6 +52,22 @@ def test_filters_by_handler_group_user_and_id(staff: Client) -> None:
     assert rows(staff.get(PAGE, {"q": "two"})) == {"bbb-two"}
     page = staff.get(PAGE, {"q": "two"}).content.decode()
     assert "bbb-two" in page and "room.a, room.b" in page and "node-a" in page
+
+
+def test_last_activity_is_what_the_node_published_and_a_dash_before(staff: Client) -> None:
+    """The column shows the node's last publication (put_node_activity), "-" without one,
+    and the page says how precise it is (one heartbeat)."""
+    echo = EchoHandler.handler_name
+    add(echo, "ddd-active")
+    add(echo, "eee-quiet")
+    async_to_sync(get_registry().put_node_activity)("node-a", {"ddd-active": 1712345678.5})
+    response = staff.get(PAGE, {"handler": echo})
+    shown = {row["info"].id: row["active"] for row in response.context["rows"]}
+    assert shown["ddd-active"] == datetime(2024, 4, 5, 19, 34, 38, 500000, tzinfo=UTC)
+    assert shown["eee-quiet"] is None
+    page = response.content.decode()
+    assert "2024-04-05 19:34:38" in page and "Last activity (UTC)" in page
+    assert "precise to one heartbeat" in page
 
 
 def test_staff_without_the_permission_is_refused() -> None:

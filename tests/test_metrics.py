@@ -150,3 +150,59 @@ def test_multiprocess_mode_sums_the_workers(tmp_path: os.PathLike[str]) -> None:
     ).stdout
     assert 'wsmanager_connections_opened_total{handler="h"} 5.0' in shown
     assert "wsmanager_dropped_total" in shown
+
+
+def test_multiprocess_mode_sums_the_drops_and_frames_of_the_workers(tmp_path: os.PathLike[str]) -> None:
+    """Under PROMETHEUS_MULTIPROC_DIR each worker's drop counters reach the shared files on its
+    heartbeat (the scraped worker's own just before it answers): the view of either sums them.
+    A worker's drops since its last beat are not there yet."""
+    script = textwrap.dedent(
+        """
+        import django, sys
+        from django.conf import settings
+        settings.configure(INSTALLED_APPS=["wsmanager"])
+        django.setup()
+        from wsmanager import counters, metrics, observe
+        from wsmanager.counters import Count
+        observer = metrics.install()
+        slow, beats, late = (int(n) for n in sys.argv[1:4])
+        for _ in range(beats):
+            counters.bump(Count.DROPPED_SLOW_CLIENT, slow)
+            observer.frame_sent("h")
+            observe.hub.heartbeat()
+        counters.bump(Count.RATE_LIMITED, late)  # after the last beat
+        if sys.argv[4] == "show":
+            from django.test import RequestFactory
+            print(metrics.metrics_view(RequestFactory().get("/metrics")).content.decode())
+        """
+    )
+    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}
+    subprocess.run([sys.executable, "-c", script, "2", "3", "4", "quiet"], env=env, check=True)
+    shown = subprocess.run(
+        [sys.executable, "-c", script, "5", "1", "1", "show"],
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    assert 'wsmanager_dropped_total{reason="dropped_slow_client"} 11.0' in shown  # 2 x 3 + 5
+    assert 'wsmanager_dropped_total{reason="rate_limited"} 1.0' in shown  # the scraped worker's only
+    assert 'wsmanager_messages_sent_total{handler="h"} 4.0' in shown  # frames are tallies too: 3 + 1
+    assert (
+        shown.count("# TYPE wsmanager_dropped_total counter")
+        + shown.count("# TYPE wsmanager_dropped counter")
+        == 1
+    )
+
+
+def test_a_drops_counter_counts_only_what_was_gained_since_its_last_sync() -> None:
+    drops = metrics.DropsCounter(CollectorRegistry())
+    counters.bump(Count.DROPPED_OVERFLOW, 2)
+    drops.sync()
+    drops.sync()
+    counters.bump(Count.DROPPED_OVERFLOW, 3)
+    drops.sync()
+    counters.reset()  # a counter going back counts from zero again
+    counters.bump(Count.DROPPED_OVERFLOW, 1)
+    drops.sync()
+    assert drops.counter.labels("dropped_overflow")._value.get() == 6

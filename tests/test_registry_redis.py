@@ -225,6 +225,19 @@ class TestCrashSafety:
             await raw.aclose()
         assert (await reader.node_stats())["n1"] == {"delivered": 1}
 
+    async def test_last_activity_of_a_node_that_stops_beating_expires(self, make_registry: Any) -> None:
+        """A node's published last activities live node_ttl, like its counters: nothing to sweep."""
+        dead, reader = make_registry(node_ttl=0.3), make_registry(node_ttl=0.3)
+        info = entry("s1", node="n1")
+        await dead.add(info)
+        await dead.put_node_activity("n1", {"s1": 1712345700.5})
+        raw = aioredis.from_url(dead.url)
+        try:
+            assert 0 < await raw.pttl(f"{dead.prefix}:activity:n1") <= 300
+        finally:
+            await raw.aclose()
+        assert await reader.last_activity([info]) == {"s1": 1712345700.5}
+
     async def test_reads_reap_without_any_heartbeat(self, make_registry: Any) -> None:
         """Another process's reads alone notice the expired node (no node_alive needed)."""
         dead = make_registry(node_ttl=0.3)

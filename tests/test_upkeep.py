@@ -4,13 +4,14 @@ cancel is lost, and removals that failed while the registry was down are retried
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 import pytest
 from channels.testing import WebsocketCommunicator
 
 from tests.handlers import RecordingHandler, application
-from wsmanager import RegistryUnavailable, counters
+from wsmanager import RegistryUnavailable, counters, observe
 from wsmanager import registry as registry_module
 from wsmanager import upkeep as upkeep_module
 from wsmanager.link import Link
@@ -134,12 +135,16 @@ class CountingRegistry:
     def __init__(self) -> None:
         self.beats = 0
         self.published: dict[str, int] = {}
+        self.activity: dict[str, float] = {}
 
     async def node_alive(self, node_id: str) -> None:
         self.beats += 1
 
     async def put_node_stats(self, node: str, stats: dict[str, int]) -> None:
         self.published = stats
+
+    async def put_node_activity(self, node: str, activity: dict[str, float]) -> None:
+        self.activity = activity
 
     async def take_departures(self, limit: int = 1000) -> list[Departure]:
         return []
@@ -171,3 +176,68 @@ async def test_the_node_beats_twice_per_heartbeat_interval(monkeypatch: pytest.M
     assert counting.published == {"delivered": 7, "sockets": 0}
     assert node.upkeep.announcing is not None
     await node.upkeep.announcing  # nothing to announce: ends at once
+
+
+async def test_a_beat_publishes_the_last_activity_of_the_local_sockets(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The handler's intake and writer keep the time of the last frame in or out in memory; the
+    beat publishes it per socket with ``put_node_activity`` (nothing is written per frame)."""
+    counting = CountingRegistry()
+    comm = WebsocketCommunicator(application, "/ws/record/")
+    assert (await comm.connect())[0]
+    (sid,) = await RecordingHandler.manager.aids()
+    node = get_node()
+    before = time.time()
+    await comm.send_to(text_data="ping")
+    assert await comm.receive_from() == "ping"
+    received_and_echoed = node.upkeep.activity()[sid]
+    assert received_and_echoed >= before
+
+    async def one_beat(seconds: float) -> None:
+        raise asyncio.CancelledError
+
+    monkeypatch.setattr(upkeep_module, "get_registry", lambda: counting)
+    monkeypatch.setattr(upkeep_module, "_sleep", one_beat)
+    with pytest.raises(asyncio.CancelledError):
+        await node.upkeep.heartbeat_loop(4.0)
+    assert counting.activity == {sid: received_and_echoed}
+    if node.upkeep.announcing is not None:
+        await node.upkeep.announcing
+    await comm.disconnect()
+    assert node.upkeep.activity() == {}
+
+
+async def test_each_beat_is_an_observer_event(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Observers hear the heartbeat, even while the registry is down (the metrics' drop
+    counters are synced on it in multi-process mode)."""
+
+    class Beats(observe.Observer):
+        heard = 0
+
+        def heartbeat(self) -> None:
+            self.heard += 1
+
+    class Down(CountingRegistry):
+        async def node_alive(self, node_id: str) -> None:
+            raise RegistryUnavailable("down (test)")
+
+    naps: list[float] = []
+
+    async def nap(seconds: float) -> None:
+        naps.append(seconds)
+        if len(naps) == 2:
+            raise asyncio.CancelledError
+
+    beats = Beats()
+    monkeypatch.setattr(upkeep_module, "get_registry", Down)
+    monkeypatch.setattr(upkeep_module, "_sleep", nap)
+    observe.add(beats)
+    try:
+        node = Node()
+        node.id = "test-node"
+        with pytest.raises(asyncio.CancelledError):
+            await node.upkeep.heartbeat_loop(4.0)
+    finally:
+        observe.remove(beats)
+    assert beats.heard == 2

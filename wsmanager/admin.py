@@ -4,7 +4,8 @@ Found by the admin's autodiscovery when ``django.contrib.admin`` is
 installed. Staff users with the permission ``wsmanager.manage_connections``
 (superusers have it) see every open socket of every handler this process
 knows (:mod:`wsmanager.catalog`), **cluster-wide** with a shared registry
-(Redis): id, handler, user id, groups, process (node) and connected since.
+(Redis): id, handler, user id, groups, process (node), connected since and
+last activity.
 They can filter by handler, group and user id, search by id (a substring),
 and disconnect sockets or send them a notification, one row at a time or
 the ticked rows together.
@@ -16,8 +17,14 @@ notification ``Manager.notify(id, method, text=...)``; both reach a socket in
 any process. Every action is reported as a message on the page and a line
 on the ``wsmanager.admin`` logger (not in the admin's ``LogEntry`` table:
 there is no row to point at). A registry outage shows a message,
-never a traceback. Not shown: the time of a socket's last frame (the
-registry does not keep it).
+never a traceback.
+
+Last activity is the time of the socket's last frame in or out, as its
+process last published it: each process keeps it in memory and publishes
+it on every heartbeat (``put_node_activity``, twice per
+``HEARTBEAT_INTERVAL``), so it may lag by up to half an interval; "-" before
+the first frame or the first beat that saw it. Nothing is written to the
+registry per frame.
 """
 
 from __future__ import annotations
@@ -26,6 +33,7 @@ import logging
 from datetime import UTC, datetime
 from typing import Any
 
+from asgiref.sync import async_to_sync
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
@@ -33,10 +41,11 @@ from django.template.response import TemplateResponse
 from django.urls import URLPattern, path
 
 from .catalog import handler_names
+from .conf import get_settings
 from .exceptions import SocketNotFound, WsManagerError
 from .manager import get_manager
 from .models import LiveConnection
-from .registry import ConnectionInfo
+from .registry import ConnectionInfo, get_registry
 
 __all__ = ["MAX_ROWS", "PERMISSION", "LiveConnectionAdmin"]
 
@@ -68,6 +77,10 @@ def _rows(handlers: list[str], group: str, user: str, query: str) -> list[Connec
         )
     rows.sort(key=lambda info: (info.handler, info.connected_at, info.id))
     return rows
+
+
+def _when(timestamp: float | None) -> datetime | None:
+    return None if timestamp is None else datetime.fromtimestamp(timestamp, UTC)
 
 
 @admin.register(LiveConnection)
@@ -109,8 +122,10 @@ class LiveConnectionAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         user = request.GET.get("user", "").strip()
         query = request.GET.get("q", "").strip()
         rows: list[ConnectionInfo] = []
+        active: dict[str, float] = {}
         try:
             rows = _rows([handler] if handler in known else known, group, user, query)
+            active = async_to_sync(get_registry().last_activity)(rows[:MAX_ROWS])
         except WsManagerError as exc:
             logger.warning("admin: listing connections failed: %s", exc)
             self.message_user(request, "The registry is unavailable; try again.", messages.ERROR)
@@ -127,10 +142,12 @@ class LiveConnectionAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
                     "info": info,
                     "groups": sorted(info.groups),
                     "since": datetime.fromtimestamp(info.connected_at, UTC),
+                    "active": _when(active.get(info.id)),
                 }
                 for info in rows[:MAX_ROWS]
             ],
             "max_rows": MAX_ROWS,
+            "beat": get_settings().heartbeat_interval / 2,
             "default_method": DEFAULT_METHOD,
             **(extra_context or {}),
         }

@@ -76,7 +76,8 @@ def bump(count: Count, n: int = 1) -> None:
 
 def stats() -> dict[str, int]:
     """A snapshot of the counters that are not zero, by name."""
-    return {str(name): value for name, value in _counts.items() if value}
+    # list(): one step under the GIL, so a scrape in another thread never sees the dict change size.
+    return {str(name): value for name, value in list(_counts.items()) if value}
 
 
 def reset() -> None:

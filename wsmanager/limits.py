@@ -13,6 +13,7 @@ from __future__ import annotations
 import enum
 import time
 from collections.abc import Callable
+from time import time as _wall_time  # not time.time: tests replace the module's clock with a fake
 
 __all__ = ["Intake", "IntakeVerdict", "TokenBucket", "too_big"]
 
@@ -83,7 +84,7 @@ class Intake:
     is not refused resets the strikes.
     """
 
-    __slots__ = ("_bucket", "_strikes", "max_message_size", "strikes")
+    __slots__ = ("_bucket", "_strikes", "active", "max_message_size", "strikes")
 
     def __init__(
         self, max_message_size: int | None, rate_limit: tuple[float, float] | None, strikes: int
@@ -92,8 +93,12 @@ class Intake:
         self._bucket = TokenBucket(*rate_limit) if rate_limit else None
         self.strikes = strikes
         self._strikes = 0
+        #: Unix time of the last frame checked (0.0 before any): the socket's last
+        #: activity in, which the heartbeat publishes (wsmanager.upkeep).
+        self.active = 0.0
 
     def check(self, data: str | bytes, cost_of: Callable[[str | bytes], int] | None = None) -> IntakeVerdict:
+        self.active = _wall_time()
         if too_big(data, self.max_message_size):
             return IntakeVerdict.TOO_BIG
         cost = 1 if cost_of is None or self._bucket is None else cost_of(data)

@@ -15,7 +15,8 @@ The names and labels are a contract (dashboards depend on them):
 * ``wsmanager_connections_opened_total{handler}``,
   ``wsmanager_connections_closed_total{handler,code}``;
 * ``wsmanager_messages_received_total{handler}`` (frames in),
-  ``wsmanager_messages_sent_total{handler}`` (frames written to sockets);
+  ``wsmanager_messages_sent_total{handler}`` (frames written to sockets):
+  :class:`Tally` counts, one dict increment per frame, read at scrape time;
 * ``wsmanager_dropped_total{reason}``: one reason per drop or refusal counter
   of :mod:`wsmanager.counters` (read at scrape time: no cost per drop);
 * ``wsmanager_rpc_duration_seconds{handler,method,outcome}``: ``method`` is an
@@ -28,15 +29,25 @@ No label holds a user, a group or a socket id, so the number of series is
 bounded by handlers, exposed methods and close codes. Guarantees: counts are
 this process's since it started (each process serves its own figures;
 Prometheus sums them). With prometheus-client's multi-process mode
-(``PROMETHEUS_MULTIPROC_DIR``, e.g. under gunicorn), :func:`metrics_view`
-serves the sum over the workers, except ``wsmanager_dropped_total``, which
-then shows the process that answers the scrape. Non-guarantees: a call whose
-result cannot be encoded as JSON is timed as ``ok`` (the client gets -32603).
+(``PROMETHEUS_MULTIPROC_DIR`` set before prometheus-client is imported, e.g.
+under gunicorn), :func:`metrics_view`, or any exposition that reads the
+directory with ``MultiProcessCollector``, serves the sum over the workers,
+drops and frames included: there, ``wsmanager_dropped_total`` and the two
+message counters are real counters (:class:`DropsCounter`, :class:`Tally`)
+that each worker brings up to its own counts on every heartbeat of its node
+(:meth:`MetricsObserver.heartbeat`, twice per ``HEARTBEAT_INTERVAL``) and
+before it answers a scrape itself. Non-guarantees: a call whose result
+cannot be encoded as JSON is timed as ``ok`` (the client gets -32603); in
+multi-process mode a worker's latest drops and frames show up to half a
+heartbeat interval late, and those of a worker that holds no socket (so has
+no heartbeat) only once it answers a scrape or opens a socket.
 """
 
 from __future__ import annotations
 
 import os
+import threading
+from collections import defaultdict
 from collections.abc import Callable, Iterator
 from typing import Any, Generic, TypeVar
 
@@ -56,7 +67,16 @@ from prometheus_client.registry import Collector
 from . import counters, observe
 from .counters import EVENTS, Count
 
-__all__ = ["DROP_REASONS", "DropsCollector", "MetricsObserver", "install", "metrics_view", "uninstall"]
+__all__ = [
+    "DROP_REASONS",
+    "DropsCollector",
+    "DropsCounter",
+    "MetricsObserver",
+    "Tally",
+    "install",
+    "metrics_view",
+    "uninstall",
+]
 
 #: The counters that are drops or refusals: the ``reason`` label's values.
 DROP_REASONS: tuple[str, ...] = tuple(
@@ -81,19 +101,84 @@ class _Children(dict[K, Any], Generic[K]):
         return child
 
 
+DROPS_DOC = "Frames, calls and handshakes dropped or refused, by reason."
+
+
 class DropsCollector(Collector):
     """``wsmanager_dropped_total{reason}``, read from :func:`wsmanager.counters.stats` at scrape time."""
 
     def collect(self) -> Iterator[Metric]:
-        family = CounterMetricFamily(
-            "wsmanager_dropped",
-            "Frames, calls and handshakes dropped or refused, by reason.",
-            labels=["reason"],
-        )
+        family = CounterMetricFamily("wsmanager_dropped", DROPS_DOC, labels=["reason"])
         stats = counters.stats()
         for reason in DROP_REASONS:
             family.add_metric([reason], stats.get(reason, 0))
         yield family
+
+
+class Tally(Collector):
+    """A counter family with one label, kept as plain ints per label value: the hot path does
+    ``tally.counts[value] += 1`` (no lock, no prometheus-client call).
+
+    Exported at scrape time by :meth:`collect` (registered in ``registry``); in
+    multi-process mode instead as a prometheus-client counter, brought up to the
+    tallies (what each gained since the last time) by :meth:`sync`, which the
+    heartbeat and the scrape call.
+    """
+
+    def __init__(
+        self, name: str, doc: str, label: str, registry: CollectorRegistry, multiprocess: bool
+    ) -> None:
+        self.name, self.doc, self.label = name, doc, label
+        self.counts: defaultdict[str, int] = defaultdict(int)
+        self.counter: Counter | None = None
+        self._synced: dict[str, int] = {}
+        self._lock = threading.Lock()
+        if multiprocess:
+            self.counter = Counter(name, doc, [label], registry=registry)
+        else:
+            registry.register(self)
+
+    def collect(self) -> Iterator[Metric]:
+        family = CounterMetricFamily(self.name, self.doc, labels=[self.label])
+        for value, count in list(self.counts.items()):  # list(): one step, whatever the loop does meanwhile
+            family.add_metric([value], count)
+        yield family
+
+    def sync(self) -> None:
+        if self.counter is None:
+            return
+        with self._lock:
+            for value, count in list(self.counts.items()):
+                gained = count - self._synced.get(value, 0)
+                if gained:
+                    self.counter.labels(value).inc(gained)
+                    self._synced[value] = count
+
+
+class DropsCounter:
+    """``wsmanager_dropped_total{reason}`` in multi-process mode: a prometheus-client counter,
+    so that its value goes to this process's file and ``MultiProcessCollector`` sums the workers.
+
+    :meth:`sync` adds what each counter of :mod:`wsmanager.counters` gained since
+    the last sync (a counter that went back, after ``counters.reset()``, counts
+    from zero again). It costs nothing per drop: the heartbeat and the scrape call it.
+    """
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.counter = Counter("wsmanager_dropped", DROPS_DOC, ["reason"], registry=registry)
+        self._children = {reason: self.counter.labels(reason) for reason in DROP_REASONS}
+        self._synced: dict[str, int] = {}
+        self._lock = threading.Lock()  # the scrape runs in a view's thread, the heartbeat in the loop's
+
+    def sync(self) -> None:
+        with self._lock:
+            stats = counters.stats()
+            for reason, child in self._children.items():
+                now, before = stats.get(reason, 0), self._synced.get(reason, 0)
+                gained = now - before if now >= before else now
+                if gained:
+                    child.inc(gained)
+                self._synced[reason] = now
 
 
 class MetricsObserver(observe.Observer):
@@ -117,8 +202,14 @@ class MetricsObserver(observe.Observer):
         self.closed = counter(
             "wsmanager_connections_closed", "Open sockets that closed, by close code.", ["handler", "code"]
         )
-        self.received = counter("wsmanager_messages_received", "Frames received from clients.", ["handler"])
-        self.sent = counter("wsmanager_messages_sent", "Frames written to sockets.", ["handler"])
+        multiprocess = bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
+        # The two per-frame metrics are tallies: a dict increment per frame.
+        self.received = Tally(
+            "wsmanager_messages_received", "Frames received from clients.", "handler", registry, multiprocess
+        )
+        self.sent = Tally(
+            "wsmanager_messages_sent", "Frames written to sockets.", "handler", registry, multiprocess
+        )
         self.rpc = histogram(
             "wsmanager_rpc_duration_seconds",
             "Client-to-server JSON-RPC calls: time from start to answer.",
@@ -132,15 +223,26 @@ class MetricsObserver(observe.Observer):
         self.registry_errors = counter(
             "wsmanager_registry_errors", "Registry operations that failed (store unreachable).", ["operation"]
         )
-        self.drops = DropsCollector()
-        registry.register(self.drops)
+        self.drops: DropsCollector | DropsCounter
+        if multiprocess:
+            self.drops = DropsCounter(registry)
+        else:
+            self.drops = DropsCollector()
+            registry.register(self.drops)
         self._connections: _Children[str] = _Children(self.connections.labels)
         self._opened: _Children[str] = _Children(self.opened.labels)
         self._closed: _Children[tuple[str, str]] = _Children(lambda k: self.closed.labels(*k))
-        self._received: _Children[str] = _Children(self.received.labels)
-        self._sent: _Children[str] = _Children(self.sent.labels)
+        self._received = self.received.counts
+        self._sent = self.sent.counts
         self._rpc: _Children[tuple[str, str, str]] = _Children(lambda k: self.rpc.labels(*k))
         self._invoke: _Children[tuple[str, str]] = _Children(lambda k: self.invoke.labels(*k))
+
+    def heartbeat(self) -> None:
+        """In multi-process mode, bring the frame and drop counters up to this process's tallies."""
+        if isinstance(self.drops, DropsCounter):
+            self.drops.sync()
+            self.received.sync()
+            self.sent.sync()
 
     def connection_opened(self, handler: str) -> None:
         self._opened[handler].inc()
@@ -151,10 +253,10 @@ class MetricsObserver(observe.Observer):
         self._connections[handler].dec()
 
     def frame_received(self, handler: str) -> None:
-        self._received[handler].inc()
+        self._received[handler] += 1
 
     def frame_sent(self, handler: str) -> None:
-        self._sent[handler].inc()
+        self._sent[handler] += 1
 
     def registry_error(self, operation: str) -> None:
         self.registry_errors.labels(operation).inc()
@@ -203,9 +305,10 @@ def metrics_view(request: HttpRequest) -> HttpResponse:
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         from prometheus_client import multiprocess
 
+        if _installed is not None:  # this worker's latest drops and frames, before the files are read
+            _installed.heartbeat()
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
-        registry.register(DropsCollector())
     else:
         registry = REGISTRY
     return HttpResponse(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)

@@ -1,7 +1,8 @@
 """Observers of what sockets do: the hooks that metrics and tracing hang on.
 
 The core reports a few events (a socket opened or closed, a frame in, a
-frame written, an RPC call or an invocation finished, a registry error) to
+frame written, an RPC call or an invocation finished, a registry error, a
+heartbeat of the node) to
 :data:`hub`, the process's :class:`Hub`, **only when one is installed**::
 
     if observe.hub is not None: observe.hub.frame_sent(self.handler)
@@ -81,6 +82,10 @@ class Observer:
     def registry_error(self, operation: str) -> None:
         """A registry ``operation`` (``add``, ``remove``, ...) failed: the store was unreachable."""
 
+    def heartbeat(self) -> None:
+        """The node's heartbeat beat (twice per ``HEARTBEAT_INTERVAL``, in a process that
+        holds or held a socket): a place for periodic work that must not cost per frame."""
+
     def handshake_started(self, sock: Socket) -> Any:
         """A handshake begins (before admission)."""
 
@@ -143,6 +148,10 @@ class Hub:
     def registry_error(self, operation: str) -> None:
         for o in self.observers:
             o.registry_error(operation)
+
+    def heartbeat(self) -> None:
+        for o in self.observers:
+            o.heartbeat()
 
     async def handshake(self, sock: Socket, run: Awaitable[None]) -> None:
         """Await the handshake ``run``; accepted when the socket is settled afterwards."""

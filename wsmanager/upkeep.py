@@ -7,6 +7,10 @@ Twice per ``HEARTBEAT_INTERVAL`` the node's :class:`Upkeep`:
   beating (see :mod:`wsmanager.registry.redis`);
 * publishes the process's counters (:func:`wsmanager.counters.stats`) and open socket count, so
   that ``manage.py wsmanager stats`` in any process shows every live node;
+* publishes the last activity of each local socket (:meth:`Upkeep.activity`:
+  the time of its last frame in or out, which the handler's intake and
+  writer keep in memory, one attribute per frame) with ``put_node_activity``, so
+  that the admin page shows it, to one beat's precision;
 * takes the registry's queued departures (sockets of dead or stopped
   processes) and announces them to the handlers' ``on_presence`` hooks (see
   :mod:`wsmanager.presence`), in a task of its own so that a long
@@ -31,7 +35,7 @@ import logging
 from collections.abc import Sequence
 from typing import Protocol
 
-from . import counters, presence
+from . import counters, observe, presence
 from .aio import cancel_requested
 from .exceptions import RegistryUnavailable
 from .registry import PARKED, ConnectionInfo, RegistryBackend, get_registry
@@ -65,6 +69,11 @@ class Host(Protocol):
 
     def holds(self, sock: Held) -> bool:
         """Whether ``sock`` is still open in this process."""
+
+
+def _active(sock: Held, part: str) -> float:
+    """``sock.<part>.active``, or 0.0 for a socket without it (the node's sockets are handlers)."""
+    return float(getattr(getattr(sock, part, None), "active", 0.0))
 
 
 class Upkeep:
@@ -111,18 +120,35 @@ class Upkeep:
         """The process's counters plus ``sockets``, its open sockets, as each beat publishes them."""
         return {**counters.stats(), "sockets": len(self.host.held())}
 
+    def activity(self) -> dict[str, float]:
+        """Socket id -> Unix time of its last frame in or out, for the local sockets that had one.
+
+        Read from each handler's intake (``intake.active``, the last frame in, see
+        :mod:`wsmanager.limits`) and writer (``writer.active``, the last frame out, see
+        :mod:`wsmanager.writer`): one attribute set per frame, nothing else.
+        """
+        found: dict[str, float] = {}
+        for sock in self.host.held():
+            active = max(_active(sock, "intake"), _active(sock, "writer"))
+            if active:
+                found[sock.id] = active
+        return found
+
     async def heartbeat_loop(self, interval: float) -> None:
         """Beat every ``interval / 2`` seconds until cancelled; never raises otherwise."""
         registry = get_registry()
         node_id = self.host.id
         while not cancel_requested():
             try:
+                if observe.hub is not None:  # first: whether or not the registry answers
+                    observe.hub.heartbeat()
                 await registry.node_alive(node_id)
                 if cancel_requested():  # lost in node_alive: start nothing more
                     break
                 await registry.put_node_stats(node_id, self.published_stats())
                 if expired := await registry.expire_parked():
                     counters.bump(counters.Count.PARKED_EXPIRED, expired)
+                await registry.put_node_activity(node_id, self.activity())
                 if self.announcing is None or self.announcing.done():
                     self.announcing = asyncio.get_running_loop().create_task(
                         self.announce_departures(registry)

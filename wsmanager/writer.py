@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -45,7 +46,18 @@ Close = Callable[[int, str], Awaitable[None]]
 class Writer:
     """Writes one socket's outbox through ``send``; ``close`` is the socket's close."""
 
-    __slots__ = ("_closing", "_task", "buffered", "close", "direct", "handler", "label", "outbox", "send")
+    __slots__ = (
+        "_closing",
+        "_task",
+        "active",
+        "buffered",
+        "close",
+        "direct",
+        "handler",
+        "label",
+        "outbox",
+        "send",
+    )
 
     def __init__(self, outbox: Outbox, close: Close, label: str = "", handler: str = "") -> None:
         self.outbox = outbox
@@ -59,6 +71,9 @@ class Writer:
         self.direct: Callable[[Message], bool] | None = None
         self._task: asyncio.Task[None] | None = None
         self._closing: asyncio.Task[None] | None = None
+        #: Unix time of the socket's last frame written (0.0 before any): its last
+        #: activity out, which the heartbeat publishes (wsmanager.upkeep).
+        self.active = 0.0
 
     def push(self, message: Message) -> bool:
         """Queue ``message``; False if refused (and counted). Never waits for the transport."""
@@ -97,6 +112,7 @@ class Writer:
         except Exception:  # the awaited path meets the same failure and closes 1011
             written = False
         if written:
+            self.active = time.time()
             self.outbox.written_at_once()
             if observe.hub is not None:
                 observe.hub.frame_sent(self.handler)
@@ -164,6 +180,7 @@ class Writer:
             assert send is not None, "Writer.send is set before the first frame is released"
             while (message := outbox.next()) is not None:
                 await send(message)
+                self.active = time.time()
                 if observe.hub is not None:
                     observe.hub.frame_sent(self.handler)
         except Exception as exc:

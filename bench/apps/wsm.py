@@ -21,11 +21,6 @@ from django.core.asgi import get_asgi_application
 
 django_app = get_asgi_application()
 
-if os.environ.get("BENCH_METRICS") == "1":  # python -m bench --metrics
-    from wsmanager import metrics
-
-    metrics.install()
-
 from channels.routing import ProtocolTypeRouter  # noqa: E402
 from django.http import HttpRequest, HttpResponse  # noqa: E402
 from django.urls import path  # noqa: E402

@@ -3,6 +3,7 @@ session sees a live socket, disconnects it and notifies another; the clients see
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import shutil
@@ -10,6 +11,7 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -77,6 +79,16 @@ async def admin(server: DaphneProcess) -> AsyncIterator[httpx.AsyncClient]:
     await client.aclose()
 
 
+def last_activity(page: str, socket_id: str) -> datetime | None:
+    """The "last activity" cell of the socket's row: None while it shows "-"."""
+    row = re.search(
+        rf'<tr data-socket="{re.escape(socket_id)}">.*?<td class="wsm-active">([^<]*)</td>', page, re.S
+    )
+    assert row is not None, page
+    cell = row.group(1).strip()
+    return None if cell == "-" else datetime.strptime(cell, "%Y-%m-%d %H:%M:%S").replace(tzinfo=UTC)
+
+
 def csrf(page: httpx.Response) -> str:
     token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.text)
     assert token is not None, page.text
@@ -86,12 +98,21 @@ def csrf(page: httpx.Response) -> str:
 async def test_a_superuser_sees_a_live_socket_and_disconnects_it(
     server: DaphneProcess, admin: httpx.AsyncClient
 ) -> None:
+    before = datetime.now(UTC).replace(microsecond=0)
     peer = await Peer.open(chat_url(server, "adminroom"))
     other = await Peer.open(chat_url(server, "elsewhere"))
+    assert await peer.call("rpc.ping") == "pong"
     page = await admin.get(PAGE, params={"q": peer.id})
     assert page.status_code == 200
     assert peer.id in page.text and other.id not in page.text
     assert room_group("adminroom") in page.text
+    assert "precise to one heartbeat" in page.text
+    # Published on the server's next heartbeat (every half HEARTBEAT_INTERVAL): wait for it.
+    async with asyncio.timeout(30):
+        while (active := last_activity(page.text, peer.id)) is None:
+            await asyncio.sleep(0.2)
+            page = await admin.get(PAGE, params={"q": peer.id})
+    assert before <= active <= datetime.now(UTC)
 
     row = {"csrfmiddlewaretoken": csrf(page), "row_disconnect": f"{CHAT} {peer.id}"}
     response = await admin.post(PAGE, params={"q": peer.id}, data=row)
@@ -159,6 +180,10 @@ async def test_cluster_wide_a_socket_of_another_process_is_listed_and_disconnect
             try:
                 page = await client.get(PAGE, params={"q": peer.id})
                 assert peer.id in page.text
+                async with asyncio.timeout(30):  # the second process's heartbeat publishes it
+                    while last_activity(page.text, peer.id) is None:
+                        await asyncio.sleep(0.2)
+                        page = await client.get(PAGE, params={"q": peer.id})
                 row = {"csrfmiddlewaretoken": csrf(page), "row_disconnect": f"{CHAT} {peer.id}"}
                 assert (await client.post(PAGE, data=row)).status_code == 302
             finally:

@@ -4,16 +4,21 @@ and the ``/metrics`` text read with prometheus-client's own parser."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+import websockets
+from prometheus_client.mmap_dict import MmapedDict
 from prometheus_client.parser import text_string_to_metric_families
 
 from demo_chat.handlers import ChatHandler
 from tests.e2e.client import Peer, chat_url, http
-from tests.servers import DaphneProcess
+from tests.e2e.servers_app import SMALL_FRAME
+from tests.servers import DaphneProcess, GunicornUvicornProcess, ServerProcess
 from wsmanager.metrics import DROP_REASONS
 
 pytestmark = pytest.mark.e2e
@@ -40,7 +45,7 @@ def server() -> Iterator[DaphneProcess]:
     proc.stop()
 
 
-async def scrape(server: DaphneProcess) -> Samples:
+async def scrape(server: ServerProcess) -> Samples:
     response = await http("GET", server, "/metrics", headers={"Authorization": f"Bearer {TOKEN}"})
     assert response.status_code == 200, response.text
     assert response.headers["content-type"].startswith("text/plain")
@@ -55,9 +60,11 @@ def value(samples: Samples, name: str, **labels: str) -> float:
     return samples.get((name, frozenset(labels.items())), 0.0)
 
 
-async def until_value(server: DaphneProcess, expected: float, name: str, **labels: str) -> Samples:
+async def until_value(
+    server: ServerProcess, expected: float, name: str, wait: float = 10, **labels: str
+) -> Samples:
     """Scrape until the sample has the expected value (the server handles a close after the client)."""
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + wait
     while True:
         samples = await scrape(server)
         if value(samples, name, **labels) == expected:
@@ -163,3 +170,45 @@ async def test_drops_are_counted_under_their_reason(server: DaphneProcess) -> No
     after = await scrape(server)
     was = value(before, "wsmanager_dropped_total", reason="rate_limited")
     assert value(after, "wsmanager_dropped_total", reason="rate_limited") == was + refused
+
+
+def per_worker_drops(directory: Path, reason: str) -> dict[str, float]:
+    """The drops of ``reason`` each worker wrote to its file of the multi-process directory (by pid)."""
+    found: dict[str, float] = {}
+    for path in directory.glob("counter_*.db"):
+        for key, count, _timestamp, _offset in MmapedDict.read_all_values_from_file(str(path)):
+            name, sample, labels, *_ = json.loads(key)
+            if (name, sample, labels) == ("wsmanager_dropped", "wsmanager_dropped_total", {"reason": reason}):
+                pid = path.stem.split("_", 1)[1]
+                found[pid] = found.get(pid, 0.0) + count
+    return {pid: count for pid, count in found.items() if count}
+
+
+async def test_gunicorn_multiprocess_mode_serves_every_workers_drops(tmp_path: Path) -> None:
+    """gunicorn with two uvicorn workers and PROMETHEUS_MULTIPROC_DIR: oversize frames refused
+    by both workers (1009) add up in /metrics, whichever worker answers the scrape; each
+    worker's share reaches the directory with its heartbeat."""
+    proc = GunicornUvicornProcess(
+        app="tests.e2e.servers_app:application",
+        env={
+            "DEMO_DB": ":memory:",
+            "DJANGO_DEBUG": "0",
+            "DJANGO_SECRET_KEY": "metrics-e2e-not-the-placeholder",
+            "DEMO_API_TOKEN": TOKEN,
+            "PROMETHEUS_MULTIPROC_DIR": str(tmp_path),
+        },
+    )
+    with proc:
+        refused = 0
+        async with asyncio.timeout(120):
+            # Until both workers have refused a frame and published it (sockets go to either).
+            while refused < 4 or len(per_worker_drops(tmp_path, "refused_too_big")) < 2:
+                peer = await Peer.open(f"{proc.ws_url}/ws/small/")
+                await peer.send_raw("x" * (SMALL_FRAME + 1))
+                with contextlib.suppress(websockets.ConnectionClosed):
+                    while True:
+                        await peer.ws.recv()
+                refused += 1
+                await asyncio.sleep(0.5)
+            await until_value(proc, refused, "wsmanager_dropped_total", reason="refused_too_big", wait=30)
+    assert sum(per_worker_drops(tmp_path, "refused_too_big").values()) == refused

@@ -364,6 +364,24 @@ class RegistryBackend(abc.ABC):
         """The counters each live node last published, by node (empty when not kept)."""
         return {}
 
+    # -- last activity (published by each node's heartbeat) -------------------
+    async def put_node_activity(self, node: str, activity: Mapping[str, float]) -> None:  # noqa: B027
+        """Publish when each socket of ``node`` last had a frame in or out (Unix time, seconds).
+
+        Each heartbeat of the node calls it with every local socket that had
+        a frame, replacing what it published before (a socket left out has no
+        last activity any more). Optional: the default keeps nothing. Shared
+        backends keep the figures until the node stops beating.
+        """
+
+    async def last_activity(self, sockets: Iterable[ConnectionInfo]) -> dict[str, float]:
+        """Socket id -> the last activity its node published, for the ``sockets`` that have one.
+
+        Precise to one heartbeat: a frame since the node's last beat is not
+        seen yet. Empty when not kept (the default).
+        """
+        return {}
+
     async def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections; called when the process shuts down or in tests."""
 

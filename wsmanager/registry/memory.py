@@ -67,6 +67,7 @@ class InMemoryRegistry(RegistryBackend):
         self._ns: dict[str, _Namespace] = {}
         self._departures: list[Departure] = []
         self._stats: dict[str, dict[str, int]] = {}
+        self._activity: dict[str, dict[str, float]] = {}  # node -> socket id -> last activity
 
     def _space(self, handler: str) -> _Namespace:
         space = self._ns.get(handler)
@@ -231,10 +232,23 @@ class InMemoryRegistry(RegistryBackend):
     async def node_stats(self) -> dict[str, dict[str, int]]:
         return {node: dict(stats) for node, stats in self._stats.items()}
 
+    # -- last activity (published by each node's heartbeat) -------------------
+    async def put_node_activity(self, node: str, activity: Mapping[str, float]) -> None:
+        self._activity[node] = dict(activity)
+
+    async def last_activity(self, sockets: Iterable[ConnectionInfo]) -> dict[str, float]:
+        found: dict[str, float] = {}
+        for info in sockets:
+            when = self._activity.get(info.node, {}).get(info.id)
+            if when is not None:
+                found[info.id] = when
+        return found
+
     async def clear(self) -> None:
         self._ns.clear()
         self._departures.clear()
         self._stats.clear()
+        self._activity.clear()
 
 
 def _route(space: _Namespace, socket_id: str) -> str:

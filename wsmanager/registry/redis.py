@@ -64,6 +64,7 @@ from ..conf import get_settings
 from ..exceptions import ConfigurationError, RegistryUnavailable, SocketNotFound
 from . import redis_scripts as scripts
 from .base import ConnectionInfo, Departure, RegistryBackend
+from .redis_activity import LastActivity
 from .redis_common import (
     Bound,
     Outcome,
@@ -82,7 +83,7 @@ __all__ = ["RedisRegistry"]
 logger = logging.getLogger("wsmanager.registry")
 
 
-class RedisRegistry(RedisRecovery, RegistryBackend):
+class RedisRegistry(RedisRecovery, LastActivity, RegistryBackend):
     """A registry shared by every process through one Redis database.
 
     Options (``WSMANAGER["REGISTRY"]["OPTIONS"]``): ``url`` of the database;

@@ -21,6 +21,8 @@ Key layout, ``P`` being ``prefix`` and ``H`` the handler name with ``%`` and
     P:departed           list   departures of forgotten nodes' sockets, not yet taken
     P:stats:<node>       hash   the node's counters as of its last heartbeat, expires after node_ttl
     P:parked             zset   "H:<socket id>" of every parked socket, scored by the end of its window (ms)
+    P:activity:<node>    hash   socket id -> time of its last frame, as of the node's last heartbeat,
+                                expires after node_ttl (written by redis_activity.py)
 
 A parked socket (connection recovery) keeps its entry, groups, user and
 presence; its route is ``~parked`` and it is in no node's set.
