@@ -114,3 +114,21 @@ def test_size_of_is_the_utf8_payload_size(data: str | bytes, size: int) -> None:
 def test_frame_refuses_what_is_neither_text_nor_bytes() -> None:
     with pytest.raises(TypeError, match=r"str \(text\) or bytes"):
         frame(3)  # type: ignore[arg-type]
+
+
+def test_a_frame_fits_at_once_only_when_nothing_waits_and_within_the_limits() -> None:
+    """fits_at_once: the caller may write a frame itself (servers.direct_writer) only
+    where put() would have made it the writer of that frame alone."""
+    box = Outbox(100, 10, held=False)
+    message = frame("x" * 60)
+    assert box.fits_at_once(message)
+    assert box.fits_at_once(message, buffered=40)  # 40 + 60 is the limit, not over it
+    assert not box.fits_at_once(message, buffered=41)  # put() would refuse it (1013)
+    assert box.put(frame("a")) is Verdict.WRITE  # a writer is at work: the frame must queue
+    assert not box.fits_at_once(message)
+    while box.next() is not None:
+        pass
+    assert box.fits_at_once(message)
+    assert not Outbox(100, 10).fits_at_once(message)  # held during the handshake
+    box.close()
+    assert not box.fits_at_once(message)

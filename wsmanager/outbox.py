@@ -154,12 +154,13 @@ class Outbox:
         self.writing = False
         return None
 
-    def written_at_once(self) -> None:
-        """The writer (the caller of a put that returned :attr:`Verdict.WRITE`, so the
-        one frame waiting) wrote it without taking it: take it and let go."""
-        _, size = self._frames.popleft()
-        self.bytes -= size
-        self.writing = False
+    def fits_at_once(self, message: Message, buffered: int = 0) -> bool:
+        """Whether :meth:`put` would take ``message`` and make the caller the writer
+        with nothing before it: then the caller may write it at once instead of
+        putting it (nothing waits, so order is kept; the same limits apply)."""
+        if self.writing or self.held or self.closed:
+            return False
+        return self.max_bytes is None or not buffered or buffered + size_of(message) <= self.max_bytes
 
     def close(self) -> int:
         """Refuse every later put and forget what waits; returns how many frames were dropped."""

@@ -78,10 +78,10 @@ class Writer:
     def push(self, message: Message) -> bool:
         """Queue ``message``; False if refused (and counted). Never waits for the transport."""
         buffered = self.buffered() if self.buffered is not None else 0
+        if self.direct is not None and self.outbox.fits_at_once(message, buffered) and self._direct(message):
+            return True
         verdict = self.outbox.put(message, buffered)
         if verdict is Verdict.WRITE:
-            if self.direct is not None and self._direct(message):
-                return True
             self._write()
         elif verdict is Verdict.QUEUED:
             pass
@@ -105,15 +105,14 @@ class Writer:
         self.direct = servers.direct_writer(send)
 
     def _direct(self, message: Message) -> bool:
-        """Write the one frame of an idle outbox at once, through the server's
-        synchronous write; False: it could not (the awaited path takes over)."""
+        """Write a frame for an idle outbox at once, through the server's synchronous
+        write, without queueing it; False: it could not (the outbox takes it)."""
         try:
             written = self.direct is not None and self.direct(message)
         except Exception:  # the awaited path meets the same failure and closes 1011
             written = False
         if written:
             self.active = time.time()
-            self.outbox.written_at_once()
             if observe.hub is not None:
                 observe.hub.frame_sent(self.handler)
         return written

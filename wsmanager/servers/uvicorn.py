@@ -91,9 +91,16 @@ class UvicornWebsocketsAdapter(UvicornAdapter):
         if proto is None or not all(hasattr(proto, name) for name in needed):
             return None
         try:
+            from websockets.frames import Frame, Opcode
             from websockets.protocol import State
         except ImportError:  # pragma: no cover - uvicorn's implementation needs it
             return None
+
+        def frame_of(text: str | None, data: bytes) -> bytes:
+            if text is not None:
+                return Frame(Opcode.TEXT, _utf8(text)).serialize(mask=False)
+            return Frame(Opcode.BINARY, data).serialize(mask=False)
+
         transport, write, completed, closed = (
             proto.transport, proto.write_frame_sync, proto.handshake_completed_event, proto.closed_event
         )
@@ -108,11 +115,12 @@ class UvicornWebsocketsAdapter(UvicornAdapter):
                 or transport.get_write_buffer_size() > DIRECT_LIMIT
             ):
                 return False
-            text = message.get("text")
-            if text is not None:
-                write(True, 1, _utf8(text))
-            else:
-                write(True, 2, message.get("bytes") or b"")
+            if proto.extensions:  # per-connection state (compression): its own framing
+                text = message.get("text")
+                data = _utf8(text) if text is not None else message["bytes"]
+                write(True, 1 if text is not None else 2, data)
+            else:  # the same bytes for every such socket: framed once per message
+                transport.write(_framed(message, frame_of))
             return True
 
         return direct
@@ -126,6 +134,20 @@ class UvicornWebsocketsAdapter(UvicornAdapter):
 
 
 _encoded: tuple[str | None, bytes] = (None, b"")
+
+
+_last_frame: tuple[dict[str, Any] | None, bytes] = (None, b"")
+
+
+def _framed(message: dict[str, Any], frame_of: Callable[[str | None, bytes], bytes]) -> bytes:
+    """The unmasked, uncompressed WebSocket frame of a ``websocket.send`` message,
+    remembered for the last message (a broadcast hands every socket the same one)."""
+    global _last_frame
+    seen, data = _last_frame
+    if seen is not message:
+        data = frame_of(message.get("text"), message.get("bytes") or b"")
+        _last_frame = (message, data)
+    return data
 
 
 def _utf8(text: str) -> bytes:
