@@ -179,3 +179,29 @@ async def test_a_drop_longer_than_the_window_gives_a_new_id_and_one_left(
         await b.nothing(0.8, ignore=("joined", "presence"))  # no second left
         await back.close()
         await b.close()
+
+
+async def test_a_drained_socket_resumes_on_another_process(redis_url: str, server_kind: str) -> None:
+    """A deploy: SIGTERM closes the socket with 1012 and parks it; the client resumes on
+    the other process with its id, and nobody in its room saw it leave."""
+    env = cluster_env(
+        redis_url, WSMANAGER_RECOVERY_WINDOW="60", WSMANAGER_HEARTBEAT="0.5", WSMANAGER_DRAIN_PERIOD="0"
+    )
+    with running([server_process(server_kind, env=env) for _ in range(2)]) as (leaving, staying):
+        a = await Session.start(chat_url(leaving, "d1", "?name=ann"))
+        b = await Session.start(chat_url(staying, "d1", "?name=bob"))
+        leaving.terminate()
+        with pytest.raises(websockets.ConnectionClosed) as closed:
+            while True:
+                await a.ws.recv()
+        assert closed.value.rcvd is not None and closed.value.rcvd.code == 1012
+        assert await b.call("send", "while you moved") == {"delivered": 2}
+        back = await Session.start(a.resume_url(chat_url(staying, "d1")))
+        assert back.id == a.id and back.hello["params"]["recovered"] is True
+        back.seen = set(a.seen)
+        assert await texts(back, 1) == ["while you moved"]
+        await b.nothing(0.5, ignore=("message",))
+        assert {m["id"] for m in await b.call("who")} == {a.id, b.id}
+        await back.close()
+        await b.close()
+        await asyncio.to_thread(leaving.wait)
