@@ -156,8 +156,9 @@ class Outbox:
 
     def fits_at_once(self, message: Message, buffered: int = 0) -> bool:
         """Whether :meth:`put` would take ``message`` and make the caller the writer
-        with nothing before it: then the caller may write it at once instead of
-        putting it (nothing waits, so order is kept; the same limits apply)."""
+        with nothing before it, the server holding ``buffered`` bytes (or fewer):
+        then the caller may write it at once instead of putting it (nothing
+        waits, so order is kept; the same limits apply)."""
         if self.writing or self.held or self.closed:
             return False
         return self.max_bytes is None or not buffered or buffered + size_of(message) <= self.max_bytes

@@ -29,6 +29,7 @@ from .aio import run_eagerly
 from .counters import Count, bump
 from .lifecycle import CloseCode
 from .outbox import Message, Outbox, Verdict
+from .servers import DIRECT_LIMIT
 
 __all__ = ["DRAINED", "FLUSH_WAIT", "Writer"]
 
@@ -77,9 +78,12 @@ class Writer:
 
     def push(self, message: Message) -> bool:
         """Queue ``message``; False if refused (and counted). Never waits for the transport."""
-        buffered = self.buffered() if self.buffered is not None else 0
-        if self.direct is not None and self.outbox.fits_at_once(message, buffered) and self._direct(message):
+        # The server's synchronous write takes a frame only while its transport holds at
+        # most DIRECT_LIMIT bytes: the limits hold without asking how much it holds.
+        direct = self.direct is not None and self.outbox.fits_at_once(message, DIRECT_LIMIT)
+        if direct and self._direct(message):
             return True
+        buffered = self.buffered() if self.buffered is not None else 0
         verdict = self.outbox.put(message, buffered)
         if verdict is Verdict.WRITE:
             self._write()

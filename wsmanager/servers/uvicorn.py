@@ -109,10 +109,10 @@ class UvicornWebsocketsAdapter(UvicornAdapter):
         def direct(message: dict[str, Any]) -> bool:
             if (
                 proto.state is not is_open
-                or not completed.is_set()
                 or closed.is_set()
-                or getattr(proto, "_fragmented_message_waiter", None) is not None
                 or transport.get_write_buffer_size() > DIRECT_LIMIT
+                or not completed.is_set()
+                or getattr(proto, "_fragmented_message_waiter", None) is not None
             ):
                 return False
             if proto.extensions:  # per-connection state (compression): its own framing
