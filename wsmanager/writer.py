@@ -80,9 +80,16 @@ class Writer:
         """Queue ``message``; False if refused (and counted). Never waits for the transport."""
         # The server's synchronous write takes a frame only while its transport holds at
         # most DIRECT_LIMIT bytes: the limits hold without asking how much it holds.
-        direct = self.direct is not None and self.outbox.fits_at_once(message, DIRECT_LIMIT)
-        if direct and self._direct(message):
-            return True
+        if self.direct is not None and self.outbox.fits_at_once(message, DIRECT_LIMIT):
+            try:
+                written = self.direct(message)
+            except Exception:  # the awaited path meets the same failure and closes 1011
+                written = False
+            if written:
+                self.active = time.time()
+                if observe.hub is not None:
+                    observe.hub.frame_sent(self.handler)
+                return True
         buffered = self.buffered() if self.buffered is not None else 0
         verdict = self.outbox.put(message, buffered)
         if verdict is Verdict.WRITE:
@@ -107,19 +114,6 @@ class Writer:
         and its synchronous write, where it has them (:mod:`wsmanager.servers`)."""
         self.buffered = servers.send_backlog_probe(send)
         self.direct = servers.direct_writer(send)
-
-    def _direct(self, message: Message) -> bool:
-        """Write a frame for an idle outbox at once, through the server's synchronous
-        write, without queueing it; False: it could not (the outbox takes it)."""
-        try:
-            written = self.direct is not None and self.direct(message)
-        except Exception:  # the awaited path meets the same failure and closes 1011
-            written = False
-        if written:
-            self.active = time.time()
-            if observe.hub is not None:
-                observe.hub.frame_sent(self.handler)
-        return written
 
     async def start(self, opening: Callable[[], Awaitable[None]]) -> None:
         """The handshake completed: the frames ``opening`` sends go out first, then

@@ -84,10 +84,10 @@ class UvicornWebsocketsAdapter(UvicornAdapter):
         fragmented message under way and the transport holds at most
         :data:`DIRECT_LIMIT` bytes; otherwise False, and the caller awaits the
         ASGI ``send`` (which waits for the transport to drain). Reads
-        ``websockets``' legacy protocol and uvicorn's events (checked to exist).
+        ``websockets``' legacy protocol (its attributes checked to exist).
         """
         proto = getattr(unwrap(send), "__self__", None)
-        needed = ("write_frame_sync", "state", "transport", "handshake_completed_event", "closed_event")
+        needed = ("write_frame_sync", "state", "transport", "extensions", "_fragmented_message_waiter")
         if proto is None or not all(hasattr(proto, name) for name in needed):
             return None
         try:
@@ -101,18 +101,17 @@ class UvicornWebsocketsAdapter(UvicornAdapter):
                 return Frame(Opcode.TEXT, _utf8(text)).serialize(mask=False)
             return Frame(Opcode.BINARY, data).serialize(mask=False)
 
-        transport, write, completed, closed = (
-            proto.transport, proto.write_frame_sync, proto.handshake_completed_event, proto.closed_event
-        )
+        transport, write = proto.transport, proto.write_frame_sync
+        buffered = transport.get_write_buffer_size
         is_open = State.OPEN
 
         def direct(message: dict[str, Any]) -> bool:
+            # OPEN: the handshake response is out (websockets sets it after writing it) and
+            # no close has begun (uvicorn's close goes through websockets' close()).
             if (
                 proto.state is not is_open
-                or closed.is_set()
-                or transport.get_write_buffer_size() > DIRECT_LIMIT
-                or not completed.is_set()
-                or getattr(proto, "_fragmented_message_waiter", None) is not None
+                or buffered() > DIRECT_LIMIT
+                or proto._fragmented_message_waiter is not None
             ):
                 return False
             if proto.extensions:  # per-connection state (compression): its own framing
