@@ -112,8 +112,9 @@ class Writer:
     def adapt(self, send: Send) -> None:
         """The handshake completed on ``send``'s server: take its backlog probe
         and its synchronous write, where it has them (:mod:`wsmanager.servers`)."""
-        self.buffered = servers.send_backlog_probe(send)
-        self.direct = servers.direct_writer(send)
+        adapter = servers.adapter_for(send)  # detected once per socket
+        self.buffered = adapter.backlog_probe(send)
+        self.direct = adapter.direct_writer(send)
 
     async def start(self, opening: Callable[[], Awaitable[None]]) -> None:
         """The handshake completed: the frames ``opening`` sends go out first, then
