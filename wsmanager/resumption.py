@@ -123,7 +123,7 @@ class Resumable(WebSocketHandler):
         if not self.id:
             return
         node.detach(self.id, self)
-        if old is not None and not node.holds(old):
+        if old is not None and old.settled and not node.holds(old):  # still open: it keeps its id
             node.attach(old)
         self._set_id("")
         bump(Count.DROPPED_CLOSED, len(self.writer.outbox.take_all()))
