@@ -60,6 +60,8 @@ __all__ = [
 # when the member joined/left the group. drop(h, sid, raw) forgets one socket
 # whose entry is ``raw``, from its groups, its user, its node and the
 # handler's hashes; it returns the groups its member left, and the member key.
+# queue_departure puts a departure that left groups on P:departed for
+# take_departures; park routes a socket to ~parked until a deadline.
 _LIB: Final = """
 local P = ARGV[1]
 local function mkey(u, sid)
@@ -88,6 +90,13 @@ end
 local function park(h, sid, deadline)
   redis.call('HSET', P .. ':routes:' .. h, sid, '~parked')
   redis.call('ZADD', P .. ':parked', deadline, h .. ':' .. sid)
+end
+local function queue_departure(raw, left, ttl_ms)
+  if #left == 0 then return end
+  local item = {raw}
+  for _, g in ipairs(left) do item[#item + 1] = g end
+  redis.call('RPUSH', P .. ':departed', cjson.encode(item))
+  redis.call('PEXPIRE', P .. ':departed', ttl_ms)
 end
 local function drop(h, sid, raw)
   local e = cjson.decode(raw)
@@ -199,12 +208,7 @@ local function reap(n)
         out[#out + 1] = raw
         out[#out + 1] = #left
         for _, g in ipairs(left) do out[#out + 1] = g end
-        if #left > 0 then
-          local item = {raw}
-          for _, g in ipairs(left) do item[#item + 1] = g end
-          redis.call('RPUSH', P .. ':departed', cjson.encode(item))
-          redis.call('PEXPIRE', P .. ':departed', ARGV[4])
-        end
+        queue_departure(raw, left, ARGV[4])
       end
     end
   end
@@ -286,14 +290,8 @@ for _, m in ipairs(redis.call('ZRANGEBYSCORE', P .. ':parked', '-inf', now_ms(),
   local h, sid = string.sub(m, 1, i - 1), string.sub(m, i + 1)
   local raw = redis.call('HGET', P .. ':sockets:' .. h, sid)
   if raw and redis.call('HGET', P .. ':routes:' .. h, sid) == '~parked' then
-    local left = drop(h, sid, raw)
     n = n + 1
-    if #left > 0 then
-      local item = {raw}
-      for _, g in ipairs(left) do item[#item + 1] = g end
-      redis.call('RPUSH', P .. ':departed', cjson.encode(item))
-      redis.call('PEXPIRE', P .. ':departed', ARGV[3])
-    end
+    queue_departure(raw, (drop(h, sid, raw)), ARGV[3])
   end
 end
 return n
