@@ -37,7 +37,7 @@ class PathBench(RpcHandler):
 
 async def per_frame_us(count: int, frame: str) -> float:
     handler = PathBench()
-    handler.state = State.OPEN
+    handler.lifecycle.move(State.OPEN)
     handler.id = "bench"
     sent = 0
 

@@ -1,7 +1,8 @@
 """Real ASGI server processes for end-to-end tests and the benchmark.
 
 A :class:`ServerProcess` runs one server (daphne, uvicorn with its
-``websockets`` or ``wsproto`` implementation, hypercorn or granian) serving
+``websockets``, ``websockets-sansio`` or ``wsproto`` implementation,
+hypercorn or granian) serving
 an ASGI app (the demo by default) on a free loopback port, waits until the
 app is served (the port listens; hypercorn's and granian's workers log that
 they serve), and can be stopped cleanly (SIGTERM, as a supervisor does),
@@ -274,6 +275,13 @@ class UvicornWsprotoProcess(UvicornProcess):
     ws_impl = "wsproto"
 
 
+class UvicornSansioProcess(UvicornProcess):
+    """uvicorn's default implementation (``--ws auto`` with ``websockets`` installed)."""
+
+    kind = "uvicorn-sansio"
+    ws_impl = "websockets-sansio"
+
+
 class HypercornProcess(ServerProcess):
     """``hypercorn -b 127.0.0.1:PORT APP``: a main process and one spawned worker."""
 
@@ -335,7 +343,14 @@ class RawWebsocketsProcess(ServerProcess):
 
 SERVER_CLASSES: dict[str, type[ServerProcess]] = {
     cls.kind: cls
-    for cls in (DaphneProcess, UvicornProcess, UvicornWsprotoProcess, HypercornProcess, GranianProcess)
+    for cls in (
+        DaphneProcess,
+        UvicornProcess,
+        UvicornSansioProcess,
+        UvicornWsprotoProcess,
+        HypercornProcess,
+        GranianProcess,
+    )
 }
 SERVER_KINDS: tuple[str, ...] = tuple(SERVER_CLASSES)
 

@@ -35,6 +35,7 @@ def send_defined_in(module: str) -> Any:
     ("module", "name"),
     [
         ("uvicorn.protocols.websockets.websockets_impl", "uvicorn"),
+        ("uvicorn.protocols.websockets.websockets_sansio_impl", "uvicorn"),
         ("uvicorn.protocols.websockets.wsproto_impl", "uvicorn"),
         ("hypercorn.protocol.ws_stream", "hypercorn"),
         ("granian._granian", "granian"),

@@ -20,6 +20,7 @@ HTTP goes to the demo's Django views; the ``lifespan`` key is served by
 from __future__ import annotations
 
 import os
+from typing import Any
 from urllib.parse import parse_qs
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "demo_chat.settings")
@@ -63,6 +64,29 @@ class CloseHandler(RpcHandler):
     async def server(self) -> str:
         """The server the adapter detected for this socket (see wsmanager.servers)."""
         return servers.server_name(self.base_send)
+
+    @rpc
+    async def ticks(self, count: int) -> dict[str, Any]:
+        """Notify this socket ``count`` times ("tick", 0..count-1); whether the writer
+        has the server's synchronous write, and how many frames it wrote."""
+        direct = self.writer.direct
+        written = 0
+
+        def counted(message: dict[str, Any]) -> bool:
+            nonlocal written
+            assert direct is not None
+            took = direct(message)  # an exception here is the adapter's bug: the writer falls back
+            written += took
+            return took
+
+        if direct is not None:
+            self.writer.direct = counted
+        try:
+            for i in range(count):
+                await self.notify("tick", i)
+        finally:
+            self.writer.direct = direct
+        return {"direct": direct is not None, "written": written}
 
 
 class SmallHandler(RpcHandler):

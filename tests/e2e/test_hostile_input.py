@@ -44,6 +44,7 @@ DROPPED = ("dropped", None, 0)
 BROKEN_FRAME_ENDING: dict[str, dict[int, tuple[str, int | None, int]]] = {
     "daphne": {1007: DROPPED, 1002: DROPPED},
     "uvicorn": {1007: ("close", 1007, 0), 1002: ("close", 1002, 0)},
+    "uvicorn-sansio": {1007: ("close", 1007, 0), 1002: ("close", 1002, 0)},
     "uvicorn-wsproto": {1007: DROPPED, 1002: DROPPED},
     "hypercorn": {1007: DROPPED, 1002: DROPPED},
     "granian": {1007: ("close", None, 0), 1002: ("close", None, 0)},

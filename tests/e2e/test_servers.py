@@ -1,6 +1,7 @@
-"""What depends on the server, checked on each of them (daphne, uvicorn with ``websockets``
-and ``wsproto``, hypercorn, granian): the adapter's detection, close codes and reasons,
-the ASGI lifespan, and the drain on SIGTERM (alone and on Redis with a second process).
+"""What depends on the server, checked on each of them (daphne, uvicorn with ``websockets``,
+``websockets-sansio`` and ``wsproto``, hypercorn, granian): the adapter's detection, its
+synchronous writes, close codes and reasons, the ASGI lifespan, and the drain on SIGTERM
+(alone and on Redis with a second process).
 
 The app is tests/e2e/servers_app.py. Each test runs once per server (the
 ``server_kind`` fixture of tests/conftest.py).
@@ -27,10 +28,10 @@ pytestmark = pytest.mark.e2e
 redis_url = redis_support.redis_url
 
 APP = "tests.e2e.servers_app:application"
-#: What each server names itself in the adapter (both uvicorn implementations are "uvicorn").
-ADAPTER_NAME = {"uvicorn-wsproto": "uvicorn"}
+#: What each server names itself in the adapter (all three uvicorn implementations are "uvicorn").
+ADAPTER_NAME = {"uvicorn-wsproto": "uvicorn", "uvicorn-sansio": "uvicorn"}
 #: Servers that run the ASGI lifespan protocol (daphne does not).
-LIFESPAN_SERVERS = {"uvicorn", "uvicorn-wsproto", "hypercorn", "granian"}
+LIFESPAN_SERVERS = {"uvicorn", "uvicorn-sansio", "uvicorn-wsproto", "hypercorn", "granian"}
 #: What each server logs when an application does not handle the lifespan scope.
 UNSUPPORTED_LIFESPAN = ("lifespan' protocol appears unsupported", "Lifespan error", "Lifespan errored")
 
@@ -61,6 +62,26 @@ async def closed_with(ws: Any, timeout: float = 10.0) -> tuple[int, str] | None:
 async def test_the_adapter_recognises_the_server(server: ServerProcess, server_kind: str) -> None:
     peer = await Peer.open(url(server, "close/"))
     assert await peer.call("server") == ADAPTER_NAME.get(server_kind, server_kind)
+    await peer.close()
+
+
+#: Servers whose frames wsmanager writes itself, without awaiting the ASGI send (wsmanager.servers).
+DIRECT_WRITES = {"uvicorn", "uvicorn-sansio", "uvicorn-wsproto"}
+
+
+@pytest.mark.parametrize("compression", ["deflate", None])
+async def test_frames_are_written_at_once_where_the_server_allows_it(
+    server: ServerProcess, server_kind: str, compression: str | None
+) -> None:
+    """On uvicorn (each implementation, with and without permessage-deflate) every frame
+    to an idle socket goes through the adapter's synchronous write, none falls back;
+    elsewhere the awaited ASGI send writes them. Either way all arrive, in order."""
+    peer = await Peer.open(url(server, "close/"), compression=compression)
+    result = await peer.call("ticks", 50)
+    expected = server_kind in DIRECT_WRITES
+    assert result == {"direct": expected, "written": 50 if expected else 0}
+    ticks = [(await peer.notification("tick"))["params"] for _ in range(50)]
+    assert ticks == [[i] for i in range(50)]
     await peer.close()
 
 

@@ -2,7 +2,8 @@
 (``base``, ``daphne``, ``uvicorn``; the detection and the entry points here).
 
 ASGI hides the server, and wsmanager means to run the same on daphne,
-uvicorn (``websockets`` or ``wsproto``), hypercorn and granian. Where one
+uvicorn (``websockets-sansio``, its default, ``websockets`` or ``wsproto``),
+hypercorn and granian. Where one
 of them needs help, the help lives here, in one :class:`ServerAdapter` per
 server, and nowhere else:
 
@@ -12,10 +13,12 @@ server, and nowhere else:
   daphne also buffers without bound, so :func:`send_backlog_probe` reads the
   TCP transport's write buffer (the only place the slow-client limit can
   look on daphne).
-* **uvicorn** (both implementations): once the handshake is complete, a
+* **uvicorn** (all three implementations): once the handshake is complete, a
   frame for an idle socket is written at once on the server's protocol
-  (:func:`direct_writer`: ``write_frame_sync`` as ``websockets.broadcast``
-  does, or wsproto's ``conn.send`` and ``transport.write``), while the
+  (:func:`direct_writer`: frame bytes built once per broadcast and written
+  to each transport as ``websockets.broadcast`` does, or the sans-I/O
+  protocol's ``send_text``, ``write_frame_sync``, wsproto's ``conn.send``,
+  then ``transport.write``), while the
   transport holds at most :data:`DIRECT_LIMIT` bytes; otherwise through the
   awaited ASGI ``send``, which waits for the transport. Its transport buffer
   counts toward the send backlog (:func:`send_backlog_probe`). A broadcast
@@ -26,11 +29,12 @@ server, and nowhere else:
   client whose frames fill the server's queue); :class:`UvicornWebsocketsAdapter`
   sends such closes in a task of their own, so that the socket leaves the
   registry at once instead of after the handshake.
-* **uvicorn with ``wsproto``, hypercorn, granian** send ASGI closes with
-  their code and reason as they are, at once: their adapter is the plain
-  :class:`ServerAdapter`, which does nothing. uvicorn's ``wsproto``
-  implementation and granian report a connection lost without a close frame
-  as 1005 rather than 1006 (:func:`lost_codes`, for connection recovery).
+* **uvicorn with ``websockets-sansio`` or ``wsproto``, hypercorn, granian**
+  send ASGI closes with their code and reason as they are, at once.
+  hypercorn's and granian's adapter is the plain :class:`ServerAdapter`,
+  which does nothing. uvicorn's ``websockets-sansio`` and ``wsproto``
+  implementations and granian report a connection lost without a close
+  frame as 1005 rather than 1006 (:func:`lost_codes`, for connection recovery).
 
 The server is detected from the ``send`` callable the server hands to the
 application (the package that defines it, looked up through Channels'
@@ -52,13 +56,14 @@ from typing import Any
 
 from .base import DIRECT_LIMIT, NamedAdapter, ServerAdapter, unwrap
 from .daphne import DaphneAdapter, call_when_running
-from .uvicorn import UvicornAdapter, UvicornWebsocketsAdapter
+from .uvicorn import UvicornAdapter, UvicornSansioAdapter, UvicornWebsocketsAdapter
 
 __all__ = [
     "DIRECT_LIMIT",
     "DaphneAdapter",
     "ServerAdapter",
     "UvicornAdapter",
+    "UvicornSansioAdapter",
     "UvicornWebsocketsAdapter",
     "adapter_for",
     "call_when_running",
@@ -92,9 +97,11 @@ _PLAIN: dict[str, ServerAdapter] = {
     "granian": NamedAdapter("granian", frozenset({1005, 1006})),
 }
 _DAPHNE = DaphneAdapter()
-_UVICORN_WEBSOCKETS = UvicornWebsocketsAdapter()
 _UNKNOWN = ServerAdapter()
-_UVICORN_WEBSOCKETS_MODULE = "uvicorn.protocols.websockets.websockets_impl"
+_BY_MODULE: dict[str, ServerAdapter] = {
+    "uvicorn.protocols.websockets.websockets_impl": UvicornWebsocketsAdapter(),
+    "uvicorn.protocols.websockets.websockets_sansio_impl": UvicornSansioAdapter(),
+}
 
 
 def adapter_for(send: Any) -> ServerAdapter:
@@ -103,9 +110,7 @@ def adapter_for(send: Any) -> ServerAdapter:
     package = module.partition(".")[0]
     if package == "daphne":
         return _DAPHNE
-    if module == _UVICORN_WEBSOCKETS_MODULE:
-        return _UVICORN_WEBSOCKETS
-    return _PLAIN.get(package, _UNKNOWN)
+    return _BY_MODULE.get(module) or _PLAIN.get(package, _UNKNOWN)
 
 
 def server_name(send: Any) -> str:

@@ -9,7 +9,13 @@ from typing import Any
 
 from .base import DIRECT_LIMIT, NamedAdapter, unwrap
 
-__all__ = ["UvicornAdapter", "UvicornWebsocketsAdapter"]
+try:  # uvicorn's two websockets implementations need the library; the others do not
+    from websockets import frames as ws_frames
+    from websockets import protocol as ws_protocol
+except ImportError:  # pragma: no cover - then those implementations are not there either
+    ws_frames = ws_protocol = None  # type: ignore[assignment]
+
+__all__ = ["UvicornAdapter", "UvicornSansioAdapter", "UvicornWebsocketsAdapter"]
 
 logger = logging.getLogger("wsmanager.servers")
 
@@ -90,20 +96,12 @@ class UvicornWebsocketsAdapter(UvicornAdapter):
         needed = ("write_frame_sync", "state", "transport", "extensions", "_fragmented_message_waiter")
         if proto is None or not all(hasattr(proto, name) for name in needed):
             return None
-        try:
-            from websockets.frames import Frame, Opcode
-            from websockets.protocol import State
-        except ImportError:  # pragma: no cover - uvicorn's implementation needs it
+        if ws_protocol is None:  # pragma: no cover - the implementation needs it
             return None
-
-        def frame_of(text: str | None, data: bytes) -> bytes:
-            if text is not None:
-                return Frame(Opcode.TEXT, _utf8(text)).serialize(mask=False)
-            return Frame(Opcode.BINARY, data).serialize(mask=False)
 
         transport, write = proto.transport, proto.write_frame_sync
         buffered = transport.get_write_buffer_size
-        is_open = State.OPEN
+        is_open = ws_protocol.State.OPEN
 
         def direct(message: dict[str, Any]) -> bool:
             # OPEN: the handshake response is out (websockets sets it after writing it) and
@@ -119,7 +117,7 @@ class UvicornWebsocketsAdapter(UvicornAdapter):
                 data = _utf8(text) if text is not None else message["bytes"]
                 write(True, 1 if text is not None else 2, data)
             else:  # the same bytes for every such socket: framed once per message
-                transport.write(_framed(message, frame_of))
+                transport.write(_framed(message))
             return True
 
         return direct
@@ -132,19 +130,82 @@ class UvicornWebsocketsAdapter(UvicornAdapter):
             logger.debug("close %s not sent: %r", message["code"], exc)
 
 
+class UvicornSansioAdapter(UvicornAdapter):
+    """uvicorn's ``websockets-sansio`` implementation (what ``--ws auto`` picks when
+    ``websockets`` is installed, from uvicorn 0.35): a backlog probe, and frames
+    written at once (:meth:`direct_writer`). Its closes go out at once through ASGI."""
+
+    def direct_writer(self, send: Any) -> Callable[[dict[str, Any]], bool] | None:
+        """What uvicorn's ``send`` does once the transport is writable (the
+        ``websockets`` sans-I/O protocol's ``send_text`` or ``send_binary``, then
+        ``transport.write``), without awaiting; for a connection without
+        extensions the frame is built once per message and its bytes written
+        as they are (the protocol keeps no state of frames sent whole).
+
+        False while the handshake is not complete, a close was sent or received,
+        the connection is lost, a fragmented message is under way, the transport
+        is paused or holds over :data:`DIRECT_LIMIT` bytes: then the caller
+        awaits the ASGI ``send``. Reads the protocol's attributes (checked to exist).
+        """
+        proto = getattr(unwrap(send), "__self__", None)
+        conn: Any = getattr(proto, "conn", None)
+        needed = ("transport", "writable", "handshake_complete", "close_sent", "disconnected")
+        sansio = ("send_text", "send_binary", "data_to_send", "extensions", "state")
+        if (
+            proto is None
+            or conn is None
+            or not all(hasattr(proto, name) for name in (*needed, "initial_response"))
+            or not all(hasattr(conn, name) for name in (*sansio, "expect_continuation_frame"))
+        ):
+            return None
+        if ws_protocol is None:  # pragma: no cover - the implementation needs it
+            return None
+        transport, writable, is_open = proto.transport, proto.writable, ws_protocol.State.OPEN
+        buffered = transport.get_write_buffer_size
+
+        def direct(message: dict[str, Any]) -> bool:
+            if (
+                not proto.handshake_complete
+                or proto.close_sent
+                or proto.disconnected
+                or proto.initial_response is not None
+                or conn.state is not is_open
+                or conn.expect_continuation_frame
+                or not writable.is_set()
+                or buffered() > DIRECT_LIMIT
+            ):
+                return False
+            if conn.extensions:  # per-connection state (compression): the protocol frames it
+                text = message.get("text")
+                if text is not None:
+                    conn.send_text(_utf8(text))
+                else:
+                    conn.send_binary(message["bytes"])
+                transport.write(b"".join(conn.data_to_send()))
+            else:  # the same bytes for every such socket: framed once per message
+                transport.write(_framed(message))
+            return True
+
+        return direct
+
+
 _encoded: tuple[str | None, bytes] = (None, b"")
 
 
 _last_frame: tuple[dict[str, Any] | None, bytes] = (None, b"")
 
 
-def _framed(message: dict[str, Any], frame_of: Callable[[str | None, bytes], bytes]) -> bytes:
+def _framed(message: dict[str, Any]) -> bytes:
     """The unmasked, uncompressed WebSocket frame of a ``websocket.send`` message,
     remembered for the last message (a broadcast hands every socket the same one)."""
     global _last_frame
     seen, data = _last_frame
     if seen is not message:
-        data = frame_of(message.get("text"), message.get("bytes") or b"")
+        text = message.get("text")
+        if text is not None:
+            data = ws_frames.Frame(ws_frames.Opcode.TEXT, _utf8(text)).serialize(mask=False)
+        else:
+            data = ws_frames.Frame(ws_frames.Opcode.BINARY, message.get("bytes") or b"").serialize(mask=False)
         _last_frame = (message, data)
     return data
 
