@@ -19,7 +19,7 @@ from typing import Any
 
 import django
 
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tests.settings")
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "bench.settings")  # no metrics, as the bench apps
 django.setup()
 
 from wsmanager import RpcHandler, rpc  # noqa: E402

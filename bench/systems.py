@@ -235,9 +235,20 @@ class SocketIO(System):
 
 class RawWebsockets(Bare):
     """The ceiling: the ``websockets`` library alone (bench/apps/raw.py), on bare's paths
-    and frames; it has no send by id (the runner leaves that scenario out)."""
+    and frames; it has no send by id (the runner leaves that scenario out).
+
+    Its room broadcasts what the sender sent, as it is; the sender sends the very
+    frame wsmanager's listeners get (the JSON-RPC notification ``msg``), so that
+    both rooms deliver byte-identical frames: the client, the bottleneck of a
+    fan-out, then does the same work per frame for both."""
 
     key, label, app, server = "raw", "raw websockets", "", "raw-websockets"
+
+    def broadcast_request(self, payload: str) -> str:
+        return json.dumps({"jsonrpc": "2.0", "method": "msg", "params": [payload]}, separators=(",", ":"))
+
+    def group_payload(self, text: str) -> str:
+        return str(json.loads(text)["params"][0])
 
 
 SYSTEMS: dict[str, System] = {s.key: s for s in (Bare(), SocketIO(), WsManager(), RawWebsockets())}

@@ -167,24 +167,32 @@ class Manager:
         """{node: ids}: local sockets need no registry round trip."""
         node = get_node()
         await node.start()
-        local: list[str] = []
-        remote: list[str] = []
-        for sid in socket_ids:
-            # A local socket of another handler is not ours: the registry says so.
-            sock = node.sockets.get(sid)
-            (local if sock is not None and sock.info.handler == self.handler_name else remote).append(sid)
+        local, remote = node.split(self.handler_name, socket_ids)
         routes = await get_registry().nodes_of(self.handler_name, remote) if remote else {}
         if local:
             routes.setdefault(node.id, []).extend(local)
         return routes
 
+    async def _send(
+        self, socket_ids: Iterable[str], message: Message, kept: bool | None
+    ) -> tuple[int, dict[str, list[str]]]:
+        """Deliver to ``socket_ids``: those open here at once, as they are met, then the
+        rest where the registry says they are; (how many took it, the routes of the rest).
+        Should the registry fail for the rest, the local ones have the frame already."""
+        node = get_node()
+        await node.start()
+        taken, remote = node.deliver_here(self.handler_name, socket_ids, message)
+        routes = await get_registry().nodes_of(self.handler_name, remote) if remote else {}
+        if routes:
+            taken += await node.deliver(self.handler_name, routes, message, kept=kept)
+        return taken, routes
+
     async def _deliver(self, socket_ids: Iterable[str], message: Message, kept: bool | None = None) -> int:
-        routes = await self._routes(socket_ids)
-        return await get_node().deliver(self.handler_name, routes, message, kept=kept)
+        return (await self._send(socket_ids, message, kept))[0]
 
     async def _deliver_one(self, socket_id: str, message: Message, kept: bool | None = None) -> None:
-        routes = await self._routes([socket_id])
-        if await get_node().deliver(self.handler_name, routes, message, kept=kept) == 0:
+        taken, routes = await self._send([socket_id], message, kept)
+        if taken == 0:
             if PARKED in routes:
                 raise SocketParked(socket_id, self.handler_name)
             raise SocketNotFound(socket_id, self.handler_name)
@@ -198,13 +206,10 @@ class Manager:
         kept = await recovery.keep(self.handler_name, kind, target, text, frozenset(exclude))
         return frame(kept), kept is not text  # not kept: a parked socket cannot resume whole
 
-    async def _targets_group(self, group: str, exclude: Iterable[str]) -> list[str]:
+    @staticmethod
+    def _without(ids: list[str], exclude: Iterable[str]) -> list[str]:
         skip = set(exclude)
-        return [sid for sid in await self.agroup_members(group) if sid not in skip]
-
-    async def _targets_all(self, exclude: Iterable[str]) -> list[str]:
-        skip = set(exclude)
-        return [sid for sid in await self.aids() if sid not in skip]
+        return [sid for sid in ids if sid not in skip] if skip else ids
 
     # -- raw frames ----------------------------------------------------------------
     async def asend(self, socket_id: str, data: str | bytes | None = None, *, json: Any = _MISSING) -> None:
@@ -227,14 +232,14 @@ class Manager:
     ) -> int:
         """Send to every member of ``group`` but ``exclude``; encoded once."""
         message = _message(data, json)
-        return await self._deliver(await self._targets_group(group, exclude), message)
+        return await self._deliver(self._without(await self.agroup_members(group), exclude), message)
 
     async def asend_all(
         self, data: str | bytes | None = None, *, json: Any = _MISSING, exclude: Iterable[str] = ()
     ) -> int:
         """Send to every open socket of the handler but ``exclude``."""
         message = _message(data, json)
-        return await self._deliver(await self._targets_all(exclude), message)
+        return await self._deliver(self._without(await self.aids(), exclude), message)
 
     async def asend_user(self, user: Any, data: str | bytes | None = None, *, json: Any = _MISSING) -> int:
         """Send to every open socket of a user (object or primary key), in every process.
@@ -276,7 +281,7 @@ class Manager:
         """Notify every member of ``group`` but ``exclude`` (``exclude`` is not a param)."""
         skip = tuple(exclude)
         message, kept = await self._notification("group", (group,), method, args, kwargs, skip)
-        return await self._deliver(await self._targets_group(group, skip), message, kept)
+        return await self._deliver(self._without(await self.agroup_members(group), skip), message, kept)
 
     async def anotify_all(
         self, method: str, /, *args: Any, exclude: Iterable[str] = (), **kwargs: Any
@@ -284,7 +289,7 @@ class Manager:
         """Notify every open socket but ``exclude``."""
         skip = tuple(exclude)
         message, kept = await self._notification("all", (), method, args, kwargs, skip)
-        return await self._deliver(await self._targets_all(skip), message, kept)
+        return await self._deliver(self._without(await self.aids(), skip), message, kept)
 
     async def anotify_user(self, user: Any, method: str, /, *args: Any, **kwargs: Any) -> int:
         """Notify every open socket of a user; how many took it (0 if not connected)."""

@@ -33,7 +33,7 @@ import secrets
 import socket
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any, Protocol
+from typing import Any
 
 from channels.layers import get_channel_layer
 
@@ -42,47 +42,14 @@ from .conf import get_settings
 from .counters import Count, bump
 from .exceptions import DeliveryError, InvokeError, SocketNotFound, SocketParked, WsManagerError
 from .link import Link
+from .local import LocalSocket
 from .outbox import Message
-from .registry import PARKED, ConnectionInfo, get_registry
+from .registry import PARKED, get_registry
 from .upkeep import Upkeep
 
 __all__ = ["LocalSocket", "Node", "get_node", "on_drain_request", "reset_node"]
 
 logger = logging.getLogger("wsmanager.node")
-
-
-class Outlet(Protocol):
-    """A socket's one writer (:class:`wsmanager.writer.Writer`), as the node sees it."""
-
-    def push(self, message: Message) -> bool:
-        """Queue an ASGI ``websocket.send`` message without waiting for the
-        transport (written at once where it can be); False if dropped."""
-
-
-class LocalSocket(Protocol):
-    """What the node needs from a socket open in this process (a handler)."""
-
-    id: str
-    #: The socket's registry entry as this process last wrote it.
-    info: ConnectionInfo
-    #: Where its frames go (a broadcast hands each socket the same message).
-    writer: Outlet
-
-    @property
-    def settled(self) -> bool:
-        """True once the handshake is over (registered, on_connect done)."""
-
-    async def close(self, code: int | None = None, reason: str | None = None) -> None:
-        """Close from the server side."""
-
-    async def invoke_params(
-        self, method: str, params: tuple[Any, ...] | dict[str, Any], /, *, timeout: float | None = None
-    ) -> Any:
-        """Call a client method and await its result (RPC handlers only)."""
-
-    def taken_over(self, key: str) -> bool:
-        """Its session resumed on another connection: if this connection's key is
-        ``key``, leave the node now, close (4409) soon, leave the registry alone; True."""
 
 
 class Node:
@@ -241,7 +208,7 @@ class Node:
                     await get_registry().spoil(handler, parked)
                 continue
             if node_id == self.id:
-                taken += await self.deliver_local(ids, message)
+                taken += self._deliver_routed(handler, ids, message)
                 continue
             id_list = list(ids)
             envelope = {
@@ -259,15 +226,37 @@ class Node:
             raise DeliveryError(f"channel layer refused frames for node(s) {', '.join(failed)}")
         return taken
 
-    async def deliver_local(self, ids: Iterable[str], message: Message) -> int:
-        taken = 0
+    def split(self, handler: str, ids: Iterable[str]) -> tuple[list[str], list[str]]:
+        """``ids`` as (open here for ``handler``, elsewhere): a local socket of another
+        handler is not one of ``handler``'s (the registry says where that id is)."""
+        here: list[str] = []
+        elsewhere: list[str] = []
+        sockets = self.sockets
         for sid in ids:
-            sock = self.sockets.get(sid)
-            if sock is None:
-                bump(Count.DROPPED_UNKNOWN)
+            sock = sockets.get(sid)
+            (here if sock is not None and sock.info.handler == handler else elsewhere).append(sid)
+        return here, elsewhere
+
+    def deliver_here(self, handler: str, ids: Iterable[str], message: Message) -> tuple[int, list[str]]:
+        """Hand ``message`` to each of ``ids`` open here for ``handler`` as it is met
+        (never waits; the first is written before the last is looked at); returns
+        how many took it and the ids that are not here (the same rule as :meth:`split`)."""
+        taken = 0
+        elsewhere: list[str] = []
+        sockets = self.sockets
+        for sid in ids:
+            sock = sockets.get(sid)
+            if sock is None or sock.info.handler != handler:
+                elsewhere.append(sid)
             elif sock.writer.push(message):
                 taken += 1
         bump(Count.DELIVERED, taken)
+        return taken, elsewhere
+
+    def _deliver_routed(self, handler: str, ids: Iterable[str], message: Message) -> int:
+        """Deliver to ids the registry routed here; those closed meanwhile are counted."""
+        taken, gone = self.deliver_here(handler, ids, message)
+        bump(Count.DROPPED_UNKNOWN, len(gone))
         return taken
 
     async def take_over(self, node_id: str, socket_id: str, key: str, timeout: float = 1.0) -> bool:
@@ -323,27 +312,16 @@ class Node:
             if not hasattr(sock, "invoke_params"):
                 raise InvokeError(socket_id, method, "the socket's handler does not speak JSON-RPC")
             return await sock.invoke_params(method, params, timeout=timeout)
-        args, kwargs = (params, {}) if isinstance(params, tuple) else ((), params)
         self._ensure_tasks()
-        envelope = {
-            "type": "wsmanager.invoke",
-            "handler": handler,
-            "id": socket_id,
-            "method": method,
-            "args": list(args),
-            "kwargs": kwargs,
-            "timeout": timeout,
-            "reply_to": self.id,
-        }
+        envelope = relay.invoke_envelope(handler, socket_id, method, params, timeout, self.id)
         return await self._calls.call(self._link, node_id, envelope, timeout)
 
     # -- what other nodes send ----------------------------------------------------
     async def _handle(self, message: Message) -> None:
         kind = message.get("type")
         if kind == "wsmanager.deliver":
-            await self.deliver_local(
-                message["ids"], {"type": "websocket.send", **_payload(message)}
-            )
+            frame = {"type": "websocket.send", **_payload(message)}
+            self._deliver_routed(message["handler"], message["ids"], frame)
         elif kind == "wsmanager.close":
             sock = self.sockets.get(message["id"])
             if sock is not None:

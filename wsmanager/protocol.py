@@ -180,6 +180,9 @@ def _parse_float(text: str) -> float:
     return value
 
 
+#: One decoder for every frame (json.loads with these options would build one per call).
+_DECODER: Final = json.JSONDecoder(parse_constant=_reject_constant, parse_float=_parse_float)
+
 # A JSON string of valid JSON text (unrolled: no backtracking between alternatives).
 _STRING: Final = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"')
 _NOT_BRACKET: Final = re.compile(r"[^\[\]{}]+")
@@ -279,7 +282,7 @@ def decode(data: str | bytes, *, max_batch: int | None = None, max_depth: int = 
     """
     try:
         text = data.decode("utf-8") if isinstance(data, bytes) else data
-        value = json.loads(text, parse_constant=_reject_constant, parse_float=_parse_float)
+        value = _DECODER.decode(text)  # a BOM (which json.loads names) fails here too
     except (ValueError, RecursionError, UnicodeDecodeError):
         return Decoded([_invalid(PARSE_ERROR)])
     if isinstance(value, list) and max_batch is not None and len(value) > max_batch:

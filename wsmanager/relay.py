@@ -19,7 +19,7 @@ from .exceptions import ConnectionClosed, DeliveryError, InvokeTimeout, RemoteEr
 from .link import Link
 from .outbox import Message
 
-__all__ = ["Calls"]
+__all__ = ["Calls", "invoke_envelope", "serve"]
 
 logger = logging.getLogger("wsmanager.node")
 
@@ -61,6 +61,29 @@ class Calls:
             future.set_result(reply.get("result"))
         else:
             future.set_exception(exc)
+
+
+def invoke_envelope(
+    handler: str,
+    socket_id: str,
+    method: str,
+    params: tuple[Any, ...] | dict[str, Any],
+    timeout: float,
+    reply_to: str,
+) -> Message:
+    """The ``wsmanager.invoke`` envelope of a call (``params`` by position or by name);
+    :meth:`Calls.call` adds its call id, :func:`serve` reads it on the socket's node."""
+    args, kwargs = (params, {}) if isinstance(params, tuple) else ((), params)
+    return {
+        "type": "wsmanager.invoke",
+        "handler": handler,
+        "id": socket_id,
+        "method": method,
+        "args": list(args),
+        "kwargs": kwargs,
+        "timeout": timeout,
+        "reply_to": reply_to,
+    }
 
 
 async def serve(sock: Any, link: Link, message: Message) -> None:
