@@ -124,8 +124,8 @@ def lost_codes(send: Any) -> frozenset[int]:
 
 
 def direct_writer(send: Any) -> Callable[[dict[str, Any]], bool] | None:
-    """The server's way to write a frame at once, where it has one (uvicorn's
-    ``websockets`` implementation); None elsewhere."""
+    """The server's way to write a frame at once, where it has one (uvicorn's three
+    implementations); None elsewhere."""
     return adapter_for(send).direct_writer(send)
 
 

@@ -1,4 +1,4 @@
-"""uvicorn: its ``websockets`` and ``wsproto`` implementations."""
+"""uvicorn: its ``websockets-sansio``, ``websockets`` and ``wsproto`` implementations."""
 
 from __future__ import annotations
 
@@ -132,8 +132,9 @@ class UvicornWebsocketsAdapter(UvicornAdapter):
 
 class UvicornSansioAdapter(UvicornAdapter):
     """uvicorn's ``websockets-sansio`` implementation (what ``--ws auto`` picks when
-    ``websockets`` is installed, from uvicorn 0.35): a backlog probe, and frames
-    written at once (:meth:`direct_writer`). Its closes go out at once through ASGI."""
+    ``websockets`` is installed, in the uvicorn releases tested here): a backlog
+    probe, and frames written at once (:meth:`direct_writer`). Its closes go out
+    at once through ASGI."""
 
     def direct_writer(self, send: Any) -> Callable[[dict[str, Any]], bool] | None:
         """What uvicorn's ``send`` does once the transport is writable (the
@@ -211,10 +212,12 @@ def _framed(message: dict[str, Any]) -> bytes:
 
 
 def _utf8(text: str) -> bytes:
-    """``text`` as UTF-8, remembered for the last text (a broadcast writes one text to many)."""
+    """``text`` as UTF-8, remembered for the last text (a broadcast writes one text to many).
+    Strict, as uvicorn's own ``send``: a lone surrogate raises, and the writer then
+    takes the awaited path, which fails the same way (the socket closes 1011)."""
     global _encoded
     seen, data = _encoded
     if seen is not text:
-        data = text.encode("utf-8", "surrogatepass")
+        data = text.encode("utf-8")
         _encoded = (text, data)
     return data
