@@ -84,9 +84,13 @@ class Row:
 
     def ratio_range(self, system: str, base: str = "bare") -> tuple[float, float]:
         """Lowest and highest ratio of one repeat (the runs of a repeat are close in time)."""
-        pairs = zip(self.values.get(system, []), self.values.get(base, []), strict=False)
-        ratios = [v / b for v, b in pairs if b and not math.isnan(v) and not math.isnan(b)]
+        ratios = self.pair_ratios(system, base)
         return (min(ratios), max(ratios)) if ratios else (math.nan, math.nan)
+
+    def pair_ratios(self, system: str, base: str) -> list[float]:
+        """``system`` / ``base`` of each repeat (the two ran next to each other in it)."""
+        pairs = zip(self.values.get(system, []), self.values.get(base, []), strict=False)
+        return [v / b for v, b in pairs if b and not math.isnan(v) and not math.isnan(b)]
 
     def verdict(self) -> str:
         """'ok', 'MISS' or '' (no target, or no wsmanager value)."""
@@ -237,6 +241,69 @@ def on_off_markdown(rows: list[Row], pairs: list[tuple[str, str]], labels: dict[
     """The same comparison in Markdown."""
     lines = _on_off_lines(rows, pairs, labels)
     out = ["| " + " | ".join(lines[0]) + " |", "| " + " | ".join(["---"] * 3 + ["---:"] * 4 + ["---"]) + " |"]
+    return "\n".join(out + ["| " + " | ".join(line) + " |" for line in lines[1:]])
+
+
+CEILING_TARGET = 0.95  # issue 11: fan-out on the fastest server against the raw ceiling
+
+
+def _ceiling_lines(rows: list[Row], systems: list[str], labels: dict[str, str], base: str) -> list[list[str]]:
+    """Per row the ceiling ran in, and per other system: both medians, the ratio of the
+    medians, the quartiles of the ratios of one repeat, and how many reach the target."""
+    head = [
+        "scenario",
+        "case",
+        "metric",
+        labels[base],
+        "system",
+        "value",
+        "/ceiling",
+        "per repeat (quartiles)",
+    ]
+    lines = [[*head, f">= {CEILING_TARGET:g}"]]
+    for row in rows:
+        if not row.higher_is_better or math.isnan(row.median(base)):
+            continue
+        for system in systems:
+            ratios = row.pair_ratios(system, base)
+            if system == base or not ratios:
+                continue
+            quartiles = statistics.quantiles(ratios, n=4) if len(ratios) > 1 else [ratios[0]] * 3
+            reached = sum(r >= CEILING_TARGET for r in ratios)
+            lines.append(
+                [
+                    row.scenario,
+                    row.case,
+                    f"{row.metric} ↑",
+                    _fmt(row.median(base)),
+                    labels[system],
+                    _fmt(row.median(system)),
+                    _ratio(statistics.median(ratios)),
+                    f"{quartiles[0]:.2f}-{quartiles[2]:.2f}",
+                    f"{reached} of {len(ratios)}",
+                ]
+            )
+    return lines
+
+
+def ceiling_text(rows: list[Row], systems: list[str], labels: dict[str, str], base: str = "raw") -> str:
+    """Every system against the raw ``websockets`` ceiling, repeat by repeat, for the terminal."""
+    lines = _ceiling_lines(rows, systems, labels, base)
+    widths = [max(len(line[i]) for line in lines) for i in range(len(lines[0]))]
+    return "\n".join(
+        "  ".join(
+            c.ljust(w) if i in (0, 1, 2, 4) else c.rjust(w)
+            for i, (c, w) in enumerate(zip(line, widths, strict=True))
+        )
+        for line in lines
+    )
+
+
+def ceiling_markdown(rows: list[Row], systems: list[str], labels: dict[str, str], base: str = "raw") -> str:
+    """The same comparison in Markdown."""
+    lines = _ceiling_lines(rows, systems, labels, base)
+    align = ["---"] * 3 + ["---:", "---"] + ["---:"] * 4
+    out = ["| " + " | ".join(lines[0]) + " |", "| " + " | ".join(align) + " |"]
     return "\n".join(out + ["| " + " | ".join(line) + " |" for line in lines[1:]])
 
 

@@ -24,7 +24,17 @@ from typing import Any
 from tests.servers import SERVER_KINDS
 
 from .profiling import Recorder, summary
-from .results import Row, machine, on_off_markdown, on_off_text, table_markdown, table_text, to_json
+from .results import (
+    Row,
+    ceiling_markdown,
+    ceiling_text,
+    machine,
+    on_off_markdown,
+    on_off_text,
+    table_markdown,
+    table_text,
+    to_json,
+)
 from .scenarios import FULL, QUICK, BenchError, Case, Config, Connections, Direct, Echo, Fanout, Rpc
 from .servers import Servers, cpu_ticks, new_prefix, raise_fd_limit, redis_cleanup, redis_problem
 from .systems import SYSTEMS, System, WsManager, WsManagerMetrics, sio_installed
@@ -230,11 +240,19 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--repeat", type=int, help="runs per system and case (median reported)")
     parser.add_argument("--seconds", type=float, help="measured window of echo, rpc, send-by-id")
     parser.add_argument(
+        "--rounds",
+        type=int,
+        help="measured fan-out rounds per repeat (default 20; more for a steadier ratio)",
+    )
+    parser.add_argument(
         "--redis-url",
         default=os.environ.get("BENCH_REDIS_URL", DEFAULT_REDIS),
         help=f"Redis for the multi-process cases (default {DEFAULT_REDIS}); 'none' skips them",
     )
     parser.add_argument("--no-sio", action="store_true", help="leave python-socketio out")
+    parser.add_argument(
+        "--no-bare", action="store_true", help="leave bare Channels out (then no ratio to it is reported)"
+    )
     parser.add_argument(
         "--no-raw", action="store_true", help="leave out the raw websockets ceiling (bench/apps/raw.py)"
     )
@@ -271,6 +289,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         config = replace(config, repeat=args.repeat)
     if args.seconds:
         config = replace(config, seconds=args.seconds)
+    if args.rounds:
+        config = replace(config, rounds=args.rounds)
     limit = raise_fd_limit()
     notes: list[str] = []
     kinds = [k.strip() for k in args.server.split(",") if k.strip()]
@@ -284,7 +304,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             twin for kind, plain in zip(kinds, wsm, strict=True) for twin in (plain, WsManagerMetrics(kind))
         ]
         notes.append("each wsmanager column also ran with Prometheus metrics installed (--metrics)")
-    systems = [SYSTEMS["bare"], SYSTEMS["sio"], *wsm]
+    systems = [*([] if args.no_bare else [SYSTEMS["bare"]]), SYSTEMS["sio"], *wsm]
     if not args.no_raw:
         systems.append(SYSTEMS["raw"])
     if args.no_sio or not sio_installed():
@@ -335,6 +355,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     log(table_text(rows, keys, labels))
     for note in notes:
         log(f"note: {note}")
+    ceiling = "raw" in labels and len(labels) > 1
+    if ceiling:
+        log("")
+        log("against the raw websockets ceiling (the ratio of each repeat's pair, run next to each other):")
+        log(ceiling_text(rows, keys, labels))
     pairs = [(s.key, f"{s.key}-metrics") for s in systems if f"{s.key}-metrics" in labels]
     if pairs:
         log("")
@@ -345,6 +370,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     md_path = args.markdown or RESULTS / "latest.md"
     notes_md = "".join(f"\n- {note}" for note in notes)
     on_off = f"\n{on_off_markdown(rows, pairs, labels)}\n" if pairs else ""
+    on_off += f"\n{ceiling_markdown(rows, keys, labels)}\n" if ceiling else ""
     md_path.write_text(f"`{command}`\n\n{table_markdown(rows, keys, labels)}\n{notes_md}\n{on_off}")
     log(f"results: {json_path}, {md_path}")
     if errors:

@@ -71,4 +71,5 @@ def test_quick_run_completes_with_every_row(tmp_path: Path) -> None:
                         assert values, (scenario, row["case"], metric, system)
                         assert all(not math.isnan(v) and v > 0 for v in values), (row, system)
     assert "| scenario |" in markdown.read_text()
+    assert "| /ceiling |" in markdown.read_text()  # the raw ceiling ran: every system against it
     assert "python -m bench --quick" in results["command"]
