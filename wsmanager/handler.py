@@ -50,7 +50,6 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 
 from . import admission, catalog, db, observe, presence
 from .addresses import client_address
-from .aio import cancel_requested
 from .conf import get_settings
 from .counters import Count, bump
 from .exceptions import RegistryUnavailable, RejectConnection
@@ -210,10 +209,10 @@ class WebSocketHandler(Hooks, AsyncWebsocketConsumer):  # type: ignore[misc]
         self.channel_layer = None
         self.channel_name = None
         self.base_send = self.writer.send = send
-        self._receive_task = asyncio.current_task()
+        task = self._receive_task = asyncio.current_task()
         self._close_code = int(CloseCode.GOING_AWAY)  # cancelled (server shutdown) or crashed
         try:
-            while not cancel_requested():  # a cancel lost in a library still stops us
+            while task is None or not task.cancelling():  # a cancel lost in a library still stops us
                 await self.dispatch(await receive())
         except StopConsumer:
             pass

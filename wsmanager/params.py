@@ -38,21 +38,25 @@ class Method:
     is_async: bool
     permission: Permission | None = None
     thread_sensitive: bool = True
-    #: The parameter names when every one is plain (positional or named, no default,
-    #: no ``*``/``**``), else None: an array of exactly that many params then binds
-    #: without ``Signature.bind`` (the same result, the common call made cheaper).
+    #: The parameter names when every one is positional-or-keyword (no ``*``/``**``, no
+    #: keyword-only), else None; ``required``: how many of them have no default. Params
+    #: that fit those names (an array of ``required`` to all of them, or an object of
+    #: some of them with every required one) bind without ``Signature.bind``: the same
+    #: result, the common call made cheaper.
     plain: tuple[str, ...] | None = field(default=None, compare=False)
+    required: int = field(default=0, compare=False)
     #: The annotations checked per parameter (``*args`` and ``**kwargs`` are not).
     checked: tuple[tuple[str, Any], ...] = field(default=(), compare=False)
 
     def __post_init__(self) -> None:
         params = self.signature.parameters.values()
-        simple = all(p.kind is p.POSITIONAL_OR_KEYWORD and p.default is p.empty for p in params)
+        simple = all(p.kind is p.POSITIONAL_OR_KEYWORD for p in params)
         variadic = (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
         checked = tuple(
             (p.name, self.hints[p.name]) for p in params if p.name in self.hints and p.kind not in variadic
         )
         object.__setattr__(self, "plain", tuple(p.name for p in params) if simple else None)
+        object.__setattr__(self, "required", sum(p.default is p.empty for p in params))
         object.__setattr__(self, "checked", checked)
 
     @classmethod
@@ -72,9 +76,9 @@ class Method:
 
     def bind(self, params: tuple[Any, ...] | dict[str, Any]) -> inspect.BoundArguments:
         """Bind and check ``params``; :class:`BadParams` when they do not fit."""
-        plain = self.plain
-        if plain is not None and isinstance(params, tuple) and len(params) == len(plain):
-            bound = inspect.BoundArguments(self.signature, dict(zip(plain, params, strict=True)))
+        arguments = _plain_arguments(self.plain, self.required, params)
+        if arguments is not None:
+            bound = inspect.BoundArguments(self.signature, arguments)
         else:
             signature = self.signature
             try:
@@ -86,6 +90,21 @@ class Method:
             if pname in arguments and not matches(arguments[pname], hint):
                 raise BadParams(f"{pname} must be {_describe(hint)}")
         return bound
+
+
+def _plain_arguments(
+    plain: tuple[str, ...] | None, required: int, params: tuple[Any, ...] | dict[str, Any]
+) -> dict[str, Any] | None:
+    """What ``Signature.bind`` would bind ``params`` to, when they fit ``plain`` names of
+    which the first ``required`` have no default; None for everything else (bind decides)."""
+    if plain is None:
+        return None
+    if isinstance(params, tuple):
+        return dict(zip(plain, params, strict=False)) if required <= len(params) <= len(plain) else None
+    if len(params) < required or not all(name in params for name in plain[:required]):
+        return None
+    arguments = {name: params[name] for name in plain if name in params}
+    return arguments if len(arguments) == len(params) else None
 
 
 def matches(value: Any, hint: Any) -> bool:

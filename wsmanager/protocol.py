@@ -180,8 +180,10 @@ def _parse_float(text: str) -> float:
     return value
 
 
-#: One decoder for every frame (json.loads with these options would build one per call).
+#: One decoder for every frame and one encoder for every answer (json.loads and json.dumps
+#: with these options would build one per call).
 _DECODER: Final = json.JSONDecoder(parse_constant=_reject_constant, parse_float=_parse_float)
+_ENCODER: Final = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 
 # A JSON string of valid JSON text (unrolled: no backtracking between alternatives).
 _STRING: Final = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"')
@@ -305,13 +307,10 @@ def _escape_surrogate(match: re.Match[str]) -> str:
 
 
 def dumps(obj: Any) -> str:
-    """Compact JSON, UTF-8 text kept as is. Raises :class:`EncodeError`.
-
-    The result is always encodable as UTF-8: lone surrogates, which can only
-    occur inside JSON strings, are written as ``\\uXXXX`` escapes.
-    """
+    """Compact JSON, UTF-8 text kept as is. Raises :class:`EncodeError`. Always
+    encodable as UTF-8: lone surrogates (only inside JSON strings) become ``\\uXXXX``."""
     try:
-        text = json.dumps(obj, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+        text = _ENCODER.encode(obj)
     except (TypeError, ValueError, RecursionError) as exc:
         raise EncodeError(str(exc)) from exc
     if text.isascii():
