@@ -238,7 +238,9 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help="tiny sizes (the smoke test)")
     parser.add_argument("--scenario", action="append", choices=SCENARIOS, help="run only this (repeatable)")
     parser.add_argument("--repeat", type=int, help="runs per system and case (median reported)")
-    parser.add_argument("--seconds", type=float, help="measured window of echo, rpc, send-by-id")
+    parser.add_argument(
+        "--seconds", type=float, help="measured window of each case (fan-out: rounds until it is filled)"
+    )
     parser.add_argument(
         "--rounds",
         type=int,

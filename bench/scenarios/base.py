@@ -39,12 +39,12 @@ class Config:
     """Sizes and durations of one benchmark run."""
 
     repeat: int = 3
-    seconds: float = 2.0  # measured window of echo, RPC and send by id
+    seconds: float = 2.0  # measured window of echo, RPC, send by id and fan-out
     warmup: int = 20  # round trips per socket before each measured window
     echo_conns: tuple[int, ...] = (1, 10, 100)
     rpc_conns: int = 10
     fanout_sizes: tuple[int, ...] = (300, 1000)
-    rounds: int = 20
+    rounds: int = 20  # fan-out: at least, however long they take
     warmup_rounds: int = 2
     direct_workers: int = 4
     connections: int = 5000

@@ -1,6 +1,9 @@
 """Fan-out: listeners in one room, one sender, rounds of one message each.
 
-A round ends when every listener has its message; the next starts then.
+A round ends when every listener has its message; the next starts then. The
+measured rounds go on until they add up to the run's window (``--seconds``),
+and are at least ``--rounds``: a rate over a fixed window whatever the size
+of the room or the speed of the system.
 Warm-up rounds decode every frame fully; measured rounds read the round
 number only. A listener that misses a first broadcast is reported and
 reopened (a correctness problem of the system under test, see
@@ -62,7 +65,7 @@ class _Round:
                 self.done.set_result(None)
 
 
-_round_numbers = itertools.count(1)
+_round_numbers = itertools.cycle(range(1, 1_000_000))  # six digits in the payload
 
 
 class Fanout(Case):
@@ -136,13 +139,17 @@ class Fanout(Case):
             raise BenchError(tracker.errors[0])
         return [i for i, seen in enumerate(tracker.seen) if seen != number]
 
-    async def _rounds(self, system: System, room: _Room, rounds: int, validate: bool) -> list[float]:
+    async def _rounds(
+        self, system: System, room: _Room, rounds: int, validate: bool, seconds: float = 0.0
+    ) -> list[float]:
+        """At least ``rounds`` rounds, and more until they add up to ``seconds``; each one's time."""
         tracker = _Round(len(room.listeners))
         for index, conn in enumerate(room.listeners):
             conn.on_text = self._callback(system, tracker, index, validate)
-        times = []
+        times: list[float] = []
+        spent = 0.0
         try:
-            for _ in range(rounds):
+            while len(times) < rounds or spent < seconds:
                 number = next(_round_numbers)
                 text = payload(f"#r{number:06d}#")
                 done = tracker.start(number, text)
@@ -160,6 +167,7 @@ class Fanout(Case):
                 if tracker.errors:
                     raise BenchError(tracker.errors[0])
                 times.append(tracker.last - t0)
+                spent += times[-1]
         finally:
             for conn in room.listeners:
                 conn.on_text = None
@@ -186,7 +194,7 @@ class Fanout(Case):
 
     async def run(self, system: System, room: _Room, servers: Servers) -> dict[str, float]:
         warm = await self._rounds(system, room, self.config.warmup_rounds, validate=True)
-        times = await self._rounds(system, room, self.config.rounds, validate=False)
+        times = await self._rounds(system, room, self.config.rounds, False, self.config.seconds)
         return {
             "_messages": len(room.listeners) * (len(warm) + len(times)),
             "deliveries/s": len(room.listeners) * len(times) / sum(times),
