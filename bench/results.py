@@ -167,6 +167,8 @@ def _cells(row: Row, systems: list[str], labels: dict[str, str]) -> list[str]:
     arrow = "↑" if row.higher_is_better else "↓"
     cells = [row.scenario, row.case, f"{row.metric} {arrow}"]
     cells += [_fmt(row.median(s)) for s in systems]
+    if "bare" not in systems:  # --no-bare: no ratio to it
+        return cells
     cells += [_ratio(row.ratio(s)) for s in systems if s != "bare"]
     low, high = row.ratio_range("wsm")
     cells += ["-" if math.isnan(low) else f"{low:.2f}-{high:.2f}", row.target_text(), row.verdict()]
@@ -174,9 +176,11 @@ def _cells(row: Row, systems: list[str], labels: dict[str, str]) -> list[str]:
 
 
 def _header(systems: list[str], labels: dict[str, str]) -> list[str]:
+    values = ["scenario", "case", "metric", *[labels[s] for s in systems]]
+    if "bare" not in systems:
+        return values
     ratios = [f"{s}/bare" for s in systems if s != "bare"]
-    spread = "wsm/bare per repeat"
-    return ["scenario", "case", "metric", *[labels[s] for s in systems], *ratios, spread, "target", ""]
+    return [*values, *ratios, "wsm/bare per repeat", "target", ""]
 
 
 def table_text(rows: list[Row], systems: list[str], labels: dict[str, str]) -> str:
@@ -195,7 +199,8 @@ def table_text(rows: list[Row], systems: list[str], labels: dict[str, str]) -> s
 def table_markdown(rows: list[Row], systems: list[str], labels: dict[str, str]) -> str:
     """The same table in Markdown."""
     header = _header(systems, labels)
-    header[-1] = "met"
+    if "bare" in systems:
+        header[-1] = "met"
     lines = ["| " + " | ".join(header) + " |"]
     lines.append("| " + " | ".join(["---"] * 3 + ["---:"] * (len(header) - 3)) + " |")
     lines += ["| " + " | ".join(_cells(r, systems, labels)) + " |" for r in rows]

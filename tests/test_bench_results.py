@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from bench.results import Row, ceiling_markdown, ceiling_text
+from bench.results import Row, ceiling_markdown, ceiling_text, table_markdown, table_text
 
 
 def _row(**values: list[float]) -> Row:
@@ -44,3 +44,12 @@ def test_ceiling_table_leaves_out_rows_without_the_ceiling_and_lower_is_better_r
     without = _row(wsm=[90.0])
     labels = {"raw": "raw websockets", "wsm": "wsmanager"}
     assert ceiling_text([latency, without], ["wsm", "raw"], labels).count("\n") == 0
+
+
+def test_without_bare_the_table_has_no_ratio_to_it() -> None:
+    row = _row(raw=[100.0], wsm=[90.0])
+    labels = {"raw": "raw websockets", "wsm": "wsmanager"}
+    header, _, line = table_text([row], ["wsm", "raw"], labels).splitlines()
+    assert "/bare" not in header and header.split()[-2:] == ["raw", "websockets"]
+    assert line.split()[-2:] == ["90.0", "100"]
+    assert "| 90.0 | 100 |" in table_markdown([row], ["wsm", "raw"], labels)
