@@ -244,7 +244,7 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--rounds",
         type=int,
-        help="measured fan-out rounds per repeat (default 20; more for a steadier ratio)",
+        help="fan-out: at least this many measured rounds per repeat, however long (default 20)",
     )
     parser.add_argument(
         "--redis-url",
