@@ -183,17 +183,32 @@ def _header(systems: list[str], labels: dict[str, str]) -> list[str]:
     return [*values, *ratios, "wsm/bare per repeat", "target", ""]
 
 
-def table_text(rows: list[Row], systems: list[str], labels: dict[str, str]) -> str:
-    """A fixed-width table for the terminal."""
-    lines = [_header(systems, labels)] + [_cells(r, systems, labels) for r in rows]
+def _fixed_width(lines: list[list[str]], left: frozenset[int], rule: bool = False) -> str:
+    """Columns padded to their widest cell, those in ``left`` flush left, the others
+    right; ``rule``: a line of dashes under the header."""
     widths = [max(len(line[i]) for line in lines) for i in range(len(lines[0]))]
     out = []
     for n, line in enumerate(lines):
         pairs = enumerate(zip(line, widths, strict=True))
-        out.append("  ".join(c.ljust(w) if i < 3 else c.rjust(w) for i, (c, w) in pairs))
-        if n == 0:
+        out.append("  ".join(c.ljust(w) if i in left else c.rjust(w) for i, (c, w) in pairs))
+        if rule and n == 0:
             out.append("  ".join("-" * w for w in widths))
     return "\n".join(out)
+
+
+def _markdown(lines: list[list[str]], left: frozenset[int]) -> str:
+    """A Markdown table of a header and rows; the columns in ``left`` aligned left."""
+    align = ["---" if i in left else "---:" for i in range(len(lines[0]))]
+    return "\n".join("| " + " | ".join(line) + " |" for line in [lines[0], align, *lines[1:]])
+
+
+_NAMES = frozenset({0, 1, 2})  # scenario, case, metric
+
+
+def table_text(rows: list[Row], systems: list[str], labels: dict[str, str]) -> str:
+    """A fixed-width table for the terminal."""
+    lines = [_header(systems, labels)] + [_cells(r, systems, labels) for r in rows]
+    return _fixed_width(lines, _NAMES, rule=True)
 
 
 def table_markdown(rows: list[Row], systems: list[str], labels: dict[str, str]) -> str:
@@ -201,10 +216,7 @@ def table_markdown(rows: list[Row], systems: list[str], labels: dict[str, str]) 
     header = _header(systems, labels)
     if "bare" in systems:
         header[-1] = "met"
-    lines = ["| " + " | ".join(header) + " |"]
-    lines.append("| " + " | ".join(["---"] * 3 + ["---:"] * (len(header) - 3)) + " |")
-    lines += ["| " + " | ".join(_cells(r, systems, labels)) + " |" for r in rows]
-    return "\n".join(lines)
+    return _markdown([header] + [_cells(r, systems, labels) for r in rows], _NAMES)
 
 
 def _on_off_lines(rows: list[Row], pairs: list[tuple[str, str]], labels: dict[str, str]) -> list[list[str]]:
@@ -232,29 +244,20 @@ def _on_off_lines(rows: list[Row], pairs: list[tuple[str, str]], labels: dict[st
 
 def on_off_text(rows: list[Row], pairs: list[tuple[str, str]], labels: dict[str, str]) -> str:
     """The metrics on/off comparison (``--metrics``) for the terminal."""
-    lines = _on_off_lines(rows, pairs, labels)
-    widths = [max(len(line[i]) for line in lines) for i in range(len(lines[0]))]
-    return "\n".join(
-        "  ".join(
-            c.ljust(w) if i < 3 else c.rjust(w) for i, (c, w) in enumerate(zip(line, widths, strict=True))
-        )
-        for line in lines
-    )
+    return _fixed_width(_on_off_lines(rows, pairs, labels), _NAMES)
 
 
 def on_off_markdown(rows: list[Row], pairs: list[tuple[str, str]], labels: dict[str, str]) -> str:
     """The same comparison in Markdown."""
-    lines = _on_off_lines(rows, pairs, labels)
-    out = ["| " + " | ".join(lines[0]) + " |", "| " + " | ".join(["---"] * 3 + ["---:"] * 4 + ["---"]) + " |"]
-    return "\n".join(out + ["| " + " | ".join(line) + " |" for line in lines[1:]])
+    return _markdown(_on_off_lines(rows, pairs, labels), _NAMES | {7})
 
 
 CEILING_TARGET = 0.95  # issue 11: fan-out on the fastest server against the raw ceiling
 
 
 def _ceiling_lines(rows: list[Row], systems: list[str], labels: dict[str, str], base: str) -> list[list[str]]:
-    """Per row the ceiling ran in, and per other system: both medians, the ratio of the
-    medians, the quartiles of the ratios of one repeat, and how many reach the target."""
+    """Per row the ceiling ran in, and per other system: both medians, the median of the
+    ratios of one repeat, their quartiles, and how many reach the target."""
     head = [
         "scenario",
         "case",
@@ -293,23 +296,12 @@ def _ceiling_lines(rows: list[Row], systems: list[str], labels: dict[str, str], 
 
 def ceiling_text(rows: list[Row], systems: list[str], labels: dict[str, str], base: str = "raw") -> str:
     """Every system against the raw ``websockets`` ceiling, repeat by repeat, for the terminal."""
-    lines = _ceiling_lines(rows, systems, labels, base)
-    widths = [max(len(line[i]) for line in lines) for i in range(len(lines[0]))]
-    return "\n".join(
-        "  ".join(
-            c.ljust(w) if i in (0, 1, 2, 4) else c.rjust(w)
-            for i, (c, w) in enumerate(zip(line, widths, strict=True))
-        )
-        for line in lines
-    )
+    return _fixed_width(_ceiling_lines(rows, systems, labels, base), _NAMES | {4})
 
 
 def ceiling_markdown(rows: list[Row], systems: list[str], labels: dict[str, str], base: str = "raw") -> str:
     """The same comparison in Markdown."""
-    lines = _ceiling_lines(rows, systems, labels, base)
-    align = ["---"] * 3 + ["---:", "---"] + ["---:"] * 4
-    out = ["| " + " | ".join(lines[0]) + " |", "| " + " | ".join(align) + " |"]
-    return "\n".join(out + ["| " + " | ".join(line) + " |" for line in lines[1:]])
+    return _markdown(_ceiling_lines(rows, systems, labels, base), _NAMES | {4})
 
 
 def to_json(rows: list[Row], info: dict[str, Any], command: str) -> str:
