@@ -14,7 +14,10 @@ A request is, first match wins:
    browser attaches that cookie to requests from any site, so the request
    must pass Django's CSRF check (the ``csrftoken`` cookie echoed in the
    ``X-CSRFToken`` header, the Origin or Referer checks): else 403. With
-   DEBUG off the user must also be staff.
+   DEBUG off the user must also be what the admin page of live connections
+   asks for: staff with the permission ``wsmanager.manage_connections``
+   (superusers have it), so the API and the admin never disagree on who may
+   act.
 3. **anonymous**: with DEBUG off, 403. With DEBUG on the API is open to
    scripts, but not to other sites' pages: a request whose ``Sec-Fetch-Site``
    is not ``same-origin`` or ``none``, or whose ``Origin`` is not the demo's
@@ -37,11 +40,15 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.http import HttpRequest
 
-__all__ = ["Access", "MalformedCredentials", "bearer_token", "cross_origin_reason", "decide"]
+from wsmanager.admin import PERMISSION
+
+__all__ = ["REFUSED", "Access", "MalformedCredentials", "bearer_token", "cross_origin_reason", "decide"]
 
 # RFC 6750 section 2.1: b64token = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="
 _TOKEN68 = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
 _SAME_SITE_FETCHES = ("same-origin", "none")
+#: Why a request without the token, from someone the admin would refuse, is refused.
+REFUSED = f"the API token, or a staff user with the permission {PERMISSION}, required"
 
 
 class MalformedCredentials(ValueError):
@@ -105,9 +112,10 @@ def decide(request: HttpRequest) -> Access:
         return Access(True)
     user = getattr(request, "user", None)
     if user is not None and user.is_authenticated:
-        if settings.DEBUG or user.is_staff:
+        if settings.DEBUG or (user.is_staff and user.has_perm(PERMISSION)):
             return Access(True, csrf=True)
-    elif settings.DEBUG:
+        return Access(False, reason=REFUSED)
+    if settings.DEBUG:
         reason = cross_origin_reason(request)
         return Access(True) if reason is None else Access(False, reason=reason)
-    return Access(False, reason="staff user or API token required")
+    return Access(False, reason=REFUSED)

@@ -7,7 +7,8 @@ socket's process is. Every error of these views answers JSON:
 answer a JSON 404 too; a CSRF refusal under /api/ a JSON 403).
 
 Who may call them is :mod:`demo_chat.access`: the API token, a session
-(staff with DEBUG off) that passes Django's CSRF check, or, with DEBUG on,
+(with DEBUG off: staff with the admin's permission ``wsmanager.manage_connections``)
+that passes Django's CSRF check, or, with DEBUG on,
 anyone but another site's page. Error bodies name no internal detail (a
 Redis address, an exception's text): those go to the log.
 """

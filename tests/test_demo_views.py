@@ -5,16 +5,24 @@ tested end to end in tests/e2e/test_demo_chat.py and tests/e2e/test_demo_api_acc
 from __future__ import annotations
 
 import pytest
-from django.contrib.auth.models import User
+from django.contrib.auth.models import Permission, User
 from django.core.management.base import SystemCheckError
 from django.test import Client, override_settings
 
 from demo_chat import views
+from demo_chat.access import REFUSED
 from demo_chat.checks import placeholder_secret_key, refuse_serious_problems
 from demo_chat.settings import PLACEHOLDER_SECRET_KEY
 from wsmanager import ConnectionClosed, DeliveryError, InvokeError, RegistryUnavailable
 
 pytestmark = pytest.mark.django_db
+
+
+def operator(username: str = "boss") -> User:
+    """A staff user with the admin's permission on live connections."""
+    user = User.objects.create_user(username, password="pw", is_staff=True)
+    user.user_permissions.add(Permission.objects.get(codename="manage_connections"))
+    return user
 
 SOCKETS = "/api/rooms/lobby/sockets"
 MESSAGES = "/api/rooms/lobby/messages"
@@ -22,18 +30,24 @@ MESSAGES = "/api/rooms/lobby/messages"
 
 @override_settings(DEBUG=False, DEMO_API_TOKEN="s3cret")
 def test_with_debug_off_only_staff_or_the_token_may_use_the_api(client: Client) -> None:
-    """Anonymous, a plain user and a wrong token: 403 JSON; a staff user or the token: served."""
-    staff = User.objects.create_user("boss", password="pw", is_staff=True)
+    """Anonymous, a plain user, staff without the admin's permission and a wrong token: 403 JSON;
+    staff with the permission, a superuser or the token: served."""
+    staff = operator()
     plain = User.objects.create_user("joe", password="pw")
+    clerk = User.objects.create_user("clerk", password="pw", is_staff=True)
 
     refused = client.get(SOCKETS)
     assert refused.status_code == 403
-    assert refused.json() == {"error": "staff user or API token required"}
+    assert refused.json() == {"error": REFUSED}
     assert client.get(SOCKETS, headers={"Authorization": "Bearer wrong"}).status_code == 403
     assert client.get(SOCKETS, headers={"Authorization": "s3cret"}).status_code == 403  # no scheme
     assert client.get(SOCKETS, headers={"Authorization": "Basic czNjcmV0"}).status_code == 403
     client.force_login(plain)
     assert client.get(SOCKETS).status_code == 403
+    client.force_login(clerk)
+    assert (client.get(SOCKETS).status_code, client.get(SOCKETS).json()) == (403, {"error": REFUSED})
+    client.force_login(User.objects.create_superuser("root", password="pw"))
+    assert client.get(SOCKETS).status_code == 200
 
     client.force_login(staff)
     assert client.get(SOCKETS).json() == []
@@ -63,7 +77,7 @@ def test_a_non_ascii_setting_is_compared_as_bytes_and_never_crashes(client: Clie
 def test_a_staff_session_must_pass_django_csrf_check(debug: bool) -> None:
     """A cookie-authenticated POST without the CSRF token: JSON 403; with it: served."""
     client = Client(enforce_csrf_checks=True)
-    client.force_login(User.objects.create_user("boss", password="pw", is_staff=True))
+    client.force_login(operator())
     with override_settings(DEBUG=debug, DEMO_API_TOKEN="s3cret"):
         forged = client.post(MESSAGES, "{}", content_type="text/plain")
         assert forged.status_code == 403
@@ -88,7 +102,7 @@ def test_the_token_is_exempt_from_csrf_even_beside_a_session_cookie() -> None:
     client = Client(enforce_csrf_checks=True)
     auth = {"Authorization": "Bearer s3cret"}
     assert client.post(MESSAGES, {"text": "x"}, "application/json", headers=auth).status_code == 202
-    client.force_login(User.objects.create_user("boss", password="pw", is_staff=True))
+    client.force_login(operator())
     assert client.post(MESSAGES, {"text": "x"}, "application/json", headers=auth).status_code == 202
 
 

@@ -206,3 +206,14 @@ def test_a_drops_counter_counts_only_what_was_gained_since_its_last_sync() -> No
     counters.bump(Count.DROPPED_OVERFLOW, 1)
     drops.sync()
     assert drops.counter.labels("dropped_overflow")._value.get() == 6
+
+
+@pytest.mark.parametrize(
+    ("code", "label"),
+    [
+        *[(code, str(code)) for code in (1000, 1006, 1015, 4403, 4409, 4429)],
+        *[(code, "other") for code in (1004, 1016, 3000, 4001, 4999, 65535)],
+    ],
+)
+def test_close_codes_outside_the_fixed_set_are_labelled_other(code: int, label: str) -> None:
+    assert metrics.close_code_label(code) == label

@@ -13,7 +13,10 @@ The names and labels are a contract (dashboards depend on them):
 
 * ``wsmanager_connections{handler}``: open sockets of the handler in this process;
 * ``wsmanager_connections_opened_total{handler}``,
-  ``wsmanager_connections_closed_total{handler,code}``;
+  ``wsmanager_connections_closed_total{handler,code}``: ``code`` is one of
+  :data:`LABELLED_CLOSE_CODES` (RFC 6455's codes and wsmanager's own), any
+  other code ``other`` (a client chooses its close code: it must not choose
+  the number of series);
 * ``wsmanager_messages_received_total{handler}`` (frames in),
   ``wsmanager_messages_sent_total{handler}`` (frames written to sockets):
   :class:`Tally` counts, one dict increment per frame, read at scrape time;
@@ -25,8 +28,9 @@ The names and labels are a contract (dashboards depend on them):
 * ``wsmanager_invoke_duration_seconds{handler,outcome}`` (server-to-client calls);
 * ``wsmanager_registry_errors_total{operation}``.
 
-No label holds a user, a group or a socket id, so the number of series is
-bounded by handlers, exposed methods and close codes. Guarantees: counts are
+No label holds a user, a group, a socket id or any other value a client
+chooses, so the number of series is bounded by handlers, exposed methods and
+the fixed set of close codes. Guarantees: counts are
 this process's since it started (each process serves its own figures;
 Prometheus sums them). With prometheus-client's multi-process mode
 (``PROMETHEUS_MULTIPROC_DIR`` set before prometheus-client is imported, e.g.
@@ -66,9 +70,11 @@ from prometheus_client.registry import Collector
 
 from . import counters, observe
 from .counters import EVENTS, Count
+from .lifecycle import CloseCode
 
 __all__ = [
     "DROP_REASONS",
+    "LABELLED_CLOSE_CODES",
     "DropsCollector",
     "DropsCounter",
     "MetricsObserver",
@@ -79,9 +85,17 @@ __all__ = [
 ]
 
 #: The counters that are drops or refusals: the ``reason`` label's values.
-DROP_REASONS: tuple[str, ...] = tuple(
-    str(c) for c in Count if c not in EVENTS
-)
+DROP_REASONS: tuple[str, ...] = tuple(str(c) for c in Count if c not in EVENTS)
+
+#: The close codes that are a ``code`` label of their own: those RFC 6455 defines
+#: (1000-1015 but the reserved 1004) and :class:`~wsmanager.lifecycle.CloseCode`'s.
+LABELLED_CLOSE_CODES: frozenset[int] = frozenset(range(1000, 1016)) - {1004} | {int(c) for c in CloseCode}
+
+
+def close_code_label(code: int) -> str:
+    """The ``code`` label of a close: the code itself when it is in the fixed set, else ``other``."""
+    return str(code) if code in LABELLED_CLOSE_CODES else "other"
+
 
 #: Histogram buckets in seconds: from a local call (sub-millisecond) to the invoke timeout.
 BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
@@ -249,7 +263,7 @@ class MetricsObserver(observe.Observer):
         self._connections[handler].inc()
 
     def connection_closed(self, handler: str, code: int) -> None:
-        self._closed[handler, str(code)].inc()
+        self._closed[handler, close_code_label(code)].inc()
         self._connections[handler].dec()
 
     def frame_received(self, handler: str) -> None:

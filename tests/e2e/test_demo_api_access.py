@@ -32,23 +32,29 @@ SECRET = "e2e-secret-key-not-the-placeholder-0123456789abcdef"
 STAFF_SESSION = """
 import django
 django.setup()
-from django.contrib.auth.models import User
+from django.contrib.auth.models import Permission, User
 from django.core.management import call_command
 from django.test import Client
 call_command("migrate", verbosity=0)
-user = User.objects.create_user("boss", password="pw", is_staff=True)
-client = Client()
-client.force_login(user)
-print(client.cookies["sessionid"].value)
+boss = User.objects.create_user("boss", password="pw", is_staff=True)
+boss.user_permissions.add(Permission.objects.get(codename="manage_connections"))
+clerk = User.objects.create_user("clerk", password="pw", is_staff=True)
+for user in (boss, clerk):
+    client = Client()
+    client.force_login(user)
+    print(client.cookies["sessionid"].value)
 """
 
 
 @dataclass
 class Site:
-    """A DEBUG-off demo on a migrated SQLite file, and a staff user's session cookie."""
+    """A DEBUG-off demo on a migrated SQLite file, and two staff users' session cookies:
+    ``session`` of one with the admin's permission ``wsmanager.manage_connections``,
+    ``clerk_session`` of one without it."""
 
     server: DaphneProcess
     session: str
+    clerk_session: str
 
     @property
     def origin(self) -> str:
@@ -74,12 +80,13 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
         check=True,
     )
     with DaphneProcess(env=env) as server:
-        yield Site(server, made.stdout.strip().splitlines()[-1])
+        yield Site(server, *made.stdout.strip().splitlines()[-2:])
 
 
-async def csrf_token(site: Site) -> str:
+async def csrf_token(site: Site, session: str | None = None) -> str:
     """The CSRF cookie the chat page sets (what the page's own scripts would send back)."""
-    page = await http("GET", site.server, "/", headers={"Cookie": f"sessionid={site.session}"})
+    cookie = f"sessionid={session or site.session}"
+    page = await http("GET", site.server, "/", headers={"Cookie": cookie})
     assert page.status_code == 200
     return str(page.cookies["csrftoken"])
 
@@ -139,6 +146,33 @@ async def test_a_staff_session_with_the_pages_csrf_token_is_served(site: Site) -
     )
     assert sent.status_code == 202, sent.text
     assert (await peer.notification("message"))["params"]["text"] == "from staff"
+    await peer.close()
+
+
+async def test_a_staff_session_without_the_admins_permission_is_refused_as_the_admin_does(
+    site: Site,
+) -> None:
+    """Issue 21 (7): staff without ``wsmanager.manage_connections`` got 403 on the admin page but
+    202 on the API. Now the API follows the admin: 403 on every endpoint, nothing delivered."""
+    peer = await Peer.open(chat_url(site.server, "clerk"))
+    token = await csrf_token(site, site.clerk_session)
+    headers = {
+        "Cookie": f"sessionid={site.clerk_session}; csrftoken={token}",
+        "X-CSRFToken": token,
+        "Origin": site.origin,
+    }
+    admin = await http("GET", site.server, "/admin/wsmanager/liveconnection/", headers=headers)
+    assert admin.status_code == 403
+    for method, path, body in [
+        ("POST", "/api/rooms/clerk/messages", {"text": "from a clerk"}),
+        ("POST", f"/api/sockets/{peer.id}/messages", {"text": "from a clerk"}),
+        ("POST", f"/api/sockets/{peer.id}/invoke", {"method": "ping", "params": []}),
+        ("GET", "/api/rooms/clerk/sockets", None),
+        ("GET", "/api/stats", None),
+    ]:
+        response = await http(method, site.server, path, json=body, headers=headers)
+        assert "manage_connections" in assert_json_error(response, 403)["error"], (method, path)
+    await peer.nothing()
     await peer.close()
 
 
