@@ -47,8 +47,11 @@ node-deps:
 			|| echo "npm ci failed: the TypeScript, OpenRPC and npm package tests will skip"; \
 		fi; \
 	else echo "no npm: the TypeScript, OpenRPC and npm package tests will skip"; fi
+	@if command -v node >/dev/null && ! node -e 'const [a, b] = process.versions.node.split(".").map(Number); process.exit((a === 20 && b >= 19) || (a === 22 && b >= 12) || a > 22 ? 0 : 1)'; then \
+		echo "Node.js $$(node --version) is older than Vite 8 needs (20.19+ or 22.12+, not Debian 12's 18): the npm package test will skip"; \
+	fi
 
-## Every test: unit, end-to-end (real daphne), Redis, browser, TypeScript.
+## Every test: unit, end-to-end (real daphne), Redis, browser, TypeScript, the npm package.
 test: $(STAMP) browser-deps node-deps
 	$(BIN)/python -m pytest
 

@@ -14,7 +14,7 @@
 // The build fails, rather than guess, when the source no longer has the shape
 // it expects; then it imports the module it wrote and checks its exports.
 
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 
@@ -75,17 +75,25 @@ function typesText(types) {
   return prologue + types.slice(0, cut).replace(/\n+$/, "\n");
 }
 
+/** Write by renaming a finished file into place, so that two builds at once (parallel test
+ * workers packing) never leave a reader a half-written file. Only the files named in
+ * package.json's `files` are packed, so nothing else in dist/ needs removing. */
+function writeAtomically(path, text) {
+  const partial = `${path}.${process.pid}.partial`;
+  writeFileSync(partial, text);
+  renameSync(partial, path);
+}
+
 async function main() {
   const script = readFileSync(join(SOURCE, "wsmanager.js"), "utf8");
   const types = readFileSync(join(SOURCE, "wsmanager.d.ts"), "utf8");
   once(script, HOOK, `the hook \`${HOOK}\``);
   const names = exportNames(script);
 
-  rmSync(DIST, { recursive: true, force: true });
-  mkdirSync(DIST);
+  mkdirSync(DIST, { recursive: true });
   const modulePath = join(DIST, "wsmanager.js");
-  writeFileSync(modulePath, moduleText(script, names));
-  writeFileSync(join(DIST, "wsmanager.d.ts"), typesText(types));
+  writeAtomically(modulePath, moduleText(script, names));
+  writeAtomically(join(DIST, "wsmanager.d.ts"), typesText(types));
 
   // Check what was written: it loads, sets no global, and exports each name of the library.
   const mod = await import(pathToFileURL(modulePath).href);
