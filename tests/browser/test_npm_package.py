@@ -13,6 +13,7 @@ skip, and fail under ``WSMANAGER_REQUIRE_NODE=1`` / ``WSMANAGER_REQUIRE_BROWSER=
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import tarfile
@@ -101,9 +102,14 @@ WRONG_TS = {
 }
 
 
+# npm asks no registry for its own updates, audits or funding during the tests.
+NPM_QUIET = {"npm_config_update_notifier": "false", "npm_config_audit": "false", "npm_config_fund": "false"}
+
+
 def run(args: list[str], cwd: Path) -> str:
     """Run a Node tool; fail the test with its output when it fails."""
-    proc = subprocess.run(args, cwd=cwd, capture_output=True, text=True, timeout=RUN_TIMEOUT)
+    env = {**os.environ, **NPM_QUIET}
+    proc = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=RUN_TIMEOUT)
     assert proc.returncode == 0, f"{' '.join(args)} exited {proc.returncode}:\n{proc.stdout}{proc.stderr}"
     return proc.stdout
 
@@ -121,8 +127,13 @@ def tarball(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def packed(tarball: Path) -> dict[str, bytes]:
     """The tarball's files by name."""
+    files = {}
     with tarfile.open(tarball) as tar:
-        return {m.name: tar.extractfile(m).read() for m in tar.getmembers() if m.isfile()}  # type: ignore[union-attr]
+        for member in tar.getmembers():
+            handle = tar.extractfile(member)
+            if handle is not None:
+                files[member.name] = handle.read()
+    return files
 
 
 @pytest.fixture(scope="module")
@@ -130,7 +141,7 @@ def app(tarball: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A Vite app with the tarball installed by npm (offline: the package has no dependencies)."""
     directory = tmp_path_factory.mktemp("vite-app")
     (directory / "package.json").write_text('{"name": "vite-app", "private": true, "type": "module"}\n')
-    run(["npm", "install", "--offline", "--no-audit", "--no-fund", str(tarball)], directory)
+    run(["npm", "install", "--offline", str(tarball)], directory)
     (directory / "index.html").write_text(INDEX_HTML)
     (directory / "src").mkdir()
     (directory / "src" / "main.ts").write_text(MAIN_TS)
