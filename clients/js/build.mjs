@@ -11,8 +11,8 @@
 //   dist/wsmanager.d.ts  wsmanager.d.ts byte for byte, without its final
 //                        `declare global` block (the module sets no global).
 //
-// The build fails, rather than guess, when the source no longer has the shape
-// it expects; then it imports the module it wrote and checks its exports.
+// The build fails, rather than guessing, when the source no longer has the
+// shape it expects, and it imports the module it wrote to check its exports.
 
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
