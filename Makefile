@@ -31,23 +31,27 @@ browser-deps:
 		|| echo "could not install chromium: browser tests will skip"; \
 	fi
 
-## Node tools of the contract tests (package.json: TypeScript, the OpenRPC
-## meta-schema) into node_modules; Node.js from Debian when missing and root.
-## Without npm those tests skip (WSMANAGER_REQUIRE_NODE=1 makes them fail).
+## Node tools of the contract and npm package tests (package.json: TypeScript,
+## the OpenRPC meta-schema, Vite) into node_modules; Node.js from Debian when
+## missing and root. Without npm those tests skip (WSMANAGER_REQUIRE_NODE=1
+## makes them fail).
 node-deps:
 	@if ! command -v npm >/dev/null && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 		echo "installing nodejs and npm from Debian's packages"; \
 		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null) \
-		|| echo "could not install npm: the TypeScript and OpenRPC tests will skip"; \
+		|| echo "could not install npm: the TypeScript, OpenRPC and npm package tests will skip"; \
 	fi
 	@if command -v npm >/dev/null; then \
 		if [ ! -f node_modules/.installed-stamp ] || [ package-lock.json -nt node_modules/.installed-stamp ]; then \
 			npm ci --loglevel=error && touch node_modules/.installed-stamp \
-			|| echo "npm ci failed: the TypeScript and OpenRPC tests will skip"; \
+			|| echo "npm ci failed: the TypeScript, OpenRPC and npm package tests will skip"; \
 		fi; \
-	else echo "no npm: the TypeScript and OpenRPC tests will skip"; fi
+	else echo "no npm: the TypeScript, OpenRPC and npm package tests will skip"; fi
+	@if command -v node >/dev/null && ! node -e 'const [a, b] = process.versions.node.split(".").map(Number); process.exit((a === 20 && b >= 19) || (a === 22 && b >= 12) || a > 22 ? 0 : 1)'; then \
+		echo "Node.js $$(node --version) is older than Vite 8 needs (20.19+ or 22.12+, not Debian 12's 18): the npm package test will skip"; \
+	fi
 
-## Every test: unit, end-to-end (real daphne), Redis, browser, TypeScript.
+## Every test: unit, end-to-end (real daphne), Redis, browser, TypeScript, the npm package.
 test: $(STAMP) browser-deps node-deps
 	$(BIN)/python -m pytest
 

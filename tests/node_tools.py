@@ -33,19 +33,65 @@ _TSC_ERROR = re.compile(
 )
 
 
-def node_problem(*packages: str) -> str | None:
-    """Why the Node tools cannot run here, or None."""
+def node_version() -> tuple[int, int, int] | None:
+    """The version of ``node`` on PATH, or None when it does not answer."""
+    try:
+        proc = subprocess.run(["node", "--version"], capture_output=True, text=True, timeout=RUN_TIMEOUT)
+    except OSError:
+        return None
+    match = re.fullmatch(r"v(\d+)\.(\d+)\.(\d+)\s*", proc.stdout)
+    return (int(match[1]), int(match[2]), int(match[3])) if match else None
+
+
+def satisfies(version: tuple[int, int, int], engines: str) -> bool:
+    """Whether ``version`` is in an npm ``engines`` range made of ``||``-joined sets of
+    ``^X.Y.Z``, ``>=``, ``>``, ``<=``, ``<`` and ``=`` comparators (what Node tools
+    declare). A comparator of another form is assumed to match: the tool then says
+    for itself what it lacks."""
+    comparators = {
+        ">=": lambda v, w: v >= w,
+        ">": lambda v, w: v > w,
+        "<=": lambda v, w: v <= w,
+        "<": lambda v, w: v < w,
+        "=": lambda v, w: v == w,
+        "^": lambda v, w: v >= w and v[0] == w[0],
+    }
+    for alternative in engines.split("||"):
+        ok = True
+        for comparator in alternative.split():
+            match = re.fullmatch(r"(>=|<=|>|<|=|\^)?v?(\d+)(?:\.(\d+))?(?:\.(\d+))?", comparator)
+            if match is None:
+                continue
+            wanted = (int(match[2]), int(match[3] or 0), int(match[4] or 0))
+            ok = ok and comparators[match[1] or "="](version, wanted)
+        if ok:
+            return True
+    return False
+
+
+def node_problem(*packages: str, npm: bool = False) -> str | None:
+    """Why the Node tools cannot run here, or None: Node.js (and npm when asked) on PATH,
+    each package in node_modules, and a Node.js that each package's ``engines`` accepts
+    (Debian 12's Node.js 18 is too old for Vite 8)."""
     if shutil.which("node") is None:
         return "Node.js is not installed (make node-deps installs it from Debian's packages as root)"
+    if npm and shutil.which("npm") is None:
+        return "npm is not installed (make node-deps installs it from Debian's packages as root)"
     for package in packages:
-        if not (NODE_MODULES / package / "package.json").exists():
+        manifest = NODE_MODULES / package / "package.json"
+        if not manifest.exists():
             return f"node_modules/{package} is missing (run make node-deps)"
+        engines = json.loads(manifest.read_text()).get("engines", {}).get("node")
+        version = node_version()
+        if engines and version is not None and not satisfies(version, engines):
+            shown = ".".join(map(str, version))
+            return f"{package} needs Node.js {engines}, this is {shown}"
     return None
 
 
-def require(*packages: str) -> None:
+def require(*packages: str, npm: bool = False) -> None:
     """Skip the test (fail it under WSMANAGER_REQUIRE_NODE=1) when the tools are missing."""
-    problem = node_problem(*packages)
+    problem = node_problem(*packages, npm=npm)
     if problem is None:
         return
     if os.environ.get("WSMANAGER_REQUIRE_NODE") == "1":
@@ -61,8 +107,11 @@ class TscError:
     text: str
 
 
-def tsc(directory: Path, *files: str) -> tuple[int, list[TscError], str]:
-    """Type-check ``files`` in ``directory`` (strict, no output): exit code, errors, raw output."""
+def tsc(directory: Path, *files: str, resolution: str = "nodenext") -> tuple[int, list[TscError], str]:
+    """Type-check ``files`` in ``directory`` (strict, no output): exit code, errors, raw output.
+
+    ``resolution`` is how imports are resolved: ``nodenext`` (Node.js's rules), or
+    ``bundler`` (what Vite's and webpack's templates set, with ``--module esnext``)."""
     require("typescript")
     args = [
         "node",
@@ -72,9 +121,9 @@ def tsc(directory: Path, *files: str) -> tuple[int, list[TscError], str]:
         "--target",
         "es2022",
         "--module",
-        "nodenext",
+        "nodenext" if resolution == "nodenext" else "esnext",
         "--moduleResolution",
-        "nodenext",
+        resolution,
         "--lib",
         "es2022,dom",
         "--pretty",

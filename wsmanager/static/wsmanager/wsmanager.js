@@ -5,6 +5,8 @@
  * global `wsmanager`; `wsmanager.mjs` beside it re-exports the same objects
  * for `import { Client } from ".../wsmanager.mjs"`. Loading both gives one
  * copy (the second load reuses the first), so `instanceof` checks agree.
+ * The npm package `wsmanager-client` is this file, unchanged, inside an ES
+ * module that exports the library and sets no global (clients/js/build.mjs).
  *
  * Errors (all extend WsManagerError, itself an Error):
  *
@@ -35,10 +37,13 @@
  *
  * See docs/client.md for the full reference.
  */
-(function (root) {
+(function (root, moduleHome) {
   "use strict";
 
-  if (root.wsmanager && root.wsmanager.Client) {
+  // Where the library goes: onto the global object (`wsmanager`) for a classic script; into the
+  // npm package's own object for its ES module, which sets no global.
+  const home = moduleHome || root;
+  if (home.wsmanager && home.wsmanager.Client) {
     return; // Loaded twice (classic script and module): keep the first copy.
   }
 
@@ -1060,7 +1065,7 @@
     }
   }
 
-  root.wsmanager = Object.freeze({
+  home.wsmanager = Object.freeze({
     VERSION,
     Client,
     States,
@@ -1072,4 +1077,8 @@
     NotConnectedError,
     InvokeTimeoutError,
   });
-})(typeof globalThis !== "undefined" ? globalThis : typeof self !== "undefined" ? self : this);
+})(
+  typeof globalThis !== "undefined" ? globalThis : typeof self !== "undefined" ? self : this,
+  // Declared only by the npm package's ES module, before this file's text (clients/js/build.mjs).
+  typeof wsmanagerModule === "object" ? wsmanagerModule : undefined,
+);
