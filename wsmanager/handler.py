@@ -303,7 +303,8 @@ class WebSocketHandler(Hooks, AsyncWebsocketConsumer):  # type: ignore[misc]
         await get_registry().add(self.info)
         limit = self.max_connections_per_user
         if await admission.over_user_limit(self.handler_name, self.info.user_id, limit):
-            await self._refuse(_too_many(f"user {self.info.user_id} is over {limit} (max_connections_per_user)"))
+            detail = f"user {self.info.user_id} is over {limit} (max_connections_per_user)"
+            await self._refuse(_too_many(detail))
             return False
         return True
 

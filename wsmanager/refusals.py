@@ -38,6 +38,8 @@ a browser's script.
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -114,7 +116,8 @@ def log_refusal(refusal: Refusal, path: str | None, handler_name: str, *, exc_in
     )
 
 
-def reset() -> None:
-    """Forget which refusals were logged lately (tests; :func:`wsmanager.testing.reset`)."""
+def reset(clock: Callable[[], float] = time.monotonic) -> None:
+    """Forget which refusals were logged lately, and read time from ``clock`` from now on
+    (tests; :func:`wsmanager.testing.reset`)."""
     global _throttle
-    _throttle = LogThrottle()
+    _throttle = LogThrottle(clock=clock)

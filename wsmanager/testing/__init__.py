@@ -150,7 +150,7 @@ class RpcCommunicator(WebsocketCommunicator):  # type: ignore[misc]
         """
         wait = timeout or self.timeout
         if self.user is not None:
-            self.scope["headers"] = [*self.scope["headers"], (b"cookie", await self._cookie())]
+            await self._log_in()
         await self.send_input({"type": "websocket.connect"})
         answer = await self.receive_output(wait)
         if answer["type"] == "websocket.http.response.start":
@@ -177,12 +177,15 @@ class RpcCommunicator(WebsocketCommunicator):  # type: ignore[misc]
         self.id = hello["params"]["id"]
         return True, answer.get("subprotocol")
 
-    async def _cookie(self) -> bytes:
-        cookie = await session_cookie(self.user)
-        for name, value in self.scope["headers"]:
+    async def _log_in(self) -> None:
+        """Add the user's session cookie to the ``Cookie`` header (or make one)."""
+        cookie = (await session_cookie(self.user)).encode("latin-1")
+        headers = self.scope["headers"]
+        for i, (name, value) in enumerate(headers):
             if name.lower() == b"cookie":
-                return b"; ".join([value, cookie.encode("latin-1")])
-        return cookie.encode("latin-1")
+                headers[i] = (name, b"; ".join([value, cookie]))
+                return
+        headers.append((b"cookie", cookie))
 
     async def __aenter__(self) -> RpcCommunicator:
         accepted, _ = await self.connect()
