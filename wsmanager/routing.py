@@ -26,6 +26,7 @@ from channels.auth import AuthMiddlewareStack
 from channels.routing import URLRouter
 from django.urls import URLPattern, path, re_path
 
+from . import checks  # registers wsmanager's system checks, "wsmanager" installed or not
 from .counters import Count, bump
 from .handler import WebSocketHandler
 from .refusals import Refusal, log_refusal, send_refusal
@@ -74,7 +75,13 @@ async def _no_route(scope: dict[str, Any], receive: Any, send: Any) -> None:
 
 
 def websocket_app(routes: Sequence[Any], *, auth: bool = True) -> Any:
-    """An ASGI app serving ``routes``: URLRouter, a refusing fallback, and auth."""
+    """An ASGI app serving ``routes``: URLRouter, a refusing fallback, and auth.
+
+    Logs ``wsmanager.W002`` at WARNING when ``"wsmanager"`` is not in
+    ``INSTALLED_APPS`` (``manage.py check`` may not have imported wsmanager).
+    """
+    for message in checks.installation_warnings():
+        logger.warning("%s (%s) %s", message.msg, message.id, message.hint)
     fallback: Any = _no_route
     router = URLRouter([*routes, re_path(r"", fallback)])
     return AuthMiddlewareStack(router) if auth else router
