@@ -166,12 +166,18 @@ async def test_a_refusal_after_the_handshake_is_a_close_with_code_and_reason() -
     assert str(refusal) == "socket refused: closed with 4403: this room is closed"
 
 
-async def test_without_the_extension_the_refusal_is_a_plain_close() -> None:
+@pytest.mark.parametrize("path", ["/ws/members/", "/ws/nowhere/"])
+async def test_without_the_extension_the_refusal_is_a_plain_close(
+    path: str, caplog: pytest.LogCaptureFixture
+) -> None:
     """daphne's way: ``websocket.close`` before accept (HTTP 403, no body); Channels'
-    own communicator sees the usual ``(False, 1000)``."""
-    comm = WebsocketCommunicator(application, "/ws/members/")
-    assert await comm.connect() == (False, 1000)
+    own communicator sees the usual ``(False, 1000)``, and the log says 403, what the
+    client got, even for a path that has no route (404 where it can be said)."""
+    comm = WebsocketCommunicator(application, path)
+    with caplog.at_level(logging.WARNING, "wsmanager.refusals"):
+        assert await comm.connect() == (False, 1000)
     await comm.disconnect()
+    assert " with HTTP 403: " in caplog.records[-1].getMessage()
 
 
 async def test_send_refusal_writes_an_http_response_only_where_offered() -> None:
@@ -198,12 +204,13 @@ def test_one_line_per_kind_and_handler_per_minute_then_the_count_skipped(
     origin = Refusal("origin", "origin 'x' is not allowed")
     anonymous = Refusal("anonymous", "authentication required")
     with caplog.at_level(logging.WARNING, "wsmanager.refusals"):
-        assert log_refusal(origin, "/ws/a/", "a") is True
-        assert [log_refusal(origin, "/ws/a/", "a") for _ in range(999)] == [False] * 999
-        assert log_refusal(origin, "/ws/b/", "b") is True  # another handler
-        assert log_refusal(anonymous, "/ws/a/", "a") is True  # another kind
+        a, b = {"path": "/ws/a/"}, {"path": "/ws/b/"}
+        assert log_refusal(origin, a, "a") is True
+        assert [log_refusal(origin, a, "a") for _ in range(999)] == [False] * 999
+        assert log_refusal(origin, b, "b") is True  # another handler
+        assert log_refusal(anonymous, a, "a") is True  # another kind
         clock.now += 60
-        assert log_refusal(origin, "/ws/a/", "a") is True
+        assert log_refusal(origin, a, "a") is True
     messages = [r.getMessage() for r in caplog.records]
     assert len(messages) == 4
     assert messages[-1].endswith("(and 999 more like it since the last such line)")

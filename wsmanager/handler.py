@@ -316,7 +316,7 @@ class WebSocketHandler(Hooks, AsyncWebsocketConsumer):  # type: ignore[misc]
         close with the code. Logged (throttled) on ``wsmanager.refusals``. A socket that
         was registered is released; one that was not touches no registry."""
         bump(Count.REFUSED_HANDSHAKE)
-        log_refusal(refusal, self.scope.get("path"), self.handler_name)
+        log_refusal(refusal, self.scope, self.handler_name)
         self.lifecycle.move(State.CLOSING)
         if refusal.code is None:
             await send_refusal(self.scope, self.base_send, refusal)  # before accept: HTTP

@@ -45,7 +45,7 @@ from typing import Any
 
 from .logs import LogThrottle
 
-__all__ = ["MAX_ECHO", "Refusal", "echo", "log_refusal", "reset", "send_refusal"]
+__all__ = ["MAX_ECHO", "Refusal", "echo", "http_status", "log_refusal", "reset", "send_refusal"]
 
 logger = logging.getLogger("wsmanager.refusals")
 
@@ -96,10 +96,16 @@ async def send_refusal(scope: dict[str, Any], send: Any, refusal: Refusal) -> No
         await send({"type": "websocket.close", "reason": refusal.reason})
 
 
-def log_refusal(refusal: Refusal, path: str | None, handler_name: str, *, exc_info: Any = None) -> bool:
-    """One WARNING line on ``wsmanager.refusals`` (throttled per kind and handler);
-    whether it was written."""
-    answer = f"close {refusal.code}" if refusal.code is not None else f"HTTP {refusal.status}"
+def http_status(scope: dict[str, Any], refusal: Refusal) -> int:
+    """The status the client gets for ``refusal`` (``code`` None): its own where the
+    server offers ``websocket.http.response``, else 403 (what ``websocket.close`` means)."""
+    return refusal.status if HTTP_RESPONSE_EXTENSION in (scope.get("extensions") or {}) else 403
+
+
+def log_refusal(refusal: Refusal, scope: dict[str, Any], handler_name: str, *, exc_info: Any = None) -> bool:
+    """One WARNING line on ``wsmanager.refusals`` (throttled per kind and handler) saying
+    what the client got and why; whether it was written."""
+    answer = f"close {refusal.code}" if refusal.code is not None else f"HTTP {http_status(scope, refusal)}"
     where = f" ({handler_name})" if handler_name else ""
     detail = f"; {refusal.detail}" if refusal.detail else ""
     return _throttle.log(
@@ -107,7 +113,7 @@ def log_refusal(refusal: Refusal, path: str | None, handler_name: str, *, exc_in
         f"{refusal.kind} {handler_name}",
         logging.WARNING,
         "wsmanager refused a WebSocket handshake to %s%s with %s: %s%s",
-        echo(path),
+        echo(scope.get("path")),
         where,
         answer,
         refusal.reason,

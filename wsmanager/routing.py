@@ -68,7 +68,7 @@ async def _no_route(scope: dict[str, Any], receive: Any, send: Any) -> None:
         message = await receive()
         if message["type"] == "websocket.connect":
             bump(Count.REFUSED_HANDSHAKE)
-            log_refusal(_NO_ROUTE, scope.get("path"), "")
+            log_refusal(_NO_ROUTE, scope, "")
             await send_refusal(scope, send, _NO_ROUTE)
         elif message["type"] == "websocket.disconnect":
             return
