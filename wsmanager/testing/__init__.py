@@ -191,6 +191,7 @@ class RpcCommunicator(WebsocketCommunicator):  # type: ignore[misc]
         accepted, _ = await self.connect()
         if not accepted:
             assert self.refusal is not None
+            await self.disconnect()  # let the application end: no task left pending
             raise self.refusal
         return self
 
