@@ -50,6 +50,8 @@ PUBLIC_MODULES = [
     "wsmanager.conf",
     "wsmanager.exceptions",
     "wsmanager.testing",
+    "wsmanager.testing.plugin",
+    "wsmanager.refusals",
     "wsmanager.presence",
     "wsmanager.limits",
     "wsmanager.servers",

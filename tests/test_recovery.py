@@ -86,17 +86,7 @@ manager = RecoverHandler.manager
 
 
 class Client(RpcCommunicator):
-    """Keeps the whole ``rpc.connected`` and every notification with an offset it saw."""
-
-    hello: dict[str, Any]
-
-    async def connect(self, timeout: float | None = None) -> tuple[bool, Any]:
-        accepted, detail = await super(RpcCommunicator, self).connect(timeout or self.timeout)
-        if accepted:
-            self.hello = await self.receive_json_from(timeout or self.timeout)
-            assert self.hello["method"] == "rpc.connected", self.hello
-            self.id = self.hello["params"]["id"]
-        return accepted, detail
+    """Reads the recovery token and offset of its ``rpc.connected``."""
 
     @property
     def token(self) -> str:

@@ -10,8 +10,12 @@ a registry entry, so a refused client leaves nothing behind:
 3. the handler's ``authorize()`` hook; an exception in it refuses too (and
    is logged).
 
-Each refusal answers the handshake with HTTP 403 and says nothing more to the
-client; the reason is logged at INFO on ``wsmanager.handler``.
+Each refusal is a :class:`~wsmanager.refusals.Refusal`: HTTP 403 with a short
+reason (``origin 'https://evil.example' is not allowed``, ``authentication
+required``, ``not authorized``) in the body where the server can send one, and
+a WARNING line on ``wsmanager.refusals`` saying what was allowed and what to
+change (see :mod:`wsmanager.refusals`). An exception in ``authorize()`` is HTTP
+500 (``server error``; its traceback goes to the log only).
 
 ``max_connections_per_user`` is checked afterwards, once the socket is in
 the registry, because only then do concurrent handshakes of one user (in
@@ -28,9 +32,10 @@ from typing import Any
 
 from .conf import get_settings
 from .origin import default_allowed_origins, origin_allowed, origin_of, target_of
+from .refusals import Refusal, echo
 from .registry import get_registry
 
-__all__ = ["admitted", "origin_ok", "over_user_limit", "user_id_of"]
+__all__ = ["origin_ok", "origin_refusal", "over_user_limit", "refusal", "user_id_of"]
 
 logger = logging.getLogger("wsmanager.handler")
 
@@ -45,40 +50,74 @@ def user_id_of(scope: Scope) -> str | None:
     return None
 
 
-def origin_ok(scope: Scope, allowed_origins: Sequence[str] | None) -> bool:
-    """Whether the handshake's Origin header is allowed by ``allowed_origins``
-    (None: ``WSMANAGER["ALLOWED_ORIGINS"]``, else the site's ``ALLOWED_HOSTS``)."""
+def _allowed(allowed_origins: Sequence[str] | None) -> tuple[list[str], str]:
+    """The origin patterns in force, and where they come from (for the log)."""
+    if allowed_origins is not None:
+        return list(allowed_origins), "the handler's allowed_origins"
     conf = get_settings()
-    allowed = allowed_origins
-    if allowed is None:
-        allowed = conf.allowed_origins
-    if allowed is None:
-        allowed = default_allowed_origins()
+    if conf.allowed_origins is not None:
+        return list(conf.allowed_origins), 'WSMANAGER["ALLOWED_ORIGINS"]'
+    return default_allowed_origins(), "ALLOWED_HOSTS"
+
+
+def origin_refusal(scope: Scope, allowed_origins: Sequence[str] | None) -> Refusal | None:
+    """None if the handshake's Origin header is allowed by ``allowed_origins``
+    (None: ``WSMANAGER["ALLOWED_ORIGINS"]``, else the site's ``ALLOWED_HOSTS``);
+    else the refusal, saying which origin and (to the log) what was allowed."""
+    allowed, source = _allowed(allowed_origins)
     origin = origin_of(scope.get("headers") or [])
-    return origin_allowed(origin, allowed, target_of(scope), require=conf.require_origin)
+    target = target_of(scope)
+    require = get_settings().require_origin
+    if origin_allowed(origin, allowed, target, require=require):
+        return None
+    if origin is None:
+        return Refusal(
+            "origin",
+            "an Origin header is required",
+            detail='WSMANAGER["REQUIRE_ORIGIN"] is on and the client sent no Origin',
+        )
+    return Refusal(
+        "origin",
+        f"origin {echo(origin)} is not allowed",
+        detail=(
+            f"allowed by {source}: {allowed}; the socket was opened for {target.scheme} pages "
+            f"on port {target.port} (docs/security.md#who-may-connect)"
+        ),
+    )
 
 
-async def admitted(
+def origin_ok(scope: Scope, allowed_origins: Sequence[str] | None) -> bool:
+    """Whether the handshake's Origin header is allowed (see :func:`origin_refusal`)."""
+    return origin_refusal(scope, allowed_origins) is None
+
+
+async def refusal(
     scope: Scope,
     *,
     allowed_origins: Sequence[str] | None,
     require_authenticated: bool,
     authorize: Callable[[], Awaitable[bool]],
     handler_name: str,
-) -> bool:
-    """Origin, authentication and ``authorize()``, in that order; False refuses."""
-    path = scope.get("path")
-    if not origin_ok(scope, allowed_origins):
-        logger.info("refusing socket to %s: origin not allowed", path)
-        return False
+) -> Refusal | None:
+    """Origin, authentication and ``authorize()``, in that order; None admits,
+    a :class:`Refusal` says why not (the caller sends and logs it)."""
+    refused = origin_refusal(scope, allowed_origins)
+    if refused is not None:
+        return refused
     if require_authenticated and user_id_of(scope) is None:
-        logger.info("refusing anonymous socket to %s", path)
-        return False
+        return Refusal(
+            "anonymous",
+            "authentication required",
+            detail="the handler has require_authenticated and the scope's user is anonymous "
+            "(no session cookie, an expired session, or websocket_app(auth=False))",
+        )
     try:
-        return bool(await authorize())
+        if await authorize():
+            return None
     except Exception:
         logger.exception("authorize of %s raised; socket refused", handler_name)
-        return False
+        return Refusal("error", "server error", status=500, detail="authorize() raised (logged above)")
+    return Refusal("authorize", "not authorized", detail="authorize() returned a false value")
 
 
 async def over_user_limit(handler_name: str, user_id: str | None, limit: int | None) -> bool:

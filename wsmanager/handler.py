@@ -59,6 +59,7 @@ from .limits import Intake, IntakeVerdict
 from .manager import Manager, get_manager
 from .node import Node, get_node
 from .outbox import Message, Outbox, frame
+from .refusals import Refusal, log_refusal, send_refusal
 from .registry import ConnectionInfo, get_registry
 from .servers import send_close
 from .writer import Writer
@@ -66,6 +67,10 @@ from .writer import Writer
 __all__ = ["CloseCode", "State", "WebSocketHandler", "new_socket_id"]
 
 logger = logging.getLogger("wsmanager.handler")
+
+
+def _too_many(detail: str) -> Refusal:
+    return Refusal("too_many", "too many connections", code=CloseCode.TOO_MANY_CONNECTIONS, detail=detail)
 
 
 class WebSocketHandler(Hooks, AsyncWebsocketConsumer):  # type: ignore[misc]
@@ -178,7 +183,8 @@ class WebSocketHandler(Hooks, AsyncWebsocketConsumer):  # type: ignore[misc]
         if state is State.CLOSING or state is State.CLOSED:
             return
         if state is State.CONNECTING:
-            await self._refuse(code, reason or "")
+            detail = "close() called during the handshake"
+            await self._refuse(Refusal("on_connect", reason or "refused", code=code, detail=detail))
             return
         self.lifecycle.move(State.CLOSING)
         if observe.hub is not None:
@@ -239,41 +245,43 @@ class WebSocketHandler(Hooks, AsyncWebsocketConsumer):  # type: ignore[misc]
             raise ValueError(f"no handler for message type {kind!r}")
 
     async def websocket_connect(self, message: Message) -> None:
-        admitted = await admission.admitted(
+        refused = await admission.refusal(
             self.scope,
             allowed_origins=self.allowed_origins,
             require_authenticated=self.require_authenticated,
             authorize=self.authorize,
             handler_name=self.handler_name,
         )
-        if not admitted:
-            await self._refuse(None, "")
+        if refused is not None:
+            await self._refuse(refused)
             return
         node = get_node()
         address = client_address(self.scope, get_settings().trusted_proxies)
         held = node.sockets_from(self.handler_name, address)
         if self.max_connections_per_address is not None and held >= self.max_connections_per_address:
-            logger.info("refusing socket from %s: over max_connections_per_address", address)
-            await self._refuse(CloseCode.TOO_MANY_CONNECTIONS, "too many connections")
+            await self._refuse(_too_many(f"{address} holds {held} (max_connections_per_address)"))
             return
         try:
             if not await self._sign_in(node, address):
                 return
         except RegistryUnavailable as exc:
-            logger.warning("refusing socket: registry unavailable (%s)", exc)
-            await self._refuse(None, "")
+            await self._refuse(
+                Refusal("registry", "registry unavailable", status=503, detail=f"{exc}; try again later")
+            )
             return
         try:
             verdict = await (self.on_resume() if self.resumed else self.on_connect())
         except RejectConnection as exc:
-            await self._refuse(exc.code, exc.reason)
+            hook = "on_resume" if self.resumed else "on_connect"
+            reason = exc.reason or f"refused by {hook}"
+            await self._refuse(Refusal("on_connect", reason, code=exc.code, detail=f"{hook} raised {exc!r}"))
             return
         except Exception:
             logger.exception("on_connect of %s raised; socket refused", self.handler_name)
-            await self._refuse(None, "")
+            await self._refuse(Refusal("error", "server error", status=500, detail="on_connect raised"))
             return
         if verdict is False:
-            await self._refuse(None, "")
+            await self._refuse(Refusal("on_connect", "refused by on_connect", detail="it returned False"))
         else:
             await self.accept()
 
@@ -295,23 +303,26 @@ class WebSocketHandler(Hooks, AsyncWebsocketConsumer):  # type: ignore[misc]
         await get_registry().add(self.info)
         limit = self.max_connections_per_user
         if await admission.over_user_limit(self.handler_name, self.info.user_id, limit):
-            await self._refuse(CloseCode.TOO_MANY_CONNECTIONS, "too many connections")
+            detail = f"user {self.info.user_id} is over {limit} (max_connections_per_user)"
+            await self._refuse(_too_many(detail))
             return False
         return True
 
     def _set_id(self, socket_id: str) -> None:
         self.id = self.lifecycle.label = self.writer.label = socket_id
 
-    async def _refuse(self, code: int | None, reason: str) -> None:
-        """Refuse the handshake: HTTP 403 (``code`` None), or accept and close with ``code``.
-        A socket that was registered is released; one that was not touches no registry."""
+    async def _refuse(self, refusal: Refusal) -> None:
+        """Refuse the handshake: an HTTP response (``refusal.code`` None), or accept and
+        close with the code. Logged (throttled) on ``wsmanager.refusals``. A socket that
+        was registered is released; one that was not touches no registry."""
         bump(Count.REFUSED_HANDSHAKE)
+        log_refusal(refusal, self.scope, self.handler_name)
         self.lifecycle.move(State.CLOSING)
-        if code is None:
-            await super().close()  # before accept: the handshake is refused (HTTP 403)
+        if refusal.code is None:
+            await send_refusal(self.scope, self.base_send, refusal)  # before accept: HTTP
         else:
             await super().accept()
-            await self._send_close(code, reason or None)
+            await self._send_close(refusal.code, refusal.reason or None)
         if self.id:
             await self._release()
         else:

@@ -26,7 +26,10 @@ from channels.auth import AuthMiddlewareStack
 from channels.routing import URLRouter
 from django.urls import URLPattern, path, re_path
 
+from . import checks  # registers wsmanager's system checks, "wsmanager" installed or not
+from .counters import Count, bump
 from .handler import WebSocketHandler
+from .refusals import Refusal, log_refusal, send_refusal
 
 __all__ = ["route", "websocket_app"]
 
@@ -50,19 +53,35 @@ def route(pattern: str, handler: type[WebSocketHandler], **initkwargs: Any) -> U
     return pattern_obj
 
 
+_NO_ROUTE = Refusal(
+    "no_route",
+    "no WebSocket route for this path",
+    status=404,
+    detail="no route() of websocket_app matches it",
+)
+
+
 async def _no_route(scope: dict[str, Any], receive: Any, send: Any) -> None:
-    """Refuse a WebSocket handshake for a path no handler serves (HTTP 403)."""
-    logger.info("no WebSocket route for %s", scope.get("path"))
+    """Refuse a WebSocket handshake for a path no handler serves: HTTP 404 where the
+    server can answer one (``websocket.http.response``), else 403 (daphne)."""
     while True:
         message = await receive()
         if message["type"] == "websocket.connect":
-            await send({"type": "websocket.close"})
+            bump(Count.REFUSED_HANDSHAKE)
+            log_refusal(_NO_ROUTE, scope, "")
+            await send_refusal(scope, send, _NO_ROUTE)
         elif message["type"] == "websocket.disconnect":
             return
 
 
 def websocket_app(routes: Sequence[Any], *, auth: bool = True) -> Any:
-    """An ASGI app serving ``routes``: URLRouter, a refusing fallback, and auth."""
+    """An ASGI app serving ``routes``: URLRouter, a refusing fallback, and auth.
+
+    Logs ``wsmanager.W002`` at WARNING when ``"wsmanager"`` is not in
+    ``INSTALLED_APPS`` (``manage.py check`` may not have imported wsmanager).
+    """
+    for message in checks.installation_warnings():
+        logger.warning("%s (%s) %s", message.msg, message.id, message.hint)
     fallback: Any = _no_route
     router = URLRouter([*routes, re_path(r"", fallback)])
     return AuthMiddlewareStack(router) if auth else router
