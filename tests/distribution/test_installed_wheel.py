@@ -13,7 +13,9 @@ socket on wsmanager's admin page and to ``manage.py wsmanager list|count``.
 
 Nothing here imports the checkout in the environment: every command runs in the
 project's directory with a clean environment, and the test checks where
-``wsmanager`` was imported from.
+``wsmanager`` was imported from. Every command and the server run with every
+deprecation warning printed; one raised in wsmanager's files or the project's
+fails the module (a Python or Django deprecation the package still uses).
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ import subprocess
 import sys
 import zipfile
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import django
@@ -58,6 +60,8 @@ class Installed:
     env: dict[str, str]
     django_before: str
     django_after: str
+    #: The stderr of every command run, for :func:`warnings_of_wsmanager`.
+    stderr: list[str] = field(default_factory=list)
 
     @property
     def python(self) -> Path:
@@ -75,6 +79,7 @@ class Installed:
             text=True,
             timeout=300,
         )
+        self.stderr.append(done.stderr)
         if check and done.returncode != 0:
             raise AssertionError(
                 f"python {' '.join(args)} exited {done.returncode}:\n{done.stdout}\n{done.stderr}"
@@ -91,7 +96,23 @@ def clean_env(**extra: str) -> dict[str, str]:
     """This process's environment without what would point Python at the checkout."""
     dropped = {"PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV", "DJANGO_SETTINGS_MODULE", "PYTHONSTARTUP"}
     env = {k: v for k, v in os.environ.items() if k not in dropped and not k.startswith("WSMANAGER")}
-    return {**env, "PYTHONUNBUFFERED": "1", "PYTHONDONTWRITEBYTECODE": "1", **extra}
+    # Every deprecation printed (Python hides most by default): see warnings_of_wsmanager.
+    warnings = "always::DeprecationWarning,always::PendingDeprecationWarning"
+    return {
+        **env,
+        "PYTHONUNBUFFERED": "1",
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "PYTHONWARNINGS": warnings,
+        **extra,
+    }
+
+
+def warnings_of_wsmanager(output: str, project: Path) -> list[str]:
+    """The warning lines (``path:line: Category: message``) raised in wsmanager's files
+    or in the project's: a deprecation of this Python or Django that the package (or
+    the code its docs show) still uses. Other packages' warnings are theirs."""
+    ours = re.compile(rf"^(\S*/site-packages/wsmanager/|{re.escape(str(project))}/)\S+:\d+: \w*Warning: ")
+    return [line for line in output.splitlines() if ours.match(line)]
 
 
 # -- the user's project ------------------------------------------------------------------
@@ -227,6 +248,9 @@ def installed(
     for key in client.scan_iter(match=f"{prefix}*"):
         client.delete(key)
     client.close()
+    daphne_log = project / "daphne.log"
+    output = "\n".join([*box.stderr, daphne_log.read_text() if daphne_log.exists() else ""])
+    assert not warnings_of_wsmanager(output, project), warnings_of_wsmanager(output, project)
 
 
 @dataclass
