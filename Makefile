@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed-stamp
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
 
-.PHONY: install demo test test-fast lint browser-deps node-deps bench clean
+.PHONY: install demo test test-fast matrix lint browser-deps node-deps bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -59,8 +59,14 @@ test: $(STAMP) browser-deps node-deps
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -m "not e2e and not browser and not redis"
 
+## The support matrix (noxfile.py): unit suite, real daphne and uvicorn with Redis,
+## and the built wheel installed as users get it, on (Python 3.11, Django 5.2) and
+## (3.13, Django 6.1); a missing Python fails. NOXFLAGS="-s ..." picks sessions.
+matrix: $(STAMP)
+	$(BIN)/nox $(NOXFLAGS)
+
 lint: $(STAMP)
-	$(BIN)/ruff check wsmanager demo_chat tests bench
+	$(BIN)/ruff check wsmanager demo_chat tests bench noxfile.py
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
@@ -68,4 +74,4 @@ bench: $(STAMP)
 	$(BIN)/python -m bench
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache db.sqlite3 node_modules
+	rm -rf $(VENV) .nox .pytest_cache .mypy_cache .ruff_cache db.sqlite3 node_modules

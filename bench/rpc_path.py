@@ -27,7 +27,7 @@ from wsmanager.handler import State  # noqa: E402
 
 
 class PathBench(RpcHandler):
-    name = "bench.rpc_path"
+    handler_name = "bench.rpc_path"
     rate_limit = (1e9, 1e9)
 
     @rpc

@@ -38,15 +38,18 @@ def test_the_default_name_is_module_and_qualified_name() -> None:
     assert Plain.handler_name == f"{__name__}.{where}.Plain"
 
 
-def test_the_old_name_attribute_still_works_and_warns() -> None:
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
+def test_a_name_attribute_is_the_handlers_own_not_its_handler_name() -> None:
+    """``handler_name`` is the one spelling; an attribute called ``name`` means nothing to
+    wsmanager (0.x accepted it with a DeprecationWarning; it was removed before 1.0)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
 
-        class Old(WebSocketHandler):
-            name = "tests.catalog.old"
+        class Titled(WebSocketHandler):
+            name = "a title the handler uses for itself"
 
-    assert Old.handler_name == "tests.catalog.old"
-    assert any(issubclass(w.category, DeprecationWarning) for w in caught)
+    where = "test_a_name_attribute_is_the_handlers_own_not_its_handler_name.<locals>"
+    assert Titled.handler_name == f"{__name__}.{where}.Titled"
+    assert "a title the handler uses for itself" not in catalog.handler_names()
 
 
 def test_presence_hook_is_declared_on_the_base_class() -> None:

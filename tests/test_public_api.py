@@ -190,11 +190,3 @@ def test_exceptions_pickle_with_their_facts(error: WsManagerError) -> None:
     assert back.__dict__ == error.__dict__
     assert str(back) == str(error)
 
-
-def test_wsmanager_sending_still_imports_with_a_deprecation_warning() -> None:
-    import sys
-
-    sys.modules.pop("wsmanager.sending", None)
-    with pytest.warns(DeprecationWarning, match="wsmanager.manager"):
-        sending = importlib.import_module("wsmanager.sending")
-    assert sending.Manager is wsmanager.Manager

@@ -13,7 +13,6 @@ management command) may know fewer.
 
 from __future__ import annotations
 
-import warnings
 from typing import Any
 
 from .exceptions import ConfigurationError
@@ -24,18 +23,12 @@ _classes: dict[str, type[Any]] = {}
 
 
 def name_of(cls: type[Any]) -> str:
-    """The handler name a class declares: its own ``handler_name``, else a
-    ``name`` (deprecated, warns), else ``"module.QualName"``."""
+    """The handler name a class declares: its own ``handler_name``, else
+    ``"module.QualName"`` (a ``handler_name`` inherited from a base class does
+    not count: each class gets its own namespace unless it names one)."""
     own = cls.__dict__
     if "handler_name" in own:
         return str(own["handler_name"])
-    if isinstance(own.get("name"), str):
-        warnings.warn(
-            f"{cls.__qualname__}.name is deprecated: call the attribute handler_name",
-            DeprecationWarning,
-            stacklevel=3,
-        )
-        return str(own["name"])
     return f"{cls.__module__}.{cls.__qualname__}"
 
 

@@ -17,7 +17,7 @@ never its source:
   as OpenRPC method objects (notifications have no ``result``), and the
   built-in ``rpc.connected``. OpenRPC has no place for server-to-client
   calls, so these are specification extensions.
-* ``x-handler``: the handler's ``name`` and class.
+* ``x-handler``: the handler's ``handler_name`` and class.
 
 Not described: ``*args`` and ``**kwargs`` params (the document lists the
 named ones only), and what the server does not know from types (value

@@ -13,7 +13,7 @@ backend it sees and reaches the whole cluster::
     manage.py wsmanager schema [HANDLER] [--output FILE] [--api-version V]
     manage.py wsmanager typescript [HANDLER] [--output FILE] [--client-module M]
 
-``--handler NAME`` picks the handler (its ``name``); it may be left out when
+``--handler NAME`` picks the handler (its ``handler_name``); it may be left out when
 the project's ASGI application routes exactly one handler. ``schema`` and
 ``typescript`` write the handler's contract (docs/contract.md) and touch no
 registry; their HANDLER is a name or a dotted path to the class.
