@@ -7,6 +7,13 @@ starts each server once per module. A test (or a fixture) that asks for
 ``server_kind`` runs once per server; ``demo_server`` is the demo on that
 server. A conftest further down may override ``server_kind`` with one
 fixed kind (the browser tests run on daphne only).
+
+``make test`` runs the suite on pytest-xdist workers (``-n 2``, and
+``--dist loadgroup`` from pyproject.toml). :func:`pytest_collection_modifyitems`
+puts each module's tests, or each module's tests of one server kind, into one
+group that runs on one worker in order, so that module-scoped servers (and
+browsers) start once. tests/README.md has the rules that keep a test
+xdist-safe.
 """
 
 from __future__ import annotations
@@ -17,6 +24,20 @@ import pytest
 
 from tests.servers import ServerProcess, selected_kinds, server_process
 from wsmanager.testing import reset
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """One xdist group per module, or per module and server kind (the ``server_kind``
+    parameter): a group runs on one worker, in collection order, so a module-scoped
+    fixture is set up once per group. A test that names its own ``xdist_group`` keeps it."""
+    for item in items:
+        if item.get_closest_marker("xdist_group") is not None:
+            continue
+        module = item.nodeid.split("::", 1)[0]
+        callspec = getattr(item, "callspec", None)
+        kind = callspec.params.get("server_kind") if callspec is not None else None
+        item.add_marker(pytest.mark.xdist_group(f"{module}[{kind}]" if kind else module))
 
 
 @pytest.fixture(autouse=True)

@@ -125,6 +125,10 @@ async def test_third_socket_of_a_user_closes_4429(server: ServerProcess) -> None
 
 
 async def test_persistent_rate_limit_violation_closes_1008(server: ServerProcess) -> None:
+    """One frame passes, the next three are refused (-32002, -32002, then the close).
+
+    The bucket refills at one token an hour: the strikes cannot reset between
+    two frames, however slowly they go out."""
     peer = await Peer.open(url(server, "rated/"))
     for i in range(6):
         with contextlib.suppress(websockets.ConnectionClosed):
