@@ -8,7 +8,6 @@ route alone turned on. Same fixtures as tests/test_recovery.py.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from typing import Any
 

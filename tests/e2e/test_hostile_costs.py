@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import json
 import secrets
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -215,9 +216,10 @@ async def logged(server: DaphneProcess, needle: str, copies: int) -> list[str]:
     """The log lines holding ``needle``, once there are ``copies`` of them (the server logs
     the count after the client is gone, one line per logging handler); 20 s at most, which
     only turns a missing line into a failure."""
-    async with asyncio.timeout(20):
-        while len(lines := log_lines(server, needle)) < copies:
-            await asyncio.sleep(0.05)
+    deadline = time.monotonic() + 20
+    while len(lines := log_lines(server, needle)) < copies:
+        assert time.monotonic() < deadline, f"fewer than {copies} log lines hold {needle!r}"
+        await asyncio.sleep(0.05)
     return lines
 
 
