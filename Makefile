@@ -47,9 +47,11 @@ node-deps:
 		fi; \
 	else echo "no npm: the TypeScript and OpenRPC tests will skip"; fi
 
-## Every test: unit, end-to-end (real daphne), Redis, browser, TypeScript.
+## Every test: unit, end-to-end (real servers), Redis, browser, TypeScript, on
+## TEST_WORKERS pytest-xdist workers (tests/README.md: how the suite is split).
+TEST_WORKERS ?= 2
 test: $(STAMP) browser-deps node-deps
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS)
 
 ## Unit tests only (no servers, no browser).
 test-fast: $(STAMP)
