@@ -9,35 +9,60 @@ server. A conftest further down may override ``server_kind`` with one
 fixed kind (the browser tests run on daphne only).
 
 ``make test`` runs the suite on pytest-xdist workers (``-n 2``, and
-``--dist loadgroup`` from pyproject.toml). :func:`pytest_collection_modifyitems`
-puts each module's tests, or each module's tests of one server kind, into one
-group that runs on one worker in order, so that module-scoped servers (and
-browsers) start once. tests/README.md has the rules that keep a test
-xdist-safe.
+``--dist loadgroup`` from pyproject.toml). :func:`xdist_group` puts each
+module's tests, or each module's tests of one server kind, into one group that
+runs on one worker in order, so that module-scoped servers (and browsers)
+start once. tests/README.md has the rules that keep a test xdist-safe.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
-from tests.servers import ServerProcess, selected_kinds, server_process
+from tests.servers import SERVER_KINDS, ServerProcess, selected_kinds, server_process
 from wsmanager.testing import reset
 
 
-@pytest.hookimpl(tryfirst=True)
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """One xdist group per module, or per module and server kind (the ``server_kind``
-    parameter): a group runs on one worker, in collection order, so a module-scoped
-    fixture is set up once per group. A test that names its own ``xdist_group`` keeps it."""
-    for item in items:
-        if item.get_closest_marker("xdist_group") is not None:
-            continue
-        module = item.nodeid.split("::", 1)[0]
-        callspec = getattr(item, "callspec", None)
-        kind = callspec.params.get("server_kind") if callspec is not None else None
-        item.add_marker(pytest.mark.xdist_group(f"{module}[{kind}]" if kind else module))
+def xdist_group(nodeid: str) -> str:
+    """The group of a test under ``--dist loadgroup``: its ``xdist_group`` mark where pytest
+    shows it (the ``@name`` suffix), else its module and, for a test parametrised by a server
+    kind (``[uvicorn-sansio-1009]``), that kind. A group runs on one worker, in file order, so
+    module-scoped fixtures (servers, browsers) start once per group."""
+    at, bracket = nodeid.rfind("@"), nodeid.rfind("]")
+    if at > bracket:
+        return nodeid[at + 1 :]
+    module, _, rest = nodeid.partition("::")
+    if rest.endswith("]") and "[" in rest:
+        params = rest[rest.rindex("[") + 1 : -1].split("-")
+        for kind in sorted(SERVER_KINDS, key=len, reverse=True):
+            words = kind.split("-")
+            if any(params[i : i + len(words)] == words for i in range(len(params))):
+                return f"{module}:{kind}"
+    return module
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """``--dist loadgroup`` (pyproject.toml) with the groups of :func:`xdist_group`.
+
+    pytest-xdist's own loadgroup reads ``xdist_group`` marks through node ids, which
+    pytest 9.2 no longer lets it change (pytest-dev/pytest-xdist#1386); this scheduler
+    derives the groups from the node ids the workers report, and orders them as
+    collected (browser and end-to-end modules first: the long groups start early).
+    """
+    if config.getvalue("dist") != "loadgroup":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class GroupScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return xdist_group(nodeid)
+
+    config.option.loadscopereorder = False
+    return GroupScheduling(config, log)
 
 
 @pytest.fixture(autouse=True)
