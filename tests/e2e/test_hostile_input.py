@@ -26,11 +26,10 @@ import time
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
-import httpx
 import pytest
 import websockets
 
-from tests.e2e.client import Peer
+from tests.e2e.client import Peer, http_client
 from tests.e2e.hostile_app import SLOW_BACKLOG, SMALL_FRAME
 from tests.e2e.rawsocket import CLOSE, CONTINUATION, PING, TEXT, RawSocket
 from tests.servers import ServerProcess, selected_kinds, server_process
@@ -84,7 +83,7 @@ def url(server: ServerProcess, kind: str, room: str) -> str:
 
 async def state(server: ServerProcess) -> dict[str, Any]:
     """The registry's socket count per handler and the node's counters."""
-    async with httpx.AsyncClient(base_url=server.http_url, timeout=10) as client:
+    async with http_client(server, timeout=10) as client:
         response = await client.get("/hostile/state")
     assert response.status_code == 200
     result: dict[str, Any] = response.json()
@@ -112,7 +111,7 @@ async def fresh_client_is_served(server: ServerProcess) -> None:
     await peer.close()
     chat = await Peer.open(f"{server.ws_url}/ws/chat/hostilefresh/")
     assert len(await chat.call("who")) == 1
-    async with httpx.AsyncClient(base_url=server.http_url, timeout=10) as client:
+    async with http_client(server, timeout=10) as client:
         response = await client.get("/api/rooms/hostilefresh/sockets")
     assert response.json() == [chat.id]
     await chat.close()
