@@ -166,10 +166,13 @@ async def test_a_forged_token_gets_a_fresh_socket_told_why(recovering: ServerPro
     await other.close()
 
 
-async def test_resume_on_another_process_after_the_first_was_killed(redis_url: str, server_kind: str) -> None:
-    """SIGKILL of the socket's process: it resumes on a survivor, nothing lost, nobody saw it leave."""
-    env = cluster_env(redis_url, WSMANAGER_RECOVERY_WINDOW="60", WSMANAGER_HEARTBEAT="0.5")
-    with running([server_process(server_kind, env=env) for _ in range(2)]) as (doomed, survivor):
+async def test_resume_on_another_process_after_the_first_was_killed(
+    recovering: ServerProcess, server_kind: str
+) -> None:
+    """SIGKILL of the socket's process: it resumes on a survivor (the module's process), nothing
+    lost, nobody saw it leave."""
+    survivor = recovering
+    with running([server_process(server_kind, env=survivor.env)]) as (doomed,):
         a = await Session.start(chat_url(doomed, "k1", "?name=ann"))
         b = await Session.start(chat_url(survivor, "k1", "?name=bob"))
         await b.call("send", "before")
@@ -217,13 +220,14 @@ async def test_a_drop_longer_than_the_window_gives_a_new_id_and_one_left(
         await b.close()
 
 
-async def test_a_drained_socket_resumes_on_another_process(redis_url: str, server_kind: str) -> None:
+async def test_a_drained_socket_resumes_on_another_process(
+    recovering: ServerProcess, server_kind: str
+) -> None:
     """A deploy: SIGTERM closes the socket with 1012 and parks it; the client resumes on
-    the other process with its id, and nobody in its room saw it leave."""
-    env = cluster_env(
-        redis_url, WSMANAGER_RECOVERY_WINDOW="60", WSMANAGER_HEARTBEAT="0.5", WSMANAGER_DRAIN_PERIOD="0"
-    )
-    with running([server_process(server_kind, env=env) for _ in range(2)]) as (leaving, staying):
+    the other process (the module's) with its id, and nobody in its room saw it leave."""
+    staying = recovering
+    env = {**staying.env, "WSMANAGER_DRAIN_PERIOD": "0"}
+    with running([server_process(server_kind, env=env)]) as (leaving,):
         a = await Session.start(chat_url(leaving, "d1", "?name=ann"))
         b = await Session.start(chat_url(staying, "d1", "?name=bob"))
         leaving.terminate()
