@@ -55,7 +55,7 @@ test: $(STAMP) browser-deps node-deps
 
 ## Unit tests only (no servers, no browser).
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest -m "not e2e and not browser and not redis"
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) -m "not e2e and not browser and not redis"
 
 lint: $(STAMP)
 	$(BIN)/ruff check wsmanager demo_chat tests bench
