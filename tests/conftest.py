@@ -8,11 +8,11 @@ starts each server once per module. A test (or a fixture) that asks for
 server. A conftest further down may override ``server_kind`` with one
 fixed kind (the browser tests run on daphne only).
 
-``make test`` runs the suite on pytest-xdist workers (``-n 2``, and
-``--dist loadgroup`` from pyproject.toml). :func:`xdist_group` puts each
-module's tests, or each module's tests of one server kind, into one group that
-runs on one worker in order, so that module-scoped servers (and browsers)
-start once. tests/README.md has the rules that keep a test xdist-safe.
+``make test`` runs the suite on pytest-xdist workers (``-n 2``).
+:func:`xdist_group` puts each module's tests, or each module's tests of one
+server kind, into one group that runs on one worker in order, so that
+module-scoped servers (and browsers) start once. tests/README.md has the
+rules that keep a test xdist-safe.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from wsmanager.testing import reset
 
 
 def xdist_group(nodeid: str) -> str:
-    """The group of a test under ``--dist loadgroup``: its ``xdist_group`` mark where pytest
+    """The group of a test on pytest-xdist's workers: its ``xdist_group`` mark where pytest
     shows it (the ``@name`` suffix), else its module and, for a test parametrised by a server
     kind (``[uvicorn-sansio-1009]``), that kind. A group runs on one worker, in file order, so
     module-scoped fixtures (servers, browsers) start once per group."""
@@ -46,14 +46,16 @@ def xdist_group(nodeid: str) -> str:
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
-    """``--dist loadgroup`` (pyproject.toml) with the groups of :func:`xdist_group`.
+    """``-n N`` (whose default distribution is ``load``) or ``--dist loadgroup``: the groups
+    of :func:`xdist_group`, each on one worker, started in collection order (browser and
+    end-to-end modules first: the long groups start early). Other ``--dist`` modes are
+    pytest-xdist's own.
 
     pytest-xdist's own loadgroup reads ``xdist_group`` marks through node ids, which
     pytest 9.2 no longer lets it change (pytest-dev/pytest-xdist#1386); this scheduler
-    derives the groups from the node ids the workers report, and orders them as
-    collected (browser and end-to-end modules first: the long groups start early).
+    derives the groups from the node ids the workers report.
     """
-    if config.getvalue("dist") != "loadgroup":
+    if config.getvalue("dist") not in ("load", "loadgroup"):
         return None
     from xdist.scheduler import LoadScopeScheduling
 
