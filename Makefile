@@ -51,13 +51,15 @@ node-deps:
 		echo "Node.js $$(node --version) is older than Vite 8 needs (20.19+ or 22.12+, not Debian 12's 18): the npm package test will skip"; \
 	fi
 
-## Every test: unit, end-to-end (real daphne), Redis, browser, TypeScript, the npm package.
+## Every test: unit, end-to-end (real servers), Redis, browser, TypeScript, the npm
+## package, on TEST_WORKERS pytest-xdist workers (tests/README.md: how the suite is split).
+TEST_WORKERS ?= 2
 test: $(STAMP) browser-deps node-deps
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS)
 
 ## Unit tests only (no servers, no browser).
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest -m "not e2e and not browser and not redis"
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) -m "not e2e and not browser and not redis"
 
 ## The support matrix (noxfile.py): unit suite, real daphne and uvicorn with Redis,
 ## and the built wheel installed as users get it, on (Python 3.11, Django 5.2) and

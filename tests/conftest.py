@@ -7,16 +7,64 @@ starts each server once per module. A test (or a fixture) that asks for
 ``server_kind`` runs once per server; ``demo_server`` is the demo on that
 server. A conftest further down may override ``server_kind`` with one
 fixed kind (the browser tests run on daphne only).
+
+``make test`` runs the suite on pytest-xdist workers (``-n 2``).
+:func:`xdist_group` puts each module's tests, or each module's tests of one
+server kind, into one group that runs on one worker in order, so that
+module-scoped servers (and browsers) start once. tests/README.md has the
+rules that keep a test xdist-safe.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
-from tests.servers import ServerProcess, selected_kinds, server_process
+from tests.servers import SERVER_KINDS, ServerProcess, selected_kinds, server_process
 from wsmanager.testing import reset
+
+
+def xdist_group(nodeid: str) -> str:
+    """The group of a test on pytest-xdist's workers: its ``xdist_group`` mark where pytest
+    shows it (the ``@name`` suffix), else its module and, for a test parametrised by a server
+    kind (``[uvicorn-sansio-1009]``), that kind. A group runs on one worker, in file order, so
+    module-scoped fixtures (servers, browsers) start once per group."""
+    at, bracket = nodeid.rfind("@"), nodeid.rfind("]")
+    if at > bracket:
+        return nodeid[at + 1 :]
+    module, _, rest = nodeid.partition("::")
+    if rest.endswith("]") and "[" in rest:
+        params = rest[rest.rindex("[") + 1 : -1].split("-")
+        for kind in sorted(SERVER_KINDS, key=len, reverse=True):
+            words = kind.split("-")
+            if any(params[i : i + len(words)] == words for i in range(len(params))):
+                return f"{module}:{kind}"
+    return module
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """``-n N`` (whose default distribution is ``load``) or ``--dist loadgroup``: the groups
+    of :func:`xdist_group`, each on one worker, started in collection order (browser and
+    end-to-end modules first: the long groups start early). Other ``--dist`` modes are
+    pytest-xdist's own.
+
+    pytest-xdist's own loadgroup reads ``xdist_group`` marks through node ids, which
+    pytest 9.2 no longer lets it change (pytest-dev/pytest-xdist#1386); this scheduler
+    derives the groups from the node ids the workers report.
+    """
+    if config.getvalue("dist") not in ("load", "loadgroup"):
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class GroupScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return xdist_group(nodeid)
+
+    config.option.loadscopereorder = False
+    return GroupScheduling(config, log)
 
 
 @pytest.fixture(autouse=True)

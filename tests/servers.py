@@ -23,7 +23,9 @@ some of them (:func:`selected_kinds`).
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -36,19 +38,69 @@ from typing import Any, ClassVar, Self
 ROOT = Path(__file__).resolve().parent.parent
 
 
+#: Ports this process has handed out (never handed out twice).
 _handed_out: set[int] = set()
+#: One file for the whole machine: each port handed out is one byte of it, locked by the
+#: process that handed it out (a POSIX record lock, released by the kernel when that
+#: process ends), so two processes (xdist workers, or two runs of the suite) never hand
+#: out the same port.
+_PORT_LOCKS = Path(tempfile.gettempdir()) / "wsmanager-test-ports.lock"
+_port_lock_fd: int | None = None
+
+
+def _port_range() -> range:
+    """Ports below the kernel's ephemeral range (which it takes outgoing connections'
+    ports from): no client socket can take one between its hand-out and the server's
+    bind. Above the range when too little lies below it."""
+    try:
+        low, high = map(int, Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split())
+    except (OSError, ValueError):
+        low, high = 32768, 60999
+    if low - 10_000 >= 2_000:
+        return range(10_000, low)
+    if 65_535 - high >= 2_000:
+        return range(high + 1, 65_536)
+    return range(0)  # no room outside it: the kernel's choice
+
+
+def _reserve(port: int) -> bool:
+    """Lock ``port``'s byte of the shared lock file for this process; False: another has it."""
+    global _port_lock_fd
+    if _port_lock_fd is None:
+        _port_lock_fd = os.open(_PORT_LOCKS, os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        fcntl.lockf(_port_lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB, 1, port)
+    except OSError:
+        return False
+    return True
+
+
+def _bindable(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
 
 
 def free_port() -> int:
-    """A loopback port nothing listens on, never the same twice in this process (the
-    kernel may hand a just-released port out again before the first server binds it)."""
-    while True:
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            port = int(sock.getsockname()[1])
-        if port not in _handed_out:
+    """A loopback port nothing listens on, handed out once on this machine while this
+    process lives: never twice in this process, never to another process running
+    tests (pytest-xdist's workers, another checkout's suite), and outside the kernel's
+    ephemeral range so that no outgoing connection takes it before the server binds it."""
+    ports = _port_range()
+    for _ in range(1_000):
+        if ports:
+            port = random.choice(ports)
+        else:
+            with socket.socket() as sock:
+                sock.bind(("127.0.0.1", 0))
+                port = int(sock.getsockname()[1])
+        if port not in _handed_out and _reserve(port) and _bindable(port):
             _handed_out.add(port)
             return port
+    raise RuntimeError("no free loopback port found in 1,000 tries")
 
 
 def wait_for_port(

@@ -9,6 +9,7 @@ import pytest
 
 from tests import redis_support
 from wsmanager import RpcHandler, counters, route, websocket_app
+from wsmanager.registry import get_registry
 from wsmanager.testing import RpcCommunicator
 
 redis_url = redis_support.redis_url
@@ -33,15 +34,40 @@ async def fast_heartbeat_on_redis(redis_url: str) -> AsyncIterator[None]:
         yield
 
 
+async def heartbeats(count: int, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[None]:
+    """Yields each time the registry has seen ``count`` more heartbeats (``node_alive``)."""
+    registry = get_registry()
+    real = registry.node_alive
+    beats = asyncio.Event()
+    seen = 0
+
+    async def counted(node: str) -> None:
+        nonlocal seen
+        await real(node)
+        seen += 1
+        beats.set()
+
+    monkeypatch.setattr(registry, "node_alive", counted)
+    while True:
+        target = seen + count
+        while seen < target:
+            beats.clear()
+            await asyncio.wait_for(beats.wait(), 10)
+        yield
+
+
 @pytest.mark.redis
 @pytest.mark.usefixtures("fast_heartbeat_on_redis")
-async def test_reconciliation_never_undoes_a_join_made_during_the_handshake() -> None:
+async def test_reconciliation_never_undoes_a_join_made_during_the_handshake(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     """40 sockets joining in on_connect while heartbeats reconcile: all 40 stay in the group."""
     clients = [RpcCommunicator(app, "/ws/join/", timeout=10) for _ in range(40)]
+    later = heartbeats(3, monkeypatch)
     for _ in range(3):  # several bursts, each with heartbeats running throughout
         results = await asyncio.gather(*(c.connect() for c in clients))
         assert all(accepted for accepted, _ in results)
-        await asyncio.sleep(0.1)  # a few more heartbeats after the burst
+        await anext(later)  # a few more heartbeats (each reconciles) after the burst
         members = await Joiner.manager.agroup_members("everyone")
         assert sorted(members) == sorted(c.id for c in clients)
         assert counters.stats().get("restored", 0) == 0

@@ -8,7 +8,6 @@ route alone turned on. Same fixtures as tests/test_recovery.py.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from typing import Any
 
@@ -56,7 +55,7 @@ async def test_a_half_open_old_connection_closing_after_a_resume_here_leaves_the
     async def claim_then_the_old_one_ends(expected: Any, new: Any) -> Any:
         result = await real_claim(expected, new)
         await old.send_input({"type": "websocket.disconnect", "code": code})
-        await asyncio.sleep(0.2)
+        await old.wait(10)  # the old connection's end is handled in full before the resume goes on
         return result
 
     monkeypatch.setattr(registry, "claim", claim_then_the_old_one_ends)

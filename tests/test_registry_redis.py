@@ -22,6 +22,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from wsmanager.exceptions import ConfigurationError, RegistryUnavailable, SocketNotFound
+from wsmanager.registry import redis as redis_registry_module
 from wsmanager.registry.redis import RedisRegistry
 
 from . import redis_support
@@ -105,6 +106,25 @@ class Proxy:
         await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
 
 
+async def expire_now(reg: RedisRegistry, node: str) -> None:
+    """Delete ``node``'s liveness key: what its expiry does after ``node_ttl`` without a
+    heartbeat, without waiting for it (that the key expires is checked by its PTTL)."""
+    raw = aioredis.from_url(reg.url)
+    try:
+        assert await raw.delete(f"{reg.prefix}:alive:{node}") == 1
+    finally:
+        await raw.aclose()
+
+
+async def pttl(reg: RedisRegistry, node: str) -> int:
+    """Milliseconds left to ``node``'s liveness key (-2: none)."""
+    raw = aioredis.from_url(reg.url)
+    try:
+        return int(await raw.pttl(f"{reg.prefix}:alive:{node}"))
+    finally:
+        await raw.aclose()
+
+
 def _port(url: str) -> int:
     return urlsplit(url).port or 6379
 
@@ -139,14 +159,14 @@ class TestBursts:
 class TestCrashSafety:
     async def test_sockets_of_a_killed_node_vanish_everywhere(self, make_registry: Any) -> None:
         """A node that stops heartbeating loses every socket once its TTL passes."""
-        reg = make_registry(node_ttl=0.5)
+        reg = make_registry(node_ttl=30)
         await reg.add(entry("a1", node="n1", user_id="ann", groups={"room", "n1-only"}))
         await reg.add(entry("a2", node="n1", user_id="bob", groups={"room"}))
         await reg.add(entry("g1", handler="game", node="n1", groups={"table"}))
         await reg.add(entry("b1", node="n2", user_id="bob", groups={"room"}))
-        for _ in range(4):  # n2 heartbeats every 0.2s; n1 was "SIGKILLed"
-            await asyncio.sleep(0.2)
-            await reg.node_alive("n2")
+        assert 0 < await pttl(reg, "n1") <= 30_000
+        await expire_now(reg, "n1")  # n1 was "SIGKILLed" and its TTL passed; n2 lives on
+        await reg.node_alive("n2")
         assert await reg.count("chat") == 1
         assert await reg.ids("chat") == ["b1"]
         assert await reg.count("game") == 0
@@ -162,13 +182,13 @@ class TestCrashSafety:
         assert await reg.nodes_of("chat", ["a1", "a2", "b1"]) == {"n2": ["b1"]}
 
     async def test_sigkilled_process_vanishes_within_two_heartbeats(self, make_registry: Any) -> None:
-        """A real process heartbeating every 0.2s and SIGKILLed is forgotten, with its departures.
+        """A real process heartbeating every 0.5s and SIGKILLed is forgotten, with its departures.
 
         The two-heartbeat bound is proven without timing (see
         test_liveness_lasts_node_ttl_and_its_loss_is_acted_on_at_once and
         tests/test_upkeep.py); the 10 s here only stops a hang.
         """
-        reader = make_registry(node_ttl=0.4)
+        reader = make_registry(node_ttl=1.0)
         child = await asyncio.create_subprocess_exec(
             sys.executable,
             "-c",
@@ -182,7 +202,8 @@ class TestCrashSafety:
             assert child.stdout is not None
             assert await asyncio.wait_for(child.stdout.readline(), 20) == b"ready\n"
             assert sorted(await reader.ids("chat")) == ["c0", "c1", "c2"]
-            await asyncio.sleep(0.3)  # a few heartbeats
+            for _ in range(2):  # two heartbeats
+                assert await asyncio.wait_for(child.stdout.readline(), 20) == b"beat\n"
             child.send_signal(signal.SIGKILL)
             killed = time.monotonic()
             while await reader.count("chat"):
@@ -238,33 +259,52 @@ class TestCrashSafety:
             await raw.aclose()
         assert await reader.last_activity([info]) == {"s1": 1712345700.5}
 
-    async def test_reads_reap_without_any_heartbeat(self, make_registry: Any) -> None:
-        """Another process's reads alone notice the expired node (no node_alive needed)."""
-        dead = make_registry(node_ttl=0.3)
-        reader = make_registry(node_ttl=0.3)
+    async def test_reads_reap_without_any_heartbeat(
+        self, make_registry: Any, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """Another process's reads alone notice the expired node (no node_alive needed), once
+        its own clock says a liveness key may have expired (it does not sweep before)."""
+        dead = make_registry(node_ttl=30)
+        reader = make_registry(node_ttl=30)
         await dead.add(entry("s1", node="n1", groups={"g"}))
         assert await reader.count("chat") == 1
-        await asyncio.sleep(0.45)
+        await expire_now(dead, "n1")
+
+        class ThirtySecondsOn:
+            """The ``time`` of wsmanager.registry.redis, node_ttl later than the real one."""
+
+            @staticmethod
+            def monotonic() -> float:
+                return time.monotonic() + 30
+
+        monkeypatch.setattr(redis_registry_module, "time", ThirtySecondsOn)
         assert await reader.count("chat") == 0
         assert await reader.groups("chat") == []
 
     async def test_heartbeating_node_survives_many_ttls(self, make_registry: Any) -> None:
-        """A node that calls node_alive within its TTL keeps its sockets indefinitely."""
-        live = make_registry(node_ttl=0.6)
-        other = make_registry(node_ttl=0.6)
+        """A node that calls node_alive within its TTL keeps its sockets indefinitely: each
+        heartbeat gives its liveness key a whole TTL again (time is not waited for: the key
+        is aged by hand to a moment before it would expire, eight times over)."""
+        live = make_registry(node_ttl=30)
+        other = make_registry(node_ttl=30)
         await live.add(entry("s1", node="n1"))
         await live.node_alive("n1")
-        for _ in range(8):
-            await asyncio.sleep(0.15)
-            await live.node_alive("n1")
-            assert await other.ids("chat") == ["s1"]
+        raw = aioredis.from_url(live.url)
+        try:
+            for _ in range(8):
+                await raw.pexpire(f"{live.prefix}:alive:n1", 1_000)  # 29 s of the TTL gone
+                await live.node_alive("n1")
+                assert await pttl(live, "n1") > 1_000
+                assert await other.ids("chat") == ["s1"]
+        finally:
+            await raw.aclose()
 
     async def test_concurrent_reapers_share_the_work(self, make_registry: Any) -> None:
         """Two processes reaping one dead node return each socket exactly once."""
-        first, second = make_registry(node_ttl=0.2), make_registry(node_ttl=0.2)
+        first, second = make_registry(node_ttl=30), make_registry(node_ttl=30)
         first.sweep_batch = second.sweep_batch = 7
         await asyncio.gather(*(first.add(entry(f"s{i}", groups={"g"})) for i in range(100)))
-        await asyncio.sleep(0.3)
+        await expire_now(first, entry("s0").node)
         # Each node_alive sweeps the expired nodes; all three run at once.
         await asyncio.gather(first.node_alive("x"), second.node_alive("y"), first.node_alive("z"))
         got = [await first.take_departures(1000), await second.take_departures(1000)]
@@ -275,15 +315,14 @@ class TestCrashSafety:
 
     async def test_reaped_departures_are_taken_once_by_one_process(self, make_registry: Any) -> None:
         """Reaping queues the departures that left a group; concurrent takers share them."""
-        first, second = make_registry(node_ttl=0.3), make_registry(node_ttl=0.3)
+        first, second = make_registry(node_ttl=30), make_registry(node_ttl=30)
         first.sweep_batch = second.sweep_batch = 7
         await first.add(entry("a1", node="n1", user_id="ann", groups={"room"}))
         await first.add(entry("a2", node="n1", user_id="bob", groups={"room"}))
         await first.add(entry("b1", node="n2", user_id="bob", groups={"room"}))
         await asyncio.gather(*(first.add(entry(f"s{i}", node="n1", groups={"g"})) for i in range(60)))
-        for _ in range(3):  # n2 lives on, n1 was "SIGKILLed"
-            await asyncio.sleep(0.15)
-            await second.node_alive("n2")
+        await expire_now(first, "n1")  # n1 was "SIGKILLed"; n2 lives on
+        await second.node_alive("n2")
         taken = await asyncio.gather(*(reg.take_departures(5) for reg in (first, second) * 10))
         flat = [d for batch in taken for d in batch]
         assert len(flat) == len({d.id for d in flat}) == 61  # bob is still in the room (b1)
@@ -329,9 +368,9 @@ class TestCrashSafety:
         self, make_registry: Any, caplog: pytest.LogCaptureFixture
     ) -> None:
         """node_alive() warns when the node's own liveness key had already expired."""
-        reg = make_registry(node_ttl=0.1)
+        reg = make_registry(node_ttl=30)
         await reg.node_alive("n1")
-        await asyncio.sleep(0.2)
+        await expire_now(reg, "n1")
         with caplog.at_level(logging.WARNING, logger="wsmanager.registry"):
             await reg.node_alive("n1")
         assert "liveness key of node n1 was missing" in caplog.text
@@ -339,21 +378,24 @@ class TestCrashSafety:
 
 ROOT = str(Path(__file__).resolve().parent.parent)
 
-# A server process in miniature: registers three sockets, then heartbeats every 0.2s.
+# A server process in miniature: registers three sockets, then heartbeats every 0.5s
+# (two heartbeats to a TTL, as the library's nodes do), saying so after each.
 CHILD = """
 import asyncio, sys
 from wsmanager.registry.base import ConnectionInfo
+from wsmanager.registry import redis as redis_registry_module
 from wsmanager.registry.redis import RedisRegistry
 
 async def main():
-    reg = RedisRegistry(url=sys.argv[1], prefix=sys.argv[2], node_ttl=0.4)
+    reg = RedisRegistry(url=sys.argv[1], prefix=sys.argv[2], node_ttl=1.0)
     for i in range(3):
         await reg.add(ConnectionInfo(id=f"c{i}", handler="chat", node="child", groups=frozenset({"g"})))
     await reg.node_alive("child")
     print("ready", flush=True)
     while True:
-        await asyncio.sleep(0.2)
+        await asyncio.sleep(0.5)
         await reg.node_alive("child")
+        print("beat", flush=True)
 
 asyncio.run(main())
 """

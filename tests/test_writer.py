@@ -155,7 +155,7 @@ async def test_a_synchronous_write_takes_frames_of_an_idle_outbox_and_the_awaite
     assert writer.push(frame("d"))  # queued behind "c", not written at once
     assert direct == ["a", "b"]
     transport.gate.set()
-    await asyncio.sleep(0.01)
+    await writer.flush()  # waits for the awaited send to finish, however many turns it takes
     assert transport.written == ["c", "d"]
     assert writer.push(frame("e")) and direct == ["a", "b", "e"]  # idle again
 

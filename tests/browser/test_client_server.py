@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import pytest
 
+from tests.e2e.client import TLS
 from tests.servers import DaphneProcess
 
 if TYPE_CHECKING:
@@ -121,7 +122,8 @@ def test_server_calls_browser(page: Page, demo_server: DaphneProcess) -> None:
 
     def invoke(method: str, params: object, timeout: float = 5) -> httpx.Response:
         body = {"method": method, "params": params, "timeout": timeout}
-        return httpx.post(f"{demo_server.http_url}/api/sockets/{socket_id}/invoke", json=body, timeout=30)
+        url = f"{demo_server.http_url}/api/sockets/{socket_id}/invoke"
+        return httpx.post(url, json=body, timeout=30, verify=TLS)
 
     response = invoke("add", [2, 3])
     assert (response.status_code, response.json()) == (200, {"result": 5})

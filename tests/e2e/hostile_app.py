@@ -16,6 +16,10 @@ HTTP: ``GET /hostile/state`` answers ``{"counts": {handler: sockets}, "stats": {
 process's node counters, and the closes the handlers started, by code (what the
 server meant to send, whether or not the client got to read it). Everything else
 goes to the demo's Django views (``/api/rooms/<room>/sockets``...).
+
+Every token bucket of this process runs on a stopped clock that the tests move
+(``POST /test/clock?advance=<seconds>``, tests/e2e/stopped_clock.py): no bucket
+refills between two frames, however slowly the machine runs.
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ django_asgi_app = get_asgi_application()
 from channels.routing import ProtocolTypeRouter  # noqa: E402
 
 from demo_chat.routing import websocket_urlpatterns as demo_routes  # noqa: E402
+from tests.e2e.stopped_clock import install, with_clock  # noqa: E402
 from wsmanager import (  # noqa: E402
     RpcHandler,
     State,
@@ -201,18 +206,21 @@ async def http_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
 
 ROOM = "(?P<room>[A-Za-z0-9]{1,32})"
 
-application = ProtocolTypeRouter(
-    {
-        "http": http_app,
-        "websocket": websocket_app(
-            [
-                route(rf"^ws/lenient/{ROOM}/$", LenientHandler),
-                route(rf"^ws/limited/{ROOM}/$", LimitedHandler),
-                route(rf"^ws/small/{ROOM}/$", SmallHandler),
-                route(rf"^ws/slow/{ROOM}/$", SlowHandler),
-                route(rf"^ws/capped/{ROOM}/$", CappedHandler),
-                *demo_routes,
-            ]
-        ),
-    }
+install()
+application = with_clock(
+    ProtocolTypeRouter(
+        {
+            "http": http_app,
+            "websocket": websocket_app(
+                [
+                    route(rf"^ws/lenient/{ROOM}/$", LenientHandler),
+                    route(rf"^ws/limited/{ROOM}/$", LimitedHandler),
+                    route(rf"^ws/small/{ROOM}/$", SmallHandler),
+                    route(rf"^ws/slow/{ROOM}/$", SlowHandler),
+                    route(rf"^ws/capped/{ROOM}/$", CappedHandler),
+                    *demo_routes,
+                ]
+            ),
+        }
+    )
 )

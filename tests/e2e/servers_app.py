@@ -10,7 +10,8 @@ WebSocket routes:
 * ``/ws/fail/``: a plain handler whose ``on_receive`` raises on ``"boom"``
   (``on_error`` then closes with 1011) and echoes anything else.
 * ``/ws/capped/?user=<id>``: two sockets per user (the third: 4429).
-* ``/ws/rated/``: a rate limit of 1 message/s, burst 1, 3 strikes (then 1008).
+* ``/ws/rated/``: a burst of 1 message refilled at one an hour (no token comes back
+  within a test, however slow the machine), 3 strikes (then 1008).
 * ``/ws/chat/<room>/``: the demo's ChatHandler.
 
 HTTP goes to the demo's Django views; the ``lifespan`` key is served by
@@ -126,7 +127,7 @@ class CappedHandler(RpcHandler):
 
 class RatedHandler(RpcHandler):
     handler_name = "servers.rated"
-    rate_limit = (1.0, 1.0)
+    rate_limit = (1 / 3600, 1.0)
     rate_limit_strikes = 3
 
 

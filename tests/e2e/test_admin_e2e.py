@@ -20,7 +20,7 @@ import websockets
 
 from demo_chat.handlers import ChatHandler, room_group
 from tests import redis_support
-from tests.e2e.client import Peer, chat_url, cluster_env, running
+from tests.e2e.client import Peer, chat_url, cluster_env, http_client, running
 from tests.servers import ROOT, DaphneProcess
 
 pytestmark = pytest.mark.e2e
@@ -64,7 +64,7 @@ def server() -> Iterator[DaphneProcess]:
 
 
 async def logged_in(server: DaphneProcess, username: str) -> httpx.AsyncClient:
-    client = httpx.AsyncClient(base_url=server.http_url, timeout=20)
+    client = http_client(server)
     form = await client.get("/admin/login/")
     data = {"username": username, "password": PASSWORD, "csrfmiddlewaretoken": csrf(form), "next": "/admin/"}
     response = await client.post("/admin/login/?next=/admin/", data=data)
@@ -158,7 +158,7 @@ async def test_filters_and_a_bulk_notification(server: DaphneProcess, admin: htt
 
 
 async def test_staff_without_the_permission_and_anonymous_users_do_not_see_it(server: DaphneProcess) -> None:
-    anonymous = await httpx.AsyncClient(base_url=server.http_url).get(PAGE)
+    anonymous = await http_client(server, timeout=5).get(PAGE)
     assert anonymous.status_code == 302 and "/admin/login/" in anonymous.headers["location"]
     staff = await logged_in(server, "staff")
     try:

@@ -98,41 +98,41 @@ async def test_joined_and_left_once_per_socket_across_processes(cluster: list[Se
 
 
 async def test_sigkilled_process_sockets_leave_once_via_one_survivor(
-    redis_url: str, server_kind: str
+    cluster: list[ServerProcess], server_kind: str
 ) -> None:
-    """SIGKILL: members on both survivors hear ``left`` once per dead socket, within a few heartbeats."""
-    env = cluster_env(redis_url, WSMANAGER_HEARTBEAT=str(HEARTBEAT))
-    with server_process(server_kind, env=env) as one, server_process(server_kind, env=env) as two:
-        doomed = server_process(server_kind, env=env).start()
-        try:
-            watchers = [await Peer.open(ws(one, "p2")), await Peer.open(ws(two, "p2"))]
-            dead = [await Peer.open(ws(doomed, "p2")) for _ in range(3)]
-            for watcher in watchers:
-                await drain(watcher, 0.3)
-            doomed.kill()
-            # node_ttl is two heartbeats; a survivor reaps then announces on its next heartbeat.
-            got = await asyncio.gather(
-                *(wait_for_lefts(w, {p.id for p in dead}, 10 * HEARTBEAT + 5) for w in watchers)
-            )
-            for watcher, messages in zip(watchers, got, strict=True):
-                notes = presence_notes(messages + await drain(watcher, 3 * HEARTBEAT))
-                assert notes == Counter({("left", p.id): 1 for p in dead})
-            assert {m["id"] for m in await watchers[0].call("who")} == {w.id for w in watchers}
-            for watcher in watchers:
-                await watcher.close()
-        finally:
-            doomed.kill()
+    """SIGKILL: members on both survivors (the module's two processes) hear ``left`` once per
+    dead socket of a third process, within a few heartbeats."""
+    one, two = cluster
+    doomed = server_process(server_kind, env=one.env).start()
+    try:
+        watchers = [await Peer.open(ws(one, "p2")), await Peer.open(ws(two, "p2"))]
+        dead = [await Peer.open(ws(doomed, "p2")) for _ in range(3)]
+        for watcher in watchers:
+            await drain(watcher, 0.3)
+        doomed.kill()
+        # node_ttl is two heartbeats; a survivor reaps then announces on its next heartbeat.
+        got = await asyncio.gather(
+            *(wait_for_lefts(w, {p.id for p in dead}, 10 * HEARTBEAT + 5) for w in watchers)
+        )
+        for watcher, messages in zip(watchers, got, strict=True):
+            notes = presence_notes(messages + await drain(watcher, 3 * HEARTBEAT))
+            assert notes == Counter({("left", p.id): 1 for p in dead})
+        assert {m["id"] for m in await watchers[0].call("who")} == {w.id for w in watchers}
+        for watcher in watchers:
+            await watcher.close()
+    finally:
+        doomed.kill()
 
 
 async def test_stopped_process_sockets_leave_once(
-    redis_url: str, server_kind: str, request: pytest.FixtureRequest
+    cluster: list[ServerProcess], server_kind: str, request: pytest.FixtureRequest
 ) -> None:
-    """SIGTERM: the survivor's member hears ``left`` once for each socket of the stopped process."""
+    """SIGTERM: the survivor's member (on one of the module's processes) hears ``left`` once for
+    each socket of a third process that stops."""
     if server_kind in LOSES_LEFT_AT_SHUTDOWN:
         request.applymarker(pytest.mark.xfail(reason=LOSES_LEFT_AT_SHUTDOWN[server_kind], strict=False))
-    env = cluster_env(redis_url, WSMANAGER_HEARTBEAT=str(HEARTBEAT))
-    with server_process(server_kind, env=env) as survivor:
-        leaving = server_process(server_kind, env=env).start()
+    survivor = cluster[0]
+    with server_process(server_kind, env=survivor.env) as leaving:
         watcher = await Peer.open(ws(survivor, "p3"))
         peers = [await Peer.open(ws(leaving, "p3")) for _ in range(3)]
         await drain(watcher, 0.3)

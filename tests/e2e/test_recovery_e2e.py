@@ -8,16 +8,20 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlencode
 
 import pytest
+import redis.asyncio as aioredis
 import websockets
 
+from demo_chat.handlers import ChatHandler
 from tests import redis_support
 from tests.e2e.client import TIMEOUT, Peer, chat_url, cluster_env, http, room_ids, running
 from tests.servers import ServerProcess, server_process
+from wsmanager.registry import PARKED
 
 pytestmark = [pytest.mark.e2e, pytest.mark.redis]
 
@@ -77,6 +81,37 @@ async def texts(peer: Session, n: int) -> list[str]:
     return [(await peer.message())["params"]["text"] for _ in range(n)]
 
 
+async def parked_count(server: ServerProcess) -> int:
+    """How many sockets ``server``'s process has parked (its ``parked`` counter)."""
+    response = await http("GET", server, "/api/stats")
+    assert response.status_code == 200, response.text
+    count: int = response.json()["counters"].get("parked", 0)
+    return count
+
+
+async def until_parked(server: ServerProcess, count: int) -> None:
+    """Wait until ``server``'s process has parked ``count`` sockets in all (it notices a drop
+    when its server reports it); 30 s at most, which only turns a hang into a failure."""
+    deadline = time.monotonic() + 30
+    while await parked_count(server) < count:
+        assert time.monotonic() < deadline, f"{server} never parked {count} sockets"
+        await asyncio.sleep(0.05)
+
+
+async def until_reaped_and_parked(server: ServerProcess, socket_id: str) -> None:
+    """Wait until ``socket_id`` is routed to the parked sessions in the Redis registry of
+    ``server``'s cluster: a survivor parks a dead process's recoverable sockets when it
+    reaps it, after node_ttl. Read with plain Redis commands, so that this read reaps
+    nothing itself (a registry's reads would)."""
+    key = f"{server.env['WSMANAGER_REDIS_PREFIX']}:wsm:routes:{ChatHandler.handler_name}"
+    raw = aioredis.from_url(server.env["REDIS_URL"], decode_responses=True)
+    try:
+        deadline = time.monotonic() + 30
+        while (route := await raw.hget(key, socket_id)) != PARKED:
+            assert time.monotonic() < deadline, f"{socket_id} was never parked: routed to {route}"
+            await asyncio.sleep(0.1)
+    finally:
+        await raw.aclose()
 
 
 @pytest.fixture(scope="module")
@@ -93,8 +128,9 @@ async def test_a_drop_resumes_with_its_id_room_and_every_missed_message_once_in_
     b = await Session.start(chat_url(recovering, "r1", "?name=bob"))
     await a.call("send", "before")
     assert await texts(a, 1) == ["before"]
+    parked = await parked_count(recovering)
     a.abort()
-    await asyncio.sleep(0.3)  # the server notices the drop and parks the socket
+    await until_parked(recovering, parked + 1)  # the server noticed the drop and parked the socket
     assert await room_ids(recovering, "r1") == {a.id, b.id}
     for i in range(3):
         assert await b.call("send", f"gap {i}") == {"delivered": 2}
@@ -130,10 +166,13 @@ async def test_a_forged_token_gets_a_fresh_socket_told_why(recovering: ServerPro
     await other.close()
 
 
-async def test_resume_on_another_process_after_the_first_was_killed(redis_url: str, server_kind: str) -> None:
-    """SIGKILL of the socket's process: it resumes on a survivor, nothing lost, nobody saw it leave."""
-    env = cluster_env(redis_url, WSMANAGER_RECOVERY_WINDOW="60", WSMANAGER_HEARTBEAT="0.5")
-    with running([server_process(server_kind, env=env) for _ in range(2)]) as (doomed, survivor):
+async def test_resume_on_another_process_after_the_first_was_killed(
+    recovering: ServerProcess, server_kind: str
+) -> None:
+    """SIGKILL of the socket's process: it resumes on a survivor (the module's process), nothing
+    lost, nobody saw it leave."""
+    survivor = recovering
+    with running([server_process(server_kind, env=survivor.env)]) as (doomed,):
         a = await Session.start(chat_url(doomed, "k1", "?name=ann"))
         b = await Session.start(chat_url(survivor, "k1", "?name=bob"))
         await b.call("send", "before")
@@ -143,7 +182,7 @@ async def test_resume_on_another_process_after_the_first_was_killed(redis_url: s
         for i in range(3):
             await b.call("send", f"after kill {i}")
         assert await b.call("whisper", a.id, "psst") == {"delivered": 1}
-        await asyncio.sleep(2.0)  # past node_ttl: the survivor reaped the dead process (and parked a)
+        await until_reaped_and_parked(survivor, a.id)  # past node_ttl: the survivor reaped the dead process
         assert await room_ids(survivor, "k1") == {a.id, b.id}
         await b.call("send", "after the reaping")
 
@@ -168,7 +207,7 @@ async def test_a_drop_longer_than_the_window_gives_a_new_id_and_one_left(
         a = await Session.start(chat_url(server, "w1"))
         b = await Session.start(chat_url(server, "w1"))
         a.abort()
-        await asyncio.sleep(0.3)
+        await until_parked(server, 1)
         assert a.id in await room_ids(server, "w1")  # parked: still a member
         left = await b.notification("left", timeout=10)
         assert left["params"]["id"] == a.id
@@ -181,13 +220,14 @@ async def test_a_drop_longer_than_the_window_gives_a_new_id_and_one_left(
         await b.close()
 
 
-async def test_a_drained_socket_resumes_on_another_process(redis_url: str, server_kind: str) -> None:
+async def test_a_drained_socket_resumes_on_another_process(
+    recovering: ServerProcess, server_kind: str
+) -> None:
     """A deploy: SIGTERM closes the socket with 1012 and parks it; the client resumes on
-    the other process with its id, and nobody in its room saw it leave."""
-    env = cluster_env(
-        redis_url, WSMANAGER_RECOVERY_WINDOW="60", WSMANAGER_HEARTBEAT="0.5", WSMANAGER_DRAIN_PERIOD="0"
-    )
-    with running([server_process(server_kind, env=env) for _ in range(2)]) as (leaving, staying):
+    the other process (the module's) with its id, and nobody in its room saw it leave."""
+    staying = recovering
+    env = {**staying.env, "WSMANAGER_DRAIN_PERIOD": "0"}
+    with running([server_process(server_kind, env=env)]) as (leaving,):
         a = await Session.start(chat_url(leaving, "d1", "?name=ann"))
         b = await Session.start(chat_url(staying, "d1", "?name=bob"))
         leaving.terminate()

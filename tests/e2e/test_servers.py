@@ -125,10 +125,21 @@ async def test_third_socket_of_a_user_closes_4429(server: ServerProcess) -> None
 
 
 async def test_persistent_rate_limit_violation_closes_1008(server: ServerProcess) -> None:
+    """One frame passes, the next three are refused (-32002, -32002, then the close).
+
+    The bucket refills at one token an hour: the strikes cannot reset between
+    two frames, however slowly they go out. Nothing is sent after the frame that
+    closes: data arriving after the server closed its end makes its TCP stack
+    reset the connection, and the reset discards the close frame unread."""
     peer = await Peer.open(url(server, "rated/"))
-    for i in range(6):
-        with contextlib.suppress(websockets.ConnectionClosed):
-            await peer.send_raw(json.dumps({"jsonrpc": "2.0", "method": "rpc.ping", "id": i}))
+    for i in range(4):
+        await peer.send_raw(json.dumps({"jsonrpc": "2.0", "method": "rpc.ping", "id": i}))
+    answers = sorted([await peer.recv_json() for _ in range(3)], key=lambda answer: answer["id"])
+    assert [(a["id"], a.get("result"), a.get("error", {}).get("code")) for a in answers] == [
+        (0, "pong", None),
+        (1, None, -32002),
+        (2, None, -32002),
+    ]
     assert await closed_with(peer.ws) == (1008, "rate limit exceeded")
 
 
