@@ -33,7 +33,7 @@ import pytest
 import websockets
 
 from tests import redis_support
-from tests.e2e.client import TIMEOUT, Peer, cluster_env
+from tests.e2e.client import TIMEOUT, Peer, chat_url, cluster_env, room_ids
 from tests.e2e.close_app import WINDOW
 from tests.servers import ServerProcess, server_process
 
@@ -189,3 +189,111 @@ async def _counters(server: ServerProcess) -> dict[str, int]:
     await probe.bye()
     counters: dict[str, int] = stats["counters"]
     return counters
+
+
+# --- the demo chat: who() and the room's sockets, `left` at once ---------------------------
+
+
+async def left(watcher: Peer, member: str) -> None:
+    """Wait for the demo's word that ``member`` left (``left``, or a ``presence`` burst)."""
+    await _heard(watcher, member, "left", lambda params: params.get("left", []))
+
+
+async def _heard(
+    watcher: Peer, member: str, event: str, burst: Callable[[dict[str, Any]], list[Any]]
+) -> None:
+    while True:
+        message = await watcher.recv_json()
+        params = message.get("params") or {}
+        if message.get("method") == event and params.get("id") == member:
+            return
+        if message.get("method") == "presence" and member in burst(params):
+            return
+
+
+async def chat_member(server: ServerProcess, room: str, watcher: Peer) -> Member:
+    """A member of ``room`` whose arrival ``watcher`` has heard (a member who joins and
+    leaves within the demo's presence interval is never announced at all)."""
+    member = await Member.join(chat_url(server, room, "?name=ann"))
+    await _heard(watcher, member.id, "joined", lambda params: [m["id"] for m in params.get("joined", [])])
+    return member
+
+
+async def parked(server: ServerProcess) -> int:
+    return (await _counters(server)).get("parked", 0)
+
+
+async def assert_gone(
+    server: ServerProcess, room: str, watcher: Peer, member: Member, *, heard: bool = False
+) -> None:
+    """``member`` left at once: announced (``heard`` already), out of who() and of the room's
+    sockets, its token spent."""
+    if not heard:
+        await left(watcher, member.id)
+    assert [m["id"] for m in await watcher.call("who")] == [watcher.id]
+    assert await room_ids(server, room) == {watcher.id}
+    back = await Member.join(member.resume_url(chat_url(server, room)))
+    assert back.id != member.id and back.hello["params"]["recovery_failed"] == "unknown"
+    await back.bye()
+
+
+async def test_a_chat_member_who_says_rpc_close_leaves_at_once(server: ServerProcess) -> None:
+    """Issue 20: under hypercorn such a member stayed in who() and the room's sockets, and
+    the others heard `left` only when the recovery window ended."""
+    before = await parked(server)
+    watcher = await Peer.open(chat_url(server, "bye1", "?name=watcher"))
+    member = await chat_member(server, "bye1", watcher)
+    await member.bye()
+    await assert_gone(server, "bye1", watcher, member)
+    assert await parked(server) == before
+    await watcher.close()
+
+
+async def test_rpc_close_then_a_connection_lost_without_a_close_frame_is_still_a_close(
+    server: ServerProcess,
+) -> None:
+    before = await parked(server)
+    watcher = await Peer.open(chat_url(server, "bye2", "?name=watcher"))
+    member = await chat_member(server, "bye2", watcher)
+    await member.ws.send(BYE)
+    await left(watcher, member.id)  # released on the word, before anything else
+    member.ws.transport.abort()
+    await assert_gone(server, "bye2", watcher, member, heard=True)
+    assert await parked(server) == before
+    await watcher.close()
+
+
+async def test_after_rpc_close_the_server_closes_a_socket_its_client_keeps_open(
+    server: ServerProcess,
+) -> None:
+    """The client says rpc.close and sends more instead of closing: the server answers nothing
+    more, closes with the code rpc.close gave, and the member is gone."""
+    watcher = await Peer.open(chat_url(server, "bye3", "?name=watcher"))
+    member = await chat_member(server, "bye3", watcher)
+    await member.ws.send(json.dumps(_bye(4000)))
+    await member.ws.send('{"jsonrpc":"2.0","method":"who","id":1}')
+    with pytest.raises(websockets.ConnectionClosed):
+        while True:
+            frame = json.loads(await asyncio.wait_for(member.ws.recv(), TIMEOUT))
+            assert frame.get("id") != 1, frame  # the call after rpc.close is never answered
+    rcvd = member.ws.close_exc.rcvd  # type: ignore[union-attr]
+    assert rcvd is not None and rcvd.code == 4000
+    await assert_gone(server, "bye3", watcher, member)
+    await watcher.close()
+
+
+async def test_the_python_client_closing_leaves_at_once(server: ServerProcess) -> None:
+    """wsmanager.client's close() says rpc.close: released at once, never parked, on every server."""
+    from wsmanager.client import connect
+
+    before = await parked(server)
+    watcher = await Peer.open(chat_url(server, "bye4", "?name=watcher"))
+    client = await connect(chat_url(server, "bye4", "?name=py"), heartbeat_interval=None)
+    member = client.id
+    assert member is not None and await room_ids(server, "bye4") == {watcher.id, member}
+    await _heard(watcher, member, "joined", lambda params: [m["id"] for m in params.get("joined", [])])
+    await client.close()
+    await left(watcher, member)
+    assert await room_ids(server, "bye4") == {watcher.id}
+    assert await parked(server) == before
+    await watcher.close()
