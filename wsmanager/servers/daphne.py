@@ -43,7 +43,6 @@ class DaphneAdapter(ServerAdapter):
         write(code=int(code), reasonUtf8=reason_utf8 or None, isReply=False)
         return True
 
-
     def connection_ended(self, send: Any, exc: BaseException) -> bool:
         """Also autobahn's ``Disconnected`` ("Attempt to send on a closed protocol"):
         from the client's close frame (or ours) until the TCP connection is gone
