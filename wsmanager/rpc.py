@@ -224,7 +224,7 @@ class RpcHandler(Resumable):
         for item in decoded.items:
             if isinstance(item, Response):
                 self._invocations.settle(item)
-            elif isinstance(item, Request) and item.method == CLOSE and decoded.batch:
+            elif decoded.batch and isinstance(item, Request) and item.method == CLOSE:
                 work.append(Invalid(ErrorObject.standard(protocol.INVALID_REQUEST, CLOSE_ALONE), item.id))
             else:
                 work.append(item)
