@@ -84,7 +84,8 @@ def test_the_demo_chat_document_names_its_methods_params_results_and_notificatio
         "description": "One chat participant in one room.",
     }
     methods = by_name(document["methods"])
-    assert sorted(methods) == ["rpc.ping", "send", "set_name", "whisper", "who"]
+    assert sorted(methods) == ["rpc.close", "rpc.ping", "send", "set_name", "whisper", "who"]
+    assert methods["rpc.close"]["params"][0]["name"] == "code"
     whisper = methods["whisper"]
     assert whisper["params"] == [
         {"name": "to", "schema": {"type": "string"}, "required": True},

@@ -95,6 +95,35 @@ def test_send_close_frame_writes_on_daphnes_protocol() -> None:
     assert no_reason is None
 
 
+class AutobahnState(FakeProtocol):
+    """What daphne's adapter reads of autobahn's state."""
+
+    STATE_OPEN = 1
+    STATE_CLOSED = 3
+
+    def __init__(self, state: int) -> None:
+        super().__init__()
+        self.state = state
+
+
+def test_a_send_on_a_connection_no_longer_open_is_told_from_a_refused_frame() -> None:
+    """An OSError (ASGI's, uvicorn's ClientDisconnected) means the connection ended, on any
+    server; under daphne, so does any error while autobahn's protocol is not OPEN any more
+    (its ``Disconnected``), while a frame it refuses on an open connection does not."""
+    from uvicorn.protocols.utils import ClientDisconnected
+
+    uvicorn_send = send_defined_in("uvicorn.protocols.websockets.websockets_sansio_impl")
+    assert servers.connection_ended(uvicorn_send, ClientDisconnected()) is True
+    assert servers.connection_ended(uvicorn_send, UnicodeEncodeError("utf-8", "", 0, 1, "x")) is False
+    assert servers.connection_ended(send_defined_in("myserver.ws"), ConnectionResetError()) is True
+
+    closed = behind_session_middleware(daphne_send(AutobahnState(AutobahnState.STATE_CLOSED)))
+    opened = daphne_send(AutobahnState(AutobahnState.STATE_OPEN))
+    assert servers.connection_ended(closed, RuntimeError("Attempt to send on a closed protocol")) is True
+    assert servers.connection_ended(opened, RuntimeError("payload exceeds the limit")) is False
+    assert servers.connection_ended(daphne_send(FakeProtocol()), RuntimeError("no state to read")) is False
+
+
 def test_send_close_frame_leaves_other_servers_to_asgi() -> None:
     async def plain_send(message: dict[str, Any]) -> None:
         return None

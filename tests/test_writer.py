@@ -20,6 +20,7 @@ class Transport:
         self.concurrent = 0
         self.most_concurrent = 0
         self.fail_on: str | None = None
+        self.closed_on: str | None = None
 
     async def send(self, message: Message) -> None:
         self.concurrent += 1
@@ -27,6 +28,8 @@ class Transport:
         try:
             if self.fail_on is not None and message.get("text") == self.fail_on:
                 raise ValueError("frame too big for this server")
+            if self.closed_on is not None and message.get("text") == self.closed_on:
+                raise OSError("the client's close frame arrived")  # as ASGI and uvicorn say it
             if self.gate is not None:
                 await self.gate.wait()
             self.written.append(message["text"])
@@ -106,6 +109,26 @@ async def test_a_write_the_server_refuses_closes_1011_and_drops_what_waits() -> 
     assert closes == [(1011, "write failed")]
     stats = counters.stats()
     assert (stats["dropped_write_failed"], stats["dropped_closed"]) == (1, 1)
+    assert writer.push(frame("later")) is False
+
+
+async def test_a_write_after_the_connection_closed_closes_nothing_and_leaves_the_code_to_the_server() -> None:
+    """The client's close frame came first (the application not yet told): no 1011, a
+    park code, but the code of the server's disconnect; what waits is dropped, counted."""
+    writer, transport, closes = make()
+    transport.closed_on = "late"
+
+    async def opening() -> None:
+        writer.push(frame("hello"))
+        writer.push(frame("late"))
+        writer.push(frame("after"))
+
+    await writer.start(opening)
+    await asyncio.sleep(0)
+    assert transport.written == ["hello"]
+    assert closes == []
+    stats = counters.stats()
+    assert stats["dropped_closed"] == 2 and "dropped_write_failed" not in stats
     assert writer.push(frame("later")) is False
 
 

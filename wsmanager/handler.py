@@ -25,7 +25,10 @@ CLOSING → CLOSED.
   socket with 1011 by default (override it to keep the socket open).
 * ``on_disconnect(code)`` runs once, after the socket has left the registry
   and all its groups, if it was ever open; :attr:`info` still holds its last
-  registry entry.
+  registry entry. ``code`` is the one the server reports for the client's
+  close, or the one the client asked for with :meth:`close_on_request`
+  (``rpc.close``), whatever the server then reports (hypercorn reports every
+  client's close as 1006).
 
 Incoming limits (:class:`wsmanager.limits.Intake`): over ``max_message_size``
 closes with 1009; over ``rate_limit`` goes to :meth:`on_rate_limited` and,
@@ -54,7 +57,7 @@ from .conf import get_settings
 from .counters import Count, bump
 from .exceptions import RegistryUnavailable, RejectConnection
 from .hooks import Hooks
-from .lifecycle import CloseCode, Lifecycle, State, new_socket_id
+from .lifecycle import CloseCode, Lifecycle, State, chosen_close_code, new_socket_id
 from .limits import Intake, IntakeVerdict
 from .manager import Manager, get_manager
 from .node import Node, get_node
@@ -129,6 +132,7 @@ class WebSocketHandler(Hooks, AsyncWebsocketConsumer):  # type: ignore[misc]
         self.intake = Intake(self.max_message_size, self.rate_limit, self.rate_limit_strikes)
         self._released: asyncio.Future[None] | None = None
         self._sent_code: int | None = None  # the close code this side sent, if it closed
+        self._requested_code: int | None = None  # the client's, when it closed on purpose
 
     @property
     def state(self) -> State:
@@ -194,6 +198,26 @@ class WebSocketHandler(Hooks, AsyncWebsocketConsumer):  # type: ignore[misc]
         await self.writer.flush()
         self.writer.stop()
         await self._send_close(code, reason)
+
+    async def close_on_request(self, code: object = CloseCode.NORMAL) -> None:
+        """The client said it is closing on purpose: release the socket now, for good.
+
+        What ``rpc.close`` does on an :class:`~wsmanager.rpc.RpcHandler`; a
+        raw handler whose own protocol has such a message may call it. The
+        socket leaves the registry and its groups at once (never parked for
+        connection recovery: its resume token is spent), and the server sends
+        its close frame with ``code``, which crosses the client's own (RFC 6455
+        allows both ends to start the closing handshake; a client that keeps
+        its socket open gets the server's close). ``on_disconnect`` gets
+        ``code`` whatever the server later reports. ``code``: 1000 or
+        3000-4999, anything else counts as 1000
+        (:func:`~wsmanager.lifecycle.chosen_close_code`). Does nothing unless
+        the socket is open.
+        """
+        if self.lifecycle.state is not State.OPEN:
+            return
+        self._requested_code = chosen_close_code(code)
+        await self.close(self._requested_code)
 
     async def _send_close(self, code: int | None, reason: str | None) -> None:
         """Send the close frame; never raises (the socket is released whatever happens)."""
@@ -356,7 +380,10 @@ class WebSocketHandler(Hooks, AsyncWebsocketConsumer):  # type: ignore[misc]
                 await self.on_rate_limited(data)
 
     async def _finish(self, code: int) -> None:
-        """The socket is gone: release it, then run ``on_disconnect`` if it was open."""
+        """The socket is gone: release it, then run ``on_disconnect`` if it was open
+        (with the code the client asked for, when it closed on purpose)."""
+        if self._requested_code is not None:
+            code = self._requested_code
         if observe.hub is not None and self.lifecycle.state is State.OPEN:
             observe.hub.connection_closed(self.handler_name, code)
         await self._release(code)

@@ -29,7 +29,15 @@ import logging
 import secrets
 from collections.abc import Mapping
 
-__all__ = ["TRANSITIONS", "CloseCode", "InvalidTransition", "Lifecycle", "State", "new_socket_id"]
+__all__ = [
+    "TRANSITIONS",
+    "CloseCode",
+    "InvalidTransition",
+    "Lifecycle",
+    "State",
+    "chosen_close_code",
+    "new_socket_id",
+]
 
 logger = logging.getLogger("wsmanager.lifecycle")
 
@@ -69,6 +77,16 @@ class CloseCode(enum.IntEnum):
     #: Another connection resumed this socket's session (connection recovery).
     RESUMED_ELSEWHERE = 4409
     TOO_MANY_CONNECTIONS = 4429
+
+
+def chosen_close_code(value: object) -> int:
+    """The code of a close an endpoint chose to make: ``value`` when it is 1000 or in
+    3000-4999 (RFC 6455 section 7.4.2: what an application may send, and what a
+    browser's ``WebSocket.close`` accepts), 1000 for anything else (no code, a
+    bool, a code reserved for what the protocol itself reports, such as 1006)."""
+    if isinstance(value, int) and not isinstance(value, bool) and (value == 1000 or 3000 <= value <= 4999):
+        return value
+    return int(CloseCode.NORMAL)
 
 
 TRANSITIONS: Mapping[State, frozenset[State]] = {

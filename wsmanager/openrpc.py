@@ -78,7 +78,7 @@ def openrpc_document(handler: type[RpcHandler], *, version: str = "0.0.0") -> di
     if own_doc:
         info["description"] = inspect.cleandoc(own_doc)
     methods = [_method(handler, exposed, names) for exposed in sorted(handler.rpc_methods)]
-    methods.append(_ping())
+    methods += [_ping(), _close()]
     return {
         "openrpc": OPENRPC_VERSION,
         "info": info,
@@ -203,6 +203,27 @@ def _ping() -> dict[str, Any]:
         "summary": "Heartbeat: answered at once, ahead of queued calls.",
         "params": [],
         "result": {"name": "result", "schema": {"enum": ["pong"]}},
+    }
+
+
+def _close() -> dict[str, Any]:
+    return {
+        "name": "rpc.close",
+        "summary": "The client closes on purpose: sent (as a notification) just before its close frame.",
+        "description": (
+            "The socket is released at once and for good (never kept for connection recovery), "
+            "whatever close code the server then reports; the server answers with a close frame "
+            "carrying `code`. Only alone in its frame: inside a batch it is refused with -32600."
+        ),
+        "params": [
+            {
+                "name": "code",
+                "description": "1000 or 3000-4999 (else 1000): the code on_disconnect gets",
+                "schema": {"type": "integer"},
+                "required": False,
+            }
+        ],
+        "result": {"name": "result", "schema": {"type": "null"}},
     }
 
 

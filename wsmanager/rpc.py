@@ -24,6 +24,12 @@ the array's length before any member is built (:func:`protocol.decode`);
 the rate limit charges a batch one token per member (:meth:`frame_cost`),
 and a batch that does not fit is refused whole, each call answered -32002.
 
+A client that closes on purpose says ``rpc.close`` first (docs/protocol.md,
+section 5): the socket is released at once and for good, whatever close code
+the server then reports (:meth:`~wsmanager.handler.WebSocketHandler.close_on_request`).
+It is honoured alone in its frame (even over the rate limit, which it ends);
+inside a batch it is refused with -32600.
+
 Errors never close the socket: bad input gets the standard error; an
 :class:`RpcError` raised by a method is sent as is; a string the registry
 cannot store (a lone surrogate has no UTF-8 form: ``UnicodeEncodeError``) is
@@ -75,6 +81,10 @@ logger = logging.getLogger("wsmanager.rpc")
 
 #: ``data`` of the -32602 answering a string that has no UTF-8 form.
 UNSTORABLE = "a string holds a lone surrogate: it is not valid UTF-8 and cannot be stored"
+#: The client's word that it closes on purpose (docs/protocol.md, section 5).
+CLOSE = "rpc.close"
+#: ``data`` of the -32600 answering ``rpc.close`` inside a batch.
+CLOSE_ALONE = "rpc.close must be sent alone, not in a batch"
 
 
 class RpcHandler(Resumable):
@@ -214,11 +224,16 @@ class RpcHandler(Resumable):
         for item in decoded.items:
             if isinstance(item, Response):
                 self._invocations.settle(item)
+            elif decoded.batch and isinstance(item, Request) and item.method == CLOSE:
+                work.append(Invalid(ErrorObject.standard(protocol.INVALID_REQUEST, CLOSE_ALONE), item.id))
             else:
                 work.append(item)
         if not work:
             return
         first = work[0]
+        if not decoded.batch and isinstance(first, Request) and first.method == CLOSE:
+            await self._close_as_asked(first)
+            return
         bad = next((item for item in work if isinstance(item, Invalid)), None)
         if bad is not None:
             self._note("bad_input", logging.INFO, "socket %s: invalid input answered %d %s (%s)",
@@ -233,6 +248,15 @@ class RpcHandler(Resumable):
                 await self.send_frame(protocol.encode_result(first.id, "pong"))
             return
         self._enqueue_calls(work, decoded.batch, len(message))
+
+    async def _close_as_asked(self, request: Request) -> None:
+        """``rpc.close``: answer it if it is a call (``null``, ahead of the close frame),
+        then close for good with the code it gives (``{"code": n}`` or ``[n]``)."""
+        params = request.params
+        code = params.get("code") if isinstance(params, dict) else (params[0] if params else None)
+        if not request.notification:
+            await self.send_frame(protocol.encode_result(request.id, None))
+        await self.close_on_request(code)
 
     def _enqueue_calls(self, work: list[Request | Invalid], batch: bool, size: int) -> None:
         """Queue a frame's calls, or answer them all -32000 when they do not fit."""
@@ -376,6 +400,10 @@ class RpcHandler(Resumable):
         limited = ErrorObject.standard(protocol.RATE_LIMITED)
         decoded = self._decode(message)
         self._decoded = None
+        lone = decoded.items[0] if not decoded.batch and decoded.items else None
+        if isinstance(lone, Request) and lone.method == CLOSE:  # it ends the flood: never refused
+            await self._close_as_asked(lone)
+            return
         for item in decoded.items:  # answers to our invocations are never refused
             if isinstance(item, Response):
                 self._invocations.settle(item)

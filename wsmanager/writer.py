@@ -10,10 +10,16 @@ transport still holds count toward the backlog (a probe of the adapter).
 
 Failures never reach the sender: over the backlog the socket is closed with
 1013 "too slow" (what was queued before is still written first, where the
-transport takes it), and a write the server refuses (a frame over its size
-limit, a transport error) closes it with 1011 "write failed" and drops what
-waits. The close, with the registry removal, runs in a task of its own,
-started once. Every refused or dropped frame is counted.
+transport takes it), and a write the server refuses on an open connection
+(a frame over its size limit) closes it with 1011 "write failed" and drops
+what waits. The close, with the registry removal, runs in a task of its
+own, started once. A write that fails because the connection is no longer
+open (the client's close frame arrived, or the connection was lost, before
+the server told the application: :func:`wsmanager.servers.connection_ended`)
+closes nothing: the writer stops and drops what waits, and the socket ends
+with the code the server's ``websocket.disconnect`` brings, the one the peer
+chose, never a code of the writer's (a clean close is never taken for a
+drop). Every refused or dropped frame is counted.
 """
 
 from __future__ import annotations
@@ -182,6 +188,11 @@ class Writer:
                 if observe.hub is not None:
                     observe.hub.frame_sent(self.handler)
         except Exception as exc:
+            if servers.connection_ended(send, exc):  # the disconnect brings the peer's code
+                bump(Count.DROPPED_CLOSED)
+                logger.debug("socket %s: write after the connection closed (%r); dropped", self.label, exc)
+                self.stop()
+                return
             bump(Count.DROPPED_WRITE_FAILED)
             logger.info("socket %s: write failed (%r); closing 1011", self.label, exc)
             self.stop()

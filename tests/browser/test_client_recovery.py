@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from .conftest import CLIENT_JS
 from .fake_server import FakeServer, Peer
 from .test_client_protocol import events, make_client, settled, start_call, wait_events, wait_state
 
@@ -217,25 +216,3 @@ def test_resumed_elsewhere_is_final(blank_page: Page, fake_server: FakeServer) -
     assert (close["code"], close["reason"], close["willReconnect"]) == (4409, "resumed elsewhere", False)
     assert events(blank_page, "reconnecting") == []
     assert blank_page.evaluate("wsmanager.CloseCodes.RESUMED_ELSEWHERE") == 4409
-
-
-@pytest.mark.parametrize(("recovery", "code"), [(True, 1000), (False, 1001)])
-def test_closing_the_page_ends_a_resumable_session(
-    new_page: Callable[[], Page], fake_server: FakeServer, recovery: bool, code: int
-) -> None:
-    """A page that goes away closes a resumable session with 1000, so the server does not keep it.
-
-    (Browsers close with 1001, going away, which a server offering recovery takes for a drop.)
-    """
-    if recovery:
-        fake_server.greeting = script(offered("tok-1", "1-0"))
-    page = new_page()
-    page.set_content("<!doctype html><title>client</title>")
-    page.add_script_tag(path=str(CLIENT_JS))
-    make_client(page, fake_server.url())
-    peer = fake_server.next_peer()
-    page.wait_for_function("window.c.id !== null")
-    page.close()
-    peer.wait_closed()
-    assert peer.connection.close_code == code
-    assert peer.connection.close_reason == ("page closed" if recovery else "")

@@ -39,7 +39,7 @@ from .events import Closed
 from .policy import NORMAL, State
 from .serving import Handler
 from .session import Session
-from .transport import WsConnectionClosed, abort
+from .transport import CLOSE_TIMEOUT, ClientConnection, WsConnectionClosed, abort, is_open
 
 __all__ = ["Client", "connect"]
 
@@ -90,7 +90,13 @@ class Client(Session):
         return await asyncio.shield(ready)
 
     async def close(self, code: int = NORMAL, reason: str = "") -> None:
-        """Close for good: calls in flight fail with ConnectionClosed, queued ones with NotConnected."""
+        """Close for good: calls in flight fail with ConnectionClosed, queued ones with NotConnected.
+
+        On an open socket the client first says ``rpc.close`` (with ``code``), then
+        closes: the server releases the session at once and for good (it is never
+        kept for connection recovery), whatever close code the server itself
+        reports (hypercorn reports 1006 for every close; docs/protocol.md).
+        """
         if self._state in (State.IDLE, State.CLOSED):
             self._finish(code, reason)
             return
@@ -104,12 +110,22 @@ class Client(Session):
             runner.cancel()
             await asyncio.wait([runner])
         if ws is not None:
+            await self._say_close(ws, code)
             try:
                 await ws.close(code, reason)
             except Exception:  # e.g. a code a client may not send: drop the connection instead
                 abort(ws)
         self._background.cancel_all(but=current)
         self._emit(self.on_closed, Closed(code, reason, True, False))
+
+    async def _say_close(self, ws: ClientConnection, code: int) -> None:
+        """``rpc.close`` on ``ws`` if it is open: the code when it is one a client may
+        choose other than 1000 (3000-4999); bounded like the closing handshake."""
+        if not is_open(ws):
+            return
+        note = self._calls.new_note("rpc.close", {"code": code} if 3000 <= code <= 4999 else None)
+        with contextlib.suppress(Exception):  # closing anyway: the close frame follows
+            await asyncio.wait_for(ws.send(note.text), CLOSE_TIMEOUT)
 
     async def __aenter__(self) -> Client:
         try:

@@ -29,6 +29,16 @@ server, and nowhere else:
   client whose frames fill the server's queue); :class:`UvicornWebsocketsAdapter`
   sends such closes in a task of their own, so that the socket leaves the
   registry at once instead of after the handshake.
+* **A write after the client's close frame** (the application not yet told):
+  daphne's autobahn raises ``Disconnected`` until the TCP connection is
+  gone, uvicorn raises ``ClientDisconnected`` (an ``OSError``, as ASGI
+  says), hypercorn drops the frame, and granian's ``send`` may never
+  return. :func:`connection_ended` tells such a failure from a frame the
+  server refused, so that the writer leaves the close code to the server's
+  ``websocket.disconnect`` (the peer's) instead of choosing 1011.
+* **hypercorn** (0.18) reports every close the client starts as 1006, the
+  code of a lost connection (pgjones/hypercorn#127): a client that closes on
+  purpose says ``rpc.close`` first (docs/protocol.md).
 * **uvicorn with ``websockets-sansio`` or ``wsproto``, hypercorn, granian**
   send ASGI closes with their code and reason as they are, at once.
   hypercorn's and granian's adapter is the plain :class:`ServerAdapter`,
@@ -67,6 +77,7 @@ __all__ = [
     "UvicornWebsocketsAdapter",
     "adapter_for",
     "call_when_running",
+    "connection_ended",
     "direct_writer",
     "hypercorn_worker_shutdown",
     "lost_codes",
@@ -121,6 +132,15 @@ def server_name(send: Any) -> str:
 def lost_codes(send: Any) -> frozenset[int]:
     """The close codes by which the server behind ``send`` reports a lost connection."""
     return adapter_for(send).lost_codes
+
+
+def connection_ended(send: Any, exc: BaseException) -> bool:
+    """Whether ``exc``, raised by the server's ``send``, means the connection is no
+    longer open (a close frame was received or sent, or it was lost): the server
+    then reports its end, with the code the peer or the server chose, in a
+    ``websocket.disconnect``. False: the server refused this frame on an open
+    connection (daphne's 1 MiB limit, a lone surrogate), or cannot say."""
+    return adapter_for(send).connection_ended(send, exc)
 
 
 def direct_writer(send: Any) -> Callable[[dict[str, Any]], bool] | None:

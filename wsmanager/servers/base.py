@@ -39,6 +39,14 @@ class ServerAdapter:
         awaiting, and says whether it did; None: this server offers none."""
         return None
 
+    def connection_ended(self, send: Any, exc: BaseException) -> bool:
+        """Whether ``exc``, raised by ``send``, says the connection is no longer open
+        (its closing handshake began, or it was lost) rather than that the server
+        refused this one frame. ASGI has a server raise an ``OSError`` for a send on
+        a closed connection (uvicorn's ``ClientDisconnected``, in its three
+        implementations); hypercorn and granian drop such a write without a word."""
+        return isinstance(exc, OSError)
+
 
 class NamedAdapter(ServerAdapter):
     def __init__(self, name: str, lost_codes: frozenset[int] = frozenset({1006})) -> None:

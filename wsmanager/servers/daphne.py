@@ -43,6 +43,17 @@ class DaphneAdapter(ServerAdapter):
         write(code=int(code), reasonUtf8=reason_utf8 or None, isReply=False)
         return True
 
+    def connection_ended(self, send: Any, exc: BaseException) -> bool:
+        """Also autobahn's ``Disconnected`` ("Attempt to send on a closed protocol"):
+        from the client's close frame (or ours) until the TCP connection is gone
+        and daphne tells the application, its protocol is no longer OPEN and
+        refuses every frame (after that, daphne drops them without a word)."""
+        if super().connection_ended(send, exc):
+            return True
+        protocol = daphne_protocol(send)
+        state, open_state = getattr(protocol, "state", None), getattr(protocol, "STATE_OPEN", None)
+        return state is not None and open_state is not None and state != open_state
+
 
 def _twisted_backlog(transport: Any) -> int:
     buffer: bytes = transport.dataBuffer

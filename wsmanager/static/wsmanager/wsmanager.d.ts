@@ -263,7 +263,10 @@ export declare class Client extends EventTarget {
   readonly queued: number;
   /** Open the connection; resolves with the socket id at the next rpc.connected. */
   connect(): Promise<string>;
-  /** Close for good (no reconnection); connect() starts again. */
+  /**
+   * Close for good (no reconnection); connect() starts again. On an open socket it first says
+   * `rpc.close` (with the code), so that the server releases the session at once, on every server.
+   */
   close(code?: number, reason?: string): void;
   /** Call a server method with positional params. */
   invoke<T = unknown>(method: string, ...params: unknown[]): Promise<T>;

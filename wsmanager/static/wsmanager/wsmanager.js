@@ -34,6 +34,10 @@
  *   ask to resume the session (`wsm_resume`, `wsm_offset`); the server then
  *   keeps the socket id and replays what was missed. A notification whose
  *   `offset` was already seen is dropped, so each reaches on() at most once.
+ * - A close on purpose (close(), and the page going away: `pagehide`) says
+ *   `rpc.close` before its close frame, so that every server releases the
+ *   socket at once rather than keeping it for recovery. A hidden page keeps
+ *   its socket.
  *
  * See docs/client.md for the full reference.
  */
@@ -306,6 +310,22 @@
     }
   }
 
+  /**
+   * Tell the server that this close is on purpose (docs/protocol.md, rpc.close): sent on an open
+   * socket just before its close frame, with the code when it is one a browser may send.
+   */
+  function sayClose(ws, code) {
+    if (ws.readyState !== OPEN) return;
+    const chosen = code === CloseCodes.NORMAL || (Number.isInteger(code) && code >= 3000 && code <= 4999);
+    const message = { jsonrpc: "2.0", method: "rpc.close" };
+    if (chosen && code !== CloseCodes.NORMAL) message.params = { code };
+    try {
+      ws.send(JSON.stringify(message));
+    } catch (err) {
+      // The socket is closing anyway; the close frame follows.
+    }
+  }
+
   function reportError(err) {
     if (typeof root.reportError === "function") root.reportError(err);
     else if (root.console) root.console.error(err);
@@ -425,6 +445,10 @@
     /**
      * Close the connection for good: no reconnection. Calls waiting for an answer reject with
      * ConnectionLostError, queued ones with NotConnectedError. connect() starts again.
+     *
+     * On an open socket the client first says `rpc.close` (with the code), then sends its close
+     * frame: the server releases the socket at once and for good (never kept for recovery),
+     * whatever close code the server itself reports (hypercorn reports 1006 for every close).
      * @param {number} [code=1000] Close code: 1000 or 3000-4999.
      * @param {string} [reason=""] Close reason (at most 123 bytes of UTF-8).
      */
@@ -435,6 +459,7 @@
       }
       const ws = this._detach();
       if (ws) {
+        sayClose(ws, code);
         try {
           ws.close(code, reason);
         } catch (err) {
@@ -588,13 +613,16 @@
     }
 
     /**
-     * The page is unloaded or goes into the back/forward cache. Browsers then close the socket
-     * with 1001, which a server offering recovery takes for a drop: it would keep the session
-     * (and the member online) for the whole window. Close with 1000 instead, and connect again
-     * (a fresh session) if the page comes back from the cache.
+     * The page is unloaded or goes into the back/forward cache (docs/client.md, "When the page
+     * goes away"). Left alone, the browser closes the socket with 1001, or drops it, which a
+     * server offering recovery takes for a drop: it would keep the session, and the member
+     * online, for the whole window. So the client closes on purpose (rpc.close, then 1000
+     * "page closed"): the server releases the socket at once, on every server. A page restored
+     * from the cache connects again, as a fresh session (what it missed is not replayed).
+     * A page merely hidden (another tab, a minimised window) keeps its socket: nothing here.
      */
     _onPageHide(event) {
-      if (this._token === null || this._state === States.CLOSED) return;
+      if (this._state === States.CLOSED || this._state === States.IDLE) return;
       this.close(CloseCodes.NORMAL, "page closed");
       if (!event.persisted) return;
       const onShow = (shown) => {
