@@ -50,6 +50,8 @@ class Count(enum.StrEnum):
     RESUME_OVERFLOWED = "resume_overflowed"
     RESUME_LOST = "resume_lost"
     PARKED_EXPIRED = "parked_expired"
+    JOURNAL_READ = "journal_read"
+    JOURNAL_READ_BYTES = "journal_read_bytes"
 
 
 #: The counters of things that happened, not of drops or refusals (metrics'
@@ -63,6 +65,8 @@ EVENTS = frozenset(
         Count.KEPT_FOR_PARKED,
         Count.RESUMED,
         Count.PARKED_EXPIRED,
+        Count.JOURNAL_READ,
+        Count.JOURNAL_READ_BYTES,
     }
 )
 

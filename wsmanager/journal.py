@@ -114,6 +114,12 @@ class Entry:
         """The text's size in bytes (UTF-8)."""
         return len(self.text) if self.text.isascii() else len(self.text.encode("utf-8", "surrogatepass"))
 
+    @property
+    def weight(self) -> int:
+        """What reading the entry costs, in bytes: its text and its addressees (as stored)."""
+        names = self.target + tuple(self.exclude)
+        return self.size + sum(len(name) + 3 for name in names) + 16
+
 
 @dataclass(frozen=True)
 class Read:

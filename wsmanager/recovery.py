@@ -326,6 +326,8 @@ async def _replay(
         minus_ms(f"{start[0]}-{start[1]}", REORDER_MARGIN_MS),
         lost_after=f"{bound[0]}-{bound[1]}",
     )
+    bump(Count.JOURNAL_READ, len(read.entries))
+    bump(Count.JOURNAL_READ_BYTES, sum(entry.weight for entry in read.entries))
     if start > key_of(read.last):  # an offset the journal never gave out
         return "refused"
     if read.lost:
