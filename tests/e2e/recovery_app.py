@@ -1,0 +1,45 @@
+"""ASGI app for the recovery-under-attack tests: the demo, plus its chat handler on
+routes with small limits (``daphne tests.e2e.recovery_app:application``).
+
+WebSocket routes (``<room>``: the demo's room pattern), all the demo's
+:class:`~demo_chat.handlers.ChatHandler` (one registry namespace, ``chat``):
+
+* ``/ws/chat/<room>/``: the demo, unchanged;
+* ``/ws/capped/<room>/``: at most :data:`CAP` sockets per client address and process.
+
+HTTP goes to the demo's Django views (``/api/stats``, ``/api/rooms/<room>/sockets``...).
+The recovery window comes from ``WSMANAGER_RECOVERY_WINDOW`` as in the demo.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "demo_chat.settings")
+
+from django.core.asgi import get_asgi_application
+
+django_asgi_app = get_asgi_application()
+
+from channels.routing import ProtocolTypeRouter  # noqa: E402
+
+from demo_chat.handlers import ROOM_PATTERN, ChatHandler  # noqa: E402
+from wsmanager import route, websocket_app  # noqa: E402
+from wsmanager.lifespan import lifespan_app  # noqa: E402
+
+#: Sockets one address may hold (open or parked) on ``/ws/capped/``, per process.
+CAP = 12
+ROOM = rf"(?P<room>{ROOM_PATTERN})"
+
+application = ProtocolTypeRouter(
+    {
+        "http": django_asgi_app,
+        "websocket": websocket_app(
+            [
+                route(rf"^ws/chat/{ROOM}/$", ChatHandler),
+                route(rf"^ws/capped/{ROOM}/$", ChatHandler, max_connections_per_address=CAP),
+            ]
+        ),
+        "lifespan": lifespan_app,
+    }
+)
