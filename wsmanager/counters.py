@@ -50,6 +50,8 @@ class Count(enum.StrEnum):
     RESUME_OVERFLOWED = "resume_overflowed"
     RESUME_LOST = "resume_lost"
     PARKED_EXPIRED = "parked_expired"
+    PARKED_RELEASED = "parked_released"
+    RESUME_THROTTLED = "resume_throttled"
     JOURNAL_READ = "journal_read"
     JOURNAL_READ_BYTES = "journal_read_bytes"
 

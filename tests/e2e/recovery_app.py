@@ -5,7 +5,10 @@ WebSocket routes (``<room>``: the demo's room pattern), all the demo's
 :class:`~demo_chat.handlers.ChatHandler` (one registry namespace, ``chat``):
 
 * ``/ws/chat/<room>/``: the demo, unchanged;
-* ``/ws/capped/<room>/``: at most :data:`CAP` sockets per client address and process.
+* ``/ws/capped/<room>/``: at most :data:`CAP` sockets per client address and process;
+* ``/ws/session-limited/<room>/``: :data:`BURST` resumes per session, then (almost) none;
+* ``/ws/address-limited/<room>/``: :data:`BURST` resumes per address and process, then
+  (almost) none.
 
 HTTP goes to the demo's Django views (``/api/stats``, ``/api/rooms/<room>/sockets``...).
 The recovery window comes from ``WSMANAGER_RECOVERY_WINDOW`` as in the demo.
@@ -29,7 +32,10 @@ from wsmanager.lifespan import lifespan_app  # noqa: E402
 
 #: Sockets one address may hold (open or parked) on ``/ws/capped/``, per process.
 CAP = 12
+#: Resumes allowed in a row on the limited routes; one more every 1,000 s after that.
+BURST = 3
 ROOM = rf"(?P<room>{ROOM_PATTERN})"
+SCARCE = (0.001, float(BURST))
 
 application = ProtocolTypeRouter(
     {
@@ -38,6 +44,18 @@ application = ProtocolTypeRouter(
             [
                 route(rf"^ws/chat/{ROOM}/$", ChatHandler),
                 route(rf"^ws/capped/{ROOM}/$", ChatHandler, max_connections_per_address=CAP),
+                route(
+                    rf"^ws/session-limited/{ROOM}/$",
+                    ChatHandler,
+                    resume_rate_per_session=SCARCE,
+                    resume_rate_per_address=None,
+                ),
+                route(
+                    rf"^ws/address-limited/{ROOM}/$",
+                    ChatHandler,
+                    resume_rate_per_session=None,
+                    resume_rate_per_address=SCARCE,
+                ),
             ]
         ),
         "lifespan": lifespan_app,
