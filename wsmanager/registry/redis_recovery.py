@@ -197,8 +197,9 @@ async def _read_range(
     no batch once the entries read weigh that much; (the entries, whether the range ended).
 
     Each batch asks for as many entries as the budget has left room for at the
-    heaviest weight seen so far (16 at first), so a read passes its budget by
-    less than a batch of such entries.
+    heaviest weight seen so far, plus the one that would cross it (16 at
+    first), so a read passes its budget by about one entry when the entries
+    weigh alike, and never by more than a batch.
     """
     entries: list[Entry] = []
     weight = heaviest = 0
@@ -208,7 +209,7 @@ async def _read_range(
         if max_bytes is not None:
             if weight >= max_bytes:
                 return entries, False
-            count = min(count, max(1, (max_bytes - weight) // heaviest) if heaviest else _FIRST_BATCH)
+            count = min(count, (max_bytes - weight) // heaviest + 1 if heaviest else _FIRST_BATCH)
         rows = await r.xrange(key, min=start, max="+", count=count) or []
         for offset, fields in rows:
             entry = _entry(str(offset), cast("dict[str, str]", fields))
