@@ -32,8 +32,10 @@ import websockets
 from tests import redis_support
 from tests.e2e.client import cluster_env, http, room_ids, running
 from tests.e2e.recovery_app import BURST, CAP
+from tests.e2e.test_python_client_recovery_e2e import FAST_RETRY, Inbox
 from tests.e2e.test_recovery_e2e import Session
 from tests.servers import ServerProcess, server_process
+from wsmanager.client import Client, Closed, Recovered, RecoveryFailed
 from wsmanager.journal import Entry, key_of
 from wsmanager.registry.redis import RedisRegistry
 
@@ -259,6 +261,38 @@ async def test_an_address_resumes_at_most_its_burst_per_process_and_the_tokens_k
         back = await Session.start(resume_url(servers[1], room, late, late.highest, "address-limited"))
         assert back.id == late.id and back.hello["params"]["recovered"] is True, back.hello
         await back.close()
+
+
+async def test_the_python_client_tries_a_throttled_resume_again_with_its_token(
+    servers: list[ServerProcess],
+) -> None:
+    """The Python client resumes its session three times (the burst); after the fourth drop
+    every attempt is closed with 1013: it keeps trying with the same token, never settles
+    for a fresh socket, and the session stays parked meanwhile. (A drop: its TCP connection
+    aborted under it.)"""
+    inbox = Inbox()
+    room = fresh_room()
+    client = Client(url(servers[0], room, "session-limited"), **inbox.callbacks(), **FAST_RETRY)
+    try:
+        session = await client.connect()
+        for i in range(BURST + 1):
+            assert client._ws is not None
+            client._ws.transport.abort()
+            await inbox.until(lambda i=i: sum(isinstance(e, Closed) for e in inbox.events) > i)
+            if i < BURST:
+                await inbox.until(lambda i=i: sum(isinstance(e, Recovered) for e in inbox.events) > i)
+                assert client.id == session
+        throttled = await total(servers, "resume_throttled")
+
+        async def tried_again() -> bool:
+            return await total(servers, "resume_throttled") >= throttled + 2
+
+        await until(tried_again, "the client tried again")
+        assert not any(isinstance(e, RecoveryFailed) for e in inbox.events), inbox.events
+        assert sum(isinstance(e, Recovered) for e in inbox.events) == BURST
+        assert client.id is None and session in await room_ids(servers[0], room)
+    finally:
+        await client.close()
 
 
 # -- 2. parked sockets count ---------------------------------------------------------------------------
