@@ -20,6 +20,14 @@ Delivery rules:
 * Handing a frame to a local socket never waits for its transport (its
   :class:`~wsmanager.outbox.Outbox`): a client that stops reading cannot
   stall a broadcast. The heartbeat is in :mod:`wsmanager.upkeep`.
+
+The node also counts, per handler and client address, what that address
+holds in this process (``max_connections_per_address``): every socket
+object from the moment it is admitted (:meth:`Node.reserve`) to its end,
+whatever id it holds meanwhile, so that two connections of one resumed
+session never share a count or lose one; and the sockets this process
+parked (connection recovery) until they resume, are released, or their
+window ends.
 """
 
 from __future__ import annotations

@@ -19,11 +19,22 @@ The parts (docs/protocol.md, "Connection recovery", has the wire protocol):
   resume token and the last offset it saw. The token is checked against
   the hash kept in the entry and against the connecting user; the entry is
   claimed for this process atomically (a live old connection elsewhere is
-  told to close with 4409); then the journal is read from the offset and
-  the notifications addressed to the socket are replayed before anything
-  live. All or nothing: if the window is over, the journal lost part of
-  the gap, or the gap holds more than the handler's bounds, the old session
-  is released and the client gets a fresh socket, told why.
+  told to close with 4409), and only then does the connection take the
+  socket's id here; then the journal is read and the notifications
+  addressed to the socket are replayed before anything live. All or
+  nothing: if the window is over, the journal lost part of the gap, or the
+  gap holds more than the handler's bounds, the old session is released
+  and the client gets a fresh socket, told why.
+* **What a resume may cost** (docs/protocol.md, "What a resume costs"): the
+  read starts from no earlier than the session's start point, which each
+  resume moves on, and (for a parked socket) than what it surely had before
+  its drop, whatever offset the client gives; it stops at
+  :func:`read_budget` bytes; a gap lost already is refused before any read.
+  Resumes are rate-limited per address and process
+  (:func:`address_may_resume`) and per session across processes (kept in
+  the entry); over either the caller closes with 1013 (:class:`Throttled`).
+* **Parked sockets count** toward their address's cap in the process that
+  parked them (:func:`park`); :func:`make_room` releases the oldest.
 * **Expiry:** each heartbeat forgets parked sockets whose window is over
   (:meth:`~wsmanager.registry.RegistryBackend.expire_parked`); their
   departure is announced once, cluster-wide.

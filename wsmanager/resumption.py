@@ -13,9 +13,14 @@ number of seconds, per class or per route (``route(..., recovery_window=60)``).
   ``rpc.connected``, before anything live. When it cannot, the socket is a
   fresh one and ``rpc.connected`` says why (``recovery_failed``). Origin,
   authentication and ``authorize()`` run first either way.
+* A resume over ``resume_rate_per_address`` or ``resume_rate_per_session``
+  is accepted and closed with 1013 "too many resumes" before anything is
+  read or changed; its token still works.
 * A drop with a close code in :data:`~wsmanager.recovery.PARK_CODES` parks
   the socket's entry for its window instead of releasing it;
-  ``on_disconnect`` still runs on this connection.
+  ``on_disconnect`` still runs on this connection. A parked socket goes on
+  counting toward ``max_connections_per_address`` in this process; at the
+  cap, the oldest parked one is released to make room for a newcomer.
 * Its own ``notify`` goes through the journal too.
 
 The replayed notifications go into the outbox without the backlog check
