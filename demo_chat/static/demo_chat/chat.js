@@ -161,9 +161,11 @@
       // who() lists at most 100 members: a larger room says how many it has in all.
       const count = members.length >= 100 ? await client.invoke("count") : members.length;
       if (client !== chat.client) return;
-      chat.unlisted = Math.max(0, count - members.length);
       const seen = chat.refreshing || [];
       chat.members = new Map(members.map((m) => [m.id, m.name]));
+      // In a room larger than the list, this page may not be among those listed: show it anyway.
+      if (chat.selfId && !chat.members.has(chat.selfId)) chat.members.set(chat.selfId, chat.name || null);
+      chat.unlisted = Math.max(0, count - chat.members.size);
       for (const [kind, params] of seen) applyMembership(kind, params);
       renderMembers();
     } catch (err) {
