@@ -200,3 +200,17 @@ async def test_of_resumes_racing_for_one_token_here_one_wins_and_keeps_its_live_
     assert stat("dropped_unknown") == 0
     for racer in racers:
         await racer.disconnect()
+
+
+@pytest.mark.parametrize(
+    "limits",
+    [
+        {"resume_rate_per_session": (0.0, 5.0)},
+        {"resume_rate_per_address": (5.0, 0.5)},
+        {"resume_rate_per_address": (5.0,)},
+        {"recovery_max_read": 0},
+    ],
+)
+def test_nonsense_limits_are_refused_when_a_socket_is_made(limits: dict[str, Any]) -> None:
+    with pytest.raises(ValueError):
+        RecoverHandler(**limits)

@@ -72,6 +72,12 @@ class Resumable(WebSocketHandler):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        for name in ("resume_rate_per_address", "resume_rate_per_session"):
+            limit = getattr(self, name)
+            if limit is not None and not (len(limit) == 2 and limit[0] > 0 and limit[1] >= 1):
+                raise ValueError(f"{name} must be None or (rate > 0, burst >= 1), not {limit!r}")
+        if self.recovery_max_read is not None and self.recovery_max_read <= 0:
+            raise ValueError(f"recovery_max_read must be None or positive, not {self.recovery_max_read!r}")
         self._token: Token | None = None
         self._offset = "0-0"
         self._replay: list[str] = []
