@@ -4,7 +4,7 @@ Route: ``/ws/chat/<room>/`` (room: letters, digits, ``-``, ``_``; 1 to 64
 characters), optional query ``?name=<display name>``.
 
 Server methods (client to server): ``send(text)``, ``whisper(to, text)``,
-``set_name(name)``, ``who()``. Notifications (server to client):
+``set_name(name)``, ``who(limit=100)``, ``count()``. Notifications (server to client):
 ``message``, ``joined``, ``left``, ``renamed``. See docs/demo.md.
 
 Members come from presence (:mod:`wsmanager.presence`): a socket without a
@@ -24,10 +24,13 @@ from urllib.parse import parse_qs
 from wsmanager import Member, RpcError, RpcHandler, SocketNotFound, rpc
 from wsmanager.contract import ErrorCode, Notification, raises
 from wsmanager.presence import Change
+from wsmanager.protocol import INVALID_PARAMS
 
 ROOM_PATTERN = r"[A-Za-z0-9_-]{1,64}"
 MAX_TEXT = 2000
 MAX_NAME = 64
+#: The most members ``who()`` lists.
+WHO_LIMIT = 100
 
 # Application error codes (outside JSON-RPC's reserved range).
 INVALID_TEXT = 4000
@@ -224,10 +227,21 @@ class ChatHandler(RpcHandler):
         return name
 
     @rpc
-    async def who(self) -> list[MemberEntry]:
+    async def who(self, limit: int = WHO_LIMIT) -> list[MemberEntry]:
         """The room's members, earliest first: ``[{"id": ..., "name": ...}, ...]``.
 
         One entry per member: a logged-in user's entry (``id`` ``user:<pk>``)
         also has ``user`` and ``sockets`` (how many of its tabs are in the room).
+        At most ``limit`` (1 to 100, the default) of them: a larger room lists
+        that many (which ones is unspecified), and ``count()`` says how many
+        there are, so that no room is too large to read.
         """
-        return [describe(m) for m in await self.manager.apresence(room_group(self.room))]
+        if not 1 <= limit <= WHO_LIMIT:
+            raise RpcError(INVALID_PARAMS, f"limit is 1 to {WHO_LIMIT}", {"min": 1, "max": WHO_LIMIT})
+        members = await self.manager.apresence(room_group(self.room), limit=limit)
+        return [describe(m) for m in members]
+
+    @rpc
+    async def count(self) -> int:
+        """How many members the room has (``who()`` lists at most 100 of them)."""
+        return await self.manager.amember_count(room_group(self.room))

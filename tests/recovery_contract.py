@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import time
 
-from wsmanager.journal import ZERO, key_of
+from wsmanager.journal import ZERO, Entry, key_of
 from wsmanager.registry.base import PARKED, RegistryBackend
 
 from .registry_contract import entry
@@ -137,6 +137,31 @@ class JournalContract:
         await journal.trim("h", int(time.time() * 1000) + 1000)
         assert (await journal.read("h", ZERO)).lost
         assert (await journal.read("h", first)).entries == []
+
+    async def test_a_read_stops_at_its_byte_budget_and_says_so(self, journal_of: object) -> None:
+        """However old the offset read from: the entries read weigh the budget plus at most one
+        (on Redis: one batch of the heaviest seen), and ``complete`` tells the rest was not read."""
+        journal = journal_of(1000)  # type: ignore[operator]
+        text = "x" * 1000
+        for _ in range(300):
+            await journal.append("h", "group", ["room"], text)
+        weight = Entry("0-0", "group", ("room",), text).weight
+        read = await journal.read("h", ZERO, max_bytes=20 * weight)
+        assert not read.complete and not read.lost
+        assert 20 <= len(read.entries) <= 21
+        whole = await journal.read("h", ZERO, max_bytes=300 * weight)
+        assert whole.complete and len(whole.entries) == 300
+        assert (await journal.read("h", ZERO)).complete
+
+    async def test_a_gap_lost_already_reads_no_entry(self, journal_of: object) -> None:
+        journal = journal_of(100)  # type: ignore[operator]
+        first = await journal.append("h", "ids", ["a"], "{}")
+        await asyncio.sleep(0.01)
+        await journal.trim("h", key_of(first)[0] + 1)
+        for _ in range(50):
+            await journal.append("h", "ids", ["a"], "{}")
+        read = await journal.read("h", ZERO, lost_after=ZERO)
+        assert read.lost and read.entries == []
 
     async def test_enable_is_seen_by_every_journal_of_the_store(self, journal_of: object) -> None:
         one, two = journal_of(10), journal_of(10)  # type: ignore[operator]

@@ -226,6 +226,34 @@ class RegistryContract:
         """group_members() of a group that never existed is an empty list."""
         assert await registry.group_members("chat", "nothing") == []
 
+    async def test_group_members_with_a_limit_give_at_most_that_many_distinct_ids(
+        self, registry: RegistryBackend
+    ) -> None:
+        """group_members(limit=n): n distinct members of the group (all of a smaller group)."""
+        for i in range(30):
+            await registry.add(entry(f"s{i}", groups={"big"}))
+        await registry.add(entry("alone", groups={"small"}))
+        some = await registry.group_members("chat", "big", 10)
+        assert len(some) == len(set(some)) == 10 and set(some) <= {f"s{i}" for i in range(30)}
+        assert await registry.group_members("chat", "small", 10) == ["alone"]
+        assert await registry.group_members("chat", "big", 0) == []
+        assert await registry.group_members("chat", "nothing", 10) == []
+
+    async def test_group_size_and_member_count_count_sockets_and_members(
+        self, registry: RegistryBackend
+    ) -> None:
+        """Three sockets of one user and two anonymous ones: 5 sockets, 3 members."""
+        for i in range(3):
+            await registry.add(entry(f"u{i}", user_id="7", groups={"room"}))
+        for i in range(2):
+            await registry.add(entry(f"a{i}", groups={"room"}))
+        assert await registry.group_size("chat", "room") == 5
+        assert await registry.member_count("chat", "room") == 3
+        await registry.remove("chat", "u0")
+        assert await registry.group_size("chat", "room") == 4
+        assert await registry.member_count("chat", "room") == 3
+        assert await registry.group_size("chat", "none") == await registry.member_count("chat", "none") == 0
+
     async def test_concurrent_group_adds_all_land(self, registry: RegistryBackend) -> None:
         """Concurrent group_add() calls on one socket lose no group."""
         await registry.add(entry("s1"))

@@ -77,7 +77,26 @@ def test_a_broadcast_to_all_is_not_for_sockets_that_came_later() -> None:
     assert not before.addressed_to(sock)
 
 
-@pytest.mark.parametrize("bad", ["", "1", "1-", "-1", "a-1", "1-b", "1-2-3", "9" * 50 + "-0"])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "",
+        "1",
+        "1-",
+        "-1",
+        "a-1",
+        "1-b",
+        "1-2-3",
+        "9" * 50 + "-0",
+        " 1-0",
+        "1-0\n",
+        "+1-0",
+        "1_0-0",
+        "\u0661\u0662\u0663-\u0660",  # Arabic-Indic digits: int() reads them, an offset has none
+        "\uff11-0",  # a fullwidth digit
+        "\u00b2-0",  # a superscript, which str.isdigit() takes
+    ],
+)
 def test_malformed_offsets_are_refused(bad: str) -> None:
     with pytest.raises(ValueError):
         key_of(bad)

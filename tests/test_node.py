@@ -1,14 +1,17 @@
-"""``Node``: the process hub's reconciliation with a shared registry, and its counters."""
+"""``Node``: the process hub's reconciliation with a shared registry, its counters, and
+its count of the sockets each client address holds (open, or parked here)."""
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 
 import pytest
 
 from tests import redis_support
-from wsmanager import RpcHandler, counters, route, websocket_app
+from wsmanager import ConnectionInfo, RpcHandler, counters, route, websocket_app
+from wsmanager.node import Node
 from wsmanager.registry import get_registry
 from wsmanager.testing import RpcCommunicator
 
@@ -73,3 +76,75 @@ async def test_reconciliation_never_undoes_a_join_made_during_the_handshake(
         assert counters.stats().get("restored", 0) == 0
         await asyncio.gather(*(c.disconnect() for c in clients))
         clients = [RpcCommunicator(app, "/ws/join/", timeout=10) for _ in range(40)]
+
+
+# -- the count per client address ----------------------------------------------------------------
+
+
+class Sock:
+    """The part of a socket the node counts: an id and an entry (no eq: compared by identity)."""
+
+    def __init__(self, socket_id: str, address: str | None = "10.0.0.1") -> None:
+        self.id = socket_id
+        self.info = ConnectionInfo(socket_id, "h", "n", address=address)
+
+
+def test_the_address_count_follows_the_socket_object_through_a_takeover() -> None:
+    """The old connection and the one resuming its session share an id, never a count."""
+    node = Node()
+    old, new, third = Sock("s1"), Sock("s1"), Sock("s2")
+    assert node.reserve(old, "h", "10.0.0.1", cap=2)
+    node.attach(old)
+    assert node.reserve(new, "h", "10.0.0.1", cap=2)  # counted before it holds the id
+    assert not node.reserve(third, "h", "10.0.0.1", cap=2)  # two: the cap
+    node.attach(new)  # takes the id over: the old connection stops counting
+    assert node.sockets_from("h", "10.0.0.1") == 1 and node.sockets["s1"] is new
+    node.detach("s1", old)  # the old connection's own end touches neither the id nor the count
+    assert node.sockets["s1"] is new and node.sockets_from("h", "10.0.0.1") == 1
+    node.detach("s1", new)
+    node.release(new)  # idempotent
+    assert node.sockets_from("h", "10.0.0.1") == 0 and not node.sockets
+
+
+def test_a_socket_that_never_held_an_id_stops_counting_when_released() -> None:
+    node = Node()
+    refused = Sock("")
+    assert node.reserve(refused, "h", None, cap=1)
+    assert not node.reserve(Sock(""), "h", None, cap=1)
+    node.detach("", refused)  # a socket that was never attached: its count goes all the same
+    assert node.sockets_from("h", None) == 0
+
+
+def test_a_socket_that_gives_its_id_up_goes_on_counting() -> None:
+    """A resume that failed after its claim goes on as a fresh socket: still one socket."""
+    node = Node()
+    sock = Sock("session")
+    node.attach(sock)
+    node.vacate("session", sock)
+    assert "session" not in node.sockets and node.sockets_from("h", "10.0.0.1") == 1
+    sock.id = "fresh"
+    node.attach(sock)
+    assert node.sockets_from("h", "10.0.0.1") == 1
+
+
+def test_sockets_parked_here_count_until_taken_oldest_first_or_forgotten() -> None:
+    node = Node()
+    until = time.time() + 60
+    for sid in ("p1", "p2", "p3"):
+        node.note_parked("h", "10.0.0.1", sid, until, f"key-{sid}")
+    node.attach(Sock("open"))
+    assert node.sockets_from("h", "10.0.0.1") == 4 and node.sockets_from("h", "10.0.0.2") == 0
+    assert node.take_oldest_parked("h", "10.0.0.1", spare="p1") == ("p2", until, "key-p2")
+    assert node.is_parked_here("h", "10.0.0.1", "p1") and not node.is_parked_here("h", "10.0.0.1", "p2")
+    node.forget_parked("h", "10.0.0.1", "p1")  # it resumed
+    assert node.take_oldest_parked("h", "10.0.0.1") == ("p3", until, "key-p3")
+    assert node.take_oldest_parked("h", "10.0.0.1") is None
+    assert node.sockets_from("h", "10.0.0.1") == 1
+
+
+def test_records_of_windows_that_ended_are_dropped_as_others_park() -> None:
+    node = Node()
+    node.note_parked("h", "a", "over", time.time() - 1, "k")
+    node._pruned = 0.0  # the last pruning is long ago
+    node.note_parked("h", "b", "on", time.time() + 60, "k")
+    assert node.sockets_from("h", "a") == 0 and node.sockets_from("h", "b") == 1

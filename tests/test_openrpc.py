@@ -67,9 +67,10 @@ def test_the_meta_schema_check_can_fail() -> None:
     """The validator is not vacuous: a document with a param without schema, or no info, fails."""
     document = openrpc_document(ChatHandler)
     broken = json.loads(json.dumps(document))
-    del broken["methods"][0]["params"][0]["schema"]
+    method = next(m for m in broken["methods"] if m["params"])
+    del method["params"][0]["schema"]
     assert not meta_validator().is_valid(broken)
-    broken["methods"][0]["params"][0]["schema"] = {"type": "strin"}  # checked by the JSON Schema meta-schema
+    method["params"][0]["schema"] = {"type": "strin"}  # checked by the JSON Schema meta-schema
     assert not meta_validator().is_valid(broken)
     del document["info"]
     assert not meta_validator().is_valid(document)
@@ -84,7 +85,7 @@ def test_the_demo_chat_document_names_its_methods_params_results_and_notificatio
         "description": "One chat participant in one room.",
     }
     methods = by_name(document["methods"])
-    assert sorted(methods) == ["rpc.close", "rpc.ping", "send", "set_name", "whisper", "who"]
+    assert sorted(methods) == ["count", "rpc.close", "rpc.ping", "send", "set_name", "whisper", "who"]
     assert methods["rpc.close"]["params"][0]["name"] == "code"
     whisper = methods["whisper"]
     assert whisper["params"] == [
@@ -97,6 +98,9 @@ def test_the_demo_chat_document_names_its_methods_params_results_and_notificatio
     assert {"code": 4004, "message": "No such member in this room"} in whisper["errors"]
     who = methods["who"]["result"]["schema"]
     assert who["type"] == "array" and who["items"]["required"] == ["id", "name"]
+    limit = {"name": "limit", "schema": {"type": "integer", "default": 100}, "required": False}
+    assert methods["who"]["params"] == [limit]
+    assert methods["count"]["result"]["schema"] == {"type": "integer"}
     sent = by_name(document["x-notifications"])
     assert sorted(sent) == ["joined", "left", "message", "presence", "renamed", "rpc.connected"]
     message = sent["message"]

@@ -50,6 +50,10 @@ class Count(enum.StrEnum):
     RESUME_OVERFLOWED = "resume_overflowed"
     RESUME_LOST = "resume_lost"
     PARKED_EXPIRED = "parked_expired"
+    PARKED_RELEASED = "parked_released"
+    RESUME_THROTTLED = "resume_throttled"
+    JOURNAL_READ = "journal_read"
+    JOURNAL_READ_BYTES = "journal_read_bytes"
 
 
 #: The counters of things that happened, not of drops or refusals (metrics'
@@ -63,6 +67,8 @@ EVENTS = frozenset(
         Count.KEPT_FOR_PARKED,
         Count.RESUMED,
         Count.PARKED_EXPIRED,
+        Count.JOURNAL_READ,
+        Count.JOURNAL_READ_BYTES,
     }
 )
 

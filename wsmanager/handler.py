@@ -252,6 +252,7 @@ class WebSocketHandler(Hooks, AsyncWebsocketConsumer):  # type: ignore[misc]
             # applications before it exits.
             if self.id:
                 await self._finish(self._close_code)
+            get_node().release(self)  # counted for its address until its very end, whatever happened
 
     async def dispatch(self, message: Message) -> None:
         kind = message.get("type")
@@ -281,9 +282,7 @@ class WebSocketHandler(Hooks, AsyncWebsocketConsumer):  # type: ignore[misc]
             return
         node = get_node()
         address = client_address(self.scope, get_settings().trusted_proxies)
-        held = node.sockets_from(self.handler_name, address)
-        if self.max_connections_per_address is not None and held >= self.max_connections_per_address:
-            await self._refuse(_too_many(f"{address} holds {held} (max_connections_per_address)"))
+        if not await self._admit_address(node, address):
             return
         try:
             if not await self._sign_in(node, address):
@@ -308,6 +307,20 @@ class WebSocketHandler(Hooks, AsyncWebsocketConsumer):  # type: ignore[misc]
             await self._refuse(Refusal("on_connect", "refused by on_connect", detail="it returned False"))
         else:
             await self.accept()
+
+    async def _admit_address(self, node: Node, address: str | None) -> bool:
+        """Count this socket for its address in this process, or refuse it with 4429
+        when the address holds ``max_connections_per_address`` already (a seam:
+        recoverable handlers count parked sockets too, see wsmanager.resumption).
+        The count follows this socket object from here to its end."""
+        if node.reserve(self, self.handler_name, address, self.max_connections_per_address):
+            return True
+        await self._refuse_address(address)
+        return False
+
+    async def _refuse_address(self, address: str | None) -> None:
+        held = get_node().sockets_from(self.handler_name, address)
+        await self._refuse(_too_many(f"{address} holds {held} (max_connections_per_address)"))
 
     async def _sign_in(self, node: Node, address: str | None, **entry: Any) -> bool:
         """Give the socket its id and registry entry; False if refused meanwhile (a seam)."""
@@ -350,6 +363,7 @@ class WebSocketHandler(Hooks, AsyncWebsocketConsumer):  # type: ignore[misc]
         if self.id:
             await self._release()
         else:
+            get_node().release(self)
             self.lifecycle.move(State.CLOSED)
 
     async def websocket_receive(self, message: Message) -> None:

@@ -17,7 +17,9 @@ Guarantees:
   journal returned before (per handler).
 * :meth:`Journal.read` returns the entries after an offset in offset order,
   and says whether any entry after that offset was trimmed (``lost``): a
-  reader never mistakes a trimmed gap for an empty one.
+  reader never mistakes a trimmed gap for an empty one. A read is bounded
+  by what it may weigh (``max_bytes``), never by how old its offset is,
+  and a gap already lost costs no entry read.
 * The journal is bounded: at most ``max_entries`` entries per handler (the
   oldest are trimmed first), and :meth:`Journal.trim` forgets entries older
   than a time.
@@ -34,6 +36,9 @@ registry.
 from __future__ import annotations
 
 import abc
+import bisect
+import itertools
+import re
 import time
 from collections import deque
 from collections.abc import Iterable
@@ -58,12 +63,19 @@ ZERO = "0-0"
 Kind = Literal["ids", "group", "user", "all"]
 
 
+_OFFSET = re.compile(r"([0-9]{1,20})-([0-9]{1,20})", re.ASCII)
+
+
 def key_of(offset: str) -> tuple[int, int]:
-    """``"<ms>-<seq>"`` as a pair of integers, for comparing; ValueError if malformed."""
-    ms, sep, seq = offset.partition("-")
-    if not sep or not ms.isdigit() or not seq.isdigit() or len(offset) > 41:
+    """``"<ms>-<seq>"`` as a pair of integers, for comparing; ValueError if malformed.
+
+    Only ASCII digits, at most 20 each (other Unicode digits, which ``int``
+    would read, are malformed).
+    """
+    match = _OFFSET.fullmatch(offset)
+    if match is None:
         raise ValueError(f"not an offset: {offset[:48]!r}")
-    return int(ms), int(seq)
+    return int(match[1]), int(match[2])
 
 
 def minus_ms(offset: str, ms: int) -> str:
@@ -114,6 +126,12 @@ class Entry:
         """The text's size in bytes (UTF-8)."""
         return len(self.text) if self.text.isascii() else len(self.text.encode("utf-8", "surrogatepass"))
 
+    @property
+    def weight(self) -> int:
+        """What reading the entry costs, in bytes: its text and its addressees (as stored)."""
+        names = self.target + tuple(self.exclude)
+        return self.size + sum(len(name) + 3 for name in names) + 16
+
 
 @dataclass(frozen=True)
 class Read:
@@ -124,6 +142,8 @@ class Read:
     lost: bool
     #: The journal's last offset when it was read (:data:`ZERO` if empty).
     last: str
+    #: False when the read stopped at its byte budget: entries after these were not read.
+    complete: bool = True
 
 
 class Journal(abc.ABC):
@@ -143,11 +163,18 @@ class Journal(abc.ABC):
         """The greatest offset appended so far (:data:`ZERO` if none)."""
 
     @abc.abstractmethod
-    async def read(self, handler: str, after: str, lost_after: str | None = None) -> Read:
+    async def read(
+        self, handler: str, after: str, lost_after: str | None = None, max_bytes: int | None = None
+    ) -> Read:
         """The entries after ``after``, oldest first (at most ``max_entries``).
 
         ``lost`` tells whether an entry after ``lost_after`` (default
         ``after``) was trimmed: then what is read is not the whole gap.
+        When the journal has lost part of the gap already, nothing is read.
+        With ``max_bytes``, the read stops once the entries read weigh that
+        much (:attr:`Entry.weight`; the entry that crosses it is the last
+        one read) and says so (``complete`` False): a reader never reads
+        more than ``max_bytes`` plus one entry, however old ``after`` is.
         """
 
     @abc.abstractmethod
@@ -165,12 +192,17 @@ class Journal(abc.ABC):
 
 
 class _Stream:
-    __slots__ = ("entries", "last", "trimmed")
+    __slots__ = ("entries", "keys", "last", "trimmed")
 
     def __init__(self) -> None:
         self.entries: deque[Entry] = deque()
+        self.keys: deque[tuple[int, int]] = deque()  # key_of of each entry, in step
         self.last = (0, 0)
         self.trimmed = (0, 0)  # the greatest offset trimmed
+
+    def pop_oldest(self) -> None:
+        self.entries.popleft()
+        self.trimmed = self.keys.popleft()
 
 
 class InMemoryJournal(Journal):
@@ -196,25 +228,36 @@ class InMemoryJournal(Journal):
         stream.last = (ms, 0) if ms > last_ms else (last_ms, last_seq + 1)
         offset = f"{stream.last[0]}-{stream.last[1]}"
         stream.entries.append(Entry(offset, kind, tuple(target), text, frozenset(exclude)))
+        stream.keys.append(stream.last)
         while len(stream.entries) > self.max_entries:
-            stream.trimmed = key_of(stream.entries.popleft().offset)
+            stream.pop_oldest()
         return offset
 
     async def last(self, handler: str) -> str:
         ms, seq = self._stream(handler).last
         return f"{ms}-{seq}"
 
-    async def read(self, handler: str, after: str, lost_after: str | None = None) -> Read:
+    async def read(
+        self, handler: str, after: str, lost_after: str | None = None, max_bytes: int | None = None
+    ) -> Read:
         stream = self._stream(handler)
-        start = key_of(after)
-        lost = stream.trimmed > key_of(lost_after if lost_after is not None else after)
-        entries = [entry for entry in stream.entries if key_of(entry.offset) > start]
-        return Read(entries, lost, f"{stream.last[0]}-{stream.last[1]}")
+        last = f"{stream.last[0]}-{stream.last[1]}"
+        if stream.trimmed > key_of(lost_after if lost_after is not None else after):
+            return Read([], True, last)
+        first = bisect.bisect_right(stream.keys, key_of(after))
+        entries: list[Entry] = []
+        weight = 0
+        for entry in itertools.islice(stream.entries, first, None):
+            if max_bytes is not None and weight >= max_bytes:
+                return Read(entries, False, last, complete=False)
+            entries.append(entry)
+            weight += entry.weight
+        return Read(entries, False, last)
 
     async def trim(self, handler: str, before_ms: int) -> None:
         stream = self._stream(handler)
-        while stream.entries and key_of(stream.entries[0].offset)[0] < before_ms:
-            stream.trimmed = key_of(stream.entries.popleft().offset)
+        while stream.keys and stream.keys[0][0] < before_ms:
+            stream.pop_oldest()
 
     async def enable(self, handler: str, window: float) -> None:
         self._enabled[handler] = max(window, self._enabled.get(handler, 0.0))

@@ -101,9 +101,20 @@ class Manager:
         """Names of the groups that have members."""
         return await get_registry().groups(self.handler_name)
 
-    async def agroup_members(self, group: str) -> list[str]:
-        """Ids of the sockets in ``group`` (empty for an unknown group)."""
-        return await get_registry().group_members(self.handler_name, group)
+    async def agroup_members(self, group: str, *, limit: int | None = None) -> list[str]:
+        """Ids of the sockets in ``group`` (empty for an unknown group).
+
+        With ``limit``, at most that many, read at a cost bounded by ``limit``
+        (which ones, when the group has more, is unspecified); use it for
+        anything shown to clients, since a group has no size bound of its own.
+        """
+        if limit is None:
+            return await get_registry().group_members(self.handler_name, group)
+        return await get_registry().group_members(self.handler_name, group, limit)
+
+    async def agroup_size(self, group: str) -> int:
+        """How many sockets are in ``group``, parked ones included (one registry read)."""
+        return await get_registry().group_size(self.handler_name, group)
 
     async def agroups_of(self, socket_id: str) -> frozenset[str]:
         """The groups a socket is in; SocketNotFound if it is not open."""
@@ -117,14 +128,26 @@ class Manager:
         """Whether the user (object or primary key) has an open socket in any process."""
         return bool(await self.auser_sockets(user))
 
-    async def apresence(self, group: str) -> list[Member]:
+    async def apresence(self, group: str, *, limit: int | None = None) -> list[Member]:
         """The members of ``group``: one per user, one per socket without a user.
 
         Ordered by their earliest socket's connection time (see
         :class:`~wsmanager.presence.Member`); empty for an unknown group.
         A snapshot read in two steps: a socket closing meanwhile is left out.
+
+        With ``limit``, the members of at most ``limit`` of the group's sockets
+        (so at most ``limit`` members, fewer when a user has several sockets
+        there), read at a cost bounded by ``limit``; which ones, when the group
+        has more, is unspecified. :meth:`amember_count` says how many there are.
+        Without it, the answer grows with the group: bound it before sending it
+        to a client (the demo's ``who()`` lists at most 100).
         """
-        return members_of(await self.aget_many(await self.agroup_members(group)))
+        return members_of(await self.aget_many(await self.agroup_members(group, limit=limit)))
+
+    async def amember_count(self, group: str) -> int:
+        """How many members ``group`` has (users, and sockets without one), as
+        :meth:`apresence` would list them whole; one registry read."""
+        return await get_registry().member_count(self.handler_name, group)
 
     # -- groups and metadata ----------------------------------------------------------
     async def aadd_to_group(self, socket_id: str, group: str) -> None:
@@ -361,10 +384,12 @@ class Manager:
     all = _sync_twin(aall)
     groups = _sync_twin(agroups)
     group_members = _sync_twin(agroup_members)
+    group_size = _sync_twin(agroup_size)
     groups_of = _sync_twin(agroups_of)
     user_sockets = _sync_twin(auser_sockets)
     is_online = _sync_twin(ais_online)
     presence = _sync_twin(apresence)
+    member_count = _sync_twin(amember_count)
     add_to_group = _sync_twin(aadd_to_group)
     remove_from_group = _sync_twin(aremove_from_group)
     update_meta = _sync_twin(aupdate_meta)

@@ -20,6 +20,14 @@ Delivery rules:
 * Handing a frame to a local socket never waits for its transport (its
   :class:`~wsmanager.outbox.Outbox`): a client that stops reading cannot
   stall a broadcast. The heartbeat is in :mod:`wsmanager.upkeep`.
+
+The node also counts, per handler and client address, what that address
+holds in this process (``max_connections_per_address``): every socket
+object from the moment it is admitted (:meth:`Node.reserve`) to its end,
+whatever id it holds meanwhile, so that two connections of one resumed
+session never share a count or lose one; and the sockets this process
+parked (connection recovery) until they resume, are released, or their
+window ends.
 """
 
 from __future__ import annotations
@@ -31,6 +39,7 @@ import logging
 import os
 import secrets
 import socket
+import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
@@ -51,6 +60,9 @@ __all__ = ["LocalSocket", "Node", "get_node", "on_drain_request", "reset_node"]
 
 logger = logging.getLogger("wsmanager.node")
 
+#: A handler name and a client address (None: the server gave none).
+Origin = tuple[str, str | None]
+
 
 class Node:
     """This process's hub. Get it with :func:`get_node`."""
@@ -58,7 +70,11 @@ class Node:
     def __init__(self) -> None:
         self.id = ""
         self.sockets: dict[str, LocalSocket] = {}
-        self._addresses: Counter[tuple[str, str | None]] = Counter()
+        self._addresses: Counter[Origin] = Counter()
+        # Each socket counted in _addresses, by object (id(); kept alive while counted).
+        self._counted: dict[int, tuple[LocalSocket, Origin]] = {}
+        self._parked: dict[Origin, dict[str, tuple[float, str]]] = {}  # id -> (until, key), oldest first
+        self._pruned = 0.0
         self._loop: asyncio.AbstractEventLoop | None = None
         self._reader: asyncio.Task[None] | None = None
         self._calls = relay.Calls()
@@ -79,6 +95,8 @@ class Node:
         self.cancel()
         self.sockets.clear()
         self._addresses.clear()
+        self._counted.clear()
+        self._parked.clear()
         self._calls.clear()
         self._loop = loop
         conf = get_settings()
@@ -150,26 +168,102 @@ class Node:
         except Exception as exc:
             logger.warning("node %s: removing its sockets at exit failed: %r", self.id, exc)
 
-    def attach(self, sock: LocalSocket) -> None:  # (replacing one with its id: a resumed session)
+    # -- the sockets here, and the count per client address ---------------------
+    def attach(self, sock: LocalSocket) -> None:
+        """Make ``sock`` the holder of its id here (a socket holding the id, whose
+        session ``sock`` resumed, is evicted), counted for its address."""
         self._ensure_tasks()
-        self.detach(sock.id)
+        holder = self.sockets.get(sock.id)
+        if holder is not None and holder is not sock:
+            self.detach(sock.id)
         self.sockets[sock.id] = sock
-        self._addresses[(sock.info.handler, sock.info.address)] += 1
+        self.reserve(sock, sock.info.handler, sock.info.address)
 
     def detach(self, socket_id: str, sock: LocalSocket | None = None) -> None:
-        """Forget a local socket (with ``sock``: only if that socket holds the id;
-        a resumed session may have taken the id over in this process)."""
-        if sock is not None and self.sockets.get(socket_id) is not sock:
-            return
-        sock = self.sockets.pop(socket_id, None)
+        """Forget a local socket and stop counting it. With ``sock``: the id is given
+        up only if that socket holds it (a resumed session may have taken the id over
+        in this process), and ``sock`` stops counting whether it held it or not."""
+        if sock is None or self.sockets.get(socket_id) is sock:
+            holder = self.sockets.pop(socket_id, None)
+            if holder is not None:
+                self.release(holder)
         if sock is not None:
-            key = (sock.info.handler, sock.info.address)
-            self._addresses[key] -= 1
-            if self._addresses[key] <= 0:
-                del self._addresses[key]
+            self.release(sock)
 
-    def sockets_from(self, handler: str, address: str | None) -> int:  # held from ``address``
-        return self._addresses.get((handler, address), 0)
+    def vacate(self, socket_id: str, sock: LocalSocket) -> None:
+        """``sock`` gives its id up (if it holds it) but goes on counting for its address
+        (a resume that failed after its claim: the connection goes on as a fresh socket)."""
+        if self.sockets.get(socket_id) is sock:
+            del self.sockets[socket_id]
+
+    def reserve(self, sock: LocalSocket, handler: str, address: str | None, cap: int | None = None) -> bool:
+        """Count ``sock`` (the object, attached or not yet) among the sockets of ``address``
+        in ``handler``, unless that would make more than ``cap`` (False then, nothing
+        counted). A socket already counted stays counted where it is (True)."""
+        if id(sock) in self._counted:
+            return True
+        origin = (handler, address)
+        if cap is not None and self.sockets_from(handler, address) >= cap:
+            return False
+        self._counted[id(sock)] = (sock, origin)
+        self._addresses[origin] += 1
+        return True
+
+    def release(self, sock: LocalSocket) -> None:
+        """``sock`` no longer counts for its address (idempotent)."""
+        counted = self._counted.pop(id(sock), None)
+        if counted is not None:
+            origin = counted[1]
+            self._addresses[origin] -= 1
+            if self._addresses[origin] <= 0:
+                del self._addresses[origin]
+
+    def sockets_from(self, handler: str, address: str | None) -> int:
+        """What ``address`` holds here in ``handler``: sockets open or being opened, and
+        sockets this process parked (until their record is dropped, see :meth:`note_parked`)."""
+        origin = (handler, address)
+        return self._addresses.get(origin, 0) + len(self._parked.get(origin, ()))
+
+    # -- sockets this process parked (connection recovery) ----------------------
+    def note_parked(self, handler: str, address: str | None, socket_id: str, until: float, key: str) -> None:
+        """Remember that this process parked a socket of ``address`` until ``until`` (Unix
+        time) with resume key ``key``: it counts for its address until it resumes here,
+        is released to make room (:meth:`take_oldest_parked`), or its window ends (records
+        of windows that ended are dropped at most every 10 s)."""
+        now = time.time()
+        if now - self._pruned > 10.0:
+            self._pruned = now
+            for origin, records in list(self._parked.items()):
+                self._drop_parked(origin, [sid for sid, (end, _) in records.items() if end < now])
+        self._parked.setdefault((handler, address), {})[socket_id] = (until, key)
+
+    def forget_parked(self, handler: str, address: str | None, socket_id: str) -> None:
+        """A socket parked here resumed (anywhere), or is gone: it no longer counts here."""
+        self._drop_parked((handler, address), [socket_id])
+
+    def is_parked_here(self, handler: str, address: str | None, socket_id: str) -> bool:
+        return socket_id in self._parked.get((handler, address), {})
+
+    def take_oldest_parked(
+        self, handler: str, address: str | None, spare: str = ""
+    ) -> tuple[str, float, str] | None:
+        """Stop counting the socket of ``address`` this process parked first (but
+        ``spare``): its (id, end of window, key), or None when there is none."""
+        records = self._parked.get((handler, address), {})
+        for socket_id, (until, key) in records.items():
+            if socket_id != spare:
+                self._drop_parked((handler, address), [socket_id])
+                return socket_id, until, key
+        return None
+
+    def _drop_parked(self, origin: Origin, socket_ids: Iterable[str]) -> None:
+        records = self._parked.get(origin)
+        if records is None:
+            return
+        for socket_id in socket_ids:
+            records.pop(socket_id, None)
+        if not records:
+            del self._parked[origin]
 
     def held(self) -> Sequence[LocalSocket]:  # a snapshot of the sockets open here
         return list(self.sockets.values())

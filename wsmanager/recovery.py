@@ -19,11 +19,22 @@ The parts (docs/protocol.md, "Connection recovery", has the wire protocol):
   resume token and the last offset it saw. The token is checked against
   the hash kept in the entry and against the connecting user; the entry is
   claimed for this process atomically (a live old connection elsewhere is
-  told to close with 4409); then the journal is read from the offset and
-  the notifications addressed to the socket are replayed before anything
-  live. All or nothing: if the window is over, the journal lost part of
-  the gap, or the gap holds more than the handler's bounds, the old session
-  is released and the client gets a fresh socket, told why.
+  told to close with 4409), and only then does the connection take the
+  socket's id here; then the journal is read and the notifications
+  addressed to the socket are replayed before anything live. All or
+  nothing: if the window is over, the journal lost part of the gap, or the
+  gap holds more than the handler's bounds, the old session is released
+  and the client gets a fresh socket, told why.
+* **What a resume may cost** (docs/protocol.md, "What a resume costs"): the
+  read starts from no earlier than the session's start point, which each
+  resume moves on, and (for a parked socket) than what it surely had before
+  its drop, whatever offset the client gives; it stops at
+  :func:`read_budget` bytes; a gap lost already is refused before any read.
+  Resumes are rate-limited per address and process
+  (:func:`address_may_resume`) and per session across processes (kept in
+  the entry); over either the caller closes with 1013 (:class:`Throttled`).
+* **Parked sockets count** toward their address's cap in the process that
+  parked them (:func:`park`); :func:`make_room` releases the oldest.
 * **Expiry:** each heartbeat forgets parked sockets whose window is over
   (:meth:`~wsmanager.registry.RegistryBackend.expire_parked`); their
   departure is announced once, cluster-wide.
@@ -40,6 +51,7 @@ import hmac
 import logging
 import secrets
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -48,20 +60,26 @@ from . import catalog, presence, protocol
 from .conf import get_settings
 from .counters import Count, bump
 from .exceptions import ConfigurationError, RegistryUnavailable
-from .journal import Kind, key_of, minus_ms
+from .journal import ZERO, Kind, key_of, minus_ms
+from .limits import TokenBucket
 from .node import Node
 from .registry import PARKED, ConnectionInfo, get_journal, get_registry
 
 __all__ = [
     "PARK_CODES",
+    "READ_FACTOR",
     "REORDER_MARGIN_MS",
     "Refused",
     "Resumed",
+    "Throttled",
     "Token",
+    "address_may_resume",
     "enable",
     "journaled",
     "keep",
+    "make_room",
     "park",
+    "read_budget",
     "reset",
     "resume",
     "window_of",
@@ -82,6 +100,9 @@ REORDER_MARGIN_MS = 1000
 IN_FLIGHT = 10.0
 #: Seconds a process trusts what it learnt of a handler's journaling.
 _HINT_TTL = 10.0
+#: A resume reads at most this many times ``recovery_max_bytes`` from the journal,
+#: unless the handler sets ``recovery_max_read``.
+READ_FACTOR = 16
 
 Failure = Literal["unknown", "refused", "expired", "overflow", "lost"]
 
@@ -195,13 +216,83 @@ def _class_window(handler: str) -> float:
 
 
 # -- parking -------------------------------------------------------------------------
-async def park(info: ConnectionInfo, node_id: str) -> bool:
-    """Keep a dropped socket's entry for its window; False if it is not this node's."""
+async def park(info: ConnectionInfo, node: Node) -> bool:
+    """Keep a dropped socket's entry for its window; False if it is not this node's.
+
+    A socket this process parks goes on counting toward its address's
+    ``max_connections_per_address`` here (:meth:`Node.note_parked`) until it
+    resumes, its window ends, or a newcomer from that address needs its
+    place (:func:`make_room`).
+    """
     until = time.time() + info.recovery
-    parked = await get_registry().park(info.handler, info.id, node_id, until, info.resume_key)
+    parked = await get_registry().park(info.handler, info.id, node.id, until, info.resume_key)
     if parked:
         bump(Count.PARKED)
+        node.note_parked(info.handler, info.address, info.id, until, info.resume_key)
     return parked
+
+
+async def make_room(node: Node, handler: str, address: str | None, spare: str = "") -> bool:
+    """Release the socket of ``address`` this process parked first (but ``spare``), so that
+    a newcomer from that address fits under the cap; False when there is none to release.
+
+    Its session ends as if its window had: its member's departure is announced,
+    its token stops working (counted ``parked_released``). A record whose session
+    resumed meanwhile, elsewhere, or whose window ended, only stops counting.
+    """
+    oldest = node.take_oldest_parked(handler, address, spare)
+    if oldest is None:
+        return False
+    socket_id, until, key = oldest
+    if until < time.time():
+        return True  # its window is over: the heartbeat forgets it
+    try:
+        departure = await presence.release(handler, socket_id, PARKED, key)
+    except RegistryUnavailable as exc:
+        logger.warning("releasing parked socket %s to make room failed (%s)", socket_id, exc)
+        node.note_parked(handler, address, socket_id, until, key)
+        return False
+    if departure is not None:
+        bump(Count.PARKED_RELEASED)
+        logger.info("released parked socket %s: its address %s needed the place", socket_id, address)
+    return True
+
+
+# -- rate limits ---------------------------------------------------------------------
+#: Resumes allowed per (handler, address, rate, burst), in this process; at most
+#: _MAX_BUCKETS are kept (the least recently used go first, and start full again).
+_address_buckets: OrderedDict[tuple[str, str | None, float, float], TokenBucket] = OrderedDict()
+_MAX_BUCKETS = 10_000
+
+
+def address_may_resume(handler: str, address: str | None, limit: tuple[float, float] | None) -> bool:
+    """Whether a resume from ``address`` fits its rate (``(per second, burst)``, None: no
+    limit) in this process; spends one resume when it does. Counted when it does not."""
+    if limit is None:
+        return True
+    key = (handler, address, float(limit[0]), float(limit[1]))
+    bucket = _address_buckets.get(key)
+    if bucket is None:
+        bucket = _address_buckets[key] = TokenBucket(*limit)
+        while len(_address_buckets) > _MAX_BUCKETS:
+            _address_buckets.popitem(last=False)
+    else:
+        _address_buckets.move_to_end(key)
+    if bucket.take():
+        return True
+    bump(Count.RESUME_THROTTLED)
+    return False
+
+
+def _session_credit(info: ConnectionInfo, limit: tuple[float, float] | None, now: float) -> float | None:
+    """The resumes the session has left now under ``limit`` (None: no limit); kept in its
+    entry, so that the limit holds across processes (written by the claim)."""
+    if limit is None:
+        return None
+    rate, burst = limit
+    if not info.resumed_at:
+        return float(burst)
+    return min(float(burst), info.resume_credit + max(0.0, now - info.resumed_at) * rate)
 
 
 # -- resuming ------------------------------------------------------------------------
@@ -230,6 +321,14 @@ class Refused:
     reason: Failure
 
 
+@dataclass(frozen=True)
+class Throttled:
+    """A resume over a rate limit: nothing was read or changed; the connection is closed
+    with 1013 and the client may try again later with the same token."""
+
+    limit: Literal["address", "session"]
+
+
 async def resume(
     handler: Any,
     node: Node,
@@ -237,30 +336,34 @@ async def resume(
     offset: str,
     user_id: str | None,
     address: str | None,
-    before_claim: Callable[[], None],
-) -> Resumed | Refused:
+    attach: Callable[[str], None],
+) -> Resumed | Refused | Throttled:
     """Take over the session ``token_text`` names for ``node`` (see the module).
 
-    ``handler`` is the connecting handler instance (its window, bounds and
-    scope). ``before_claim`` runs once the token, the user and the route are
-    checked, right before the claim: the caller attaches the connection to
-    the node there, so that live frames for the socket queue on it from the
-    claim on (and never on a connection whose token was not checked). An old
-    connection still open on another process is told to let go (and waited
-    for, up to a second) before the journal is read. Raises
+    ``handler`` is the connecting handler instance (its window, bounds, rate
+    limits and scope). The token, the user, the route and the session's own
+    rate (``resume_rate_per_session``) are checked first: a refusal there
+    costs a registry read and changes nothing. Then the claim; only once it
+    succeeded does ``attach(replaced key)`` run, where the caller makes the
+    connection the holder of the id in this process, so that a resume that
+    loses a race never touches another connection. Frames routed here before
+    the attach were journaled before the read that follows, so the replay has
+    them. An old connection still open on another process is told to let go
+    (and waited for, up to a second) before the journal is read. Raises
     :class:`RegistryUnavailable` when the store is down before the claim;
     after a successful claim, a failure releases the old session.
     """
     token = Token.parse(token_text)
+    if token is None:
+        return _refused("unknown")
     try:
         key_of(offset)
     except ValueError:
-        token = None
-    if token is None:
-        return _refused("unknown")
-    registry = get_registry()
+        logger.info("resume of %s refused: a malformed offset", token.socket_id)
+        return _refused("refused")
+    registry, journal = get_registry(), get_journal()
     route = dict((handler.scope.get("url_route") or {}).get("kwargs") or {})
-    attached = False
+    start_next = ""  # where this session's next resume may start: the journal's end before the claim
     for _ in range(5):  # the entry changes under us only when its old owner writes it
         info = await registry.get(handler.handler_name, token.socket_id)
         if info is None or not token.matches(info.resume_key):
@@ -268,13 +371,23 @@ async def resume(
         if info.user_id != user_id or dict(info.path_kwargs) != route:
             logger.info("resume of %s refused: another user, or another route", token.socket_id)
             return _refused("refused")
+        now = time.time()
+        credit = _session_credit(info, handler.resume_rate_per_session, now)
+        if credit is not None and credit < 1.0:
+            bump(Count.RESUME_THROTTLED)
+            return Throttled("session")
+        if not start_next:
+            start_next = max(await journal.last(info.handler), info.since or ZERO, key=key_of)
         fresh = Token.new(token.socket_id)
         new = info.with_changes(
-            node=node.id, resume_key=fresh.key, address=address, recovery=window_of(handler)
+            node=node.id,
+            resume_key=fresh.key,
+            address=address,
+            recovery=window_of(handler),
+            since=start_next,
+            resumed_at=now if credit is not None else info.resumed_at,
+            resume_credit=credit - 1.0 if credit is not None else info.resume_credit,
         )
-        if not attached:
-            before_claim()
-            attached = True
         claim = await registry.claim(info, new)
         if claim.outcome == "changed":
             continue
@@ -283,10 +396,12 @@ async def resume(
         break
     else:
         return _refused("unknown")
+    attach(info.resume_key)
+    node.forget_parked(info.handler, info.address, info.id)
     if claim.previous not in ("", PARKED, node.id):
         await node.take_over(claim.previous, info.id, info.resume_key)
     try:
-        replay = await _replay(handler, new, offset, _sure_until(claim, info))
+        replay = await _replay(handler, info, new, offset, _sure_until(claim, info))
     except RegistryUnavailable:
         replay = "lost"
     if isinstance(replay, str):
@@ -307,29 +422,44 @@ def _sure_until(claim: Any, info: ConnectionInfo) -> int:
     return int((parked_at - IN_FLIGHT - 2 * get_settings().heartbeat_interval) * 1000)
 
 
+def read_budget(handler: Any) -> int:
+    """The most bytes one resume of ``handler``'s sockets reads from the journal:
+    ``recovery_max_read``, else :data:`READ_FACTOR` times ``recovery_max_bytes``."""
+    budget = getattr(handler, "recovery_max_read", None)
+    return int(budget) if budget is not None else READ_FACTOR * int(handler.recovery_max_bytes)
+
+
 async def _replay(
-    handler: Any, info: ConnectionInfo, offset: str, sure_until_ms: int
+    handler: Any, old: ConnectionInfo, info: ConnectionInfo, offset: str, sure_until_ms: int
 ) -> tuple[list[str], str, int] | Failure:
     """The frames to replay after ``offset``, or why there can be none.
 
-    The read starts :data:`REORDER_MARGIN_MS` before the client's offset,
-    never before the session began (``info.since``). A gap is lost only where
-    the journal trimmed past what the socket may have missed: after its offset
-    and after ``sure_until_ms`` (a quiet socket keeps an old offset). Every
-    replayed byte counts toward ``recovery_max_bytes``, the margin's too."""
-    since = key_of(info.since) if info.since else (0, 0)
+    What is read, and so what a resume costs, does not depend on how old
+    ``offset`` is: the read starts :data:`REORDER_MARGIN_MS` before the
+    latest of the client's offset, the session's start point (``old.since``,
+    moved on by each resume) and, for a parked socket, ``sure_until_ms``
+    (what it surely had, see :func:`_sure_until`), never before the start
+    point; and it stops at :func:`read_budget` bytes (then: ``overflow``).
+    A gap the journal lost is refused before anything is read. Every replayed
+    byte counts toward ``recovery_max_bytes``, the margin's too."""
+    since = key_of(old.since) if old.since else (0, 0)
     start = max(key_of(offset), since)
-    journal = get_journal()
     bound = max(start, (sure_until_ms, 0))
-    read = await journal.read(
+    after = max(key_of(minus_ms(f"{bound[0]}-{bound[1]}", REORDER_MARGIN_MS)), since)
+    read = await get_journal().read(
         info.handler,
-        minus_ms(f"{start[0]}-{start[1]}", REORDER_MARGIN_MS),
+        f"{after[0]}-{after[1]}",
         lost_after=f"{bound[0]}-{bound[1]}",
+        max_bytes=read_budget(handler),
     )
+    bump(Count.JOURNAL_READ, len(read.entries))
+    bump(Count.JOURNAL_READ_BYTES, sum(entry.weight for entry in read.entries))
     if start > key_of(read.last):  # an offset the journal never gave out
         return "refused"
     if read.lost:
         return "lost"
+    if not read.complete:
+        return "overflow"
     frames: list[str] = []
     missed = size = 0
     most, most_bytes = handler.recovery_max_messages, handler.recovery_max_bytes
@@ -370,4 +500,5 @@ def reset() -> None:
     _hints.clear()
     _trimmed.clear()
     _enabled.clear()
+    _address_buckets.clear()
 

@@ -2,7 +2,8 @@
 
 Every handshake wsmanager refuses is described by a :class:`Refusal`: its
 ``kind`` (``"origin"``, ``"anonymous"``, ``"authorize"``, ``"on_connect"``,
-``"error"``, ``"registry"``, ``"no_route"``, ``"too_many"``), the HTTP
+``"error"``, ``"registry"``, ``"no_route"``, ``"too_many"``,
+``"resume_rate"``), the HTTP
 ``status`` or the close ``code`` that refuses it, a short ``reason`` meant for
 the client, and a ``detail`` meant for the operator (what was allowed, what
 to change). :func:`send_refusal` tells the client; :func:`log_refusal` tells

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -101,3 +102,24 @@ def test_status_is_disconnected_before_joining(chat_page: Callable[..., ChatPage
     assert page.status() == "disconnected"
     page.join("status", "dora")
     page.wait_connected()
+
+
+def test_a_room_larger_than_who_lists_says_how_many_more(
+    chat_page: Callable[..., ChatPage], demo_server: DaphneProcess
+) -> None:
+    """101 sockets in a room, then the page: who() lists 100 members, the page shows them and
+    itself (it may not be among the 100) and says how many more there are."""
+    from websockets.sync.client import connect
+
+    url = f"{demo_server.ws_url}/ws/chat/crowded/"
+    with contextlib.ExitStack() as crowd:
+        for _ in range(101):  # each reads everything in the background, quietly
+            ws = crowd.enter_context(connect(url, max_queue=None, ping_interval=None))
+            ws.recv(timeout=10)  # rpc.connected: it is in the room
+        page = chat_page("crowded", "late")
+        own = page.wait_connected()
+        more = page.page.locator(f"{tid('online')} li.muted", has_text="more")
+        more.wait_for(timeout=10_000)
+        listed = [sid for sid in page.online_ids() if sid]
+        assert own in listed and len(listed) == 101
+        assert more.inner_text() == "and 1 more"  # 102 members: 100 listed, the page, one more

@@ -81,7 +81,8 @@ class ConnectionInfo:
     None when the server did not say. ``recovery`` is the socket's recovery
     window in seconds (0: it is forgotten when it drops) and ``resume_key``
     the SHA-256 of its resume secret (:mod:`wsmanager.recovery`); both are
-    stored only for recoverable sockets.
+    stored only for recoverable sockets, and the resume fields only once the
+    session resumed.
     """
 
     id: str
@@ -95,8 +96,13 @@ class ConnectionInfo:
     address: str | None = None
     recovery: float = 0.0
     resume_key: str = ""
-    #: The journal offset the socket's session started at (recoverable sockets).
+    #: The journal offset the socket's session started at (recoverable sockets);
+    #: each resume moves it to where that resume's read began to be needed.
     since: str = ""
+    #: When the session last resumed (Unix time; 0.0: never), and how many
+    #: resumes it had left then under its handler's ``resume_rate_per_session``.
+    resumed_at: float = 0.0
+    resume_credit: float = 0.0
 
     def with_changes(self, **changes: Any) -> ConnectionInfo:
         """A copy with some fields replaced."""
@@ -133,6 +139,9 @@ class ConnectionInfo:
             obj["recovery"] = self.recovery
             obj["resume_key"] = self.resume_key
             obj["since"] = self.since
+        if self.resumed_at:
+            obj["resumed_at"] = self.resumed_at
+            obj["resume_credit"] = self.resume_credit
         return obj
 
     @classmethod
@@ -151,6 +160,8 @@ class ConnectionInfo:
             recovery=float(obj.get("recovery", 0.0)),
             resume_key=str(obj.get("resume_key", "")),
             since=str(obj.get("since", "")),
+            resumed_at=float(obj.get("resumed_at", 0.0)),
+            resume_credit=float(obj.get("resume_credit", 0.0)),
         )
 
     @property
@@ -269,8 +280,29 @@ class RegistryBackend(abc.ABC):
         """
 
     @abc.abstractmethod
-    async def group_members(self, handler: str, group: str) -> list[str]:
-        """Ids of the sockets in a group (empty for an unknown group)."""
+    async def group_members(self, handler: str, group: str, limit: int | None = None) -> list[str]:
+        """Ids of the sockets in a group (empty for an unknown group).
+
+        With ``limit``, at most that many, at a cost bounded by ``limit``: which
+        ones, when the group has more, is unspecified (the in-memory backend
+        gives the earliest to join, Redis a random choice).
+        """
+
+    async def group_size(self, handler: str, group: str) -> int:
+        """How many sockets are in a group (0 for an unknown group).
+
+        The default counts :meth:`group_members`; backends answer in one step.
+        """
+        return len(await self.group_members(handler, group))
+
+    async def member_count(self, handler: str, group: str) -> int:
+        """How many presence members a group has: users, and sockets without one.
+
+        The default folds the group's entries; backends read their presence
+        counters in one step.
+        """
+        infos = await self.get_many(handler, await self.group_members(handler, group))
+        return len({info.member for info in infos})
 
     @abc.abstractmethod
     async def groups(self, handler: str) -> list[str]:

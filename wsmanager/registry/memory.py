@@ -11,6 +11,7 @@ atomic with respect to the others, presence transitions included.
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -146,8 +147,15 @@ class InMemoryRegistry(RegistryBackend):
         info = space.sockets[socket_id] = info.without_group(group)
         return info if space.leave(group, info) else None
 
-    async def group_members(self, handler: str, group: str) -> list[str]:
-        return list(self._space(handler).groups.get(group, ()))
+    async def group_members(self, handler: str, group: str, limit: int | None = None) -> list[str]:
+        members = self._space(handler).groups.get(group, {})
+        return list(members) if limit is None else list(itertools.islice(members, max(0, limit)))
+
+    async def group_size(self, handler: str, group: str) -> int:
+        return len(self._space(handler).groups.get(group, ()))
+
+    async def member_count(self, handler: str, group: str) -> int:
+        return len(self._space(handler).presence.get(group, ()))
 
     async def groups(self, handler: str) -> list[str]:
         return list(self._space(handler).groups)

@@ -286,9 +286,24 @@ class RedisRegistry(RedisRecovery, LastActivity, RegistryBackend):
 
         return await self._replace("group_discard", handler, socket_id, change, group, missing_ok=True)
 
-    async def group_members(self, handler: str, group: str) -> list[str]:
+    async def group_members(self, handler: str, group: str, limit: int | None = None) -> list[str]:
+        """``SMEMBERS``; with ``limit``, ``SRANDMEMBER key limit`` (at most that many,
+        distinct, a random choice when the group has more)."""
+        key = self._key("group", handler, group)
         async with self._redis("group_members") as r:
-            return list(cast("set[str]", await r.smembers(self._key("group", handler, group))))
+            if limit is None:
+                return list(cast("set[str]", await r.smembers(key)))
+            if limit <= 0:
+                return []
+            return list(cast("list[str]", await r.srandmember(key, limit)))
+
+    async def group_size(self, handler: str, group: str) -> int:
+        async with self._redis("group_size") as r:
+            return int(await r.scard(self._key("group", handler, group)))
+
+    async def member_count(self, handler: str, group: str) -> int:
+        async with self._redis("member_count") as r:
+            return int(await r.hlen(self._key("presence", handler, group)))
 
     async def groups(self, handler: str) -> list[str]:
         async with self._redis("groups") as r:

@@ -11,18 +11,20 @@ Key layout (``P`` the registry's prefix, ``H`` the escaped handler name)::
                               recoverable sockets of H (expires a day after its last renewal)
 
 An append is one ``XADD`` with ``MAXLEN ~ max_entries`` (Redis trims whole
-macro nodes, so a little more may be kept). :meth:`RedisJournal.read` reads
-with ``XRANGE`` in batches and asks ``XINFO STREAM`` (Redis 7.0 or newer)
-for ``entries-added``, ``length`` and ``recorded-first-entry-id``: a gap
-that may have lost an entry to trimming is reported as ``lost``, never as
-empty.
+macro nodes, so a little more may be kept). :meth:`RedisJournal.read` asks
+``XINFO STREAM`` (Redis 7.0 or newer) for ``entries-added``, ``length`` and
+``recorded-first-entry-id`` before and after it reads with ``XRANGE`` in
+batches: a gap that may have lost an entry to trimming is reported as
+``lost``, never as empty, and one lost already is not read at all. The
+batches follow the read's byte budget, so a read costs about that budget,
+whatever its offset.
 Errors are raised as :class:`RegistryUnavailable`, like the registry's.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import Callable, Iterable
 from contextlib import AbstractAsyncContextManager
 from typing import Any, cast
 from urllib.parse import quote
@@ -41,6 +43,7 @@ __all__ = ["RedisJournal", "RedisRecovery"]
 #: every process renews it while it opens or resumes recoverable sockets).
 ENABLED_TTL = 86400
 _BATCH = 1000
+_FIRST_BATCH = 16
 
 
 class RedisJournal(Journal):
@@ -72,38 +75,25 @@ class RedisJournal(Journal):
             newest = await r.xrevrange(self._key("journal", handler), count=1)
         return str(newest[0][0]) if newest else ZERO
 
-    async def read(self, handler: str, after: str, lost_after: str | None = None) -> Read:
-        """``XRANGE`` in batches, then ``XINFO STREAM``: what was trimmed by the
-        time the read ended (trimming takes the oldest first) decides ``lost``.
-        A gap longer than ``max_entries`` is lost too (it could not have been kept)."""
+    async def read(
+        self, handler: str, after: str, lost_after: str | None = None, max_bytes: int | None = None
+    ) -> Read:
+        """``XINFO STREAM`` first (a gap already lost is refused without reading an
+        entry), ``XRANGE`` in batches sized to what ``max_bytes`` has left, then
+        ``XINFO STREAM`` again: what was trimmed by the time the read ended
+        (trimming takes the oldest first) decides ``lost``. A gap longer than
+        ``max_entries`` is lost too (it could not have been kept)."""
         key = self._key("journal", handler)
-        entries: list[Entry] = []
-        async with self._redis("journal_read") as r:
-            async for batch in _batches(r, key, f"({after}", self.max_entries + 1):
-                entries.extend(batch)
-            try:
-                info: dict[str, Any] = await r.xinfo_stream(key)
-            except Exception as exc:  # no such key: nothing kept (never, or the store lost it)
-                if "no such key" not in str(exc).lower():
-                    raise
-                info = {}
         since = key_of(lost_after if lost_after is not None else after)
-        last = str(info.get("last-generated-id") or ZERO)
-        if not info:  # never written, or gone: lost if the reader had seen it exist
-            lost = key_of(after) != (0, 0)
-        else:
-            # Trimming (MAXLEN, MINID) leaves no mark but a first entry later than the
-            # entries added: when some were trimmed and the first kept one is after
-            # ``since``, what lay between may be gone. (Conservative: a gap that only
-            # lost ``since`` itself is reported too.)
-            trimmed = int(info.get("entries-added") or 0) > int(info.get("length") or 0)
-            first = str(info.get("recorded-first-entry-id") or ZERO)
-            if not int(info.get("length") or 0):  # all trimmed: the first would come after the last
-                first = last
-            lost = trimmed and key_of(first) > since
+        async with self._redis("journal_read") as r:
+            last, lost = _gap(await _stream_info(r, key), since)
+            if lost:
+                return Read([], True, last)
+            entries, complete = await _read_range(r, key, after, self.max_entries + 1, max_bytes)
+            last, lost = _gap(await _stream_info(r, key), since)
         if len(entries) > self.max_entries:
             lost, entries = True, entries[: self.max_entries]
-        return Read(entries, lost, last)
+        return Read(entries, lost, last, complete)
 
     async def trim(self, handler: str, before_ms: int) -> None:
         async with self._redis("journal_trim") as r:
@@ -170,17 +160,66 @@ class RedisRecovery:
         return RedisJournal(self._redis, self._key, max_entries)
 
 
-async def _batches(r: Redis, key: str, start: str, budget: int) -> AsyncIterator[list[Entry]]:
-    """``XRANGE key start +`` in batches, at most ``budget`` entries in all."""
-    while budget > 0:
-        rows = await r.xrange(key, min=start, max="+", count=min(_BATCH, budget))
-        if not rows:
-            return
-        yield [_entry(str(offset), cast("dict[str, str]", fields)) for offset, fields in rows]
-        budget -= len(rows)
+async def _stream_info(r: Redis, key: str) -> dict[str, Any]:
+    """``XINFO STREAM key``; empty when there is no such key (never written, or the store lost it)."""
+    try:
+        info: dict[str, Any] = await r.xinfo_stream(key)
+    except Exception as exc:
+        if "no such key" not in str(exc).lower():
+            raise
+        return {}
+    return info
+
+
+def _gap(info: dict[str, Any], since: tuple[int, int]) -> tuple[str, bool]:
+    """The stream's last offset, and whether an entry after ``since`` may have been trimmed.
+
+    Trimming (MAXLEN, MINID) leaves no mark but a first entry later than the
+    entries added: when some were trimmed and the first kept one is after
+    ``since``, what lay between may be gone. (Conservative: a gap that only
+    lost ``since`` itself is reported too.) A stream that is gone (never
+    written, or lost with the store's data) reads as empty, its last offset
+    :data:`ZERO`: a reader that had seen an offset tells by that offset.
+    """
+    last = str(info.get("last-generated-id") or ZERO)
+    if not info:
+        return last, False
+    length = int(info.get("length") or 0)
+    trimmed = int(info.get("entries-added") or 0) > length
+    first = str(info.get("recorded-first-entry-id") or ZERO) if length else last  # all trimmed
+    return last, trimmed and key_of(first) > since
+
+
+async def _read_range(
+    r: Redis, key: str, after: str, most: int, max_bytes: int | None
+) -> tuple[list[Entry], bool]:
+    """``XRANGE key (after +`` in batches: at most ``most`` entries, and, with ``max_bytes``,
+    no batch once the entries read weigh that much; (the entries, whether the range ended).
+
+    Each batch asks for as many entries as the budget has left room for at the
+    heaviest weight seen so far, plus the one that would cross it (16 at
+    first), so a read passes its budget by about one entry when the entries
+    weigh alike, and never by more than a batch.
+    """
+    entries: list[Entry] = []
+    weight = heaviest = 0
+    start = f"({after}"
+    while len(entries) < most:
+        count = min(_BATCH, most - len(entries))
+        if max_bytes is not None:
+            if weight >= max_bytes:
+                return entries, False
+            count = min(count, (max_bytes - weight) // heaviest + 1 if heaviest else _FIRST_BATCH)
+        rows = await r.xrange(key, min=start, max="+", count=count) or []
+        for offset, fields in rows:
+            entry = _entry(str(offset), cast("dict[str, str]", fields))
+            entries.append(entry)
+            weight += entry.weight
+            heaviest = max(heaviest, entry.weight)
+        if len(rows) < count:
+            return entries, True
         start = f"({rows[-1][0]!s}"
-        if len(rows) < _BATCH:
-            return
+    return entries, False
 
 
 def _entry(offset: str, fields: dict[str, str]) -> Entry:

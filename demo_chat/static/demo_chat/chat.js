@@ -1,7 +1,7 @@
 /**
  * The demo chat page: one wsmanager Client per joined room.
  *
- * Server methods used: send(text), whisper(to, text), set_name(name), who().
+ * Server methods used: send(text), whisper(to, text), set_name(name), who(), count().
  * Notifications served: message, joined, left, renamed, presence (a burst of joins and leaves).
  *
  * Query parameters: ?room=<room>&name=<name> prefill the form and join at once;
@@ -49,6 +49,7 @@
     name: "",
     selfId: null,
     members: new Map(), // socket id -> name (or null)
+    unlisted: 0, // members of a large room who() did not list (it lists at most 100)
     whisperTo: null,
     refreshing: null, // membership notifications seen while who() runs
     log: [], // {type, ...details} of every client event, for tests
@@ -132,6 +133,11 @@
       if (id === chat.whisperTo) li.classList.add("selected");
       ui.online.append(li);
     }
+    if (chat.unlisted > 0) {
+      const more = Object.assign(document.createElement("li"), { className: "muted" });
+      more.textContent = `and ${chat.unlisted} more`;
+      ui.online.append(more);
+    }
     if (chat.whisperTo && !chat.members.has(chat.whisperTo)) selectWhisper(null);
   }
 
@@ -152,9 +158,14 @@
     chat.refreshing = [];
     try {
       const members = await client.invoke("who");
+      // who() lists at most 100 members: a larger room says how many it has in all.
+      const count = members.length >= 100 ? await client.invoke("count") : members.length;
       if (client !== chat.client) return;
       const seen = chat.refreshing || [];
       chat.members = new Map(members.map((m) => [m.id, m.name]));
+      // In a room larger than the list, this page may not be among those listed: show it anyway.
+      if (chat.selfId && !chat.members.has(chat.selfId)) chat.members.set(chat.selfId, chat.name || null);
+      chat.unlisted = Math.max(0, count - chat.members.size);
       for (const [kind, params] of seen) applyMembership(kind, params);
       renderMembers();
     } catch (err) {
