@@ -10,9 +10,12 @@ PORT   ?= 8000
 
 .PHONY: install demo test test-fast lint browser-deps node-deps bench clean
 
-$(STAMP): pyproject.toml
+# The Python client (clients/python, its own distribution) goes in first: the
+# server depends on it (wsmanager-client, same version) and finds it installed.
+$(STAMP): pyproject.toml clients/python/pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ./clients/python
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
 	touch $(STAMP)
 
@@ -56,7 +59,7 @@ test-fast: $(STAMP)
 	$(BIN)/python -m pytest -m "not e2e and not browser and not redis"
 
 lint: $(STAMP)
-	$(BIN)/ruff check wsmanager demo_chat tests bench
+	$(BIN)/ruff check wsmanager clients/python demo_chat tests bench
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 

@@ -1,4 +1,4 @@
-"""wsmanager.client's rules without a server: policy, call bookkeeping, serving, and the
+"""wsmanager_client's rules without a server: policy, call bookkeeping, serving, and the
 client's behaviour against a scripted ``websockets`` server on loopback.
 
 The demo-against-daphne proofs are in tests/e2e/test_python_client_e2e.py.
@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from websockets.asyncio.server import ServerConnection, serve
 
-from wsmanager.client import (
+from wsmanager_client import (
     Client,
     Closed,
     ConnectionClosed,
@@ -31,12 +31,12 @@ from wsmanager.client import (
     connect,
     is_final_close_code,
 )
-from wsmanager.client import __all__ as client_all
-from wsmanager.client.calls import CallTable, Note
-from wsmanager.client.policy import TRANSITIONS, check_transition, should_reconnect
-from wsmanager.client.serving import Handlers
-from wsmanager.exceptions import WsManagerError
-from wsmanager.protocol import EncodeError, Response, decode
+from wsmanager_client import __all__ as client_all
+from wsmanager_client.calls import CallTable, Note
+from wsmanager_client.exceptions import WsManagerError
+from wsmanager_client.policy import TRANSITIONS, check_transition, should_reconnect
+from wsmanager_client.protocol import EncodeError, Response, decode
+from wsmanager_client.serving import Handlers
 
 # --- policy ---------------------------------------------------------------------
 
@@ -113,18 +113,59 @@ def test_unknown_option_names_and_bad_urls_are_refused() -> None:
         Client(5)  # type: ignore[arg-type]
 
 
-def test_exports_exist_and_the_exceptions_are_the_librarys_own() -> None:
-    import wsmanager.client as module
+def test_exports_exist_and_the_exceptions_are_the_servers_own() -> None:
+    """The client's exceptions are the very classes the server raises and catches (one definition)."""
+    import wsmanager
+    import wsmanager.client as shim
+    import wsmanager_client as module
+    from wsmanager import exceptions
 
     assert [name for name in client_all if not hasattr(module, name)] == []
     assert client_all == sorted(client_all)
-    from wsmanager import exceptions
-
-    assert module.RemoteError is exceptions.RemoteError
+    assert module.RemoteError is exceptions.RemoteError is wsmanager.RemoteError
     assert module.InvokeTimeout is exceptions.InvokeTimeout
     assert module.ConnectionClosed is exceptions.ConnectionClosed
     assert module.RpcError is exceptions.RpcError
+    assert module.WsManagerError is exceptions.WsManagerError is wsmanager.WsManagerError
     assert issubclass(NotConnected, ConnectionClosed) and issubclass(NotConnected, WsManagerError)
+    assert issubclass(exceptions.ConfigurationError, module.WsManagerError)
+    assert shim.__all__ == client_all
+    assert all(getattr(shim, name) is getattr(module, name) for name in client_all)
+
+
+CLIENT_MODULES = [
+    "wsmanager_client",
+    "wsmanager_client.calls",
+    "wsmanager_client.connection",
+    "wsmanager_client.events",
+    "wsmanager_client.exceptions",
+    "wsmanager_client.limits",
+    "wsmanager_client.policy",
+    "wsmanager_client.protocol",
+    "wsmanager_client.recovery",
+    "wsmanager_client.serving",
+    "wsmanager_client.session",
+    "wsmanager_client.transport",
+]
+
+
+@pytest.mark.parametrize("module_name", CLIENT_MODULES)
+def test_each_client_module_declares_all_with_existing_names(module_name: str) -> None:
+    import importlib
+
+    module = importlib.import_module(module_name)
+    names = module.__all__
+    assert names and len(set(names)) == len(names)
+    assert [name for name in names if not hasattr(module, name)] == []
+
+
+def test_the_client_modules_listed_are_all_of_them() -> None:
+    from pathlib import Path
+
+    import wsmanager_client
+
+    found = {f"wsmanager_client.{p.stem}" for p in Path(wsmanager_client.__file__).parent.glob("[!_]*.py")}
+    assert found | {"wsmanager_client"} == set(CLIENT_MODULES)
 
 
 def test_not_connected_carries_its_reason_and_pickles() -> None:
@@ -746,20 +787,34 @@ async def test_close_while_the_handshake_hangs_stops_the_attempt_and_rejects_con
     await server.wait_closed()
 
 
-def test_the_client_imports_only_leaf_modules_of_wsmanager() -> None:
-    """wsmanager.client reaches into wsmanager only for protocol and exceptions (no settings, no core)."""
-    import ast
-    from pathlib import Path
+def test_importing_the_client_loads_neither_django_nor_the_server() -> None:
+    """A fresh interpreter imports wsmanager_client and its client classes without loading wsmanager,
+    Django, Channels, daphne or Twisted (in the dev environment, where all of them are installed)."""
+    import subprocess
+    import sys
 
-    import wsmanager.client as package
+    script = (
+        "import json, sys, wsmanager_client; wsmanager_client.Client; "
+        "print(json.dumps(sorted({m.split('.')[0] for m in sys.modules} "
+        "& {'wsmanager', 'django', 'channels', 'daphne', 'twisted', 'websockets'})))"
+    )
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stderr
+    assert json.loads(run.stdout) == ["websockets"]
 
-    reached: set[str] = set()
-    for source in Path(package.__file__).parent.glob("*.py"):
-        for node in ast.walk(ast.parse(source.read_text())):
-            if isinstance(node, ast.ImportFrom):
-                module = node.module or ""
-                if node.level >= 2 or module.startswith("wsmanager"):
-                    reached.add(module)  # "from ..protocol import" (outside the package) or absolute
-            elif isinstance(node, ast.Import):
-                reached |= {alias.name for alias in node.names if alias.name.startswith("wsmanager")}
-    assert reached == {"exceptions", "protocol"}
+
+def test_the_server_imports_the_shared_modules_without_the_client_classes() -> None:
+    """The server needs only wsmanager_client.protocol and .exceptions: importing those (as the
+    server does) loads neither the client's connection classes nor websockets."""
+    import subprocess
+    import sys
+
+    script = (
+        "import json, sys; from wsmanager_client import protocol, exceptions; "
+        "names = [m for m in sys.modules if m.startswith(('wsmanager_client', 'websockets'))]; "
+        "print(json.dumps(sorted(names)))"
+    )
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stderr
+    shared = ["wsmanager_client", "wsmanager_client.exceptions", "wsmanager_client.protocol"]
+    assert json.loads(run.stdout) == shared

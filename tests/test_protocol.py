@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from wsmanager import protocol
-from wsmanager.protocol import (
+from wsmanager_client import protocol
+from wsmanager_client.protocol import (
     INTERNAL_ERROR,
     INVALID_PARAMS,
     INVALID_REQUEST,

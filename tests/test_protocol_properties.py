@@ -8,8 +8,8 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from wsmanager import protocol
-from wsmanager.protocol import ErrorObject, Invalid, Request, Response, decode
+from wsmanager_client import protocol
+from wsmanager_client.protocol import ErrorObject, Invalid, Request, Response, decode
 
 SETTINGS = settings(max_examples=300, deadline=None)
 

@@ -18,7 +18,7 @@ try:
     from websockets.protocol import State as WsState
     from websockets.typing import Origin
 except ImportError as exc:  # pragma: no cover - depends on the environment
-    raise ImportError("wsmanager.client needs websockets>=13: pip install 'wsmanager[client]'") from exc
+    raise ImportError("wsmanager_client needs websockets>=13: pip install wsmanager-client") from exc
 
 from .policy import ABNORMAL
 

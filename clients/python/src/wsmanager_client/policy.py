@@ -55,7 +55,7 @@ def check_transition(current: State, new: State) -> None:
     if new not in allowed:
         expected = ", ".join(sorted(s.value for s in allowed))
         raise RuntimeError(
-            f"wsmanager.client: illegal state change {current.value} -> {new.value}; "
+            f"wsmanager_client: illegal state change {current.value} -> {new.value}; "
             f"expected one of {expected}"
         )
 

@@ -29,9 +29,7 @@ import logging
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from ..exceptions import ConnectionClosed, InvokeTimeout, RemoteError, RpcError
-from ..protocol import Invalid, Request, Response, decode
-from .calls import Call, CallTable, NotConnected
+from .calls import Call, CallTable
 from .events import (
     Background,
     Callback,
@@ -42,14 +40,16 @@ from .events import (
     Recovered,
     RecoveryFailed,
 )
+from .exceptions import ConnectionClosed, InvokeTimeout, NotConnected, RemoteError, RpcError
 from .policy import ABNORMAL, Options, State, backoff_delay, check_transition, should_reconnect
+from .protocol import Invalid, Request, Response, decode
 from .recovery import Recovery, frame_offsets
 from .serving import Handler, Handlers
 from .transport import ClientConnection, Loss, WsConnectionClosed, abort, ended, is_open, open_socket
 
 __all__ = ["Session"]
 
-logger = logging.getLogger("wsmanager.client")
+logger = logging.getLogger("wsmanager_client")
 
 
 class Session:
@@ -157,7 +157,7 @@ class Session:
         except asyncio.CancelledError:
             raise  # close() owns the clean-up
         except Exception as exc:  # a bug here must not leave callers waiting forever
-            logger.exception("wsmanager.client: connection loop failed")
+            logger.exception("wsmanager_client: connection loop failed")
             if self._ws is not None:
                 abort(self._ws)
             self._ws = None

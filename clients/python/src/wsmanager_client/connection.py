@@ -34,8 +34,8 @@ import math
 from collections.abc import Callable, Generator, Mapping, Sequence
 from typing import Any
 
-from .calls import NotConnected
 from .events import Closed
+from .exceptions import NotConnected
 from .policy import NORMAL, State
 from .serving import Handler
 from .session import Session
@@ -86,7 +86,7 @@ class Client(Session):
         if self._state in (State.IDLE, State.CLOSED):
             self._attempt, self._connected_before, self._previous_id = 0, False, None
             self._recovery.reset()
-            self._runner = asyncio.create_task(self._run(), name="wsmanager.client")
+            self._runner = asyncio.create_task(self._run(), name="wsmanager_client")
         return await asyncio.shield(ready)
 
     async def close(self, code: int = NORMAL, reason: str = "") -> None:
