@@ -54,9 +54,9 @@ node-deps:
 test: $(STAMP) browser-deps node-deps
 	$(BIN)/python -m pytest
 
-## Unit tests only (no servers, no browser).
+## Unit tests only (no servers, no browser, nothing slow).
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest -m "not e2e and not browser and not redis"
+	$(BIN)/python -m pytest -m "not e2e and not browser and not redis and not slow"
 
 lint: $(STAMP)
 	$(BIN)/ruff check wsmanager clients/python demo_chat tests bench

@@ -20,6 +20,7 @@ from wsmanager_client import (
     Client,
     Closed,
     ConnectionClosed,
+    HandshakeRefused,
     InvokeTimeout,
     NotConnected,
     Options,
@@ -37,6 +38,7 @@ from wsmanager_client.exceptions import WsManagerError
 from wsmanager_client.policy import TRANSITIONS, check_transition, should_reconnect
 from wsmanager_client.protocol import EncodeError, Response, decode
 from wsmanager_client.serving import Handlers
+from wsmanager_client.transport import refusal_detail
 
 # --- policy ---------------------------------------------------------------------
 
@@ -175,6 +177,54 @@ def test_not_connected_carries_its_reason_and_pickles() -> None:
     assert str(again) == str(exc) == "not connected: 'who' was not sent because the queue is full"
     with pytest.raises(ValueError, match="unknown reason"):
         NotConnected("sid", "who", "nope")
+
+
+def test_handshake_refused_carries_status_and_detail_and_pickles() -> None:
+    exc = HandshakeRefused("", "connect", 404, "no such room")
+    assert (exc.status, exc.detail, exc.reason, exc.method) == (404, "no such room", "refused", "connect")
+    assert str(exc) == "could not connect because the server refused the handshake: HTTP 404: no such room"
+    assert isinstance(exc, NotConnected) and isinstance(exc, ConnectionClosed)
+    again = pickle.loads(pickle.dumps(exc))
+    assert type(again) is HandshakeRefused and again.__dict__ == exc.__dict__ and str(again) == str(exc)
+    bare = HandshakeRefused("sid", "who", 403)
+    assert str(bare) == "not connected: 'who' was not sent because the server refused the handshake: HTTP 403"
+
+
+def response(body: bytes, content_type: str | None = "text/plain") -> Any:
+    from websockets.datastructures import Headers
+    from websockets.http11 import Response as HttpResponse
+
+    headers = Headers() if content_type is None else Headers({"Content-Type": content_type})
+    return HttpResponse(403, "Forbidden", headers, body)
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "detail"),
+    [
+        (b"origin not allowed\n", "text/plain; charset=utf-8", "origin not allowed"),
+        (b"  two\n\tlines  ", "text/plain", "two lines"),
+        (b"no type given", None, "no type given"),
+        (b"<!doctype html><h1>Forbidden</h1>", None, ""),
+        (b"<h1>Forbidden</h1>", "text/html", ""),
+        (b'{"reason": "log in"}', "application/json", "log in"),
+        (b'{"detail": "expired"}', "application/problem+json", "expired"),
+        (b'{"error": {"message": "nested"}}', "application/json", "nested"),
+        (b'"just a string"', "application/json", "just a string"),
+        (b'{"code": 1}', "application/json", ""),
+        (b"{not json", "application/json", ""),
+        (b"\xff\xfe", "text/plain", ""),
+        (b"bell\x07 and escape\x1b[31m", "text/plain", "bell and escape[31m"),
+        (b"", "text/plain", ""),
+    ],
+)
+def test_the_servers_reason_is_read_from_a_text_or_json_body(
+    body: bytes, content_type: str | None, detail: str
+) -> None:
+    assert refusal_detail(response(body, content_type)) == detail
+
+
+def test_the_servers_reason_is_cut_to_500_characters() -> None:
+    assert refusal_detail(response(b"x" * 100_000)) == "x" * 500
 
 
 # --- the call table -------------------------------------------------------------------
@@ -735,6 +785,8 @@ async def test_giving_up_after_max_attempts_rejects_connect_with_the_last_failur
     with pytest.raises(NotConnected) as info:
         await asyncio.wait_for(client.connect(), 10)
     assert isinstance(info.value.__cause__, OSError)
+    assert info.value.reason == "closed" and info.value.detail.startswith("cannot connect: ")
+    assert str(info.value).startswith("could not connect because the client is closed: cannot connect: ")
     assert [e.attempt for e in reconnecting] == [1, 2]
     assert client.state is State.CLOSED
 

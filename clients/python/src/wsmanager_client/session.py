@@ -40,7 +40,14 @@ from .events import (
     Recovered,
     RecoveryFailed,
 )
-from .exceptions import ConnectionClosed, InvokeTimeout, NotConnected, RemoteError, RpcError
+from .exceptions import (
+    ConnectionClosed,
+    HandshakeRefused,
+    InvokeTimeout,
+    NotConnected,
+    RemoteError,
+    RpcError,
+)
 from .policy import ABNORMAL, Options, State, backoff_delay, check_transition, should_reconnect
 from .protocol import Invalid, Request, Response, decode
 from .recovery import Recovery, frame_offsets
@@ -144,7 +151,7 @@ class Session:
                     self.options, self._attempt, loss.code, loss.reason
                 )
                 if not retry:
-                    self._finish(loss.code, loss.reason, loss.error)
+                    self._finish(loss.code, loss.reason, loss.error, loss)
                     self._emit(self.on_closed, Closed(loss.code, loss.reason, loss.was_clean, False))
                     return
                 self._attempt += 1
@@ -244,14 +251,23 @@ class Session:
         self._id = None
         self._calls.socket_id = ""
 
-    def _finish(self, code: int, reason: str, error: BaseException | None = None) -> None:
-        """Become closed: queued calls fail, connect() waiters get NotConnected."""
+    def _finish(
+        self, code: int, reason: str, error: BaseException | None = None, loss: Loss | None = None
+    ) -> None:
+        """Become closed: queued calls fail, connect() waiters get NotConnected.
+
+        After the client gave up (``loss``: how its last attempt or connection
+        ended), they say why: :class:`HandshakeRefused` with the HTTP status
+        and the server's reason, or ``NotConnected("closed")`` whose
+        ``detail`` is the last failure; its exception is their ``__cause__``.
+        """
         self._forget_id()
-        self._calls.fail_queued()
+        refusal = _refusal(self._previous_id or "", loss)
+        self._calls.fail_queued(refusal)
         self._transition(State.CLOSED)
         ready, self._ready = self._ready, None
         if ready is not None and not ready.done():
-            exc = NotConnected(self._previous_id or "", "connect", "closed")
+            exc = refusal("connect")
             exc.__cause__ = error
             ready.set_exception(exc)
 
@@ -309,6 +325,20 @@ class Session:
 
     def _spawn(self, awaitable: Any) -> asyncio.Task[Any]:
         return self._background.spawn(awaitable)
+
+
+def _refusal(socket_id: str, loss: Loss | None) -> Callable[[str], NotConnected]:
+    """The exception, per method, of what could not be sent because the client closed after ``loss``."""
+    if loss is None:
+        return lambda method: NotConnected(socket_id, method, "closed")
+    if loss.status is not None:
+        status, detail = loss.status, loss.detail
+        return lambda method: HandshakeRefused(socket_id, method, status, detail)
+    if loss.opened:
+        detail = f"the connection closed with {loss.code}" + (f": {loss.reason}" if loss.reason else "")
+    else:
+        detail = loss.reason
+    return lambda method: NotConnected(socket_id, method, "closed", detail)
 
 
 def _abort_if_opened(attempt: asyncio.Future[ClientConnection | Loss]) -> None:

@@ -2,19 +2,23 @@
 
 One socket at a time, no reconnection here (that is the connection loop's
 job). Failures to open become a :class:`Loss` with close code 1006, as a
-browser reports them, and a reason saying what happened.
+browser reports them, and a reason saying what happened; a refused handshake
+also keeps its HTTP status and the server's reason (:func:`refusal_detail`).
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any, Final
 
 try:
     from websockets.asyncio.client import ClientConnection
     from websockets.asyncio.client import connect as ws_connect
     from websockets.exceptions import ConnectionClosed as WsConnectionClosed
     from websockets.exceptions import InvalidStatus, InvalidURI
+    from websockets.http11 import Response as HttpResponse
     from websockets.protocol import State as WsState
     from websockets.typing import Origin
 except ImportError as exc:  # pragma: no cover - depends on the environment
@@ -31,6 +35,7 @@ __all__ = [
     "ended",
     "is_open",
     "open_socket",
+    "refusal_detail",
 ]
 
 CLOSE_TIMEOUT = 5.0  # seconds close() waits for the closing handshake
@@ -38,7 +43,11 @@ CLOSE_TIMEOUT = 5.0  # seconds close() waits for the closing handshake
 
 @dataclass(frozen=True, slots=True)
 class Loss:
-    """How one attempt or connection ended."""
+    """How one attempt or connection ended.
+
+    ``status`` is the HTTP status of a refused handshake (``None`` otherwise)
+    and ``detail`` the server's reason given with it ("" when none).
+    """
 
     code: int
     reason: str
@@ -46,6 +55,58 @@ class Loss:
     opened: bool = False
     final: bool = False  # no retry whatever the policy (a URL that cannot work)
     error: BaseException | None = None
+    status: int | None = None
+    detail: str = ""
+
+
+DETAIL_LIMIT: Final = 500  # characters of the server's reason kept
+_DETAIL_KEYS: Final = ("reason", "detail", "error", "message")
+
+
+def _one_line(text: str) -> str:
+    """``text`` on one line, printable characters only, at most :data:`DETAIL_LIMIT` of them."""
+    line = "".join(ch for ch in " ".join(text.split()) if ch.isprintable())
+    return line[:DETAIL_LIMIT]
+
+
+def _json_reason(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, dict):
+        for key in _DETAIL_KEYS:
+            member = value.get(key)
+            if isinstance(member, str):
+                return member
+            if isinstance(member, dict) and isinstance(member.get("message"), str):
+                return str(member["message"])
+    return ""
+
+
+def refusal_detail(response: HttpResponse) -> str:
+    """The server's reason for refusing the handshake, from the body of its answer ("" when none).
+
+    A ``text/plain`` body (or one without a content type that is not HTML) is
+    the reason; of a JSON body, a string, or the first string member of
+    ``reason``, ``detail``, ``error`` or ``message`` (or ``error.message``).
+    Anything else (an HTML error page, bytes that are not UTF-8) gives "".
+    The result is one line of printable characters, at most 500 of them.
+    """
+    body = bytes(response.body or b"")[: 64 * 1024]
+    if not body.strip():
+        return ""
+    content_type = response.headers.get("Content-Type", "").split(";")[0].strip().lower()
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        return ""
+    if content_type == "application/json" or content_type.endswith("+json"):
+        try:
+            return _one_line(_json_reason(json.loads(text)))
+        except (ValueError, RecursionError):
+            return ""
+    if content_type == "text/plain" or (not content_type and not text.lstrip().startswith("<")):
+        return _one_line(text)
+    return ""
 
 
 async def open_socket(
@@ -71,7 +132,9 @@ async def open_socket(
     except TimeoutError as exc:
         return Loss(ABNORMAL, "connect timeout", error=exc)
     except InvalidStatus as exc:  # e.g. 403: Origin, authentication, or the registry is down
-        return Loss(ABNORMAL, f"handshake refused: HTTP {exc.response.status_code}", error=exc)
+        status, detail = exc.response.status_code, refusal_detail(exc.response)
+        reason = f"handshake refused: HTTP {status}" + (f": {detail}" if detail else "")
+        return Loss(ABNORMAL, reason, error=exc, status=status, detail=detail)
     except Exception as exc:  # refused, reset, DNS, bad handshake: the server may come back
         return Loss(ABNORMAL, f"cannot connect: {exc or type(exc).__name__}", error=exc)
 
