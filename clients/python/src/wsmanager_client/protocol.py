@@ -51,6 +51,7 @@ __all__ = [
     "JsonId",
     "Request",
     "Response",
+    "batch_limit_data",
     "decode",
     "dumps",
     "encode_batch",
@@ -264,6 +265,11 @@ def _decode_item(obj: Any) -> Item:
     return Response(msg_id, result=obj["result"])
 
 
+def batch_limit_data(max_batch: int) -> str:
+    """The ``data`` of the -32600 that refuses a batch longer than ``max_batch``."""
+    return f"at most {max_batch} calls per batch"
+
+
 def decode(data: str | bytes, *, max_batch: int | None = None, max_depth: int = MAX_DEPTH) -> Decoded:
     """Decode one WebSocket text frame into JSON-RPC items.
 
@@ -288,7 +294,7 @@ def decode(data: str | bytes, *, max_batch: int | None = None, max_depth: int = 
     except (ValueError, RecursionError, UnicodeDecodeError):
         return Decoded([_invalid(PARSE_ERROR)])
     if isinstance(value, list) and max_batch is not None and len(value) > max_batch:
-        return Decoded([_invalid(INVALID_REQUEST, None, f"at most {max_batch} calls per batch")])
+        return Decoded([_invalid(INVALID_REQUEST, None, batch_limit_data(max_batch))])
     if _too_deep(text, max_depth):
         return Decoded([_invalid(INVALID_REQUEST, None, "nesting too deep")])
     if isinstance(value, list):

@@ -57,6 +57,7 @@ class Loss:
     error: BaseException | None = None
     status: int | None = None
     detail: str = ""
+    sent: bool = False  # the close frame that ended it was the client's own (e.g. 1009)
 
 
 DETAIL_LIMIT: Final = 500  # characters of the server's reason kept
@@ -110,12 +111,18 @@ def refusal_detail(response: HttpResponse) -> str:
 
 
 async def open_socket(
-    url: str, origin: str | None, headers: Mapping[str, str], connect_timeout: float | None
+    url: str,
+    origin: str | None,
+    headers: Mapping[str, str],
+    connect_timeout: float | None,
+    max_message_size: int | None,
 ) -> ClientConnection | Loss:
     """Open one WebSocket (TCP and handshake within ``connect_timeout``), or say why not.
 
     ``websockets``' own ping frames are off (the heartbeat is ``rpc.ping``, as
-    in the browser) and incoming messages have no size limit, as in the browser.
+    in the browser). A message over ``max_message_size`` bytes (``None``: no
+    limit) fails the connection with 1009 once its frame header announces it
+    (or its fragments add up past it), before the payload is read.
     """
     try:
         return await ws_connect(
@@ -125,7 +132,7 @@ async def open_socket(
             open_timeout=connect_timeout,
             ping_interval=None,
             close_timeout=CLOSE_TIMEOUT,
-            max_size=None,
+            max_size=max_message_size,
         )
     except (InvalidURI, ValueError, TypeError) as exc:  # will not get better by retrying
         return Loss(ABNORMAL, f"cannot open: {exc}", final=True, error=exc)
@@ -144,10 +151,18 @@ def is_open(ws: ClientConnection) -> bool:
 
 
 def ended(ws: ClientConnection, forced: tuple[int, str] | None) -> Loss:
-    """How a connection that was open ended: its close frame, or 1006 (``forced``: our own drop)."""
+    """How a connection that was open ended: its close frame, or 1006 (``forced``: our own drop).
+
+    When the client closed first (``websockets`` failed the connection: 1009
+    for a message over the size limit, 1002 or 1007 for bad frames), the
+    code and reason are the ones it sent, whatever the server answered.
+    """
     if forced is not None:
         return Loss(forced[0], forced[1], opened=True)
-    clean = ws.protocol.close_rcvd is not None and ws.protocol.close_sent is not None
+    sent, rcvd = ws.protocol.close_sent, ws.protocol.close_rcvd
+    clean = rcvd is not None and sent is not None
+    if sent is not None and not ws.protocol.close_rcvd_then_sent:
+        return Loss(sent.code, sent.reason, clean, opened=True, sent=True)
     return Loss(ws.close_code or ABNORMAL, ws.close_reason or "", clean, opened=True)
 
 
