@@ -1,4 +1,4 @@
-"""wsmanager.client against a real daphne serving the demo: calls both ways, errors,
+"""wsmanager_client against a real daphne serving the demo: calls both ways, errors,
 a killed and restarted server, a frozen one, and a process without Django settings."""
 
 from __future__ import annotations
