@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from contextvars import ContextVar
@@ -147,11 +146,6 @@ class Session:
         self._handler_calls = 0  # calls made by handlers, waiting for their answers
         self._paused = False  # the reader waits for room
         self._frames_in = 0  # frames read, for the heartbeat: any frame shows that the server lives
-
-    @property
-    def stats(self) -> Stats:
-        """A copy of the counts of what the client refused, dropped or paused for (:class:`Stats`)."""
-        return dataclasses.replace(self._stats)
 
     # --- sending on the current socket -------------------------------------------------
     async def _call(
