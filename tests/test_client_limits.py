@@ -38,7 +38,10 @@ Script = Callable[[ServerConnection], Awaitable[None]]
 
 @pytest.fixture
 async def hostile() -> AsyncIterator[Callable[[Script], Awaitable[str]]]:
-    """Start a websockets server on loopback running ``script`` per connection; yields its URL."""
+    """Start a websockets server on loopback running ``script`` per connection; yields its URL.
+
+    At the end (whatever the test did) its connections are dropped: a hostile server
+    blocked in a send to a paused client would otherwise never finish its handler."""
     servers: list[Any] = []
 
     async def start(script: Script) -> str:
@@ -51,6 +54,8 @@ async def hostile() -> AsyncIterator[Callable[[Script], Awaitable[str]]]:
 
     yield start
     for server in servers:
+        for connection in list(server.connections):
+            connection.transport.abort()
         server.close()
         await server.wait_closed()
 
@@ -393,13 +398,20 @@ async def test_the_heartbeat_does_not_drop_a_connection_while_the_client_itself_
     pings = 0
     count = 1000
 
+    pongs: set[asyncio.Future[None]] = set()
+
     async def reader(ws: ServerConnection) -> None:
         nonlocal pings
         async for text in ws:
             message = json.loads(text)
             if message.get("method") == "rpc.ping":
                 pings += 1
-                await ws.send(json.dumps({"jsonrpc": "2.0", "result": "pong", "id": message["id"]}))
+                # Sent apart, so that this reader keeps reading while the client does not.
+                pong = asyncio.ensure_future(
+                    ws.send(json.dumps({"jsonrpc": "2.0", "result": "pong", "id": message["id"]}))
+                )
+                pongs.add(pong)
+                pong.add_done_callback(pongs.discard)
 
     async def script(ws: ServerConnection) -> None:
         await hello(ws)
