@@ -10,9 +10,12 @@ PORT   ?= 8000
 
 .PHONY: install demo test test-fast matrix lint browser-deps node-deps bench clean
 
-$(STAMP): pyproject.toml
+# The Python client (clients/python, its own distribution) goes in first: the
+# server depends on it (wsmanager-client, same version) and finds it installed.
+$(STAMP): pyproject.toml clients/python/pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ./clients/python
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
 	touch $(STAMP)
 
@@ -57,9 +60,9 @@ TEST_WORKERS ?= 2
 test: $(STAMP) browser-deps node-deps
 	$(BIN)/python -m pytest -n $(TEST_WORKERS)
 
-## Unit tests only (no servers, no browser).
+## Unit tests only (no servers, no browser, nothing slow).
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) -m "not e2e and not browser and not redis"
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) -m "not e2e and not browser and not redis and not slow"
 
 ## The support matrix (noxfile.py): unit suite, real daphne and uvicorn with Redis,
 ## and the built wheel installed as users get it, on (Python 3.11, Django 5.2) and
@@ -68,7 +71,7 @@ matrix: $(STAMP)
 	$(BIN)/nox $(NOXFLAGS)
 
 lint: $(STAMP)
-	$(BIN)/ruff check wsmanager demo_chat tests bench noxfile.py
+	$(BIN)/ruff check wsmanager clients/python demo_chat tests bench noxfile.py
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 

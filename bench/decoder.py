@@ -12,7 +12,7 @@ import statistics
 import time
 from collections.abc import Callable
 
-from wsmanager import protocol
+from wsmanager_client import protocol
 
 MIB = 1024 * 1024
 

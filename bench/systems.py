@@ -13,7 +13,7 @@ so the client's cost is the same whichever server it drives:
   by pong ``3``, events ``42[...]`` and acks ``43N[...]``.
 
 Before any timing, :meth:`System.preflight` checks each server process once;
-wsmanager's uses the library's own Python client (:mod:`wsmanager.client`),
+wsmanager's uses the library's own Python client (:mod:`wsmanager_client`),
 outside the measured path, so a broken build fails before the first number.
 """
 
@@ -22,7 +22,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from wsmanager.client import connect
+from wsmanager_client import connect
 
 from .wsclient import ORIGIN, WsConn, open_ws
 

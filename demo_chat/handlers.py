@@ -24,7 +24,7 @@ from urllib.parse import parse_qs
 from wsmanager import Member, RpcError, RpcHandler, SocketNotFound, rpc
 from wsmanager.contract import ErrorCode, Notification, raises
 from wsmanager.presence import Change
-from wsmanager.protocol import INVALID_PARAMS
+from wsmanager_client.protocol import INVALID_PARAMS
 
 ROOM_PATTERN = r"[A-Za-z0-9_-]{1,64}"
 MAX_TEXT = 2000

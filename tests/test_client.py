@@ -1,4 +1,4 @@
-"""wsmanager.client's rules without a server: policy, call bookkeeping, serving, and the
+"""wsmanager_client's rules without a server: policy, call bookkeeping, serving, and the
 client's behaviour against a scripted ``websockets`` server on loopback.
 
 The demo-against-daphne proofs are in tests/e2e/test_python_client_e2e.py.
@@ -16,10 +16,11 @@ from typing import Any
 import pytest
 from websockets.asyncio.server import ServerConnection, serve
 
-from wsmanager.client import (
+from wsmanager_client import (
     Client,
     Closed,
     ConnectionClosed,
+    HandshakeRefused,
     InvokeTimeout,
     NotConnected,
     Options,
@@ -31,12 +32,13 @@ from wsmanager.client import (
     connect,
     is_final_close_code,
 )
-from wsmanager.client import __all__ as client_all
-from wsmanager.client.calls import CallTable, Note
-from wsmanager.client.policy import TRANSITIONS, check_transition, should_reconnect
-from wsmanager.client.serving import Handlers
-from wsmanager.exceptions import WsManagerError
-from wsmanager.protocol import EncodeError, Response, decode
+from wsmanager_client import __all__ as client_all
+from wsmanager_client.calls import CallTable, Note
+from wsmanager_client.exceptions import WsManagerError
+from wsmanager_client.policy import TRANSITIONS, check_transition, should_reconnect
+from wsmanager_client.protocol import EncodeError, Response, decode
+from wsmanager_client.serving import Handlers
+from wsmanager_client.transport import refusal_detail
 
 # --- policy ---------------------------------------------------------------------
 
@@ -113,18 +115,59 @@ def test_unknown_option_names_and_bad_urls_are_refused() -> None:
         Client(5)  # type: ignore[arg-type]
 
 
-def test_exports_exist_and_the_exceptions_are_the_librarys_own() -> None:
-    import wsmanager.client as module
+def test_exports_exist_and_the_exceptions_are_the_servers_own() -> None:
+    """The client's exceptions are the very classes the server raises and catches (one definition)."""
+    import wsmanager
+    import wsmanager.client as shim
+    import wsmanager_client as module
+    from wsmanager import exceptions
 
     assert [name for name in client_all if not hasattr(module, name)] == []
     assert client_all == sorted(client_all)
-    from wsmanager import exceptions
-
-    assert module.RemoteError is exceptions.RemoteError
+    assert module.RemoteError is exceptions.RemoteError is wsmanager.RemoteError
     assert module.InvokeTimeout is exceptions.InvokeTimeout
     assert module.ConnectionClosed is exceptions.ConnectionClosed
     assert module.RpcError is exceptions.RpcError
+    assert module.WsManagerError is exceptions.WsManagerError is wsmanager.WsManagerError
     assert issubclass(NotConnected, ConnectionClosed) and issubclass(NotConnected, WsManagerError)
+    assert issubclass(exceptions.ConfigurationError, module.WsManagerError)
+    assert shim.__all__ == client_all
+    assert all(getattr(shim, name) is getattr(module, name) for name in client_all)
+
+
+CLIENT_MODULES = [
+    "wsmanager_client",
+    "wsmanager_client.calls",
+    "wsmanager_client.connection",
+    "wsmanager_client.events",
+    "wsmanager_client.exceptions",
+    "wsmanager_client.limits",
+    "wsmanager_client.policy",
+    "wsmanager_client.protocol",
+    "wsmanager_client.recovery",
+    "wsmanager_client.serving",
+    "wsmanager_client.session",
+    "wsmanager_client.transport",
+]
+
+
+@pytest.mark.parametrize("module_name", CLIENT_MODULES)
+def test_each_client_module_declares_all_with_existing_names(module_name: str) -> None:
+    import importlib
+
+    module = importlib.import_module(module_name)
+    names = module.__all__
+    assert names and len(set(names)) == len(names)
+    assert [name for name in names if not hasattr(module, name)] == []
+
+
+def test_the_client_modules_listed_are_all_of_them() -> None:
+    from pathlib import Path
+
+    import wsmanager_client
+
+    found = {f"wsmanager_client.{p.stem}" for p in Path(wsmanager_client.__file__).parent.glob("[!_]*.py")}
+    assert found | {"wsmanager_client"} == set(CLIENT_MODULES)
 
 
 def test_not_connected_carries_its_reason_and_pickles() -> None:
@@ -134,6 +177,54 @@ def test_not_connected_carries_its_reason_and_pickles() -> None:
     assert str(again) == str(exc) == "not connected: 'who' was not sent because the queue is full"
     with pytest.raises(ValueError, match="unknown reason"):
         NotConnected("sid", "who", "nope")
+
+
+def test_handshake_refused_carries_status_and_detail_and_pickles() -> None:
+    exc = HandshakeRefused("", "connect", 404, "no such room")
+    assert (exc.status, exc.detail, exc.reason, exc.method) == (404, "no such room", "refused", "connect")
+    assert str(exc) == "could not connect because the server refused the handshake: HTTP 404: no such room"
+    assert isinstance(exc, NotConnected) and isinstance(exc, ConnectionClosed)
+    again = pickle.loads(pickle.dumps(exc))
+    assert type(again) is HandshakeRefused and again.__dict__ == exc.__dict__ and str(again) == str(exc)
+    bare = HandshakeRefused("sid", "who", 403)
+    assert str(bare) == "not connected: 'who' was not sent because the server refused the handshake: HTTP 403"
+
+
+def response(body: bytes, content_type: str | None = "text/plain") -> Any:
+    from websockets.datastructures import Headers
+    from websockets.http11 import Response as HttpResponse
+
+    headers = Headers() if content_type is None else Headers({"Content-Type": content_type})
+    return HttpResponse(403, "Forbidden", headers, body)
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "detail"),
+    [
+        (b"origin not allowed\n", "text/plain; charset=utf-8", "origin not allowed"),
+        (b"  two\n\tlines  ", "text/plain", "two lines"),
+        (b"no type given", None, "no type given"),
+        (b"<!doctype html><h1>Forbidden</h1>", None, ""),
+        (b"<h1>Forbidden</h1>", "text/html", ""),
+        (b'{"reason": "log in"}', "application/json", "log in"),
+        (b'{"detail": "expired"}', "application/problem+json", "expired"),
+        (b'{"error": {"message": "nested"}}', "application/json", "nested"),
+        (b'"just a string"', "application/json", "just a string"),
+        (b'{"code": 1}', "application/json", ""),
+        (b"{not json", "application/json", ""),
+        (b"\xff\xfe", "text/plain", ""),
+        (b"bell\x07 and escape\x1b[31m", "text/plain", "bell and escape[31m"),
+        (b"", "text/plain", ""),
+    ],
+)
+def test_the_servers_reason_is_read_from_a_text_or_json_body(
+    body: bytes, content_type: str | None, detail: str
+) -> None:
+    assert refusal_detail(response(body, content_type)) == detail
+
+
+def test_the_servers_reason_is_cut_to_500_characters() -> None:
+    assert refusal_detail(response(b"x" * 100_000)) == "x" * 500
 
 
 # --- the call table -------------------------------------------------------------------
@@ -694,6 +785,8 @@ async def test_giving_up_after_max_attempts_rejects_connect_with_the_last_failur
     with pytest.raises(NotConnected) as info:
         await asyncio.wait_for(client.connect(), 10)
     assert isinstance(info.value.__cause__, OSError)
+    assert info.value.reason == "closed" and info.value.detail.startswith("cannot connect: ")
+    assert str(info.value).startswith("could not connect because the client is closed: cannot connect: ")
     assert [e.attempt for e in reconnecting] == [1, 2]
     assert client.state is State.CLOSED
 
@@ -746,20 +839,34 @@ async def test_close_while_the_handshake_hangs_stops_the_attempt_and_rejects_con
     await server.wait_closed()
 
 
-def test_the_client_imports_only_leaf_modules_of_wsmanager() -> None:
-    """wsmanager.client reaches into wsmanager only for protocol and exceptions (no settings, no core)."""
-    import ast
-    from pathlib import Path
+def test_importing_the_client_loads_neither_django_nor_the_server() -> None:
+    """A fresh interpreter imports wsmanager_client and its client classes without loading wsmanager,
+    Django, Channels, daphne or Twisted (in the dev environment, where all of them are installed)."""
+    import subprocess
+    import sys
 
-    import wsmanager.client as package
+    script = (
+        "import json, sys, wsmanager_client; wsmanager_client.Client; "
+        "print(json.dumps(sorted({m.split('.')[0] for m in sys.modules} "
+        "& {'wsmanager', 'django', 'channels', 'daphne', 'twisted', 'websockets'})))"
+    )
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stderr
+    assert json.loads(run.stdout) == ["websockets"]
 
-    reached: set[str] = set()
-    for source in Path(package.__file__).parent.glob("*.py"):
-        for node in ast.walk(ast.parse(source.read_text())):
-            if isinstance(node, ast.ImportFrom):
-                module = node.module or ""
-                if node.level >= 2 or module.startswith("wsmanager"):
-                    reached.add(module)  # "from ..protocol import" (outside the package) or absolute
-            elif isinstance(node, ast.Import):
-                reached |= {alias.name for alias in node.names if alias.name.startswith("wsmanager")}
-    assert reached == {"exceptions", "protocol"}
+
+def test_the_server_imports_the_shared_modules_without_the_client_classes() -> None:
+    """The server needs only wsmanager_client.protocol and .exceptions: importing those (as the
+    server does) loads neither the client's connection classes nor websockets."""
+    import subprocess
+    import sys
+
+    script = (
+        "import json, sys; from wsmanager_client import protocol, exceptions; "
+        "names = [m for m in sys.modules if m.startswith(('wsmanager_client', 'websockets'))]; "
+        "print(json.dumps(sorted(names)))"
+    )
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stderr
+    shared = ["wsmanager_client", "wsmanager_client.exceptions", "wsmanager_client.protocol"]
+    assert json.loads(run.stdout) == shared

@@ -1,4 +1,4 @@
-"""wsmanager.client.recovery without a server: offsets, the seen-set and its bound, the resume
+"""wsmanager_client.recovery without a server: offsets, the seen-set and its bound, the resume
 decision per close code, window and own close, the resume URL, and what rpc.connected says.
 
 The client against a scripted server that drops and resumes is at the end of this file; the
@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from websockets.asyncio.server import ServerConnection, serve
 
-from wsmanager.client import (
+from wsmanager_client import (
     Client,
     Closed,
     Connected,
@@ -27,8 +27,8 @@ from wsmanager.client import (
     connect,
     is_final_close_code,
 )
-from wsmanager.client.policy import RESUMED_ELSEWHERE
-from wsmanager.client.recovery import (
+from wsmanager_client.policy import RESUMED_ELSEWHERE
+from wsmanager_client.recovery import (
     RESUMABLE_CODES,
     Outcome,
     Recovery,

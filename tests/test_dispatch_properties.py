@@ -21,8 +21,9 @@ from channels.testing import WebsocketCommunicator
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from wsmanager import RpcError, RpcHandler, protocol, route, rpc, websocket_app
-from wsmanager.protocol import Invalid, Request
+from wsmanager import RpcError, RpcHandler, route, rpc, websocket_app
+from wsmanager_client import protocol
+from wsmanager_client.protocol import Invalid, Request
 
 
 def never(handler: RpcHandler) -> bool:

@@ -25,8 +25,8 @@ from tests.limit_handlers import (
 from wsmanager import RemoteError, counters, limits
 from wsmanager import db as wsmanager_db
 from wsmanager.limits import TokenBucket
-from wsmanager.protocol import FORBIDDEN, RATE_LIMITED
 from wsmanager.testing import RpcCommunicator
+from wsmanager_client.protocol import FORBIDDEN, RATE_LIMITED
 
 
 class FakeClock:

@@ -12,8 +12,8 @@ import pytest
 from tests.handlers import CalcHandler, EchoHandler, application
 from wsmanager import RpcError, observe
 from wsmanager.params import BadParams
-from wsmanager.protocol import INTERNAL_ERROR, INVALID_PARAMS, UNAVAILABLE
 from wsmanager.testing import RpcCommunicator
+from wsmanager_client.protocol import INTERNAL_ERROR, INVALID_PARAMS, UNAVAILABLE
 
 
 class Recorder(observe.Observer):

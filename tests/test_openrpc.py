@@ -25,7 +25,7 @@ from wsmanager import RpcHandler, rpc
 from wsmanager.contract import ClientMethod, Notification
 from wsmanager.exceptions import ConfigurationError
 from wsmanager.openrpc import OPENRPC_VERSION, openrpc_document
-from wsmanager.protocol import SERVER_ERROR_MESSAGES
+from wsmanager_client.protocol import SERVER_ERROR_MESSAGES
 
 
 def meta_validator(definition: str | None = None) -> jsonschema.Draft7Validator:

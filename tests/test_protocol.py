@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from wsmanager import protocol
-from wsmanager.protocol import (
+from wsmanager_client import protocol
+from wsmanager_client.protocol import (
     INTERNAL_ERROR,
     INVALID_PARAMS,
     INVALID_REQUEST,
@@ -444,6 +444,81 @@ def test_an_oversized_batch_is_refused_before_any_member_is_looked_at(
     item = only("[" + ",".join(["0"] * 524_287) + "]", max_batch=100)
     assert_invalid(item, INVALID_REQUEST, None)
     assert seen == []
+
+
+# A member big enough to take a text past 64 KiB (the member-by-member path).
+BIG = '{"jsonrpc":"2.0","method":"m","params":["' + "x" * 70_000 + '"],"id":%d}'
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "[" + ",".join(BIG % i for i in range(5)) + "]",
+        " \n[ " + " ,\t".join(BIG % i for i in range(5)) + " ]\r\n",
+        "[" + ",".join([BIG % 1, "1", "[]", '{"a":[1,{"b":null}]}', BIG % 2, '"s"']) + "]",
+        "[" + " " * 70_000 + "]",
+        "[" + ",".join(BIG % i for i in range(5)) + ",]",
+        "[" + ",".join(BIG % i for i in range(5)),
+        "[" + ",".join(BIG % i for i in range(5)) + "]x",
+        "[" + ",".join(BIG % i for i in range(5)) + "][]",
+        "[" + BIG % 1 + " " + BIG % 2 + "]",
+        "[" + BIG % 1 + ",NaN]",
+        "[" + BIG % 1 + ',{"x": 1e999}]',
+        "[" + BIG % 1 + "," + "[" * 70 + "]" * 70 + "]",
+        "[" + BIG % 1 + "," + "[" * 5000 + "]" * 5000 + "]",
+    ],
+    ids=[
+        "plain",
+        "whitespace",
+        "mixed-members",
+        "empty",
+        "trailing-comma",
+        "unclosed",
+        "extra-data",
+        "two-arrays",
+        "missing-comma",
+        "nan",
+        "out-of-range",
+        "too-deep",
+        "deeper-than-the-parser",
+    ],
+)
+def test_a_long_batch_parsed_member_by_member_decodes_as_json_loads_would(text: str) -> None:
+    """Past 64 KiB a batch is read one member at a time: within the limit, the items are the
+    very ones the whole-text parse gives (valid or not)."""
+    assert len(text) > 64 * 1024
+    assert decode(text, max_batch=1000) == decode(text)
+
+
+def test_a_long_batch_over_the_limit_is_refused_after_limit_plus_one_members(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A million members in 44 MB: refused once the 101st is read; what follows (here text
+    that is not even JSON) is never looked at."""
+    read: list[int] = []
+    real = protocol._DECODER
+
+    class Counting:
+        def raw_decode(self, text: str, index: int = 0) -> tuple[Any, int]:
+            read.append(index)
+            return real.raw_decode(text, index)
+
+        def decode(self, text: str) -> Any:
+            raise AssertionError("the whole text must not be parsed")
+
+    monkeypatch.setattr(protocol, "_DECODER", Counting())
+    member = '{"jsonrpc":"2.0","method":"add","params":[1,2],"id":1}'
+    text = "[" + ",".join([member] * 1_000_000) + ",garbage"
+    item = only(text, max_batch=100)
+    assert_invalid(item, INVALID_REQUEST, None)
+    assert item.error.data == "at most 100 calls per batch"
+    assert len(read) == 101
+
+
+def test_a_long_object_is_still_parsed_whole() -> None:
+    """Only batches take the member-by-member path: a long single call decodes as before."""
+    item = only(BIG % 7, max_batch=1)
+    assert isinstance(item, Request) and item.params == ("x" * 70_000,) and item.id == 7
 
 
 def test_the_batch_limit_comes_before_the_depth_limit() -> None:

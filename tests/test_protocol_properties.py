@@ -8,8 +8,8 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from wsmanager import protocol
-from wsmanager.protocol import ErrorObject, Invalid, Request, Response, decode
+from wsmanager_client import protocol
+from wsmanager_client.protocol import ErrorObject, Invalid, Request, Response, decode
 
 SETTINGS = settings(max_examples=300, deadline=None)
 
@@ -196,3 +196,17 @@ def test_depth_limit_agrees_with_a_walk_of_the_value(value: Any, limit: int, asc
     items = decode(text, max_depth=limit).items
     refused = len(items) == 1 and isinstance(items[0], Invalid) and items[0].error.data == "nesting too deep"
     assert refused == (reference_depth(value) > limit)
+
+
+PAD = "p" * 66_000  # takes any batch past 64 KiB, onto the member-by-member path
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(strict_json | message_like, max_size=8), st.integers(min_value=0, max_value=10**6))
+def test_a_long_batch_decodes_member_by_member_as_the_whole_text_would(members: list[Any], cut: int) -> None:
+    """Past 64 KiB a batch is parsed one member at a time: for any array, and for any prefix
+    of its text (mostly malformed), the items are those of the whole-text parse."""
+    text = json.dumps([PAD, *members])
+    for candidate in (text, text[: 1 + cut % len(text)]):
+        if len(candidate) > 64 * 1024:
+            assert decode(candidate, max_batch=10**6) == decode(candidate)

@@ -27,7 +27,6 @@ from wsmanager.exceptions import (
 )
 
 PUBLIC_MODULES = [
-    "wsmanager.protocol",
     "wsmanager.handler",
     "wsmanager.rpc",
     "wsmanager.manager",
@@ -106,15 +105,22 @@ def test_package_reexports_come_from_their_modules(module_name: str) -> None:
 
 
 def test_every_exception_class_is_under_the_root() -> None:
-    """Every exception defined in ``wsmanager.exceptions`` derives from WsManagerError."""
-    classes = [
+    """Every exception of ``wsmanager.exceptions`` derives from WsManagerError: those defined there
+    (the server's own) and those it takes from ``wsmanager_client.exceptions`` (shared with the client)."""
+    classes = [getattr(exceptions, name) for name in exceptions.__all__]
+    defined_here = [
         obj
         for obj in vars(exceptions).values()
         if inspect.isclass(obj) and issubclass(obj, BaseException) and obj.__module__ == exceptions.__name__
     ]
-    assert len(classes) == len(exceptions.__all__)
+    assert set(defined_here) <= set(classes)
     assert all(issubclass(cls, WsManagerError) for cls in classes)
-    assert {cls.__name__ for cls in classes} == set(exceptions.__all__)
+    modules = {cls.__name__: cls.__module__ for cls in classes}
+    shared = {"WsManagerError", "ConnectionClosed", "RpcError", "InvokeError", "InvokeTimeout", "RemoteError"}
+    assert {name for name, module in modules.items() if module == "wsmanager_client.exceptions"} == shared
+    assert {name for name, module in modules.items() if module == exceptions.__name__} == (
+        set(exceptions.__all__) - shared
+    )
 
 
 def test_package_exports_every_exception() -> None:

@@ -22,13 +22,14 @@ from wsmanager import (
     RemoteError,
     RpcHandler,
     counters,
-    protocol,
     route,
     rpc,
     websocket_app,
 )
 from wsmanager.node import get_node
-from wsmanager.protocol import (
+from wsmanager.testing import RpcCommunicator
+from wsmanager_client import protocol
+from wsmanager_client.protocol import (
     BINARY_NOT_SUPPORTED,
     INTERNAL_ERROR,
     INVALID_PARAMS,
@@ -39,7 +40,6 @@ from wsmanager.protocol import (
     SERVER_BUSY,
     UNAVAILABLE,
 )
-from wsmanager.testing import RpcCommunicator
 
 
 @pytest.fixture(autouse=True)

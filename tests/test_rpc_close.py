@@ -20,9 +20,9 @@ from django.test import override_settings
 from tests import redis_support
 from wsmanager import Member, RpcHandler, WebSocketHandler, counters, route, rpc, websocket_app
 from wsmanager.lifecycle import chosen_close_code
-from wsmanager.protocol import INVALID_REQUEST
 from wsmanager.rpc import CLOSE_ALONE
 from wsmanager.testing import RpcCommunicator
+from wsmanager_client.protocol import INVALID_REQUEST
 
 redis_url = redis_support.redis_url
 

@@ -16,8 +16,8 @@ from channels.testing import WebsocketCommunicator
 from tests import handlers
 from tests.handlers import CalcHandler, HelloHandler, application
 from wsmanager import Manager, SocketNotFound, get_manager
-from wsmanager.protocol import EncodeError
 from wsmanager.testing import RpcCommunicator
+from wsmanager_client.protocol import EncodeError
 
 UNKNOWN = "x" * 43
 

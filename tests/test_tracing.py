@@ -13,8 +13,8 @@ from opentelemetry.trace import SpanKind, StatusCode
 
 from tests.handlers import CalcHandler, application
 from wsmanager import RemoteError, tracing
-from wsmanager.protocol import INVALID_PARAMS, METHOD_NOT_FOUND
 from wsmanager.testing import RpcCommunicator
+from wsmanager_client.protocol import INVALID_PARAMS, METHOD_NOT_FOUND
 
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 PARENT_ID = "00f067aa0ba902b7"

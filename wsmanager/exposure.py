@@ -15,7 +15,8 @@ from typing import Any, TypeVar
 
 from channels.db import database_sync_to_async
 
-from . import protocol
+from wsmanager_client import protocol
+
 from .counters import Count, bump
 from .exceptions import RpcError
 from .params import Permission

@@ -13,8 +13,9 @@ import asyncio
 import logging
 from typing import Any
 
+from wsmanager_client.protocol import Response
+
 from .exceptions import ConnectionClosed, RemoteError
-from .protocol import Response
 
 __all__ = ["Invocations"]
 

@@ -28,7 +28,10 @@ import asyncio
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-from . import presence, protocol, recovery
+from wsmanager_client import protocol
+from wsmanager_client.protocol import params_of
+
+from . import presence, recovery
 from .aio import sync_twin as _sync_twin
 from .conf import get_settings
 from .exceptions import SocketNotFound, SocketParked
@@ -36,7 +39,6 @@ from .journal import Kind
 from .node import get_node
 from .outbox import Message, frame
 from .presence import Member, members_of
-from .protocol import params_of
 from .registry import PARKED, ConnectionInfo, get_registry
 
 __all__ = ["Manager", "get_manager"]

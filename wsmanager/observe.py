@@ -36,7 +36,8 @@ import time
 from collections.abc import Awaitable, Mapping
 from typing import Any, Protocol, TypeVar
 
-from . import protocol
+from wsmanager_client import protocol
+
 from .exceptions import DeliveryError, RegistryUnavailable, RpcError
 from .params import BadParams
 

@@ -33,7 +33,8 @@ import typing
 from collections.abc import Mapping
 from typing import Any, Final
 
-from . import protocol
+from wsmanager_client import protocol
+
 from .contract import ClientMethod, Notification, ParamSpec, declared_errors, json_schema, params_of
 from .exceptions import ConfigurationError
 from .rpc import RpcHandler

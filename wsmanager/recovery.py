@@ -56,7 +56,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from . import catalog, presence, protocol
+from wsmanager_client import protocol
+
+from . import catalog, presence
 from .conf import get_settings
 from .counters import Count, bump
 from .exceptions import ConfigurationError, RegistryUnavailable

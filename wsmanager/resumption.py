@@ -35,13 +35,15 @@ import logging
 from typing import Any, ClassVar
 from urllib.parse import parse_qs
 
-from . import admission, presence, protocol, recovery, servers
+from wsmanager_client import protocol
+from wsmanager_client.protocol import params_of
+
+from . import admission, presence, recovery, servers
 from .counters import Count, bump
 from .handler import WebSocketHandler
 from .lifecycle import CloseCode
 from .node import Node, get_node
 from .outbox import frame, size_of
-from .protocol import params_of
 from .recovery import PARK_CODES, Refused, Throttled, Token
 from .refusals import Refusal
 from .registry import ConnectionInfo, get_journal

@@ -52,7 +52,10 @@ from typing import Any, ClassVar
 
 from channels.db import database_sync_to_async
 
-from . import observe, protocol
+from wsmanager_client import protocol
+from wsmanager_client.protocol import ErrorObject, Invalid, Request, Response, params_of
+
+from . import observe
 from .conf import get_settings
 from .contract import ClientMethod, Notification
 from .counters import Count, bump
@@ -72,7 +75,6 @@ from .limits import too_big
 from .logs import LogThrottle
 from .outbox import size_of
 from .params import BadParams, Method
-from .protocol import ErrorObject, Invalid, Request, Response, params_of
 from .resumption import Resumable
 
 __all__ = ["RpcHandler", "rpc"]

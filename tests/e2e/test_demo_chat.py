@@ -13,7 +13,7 @@ import websockets
 from demo_chat.access import REFUSED
 from tests.e2e.client import Peer, chat_url, http, room_ids
 from tests.servers import DaphneProcess, ServerProcess
-from wsmanager.client import RpcError, connect
+from wsmanager_client import RpcError, connect
 
 pytestmark = pytest.mark.e2e
 

@@ -1,4 +1,4 @@
-"""wsmanager.client against a real daphne serving the demo: calls both ways, errors,
+"""wsmanager_client against a real daphne serving the demo: calls both ways, errors,
 a killed and restarted server, a frozen one, and a process without Django settings."""
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import pytest
 
 from tests.e2e.client import chat_url, http
 from tests.servers import ROOT, DaphneProcess
-from wsmanager.client import (
+from wsmanager_client import (
     Client,
     Closed,
     Connected,
@@ -230,7 +230,8 @@ async def test_the_heartbeat_notices_a_frozen_server(daphnes: Callable[..., Daph
 
 
 def test_the_client_works_in_a_process_without_django_settings(demo_server: DaphneProcess) -> None:
-    """A plain Python process (no DJANGO_SETTINGS_MODULE) imports wsmanager.client and chats."""
+    """A plain Python process (no DJANGO_SETTINGS_MODULE) imports wsmanager.client (the re-export of
+    wsmanager_client for code that has the server installed) and chats."""
     script = textwrap.dedent(
         f"""
         import asyncio, json, os

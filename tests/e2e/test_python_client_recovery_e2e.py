@@ -1,4 +1,4 @@
-"""wsmanager.client's connection recovery against a real daphne serving the demo (recovery on).
+"""wsmanager_client's connection recovery against a real daphne serving the demo (recovery on).
 
 The client talks to daphne through a TCP proxy the test controls: ``cut()`` drops the
 connection at once on both sides (no close frame: the client sees 1006, the server a lost
@@ -21,7 +21,7 @@ import pytest
 from tests import redis_support
 from tests.e2e.client import chat_url, cluster_env, http, running
 from tests.servers import DaphneProcess
-from wsmanager.client import Client, Closed, Recovered, RecoveryFailed, State, connect
+from wsmanager_client import Client, Closed, Recovered, RecoveryFailed, State, connect
 
 pytestmark = pytest.mark.e2e
 redis_url = redis_support.redis_url

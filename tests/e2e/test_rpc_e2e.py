@@ -10,7 +10,7 @@ import pytest
 
 from tests.e2e.client import Peer
 from tests.servers import ServerProcess, server_process
-from wsmanager.client import connect
+from wsmanager_client import connect
 
 pytestmark = pytest.mark.e2e
 

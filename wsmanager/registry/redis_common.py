@@ -3,7 +3,7 @@ outcome of a compare-and-set, the connection pool's options and its one
 client per event loop, URL redaction and glob escaping. No Redis command is
 sent from here.
 
-Entries are stored as compact JSON with :func:`wsmanager.protocol.dumps`,
+Entries are stored as compact JSON with :func:`wsmanager_client.protocol.dumps`,
 which writes lone surrogates (a client may send ``"\\udfff"``) as ``\\u``
 escapes, so every entry is valid UTF-8 and redis-py can always send it.
 """
@@ -22,7 +22,8 @@ from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from ..protocol import dumps
+from wsmanager_client.protocol import dumps
+
 from .base import ConnectionInfo, Departure
 
 __all__ = [

@@ -31,8 +31,9 @@ from urllib.parse import quote
 
 from redis.asyncio import Redis
 
+from wsmanager_client.protocol import dumps
+
 from ..journal import ZERO, Entry, Journal, Kind, Read, key_of
-from ..protocol import dumps
 from . import redis_scripts as scripts
 from .base import Claim, ConnectionInfo
 from .redis_common import dumps_info

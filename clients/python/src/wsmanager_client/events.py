@@ -26,7 +26,7 @@ __all__ = [
     "RecoveryFailed",
 ]
 
-logger = logging.getLogger("wsmanager.client")
+logger = logging.getLogger("wsmanager_client")
 
 Callback = Callable[[Any], Any]
 
@@ -113,7 +113,7 @@ class Background:
             if inspect.isawaitable(result):
                 self.spawn(result)
         except Exception:
-            logger.exception("wsmanager.client: callback %r raised", callback)
+            logger.exception("wsmanager_client: callback %r raised", callback)
 
     def spawn(self, awaitable: Awaitable[Any]) -> asyncio.Task[Any]:
         task: asyncio.Task[Any] = asyncio.ensure_future(awaitable)
@@ -129,4 +129,4 @@ class Background:
     def _done(self, task: asyncio.Task[Any]) -> None:
         self._tasks.discard(task)
         if not task.cancelled() and task.exception() is not None:
-            logger.error("wsmanager.client: background task failed", exc_info=task.exception())
+            logger.error("wsmanager_client: background task failed", exc_info=task.exception())

@@ -19,23 +19,29 @@ Guarantees:
   waits longer than its timeout.
 * Answers to the server's calls go out only on the socket the call came in on.
 * The heartbeat (``rpc.ping`` every ``heartbeat_interval``) drops a
-  connection whose server stops answering within ``heartbeat_timeout``.
+  connection whose server sends nothing at all within ``heartbeat_timeout``.
+* What the server sends is bounded (``max_message_size``, ``max_batch_size``,
+  ``max_concurrent_handlers``: :mod:`.limits`); what goes over a bound is
+  counted in :attr:`Client.stats` and reported to ``on_error``.
 
 Non-guarantees: no exactly-once delivery (except for the notifications a
 server with connection recovery replays after a resumed drop), no ordering
-across reconnections, no backpressure beyond ``websockets``' own write buffer.
+across reconnections, no backpressure on what the client sends beyond
+``websockets``' own write buffer.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import math
 from collections.abc import Callable, Generator, Mapping, Sequence
 from typing import Any
 
-from .calls import NotConnected
 from .events import Closed
+from .exceptions import NotConnected
+from .limits import Stats
 from .policy import NORMAL, State
 from .serving import Handler
 from .session import Session
@@ -69,6 +75,12 @@ class Client(Session):
         """How many calls and notifications wait for a connection."""
         return self._calls.queued
 
+    @property
+    def stats(self) -> Stats:
+        """A copy of the counts, over the client's life, of what it refused, dropped or paused
+        for (:class:`~.limits.Stats`; the limits are in :mod:`.limits`)."""
+        return dataclasses.replace(self._stats)
+
     # --- lifecycle --------------------------------------------------------------
     async def connect(self) -> str | None:
         """Connect (and stay connected); return the socket id at the next ``rpc.connected``.
@@ -86,7 +98,7 @@ class Client(Session):
         if self._state in (State.IDLE, State.CLOSED):
             self._attempt, self._connected_before, self._previous_id = 0, False, None
             self._recovery.reset()
-            self._runner = asyncio.create_task(self._run(), name="wsmanager.client")
+            self._runner = asyncio.create_task(self._run(), name="wsmanager_client")
         return await asyncio.shield(ready)
 
     async def close(self, code: int = NORMAL, reason: str = "") -> None:

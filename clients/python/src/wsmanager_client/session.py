@@ -19,6 +19,18 @@ Guarantees kept here:
 * With a server that offers recovery (:mod:`.recovery`), an abrupt drop is
   followed by an attempt to resume the session, and a notification whose
   offset was already seen never reaches a handler.
+* What the server sends is bounded (:mod:`.limits`): a message over
+  ``max_message_size`` closes the connection with 1009, a batch over
+  ``max_batch_size`` is answered -32600 unrun, and at most
+  ``max_concurrent_handlers`` of its calls and notifications are in
+  handlers; the reader pauses for room, or refuses (-32000, or a dropped
+  notification) while a handler waits for an answer. Each refusal is
+  counted in :attr:`stats` and reported to ``on_error`` as a
+  :class:`LimitExceeded`; errors, pings and refusals are answered by the
+  reader itself, with no task.
+* The heartbeat drops a connection only when nothing at all arrived from
+  the server within ``heartbeat_timeout`` of a ping: an answer held up behind
+  a backlog of frames, or by the client's own pause, is not a dead server.
 """
 
 from __future__ import annotations
@@ -27,11 +39,10 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from contextvars import ContextVar
+from typing import Any, Final
 
-from ..exceptions import ConnectionClosed, InvokeTimeout, RemoteError, RpcError
-from ..protocol import Invalid, Request, Response, decode
-from .calls import Call, CallTable, NotConnected
+from .calls import Call, CallTable
 from .events import (
     Background,
     Callback,
@@ -42,14 +53,43 @@ from .events import (
     Recovered,
     RecoveryFailed,
 )
+from .exceptions import (
+    ConnectionClosed,
+    HandshakeRefused,
+    InvokeTimeout,
+    LimitExceeded,
+    NotConnected,
+    RemoteError,
+    RpcError,
+)
+from .limits import Slots, Stats
 from .policy import ABNORMAL, Options, State, backoff_delay, check_transition, should_reconnect
+from .protocol import (
+    SERVER_BUSY,
+    ErrorObject,
+    Invalid,
+    Request,
+    Response,
+    batch_limit_data,
+    decode,
+    dumps,
+    encode_batch,
+    encode_error,
+    encode_result,
+    error_response,
+)
 from .recovery import Recovery, frame_offsets
 from .serving import Handler, Handlers
 from .transport import ClientConnection, Loss, WsConnectionClosed, abort, ended, is_open, open_socket
 
 __all__ = ["Session"]
 
-logger = logging.getLogger("wsmanager.client")
+logger = logging.getLogger("wsmanager_client")
+
+MESSAGE_TOO_BIG: Final = 1009
+
+#: The session whose handler the current task serves (its calls may wait on that session's reader).
+_serving: ContextVar[Session | None] = ContextVar("wsmanager_client.serving", default=None)
 
 
 class Session:
@@ -100,6 +140,12 @@ class Session:
         self._ready: asyncio.Future[str | None] | None = None
         self._flushing = False
         self._loss: tuple[int, str] | None = None
+        self._stats = Stats()
+        self._slots = Slots(self.options.max_concurrent_handlers)
+        self._room = asyncio.Event()  # set when a slot frees or a handler starts waiting for an answer
+        self._handler_calls = 0  # calls made by handlers, waiting for their answers
+        self._paused = False  # the reader waits for room
+        self._frames_in = 0  # frames read, for the heartbeat: any frame shows that the server lives
 
     # --- sending on the current socket -------------------------------------------------
     async def _call(
@@ -110,6 +156,10 @@ class Session:
         queueable: bool,
     ) -> Any:
         call = self._calls.new_call(method, params, timeout)
+        from_handler = _serving.get() is self
+        if from_handler:  # a paused reader must not hold up this answer: it refuses instead
+            self._handler_calls += 1
+            self._room.set()
         try:
             ws = self._sendable()
             if ws is not None:
@@ -128,6 +178,8 @@ class Session:
             return await call.future
         finally:
             self._calls.discard(call)  # cancelled: forget it; settled: nothing left to do
+            if from_handler:
+                self._handler_calls -= 1
 
     def _sendable(self) -> ClientConnection | None:
         ws = self._ws
@@ -144,7 +196,7 @@ class Session:
                     self.options, self._attempt, loss.code, loss.reason
                 )
                 if not retry:
-                    self._finish(loss.code, loss.reason, loss.error)
+                    self._finish(loss.code, loss.reason, loss.error, loss)
                     self._emit(self.on_closed, Closed(loss.code, loss.reason, loss.was_clean, False))
                     return
                 self._attempt += 1
@@ -157,7 +209,7 @@ class Session:
         except asyncio.CancelledError:
             raise  # close() owns the clean-up
         except Exception as exc:  # a bug here must not leave callers waiting forever
-            logger.exception("wsmanager.client: connection loop failed")
+            logger.exception("wsmanager_client: connection loop failed")
             if self._ws is not None:
                 abort(self._ws)
             self._ws = None
@@ -174,8 +226,9 @@ class Session:
             return Loss(ABNORMAL, f"cannot open: {exc!r}", final=True, error=exc)
         if isinstance(url, str):
             url = self._recovery.url_for(url)  # with wsm_resume/wsm_offset after an abrupt drop
+        options = self.options
         attempt = asyncio.ensure_future(
-            open_socket(url, self.origin, self.headers, self.options.connect_timeout)
+            open_socket(url, self.origin, self.headers, options.connect_timeout, options.max_message_size)
         )
         try:
             opened = await asyncio.shield(attempt)
@@ -195,7 +248,7 @@ class Session:
         try:
             await self._flush(ws)
             async for data in ws:
-                self._on_frame(ws, data)
+                await self._on_frame(ws, data)
         except WsConnectionClosed:
             pass
         finally:
@@ -203,6 +256,11 @@ class Session:
             if heartbeat is not None:
                 heartbeat.cancel()
         loss = ended(ws, self._loss)
+        if loss.sent and loss.code == MESSAGE_TOO_BIG:
+            self._stats.closed_too_big += 1
+            limit = self.options.max_message_size or 0
+            action = f"closed the connection with 1009 ({loss.reason})"
+            self._report(LimitExceeded("max_message_size", limit, action))
         # Leaving OPEN and failing what is in flight happen in one step: no call slips between.
         self._ws = None
         self._calls.fail_in_flight(loss.code)
@@ -224,9 +282,12 @@ class Session:
             await asyncio.sleep(interval)
             if ws is not self._ws:
                 return
+            pauses, frames = self._stats.pauses, self._frames_in
             try:
                 await self._call("rpc.ping", None, self.options.heartbeat_timeout, queueable=False)
             except InvokeTimeout:
+                if self._paused or self._stats.pauses != pauses or self._frames_in != frames:
+                    continue  # the server spoke meanwhile, or the client's own pause kept it unread
                 if ws is self._ws:
                     self._loss = (ABNORMAL, "heartbeat timeout")
                     abort(ws)  # no closing handshake with a dead peer
@@ -244,22 +305,34 @@ class Session:
         self._id = None
         self._calls.socket_id = ""
 
-    def _finish(self, code: int, reason: str, error: BaseException | None = None) -> None:
-        """Become closed: queued calls fail, connect() waiters get NotConnected."""
+    def _finish(
+        self, code: int, reason: str, error: BaseException | None = None, loss: Loss | None = None
+    ) -> None:
+        """Become closed: queued calls fail, connect() waiters get NotConnected.
+
+        After the client gave up (``loss``: how its last attempt or connection
+        ended), they say why: :class:`HandshakeRefused` with the HTTP status
+        and the server's reason, or ``NotConnected("closed")`` whose
+        ``detail`` is the last failure; its exception is their ``__cause__``.
+        """
         self._forget_id()
-        self._calls.fail_queued()
+        refusal = _refusal(self._previous_id or "", loss)
+        self._calls.fail_queued(refusal)
         self._transition(State.CLOSED)
         ready, self._ready = self._ready, None
         if ready is not None and not ready.done():
-            exc = NotConnected(self._previous_id or "", "connect", "closed")
+            exc = refusal("connect")
             exc.__cause__ = error
             ready.set_exception(exc)
 
     # --- incoming -------------------------------------------------------------------------
-    def _on_frame(self, ws: ClientConnection, data: str | bytes) -> None:
+    async def _on_frame(self, ws: ClientConnection, data: str | bytes) -> None:
+        """Take one frame: settle answers, then serve, answer or refuse its requests (:mod:`.limits`)."""
+        self._frames_in += 1
         if not isinstance(data, str):
-            return  # the protocol is text frames only
-        decoded = decode(data)
+            self._stats.binary_ignored += 1  # the protocol is text frames only
+            return
+        decoded = decode(data, max_batch=self.options.max_batch_size)
         requests: list[Request | Invalid] = []
         offsets: list[Any] | None = None
         for index, item in enumerate(decoded.items):
@@ -273,10 +346,90 @@ class Session:
                     if offsets is None:  # the decoded items keep no extension member
                         offsets = frame_offsets(data)
                     if index < len(offsets) and not self._recovery.accept(offsets[index]):
-                        continue  # replayed, and already delivered: dropped silently
+                        self._stats.duplicates_dropped += 1  # replayed, and already delivered
+                        continue
                 requests.append(item)
-        if requests:
-            self._spawn(self._answer(ws, requests, decoded.batch))
+        if not requests:
+            return
+        if not decoded.batch and await self._answer_at_once(ws, requests[0]):
+            return
+        needed = sum(isinstance(item, Request) for item in requests)
+        if needed == 0:  # a batch of invalid members only
+            errors = [error_response(item.id, item.error) for item in requests if isinstance(item, Invalid)]
+            await self._send(ws, encode_batch(errors))
+            return
+        if not await self._admit(ws, needed):
+            await self._refuse(ws, requests, decoded.batch)
+            return
+        self._slots.take(needed)
+        self._spawn(self._answer(ws, requests, decoded.batch, needed))
+
+    async def _answer_at_once(self, ws: ClientConnection, item: Request | Invalid) -> bool:
+        """Answer a lone invalid message or ``rpc.ping`` from the reader, with no task; false for others."""
+        if isinstance(item, Invalid):
+            limit = self.options.max_batch_size
+            if limit is not None and item.error.data == batch_limit_data(limit):
+                self._stats.batches_refused += 1
+                self._report(LimitExceeded("max_batch_size", limit, "answered -32600, nothing run"))
+            await self._send(ws, encode_error(item.id, item.error))
+            return True
+        if item.method == "rpc.ping":
+            if not item.notification:
+                await self._send(ws, encode_result(item.id, "pong"))
+            return True
+        return False
+
+    async def _admit(self, ws: ClientConnection, needed: int) -> bool:
+        """Wait until ``needed`` handler slots are free (reading pauses meanwhile): true.
+
+        False, at once or when it happens during the wait, while a handler
+        waits for an answer that the pause would hold up, or when the
+        connection is lost.
+        """
+        paused = False
+        while not self._slots.fits(needed):
+            if self._handler_calls or ws is not self._ws or not is_open(ws):
+                return False
+            if not paused:
+                paused = True
+                self._stats.pauses += 1
+                logger.debug("wsmanager_client: %d handlers in flight; reading paused", self._slots.used)
+            self._room.clear()
+            self._paused = True
+            room = asyncio.ensure_future(self._room.wait())
+            lost = asyncio.ensure_future(ws.wait_closed())
+            try:
+                await asyncio.wait((room, lost), return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                self._paused = False
+                room.cancel()
+                lost.cancel()
+        return True
+
+    async def _refuse(self, ws: ClientConnection, items: list[Request | Invalid], batch: bool) -> None:
+        """No room: each call is answered -32000, each notification dropped; all counted, reported once."""
+        busy = ErrorObject.standard(SERVER_BUSY)
+        answers: list[dict[str, Any]] = []
+        for item in items:
+            if isinstance(item, Invalid):
+                answers.append(error_response(item.id, item.error))
+            elif item.notification:
+                self._stats.notifications_dropped_busy += 1
+            else:
+                self._stats.calls_refused_busy += 1
+                answers.append(error_response(item.id, busy))
+        if self._slots.refuse():
+            limit = self._slots.limit or 0
+            action = "calls over it answered -32000, notifications over it dropped (counted in Client.stats)"
+            logger.warning("wsmanager_client: %d handlers in flight; %s", self._slots.used, action)
+            self._report(LimitExceeded("max_concurrent_handlers", limit, action))
+        if answers:
+            await self._send(ws, encode_batch(answers) if batch else dumps(answers[0]))
+
+    async def _send(self, ws: ClientConnection, text: str | None) -> None:
+        if text is not None and ws is self._ws:
+            with contextlib.suppress(WsConnectionClosed):
+                await ws.send(text)
 
     def _on_hello(self, params: Any) -> None:
         sid = params.get("id") if isinstance(params, dict) else None
@@ -295,11 +448,17 @@ class Session:
         if ready is not None and not ready.done():
             ready.set_result(self._id)
 
-    async def _answer(self, ws: ClientConnection, items: list[Request | Invalid], batch: bool) -> None:
-        text = await self._handlers.answer(items, batch)
-        if text is not None and ws is self._ws:
-            with contextlib.suppress(WsConnectionClosed):
-                await ws.send(text)
+    async def _answer(
+        self, ws: ClientConnection, items: list[Request | Invalid], batch: bool, taken: int
+    ) -> None:
+        """Run a frame's handlers and send their answer; its ``taken`` slots are held until it is sent."""
+        _serving.set(self)
+        try:
+            text = await self._handlers.answer(items, batch)
+            await self._send(ws, text)
+        finally:
+            self._slots.give(taken)
+            self._room.set()
 
     def _report(self, exc: BaseException) -> None:
         self._emit(self.on_error, exc)
@@ -309,6 +468,20 @@ class Session:
 
     def _spawn(self, awaitable: Any) -> asyncio.Task[Any]:
         return self._background.spawn(awaitable)
+
+
+def _refusal(socket_id: str, loss: Loss | None) -> Callable[[str], NotConnected]:
+    """The exception, per method, of what could not be sent because the client closed after ``loss``."""
+    if loss is None:
+        return lambda method: NotConnected(socket_id, method, "closed")
+    if loss.status is not None:
+        status, detail = loss.status, loss.detail
+        return lambda method: HandshakeRefused(socket_id, method, status, detail)
+    if loss.opened:
+        detail = f"the connection closed with {loss.code}" + (f": {loss.reason}" if loss.reason else "")
+    else:
+        detail = loss.reason
+    return lambda method: NotConnected(socket_id, method, "closed", detail)
 
 
 def _abort_if_opened(attempt: asyncio.Future[ClientConnection | Loss]) -> None:

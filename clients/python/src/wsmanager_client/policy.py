@@ -55,7 +55,7 @@ def check_transition(current: State, new: State) -> None:
     if new not in allowed:
         expected = ", ".join(sorted(s.value for s in allowed))
         raise RuntimeError(
-            f"wsmanager.client: illegal state change {current.value} -> {new.value}; "
+            f"wsmanager_client: illegal state change {current.value} -> {new.value}; "
             f"expected one of {expected}"
         )
 
@@ -96,7 +96,9 @@ class Options:
 
     Durations are seconds. ``None`` (or ``math.inf``) for ``timeout``,
     ``connect_timeout`` and ``max_reconnect_attempts`` means no limit;
-    ``heartbeat_interval=None`` disables the heartbeat.
+    ``heartbeat_interval=None`` disables the heartbeat. The last three bound
+    what the server may send (:mod:`.limits`; the browser has no such
+    options); ``None`` lifts a bound.
     """
 
     timeout: float | None = 30.0
@@ -114,6 +116,9 @@ class Options:
     queue_calls: bool = True
     fail_fast: bool = False
     recover: bool = True
+    max_message_size: int | None = 1024 * 1024
+    max_batch_size: int | None = 100
+    max_concurrent_handlers: int | None = 100
 
     def __post_init__(self) -> None:
         for name in ("timeout", "connect_timeout", "heartbeat_interval"):
@@ -131,6 +136,10 @@ class Options:
             raise ValueError(f"reconnect_jitter must be between 0 and 1, not {self.reconnect_jitter!r}")
         if isinstance(self.queue_size, bool) or not isinstance(self.queue_size, int) or self.queue_size < 0:
             raise ValueError(f"queue_size must be a non-negative integer, not {self.queue_size!r}")
+        for name in ("max_message_size", "max_batch_size", "max_concurrent_handlers"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+                raise ValueError(f"{name} must be a positive integer or None (no limit), not {value!r}")
         if not isinstance(self.recover, bool):
             raise TypeError(f"recover must be True or False, not {self.recover!r}")
         if self.should_reconnect is not None and not callable(self.should_reconnect):

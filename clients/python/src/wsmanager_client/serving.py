@@ -30,8 +30,8 @@ import logging
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from ..exceptions import RpcError
-from ..protocol import (
+from .exceptions import RpcError
+from .protocol import (
     INTERNAL_ERROR,
     INVALID_PARAMS,
     METHOD_NOT_FOUND,
@@ -43,11 +43,11 @@ from ..protocol import (
     error_response,
     result_response,
 )
-from ..protocol import dumps as json_dumps
+from .protocol import dumps as json_dumps
 
 __all__ = ["Handler", "Handlers"]
 
-logger = logging.getLogger("wsmanager.client")
+logger = logging.getLogger("wsmanager_client")
 
 Handler = Callable[..., Any]
 ErrorSink = Callable[[BaseException], None]

@@ -26,43 +26,14 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any
 
-from ..exceptions import ConnectionClosed, InvokeTimeout, RemoteError
-from ..protocol import Response, encode_notification, encode_request
+from .exceptions import ConnectionClosed, InvokeTimeout, NotConnected, RemoteError
+from .protocol import Response, encode_notification, encode_request
 
-__all__ = ["NOT_CONNECTED_REASONS", "Call", "CallTable", "NotConnected", "Note"]
-
-NOT_CONNECTED_REASONS: Final = {
-    "closed": "the client is closed",
-    "fail-fast": "fail_fast is set",
-    "queue-full": "the queue is full",
-    "not-queued": "calls are not queued",
-}
-
-
-class NotConnected(ConnectionClosed):
-    """A call or notification was neither sent nor queued: nothing reached the server.
-
-    ``reason`` is ``"closed"`` (the client is closed or gave up),
-    ``"fail-fast"``, ``"queue-full"`` or ``"not-queued"`` (``queue_calls`` is
-    off, or ``queue=False`` for this call). A subclass of
-    :class:`ConnectionClosed`, so one ``except ConnectionClosed`` covers every
-    call that did not get an answer because of the connection.
-    """
-
-    def __init__(self, socket_id: str, method: str, reason: str) -> None:
-        if reason not in NOT_CONNECTED_REASONS:
-            raise ValueError(f"unknown reason {reason!r}")
-        super().__init__(socket_id)
-        self.method = method
-        self.reason = reason
-        self.args = (f"not connected: {method!r} was not sent because {NOT_CONNECTED_REASONS[reason]}",)
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (type(self), (self.socket_id, self.method, self.reason))
+__all__ = ["Call", "CallTable", "Note"]
 
 
 @dataclass(eq=False)
@@ -117,7 +88,7 @@ class CallTable:
     ) -> Call:
         """A numbered call with its timeout armed (``None``: no timeout).
 
-        Raises :class:`~wsmanager.protocol.EncodeError` (a ``ValueError``) at
+        Raises :class:`~wsmanager_client.protocol.EncodeError` (a ``ValueError``) at
         once when the params cannot be encoded as JSON; nothing is kept then.
         """
         if not isinstance(method, str):
@@ -215,15 +186,17 @@ class CallTable:
         for call in list(self._pending.values()):
             self.settle(call, exc=ConnectionClosed(self.socket_id, code))
 
-    def fail_queued(self) -> None:
-        """The client closed: queued calls fail with ``NotConnected("closed")``.
+    def fail_queued(self, refusal: Callable[[str], NotConnected] | None = None) -> None:
+        """The client closed: queued calls fail with ``NotConnected("closed")``, or with
+        ``refusal(method)`` when given (the client gave up and says why).
 
         Queued notifications are dropped.
         """
         queue, self._queue = self._queue, []
         for entry in queue:
             if isinstance(entry, Call):
-                self.settle(entry, exc=NotConnected(self.socket_id, entry.method, "closed"))
+                closed = NotConnected(self.socket_id, entry.method, "closed")
+                self.settle(entry, exc=refusal(entry.method) if refusal else closed)
 
     def _expire(self, call: Call) -> None:
         assert call.timeout is not None
