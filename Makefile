@@ -72,6 +72,7 @@ matrix: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check wsmanager clients/python demo_chat tests bench noxfile.py
+	$(BIN)/ruff format --check wsmanager clients/python demo_chat tests bench noxfile.py
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 

@@ -68,9 +68,7 @@ def clean_text(text: str) -> str:
     if not text.strip():
         raise RpcError(INVALID_TEXT, "Text is empty")
     if len(text) > MAX_TEXT:
-        raise RpcError(
-            INVALID_TEXT, f"Text is longer than {MAX_TEXT} characters", {"max": MAX_TEXT}
-        )
+        raise RpcError(INVALID_TEXT, f"Text is longer than {MAX_TEXT} characters", {"max": MAX_TEXT})
     return text
 
 

@@ -65,9 +65,7 @@ class RegistryContract:
         assert await registry.remove("chat", "nope") is None
         assert await registry.count("chat") == 1
 
-    async def test_remove_twice_returns_none_the_second_time(
-        self, registry: RegistryBackend
-    ) -> None:
+    async def test_remove_twice_returns_none_the_second_time(self, registry: RegistryBackend) -> None:
         """Only the first remove() of a socket returns its entry."""
         await registry.add(entry("s1"))
         assert await registry.remove("chat", "s1") is not None
@@ -284,9 +282,7 @@ class RegistryContract:
             assert await registry.group_members("chat", g) == []
 
     # -- users -------------------------------------------------------------------
-    async def test_user_sockets_lists_every_socket_of_the_user(
-        self, registry: RegistryBackend
-    ) -> None:
+    async def test_user_sockets_lists_every_socket_of_the_user(self, registry: RegistryBackend) -> None:
         """user_sockets() lists each open socket of the user, and nothing for others."""
         await registry.add(entry("s1", user_id="u1"))
         await registry.add(entry("s2", user_id="u1"))
@@ -401,9 +397,7 @@ class RegistryContract:
             "s2", user_id="u1", groups={"g", "other"}
         )
 
-    async def test_group_discard_reports_the_last_socket_leaving(
-        self, registry: RegistryBackend
-    ) -> None:
+    async def test_group_discard_reports_the_last_socket_leaving(self, registry: RegistryBackend) -> None:
         """group_discard() returns the entry only when the member's last socket leaves."""
         await registry.add(entry("s1", user_id="u1", groups={"g", "h"}))
         await registry.add(entry("s2", user_id="u1", groups={"g"}))
@@ -451,9 +445,7 @@ class RegistryContract:
         removed = await registry.remove("game", "s2")
         assert removed is not None and removed.left == {"g"}
 
-    async def test_remove_node_queues_departures_that_left_a_group(
-        self, registry: RegistryBackend
-    ) -> None:
+    async def test_remove_node_queues_departures_that_left_a_group(self, registry: RegistryBackend) -> None:
         """remove_node() returns every departure and queues those that left a group, once."""
         await registry.add(entry("s1", node="n1", user_id="u1", groups={"g"}))
         await registry.add(entry("s2", node="n2", user_id="u1", groups={"g"}))

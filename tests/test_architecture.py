@@ -38,4 +38,3 @@ def test_the_layers_contracts_are_kept() -> None:
     )
     assert run.returncode == 0, run.stdout + run.stderr
     assert "3 kept, 0 broken" in run.stdout
-

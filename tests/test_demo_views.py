@@ -24,6 +24,7 @@ def operator(username: str = "boss") -> User:
     user.user_permissions.add(Permission.objects.get(codename="manage_connections"))
     return user
 
+
 SOCKETS = "/api/rooms/lobby/sockets"
 MESSAGES = "/api/rooms/lobby/messages"
 

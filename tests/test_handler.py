@@ -433,8 +433,9 @@ def from_address(path: str, peer: str) -> WebsocketCommunicator:
 
 async def test_sockets_over_the_per_address_cap_are_closed_4429_without_being_registered() -> None:
     """The third socket from one address is accepted and closed 4429; another address still gets in."""
-    first, second = from_address("/ws/two-per-address/", "198.51.100.7"), from_address(
-        "/ws/two-per-address/", "198.51.100.7"
+    first, second = (
+        from_address("/ws/two-per-address/", "198.51.100.7"),
+        from_address("/ws/two-per-address/", "198.51.100.7"),
     )
     assert (await first.connect())[0] and (await second.connect())[0]
     before = await EchoHandler.manager.acount()

@@ -239,9 +239,7 @@ def test_method_not_a_string_is_invalid_request(method: Any) -> None:
 @pytest.mark.parametrize("params", ["bar", 1, 1.5, True, None], ids=repr)
 def test_params_not_structured_is_invalid_request(params: Any) -> None:
     """Params that are neither an array nor an object (even null) are Invalid Request."""
-    assert_invalid(
-        only(message(jsonrpc="2.0", method="m", params=params, id=3)), INVALID_REQUEST, 3
-    )
+    assert_invalid(only(message(jsonrpc="2.0", method="m", params=params, id=3)), INVALID_REQUEST, 3)
 
 
 def test_invalid_notification_is_still_answered() -> None:
@@ -292,17 +290,13 @@ def test_utf8_bom_is_parse_error() -> None:
 def test_nan_and_infinity_literals_are_parse_error(literal: str) -> None:
     """Python's extensions NaN/Infinity/-Infinity are not JSON."""
     assert_invalid(only(literal), PARSE_ERROR, None)
-    assert_invalid(
-        only('{"jsonrpc":"2.0","method":"m","params":[' + literal + '],"id":1}'), PARSE_ERROR
-    )
+    assert_invalid(only('{"jsonrpc":"2.0","method":"m","params":[' + literal + '],"id":1}'), PARSE_ERROR)
 
 
 @pytest.mark.parametrize("number", ["1e999", "-1e999", "1.5e400"])
 def test_float_overflow_is_parse_error(number: str) -> None:
     """A number that overflows a double is refused instead of becoming infinity."""
-    assert_invalid(
-        only(f'{{"jsonrpc":"2.0","method":"m","params":[{number}],"id":1}}'), PARSE_ERROR
-    )
+    assert_invalid(only(f'{{"jsonrpc":"2.0","method":"m","params":[{number}],"id":1}}'), PARSE_ERROR)
 
 
 def test_float_underflow_is_accepted_as_zero() -> None:
@@ -634,13 +628,11 @@ def test_spec_example_positional_params() -> None:
 def test_spec_example_named_params() -> None:
     """rpc call with named parameters."""
     item = only(
-        '{"jsonrpc": "2.0", "method": "subtract", "params": {"subtrahend": 23, "minuend": 42},'
-        ' "id": 3}'
+        '{"jsonrpc": "2.0", "method": "subtract", "params": {"subtrahend": 23, "minuend": 42}, "id": 3}'
     )
     assert item == Request("subtract", {"subtrahend": 23, "minuend": 42}, 3)
     item = only(
-        '{"jsonrpc": "2.0", "method": "subtract", "params": {"minuend": 42, "subtrahend": 23},'
-        ' "id": 4}'
+        '{"jsonrpc": "2.0", "method": "subtract", "params": {"minuend": 42, "subtrahend": 23}, "id": 4}'
     )
     assert item == Request("subtract", {"minuend": 42, "subtrahend": 23}, 4)
 
@@ -649,9 +641,7 @@ def test_spec_example_notification() -> None:
     """a Notification, with and without params."""
     item = only('{"jsonrpc": "2.0", "method": "update", "params": [1,2,3,4,5]}')
     assert item == Request("update", (1, 2, 3, 4, 5), None, notification=True)
-    assert only('{"jsonrpc": "2.0", "method": "foobar"}') == Request(
-        "foobar", (), None, notification=True
-    )
+    assert only('{"jsonrpc": "2.0", "method": "foobar"}') == Request("foobar", (), None, notification=True)
 
 
 def test_spec_example_non_existent_method_decodes_as_request() -> None:
@@ -820,9 +810,7 @@ def test_encoders_escape_lone_surrogates() -> None:
     protocol.encode_error(item.id, ErrorObject.standard(INVALID_REQUEST)).encode("utf-8")
 
 
-@pytest.mark.parametrize(
-    "value", [math.nan, math.inf, -math.inf, object(), {1, 2}, b"bytes"], ids=stable_id
-)
+@pytest.mark.parametrize("value", [math.nan, math.inf, -math.inf, object(), {1, 2}, b"bytes"], ids=stable_id)
 def test_encode_request_unencodable_params_raise(value: Any) -> None:
     """NaN, infinities and non-JSON objects in params raise EncodeError."""
     with pytest.raises(EncodeError):

@@ -22,9 +22,7 @@ def json_values(floats: st.SearchStrategy[float], text: st.SearchStrategy[str]) 
     leaves = st.none() | st.booleans() | st.integers() | floats | text
     return st.recursive(
         leaves,
-        lambda children: (
-            st.lists(children, max_size=5) | st.dictionaries(text, children, max_size=5)
-        ),
+        lambda children: st.lists(children, max_size=5) | st.dictionaries(text, children, max_size=5),
         max_leaves=20,
     )
 
@@ -41,9 +39,7 @@ message_like = st.fixed_dictionaries(
     optional={
         "jsonrpc": st.sampled_from(["2.0", "1.0", 2.0, None, "2.0 "]),
         "method": st.text(max_size=5) | loose_json,
-        "params": st.lists(loose_json, max_size=3)
-        | st.dictionaries(st.text(), loose_json)
-        | loose_json,
+        "params": st.lists(loose_json, max_size=3) | st.dictionaries(st.text(), loose_json) | loose_json,
         "id": ids | st.booleans() | finite | loose_json,
         "result": loose_json,
         "error": st.fixed_dictionaries(

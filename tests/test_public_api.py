@@ -195,4 +195,3 @@ def test_exceptions_pickle_with_their_facts(error: WsManagerError) -> None:
     assert type(back) is type(error)
     assert back.__dict__ == error.__dict__
     assert str(back) == str(error)
-

@@ -379,13 +379,18 @@ def test_the_entry_keeps_its_recovery_fields_through_json() -> None:
 async def test_a_resume_passes_the_origin_check_first(backend: str) -> None:
     client = await opened("/ws/strict/n/", origin="https://ok.example")
     await client.drop()
-    intruder = Client(application, resume_path("/ws/strict/n/", client.token, client.offset),
-                      headers=[(b"origin", b"https://evil.example")])
+    intruder = Client(
+        application,
+        resume_path("/ws/strict/n/", client.token, client.offset),
+        headers=[(b"origin", b"https://evil.example")],
+    )
     accepted, _ = await intruder.connect()
     assert not accepted  # HTTP 403, before the token is looked at
     routes = await get_registry().nodes_of(RecoverHandler.handler_name, [client.id])
     assert routes == {PARKED: [client.id]}
-    owner = await opened(resume_path("/ws/strict/n/", client.token, client.offset), origin="https://ok.example")
+    owner = await opened(
+        resume_path("/ws/strict/n/", client.token, client.offset), origin="https://ok.example"
+    )
     assert owner.id == client.id and owner.hello["params"]["recovered"] is True
     await owner.disconnect()
 

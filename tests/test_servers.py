@@ -23,6 +23,7 @@ def behind_session_middleware(send: Any) -> Any:
 
 def send_defined_in(module: str) -> Any:
     """A send callable (a bound method, as uvicorn and hypercorn give) of a class in ``module``."""
+
     async def asgi_send(self: Any, message: dict[str, Any]) -> None:
         return None
 

@@ -88,9 +88,7 @@ def draining() -> bool:
     return _drain_task is not None and not _drain_task.done()
 
 
-async def drain(
-    period: float | None = None, code: int = RESTART, reason: str = "server restarting"
-) -> int:
+async def drain(period: float | None = None, code: int = RESTART, reason: str = "server restarting") -> int:
     """Close every socket of this process, spread over ``period`` seconds; how many closes completed.
 
     ``period`` None: ``WSMANAGER["DRAIN_PERIOD"]``. The closes start in up

@@ -68,7 +68,6 @@ def rpc(
     return mark(func) if func is not None else mark
 
 
-
 async def check_permission(handler: Any, name: str, permission: Permission) -> None:
     """Raise RpcError -32003 (counted) unless ``handler``'s caller may call ``name``."""
     if isinstance(permission, str):

@@ -45,6 +45,7 @@ __all__ = ["Manager", "get_manager"]
 
 _MISSING: Any = object()
 
+
 def _message(data: str | bytes | None, json: Any) -> Message:
     if json is not _MISSING:
         if data is not None:
@@ -334,7 +335,12 @@ class Manager:
         return await self.ainvoke_params(socket_id, method, params_of(args, kwargs), timeout=timeout)
 
     async def ainvoke_params(
-        self, socket_id: str, method: str, params: Sequence[Any] | Mapping[str, Any], /, *,
+        self,
+        socket_id: str,
+        method: str,
+        params: Sequence[Any] | Mapping[str, Any],
+        /,
+        *,
         timeout: float | None = None,
     ) -> Any:
         """:meth:`ainvoke` with ``params`` as one value (array or object): named

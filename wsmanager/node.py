@@ -373,9 +373,7 @@ class Node:
         await self.start()
         return await self._link.send(node_id, {"type": "wsmanager.drain", "period": period})
 
-    async def close_socket(
-        self, handler: str, node_id: str, socket_id: str, code: int, reason: str
-    ) -> None:
+    async def close_socket(self, handler: str, node_id: str, socket_id: str, code: int, reason: str) -> None:
         """Close a socket of any node from the server side."""
         if node_id == self.id:
             sock = self.sockets.get(socket_id)

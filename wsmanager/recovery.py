@@ -503,4 +503,3 @@ def reset() -> None:
     _trimmed.clear()
     _enabled.clear()
     _address_buckets.clear()
-

@@ -47,9 +47,7 @@ def route(pattern: str, handler: type[WebSocketHandler], **initkwargs: Any) -> U
     if unknown:
         raise TypeError(f"{handler.__name__} has no attribute(s) {', '.join(unknown)} to set per route")
     app: Any = handler.as_asgi(**initkwargs)
-    pattern_obj: URLPattern = (
-        re_path(pattern, app) if pattern.startswith("^") else path(pattern, app)
-    )
+    pattern_obj: URLPattern = re_path(pattern, app) if pattern.startswith("^") else path(pattern, app)
     return pattern_obj
 
 

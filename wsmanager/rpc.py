@@ -238,8 +238,15 @@ class RpcHandler(Resumable):
             return
         bad = next((item for item in work if isinstance(item, Invalid)), None)
         if bad is not None:
-            self._note("bad_input", logging.INFO, "socket %s: invalid input answered %d %s (%s)",
-                       self.id, bad.error.code, bad.error.message, bad.error.data)
+            self._note(
+                "bad_input",
+                logging.INFO,
+                "socket %s: invalid input answered %d %s (%s)",
+                self.id,
+                bad.error.code,
+                bad.error.message,
+                bad.error.data,
+            )
         if not decoded.batch and isinstance(first, Invalid):
             await self.send_frame(protocol.encode_error(first.id, first.error))
             return
@@ -331,8 +338,13 @@ class RpcHandler(Resumable):
         except UnicodeEncodeError:
             # Only a client's JSON can carry a lone surrogate ("\udfff"); it has
             # no UTF-8 form, so a registry or channel layer cannot store it.
-            self._note("unstorable", logging.INFO, "rpc %r on socket %s: a string has no UTF-8 form",
-                       item.method, self.id)
+            self._note(
+                "unstorable",
+                logging.INFO,
+                "rpc %r on socket %s: a string has no UTF-8 form",
+                item.method,
+                self.id,
+            )
             error = ErrorObject.standard(protocol.INVALID_PARAMS, UNSTORABLE)
         except (RegistryUnavailable, DeliveryError) as exc:
             self._note("unavailable", logging.WARNING, "rpc %r on socket %s: %s", item.method, self.id, exc)
@@ -340,8 +352,15 @@ class RpcHandler(Resumable):
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            self._note("method_error", logging.ERROR, "rpc %r on socket %s of %s raised",
-                       item.method, self.id, self.handler_name, exc_info=exc)
+            self._note(
+                "method_error",
+                logging.ERROR,
+                "rpc %r on socket %s of %s raised",
+                item.method,
+                self.id,
+                self.handler_name,
+                exc_info=exc,
+            )
             error = ErrorObject.standard(protocol.INTERNAL_ERROR)
         else:
             if item.notification:

@@ -41,7 +41,7 @@ def server() -> Iterator[DaphneProcess]:
             "DJANGO_DEBUG": "0",
             "DJANGO_SECRET_KEY": "metrics-e2e-not-the-placeholder",
             "DEMO_API_TOKEN": TOKEN,
-        }
+        },
     )
     proc.start()
     yield proc

@@ -72,9 +72,7 @@ def pool_options(
     }
 
 
-def bound_client(
-    bounds: dict[asyncio.AbstractEventLoop, Bound], url: str, options: dict[str, Any]
-) -> Bound:
+def bound_client(bounds: dict[asyncio.AbstractEventLoop, Bound], url: str, options: dict[str, Any]) -> Bound:
     """The running loop's client (made on first use); entries of closed loops are dropped."""
     loop = asyncio.get_running_loop()
     bound = bounds.get(loop)

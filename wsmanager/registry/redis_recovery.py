@@ -66,8 +66,10 @@ class RedisJournal(Journal):
         fields = {"k": kind, "t": dumps(list(target)), "x": dumps(sorted(exclude)), "m": text}
         async with self._redis("journal_append") as r:
             offset = await r.xadd(
-                self._key("journal", handler), fields,  # type: ignore[arg-type]
-                maxlen=self.max_entries, approximate=True,
+                self._key("journal", handler),
+                fields,  # type: ignore[arg-type]
+                maxlen=self.max_entries,
+                approximate=True,
             )
         return str(offset)
 

@@ -62,5 +62,3 @@ def unwrap(send: Any) -> Any:
             break
         send = inner
     return send
-
-
