@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 from django.test import override_settings
 
-from wsmanager import drain
 from wsmanager.node import get_node
+from wsmanager.ops import drain
 
 CLOSED: list[tuple[str, int, str]] = []
 

@@ -21,12 +21,12 @@ from wsmanager import (
     InvokeTimeout,
     RemoteError,
     RpcHandler,
-    counters,
     route,
     rpc,
     websocket_app,
 )
 from wsmanager.node import get_node
+from wsmanager.observe import _counters as counters
 from wsmanager.testing import RpcCommunicator
 from wsmanager_client import protocol
 from wsmanager_client.protocol import (
@@ -801,7 +801,7 @@ async def test_a_string_with_no_utf8_form_is_invalid_params() -> None:
 
 async def test_a_failing_method_is_logged_once_then_counted(caplog: pytest.LogCaptureFixture) -> None:
     """Fifty calls that raise: one ERROR record with the traceback; the 49 others summed up at close."""
-    with caplog.at_level(logging.INFO, logger="wsmanager.rpc"):
+    with caplog.at_level(logging.INFO, logger="wsmanager.jsonrpc"):
         async with cost_client("/ws/cost/") as client:
             for i in range(50):
                 assert (await exchange(client, call("fail.value", None, i)))["error"][
@@ -816,7 +816,7 @@ async def test_a_failing_method_is_logged_once_then_counted(caplog: pytest.LogCa
 
 async def test_bad_input_is_logged_once_per_socket(caplog: pytest.LogCaptureFixture) -> None:
     """A hundred parse errors: one INFO line naming the socket, then the count at close."""
-    with caplog.at_level(logging.INFO, logger="wsmanager.rpc"):
+    with caplog.at_level(logging.INFO, logger="wsmanager.jsonrpc"):
         async with cost_client("/ws/cost/") as client:
             for _ in range(100):
                 await client.send_to(text_data="{")

@@ -11,12 +11,14 @@ import pytest
 from channels.testing import WebsocketCommunicator
 
 from tests.handlers import RecordingHandler, application
-from wsmanager import RegistryUnavailable, counters, observe
+from wsmanager import RegistryUnavailable
 from wsmanager import registry as registry_module
-from wsmanager import upkeep as upkeep_module
-from wsmanager.link import Link
 from wsmanager.node import Node, get_node
-from wsmanager.registry.base import Departure
+from wsmanager.node import _heartbeat as upkeep_module
+from wsmanager.node._link import Link
+from wsmanager.observe import _counters as counters
+from wsmanager.observe import _hub as observe
+from wsmanager.registry._base import Departure
 from wsmanager.registry.memory import InMemoryRegistry
 
 

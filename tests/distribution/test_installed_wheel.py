@@ -171,7 +171,8 @@ class Note(models.Model):
 """
 
 HANDLERS = """
-from wsmanager import RpcError, RpcHandler, rpc
+from wsmanager import RpcError, RpcHandler
+from wsmanager import rpc
 
 from .models import Note
 

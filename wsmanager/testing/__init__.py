@@ -43,9 +43,14 @@ from urllib.parse import urlsplit
 
 from channels.testing import WebsocketCommunicator
 
-from .. import counters, db, health, presence, recovery, refusals
+from .. import _db as db
+from .. import _presence as presence
+from .. import _recovery as recovery
+from ..connection import _refusals as refusals
 from ..exceptions import RemoteError, WsManagerError
-from ..node import reset_node
+from ..node._hub import reset_node
+from ..observe import _counters as counters
+from ..ops import _health as health
 from ..registry import get_registry, reset_registry
 
 __all__ = ["HandshakeRefused", "RpcCommunicator", "areset", "reset", "session_cookie"]
