@@ -112,8 +112,18 @@ class WebSocketHandler(Hooks, AsyncWebsocketConsumer):  # type: ignore[misc]
 
     #: True on base classes meant for subclassing (not listed by name).
     abstract: ClassVar[bool] = True
+    # What each instance binds (annotated here so that ``@rpc`` can refuse a method of
+    # one of these names, which the instance attribute would hide: see
+    # :func:`instance_attributes`).
     id: str
     info: ConnectionInfo
+    lifecycle: Lifecycle
+    writer: Writer
+    intake: Intake
+    scope: dict[str, Any]
+    channel_layer: Any
+    channel_name: str | None
+    base_send: Any
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -454,3 +464,15 @@ class WebSocketHandler(Hooks, AsyncWebsocketConsumer):  # type: ignore[misc]
 
     async def on_released(self, code: int | None) -> None:
         """Internal hook for subclasses (the RPC layer fails pending calls here)."""
+
+
+def instance_attributes(cls: type) -> frozenset[str]:
+    """The names an instance of handler class ``cls`` binds itself: those annotated
+    (not ``ClassVar``) on any class of its MRO. A method of such a name would be
+    hidden by the instance's attribute; ``@rpc`` refuses it."""
+    names: set[str] = set()
+    for klass in cls.__mro__:
+        for name, hint in vars(klass).get("__annotations__", {}).items():
+            if "ClassVar" not in str(hint):
+                names.add(name)
+    return frozenset(names)

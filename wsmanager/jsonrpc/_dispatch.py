@@ -68,6 +68,7 @@ from ..exceptions import (
     RegistryUnavailable,
     RpcError,
 )
+from ..handlers._handler import instance_attributes
 from ..handlers._resumable import Resumable
 from ..observe import _hub as observe
 from ..observe._counters import Count, bump
@@ -122,11 +123,18 @@ class RpcHandler(Resumable):
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         methods: dict[str, Method] = {}
+        reserved = instance_attributes(cls)
         for klass in reversed(cls.__mro__):
             for attr, fn in vars(klass).items():
                 mark = getattr(fn, MARK, None)
                 if isinstance(mark, tuple) and callable(fn):
                     exposed, permission, sensitive = mark
+                    if attr in reserved:  # the instance's own attribute would hide the method
+                        raise ConfigurationError(
+                            f"{cls.__qualname__}.{attr} has the name of an attribute every handler "
+                            f"instance sets ({attr!r}), which would hide the method; give it "
+                            "another name (@rpc(name=...) keeps the name clients call)"
+                        )
                     if hasattr(RpcHandler, attr):  # a hook or base method: never callable
                         raise ConfigurationError(
                             f"{cls.__qualname__}.{attr} overrides a handler method and cannot "
