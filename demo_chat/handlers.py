@@ -21,8 +21,7 @@ import os
 from typing import NotRequired, TypedDict
 from urllib.parse import parse_qs
 
-from wsmanager import Member, RpcError, RpcHandler, SocketNotFound, rpc
-from wsmanager._presence import Change
+from wsmanager import Change, Member, RpcError, RpcHandler, SocketNotFound, rpc
 from wsmanager.contract import ErrorCode, Notification, raises
 from wsmanager_client.protocol import INVALID_PARAMS
 

@@ -9,9 +9,8 @@ from typing import Any, ClassVar
 
 import pytest
 
-from wsmanager import RpcHandler
+from wsmanager import Change, RpcHandler
 from wsmanager import _presence as presence
-from wsmanager._presence import Change
 from wsmanager.registry import ConnectionInfo, get_registry
 
 CALLS: list[tuple[str, list[tuple[str, str]]]] = []

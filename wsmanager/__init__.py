@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from ._manager import Manager, get_manager
-    from ._presence import Member
+    from ._presence import Change, Member
     from .connection._lifecycle import CloseCode, State
     from .exceptions import (
         ConfigurationError,
@@ -49,6 +49,7 @@ __version__ = "0.1.0"
 
 #: Each exported name and the module that defines it (``None``: the name is that module).
 _EXPORTS: dict[str, tuple[str, str | None]] = {
+    "Change": ("._presence", "Change"),
     "CloseCode": (".connection._lifecycle", "CloseCode"),
     "ConfigurationError": (".exceptions", "ConfigurationError"),
     "ConnectionClosed": (".exceptions", "ConnectionClosed"),
@@ -84,6 +85,7 @@ _EXPORTS: dict[str, tuple[str, str | None]] = {
 }
 
 __all__ = [
+    "Change",
     "CloseCode",
     "ConfigurationError",
     "ConnectionClosed",
