@@ -9,6 +9,8 @@ from typing import Any
 
 import pytest
 from channels.testing import WebsocketCommunicator
+from django.conf import settings
+from django.test import override_settings
 
 from tests.handlers import RecordingHandler, application
 from wsmanager import RegistryUnavailable
@@ -102,10 +104,12 @@ class FlakyRegistry(InMemoryRegistry):
         return await super().remove(handler, socket_id, node, key)
 
 
-async def test_a_removal_that_failed_is_retried_on_the_next_beat(monkeypatch: pytest.MonkeyPatch) -> None:
+@override_settings(WSMANAGER={**settings.WSMANAGER, "REGISTRY": {"BACKEND": f"{__name__}.FlakyRegistry"}})
+async def test_a_removal_that_failed_is_retried_on_the_next_beat() -> None:
     """A socket that closes while the registry is down stays listed until a beat removes it."""
-    flaky = FlakyRegistry()
-    monkeypatch.setattr(registry_module, "_instance", flaky)
+    registry_module.reset_registry()
+    flaky = registry_module.get_registry()
+    assert isinstance(flaky, FlakyRegistry)
     comm = WebsocketCommunicator(application, "/ws/record/")
     assert (await comm.connect())[0]
     (sid,) = await RecordingHandler.manager.aids()

@@ -17,6 +17,8 @@ from typing import Any, Final
 from django.conf import settings as django_settings
 from django.core.signals import setting_changed
 
+from . import _state
+
 __all__ = ["DEFAULTS", "Settings", "get_settings", "validate"]
 
 DEFAULTS: Final[Mapping[str, Any]] = {
@@ -184,3 +186,11 @@ def _build() -> Settings:
         recovery_window=None if raw["RECOVERY_WINDOW"] is None else float(raw["RECOVERY_WINDOW"]),
         recovery_journal_length=int(raw["RECOVERY_JOURNAL_LENGTH"]),
     )
+
+
+def _forget_settings() -> None:
+    global _cached
+    _cached = None
+
+
+_state.owns(__name__, _forget_settings)

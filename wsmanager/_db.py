@@ -21,6 +21,8 @@ from asgiref.sync import sync_to_async
 from django.db import close_old_connections, connections
 from django.db.backends.signals import connection_created
 
+from . import _state
+
 __all__ = ["close_old_connections_if_used", "forget_use", "mark_used"]
 
 _used = False
@@ -51,3 +53,6 @@ async def close_old_connections_if_used() -> None:
     global _used
     if _used:
         _used = await sync_to_async(_close_and_check)()
+
+
+_state.owns(__name__, forget_use)

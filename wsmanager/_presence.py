@@ -52,6 +52,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from . import _handler_classes as catalog
+from . import _state
 from .exceptions import ConfigurationError
 from .registry import ConnectionInfo, Departure, get_registry
 
@@ -278,3 +279,6 @@ async def restore(info: ConnectionInfo) -> None:
     for the groups its member entered (its loss may have been announced)."""
     for group in sorted(await get_registry().add(info)):
         await announce(info.handler, group, "joined", Member.of(info))
+
+
+_state.owns(__name__, reset)

@@ -60,6 +60,7 @@ from wsmanager_client import protocol
 
 from . import _handler_classes as catalog
 from . import _presence as presence
+from . import _state
 from ._conf import get_settings
 from .connection._limits import TokenBucket
 from .exceptions import ConfigurationError, RegistryUnavailable
@@ -504,3 +505,6 @@ def reset() -> None:
     _trimmed.clear()
     _enabled.clear()
     _address_buckets.clear()
+
+
+_state.owns(__name__, reset)

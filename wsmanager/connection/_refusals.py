@@ -44,6 +44,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from .. import _state
 from ..observe._logs import LogThrottle
 
 __all__ = ["MAX_ECHO", "Refusal", "echo", "http_status", "log_refusal", "reset", "send_refusal"]
@@ -128,3 +129,6 @@ def reset(clock: Callable[[], float] = time.monotonic) -> None:
     (tests; :func:`wsmanager.testing.reset`)."""
     global _throttle
     _throttle = LogThrottle(clock=clock)
+
+
+_state.owns(__name__, reset)

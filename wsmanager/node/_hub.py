@@ -46,6 +46,7 @@ from typing import Any
 
 from channels.layers import get_channel_layer
 
+from .. import _state
 from .._conf import get_settings
 from ..connection._outbox import Message
 from ..exceptions import DeliveryError, InvokeError, SocketNotFound, SocketParked, WsManagerError
@@ -448,7 +449,7 @@ _drain_requested: Callable[[float | None], None] | None = None
 
 
 def on_drain_request(callback: Callable[[float | None], None] | None) -> None:
-    """Set what a ``wsmanager.ops.drain`` request from another process runs (period in seconds)."""
+    """Set what a ``wsmanager.drain`` message from another process runs (period in seconds)."""
     global _drain_requested
     _drain_requested = callback
 
@@ -467,3 +468,6 @@ def reset_node() -> None:
     if _node is not None:
         _node.cancel()
     _node = None
+
+
+_state.owns(__name__, reset_node)

@@ -17,6 +17,8 @@ from __future__ import annotations
 import enum
 from collections import Counter
 
+from .. import _state
+
 __all__ = ["EVENTS", "Count", "bump", "reset", "stats"]
 
 
@@ -89,3 +91,6 @@ def stats() -> dict[str, int]:
 def reset() -> None:
     """Set every counter back to zero (tests; see :func:`wsmanager.testing.reset`)."""
     _counts.clear()
+
+
+_state.owns(__name__, reset)

@@ -14,6 +14,8 @@ that is the drain's job.
 
 from __future__ import annotations
 
+from .. import _state
+
 __all__ = ["is_draining", "set_draining"]
 
 _draining = False
@@ -28,3 +30,10 @@ def set_draining(draining: bool = True) -> None:
 def is_draining() -> bool:
     """Whether :func:`set_draining` marked the process as draining."""
     return _draining
+
+
+def _forget() -> None:
+    set_draining(False)
+
+
+_state.owns(__name__, _forget)

@@ -57,7 +57,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from .. import servers
+from .. import _state, servers
 from .._conf import get_settings
 from ..node import _hub as node
 from ..node._hub import get_node
@@ -257,3 +257,13 @@ async def _drain_then(chain: Callable[[], None], period: float | None = None) ->
         logger.exception("drain failed; handing over to the server")
     finally:
         chain()
+
+
+def reset() -> None:
+    """Forget the hooked loop and the drain under way (tests; :func:`wsmanager.testing.reset`)."""
+    global _hooked_loop, _drain_task
+    _hooked_loop = None
+    _drain_task = None
+
+
+_state.owns(__name__, reset)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from django.utils.module_loading import import_string
 
+from .. import _state
 from .._conf import get_settings
 from ..exceptions import ConfigurationError
 from ._base import PARKED, Claim, ConnectionInfo, Departure, RegistryBackend
@@ -67,3 +68,6 @@ def reset_registry() -> None:
     """Forget the process's backend instance (and journal); the next call builds a new one."""
     global _instance, _journal_instance
     _instance = _journal_instance = None
+
+
+_state.owns(__name__, reset_registry)
