@@ -38,9 +38,9 @@ from django.http import HttpRequest, JsonResponse
 from .._conf import get_settings
 from ..exceptions import RegistryUnavailable
 from ..registry import get_registry
-from ._health import is_draining
+from ._health import is_draining, set_draining
 
-__all__ = ["health", "readiness", "readiness_checks"]
+__all__ = ["health", "is_draining", "readiness", "readiness_checks", "set_draining"]
 
 logger = logging.getLogger(__name__)
 
