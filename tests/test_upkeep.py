@@ -184,6 +184,26 @@ async def test_the_node_beats_twice_per_heartbeat_interval(monkeypatch: pytest.M
     await node.upkeep.announcing  # nothing to announce: ends at once
 
 
+async def test_the_intake_and_the_writer_report_to_the_sockets_activity() -> None:
+    """One ``Activity`` per socket, shared by its intake (frames in) and its writer (frames out);
+    the heartbeat reads ``sock.activity.last``, a typed attribute of the socket."""
+    comm = WebsocketCommunicator(application, "/ws/record/")
+    assert (await comm.connect())[0]
+    (sid,) = await RecordingHandler.manager.aids()
+    sock = get_node().sockets[sid]
+    assert sock.activity is sock.intake.activity is sock.writer.activity  # type: ignore[attr-defined]
+    sock.activity.last = 0.0
+    await comm.send_to(text_data="ping")  # in: the intake sets it, then the echo goes out
+    assert await comm.receive_from() == "ping"
+    after_echo = sock.activity.last
+    assert after_echo > 0.0
+    sock.activity.last = 0.0
+    assert sock.writer.push({"type": "websocket.send", "text": "out only"})
+    assert await comm.receive_from() == "out only"  # out: the writer sets it
+    assert sock.activity.last > 0.0
+    await comm.disconnect()
+
+
 async def test_a_beat_publishes_the_last_activity_of_the_local_sockets(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

@@ -15,6 +15,8 @@ import time
 from collections.abc import Callable
 from time import time as _wall_time  # not time.time: tests replace the module's clock with a fake
 
+from ._activity import Activity
+
 __all__ = ["Intake", "IntakeVerdict", "TokenBucket", "too_big"]
 
 
@@ -84,21 +86,24 @@ class Intake:
     is not refused resets the strikes.
     """
 
-    __slots__ = ("_bucket", "_strikes", "active", "max_message_size", "strikes")
+    __slots__ = ("_bucket", "_strikes", "activity", "max_message_size", "strikes")
 
     def __init__(
-        self, max_message_size: int | None, rate_limit: tuple[float, float] | None, strikes: int
+        self,
+        max_message_size: int | None,
+        rate_limit: tuple[float, float] | None,
+        strikes: int,
+        activity: Activity | None = None,
     ) -> None:
         self.max_message_size = max_message_size
         self._bucket = TokenBucket(*rate_limit) if rate_limit else None
         self.strikes = strikes
         self._strikes = 0
-        #: Unix time of the last frame checked (0.0 before any): the socket's last
-        #: activity in, which the heartbeat publishes (wsmanager.node._heartbeat).
-        self.active = 0.0
+        #: The socket's activity: each frame checked is its last activity in.
+        self.activity = activity if activity is not None else Activity()
 
     def check(self, data: str | bytes, cost_of: Callable[[str | bytes], int] | None = None) -> IntakeVerdict:
-        self.active = _wall_time()
+        self.activity.last = _wall_time()
         if too_big(data, self.max_message_size):
             return IntakeVerdict.TOO_BIG
         cost = 1 if cost_of is None or self._bucket is None else cost_of(data)

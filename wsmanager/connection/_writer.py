@@ -35,6 +35,7 @@ from .._aio import run_eagerly
 from ..observe import _hub as observe
 from ..observe._counters import Count, bump
 from ..servers import DIRECT_LIMIT
+from ._activity import Activity
 from ._lifecycle import CloseCode
 from ._outbox import Message, Outbox, Verdict
 
@@ -57,7 +58,7 @@ class Writer:
     __slots__ = (
         "_closing",
         "_task",
-        "active",
+        "activity",
         "buffered",
         "close",
         "direct",
@@ -67,7 +68,14 @@ class Writer:
         "send",
     )
 
-    def __init__(self, outbox: Outbox, close: Close, label: str = "", handler: str = "") -> None:
+    def __init__(
+        self,
+        outbox: Outbox,
+        close: Close,
+        label: str = "",
+        handler: str = "",
+        activity: Activity | None = None,
+    ) -> None:
         self.outbox = outbox
         self.handler = handler  # the socket's handler_name, for observers
         self.close = close
@@ -79,9 +87,8 @@ class Writer:
         self.direct: Callable[[Message], bool] | None = None
         self._task: asyncio.Task[None] | None = None
         self._closing: asyncio.Task[None] | None = None
-        #: Unix time of the socket's last frame written (0.0 before any): its last
-        #: activity out, which the heartbeat publishes (wsmanager.node._heartbeat).
-        self.active = 0.0
+        #: The socket's activity: each frame written is its last activity out.
+        self.activity = activity if activity is not None else Activity()
 
     def push(self, message: Message) -> bool:
         """Queue ``message``; False if refused (and counted). Never waits for the transport."""
@@ -93,7 +100,7 @@ class Writer:
             except Exception:  # the awaited path meets the same failure and closes 1011
                 written = False
             if written:
-                self.active = time.time()
+                self.activity.last = time.time()
                 if observe.hub is not None:
                     observe.hub.frame_sent(self.handler)
                 return True
@@ -185,7 +192,7 @@ class Writer:
             assert send is not None, "Writer.send is set before the first frame is released"
             while (message := outbox.next()) is not None:
                 await send(message)
-                self.active = time.time()
+                self.activity.last = time.time()
                 if observe.hub is not None:
                     observe.hub.frame_sent(self.handler)
         except Exception as exc:

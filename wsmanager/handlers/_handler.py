@@ -58,6 +58,7 @@ from .. import _presence as presence
 from .._conf import get_settings
 from .._manager import Manager, get_manager
 from ..connection import _admission as admission
+from ..connection._activity import Activity
 from ..connection._addresses import client_address
 from ..connection._lifecycle import CloseCode, Lifecycle, State, chosen_close_code, new_socket_id
 from ..connection._limits import Intake, IntakeVerdict
@@ -118,6 +119,7 @@ class WebSocketHandler(Hooks, AsyncWebsocketConsumer):  # type: ignore[misc]
     id: str
     info: ConnectionInfo
     lifecycle: Lifecycle
+    activity: Activity
     writer: Writer
     intake: Intake
     scope: dict[str, Any]
@@ -143,8 +145,9 @@ class WebSocketHandler(Hooks, AsyncWebsocketConsumer):  # type: ignore[misc]
         self.id = ""
         self.lifecycle = Lifecycle()
         outbox = Outbox(self.max_send_backlog, get_settings().max_outgoing_queue)
-        self.writer = Writer(outbox, self.close, handler=self.handler_name)
-        self.intake = Intake(self.max_message_size, self.rate_limit, self.rate_limit_strikes)
+        self.activity = Activity()
+        self.writer = Writer(outbox, self.close, handler=self.handler_name, activity=self.activity)
+        self.intake = Intake(self.max_message_size, self.rate_limit, self.rate_limit_strikes, self.activity)
         self._released: asyncio.Future[None] | None = None
         self._sent_code: int | None = None  # the close code this side sent, if it closed
         self._requested_code: int | None = None  # the client's, when it closed on purpose

@@ -37,6 +37,7 @@ from typing import Protocol
 
 from .. import _presence as presence
 from .._aio import cancel_requested
+from ..connection._activity import Activity
 from ..exceptions import RegistryUnavailable
 from ..observe import _counters as counters
 from ..observe import _hub as observe
@@ -55,6 +56,8 @@ class Held(Protocol):
     id: str
     #: The socket's registry entry as this process last wrote it.
     info: ConnectionInfo
+    #: Its last frame in or out.
+    activity: Activity
 
     @property
     def settled(self) -> bool:
@@ -71,11 +74,6 @@ class Host(Protocol):
 
     def holds(self, sock: Held) -> bool:
         """Whether ``sock`` is still open in this process."""
-
-
-def _active(sock: Held, part: str) -> float:
-    """``sock.<part>.active``, or 0.0 for a socket without it (the node's sockets are handlers)."""
-    return float(getattr(getattr(sock, part, None), "active", 0.0))
 
 
 class Upkeep:
@@ -125,15 +123,14 @@ class Upkeep:
     def activity(self) -> dict[str, float]:
         """Socket id -> Unix time of its last frame in or out, for the local sockets that had one.
 
-        Read from each handler's intake (``intake.active``, the last frame in, see
-        :mod:`wsmanager.connection._limits`) and writer (``writer.active``, the last frame out, see
-        :mod:`wsmanager.connection._writer`): one attribute set per frame, nothing else.
+        Read from each socket's :class:`~wsmanager.connection._activity.Activity`, which its
+        intake and writer set on each frame in and out.
         """
         found: dict[str, float] = {}
         for sock in self.host.held():
-            active = max(_active(sock, "intake"), _active(sock, "writer"))
-            if active:
-                found[sock.id] = active
+            last = sock.activity.last
+            if last:
+                found[sock.id] = last
         return found
 
     async def heartbeat_loop(self, interval: float) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
+from ..connection._activity import Activity
 from ..connection._outbox import Message
 from ..registry import ConnectionInfo
 
@@ -32,6 +33,8 @@ class LocalSocket(Protocol):
     info: ConnectionInfo
     #: Where its frames go (a broadcast hands each socket the same message).
     writer: Outlet
+    #: Its last frame in or out (the heartbeat publishes it).
+    activity: Activity
 
     @property
     def settled(self) -> bool:

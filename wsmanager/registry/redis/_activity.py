@@ -7,13 +7,13 @@ expires with the node's liveness when the node stops beating: nothing to
 sweep. Nothing is written per frame.
 
 :class:`LastActivity` is a mixin of :class:`~wsmanager.registry.redis.RedisRegistry`,
-kept here so that the registry's module stays readable in one sitting.
+one of the package's mixins, each declaring what it uses of the registry.
 """
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from contextlib import AbstractAsyncContextManager
 
 from redis.asyncio import Redis
 
@@ -25,11 +25,10 @@ __all__ = ["LastActivity"]
 class LastActivity:
     """``put_node_activity`` and ``last_activity`` over the ``P:activity:<node>`` hashes."""
 
+    # Provided by RedisRegistry, declared as the other mixins (``_recovery``) declare them.
     prefix: str
     node_ttl: float
-
-    def _redis(self, action: str, sweep: bool = True) -> contextlib.AbstractAsyncContextManager[Redis]:
-        raise NotImplementedError  # RedisRegistry's
+    _redis: Callable[..., AbstractAsyncContextManager[Redis]]
 
     def _activity_key(self, node: str) -> str:
         return f"{self.prefix}:activity:{node}"
