@@ -17,8 +17,8 @@ from wsmanager.jsonrpc._declarations import (
     Notification,
     Param,
     declared_errors,
+    declared_params,
     json_schema,
-    params_of,
     raises,
 )
 
@@ -132,17 +132,18 @@ def test_the_schemas_accept_and_refuse_the_values_the_annotations_do(
 
 
 def test_params_of_a_mapping_keeps_its_order_and_requires_every_param() -> None:
-    assert params_of({"b": int, "a": str}) == [Param("b", int, True), Param("a", str, True)]
+    assert declared_params({"b": int, "a": str}) == [Param("b", int, True), Param("a", str, True)]
 
 
 def test_params_of_a_typeddict_follow_its_required_keys() -> None:
-    assert params_of(Point) == [Param("x", int, True), Param("y", int, True), Param("label", str, False)]
+    expected = [Param("x", int, True), Param("y", int, True), Param("label", str, False)]
+    assert declared_params(Point) == expected
 
 
 @pytest.mark.parametrize("spec", [Opaque, {1: int}, ["a"], "text"])
 def test_params_of_anything_else_is_a_type_error(spec: Any) -> None:
     with pytest.raises(TypeError, match="params must"):
-        params_of(spec)
+        declared_params(spec)
 
 
 def test_raises_stacks_declared_errors_in_order() -> None:

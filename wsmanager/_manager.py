@@ -124,9 +124,9 @@ class Manager:
         """The groups a socket is in; SocketNotFound if it is not open."""
         return (await self.aget(socket_id)).groups
 
-    async def auser_sockets(self, user_id: Any) -> list[str]:
+    async def auser_sockets(self, user: Any) -> list[str]:
         """Ids of the open sockets of a user (a user object or its primary key)."""
-        return await get_registry().user_sockets(self.handler_name, _user_id(user_id))
+        return await get_registry().user_sockets(self.handler_name, _user_id(user))
 
     async def ais_online(self, user: Any) -> bool:
         """Whether the user (object or primary key) has an open socket in any process."""

@@ -39,10 +39,10 @@ from ..exceptions import ConfigurationError
 from ..jsonrpc._declarations import (
     ClientMethod,
     Notification,
-    ParamSpec,
+    Params,
     declared_errors,
+    declared_params,
     json_schema,
-    params_of,
 )
 from ..jsonrpc._dispatch import RpcHandler
 
@@ -197,9 +197,9 @@ def _declared(
     return out
 
 
-def _declared_params(where: str, spec: ParamSpec) -> list[dict[str, Any]]:
+def _declared_params(where: str, spec: Params) -> list[dict[str, Any]]:
     try:
-        params = params_of(spec)
+        params = declared_params(spec)
     except TypeError as exc:
         raise ConfigurationError(f"{where}: {exc}") from None
     return [{"name": p.name, "schema": json_schema(p.annotation), "required": p.required} for p in params]

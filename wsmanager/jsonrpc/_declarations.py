@@ -41,10 +41,10 @@ __all__ = [
     "ErrorCode",
     "Notification",
     "Param",
-    "ParamSpec",
+    "Params",
     "declared_errors",
+    "declared_params",
     "json_schema",
-    "params_of",
     "raises",
 ]
 
@@ -53,7 +53,7 @@ _RAISES = "__wsmanager_raises__"
 
 #: Params of a declaration: name -> annotation (in order), or a ``TypedDict``
 #: class (its ``NotRequired`` keys become optional params).
-ParamSpec = Mapping[str, Any] | type
+Params = Mapping[str, Any] | type
 
 
 @dataclass(frozen=True)
@@ -65,7 +65,7 @@ class Notification:
     the mapping's order, the client's handler gets them as its arguments).
     """
 
-    params: ParamSpec = field(default_factory=dict)
+    params: Params = field(default_factory=dict)
     description: str = ""
     by_position: bool = False
 
@@ -78,7 +78,7 @@ class ClientMethod:
     ``by_position`` as for :class:`Notification`.
     """
 
-    params: ParamSpec = field(default_factory=dict)
+    params: Params = field(default_factory=dict)
     result: Any = Any
     description: str = ""
     by_position: bool = False
@@ -118,7 +118,7 @@ def declared_errors(fn: Any) -> tuple[ErrorCode, ...]:
     return tuple(getattr(fn, _RAISES, ()))
 
 
-def params_of(spec: ParamSpec) -> list[Param]:
+def declared_params(spec: Params) -> list[Param]:
     """The params of a declaration, in order; raises TypeError for a malformed one."""
     if isinstance(spec, type):
         if not typing.is_typeddict(spec):
@@ -177,7 +177,7 @@ def _schema(hint: Any, seen: tuple[Any, ...]) -> dict[str, Any]:
     if hint in seen:  # a recursive TypedDict or dataclass: stop at any object
         return {"type": "object"}
     if isinstance(hint, type) and typing.is_typeddict(hint):
-        return _object(hint.__name__, params_of(hint), (*seen, hint))
+        return _object(hint.__name__, declared_params(hint), (*seen, hint))
     if isinstance(hint, type) and dataclasses.is_dataclass(hint):
         hints = typing.get_type_hints(hint)
         fields = [Param(f.name, hints.get(f.name, Any), _field_required(f)) for f in dataclasses.fields(hint)]
