@@ -54,8 +54,7 @@ def test_w003_when_runserver_would_not_serve_websockets(
 # -- a real project -------------------------------------------------------------------------
 
 HANDLERS = """
-from wsmanager import RpcHandler
-from wsmanager import rpc
+from wsmanager import RpcHandler, rpc
 
 
 class PingHandler(RpcHandler):

@@ -171,8 +171,7 @@ class Note(models.Model):
 """
 
 HANDLERS = """
-from wsmanager import RpcError, RpcHandler
-from wsmanager import rpc
+from wsmanager import RpcError, RpcHandler, rpc
 
 from .models import Note
 
