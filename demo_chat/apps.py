@@ -11,7 +11,7 @@ class DemoChatConfig(AppConfig):
         from . import checks  # noqa: F401  (registration side effect)
 
         try:  # the demo's Prometheus metrics (GET /metrics), when prometheus-client is installed
-            from wsmanager import metrics
+            from wsmanager.ops import metrics
         except ImportError:
             return
         metrics.install()

@@ -94,7 +94,7 @@ if REDIS_URL:
 else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
     WSMANAGER = {}
-# Seconds over which SIGTERM closes the sockets before the server stops (wsmanager.drain).
+# Seconds over which SIGTERM closes the sockets before the server stops (wsmanager.ops.drain).
 WSMANAGER["DRAIN_PERIOD"] = float(os.environ.get("WSMANAGER_DRAIN_PERIOD", "5"))
 
 LOGGING = {

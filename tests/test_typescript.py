@@ -19,8 +19,8 @@ from django.core.management import call_command
 from demo_chat.handlers import ChatHandler
 from tests.contract_handlers import ShopHandler
 from tests.node_tools import CLIENT_DTS, require, tsc
-from wsmanager.openrpc import openrpc_document
-from wsmanager.typescript import interface_name, ts_type, typescript_declarations
+from wsmanager.contract import openrpc_document
+from wsmanager.contract._typescript import interface_name, ts_type, typescript_declarations
 
 PRELUDE = {
     "chat": 'import { Client } from "./wsmanager.js";\n'
