@@ -62,7 +62,7 @@ class TestRedisHistory(HistoryContract):
     async def test_a_deleted_hash_starts_a_new_epoch(self, store: RedisHistory, redis_url: str) -> None:
         await publish(store, 3)
         before = (await store.read("h", "t", None, limit=0, ttl=None)).position
-        meta, stream = store.keys("h", "t")
+        meta, _stream = store.keys("h", "t")
         async with aioredis.Redis.from_url(redis_url) as r:
             assert await r.delete(meta) == 1
         published = await store.append("h", "t", "e", "1", size=10, ttl=None)
