@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Iterator
+from urllib.parse import urlencode
 from typing import Any
 
 import pytest
@@ -17,7 +18,7 @@ from demo_chat.live import LiveHandler
 from demo_chat.models import Task
 from demo_chat.routing import websocket_urlpatterns
 from tests import topic_handlers
-from tests.topic_handlers import TopicHandler, application
+from tests.topic_handlers import RecoverableTopicHandler, TopicHandler, application
 from wsmanager import ConfigurationError, RpcHandler, stats, topic, websocket_app
 from wsmanager.testing import RpcCommunicator
 from wsmanager.topics import Position, get_history, match, observe_model
@@ -283,6 +284,30 @@ async def test_a_failed_subscribe_leaves_the_group_and_counts_what_it_held(
         assert answer["error"]["code"] == -32603
         assert await manager.agroup_members("topic:news") == []
         assert stats()["dropped_subscribe_failed"] == 1
+
+
+async def test_a_resumed_socket_is_still_subscribed_and_gets_what_it_missed() -> None:
+    """Connection recovery keeps the group, and journals publications for a parked socket."""
+    recoverable = RecoverableTopicHandler.manager
+    client = RpcCommunicator(application, "/ws/recoverable/")
+    assert (await client.connect())[0]
+    token = client.hello["params"]["recovery"]["token"]
+    await client.call("rpc.subscribe", topic="news")
+    await recoverable.apublish("news", "e", 1)
+    first = await client.next_notification()
+    await client.send_input({"type": "websocket.disconnect", "code": 1006})
+    await client.wait(1.0)
+    await recoverable.apublish("news", "e", 2)
+    await recoverable.apublish("news", "e", 3)
+    query = urlencode({"wsm_resume": token, "wsm_offset": first["offset"]})
+    back = RpcCommunicator(application, f"/ws/recoverable/?{query}")
+    assert (await back.connect())[0]
+    assert back.id == client.id and back.hello["params"]["recovered"] is True
+    replayed = [(await back.next_notification())["params"]["offset"] for _ in range(3)]
+    assert replayed == [1, 2, 3]  # the journal's margin repeats the offset given: the client drops it
+    await recoverable.apublish("news", "e", 4)
+    assert (await back.next_notification())["params"]["offset"] == 4
+    await back.disconnect()
 
 
 # -- publishing ------------------------------------------------------------------------------------

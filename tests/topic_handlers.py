@@ -47,6 +47,18 @@ class PlainHandler(RpcHandler):
     handler_name = "topics-plain"
 
 
-application = websocket_app([route(r"^ws/topics/$", TopicHandler), route(r"^ws/plain/$", PlainHandler)])
+class RecoverableTopicHandler(RpcHandler):
+    handler_name = "topics-recoverable"
+    recovery_window = 30.0
+    topics = [topic("news")]
 
-__all__ = ["PlainHandler", "TopicHandler", "application", "asyncio", "hold"]
+
+application = websocket_app(
+    [
+        route(r"^ws/topics/$", TopicHandler),
+        route(r"^ws/plain/$", PlainHandler),
+        route(r"^ws/recoverable/$", RecoverableTopicHandler),
+    ]
+)
+
+__all__ = ["PlainHandler", "RecoverableTopicHandler", "TopicHandler", "application", "asyncio", "hold"]
