@@ -208,6 +208,28 @@ async def test_state_comes_without_since_and_after_a_lost_gap_only() -> None:
         assert other["recovered"] is False and other["epoch"] == position.epoch
 
 
+async def test_subscribes_in_a_batch_replay_before_the_batch_answer() -> None:
+    await manager.apublish("news", "a", 1)
+    await manager.apublish("news", "b", 2)
+    epoch = (await manager.ahistory("news", limit=0)).position.epoch
+    batch = [
+        {
+            "jsonrpc": "2.0",
+            "id": 1,
+            "method": "rpc.subscribe",
+            "params": {"topic": "news", "since": {"offset": 0, "epoch": epoch}},
+        },
+        {"jsonrpc": "2.0", "id": 2, "method": "rpc.subscribe", "params": {"topic": "even.2"}},
+    ]
+    async with RpcCommunicator(application, PATH) as client:
+        await client.send_to(text_data=json.dumps(batch))
+        frames = [await client.receive_json_from() for _ in range(3)]
+        assert [f["params"]["offset"] for f in frames[:2]] == [1, 2]
+        assert [(a["id"], a["result"]["topic"]) for a in frames[2]] == [(1, "news"), (2, "even.2")]
+        await manager.apublish("even.2", "c", 3)
+        assert await next_publication(client) == ("even.2", 1, "c")
+
+
 # -- the races of a subscribe -------------------------------------------------------------------
 async def test_a_publication_between_the_join_and_the_read_arrives_once(
     monkeypatch: pytest.MonkeyPatch,
