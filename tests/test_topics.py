@@ -6,8 +6,8 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Iterator
-from urllib.parse import urlencode
 from typing import Any
+from urllib.parse import urlencode
 
 import pytest
 from asgiref.sync import sync_to_async
