@@ -158,19 +158,16 @@ def _template_text(text: str) -> str:
 
 
 def _subscribe(topic: Mapping[str, Any]) -> list[str]:
-    """One ``subscribe`` overload: the pattern's names, its events' data types."""
+    """One ``subscribe`` overload: the pattern's names, its events and their data.
+
+    ``Publication<D, E>`` and ``Subscription<D>`` are the client's (wsmanager.d.ts):
+    ``D`` the union of the events' data types, ``E`` of their names; so the untyped
+    ``Client`` stays assignable to the interface (no cast)."""
     events = topic.get("events") or {}
-    if events:
-        shapes = [
-            f"(Publication<{ts_type(schema)}> & {{ readonly event: {_literal(name)} }})"
-            for name, schema in events.items()
-        ]
-        publication = " | ".join(shapes)
-        data = _union([ts_type(schema) for schema in events.values()])
-    else:
-        publication, data = "Publication", "unknown"
+    data = _union([ts_type(schema) for schema in events.values()]) if events else "unknown"
+    names = " | ".join(_literal(name) for name in events) if events else "string"
     doc = str(topic.get("description") or topic.get("summary") or "")
-    listed = ", ".join(f"`{name}`" for name in events)
+    listed = ", ".join(f"`{name}` ({ts_type(schema)})" for name, schema in events.items())
     doc = "\n\n".join(
         part
         for part in (
@@ -184,8 +181,8 @@ def _subscribe(topic: Mapping[str, Any]) -> list[str]:
     return [
         *_jsdoc(doc),
         f"  subscribe(topic: {topic_type(str(topic['pattern']))}, "
-        f"onPublication: (publication: {publication}) => unknown, "
-        f"options?: SubscribeOptions): Subscription<{data}>;",
+        f"onPublication: (publication: Publication<{data}, {names}>, subscription: Subscription<{data}>) => void, "
+        f"options?: SubscribeOptions): Promise<Subscription<{data}>>;",
     ]
 
 
