@@ -181,7 +181,8 @@ def _subscribe(topic: Mapping[str, Any]) -> list[str]:
     return [
         *_jsdoc(doc),
         f"  subscribe(topic: {topic_type(str(topic['pattern']))}, "
-        f"onPublication: (publication: Publication<{data}, {names}>, subscription: Subscription<{data}>) => void, "
+        f"onPublication: (publication: Publication<{data}, {names}>, "
+        f"subscription: Subscription<{data}>) => void, "
         f"options?: SubscribeOptions): Promise<Subscription<{data}>>;",
     ]
 
