@@ -49,10 +49,10 @@ from typing import Any, Protocol
 
 from wsmanager_client.protocol import INVALID_PARAMS, UNAVAILABLE
 
+from ..conf import get_settings
 from ..counters import Count, bump
 from ..exceptions import RpcError, SocketNotFound
 from ..outbox import Message, frame
-from ..conf import get_settings
 from ..registry import ConnectionInfo
 from ._history import FRAME_PREFIX, Position, Publication
 from ._patterns import GROUP_PREFIX, MAX_TOPIC_LENGTH, Topic, group_of, match
