@@ -1,7 +1,7 @@
 from django.contrib import admin
 from django.urls import path, re_path
 
-from wsmanager import probes
+from wsmanager.ops import probes
 
 from . import views
 from .handlers import ROOM_PATTERN

@@ -49,10 +49,10 @@ from typing import Any, Protocol
 
 from wsmanager_client.protocol import INVALID_PARAMS, UNAVAILABLE
 
-from ..conf import get_settings
-from ..counters import Count, bump
+from .._conf import get_settings
+from ..connection._outbox import Message, frame
 from ..exceptions import RpcError, SocketNotFound
-from ..outbox import Message, frame
+from ..observe._counters import Count, bump
 from ..registry import ConnectionInfo
 from ._history import FRAME_PREFIX, Position, Publication
 from ._patterns import GROUP_PREFIX, MAX_TOPIC_LENGTH, Topic, group_of, match
@@ -66,7 +66,7 @@ __all__ = [
     "Subscriptions",
 ]
 
-logger = logging.getLogger("wsmanager.topics")
+logger = logging.getLogger(__name__)
 
 #: No topic pattern of the handler matches the name.
 UNKNOWN_TOPIC = -32010
