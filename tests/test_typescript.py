@@ -257,3 +257,25 @@ def test_schemas_become_typescript_types(schema: dict[str, Any], ts: str) -> Non
 )
 def test_interface_names_come_from_the_class_or_the_title(document: dict[str, Any], name: str) -> None:
     assert interface_name(document) == name
+
+
+def test_topics_become_typed_subscribe_overloads() -> None:
+    """One ``subscribe`` per pattern: its names as a literal or template literal type, its
+    events' names and data as the client's ``Publication<D, E>``; the client's topic types
+    imported only then. (Compiled against the client's wsmanager.d.ts where it declares
+    ``subscribe``: see the clients' tests.)"""
+    from demo_chat.live import LiveHandler
+    from wsmanager.contract._typescript import topic_type
+
+    text = typescript_declarations(openrpc_document(LiveHandler))
+    assert "import type { Client, InvokeOptions, Publication, SubscribeOptions, Subscription }" in text
+    assert 'extends Omit<Client, "subscribe">' in text
+    task = "{ id: number; title: string; done: boolean }"
+    assert (
+        f'subscribe(topic: "tasks", onPublication: (publication: Publication<{task}, "created" | "deleted" | '
+        f'"updated">, subscription: Subscription<{task}>) => void, options?: SubscribeOptions): '
+        f"Promise<Subscription<{task}>>;"
+    ) in text
+    assert "subscribe(topic: `user.${number}`" in text and 'Publication<{ text: string }, "notice">' in text
+    assert "Publication" not in typescript_declarations(openrpc_document(ChatHandler))
+    assert topic_type("order.<slug:ref>.`x`${y}") == "`order.${string}.\\`x\\`\\${y}`"
