@@ -298,7 +298,8 @@ def test_subscribe_waits_for_a_connection_and_fails_when_closed(
     subscribe(app_page, "late")
     assert outcome(app_page, "late") == {"error": {"name": "NotConnectedError", "reason": "closed"}}
     errors = app_page.evaluate(
-        """() => [["", () => {}], [5, () => {}], ["t", () => {}, {sinse: 1}], ["t", () => {}, {since: {offset: "1"}}]]
+        """() => [["", () => {}], [5, () => {}], ["t", () => {}, {sinse: 1}],
+                  ["t", () => {}, {since: {offset: "1"}}]]
             .map((args) => { try { window.c.subscribe(...args); } catch (e) { return e.message; } })"""
     )
     assert errors == [
