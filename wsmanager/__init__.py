@@ -27,6 +27,7 @@ from .presence import Member
 from .registry import ConnectionInfo, Departure, RegistryBackend
 from .routing import route, websocket_app
 from .rpc import RpcHandler, rpc
+from .topics import Topic, observe_model, topic
 
 __version__ = "0.1.0"
 
@@ -50,11 +51,14 @@ __all__ = [
     "SocketNotFound",
     "SocketParked",
     "State",
+    "Topic",
     "WebSocketHandler",
     "WsManagerError",
     "get_manager",
+    "observe_model",
     "route",
     "rpc",
     "stats",
+    "topic",
     "websocket_app",
 ]

@@ -1,0 +1,54 @@
+"""The live socket of the demo: topics over JSON-RPC (docs/topics.md).
+
+Route: ``/ws/live/``. Topics:
+
+* ``tasks``: anyone may subscribe; events ``created``, ``updated``,
+  ``deleted`` with data ``{"id", "title", "done"}``, published after commit
+  by the model observer below (saves and deletes anywhere: the HTTP API,
+  the admin, a shell) and by the bulk view (``bulk_create`` sends no
+  signal). The subscribe result's ``state`` is ``{"tasks": [...]}``, the
+  first :data:`STATE_LIMIT` tasks.
+* ``user.<int:id>``: only the logged-in user ``id``; event ``notice`` with
+  ``{"text"}``, published when that user's session changes tasks through
+  the HTTP API.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from asgiref.sync import sync_to_async
+
+from wsmanager import RpcHandler, observe_model, topic
+
+from .models import Task
+
+#: The most tasks a subscribe's ``state`` (and ``GET /api/tasks``) lists.
+STATE_LIMIT = 1000
+
+
+def task_list() -> list[dict[str, Any]]:
+    return [task.to_json() for task in Task.objects.all()[:STATE_LIMIT]]
+
+
+async def tasks_state(socket: Any) -> dict[str, Any]:
+    return {"tasks": await sync_to_async(task_list)()}
+
+
+async def own_user(socket: Any, id: int) -> bool:
+    """Only the logged-in user ``id`` may subscribe to ``user.<id>``."""
+    user = socket.scope.get("user")
+    return user is not None and user.is_authenticated and user.pk == id
+
+
+class LiveHandler(RpcHandler):
+    """A page that watches topics."""
+
+    handler_name = "live"
+    topics = [
+        topic("tasks", initial=tasks_state),
+        topic("user.<int:id>", authorize=own_user, history_size=100),
+    ]
+
+
+observe_model(Task, LiveHandler, topic="tasks", serialize=Task.to_json)
