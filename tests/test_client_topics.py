@@ -23,7 +23,7 @@ from wsmanager_client import (
     Unrecovered,
     connect,
 )
-from wsmanager_client.topics import Subscriptions, parse_position
+from wsmanager_client.topics import Delivery, Subscriptions, parse_position
 
 FAST = {"reconnect_delay": 0.01, "reconnect_max_delay": 0.02, "heartbeat_interval": None, "timeout": 5}
 
@@ -65,17 +65,33 @@ def test_positions_are_parsed_strictly(value: Any, position: Position | None) ->
 
 async def test_offsets_at_or_below_the_position_are_duplicates() -> None:
     sub = await subscription()
-    assert sub.accepted({"offset": 4, "epoch": "e1", "recovered": False}, None) is None
+    assert sub.accepted({"offset": 4, "epoch": "e1", "recovered": False}, None) == Delivery()
     assert sub.position == Position(4, "e1") and sub.active
-    assert [sub.deliver(pub(n))[0] for n in (5, 5, 3, 4, 7, 6)] == [True, False, False, False, True, False]
-    assert sub.duplicates == 4 and sub.position == Position(7, "e1")
+    ready = [[p.offset for p in sub.deliver(pub(n)).ready] for n in (5, 5, 3, 4, 6)]
+    assert ready == [[5], [], [], [], [6]]
+    assert sub.duplicates == 3 and sub.position == Position(6, "e1")
+
+
+async def test_a_gap_is_held_until_filled_and_asks_for_a_repair() -> None:
+    """Offsets grow by one: 9 after 6 waits for 7 and 8; each step says whether a gap remains."""
+    sub = await subscription()
+    sub.accepted({"offset": 6, "epoch": "e1", "recovered": False}, None)
+    assert sub.deliver(pub(9)) == Delivery(repair=True)
+    assert sub.deliver(pub(9)) == Delivery(repair=True) and sub.duplicates == 1
+    assert sub.deliver(pub(7)) == Delivery([pub(7)], repair=True)
+    assert sub.deliver(pub(8)) == Delivery([pub(8), pub(9)], repair=False)
+    assert sub.position == Position(9, "e1") and sub.held == {}
+    # The repair's answer jumps past what is held: the held ones are dropped, counted.
+    assert sub.deliver(pub(11)) == Delivery(repair=True)
+    assert sub.accepted({"offset": 12, "epoch": "e1", "recovered": True}, Position(9, "e1")) == Delivery()
+    assert sub.held == {} and sub.duplicates == 2
 
 
 async def test_an_answer_behind_the_publications_keeps_the_later_position() -> None:
     """Live publications may arrive before the subscribe answer: the position is the greater one."""
     sub = await subscription(since=Position(2, "e1"))
-    assert sub.deliver(pub(3)) == (True, None) and sub.deliver(pub(4)) == (True, None)
-    assert sub.accepted({"offset": 3, "epoch": "e1", "recovered": True}, Position(2, "e1")) is None
+    assert sub.deliver(pub(3)).ready == [pub(3)] and sub.deliver(pub(4)).ready == [pub(4)]
+    assert sub.accepted({"offset": 3, "epoch": "e1", "recovered": True}, Position(2, "e1")) == Delivery()
     assert sub.position == Position(4, "e1")
 
 
@@ -84,16 +100,15 @@ async def test_recovered_false_and_a_new_epoch_are_unrecovered() -> None:
     assert sub.start_from() == Position(2, "old")
     unrecovered = sub.accepted(
         {"offset": 9, "epoch": "new", "recovered": False, "state": [1]}, Position(2, "old")
-    )
+    ).unrecovered
     assert unrecovered == Unrecovered("tasks", Position(2, "old"), Position(9, "new"), "history")
     assert sub.state == [1] and sub.start_from() == Position(9, "new")
     # A missing `recovered` is not a recovery either.
     again = await subscription()
-    assert again.accepted({"offset": 1, "epoch": "e"}, Position(0, "e")) is not None
+    assert again.accepted({"offset": 1, "epoch": "e"}, Position(0, "e")).unrecovered is not None
     # While subscribed, a publication from another epoch: the history was lost on the server.
-    assert sub.deliver(pub(1, "newer")) == (
-        True,
-        Unrecovered("tasks", Position(9, "new"), Position(1, "newer"), "epoch"),
+    assert sub.deliver(pub(1, "newer")) == Delivery(
+        [pub(1, "newer")], Unrecovered("tasks", Position(9, "new"), Position(1, "newer"), "epoch")
     )
 
 
@@ -350,3 +365,26 @@ async def test_coroutine_callbacks_run_one_after_another_in_order(server: Server
         async with asyncio.timeout(5):
             await done.wait()
     assert seen == [("start", 1), ("end", 1), ("start", 2), ("end", 2), ("start", 3), ("end", 3)]
+
+
+async def test_a_gap_is_repaired_by_a_subscribe_from_the_position(server: Server) -> None:
+    """A publication that skips ahead is held and the client subscribes again from its position;
+    the late one and the replay fill the gap; the callback sees every offset once, in order."""
+    got = Got()
+    async with connect(server.url, **FAST) as client:
+        peer = await server.next_peer()
+        task = asyncio.create_task(client.subscribe("tasks", got))
+        await peer.answer(await peer.recv("rpc.subscribe"), offset=10, epoch="e1", recovered=False)
+        await task
+        await peer.publish(11)
+        await peer.publish(13)
+        repair = await peer.recv("rpc.subscribe")
+        assert repair["params"] == {"topic": "tasks", "since": {"offset": 11, "epoch": "e1"}}
+        await peer.publish(12)  # late, live
+        for n in (12, 13):  # the replay
+            await peer.publish(n)
+        await peer.answer(repair, offset=13, epoch="e1", recovered=True)
+        await peer.publish(14)
+        await got.until(lambda items: len(items) == 4)
+        assert offsets(got.items) == [11, 12, 13, 14]
+        assert client.stats.publications_duplicate == 2

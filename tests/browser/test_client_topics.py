@@ -351,3 +351,39 @@ def test_a_drop_before_the_answer_subscribes_again_on_the_next_connection(
     answer(second, request, topic="tasks", offset=3, epoch="e1", recovered=True)
     assert outcome(app_page, "tasks")["position"] == {"offset": 3, "epoch": "e1"}
     assert [p[0] for p in got(app_page, "tasks", 1)] == [3]
+
+
+def test_a_gap_is_held_and_repaired_by_a_subscribe_from_the_position(
+    app_page: Page, fake_server: FakeServer
+) -> None:
+    """Offsets grow by one: one that skips ahead is held, and the client subscribes again from
+    its position at once; the missing one, live or replayed, goes first; order is kept."""
+    make_client(app_page, fake_server.url())
+    peer = fake_server.next_peer()
+    subscribe(app_page, "tasks")
+    answer(peer, recv_method(peer, "rpc.subscribe"), topic="tasks", offset=10, epoch="e1", recovered=False)
+    outcome(app_page, "tasks")
+    publish(peer, "tasks", 11)
+    publish(peer, "tasks", 13)  # 12 is late (another process published it)
+    repair = recv_method(peer, "rpc.subscribe")
+    assert repair["params"] == {"topic": "tasks", "since": {"offset": 11, "epoch": "e1"}}
+    assert [p[0] for p in got(app_page, "tasks", 1)] == [11]
+    publish(peer, "tasks", 12)  # the late one arrives live
+    assert [p[0] for p in got(app_page, "tasks", 3)] == [11, 12, 13]
+    publish(peer, "tasks", 12)  # the replay before the answer: already delivered
+    publish(peer, "tasks", 13)
+    answer(peer, repair, topic="tasks", offset=13, epoch="e1", recovered=True)
+
+    publish(peer, "tasks", 15)  # 14 never comes live: the replay brings it
+    repair = recv_method(peer, "rpc.subscribe")
+    assert repair["params"]["since"] == {"offset": 13, "epoch": "e1"}
+    publish(peer, "tasks", 14)
+    publish(peer, "tasks", 15)
+    answer(peer, repair, topic="tasks", offset=15, epoch="e1", recovered=True)
+    publish(peer, "tasks", 16)
+    assert [p[0] for p in got(app_page, "tasks", 6)] == [11, 12, 13, 14, 15, 16]
+    assert app_page.evaluate("[window.sub.duplicates, window.sub.position]") == [
+        3,
+        {"offset": 16, "epoch": "e1"},
+    ]
+    assert events(app_page, "unrecovered") == []

@@ -402,6 +402,7 @@
       this._attempt = null; // the rpc.subscribe in flight (answers of older ones are ignored)
       this._subscribedOnce = false;
       this._duplicates = 0;
+      this._held = new Map(); // offset -> publication that came after a gap, until the gap is filled
       this._state = undefined;
       let resolve;
       let reject;
@@ -482,22 +483,55 @@
       if (this._persist) this._client._storePosition(this._topic, position);
     }
 
-    /** A publication for this topic: delivered, or dropped when its offset was delivered already. */
+    /**
+     * A publication for this topic: delivered; dropped when its offset was delivered already;
+     * held when it comes after a gap (offsets grow by one), until the missing ones arrive, live
+     * or replayed by a subscribe from the position (which the client sends at once).
+     */
     _deliver(publication) {
       const last = this._position;
-      if (last !== null && last.epoch === publication.epoch && publication.offset <= last.offset) {
+      const sameEpoch = last !== null && last.epoch === publication.epoch;
+      if (sameEpoch && publication.offset <= last.offset) {
         this._duplicates += 1;
         return;
       }
-      const newEpoch = last !== null && last.epoch !== publication.epoch && this._active;
-      this._advance({ offset: publication.offset, epoch: publication.epoch });
+      if (sameEpoch && this._active && publication.offset > last.offset + 1) {
+        if (this._held.has(publication.offset)) this._duplicates += 1;
+        else this._held.set(publication.offset, publication);
+        this._client._repair(this);
+        return;
+      }
+      const newEpoch = last !== null && !sameEpoch && this._active;
+      this._take(publication);
       if (newEpoch) this._unrecovered(last, "epoch");
+      this._release();
+    }
+
+    _take(publication) {
+      this._advance({ offset: publication.offset, epoch: publication.epoch });
       try {
         this._onPublication.call(this, publication, this);
       } catch (err) {
         this._client._emit("error", { error: err });
         reportError(err);
       }
+    }
+
+    /** Deliver the held publications that follow the position; true when a gap remains. */
+    _release() {
+      for (const [offset, held] of Array.from(this._held)) {
+        const position = this._position;
+        if (position === null || held.epoch !== position.epoch || offset <= position.offset) {
+          this._held.delete(offset); // Delivered meanwhile, or of an epoch that is gone.
+          this._duplicates += 1;
+        }
+      }
+      let next;
+      while (this._position !== null && (next = this._held.get(this._position.offset + 1)) !== undefined) {
+        this._held.delete(next.offset);
+        this._take(next);
+      }
+      return this._held.size > 0;
     }
 
     /** The server accepted an rpc.subscribe that asked for `since` (or null). */
@@ -514,6 +548,7 @@
       this._emit("subscribed", { offset, epoch, recovered, resubscribe, state: result.state });
       if (!resubscribe) this._settle.resolve(this);
       if (since !== null && !recovered) this._unrecovered(since, "history");
+      if (this._release()) this._client._repair(this);
     }
 
     _unrecovered(since, reason) {
@@ -861,6 +896,11 @@
       if (error !== null) sub._ended(error);
     }
 
+    /** A gap in a subscription's offsets: subscribe again from its position (the server replays). */
+    _repair(sub) {
+      if (this._greeted && sub._attempt === null && !sub._closed) this._sendSubscribe(sub);
+    }
+
     /** Subscribe again on a new connection, from each subscription's position. */
     _resubscribe() {
       for (const sub of Array.from(this._subscriptions.values())) {
@@ -1088,6 +1128,7 @@
       for (const sub of this._subscriptions.values()) {
         sub._active = false;
         sub._attempt = null; // Its answer will not come on this socket: the next one subscribes again.
+        sub._held.clear(); // The next subscribe replays them.
       }
       if (this._id !== null) this._previousId = this._id;
       this._id = null;

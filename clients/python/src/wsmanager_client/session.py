@@ -90,7 +90,7 @@ from .protocol import (
 )
 from .recovery import Recovery, frame_offsets
 from .serving import Handler, Handlers
-from .topics import Position, Subscription, Subscriptions
+from .topics import Delivery, Position, Subscription, Subscriptions
 from .transport import ClientConnection, Loss, WsConnectionClosed, abort, ended, is_open, open_socket
 
 __all__ = ["Session"]
@@ -514,11 +514,12 @@ class Session:
                 subscription, InvokeError(self._id or "", "rpc.subscribe", detail[:300])
             )
             return
-        unrecovered = subscription.accepted(result, since)
+        duplicates = subscription.duplicates
+        delivery = subscription.accepted(result, since)
+        self._stats.publications_duplicate += subscription.duplicates - duplicates
         if not subscription.first.done():
             subscription.first.set_result(subscription)
-        if unrecovered is not None:
-            self._emit(subscription.on_unrecovered, unrecovered)
+        self._hand_over(subscription, delivery)
 
     def _subscription_failed(self, subscription: Subscription, exc: WsManagerError) -> None:
         """An ``rpc.subscribe`` was refused (or not answered in time): the subscription ends."""
@@ -553,20 +554,25 @@ class Session:
             self._stats.publications_ignored += 1
             return
         subscription, publication = routed
-        new, unrecovered = subscription.deliver(publication)
-        if not new:
-            self._stats.publications_duplicate += 1
-            return
-        if unrecovered is not None:
-            self._emit(subscription.on_unrecovered, unrecovered)
-        try:
-            result = subscription.on_publication(publication)
-        except Exception as exc:
-            logger.exception("wsmanager_client: the callback of topic %r raised", subscription.topic)
-            self._report(exc)
-            return
-        if inspect.isawaitable(result):
-            subscription.tail = self._spawn(_in_turn(subscription.tail, result, self._report))
+        duplicates = subscription.duplicates
+        self._hand_over(subscription, subscription.deliver(publication))
+        self._stats.publications_duplicate += subscription.duplicates - duplicates
+
+    def _hand_over(self, subscription: Subscription, delivery: Delivery) -> None:
+        """Report, deliver in order, and subscribe again from the position when a gap remains."""
+        if delivery.unrecovered is not None:
+            self._emit(subscription.on_unrecovered, delivery.unrecovered)
+        for publication in delivery.ready:
+            try:
+                result = subscription.on_publication(publication)
+            except Exception as exc:
+                logger.exception("wsmanager_client: the callback of topic %r raised", subscription.topic)
+                self._report(exc)
+                continue
+            if inspect.isawaitable(result):
+                subscription.tail = self._spawn(_in_turn(subscription.tail, result, self._report))
+        if delivery.repair and self._greeted and subscription.attempt == 0 and not subscription.closed:
+            self._send_subscribe(subscription)
 
     def _call_timeout(self) -> float | None:
         timeout = self.options.timeout

@@ -11,9 +11,11 @@ Guarantees:
 * A publication reaches the callback at most once and in offset order within
   an epoch: one whose offset is at or below the subscription's position (the
   last delivered, or the subscribe answer's offset) is dropped and counted
-  (``Stats.publications_duplicate``). One for a topic with no subscription
-  (unsubscribed meanwhile) or malformed is dropped and counted
-  (``Stats.publications_ignored``).
+  (``Stats.publications_duplicate``). Offsets grow by one: one that skips
+  ahead while subscribed is held, and the session subscribes again from the
+  position at once, so that the missing ones (late, or replayed) go first.
+  One for a topic with no subscription (unsubscribed meanwhile) or malformed
+  is dropped and counted (``Stats.publications_ignored``).
 * After every new connection (a resumed session included) each subscription
   is sent again with its position as ``since``: the server replays what it
   still has, and what was delivered already is dropped.
@@ -31,10 +33,11 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 __all__ = [
+    "Delivery",
     "Position",
     "Publication",
     "Subscription",
@@ -80,6 +83,16 @@ class Unrecovered:
     since: Position
     position: Position | None
     reason: Literal["history", "epoch"]
+
+
+@dataclass(slots=True)
+class Delivery:
+    """What one publication or answer leads to: the publications to hand over, in order, what
+    to report, and whether a gap remains (then subscribe again from the position)."""
+
+    ready: list[Publication] = field(default_factory=list)
+    unrecovered: Unrecovered | None = None
+    repair: bool = False
 
 
 def _is_offset(value: Any) -> bool:
@@ -129,6 +142,7 @@ class Subscription:
         self.first: asyncio.Future[Subscription] = asyncio.get_running_loop().create_future()
         self.first.add_done_callback(lambda f: f.cancelled() or f.exception())
         self.tail: asyncio.Future[Any] | None = None  # the last coroutine callback: the next waits for it
+        self.held: dict[int, Publication] = {}  # publications after a gap, until it is filled
 
     @property
     def position(self) -> Position | None:
@@ -152,19 +166,39 @@ class Subscription:
         """
         await self._unsubscribe(self)
 
-    def deliver(self, publication: Publication) -> tuple[bool, Unrecovered | None]:
-        """Whether ``publication`` is new (then it is the position); what to report if an epoch changed."""
+    def deliver(self, publication: Publication) -> Delivery:
+        """Take one publication: new ones become the position (with the held ones they free)."""
         last = self._position
-        if last is not None and last.epoch == publication.epoch and publication.offset <= last.offset:
+        same_epoch = last is not None and last.epoch == publication.epoch
+        if last is not None and same_epoch and publication.offset <= last.offset:
             self.duplicates += 1
-            return False, None
+            return Delivery()
+        if last is not None and same_epoch and self.active and publication.offset > last.offset + 1:
+            if publication.offset in self.held:
+                self.duplicates += 1
+            self.held[publication.offset] = publication
+            return Delivery(repair=True)
+        delivery = Delivery([publication])
         self._position = Position(publication.offset, publication.epoch)
-        if last is not None and last.epoch != publication.epoch and self.active:
-            return True, Unrecovered(self.topic, last, self._position, "epoch")
-        return True, None
+        if last is not None and not same_epoch and self.active:
+            delivery.unrecovered = Unrecovered(self.topic, last, self._position, "epoch")
+        delivery.repair = self._release(delivery.ready)
+        return delivery
 
-    def accepted(self, result: Mapping[str, Any], since: Position | None) -> Unrecovered | None:
-        """Take the answer to an ``rpc.subscribe`` that asked for ``since``; what to report, if anything."""
+    def _release(self, ready: list[Publication]) -> bool:
+        """Move the held publications that follow the position to ``ready``; true when a gap remains."""
+        position = self._position
+        for offset, held in list(self.held.items()):
+            if position is None or held.epoch != position.epoch or offset <= position.offset:
+                del self.held[offset]  # delivered meanwhile, or of an epoch that is gone
+                self.duplicates += 1
+        while position is not None and (following := self.held.pop(position.offset + 1, None)) is not None:
+            ready.append(following)
+            position = self._position = Position(following.offset, following.epoch)
+        return bool(self.held)
+
+    def accepted(self, result: Mapping[str, Any], since: Position | None) -> Delivery:
+        """Take the answer to an ``rpc.subscribe`` that asked for ``since``."""
         answer = Position(result["offset"], result["epoch"])
         last = self._position
         if last is None or last.epoch != answer.epoch or answer.offset > last.offset:
@@ -172,9 +206,11 @@ class Subscription:
         self._state = result.get("state")
         self.active = True
         self.subscribed_once = True
+        delivery = Delivery()
         if since is not None and result.get("recovered") is not True:
-            return Unrecovered(self.topic, since, self._position, "history")
-        return None
+            delivery.unrecovered = Unrecovered(self.topic, since, self._position, "history")
+        delivery.repair = self._release(delivery.ready)
+        return delivery
 
     def __repr__(self) -> str:
         status = "closed" if self.closed else "active" if self.active else "pending"
@@ -217,6 +253,7 @@ class Subscriptions:
         for subscription in self._by_topic.values():
             subscription.active = False
             subscription.attempt = 0
+            subscription.held.clear()  # the next subscribe replays them
 
     def route(self, params: Any) -> tuple[Subscription, Publication] | None:
         """The subscription and publication of an ``rpc.publication``'s params, or ``None``."""
