@@ -15,7 +15,8 @@ Route: ``/ws/live/``. Topics:
 
 from __future__ import annotations
 
-from typing import Any
+import os
+from typing import Any, TypedDict
 
 from asgiref.sync import sync_to_async
 
@@ -25,6 +26,18 @@ from .models import Task
 
 #: The most tasks a subscribe's ``state`` (and ``GET /api/tasks``) lists.
 STATE_LIMIT = 1000
+
+
+class TaskJson(TypedDict):
+    """A task as the topic ``tasks`` and the HTTP API show it."""
+
+    id: int
+    title: str
+    done: bool
+
+
+class Notice(TypedDict):
+    text: str
 
 
 def task_list() -> list[dict[str, Any]]:
@@ -45,9 +58,22 @@ class LiveHandler(RpcHandler):
     """A page that watches topics."""
 
     handler_name = "live"
+    #: As the chat's: the library's default unless the environment says otherwise.
+    max_connections_per_address = int(os.environ.get("DEMO_MAX_PER_ADDRESS", "256")) or None
     topics = [
-        topic("tasks", initial=tasks_state),
-        topic("user.<int:id>", authorize=own_user, history_size=100),
+        topic(
+            "tasks",
+            initial=tasks_state,
+            events={"created": TaskJson, "updated": TaskJson, "deleted": TaskJson},
+            description="Every task change, after commit; the initial state is `{tasks: [...]}`.",
+        ),
+        topic(
+            "user.<int:id>",
+            authorize=own_user,
+            history_size=100,
+            events={"notice": Notice},
+            description="Only the logged-in user `id`: what that user's session did.",
+        ),
     ]
 
 

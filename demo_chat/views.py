@@ -21,6 +21,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from django.conf import settings
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
@@ -272,16 +273,26 @@ def task(request: HttpRequest, task_id: int) -> HttpResponse:
 def tasks_bulk(request: HttpRequest) -> HttpResponse:
     """POST ``{"titles": [...]}`` (1 to 100): 201 with the tasks, created in one transaction;
     one ``created`` per task, in order, after the commit (``bulk_create`` sends no signal,
-    so the view publishes them itself)."""
+    so the view publishes them itself). 409, rolled back, publishing nothing, when the
+    list would then hold more than ``DEMO_MAX_TASKS``."""
     titles = json_body(request).get("titles")
     if not isinstance(titles, list) or not 1 <= len(titles) <= MAX_BULK:
         raise ValueError(f'"titles" must be a list of 1 to {MAX_BULK} titles')
     cleaned = [title_of(t, "titles[]") for t in titles]
-    with transaction.atomic():
-        created = Task.objects.bulk_create([Task(title=t) for t in cleaned])
-        if any(t.pk is None for t in created):  # a backend that does not return ids
-            created = list(Task.objects.order_by("-id")[: len(cleaned)])[::-1]
-        for t in created:
-            LiveHandler.manager.publish_on_commit("tasks", "created", t.to_json())
-        notice(request, f"you created {len(created)} tasks")
+    try:
+        with transaction.atomic():
+            created = Task.objects.bulk_create([Task(title=t) for t in cleaned])
+            if any(t.pk is None for t in created):  # a backend that does not return ids
+                created = list(Task.objects.order_by("-id")[: len(cleaned)])[::-1]
+            for t in created:
+                LiveHandler.manager.publish_on_commit("tasks", "created", t.to_json())
+            notice(request, f"you created {len(created)} tasks")
+            if Task.objects.count() > settings.DEMO_MAX_TASKS:  # counted after the insert: no race
+                raise TooMany()
+    except TooMany:  # rolled back: nothing created, nothing published
+        return error(409, f"the list holds at most {settings.DEMO_MAX_TASKS} tasks")
     return JsonResponse({"tasks": [t.to_json() for t in created]}, status=201)
+
+
+class TooMany(Exception):
+    """A bulk request would take the list past ``DEMO_MAX_TASKS``."""

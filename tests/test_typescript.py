@@ -257,3 +257,19 @@ def test_schemas_become_typescript_types(schema: dict[str, Any], ts: str) -> Non
 )
 def test_interface_names_come_from_the_class_or_the_title(document: dict[str, Any], name: str) -> None:
     assert interface_name(document) == name
+
+
+def test_topics_become_typed_subscribe_overloads() -> None:
+    """One ``subscribe`` per pattern: its names as a literal or template literal type, its
+    events as a union of publications; the client's topic types imported only then."""
+    from demo_chat.live import LiveHandler
+    from wsmanager.typescript import topic_type
+
+    text = typescript_declarations(openrpc_document(LiveHandler))
+    assert "import type { Client, InvokeOptions, Publication, SubscribeOptions, Subscription }" in text
+    assert 'extends Omit<Client, "subscribe">' in text
+    assert 'subscribe(topic: "tasks", onPublication: (publication: (Publication<{ id: number;' in text
+    assert '& { readonly event: "deleted" })' in text
+    assert "subscribe(topic: `user.${number}`" in text and "Subscription<{ text: string }>" in text
+    assert "Publication" not in typescript_declarations(openrpc_document(ChatHandler))
+    assert topic_type("order.<slug:ref>.`x`${y}") == "`order.${string}.\\`x\\`\\${y}`"

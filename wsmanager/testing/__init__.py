@@ -43,7 +43,7 @@ from urllib.parse import urlsplit
 
 from channels.testing import WebsocketCommunicator
 
-from .. import counters, db, health, presence, recovery, refusals
+from .. import counters, db, health, presence, recovery, refusals, topics
 from ..exceptions import RemoteError, WsManagerError
 from ..node import reset_node
 from ..registry import get_registry, reset_registry
@@ -54,8 +54,10 @@ __all__ = ["HandshakeRefused", "RpcCommunicator", "areset", "reset", "session_co
 def reset() -> None:
     """Forget the process's singletons (between tests): registry instance, node,
     counters, the database-use flag, presence's gathered changes and warnings, the
-    draining mark, what recovery learnt of journals, and which refusals were logged."""
+    draining mark, what recovery learnt of journals, which refusals were logged,
+    and the topics' history store (the in-memory history with it)."""
     reset_registry()
+    topics.reset_history()
     reset_node()
     counters.reset()
     db.forget_use()

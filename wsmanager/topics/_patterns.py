@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import inspect
 import re
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -70,6 +70,10 @@ class Topic:
     initializer: Initial | None = None
     history_size: int | None = None
     history_ttl: float | None = None
+    #: Event name -> the annotation of its data, for the generated contract only
+    #: (OpenRPC ``x-topics``, TypeScript): publishing is not checked against it.
+    events: Mapping[str, Any] = field(default_factory=dict, compare=False)
+    description: str = ""
     _route: RoutePattern = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -91,6 +95,15 @@ class Topic:
         except Exception as exc:
             raise ConfigurationError(f"topic pattern {self.pattern!r} is invalid: {exc}") from exc
         object.__setattr__(self, "_route", route)
+        if not isinstance(self.events, Mapping) or not all(isinstance(e, str) and e for e in self.events):
+            raise ConfigurationError(f"topic {self.pattern!r}: events maps event names to annotations")
+
+    @property
+    def parameters(self) -> dict[str, str]:
+        """Each converter parameter and its converter's name (``{"id": "int"}``)."""
+        return {
+            found["parameter"]: found["converter"] or "str" for found in _PARAMETER.finditer(self.pattern)
+        }
 
     def match(self, name: str) -> dict[str, Any] | None:
         """The converters' values when ``name`` matches the whole pattern; None otherwise."""
@@ -136,14 +149,19 @@ def topic(
     initial: Initial | None = None,
     history_size: int | None = None,
     history_ttl: float | None = None,
+    events: Mapping[str, Any] | None = None,
+    description: str = "",
 ) -> Topic:
     """A topic pattern for a handler's ``topics`` list (see the module).
 
     ``authorize(socket, **kwargs)`` returns whether the socket may subscribe
     (None: anyone may); ``initial(socket, **kwargs)`` the state sent with the
-    subscribe result. Both may be coroutines or plain functions.
+    subscribe result. Both may be coroutines or plain functions. ``events``
+    (event name -> annotation of its data) and ``description`` document the
+    topic in the generated contract (``manage.py wsmanager schema`` /
+    ``typescript``).
     """
-    return Topic(pattern, authorize, initial, history_size, history_ttl)
+    return Topic(pattern, authorize, initial, history_size, history_ttl, dict(events or {}), description)
 
 
 def match(patterns: Iterable[Topic], name: str) -> tuple[Topic, dict[str, Any]] | None:

@@ -14,7 +14,8 @@ offsets from 1 again, when the hash is missing, or when the hash says
 publications were made but the stream is missing (a flushed or restarted
 Redis without persistence, a deleted key, the keys' expiry). An append is
 ``HINCRBY`` + ``XADD ... MAXLEN = size`` + age trimming (``XTRIM MINID``
-past the entries older than ``ttl``) + ``PEXPIRE`` of both keys
+past the entries older than ``ttl``, after one ``XRANGE ... COUNT 1`` that
+finds the oldest is young enough, the usual case) + ``PEXPIRE`` of both keys
 (``ttl`` plus a day after the last publication; no expiry without ``ttl``).
 A read trims by age the same way, then ``XRANGE``s after the offset.
 
@@ -53,6 +54,8 @@ local function ensure(fresh, key_ttl)
   return epoch, last
 end
 local function trim_older(cutoff)
+  local oldest = redis.call('XRANGE', stream, '-', '+', 'COUNT', 1)
+  if #oldest == 0 or tonumber(oldest[1][2][2]) >= cutoff then return end
   while true do
     local batch = redis.call('XRANGE', stream, '-', '+', 'COUNT', 100)
     if #batch == 0 then return end

@@ -38,6 +38,7 @@ dropped for that socket, and it leaves the group again.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import Callable, Mapping, Sequence
@@ -115,6 +116,8 @@ class _Pending:
     answered: Position | None = None
     #: The socket was subscribed before this subscribe began.
     was_member: bool = False
+    #: The task that runs the call, which writes its answer (and then settles).
+    owner: asyncio.Task[Any] | None = field(default_factory=asyncio.current_task)
 
 
 def _bad(message: str) -> RpcError:
@@ -206,8 +209,10 @@ class Subscriptions:
         pending.held.clear()
 
     def settle(self) -> None:
-        """The answers of the calls that ran are written: close the gates they left open."""
-        for pending in [p for p in self._pending.values() if p.answered is not None]:
+        """The answers of the calls this task ran are written: close the gates they left open
+        (another task's answered subscribe waits for its own answer, e.g. later in its batch)."""
+        task = asyncio.current_task()
+        for pending in [p for p in self._pending.values() if p.answered is not None and p.owner is task]:
             self._close(pending, deliver=True)
 
     # -- the calls ---------------------------------------------------------------------
