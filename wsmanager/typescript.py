@@ -161,10 +161,7 @@ def _subscribe(topic: Mapping[str, Any]) -> list[str]:
     """One ``subscribe`` overload: the pattern's names, its events' data types."""
     events = topic.get("events") or {}
     if events:
-        shapes = [
-            f"(Publication<{ts_type(schema)}> & {{ readonly event: {_literal(name)} }})"
-            for name, schema in events.items()
-        ]
+        shapes = [f"Publication<{ts_type(schema)}, {_literal(name)}>" for name, schema in events.items()]
         publication = " | ".join(shapes)
         data = _union([ts_type(schema) for schema in events.values()])
     else:
@@ -185,7 +182,7 @@ def _subscribe(topic: Mapping[str, Any]) -> list[str]:
         *_jsdoc(doc),
         f"  subscribe(topic: {topic_type(str(topic['pattern']))}, "
         f"onPublication: (publication: {publication}) => unknown, "
-        f"options?: SubscribeOptions): Subscription<{data}>;",
+        f"options?: SubscribeOptions): Promise<Subscription<{data}>>;",
     ]
 
 

@@ -156,8 +156,11 @@ export interface TopicPosition {
   readonly epoch: string;
 }
 
-/** One `rpc.publication`, as given to the callback of {@link Client.subscribe}. */
-export interface Publication<T = unknown> {
+/**
+ * One `rpc.publication`, as given to the callback of {@link Client.subscribe}: `T` its data,
+ * `E` its event's name (a typed client narrows both per event).
+ */
+export interface Publication<T = unknown, E extends string = string> {
   /** The topic's name. */
   readonly topic: string;
   /** Its offset in the topic's history. */
@@ -165,7 +168,7 @@ export interface Publication<T = unknown> {
   /** The history's epoch. */
   readonly epoch: string;
   /** What happened, e.g. "created". */
-  readonly event: string;
+  readonly event: E;
   /** Its data. */
   readonly data: T;
 }
@@ -419,9 +422,9 @@ export declare class Client extends EventTarget {
    * Rejects with RpcError -32010 (unknown topic), -32011 (not authorized), -32012 (too many
    * subscriptions) or -32602 (bad params), InvokeTimeoutError, or NotConnectedError.
    */
-  subscribe<T = unknown>(
+  subscribe<T = unknown, E extends string = string>(
     topic: string,
-    onPublication: (publication: Publication<T>, subscription: Subscription<T>) => void,
+    onPublication: (publication: Publication<T, E>, subscription: Subscription<T>) => void,
     options?: SubscribeOptions,
   ): Promise<Subscription<T>>;
   /** Listen to a client event. */
