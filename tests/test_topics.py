@@ -19,7 +19,7 @@ from demo_chat.models import Task
 from demo_chat.routing import websocket_urlpatterns
 from tests import topic_handlers
 from tests.topic_handlers import RecoverableTopicHandler, TopicHandler, application
-from wsmanager import ConfigurationError, RpcHandler, stats, topic, websocket_app
+from wsmanager import ConfigurationError, RpcHandler, SocketNotFound, stats, topic, websocket_app
 from wsmanager.testing import RpcCommunicator
 from wsmanager.topics import Position, get_history, match, observe_model
 
@@ -330,6 +330,19 @@ async def test_a_resumed_socket_is_still_subscribed_and_gets_what_it_missed() ->
     await recoverable.apublish("news", "e", 4)
     assert (await back.next_notification())["params"]["offset"] == 4
     await back.disconnect()
+
+
+async def test_a_socket_the_registry_lost_is_told_to_try_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A shared registry that took the socket's process for dead forgot it (it is re-added by
+    the next heartbeat): the subscribe is answered -32005, not an internal error."""
+
+    async def lost(self: Any, group: str) -> None:
+        raise SocketNotFound(self.id, self.handler_name)
+
+    monkeypatch.setattr(TopicHandler, "join", lost)
+    async with RpcCommunicator(application, PATH) as client:
+        answer = await client.request("rpc.subscribe", topic="news")
+        assert answer["error"]["code"] == -32005
 
 
 # -- publishing ------------------------------------------------------------------------------------

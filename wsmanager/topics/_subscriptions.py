@@ -45,10 +45,10 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from wsmanager_client.protocol import INVALID_PARAMS
+from wsmanager_client.protocol import INVALID_PARAMS, UNAVAILABLE
 
 from ..counters import Count, bump
-from ..exceptions import RpcError
+from ..exceptions import RpcError, SocketNotFound
 from ..outbox import Message, frame
 from ..registry import ConnectionInfo
 from ._history import FRAME_PREFIX, Position, Publication
@@ -237,7 +237,10 @@ class Subscriptions:
         pending = _Pending(name, was_member=was_member)
         self._open(pending)
         try:
-            await socket.join(group)
+            try:
+                await socket.join(group)
+            except SocketNotFound:  # the shared registry lost it (its process seemed dead): re-added soon
+                raise RpcError(UNAVAILABLE, "Service temporarily unavailable", "try again") from None
             size, ttl = bounds(pattern)
             read = await get_history().read(socket.handler_name, name, since, limit=size, ttl=ttl)
             result: dict[str, Any] = {"topic": name}
