@@ -274,6 +274,7 @@ def test_unsubscribe_stops_delivery_and_forgets_the_position(app_page: Page, fak
         0,
     ]
     assert stored(app_page) == {}
+    assert [e["error"] for e in events(app_page, "unsubscribed")] == [None]
     # A second unsubscribe sends nothing; the topic may be subscribed again.
     app_page.evaluate("window.sub.unsubscribe()")
     subscribe(app_page, "tasks")

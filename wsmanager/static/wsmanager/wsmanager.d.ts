@@ -195,7 +195,7 @@ export interface SubscribeOptions {
   persist?: boolean;
 }
 
-/** "subscribed": the server accepted the subscription (first time, and after each reconnection). */
+/** "subscribed": the server accepted the subscription (first time, after each reconnection, after a gap repair). */
 export interface SubscribedEvent extends Event {
   /** The topic's latest offset when the server answered. */
   readonly offset: number;

@@ -379,7 +379,7 @@
    *
    * Events (use addEventListener; the event object carries the fields listed):
    * - "subscribed" {offset, epoch, recovered, resubscribe, state}: the server accepted the
-   *   subscription; on the first subscribe and after every reconnection.
+   *   subscription; on the first subscribe, after every reconnection, and after a gap repair.
    * - "unrecovered" {since, position, reason}: publications after `since` may be lost (reason
    *   "history": the server answered `recovered: false`; "epoch": a publication came from a new
    *   epoch). The application refetches the topic's state.
@@ -564,14 +564,14 @@
       }
     }
 
-    /** The subscription ended without unsubscribe(): refused, or the client closed. */
+    /** The subscription ended: unsubscribe() (error null), a refusal, or the client closed. */
     _ended(error) {
       if (!this._subscribedOnce) {
-        this._settle.reject(error);
+        if (error !== null) this._settle.reject(error);
         return;
       }
       this._emit("unsubscribed", { error });
-      if (this._onError) {
+      if (error !== null && this._onError) {
         try {
           this._onError.call(this, error);
         } catch (err) {
@@ -893,7 +893,7 @@
       sub._active = false;
       sub._attempt = null;
       if (this._subscriptions.get(sub.topic) === sub) this._subscriptions.delete(sub.topic);
-      if (error !== null) sub._ended(error);
+      sub._ended(error);
     }
 
     /** A gap in a subscription's offsets: subscribe again from its position (the server replays). */
