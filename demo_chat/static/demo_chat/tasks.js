@@ -155,7 +155,8 @@
 
   function setStatus(state) {
     ui.status.textContent = state === "open" ? "live" : state;
-    ui.status.className = `status status-${state === "open" ? "connected" : state === "idle" || state === "closed" ? "disconnected" : state}`;
+    const kind = state === "open" ? "connected" : state === "idle" || state === "closed" ? "disconnected" : state;
+    ui.status.className = `status status-${kind}`;
   }
 
   async function act(method, path, body) {

@@ -179,7 +179,10 @@ export interface UnrecoveredInfo {
   readonly since: TopicPosition;
   /** The subscription's position now. */
   readonly position: TopicPosition | null;
-  /** "history": the server no longer has them (or `since` is of another epoch); "epoch": a publication came from a new epoch. */
+  /**
+   * "history": the server no longer has them (or `since` is of another epoch);
+   * "epoch": a publication came from a new epoch.
+   */
   readonly reason: "history" | "epoch";
 }
 
@@ -195,7 +198,7 @@ export interface SubscribeOptions {
   persist?: boolean;
 }
 
-/** "subscribed": the server accepted the subscription (first time, after each reconnection, after a gap repair). */
+/** "subscribed": the server accepted (the first time, after each reconnection, after a gap repair). */
 export interface SubscribedEvent extends Event {
   /** The topic's latest offset when the server answered. */
   readonly offset: number;

@@ -429,7 +429,7 @@
       return this._active;
     }
 
-    /** True once unsubscribed (by unsubscribe(), a refusal, or the client closing before the first answer). */
+    /** True once ended: unsubscribe(), a refusal, or the client closing before the first answer. */
     get closed() {
       return this._closed;
     }
@@ -834,7 +834,9 @@
       const opts = options === undefined || options === null ? {} : options;
       if (!isPlainObject(opts)) throw new TypeError("options must be an object");
       for (const key of Object.keys(opts)) {
-        if (!SUBSCRIBE_OPTIONS.includes(key)) throw new TypeError(`unknown subscribe option ${JSON.stringify(key)}`);
+        if (!SUBSCRIBE_OPTIONS.includes(key)) {
+          throw new TypeError(`unknown subscribe option ${JSON.stringify(key)}`);
+        }
       }
       if (opts.since !== undefined && opts.since !== null && checkedPosition(opts.since) === null) {
         throw new TypeError("since must be {offset: a non-negative integer, epoch: a string}");
@@ -863,8 +865,11 @@
         (result) => {
           if (sub._attempt !== attempt) return;
           sub._attempt = null;
-          if (!isPlainObject(result) || !Number.isSafeInteger(result.offset) || typeof result.epoch !== "string") {
-            this._refused(sub, new WsManagerError(`rpc.subscribe answered without offset and epoch: ${JSON.stringify(result)}`));
+          const valid =
+            isPlainObject(result) && Number.isSafeInteger(result.offset) && typeof result.epoch === "string";
+          if (!valid) {
+            const text = JSON.stringify(result);
+            this._refused(sub, new WsManagerError(`rpc.subscribe answered without offset and epoch: ${text}`));
             return;
           }
           sub._accepted(result, since);
@@ -881,7 +886,8 @@
     _refused(sub, error) {
       if (error instanceof InvokeTimeoutError) {
         // The server may have subscribed late: undo it (the answer is not awaited).
-        this._call("rpc.unsubscribe", { topic: sub.topic }, this.options.timeout, null, false).catch(() => {});
+        const params = { topic: sub.topic };
+        this._call("rpc.unsubscribe", params, this.options.timeout, null, false).catch(() => {});
       }
       this._forgetSubscription(sub, error);
     }
@@ -1231,7 +1237,8 @@
         if (entry.call) this._settle(entry.call, null, new NotConnectedError(entry.call.method, "closed"));
       }
       for (const sub of Array.from(this._subscriptions.values())) {
-        if (!sub._subscribedOnce) this._forgetSubscription(sub, new NotConnectedError("rpc.subscribe", "closed"));
+        if (sub._subscribedOnce) continue;
+        this._forgetSubscription(sub, new NotConnectedError("rpc.subscribe", "closed"));
       }
       const ready = this._ready;
       this._ready = null;
