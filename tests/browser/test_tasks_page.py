@@ -22,9 +22,10 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
+import redis
 
 from tests import redis_support
-from tests.e2e.client import cluster_env
+from tests.e2e.client import cluster_env, running
 from tests.servers import ROOT, DaphneProcess
 
 if TYPE_CHECKING:
@@ -63,10 +64,12 @@ def site(redis_url: str) -> Iterator[tuple[DaphneProcess, dict[str, str]]]:
     yield server, env
     server.stop()
     shutil.rmtree(db.parent)
-    import redis
+    clear_redis(redis_url, env["WSMANAGER_REDIS_PREFIX"])
 
-    connection = redis.Redis.from_url(redis_url)
-    prefix = env["WSMANAGER_REDIS_PREFIX"]
+
+def clear_redis(url: str, prefix: str) -> None:
+    """Delete the keys of a test's prefix (never FLUSHDB: Redis is shared)."""
+    connection = redis.Redis.from_url(url)
     for key in connection.scan_iter(match=f"{prefix}:*"):
         connection.delete(key)
     connection.close()
@@ -287,3 +290,50 @@ def test_a_reloaded_client_subscribes_from_its_stored_position(
     got = page.evaluate("window.got")
     assert got == [[before["offset"] + 1 + n, "created", title] for n, title in enumerate(titles)]
     assert after == {"offset": before["offset"] + len(titles), "epoch": before["epoch"]}
+
+
+def test_a_page_whose_server_is_killed_catches_up_or_refetches(
+    new_page: Callable[[], Page], site: Any, redis_url: str
+) -> None:
+    """The page's server process is SIGKILLed while another process changes tasks, then starts
+    again on the same port. Within the topic's history (5 here) the page catches up from its
+    position by itself; past it the server answers `recovered: false` and the page reads the
+    list again. Either way it shows exactly the server's list."""
+    env = {
+        **site[1],
+        **cluster_env(
+            redis_url,
+            DEMO_DB=site[1]["DEMO_DB"],
+            DJANGO_SETTINGS_MODULE="demo_chat.settings",
+            DEMO_TOPIC_HISTORY_SIZE="5",
+        ),
+    }
+    restarted: list[DaphneProcess] = []
+    try:
+        with (
+            running([DaphneProcess(env=env), DaphneProcess(env=env)]) as (a, b),
+            httpx.Client(base_url=b.http_url, timeout=10) as api,
+        ):
+            clear(api)
+            page = open_tasks(new_page, a)
+            wait_shown(page, [])
+
+            a.kill()
+            for n in range(3):
+                assert api.post("/api/tasks", json={"title": f"away {n}"}).status_code == 201
+            restarted.append(DaphneProcess(port=a.port, env=env).start())
+            wait_shown(page, server_tasks(api))
+            assert [e for e in page.evaluate("window.demoTasks.log") if e["type"] == "unrecovered"] == []
+
+            restarted[-1].kill()
+            for n in range(7):
+                assert api.post("/api/tasks", json={"title": f"long away {n}"}).status_code == 201
+            restarted.append(DaphneProcess(port=a.port, env=env).start())
+            wait_shown(page, server_tasks(api))
+            log = page.evaluate("window.demoTasks.log")
+            assert [e["reason"] for e in log if e["type"] == "unrecovered"] == ["history"]
+            assert [e["type"] for e in log].count("fetched") == 2
+    finally:
+        for server in restarted:
+            server.stop()
+        clear_redis(redis_url, env["WSMANAGER_REDIS_PREFIX"])
