@@ -305,15 +305,22 @@ def test_interface_names_come_from_the_class_or_the_title(document: dict[str, An
 
 def test_topics_become_typed_subscribe_overloads() -> None:
     """One ``subscribe`` per pattern: its names as a literal or template literal type, its
-    events as a union of publications; the client's topic types imported only then."""
+    events as a union of the client's ``Publication<D, E>``, one per event; the client's topic types
+    imported only then. (Compiled against the client's wsmanager.d.ts where it declares
+    ``subscribe``: see the clients' tests.)"""
     from demo_chat.live import LiveHandler
     from wsmanager.typescript import topic_type
 
     text = typescript_declarations(openrpc_document(LiveHandler))
     assert "import type { Client, InvokeOptions, Publication, SubscribeOptions, Subscription }" in text
     assert 'extends Omit<Client, "subscribe">' in text
-    assert 'subscribe(topic: "tasks", onPublication: (publication: Publication<{ id: number;' in text
-    assert 'done: boolean }, "deleted"> | ' in text
-    assert "subscribe(topic: `user.${number}`" in text and "Promise<Subscription<{ text: string }>>" in text
+    task = "{ id: number; title: string; done: boolean }"
+    union = " | ".join(f'Publication<{task}, "{name}">' for name in ("created", "deleted", "updated"))
+    assert (
+        f'subscribe(topic: "tasks", onPublication: (publication: {union}, '
+        f"subscription: Subscription<{task}>) => void, options?: SubscribeOptions): "
+        f"Promise<Subscription<{task}>>;"
+    ) in text
+    assert "subscribe(topic: `user.${number}`" in text and 'Publication<{ text: string }, "notice">' in text
     assert "Publication" not in typescript_declarations(openrpc_document(ChatHandler))
     assert topic_type("order.<slug:ref>.`x`${y}") == "`order.${string}.\\`x\\`\\${y}`"
