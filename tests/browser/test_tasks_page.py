@@ -28,6 +28,8 @@ from tests import redis_support
 from tests.e2e.client import cluster_env, running
 from tests.servers import ROOT, DaphneProcess
 
+from .tcp_proxy import TcpProxy
+
 if TYPE_CHECKING:
     from playwright.sync_api import Page
 
@@ -337,3 +339,34 @@ def test_a_page_whose_server_is_killed_catches_up_or_refetches(
         for server in restarted:
             server.stop()
         clear_redis(redis_url, env["WSMANAGER_REDIS_PREFIX"])
+
+
+def test_a_page_cut_from_the_network_catches_up_by_itself(
+    new_page: Callable[[], Page], server: DaphneProcess, api: httpx.Client
+) -> None:
+    """The page's connection is reset (no close frame) and its retries refused while tasks change;
+    when the network is back, the client subscribes again from its position and the server replays
+    the rest: each offset applied once, in order, and no refetch. (The demo's live socket has no
+    connection recovery: this is the topic's own catching up.)"""
+    proxy = TcpProxy(server.port).start()
+    try:
+        clear(api)
+        page = new_page()
+        page.goto(f"{proxy.http_url}/tasks/?reconnectDelay=300&reconnectMaxDelay=300")
+        page.wait_for_function("window.demoTasks && window.demoTasks.subscription?.active")
+        assert api.post("/api/tasks", json={"title": "before"}).status_code == 201
+        wait_shown(page, server_tasks(api))
+
+        assert proxy.cut() >= 2
+        proxy.wait_refused(1)
+        for n in range(3):
+            assert api.post("/api/tasks", json={"title": f"missed {n}"}).status_code == 201
+        proxy.admit()
+        wait_shown(page, server_tasks(api))
+        log = page.evaluate("window.demoTasks.log")
+        offsets = [e["offset"] for e in log if e["type"] == "publication"]
+        assert offsets == sorted(set(offsets))  # each once, in order
+        assert [e for e in log if e["type"] == "unrecovered"] == []
+        assert [e["type"] for e in log].count("fetched") == 1
+    finally:
+        proxy.stop()
