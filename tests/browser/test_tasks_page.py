@@ -370,3 +370,31 @@ def test_a_page_cut_from_the_network_catches_up_by_itself(
         assert [e["type"] for e in log].count("fetched") == 1
     finally:
         proxy.stop()
+
+
+def test_a_logged_in_users_page_hears_its_own_notices(
+    new_page: Callable[[], Page], server: DaphneProcess, api: httpx.Client
+) -> None:
+    """A logged-in user's page subscribes to user.<id> too (the server lets only that user):
+    what the user's session does through the API comes back as a notice; an anonymous page
+    has no such subscription."""
+    clear(api)
+    page = new_page()
+    page.goto(f"{server.http_url}/admin/login/?next=/tasks/")
+    page.fill("#id_username", "root")
+    page.fill("#id_password", PASSWORD)
+    page.click("input[type=submit]")
+    page.wait_for_url(f"{server.http_url}/tasks/")
+    page.wait_for_function("window.demoTasks && window.demoTasks.notices?.active")
+    topic = page.evaluate("window.demoTasks.notices.topic")
+    assert re.fullmatch(r"user\.\d+", topic)
+
+    page.get_by_test_id("title-input").fill("mine")
+    page.get_by_test_id("add-button").click()
+    page.wait_for_function("document.querySelectorAll('[data-testid=user-notice]').length === 1")
+    (task,) = server_tasks(api)
+    assert page.get_by_test_id("user-notice").text_content() == f"you created task {task['id']}"
+
+    anonymous = open_tasks(new_page, server)
+    assert anonymous.evaluate("window.demoTasks.notices") is None
+    assert anonymous.evaluate("document.getElementById('notices-box').hidden") is True

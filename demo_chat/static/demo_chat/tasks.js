@@ -14,6 +14,9 @@
  * open page, this one included, shows a change the same way, wherever it was made (another
  * page, the API, the admin, a shell).
  *
+ * A logged-in user's page also subscribes to "user.<id>" (only that user may): the server
+ * publishes a `notice` there when that user's session changes tasks through the API.
+ *
  * Query parameters (milliseconds; the tests use short ones): heartbeat, heartbeatTimeout,
  * connectTimeout, reconnectDelay, reconnectMaxDelay.
  *
@@ -34,13 +37,15 @@
     form: $("add-form"),
     title: $("title"),
     list: $("tasks"),
+    notices: $("notices"),
+    noticesBox: $("notices-box"),
   };
 
   const tasks = new Map(); // id -> {id, title, done}
   // The position the list is current as of: a publication at or below it is in the list already.
   let baseline = null;
   const log = [];
-  const demo = { client: null, subscription: null, log, tasks: () => sorted() };
+  const demo = { client: null, subscription: null, notices: null, log, tasks: () => sorted() };
   window.demoTasks = demo;
 
   function clientOptions() {
@@ -153,6 +158,16 @@
     }
   }
 
+  function notice(publication) {
+    const text = publication.data && publication.data.text;
+    log.push({ type: "notice", offset: publication.offset, text });
+    const item = document.createElement("li");
+    item.dataset.testid = "user-notice";
+    item.textContent = String(text);
+    ui.notices.prepend(item);
+    ui.noticesBox.hidden = false;
+  }
+
   function setStatus(state) {
     ui.status.textContent = state === "open" ? "live" : state;
     const kind = state === "open" ? "connected" : state === "idle" || state === "closed" ? "disconnected" : state;
@@ -206,6 +221,14 @@
       demo.subscription = await client.subscribe("tasks", apply, { since, onUnrecovered: refetch });
     } catch (err) {
       showError(`could not subscribe to the tasks: ${err.message}`);
+    }
+    const userId = document.body.dataset.userId;
+    if (userId) {
+      try {
+        demo.notices = await client.subscribe(`user.${userId}`, notice);
+      } catch (err) {
+        showError(`could not subscribe to your notices: ${err.message}`);
+      }
     }
   }
 
