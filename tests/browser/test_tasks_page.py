@@ -272,7 +272,9 @@ def test_a_reloaded_client_subscribes_from_its_stored_position(
     the publications it missed, once and in order (what the /tasks/ page does with its fetched
     list, the client does by itself for any page)."""
     page = new_page()
-    page.goto(f"{server.http_url}/tasks/{QUERY}")  # a page of the demo's origin; its own client is not used
+    # A page of the demo's origin with the client library and no client of its own (the chat
+    # page before joining): the /tasks/ page's own client would keep the same position key.
+    page.goto(f"{server.http_url}/")
     subscribe = """async () => {
         window.got = [];
         const client = new wsmanager.Client("/ws/live/");
@@ -286,7 +288,7 @@ def test_a_reloaded_client_subscribes_from_its_stored_position(
     page.goto("about:blank")  # the page is gone: its client closes on purpose
     for title in titles:
         assert api.post("/api/tasks", json={"title": title}).status_code == 201
-    page.goto(f"{server.http_url}/tasks/{QUERY}")
+    page.goto(f"{server.http_url}/")
     after = page.evaluate(subscribe)
     page.wait_for_function("n => window.got.length >= n", arg=len(titles))
     got = page.evaluate("window.got")
