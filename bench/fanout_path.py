@@ -1,7 +1,7 @@
 """CPU per delivery of a room broadcast, without a server: ``python -m bench.fanout_path``.
 
 Opens ``N`` sockets on this process's node (in-memory registry and channel
-layer), each with a real :class:`~wsmanager.writer.Writer` whose server write
+layer), each with a real :class:`~wsmanager.connection._writer.Writer` whose server write
 is synchronous and free (the frame is framed once per broadcast and handed
 to a transport that drops it, as uvicorn's direct write does), all in one
 group; then ``manager.anotify_group`` to that group, repeatedly. Prints the
@@ -34,12 +34,12 @@ from websockets.asyncio.server import ServerConnection, broadcast  # noqa: E402
 from websockets.protocol import State  # noqa: E402
 from websockets.server import ServerProtocol  # noqa: E402
 
-from wsmanager.manager import get_manager  # noqa: E402
+from wsmanager._manager import get_manager  # noqa: E402
+from wsmanager.connection._outbox import Message, Outbox  # noqa: E402
+from wsmanager.connection._writer import Writer  # noqa: E402
 from wsmanager.node import get_node, reset_node  # noqa: E402
-from wsmanager.outbox import Message, Outbox  # noqa: E402
 from wsmanager.registry import ConnectionInfo, get_registry, reset_registry  # noqa: E402
 from wsmanager.servers import UvicornSansioAdapter  # noqa: E402
-from wsmanager.writer import Writer  # noqa: E402
 
 HANDLER = "bench.fanout_path"
 GROUP = "room"

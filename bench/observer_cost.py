@@ -5,7 +5,7 @@ but on a shared machine their spread is larger than the hooks' cost. This
 measures the hooks alone, in one process and without I/O: the writer's path
 for one outgoing frame (``Writer.push`` into an idle ``Outbox``, written at
 once to a ``send`` that returns at once) and the incoming frame's hook, with
-no observer installed, then with ``wsmanager.metrics`` installed. It prints
+no observer installed, then with ``wsmanager.ops.metrics`` installed. It prints
 the best of several runs, in microseconds per frame, and the difference.
 """
 
@@ -22,9 +22,10 @@ import django
 
 django.setup()
 
-from wsmanager import metrics, observe  # noqa: E402
-from wsmanager.outbox import Outbox, frame  # noqa: E402
-from wsmanager.writer import Writer  # noqa: E402
+from wsmanager.connection._outbox import Outbox, frame  # noqa: E402
+from wsmanager.connection._writer import Writer  # noqa: E402
+from wsmanager.observe import _hub as observe  # noqa: E402
+from wsmanager.ops import metrics  # noqa: E402
 
 FRAMES = 100_000
 RUNS = 7

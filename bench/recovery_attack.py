@@ -181,7 +181,7 @@ async def fill(redis_url: str, prefix: str, entries: int) -> None:
 
 async def trim_one_after(redis_url: str, prefix: str, room: str) -> None:
     """Journal one notification to ``room`` and trim it: the room's parked sockets lost it."""
-    from wsmanager.journal import key_of
+    from wsmanager.registry._journal import key_of
     from wsmanager.registry.redis import RedisRegistry
 
     registry = RedisRegistry(url=redis_url, prefix=f"{prefix}:wsm")

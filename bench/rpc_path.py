@@ -22,8 +22,11 @@ import django
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "bench.settings")  # no metrics, as the bench apps
 django.setup()
 
-from wsmanager import RpcHandler, rpc  # noqa: E402
-from wsmanager.handler import State  # noqa: E402
+from wsmanager import (  # noqa: E402
+    RpcHandler,
+    rpc,
+)
+from wsmanager.handlers._handler import State  # noqa: E402
 
 
 class PathBench(RpcHandler):

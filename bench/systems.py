@@ -173,7 +173,7 @@ class WsManager(System):
 
 
 class WsManagerMetrics(WsManager):
-    """wsmanager with ``wsmanager.metrics.install()`` (bench/apps/wsm_metrics.py), for ``--metrics``:
+    """wsmanager with ``wsmanager.ops.metrics.install()`` (bench/apps/wsm_metrics.py), for ``--metrics``:
     key ``wsm-metrics`` on daphne, else ``wsm-<server>-metrics``."""
 
     app = "bench.apps.wsm_metrics:application"

@@ -14,7 +14,7 @@ class DemoChatConfig(AppConfig):
         )
 
         try:  # the demo's Prometheus metrics (GET /metrics), when prometheus-client is installed
-            from wsmanager import metrics
+            from wsmanager.ops import metrics
         except ImportError:
             return
         metrics.install()

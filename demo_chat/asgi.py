@@ -3,7 +3,7 @@ granian: see docs/deployment.md).
 
 HTTP goes to Django (static files served too, so that the server alone runs
 the demo); WebSockets go to the wsmanager handlers; the ASGI lifespan starts
-and stops this process's node (wsmanager.lifespan). ``drain.install()``
+and stops this process's node (wsmanager.ops.lifespan). ``drain.install()``
 makes SIGTERM close every socket with 1012 and a reason before the server
 stops (at lifespan start-up where the server has one; daphne has none). Importing it runs Django's
 system checks and raises on an error (demo_chat/checks.py), as runserver would.
@@ -24,8 +24,9 @@ refuse_serious_problems()  # daphne runs no system checks itself (demo_chat/chec
 from channels.routing import ProtocolTypeRouter  # noqa: E402
 from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: E402
 
-from wsmanager import drain, websocket_app  # noqa: E402
-from wsmanager.lifespan import lifespan_app  # noqa: E402
+from wsmanager import websocket_app  # noqa: E402
+from wsmanager.ops import drain  # noqa: E402
+from wsmanager.ops.lifespan import lifespan_app  # noqa: E402
 
 from .routing import websocket_urlpatterns  # noqa: E402
 

@@ -7,7 +7,7 @@ Server methods (client to server): ``send(text)``, ``whisper(to, text)``,
 ``set_name(name)``, ``who(limit=100)``, ``count()``. Notifications (server to client):
 ``message``, ``joined``, ``left``, ``renamed``. See docs/demo.md.
 
-Members come from presence (:mod:`wsmanager.presence`): a socket without a
+Members come from presence (:mod:`wsmanager._presence`): a socket without a
 login is a member known by its socket id; a logged-in user is one member
 however many tabs it has open, known by ``"user:<pk>"``, so that ``joined``
 and ``left`` name the same id whichever tab came first or went last, and a
@@ -21,9 +21,8 @@ import os
 from typing import NotRequired, TypedDict
 from urllib.parse import parse_qs
 
-from wsmanager import Member, RpcError, RpcHandler, SocketNotFound, rpc
+from wsmanager import Change, Member, RpcError, RpcHandler, SocketNotFound, rpc
 from wsmanager.contract import ErrorCode, Notification, raises
-from wsmanager.presence import Change
 from wsmanager_client.protocol import INVALID_PARAMS
 
 ROOM_PATTERN = r"[A-Za-z0-9_-]{1,64}"

@@ -3,7 +3,7 @@ from django.urls import path, re_path
 from django.views.decorators.csrf import ensure_csrf_cookie
 from django.views.generic import TemplateView
 
-from wsmanager import probes
+from wsmanager.ops import probes
 
 from . import views
 from .handlers import ROOM_PATTERN

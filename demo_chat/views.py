@@ -185,13 +185,13 @@ def process_stats(request: HttpRequest) -> HttpResponse:
 
 @api("GET")
 def metrics(request: HttpRequest) -> HttpResponse:
-    """Prometheus metrics of this process (``wsmanager.metrics``), under the API's access rule.
+    """Prometheus metrics of this process (``wsmanager.ops.metrics``), under the API's access rule.
 
     Prometheus scrapes it with the API token (``authorization`` in its
     scrape config). Without prometheus-client installed: 404.
     """
     try:
-        from wsmanager.metrics import metrics_view
+        from wsmanager.ops.metrics import metrics_view
     except ImportError:
         return error(404, "metrics need prometheus-client (pip install 'wsmanager[metrics]')")
     return metrics_view(request)

@@ -8,8 +8,8 @@ from __future__ import annotations
 import asyncio
 import time
 
-from wsmanager.journal import ZERO, Entry, key_of
-from wsmanager.registry.base import PARKED, RegistryBackend
+from wsmanager.registry._base import PARKED, RegistryBackend
+from wsmanager.registry._journal import ZERO, Entry, key_of
 
 from .registry_contract import entry
 

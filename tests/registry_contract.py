@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from wsmanager.exceptions import SocketNotFound
-from wsmanager.registry.base import ConnectionInfo, Departure, RegistryBackend, member_key
+from wsmanager.registry._base import ConnectionInfo, Departure, RegistryBackend, member_key
 
 __all__ = ["RegistryContract", "entry"]
 
@@ -27,7 +27,7 @@ def entry(sid: str, handler: str = "chat", node: str = "n1", **fields: Any) -> C
 
 
 class RegistryContract:
-    """Tests of the rules in :mod:`wsmanager.registry.base`; needs a ``registry`` fixture."""
+    """Tests of the rules in :mod:`wsmanager.registry._base`; needs a ``registry`` fixture."""
 
     # -- add / get / remove ----------------------------------------------------
     async def test_add_then_get_returns_every_field(self, registry: RegistryBackend) -> None:

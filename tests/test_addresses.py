@@ -1,4 +1,4 @@
-"""``wsmanager.addresses``: the client's address, believing X-Forwarded-For only from trusted proxies."""
+"""``wsmanager.connection._addresses``: the client address, X-Forwarded-For only from trusted proxies."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from wsmanager.addresses import client_address
+from wsmanager.connection._addresses import client_address
 
 PROXIES = ["127.0.0.1", "10.0.0.0/8", "::1"]
 

@@ -1,4 +1,4 @@
-"""Admission (``wsmanager.admission``): the user of a scope, the Origin check,
+"""Admission (``wsmanager.connection._admission``): the user of a scope, the Origin check,
 ``require_authenticated``, ``authorize()`` and the per-user connection cap."""
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ from tests.limit_handlers import (
     client,
     receive_close,
 )
-from wsmanager import counters
-from wsmanager.admission import user_id_of
+from wsmanager.connection._admission import user_id_of
 from wsmanager.node import get_node
+from wsmanager.observe import _counters as counters
 
 _clean_events = pytest.fixture(autouse=True)(limit_handlers.clean_events)
 

@@ -1,4 +1,4 @@
-"""``wsmanager.aio``: eager starts and the lost-cancellation check."""
+"""``wsmanager._aio``: eager starts and the lost-cancellation check."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from wsmanager.aio import run_eagerly
+from wsmanager._aio import run_eagerly
 
 
 async def test_a_coroutine_that_never_waits_runs_to_the_end_without_a_task() -> None:

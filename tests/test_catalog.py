@@ -1,4 +1,4 @@
-"""``wsmanager.catalog``: handler classes by name, as presence and the command find them."""
+"""``wsmanager._handler_classes``: handler classes by name, as presence and the command find them."""
 
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ import warnings
 
 import pytest
 
-from wsmanager import ConfigurationError, WebSocketHandler, catalog
+from wsmanager import ConfigurationError, WebSocketHandler
+from wsmanager import _handler_classes as catalog
 
 
 def test_a_concrete_handler_is_found_by_its_name() -> None:

@@ -1,4 +1,4 @@
-"""The project checks (``wsmanager.checks``): W002 ("wsmanager" not installed) and W003
+"""The project checks (``wsmanager._checks``): W002 ("wsmanager" not installed) and W003
 (``runserver`` without daphne), in-process and in a real ``manage.py check`` of a
 project made by ``django-admin startproject``."""
 
@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from django.test import override_settings
 
-from wsmanager.checks import check_installed, check_runserver, installation_warnings
+from wsmanager._checks import check_installed, check_runserver, installation_warnings
 
 BIN = Path(sys.executable).parent
 

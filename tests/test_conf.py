@@ -9,8 +9,8 @@ from django.core.checks import Error, Warning
 from django.test import override_settings
 
 from wsmanager import ConfigurationError
-from wsmanager.checks import check_settings
-from wsmanager.conf import DEFAULTS, get_settings, validate
+from wsmanager._checks import check_settings
+from wsmanager._conf import DEFAULTS, get_settings, validate
 from wsmanager.registry import InMemoryRegistry, get_registry, reset_registry
 
 LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
@@ -148,7 +148,7 @@ def test_registry_backend_is_built_from_settings() -> None:
 
 
 @pytest.mark.parametrize(
-    "backend", ["no.such.Module", "wsmanager.conf.get_settings", "wsmanager.registry.Nope"]
+    "backend", ["no.such.Module", "wsmanager._conf.get_settings", "wsmanager.registry.Nope"]
 )
 def test_bad_registry_backend_raises_configuration_error(backend: str) -> None:
     """An unimportable or non-backend REGISTRY BACKEND raises ConfigurationError."""

@@ -1,12 +1,12 @@
-"""``wsmanager.counters``: one namespace of counters, each documented and each counted somewhere."""
+"""``wsmanager.observe._counters``: one namespace of counters, each documented and each counted somewhere."""
 
 from __future__ import annotations
 
 import re
 from pathlib import Path
 
-from wsmanager import counters
-from wsmanager.counters import Count
+from wsmanager.observe import Count
+from wsmanager.observe import _counters as counters
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -1,4 +1,4 @@
-"""Database hygiene (``wsmanager.db``): stale connections are closed before each
+"""Database hygiene (``wsmanager._db``): stale connections are closed before each
 message, as Channels does, but the hop to the sync thread is only paid while the
 process has a database connection.
 
@@ -17,7 +17,7 @@ from channels.testing import WebsocketCommunicator
 from django.db.backends.signals import connection_created
 
 from tests.handlers import application
-from wsmanager import db
+from wsmanager import _db as db
 
 
 class FakeConnection:

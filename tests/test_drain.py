@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 from django.test import override_settings
 
-from wsmanager import drain
 from wsmanager.node import get_node
+from wsmanager.ops import drain
 
 CLOSED: list[tuple[str, int, str]] = []
 
@@ -32,10 +32,9 @@ class FakeSocket:
 
 
 @pytest.fixture(autouse=True)
-def _clean(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+def _clean() -> Iterator[None]:
+    """The plugin's reset forgets the drain (wsmanager._state); this restores the signal."""
     CLOSED.clear()
-    monkeypatch.setattr(drain, "_hooked_loop", None)
-    monkeypatch.setattr(drain, "_drain_task", None)
     previous = signal.getsignal(signal.SIGTERM)
     yield
     signal.signal(signal.SIGTERM, previous)

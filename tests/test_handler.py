@@ -22,8 +22,9 @@ from tests.handlers import (
     RefusingHandler,
     application,
 )
-from wsmanager import CloseCode, State, counters
+from wsmanager import CloseCode, State
 from wsmanager.node import get_node
+from wsmanager.observe import _counters as counters
 
 ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{43}")
 

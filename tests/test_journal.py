@@ -1,4 +1,4 @@
-"""The journal (wsmanager.journal): offsets, addressees, bounds; in memory and on Redis."""
+"""The journal (wsmanager.registry._journal): offsets, addressees, bounds; in memory and on Redis."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from tests import redis_support
-from wsmanager.journal import Entry, InMemoryJournal, Journal, key_of
+from wsmanager.registry._journal import Entry, InMemoryJournal, Journal, key_of
 from wsmanager.registry.redis import RedisRegistry
 
 from .recovery_contract import JournalContract

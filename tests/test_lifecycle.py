@@ -1,4 +1,4 @@
-"""``wsmanager.lifecycle``: every state change is checked against one table."""
+"""``wsmanager.connection._lifecycle``: every state change is checked against one table."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import pickle
 
 import pytest
 
-from wsmanager.lifecycle import TRANSITIONS, InvalidTransition, Lifecycle, State, new_socket_id
+from wsmanager.connection._lifecycle import TRANSITIONS, InvalidTransition, Lifecycle, State, new_socket_id
 
 # In State's order, not the sets' (which differs between processes: xdist's workers must agree).
 ALLOWED = [(a, b) for a in State for b in State if b in TRANSITIONS[a]]
@@ -58,7 +58,7 @@ def test_was_open_remembers_an_open_socket_after_it_closed() -> None:
 
 
 def test_each_move_is_logged_at_debug(caplog: pytest.LogCaptureFixture) -> None:
-    with caplog.at_level(logging.DEBUG, logger="wsmanager.lifecycle"):
+    with caplog.at_level(logging.DEBUG, logger="wsmanager.connection._lifecycle"):
         Lifecycle("abc").move(State.OPEN)
     assert "socket abc: connecting -> open" in caplog.text
 

@@ -1,4 +1,4 @@
-"""``wsmanager.lifespan``: the ASGI lifespan app starts the node, and drains and stops it.
+"""``wsmanager.ops.lifespan``: the ASGI lifespan app starts the node, and drains and stops it.
 On each real server: tests/e2e/test_servers.py."""
 
 from __future__ import annotations
@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from wsmanager import drain, lifespan
-from wsmanager.lifespan import lifespan_app
 from wsmanager.node import get_node
+from wsmanager.ops import drain, lifespan
+from wsmanager.ops.lifespan import lifespan_app
 
 
 class Lifespan:

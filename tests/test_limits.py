@@ -1,5 +1,5 @@
 """Limits: the token bucket, rate limits (raw and RPC), per-method permissions, and
-closing with the limits' codes on a daphne-like server (``wsmanager.limits``;
+closing with the limits' codes on a daphne-like server (``wsmanager.connection._limits``;
 the daphne adapter itself is tested in tests/test_servers.py)."""
 
 from __future__ import annotations
@@ -22,15 +22,17 @@ from tests.limit_handlers import (
     client,
     receive_close,
 )
-from wsmanager import RemoteError, counters, limits
-from wsmanager import db as wsmanager_db
-from wsmanager.limits import TokenBucket
+from wsmanager import RemoteError
+from wsmanager import _db as wsmanager_db
+from wsmanager.connection import _limits as limits
+from wsmanager.connection._limits import TokenBucket
+from wsmanager.observe import _counters as counters
 from wsmanager.testing import RpcCommunicator
 from wsmanager_client.protocol import FORBIDDEN, RATE_LIMITED
 
 
 class FakeClock:
-    """Stands in for the ``time`` module of wsmanager.limits: a clock that moves when told."""
+    """Stands in for the ``time`` module of wsmanager.connection._limits: a clock that moves when told."""
 
     def __init__(self) -> None:
         self.now = 1000.0

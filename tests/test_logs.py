@@ -6,7 +6,7 @@ import logging
 
 import pytest
 
-from wsmanager.logs import LogThrottle
+from wsmanager.observe._logs import LogThrottle
 
 
 class Clock:

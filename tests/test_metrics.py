@@ -1,4 +1,4 @@
-"""``wsmanager.metrics``: names, labels and values, on a registry of the test's own."""
+"""``wsmanager.ops.metrics``: names, labels and values, on a registry of the test's own."""
 
 from __future__ import annotations
 
@@ -14,8 +14,11 @@ from channels.testing import WebsocketCommunicator
 from prometheus_client import CollectorRegistry
 
 from tests.handlers import CalcHandler, SmallEchoHandler, application
-from wsmanager import RemoteError, counters, metrics, observe
-from wsmanager.counters import Count
+from wsmanager import RemoteError
+from wsmanager.observe import Count
+from wsmanager.observe import _counters as counters
+from wsmanager.observe import _hub as observe
+from wsmanager.ops import metrics
 from wsmanager.testing import RpcCommunicator
 
 CALC = CalcHandler.handler_name
@@ -134,7 +137,7 @@ def test_multiprocess_mode_sums_the_workers(tmp_path: os.PathLike[str]) -> None:
         from django.conf import settings
         settings.configure(INSTALLED_APPS=["wsmanager"])
         django.setup()
-        from wsmanager import metrics
+        from wsmanager.ops import metrics
         observer = metrics.install()
         for _ in range(int(sys.argv[1])):
             observer.connection_opened("h")
@@ -162,8 +165,10 @@ def test_multiprocess_mode_sums_the_drops_and_frames_of_the_workers(tmp_path: os
         from django.conf import settings
         settings.configure(INSTALLED_APPS=["wsmanager"])
         django.setup()
-        from wsmanager import counters, metrics, observe
-        from wsmanager.counters import Count
+        from wsmanager.observe import _counters as counters
+        from wsmanager.ops import metrics
+        from wsmanager.observe import _hub as observe
+        from wsmanager.observe import Count
         observer = metrics.install()
         slow, beats, late = (int(n) for n in sys.argv[1:4])
         for _ in range(beats):

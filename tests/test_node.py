@@ -10,8 +10,9 @@ from collections.abc import AsyncIterator
 import pytest
 
 from tests import redis_support
-from wsmanager import ConnectionInfo, RpcHandler, counters, route, websocket_app
+from wsmanager import ConnectionInfo, RpcHandler, route, websocket_app
 from wsmanager.node import Node
+from wsmanager.observe import _counters as counters
 from wsmanager.registry import get_registry
 from wsmanager.testing import RpcCommunicator
 

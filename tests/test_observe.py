@@ -1,4 +1,4 @@
-"""``wsmanager.observe``: the hub the core reports to, and what it costs when empty."""
+"""``wsmanager.observe._hub``: the hub the core reports to, and what it costs when empty."""
 
 from __future__ import annotations
 
@@ -10,8 +10,9 @@ from typing import Any
 import pytest
 
 from tests.handlers import CalcHandler, EchoHandler, application
-from wsmanager import RpcError, observe
-from wsmanager.params import BadParams
+from wsmanager import RpcError
+from wsmanager.jsonrpc._params import BadParams
+from wsmanager.observe import _hub as observe
 from wsmanager.testing import RpcCommunicator
 from wsmanager_client.protocol import INTERNAL_ERROR, INVALID_PARAMS, UNAVAILABLE
 
@@ -136,7 +137,7 @@ def loaded_after(imports: str) -> list[str]:
         "settings.configure(INSTALLED_APPS=['wsmanager']); django.setup();"
         f"import {imports};"
         "print(' '.join(sorted(m for m in sys.modules if m.startswith("
-        "('prometheus_client', 'opentelemetry', 'wsmanager.metrics', 'wsmanager.tracing')))))"
+        "('prometheus_client', 'opentelemetry', 'wsmanager.ops.metrics', 'wsmanager.ops.tracing')))))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     return out.stdout.split()
@@ -144,10 +145,15 @@ def loaded_after(imports: str) -> list[str]:
 
 def test_the_core_imports_neither_prometheus_nor_opentelemetry() -> None:
     """Without the extras in use, importing every core module pulls in neither library."""
-    assert loaded_after("wsmanager, wsmanager.rpc, wsmanager.routing, wsmanager.probes") == []
+    assert (
+        loaded_after(
+            "wsmanager, wsmanager.jsonrpc._dispatch, wsmanager.handlers._routing, wsmanager.ops.probes"
+        )
+        == []
+    )
 
 
 def test_with_the_redis_registry_only_redis_py_brings_opentelemetry() -> None:
     """redis-py 8 imports OpenTelemetry for its own instrumentation; wsmanager adds nothing."""
-    loaded = loaded_after("wsmanager.rpc, wsmanager.registry.redis")
+    loaded = loaded_after("wsmanager.jsonrpc._dispatch, wsmanager.registry.redis")
     assert not [m for m in loaded if not m.startswith("opentelemetry")]

@@ -23,9 +23,8 @@ from demo_chat.live import LiveHandler
 from tests.contract_handlers import ShopHandler
 from tests.node_tools import json_schema_meta_schema, openrpc_meta_schema
 from wsmanager import RpcHandler, rpc
-from wsmanager.contract import ClientMethod, Notification
+from wsmanager.contract import OPENRPC_VERSION, ClientMethod, Notification, openrpc_document
 from wsmanager.exceptions import ConfigurationError
-from wsmanager.openrpc import OPENRPC_VERSION, openrpc_document
 from wsmanager_client.protocol import SERVER_ERROR_MESSAGES
 
 
@@ -228,7 +227,7 @@ def test_schema_command_writes_the_document_to_stdout_and_to_a_file(tmp_path: An
     [
         ("no-such-handler", "no handler is named"),
         ("tests.contract_handlers.Order", "not an RpcHandler"),
-        ("wsmanager.handler.WebSocketHandler", "not an RpcHandler"),
+        ("wsmanager.handlers._handler.WebSocketHandler", "not an RpcHandler"),
     ],
 )
 def test_schema_command_refuses_what_is_not_an_rpc_handler(target: str, message: str) -> None:

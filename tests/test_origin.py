@@ -1,4 +1,4 @@
-"""``wsmanager.origin``: which Origin values a pattern list admits (pure functions)."""
+"""``wsmanager.connection._origin``: which Origin values a pattern list admits (pure functions)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 from django.core.exceptions import ImproperlyConfigured
 from django.test import override_settings
 
-from wsmanager.origin import Target, default_allowed_origins, origin_allowed, origin_of, target_of
+from wsmanager.connection._origin import Target, default_allowed_origins, origin_allowed, origin_of, target_of
 
 SITE = ["example.com", ".example.org", "https://secure.example.net:8443", "dev.example.io:3000"]
 WSS = Target("https", 443)  # wss://<host>/ : the page of a wss socket is https

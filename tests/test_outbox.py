@@ -1,11 +1,11 @@
-"""``wsmanager.outbox``: order, accounting, the one-writer rule and the overflow verdicts,
+"""``wsmanager.connection._outbox``: order, accounting, the one-writer rule and the overflow verdicts,
 without any I/O."""
 
 from __future__ import annotations
 
 import pytest
 
-from wsmanager.outbox import Outbox, Verdict, frame, size_of
+from wsmanager.connection._outbox import Outbox, Verdict, frame, size_of
 
 
 def drain(box: Outbox) -> list[str]:

@@ -1,4 +1,4 @@
-"""``wsmanager.params``: binding a call's params to an ``@rpc`` method's signature."""
+"""``wsmanager.jsonrpc._params``: binding a call's params to an ``@rpc`` method's signature."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from wsmanager.params import BadParams, Method
+from wsmanager.jsonrpc._params import BadParams, Method
 
 
 class Methods:

@@ -30,8 +30,8 @@ from wsmanager import (
     rpc,
     websocket_app,
 )
+from wsmanager._presence import announce, members_of
 from wsmanager.node import get_node
-from wsmanager.presence import announce, members_of
 from wsmanager.registry import get_registry
 from wsmanager.registry.redis import RedisRegistry
 from wsmanager.testing import RpcCommunicator
@@ -236,7 +236,7 @@ async def test_group_changes_through_the_manager_announce_transitions(backend: s
 
 async def test_failing_hook_is_logged_and_not_raised(caplog: pytest.LogCaptureFixture) -> None:
     """An exception in on_presence is logged; the join, the socket and the close go on."""
-    with caplog.at_level(logging.ERROR, logger="wsmanager.presence"):
+    with caplog.at_level(logging.ERROR, logger="wsmanager._presence"):
         async with sockets(path(kind="broken")) as (client,):
             assert await BrokenHookHandler.manager.agroups_of(client.id) == {"room.lobby"}
             await client.call("enter", "other")
@@ -263,7 +263,7 @@ async def test_handler_without_hook_needs_nothing(caplog: pytest.LogCaptureFixtu
 async def test_events_of_an_unknown_handler_name_warn_once(caplog: pytest.LogCaptureFixture) -> None:
     """A process without a handler class of that name logs one warning and drops the events."""
     member = Member(key="7", user_id="7", socket_ids=("s1",))
-    with caplog.at_level(logging.WARNING, logger="wsmanager.presence"):
+    with caplog.at_level(logging.WARNING, logger="wsmanager._presence"):
         await announce("tests.presence.nobody", "g", "joined", member)
         await announce("tests.presence.nobody", "g", "left", member)
     assert caplog.text.count("'tests.presence.nobody' are dropped") == 1

@@ -9,8 +9,8 @@ from typing import Any, ClassVar
 
 import pytest
 
-from wsmanager import RpcHandler, presence
-from wsmanager.presence import Change
+from wsmanager import Change, RpcHandler
+from wsmanager import _presence as presence
 from wsmanager.registry import ConnectionInfo, get_registry
 
 CALLS: list[tuple[str, list[tuple[str, str]]]] = []
@@ -128,7 +128,7 @@ async def test_a_thousand_joins_cost_two_announcements() -> None:
 
 async def test_a_failing_hook_is_logged_and_never_raised(caplog: pytest.LogCaptureFixture) -> None:
     await add("s1", handler=FailingBurstHandler)
-    with caplog.at_level(logging.ERROR, logger="wsmanager.presence"):
+    with caplog.at_level(logging.ERROR, logger="wsmanager._presence"):
         await presence.join(FailingBurstHandler.handler_name, "room", "s1")
     assert "on_presence_changes of handler 'tests.presence.burst.failing' failed" in caplog.text
 

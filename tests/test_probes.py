@@ -1,4 +1,4 @@
-"""``wsmanager.probes`` and ``wsmanager.health``: liveness, readiness and its reasons."""
+"""``wsmanager.ops.probes`` and ``wsmanager.ops._health``: liveness, readiness and its reasons."""
 
 from __future__ import annotations
 
@@ -10,8 +10,9 @@ from typing import Any
 import pytest
 from django.test import RequestFactory
 
-from wsmanager import health, probes
 from wsmanager.exceptions import RegistryUnavailable
+from wsmanager.ops import _health as health
+from wsmanager.ops import probes
 
 
 @pytest.fixture(autouse=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+from pathlib import Path
 
 import pytest
 from django.core.exceptions import ImproperlyConfigured
@@ -26,41 +27,89 @@ from wsmanager.exceptions import (
     WsManagerError,
 )
 
+#: The documented public modules: each declares ``__all__`` and the docs name it.
 PUBLIC_MODULES = [
-    "wsmanager.handler",
-    "wsmanager.rpc",
-    "wsmanager.manager",
-    "wsmanager.catalog",
-    "wsmanager.counters",
-    "wsmanager.lifecycle",
-    "wsmanager.outbox",
-    "wsmanager.writer",
-    "wsmanager.aio",
-    "wsmanager.params",
-    "wsmanager.link",
-    "wsmanager.addresses",
+    "wsmanager.client",
     "wsmanager.contract",
-    "wsmanager.openrpc",
-    "wsmanager.typescript",
-    "wsmanager.node",
-    "wsmanager.registry",
-    "wsmanager.routing",
-    "wsmanager.origin",
-    "wsmanager.conf",
     "wsmanager.exceptions",
+    "wsmanager.node",
+    "wsmanager.observe",
+    "wsmanager.ops.drain",
+    "wsmanager.ops.lifespan",
+    "wsmanager.ops.metrics",
+    "wsmanager.ops.probes",
+    "wsmanager.ops.tracing",
+    "wsmanager.registry",
+    "wsmanager.registry.memory",
+    "wsmanager.registry.redis",
     "wsmanager.testing",
     "wsmanager.testing.plugin",
-    "wsmanager.refusals",
-    "wsmanager.presence",
-    "wsmanager.limits",
-    "wsmanager.servers",
-    "wsmanager.lifespan",
-    "wsmanager.drain",
-    "wsmanager.admission",
-    "wsmanager.upkeep",
-    "wsmanager.remote",
-    "wsmanager.registry.redis",
+    "wsmanager.topics",
 ]
+
+#: What Django finds by convention (the app, its models, admin and command): public by place.
+DJANGO_MODULES = {
+    "wsmanager.admin",
+    "wsmanager.apps",
+    "wsmanager.models",
+    "wsmanager.management",
+    "wsmanager.management.commands",
+    "wsmanager.management.commands.wsmanager",
+}
+
+#: Subsystem packages whose modules are all private; their ``__init__`` exports nothing
+#: users may rely on (``servers`` exports the adapters' entry points to the layers above).
+INTERNAL_PACKAGES = {
+    "wsmanager.connection",
+    "wsmanager.handlers",
+    "wsmanager.jsonrpc",
+    "wsmanager.ops",
+    "wsmanager.servers",
+}
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def every_module() -> list[str]:
+    """Every module of the wsmanager package, by dotted name."""
+    package = ROOT / "wsmanager"
+    names = []
+    for path in sorted(package.rglob("*.py")):
+        parts = list(path.relative_to(ROOT).with_suffix("").parts)
+        if parts[-1] == "__init__":
+            parts.pop()
+        names.append(".".join(parts))
+    return names
+
+
+def test_every_module_is_public_private_or_django_plumbing() -> None:
+    """A module is documented public, found by Django, an internal package, or ``_``-prefixed
+    (itself or a package above it): nothing is public by accident."""
+    known = {"wsmanager", *PUBLIC_MODULES, *DJANGO_MODULES, *INTERNAL_PACKAGES}
+    stray = [
+        name
+        for name in every_module()
+        if name not in known and not any(p.startswith("_") for p in name.split("."))
+    ]
+    assert stray == []
+
+
+def test_internal_packages_export_nothing_public() -> None:
+    """The internal packages' ``__init__`` declares no ``__all__`` (``servers`` excepted, see above)."""
+    exporting = [
+        name
+        for name in sorted(INTERNAL_PACKAGES - {"wsmanager.servers"})
+        if hasattr(importlib.import_module(name), "__all__")
+    ]
+    assert exporting == []
+
+
+@pytest.mark.parametrize("module_name", PUBLIC_MODULES)
+def test_public_modules_are_documented(module_name: str) -> None:
+    """Each public module is named in README.md or docs/ (as a dotted path or an import)."""
+    text = (ROOT / "README.md").read_text() + "".join(p.read_text() for p in (ROOT / "docs").glob("*.md"))
+    parent, _, leaf = module_name.rpartition(".")
+    assert module_name in text or f"from {parent} import {leaf}" in text, module_name
 
 
 def test_package_exports_exist() -> None:
@@ -98,7 +147,10 @@ def test_public_module_declares_all_with_existing_names(module_name: str) -> Non
 
 @pytest.mark.parametrize("module_name", PUBLIC_MODULES)
 def test_package_reexports_come_from_their_modules(module_name: str) -> None:
-    """A name exported by both the package and a module is the same object."""
+    """A name exported by both the package and a module is the same object (but
+    ``wsmanager.client``, the client's own namespace: its ``State`` is the client's)."""
+    if module_name == "wsmanager.client":
+        return
     module = importlib.import_module(module_name)
     for name in set(module.__all__) & set(wsmanager.__all__):
         assert getattr(wsmanager, name) is getattr(module, name), name

@@ -1,4 +1,4 @@
-"""Connection recovery (wsmanager.recovery, wsmanager.resumption), in-process.
+"""Connection recovery (wsmanager._recovery, wsmanager.handlers._resumable), in-process.
 
 Each test runs on the in-memory registry and on Redis (``backend``). A drop
 is a ``websocket.disconnect`` with code 1006 (no close frame); a resume is a
@@ -23,14 +23,14 @@ from wsmanager import (
     Member,
     RpcHandler,
     SocketParked,
-    counters,
     route,
     rpc,
     websocket_app,
 )
-from wsmanager.journal import key_of
 from wsmanager.node import get_node
+from wsmanager.observe import _counters as counters
 from wsmanager.registry import PARKED, get_registry
+from wsmanager.registry._journal import key_of
 from wsmanager.testing import RpcCommunicator
 
 redis_url = redis_support.redis_url

@@ -24,8 +24,10 @@ from tests.test_recovery import (
     notes,
     resume_path,
 )
-from wsmanager import counters, recovery, route, websocket_app
+from wsmanager import _recovery as recovery
+from wsmanager import route, websocket_app
 from wsmanager.node import get_node
+from wsmanager.observe import _counters as counters
 from wsmanager.registry import PARKED, get_registry
 from wsmanager.testing import RpcCommunicator
 

@@ -26,9 +26,11 @@ from tests.test_recovery import (
     resume_path,
 )
 from tests.users import with_user
-from wsmanager import RpcHandler, journal, recovery, route, rpc, websocket_app
+from wsmanager import RpcHandler, route, rpc, websocket_app
+from wsmanager import _recovery as recovery
 from wsmanager.node import get_node
 from wsmanager.registry import PARKED, get_journal, get_registry
+from wsmanager.registry import _journal as journal
 
 redis_url = redis_support.redis_url
 __all__ = ["_no_events", "backend"]  # fixtures, used by name

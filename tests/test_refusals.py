@@ -1,7 +1,7 @@
-"""Refused handshakes say why (``wsmanager.refusals``): the HTTP status and reason
+"""Refused handshakes say why (``wsmanager.connection._refusals``): the HTTP status and reason
 where the scope offers ``websocket.http.response``, a plain ``websocket.close``
 elsewhere, and one WARNING line per kind and handler per minute on
-``wsmanager.refusals``, also when nothing configured logging."""
+``wsmanager.connection._refusals``, also when nothing configured logging."""
 
 from __future__ import annotations
 
@@ -17,10 +17,11 @@ from channels.testing import WebsocketCommunicator
 from django.test import override_settings
 
 from tests.servers import ROOT
-from wsmanager import RejectConnection, RpcHandler, counters, route, websocket_app
+from wsmanager import RejectConnection, RpcHandler, route, websocket_app
+from wsmanager.connection._refusals import MAX_ECHO, Refusal, echo, log_refusal, reset, send_refusal
 from wsmanager.exceptions import RegistryUnavailable
 from wsmanager.node import Node
-from wsmanager.refusals import MAX_ECHO, Refusal, echo, log_refusal, reset, send_refusal
+from wsmanager.observe import _counters as counters
 from wsmanager.testing import HandshakeRefused, RpcCommunicator
 
 

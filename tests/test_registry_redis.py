@@ -22,8 +22,8 @@ import pytest
 import redis.asyncio as aioredis
 
 from wsmanager.exceptions import ConfigurationError, RegistryUnavailable, SocketNotFound
-from wsmanager.registry import redis as redis_registry_module
 from wsmanager.registry.redis import RedisRegistry
+from wsmanager.registry.redis import _registry as redis_registry_module
 
 from . import redis_support
 from .recovery_contract import RecoveryContract
@@ -271,7 +271,7 @@ class TestCrashSafety:
         await expire_now(dead, "n1")
 
         class ThirtySecondsOn:
-            """The ``time`` of wsmanager.registry.redis, node_ttl later than the real one."""
+            """The ``time`` of wsmanager.registry.redis._registry, node_ttl later than the real one."""
 
             @staticmethod
             def monotonic() -> float:
@@ -382,8 +382,8 @@ ROOT = str(Path(__file__).resolve().parent.parent)
 # (two heartbeats to a TTL, as the library's nodes do), saying so after each.
 CHILD = """
 import asyncio, sys
-from wsmanager.registry.base import ConnectionInfo
-from wsmanager.registry import redis as redis_registry_module
+from wsmanager.registry._base import ConnectionInfo
+from wsmanager.registry.redis import _registry as redis_registry_module
 from wsmanager.registry.redis import RedisRegistry
 
 async def main():

@@ -1,4 +1,4 @@
-"""``wsmanager.remote``: an invoke's outcome crosses processes as plain data and comes
+"""``wsmanager.node._remote``: an invoke's outcome crosses processes as plain data and comes
 back as the same exception, with its facts."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import msgpack
 import pytest
 
 from wsmanager import ConnectionClosed, InvokeError, InvokeTimeout, RemoteError, SocketNotFound
-from wsmanager.remote import error_of, exception_of
+from wsmanager.node._remote import error_of, exception_of
 
 
 def round_trip(exc: BaseException, timeout: float = 2.5) -> Exception | None:

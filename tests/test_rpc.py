@@ -21,12 +21,13 @@ from wsmanager import (
     InvokeTimeout,
     RemoteError,
     RpcHandler,
-    counters,
     route,
     rpc,
     websocket_app,
 )
+from wsmanager.handlers._handler import instance_attributes
 from wsmanager.node import get_node
+from wsmanager.observe import _counters as counters
 from wsmanager.testing import RpcCommunicator
 from wsmanager_client import protocol
 from wsmanager_client.protocol import (
@@ -227,6 +228,37 @@ def test_rpc_on_a_handler_hook_or_method_is_refused(hook: str) -> None:
 
     with pytest.raises(ConfigurationError, match=hook):
         type("BadHandler", (RpcHandler,), {hook: rpc(method), "__module__": __name__})
+
+
+@pytest.mark.parametrize("attr", sorted(instance_attributes(RpcHandler)))
+def test_rpc_on_the_name_of_an_instance_attribute_is_refused(attr: str) -> None:
+    """``@rpc async def info(self)`` (or ``writer``, ``intake``, ``lifecycle``, ...) would be
+    hidden by the attribute every instance sets: refused when the class is made, with the name."""
+
+    async def method(self: Any) -> None:
+        """A user method the instance attribute would hide."""
+
+    with pytest.raises(ConfigurationError, match=f"attribute every handler instance sets \\({attr!r}\\)"):
+        type("BadHandler", (RpcHandler,), {attr: rpc(method), "__module__": __name__})
+
+
+def test_an_exposed_name_may_be_an_instance_attribute_name_under_another_method_name() -> None:
+    """``@rpc(name="info")`` on a method of another name is accepted: clients call ``info``."""
+
+    async def about(self: Any) -> str:
+        return "about"
+
+    cls = type("InfoHandler", (RpcHandler,), {"about": rpc(name="info")(about), "__module__": __name__})
+    assert cls.rpc_methods["info"].attr == "about"
+
+
+async def test_every_public_attribute_a_live_handler_sets_is_known_to_the_check() -> None:
+    """The annotated names cover what an open handler really binds (so the check cannot miss one)."""
+    async with connect() as client:
+        sock = get_node().sockets[client.id]
+        bound = {name for name in vars(sock) if not name.startswith("_")}
+        assert bound, "a live handler binds attributes"
+        assert sorted(bound - instance_attributes(type(sock)) - set(dir(RpcHandler))) == []
 
 
 @pytest.mark.parametrize("name", ["rpc.custom", "_hidden"])
@@ -801,7 +833,7 @@ async def test_a_string_with_no_utf8_form_is_invalid_params() -> None:
 
 async def test_a_failing_method_is_logged_once_then_counted(caplog: pytest.LogCaptureFixture) -> None:
     """Fifty calls that raise: one ERROR record with the traceback; the 49 others summed up at close."""
-    with caplog.at_level(logging.INFO, logger="wsmanager.rpc"):
+    with caplog.at_level(logging.INFO, logger="wsmanager.jsonrpc"):
         async with cost_client("/ws/cost/") as client:
             for i in range(50):
                 assert (await exchange(client, call("fail.value", None, i)))["error"][
@@ -816,7 +848,7 @@ async def test_a_failing_method_is_logged_once_then_counted(caplog: pytest.LogCa
 
 async def test_bad_input_is_logged_once_per_socket(caplog: pytest.LogCaptureFixture) -> None:
     """A hundred parse errors: one INFO line naming the socket, then the count at close."""
-    with caplog.at_level(logging.INFO, logger="wsmanager.rpc"):
+    with caplog.at_level(logging.INFO, logger="wsmanager.jsonrpc"):
         async with cost_client("/ws/cost/") as client:
             for _ in range(100):
                 await client.send_to(text_data="{")

@@ -18,9 +18,10 @@ import pytest
 from django.test import override_settings
 
 from tests import redis_support
-from wsmanager import Member, RpcHandler, WebSocketHandler, counters, route, rpc, websocket_app
-from wsmanager.lifecycle import chosen_close_code
-from wsmanager.rpc import CLOSE_ALONE
+from wsmanager import Member, RpcHandler, WebSocketHandler, route, rpc, websocket_app
+from wsmanager.connection._lifecycle import chosen_close_code
+from wsmanager.jsonrpc._dispatch import CLOSE_ALONE
+from wsmanager.observe import _counters as counters
 from wsmanager.testing import RpcCommunicator
 from wsmanager_client.protocol import INVALID_REQUEST
 

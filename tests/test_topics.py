@@ -13,6 +13,7 @@ import pytest
 from asgiref.sync import sync_to_async
 from django.contrib.auth.models import User
 from django.db import transaction
+from django.test import override_settings
 
 from demo_chat.live import LiveHandler
 from demo_chat.models import Task
@@ -343,6 +344,24 @@ async def test_a_socket_the_registry_lost_is_told_to_try_again(monkeypatch: pyte
     async with RpcCommunicator(application, PATH) as client:
         answer = await client.request("rpc.subscribe", topic="news")
         assert answer["error"]["code"] == -32005
+
+
+async def test_too_many_publications_held_during_a_subscribe_close_the_socket() -> None:
+    """A subscribe held up (here by its ``initial``) while more publications arrive than the
+    outgoing queue may hold: the socket is closed 1013, as a full queue would, and counted."""
+    started, release = asyncio.Event(), asyncio.Event()
+    topic_handlers.hold.update(started=started, release=release)
+    with override_settings(WSMANAGER={"MAX_OUTGOING_QUEUE": 3}):
+        async with RpcCommunicator(application, PATH) as client:
+            message = {"jsonrpc": "2.0", "id": 9, "method": "rpc.subscribe", "params": {"topic": "slow.2"}}
+            await client.send_to(text_data=json.dumps(message))
+            await asyncio.wait_for(started.wait(), 3)
+            for i in range(4):
+                await manager.apublish("slow.2", "e", i)
+            closed = await client.receive_output()
+            assert closed == {"type": "websocket.close", "code": 1013, "reason": "too slow"}
+            release.set()
+    assert stats()["dropped_overflow"] == 1
 
 
 # -- publishing ------------------------------------------------------------------------------------

@@ -33,6 +33,18 @@ class TestInMemoryHistory(HistoryContract):
         assert not read.recovered and read.position.epoch != before.epoch and read.position.offset == 0
 
 
+async def test_the_memory_store_forgets_the_least_recently_used_topic_past_its_bound(clock: Clock) -> None:
+    store = InMemoryHistory(clock, max_topics=2)
+    await publish(store, 1, topic="a")
+    kept = (await store.read("h", "a", None, limit=0, ttl=None)).position
+    await publish(store, 1, topic="b")
+    await store.read("h", "a", None, limit=0, ttl=None)  # "a" used last: "b" goes first
+    await publish(store, 1, topic="c")
+    assert (await store.read("h", "a", kept, limit=10, ttl=None)).recovered
+    again = await store.read("h", "b", None, limit=0, ttl=None)
+    assert again.position.offset == 0  # forgotten: a new epoch, offsets from the start
+
+
 @pytest.fixture
 async def registry(redis_url: str) -> AsyncIterator[RedisRegistry]:
     reg = RedisRegistry(url=redis_url, prefix=f"wsmtest-{uuid.uuid4().hex[:12]}")

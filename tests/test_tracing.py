@@ -1,4 +1,4 @@
-"""``wsmanager.tracing``: spans per handshake, RPC call and invoke, exported by the SDK's
+"""``wsmanager.ops.tracing``: spans per handshake, RPC call and invoke, exported by the SDK's
 in-memory exporter; the handshake's ``traceparent`` (header or query) is their parent."""
 
 from __future__ import annotations
@@ -12,7 +12,8 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind, StatusCode
 
 from tests.handlers import CalcHandler, application
-from wsmanager import RemoteError, tracing
+from wsmanager import RemoteError
+from wsmanager.ops import tracing
 from wsmanager.testing import RpcCommunicator
 from wsmanager_client.protocol import INVALID_PARAMS, METHOD_NOT_FOUND
 

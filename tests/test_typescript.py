@@ -19,8 +19,8 @@ from django.core.management import call_command
 from demo_chat.handlers import ChatHandler
 from tests.contract_handlers import ShopHandler
 from tests.node_tools import CLIENT_DTS, require, tsc
-from wsmanager.openrpc import openrpc_document
-from wsmanager.typescript import interface_name, ts_type, typescript_declarations
+from wsmanager.contract import openrpc_document
+from wsmanager.contract._typescript import interface_name, ts_type, typescript_declarations
 
 PRELUDE = {
     "chat": 'import { Client } from "./wsmanager.js";\n'
@@ -309,7 +309,7 @@ def test_topics_become_typed_subscribe_overloads() -> None:
     imported only then. (Compiled against the client's wsmanager.d.ts where it declares
     ``subscribe``: see the clients' tests.)"""
     from demo_chat.live import LiveHandler
-    from wsmanager.typescript import topic_type
+    from wsmanager.contract._typescript import topic_type
 
     text = typescript_declarations(openrpc_document(LiveHandler))
     assert "import type { Client, InvokeOptions, Publication, SubscribeOptions, Subscription }" in text

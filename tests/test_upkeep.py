@@ -9,14 +9,18 @@ from typing import Any
 
 import pytest
 from channels.testing import WebsocketCommunicator
+from django.conf import settings
+from django.test import override_settings
 
 from tests.handlers import RecordingHandler, application
-from wsmanager import RegistryUnavailable, counters, observe
+from wsmanager import RegistryUnavailable
 from wsmanager import registry as registry_module
-from wsmanager import upkeep as upkeep_module
-from wsmanager.link import Link
 from wsmanager.node import Node, get_node
-from wsmanager.registry.base import Departure
+from wsmanager.node import _heartbeat as upkeep_module
+from wsmanager.node._link import Link
+from wsmanager.observe import _counters as counters
+from wsmanager.observe import _hub as observe
+from wsmanager.registry._base import Departure
 from wsmanager.registry.memory import InMemoryRegistry
 
 
@@ -100,10 +104,12 @@ class FlakyRegistry(InMemoryRegistry):
         return await super().remove(handler, socket_id, node, key)
 
 
-async def test_a_removal_that_failed_is_retried_on_the_next_beat(monkeypatch: pytest.MonkeyPatch) -> None:
+@override_settings(WSMANAGER={**settings.WSMANAGER, "REGISTRY": {"BACKEND": f"{__name__}.FlakyRegistry"}})
+async def test_a_removal_that_failed_is_retried_on_the_next_beat() -> None:
     """A socket that closes while the registry is down stays listed until a beat removes it."""
-    flaky = FlakyRegistry()
-    monkeypatch.setattr(registry_module, "_instance", flaky)
+    registry_module.reset_registry()
+    flaky = registry_module.get_registry()
+    assert isinstance(flaky, FlakyRegistry)
     comm = WebsocketCommunicator(application, "/ws/record/")
     assert (await comm.connect())[0]
     (sid,) = await RecordingHandler.manager.aids()
@@ -176,6 +182,26 @@ async def test_the_node_beats_twice_per_heartbeat_interval(monkeypatch: pytest.M
     assert counting.published == {"delivered": 7, "sockets": 0}
     assert node.upkeep.announcing is not None
     await node.upkeep.announcing  # nothing to announce: ends at once
+
+
+async def test_the_intake_and_the_writer_report_to_the_sockets_activity() -> None:
+    """One ``Activity`` per socket, shared by its intake (frames in) and its writer (frames out);
+    the heartbeat reads ``sock.activity.last``, a typed attribute of the socket."""
+    comm = WebsocketCommunicator(application, "/ws/record/")
+    assert (await comm.connect())[0]
+    (sid,) = await RecordingHandler.manager.aids()
+    sock = get_node().sockets[sid]
+    assert sock.activity is sock.intake.activity is sock.writer.activity  # type: ignore[attr-defined]
+    sock.activity.last = 0.0
+    await comm.send_to(text_data="ping")  # in: the intake sets it, then the echo goes out
+    assert await comm.receive_from() == "ping"
+    after_echo = sock.activity.last
+    assert after_echo > 0.0
+    sock.activity.last = 0.0
+    assert sock.writer.push({"type": "websocket.send", "text": "out only"})
+    assert await comm.receive_from() == "out only"  # out: the writer sets it
+    assert sock.activity.last > 0.0
+    await comm.disconnect()
 
 
 async def test_a_beat_publishes_the_last_activity_of_the_local_sockets(

@@ -1,4 +1,4 @@
-"""``wsmanager.writer``: one writer per socket, senders never wait for a slow transport,
+"""``wsmanager.connection._writer``: one writer per socket, senders never wait for a slow transport,
 and a refused write or an over-full backlog closes the socket (counted)."""
 
 from __future__ import annotations
@@ -6,9 +6,9 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from wsmanager import counters
-from wsmanager.outbox import Message, Outbox, frame
-from wsmanager.writer import Writer
+from wsmanager.connection._outbox import Message, Outbox, frame
+from wsmanager.connection._writer import Writer
+from wsmanager.observe import _counters as counters
 
 
 class Transport:

@@ -3,7 +3,7 @@
 Found by the admin's autodiscovery when ``django.contrib.admin`` is
 installed. Staff users with the permission ``wsmanager.manage_connections``
 (superusers have it) see every open socket of every handler this process
-knows (:mod:`wsmanager.catalog`), **cluster-wide** with a shared registry
+knows (:mod:`wsmanager._handler_classes`), **cluster-wide** with a shared registry
 (Redis): id, handler, user id, groups, process (node), connected since and
 last activity.
 They can filter by handler, group and user id, search by id (a substring),
@@ -40,16 +40,16 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path
 
-from .catalog import handler_names
-from .conf import get_settings
+from ._conf import get_settings
+from ._handler_classes import handler_names
+from ._manager import get_manager
 from .exceptions import SocketNotFound, WsManagerError
-from .manager import get_manager
 from .models import LiveConnection
 from .registry import ConnectionInfo, get_registry
 
 __all__ = ["MAX_ROWS", "PERMISSION", "LiveConnectionAdmin"]
 
-logger = logging.getLogger("wsmanager.admin")
+logger = logging.getLogger(__name__)
 
 PERMISSION = "wsmanager.manage_connections"
 #: Rows shown at most; narrow the filters to see the others.

@@ -8,4 +8,4 @@ class WsManagerConfig(AppConfig):
     verbose_name = "WebSocket manager"
 
     def ready(self) -> None:
-        from . import checks, db  # noqa: F401  (registration side effects)
+        from . import _checks, _db  # noqa: F401  (registration side effects)

@@ -26,7 +26,14 @@ from django.http import HttpRequest, HttpResponse  # noqa: E402
 from django.urls import path  # noqa: E402
 from django.views.decorators.csrf import csrf_exempt  # noqa: E402
 
-from wsmanager import RpcHandler, SocketNotFound, WebSocketHandler, route, rpc, websocket_app  # noqa: E402
+from wsmanager import (  # noqa: E402
+    RpcHandler,
+    SocketNotFound,
+    WebSocketHandler,
+    route,
+    rpc,
+    websocket_app,
+)
 
 # The default per-socket rate limit (100 messages/s, bursts of 200) is a
 # security default far below what a benchmark sends; bare Channels and

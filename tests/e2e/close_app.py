@@ -30,7 +30,13 @@ django_asgi_app = get_asgi_application()
 from channels.routing import ProtocolTypeRouter  # noqa: E402
 
 from demo_chat.routing import websocket_urlpatterns as demo_routes  # noqa: E402
-from wsmanager import RpcHandler, counters, route, rpc, websocket_app  # noqa: E402
+from wsmanager import (  # noqa: E402
+    RpcHandler,
+    route,
+    rpc,
+    websocket_app,
+)
+from wsmanager.observe import _counters as counters  # noqa: E402
 
 #: The recovery window of the handler, in seconds.
 WINDOW = 60.0

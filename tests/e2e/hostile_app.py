@@ -44,11 +44,11 @@ from tests.e2e.stopped_clock import install, with_clock  # noqa: E402
 from wsmanager import (  # noqa: E402
     RpcHandler,
     State,
-    counters,
     route,
     rpc,
     websocket_app,
 )
+from wsmanager.observe import _counters as counters  # noqa: E402
 
 SMALL_FRAME = 4096
 LENIENT_FRAME = 1024 * 1024

@@ -28,7 +28,7 @@ from channels.routing import ProtocolTypeRouter  # noqa: E402
 
 from demo_chat.handlers import ROOM_PATTERN, ChatHandler  # noqa: E402
 from wsmanager import route, websocket_app  # noqa: E402
-from wsmanager.lifespan import lifespan_app  # noqa: E402
+from wsmanager.ops.lifespan import lifespan_app  # noqa: E402
 
 #: Sockets one address may hold (open or parked) on ``/ws/capped/``, per process.
 CAP = 12

@@ -11,7 +11,12 @@ import django
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "demo_chat.settings")
 django.setup()
 
-from wsmanager import RpcHandler, route, rpc, websocket_app  # noqa: E402
+from wsmanager import (  # noqa: E402
+    RpcHandler,
+    route,
+    rpc,
+    websocket_app,
+)
 
 
 class ModelHandler(RpcHandler):

@@ -15,7 +15,7 @@ WebSocket routes:
 * ``/ws/chat/<room>/``: the demo's ChatHandler.
 
 HTTP goes to the demo's Django views; the ``lifespan`` key is served by
-:func:`wsmanager.lifespan.lifespan_app` like the demo's.
+:func:`wsmanager.ops.lifespan.lifespan_app` like the demo's.
 """
 
 from __future__ import annotations
@@ -37,13 +37,13 @@ from wsmanager import (  # noqa: E402
     RejectConnection,
     RpcHandler,
     WebSocketHandler,
-    drain,
     route,
     rpc,
     servers,
     websocket_app,
 )
-from wsmanager.lifespan import lifespan_app  # noqa: E402
+from wsmanager.ops import drain  # noqa: E402
+from wsmanager.ops.lifespan import lifespan_app  # noqa: E402
 
 SMALL_FRAME = 1024
 

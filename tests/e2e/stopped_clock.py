@@ -1,6 +1,6 @@
 """A clock the end-to-end tests control, for the token buckets of a server process.
 
-The rate limits (``wsmanager.limits``) read the time through their module's
+The rate limits (``wsmanager.connection._limits``) read the time through their module's
 ``time`` attribute; the unit tests replace it with a fake (tests/test_limits.py).
 A test app that calls :func:`install` does the same in its server process: every
 bucket there then reads a :class:`StoppedClock`, which stands still until a test
@@ -23,7 +23,7 @@ from urllib.parse import parse_qs
 
 from tests.e2e.client import http
 from tests.servers import ServerProcess
-from wsmanager import limits
+from wsmanager.connection import _limits as limits
 
 __all__ = ["CLOCK", "PATH", "StoppedClock", "advance", "install", "with_clock"]
 
@@ -31,7 +31,7 @@ PATH = "/test/clock"
 
 
 class StoppedClock:
-    """Stands in for the ``time`` module of wsmanager.limits: moves only when told."""
+    """Stands in for the ``time`` module of wsmanager.connection._limits: moves only when told."""
 
     def __init__(self) -> None:
         self.now = 1000.0

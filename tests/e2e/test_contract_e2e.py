@@ -11,7 +11,7 @@ import pytest
 from demo_chat.handlers import ChatHandler
 from tests.e2e.client import Peer, chat_url
 from tests.servers import DaphneProcess
-from wsmanager.openrpc import openrpc_document
+from wsmanager.contract import openrpc_document
 
 pytestmark = pytest.mark.e2e
 

@@ -19,7 +19,7 @@ from demo_chat.handlers import ChatHandler
 from tests.e2e.client import Peer, chat_url, http
 from tests.e2e.servers_app import SMALL_FRAME
 from tests.servers import DaphneProcess, GunicornUvicornProcess, ServerProcess
-from wsmanager.metrics import DROP_REASONS
+from wsmanager.ops.metrics import DROP_REASONS
 
 pytestmark = pytest.mark.e2e
 

@@ -36,7 +36,7 @@ from tests.e2e.test_python_client_recovery_e2e import FAST_RETRY, Inbox
 from tests.e2e.test_recovery_e2e import Session
 from tests.servers import ServerProcess, server_process
 from wsmanager.client import Client, Closed, Recovered, RecoveryFailed
-from wsmanager.journal import Entry, key_of
+from wsmanager.registry._journal import Entry, key_of
 from wsmanager.registry.redis import RedisRegistry
 
 pytestmark = pytest.mark.e2e

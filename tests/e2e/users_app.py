@@ -16,7 +16,14 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "demo_chat.settings")
 django.setup()
 
 from tests.users import with_user  # noqa: E402
-from wsmanager import InvokeTimeout, RemoteError, RpcHandler, route, rpc, websocket_app  # noqa: E402
+from wsmanager import (  # noqa: E402
+    InvokeTimeout,
+    RemoteError,
+    RpcHandler,
+    route,
+    rpc,
+    websocket_app,
+)
 
 
 class UserHandler(RpcHandler):

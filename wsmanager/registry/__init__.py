@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from django.utils.module_loading import import_string
 
-from ..conf import get_settings
+from .. import _state
+from .._conf import get_settings
 from ..exceptions import ConfigurationError
-from ..journal import Journal
-from .base import PARKED, Claim, ConnectionInfo, Departure, RegistryBackend
+from ._base import PARKED, Claim, ConnectionInfo, Departure, RegistryBackend
+from ._journal import Journal
 from .memory import InMemoryRegistry
 
 __all__ = [
@@ -28,15 +29,15 @@ __all__ = [
 ]
 
 _instance: RegistryBackend | None = None
-_journal: Journal | None = None
+_journal_instance: Journal | None = None
 
 
 def get_journal() -> Journal:
     """The process's journal (connection recovery), made by its registry on first call."""
-    global _journal
-    if _journal is None:
-        _journal = get_registry().make_journal(get_settings().recovery_journal_length)
-    return _journal
+    global _journal_instance
+    if _journal_instance is None:
+        _journal_instance = get_registry().make_journal(get_settings().recovery_journal_length)
+    return _journal_instance
 
 
 def get_registry() -> RegistryBackend:
@@ -65,5 +66,8 @@ def get_registry() -> RegistryBackend:
 
 def reset_registry() -> None:
     """Forget the process's backend instance (and journal); the next call builds a new one."""
-    global _instance, _journal
-    _instance = _journal = None
+    global _instance, _journal_instance
+    _instance = _journal_instance = None
+
+
+_state.owns(__name__, reset_registry)

@@ -17,7 +17,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from ..exceptions import SocketNotFound
-from .base import PARKED, Claim, ConnectionInfo, Departure, RegistryBackend
+from ._base import PARKED, Claim, ConnectionInfo, Departure, RegistryBackend
 
 __all__ = ["InMemoryRegistry"]
 

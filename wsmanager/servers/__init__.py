@@ -64,9 +64,9 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from .base import DIRECT_LIMIT, NamedAdapter, ServerAdapter, unwrap
-from .daphne import DaphneAdapter, call_when_running
-from .uvicorn import UvicornAdapter, UvicornSansioAdapter, UvicornWebsocketsAdapter
+from ._base import DIRECT_LIMIT, NamedAdapter, ServerAdapter, unwrap
+from ._daphne import DaphneAdapter, call_when_running
+from ._uvicorn import UvicornAdapter, UvicornSansioAdapter, UvicornWebsocketsAdapter
 
 __all__ = [
     "DIRECT_LIMIT",
@@ -87,7 +87,7 @@ __all__ = [
     "server_name",
 ]
 
-logger = logging.getLogger("wsmanager.servers")
+logger = logging.getLogger(__name__)
 
 
 def _defining_module(send: Any) -> str:

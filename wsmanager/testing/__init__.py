@@ -43,28 +43,21 @@ from urllib.parse import urlsplit
 
 from channels.testing import WebsocketCommunicator
 
-from .. import counters, db, health, presence, recovery, refusals, topics
+from .. import _state
+from ..connection import _refusals as refusals
 from ..exceptions import RemoteError, WsManagerError
-from ..node import reset_node
-from ..registry import get_registry, reset_registry
+from ..registry import get_registry
 
 __all__ = ["HandshakeRefused", "RpcCommunicator", "areset", "reset", "session_cookie"]
 
 
 def reset() -> None:
-    """Forget the process's singletons (between tests): registry instance, node,
-    counters, the database-use flag, presence's gathered changes and warnings, the
-    draining mark, what recovery learnt of journals, which refusals were logged,
-    and the topics' history store (the in-memory history with it)."""
-    reset_registry()
-    topics.reset_history()
-    reset_node()
-    counters.reset()
-    db.forget_use()
-    presence.reset()
-    recovery.reset()
-    refusals.reset()
-    health.set_draining(False)
+    """Forget the process's state (between tests): everything its owners declared to
+    :mod:`wsmanager._state` (registry instance and journal, node, counters, the
+    database-use flag, presence's gathered changes and warnings, what recovery learnt of
+    journals, which refusals were logged, the draining mark, the drain under way, the
+    cached settings, the topics' history store). docs/architecture.md lists them."""
+    _state.reset()
 
 
 async def areset() -> None:

@@ -30,7 +30,7 @@ import abc
 import json
 import secrets
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -161,18 +161,25 @@ class _Topic:
 class InMemoryHistory(History):
     """The history in this process's memory (the default, with the in-memory registry).
 
-    It keeps a small record (epoch, last offset) of every topic it was asked
-    about, for the life of the process, beside the bounded publications.
+    It keeps the topics most recently appended to or read, at most
+    ``max_topics`` of them (10,000 by default): the least recently used one
+    is forgotten past that, its history with it, and a later use of it starts
+    a new epoch (its clients get ``recovered: false`` and refetch).
     """
 
-    def __init__(self, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, clock: Callable[[], float] = time.time, max_topics: int = 10_000) -> None:
         super().__init__(clock)
-        self._topics: dict[tuple[str, str], _Topic] = {}
+        self.max_topics = max_topics
+        self._topics: OrderedDict[tuple[str, str], _Topic] = OrderedDict()
 
     def _topic(self, key: tuple[str, str]) -> _Topic:
         found = self._topics.get(key)
         if found is None:
             found = self._topics[key] = _Topic()
+            while len(self._topics) > self.max_topics:
+                self._topics.popitem(last=False)
+        else:
+            self._topics.move_to_end(key)
         return found
 
     async def append(

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from .. import catalog
-from ..conf import get_settings
+from .. import _handler_classes as catalog
+from .. import _state
+from .._conf import get_settings
 from ..exceptions import ConfigurationError
 from ..registry import get_registry
 from ._history import History, InMemoryHistory
@@ -42,6 +43,9 @@ def reset_history() -> None:
     """Forget the store (tests; the in-memory history goes with it)."""
     global _history
     _history = None
+
+
+_state.owns(__name__, reset_history)
 
 
 def check_name(name: Any) -> str:

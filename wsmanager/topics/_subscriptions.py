@@ -29,9 +29,11 @@ position was read: it reflects every
 publication up to ``offset``, and may already reflect some after it (apply
 publications idempotently). The replay goes out in chunks, each after the
 client has read all but 64 KiB of what came before, so that a long replay
-is paced by the client instead of closing a slow one; live publications
-held meanwhile count toward nothing but memory, at most the history's size
-of them per topic being subscribed. Non-guarantee: publications of a topic
+is paced by the client instead of closing a slow one. Live publications
+held meanwhile are bounded by ``MAX_OUTGOING_QUEUE`` per topic being
+subscribed, as the socket's outgoing queue is: past it the socket is
+closed with 1013 "too slow" and the publications dropped (counted
+``dropped_overflow``), as a full outgoing queue would. Non-guarantee: publications of a topic
 whose subscribe failed after the join (the history could not be read) are
 dropped for that socket, and it leaves the group again.
 """
@@ -47,9 +49,10 @@ from typing import Any, Protocol
 
 from wsmanager_client.protocol import INVALID_PARAMS, UNAVAILABLE
 
-from ..counters import Count, bump
+from .._conf import get_settings
+from ..connection._outbox import Message, frame
 from ..exceptions import RpcError, SocketNotFound
-from ..outbox import Message, frame
+from ..observe._counters import Count, bump
 from ..registry import ConnectionInfo
 from ._history import FRAME_PREFIX, Position, Publication
 from ._patterns import GROUP_PREFIX, MAX_TOPIC_LENGTH, Topic, group_of, match
@@ -63,7 +66,7 @@ __all__ = [
     "Subscriptions",
 ]
 
-logger = logging.getLogger("wsmanager.topics")
+logger = logging.getLogger(__name__)
 
 #: No topic pattern of the handler matches the name.
 UNKNOWN_TOPIC = -32010
@@ -72,6 +75,8 @@ NOT_AUTHORIZED = -32011
 #: The socket holds ``max_subscriptions`` subscriptions already.
 TOO_MANY = -32012
 
+#: The close code of a socket that cannot keep up (as the writer's, RFC 6455's 1013).
+TRY_AGAIN_LATER = 1013
 #: Replayed publications written between two waits for the client to read.
 REPLAY_CHUNK = 100
 
@@ -84,6 +89,8 @@ class Gated(Protocol):
     def push(self, message: Message) -> bool: ...
 
     async def drained(self) -> None: ...
+
+    def close_soon(self, code: int, reason: str) -> None: ...
 
 
 class Subscriber(Protocol):
@@ -183,6 +190,10 @@ class Subscriptions:
         pending = self._pending.get(found[0])
         if pending is None or pending.passing:
             return False
+        if len(pending.held) >= get_settings().max_outgoing_queue:
+            bump(Count.DROPPED_OVERFLOW)
+            self.socket.writer.close_soon(TRY_AGAIN_LATER, "too slow")
+            return True
         pending.held.append((found[1], found[2], message))
         return True
 

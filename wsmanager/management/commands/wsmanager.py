@@ -36,14 +36,14 @@ from asgiref.sync import async_to_sync
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from wsmanager.catalog import handler_class, handler_names
+from wsmanager._handler_classes import handler_class, handler_names
+from wsmanager._manager import Manager, get_manager
+from wsmanager.contract._openrpc import openrpc_document
+from wsmanager.contract._typescript import typescript_declarations
 from wsmanager.exceptions import WsManagerError
-from wsmanager.manager import Manager, get_manager
+from wsmanager.jsonrpc._dispatch import RpcHandler
 from wsmanager.node import get_node
-from wsmanager.openrpc import openrpc_document
 from wsmanager.registry import get_registry
-from wsmanager.rpc import RpcHandler
-from wsmanager.typescript import typescript_declarations
 
 
 def _known_handlers() -> list[str]:

@@ -1,0 +1,85 @@
+"""Mount handlers on URLs in one line, composing with Channels' routing.
+
+::
+
+    websocket_urlpatterns = [route("ws/chat/<str:room>/", ChatHandler)]
+    application = ProtocolTypeRouter({
+        "http": django_asgi_app,
+        "websocket": websocket_app(websocket_urlpatterns),
+    })
+
+``route`` returns an ordinary URL pattern, usable in a ``URLRouter`` of your
+own. :func:`websocket_app` wraps the patterns in ``URLRouter`` (with a
+fallback that refuses unknown paths with HTTP 403 instead of crashing the
+application) and, by default, in ``AuthMiddlewareStack`` so that handlers
+see ``scope["user"]``. Origins are checked by every handler itself (see
+:mod:`wsmanager.connection._origin`), so no origin validator is needed around it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from channels.auth import AuthMiddlewareStack
+from channels.routing import URLRouter
+from django.urls import URLPattern, path, re_path
+
+from .. import _checks as checks  # registers wsmanager's system checks, "wsmanager" installed or not
+from ..connection._refusals import Refusal, log_refusal, send_refusal
+from ..observe._counters import Count, bump
+from ._handler import WebSocketHandler
+
+__all__ = ["route", "websocket_app"]
+
+logger = logging.getLogger(__name__)
+
+
+def route(pattern: str, handler: type[WebSocketHandler], **initkwargs: Any) -> URLPattern:
+    """A URL pattern serving ``handler``; ``pattern`` is a regex when it starts with ``^``.
+
+    ``initkwargs`` override the handler's class attributes for this route only
+    (e.g. ``route("ws/feed/", FeedHandler, rate_limit=None)``); an unknown
+    name raises ``TypeError`` here.
+    """
+    unknown = [key for key in initkwargs if key.startswith("_") or not hasattr(handler, key)]
+    if unknown:
+        raise TypeError(f"{handler.__name__} has no attribute(s) {', '.join(unknown)} to set per route")
+    app: Any = handler.as_asgi(**initkwargs)
+    pattern_obj: URLPattern = re_path(pattern, app) if pattern.startswith("^") else path(pattern, app)
+    return pattern_obj
+
+
+_NO_ROUTE = Refusal(
+    "no_route",
+    "no WebSocket route for this path",
+    status=404,
+    detail="no route() of websocket_app matches it",
+)
+
+
+async def _no_route(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """Refuse a WebSocket handshake for a path no handler serves: HTTP 404 where the
+    server can answer one (``websocket.http.response``), else 403 (daphne)."""
+    while True:
+        message = await receive()
+        if message["type"] == "websocket.connect":
+            bump(Count.REFUSED_HANDSHAKE)
+            log_refusal(_NO_ROUTE, scope, "")
+            await send_refusal(scope, send, _NO_ROUTE)
+        elif message["type"] == "websocket.disconnect":
+            return
+
+
+def websocket_app(routes: Sequence[Any], *, auth: bool = True) -> Any:
+    """An ASGI app serving ``routes``: URLRouter, a refusing fallback, and auth.
+
+    Logs ``wsmanager.W002`` at WARNING when ``"wsmanager"`` is not in
+    ``INSTALLED_APPS`` (``manage.py check`` may not have imported wsmanager).
+    """
+    for message in checks.installation_warnings():
+        logger.warning("%s (%s) %s", message.msg, message.id, message.hint)
+    fallback: Any = _no_route
+    router = URLRouter([*routes, re_path(r"", fallback)])
+    return AuthMiddlewareStack(router) if auth else router

@@ -1,0 +1,473 @@
+"""``RpcHandler``: JSON-RPC 2.0 in both directions over a WebSocketHandler.
+
+Client to server: only methods marked with :func:`rpc` can be called
+(:mod:`wsmanager.jsonrpc._exposure`); params are bound and checked before the method
+runs, a mismatch answered -32602 (:mod:`wsmanager.jsonrpc._params`).
+
+Execution: calls run in tasks apart from the socket's receive loop, so a
+method may ``await self.invoke(...)`` on its own client without deadlock,
+and a slow method never delays other sockets or the disconnect. Per socket,
+at most :attr:`RpcHandler.max_concurrent_calls` calls run at once (1 by
+default: calls run in arrival order, like SignalR). Waiting and running
+calls are bounded per socket by :attr:`RpcHandler.max_pending_calls` (calls,
+each member of a batch counting) and :attr:`RpcHandler.max_pending_bytes`
+(the frames' text); a frame that does not fit is answered -32000 at once,
+all of it. ``rpc.ping`` (the heartbeat) is answered at once, ahead of queued
+calls. The next call runs only once the client has read all but
+``writer.DRAINED`` (64 KiB) of the answers before it, so a slow reader slows
+its own calls instead of filling the send backlog. When the socket closes,
+running calls are cancelled and pending invocations fail with
+:class:`ConnectionClosed`.
+
+Cost before work: a frame is decoded once, with the batch limit checked on
+the array's length before any member is built (:func:`protocol.decode`);
+the rate limit charges a batch one token per member (:meth:`frame_cost`),
+and a batch that does not fit is refused whole, each call answered -32002.
+
+A client that closes on purpose says ``rpc.close`` first (docs/protocol.md,
+section 5): the socket is released at once and for good, whatever close code
+the server then reports (:meth:`~wsmanager.handlers._handler.WebSocketHandler.close_on_request`).
+It is honoured alone in its frame (even over the rate limit, which it ends);
+inside a batch it is refused with -32600.
+
+Errors never close the socket: bad input gets the standard error; an
+:class:`RpcError` raised by a method is sent as is; a string the registry
+cannot store (a lone surrogate has no UTF-8 form: ``UnicodeEncodeError``) is
+-32602; a result longer than :attr:`RpcHandler.max_result_size` is -32603
+"Result too large"; any other exception is answered -32603 "Internal
+error", with no detail sent to the client. Logging is throttled per socket
+(:mod:`wsmanager.observe._logs`): at most one line per kind (bad input, method
+errors, outages, oversized or unencodable results) per interval, the first
+with its traceback, the rest counted and summed up in the next line or when
+the socket closes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar
+
+from channels.db import database_sync_to_async
+
+from wsmanager_client import protocol
+from wsmanager_client.protocol import ErrorObject, Invalid, Request, Response, params_of
+
+from .._conf import get_settings
+from ..connection._lifecycle import State
+from ..connection._limits import too_big
+from ..connection._outbox import size_of
+from ..exceptions import (
+    ConfigurationError,
+    ConnectionClosed,
+    DeliveryError,
+    InvokeError,
+    InvokeTimeout,
+    RegistryUnavailable,
+    RpcError,
+)
+from ..handlers._handler import instance_attributes
+from ..handlers._resumable import Resumable
+from ..observe import _hub as observe
+from ..observe._counters import Count, bump
+from ..observe._logs import LogThrottle
+from ..topics import Subscriptions, Topic
+from ._declarations import ClientMethod, Notification
+from ._exposure import MARK, check_permission, rpc
+from ._invocations import Invocations
+from ._params import BadParams, Method
+
+__all__ = ["RpcHandler", "rpc"]
+
+logger = logging.getLogger(__name__)
+
+#: ``data`` of the -32602 answering a string that has no UTF-8 form.
+UNSTORABLE = "a string holds a lone surrogate: it is not valid UTF-8 and cannot be stored"
+#: The client's word that it closes on purpose (docs/protocol.md, section 5).
+CLOSE = "rpc.close"
+#: The calls of topics (docs/protocol.md, "Topics"), routed to wsmanager.topics.
+TOPIC_CALLS = frozenset({"rpc.subscribe", "rpc.unsubscribe"})
+#: ``data`` of the -32600 answering ``rpc.close`` inside a batch.
+CLOSE_ALONE = "rpc.close must be sent alone, not in a batch"
+
+
+class RpcHandler(Resumable):
+    """A handler that speaks JSON-RPC 2.0 both ways. See the module docstring."""
+
+    abstract: ClassVar[bool] = True
+    #: Calls of one socket that may run at the same time (1: in arrival order).
+    max_concurrent_calls: ClassVar[int] = 1
+    #: Calls of one socket (each member of a batch counting) that may wait or
+    #: run; a frame whose calls do not fit gets -32000 for each. Keep it at
+    #: least ``max_batch_size``, or full batches are always refused.
+    max_pending_calls: ClassVar[int] = 100
+    #: Text of the frames whose calls wait or run (characters); a frame past
+    #: it gets -32000, unless nothing is pending (one frame always fits).
+    max_pending_bytes: ClassVar[int] = 1024 * 1024
+    #: Largest accepted batch; larger ones get one -32600 error.
+    max_batch_size: ClassVar[int] = 100
+    #: Largest incoming frame (UTF-8 bytes); larger closes with 1009. Smaller
+    #: than a raw handler's 1 MiB: a call needs little (docs/security.md).
+    max_message_size: ClassVar[int | None] = 64 * 1024
+    #: Largest answer frame (UTF-8 bytes; a lone response, or a batch's
+    #: array); a result that would pass it is answered -32603 "Result too
+    #: large" instead. Under daphne's 1 MiB, with room for the error members
+    #: of a batch. None: no limit.
+    max_result_size: ClassVar[int | None] = 896 * 1024
+    #: Exposed name -> method description, collected from ``@rpc`` marks.
+    rpc_methods: ClassVar[dict[str, Method]] = {}
+    #: Notifications this handler sends, by method name (for the generated
+    #: contract only: sending is not checked against it). See wsmanager.contract.
+    sends: ClassVar[Mapping[str, Notification]] = {}
+    #: Client methods this handler calls with ``invoke``, by name (likewise).
+    client_methods: ClassVar[Mapping[str, ClientMethod]] = {}
+    #: Topic patterns clients may subscribe to with ``rpc.subscribe`` (docs/topics.md);
+    #: empty: ``rpc.subscribe`` and ``rpc.unsubscribe`` are unknown methods.
+    topics: ClassVar[Sequence[Topic]] = ()
+    #: Topics one socket may be subscribed to at once; the next subscribe gets -32012.
+    max_subscriptions: ClassVar[int] = 100
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        methods: dict[str, Method] = {}
+        reserved = instance_attributes(cls)
+        for klass in reversed(cls.__mro__):
+            for attr, fn in vars(klass).items():
+                mark = getattr(fn, MARK, None)
+                if isinstance(mark, tuple) and callable(fn):
+                    exposed, permission, sensitive = mark
+                    if attr in reserved:  # the instance's own attribute would hide the method
+                        raise ConfigurationError(
+                            f"{cls.__qualname__}.{attr} has the name of an attribute every handler "
+                            f"instance sets ({attr!r}), which would hide the method; give it "
+                            "another name (@rpc(name=...) keeps the name clients call)"
+                        )
+                    if hasattr(RpcHandler, attr):  # a hook or base method: never callable
+                        raise ConfigurationError(
+                            f"{cls.__qualname__}.{attr} overrides a handler method and cannot "
+                            "be exposed with @rpc; give the method another name"
+                        )
+                    methods[exposed] = Method.of(attr, fn, permission, sensitive)
+        super().__init_subclass__(**kwargs)
+        cls.rpc_methods = methods
+        if not all(isinstance(t, Topic) for t in cls.topics):
+            raise ConfigurationError(f"{cls.__qualname__}.topics must hold topic(...) patterns only")
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._calls: deque[tuple[list[Request | Invalid], bool, int]] = deque()
+        self._running = 0  # worker tasks
+        self._pending_calls = 0  # members of the frames queued or running, until answered
+        self._pending_bytes = 0  # text of those frames
+        self._decoded: tuple[str, protocol.Decoded] | None = None  # frame_cost's, for on_receive
+        self._log = LogThrottle()
+        self._workers: set[asyncio.Task[None]] = set()
+        self._invocations = Invocations()
+        self._subscriptions: Subscriptions | None = None
+
+    def _note(self, kind: str, level: int, msg: str, *args: Any, exc_info: Any = None) -> None:
+        """Log at most one line per ``kind`` and interval for this socket (wsmanager.observe._logs)."""
+        self._log.log(logger, kind, level, msg, *args, exc_info=exc_info)
+
+    # -- server to client ---------------------------------------------------------
+    async def on_open(self) -> None:
+        hello = {"id": self.id, **self.session_params()}
+        await self.send_frame(protocol.encode_notification("rpc.connected", hello))
+        self.replay()
+
+    async def invoke(self, method: str, /, *args: Any, timeout: float | None = None, **kwargs: Any) -> Any:
+        """Call a method of this client and return its result.
+
+        Raises InvokeTimeout, RemoteError (the client's error object) or
+        ConnectionClosed (the socket closed first). Raises InvokeError at once
+        when awaited from the socket's own receive loop (``on_connect``,
+        ``on_open``, ``on_receive``, ``on_disconnect``): the answer could not be
+        read until the hook returns. ``@rpc`` methods run apart and may invoke.
+        """
+        return await self.invoke_params(method, params_of(args, kwargs), timeout=timeout)
+
+    async def invoke_params(
+        self, method: str, params: tuple[Any, ...] | dict[str, Any], /, *, timeout: float | None = None
+    ) -> Any:
+        """:meth:`invoke` with the params as one value, so named params may have any name."""
+        if asyncio.current_task() is self._receive_task:
+            raise InvokeError(self.id, method, "cannot wait for an answer inside the socket's own hooks")
+        if self.state not in (State.CONNECTING, State.OPEN):
+            raise ConnectionClosed(self.id)
+        waiting = self._invoke_params(method, params, timeout)
+        return await (waiting if observe.hub is None else observe.hub.invoke(self, method, waiting))
+
+    async def _invoke_params(
+        self, method: str, params: tuple[Any, ...] | dict[str, Any], timeout: float | None
+    ) -> Any:
+        self._invocations.socket_id = self.id
+        call_id, future = self._invocations.start(method)
+        wait = get_settings().invoke_timeout if timeout is None else timeout
+        try:
+            if not await self.send_frame(protocol.encode_request(method, params, call_id)):
+                raise ConnectionClosed(self.id)
+            return await asyncio.wait_for(future, wait)
+        except TimeoutError:
+            raise InvokeTimeout(self.id, method, wait) from None
+        finally:
+            self._invocations.forget(call_id)
+
+    # -- client to server -------------------------------------------------------------
+    def frame_cost(self, message: str | bytes) -> int:
+        """One token per member of a batch (a lone message or a refused batch: 1).
+
+        Decodes the frame (kept for ``on_receive`` / ``on_rate_limited``, which
+        get the same message); binary frames cost 1.
+        """
+        if isinstance(message, bytes):
+            return 1
+        decoded = self._decode(message)
+        return len(decoded.items) if decoded.batch else 1
+
+    def _decode(self, message: str) -> protocol.Decoded:
+        """The frame decoded once: frame_cost's result when it saw this very message."""
+        kept, self._decoded = self._decoded, None
+        if kept is not None and kept[0] is message:
+            return kept[1]
+        decoded = protocol.decode(message, max_batch=self.max_batch_size)
+        self._decoded = (message, decoded)
+        return decoded
+
+    async def on_receive(self, message: str | bytes) -> None:
+        if isinstance(message, bytes):
+            error = ErrorObject.standard(protocol.BINARY_NOT_SUPPORTED)
+            await self.send_frame(protocol.encode_error(None, error))
+            return
+        decoded = self._decode(message)
+        self._decoded = None
+        work: list[Request | Invalid] = []
+        for item in decoded.items:
+            if isinstance(item, Response):
+                self._invocations.settle(item)
+            elif decoded.batch and isinstance(item, Request) and item.method == CLOSE:
+                work.append(Invalid(ErrorObject.standard(protocol.INVALID_REQUEST, CLOSE_ALONE), item.id))
+            else:
+                work.append(item)
+        if not work:
+            return
+        first = work[0]
+        if not decoded.batch and isinstance(first, Request) and first.method == CLOSE:
+            await self._close_as_asked(first)
+            return
+        bad = next((item for item in work if isinstance(item, Invalid)), None)
+        if bad is not None:
+            self._note(
+                "bad_input",
+                logging.INFO,
+                "socket %s: invalid input answered %d %s (%s)",
+                self.id,
+                bad.error.code,
+                bad.error.message,
+                bad.error.data,
+            )
+        if not decoded.batch and isinstance(first, Invalid):
+            await self.send_frame(protocol.encode_error(first.id, first.error))
+            return
+        if not decoded.batch and isinstance(first, Request) and first.method == "rpc.ping":
+            # Heartbeats skip the call queue: a slow call must not make a
+            # live connection look dead to the client.
+            if not first.notification:
+                await self.send_frame(protocol.encode_result(first.id, "pong"))
+            return
+        self._enqueue_calls(work, decoded.batch, len(message))
+
+    async def _close_as_asked(self, request: Request) -> None:
+        """``rpc.close``: answer it if it is a call (``null``, ahead of the close frame),
+        then close for good with the code it gives (``{"code": n}`` or ``[n]``)."""
+        params = request.params
+        code = params.get("code") if isinstance(params, dict) else (params[0] if params else None)
+        if not request.notification:
+            await self.send_frame(protocol.encode_result(request.id, None))
+        await self.close_on_request(code)
+
+    def _enqueue_calls(self, work: list[Request | Invalid], batch: bool, size: int) -> None:
+        """Queue a frame's calls, or answer them all -32000 when they do not fit."""
+        calls, pending = len(work), self._pending_calls
+        if pending + calls > self.max_pending_calls or (
+            pending and self._pending_bytes + size > self.max_pending_bytes
+        ):
+            busy = ErrorObject.standard(protocol.SERVER_BUSY)
+            answers = [
+                protocol.encode_error(item.id, busy if isinstance(item, Request) else item.error)
+                for item in work
+                if not (isinstance(item, Request) and item.notification)
+            ]
+            bump(Count.CALLS_REFUSED_BUSY, sum(isinstance(item, Request) for item in work))
+            asyncio.get_running_loop().create_task(self._answer(answers, batch))
+            return
+        self._pending_calls += calls
+        self._pending_bytes += size
+        self._calls.append((work, batch, size))
+        if self._running < self.max_concurrent_calls:
+            self._running += 1
+            task = asyncio.get_running_loop().create_task(self._work())
+            self._workers.add(task)
+            task.add_done_callback(self._workers.discard)
+
+    async def _work(self) -> None:
+        try:
+            while self._calls and self.state is State.OPEN:
+                work, batch, size = self._calls.popleft()
+                try:
+                    answers: list[str] = []
+                    room = self.max_result_size
+                    for item in work:
+                        answer = await self._run(item, room)
+                        if answer is not None:
+                            answers.append(answer)
+                            if room is not None:  # UTF-8 bytes, and a comma or a bracket
+                                room -= 1 + size_of({"text": answer})
+                    await self._answer(answers, batch)
+                    if self._subscriptions is not None:  # held publications go out after the answer
+                        self._subscriptions.settle()
+                    # Backpressure: the next call waits while the client has not
+                    # read this answer (it stays pending, so a client that stops
+                    # reading is answered -32000, not closed for a burst).
+                    await self.writer.drained()
+                finally:
+                    self._pending_calls -= len(work)
+                    self._pending_bytes -= size
+        finally:
+            self._running -= 1
+
+    async def _answer(self, answers: list[str], batch: bool) -> None:
+        """Send encoded responses: one, or a batch array (nothing when empty)."""
+        if answers:
+            await self.send_frame(f"[{','.join(answers)}]" if batch else answers[0])
+
+    async def _run(self, item: Request | Invalid, room: int | None = None) -> str | None:
+        """Run one call; its encoded response, or None for a notification.
+
+        ``room``: bytes left in the answer frame (None: no limit); a result
+        that does not fit is answered -32603 "Result too large" instead.
+        """
+        if isinstance(item, Invalid):
+            return protocol.encode_error(item.id, item.error)
+        try:
+            call = self._call(item)
+            result = await (call if observe.hub is None else observe.hub.rpc(self, item.method, call))
+        except RpcError as exc:
+            error = ErrorObject(exc.code, exc.message, exc.data)
+        except BadParams as exc:
+            error = ErrorObject.standard(protocol.INVALID_PARAMS, str(exc))
+        except UnicodeEncodeError:
+            # Only a client's JSON can carry a lone surrogate ("\udfff"); it has
+            # no UTF-8 form, so a registry or channel layer cannot store it.
+            self._note(
+                "unstorable",
+                logging.INFO,
+                "rpc %r on socket %s: a string has no UTF-8 form",
+                item.method,
+                self.id,
+            )
+            error = ErrorObject.standard(protocol.INVALID_PARAMS, UNSTORABLE)
+        except (RegistryUnavailable, DeliveryError) as exc:
+            self._note("unavailable", logging.WARNING, "rpc %r on socket %s: %s", item.method, self.id, exc)
+            error = ErrorObject.standard(protocol.UNAVAILABLE)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            self._note(
+                "method_error",
+                logging.ERROR,
+                "rpc %r on socket %s of %s raised",
+                item.method,
+                self.id,
+                self.handler_name,
+                exc_info=exc,
+            )
+            error = ErrorObject.standard(protocol.INTERNAL_ERROR)
+        else:
+            if item.notification:
+                return None
+            try:
+                text = protocol.encode_result(item.id, result)
+            except protocol.EncodeError as exc:
+                self._note(
+                    "bad_result",
+                    logging.ERROR,
+                    "rpc %r on socket %s returned a value that is not JSON",
+                    item.method,
+                    self.id,
+                    exc_info=exc,
+                )
+                error = ErrorObject.standard(protocol.INTERNAL_ERROR)
+            else:
+                if room is None or not too_big(text, room):
+                    return text
+                bump(Count.RESULTS_TOO_LARGE)
+                self._note(
+                    "result_too_large",
+                    logging.WARNING,
+                    "rpc %r on socket %s: result of %d characters over max_result_size %s",
+                    item.method,
+                    self.id,
+                    len(text),
+                    self.max_result_size,
+                )
+                error = ErrorObject(
+                    protocol.INTERNAL_ERROR, "Result too large", {"max": self.max_result_size}
+                )
+        return None if item.notification else protocol.encode_error(item.id, error)
+
+    async def _call(self, request: Request) -> Any:
+        if request.method == "rpc.ping":
+            return "pong"
+        if request.method in TOPIC_CALLS and self.topics:
+            if self._subscriptions is None:
+                self._subscriptions = Subscriptions(self)
+            if request.method == "rpc.subscribe":
+                return await self._subscriptions.subscribe(request.params)
+            return await self._subscriptions.unsubscribe(request.params)
+        method = self.rpc_methods.get(request.method)
+        if method is None:
+            raise RpcError(protocol.METHOD_NOT_FOUND, "Method not found", request.method)
+        if method.permission is not None:
+            await check_permission(self, request.method, method.permission)
+        bound = method.bind(request.params)
+        func = getattr(self, method.attr)
+        if method.is_async:
+            return await func(*bound.args, **bound.kwargs)
+        run = database_sync_to_async(func, thread_sensitive=method.thread_sensitive)
+        return await run(*bound.args, **bound.kwargs)
+
+    async def on_rate_limited(self, message: str | bytes) -> None:
+        """Answer each call of the refused frame with -32002 (notifications: nothing).
+
+        A batch is refused whole: every call in it is answered -32002 and none
+        runs; answers to our invocations in it are still read.
+        """
+        if isinstance(message, bytes):
+            return
+        limited = ErrorObject.standard(protocol.RATE_LIMITED)
+        decoded = self._decode(message)
+        self._decoded = None
+        lone = decoded.items[0] if not decoded.batch and decoded.items else None
+        if isinstance(lone, Request) and lone.method == CLOSE:  # it ends the flood: never refused
+            await self._close_as_asked(lone)
+            return
+        for item in decoded.items:  # answers to our invocations are never refused
+            if isinstance(item, Response):
+                self._invocations.settle(item)
+        answers = [
+            protocol.encode_error(item.id, limited)
+            for item in decoded.items
+            if isinstance(item, Request) and not item.notification
+        ]
+        await self._answer(answers, decoded.batch)
+
+    async def on_released(self, code: int | None) -> None:
+        self._calls.clear()
+        self._decoded = None
+        for kind, count in self._log.flush().items():
+            logger.info("socket %s closed: %d more %r lines were not logged", self.id, count, kind)
+        for task in list(self._workers):
+            if task is not asyncio.current_task():
+                task.cancel()
+        self._invocations.fail_all(code)

@@ -1,0 +1,473 @@
+"""The process-local hub ("node"): local sockets, and delivery to other processes.
+
+Each server process has one :class:`Node`. It knows the sockets open in this
+process and owns a channel-layer channel (its id) on which other processes
+send it frames, close requests and invocations for those sockets.
+
+Delivery rules:
+
+* A frame for a local socket is handed to that socket directly: no channel
+  layer hop, no copy; a broadcast is encoded once and the same message is
+  written to every local target.
+* Frames for sockets of other processes cost **one channel-layer message per
+  process**, not per socket; the receiving node fans out locally.
+* Per-socket FIFO: frames from one sender to one socket arrive in the order
+  they were sent, whether local or remote (the channel layer keeps order per
+  channel, the socket's outgoing queue keeps order locally).
+* At most once: a frame for a socket that closed meanwhile is dropped and
+  counted (``dropped_closed``, ``dropped_unknown``); no retry, no
+  acknowledgement (connection recovery keeps notifications, :mod:`wsmanager._recovery`).
+* Handing a frame to a local socket never waits for its transport (its
+  :class:`~wsmanager.connection._outbox.Outbox`): a client that stops reading cannot
+  stall a broadcast. The heartbeat is in :mod:`wsmanager.node._heartbeat`.
+
+The node also counts, per handler and client address, what that address
+holds in this process (``max_connections_per_address``): every socket
+object from the moment it is admitted (:meth:`Node.reserve`) to its end,
+whatever id it holds meanwhile, so that two connections of one resumed
+session never share a count or lose one; and the sockets this process
+parked (connection recovery) until they resume, are released, or their
+window ends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import contextlib
+import logging
+import os
+import secrets
+import socket
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
+
+from channels.layers import get_channel_layer
+
+from .. import _state
+from .._conf import get_settings
+from ..connection._outbox import Message
+from ..exceptions import DeliveryError, InvokeError, SocketNotFound, SocketParked, WsManagerError
+from ..observe._counters import Count, bump
+from ..registry import PARKED, get_registry
+from . import _relay as relay
+from ._heartbeat import Upkeep
+from ._link import Link
+from ._local import LocalSocket
+
+__all__ = ["LocalSocket", "Node", "get_node", "on_drain_request", "reset_node"]
+
+logger = logging.getLogger(__name__)
+
+#: A handler name and a client address (None: the server gave none).
+Origin = tuple[str, str | None]
+
+
+class Node:
+    """This process's hub. Get it with :func:`get_node`."""
+
+    def __init__(self) -> None:
+        self.id = ""
+        self.sockets: dict[str, LocalSocket] = {}
+        self._addresses: Counter[Origin] = Counter()
+        # Each socket counted in _addresses, by object (id(); kept alive while counted).
+        self._counted: dict[int, tuple[LocalSocket, Origin]] = {}
+        self._parked: dict[Origin, dict[str, tuple[float, str]]] = {}  # id -> (until, key), oldest first
+        self._pruned = 0.0
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._reader: asyncio.Task[None] | None = None
+        self._calls = relay.Calls()
+        self.upkeep = Upkeep(self)
+        self._link = Link(None)
+        self._exit_hook = False
+
+    # -- life cycle ------------------------------------------------------------
+    async def start(self) -> str:
+        """Start the node in the running loop once; returns its id.
+
+        A node started in an event loop that has since been replaced (test
+        suites run a loop per test) starts afresh with a new id.
+        """
+        loop = asyncio.get_running_loop()
+        if self._loop is loop:
+            return self.id
+        self.cancel()
+        self.sockets.clear()
+        self._addresses.clear()
+        self._counted.clear()
+        self._parked.clear()
+        self._calls.clear()
+        self._loop = loop
+        conf = get_settings()
+        layer = get_channel_layer(conf.channel_layer) if conf.channel_layer else None
+        self._link = Link(layer)
+        if layer is not None:
+            self.id = await layer.new_channel("wsmanager.node")
+        else:
+            self.id = f"wsmanager.node.local!{secrets.token_hex(8)}"
+        logger.debug("node %s started (%s pid %s)", self.id, socket.gethostname(), os.getpid())
+        return self.id
+
+    def _ensure_tasks(self) -> None:
+        """Start reading the node's channel and the heartbeat (once per loop).
+
+        Started only when needed (a socket attaches, a remote invoke waits for
+        its reply), so that a sender-only process such as a management command
+        runs no background task.
+        """
+        if self.upkeep.running or self._loop is None:
+            return
+        if not self._exit_hook:
+            atexit.register(self._at_exit)
+            self._exit_hook = True
+        if self._link.layer is not None:
+            self._reader = self._loop.create_task(self._link.read_forever(self.id, self._handle))
+        self.upkeep.start(get_settings().heartbeat_interval)
+
+    def cancel(self) -> None:
+        """Cancel the background tasks without waiting for them (a replaced loop, tests)."""
+        if self._reader is not None:
+            with contextlib.suppress(RuntimeError):  # its loop may be closed already
+                self._reader.cancel()
+            self._reader = None
+        self.upkeep.cancel()
+
+    async def stop(self) -> None:
+        """Stop background tasks, forget this process's sockets in the registry and
+        announce their departures. Waits (up to 5 s) for the tasks to end first,
+        so that no late heartbeat marks the node alive again after that.
+        """
+        reader = self._reader
+        self._reader = None
+        if reader is not None and reader.get_loop() is asyncio.get_running_loop():
+            reader.cancel()
+            await asyncio.wait([reader], timeout=5.0)
+        await self.upkeep.stop()
+        if self.id:
+            registry = get_registry()
+            with contextlib.suppress(WsManagerError):
+                await registry.remove_node(self.id)
+                await self.upkeep.announce_departures(registry)
+        self._loop = None
+
+    def _at_exit(self) -> None:
+        """Interpreter exit: forget this process's sockets in the registry.
+
+        Servers cancel their connections on a clean shutdown, and each socket
+        then leaves the registry by itself; this catches what such a shutdown
+        misses (daphne 4.2 skips that step when any connection has no
+        application yet). It runs in a fresh event loop, bounded to 5 s.
+        Their departures stay queued in the registry: with a shared one, the
+        other processes announce them; with the in-memory one nobody is left.
+        """
+        if not self.id:
+            return
+        try:
+            asyncio.run(asyncio.wait_for(get_registry().remove_node(self.id), 5.0))
+        except Exception as exc:
+            logger.warning("node %s: removing its sockets at exit failed: %r", self.id, exc)
+
+    # -- the sockets here, and the count per client address ---------------------
+    def attach(self, sock: LocalSocket) -> None:
+        """Make ``sock`` the holder of its id here (a socket holding the id, whose
+        session ``sock`` resumed, is evicted), counted for its address."""
+        self._ensure_tasks()
+        holder = self.sockets.get(sock.id)
+        if holder is not None and holder is not sock:
+            self.detach(sock.id)
+        self.sockets[sock.id] = sock
+        self.reserve(sock, sock.info.handler, sock.info.address)
+
+    def detach(self, socket_id: str, sock: LocalSocket | None = None) -> None:
+        """Forget a local socket and stop counting it. With ``sock``: the id is given
+        up only if that socket holds it (a resumed session may have taken the id over
+        in this process), and ``sock`` stops counting whether it held it or not."""
+        if sock is None or self.sockets.get(socket_id) is sock:
+            holder = self.sockets.pop(socket_id, None)
+            if holder is not None:
+                self.release(holder)
+        if sock is not None:
+            self.release(sock)
+
+    def vacate(self, socket_id: str, sock: LocalSocket) -> None:
+        """``sock`` gives its id up (if it holds it) but goes on counting for its address
+        (a resume that failed after its claim: the connection goes on as a fresh socket)."""
+        if self.sockets.get(socket_id) is sock:
+            del self.sockets[socket_id]
+
+    def reserve(self, sock: LocalSocket, handler: str, address: str | None, cap: int | None = None) -> bool:
+        """Count ``sock`` (the object, attached or not yet) among the sockets of ``address``
+        in ``handler``, unless that would make more than ``cap`` (False then, nothing
+        counted). A socket already counted stays counted where it is (True)."""
+        if id(sock) in self._counted:
+            return True
+        origin = (handler, address)
+        if cap is not None and self.sockets_from(handler, address) >= cap:
+            return False
+        self._counted[id(sock)] = (sock, origin)
+        self._addresses[origin] += 1
+        return True
+
+    def release(self, sock: LocalSocket) -> None:
+        """``sock`` no longer counts for its address (idempotent)."""
+        counted = self._counted.pop(id(sock), None)
+        if counted is not None:
+            origin = counted[1]
+            self._addresses[origin] -= 1
+            if self._addresses[origin] <= 0:
+                del self._addresses[origin]
+
+    def sockets_from(self, handler: str, address: str | None) -> int:
+        """What ``address`` holds here in ``handler``: sockets open or being opened, and
+        sockets this process parked (until their record is dropped, see :meth:`note_parked`)."""
+        origin = (handler, address)
+        return self._addresses.get(origin, 0) + len(self._parked.get(origin, ()))
+
+    # -- sockets this process parked (connection recovery) ----------------------
+    def note_parked(self, handler: str, address: str | None, socket_id: str, until: float, key: str) -> None:
+        """Remember that this process parked a socket of ``address`` until ``until`` (Unix
+        time) with resume key ``key``: it counts for its address until it resumes here,
+        is released to make room (:meth:`take_oldest_parked`), or its window ends (records
+        of windows that ended are dropped at most every 10 s)."""
+        now = time.time()
+        if now - self._pruned > 10.0:
+            self._pruned = now
+            for origin, records in list(self._parked.items()):
+                self._drop_parked(origin, [sid for sid, (end, _) in records.items() if end < now])
+        self._parked.setdefault((handler, address), {})[socket_id] = (until, key)
+
+    def forget_parked(self, handler: str, address: str | None, socket_id: str) -> None:
+        """A socket parked here resumed (anywhere), or is gone: it no longer counts here."""
+        self._drop_parked((handler, address), [socket_id])
+
+    def is_parked_here(self, handler: str, address: str | None, socket_id: str) -> bool:
+        return socket_id in self._parked.get((handler, address), {})
+
+    def take_oldest_parked(
+        self, handler: str, address: str | None, spare: str = ""
+    ) -> tuple[str, float, str] | None:
+        """Stop counting the socket of ``address`` this process parked first (but
+        ``spare``): its (id, end of window, key), or None when there is none."""
+        records = self._parked.get((handler, address), {})
+        for socket_id, (until, key) in records.items():
+            if socket_id != spare:
+                self._drop_parked((handler, address), [socket_id])
+                return socket_id, until, key
+        return None
+
+    def _drop_parked(self, origin: Origin, socket_ids: Iterable[str]) -> None:
+        records = self._parked.get(origin)
+        if records is None:
+            return
+        for socket_id in socket_ids:
+            records.pop(socket_id, None)
+        if not records:
+            del self._parked[origin]
+
+    def held(self) -> Sequence[LocalSocket]:  # a snapshot of the sockets open here
+        return list(self.sockets.values())
+
+    def holds(self, sock: Any) -> bool:  # whether ``sock`` is still open here
+        return self.sockets.get(sock.id) is sock
+
+    # -- delivery ----------------------------------------------------------------
+    async def deliver(
+        self,
+        handler: str,
+        routes: Mapping[str, Iterable[str]],
+        message: Message,
+        *,
+        kept: bool | None = None,
+    ) -> int:
+        """Hand ``message`` to every socket in ``routes`` ({node: ids}); how many taken.
+
+        Remote counts are the ids handed to their node's channel; what that
+        node then drops (sockets closed meanwhile) is counted there. Parked
+        sockets (connection recovery) take a notification that is ``kept``
+        (in the journal, replayed on resume). Any other frame is dropped for
+        them, counted; a notification that was not kept (``False``) also ends
+        their windows (:meth:`~wsmanager.registry.RegistryBackend.spoil`),
+        since their resume could no longer be whole. ``None``: a raw frame.
+        """
+        taken = 0
+        failed: list[str] = []
+        for node_id, ids in routes.items():
+            if node_id == PARKED:
+                parked = list(ids)
+                bump(Count.KEPT_FOR_PARKED if kept else Count.DROPPED_PARKED, len(parked))
+                if kept:
+                    taken += len(parked)
+                elif kept is False:
+                    await get_registry().spoil(handler, parked)
+                continue
+            if node_id == self.id:
+                taken += self._deliver_routed(handler, ids, message)
+                continue
+            id_list = list(ids)
+            envelope = {
+                "type": "wsmanager.deliver",
+                "handler": handler,
+                "ids": id_list,
+                **_payload(message),
+            }
+            if await self._link.send(node_id, envelope):
+                taken += len(id_list)
+                bump(Count.FORWARDED, len(id_list))
+            else:
+                failed.append(node_id)
+        if failed:
+            raise DeliveryError(f"channel layer refused frames for node(s) {', '.join(failed)}")
+        return taken
+
+    def split(self, handler: str, ids: Iterable[str]) -> tuple[list[str], list[str]]:
+        """``ids`` as (open here for ``handler``, elsewhere): a local socket of another
+        handler is not one of ``handler``'s (the registry says where that id is)."""
+        here: list[str] = []
+        elsewhere: list[str] = []
+        sockets = self.sockets
+        for sid in ids:
+            sock = sockets.get(sid)
+            (here if sock is not None and sock.info.handler == handler else elsewhere).append(sid)
+        return here, elsewhere
+
+    def deliver_here(self, handler: str, ids: Iterable[str], message: Message) -> tuple[int, list[str]]:
+        """Hand ``message`` to each of ``ids`` open here for ``handler`` as it is met
+        (never waits; the first is written before the last is looked at); returns
+        how many took it and the ids that are not here (the same rule as :meth:`split`)."""
+        taken = 0
+        elsewhere: list[str] = []
+        sockets = self.sockets
+        for sid in ids:
+            sock = sockets.get(sid)
+            if sock is None or sock.info.handler != handler:
+                elsewhere.append(sid)
+            elif sock.writer.push(message):
+                taken += 1
+        bump(Count.DELIVERED, taken)
+        return taken, elsewhere
+
+    def _deliver_routed(self, handler: str, ids: Iterable[str], message: Message) -> int:
+        """Deliver to ids the registry routed here; those closed meanwhile are counted."""
+        taken, gone = self.deliver_here(handler, ids, message)
+        bump(Count.DROPPED_UNKNOWN, len(gone))
+        return taken
+
+    async def take_over(self, node_id: str, socket_id: str, key: str, timeout: float = 1.0) -> bool:
+        """A session resumed here: its old connection (key ``key``) on node ``node_id``
+        lets go of the id and closes with 4409. Waits up to ``timeout`` for that node to
+        say it did (False: it did not answer, e.g. it is dead, or had no such socket)."""
+        if node_id == self.id:
+            sock = self.sockets.get(socket_id)
+            return sock is not None and sock.taken_over(key)
+        self._ensure_tasks()
+        envelope = {"type": "wsmanager.takeover", "id": socket_id, "key": key, "method": "takeover"}
+        envelope["reply_to"] = self.id
+        try:
+            return bool(await self._calls.call(self._link, node_id, envelope, timeout, margin=0.0))
+        except WsManagerError:
+            return False
+
+    async def request_drain(self, node_id: str, period: float | None) -> bool:
+        """Ask node ``node_id`` to drain (see :mod:`wsmanager.ops.drain`); False if refused."""
+        await self.start()
+        return await self._link.send(node_id, {"type": "wsmanager.drain", "period": period})
+
+    async def close_socket(self, handler: str, node_id: str, socket_id: str, code: int, reason: str) -> None:
+        """Close a socket of any node from the server side."""
+        if node_id == self.id:
+            sock = self.sockets.get(socket_id)
+            if sock is None:
+                raise SocketNotFound(socket_id, handler)
+            await sock.close(code, reason)
+            return
+        envelope = {"type": "wsmanager.close", "id": socket_id, "code": code, "reason": reason}
+        if not await self._link.send(node_id, envelope):
+            raise DeliveryError(f"channel layer refused a close for node {node_id}")
+
+    async def invoke(
+        self,
+        handler: str,
+        node_id: str,
+        socket_id: str,
+        method: str,
+        params: tuple[Any, ...] | dict[str, Any],
+        timeout: float,
+    ) -> Any:
+        """Invoke a client method on a socket of any node and await the result."""
+        if node_id == PARKED:
+            raise SocketParked(socket_id, handler)
+        if node_id == self.id:
+            sock = self.sockets.get(socket_id)
+            if sock is None:
+                raise SocketNotFound(socket_id, handler)
+            if not hasattr(sock, "invoke_params"):
+                raise InvokeError(socket_id, method, "the socket's handler does not speak JSON-RPC")
+            return await sock.invoke_params(method, params, timeout=timeout)
+        self._ensure_tasks()
+        envelope = relay.invoke_envelope(handler, socket_id, method, params, timeout, self.id)
+        return await self._calls.call(self._link, node_id, envelope, timeout)
+
+    # -- what other nodes send ----------------------------------------------------
+    async def _handle(self, message: Message) -> None:
+        kind = message.get("type")
+        if kind == "wsmanager.deliver":
+            frame = {"type": "websocket.send", **_payload(message)}
+            self._deliver_routed(message["handler"], message["ids"], frame)
+        elif kind == "wsmanager.close":
+            sock = self.sockets.get(message["id"])
+            if sock is not None:
+                await sock.close(message["code"], message.get("reason") or None)
+        elif kind == "wsmanager.takeover":
+            sock = self.sockets.get(message["id"])
+            done = sock is not None and sock.taken_over(str(message.get("key", "")))
+            if "call" in message:
+                reply = {"type": "wsmanager.invoke_result", "call": message["call"], "result": done}
+                await self._link.send(message["reply_to"], reply)
+        elif kind == "wsmanager.invoke":
+            sock = self.sockets.get(message["id"])
+            asyncio.get_running_loop().create_task(relay.serve(sock, self._link, message))
+        elif kind == "wsmanager.drain":
+            if _drain_requested is not None:  # None: no drain installed here (logged by drain)
+                _drain_requested(message.get("period"))
+        elif kind == "wsmanager.invoke_result":
+            self._calls.settle(message)
+        else:
+            logger.warning("node %s got an unknown message type %r", self.id, kind)
+
+
+def _payload(message: Message) -> Message:
+    """The data part of a frame message (``text`` or ``bytes``)."""
+    key = "text" if "text" in message else "bytes"
+    return {key: message[key]}
+
+
+_node: Node | None = None
+#: What this process does when another asks it to drain (set by wsmanager.ops.drain.install).
+_drain_requested: Callable[[float | None], None] | None = None
+
+
+def on_drain_request(callback: Callable[[float | None], None] | None) -> None:
+    """Set what a ``wsmanager.drain`` message from another process runs (period in seconds)."""
+    global _drain_requested
+    _drain_requested = callback
+
+
+def get_node() -> Node:
+    """This process's node (created on first use; started by the first socket)."""
+    global _node
+    if _node is None:
+        _node = Node()
+    return _node
+
+
+def reset_node() -> None:
+    """Forget the node (tests)."""
+    global _node
+    if _node is not None:
+        _node.cancel()
+    _node = None
+
+
+_state.owns(__name__, reset_node)
