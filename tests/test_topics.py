@@ -22,7 +22,9 @@ from tests import topic_handlers
 from tests.topic_handlers import RecoverableTopicHandler, TopicHandler, application
 from wsmanager import ConfigurationError, RpcHandler, SocketNotFound, stats, topic, websocket_app
 from wsmanager.testing import RpcCommunicator
-from wsmanager.topics import Position, get_history, match, observe_model
+from wsmanager.topics import Position, observe_model
+from wsmanager.topics._patterns import match
+from wsmanager.topics._store import get_history
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

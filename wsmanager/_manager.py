@@ -46,6 +46,7 @@ from .node._hub import get_node
 from .observe._counters import Count, bump
 from .registry import PARKED, ConnectionInfo, get_registry
 from .registry._journal import Kind
+from .topics import _store as topic_store
 
 __all__ = ["Manager", "get_manager"]
 
@@ -412,13 +413,13 @@ class Manager:
 
     async def _append(self, topic: str, event: str, data: Any) -> topics.Publication:
         name, data_json = self._checked(topic, event, data)
-        size, ttl = topics.bounds(topics.pattern_of(self.handler_name, name))
-        return await topics.get_history().append(
+        size, ttl = topic_store.bounds(topic_store.pattern_of(self.handler_name, name))
+        return await topic_store.get_history().append(
             self.handler_name, name, event, data_json, size=size, ttl=ttl
         )
 
     def _checked(self, topic: str, event: str, data: Any) -> tuple[str, str]:
-        name = topics.check_name(topic)
+        name = topic_store.check_name(topic)
         if not isinstance(event, str) or not event:
             raise ValueError(f"an event is a non-empty string, not {event!r}")
         try:
@@ -459,13 +460,13 @@ class Manager:
         oldest first, at most ``limit``, and ``recovered`` False when some were
         lost (then none). Without: the latest ``limit`` (0: just the position).
         """
-        name = topics.check_name(topic)
+        name = topic_store.check_name(topic)
         if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
             raise ValueError(f"limit is an integer, 0 or more, not {limit!r}")
         if isinstance(since, Mapping):
             since = topics.Position(int(since["offset"]), str(since["epoch"]))
-        _size, ttl = topics.bounds(topics.pattern_of(self.handler_name, name))
-        return await topics.get_history().read(self.handler_name, name, since, limit=limit, ttl=ttl)
+        _size, ttl = topic_store.bounds(topic_store.pattern_of(self.handler_name, name))
+        return await topic_store.get_history().read(self.handler_name, name, since, limit=limit, ttl=ttl)
 
     # -- sync twins ----------------------------------------------------------------------
     get = _sync_twin(aget)

@@ -121,7 +121,8 @@ SETTINGS = """
 # -- added for wsmanager ----------------------------------------------------------------
 import os
 
-INSTALLED_APPS += ["wsmanager", "notes"]
+# daphne first, as docs/quickstart.md says: it gives runserver WebSockets (check W003).
+INSTALLED_APPS = ["daphne", *INSTALLED_APPS, "wsmanager", "notes"]
 ASGI_APPLICATION = "mysite.asgi.application"
 STATIC_ROOT = BASE_DIR / "collected"
 

@@ -73,7 +73,8 @@ from ..handlers._resumable import Resumable
 from ..observe import _hub as observe
 from ..observe._counters import Count, bump
 from ..observe._logs import LogThrottle
-from ..topics import Subscriptions, Topic
+from ..topics import Topic
+from ..topics._subscriptions import Subscriptions
 from ._declarations import ClientMethod, Notification
 from ._exposure import MARK, check_permission, rpc
 from ._invocations import Invocations

@@ -10,15 +10,14 @@
 * :mod:`._observers`: model saves and deletes published after commit.
 
 Publishing is ``Manager.apublish`` / ``publish`` / ``publish_on_commit``
-(:mod:`wsmanager.manager`), which appends here and fans out to the group
+(:class:`wsmanager.Manager`), which appends here and fans out to the group
 ``topic:<name>``. See docs/topics.md and docs/protocol.md ("Topics").
 """
 
-from ._history import History, InMemoryHistory, Position, Publication, Read, publication_frame
+from ._history import History, InMemoryHistory, Position, Publication, Read
 from ._observers import observe_model
-from ._patterns import GROUP_PREFIX, MAX_TOPIC_LENGTH, Topic, group_of, match, topic
-from ._store import bounds, check_name, get_history, pattern_of, reset_history
-from ._subscriptions import NOT_AUTHORIZED, TOO_MANY, UNKNOWN_TOPIC, Subscriptions
+from ._patterns import GROUP_PREFIX, MAX_TOPIC_LENGTH, Topic, group_of, topic
+from ._subscriptions import NOT_AUTHORIZED, TOO_MANY, UNKNOWN_TOPIC
 
 __all__ = [
     "GROUP_PREFIX",
@@ -31,16 +30,8 @@ __all__ = [
     "Position",
     "Publication",
     "Read",
-    "Subscriptions",
     "Topic",
-    "bounds",
-    "check_name",
-    "get_history",
     "group_of",
-    "match",
     "observe_model",
-    "pattern_of",
-    "publication_frame",
-    "reset_history",
     "topic",
 ]

@@ -94,7 +94,7 @@ class Gated(Protocol):
 
 
 class Subscriber(Protocol):
-    """What subscribing needs of a socket (an :class:`~wsmanager.rpc.RpcHandler`)."""
+    """What subscribing needs of a socket (an :class:`wsmanager.RpcHandler`)."""
 
     id: str
     handler_name: str
