@@ -160,12 +160,18 @@ def _template_text(text: str) -> str:
 def _subscribe(topic: Mapping[str, Any]) -> list[str]:
     """One ``subscribe`` overload: the pattern's names, its events and their data.
 
-    ``Publication<D, E>`` and ``Subscription<D>`` are the client's (wsmanager.d.ts):
-    ``D`` the union of the events' data types, ``E`` of their names; so the untyped
-    ``Client`` stays assignable to the interface (no cast)."""
+    ``Publication<D, E>`` and ``Subscription<D>`` are the client's (wsmanager.d.ts): the
+    callback gets the union of one ``Publication<data, "name">`` per event (so checking
+    ``event`` narrows ``data``), the subscription's ``D`` is the union of the data types;
+    the untyped ``Client`` stays assignable to the interface (no cast)."""
     events = topic.get("events") or {}
     data = _union([ts_type(schema) for schema in events.values()]) if events else "unknown"
-    names = " | ".join(_literal(name) for name in events) if events else "string"
+    if events:  # one member per event: narrowing on `event` narrows `data`
+        publication = " | ".join(
+            f"Publication<{ts_type(schema)}, {_literal(name)}>" for name, schema in events.items()
+        )
+    else:
+        publication = "Publication"
     doc = str(topic.get("description") or topic.get("summary") or "")
     listed = ", ".join(f"`{name}` ({ts_type(schema)})" for name, schema in events.items())
     doc = "\n\n".join(
@@ -181,8 +187,7 @@ def _subscribe(topic: Mapping[str, Any]) -> list[str]:
     return [
         *_jsdoc(doc),
         f"  subscribe(topic: {topic_type(str(topic['pattern']))}, "
-        f"onPublication: (publication: Publication<{data}, {names}>, "
-        f"subscription: Subscription<{data}>) => void, "
+        f"onPublication: (publication: {publication}, subscription: Subscription<{data}>) => void, "
         f"options?: SubscribeOptions): Promise<Subscription<{data}>>;",
     ]
 
