@@ -263,9 +263,14 @@ class Manager:
             return await self._deliver(self._without(await self.agroup_members(group), skip), message, kept)
         node = get_node()
         await node.start()
+        here = node.group_here(self.handler_name, group) - skip
         taken = node.deliver_group_here(self.handler_name, group, message, skip)
         nodes = await registry.group_nodes(self.handler_name, group, skip)
-        nodes.pop(node.id, None)  # delivered above, from the index
+        if nodes.pop(node.id, 0) != len(here) and await node.resync_group(self.handler_name, group):
+            # The index disagreed with the registry (and is repaired): the members it missed
+            # take the frame now.
+            missed = node.group_here(self.handler_name, group) - skip - here
+            taken += node.deliver_here(self.handler_name, missed, message)[0]
         taken += await node.deliver_group(self.handler_name, group, nodes, message, skip, kept=kept)
         if kept is False and nodes.get(PARKED):
             members = self._without(await self.agroup_members(group), skip)

@@ -86,6 +86,7 @@ class Node:
         # id -> (handler, groups) it was indexed under (see reindex()).
         self._members: dict[tuple[str, str], set[str]] = {}
         self._indexed: dict[str, tuple[str, frozenset[str]]] = {}
+        self._resynced: dict[tuple[str, str], float] = {}  # (handler, group) -> monotonic time
         self._loop: asyncio.AbstractEventLoop | None = None
         self._reader: asyncio.Task[None] | None = None
         self._calls = relay.Calls()
@@ -110,6 +111,7 @@ class Node:
         self._parked.clear()
         self._members.clear()
         self._indexed.clear()
+        self._resynced.clear()
         self._calls.clear()
         self._loop = loop
         conf = get_settings()
@@ -439,22 +441,75 @@ class Node:
         """Hand ``message`` to the sockets here in ``group`` (by the index) but ``exclude``,
         never waiting; how many took it. ``expect``: how many the registry counted here;
         those not found are counted as ``dropped_unknown``."""
+        targets = self._group_targets(handler, group, exclude)
+        if expect > len(targets):
+            bump(Count.DROPPED_UNKNOWN, expect - len(targets))
+        return self._push(targets, message)
+
+    def _group_targets(self, handler: str, group: str, exclude: Iterable[str]) -> list[LocalSocket]:
         skip = exclude if isinstance(exclude, (set, frozenset)) else frozenset(exclude)
-        taken = found = 0
         sockets = self.sockets
+        targets = []
         for sid in self.group_here(handler, group):
-            if sid in skip:
-                continue
             sock = sockets.get(sid)
-            if sock is None or sock.info.handler != handler:
-                continue
-            found += 1
+            if sid not in skip and sock is not None and sock.info.handler == handler:
+                targets.append(sock)
+        return targets
+
+    @staticmethod
+    def _push(targets: Iterable[LocalSocket], message: Message) -> int:
+        taken = 0
+        for sock in targets:
             if sock.writer.push(message):
                 taken += 1
         bump(Count.DELIVERED, taken)
-        if expect > found:
-            bump(Count.DROPPED_UNKNOWN, expect - found)
         return taken
+
+    async def deliver_group_checked(
+        self, handler: str, group: str, message: Message, exclude: Iterable[str], expect: int
+    ) -> int:
+        """:meth:`deliver_group_here` for a broadcast whose sender counted ``expect`` members
+        here: when the index disagrees (a membership written into the registry by
+        another way than a manager, or a socket closing meanwhile), the group's
+        members here are first re-read from the registry (:meth:`resync_group`, at
+        most once a second per group), so the index heals itself."""
+        skip = frozenset(exclude)
+        targets = self._group_targets(handler, group, skip)
+        if len(targets) != expect and await self.resync_group(handler, group):
+            targets = self._group_targets(handler, group, skip)
+        if expect > len(targets):
+            bump(Count.DROPPED_UNKNOWN, expect - len(targets))
+        return self._push(targets, message)
+
+    async def resync_group(self, handler: str, group: str) -> bool:
+        """Make the local sockets' ``info`` (and the index) agree with the registry on
+        ``group``: one read of its members and of their routes (its cost grows with the
+        group; a repair, not the path of a broadcast). At most once a second per group:
+        False when skipped, or when the registry cannot be read (logged)."""
+        now = time.monotonic()
+        key = (handler, group)
+        if now - self._resynced.get(key, -1e9) < 1.0:
+            return False
+        if len(self._resynced) > 10_000:
+            self._resynced.clear()
+        self._resynced[key] = now
+        registry = get_registry()
+        try:
+            members = await registry.group_members(handler, group)
+            mine = set((await registry.nodes_of(handler, members)).get(self.id, ()))
+        except WsManagerError as exc:
+            logger.warning("node %s: re-reading group %r of %s failed: %r", self.id, group, handler, exc)
+            return False
+        for sid in self.group_here(handler, group) | mine:
+            sock = self.sockets.get(sid)
+            if sock is None or sock.info.handler != handler:
+                continue
+            if sid in mine and group not in sock.info.groups:
+                sock.info = sock.info.with_group(group)
+            elif sid not in mine and group in sock.info.groups:
+                sock.info = sock.info.without_group(group)
+            self.reindex(sock)
+        return True
 
     def split(self, handler: str, ids: Iterable[str]) -> tuple[list[str], list[str]]:
         """``ids`` as (open here for ``handler``, elsewhere): a local socket of another
@@ -571,7 +626,7 @@ class Node:
         elif kind == "wsmanager.deliver_group":
             frame = {"type": "websocket.send", **_payload(message)}
             exclude = frozenset(message.get("exclude") or ())
-            self.deliver_group_here(
+            await self.deliver_group_checked(
                 message["handler"], message["group"], frame, exclude, int(message.get("expect", 0))
             )
         elif kind == "wsmanager.regroup":
