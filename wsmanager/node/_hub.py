@@ -85,7 +85,8 @@ class Node:
         # The local index: (handler, group) -> ids of the sockets here in it, and
         # id -> (handler, groups) it was indexed under (see reindex()).
         self._members: dict[tuple[str, str], set[str]] = {}
-        self._indexed: dict[str, tuple[str, frozenset[str]]] = {}
+        self._indexed: dict[str, tuple[str, frozenset[str], int]] = {}  # ... and when (a stamp)
+        self._stamp = 0
         self._resynced: dict[tuple[str, str], float] = {}  # (handler, group) -> monotonic time
         self._loop: asyncio.AbstractEventLoop | None = None
         self._reader: asyncio.Task[None] | None = None
@@ -230,7 +231,8 @@ class Node:
             return
         if was is not None:
             self._unindex(sock.id)
-        self._indexed[sock.id] = (handler, groups)
+        self._stamp += 1
+        self._indexed[sock.id] = (handler, groups, self._stamp)
         for group in groups:
             self._members.setdefault((handler, group), set()).add(sock.id)
 
@@ -238,7 +240,7 @@ class Node:
         was = self._indexed.pop(socket_id, None)
         if was is None:
             return
-        handler, groups = was
+        handler, groups, _ = was
         for group in groups:
             key = (handler, group)
             ids = self._members.get(key)
@@ -484,8 +486,10 @@ class Node:
     async def resync_group(self, handler: str, group: str) -> bool:
         """Make the local sockets' ``info`` (and the index) agree with the registry on
         ``group``: one read of its members and of their routes (its cost grows with the
-        group; a repair, not the path of a broadcast). At most once a second per group:
-        False when skipped, or when the registry cannot be read (logged)."""
+        group; a repair, not the path of a broadcast). A socket whose groups changed here
+        while the registry was read is left as it is (it is newer than the read). At most
+        once a second per group: False when skipped, or when the registry cannot be read
+        (logged)."""
         now = time.monotonic()
         key = (handler, group)
         if now - self._resynced.get(key, -1e9) < 1.0:
@@ -493,6 +497,7 @@ class Node:
         if len(self._resynced) > 10_000:
             self._resynced.clear()
         self._resynced[key] = now
+        started = self._stamp  # a socket (re)indexed after this is newer than the reads below
         registry = get_registry()
         try:
             members = await registry.group_members(handler, group)
@@ -502,7 +507,8 @@ class Node:
             return False
         for sid in self.group_here(handler, group) | mine:
             sock = self.sockets.get(sid)
-            if sock is None or sock.info.handler != handler:
+            indexed = self._indexed.get(sid)
+            if sock is None or sock.info.handler != handler or indexed is None or indexed[2] > started:
                 continue
             if sid in mine and group not in sock.info.groups:
                 sock.info = sock.info.with_group(group)
