@@ -186,7 +186,7 @@ class TestCrashSafety:
 
         The two-heartbeat bound is proven without timing (see
         test_liveness_lasts_node_ttl_and_its_loss_is_acted_on_at_once and
-        tests/test_upkeep.py); the 10 s here only stops a hang.
+        tests/test_heartbeat.py); the 10 s here only stops a hang.
         """
         reader = make_registry(node_ttl=1.0)
         child = await asyncio.create_subprocess_exec(
