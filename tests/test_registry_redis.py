@@ -380,6 +380,8 @@ ROOT = str(Path(__file__).resolve().parent.parent)
 
 # A server process in miniature: registers three sockets, then heartbeats every 0.5s
 # (two heartbeats to a TTL, as the library's nodes do), saying so after each.
+# Its sleep stays: it is the period of a real process's heartbeat, the thing under test, in
+# another process where no clock can be replaced; the test waits for its "beat" lines.
 CHILD = """
 import asyncio, sys
 from wsmanager.registry._base import ConnectionInfo
