@@ -93,6 +93,9 @@ def tests(session: nox.Session, django: str) -> None:
     unknown = sorted(set(steps) - set(STEPS))
     if unknown:
         session.error(f"unknown steps {unknown}; the steps are {', '.join(STEPS)}")
+    # wsmanager depends on wsmanager-client of the same version, which lives in this
+    # repository (clients/python) and is not on an index: it goes in first.
+    session.install("-e", "./clients/python")
     session.install("-e", ".[test]", f"django~={django}.0", *FLOORS.get(django, []))
     session.run(
         "python",

@@ -8,7 +8,10 @@ class DemoChatConfig(AppConfig):
     verbose_name = "wsmanager demo chat"
 
     def ready(self) -> None:
-        from . import checks  # noqa: F401  (registration side effect)
+        from . import (
+            checks,  # noqa: F401  (registration side effect)
+            live,  # noqa: F401  (the Task observer: saves and deletes published to "tasks")
+        )
 
         try:  # the demo's Prometheus metrics (GET /metrics), when prometheus-client is installed
             from wsmanager.ops import metrics

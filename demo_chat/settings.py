@@ -94,6 +94,10 @@ if REDIS_URL:
 else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
     WSMANAGER = {}
+# Publications kept per topic of the live socket (docs/topics.md); tests make it small.
+WSMANAGER["TOPIC_HISTORY_SIZE"] = int(os.environ.get("DEMO_TOPIC_HISTORY_SIZE", "1000"))
+# The most tasks the list may hold: a bulk request that would pass it is rolled back (409).
+DEMO_MAX_TASKS = int(os.environ.get("DEMO_MAX_TASKS", "10000"))
 # Seconds over which SIGTERM closes the sockets before the server stops (wsmanager.ops.drain).
 WSMANAGER["DRAIN_PERIOD"] = float(os.environ.get("WSMANAGER_DRAIN_PERIOD", "5"))
 

@@ -21,6 +21,8 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from django.conf import settings
+from django.db import transaction
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.views import csrf
@@ -41,6 +43,11 @@ from wsmanager.node import get_node
 
 from .access import decide
 from .handlers import MAX_TEXT, ChatHandler, room_group
+from .live import STATE_LIMIT, LiveHandler, task_list
+from .models import MAX_TITLE, Task
+
+#: The most titles one ``POST /api/tasks/bulk`` creates.
+MAX_BULK = 100
 
 View = Callable[..., HttpResponse]
 
@@ -66,8 +73,8 @@ def unavailable(exc: WsManagerError) -> JsonResponse:
     return error(503, message)
 
 
-def api(method: str) -> Callable[[View], View]:
-    """An API view: only ``method`` (else 405), then :func:`demo_chat.access.decide`
+def api(*methods: str) -> Callable[[View], View]:
+    """An API view: only ``methods`` (else 405), then :func:`demo_chat.access.decide`
     (400 or 403; Django's CSRF check for sessions), and errors as JSON:
     ValueError 400, SocketNotFound 404, any other WsManagerError 503, anything
     else 500 (logged)."""
@@ -92,9 +99,9 @@ def api(method: str) -> Callable[[View], View]:
         @csrf_exempt  # the middleware's check is replaced by the one below, for sessions only
         @functools.wraps(view)
         def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-            if request.method != method:
-                response = error(405, f"use {method}")
-                response["Allow"] = method
+            if request.method not in methods:
+                response = error(405, f"use {' or '.join(methods)}")
+                response["Allow"] = ", ".join(methods)
                 return response
             access = decide(request)
             if not access.allowed:
@@ -209,3 +216,83 @@ def socket_invoke(request: HttpRequest, socket_id: str) -> HttpResponse:
     except InvokeTimeout:
         return error(504, f"no answer within {timeout}s")
     return JsonResponse({"result": result})
+
+
+# -- tasks (docs/demo.md#tasks): saves and deletes are published to "tasks" after commit ---------
+def title_of(value: Any, what: str = "title") -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(f'"{what}" must be a non-empty string')
+    if len(value) > MAX_TITLE:
+        raise ValueError(f'"{what}" is longer than {MAX_TITLE} characters')
+    return value.strip()
+
+
+def notice(request: HttpRequest, text: str) -> None:
+    """Tell the acting user's pages (topic ``user.<pk>``), after commit, when a session acts."""
+    user = getattr(request, "user", None)
+    if user is not None and user.is_authenticated:
+        LiveHandler.manager.publish_on_commit(f"user.{user.pk}", "notice", {"text": text})
+
+
+@api("GET", "POST")
+def tasks(request: HttpRequest) -> HttpResponse:
+    """GET: the tasks (at most 1000) and the position of ``tasks`` they are current as of.
+    POST ``{"title"}``: 201 with the new task (published as ``created`` after commit)."""
+    if request.method == "GET":
+        # The position first: every publication up to it is in the list read after it.
+        position = LiveHandler.manager.history("tasks", limit=0).position
+        return JsonResponse({"tasks": task_list(), "topic": position.to_json(), "limit": STATE_LIMIT})
+    title = title_of(json_body(request).get("title"))
+    with transaction.atomic():
+        task = Task.objects.create(title=title)
+        notice(request, f"you created task {task.pk}")
+    return JsonResponse(task.to_json(), status=201)
+
+
+@api("PATCH", "DELETE")
+def task(request: HttpRequest, task_id: int) -> HttpResponse:
+    """PATCH ``{"done"}``: 200 with the task; DELETE: 204. 404 for an unknown id."""
+    with transaction.atomic():
+        found = Task.objects.select_for_update().filter(pk=task_id).first()
+        if found is None:
+            return error(404, "no such task", id=task_id)
+        if request.method == "DELETE":
+            found.delete()
+            notice(request, f"you deleted task {task_id}")
+            return HttpResponse(status=204)
+        done = json_body(request).get("done")
+        if not isinstance(done, bool):
+            raise ValueError('body needs a boolean "done"')
+        found.done = done
+        found.save(update_fields=["done"])
+        notice(request, f"you marked task {task_id} {'done' if done else 'not done'}")
+    return JsonResponse(found.to_json())
+
+
+@api("POST")
+def tasks_bulk(request: HttpRequest) -> HttpResponse:
+    """POST ``{"titles": [...]}`` (1 to 100): 201 with the tasks, created in one transaction;
+    one ``created`` per task, in order, after the commit (``bulk_create`` sends no signal,
+    so the view publishes them itself). 409, rolled back, publishing nothing, when the
+    list would then hold more than ``DEMO_MAX_TASKS``."""
+    titles = json_body(request).get("titles")
+    if not isinstance(titles, list) or not 1 <= len(titles) <= MAX_BULK:
+        raise ValueError(f'"titles" must be a list of 1 to {MAX_BULK} titles')
+    cleaned = [title_of(t, "titles[]") for t in titles]
+    try:
+        with transaction.atomic():
+            created = Task.objects.bulk_create([Task(title=t) for t in cleaned])
+            if any(t.pk is None for t in created):  # a backend that does not return ids
+                created = list(Task.objects.order_by("-id")[: len(cleaned)])[::-1]
+            for t in created:
+                LiveHandler.manager.publish_on_commit("tasks", "created", t.to_json())
+            notice(request, f"you created {len(created)} tasks")
+            if Task.objects.count() > settings.DEMO_MAX_TASKS:  # counted after the insert: no race
+                raise TooMany()
+    except TooMany:  # rolled back: nothing created, nothing published
+        return error(409, f"the list holds at most {settings.DEMO_MAX_TASKS} tasks")
+    return JsonResponse({"tasks": [t.to_json() for t in created]}, status=201)
+
+
+class TooMany(Exception):
+    """A bulk request would take the list past ``DEMO_MAX_TASKS``."""

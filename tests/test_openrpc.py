@@ -19,6 +19,7 @@ from referencing import Registry
 from referencing.jsonschema import DRAFT7
 
 from demo_chat.handlers import ChatHandler
+from demo_chat.live import LiveHandler
 from tests.contract_handlers import ShopHandler
 from tests.node_tools import json_schema_meta_schema, openrpc_meta_schema
 from wsmanager import RpcHandler, rpc
@@ -54,7 +55,9 @@ def by_name(entries: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     return {entry["name"]: entry for entry in entries}
 
 
-@pytest.mark.parametrize("handler", [ChatHandler, ShopHandler], ids=["demo-chat", "shop"])
+@pytest.mark.parametrize(
+    "handler", [ChatHandler, ShopHandler, LiveHandler], ids=["demo-chat", "shop", "live"]
+)
 def test_documents_are_valid_openrpc(handler: type[RpcHandler]) -> None:
     """The document, and each notification and client method in it, pass the OpenRPC meta-schema."""
     document = openrpc_document(handler)
@@ -243,3 +246,23 @@ def test_schema_command_without_a_handler_asks_for_one_when_several_exist() -> N
     """This process knows at least "chat" and "tests.shop": the command names them."""
     with pytest.raises(CommandError, match=r"name the handler; known handlers: .*chat.*tests\.shop"):
         call_command("wsmanager", "schema", stdout=io.StringIO())
+
+
+def test_topics_are_described_when_a_handler_declares_them() -> None:
+    """rpc.subscribe / rpc.unsubscribe with their refusal codes, rpc.publication, and x-topics
+    with each pattern's parameters and events; none of it for a handler without topics."""
+    document = openrpc_document(LiveHandler)
+    methods = by_name(document["methods"])
+    subscribe = methods["rpc.subscribe"]
+    assert [p["name"] for p in subscribe["params"]] == ["topic", "since"]
+    assert {e["code"] for e in subscribe["errors"] if "code" in e} == {-32010, -32011, -32012}
+    assert subscribe["result"]["schema"]["required"] == ["topic", "offset", "epoch", "recovered"]
+    assert "rpc.unsubscribe" in methods
+    assert "rpc.publication" in by_name(document["x-notifications"])
+    tasks, user = document["x-topics"]
+    assert (tasks["pattern"], tasks["authorized"], tasks["initialState"]) == ("tasks", False, True)
+    assert set(tasks["events"]) == {"created", "updated", "deleted"}
+    assert tasks["events"]["created"]["properties"]["done"] == {"type": "boolean"}
+    assert user["parameters"] == {"id": {"type": "integer", "minimum": 0}} and user["authorized"] is True
+    chat = openrpc_document(ChatHandler)
+    assert "x-topics" not in chat and "rpc.subscribe" not in by_name(chat["methods"])

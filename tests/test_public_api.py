@@ -45,6 +45,7 @@ PUBLIC_MODULES = [
     "wsmanager.registry.redis",
     "wsmanager.testing",
     "wsmanager.testing.plugin",
+    "wsmanager.topics",
 ]
 
 #: What Django finds by convention (the app, its models, admin and command): public by place.

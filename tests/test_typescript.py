@@ -29,6 +29,9 @@ PRELUDE = {
     "shop": 'import { Client } from "./wsmanager.js";\n'
     'import type { ShopClient } from "./shop.js";\n'
     'const client: ShopClient = new Client("/ws/shop/");\n',
+    "live": 'import { Client, ErrorCodes, RpcError, Subscription } from "./wsmanager.js";\n'
+    'import type { LiveClient } from "./live.js";\n'
+    'const client: LiveClient = new Client("/ws/live/");\n',
 }
 
 RIGHT = {
@@ -73,6 +76,35 @@ export async function main(): Promise<number> {
   return receipt.total + receipt.order_id + found.length + (nothing ?? 0) + (stats["tea"] ?? 0);
 }
 """,
+    "live": """
+export async function main(): Promise<number> {
+  const titles: string[] = [];
+  const tasks = await client.subscribe("tasks", (p) => {
+    if (p.event === "deleted") titles.splice(0, 1);
+    else titles.push(p.data.title + (p.data.done ? " (done)" : ""));
+  }, {
+    since: { offset: 3, epoch: "e" },
+    onUnrecovered: ({ topic, since, position, reason }) =>
+      console.log(topic, since.offset, position?.epoch, reason === "history" || reason === "epoch"),
+    onError: (error) => console.log(error),
+    persist: false,
+  });
+  const own: Subscription<{ text: string }> = await client.subscribe("user.42", (p) =>
+    console.log(p.data.text));
+  tasks.addEventListener("subscribed", (e) => console.log(e.recovered, e.resubscribe, e.offset));
+  tasks.addEventListener("unrecovered", (e) => console.log(e.reason, e.since.epoch));
+  own.addEventListener("unsubscribed", (e) => console.log(e.error));
+  try {
+    await client.subscribe("user.7", () => undefined);
+  } catch (err) {
+    if (err instanceof RpcError && err.code === ErrorCodes.TOPIC_NOT_AUTHORIZED) console.log("refused");
+  }
+  await own.unsubscribe();
+  const { offset, epoch } = tasks.position ?? { offset: 0, epoch: "" };
+  const counts = tasks.duplicates + titles.length + (tasks.active ? 1 : 0) + client.ignoredPublications;
+  return offset + epoch.length + counts;
+}
+""",
 }
 
 # Each wrong snippet: (handler, body); the line marked "// error" must fail, and nothing else.
@@ -94,6 +126,14 @@ WRONG = {
         "shop",
         'client.on("address", ({ country }) => (country === "uk" ? {} : {})); // error',
     ),
+    "unknown_topic": ("live", 'client.subscribe("taks", () => undefined); // error'),
+    "topic_parameter_not_a_number": ("live", 'client.subscribe("user.ann", () => undefined); // error'),
+}
+# Wrong because of wsmanager.d.ts itself, typed client or not.
+CLIENT_TYPES_WRONG = {
+    "misspelt_subscribe_option": ("live", 'client.subscribe("tasks", () => 1, { sinse: null }); // error'),
+    "since_without_epoch": ("live", 'client.subscribe("tasks", () => 1, { since: { offset: 1 } }); // error'),
+    "subscription_is_a_promise": ("live", 'client.subscribe("tasks", () => 1).unsubscribe(); // error'),
 }
 # Wrong only because of the generated types' params and results (the plain Client allows them).
 TYPED_ONLY = {
@@ -103,6 +143,8 @@ TYPED_ONLY = {
     ),
     "wrong_notification_field": ("chat", 'client.on("message", (m) => m.txt); // error'),
     "wrong_client_method_answer": ("shop", 'client.on("confirm", () => "yes"); // error'),
+    "wrong_publication_field": ("live", 'client.subscribe("tasks", (p) => p.data.name); // error'),
+    "wrong_event_name": ("live", 'client.subscribe("tasks", (p) => p.event === "removed"); // error'),
 }
 
 
@@ -111,12 +153,13 @@ def write_declarations(directory: Path) -> None:
     shutil.copy(CLIENT_DTS, directory / "wsmanager.d.ts")
     call_command("wsmanager", "typescript", "chat", "--output", str(directory / "chat.d.ts"))
     call_command("wsmanager", "typescript", "tests.shop", "--output", str(directory / "shop.d.ts"))
+    call_command("wsmanager", "typescript", "live", "--output", str(directory / "live.d.ts"))
 
 
 def write_untyped(directory: Path) -> None:
     """The control: the same names, bound to the plain Client."""
     shutil.copy(CLIENT_DTS, directory / "wsmanager.d.ts")
-    for name, iface in (("chat", "ChatClient"), ("shop", "ShopClient")):
+    for name, iface in (("chat", "ChatClient"), ("shop", "ShopClient"), ("live", "LiveClient")):
         (directory / f"{name}.d.ts").write_text(
             f'import type {{ Client }} from "./wsmanager.js";\nexport type {iface} = Client;\n'
         )
@@ -145,12 +188,13 @@ def test_right_snippets_compile(typed_dir: Path) -> None:
     """Correct use of every method, notification and client method of both handlers compiles."""
     for handler, body in RIGHT.items():
         (typed_dir / f"right_{handler}.ts").write_text(PRELUDE[handler] + body)
-    code, errors, output = tsc(typed_dir, "right_chat.ts", "right_shop.ts", "chat.d.ts", "shop.d.ts")
+    files = ("right_chat.ts", "right_shop.ts", "right_live.ts", "chat.d.ts", "shop.d.ts", "live.d.ts")
+    code, errors, output = tsc(typed_dir, *files)
     assert (code, errors) == (0, []), output
 
 
 def test_each_wrong_snippet_fails_on_its_marked_line(typed_dir: Path) -> None:
-    snippets = {**WRONG, **TYPED_ONLY}
+    snippets = {**WRONG, **TYPED_ONLY, **CLIENT_TYPES_WRONG}
     marks = write_snippets(typed_dir, snippets)
     code, errors, output = tsc(typed_dir, *(f"{name}.ts" for name in snippets))
     assert code != 0, output
@@ -257,3 +301,26 @@ def test_schemas_become_typescript_types(schema: dict[str, Any], ts: str) -> Non
 )
 def test_interface_names_come_from_the_class_or_the_title(document: dict[str, Any], name: str) -> None:
     assert interface_name(document) == name
+
+
+def test_topics_become_typed_subscribe_overloads() -> None:
+    """One ``subscribe`` per pattern: its names as a literal or template literal type, its
+    events as a union of the client's ``Publication<D, E>``, one per event; the client's topic types
+    imported only then. (Compiled against the client's wsmanager.d.ts where it declares
+    ``subscribe``: see the clients' tests.)"""
+    from demo_chat.live import LiveHandler
+    from wsmanager.contract._typescript import topic_type
+
+    text = typescript_declarations(openrpc_document(LiveHandler))
+    assert "import type { Client, InvokeOptions, Publication, SubscribeOptions, Subscription }" in text
+    assert 'extends Omit<Client, "subscribe">' in text
+    task = "{ id: number; title: string; done: boolean }"
+    union = " | ".join(f'Publication<{task}, "{name}">' for name in ("created", "deleted", "updated"))
+    assert (
+        f'subscribe(topic: "tasks", onPublication: (publication: {union}, '
+        f"subscription: Subscription<{task}>) => void, options?: SubscribeOptions): "
+        f"Promise<Subscription<{task}>>;"
+    ) in text
+    assert "subscribe(topic: `user.${number}`" in text and 'Publication<{ text: string }, "notice">' in text
+    assert "Publication" not in typescript_declarations(openrpc_document(ChatHandler))
+    assert topic_type("order.<slug:ref>.`x`${y}") == "`order.${string}.\\`x\\`\\${y}`"

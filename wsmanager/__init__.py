@@ -44,6 +44,7 @@ if TYPE_CHECKING:
     from .ops import probes as probes
     from .ops import tracing as tracing
     from .registry import ConnectionInfo, Departure, RegistryBackend
+    from .topics import Topic, observe_model, topic
 
 __version__ = "0.1.0"
 
@@ -69,12 +70,15 @@ _EXPORTS: dict[str, tuple[str, str | None]] = {
     "SocketNotFound": (".exceptions", "SocketNotFound"),
     "SocketParked": (".exceptions", "SocketParked"),
     "State": (".connection._lifecycle", "State"),
+    "Topic": (".topics", "Topic"),
     "WebSocketHandler": (".handlers._handler", "WebSocketHandler"),
     "WsManagerError": (".exceptions", "WsManagerError"),
     "get_manager": ("._manager", "get_manager"),
+    "observe_model": (".topics", "observe_model"),
     "route": (".handlers._routing", "route"),
     "rpc": (".jsonrpc._dispatch", "rpc"),
     "stats": (".observe._counters", "stats"),
+    "topic": (".topics", "topic"),
     "websocket_app": (".handlers._routing", "websocket_app"),
     # Public modules reachable from the root, as the docs write them
     # (``from wsmanager import drain``); not in __all__.
@@ -105,12 +109,15 @@ __all__ = [
     "SocketNotFound",
     "SocketParked",
     "State",
+    "Topic",
     "WebSocketHandler",
     "WsManagerError",
     "get_manager",
+    "observe_model",
     "route",
     "rpc",
     "stats",
+    "topic",
     "websocket_app",
 ]
 

@@ -49,6 +49,11 @@ DEFAULTS: Final[Mapping[str, Any]] = {
     "RECOVERY_WINDOW": None,
     # Most notifications each handler's journal keeps (the oldest go first).
     "RECOVERY_JOURNAL_LENGTH": 10_000,
+    # Topics (wsmanager.topics): publications kept per topic for a client that
+    # comes back with a position, at most this many and none older than TTL
+    # seconds (None: no age bound); a topic pattern may set its own.
+    "TOPIC_HISTORY_SIZE": 1000,
+    "TOPIC_HISTORY_TTL": 3600.0,
 }
 
 
@@ -68,6 +73,8 @@ class Settings:
     drain_period: float
     recovery_window: float | None
     recovery_journal_length: int
+    topic_history_size: int
+    topic_history_ttl: float | None
 
 
 def _raw() -> dict[str, Any]:
@@ -125,6 +132,14 @@ def validate(raw: Mapping[str, Any] | None = None) -> list[str]:
     length = user.get("RECOVERY_JOURNAL_LENGTH", DEFAULTS["RECOVERY_JOURNAL_LENGTH"])
     if isinstance(length, bool) or not isinstance(length, int) or length < 1:
         problems.append('WSMANAGER["RECOVERY_JOURNAL_LENGTH"] must be a positive integer.')
+    size = user.get("TOPIC_HISTORY_SIZE", DEFAULTS["TOPIC_HISTORY_SIZE"])
+    if isinstance(size, bool) or not isinstance(size, int) or size < 0:
+        problems.append('WSMANAGER["TOPIC_HISTORY_SIZE"] must be an integer, 0 or more.')
+    ttl = user.get("TOPIC_HISTORY_TTL", DEFAULTS["TOPIC_HISTORY_TTL"])
+    if ttl is not None and (
+        isinstance(ttl, bool) or not isinstance(ttl, int | float) or not 0 < ttl < float("inf")
+    ):
+        problems.append('WSMANAGER["TOPIC_HISTORY_TTL"] must be a positive number of seconds or None.')
     if not isinstance(user.get("REQUIRE_ORIGIN", False), bool):
         problems.append('WSMANAGER["REQUIRE_ORIGIN"] must be True or False.')
     problems.extend(_proxy_problems(user.get("TRUSTED_PROXIES", [])))
@@ -185,6 +200,8 @@ def _build() -> Settings:
         drain_period=float(raw["DRAIN_PERIOD"]),
         recovery_window=None if raw["RECOVERY_WINDOW"] is None else float(raw["RECOVERY_WINDOW"]),
         recovery_journal_length=int(raw["RECOVERY_JOURNAL_LENGTH"]),
+        topic_history_size=int(raw["TOPIC_HISTORY_SIZE"]),
+        topic_history_ttl=None if raw["TOPIC_HISTORY_TTL"] is None else float(raw["TOPIC_HISTORY_TTL"]),
     )
 
 

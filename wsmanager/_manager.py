@@ -25,24 +25,32 @@ group's members, one per user; see :mod:`wsmanager._presence`.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
+
+from django.db import transaction
 
 from wsmanager_client import protocol
 from wsmanager_client.protocol import params_of
 
 from . import _presence as presence
 from . import _recovery as recovery
+from . import topics
 from ._aio import sync_twin as _sync_twin
 from ._conf import get_settings
 from ._presence import Member, members_of
 from .connection._outbox import Message, frame
 from .exceptions import SocketNotFound, SocketParked
 from .node._hub import get_node
+from .observe._counters import Count, bump
 from .registry import PARKED, ConnectionInfo, get_registry
 from .registry._journal import Kind
+from .topics import _store as topic_store
 
 __all__ = ["Manager", "get_manager"]
+
+logger = logging.getLogger(__name__)
 
 _MISSING: Any = object()
 
@@ -384,6 +392,82 @@ class Manager:
         results = await asyncio.gather(*(one(node_id, sid) for node_id, sid in targets))
         return {sid: result for (_, sid), result in zip(targets, results, strict=True)}
 
+    # -- topics (wsmanager.topics, docs/topics.md) ------------------------------------------
+    async def apublish(self, topic: str, event: str, data: Any = None) -> int:
+        """Publish to ``topic``: keep it in the topic's history, then send ``rpc.publication``
+        to every subscriber, in every process; returns its offset.
+
+        Cost: one history append (one Redis script), then the group fan-out of
+        ``notify_group`` (one channel-layer message per other process with
+        subscribers). Offsets grow by one per publication of a topic; two
+        publishers of one topic are ordered by their appends. Raises ValueError
+        for a name no topic pattern of the handler matches (where this process
+        knows the handler's class), TypeError for data that is not JSON.
+        """
+        publication = await self._append(topic, event, data)
+        text = publication.frame()
+        group = topics.group_of(publication.topic)
+        kept = await recovery.keep(self.handler_name, "group", (group,), text)
+        await self._deliver(await self.agroup_members(group), frame(kept), kept is not text)
+        return publication.offset
+
+    async def _append(self, topic: str, event: str, data: Any) -> topics.Publication:
+        name, data_json = self._checked(topic, event, data)
+        size, ttl = topic_store.bounds(topic_store.pattern_of(self.handler_name, name))
+        return await topic_store.get_history().append(
+            self.handler_name, name, event, data_json, size=size, ttl=ttl
+        )
+
+    def _checked(self, topic: str, event: str, data: Any) -> tuple[str, str]:
+        name = topic_store.check_name(topic)
+        if not isinstance(event, str) or not event:
+            raise ValueError(f"an event is a non-empty string, not {event!r}")
+        try:
+            return name, protocol.dumps(data)
+        except protocol.EncodeError as exc:
+            raise TypeError(f"publication data is not JSON: {exc}") from exc
+
+    def publish_on_commit(
+        self, topic: str, event: str, data: Any = None, *, using: str | None = None
+    ) -> None:
+        """Publish once the current transaction of database ``using`` commits (at once
+        outside a transaction); nothing goes out if it rolls back.
+
+        Name, event and data are checked now (ValueError, TypeError). In one
+        transaction, publications go out in the order they were asked for, after
+        the commit, from the committing thread (sync code). A publication that
+        fails then (the registry is unreachable) cannot undo the commit: it is
+        logged and counted (``publish_failed``), and the transaction's caller
+        is not told.
+        """
+        self._checked(topic, event, data)
+
+        def publish() -> None:
+            try:
+                self.publish(topic, event, data)
+            except Exception:
+                bump(Count.PUBLISH_FAILED)
+                logger.exception("publication to %r of %s after commit failed", topic, self.handler_name)
+
+        transaction.on_commit(publish, using=using)
+
+    async def ahistory(
+        self, topic: str, since: topics.Position | Mapping[str, Any] | None = None, limit: int = 100
+    ) -> topics.Read:
+        """The topic's kept publications and its position (:class:`~wsmanager.topics.Read`).
+
+        With ``since`` (a position, or ``{"offset", "epoch"}``): those after it,
+        oldest first, at most ``limit``, and ``recovered`` False when some were
+        lost (then none). Without: the latest ``limit`` (0: just the position).
+        """
+        name = topic_store.check_name(topic)
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
+            raise ValueError(f"limit is an integer, 0 or more, not {limit!r}")
+        if isinstance(since, Mapping):
+            since = topics.Position(int(since["offset"]), str(since["epoch"]))
+        _size, ttl = topic_store.bounds(topic_store.pattern_of(self.handler_name, name))
+        return await topic_store.get_history().read(self.handler_name, name, since, limit=limit, ttl=ttl)
+
     # -- sync twins ----------------------------------------------------------------------
     get = _sync_twin(aget)
     get_many = _sync_twin(aget_many)
@@ -416,6 +500,8 @@ class Manager:
     invoke = _sync_twin(ainvoke)
     invoke_params = _sync_twin(ainvoke_params)
     invoke_user = _sync_twin(ainvoke_user)
+    publish = _sync_twin(apublish)
+    history = _sync_twin(ahistory)
 
 
 _managers: dict[str, Manager] = {}

@@ -7,7 +7,8 @@ with any code. By default a peer greets with ``rpc.connected`` like the real
 server; handshakes can be refused with HTTP 403 to play a server that rejects
 or is not ready. ``greeting`` adds params to ``rpc.connected`` (recovery
 params, another id), and ``Peer.drop`` ends a connection without a close
-frame, as a network failure does.
+frame, as a network failure does. ``pages`` serves HTML over plain HTTP (path -> text), so
+that a page of the server's own origin (with its own sessionStorage) can be loaded and reloaded.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
 
 DEFAULT_TIMEOUT = 10.0
@@ -86,6 +88,7 @@ class FakeServer:
         self.refused_paths: list[str] = []
         # Extra (or replaced) params of rpc.connected for a new peer, e.g. recovery ones.
         self.greeting: Callable[[Peer], dict[str, Any]] | None = None
+        self.pages: dict[str, str] = {}  # path -> HTML answered to a plain GET
         self._ids = itertools.count(1)
         self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self._server: Server | None = None
@@ -107,6 +110,13 @@ class FakeServer:
         return await serve(self._handle, "127.0.0.1", 0, process_request=self._process_request)
 
     def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
+        page = self.pages.get(request.path)
+        if page is not None and "websocket" not in request.headers.get("Upgrade", "").lower():
+            body = page.encode()
+            headers = Headers(
+                [("Content-Type", "text/html; charset=utf-8"), ("Content-Length", str(len(body)))]
+            )
+            return Response(200, "OK", headers, body)
         if self.refuse > 0:
             self.refuse -= 1
             self.refused += 1

@@ -62,6 +62,7 @@ class Writer:
         "buffered",
         "close",
         "direct",
+        "gate",
         "handler",
         "label",
         "outbox",
@@ -87,11 +88,17 @@ class Writer:
         self.direct: Callable[[Message], bool] | None = None
         self._task: asyncio.Task[None] | None = None
         self._closing: asyncio.Task[None] | None = None
+        #: While a topic subscribe is under way (wsmanager.topics): sees every frame
+        #: first, and takes (True) the publications it holds until the answer.
+        self.gate: Callable[[Message], bool] | None = None
         #: The socket's activity: each frame written is its last activity out.
         self.activity = activity if activity is not None else Activity()
 
     def push(self, message: Message) -> bool:
         """Queue ``message``; False if refused (and counted). Never waits for the transport."""
+        gate = self.gate
+        if gate is not None and gate(message):
+            return True
         # The server's synchronous write takes a frame only while its transport holds at
         # most DIRECT_LIMIT bytes: the limits hold without asking how much it holds.
         if self.direct is not None and self.outbox.fits_at_once(message, DIRECT_LIMIT):

@@ -45,6 +45,7 @@ from ..jsonrpc._declarations import (
     json_schema,
 )
 from ..jsonrpc._dispatch import RpcHandler
+from ..topics import MAX_TOPIC_LENGTH, NOT_AUTHORIZED, TOO_MANY, UNKNOWN_TOPIC, Topic
 
 __all__ = ["OPENRPC_VERSION", "openrpc_document"]
 
@@ -87,6 +88,8 @@ def openrpc_document(handler: type[RpcHandler], *, version: str = "0.0.0") -> di
         info["description"] = inspect.cleandoc(own_doc)
     methods = [_method(handler, exposed, names) for exposed in sorted(handler.rpc_methods)]
     methods += [_ping(), _close()]
+    if handler.topics:
+        methods += _topic_methods(handler)
     return {
         "openrpc": OPENRPC_VERSION,
         "info": info,
@@ -97,10 +100,12 @@ def openrpc_document(handler: type[RpcHandler], *, version: str = "0.0.0") -> di
                 for code, message in sorted(protocol.SERVER_ERROR_MESSAGES.items(), reverse=True)
             }
         },
+        **({"x-topics": [_topic(t) for t in handler.topics]} if handler.topics else {}),
         "x-handler": {"name": handler_name, "class": f"{handler.__module__}.{handler.__qualname__}"},
         "x-notifications": [
             *(_declared(handler, "sends", name, decl) for name, decl in _declarations(handler, "sends")),
             _connected(),
+            *([_publication()] if handler.topics else []),
         ],
         "x-client-methods": [
             _declared(handler, "client_methods", name, decl)
@@ -240,5 +245,105 @@ def _connected() -> dict[str, Any]:
         "name": "rpc.connected",
         "summary": "Sent first on every connection: the socket's id.",
         "params": [{"name": "id", "schema": {"type": "string"}, "required": True}],
+        "paramStructure": "by-name",
+    }
+
+
+#: JSON Schema of a converter's value in a topic name.
+_CONVERTER_SCHEMAS: Final[Mapping[str, dict[str, Any]]] = {
+    "int": {"type": "integer", "minimum": 0},
+    "str": {"type": "string", "pattern": "^[^/]+$"},
+    "slug": {"type": "string", "pattern": "^[-a-zA-Z0-9_]+$"},
+    "uuid": {"type": "string", "format": "uuid"},
+    "path": {"type": "string"},
+}
+_POSITION: Final = {
+    "type": "object",
+    "properties": {"offset": {"type": "integer", "minimum": 0}, "epoch": {"type": "string"}},
+    "required": ["offset", "epoch"],
+}
+_TOPIC_ERRORS: Final = (
+    (UNKNOWN_TOPIC, "Unknown topic"),
+    (NOT_AUTHORIZED, "Not authorized"),
+    (TOO_MANY, "Too many subscriptions"),
+)
+
+
+def _topic(pattern: Topic) -> dict[str, Any]:
+    """A topic pattern as ``x-topics`` lists it: its parameters, events and data."""
+    out: dict[str, Any] = {"pattern": pattern.pattern}
+    if pattern.description:
+        out.update(_texts(inspect.cleandoc(pattern.description)))
+    out["parameters"] = {
+        name: _CONVERTER_SCHEMAS.get(converter, {}) for name, converter in pattern.parameters.items()
+    }
+    out["authorized"] = pattern.authorizer is not None or type(pattern).authorize is not Topic.authorize
+    out["initialState"] = pattern.has_initial
+    out["events"] = {name: json_schema(hint) for name, hint in sorted(pattern.events.items())}
+    return out
+
+
+def _topic_methods(handler: type[RpcHandler]) -> list[dict[str, Any]]:
+    names = _error_names()
+    per_call = [{"$ref": f"#/components/errors/{names[code]}"} for code in _PER_CALL]
+    name = {"type": "string", "minLength": 1, "maxLength": MAX_TOPIC_LENGTH}
+    subscribed = {
+        "type": "object",
+        "properties": {
+            "topic": {"type": "string"},
+            "offset": {"type": "integer", "minimum": 0},
+            "epoch": {"type": "string"},
+            "recovered": {"type": "boolean"},
+            "state": {},
+        },
+        "required": ["topic", "offset", "epoch", "recovered"],
+    }
+    return [
+        {
+            "name": "rpc.subscribe",
+            "summary": "Subscribe to a topic (x-topics lists the patterns), from a position if given.",
+            "description": (
+                "With `since`, the publications after it are sent as rpc.publication before the "
+                "answer, in order, once (`recovered: true`), or none and `recovered: false` when "
+                "the history no longer has them; `state` comes when the pattern has an initial "
+                "state and the subscribe did not recover. See docs/protocol.md, section 13."
+            ),
+            "params": [
+                {"name": "topic", "schema": name, "required": True},
+                {"name": "since", "schema": _POSITION, "required": False},
+            ],
+            "paramStructure": "by-name",
+            "result": {"name": "result", "schema": subscribed},
+            "errors": [*per_call, *({"code": code, "message": text} for code, text in _TOPIC_ERRORS)],
+        },
+        {
+            "name": "rpc.unsubscribe",
+            "summary": "Leave a topic (not subscribed: not an error).",
+            "params": [{"name": "topic", "schema": name, "required": True}],
+            "paramStructure": "by-name",
+            "result": {
+                "name": "result",
+                "schema": {
+                    "type": "object",
+                    "properties": {"topic": {"type": "string"}},
+                    "required": ["topic"],
+                },
+            },
+            "errors": per_call,
+        },
+    ]
+
+
+def _publication() -> dict[str, Any]:
+    return {
+        "name": "rpc.publication",
+        "summary": "One publication of a subscribed topic (x-topics: its events and data).",
+        "params": [
+            {"name": "topic", "schema": {"type": "string"}, "required": True},
+            {"name": "offset", "schema": {"type": "integer", "minimum": 1}, "required": True},
+            {"name": "epoch", "schema": {"type": "string"}, "required": True},
+            {"name": "event", "schema": {"type": "string"}, "required": True},
+            {"name": "data", "schema": {}, "required": True},
+        ],
         "paramStructure": "by-name",
     }

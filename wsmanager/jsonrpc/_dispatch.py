@@ -47,7 +47,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 from channels.db import database_sync_to_async
@@ -73,6 +73,8 @@ from ..handlers._resumable import Resumable
 from ..observe import _hub as observe
 from ..observe._counters import Count, bump
 from ..observe._logs import LogThrottle
+from ..topics import Topic
+from ..topics._subscriptions import Subscriptions
 from ._declarations import ClientMethod, Notification
 from ._exposure import MARK, check_permission, rpc
 from ._invocations import Invocations
@@ -86,6 +88,8 @@ logger = logging.getLogger(__name__)
 UNSTORABLE = "a string holds a lone surrogate: it is not valid UTF-8 and cannot be stored"
 #: The client's word that it closes on purpose (docs/protocol.md, section 5).
 CLOSE = "rpc.close"
+#: The calls of topics (docs/protocol.md, "Topics"), routed to wsmanager.topics.
+TOPIC_CALLS = frozenset({"rpc.subscribe", "rpc.unsubscribe"})
 #: ``data`` of the -32600 answering ``rpc.close`` inside a batch.
 CLOSE_ALONE = "rpc.close must be sent alone, not in a batch"
 
@@ -120,6 +124,11 @@ class RpcHandler(Resumable):
     sends: ClassVar[Mapping[str, Notification]] = {}
     #: Client methods this handler calls with ``invoke``, by name (likewise).
     client_methods: ClassVar[Mapping[str, ClientMethod]] = {}
+    #: Topic patterns clients may subscribe to with ``rpc.subscribe`` (docs/topics.md);
+    #: empty: ``rpc.subscribe`` and ``rpc.unsubscribe`` are unknown methods.
+    topics: ClassVar[Sequence[Topic]] = ()
+    #: Topics one socket may be subscribed to at once; the next subscribe gets -32012.
+    max_subscriptions: ClassVar[int] = 100
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         methods: dict[str, Method] = {}
@@ -143,6 +152,8 @@ class RpcHandler(Resumable):
                     methods[exposed] = Method.of(attr, fn, permission, sensitive)
         super().__init_subclass__(**kwargs)
         cls.rpc_methods = methods
+        if not all(isinstance(t, Topic) for t in cls.topics):
+            raise ConfigurationError(f"{cls.__qualname__}.topics must hold topic(...) patterns only")
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -154,6 +165,7 @@ class RpcHandler(Resumable):
         self._log = LogThrottle()
         self._workers: set[asyncio.Task[None]] = set()
         self._invocations = Invocations()
+        self._subscriptions: Subscriptions | None = None
 
     def _note(self, kind: str, level: int, msg: str, *args: Any, exc_info: Any = None) -> None:
         """Log at most one line per ``kind`` and interval for this socket (wsmanager.observe._logs)."""
@@ -313,6 +325,8 @@ class RpcHandler(Resumable):
                             if room is not None:  # UTF-8 bytes, and a comma or a bracket
                                 room -= 1 + size_of({"text": answer})
                     await self._answer(answers, batch)
+                    if self._subscriptions is not None:  # held publications go out after the answer
+                        self._subscriptions.settle()
                     # Backpressure: the next call waits while the client has not
                     # read this answer (it stays pending, so a client that stops
                     # reading is answered -32000, not closed for a burst).
@@ -406,6 +420,12 @@ class RpcHandler(Resumable):
     async def _call(self, request: Request) -> Any:
         if request.method == "rpc.ping":
             return "pong"
+        if request.method in TOPIC_CALLS and self.topics:
+            if self._subscriptions is None:
+                self._subscriptions = Subscriptions(self)
+            if request.method == "rpc.subscribe":
+                return await self._subscriptions.subscribe(request.params)
+            return await self._subscriptions.unsubscribe(request.params)
         method = self.rpc_methods.get(request.method)
         if method is None:
             raise RpcError(protocol.METHOD_NOT_FOUND, "Method not found", request.method)

@@ -56,6 +56,8 @@ class Count(enum.StrEnum):
     RESUME_THROTTLED = "resume_throttled"
     JOURNAL_READ = "journal_read"
     JOURNAL_READ_BYTES = "journal_read_bytes"
+    DROPPED_SUBSCRIBE_FAILED = "dropped_subscribe_failed"
+    PUBLISH_FAILED = "publish_failed"
 
 
 #: The counters of things that happened, not of drops or refusals (metrics'

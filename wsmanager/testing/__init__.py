@@ -56,7 +56,7 @@ def reset() -> None:
     :mod:`wsmanager._state` (registry instance and journal, node, counters, the
     database-use flag, presence's gathered changes and warnings, what recovery learnt of
     journals, which refusals were logged, the draining mark, the drain under way, the
-    cached settings). docs/architecture.md lists them."""
+    cached settings, the topics' history store). docs/architecture.md lists them."""
     _state.reset()
 
 

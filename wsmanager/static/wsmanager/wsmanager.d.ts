@@ -22,6 +22,12 @@ export declare const ErrorCodes: {
   readonly MESSAGE_TOO_LARGE: -32004;
   /** The server's registry or channel layer is unreachable (retry later). */
   readonly UNAVAILABLE: -32005;
+  /** rpc.subscribe: no topic pattern of the handler matches the name. */
+  readonly UNKNOWN_TOPIC: -32010;
+  /** rpc.subscribe: the topic's authorize() refused this socket. */
+  readonly TOPIC_NOT_AUTHORIZED: -32011;
+  /** rpc.subscribe: this socket has as many subscriptions as the server allows. */
+  readonly TOO_MANY_SUBSCRIPTIONS: -32012;
 };
 
 /** WebSocket close codes with a meaning for reconnection. */
@@ -132,8 +138,135 @@ export interface ClientOptions {
    * false: every reconnection is a fresh socket. Default true.
    */
   recover?: boolean;
+  /**
+   * Where each subscription's position is kept so that a reloaded page subscribes from where it
+   * was: "session" (sessionStorage, keyed by the socket's host and path and the topic), false
+   * (nowhere: memory only), or a Storage-like object. Default "session".
+   */
+  positionStorage?: "session" | false | Pick<Storage, "getItem" | "setItem" | "removeItem">;
   /** WebSocket constructor to use instead of the global one. */
   WebSocket?: typeof WebSocket | null;
+}
+
+/** A place in a topic's history: publications after it are what a subscriber has not seen. */
+export interface TopicPosition {
+  /** The offset of the last publication seen; offsets increase per topic within an epoch. */
+  readonly offset: number;
+  /** The history's epoch; a new one means the history before it is gone. */
+  readonly epoch: string;
+}
+
+/**
+ * One `rpc.publication`, as given to the callback of {@link Client.subscribe}: `T` its data,
+ * `E` its event's name (a typed client narrows both per event).
+ */
+export interface Publication<T = unknown, E extends string = string> {
+  /** The topic's name. */
+  readonly topic: string;
+  /** Its offset in the topic's history. */
+  readonly offset: number;
+  /** The history's epoch. */
+  readonly epoch: string;
+  /** What happened, e.g. "created". */
+  readonly event: E;
+  /** Its data. */
+  readonly data: T;
+}
+
+/** What {@link SubscribeOptions.onUnrecovered} and the "unrecovered" event say. */
+export interface UnrecoveredInfo {
+  /** The position the publications after which cannot all be delivered. */
+  readonly since: TopicPosition;
+  /** The subscription's position now. */
+  readonly position: TopicPosition | null;
+  /**
+   * "history": the server no longer has them (or `since` is of another epoch);
+   * "epoch": a publication came from a new epoch.
+   */
+  readonly reason: "history" | "epoch";
+}
+
+/** Options of {@link Client.subscribe}. */
+export interface SubscribeOptions {
+  /** The position the application's state is current as of; wins over a stored position. */
+  since?: TopicPosition | null;
+  /** Publications may have been missed: refetch the topic's state. */
+  onUnrecovered?: (info: UnrecoveredInfo & { topic: string; subscription: Subscription }) => void;
+  /** A resubscription after a reconnection was refused (an RpcError): the subscription ended. */
+  onError?: (error: unknown) => void;
+  /** Keep the position in the client's `positionStorage`. Default true. */
+  persist?: boolean;
+}
+
+/** "subscribed": the server accepted (the first time, after each reconnection, after a gap repair). */
+export interface SubscribedEvent extends Event {
+  /** The topic's latest offset when the server answered. */
+  readonly offset: number;
+  /** The history's epoch. */
+  readonly epoch: string;
+  /** True when a position was given and every publication after it is delivered. */
+  readonly recovered: boolean;
+  /** True after a reconnection. */
+  readonly resubscribe: boolean;
+  /** The topic's initial state, when the topic declares one. */
+  readonly state: unknown;
+}
+
+/** "unrecovered": publications may have been missed; refetch. */
+export interface UnrecoveredEvent extends Event, UnrecoveredInfo {}
+
+/** "unsubscribed": the subscription ended (error: null after unsubscribe(), else the refusal). */
+export interface UnsubscribedEvent extends Event {
+  /** Why it ended, or null. */
+  readonly error: unknown;
+}
+
+/** The events of {@link Subscription}. */
+export interface SubscriptionEventMap {
+  subscribed: SubscribedEvent;
+  unrecovered: UnrecoveredEvent;
+  unsubscribed: UnsubscribedEvent;
+}
+
+/** One topic a client is subscribed to, made by {@link Client.subscribe}. */
+export declare class Subscription<T = unknown> extends EventTarget {
+  private constructor();
+  /** The topic's name. */
+  readonly topic: string;
+  /** The position of the last publication delivered (or of the subscribe answer), or null. */
+  readonly position: TopicPosition | null;
+  /** True while the server has this subscription on the current connection. */
+  readonly active: boolean;
+  /** True once the subscription ended. */
+  readonly closed: boolean;
+  /** Publications dropped because their offset had been delivered already. */
+  readonly duplicates: number;
+  /** The topic's initial state from the latest subscribe answer, if it declares one. */
+  readonly state: unknown;
+  /** Stop: no more publications, position forgotten, the server told; never rejects. */
+  unsubscribe(): Promise<void>;
+  /** Listen to a subscription event. */
+  addEventListener<K extends keyof SubscriptionEventMap>(
+    type: K,
+    listener: (this: Subscription<T>, event: SubscriptionEventMap[K]) => unknown,
+    options?: boolean | AddEventListenerOptions,
+  ): void;
+  addEventListener(
+    type: string,
+    listener: EventListenerOrEventListenerObject | null,
+    options?: boolean | AddEventListenerOptions,
+  ): void;
+  /** Stop listening to a subscription event. */
+  removeEventListener<K extends keyof SubscriptionEventMap>(
+    type: K,
+    listener: (this: Subscription<T>, event: SubscriptionEventMap[K]) => unknown,
+    options?: boolean | EventListenerOptions,
+  ): void;
+  removeEventListener(
+    type: string,
+    listener: EventListenerOrEventListenerObject | null,
+    options?: boolean | EventListenerOptions,
+  ): void;
 }
 
 /** Per-call options of {@link Client.invokeWithOptions}. */
@@ -261,6 +394,10 @@ export declare class Client extends EventTarget {
   readonly connected: boolean;
   /** How many calls and notifications wait for a connection. */
   readonly queued: number;
+  /** The subscriptions of this client, by topic (a copy). */
+  readonly subscriptions: Map<string, Subscription>;
+  /** How many publications arrived for a topic this client is not subscribed to (dropped). */
+  readonly ignoredPublications: number;
   /** Open the connection; resolves with the socket id at the next rpc.connected. */
   connect(): Promise<string>;
   /**
@@ -282,6 +419,17 @@ export declare class Client extends EventTarget {
   on(method: string, handler: ((...params: any[]) => unknown) | null): () => void;
   /** Stop serving a method. */
   off(method: string): void;
+  /**
+   * Subscribe to a topic; publications reach `onPublication` once and in offset order, and the
+   * subscription is renewed from its position after every reconnection and page reload.
+   * Rejects with RpcError -32010 (unknown topic), -32011 (not authorized), -32012 (too many
+   * subscriptions) or -32602 (bad params), InvokeTimeoutError, or NotConnectedError.
+   */
+  subscribe<T = unknown, E extends string = string>(
+    topic: string,
+    onPublication: (publication: Publication<T, E>, subscription: Subscription<T>) => void,
+    options?: SubscribeOptions,
+  ): Promise<Subscription<T>>;
   /** Listen to a client event. */
   addEventListener<K extends keyof ClientEventMap>(
     type: K,
@@ -318,6 +466,7 @@ declare const wsmanager: {
   readonly ConnectionLostError: typeof ConnectionLostError;
   readonly NotConnectedError: typeof NotConnectedError;
   readonly InvokeTimeoutError: typeof InvokeTimeoutError;
+  readonly Subscription: typeof Subscription;
 };
 export default wsmanager;
 

@@ -16,6 +16,10 @@
  *     ├── NotConnectedError     no open connection and the message could not be queued
  *     └── InvokeTimeoutError    no answer within the call's timeout
  *
+ * Topics (docs/client.md, "Topics"): subscribe() returns a Promise of a
+ * Subscription. A refusal rejects it with an RpcError (-32010 unknown topic,
+ * -32011 not authorized, -32012 too many subscriptions, -32602 bad params).
+ *
  * Guarantees and non-guarantees:
  *
  * - Every invoke() promise settles exactly once: with the result, or with one
@@ -34,6 +38,13 @@
  *   ask to resume the session (`wsm_resume`, `wsm_offset`); the server then
  *   keeps the socket id and replays what was missed. A notification whose
  *   `offset` was already seen is dropped, so each reaches on() at most once.
+ * - Topics: each subscription is sent again after every new connection, with
+ *   the position of the last publication delivered (kept in sessionStorage by
+ *   default, so a reloaded page asks for what it missed). Publications reach
+ *   the callback once and in offset order within an epoch; an offset at or
+ *   below the position is dropped (counted in `duplicates`). When the server
+ *   cannot replay what was missed (`recovered: false`, or a new epoch), the
+ *   subscription says "unrecovered": the application refetches its state.
  * - A close on purpose (close(), and the page going away: `pagehide`) says
  *   `rpc.close` before its close frame, so that every server releases the
  *   socket at once rather than keeping it for recovery. A hidden page keeps
@@ -67,6 +78,9 @@
     FORBIDDEN: -32003,
     MESSAGE_TOO_LARGE: -32004,
     UNAVAILABLE: -32005,
+    UNKNOWN_TOPIC: -32010,
+    TOPIC_NOT_AUTHORIZED: -32011,
+    TOO_MANY_SUBSCRIPTIONS: -32012,
   });
 
   /** WebSocket close codes with a meaning for reconnection. */
@@ -124,8 +138,14 @@
     queueCalls: true,
     failFast: false,
     recover: true,
+    positionStorage: "session",
     WebSocket: null,
   });
+
+  // The options of subscribe().
+  const SUBSCRIBE_OPTIONS = ["since", "onUnrecovered", "onError", "persist"];
+  // Where a topic's position is kept in the position storage: prefix, socket host and path, topic.
+  const POSITION_KEY = "wsmanager.position";
 
   const OPEN = 1; // WebSocket.OPEN, without relying on the global.
 
@@ -331,6 +351,236 @@
     else if (root.console) root.console.error(err);
   }
 
+  // --- topics ---------------------------------------------------------------
+
+  /** A position `{offset, epoch}` as given (from storage, the application), or null when malformed. */
+  function checkedPosition(value) {
+    if (!isPlainObject(value)) return null;
+    const { offset, epoch } = value;
+    if (!Number.isSafeInteger(offset) || offset < 0 || typeof epoch !== "string") return null;
+    return { offset, epoch };
+  }
+
+  /** The storage of positions for option `positionStorage`, or null (none, or not usable here). */
+  function positionStore(option) {
+    if (option === false) return null;
+    if (option === "session") {
+      try {
+        return root.sessionStorage || null; // Reading it throws where storage is blocked.
+      } catch (err) {
+        return null;
+      }
+    }
+    return option; // An object with getItem, setItem and removeItem.
+  }
+
+  /**
+   * One topic a client is subscribed to: made by Client.subscribe(), never directly.
+   *
+   * Events (use addEventListener; the event object carries the fields listed):
+   * - "subscribed" {offset, epoch, recovered, resubscribe, state}: the server accepted the
+   *   subscription; on the first subscribe, after every reconnection, and after a gap repair.
+   * - "unrecovered" {since, position, reason}: publications after `since` may be lost (reason
+   *   "history": the server answered `recovered: false`; "epoch": a publication came from a new
+   *   epoch). The application refetches the topic's state.
+   * - "unsubscribed" {error}: the subscription ended: unsubscribe() (error null), or the server
+   *   refused it again after a reconnection (error: the RpcError).
+   */
+  class Subscription extends EventTarget {
+    constructor(client, topic, onPublication, options) {
+      super();
+      this._client = client;
+      this._topic = topic;
+      this._onPublication = onPublication;
+      this._onUnrecovered = options.onUnrecovered || null;
+      this._onError = options.onError || null;
+      this._persist = options.persist !== false;
+      this._since = options.since === undefined || options.since === null ? null : options.since;
+      this._position = null; // {offset, epoch} of the last publication delivered, or of the answer
+      this._active = false; // subscribed on the current socket
+      this._closed = false;
+      this._attempt = null; // the rpc.subscribe in flight (answers of older ones are ignored)
+      this._subscribedOnce = false;
+      this._duplicates = 0;
+      this._held = new Map(); // offset -> publication that came after a gap, until the gap is filled
+      this._state = undefined;
+      let resolve;
+      let reject;
+      this._ready = new Promise((res, rej) => {
+        resolve = res;
+        reject = rej;
+      });
+      this._ready.catch(() => {}); // Only the caller of subscribe() is told; nothing unhandled.
+      this._settle = { resolve, reject };
+    }
+
+    /** The topic's name. */
+    get topic() {
+      return this._topic;
+    }
+
+    /** `{offset, epoch}` of the last publication delivered (or of the subscribe answer), or null. */
+    get position() {
+      return this._position === null ? null : { offset: this._position.offset, epoch: this._position.epoch };
+    }
+
+    /** True while the server has this subscription on the current connection. */
+    get active() {
+      return this._active;
+    }
+
+    /** True once ended: unsubscribe(), a refusal, or the client closing before the first answer. */
+    get closed() {
+      return this._closed;
+    }
+
+    /** How many publications were dropped because their offset had been delivered already. */
+    get duplicates() {
+      return this._duplicates;
+    }
+
+    /** The topic's initial state from the latest subscribe answer (undefined when the topic has none). */
+    get state() {
+      return this._state;
+    }
+
+    /**
+     * Stop: no publication reaches the callback after this call, the kept position is forgotten,
+     * and the server is told (`rpc.unsubscribe`) when connected.
+     * @returns {Promise<void>} Settles when the server answered (at once when not connected);
+     *   never rejects: a server that lost the socket has dropped the subscription anyway.
+     */
+    unsubscribe() {
+      if (this._closed) return Promise.resolve();
+      const wasActive = this._active;
+      this._client._forgetSubscription(this, null);
+      if (this._persist) this._client._storePosition(this._topic, null);
+      if (!wasActive && this._attempt === null) return Promise.resolve();
+      return this._client
+        ._call("rpc.unsubscribe", { topic: this._topic }, this._client.options.timeout, null, false)
+        .then(
+          () => undefined,
+          () => undefined,
+        );
+    }
+
+    /** Where a (re)subscription starts: the last position, else `since`, else the stored one. */
+    _startFrom() {
+      if (this._position !== null) return this._position;
+      if (this._since !== null) return this._since;
+      return this._persist ? this._client._storedPosition(this._topic) : null;
+    }
+
+    _emit(type, detail) {
+      const event = new Event(type);
+      Object.assign(event, detail);
+      this.dispatchEvent(event);
+    }
+
+    /** Take a position (a publication's, or an answer's); keep it in the storage. */
+    _advance(position) {
+      this._position = position;
+      if (this._persist) this._client._storePosition(this._topic, position);
+    }
+
+    /**
+     * A publication for this topic: delivered; dropped when its offset was delivered already;
+     * held when it comes after a gap (offsets grow by one), until the missing ones arrive, live
+     * or replayed by a subscribe from the position (which the client sends at once).
+     */
+    _deliver(publication) {
+      const last = this._position;
+      const sameEpoch = last !== null && last.epoch === publication.epoch;
+      if (sameEpoch && publication.offset <= last.offset) {
+        this._duplicates += 1;
+        return;
+      }
+      if (sameEpoch && this._active && publication.offset > last.offset + 1) {
+        if (this._held.has(publication.offset)) this._duplicates += 1;
+        else this._held.set(publication.offset, publication);
+        this._client._repair(this);
+        return;
+      }
+      const newEpoch = last !== null && !sameEpoch && this._active;
+      this._take(publication);
+      if (newEpoch) this._unrecovered(last, "epoch");
+      this._release();
+    }
+
+    _take(publication) {
+      this._advance({ offset: publication.offset, epoch: publication.epoch });
+      try {
+        this._onPublication.call(this, publication, this);
+      } catch (err) {
+        this._client._emit("error", { error: err });
+        reportError(err);
+      }
+    }
+
+    /** Deliver the held publications that follow the position; true when a gap remains. */
+    _release() {
+      for (const [offset, held] of Array.from(this._held)) {
+        const position = this._position;
+        if (position === null || held.epoch !== position.epoch || offset <= position.offset) {
+          this._held.delete(offset); // Delivered meanwhile, or of an epoch that is gone.
+          this._duplicates += 1;
+        }
+      }
+      let next;
+      while (this._position !== null && (next = this._held.get(this._position.offset + 1)) !== undefined) {
+        this._held.delete(next.offset);
+        this._take(next);
+      }
+      return this._held.size > 0;
+    }
+
+    /** The server accepted an rpc.subscribe that asked for `since` (or null). */
+    _accepted(result, since) {
+      const offset = result.offset;
+      const epoch = result.epoch;
+      const last = this._position;
+      if (last === null || last.epoch !== epoch || offset > last.offset) this._advance({ offset, epoch });
+      const recovered = result.recovered === true;
+      this._state = result.state;
+      this._active = true;
+      const resubscribe = this._subscribedOnce;
+      this._subscribedOnce = true;
+      this._emit("subscribed", { offset, epoch, recovered, resubscribe, state: result.state });
+      if (!resubscribe) this._settle.resolve(this);
+      if (since !== null && !recovered) this._unrecovered(since, "history");
+      if (this._release()) this._client._repair(this);
+    }
+
+    _unrecovered(since, reason) {
+      const detail = { since, position: this.position, reason };
+      this._emit("unrecovered", detail);
+      if (this._onUnrecovered) {
+        try {
+          this._onUnrecovered.call(this, Object.assign({ topic: this._topic, subscription: this }, detail));
+        } catch (err) {
+          this._client._emit("error", { error: err });
+          reportError(err);
+        }
+      }
+    }
+
+    /** The subscription ended: unsubscribe() (error null), a refusal, or the client closed. */
+    _ended(error) {
+      if (!this._subscribedOnce) {
+        if (error !== null) this._settle.reject(error);
+        return;
+      }
+      this._emit("unsubscribed", { error });
+      if (error !== null && this._onError) {
+        try {
+          this._onError.call(this, error);
+        } catch (err) {
+          reportError(err);
+        }
+      }
+    }
+  }
+
   // --- the client -----------------------------------------------------------
 
   /**
@@ -394,6 +644,11 @@
       this._resume = null; // {token, until}: attempts before `until` ask to resume
       this._resuming = null; // {previousId}: the current attempt asked to resume
       this._pageHide = (event) => this._onPageHide(event);
+      // Topics (docs/client.md, "Topics"): topic -> Subscription, and where positions are kept.
+      this._subscriptions = new Map();
+      this._positions = positionStore(this.options.positionStorage);
+      this._place = ""; // host and path of the current socket's URL: part of each position's key
+      this._ignoredPublications = 0;
     }
 
     /** The default options. */
@@ -419,6 +674,16 @@
     /** How many calls and notifications wait in the queue for a connection. */
     get queued() {
       return this._queue.length;
+    }
+
+    /** The subscriptions of this client (Client.subscribe), by topic. */
+    get subscriptions() {
+      return new Map(this._subscriptions);
+    }
+
+    /** How many publications arrived for a topic this client is not subscribed to (dropped). */
+    get ignoredPublications() {
+      return this._ignoredPublications;
     }
 
     /**
@@ -545,6 +810,146 @@
       this._handlers.delete(method);
     }
 
+    /**
+     * Subscribe to a topic (docs/client.md, "Topics"): the server checks that this socket may see
+     * it, then sends each publication as `rpc.publication`; `onPublication({topic, offset, epoch,
+     * event, data}, subscription)` gets them once and in offset order. After every reconnection
+     * the client subscribes again from the last position, and so does a reloaded page (positions
+     * are kept in sessionStorage unless `positionStorage: false` or `persist: false`).
+     * Sent once a connection is open (a call made before connect() waits for it).
+     * @param {string} topic The topic's name, e.g. "tasks" or "user.42".
+     * @param {Function} onPublication Called with each publication and the subscription.
+     * @param {{since?: {offset: number, epoch: string}, onUnrecovered?: Function, onError?: Function,
+     *   persist?: boolean}} [options] `since`: the position the application's state is current as
+     *   of (publications after it are replayed when the server still has them); it wins over a
+     *   stored position. `onUnrecovered({topic, since, position, reason, subscription})`: what was
+     *   missed cannot be replayed, refetch. `onError(error)`: a resubscription was refused.
+     * @returns {Promise<Subscription>} Resolves when the server accepted; rejects with RpcError
+     *   (-32010 unknown topic, -32011 not authorized, -32012 too many subscriptions, -32602 bad
+     *   params), InvokeTimeoutError, or NotConnectedError when the client is or becomes closed first.
+     */
+    subscribe(topic, onPublication, options) {
+      if (typeof topic !== "string" || topic === "") throw new TypeError("topic must be a non-empty string");
+      if (typeof onPublication !== "function") throw new TypeError("onPublication must be a function");
+      const opts = options === undefined || options === null ? {} : options;
+      if (!isPlainObject(opts)) throw new TypeError("options must be an object");
+      for (const key of Object.keys(opts)) {
+        if (!SUBSCRIBE_OPTIONS.includes(key)) {
+          throw new TypeError(`unknown subscribe option ${JSON.stringify(key)}`);
+        }
+      }
+      if (opts.since !== undefined && opts.since !== null && checkedPosition(opts.since) === null) {
+        throw new TypeError("since must be {offset: a non-negative integer, epoch: a string}");
+      }
+      if (this._state === States.CLOSED) {
+        return Promise.reject(new NotConnectedError("rpc.subscribe", "closed"));
+      }
+      if (this._subscriptions.has(topic)) {
+        return Promise.reject(new WsManagerError(`already subscribed to ${JSON.stringify(topic)}`));
+      }
+      const sub = new Subscription(this, topic, onPublication, opts);
+      this._subscriptions.set(topic, sub);
+      if (this._greeted) this._sendSubscribe(sub);
+      return sub._ready;
+    }
+
+    // --- topics ---------------------------------------------------------------
+
+    _sendSubscribe(sub) {
+      const since = sub._startFrom();
+      const params = { topic: sub.topic };
+      if (since !== null) params.since = { offset: since.offset, epoch: since.epoch };
+      const attempt = {};
+      sub._attempt = attempt;
+      this._call("rpc.subscribe", params, this.options.timeout, null, false).then(
+        (result) => {
+          if (sub._attempt !== attempt) return;
+          sub._attempt = null;
+          const valid =
+            isPlainObject(result) && Number.isSafeInteger(result.offset) && typeof result.epoch === "string";
+          if (!valid) {
+            const text = JSON.stringify(result);
+            this._refused(sub, new WsManagerError(`rpc.subscribe answered without offset and epoch: ${text}`));
+            return;
+          }
+          sub._accepted(result, since);
+        },
+        (err) => {
+          if (sub._attempt !== attempt) return; // The socket is gone: the next one subscribes again.
+          sub._attempt = null;
+          this._refused(sub, err);
+        },
+      );
+    }
+
+    /** An rpc.subscribe failed on an open connection: the subscription ends. */
+    _refused(sub, error) {
+      if (error instanceof InvokeTimeoutError) {
+        // The server may have subscribed late: undo it (the answer is not awaited).
+        const params = { topic: sub.topic };
+        this._call("rpc.unsubscribe", params, this.options.timeout, null, false).catch(() => {});
+      }
+      this._forgetSubscription(sub, error);
+    }
+
+    /** Remove a subscription; `error` (not null) says why it ended without unsubscribe(). */
+    _forgetSubscription(sub, error) {
+      if (sub._closed) return;
+      sub._closed = true;
+      sub._active = false;
+      sub._attempt = null;
+      if (this._subscriptions.get(sub.topic) === sub) this._subscriptions.delete(sub.topic);
+      sub._ended(error);
+    }
+
+    /** A gap in a subscription's offsets: subscribe again from its position (the server replays). */
+    _repair(sub) {
+      if (this._greeted && sub._attempt === null && !sub._closed) this._sendSubscribe(sub);
+    }
+
+    /** Subscribe again on a new connection, from each subscription's position. */
+    _resubscribe() {
+      for (const sub of Array.from(this._subscriptions.values())) {
+        if (this._greeted && !sub._closed) this._sendSubscribe(sub);
+      }
+    }
+
+    _onPublication(params) {
+      const p = isPlainObject(params) ? params : {};
+      const sub = typeof p.topic === "string" ? this._subscriptions.get(p.topic) : undefined;
+      if (sub === undefined || !Number.isSafeInteger(p.offset) || typeof p.epoch !== "string") {
+        this._ignoredPublications += 1; // Unsubscribed meanwhile, or malformed.
+        return;
+      }
+      sub._deliver({ topic: p.topic, offset: p.offset, epoch: p.epoch, event: p.event, data: p.data });
+    }
+
+    _positionKey(topic) {
+      return `${POSITION_KEY} ${this._place} ${topic}`;
+    }
+
+    /** The position kept for `topic` (a reloaded page's), or null. */
+    _storedPosition(topic) {
+      if (this._positions === null) return null;
+      try {
+        const text = this._positions.getItem(this._positionKey(topic));
+        return text === null || text === undefined ? null : checkedPosition(JSON.parse(text));
+      } catch (err) {
+        return null; // Blocked or full storage, or a value that is not ours: start without.
+      }
+    }
+
+    /** Keep (or, with null, forget) the position of `topic`; storage errors are ignored. */
+    _storePosition(topic, position) {
+      if (this._positions === null) return;
+      try {
+        if (position === null) this._positions.removeItem(this._positionKey(topic));
+        else this._positions.setItem(this._positionKey(topic), JSON.stringify(position));
+      } catch (err) {
+        // Full or blocked storage: the position is kept in memory only.
+      }
+    }
+
     // --- lifecycle ------------------------------------------------------------
 
     _transition(to) {
@@ -584,6 +989,8 @@
       let ws;
       try {
         const url = this._attemptUrl(resolveUrl(typeof this.url === "function" ? this.url() : this.url));
+        const where = new URL(url);
+        this._place = `${where.host}${where.pathname}`;
         ws = this.options.protocols === undefined ? new WS(url) : new WS(url, this.options.protocols);
       } catch (err) {
         // A bad URL will not get better by retrying.
@@ -669,6 +1076,7 @@
       this._emit("connected", { id, reconnect, recovered });
       if (reconnect) this._emit("reconnected", { id, previousId: this._previousId, recovered });
       if (outcome) this._emit(outcome.type, outcome.detail);
+      this._resubscribe();
       if (ready) ready.resolve(id);
     }
 
@@ -723,6 +1131,11 @@
       clearInterval(this._heartbeatTimer);
       this._connectTimer = this._retryTimer = this._heartbeatTimer = null;
       this._pingInFlight = false;
+      for (const sub of this._subscriptions.values()) {
+        sub._active = false;
+        sub._attempt = null; // Its answer will not come on this socket: the next one subscribes again.
+        sub._held.clear(); // The next subscribe replays them.
+      }
       if (this._id !== null) this._previousId = this._id;
       this._id = null;
       this._greeted = false;
@@ -822,6 +1235,10 @@
       this._queue = [];
       for (const entry of queue) {
         if (entry.call) this._settle(entry.call, null, new NotConnectedError(entry.call.method, "closed"));
+      }
+      for (const sub of Array.from(this._subscriptions.values())) {
+        if (sub._subscribedOnce) continue;
+        this._forgetSubscription(sub, new NotConnectedError("rpc.subscribe", "closed"));
       }
       const ready = this._ready;
       this._ready = null;
@@ -1067,6 +1484,10 @@
       if (method === "rpc.ping") {
         return isCall ? { jsonrpc: "2.0", result: "pong", id } : undefined;
       }
+      if (method === "rpc.publication" && !isCall) {
+        this._onPublication(params);
+        return undefined;
+      }
       const handler = this._handlers.get(method);
       if (!handler) {
         return isCall ? this._error(id, ErrorCodes.METHOD_NOT_FOUND, "Method not found", method) : undefined;
@@ -1104,6 +1525,7 @@
     ConnectionLostError,
     NotConnectedError,
     InvokeTimeoutError,
+    Subscription,
   });
 })(
   typeof globalThis !== "undefined" ? globalThis : typeof self !== "undefined" ? self : this,

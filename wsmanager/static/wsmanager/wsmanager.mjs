@@ -20,6 +20,7 @@ export const {
   ConnectionLostError,
   NotConnectedError,
   InvokeTimeoutError,
+  Subscription,
 } = lib;
 
 export default lib;

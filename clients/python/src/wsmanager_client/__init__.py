@@ -29,6 +29,16 @@ by a resume of the same session (same id, missed notifications replayed,
 duplicates dropped): :class:`Recovered` or :class:`RecoveryFailed` tells the
 app which (:mod:`.recovery`; ``recover=False`` turns it off).
 
+Topics (:mod:`.topics`)::
+
+    sub = await client.subscribe("tasks", lambda p: print(p.event, p.data), since=position)
+    ...
+    await sub.unsubscribe()
+
+The subscription is renewed from its position after every reconnection;
+publications arrive once and in order; :class:`Unrecovered` says when what
+was missed cannot be replayed.
+
 The JSON-RPC core, :mod:`wsmanager_client.protocol`, and the exceptions,
 :mod:`wsmanager_client.exceptions`, are shared with the server, which imports
 them from here. Importing this package is cheap: the client's classes (and
@@ -57,6 +67,7 @@ if TYPE_CHECKING:
     from .events import Closed, Connected, Reconnected, Reconnecting, Recovered, RecoveryFailed
     from .limits import Stats
     from .policy import Options, State, backoff_delay, is_final_close_code
+    from .topics import Position, Publication, Subscription, Unrecovered
 
 __version__ = "0.1.0"
 
@@ -71,6 +82,8 @@ __all__ = [
     "LimitExceeded",
     "NotConnected",
     "Options",
+    "Position",
+    "Publication",
     "Reconnected",
     "Reconnecting",
     "Recovered",
@@ -79,6 +92,8 @@ __all__ = [
     "RpcError",
     "State",
     "Stats",
+    "Subscription",
+    "Unrecovered",
     "WsManagerError",
     "backoff_delay",
     "connect",
@@ -101,6 +116,10 @@ _LAZY: dict[str, str] = {
     "State": ".policy",
     "backoff_delay": ".policy",
     "is_final_close_code": ".policy",
+    "Position": ".topics",
+    "Publication": ".topics",
+    "Subscription": ".topics",
+    "Unrecovered": ".topics",
 }
 
 

@@ -23,6 +23,10 @@ Guarantees:
 * What the server sends is bounded (``max_message_size``, ``max_batch_size``,
   ``max_concurrent_handlers``: :mod:`.limits`); what goes over a bound is
   counted in :attr:`Client.stats` and reported to ``on_error``.
+* ``await client.subscribe(topic, on_publication)`` returns once the server
+  accepted, or raises :class:`RemoteError` with the refusal's code; the
+  subscription is renewed from its position after every reconnection, and
+  its publications reach ``on_publication`` once and in order (:mod:`.topics`).
 
 Non-guarantees: no exactly-once delivery (except for the notifications a
 server with connection recovery replays after a resumed drop), no ordering
@@ -45,6 +49,14 @@ from .limits import Stats
 from .policy import NORMAL, State
 from .serving import Handler
 from .session import Session
+from .topics import (
+    ErrorCallback,
+    Position,
+    PublicationCallback,
+    Subscription,
+    UnrecoveredCallback,
+    parse_position,
+)
 from .transport import CLOSE_TIMEOUT, ClientConnection, WsConnectionClosed, abort, is_open
 
 __all__ = ["Client", "connect"]
@@ -204,6 +216,67 @@ class Client(Session):
 
     def off(self, method: str) -> None:
         self._handlers.off(method)
+
+    # --- topics -----------------------------------------------------------------------
+    @property
+    def subscriptions(self) -> dict[str, Subscription]:
+        """The client's subscriptions by topic (a copy)."""
+        return {subscription.topic: subscription for subscription in self._topics}
+
+    async def subscribe(
+        self,
+        topic: str,
+        on_publication: PublicationCallback,
+        since: Position | Mapping[str, Any] | None = None,
+        on_unrecovered: UnrecoveredCallback | None = None,
+        on_error: ErrorCallback | None = None,
+    ) -> Subscription:
+        """Subscribe to ``topic``; return the :class:`~.topics.Subscription` once the server accepted.
+
+        ``on_publication(publication)`` (a function or a coroutine function) gets
+        each :class:`~.topics.Publication` once and in offset order. ``since``
+        (a :class:`~.topics.Position` or ``{"offset", "epoch"}``) is the
+        position the caller's state is current as of: what was published after
+        it is replayed when the server still has it; otherwise
+        ``on_unrecovered`` gets an :class:`~.topics.Unrecovered` (refetch).
+        After every reconnection the subscription is sent again from its
+        position; a refusal then ends it and goes to ``on_error`` (default: the
+        client's). Sent once connected: called before :meth:`connect`, it waits.
+
+        Raises :class:`RemoteError` when the server refuses (``code`` -32010
+        unknown topic, -32011 not authorized, -32012 too many subscriptions,
+        -32602 bad params), :class:`InvokeTimeout`, :class:`NotConnected` when
+        the client is or becomes closed first, ``ValueError`` when already
+        subscribed to ``topic``, ``TypeError`` for bad arguments.
+        """
+        if not isinstance(topic, str) or not topic:
+            raise TypeError("topic must be a non-empty string")
+        if not callable(on_publication):
+            raise TypeError("on_publication must be callable")
+        position = None if since is None else parse_position(since)
+        if since is not None and position is None:
+            raise TypeError(
+                f"since must be a Position or {{'offset': int >= 0, 'epoch': str}}, not {since!r}"
+            )
+        if self._state is State.CLOSED:
+            raise NotConnected(self._calls.socket_id, "rpc.subscribe", "closed")
+        subscription = Subscription(
+            topic,
+            on_publication,
+            since=position,
+            on_unrecovered=on_unrecovered,
+            on_error=on_error,
+            unsubscribe=self._unsubscribe,
+        )
+        self._topics.add(subscription)
+        if self._greeted:
+            self._send_subscribe(subscription)
+        try:
+            return await asyncio.shield(subscription.first)
+        except asyncio.CancelledError:
+            if not subscription.first.done() or subscription.first.cancelled():
+                self._spawn(self._unsubscribe(subscription))  # the caller gave up: so does the server
+            raise
 
     def _timeout(self, timeout: float | None) -> float | None:
         value = self.options.timeout if timeout is None else timeout

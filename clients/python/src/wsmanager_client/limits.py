@@ -54,6 +54,10 @@ class Stats:
     duplicates_dropped: int = 0
     #: binary frames (the protocol is text frames only)
     binary_ignored: int = 0
+    #: publications whose offset the subscription had delivered already (replays after a reconnection)
+    publications_duplicate: int = 0
+    #: publications for a topic with no subscription (unsubscribed meanwhile), or malformed
+    publications_ignored: int = 0
 
 
 class Slots:

@@ -31,13 +31,21 @@ Guarantees kept here:
 * The heartbeat drops a connection only when nothing at all arrived from
   the server within ``heartbeat_timeout`` of a ping: an answer held up behind
   a backlog of frames, or by the client's own pause, is not a dead server.
+* Topics (:mod:`.topics`): after every ``rpc.connected`` each subscription is
+  sent again from its position; ``rpc.publication`` is routed by the reader
+  itself, so callbacks see publications in the order of the frames, and a
+  coroutine callback starts only when the one before it (of the same
+  subscription) has finished.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
+import itertools
 import logging
+import math
 from collections.abc import Callable, Mapping, Sequence
 from contextvars import ContextVar
 from typing import Any, Final
@@ -56,11 +64,13 @@ from .events import (
 from .exceptions import (
     ConnectionClosed,
     HandshakeRefused,
+    InvokeError,
     InvokeTimeout,
     LimitExceeded,
     NotConnected,
     RemoteError,
     RpcError,
+    WsManagerError,
 )
 from .limits import Slots, Stats
 from .policy import ABNORMAL, Options, State, backoff_delay, check_transition, should_reconnect
@@ -80,6 +90,7 @@ from .protocol import (
 )
 from .recovery import Recovery, frame_offsets
 from .serving import Handler, Handlers
+from .topics import Delivery, Position, Subscription, Subscriptions
 from .transport import ClientConnection, Loss, WsConnectionClosed, abort, ended, is_open, open_socket
 
 __all__ = ["Session"]
@@ -146,6 +157,9 @@ class Session:
         self._handler_calls = 0  # calls made by handlers, waiting for their answers
         self._paused = False  # the reader waits for room
         self._frames_in = 0  # frames read, for the heartbeat: any frame shows that the server lives
+        self._topics = Subscriptions()
+        self._greeted = False  # the current socket got rpc.connected: subscriptions may be sent
+        self._attempts = itertools.count(1)  # numbers of the rpc.subscribe calls
 
     # --- sending on the current socket -------------------------------------------------
     async def _call(
@@ -266,6 +280,8 @@ class Session:
         self._calls.fail_in_flight(loss.code)
         self._forget_id()
         self._recovery.lost(loss.code)
+        self._greeted = False
+        self._topics.lost()
         return loss
 
     async def _flush(self, ws: ClientConnection) -> None:
@@ -318,6 +334,11 @@ class Session:
         self._forget_id()
         refusal = _refusal(self._previous_id or "", loss)
         self._calls.fail_queued(refusal)
+        self._greeted = False
+        self._topics.lost()
+        for subscription in self._topics:  # never answered: subscribe() raises; the others stay
+            if not subscription.subscribed_once and self._topics.remove(subscription):
+                subscription.first.set_exception(refusal("rpc.subscribe"))
         self._transition(State.CLOSED)
         ready, self._ready = self._ready, None
         if ready is not None and not ready.done():
@@ -348,6 +369,9 @@ class Session:
                     if index < len(offsets) and not self._recovery.accept(offsets[index]):
                         self._stats.duplicates_dropped += 1  # replayed, and already delivered
                         continue
+                if isinstance(item, Request) and item.notification and item.method == "rpc.publication":
+                    self._on_publication(item.params)
+                    continue
                 requests.append(item)
         if not requests:
             return
@@ -445,6 +469,9 @@ class Session:
             self._emit(self.on_recovered, Recovered(self._id, outcome.replayed))
         elif outcome is not None:
             self._emit(self.on_recovery_failed, RecoveryFailed(outcome.reason, self._previous_id, self._id))
+        self._greeted = True
+        for subscription in self._topics:  # a resumed session too: the replay fills any gap
+            self._send_subscribe(subscription)
         if ready is not None and not ready.done():
             ready.set_result(self._id)
 
@@ -459,6 +486,97 @@ class Session:
         finally:
             self._slots.give(taken)
             self._room.set()
+
+    # --- topics (:mod:`.topics`) -------------------------------------------------------------
+    def _send_subscribe(self, subscription: Subscription) -> None:
+        attempt = subscription.attempt = next(self._attempts)
+        since = subscription.start_from()
+        params: dict[str, Any] = {"topic": subscription.topic}
+        if since is not None:
+            params["since"] = since.as_params()
+        self._spawn(self._subscribe(subscription, attempt, params, since))
+
+    async def _subscribe(
+        self, subscription: Subscription, attempt: int, params: dict[str, Any], since: Position | None
+    ) -> None:
+        try:
+            result = await self._call("rpc.subscribe", params, self._call_timeout(), queueable=False)
+        except WsManagerError as exc:
+            if subscription.attempt == attempt:  # else the socket is gone: the next one subscribes again
+                self._subscription_failed(subscription, exc)
+            return
+        if subscription.attempt != attempt:
+            return
+        subscription.attempt = 0
+        if not _is_subscribe_result(result):
+            detail = f"rpc.subscribe answered without offset and epoch: {result!r}"
+            self._subscription_failed(
+                subscription, InvokeError(self._id or "", "rpc.subscribe", detail[:300])
+            )
+            return
+        duplicates = subscription.duplicates
+        delivery = subscription.accepted(result, since)
+        self._stats.publications_duplicate += subscription.duplicates - duplicates
+        if not subscription.first.done():
+            subscription.first.set_result(subscription)
+        self._hand_over(subscription, delivery)
+
+    def _subscription_failed(self, subscription: Subscription, exc: WsManagerError) -> None:
+        """An ``rpc.subscribe`` was refused (or not answered in time): the subscription ends."""
+        if isinstance(exc, InvokeTimeout):  # the server may have subscribed late: undo it
+            self._spawn(self._tell_unsubscribed(subscription.topic))
+        if not self._topics.remove(subscription):
+            return
+        if not subscription.first.done():
+            subscription.first.set_exception(exc)
+        else:
+            logger.warning("wsmanager_client: resubscribing to %r failed: %s", subscription.topic, exc)
+            self._emit(subscription.on_error or self.on_error, exc)
+
+    async def _unsubscribe(self, subscription: Subscription) -> None:
+        on_server = subscription.active or subscription.attempt != 0
+        if not self._topics.remove(subscription):
+            return
+        if not subscription.first.done():
+            subscription.first.cancel()
+        if on_server:
+            await self._tell_unsubscribed(subscription.topic)
+
+    async def _tell_unsubscribed(self, topic: str) -> None:
+        if self._sendable() is None:
+            return  # not connected: a new socket has no subscription
+        with contextlib.suppress(WsManagerError):
+            await self._call("rpc.unsubscribe", {"topic": topic}, self._call_timeout(), queueable=False)
+
+    def _on_publication(self, params: Any) -> None:
+        routed = self._topics.route(params)
+        if routed is None:
+            self._stats.publications_ignored += 1
+            return
+        subscription, publication = routed
+        duplicates = subscription.duplicates
+        self._hand_over(subscription, subscription.deliver(publication))
+        self._stats.publications_duplicate += subscription.duplicates - duplicates
+
+    def _hand_over(self, subscription: Subscription, delivery: Delivery) -> None:
+        """Report, deliver in order, and subscribe again from the position when a gap remains."""
+        if delivery.unrecovered is not None:
+            self._emit(subscription.on_unrecovered, delivery.unrecovered)
+        for publication in delivery.ready:
+            try:
+                result = subscription.on_publication(publication)
+            except Exception as exc:
+                logger.exception("wsmanager_client: the callback of topic %r raised", subscription.topic)
+                self._report(exc)
+                continue
+            if inspect.isawaitable(result):
+                subscription.tail = self._spawn(_in_turn(subscription.tail, result, self._report))
+        if delivery.repair and self._greeted and subscription.attempt == 0 and not subscription.closed:
+            self._send_subscribe(subscription)
+
+    def _call_timeout(self) -> float | None:
+        timeout = self.options.timeout
+        return None if timeout is None or timeout == math.inf else float(timeout)
 
     def _report(self, exc: BaseException) -> None:
         self._emit(self.on_error, exc)
@@ -482,6 +600,25 @@ def _refusal(socket_id: str, loss: Loss | None) -> Callable[[str], NotConnected]
     else:
         detail = loss.reason
     return lambda method: NotConnected(socket_id, method, "closed", detail)
+
+
+def _is_subscribe_result(result: Any) -> bool:
+    offset = result.get("offset") if isinstance(result, dict) else None
+    is_offset = isinstance(offset, int) and not isinstance(offset, bool) and offset >= 0
+    return is_offset and isinstance(result.get("epoch"), str)
+
+
+async def _in_turn(
+    previous: asyncio.Future[Any] | None, callback: Any, report: Callable[[BaseException], None]
+) -> None:
+    """Run a coroutine callback once the one before it (same subscription) has finished."""
+    if previous is not None and not previous.done():
+        await asyncio.wait([previous])
+    try:
+        await callback
+    except Exception as exc:
+        logger.exception("wsmanager_client: a topic callback raised")
+        report(exc)
 
 
 def _abort_if_opened(attempt: asyncio.Future[ClientConnection | Loss]) -> None:

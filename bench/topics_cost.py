@@ -1,0 +1,267 @@
+"""What a topic publication costs on Redis, and how fast it fans out beside ``notify_group``.
+
+``python -m bench.topics_cost [--subscribers 100 2000] [--publications 200] [--fanout 1000]``
+
+Runs the demo under two daphne processes sharing a **private** Redis server
+(``redis-server`` started on a free port for the run, so that no other
+client's traffic is counted) and one SQLite file. The subscribers are
+split evenly between the two processes, each subscribed to the topic
+``tasks`` of ``/ws/live/``. This process publishes (as a worker would:
+``LiveHandler.manager.apublish``, a process with no sockets of its own).
+
+* **Cost per publication**, for each ``--subscribers`` count: Redis's own
+  counters (``INFO stats``: commands processed, network bytes in and out;
+  ``INFO commandstats``: calls per command, commands run inside scripts
+  included) read before and after ``--publications`` publications, once
+  every subscriber has read every one; the same counters over an idle
+  period as long are subtracted (heartbeats, the channel layer's blocking
+  reads).
+* **Fan-out speed**, at ``--fanout`` subscribers: ``--publications``
+  publications, then as many ``notify_group`` calls to the same group
+  (``topic:tasks``) with the same method and params, each batch timed
+  from the first call until every subscriber read every frame; deliveries
+  per second, median of ``--repeat`` runs.
+
+Prints JSON; docs/benchmarks.md has the numbers of a run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import redis
+
+from tests.servers import ROOT, DaphneProcess, free_port, wait_for_port
+
+from .servers import DAPHNE_ARGS, raise_fd_limit
+from .wsclient import WsConn, open_ws
+
+PUBLICATION = '{"jsonrpc":"2.0","method":"rpc.publication"'
+DATA = {"id": 123456, "title": "a task of about the usual length, with some words", "done": False}
+
+
+def start_redis() -> tuple[subprocess.Popen[bytes], str]:
+    port = free_port()
+    proc = subprocess.Popen(
+        ["redis-server", "--port", str(port), "--save", "", "--appendonly", "no", "--bind", "127.0.0.1"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    wait_for_port(port, 10.0, proc)
+    return proc, f"redis://127.0.0.1:{port}/0"
+
+
+def migrate(env: dict[str, str]) -> None:
+    subprocess.run(
+        [sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=ROOT, env=env, check=True
+    )
+
+
+class Counters:
+    """Redis's counters of the whole server (the run's own)."""
+
+    def __init__(self, url: str) -> None:
+        self.client = redis.Redis.from_url(url)
+
+    def read(self) -> dict[str, int]:
+        stats = self.client.info("stats")
+        calls = {
+            name.removeprefix("cmdstat_"): int(value["calls"])
+            for name, value in self.client.info("commandstats").items()
+        }
+        return {
+            "commands": int(stats["total_commands_processed"]),
+            "bytes_in": int(stats["total_net_input_bytes"]),
+            "bytes_out": int(stats["total_net_output_bytes"]),
+            **{f"cmd:{name}": n for name, n in calls.items()},
+        }
+
+
+def delta(after: dict[str, int], before: dict[str, int]) -> dict[str, int]:
+    return {key: after.get(key, 0) - before.get(key, 0) for key in after}
+
+
+class Subscribers:
+    """``count`` sockets over ``ports``, each subscribed to ``tasks``, counting publications."""
+
+    def __init__(self) -> None:
+        self.conns: list[WsConn] = []
+        self.got = 0
+        self.want = 0
+        self.done: asyncio.Future[None] | None = None
+
+    def _count(self, text: str) -> None:
+        if text.startswith(PUBLICATION):
+            self.got += 1
+            if self.got >= self.want and self.done is not None and not self.done.done():
+                self.done.set_result(None)
+
+    async def open(self, ports: list[int], count: int) -> None:
+        for start in range(0, count, 25):
+            batch = await asyncio.gather(
+                *(
+                    open_ws("127.0.0.1", ports[(start + j) % len(ports)], "/ws/live/")
+                    for j in range(min(25, count - start))
+                )
+            )
+            for conn in batch:
+                await asyncio.wait_for(conn.recv(), 60)  # rpc.connected
+                conn.send_text(
+                    json.dumps(
+                        {"jsonrpc": "2.0", "id": 1, "method": "rpc.subscribe", "params": {"topic": "tasks"}}
+                    )
+                )
+            for conn in batch:
+                answer = json.loads(await asyncio.wait_for(conn.recv(), 60))
+                assert answer.get("result", {}).get("topic") == "tasks", answer
+                conn.on_text = self._count
+            self.conns += batch
+
+    def expect(self, frames: int) -> asyncio.Future[None]:
+        self.got, self.want = 0, frames
+        self.done = asyncio.get_running_loop().create_future()
+        if frames == 0:  # no subscriber: nothing to wait for
+            self.done.set_result(None)
+        return self.done
+
+    def close(self) -> None:
+        for conn in self.conns:
+            conn.abort()
+
+
+async def cost(
+    ports: list[int], counters: Counters, manager: Any, subscribers: int, publications: int
+) -> dict[str, Any]:
+    subs = Subscribers()
+    await subs.open(ports, subscribers)
+    try:
+        await asyncio.sleep(1.0)  # the subscribes' own traffic settles
+        done = subs.expect(subscribers * publications)
+        before = counters.read()
+        started = time.monotonic()
+        for i in range(publications):
+            await manager.apublish("tasks", "created", {**DATA, "id": i})
+        await asyncio.wait_for(done, 300)
+        took = time.monotonic() - started
+        busy = delta(counters.read(), before)
+        idle_before = counters.read()
+        await asyncio.sleep(took)
+        idle = delta(counters.read(), idle_before)
+        net = {key: busy[key] - idle.get(key, 0) for key in busy}
+        per = {key: round(value / publications, 2) for key, value in net.items() if value > 0}
+        commands = {
+            k.removeprefix("cmd:"): v for k, v in per.items() if k.startswith("cmd:") and k != "cmd:info"
+        }
+        return {
+            "subscribers": subscribers,
+            "publications": publications,
+            "commands_per_publication": per.get("commands", 0.0),
+            "bytes_in_per_publication": per.get("bytes_in", 0.0),
+            "bytes_out_per_publication": per.get("bytes_out", 0.0),
+            "calls_per_publication": dict(sorted(commands.items(), key=lambda kv: -kv[1])),
+            "seconds": round(took, 2),
+        }
+    finally:
+        subs.close()
+
+
+async def fanout(
+    ports: list[int], manager: Any, subscribers: int, publications: int, repeat: int
+) -> dict[str, Any]:
+    subs = Subscribers()
+    await subs.open(ports, subscribers)
+    rates: dict[str, list[float]] = {"publish": [], "notify_group": []}
+    try:
+        await asyncio.sleep(1.0)
+        for _ in range(repeat):
+            for label in ("publish", "notify_group"):
+                done = subs.expect(subscribers * publications)
+                started = time.monotonic()
+                for i in range(publications):
+                    if label == "publish":
+                        await manager.apublish("tasks", "created", {**DATA, "id": i})
+                    else:
+                        params = {
+                            "topic": "tasks",
+                            "offset": i,
+                            "epoch": "0123456789abcdef",
+                            "event": "created",
+                            "data": {**DATA, "id": i},
+                        }
+                        await manager.anotify_group("topic:tasks", "rpc.publication", **params)
+                await asyncio.wait_for(done, 300)
+                rates[label].append(subscribers * publications / (time.monotonic() - started))
+    finally:
+        subs.close()
+    publish, notify = statistics.median(rates["publish"]), statistics.median(rates["notify_group"])
+    return {
+        "subscribers": subscribers,
+        "publications": publications,
+        "deliveries_per_second": {"publish": round(publish), "notify_group": round(notify)},
+        "ratio": round(publish / notify, 3),
+        "runs": {k: [round(v) for v in vs] for k, vs in rates.items()},
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--subscribers", type=int, nargs="+", default=[100, 2000])
+    parser.add_argument("--publications", type=int, default=200)
+    parser.add_argument("--fanout", type=int, default=1000)
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+    raise_fd_limit()
+    redis_proc, url = start_redis()
+    db = Path(tempfile.mkdtemp(prefix="topics-bench-")) / "db.sqlite3"
+    env = {
+        "REDIS_URL": url,
+        "WSMANAGER_REDIS_PREFIX": "bench",
+        "DEMO_DB": str(db),
+        "DEMO_MAX_PER_ADDRESS": "0",
+        "WSMANAGER_LOG": "WARNING",
+        "DJANGO_SETTINGS_MODULE": "demo_chat.settings",
+        # 2,000 handshakes on 2 shared cores can starve a heartbeat past the 7.5 s a node
+        # is given by default; a process taken for dead has its sockets forgotten.
+        "WSMANAGER_HEARTBEAT": "30",
+    }
+    os.environ.update(env)
+    servers: list[DaphneProcess] = []
+    try:
+        migrate({**os.environ})
+        servers = [DaphneProcess(env=env, extra_args=DAPHNE_ARGS).start() for _ in range(2)]
+        import django
+
+        django.setup()
+        from demo_chat.live import LiveHandler
+
+        ports = [s.port for s in servers]
+        counters = Counters(url)
+
+        async def run() -> dict[str, Any]:
+            manager = LiveHandler.manager
+            out: dict[str, Any] = {"cost": []}
+            for count in args.subscribers:
+                out["cost"].append(await cost(ports, counters, manager, count, args.publications))
+            out["fanout"] = await fanout(ports, manager, args.fanout, args.publications // 4, args.repeat)
+            return out
+
+        print(json.dumps(asyncio.run(run()), indent=2))
+    finally:
+        for server in servers:
+            server.stop()
+        redis_proc.terminate()
+        redis_proc.wait(10)
+
+
+if __name__ == "__main__":
+    main()
