@@ -37,7 +37,8 @@ async def manage(
     server: DaphneProcess, *args: str, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
     """Run ``manage.py wsmanager ARGS`` in its own process, as an operator would."""
-    cmd = [sys.executable, "manage.py", "wsmanager", *args]
+    # The demo routes two handlers (chat, live): the operator names the one meant.
+    cmd = [sys.executable, "manage.py", "wsmanager", "--handler", "chat", *args]
 
     def run() -> subprocess.CompletedProcess[str]:
         return subprocess.run(
