@@ -16,7 +16,8 @@ from tests import redis_support
 from tests.e2e.client import Peer
 from tests.servers import ROOT, DaphneProcess
 
-pytestmark = [pytest.mark.e2e, pytest.mark.redis]
+# Each test runs manage.py in processes of their own (Django starts each time).
+pytestmark = [pytest.mark.e2e, pytest.mark.redis, pytest.mark.timeout(180)]
 
 redis_url = redis_support.redis_url
 
