@@ -271,7 +271,7 @@ class WelcomeHandler(CalcHandler):
     """Sends a notification from ``on_connect`` (queued before the handshake)."""
 
     async def on_connect(self) -> None:
-        await self.notify("welcome", text="hi")
+        await self.send_notification("welcome", text="hi")
 
 
 websocket_urlpatterns = [

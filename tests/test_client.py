@@ -453,14 +453,21 @@ async def test_rpc_ping_is_built_in_and_rpc_names_cannot_be_served() -> None:
 
 
 async def test_a_batch_is_answered_in_order_without_its_notifications() -> None:
+    """The first call finishes last (it waits until the last one ran): answers keep the calls' order."""
     handlers = Handlers()
+    last_ran = asyncio.Event()
 
     async def slow(x: int) -> int:
-        await asyncio.sleep(0.01)
+        await last_ran.wait()
+        return x
+
+    def fast(x: int) -> int:
+        if x == 2:
+            last_ran.set()
         return x
 
     handlers.on("slow", slow)
-    handlers.on("fast", lambda x: x)
+    handlers.on("fast", fast)
     batch = [
         call("slow", [1], "a"),
         {"jsonrpc": "2.0", "method": "fast", "params": [0]},

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import re
 from pathlib import Path
 
 import pytest
@@ -247,3 +248,19 @@ def test_exceptions_pickle_with_their_facts(error: WsManagerError) -> None:
     assert type(back) is type(error)
     assert back.__dict__ == error.__dict__
     assert str(back) == str(error)
+
+
+def test_the_user_docs_name_no_private_module() -> None:
+    """Pages for users point to public names: no ``wsmanager._conf`` nor ``wsmanager.x._y``.
+
+    docs/architecture.md, the tour of the code for contributors, is the one
+    page that names private modules (tests/test_architecture.py checks it)."""
+    docs = ROOT / "docs"
+    private = re.compile(r"\bwsmanager(?:\.[a-z]\w*)*\._\w+")
+    named = {
+        f"{page.name}: {match}"
+        for page in sorted(docs.glob("*.md"))
+        if page.name != "architecture.md"
+        for match in private.findall(page.read_text())
+    }
+    assert named == set()

@@ -1,7 +1,7 @@
 """Connection recovery's bounds, in-process: what a resume reads, how often a session or an
 address may resume, what parked sockets count, and one winner per token.
 
-Same fixtures as tests/test_recovery.py (each test on the in-memory registry and on
+Same fixtures as tests/test_resumable.py (each test on the in-memory registry and on
 Redis). Clocks are moved by hand where a limit refills; the real servers run the same
 cases in tests/e2e/test_recovery_under_attack.py.
 """
@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from tests import redis_support
-from tests.test_recovery import (
+from tests.test_resumable import (
     EVENTS,
     Client,
     RecoverHandler,

@@ -3,7 +3,7 @@
 Each test names the behaviour it keeps: a half-open old connection that
 closes late, a process taken for dead, a quiet socket in a busy handler, a
 resume at another route, the replay's margin and bounds, a recovery that a
-route alone turned on. Same fixtures as tests/test_recovery.py.
+route alone turned on. Same fixtures as tests/test_resumable.py.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from tests import redis_support
-from tests.test_recovery import (
+from tests.test_resumable import (
     EVENTS,
     Client,
     RecoverHandler,

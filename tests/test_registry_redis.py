@@ -189,7 +189,7 @@ class TestCrashSafety:
 
         The two-heartbeat bound is proven without timing (see
         test_liveness_lasts_node_ttl_and_its_loss_is_acted_on_at_once and
-        tests/test_upkeep.py); the 10 s here only stops a hang.
+        tests/test_heartbeat.py); the 10 s here only stops a hang.
         """
         reader = make_registry(node_ttl=1.0)
         child = await asyncio.create_subprocess_exec(
@@ -383,6 +383,8 @@ ROOT = str(Path(__file__).resolve().parent.parent)
 
 # A server process in miniature: registers three sockets, then heartbeats every 0.5s
 # (two heartbeats to a TTL, as the library's nodes do), saying so after each.
+# Its sleep stays: it is the period of a real process's heartbeat, the thing under test, in
+# another process where no clock can be replaced; the test waits for its "beat" lines.
 CHILD = """
 import asyncio, sys
 from wsmanager.registry._base import ConnectionInfo

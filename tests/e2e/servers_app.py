@@ -84,7 +84,7 @@ class CloseHandler(RpcHandler):
             self.writer.direct = counted
         try:
             for i in range(count):
-                await self.notify("tick", i)
+                await self.send_notification("tick", i)
         finally:
             self.writer.direct = direct
         return {"direct": direct is not None, "written": written}

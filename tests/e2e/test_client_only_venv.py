@@ -22,7 +22,9 @@ import pytest
 from tests.e2e.client import chat_url
 from tests.servers import ROOT, ServerProcess
 
-pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+# A fresh venv and a pip install take tens of seconds on a quiet machine and minutes on
+# a loaded one: the module's setup gets the time a build needs, not the 60 s of a test.
+pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(600)]
 
 SERVER_ONLY = {"wsmanager", "django", "channels", "daphne", "twisted"}
 

@@ -21,7 +21,9 @@ from tests import redis_support
 from tests.e2e.client import Peer, chat_url, cluster_env, http, running
 from tests.servers import ROOT, DaphneProcess
 
-pytestmark = [pytest.mark.e2e, pytest.mark.redis]
+# Each step runs manage.py in a process of its own (Django starts each time): seconds on
+# a quiet machine, more under load; the test gets the time three commands need.
+pytestmark = [pytest.mark.e2e, pytest.mark.redis, pytest.mark.timeout(180)]
 
 redis_url = redis_support.redis_url
 

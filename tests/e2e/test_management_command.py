@@ -16,7 +16,8 @@ from tests import redis_support
 from tests.e2e.client import Peer
 from tests.servers import ROOT, DaphneProcess
 
-pytestmark = [pytest.mark.e2e, pytest.mark.redis]
+# Each test runs manage.py in processes of their own (Django starts each time).
+pytestmark = [pytest.mark.e2e, pytest.mark.redis, pytest.mark.timeout(180)]
 
 redis_url = redis_support.redis_url
 
@@ -37,7 +38,8 @@ async def manage(
     server: DaphneProcess, *args: str, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
     """Run ``manage.py wsmanager ARGS`` in its own process, as an operator would."""
-    cmd = [sys.executable, "manage.py", "wsmanager", *args]
+    # The demo routes two handlers (chat, live): the operator names the one meant.
+    cmd = [sys.executable, "manage.py", "wsmanager", "--handler", "chat", *args]
 
     def run() -> subprocess.CompletedProcess[str]:
         return subprocess.run(

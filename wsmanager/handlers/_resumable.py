@@ -21,7 +21,7 @@ number of seconds, per class or per route (``route(..., recovery_window=60)``).
   ``on_disconnect`` still runs on this connection. A parked socket goes on
   counting toward ``max_connections_per_address`` in this process; at the
   cap, the oldest parked one is released to make room for a newcomer.
-* Its own ``notify`` goes through the journal too.
+* Its own ``send_notification`` goes through the journal too.
 
 The replayed notifications go into the outbox without the backlog check
 (they were bounded by ``recovery_max_bytes``); live frames after them are
@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import warnings
 from typing import Any, ClassVar
 from urllib.parse import parse_qs
 
@@ -257,10 +258,28 @@ class Resumable(WebSocketHandler):
         self._replay = []
         self.writer.outbox.extend(frames)
 
-    async def notify(self, method: str, *args: Any, **kwargs: Any) -> bool:
-        """Send a notification to this client; False if the socket is closed.
-        Journaled first (with its offset) when the socket is recoverable."""
+    async def send_notification(self, method: str, /, *args: Any, **kwargs: Any) -> bool:
+        """Queue a JSON-RPC notification to this client; False if dropped (and counted).
+
+        Like :meth:`send_frame`, a drop is a result, not an exception: the
+        handler's own connection may close at any moment. Journaled first
+        (with its offset) when the socket is recoverable, so a notification
+        dropped because the connection dropped is replayed if it resumes.
+        Positional *or* named params, not both (``TypeError``).
+        """
         text = protocol.encode_notification(method, params_of(args, kwargs))
         if self._token is not None:
             text = await recovery.keep(self.handler_name, "ids", (self.id,), text)
         return await self.send_frame(text)
+
+    async def notify(self, method: str, /, *args: Any, **kwargs: Any) -> bool:
+        """Deprecated: :meth:`send_notification`. ``Manager.notify`` (sync) and
+        ``Manager.anotify`` raise ``SocketNotFound``; this returns a bool, so it
+        was renamed to say so. Warns ``DeprecationWarning``."""
+        warnings.warn(
+            "WebSocketHandler.notify() is deprecated: use send_notification(), which returns "
+            "False when dropped (Manager.notify/anotify raise SocketNotFound instead)",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return await self.send_notification(method, *args, **kwargs)

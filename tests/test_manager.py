@@ -1,4 +1,5 @@
-"""``Manager``: queries, groups, sending to one, many, a group or all, sync twins."""
+"""``Manager`` (wsmanager._manager): queries, groups, sends to one, many, a group, a user or all,
+invokes, errors (``SocketNotFound``, bad payloads), and the sync twins; in memory."""
 
 from __future__ import annotations
 
@@ -12,10 +13,12 @@ from typing import Any
 import pytest
 from asgiref.sync import sync_to_async
 from channels.testing import WebsocketCommunicator
+from django.contrib.auth.models import User
 
 from tests import handlers
 from tests.handlers import CalcHandler, HelloHandler, application
-from wsmanager import Manager, SocketNotFound, get_manager
+from tests.users import with_user
+from wsmanager import Manager, RemoteError, SocketNotFound, get_manager
 from wsmanager.testing import RpcCommunicator
 from wsmanager_client.protocol import EncodeError
 
@@ -226,6 +229,68 @@ async def test_notify_variants_send_jsonrpc_notifications() -> None:
         ]
         assert json.loads(await c.receive())["method"] == "many"
         assert await c.nothing()
+
+
+# -- a user's sockets ---------------------------------------------------------------------
+
+
+@asynccontextmanager
+async def user_clients(*users: int) -> AsyncIterator[list[Client]]:
+    """One open HelloHandler socket per entry of ``users``, logged in as ``User(pk=that)``."""
+    opened: list[Client] = []
+    try:
+        for pk in users:
+            comm = WebsocketCommunicator(with_user(application), f"/ws/hello/?user={pk}")
+            accepted, _ = await comm.connect()
+            assert accepted
+            opened.append(Client(comm, json.loads(await comm.receive_from())["id"]))
+        yield opened
+    finally:
+        for c in opened:
+            await c.comm.disconnect()
+
+
+async def test_a_users_sockets_are_found_by_the_user_or_its_primary_key() -> None:
+    async with user_clients(7, 7, 8) as (a, b, c):
+        assert sorted(await manager.auser_sockets(7)) == sorted([a.id, b.id])
+        assert await manager.auser_sockets(User(pk=8)) == [c.id]
+        assert await manager.auser_sockets(9) == []
+        assert (await manager.ais_online(User(pk=7)), await manager.ais_online(9)) == (True, False)
+    assert await manager.ais_online(7) is False
+
+
+async def test_send_user_and_notify_user_reach_every_socket_of_the_user_and_no_other() -> None:
+    """Both return how many sockets took the frame: 0 for a user who is not connected."""
+    async with user_clients(7, 7, 8) as (a, b, c):
+        assert await manager.asend_user(7, "hi") == 2
+        assert await manager.anotify_user(User(pk=7), "ping", n=1) == 2
+        assert await manager.asend_user(9, "nobody") == 0
+        assert await manager.anotify_user(9, "nobody") == 0
+        for sock in (a, b):
+            assert await sock.receive() == "hi"
+            assert json.loads(await sock.receive()) == {
+                "jsonrpc": "2.0",
+                "method": "ping",
+                "params": {"n": 1},
+            }
+        assert await c.nothing()
+
+
+async def test_invoke_user_returns_each_sockets_result_or_its_exception() -> None:
+    """One socket answers, the other errs: both outcomes come back by id, nothing is raised."""
+    app = with_user(application)
+    async with (
+        RpcCommunicator(app, "/ws/calc/?user=5") as one,
+        RpcCommunicator(app, "/ws/calc/?user=5") as two,
+    ):
+        task = asyncio.ensure_future(CalcHandler.manager.ainvoke_user(5, "ask", "q", timeout=2))
+        first, second = await one.receive_json_from(), await two.receive_json_from()
+        await one.send_json_to({"jsonrpc": "2.0", "id": first["id"], "result": "yes"})
+        await two.send_json_to({"jsonrpc": "2.0", "id": second["id"], "error": {"code": 7, "message": "no"}})
+        outcome = await task
+        assert outcome[one.id] == "yes"
+        assert isinstance(outcome[two.id], RemoteError) and outcome[two.id].code == 7
+        assert await CalcHandler.manager.ainvoke_user(6, "ask", timeout=2) == {}
 
 
 async def test_disconnect_closes_from_outside_with_code_and_reason() -> None:

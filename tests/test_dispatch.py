@@ -1,4 +1,5 @@
-"""``RpcHandler``: JSON-RPC both ways, params binding, errors, the call queue, invoke."""
+"""``RpcHandler`` (wsmanager.jsonrpc._dispatch, with the `@rpc` mark of ._exposure): JSON-RPC both ways,
+params binding, errors, the call queue, invoke."""
 
 from __future__ import annotations
 

@@ -22,6 +22,7 @@ from wsmanager import (
     ConnectionInfo,
     Member,
     RpcHandler,
+    SocketNotFound,
     SocketParked,
     route,
     rpc,
@@ -50,7 +51,7 @@ class RecoverHandler(RpcHandler):
         await self.manager.aupdate_meta(self.id, joined_in="on_connect")
 
     async def on_resume(self) -> None:
-        await self.notify("welcome_back", self.id)
+        await self.send_notification("welcome_back", self.id)
 
     @rpc
     async def say(self, text: str) -> None:
@@ -58,7 +59,7 @@ class RecoverHandler(RpcHandler):
 
     @rpc
     async def tell_me(self, text: str) -> None:
-        await self.notify("told", text)
+        await self.send_notification("told", text)
 
     @classmethod
     async def on_presence(cls, group: str, event: str, member: Member) -> None:
@@ -167,6 +168,25 @@ async def test_notifications_carry_their_journal_offset_in_order(backend: str) -
     assert (first["method"], second["method"]) == ("said", "told")
     assert key_of(client.offset) < key_of(first["offset"]) < key_of(second["offset"])
     await client.disconnect()
+
+
+async def test_send_notification_says_false_once_dropped_where_the_manager_raises(backend: str) -> None:
+    """The socket's own ``send_notification`` reports a drop as False (counted); the deprecated
+    ``notify`` warns and does the same; ``Manager.anotify`` raises ``SocketNotFound`` instead."""
+    client = await opened("/ws/plain/")
+    sock = get_node().sockets[client.id]
+    assert await sock.send_notification("one", 1) is True
+    with pytest.warns(DeprecationWarning, match="send_notification"):
+        assert await sock.notify("two", k=2) is True
+    assert [(n["method"], n["params"]) for n in await notes(client, 2)] == [("one", [1]), ("two", {"k": 2})]
+    with pytest.raises(TypeError):
+        await sock.send_notification("both", 1, k=2)
+    await client.disconnect(code=1000)
+    before = counters.stats().get("dropped_closed", 0)
+    assert await sock.send_notification("late") is False
+    assert counters.stats().get("dropped_closed", 0) == before + 1
+    with pytest.raises(SocketNotFound):
+        await PlainHandler.manager.anotify(client.id, "late")
 
 
 async def test_a_drop_parks_the_socket_and_everything_sent_meanwhile_is_replayed_once_in_order(
@@ -350,8 +370,8 @@ async def test_resuming_while_the_old_connection_is_still_open_takes_it_over(bac
     assert new.id == old.id and new.hello["params"]["recovered"] is True
     closed = await old.receive_output(2.0)
     assert closed == {"type": "websocket.close", "code": 4409, "reason": "resumed elsewhere"}
-    await asyncio.sleep(0.1)
-    assert await manager.aexists(new.id)  # the old connection's end left the entry alone
+    await old.disconnect(4409)  # its client answers the close: the old connection's end has run
+    assert await manager.aexists(new.id)  # and it left the entry alone
     assert get_node().sockets[new.id] is not None
     await new.call("say", "still here")
     notes_ = await notes(new, 3)

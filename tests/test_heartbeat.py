@@ -1,5 +1,6 @@
-"""``Upkeep`` and ``cancel_requested``: background loops end when cancelled, even if the
-cancel is lost, and removals that failed while the registry was down are retried."""
+"""The heartbeat (wsmanager.node._heartbeat) and ``cancel_requested``: background loops end
+when cancelled, even if the cancel is lost; removals that failed while the registry was
+down are retried; each beat publishes the sockets' activity."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""wsmanager.contract: annotations as JSON Schema, declared params, declared errors."""
+"""wsmanager.jsonrpc._declarations (exported by wsmanager.contract): annotations as JSON Schema,
+declared params, declared errors."""
 
 from __future__ import annotations
 
