@@ -52,6 +52,8 @@ class Method:
     required: int = field(default=0, compare=False)
     #: The annotations checked per parameter (``*args`` and ``**kwargs`` are not).
     checked: tuple[tuple[str, Any], ...] = field(default=(), compare=False)
+    #: An async generator function: the call is answered with a stream (wsmanager.jsonrpc._streams).
+    is_stream: bool = False
 
     def __post_init__(self) -> None:
         params = self.signature.parameters.values()
@@ -77,7 +79,10 @@ class Method:
             hints = {}
         hints.pop("return", None)
         is_async = inspect.iscoroutinefunction(fn)
-        return cls(attr, sig.replace(parameters=params), hints, is_async, permission, sensitive)
+        is_stream = inspect.isasyncgenfunction(fn)
+        return cls(
+            attr, sig.replace(parameters=params), hints, is_async, permission, sensitive, is_stream=is_stream
+        )
 
     def bind(self, params: tuple[Any, ...] | dict[str, Any]) -> inspect.BoundArguments:
         """Bind and check ``params``; :class:`BadParams` when they do not fit."""

@@ -23,6 +23,10 @@ Guarantees:
 * What the server sends is bounded (``max_message_size``, ``max_batch_size``,
   ``max_concurrent_handlers``: :mod:`.limits`); what goes over a bound is
   counted in :attr:`Client.stats` and reported to ``on_error``.
+* ``async for item in client.stream(method, ...)`` gets a streaming method's
+  items in order, each once, granting the server credit as it consumes them
+  (:mod:`.streams`); breaking out, closing it or cancelling the task ends
+  the stream on the server too (``rpc.cancel``).
 * ``await client.subscribe(topic, on_publication)`` returns once the server
   accepted, or raises :class:`RemoteError` with the refusal's code; the
   subscription is renewed from its position after every reconnection, and
@@ -40,7 +44,7 @@ import asyncio
 import contextlib
 import dataclasses
 import math
-from collections.abc import Callable, Generator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Generator, Mapping, Sequence
 from typing import Any
 
 from .events import Closed
@@ -49,6 +53,7 @@ from .limits import Stats
 from .policy import NORMAL, State
 from .serving import Handler
 from .session import Session
+from .streams import CANCEL, CREDIT, Inbound
 from .topics import (
     ErrorCallback,
     Position,
@@ -206,6 +211,62 @@ class Client(Session):
         if reason is not None:
             raise NotConnected(self._calls.socket_id, method, reason)
         self._calls.enqueue(note)
+
+    async def stream(self, method: str, *args: Any, window: int = 64, **kwargs: Any) -> AsyncIterator[Any]:
+        """Call a streaming method and iterate over its items (docs/protocol.md, section 14).
+
+        ``async for item in client.stream("count", 10): ...`` yields the items
+        in order, each once, and ends when the server's generator returned.
+        ``window``: how many items the server may send ahead of what was
+        consumed (capped by the handler's ``max_stream_credit``); credit is
+        granted back half a window at a time, as items are consumed, so a
+        consumer that stops holds at most ``window`` items here.
+
+        Ending early: ``break`` (the generator is closed when it is collected;
+        use ``contextlib.aclosing`` to close it at once), ``aclose()`` or
+        cancelling the consuming task sends ``rpc.cancel``, and the server
+        closes its generator.
+
+        Raises :class:`RemoteError` (the generator raised, or the call was
+        refused: -32020 too many streams, -32601, -32602, ...),
+        :class:`ConnectionClosed` (the connection dropped: a stream is not
+        resumed), :class:`NotConnected` when not connected (streams are never
+        queued), ``TypeError`` for params both positional and named,
+        ``ValueError`` for a bad ``window``.
+        """
+        if args and kwargs:
+            raise TypeError("JSON-RPC params are positional or named, not both")
+        inbound = Inbound(window)
+        ws = self._sendable()
+        if ws is None:
+            reason = "closed" if self._state is State.CLOSED else "not-queued"
+            raise NotConnected(self._calls.socket_id, method, reason)
+        call = self._calls.new_call(method, kwargs or list(args), None)
+        self._streams[call.id] = inbound
+        call.future.add_done_callback(lambda _: inbound.end())
+        self._calls.sent(call)
+        try:
+            with contextlib.suppress(WsConnectionClosed):  # the loss fails the call
+                await ws.send(call.text)
+            while True:
+                more, item, grant = await inbound.next()
+                if not more:
+                    break
+                if grant:
+                    await self._stream_word(ws, CREDIT, {"id": call.id, "n": grant})
+                yield item
+            call.future.result()  # raises the error that ended the stream
+        finally:
+            self._streams.pop(call.id, None)
+            if not call.future.done():  # ended early: the server stops too
+                self._calls.discard(call)
+                await self._stream_word(ws, CANCEL, {"id": call.id})
+
+    async def _stream_word(self, ws: ClientConnection, method: str, params: dict[str, Any]) -> None:
+        """``rpc.stream.credit`` or ``rpc.cancel`` on the stream's own socket (none once it is gone)."""
+        if ws is self._ws and is_open(ws):
+            with contextlib.suppress(WsConnectionClosed):
+                await ws.send(self._calls.new_note(method, params).text)
 
     def on(self, method: str, fn: Handler | None) -> Callable[[], None]:
         """Serve ``method`` for the server's calls and notifications (rules in :mod:`.serving`).

@@ -1,0 +1,264 @@
+"""Streams (``wsmanager.jsonrpc._streams``, and the client's ``wsmanager_client.streams``).
+
+In-process, through ``RpcCommunicator``: an ``@rpc`` async generator's items
+arrive as ``rpc.stream.item`` and the call's response ends them; credit paces
+the generator exactly; ``rpc.cancel`` and the end of the socket close it (its
+``finally`` runs); the limits answer documented errors. The real servers are
+in tests/e2e/test_streams_e2e.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from wsmanager import RpcError, RpcHandler, route, rpc, websocket_app
+from wsmanager.observe import _counters as counters
+from wsmanager.observe._counters import Count
+from wsmanager.testing import RpcCommunicator
+from wsmanager_client.protocol import INTERNAL_ERROR, INVALID_REQUEST
+from wsmanager_client.streams import CANCELLED, DEFAULT_CREDIT, TOO_MANY_STREAMS, Inbound
+
+#: Per stream name: items the generator produced, and whether its ``finally`` ran.
+PRODUCED: dict[str, int] = {}
+CLOSED: dict[str, asyncio.Event] = {}
+
+
+class StreamHandler(RpcHandler):
+    handler_name = "tests.streams"
+    max_streams = 2
+    max_stream_credit = 50
+    rate_limit = (5.0, 5.0)
+
+    @rpc
+    async def count(self, n: int, name: str = "count") -> AsyncIterator[int]:
+        CLOSED[name] = asyncio.Event()
+        PRODUCED[name] = 0
+        try:
+            for i in range(n):
+                PRODUCED[name] += 1
+                yield i
+        finally:
+            CLOSED[name].set()
+
+    @rpc
+    async def failing(self, after: int) -> AsyncIterator[int]:
+        for i in range(after):
+            yield i
+        raise RpcError(4100, "ran dry", {"after": after})
+
+    @rpc
+    async def broken(self) -> AsyncIterator[Any]:
+        yield 1
+        raise ValueError("a bug")
+
+    @rpc
+    async def unencodable(self) -> AsyncIterator[Any]:
+        yield object()
+
+    @rpc
+    async def echo(self, value: Any) -> Any:
+        return value
+
+
+application = websocket_app([route("ws/streams/", StreamHandler)], auth=False)
+
+
+class Client(RpcCommunicator):
+    async def say(self, message: Any) -> None:
+        await self.send_to(text_data=json.dumps(message))
+
+    async def start(self, method: str, *params: Any, call_id: Any = 1) -> None:
+        await self.say({"jsonrpc": "2.0", "method": method, "params": list(params), "id": call_id})
+
+    async def grant(self, call_id: Any, n: Any) -> None:
+        await self.say({"jsonrpc": "2.0", "method": "rpc.stream.credit", "params": {"id": call_id, "n": n}})
+
+    async def cancel(self, call_id: Any) -> None:
+        await self.say({"jsonrpc": "2.0", "method": "rpc.cancel", "params": {"id": call_id}})
+
+    async def frames(self, count: int) -> list[dict[str, Any]]:
+        return [await self.receive_json_from(self.timeout) for _ in range(count)]
+
+
+async def opened() -> Client:
+    client = Client(application, "/ws/streams/")
+    accepted, detail = await client.connect()
+    assert accepted, detail
+    return client
+
+
+def items_of(frames: list[dict[str, Any]], call_id: Any = 1) -> list[Any]:
+    assert all(f["method"] == "rpc.stream.item" and f["params"]["id"] == call_id for f in frames), frames
+    return [f["params"]["item"] for f in frames]
+
+
+async def test_items_arrive_in_order_then_the_response_ends_the_stream() -> None:
+    client = await opened()
+    await client.start("count", 5)
+    assert items_of(await client.frames(5)) == [0, 1, 2, 3, 4]
+    assert await client.receive_json_from() == {"jsonrpc": "2.0", "result": {"items": 5}, "id": 1}
+    await CLOSED["count"].wait()
+    await client.disconnect()
+
+
+async def test_the_generator_is_never_resumed_beyond_the_credit() -> None:
+    """16 items by default, then exactly what each grant adds; a round trip shows nothing more ran."""
+    client = await opened()
+    await client.start("count", 1000, "paced", call_id="s")
+    assert items_of(await client.frames(DEFAULT_CREDIT), "s") == list(range(DEFAULT_CREDIT))
+    assert await client.call("echo", "ping") == "ping"  # the server had its chance to run ahead
+    assert PRODUCED["paced"] == DEFAULT_CREDIT
+    await client.grant("s", 3)
+    assert items_of(await client.frames(3), "s") == [16, 17, 18]
+    assert await client.call("echo", "ping") == "ping"
+    assert PRODUCED["paced"] == DEFAULT_CREDIT + 3
+    await client.disconnect()
+    await CLOSED["paced"].wait()
+
+
+async def test_credit_past_the_cap_is_cut() -> None:
+    client = await opened()
+    await client.start("count", 1000, "capped")
+    await client.frames(DEFAULT_CREDIT)
+    await client.grant(1, 10_000)
+    await client.frames(50)  # max_stream_credit
+    assert await client.call("echo", 1) == 1
+    assert PRODUCED["capped"] == DEFAULT_CREDIT + 50
+    await client.disconnect()
+
+
+@pytest.mark.parametrize("n", [0, -1, 1.5, "3", True, None])
+async def test_a_malformed_grant_is_ignored(n: Any) -> None:
+    client = await opened()
+    await client.start("count", 100, "malformed")
+    await client.frames(DEFAULT_CREDIT)
+    await client.grant(1, n)
+    await client.grant(2, 1)  # no such stream
+    assert await client.call("echo", 1) == 1
+    assert PRODUCED["malformed"] == DEFAULT_CREDIT
+    await client.disconnect()
+
+
+async def test_cancel_closes_the_generator_and_answers_minus_32021() -> None:
+    before = counters.stats().get(Count.STREAMS_CANCELLED, 0)
+    client = await opened()
+    await client.start("count", 1000, "cancelled")
+    await client.frames(DEFAULT_CREDIT)
+    await client.cancel(1)
+    await CLOSED["cancelled"].wait()
+    answer = await client.receive_json_from()
+    assert answer["id"] == 1 and answer["error"] == {"code": CANCELLED, "message": "Stream cancelled"}
+    assert counters.stats().get(Count.STREAMS_CANCELLED, 0) == before + 1
+    await client.cancel(1)  # no longer open: ignored
+    assert await client.call("echo", 2) == 2
+    await client.disconnect()
+
+
+async def test_a_dropped_socket_closes_the_generator() -> None:
+    before = counters.stats().get(Count.STREAMS_DROPPED, 0)
+    client = await opened()
+    await client.start("count", 1000, "dropped")
+    await client.frames(DEFAULT_CREDIT)
+    await client.disconnect()
+    await asyncio.wait_for(CLOSED["dropped"].wait(), 3)
+    assert PRODUCED["dropped"] == DEFAULT_CREDIT
+    assert counters.stats().get(Count.STREAMS_DROPPED, 0) == before + 1
+
+
+async def test_streams_run_apart_from_the_call_queue() -> None:
+    """A stream waiting for credit never holds up the socket's other calls (max_concurrent_calls 1)."""
+    client = await opened()
+    await client.start("count", 1000, "apart")
+    await client.frames(DEFAULT_CREDIT)
+    assert [await client.call("echo", i) for i in range(3)] == [0, 1, 2]
+    await client.disconnect()
+
+
+async def test_too_many_streams_is_minus_32020_and_an_open_id_is_minus_32600() -> None:
+    before = counters.stats().get(Count.STREAMS_REFUSED, 0)
+    client = await opened()
+    await client.start("count", 1000, "a", call_id=1)
+    await client.frames(DEFAULT_CREDIT)
+    await client.start("count", 1000, "b", call_id=1)
+    answer = await client.receive_json_from()
+    assert answer["id"] == 1 and answer["error"]["code"] == INVALID_REQUEST
+    await client.start("count", 1000, "b", call_id=2)
+    await client.frames(DEFAULT_CREDIT)
+    await client.start("count", 1000, "c", call_id=3)
+    answer = await client.receive_json_from()
+    assert answer == {
+        "jsonrpc": "2.0",
+        "error": {"code": TOO_MANY_STREAMS, "message": "Too many streams", "data": {"max": 2}},
+        "id": 3,
+    }
+    assert "c" not in CLOSED  # the refused generator never started
+    assert counters.stats().get(Count.STREAMS_REFUSED, 0) == before + 1
+    await client.disconnect()
+
+
+async def test_a_generator_that_raises_ends_the_stream_with_its_error() -> None:
+    client = await opened()
+    await client.start("failing", 2)
+    assert items_of(await client.frames(2)) == [0, 1]
+    answer = await client.receive_json_from()
+    assert answer["error"] == {"code": 4100, "message": "ran dry", "data": {"after": 2}}
+    await client.start("broken", call_id=2)
+    assert items_of(await client.frames(1), 2) == [1]
+    assert (await client.receive_json_from())["error"] == {
+        "code": INTERNAL_ERROR,
+        "message": "Internal error",
+    }
+    await client.start("unencodable", call_id=3)
+    assert (await client.receive_json_from())["error"]["code"] == INTERNAL_ERROR
+    await client.disconnect()
+
+
+async def test_a_streaming_method_called_as_a_notification_never_runs() -> None:
+    client = await opened()
+    await client.say({"jsonrpc": "2.0", "method": "count", "params": [3, "silent"]})
+    assert await client.call("echo", 1) == 1
+    assert "silent" not in CLOSED
+    await client.disconnect()
+
+
+async def test_grants_are_never_rate_limited() -> None:
+    """Credit frames naming an open stream cost no token: 60 grants at 5 frames/s
+    (past the 50 strikes that close a socket) all count."""
+    client = await opened()
+    await client.start("count", 1000, "granted")
+    await client.frames(DEFAULT_CREDIT)
+    for _ in range(60):
+        await client.grant(1, 1)
+    assert items_of(await client.frames(50)) == list(range(16, 66))  # 50: the cap
+    await client.disconnect()
+
+
+# -- the client's end (sans I/O) ---------------------------------------------------------------
+async def test_inbound_hands_items_over_in_order_and_grants_half_windows() -> None:
+    inbound = Inbound(window=64)
+    for i in range(40):
+        inbound.put(i)
+    inbound.end()
+    inbound.put("late")
+    taken, grants = [], []
+    while True:
+        more, item, grant = await inbound.next()
+        if not more:
+            break
+        taken.append(item)
+        grants.append(grant)
+    assert taken == list(range(40))
+    # the first item raises the server's 16 to the window; then 32 back per 32 consumed
+    assert grants[0] == 64 - DEFAULT_CREDIT and grants[31] == 32 and sum(grants) == 48 + 32
+    assert await inbound.next() == (False, None, 0)
+
+
+@pytest.mark.parametrize("window", [0, -3, True, 2.0])
+def test_inbound_refuses_a_bad_window(window: Any) -> None:
+    with pytest.raises(ValueError):
+        Inbound(window=window)
