@@ -1,6 +1,6 @@
 """ASGI app for the stream tests: ``daphne tests.e2e.streams_app:application``.
 
-One handler on ``/ws/streams/`` whose ``count(n, name)`` streams ``0 .. n-1``
+The demo's pages over HTTP, and one handler on ``/ws/streams/`` whose ``count(n, name)`` streams ``0 .. n-1``
 and keeps, per name, in this process: how many items its generator produced
 and whether its ``finally`` ran. ``report(name)`` reads them and
 ``until_closed(name)`` waits (bounded) for the ``finally``, so the tests see
@@ -14,10 +14,13 @@ import os
 from collections.abc import AsyncIterator
 from typing import Any
 
-import django
-
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "demo_chat.settings")
-django.setup()
+
+from django.core.asgi import get_asgi_application
+
+django_asgi_app = get_asgi_application()
+
+from channels.routing import ProtocolTypeRouter  # noqa: E402
 
 from wsmanager import RpcHandler, route, rpc, websocket_app  # noqa: E402
 
@@ -58,4 +61,9 @@ class StreamHandler(RpcHandler):
         return True
 
 
-application = websocket_app([route("ws/streams/", StreamHandler)], auth=False)
+application = ProtocolTypeRouter(
+    {
+        "http": django_asgi_app,  # the demo's pages: an origin for the browser tests
+        "websocket": websocket_app([route("ws/streams/", StreamHandler)], auth=False),
+    }
+)
