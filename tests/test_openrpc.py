@@ -266,3 +266,19 @@ def test_topics_are_described_when_a_handler_declares_them() -> None:
     assert user["parameters"] == {"id": {"type": "integer", "minimum": 0}} and user["authorized"] is True
     chat = openrpc_document(ChatHandler)
     assert "x-topics" not in chat and "rpc.subscribe" not in by_name(chat["methods"])
+
+
+def test_a_streaming_method_is_marked_with_its_item_schema_and_stream_errors() -> None:
+    """An ``@rpc`` async generator: ``x-stream`` holds the item's schema, ``result`` the end."""
+    methods = by_name(openrpc_document(ShopHandler)["methods"])
+    receipts = methods["receipts"]
+    assert receipts["x-stream"]["name"] == "item"
+    assert receipts["x-stream"]["schema"]["title"] == "Receipt"
+    assert receipts["result"]["schema"] == {
+        "type": "object",
+        "properties": {"items": {"type": "integer"}},
+        "required": ["items"],
+    }
+    assert {"code": -32020, "message": "Too many streams"} in receipts["errors"]
+    assert {"code": -32021, "message": "Stream cancelled"} in receipts["errors"]
+    assert all("x-stream" not in m for name, m in methods.items() if name != "receipts")

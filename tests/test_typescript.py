@@ -66,6 +66,11 @@ export async function main(): Promise<number> {
   await client.invokeWithOptions("shop.search", ["tea"]);
   const nothing: null = await client.invokeWithOptions("refund", { order_id: 1 });
   const stats = await client.invoke("stats");
+  let paid = 0;
+  for await (const r of client.stream("receipts", 3)) paid += r.total + r.order_id;
+  for await (const r of client.streamWithOptions("receipts", { since: 3 }, { window: 8 })) paid += r.total;
+  const signal = new AbortController().signal;
+  for await (const r of client.streamWithOptions("receipts", [3, 10], { signal })) paid += r.total;
   client.on("confirm", (question) => question.endsWith("?"));
   client.on("confirm", async () => true);
   client.on("address", ({ country }) => ({ country, city: country === "fr" ? "Paris" : "Berlin" }));
@@ -73,7 +78,7 @@ export async function main(): Promise<number> {
   client.on("stock", ({ item, left }) => console.log(item, left));
   client.on("closing", () => undefined);
   client.on("wave", () => "anything");
-  return receipt.total + receipt.order_id + found.length + (nothing ?? 0) + (stats["tea"] ?? 0);
+  return receipt.total + receipt.order_id + found.length + (nothing ?? 0) + (stats["tea"] ?? 0) + paid;
 }
 """,
     "live": """
@@ -126,6 +131,8 @@ WRONG = {
         "shop",
         'client.on("address", ({ country }) => (country === "uk" ? {} : {})); // error',
     ),
+    "stream_param_type": ("shop", 'client.stream("receipts", "3"); // error'),
+    "streaming_method_invoked": ("shop", 'client.invoke("receipts", 3); // error'),
     "unknown_topic": ("live", 'client.subscribe("taks", () => undefined); // error'),
     "topic_parameter_not_a_number": ("live", 'client.subscribe("user.ann", () => undefined); // error'),
 }
@@ -143,6 +150,11 @@ TYPED_ONLY = {
     ),
     "wrong_notification_field": ("chat", 'client.on("message", (m) => m.txt); // error'),
     "wrong_client_method_answer": ("shop", 'client.on("confirm", () => "yes"); // error'),
+    "wrong_stream_item_use": (
+        "shop",
+        'void (async () => { for await (const r of client.stream("receipts", 1)) '
+        "r.total.toUpperCase(); })(); // error",
+    ),
     "wrong_publication_field": ("live", 'client.subscribe("tasks", (p) => p.data.name); // error'),
     "wrong_event_name": ("live", 'client.subscribe("tasks", (p) => p.event === "removed"); // error'),
 }
