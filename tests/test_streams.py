@@ -26,6 +26,10 @@ from wsmanager_client.streams import CANCELLED, DEFAULT_CREDIT, TOO_MANY_STREAMS
 #: Per stream name: items the generator produced, and whether its ``finally`` ran.
 PRODUCED: dict[str, int] = {}
 CLOSED: dict[str, asyncio.Event] = {}
+#: What ``total`` read of its upload, and set when it stopped reading.
+READ: list[int] = []
+UPLOAD_DONE = asyncio.Event()
+RELEASE = asyncio.Event()
 
 
 class StreamHandler(RpcHandler):
@@ -63,6 +67,22 @@ class StreamHandler(RpcHandler):
     @rpc
     async def echo(self, value: Any) -> Any:
         return value
+
+    @rpc
+    async def total(self, numbers: AsyncIterator[int], start: int = 0) -> int:
+        READ.clear()
+        try:
+            async for n in numbers:
+                READ.append(n)
+                start += n
+        finally:
+            UPLOAD_DONE.set()
+        return start
+
+    @rpc
+    async def held(self, items: AsyncIterator[Any]) -> list[Any]:
+        await RELEASE.wait()
+        return [item async for item in items]
 
 
 application = websocket_app([route("ws/streams/", StreamHandler)], auth=False)
@@ -236,6 +256,71 @@ async def test_grants_are_never_rate_limited() -> None:
         await client.grant(1, 1)
     assert items_of(await client.frames(50)) == list(range(16, 66))  # 50: the cap
     await client.disconnect()
+
+
+# -- uploads: client to server ---------------------------------------------------------------
+def note(method: str, **params: Any) -> dict[str, Any]:
+    return {"jsonrpc": "2.0", "method": method, "params": params}
+
+
+async def test_an_upload_is_read_as_credit_allows_and_the_method_answers() -> None:
+    client = await opened()
+    await client.say({"jsonrpc": "2.0", "method": "total", "params": {"start": 100}, "id": "u"})
+    assert await client.receive_json_from() == note("rpc.stream.credit", id="u", n=DEFAULT_CREDIT)
+    for n in range(DEFAULT_CREDIT):
+        await client.say(note("rpc.stream.item", id="u", item=n))
+    for _ in range(2):  # read: granted back half the credit at a time
+        assert await client.receive_json_from() == note("rpc.stream.credit", id="u", n=DEFAULT_CREDIT // 2)
+    await client.say(note("rpc.stream.end", id="u"))
+    answer = await client.receive_json_from()
+    assert answer == {"jsonrpc": "2.0", "result": 100 + sum(range(DEFAULT_CREDIT)), "id": "u"}
+    await client.disconnect()
+
+
+async def test_an_item_past_the_credit_fails_the_upload() -> None:
+    """``held`` reads nothing until released: the 17th item is one past the credit."""
+    before = counters.stats().get(Count.UPLOAD_ITEMS_REFUSED, 0)
+    RELEASE.clear()
+    client = await opened()
+    await client.start("held", call_id=1)
+    assert (await client.receive_json_from())["params"] == {"id": 1, "n": DEFAULT_CREDIT}
+    for n in range(DEFAULT_CREDIT + 1):
+        await client.say(note("rpc.stream.item", id=1, item=n))
+    assert await client.call("rpc.ping") == "pong"  # read in order: the items came first
+    assert counters.stats().get(Count.UPLOAD_ITEMS_REFUSED, 0) == before + 1
+    RELEASE.set()
+    answer = await client.receive_json_from()
+    assert answer["id"] == 1 and answer["error"] == {
+        "code": INVALID_REQUEST,
+        "message": "Invalid Request",
+        "data": "an upload item past the credit",
+    }
+    await client.disconnect()
+
+
+async def test_an_item_of_the_wrong_type_is_minus_32602() -> None:
+    client = await opened()
+    await client.start("total", call_id=1)
+    await client.receive_json_from()
+    await client.say(note("rpc.stream.item", id=1, item="not a number"))
+    answer = await client.receive_json_from()
+    assert answer["id"] == 1 and answer["error"]["code"] == -32602
+    await client.disconnect()
+
+
+async def test_cancel_and_a_dropped_socket_end_an_upload() -> None:
+    client = await opened()
+    await client.start("total", call_id=1)
+    await client.receive_json_from()
+    await client.cancel(1)
+    answer = await client.receive_json_from()
+    assert answer["id"] == 1 and answer["error"]["code"] == CANCELLED
+    UPLOAD_DONE.clear()
+    await client.start("total", call_id=2)
+    await client.receive_json_from()
+    await client.say(note("rpc.stream.item", id=2, item=5))
+    await client.disconnect()
+    await asyncio.wait_for(UPLOAD_DONE.wait(), 3)  # the method's finally ran
 
 
 # -- the client's end (sans I/O) ---------------------------------------------------------------

@@ -4,12 +4,14 @@ The demo's pages over HTTP, and one handler on ``/ws/streams/`` whose ``count(n,
 and keeps, per name, in this process: how many items its generator produced
 and whether its ``finally`` ran. ``report(name)`` reads them and
 ``until_closed(name)`` waits (bounded) for the ``finally``, so the tests see
-the generator's side from any socket without timing anything.
+the generator's side from any socket without timing anything. ``digest``
+reads an upload of text chunks and answers their count, size and SHA-256.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import os
 from collections.abc import AsyncIterator
 from typing import Any
@@ -46,6 +48,16 @@ class StreamHandler(RpcHandler):
                 yield i
         finally:
             _closed(name).set()
+
+    @rpc
+    async def digest(self, chunks: AsyncIterator[str]) -> dict[str, Any]:
+        """An upload: how many chunks and characters arrived, and their SHA-256."""
+        sha, count, size = hashlib.sha256(), 0, 0
+        async for chunk in chunks:
+            sha.update(chunk.encode())
+            count += 1
+            size += len(chunk)
+        return {"chunks": count, "size": size, "sha256": sha.hexdigest()}
 
     @rpc
     async def report(self, name: str) -> dict[str, Any]:

@@ -1,15 +1,17 @@
 """Streams against every real server (tests/e2e/streams_app.py), through the Python client
 and a raw socket: 10,000 items complete and in order; a reader that stops reading stops the
 generator at exactly the credit it granted; ``rpc.cancel`` (breaking out, cancelling the
-consuming task) and a dropped socket both run the generator's ``finally``."""
+consuming task) and a dropped socket both run the generator's ``finally``; an upload of
+10 MB in chunks arrives whole."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import json
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
@@ -111,3 +113,23 @@ async def test_a_dropped_socket_runs_the_generators_finally(server: ServerProces
     async with connect(url(server), timeout=20) as client:
         assert await client.invoke("until_closed", name) is True
         assert (await client.invoke("report", name))["produced"] == DEFAULT_CREDIT
+
+
+async def test_an_upload_of_ten_megabytes_in_chunks_arrives_whole(server: ServerProcess) -> None:
+    """10 MB as 320 chunks of 32 KiB (under the handler's 64 KiB frames), paced by the server's credit."""
+    chunk = 32 * 1024
+    data = "".join(chr(ord("a") + i % 26) for i in range(26)) * (10 * 1024 * 1024 // 26 + 1)
+    data = data[: 10 * 1024 * 1024]
+    chunks = [data[i : i + chunk] for i in range(0, len(data), chunk)]
+
+    async def produce() -> AsyncIterator[str]:
+        for piece in chunks:
+            yield piece
+
+    async with connect(url(server), timeout=60) as client:
+        answer = await client.upload("digest", produce())
+    assert answer == {
+        "chunks": len(chunks),
+        "size": len(data),
+        "sha256": hashlib.sha256(data.encode()).hexdigest(),
+    }

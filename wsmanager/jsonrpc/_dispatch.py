@@ -54,7 +54,7 @@ from channels.db import database_sync_to_async
 
 from wsmanager_client import protocol
 from wsmanager_client.protocol import ErrorObject, Invalid, Request, Response, params_of
-from wsmanager_client.streams import CANCEL, CREDIT, DEFAULT_CREDIT
+from wsmanager_client.streams import CANCEL, CREDIT, DEFAULT_CREDIT, END, ITEM
 
 from .._conf import get_settings
 from ..connection._lifecycle import State
@@ -95,7 +95,7 @@ TOPIC_CALLS = frozenset({"rpc.subscribe", "rpc.unsubscribe"})
 #: ``data`` of the -32600 answering ``rpc.close`` inside a batch.
 CLOSE_ALONE = "rpc.close must be sent alone, not in a batch"
 #: The client's words to its streams (docs/protocol.md, section 14), read on arrival.
-STREAM_CONTROLS = frozenset({CREDIT, CANCEL})
+STREAM_CONTROLS = frozenset({CREDIT, CANCEL, ITEM, END})
 #: What ``_call`` returns for a call answered by a stream (its answer comes later).
 STREAMING = object()
 
@@ -235,7 +235,8 @@ class RpcHandler(Resumable):
         Decodes the frame (kept for ``on_receive`` / ``on_rate_limited``, which
         get the same message); binary frames cost 1. A lone ``rpc.stream.credit``
         or ``rpc.cancel`` naming an open stream costs nothing: a lost grant
-        would stall the stream for good.
+        would stall the stream for good; nor do an upload's ``rpc.stream.item``
+        and ``rpc.stream.end`` (the credit bounds them).
         """
         if isinstance(message, bytes):
             return 1
@@ -259,10 +260,16 @@ class RpcHandler(Resumable):
         params = request.params
         if not isinstance(params, dict) or self._streams is None:
             return
+        call_id = params.get("id")
         if request.method == CREDIT:
-            self._streams.grant(params.get("id"), params.get("n"))
+            self._streams.grant(call_id, params.get("n"))
+        elif request.method == ITEM:
+            if "item" in params:
+                self._streams.upload_item(call_id, params["item"])
+        elif request.method == END:
+            self._streams.upload_end(call_id)
         else:
-            self._streams.cancel(params.get("id"))
+            self._streams.cancel(call_id)
 
     def _decode(self, message: str) -> protocol.Decoded:
         """The frame decoded once: frame_cost's result when it saw this very message."""
@@ -478,15 +485,15 @@ class RpcHandler(Resumable):
         if method.is_stream:
             self._open_stream(request, func(*bound.args, **bound.kwargs))
             return STREAMING
+        if method.upload is not None:
+            return await self._with_upload(request, method, func, bound.arguments)
         if method.is_async:
             return await func(*bound.args, **bound.kwargs)
         run = database_sync_to_async(func, thread_sensitive=method.thread_sensitive)
         return await run(*bound.args, **bound.kwargs)
 
-    def _open_stream(self, request: Request, generator: Any) -> None:
-        """Stream ``generator``'s items as the answer to ``request`` (a notification: not run)."""
-        if request.notification:  # no id to key items by: the generator never starts (nothing runs)
-            return
+    def _stream_table(self, request: Request) -> Streams:
+        """The socket's streams, once ``request`` may open one (else the RpcError refusing it)."""
         if self._streams is None:
             self._streams = Streams(
                 self.send_frame,
@@ -498,9 +505,31 @@ class RpcHandler(Resumable):
                 max_item_size=self.max_result_size,
             )
         refusal = self._streams.refusal(request.id)
-        if refusal is not None:  # the generator never started: dropping it runs nothing
+        if refusal is not None:
             raise RpcError(refusal.code, refusal.message, refusal.data)
-        self._streams.open(request.id, request.method, generator)
+        return self._streams
+
+    def _open_stream(self, request: Request, generator: Any) -> None:
+        """Stream ``generator``'s items as the answer to ``request`` (a notification: not run)."""
+        if request.notification:  # no id to key items by: the generator never starts (nothing runs)
+            return
+        # refused: the generator never started, so dropping it runs nothing
+        self._stream_table(request).open(request.id, request.method, generator)
+
+    async def _with_upload(
+        self, request: Request, method: Method, func: Any, arguments: Mapping[str, Any]
+    ) -> Any:
+        """Run a method that reads the client's upload (docs/protocol.md, section 14)."""
+        if request.notification:  # no id to key items by: never run
+            return None
+        assert method.upload is not None
+        streams = self._stream_table(request)
+        upload = streams.open_upload(request.id, method.upload_item)
+        try:
+            await upload.start()
+            return await func(**arguments, **{method.upload: upload})
+        finally:
+            streams.close_upload(request.id)
 
     def _stream_error(self, exc: BaseException, method: str) -> ErrorObject:
         """The error a stream whose generator raised ``exc`` is answered with (as ``_run``'s)."""

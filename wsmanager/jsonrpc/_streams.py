@@ -37,18 +37,21 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import deque
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from wsmanager_client import protocol
 from wsmanager_client.protocol import ErrorObject, JsonId
-from wsmanager_client.streams import CANCELLED, ITEM, STREAM_CANCELLED, TOO_MANY_STREAMS
+from wsmanager_client.streams import CANCELLED, CREDIT, ITEM, STREAM_CANCELLED, TOO_MANY_STREAMS
 
 from ..connection._limits import too_big
+from ..exceptions import RpcError
 from ..observe._counters import Count, bump
+from ._params import BadParams, matches
 
-__all__ = ["Streams"]
+__all__ = ["Streams", "Upload"]
 
 logger = logging.getLogger(__name__)
 
@@ -67,6 +70,83 @@ class _Stream:
     task: asyncio.Task[None] | None = None
     sent: int = 0
     cancelled: bool = False
+
+
+class Upload:
+    """The items a client sends under a call's id, as the ``AsyncIterator`` a method reads.
+
+    The server grants the client credit (``rpc.stream.credit`` to the client):
+    ``credit`` items when the method starts, then half of it back each time
+    the method has read that many, so at most ``credit`` items wait here.
+    An item past the credit fails the upload (the method's next read raises
+    -32600), as does one that does not match the annotation (-32602) or a
+    ``rpc.cancel`` (-32021); ``rpc.stream.end`` ends the iteration.
+    """
+
+    def __init__(self, call_id: JsonId, send: Send, credit: int, item: Any) -> None:
+        self.call_id = call_id
+        self._send = send
+        self._credit = credit
+        self._item = item
+        self._allowed = 0  # granted and not yet received
+        self._read = 0  # read since the last grant
+        self._items: deque[Any] = deque()
+        self._wake = asyncio.Event()
+        self._ended = False
+        self._error: Exception | None = None
+
+    async def start(self) -> None:
+        """Grant the first credit: the client sends nothing before it."""
+        await self._grant(self._credit)
+
+    def put(self, item: Any) -> None:
+        """An item arrived; past the credit it fails the upload (counted)."""
+        if self._ended or self._error is not None:
+            return
+        if self._allowed <= 0:
+            bump(Count.UPLOAD_ITEMS_REFUSED)
+            self.fail(RpcError(protocol.INVALID_REQUEST, "Invalid Request", "an upload item past the credit"))
+            return
+        self._allowed -= 1
+        self._items.append(item)
+        self._wake.set()
+
+    def end(self) -> None:
+        """The client sent its last item."""
+        self._ended = True
+        self._wake.set()
+
+    def fail(self, error: Exception) -> None:
+        """End the upload with ``error``: the method's next read raises it."""
+        if self._error is None:
+            self._error = error
+            self._items.clear()
+            self._wake.set()
+
+    def __aiter__(self) -> Upload:
+        return self
+
+    async def __anext__(self) -> Any:
+        while not self._items and not self._ended and self._error is None:
+            self._wake.clear()
+            await self._wake.wait()
+        if self._error is not None:
+            raise self._error
+        if not self._items:
+            raise StopAsyncIteration
+        item = self._items.popleft()
+        if not matches(item, self._item):
+            self.fail(BadParams(f"upload items must be {getattr(self._item, '__name__', self._item)}"))
+            raise self._error  # type: ignore[misc]
+        self._read += 1
+        if self._read >= max(1, self._credit // 2) and not self._ended:
+            grant, self._read = self._read, 0
+            await self._grant(grant)
+        return item
+
+    async def _grant(self, n: int) -> None:
+        self._allowed += n
+        await self._send(protocol.encode_notification(CREDIT, {"id": self.call_id, "n": n}))
 
 
 class Streams:
@@ -91,18 +171,19 @@ class Streams:
         self.max_streams = max_streams
         self.max_item_size = max_item_size
         self._open: dict[JsonId, _Stream] = {}
+        self._uploads: dict[JsonId, Upload] = {}
 
     def __len__(self) -> int:
-        return len(self._open)
+        return len(self._open) + len(self._uploads)
 
     def __contains__(self, call_id: object) -> bool:
-        return call_id in self._open
+        return call_id in self._open or call_id in self._uploads
 
     def refusal(self, call_id: JsonId) -> ErrorObject | None:
         """Why a stream under ``call_id`` may not open now, or None: it may."""
-        if call_id in self._open:
+        if call_id in self:
             return ErrorObject.standard(protocol.INVALID_REQUEST, "the id names a stream still open")
-        if len(self._open) >= self.max_streams:
+        if len(self) >= self.max_streams:
             bump(Count.STREAMS_REFUSED)
             return ErrorObject(TOO_MANY_STREAMS, "Too many streams", {"max": self.max_streams})
         return None
@@ -113,6 +194,25 @@ class Streams:
         key = call_id
         self._open[key] = stream
         stream.task = asyncio.get_running_loop().create_task(self._pump(call_id, stream))
+
+    def open_upload(self, call_id: JsonId, item: Any) -> Upload:
+        """An upload under ``call_id`` (check :meth:`refusal` first); :meth:`close_upload` ends it."""
+        upload = Upload(call_id, self._send, min(self.credit, self.max_credit), item)
+        self._uploads[call_id] = upload
+        return upload
+
+    def close_upload(self, call_id: JsonId) -> None:
+        self._uploads.pop(call_id, None)
+
+    def upload_item(self, call_id: Any, item: Any) -> None:
+        upload = self._uploads.get(call_id) if _valid_id(call_id) else None
+        if upload is not None:
+            upload.put(item)
+
+    def upload_end(self, call_id: Any) -> None:
+        upload = self._uploads.get(call_id) if _valid_id(call_id) else None
+        if upload is not None:
+            upload.end()
 
     def grant(self, call_id: Any, n: Any) -> bool:
         """Add ``n`` items of credit to the stream ``call_id``; False when it is not open or
@@ -126,6 +226,11 @@ class Streams:
 
     def cancel(self, call_id: Any) -> bool:
         """Close the stream ``call_id`` at the client's word; False when it is not open."""
+        upload = self._uploads.get(call_id) if _valid_id(call_id) else None
+        if upload is not None:
+            bump(Count.STREAMS_CANCELLED)
+            upload.fail(RpcError(CANCELLED, STREAM_CANCELLED))
+            return True
         stream = self._open.get(call_id) if _valid_id(call_id) else None
         if stream is None or stream.cancelled or stream.task is None:
             return False
@@ -141,6 +246,9 @@ class Streams:
                 bump(Count.STREAMS_DROPPED)
                 stream.task.cancel()
         self._open.clear()
+        if self._uploads:
+            bump(Count.STREAMS_DROPPED, len(self._uploads))
+        self._uploads.clear()
 
     async def _pump(self, call_id: JsonId, stream: _Stream) -> None:
         answer: str | None = None

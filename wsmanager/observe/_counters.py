@@ -61,6 +61,7 @@ class Count(enum.StrEnum):
     STREAMS_REFUSED = "streams_refused"
     STREAMS_CANCELLED = "streams_cancelled"
     STREAMS_DROPPED = "streams_dropped"
+    UPLOAD_ITEMS_REFUSED = "upload_items_refused"
 
 
 #: The counters of things that happened, not of drops or refusals (metrics'

@@ -44,16 +44,17 @@ import asyncio
 import contextlib
 import dataclasses
 import math
-from collections.abc import AsyncIterator, Callable, Generator, Mapping, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Generator, Iterable, Mapping, Sequence
 from typing import Any
 
+from .calls import Call
 from .events import Closed
 from .exceptions import NotConnected
 from .limits import Stats
 from .policy import NORMAL, State
 from .serving import Handler
 from .session import Session
-from .streams import CANCEL, CREDIT, Inbound
+from .streams import CANCEL, CREDIT, END, ITEM, Inbound, Outbound
 from .topics import (
     ErrorCallback,
     Position,
@@ -261,6 +262,78 @@ class Client(Session):
             if not call.future.done():  # ended early: the server stops too
                 self._calls.discard(call)
                 await self._stream_word(ws, CANCEL, {"id": call.id})
+
+    async def upload(
+        self, method: str, items: AsyncIterable[Any] | Iterable[Any], *args: Any, **kwargs: Any
+    ) -> Any:
+        """Call a method that reads an upload (an ``AsyncIterator`` param) and send it ``items``.
+
+        ``args`` / ``kwargs`` are the method's other params. Each item is sent
+        as the server grants credit (``rpc.stream.credit``), then
+        ``rpc.stream.end``; returns the method's result, which may come before
+        every item was sent (the rest is not sent). Cancelling the task sends
+        ``rpc.cancel``. Raises as :meth:`stream` does (never queued).
+        """
+        if args and kwargs:
+            raise TypeError("JSON-RPC params are positional or named, not both")
+        ws = self._sendable()
+        if ws is None:
+            reason = "closed" if self._state is State.CLOSED else "not-queued"
+            raise NotConnected(self._calls.socket_id, method, reason)
+        call = self._calls.new_call(method, kwargs or list(args), None)
+        outbound = Outbound()
+        self._uploads[call.id] = outbound
+        call.future.add_done_callback(lambda _: outbound.end())
+        self._calls.sent(call)
+        sender: asyncio.Task[None] | None = None
+        try:
+            with contextlib.suppress(WsConnectionClosed):
+                await ws.send(call.text)
+            sender = asyncio.ensure_future(self._send_upload(ws, call, items, outbound))
+            return await call.future
+        finally:
+            self._uploads.pop(call.id, None)
+            if sender is not None:
+                sender.cancel()
+            if not call.future.done():  # cancelled: the server stops reading too
+                self._calls.discard(call)
+                await self._stream_word(ws, CANCEL, {"id": call.id})
+
+    async def _send_upload(
+        self,
+        ws: ClientConnection,
+        call: Call,
+        items: AsyncIterable[Any] | Iterable[Any],
+        outbound: Outbound,
+    ) -> None:
+        """Send ``items`` as credit comes; an item that fails (not JSON, or the iterable
+        raised) fails the call with that exception."""
+        try:
+            await self._send_items(ws, call.id, items, outbound)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            self._calls.settle(call, exc=exc)
+
+    async def _send_items(
+        self,
+        ws: ClientConnection,
+        call_id: int,
+        items: AsyncIterable[Any] | Iterable[Any],
+        outbound: Outbound,
+    ) -> None:
+        if isinstance(items, AsyncIterable):
+            async for item in items:
+                if not await outbound.spend():
+                    return
+                await self._stream_word(ws, ITEM, {"id": call_id, "item": item})
+        else:
+            for item in items:
+                if not await outbound.spend():
+                    return
+                await self._stream_word(ws, ITEM, {"id": call_id, "item": item})
+        if not outbound.ended:
+            await self._stream_word(ws, END, {"id": call_id})
 
     async def _stream_word(self, ws: ClientConnection, method: str, params: dict[str, Any]) -> None:
         """``rpc.stream.credit`` or ``rpc.cancel`` on the stream's own socket (none once it is gone)."""

@@ -90,7 +90,7 @@ from .protocol import (
 )
 from .recovery import Recovery, frame_offsets
 from .serving import Handler, Handlers
-from .streams import ITEM, Inbound
+from .streams import CREDIT, ITEM, Inbound, Outbound
 from .topics import Delivery, Position, Subscription, Subscriptions
 from .transport import ClientConnection, Loss, WsConnectionClosed, abort, ended, is_open, open_socket
 
@@ -162,6 +162,7 @@ class Session:
         self._greeted = False  # the current socket got rpc.connected: subscriptions may be sent
         self._attempts = itertools.count(1)  # numbers of the rpc.subscribe calls
         self._streams: dict[int, Inbound] = {}  # open streams by call id
+        self._uploads: dict[int, Outbound] = {}  # open uploads by call id
 
     # --- sending on the current socket -------------------------------------------------
     async def _call(
@@ -366,6 +367,11 @@ class Session:
                 self._on_hello(item.params)
             elif isinstance(item, Request) and item.method == ITEM and item.notification:
                 self._on_stream_item(item.params)
+            elif isinstance(item, Request) and item.method == CREDIT and item.notification:
+                params = item.params if isinstance(item.params, dict) else {}
+                upload = self._uploads.get(params.get("id"))  # type: ignore[arg-type]
+                if upload is not None:
+                    upload.grant(params.get("n"))
             else:
                 if isinstance(item, Request) and item.notification and self._recovery.active:
                     if offsets is None:  # the decoded items keep no extension member

@@ -10,6 +10,10 @@ codes from here, so both sides spell them once.
 and not yet consumed, and the credit owed back. It does no I/O; the
 connection layer feeds it and sends what it says (tests/test_streams.py).
 
+:class:`Outbound` is the client's end of an upload (a server method that
+reads an ``AsyncIterator`` param): the credit the server granted; the client
+sends an item only for a unit of it.
+
 Guarantees: items are handed over in arrival order, each once; the items
 held never exceed what the client granted (the server's initial credit plus
 every grant), so a consumer that stops consuming holds a bounded queue.
@@ -26,10 +30,12 @@ __all__ = [
     "CANCELLED",
     "CREDIT",
     "DEFAULT_CREDIT",
+    "END",
     "ITEM",
     "STREAM_CANCELLED",
     "TOO_MANY_STREAMS",
     "Inbound",
+    "Outbound",
 ]
 
 #: One item of a stream, server to client: ``{"id": <call id>, "item": <any JSON>}``.
@@ -38,6 +44,8 @@ ITEM: Final = "rpc.stream.item"
 CREDIT: Final = "rpc.stream.credit"
 #: End a stream early, client to server (a notification): ``{"id": <call id>}``.
 CANCEL: Final = "rpc.cancel"
+#: The last item of an upload was sent, client to server (a notification): ``{"id": <call id>}``.
+END: Final = "rpc.stream.end"
 #: The credit a stream starts with, unless the handler sets ``stream_credit``.
 DEFAULT_CREDIT: Final = 16
 #: A socket holds ``max_streams`` open streams already: the call is refused.
@@ -109,3 +117,35 @@ class Inbound:
             grant += self._owed
             self._owed = 0
         return grant
+
+
+class Outbound:
+    """The client's end of one upload: the credit the server granted and not yet spent."""
+
+    __slots__ = ("_changed", "credit", "ended")
+
+    def __init__(self) -> None:
+        self.credit = 0
+        self.ended = False
+        self._changed = asyncio.Event()
+
+    def grant(self, n: Any) -> None:
+        """The server's ``rpc.stream.credit``; a malformed one is ignored."""
+        if not isinstance(n, bool) and isinstance(n, int) and n > 0:
+            self.credit += n
+            self._changed.set()
+
+    def end(self) -> None:
+        """The call was answered (or failed): nothing more is sent."""
+        self.ended = True
+        self._changed.set()
+
+    async def spend(self) -> bool:
+        """Wait for one unit of credit and spend it; False once the call ended."""
+        while self.credit <= 0 and not self.ended:
+            self._changed.clear()
+            await self._changed.wait()
+        if self.ended:
+            return False
+        self.credit -= 1
+        return True
