@@ -282,3 +282,12 @@ def test_a_streaming_method_is_marked_with_its_item_schema_and_stream_errors() -
     assert {"code": -32020, "message": "Too many streams"} in receipts["errors"]
     assert {"code": -32021, "message": "Stream cancelled"} in receipts["errors"]
     assert all("x-stream" not in m for name, m in methods.items() if name != "receipts")
+
+
+def test_a_method_reading_an_upload_is_marked_with_its_item_schema() -> None:
+    """The ``AsyncIterator[T]`` parameter is not a param: ``x-upload`` names it, with T's schema."""
+    restock = by_name(openrpc_document(ShopHandler)["methods"])["restock"]
+    assert [p["name"] for p in restock["params"]] == ["note"]
+    assert restock["x-upload"]["name"] == "items"
+    assert restock["x-upload"]["schema"]["title"] == "Order"
+    assert {"code": -32020, "message": "Too many streams"} in restock["errors"]

@@ -70,6 +70,9 @@ export async function main(): Promise<number> {
   for await (const r of client.stream("receipts", 3)) paid += r.total + r.order_id;
   for await (const r of client.streamWithOptions("receipts", { since: 3 }, { window: 8 })) paid += r.total;
   const signal = new AbortController().signal;
+  paid += await client.upload("restock", [{ item: "tea", quantity: 1 }], [], { signal });
+  async function* lines() { yield { item: "milk", quantity: 2 }; }
+  paid += await client.upload("restock", lines(), { note: "weekly" });
   for await (const r of client.streamWithOptions("receipts", [3, 10], { signal })) paid += r.total;
   client.on("confirm", (question) => question.endsWith("?"));
   client.on("confirm", async () => true);
@@ -133,6 +136,7 @@ WRONG = {
     ),
     "stream_param_type": ("shop", 'client.stream("receipts", "3"); // error'),
     "streaming_method_invoked": ("shop", 'client.invoke("receipts", 3); // error'),
+    "upload_item_type": ("shop", 'client.upload("restock", [{ item: 1 }], []); // error'),
     "unknown_topic": ("live", 'client.subscribe("taks", () => undefined); // error'),
     "topic_parameter_not_a_number": ("live", 'client.subscribe("user.ann", () => undefined); // error'),
 }

@@ -118,3 +118,22 @@ def test_a_refused_stream_rejects_with_its_code(page: Page) -> None:
         }""",
     )
     assert result == {"name": "RpcError", "code": -32602}
+
+
+def test_an_upload_from_an_async_iterable_arrives_whole(page: Page) -> None:
+    """1 MB in 32 KiB chunks from an async generator; the server digests what it read."""
+    result = run(
+        page,
+        """async () => {
+            const chunk = "abcdefghijklmnopqrstuvwxyz".repeat(1261).slice(0, 32768);
+            async function* chunks() {
+                for (let i = 0; i < 32; i++) yield chunk;
+            }
+            const digest = await client.upload("digest", chunks());
+            const bytes = new TextEncoder().encode(chunk.repeat(32));
+            const hash = await crypto.subtle.digest("SHA-256", bytes);
+            const hex = Array.from(new Uint8Array(hash), (b) => b.toString(16).padStart(2, "0")).join("");
+            return {digest, hex};
+        }""",
+    )
+    assert result["digest"] == {"chunks": 32, "size": 32 * 32768, "sha256": result["hex"]}

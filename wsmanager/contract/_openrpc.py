@@ -23,6 +23,9 @@ never its source:
   schema of each ``rpc.stream.item`` (from ``AsyncIterator[T]``); its
   ``result`` is then the response that ends the stream, ``{"items": n}``,
   and its errors include -32020 and -32021.
+* ``x-upload`` on a method that reads an upload (a parameter annotated
+  ``AsyncIterator[T]``, left out of ``params``): ``{"name": <the
+  parameter>, "schema": <T's schema>}``; its errors include -32020, -32021.
 
 Not described: ``*args`` and ``**kwargs`` params (the document lists the
 named ones only), and what the server does not know from types (value
@@ -147,7 +150,9 @@ def _method(handler: type[RpcHandler], exposed: str, names: Mapping[int, str]) -
     if method.permission is not None:
         codes.append(protocol.FORBIDDEN)
     errors: list[dict[str, Any]] = [{"$ref": f"#/components/errors/{names[code]}"} for code in codes]
-    if method.is_stream:
+    if method.upload is not None:
+        out["x-upload"] = {"name": method.upload, "schema": json_schema(method.upload_item)}
+    if method.is_stream or method.upload is not None:
         errors += [
             {"code": TOO_MANY_STREAMS, "message": "Too many streams"},
             {"code": CANCELLED, "message": STREAM_CANCELLED},

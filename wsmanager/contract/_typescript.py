@@ -14,7 +14,8 @@ browser client's own declarations (``wsmanager.d.ts``)::
 The interface is the ``Client`` with ``invoke``, ``invokeWithOptions`` and
 ``notify`` replaced by one overload per ``@rpc`` method (a streaming method,
 marked ``x-stream``, gets ``stream`` and ``streamWithOptions`` overloads
-returning ``AsyncGenerator<Item>`` instead), and ``on`` and
+returning ``AsyncGenerator<Item>`` instead, and one reading an upload,
+marked ``x-upload``, an ``upload`` overload), and ``on`` and
 ``off`` by one per declared notification and client method. So a misspelt
 method name, a param of the wrong type, a missing param or a wrong handler
 fails to compile. A member is replaced only when the handler has something
@@ -68,7 +69,8 @@ def typescript_declarations(document: Mapping[str, Any], *, client_module: str =
     called = list(document.get("x-client-methods", []))
     replaced: list[str] = []
     members: list[str] = []
-    plain = [m for m in methods if not m.get("x-stream")]
+    plain = [m for m in methods if not m.get("x-stream") and not m.get("x-upload")]
+    uploading = [m for m in methods if m.get("x-upload")]
     streaming = [m for m in methods if m.get("x-stream")]
     if plain:
         replaced += ["invoke", "invokeWithOptions", "notify"]
@@ -78,6 +80,10 @@ def typescript_declarations(document: Mapping[str, Any], *, client_module: str =
         replaced += ["stream", "streamWithOptions"]
         for method in streaming:
             members += _stream_method(method)
+    if uploading:
+        replaced.append("upload")
+        for method in uploading:
+            members += _upload_method(method)
     if sent or called:
         replaced += ["on", "off"]
         members += [line for n in sent for line in _on(n, answers=False)]
@@ -166,6 +172,24 @@ def _stream_method(method: Mapping[str, Any]) -> list[str]:
         f"options?: StreamOptions): {returns};",
     ]
     return out
+
+
+def _upload_method(method: Mapping[str, Any]) -> list[str]:
+    literal = _literal(method["name"])
+    params = list(method.get("params", []))
+    structure = method.get("paramStructure", "either")
+    item = ts_type(method["x-upload"].get("schema", {}))
+    result = ts_type(method.get("result", {}).get("schema", {}))
+    shapes = ([f"[{_positional(params)}]"] if structure != "by-name" else []) + (
+        [_named(params)] if structure != "by-position" else []
+    )
+    optional = "?" if all(not p.get("required", False) for p in params) else ""
+    doc = "\n\n".join(part for part in (_method_doc(method), "Reads an upload of `items`.") if part)
+    return [
+        *_jsdoc(doc),
+        f"  upload(method: {literal}, items: Iterable<{item}> | AsyncIterable<{item}>, "
+        f"params{optional}: {' | '.join(shapes)}, options?: {{ signal?: AbortSignal }}): Promise<{result}>;",
+    ]
 
 
 _PARAMETER = re.compile(r"<(?:(?P<converter>[^>:]+):)?(?P<parameter>[^>]+)>")

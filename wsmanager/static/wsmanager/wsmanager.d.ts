@@ -437,6 +437,16 @@ export declare class Client extends EventTarget {
     params?: unknown[] | Record<string, unknown>,
     options?: StreamOptions,
   ): AsyncGenerator<T, void, undefined>;
+  /**
+   * Call a method that reads an upload and send it `items`, paced by the server's credit; resolves
+   * with its result. Aborting the signal sends rpc.cancel.
+   */
+  upload<T = unknown>(
+    method: string,
+    items: Iterable<unknown> | AsyncIterable<unknown>,
+    params?: unknown[] | Record<string, unknown>,
+    options?: { signal?: AbortSignal },
+  ): Promise<T>;
   /** Send a notification; throws NotConnectedError when it can be neither sent nor queued. */
   notify(method: string, ...params: unknown[]): void;
   /** Serve a method the server calls or notifies; returns a function removing the handler. */

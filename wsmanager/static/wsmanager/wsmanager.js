@@ -640,6 +640,7 @@
       this._nextId = 1;
       this._pending = new Map(); // id -> call, sent and waiting for the answer
       this._streams = new Map(); // id -> inbound items of an open stream
+      this._uploads = new Map(); // id -> credit of an open upload
       this._queue = []; // {call} or {text, method}, waiting for an open connection
       this._handlers = new Map();
       this._attempt = 0;
@@ -885,6 +886,78 @@
           this._streamWord(ws, "rpc.cancel", { id }); // ended early: the server stops too
         }
       }
+    }
+
+    /**
+     * Call a method that reads an upload (an `AsyncIterator` param on the server) and send it
+     * `items` (an iterable or an async iterable), one per unit of the credit the server grants,
+     * then `rpc.stream.end`. Resolves with the method's result (which may come before every item
+     * was sent: the rest is not sent). Aborting `options.signal` sends `rpc.cancel`.
+     * @param {string} method The method name.
+     * @param {Iterable<*>|AsyncIterable<*>} items What to upload.
+     * @param {Array|Object} [params] The method's other params.
+     * @param {{signal?: AbortSignal}} [options]
+     * @returns {Promise<*>} Rejects like invoke(), or with what the iterable threw.
+     */
+    upload(method, items, params, options) {
+      const signal = (options || {}).signal;
+      if (signal && signal.aborted) return Promise.reject(signal.reason);
+      const ws = this._ws;
+      if (this._state !== States.OPEN || !ws || ws.readyState !== OPEN) {
+        const reason = this._state === States.CLOSED ? "closed" : "not-queued";
+        return Promise.reject(new NotConnectedError(method, reason));
+      }
+      const id = this._nextId++;
+      const credit = { n: 0, ended: false, wake: null };
+      const poke = () => {
+        const resolve = credit.wake;
+        credit.wake = null;
+        if (resolve) resolve();
+      };
+      this._uploads.set(id, { grant: (n) => ((credit.n += n), poke()) });
+      return new Promise((resolve, reject) => {
+        const call = {
+          id,
+          method,
+          text: this._encodeRequest(method, params === undefined ? [] : params, id),
+          resolve,
+          reject,
+          timer: null,
+          signal: null,
+          onAbort: null,
+        };
+        if (signal) {
+          call.signal = signal;
+          call.onAbort = () => {
+            this._settle(call, null, signal.reason);
+            this._streamWord(ws, "rpc.cancel", { id });
+          };
+          signal.addEventListener("abort", call.onAbort);
+        }
+        this._pending.set(id, call);
+        ws.send(call.text);
+        const send = async () => {
+          const iterator = items[Symbol.asyncIterator] ? items[Symbol.asyncIterator]() : items[Symbol.iterator]();
+          for (;;) {
+            while (credit.n <= 0 && !call.done) await new Promise((r) => (credit.wake = r));
+            if (call.done) break;
+            const next = await iterator.next();
+            if (next.done || call.done) break;
+            credit.n -= 1;
+            this._streamWord(ws, "rpc.stream.item", { id, item: next.value });
+          }
+          if (!call.done) this._streamWord(ws, "rpc.stream.end", { id });
+          else if (typeof iterator.return === "function") await iterator.return();
+        };
+        send().catch((err) => {
+          this._settle(call, null, err);
+          this._streamWord(ws, "rpc.cancel", { id });
+        });
+      }).finally(() => {
+        this._uploads.delete(id);
+        credit.ended = true;
+        poke();
+      });
     }
 
     _streamWord(ws, method, params) {
@@ -1627,6 +1700,11 @@
       }
       if (method === "rpc.stream.item" && !isCall) {
         this._onStreamItem(params);
+        return undefined;
+      }
+      if (method === "rpc.stream.credit" && !isCall) {
+        const upload = isPlainObject(params) ? this._uploads.get(params.id) : undefined;
+        if (upload !== undefined && Number.isInteger(params.n) && params.n > 0) upload.grant(params.n);
         return undefined;
       }
       const handler = this._handlers.get(method);
