@@ -107,6 +107,7 @@ export async function main(): Promise<number> {
   } catch (err) {
     if (err instanceof RpcError && err.code === ErrorCodes.TOPIC_NOT_AUTHORIZED) console.log("refused");
   }
+  for await (const change of client.stream("changes", 10)) titles.push(change.task.title + change.offset);
   await own.unsubscribe();
   const { offset, epoch } = tasks.position ?? { offset: 0, epoch: "" };
   const counts = tasks.duplicates + titles.length + (tasks.active ? 1 : 0) + client.ignoredPublications;
@@ -328,8 +329,11 @@ def test_topics_become_typed_subscribe_overloads() -> None:
     from wsmanager.contract._typescript import topic_type
 
     text = typescript_declarations(openrpc_document(LiveHandler))
-    assert "import type { Client, InvokeOptions, Publication, SubscribeOptions, Subscription }" in text
-    assert 'extends Omit<Client, "subscribe">' in text
+    imported = (
+        "import type { Client, InvokeOptions, StreamOptions, Publication, SubscribeOptions, Subscription }"
+    )
+    assert imported in text
+    assert 'extends Omit<Client, "stream" | "streamWithOptions" | "subscribe">' in text  # changes: a stream
     task = "{ id: number; title: string; done: boolean }"
     union = " | ".join(f'Publication<{task}, "{name}">' for name in ("created", "deleted", "updated"))
     assert (
