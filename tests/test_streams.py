@@ -21,7 +21,7 @@ from wsmanager.observe import _counters as counters
 from wsmanager.observe._counters import Count
 from wsmanager.testing import RpcCommunicator
 from wsmanager_client.protocol import INTERNAL_ERROR, INVALID_REQUEST
-from wsmanager_client.streams import CANCELLED, DEFAULT_CREDIT, TOO_MANY_STREAMS, Inbound
+from wsmanager_client.streams import CANCELLED, DEFAULT_CREDIT, TOO_MANY_STREAMS, Inbound, Outbound
 
 #: Per stream name: items the generator produced, and whether its ``finally`` ran.
 PRODUCED: dict[str, int] = {}
@@ -347,3 +347,18 @@ async def test_inbound_hands_items_over_in_order_and_grants_half_windows() -> No
 def test_inbound_refuses_a_bad_window(window: Any) -> None:
     with pytest.raises(ValueError):
         Inbound(window=window)
+
+
+async def test_outbound_spends_only_granted_credit_and_stops_at_the_end() -> None:
+    outbound = Outbound()
+    for n in (0, -1, True, "2", 1.5):
+        outbound.grant(n)  # malformed: ignored
+    assert outbound.credit == 0
+    outbound.grant(2)
+    assert [await outbound.spend(), await outbound.spend()] == [True, True]
+    waiting = asyncio.ensure_future(outbound.spend())
+    await asyncio.sleep(0)  # one turn: it waits for credit (no timing involved)
+    assert not waiting.done()
+    outbound.end()
+    assert await waiting is False
+    assert await outbound.spend() is False
