@@ -36,7 +36,7 @@ class StreamHandler(RpcHandler):
     handler_name = "tests.streams"
     max_streams = 2
     max_stream_credit = 50
-    rate_limit = (5.0, 5.0)
+    rate_limit = None
 
     @rpc
     async def count(self, n: int, name: str = "count") -> AsyncIterator[int]:
@@ -80,12 +80,27 @@ class StreamHandler(RpcHandler):
         return start
 
     @rpc
+    async def gate(self) -> str:
+        await RELEASE.wait()
+        return "opened"
+
+    @rpc
     async def held(self, items: AsyncIterator[Any]) -> list[Any]:
         await RELEASE.wait()
         return [item async for item in items]
 
 
-application = websocket_app([route("ws/streams/", StreamHandler)], auth=False)
+application = websocket_app(
+    [route("ws/streams/", StreamHandler), route("ws/limited/", StreamHandler, rate_limit=(5.0, 5.0))],
+    auth=False,
+)
+
+
+@pytest.fixture(autouse=True)
+def fresh_events() -> None:
+    """Events of this test's event loop (an event is bound to the loop it first waited in)."""
+    global RELEASE, UPLOAD_DONE
+    RELEASE, UPLOAD_DONE = asyncio.Event(), asyncio.Event()
 
 
 class Client(RpcCommunicator):
@@ -105,8 +120,8 @@ class Client(RpcCommunicator):
         return [await self.receive_json_from(self.timeout) for _ in range(count)]
 
 
-async def opened() -> Client:
-    client = Client(application, "/ws/streams/")
+async def opened(path: str = "/ws/streams/") -> Client:
+    client = Client(application, path)
     accepted, detail = await client.connect()
     assert accepted, detail
     return client
@@ -179,6 +194,31 @@ async def test_cancel_closes_the_generator_and_answers_minus_32021() -> None:
     await client.disconnect()
 
 
+async def test_a_cancel_that_comes_while_the_call_waits_in_the_queue_refuses_the_stream() -> None:
+    """The stream's call waits behind ``gate`` (max_concurrent_calls 1): cancelled meanwhile, it is
+    answered -32021 when its turn comes and its generator never starts."""
+    client = await opened()
+    await client.start("gate", call_id="g")
+    await client.start("count", 10, "queued", call_id="q")
+    await client.cancel("q")
+    await client.cancel("nobody")  # no such call: not kept
+    assert await client.call("rpc.ping") == "pong"  # the cancels were read
+    RELEASE.set()
+    assert await client.receive_json_from() == {"jsonrpc": "2.0", "result": "opened", "id": "g"}
+    answer = await client.receive_json_from()
+    assert answer["id"] == "q" and answer["error"]["code"] == CANCELLED
+    assert "queued" not in CLOSED
+    assert [item async for item in _stream(client, "count", 2, "after", call_id="q")] == [0, 1]
+    await client.disconnect()
+
+
+async def _stream(client: Client, *params: Any, call_id: Any) -> AsyncIterator[Any]:
+    await client.start(*params, call_id=call_id)
+    while "result" not in (frame := await client.receive_json_from()):
+        assert "params" in frame, frame
+        yield frame["params"]["item"]
+
+
 async def test_a_dropped_socket_closes_the_generator() -> None:
     before = counters.stats().get(Count.STREAMS_DROPPED, 0)
     client = await opened()
@@ -249,7 +289,7 @@ async def test_a_streaming_method_called_as_a_notification_never_runs() -> None:
 async def test_grants_are_never_rate_limited() -> None:
     """Credit frames naming an open stream cost no token: 60 grants at 5 frames/s
     (past the 50 strikes that close a socket) all count."""
-    client = await opened()
+    client = await opened("/ws/limited/")
     await client.start("count", 1000, "granted")
     await client.frames(DEFAULT_CREDIT)
     for _ in range(60):
@@ -280,7 +320,6 @@ async def test_an_upload_is_read_as_credit_allows_and_the_method_answers() -> No
 async def test_an_item_past_the_credit_fails_the_upload() -> None:
     """``held`` reads nothing until released: the 17th item is one past the credit."""
     before = counters.stats().get(Count.UPLOAD_ITEMS_REFUSED, 0)
-    RELEASE.clear()
     client = await opened()
     await client.start("held", call_id=1)
     assert (await client.receive_json_from())["params"] == {"id": 1, "n": DEFAULT_CREDIT}
@@ -315,7 +354,6 @@ async def test_cancel_and_a_dropped_socket_end_an_upload() -> None:
     await client.cancel(1)
     answer = await client.receive_json_from()
     assert answer["id"] == 1 and answer["error"]["code"] == CANCELLED
-    UPLOAD_DONE.clear()
     await client.start("total", call_id=2)
     await client.receive_json_from()
     await client.say(note("rpc.stream.item", id=2, item=5))

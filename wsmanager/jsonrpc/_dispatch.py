@@ -46,7 +46,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
@@ -54,7 +54,7 @@ from channels.db import database_sync_to_async
 
 from wsmanager_client import protocol
 from wsmanager_client.protocol import ErrorObject, Invalid, Request, Response, params_of
-from wsmanager_client.streams import CANCEL, CREDIT, DEFAULT_CREDIT, END, ITEM
+from wsmanager_client.streams import CANCEL, CANCELLED, CREDIT, DEFAULT_CREDIT, END, ITEM, STREAM_CANCELLED
 
 from .._conf import get_settings
 from ..connection._lifecycle import State
@@ -98,6 +98,10 @@ CLOSE_ALONE = "rpc.close must be sent alone, not in a batch"
 STREAM_CONTROLS = frozenset({CREDIT, CANCEL, ITEM, END})
 #: What ``_call`` returns for a call answered by a stream (its answer comes later).
 STREAMING = object()
+
+
+def _valid_id(value: Any) -> bool:
+    return value is None or (isinstance(value, str | int | float) and not isinstance(value, bool))
 
 
 class RpcHandler(Resumable):
@@ -180,6 +184,10 @@ class RpcHandler(Resumable):
         self._invocations = Invocations()
         self._subscriptions: Subscriptions | None = None
         self._streams: Streams | None = None
+        # Ids that rpc.cancel named while their call waited or ran, before it opened a stream:
+        # the stream is refused -32021 when it would open. At most max_pending_calls.
+        self._early_cancels: dict[Any, None] = {}
+        self._running_ids: Counter[Any] = Counter()  # ids of the calls being run
 
     def _note(self, kind: str, level: int, msg: str, *args: Any, exc_info: Any = None) -> None:
         """Log at most one line per ``kind`` and interval for this socket (wsmanager.observe._logs)."""
@@ -256,20 +264,37 @@ class RpcHandler(Resumable):
         return self._streams is not None and call_id in self._streams
 
     def _stream_control(self, request: Request) -> None:
-        """``rpc.stream.credit`` or ``rpc.cancel``: done at once; malformed or unknown ones are ignored."""
+        """``rpc.stream.credit``, ``rpc.stream.item``, ``rpc.stream.end`` or ``rpc.cancel``:
+        done at once; malformed ones, and those naming no open stream, are ignored, except a
+        cancel, kept for a call that may still wait in the queue."""
         params = request.params
-        if not isinstance(params, dict) or self._streams is None:
+        if not isinstance(params, dict):
             return
-        call_id = params.get("id")
-        if request.method == CREDIT:
-            self._streams.grant(call_id, params.get("n"))
+        call_id, streams = params.get("id"), self._streams
+        if request.method == CANCEL:
+            if (streams is None or not streams.cancel(call_id)) and self._call_pending(call_id):
+                self._early_cancels[call_id] = None
+        elif streams is None:
+            return
+        elif request.method == CREDIT:
+            streams.grant(call_id, params.get("n"))
         elif request.method == ITEM:
             if "item" in params:
-                self._streams.upload_item(call_id, params["item"])
-        elif request.method == END:
-            self._streams.upload_end(call_id)
+                streams.upload_item(call_id, params["item"])
         else:
-            self._streams.cancel(call_id)
+            streams.upload_end(call_id)
+
+    def _call_pending(self, call_id: Any) -> bool:
+        """Whether a call with this id waits in the queue or runs (at most max_pending_calls)."""
+        if not _valid_id(call_id) or len(self._early_cancels) >= self.max_pending_calls:
+            return False
+        if self._running_ids[call_id]:
+            return True
+        return any(
+            isinstance(item, Request) and not item.notification and item.id == call_id
+            for work, _batch, _size in self._calls
+            for item in work
+        )
 
     def _decode(self, message: str) -> protocol.Decoded:
         """The frame decoded once: frame_cost's result when it saw this very message."""
@@ -397,6 +422,19 @@ class RpcHandler(Resumable):
         """
         if isinstance(item, Invalid):
             return protocol.encode_error(item.id, item.error)
+        if item.notification:
+            return await self._run_request(item, room)
+        self._running_ids[item.id] += 1
+        try:
+            return await self._run_request(item, room)
+        finally:
+            self._running_ids[item.id] -= 1
+            if not self._running_ids[item.id]:
+                del self._running_ids[item.id]
+            if self._early_cancels:  # a cancel kept for this call is spent, whatever the method
+                self._early_cancels.pop(item.id, None)
+
+    async def _run_request(self, item: Request, room: int | None) -> str | None:
         try:
             call = self._call(item)
             result = await (call if observe.hub is None else observe.hub.rpc(self, item.method, call))
@@ -504,6 +542,9 @@ class RpcHandler(Resumable):
                 max_streams=self.max_streams,
                 max_item_size=self.max_result_size,
             )
+        if self._early_cancels.pop(request.id, False) is None:  # cancelled while it waited
+            bump(Count.STREAMS_CANCELLED)
+            raise RpcError(CANCELLED, STREAM_CANCELLED)
         refusal = self._streams.refusal(request.id)
         if refusal is not None:
             raise RpcError(refusal.code, refusal.message, refusal.data)
