@@ -87,6 +87,17 @@ async def test_breaking_out_cancels_the_stream_and_runs_its_finally(server: Serv
         assert [item async for item in client.stream("count", 3, fresh())] == [0, 1, 2]  # the socket goes on
 
 
+async def test_a_bare_break_cancels_the_stream_too(server: ServerProcess) -> None:
+    """Without ``aclosing``: CPython finalizes the dropped iterator at once, and asyncio's
+    async-generator hook closes it (the client then sends ``rpc.cancel``)."""
+    name = fresh()
+    async with connect(url(server), timeout=20) as client:
+        async for item in client.stream("count", 10**9, name):
+            if item == 10:
+                break
+        assert await client.invoke("until_closed", name) is True
+
+
 async def test_cancelling_the_consuming_task_cancels_the_stream(server: ServerProcess) -> None:
     name = fresh()
     async with connect(url(server), timeout=20) as client:
