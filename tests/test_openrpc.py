@@ -87,7 +87,17 @@ def test_the_demo_chat_document_names_its_methods_params_results_and_notificatio
         "description": "One chat participant in one room.",
     }
     methods = by_name(document["methods"])
-    assert sorted(methods) == ["count", "rpc.close", "rpc.ping", "send", "set_name", "whisper", "who"]
+    assert sorted(methods) == [
+        "count",
+        "rpc.close",
+        "rpc.ping",
+        "send",
+        "set_name",
+        "share",
+        "whisper",
+        "who",
+    ]
+    assert methods["share"]["x-upload"] == {"name": "chunks", "schema": {"type": "string"}}
     assert methods["rpc.close"]["params"][0]["name"] == "code"
     whisper = methods["whisper"]
     assert whisper["params"] == [
@@ -113,6 +123,7 @@ def test_the_demo_chat_document_names_its_methods_params_results_and_notificatio
         ("room", True),
         ("text", True),
         ("private", False),
+        ("file", False),
     ]
     assert document["x-client-methods"] == []
     assert document["x-handler"] == {"name": "chat", "class": "demo_chat.handlers.ChatHandler"}

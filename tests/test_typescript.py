@@ -45,6 +45,7 @@ export async function main(): Promise<number> {
   await client.invokeWithOptions("whisper", { to: "user:1", text: "hi" }, { timeout: 5000 });
   await client.invokeWithOptions("send", ["hi"]);
   await client.invokeWithOptions("who");
+  const shared = await client.upload("share", ["one ", "two"], ["notes.txt"]);
   client.notify("send", "fire and forget");
   const stop = client.on("message", ({ from, name: who, room, text, private: whisper }) =>
     console.log(from ?? "http", who, room, text, whisper === true));
@@ -55,7 +56,7 @@ export async function main(): Promise<number> {
   stop();
   await client.connect();
   client.close();
-  return sent.delivered + whispered.delivered + tabs.length;
+  return sent.delivered + whispered.delivered + tabs.length + shared.delivered;
 }
 """,
     "shop": """
@@ -259,7 +260,7 @@ def test_only_members_with_something_to_type_are_replaced() -> None:
     document = openrpc_document(ChatHandler)
     document["x-notifications"] = [n for n in document["x-notifications"] if n["name"] == "rpc.connected"]
     text = typescript_declarations(document)
-    assert 'Omit<Client, "invoke" | "invokeWithOptions" | "notify">' in text
+    assert 'Omit<Client, "invoke" | "invokeWithOptions" | "notify" | "upload">' in text  # share: an upload
     assert "on(method" not in text and "rpc." not in text.split("import", 1)[1]
 
 
