@@ -80,6 +80,11 @@ class StreamHandler(RpcHandler):
         return start
 
     @rpc
+    async def slow(self) -> AsyncIterator[int]:
+        await RELEASE.wait()
+        yield 1
+
+    @rpc
     async def gate(self) -> str:
         await RELEASE.wait()
         return "opened"
@@ -295,6 +300,21 @@ async def test_grants_are_never_rate_limited() -> None:
     for _ in range(60):
         await client.grant(1, 1)
     assert items_of(await client.frames(50)) == list(range(16, 66))  # 50: the cap
+    await client.disconnect()
+
+
+async def test_grants_that_add_nothing_cost_a_token_so_a_flood_of_them_is_closed() -> None:
+    """The stream waits before its first item: a grant past max_stream_credit adds nothing, so it
+    costs a token like any frame; 60 of them strike out (5 frames/s, 50 strikes: 1008)."""
+    client = await opened("/ws/limited/")
+    await client.start("slow")
+    for _ in range(60):
+        await client.grant(1, 1000)
+    while True:
+        output = await client.receive_output(client.timeout)
+        if output["type"] == "websocket.close":
+            assert output["code"] == 1008
+            break
     await client.disconnect()
 
 

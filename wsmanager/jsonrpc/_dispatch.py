@@ -241,10 +241,10 @@ class RpcHandler(Resumable):
         """One token per member of a batch (a lone message or a refused batch: 1).
 
         Decodes the frame (kept for ``on_receive`` / ``on_rate_limited``, which
-        get the same message); binary frames cost 1. A lone ``rpc.stream.credit``
-        or ``rpc.cancel`` naming an open stream costs nothing: a lost grant
-        would stall the stream for good; nor do an upload's ``rpc.stream.item``
-        and ``rpc.stream.end`` (the credit bounds them).
+        get the same message); binary frames cost 1. A lone stream frame that
+        does its work costs nothing (``Streams.free``: a grant that adds credit,
+        an upload item within the credit, a first cancel or end): a refused
+        grant would stall the stream for good, and the credit bounds them.
         """
         if isinstance(message, bytes):
             return 1
@@ -252,16 +252,14 @@ class RpcHandler(Resumable):
         if decoded.batch:
             return len(decoded.items)
         lone = decoded.items[0] if decoded.items else None
-        if isinstance(lone, Request) and self._is_stream_control(lone):
+        if isinstance(lone, Request) and self._is_stream_control(lone) and self._streams is not None:
             params = lone.params
-            return 0 if isinstance(params, dict) and self._streams_open(params.get("id")) else 1
+            if isinstance(params, dict) and self._streams.free(lone.method, params.get("id"), len(message)):
+                return 0
         return 1
 
     def _is_stream_control(self, request: Request) -> bool:
         return request.notification and request.method in STREAM_CONTROLS
-
-    def _streams_open(self, call_id: Any) -> bool:
-        return self._streams is not None and call_id in self._streams
 
     def _stream_control(self, request: Request) -> None:
         """``rpc.stream.credit``, ``rpc.stream.item``, ``rpc.stream.end`` or ``rpc.cancel``:

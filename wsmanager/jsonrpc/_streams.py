@@ -44,7 +44,7 @@ from typing import Any
 
 from wsmanager_client import protocol
 from wsmanager_client.protocol import ErrorObject, JsonId
-from wsmanager_client.streams import CANCELLED, CREDIT, ITEM, STREAM_CANCELLED, TOO_MANY_STREAMS
+from wsmanager_client.streams import CANCEL, CANCELLED, CREDIT, END, ITEM, STREAM_CANCELLED, TOO_MANY_STREAMS
 
 from ..connection._limits import too_big
 from ..exceptions import RpcError
@@ -54,6 +54,10 @@ from ._params import BadParams, matches
 __all__ = ["Streams", "Upload"]
 
 logger = logging.getLogger(__name__)
+
+#: The longest ``rpc.stream.credit``, ``rpc.cancel`` or ``rpc.stream.end`` frame that may be free
+#: of the rate limit (characters); a real one is under 100.
+FREE_CONTROL_SIZE = 256
 
 Send = Callable[[str], Awaitable[bool]]
 Drained = Callable[[], Awaitable[None]]
@@ -94,6 +98,12 @@ class Upload:
         self._wake = asyncio.Event()
         self._ended = False
         self._error: Exception | None = None
+
+    def takes(self, method: str) -> bool:
+        """Whether a ``rpc.stream.item`` (or ``rpc.stream.end``) would be taken now."""
+        if self._ended or self._error is not None:
+            return False
+        return method == END or self._allowed > 0
 
     async def start(self) -> None:
         """Grant the first credit: the client sends nothing before it."""
@@ -194,6 +204,25 @@ class Streams:
         key = call_id
         self._open[key] = stream
         stream.task = asyncio.get_running_loop().create_task(self._pump(call_id, stream))
+
+    def free(self, method: str, call_id: Any, size: int) -> bool:
+        """Whether a lone stream frame is free of the rate limit: one that does its work (a grant
+        that adds credit, an upload item within the credit, the first cancel or end of an open
+        stream), and a control frame no longer than :data:`FREE_CONTROL_SIZE`. The rest cost a
+        token like any frame, so a flood of useless ones is refused as usual."""
+        if not _valid_id(call_id):
+            return False
+        upload = self._uploads.get(call_id)
+        if method == ITEM:
+            return upload is not None and upload.takes(ITEM)
+        if size > FREE_CONTROL_SIZE:
+            return False
+        if upload is not None:
+            return method == CANCEL or (method == END and upload.takes(END))
+        stream = self._open.get(call_id)
+        if stream is None or stream.cancelled:
+            return False
+        return method == CANCEL or (method == CREDIT and stream.credit < self.max_credit)
 
     def open_upload(self, call_id: JsonId, item: Any) -> Upload:
         """An upload under ``call_id`` (check :meth:`refusal` first); :meth:`close_upload` ends it."""
