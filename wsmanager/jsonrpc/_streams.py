@@ -1,4 +1,5 @@
-"""Server-to-client streams of one socket: an ``@rpc`` async generator, paced by credit.
+"""Streams of one socket, both ways, paced by credit: an ``@rpc`` async generator's items
+to the client, and a client's upload to a method's ``AsyncIterator`` parameter.
 
 An ``@rpc`` method written as an async generator (``async def`` with
 ``yield``) answers a call with a stream (docs/protocol.md, section 14): each
@@ -26,6 +27,11 @@ Guarantees:
   of a socket that is gone is answered nothing.
 * Every stream refused, cancelled or dropped is counted
   (``streams_refused``, ``streams_cancelled``, ``streams_dropped``).
+
+An :class:`Upload` is the other way: the items a client sends under a
+call's id (``rpc.stream.item``, then ``rpc.stream.end``), read by the method
+with ``async for``. The server grants the credit there, so at most
+``credit`` items wait in memory per upload; an item past it fails the upload.
 
 Non-guarantees: a stream does not survive the socket (connection recovery
 does not resume it); items sent before a cancel was read still reach the
