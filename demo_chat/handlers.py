@@ -4,7 +4,9 @@ Route: ``/ws/chat/<room>/`` (room: letters, digits, ``-``, ``_``; 1 to 64
 characters), optional query ``?name=<display name>``.
 
 Server methods (client to server): ``send(text)``, ``whisper(to, text)``,
-``set_name(name)``, ``who(limit=100)``, ``count()``. Notifications (server to client):
+``set_name(name)``, ``who(limit=100)``, ``count()``, and ``share(filename)``, which
+reads an upload of text chunks (docs/protocol.md section 14) and sends the file
+to the room as one message. Notifications (server to client):
 ``message``, ``joined``, ``left``, ``renamed``. See docs/demo.md.
 
 Members come from presence (:mod:`wsmanager._presence`): a socket without a
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+from collections.abc import AsyncIterator
 from typing import NotRequired, TypedDict
 from urllib.parse import parse_qs
 
@@ -30,19 +33,31 @@ MAX_TEXT = 2000
 MAX_NAME = 64
 #: The most members ``who()`` lists.
 WHO_LIMIT = 100
+#: The most characters of a file shared with ``share()``, and of its name.
+MAX_FILE = 64 * 1024
+MAX_FILENAME = 200
 
 # Application error codes (outside JSON-RPC's reserved range).
 INVALID_TEXT = 4000
 INVALID_NAME = 4001
 UNKNOWN_RECIPIENT = 4004
+INVALID_FILE = 4002
 TEXT_ERROR = ErrorCode(INVALID_TEXT, "Text is empty or too long")
 NAME_ERROR = ErrorCode(INVALID_NAME, "A name has 1 to 64 characters")
 RECIPIENT_ERROR = ErrorCode(UNKNOWN_RECIPIENT, "No such member in this room")
+FILE_ERROR = ErrorCode(INVALID_FILE, "A shared file holds 1 to 65536 characters of text")
 
 # What the handler sends, for the generated contract (manage.py wsmanager schema / typescript).
 ChatMessage = TypedDict(
     "ChatMessage",
-    {"from": str | None, "name": str | None, "room": str, "text": str, "private": NotRequired[bool]},
+    {
+        "from": str | None,
+        "name": str | None,
+        "room": str,
+        "text": str,
+        "private": NotRequired[bool],
+        "file": NotRequired[str],
+    },
 )
 
 
@@ -184,6 +199,33 @@ class ChatHandler(RpcHandler):
             "name": self.display_name,
             "room": self.room,
             "text": clean_text(text),
+        }
+        delivered = await self.manager.anotify_group(room_group(self.room), "message", **message)
+        return {"delivered": delivered}
+
+    @rpc
+    @raises(FILE_ERROR)
+    async def share(self, chunks: AsyncIterator[str], filename: str) -> Delivered:
+        """Share a text file, uploaded in chunks: the room gets one ``message`` with ``file``.
+
+        The chunks arrive as the server grants credit; at most 65,536 characters in all
+        (more, or none, is refused with 4002 and nothing is sent).
+        """
+        parts: list[str] = []
+        size = 0
+        async for chunk in chunks:
+            size += len(chunk)
+            if size > MAX_FILE:
+                raise RpcError(INVALID_FILE, FILE_ERROR.message, {"max": MAX_FILE})
+            parts.append(chunk)
+        if size == 0:
+            raise RpcError(INVALID_FILE, FILE_ERROR.message, {"max": MAX_FILE})
+        message = {
+            "from": self.id,
+            "name": self.display_name,
+            "room": self.room,
+            "text": "".join(parts),
+            "file": filename.strip()[:MAX_FILENAME] or "file.txt",
         }
         delivered = await self.manager.anotify_group(room_group(self.room), "message", **message)
         return {"delivered": delivered}

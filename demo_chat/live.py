@@ -11,16 +11,22 @@ Route: ``/ws/live/``. Topics:
 * ``user.<int:id>``: only the logged-in user ``id``; event ``notice`` with
   ``{"text"}``, published when that user's session changes tasks through
   the HTTP API.
+
+Method: ``changes(limit=50)``, a stream (docs/protocol.md section 14): the
+kept publications of ``tasks``, oldest first, one item each, paced by the
+page's credit (the page's "Replay the history" button).
 """
 
 from __future__ import annotations
 
+import json
 import os
+from collections.abc import AsyncIterator
 from typing import Any, TypedDict
 
 from asgiref.sync import sync_to_async
 
-from wsmanager import RpcHandler, observe_model, topic
+from wsmanager import RpcHandler, observe_model, rpc, topic
 
 from .models import Task
 
@@ -38,6 +44,18 @@ class TaskJson(TypedDict):
 
 class Notice(TypedDict):
     text: str
+
+
+class Change(TypedDict):
+    """One kept publication of ``tasks``, as ``changes`` streams it."""
+
+    offset: int
+    event: str
+    task: TaskJson
+
+
+#: The most changes one ``changes`` call replays.
+CHANGES_LIMIT = 1000
 
 
 def task_list() -> list[dict[str, Any]]:
@@ -75,6 +93,14 @@ class LiveHandler(RpcHandler):
             description="Only the logged-in user `id`: what that user's session did.",
         ),
     ]
+
+    @rpc
+    async def changes(self, limit: int = 50) -> AsyncIterator[Change]:
+        """The latest ``limit`` (at most 1000) kept changes of ``tasks``, oldest first, as a stream."""
+        read = await self.manager.ahistory("tasks", limit=max(0, min(limit, CHANGES_LIMIT)))
+        for publication in read.publications:
+            task = json.loads(publication.data_json)
+            yield {"offset": publication.offset, "event": publication.event, "task": task}
 
 
 observe_model(Task, LiveHandler, topic="tasks", serialize=Task.to_json)

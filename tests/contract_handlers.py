@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import AsyncIterator
 from typing import Any, Literal, NotRequired, TypedDict
 
 from wsmanager import RpcHandler, rpc
@@ -56,6 +57,16 @@ class ShopHandler(RpcHandler):
     def search(self, query: str, /, limit: int = 10, tags: list[str] | None = None) -> list[str]:
         """Find items by name."""
         return []
+
+    @rpc
+    async def receipts(self, since: int, limit: int | None = None) -> AsyncIterator[Receipt]:
+        """Stream the receipts after an order id."""
+        yield Receipt(since + 1, 1.0)
+
+    @rpc
+    async def restock(self, items: AsyncIterator[Order], note: str = "") -> int:
+        """Take a delivery, one order line at a time."""
+        return sum([1 async for _ in items])
 
     @rpc(permission="shop.refund")
     async def refund(self, *, order_id: int, reason: str = "") -> None:

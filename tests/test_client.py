@@ -147,6 +147,7 @@ CLIENT_MODULES = [
     "wsmanager_client.recovery",
     "wsmanager_client.serving",
     "wsmanager_client.session",
+    "wsmanager_client.streams",
     "wsmanager_client.topics",
     "wsmanager_client.transport",
 ]

@@ -87,7 +87,17 @@ def test_the_demo_chat_document_names_its_methods_params_results_and_notificatio
         "description": "One chat participant in one room.",
     }
     methods = by_name(document["methods"])
-    assert sorted(methods) == ["count", "rpc.close", "rpc.ping", "send", "set_name", "whisper", "who"]
+    assert sorted(methods) == [
+        "count",
+        "rpc.close",
+        "rpc.ping",
+        "send",
+        "set_name",
+        "share",
+        "whisper",
+        "who",
+    ]
+    assert methods["share"]["x-upload"] == {"name": "chunks", "schema": {"type": "string"}}
     assert methods["rpc.close"]["params"][0]["name"] == "code"
     whisper = methods["whisper"]
     assert whisper["params"] == [
@@ -113,6 +123,7 @@ def test_the_demo_chat_document_names_its_methods_params_results_and_notificatio
         ("room", True),
         ("text", True),
         ("private", False),
+        ("file", False),
     ]
     assert document["x-client-methods"] == []
     assert document["x-handler"] == {"name": "chat", "class": "demo_chat.handlers.ChatHandler"}
@@ -266,3 +277,28 @@ def test_topics_are_described_when_a_handler_declares_them() -> None:
     assert user["parameters"] == {"id": {"type": "integer", "minimum": 0}} and user["authorized"] is True
     chat = openrpc_document(ChatHandler)
     assert "x-topics" not in chat and "rpc.subscribe" not in by_name(chat["methods"])
+
+
+def test_a_streaming_method_is_marked_with_its_item_schema_and_stream_errors() -> None:
+    """An ``@rpc`` async generator: ``x-stream`` holds the item's schema, ``result`` the end."""
+    methods = by_name(openrpc_document(ShopHandler)["methods"])
+    receipts = methods["receipts"]
+    assert receipts["x-stream"]["name"] == "item"
+    assert receipts["x-stream"]["schema"]["title"] == "Receipt"
+    assert receipts["result"]["schema"] == {
+        "type": "object",
+        "properties": {"items": {"type": "integer"}},
+        "required": ["items"],
+    }
+    assert {"code": -32020, "message": "Too many streams"} in receipts["errors"]
+    assert {"code": -32021, "message": "Stream cancelled"} in receipts["errors"]
+    assert all("x-stream" not in m for name, m in methods.items() if name != "receipts")
+
+
+def test_a_method_reading_an_upload_is_marked_with_its_item_schema() -> None:
+    """The ``AsyncIterator[T]`` parameter is not a param: ``x-upload`` names it, with T's schema."""
+    restock = by_name(openrpc_document(ShopHandler)["methods"])["restock"]
+    assert [p["name"] for p in restock["params"]] == ["note"]
+    assert restock["x-upload"]["name"] == "items"
+    assert restock["x-upload"]["schema"]["title"] == "Order"
+    assert {"code": -32020, "message": "Too many streams"} in restock["errors"]

@@ -45,6 +45,7 @@ export async function main(): Promise<number> {
   await client.invokeWithOptions("whisper", { to: "user:1", text: "hi" }, { timeout: 5000 });
   await client.invokeWithOptions("send", ["hi"]);
   await client.invokeWithOptions("who");
+  const shared = await client.upload("share", ["one ", "two"], ["notes.txt"]);
   client.notify("send", "fire and forget");
   const stop = client.on("message", ({ from, name: who, room, text, private: whisper }) =>
     console.log(from ?? "http", who, room, text, whisper === true));
@@ -55,7 +56,7 @@ export async function main(): Promise<number> {
   stop();
   await client.connect();
   client.close();
-  return sent.delivered + whispered.delivered + tabs.length;
+  return sent.delivered + whispered.delivered + tabs.length + shared.delivered;
 }
 """,
     "shop": """
@@ -66,6 +67,14 @@ export async function main(): Promise<number> {
   await client.invokeWithOptions("shop.search", ["tea"]);
   const nothing: null = await client.invokeWithOptions("refund", { order_id: 1 });
   const stats = await client.invoke("stats");
+  let paid = 0;
+  for await (const r of client.stream("receipts", 3)) paid += r.total + r.order_id;
+  for await (const r of client.streamWithOptions("receipts", { since: 3 }, { window: 8 })) paid += r.total;
+  const signal = new AbortController().signal;
+  paid += await client.upload("restock", [{ item: "tea", quantity: 1 }], [], { signal });
+  async function* lines() { yield { item: "milk", quantity: 2 }; }
+  paid += await client.upload("restock", lines(), { note: "weekly" });
+  for await (const r of client.streamWithOptions("receipts", [3, 10], { signal })) paid += r.total;
   client.on("confirm", (question) => question.endsWith("?"));
   client.on("confirm", async () => true);
   client.on("address", ({ country }) => ({ country, city: country === "fr" ? "Paris" : "Berlin" }));
@@ -73,7 +82,7 @@ export async function main(): Promise<number> {
   client.on("stock", ({ item, left }) => console.log(item, left));
   client.on("closing", () => undefined);
   client.on("wave", () => "anything");
-  return receipt.total + receipt.order_id + found.length + (nothing ?? 0) + (stats["tea"] ?? 0);
+  return receipt.total + receipt.order_id + found.length + (nothing ?? 0) + (stats["tea"] ?? 0) + paid;
 }
 """,
     "live": """
@@ -99,6 +108,7 @@ export async function main(): Promise<number> {
   } catch (err) {
     if (err instanceof RpcError && err.code === ErrorCodes.TOPIC_NOT_AUTHORIZED) console.log("refused");
   }
+  for await (const change of client.stream("changes", 10)) titles.push(change.task.title + change.offset);
   await own.unsubscribe();
   const { offset, epoch } = tasks.position ?? { offset: 0, epoch: "" };
   const counts = tasks.duplicates + titles.length + (tasks.active ? 1 : 0) + client.ignoredPublications;
@@ -126,6 +136,9 @@ WRONG = {
         "shop",
         'client.on("address", ({ country }) => (country === "uk" ? {} : {})); // error',
     ),
+    "stream_param_type": ("shop", 'client.stream("receipts", "3"); // error'),
+    "streaming_method_invoked": ("shop", 'client.invoke("receipts", 3); // error'),
+    "upload_item_type": ("shop", 'client.upload("restock", [{ item: 1 }], []); // error'),
     "unknown_topic": ("live", 'client.subscribe("taks", () => undefined); // error'),
     "topic_parameter_not_a_number": ("live", 'client.subscribe("user.ann", () => undefined); // error'),
 }
@@ -143,6 +156,11 @@ TYPED_ONLY = {
     ),
     "wrong_notification_field": ("chat", 'client.on("message", (m) => m.txt); // error'),
     "wrong_client_method_answer": ("shop", 'client.on("confirm", () => "yes"); // error'),
+    "wrong_stream_item_use": (
+        "shop",
+        'void (async () => { for await (const r of client.stream("receipts", 1)) '
+        "r.total.toUpperCase(); })(); // error",
+    ),
     "wrong_publication_field": ("live", 'client.subscribe("tasks", (p) => p.data.name); // error'),
     "wrong_event_name": ("live", 'client.subscribe("tasks", (p) => p.event === "removed"); // error'),
 }
@@ -242,7 +260,7 @@ def test_only_members_with_something_to_type_are_replaced() -> None:
     document = openrpc_document(ChatHandler)
     document["x-notifications"] = [n for n in document["x-notifications"] if n["name"] == "rpc.connected"]
     text = typescript_declarations(document)
-    assert 'Omit<Client, "invoke" | "invokeWithOptions" | "notify">' in text
+    assert 'Omit<Client, "invoke" | "invokeWithOptions" | "notify" | "upload">' in text  # share: an upload
     assert "on(method" not in text and "rpc." not in text.split("import", 1)[1]
 
 
@@ -312,8 +330,11 @@ def test_topics_become_typed_subscribe_overloads() -> None:
     from wsmanager.contract._typescript import topic_type
 
     text = typescript_declarations(openrpc_document(LiveHandler))
-    assert "import type { Client, InvokeOptions, Publication, SubscribeOptions, Subscription }" in text
-    assert 'extends Omit<Client, "subscribe">' in text
+    imported = (
+        "import type { Client, InvokeOptions, StreamOptions, Publication, SubscribeOptions, Subscription }"
+    )
+    assert imported in text
+    assert 'extends Omit<Client, "stream" | "streamWithOptions" | "subscribe">' in text  # changes: a stream
     task = "{ id: number; title: string; done: boolean }"
     union = " | ".join(f'Publication<{task}, "{name}">' for name in ("created", "deleted", "updated"))
     assert (

@@ -123,3 +123,20 @@ def test_a_room_larger_than_who_lists_says_how_many_more(
         listed = [sid for sid in page.online_ids() if sid]
         assert own in listed and len(listed) == 101
         assert more.inner_text() == "and 1 more"  # 102 members: 100 listed, the page, one more
+
+
+def test_a_shared_text_file_reaches_the_room(chat_page: Callable[..., ChatPage]) -> None:
+    """ "Share a file" uploads the file's text in chunks (client.upload from an async generator);
+    both pages show it as one message naming the file."""
+    alice = chat_page()
+    alice.join("share-file", "alice")
+    alice_id = alice.wait_connected()
+    bob = chat_page("share-file", "bob")
+    bob.wait_connected()
+    text = "a line of notes\n" * 3000  # 48,000 characters: three chunks of 16K
+    alice.page.set_input_files(
+        tid("file-input"), files=[{"name": "notes.txt", "mimeType": "text/plain", "buffer": text.encode()}]
+    )
+    assert bob.wait_message(text) == {"private": False, "from": alice_id}
+    alice.wait_message(text)
+    assert bob.page.text_content(tid("shared-file")) == "file notes.txt"

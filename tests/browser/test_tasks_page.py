@@ -400,3 +400,28 @@ def test_a_logged_in_users_page_hears_its_own_notices(
     anonymous = open_tasks(new_page, server)
     assert anonymous.evaluate("window.demoTasks.notices") is None
     assert anonymous.evaluate("document.getElementById('notices-box').hidden") is True
+
+
+def test_replaying_the_history_streams_the_kept_changes_in_order(
+    new_page: Callable[[], Page], server: DaphneProcess, api: httpx.Client
+) -> None:
+    """ "Replay the history" streams the topic's kept changes (the method ``changes``, an async
+    generator on the server) into the page's list, oldest first, ending with what was just done."""
+    clear(api)
+    created = api.post("/api/tasks", json={"title": "history one"})
+    assert created.status_code == 201, created.text
+    task = created.json()
+    assert api.patch(f"/api/tasks/{task['id']}", json={"done": True}).status_code == 200
+    page = open_tasks(new_page, server)
+    page.get_by_test_id("history-button").click()
+    page.wait_for_function(
+        "document.querySelector('[data-testid=history-status]').textContent.endsWith(' changes')"
+    )
+    items = page.evaluate(
+        "() => Array.from(document.querySelectorAll('[data-testid=history-item]'), (li) => li.textContent)"
+    )
+    offsets = [int(re.match(r"#(\d+) ", text).group(1)) for text in items]  # type: ignore[union-attr]
+    assert offsets == sorted(offsets) and len(set(offsets)) == len(offsets)
+    assert items[-2:] == [f"#{offsets[-2]} created: history one", f"#{offsets[-1]} updated: history one"]
+    status = page.get_by_test_id("history-status").text_content()
+    assert status == f"{len(items)} changes"

@@ -13,7 +13,7 @@ import websockets
 from demo_chat.access import REFUSED
 from tests.e2e.client import Peer, chat_url, http, room_ids
 from tests.servers import DaphneProcess, ServerProcess
-from wsmanager_client import RpcError, connect
+from wsmanager_client import RemoteError, RpcError, connect
 
 pytestmark = pytest.mark.e2e
 
@@ -432,3 +432,23 @@ async def test_a_burst_of_joins_gives_every_member_the_whole_room(demo_server: S
             notes = [await peer.recv_json()]
         assert seen == everyone
     await asyncio.gather(*(p.close() for p in peers))
+
+
+async def test_a_shared_file_is_streamed_up_and_reaches_the_room_as_one_message(
+    demo_server: ServerProcess,
+) -> None:
+    """``share`` reads an upload of text chunks (the server's credit paces them) and sends the
+    room one ``message`` with ``file``; more than 64 KiB of text is refused with 4002."""
+    room = fresh("share")
+    other = await Peer.open(url(demo_server, room, "?name=bea"))
+    text = "line of a shared file\n" * 2000  # 44,000 characters in 11 chunks
+    chunks = [text[i : i + 4000] for i in range(0, len(text), 4000)]
+    async with connect(url(demo_server, room, "?name=ann")) as client:
+        assert await client.upload("share", chunks, "notes.txt") == {"delivered": 2}
+        got = (await other.notification("message"))["params"]
+        assert (got["file"], got["name"], got["text"]) == ("notes.txt", "ann", text)
+        with pytest.raises(RemoteError) as refused:
+            await client.upload("share", ["x" * 40_000, "y" * 40_000], "big.txt")
+        assert refused.value.code == 4002 and refused.value.data == {"max": 65536}
+        assert await client.invoke("count") >= 2  # the socket goes on
+    await other.close()

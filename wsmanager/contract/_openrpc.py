@@ -18,6 +18,14 @@ never its source:
   built-in ``rpc.connected``. OpenRPC has no place for server-to-client
   calls, so these are specification extensions.
 * ``x-handler``: the handler's ``handler_name`` and class.
+* ``x-stream`` on a streaming method (an ``@rpc`` async generator,
+  docs/protocol.md section 14): ``{"name": "item", "schema": ...}``, the
+  schema of each ``rpc.stream.item`` (from ``AsyncIterator[T]``); its
+  ``result`` is then the response that ends the stream, ``{"items": n}``,
+  and its errors include -32020 and -32021.
+* ``x-upload`` on a method that reads an upload (a parameter annotated
+  ``AsyncIterator[T]``, left out of ``params``): ``{"name": <the
+  parameter>, "schema": <T's schema>}``; its errors include -32020, -32021.
 
 Not described: ``*args`` and ``**kwargs`` params (the document lists the
 named ones only), and what the server does not know from types (value
@@ -30,10 +38,11 @@ from __future__ import annotations
 import inspect
 import json
 import typing
-from collections.abc import Mapping
+from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Mapping
 from typing import Any, Final
 
 from wsmanager_client import protocol
+from wsmanager_client.streams import CANCELLED, STREAM_CANCELLED, TOO_MANY_STREAMS
 
 from ..exceptions import ConfigurationError
 from ..jsonrpc._declarations import (
@@ -132,11 +141,22 @@ def _method(handler: type[RpcHandler], exposed: str, names: Mapping[int, str]) -
         out["paramStructure"] = "by-name"
     else:
         out["paramStructure"] = "either"
-    out["result"] = {"name": "result", "schema": json_schema(_return_hint(fn))}
+    if method.is_stream:
+        out["result"] = {"name": "result", "schema": _STREAM_END}
+        out["x-stream"] = {"name": "item", "schema": json_schema(_item_hint(_return_hint(fn)))}
+    else:
+        out["result"] = {"name": "result", "schema": json_schema(_return_hint(fn))}
     codes = list(_PER_CALL)
     if method.permission is not None:
         codes.append(protocol.FORBIDDEN)
     errors: list[dict[str, Any]] = [{"$ref": f"#/components/errors/{names[code]}"} for code in codes]
+    if method.upload is not None:
+        out["x-upload"] = {"name": method.upload, "schema": json_schema(method.upload_item)}
+    if method.is_stream or method.upload is not None:
+        errors += [
+            {"code": TOO_MANY_STREAMS, "message": "Too many streams"},
+            {"code": CANCELLED, "message": STREAM_CANCELLED},
+        ]
     errors += [{"code": e.code, "message": e.message} for e in declared_errors(fn)]
     out["errors"] = errors
     if isinstance(method.permission, str):
@@ -165,6 +185,22 @@ def _param(param: inspect.Parameter, hint: Any) -> dict[str, Any]:
         else:
             schema = {**schema, "default": param.default}
     return {"name": param.name, "schema": schema, "required": required}
+
+
+#: The response that ends a stream: how many items were sent.
+_STREAM_END: Final = {
+    "type": "object",
+    "properties": {"items": {"type": "integer"}},
+    "required": ["items"],
+}
+
+
+def _item_hint(hint: Any) -> Any:
+    """``T`` of ``AsyncIterator[T]``, ``AsyncIterable[T]`` or ``AsyncGenerator[T, ...]``; else Any."""
+    origin = typing.get_origin(hint)
+    if origin in (AsyncIterator, AsyncIterable, AsyncGenerator) and typing.get_args(hint):
+        return typing.get_args(hint)[0]
+    return Any
 
 
 def _return_hint(fn: Any) -> Any:

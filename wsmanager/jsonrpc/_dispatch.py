@@ -46,7 +46,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
@@ -54,6 +54,7 @@ from channels.db import database_sync_to_async
 
 from wsmanager_client import protocol
 from wsmanager_client.protocol import ErrorObject, Invalid, Request, Response, params_of
+from wsmanager_client.streams import CANCEL, CANCELLED, CREDIT, DEFAULT_CREDIT, END, ITEM, STREAM_CANCELLED
 
 from .._conf import get_settings
 from ..connection._lifecycle import State
@@ -79,6 +80,7 @@ from ._declarations import ClientMethod, Notification
 from ._exposure import MARK, check_permission, rpc
 from ._invocations import Invocations
 from ._params import BadParams, Method
+from ._streams import Streams
 
 __all__ = ["RpcHandler", "rpc"]
 
@@ -92,6 +94,14 @@ CLOSE = "rpc.close"
 TOPIC_CALLS = frozenset({"rpc.subscribe", "rpc.unsubscribe"})
 #: ``data`` of the -32600 answering ``rpc.close`` inside a batch.
 CLOSE_ALONE = "rpc.close must be sent alone, not in a batch"
+#: The client's words to its streams (docs/protocol.md, section 14), read on arrival.
+STREAM_CONTROLS = frozenset({CREDIT, CANCEL, ITEM, END})
+#: What ``_call`` returns for a call answered by a stream (its answer comes later).
+STREAMING = object()
+
+
+def _valid_id(value: Any) -> bool:
+    return value is None or (isinstance(value, str | int | float) and not isinstance(value, bool))
 
 
 class RpcHandler(Resumable):
@@ -129,6 +139,13 @@ class RpcHandler(Resumable):
     topics: ClassVar[Sequence[Topic]] = ()
     #: Topics one socket may be subscribed to at once; the next subscribe gets -32012.
     max_subscriptions: ClassVar[int] = 100
+    #: Streams (``@rpc`` async generators) one socket may have open; the next gets -32020.
+    max_streams: ClassVar[int] = 4
+    #: Items a stream may send before the client grants any (docs/protocol.md, section 14).
+    stream_credit: ClassVar[int] = DEFAULT_CREDIT
+    #: Credit one stream may hold (items in flight); grants past it are cut. Keep
+    #: ``max_streams * max_stream_credit`` well under ``MAX_OUTGOING_QUEUE`` (1000 frames).
+    max_stream_credit: ClassVar[int] = 128
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         methods: dict[str, Method] = {}
@@ -166,6 +183,11 @@ class RpcHandler(Resumable):
         self._workers: set[asyncio.Task[None]] = set()
         self._invocations = Invocations()
         self._subscriptions: Subscriptions | None = None
+        self._streams: Streams | None = None
+        # Ids that rpc.cancel named while their call waited or ran, before it opened a stream:
+        # the stream is refused -32021 when it would open. At most max_pending_calls.
+        self._early_cancels: dict[Any, None] = {}
+        self._running_ids: Counter[Any] = Counter()  # ids of the calls being run
 
     def _note(self, kind: str, level: int, msg: str, *args: Any, exc_info: Any = None) -> None:
         """Log at most one line per ``kind`` and interval for this socket (wsmanager.observe._logs)."""
@@ -219,12 +241,58 @@ class RpcHandler(Resumable):
         """One token per member of a batch (a lone message or a refused batch: 1).
 
         Decodes the frame (kept for ``on_receive`` / ``on_rate_limited``, which
-        get the same message); binary frames cost 1.
+        get the same message); binary frames cost 1. A lone stream frame that
+        does its work costs nothing (``Streams.free``: a grant that adds credit,
+        an upload item within the credit, a first cancel or end): a refused
+        grant would stall the stream for good, and the credit bounds them.
         """
         if isinstance(message, bytes):
             return 1
         decoded = self._decode(message)
-        return len(decoded.items) if decoded.batch else 1
+        if decoded.batch:
+            return len(decoded.items)
+        lone = decoded.items[0] if decoded.items else None
+        if isinstance(lone, Request) and self._is_stream_control(lone) and self._streams is not None:
+            params = lone.params
+            if isinstance(params, dict) and self._streams.free(lone.method, params.get("id"), len(message)):
+                return 0
+        return 1
+
+    def _is_stream_control(self, request: Request) -> bool:
+        return request.notification and request.method in STREAM_CONTROLS
+
+    def _stream_control(self, request: Request) -> None:
+        """``rpc.stream.credit``, ``rpc.stream.item``, ``rpc.stream.end`` or ``rpc.cancel``:
+        done at once; malformed ones, and those naming no open stream, are ignored, except a
+        cancel, kept for a call that may still wait in the queue."""
+        params = request.params
+        if not isinstance(params, dict):
+            return
+        call_id, streams = params.get("id"), self._streams
+        if request.method == CANCEL:
+            if (streams is None or not streams.cancel(call_id)) and self._call_pending(call_id):
+                self._early_cancels[call_id] = None
+        elif streams is None:
+            return
+        elif request.method == CREDIT:
+            streams.grant(call_id, params.get("n"))
+        elif request.method == ITEM:
+            if "item" in params:
+                streams.upload_item(call_id, params["item"])
+        else:
+            streams.upload_end(call_id)
+
+    def _call_pending(self, call_id: Any) -> bool:
+        """Whether a call with this id waits in the queue or runs (at most max_pending_calls)."""
+        if not _valid_id(call_id) or len(self._early_cancels) >= self.max_pending_calls:
+            return False
+        if self._running_ids[call_id]:
+            return True
+        return any(
+            isinstance(item, Request) and not item.notification and item.id == call_id
+            for work, _batch, _size in self._calls
+            for item in work
+        )
 
     def _decode(self, message: str) -> protocol.Decoded:
         """The frame decoded once: frame_cost's result when it saw this very message."""
@@ -246,6 +314,8 @@ class RpcHandler(Resumable):
         for item in decoded.items:
             if isinstance(item, Response):
                 self._invocations.settle(item)
+            elif isinstance(item, Request) and self._is_stream_control(item):
+                self._stream_control(item)
             elif decoded.batch and isinstance(item, Request) and item.method == CLOSE:
                 work.append(Invalid(ErrorObject.standard(protocol.INVALID_REQUEST, CLOSE_ALONE), item.id))
             else:
@@ -350,9 +420,24 @@ class RpcHandler(Resumable):
         """
         if isinstance(item, Invalid):
             return protocol.encode_error(item.id, item.error)
+        if item.notification:
+            return await self._run_request(item, room)
+        self._running_ids[item.id] += 1
+        try:
+            return await self._run_request(item, room)
+        finally:
+            self._running_ids[item.id] -= 1
+            if not self._running_ids[item.id]:
+                del self._running_ids[item.id]
+            if self._early_cancels:  # a cancel kept for this call is spent, whatever the method
+                self._early_cancels.pop(item.id, None)
+
+    async def _run_request(self, item: Request, room: int | None) -> str | None:
         try:
             call = self._call(item)
             result = await (call if observe.hub is None else observe.hub.rpc(self, item.method, call))
+            if result is STREAMING:  # answered when the stream ends (wsmanager.jsonrpc._streams)
+                return None
         except RpcError as exc:
             error = ErrorObject(exc.code, exc.message, exc.data)
         except BadParams as exc:
@@ -433,10 +518,75 @@ class RpcHandler(Resumable):
             await check_permission(self, request.method, method.permission)
         bound = method.bind(request.params)
         func = getattr(self, method.attr)
+        if method.is_stream:
+            self._open_stream(request, func(*bound.args, **bound.kwargs))
+            return STREAMING
+        if method.upload is not None:
+            return await self._with_upload(request, method, func, bound.arguments)
         if method.is_async:
             return await func(*bound.args, **bound.kwargs)
         run = database_sync_to_async(func, thread_sensitive=method.thread_sensitive)
         return await run(*bound.args, **bound.kwargs)
+
+    def _stream_table(self, request: Request) -> Streams:
+        """The socket's streams, once ``request`` may open one (else the RpcError refusing it)."""
+        if self._streams is None:
+            self._streams = Streams(
+                self.send_frame,
+                self.writer.drained,
+                self._stream_error,
+                credit=self.stream_credit,
+                max_credit=self.max_stream_credit,
+                max_streams=self.max_streams,
+                max_item_size=self.max_result_size,
+            )
+        if self._early_cancels.pop(request.id, False) is None:  # cancelled while it waited
+            bump(Count.STREAMS_CANCELLED)
+            raise RpcError(CANCELLED, STREAM_CANCELLED)
+        refusal = self._streams.refusal(request.id)
+        if refusal is not None:
+            raise RpcError(refusal.code, refusal.message, refusal.data)
+        return self._streams
+
+    def _open_stream(self, request: Request, generator: Any) -> None:
+        """Stream ``generator``'s items as the answer to ``request`` (a notification: not run)."""
+        if request.notification:  # no id to key items by: the generator never starts (nothing runs)
+            return
+        # refused: the generator never started, so dropping it runs nothing
+        self._stream_table(request).open(request.id, request.method, generator)
+
+    async def _with_upload(
+        self, request: Request, method: Method, func: Any, arguments: Mapping[str, Any]
+    ) -> Any:
+        """Run a method that reads the client's upload (docs/protocol.md, section 14)."""
+        if request.notification:  # no id to key items by: never run
+            return None
+        assert method.upload is not None
+        streams = self._stream_table(request)
+        upload = streams.open_upload(request.id, method.upload_item)
+        try:
+            await upload.start()
+            return await func(**arguments, **{method.upload: upload})
+        finally:
+            streams.close_upload(request.id)
+
+    def _stream_error(self, exc: BaseException, method: str) -> ErrorObject:
+        """The error a stream whose generator raised ``exc`` is answered with (as ``_run``'s)."""
+        if isinstance(exc, RpcError):
+            return ErrorObject(exc.code, exc.message, exc.data)
+        if isinstance(exc, RegistryUnavailable | DeliveryError):
+            self._note("unavailable", logging.WARNING, "stream %r on socket %s: %s", method, self.id, exc)
+            return ErrorObject.standard(protocol.UNAVAILABLE)
+        self._note(
+            "method_error",
+            logging.ERROR,
+            "stream %r on socket %s of %s raised",
+            method,
+            self.id,
+            self.handler_name,
+            exc_info=exc,
+        )
+        return ErrorObject.standard(protocol.INTERNAL_ERROR)
 
     async def on_rate_limited(self, message: str | bytes) -> None:
         """Answer each call of the refused frame with -32002 (notifications: nothing).
@@ -453,9 +603,11 @@ class RpcHandler(Resumable):
         if isinstance(lone, Request) and lone.method == CLOSE:  # it ends the flood: never refused
             await self._close_as_asked(lone)
             return
-        for item in decoded.items:  # answers to our invocations are never refused
+        for item in decoded.items:  # answers to our invocations are never refused, nor grants
             if isinstance(item, Response):
                 self._invocations.settle(item)
+            elif isinstance(item, Request) and self._is_stream_control(item):
+                self._stream_control(item)
         answers = [
             protocol.encode_error(item.id, limited)
             for item in decoded.items
@@ -472,3 +624,5 @@ class RpcHandler(Resumable):
             if task is not asyncio.current_task():
                 task.cancel()
         self._invocations.fail_all(code)
+        if self._streams is not None:
+            self._streams.close_all()

@@ -16,7 +16,7 @@ from __future__ import annotations
 import inspect
 import types
 import typing
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final, Union
 
@@ -52,6 +52,12 @@ class Method:
     required: int = field(default=0, compare=False)
     #: The annotations checked per parameter (``*args`` and ``**kwargs`` are not).
     checked: tuple[tuple[str, Any], ...] = field(default=(), compare=False)
+    #: An async generator function: the call is answered with a stream (wsmanager.jsonrpc._streams).
+    is_stream: bool = False
+    #: The parameter annotated ``AsyncIterator[T]`` that receives the client's upload, and ``T``
+    #: (the items are checked against it); the signature above leaves it out.
+    upload: str | None = None
+    upload_item: Any = None
 
     def __post_init__(self) -> None:
         params = self.signature.parameters.values()
@@ -77,7 +83,29 @@ class Method:
             hints = {}
         hints.pop("return", None)
         is_async = inspect.iscoroutinefunction(fn)
-        return cls(attr, sig.replace(parameters=params), hints, is_async, permission, sensitive)
+        is_stream = inspect.isasyncgenfunction(fn)
+        upload = next((p for p in params if _iterator_item(hints.get(p.name)) is not _NOT_ITERATOR), None)
+        if upload is None:
+            signature = sig.replace(parameters=params)
+            return cls(attr, signature, hints, is_async, permission, sensitive, is_stream=is_stream)
+        named = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+        if not is_async or not all(p.kind in named for p in params):
+            raise TypeError(
+                f"{attr}: a method taking an upload ({upload.name}) must be async def, with "
+                "no positional-only, *args or **kwargs parameters"
+            )
+        item = _iterator_item(hints.pop(upload.name))
+        rest = [p for p in params if p is not upload]
+        return cls(
+            attr,
+            sig.replace(parameters=rest),
+            hints,
+            is_async,
+            permission,
+            sensitive,
+            upload=upload.name,
+            upload_item=item,
+        )
 
     def bind(self, params: tuple[Any, ...] | dict[str, Any]) -> inspect.BoundArguments:
         """Bind and check ``params``; :class:`BadParams` when they do not fit."""
@@ -95,6 +123,19 @@ class Method:
             if pname in arguments and not matches(arguments[pname], hint):
                 raise BadParams(f"{pname} must be {_describe(hint)}")
         return bound
+
+
+_NOT_ITERATOR: Final = object()
+
+
+def _iterator_item(hint: Any) -> Any:
+    """``T`` of ``AsyncIterator[T]`` or ``AsyncIterable[T]`` (``Any`` when bare); else a marker."""
+    if hint in (AsyncIterator, AsyncIterable):
+        return Any
+    if typing.get_origin(hint) in (AsyncIterator, AsyncIterable):
+        args = typing.get_args(hint)
+        return args[0] if args else Any
+    return _NOT_ITERATOR
 
 
 def _plain_arguments(

@@ -58,6 +58,10 @@ class Count(enum.StrEnum):
     JOURNAL_READ_BYTES = "journal_read_bytes"
     DROPPED_SUBSCRIBE_FAILED = "dropped_subscribe_failed"
     PUBLISH_FAILED = "publish_failed"
+    STREAMS_REFUSED = "streams_refused"
+    STREAMS_CANCELLED = "streams_cancelled"
+    STREAMS_DROPPED = "streams_dropped"
+    UPLOAD_ITEMS_REFUSED = "upload_items_refused"
 
 
 #: The counters of things that happened, not of drops or refusals (metrics'
@@ -73,6 +77,7 @@ EVENTS = frozenset(
         Count.PARKED_EXPIRED,
         Count.JOURNAL_READ,
         Count.JOURNAL_READ_BYTES,
+        Count.STREAMS_CANCELLED,
     }
 )
 

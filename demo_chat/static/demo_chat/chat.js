@@ -35,6 +35,7 @@
     sendForm: $("send-form"),
     message: $("message"),
     send: $("send"),
+    file: $("file"),
     online: $("online"),
     roomLabel: $("room-label"),
     whisperTarget: $("whisper-target"),
@@ -189,7 +190,7 @@
 
   // --- messages --------------------------------------------------------------
 
-  function appendMessage({ from, name, text, private: isPrivate, to }) {
+  function appendMessage({ from, name, text, private: isPrivate, to, file }) {
     const li = document.createElement("li");
     li.className = "message";
     if (from && from === chat.selfId) li.classList.add("own");
@@ -207,7 +208,14 @@
       tag.textContent = "whisper";
       who.append(" ", tag);
     }
-    const body = document.createElement("span");
+    if (file) {
+      const tag = document.createElement("span");
+      tag.className = "tag";
+      tag.dataset.testid = "shared-file";
+      tag.textContent = `file ${file}`;
+      who.append(" ", tag);
+    }
+    const body = document.createElement(file ? "pre" : "span");
     body.className = "text";
     body.textContent = text;
     li.append(who, body);
@@ -228,6 +236,25 @@
         await client.invoke("send", text);
       }
       if (ui.message.value === text) ui.message.value = "";
+    } catch (err) {
+      showError(err);
+    }
+  }
+
+  /** The file's text in slices of 16K characters, each sent as the server grants credit (an
+   * upload: docs/protocol.md §14). Sliced as text, not bytes, so no character is cut in two. */
+  async function* slices(file, size = 16 * 1024) {
+    const text = await file.text();
+    for (let at = 0; at < text.length; at += size) yield text.slice(at, at + size);
+  }
+
+  async function shareFile() {
+    const client = chat.client;
+    const file = ui.file.files[0];
+    ui.file.value = "";
+    if (!client || !file) return;
+    try {
+      await client.upload("share", slices(file), [file.name]);
     } catch (err) {
       showError(err);
     }
@@ -322,10 +349,13 @@
 
     ui.message.disabled = false;
     ui.send.disabled = false;
+    ui.file.disabled = false;
     client.connect();
   }
 
   // --- wiring ----------------------------------------------------------------
+
+  ui.file.addEventListener("change", shareFile);
 
   ui.joinForm.addEventListener("submit", (event) => {
     event.preventDefault();

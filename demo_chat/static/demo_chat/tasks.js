@@ -14,6 +14,11 @@
  * open page, this one included, shows a change the same way, wherever it was made (another
  * page, the API, the admin, a shell).
  *
+ * "Replay the history" streams the server's kept changes of "tasks" (the method `changes`, an
+ * async generator on the server: docs/protocol.md section 14) into a list, one item at a time
+ * as they arrive; pressing it again while it runs stops the stream (an AbortSignal: the
+ * server's generator is closed).
+ *
  * A logged-in user's page also subscribes to "user.<id>" (only that user may): the server
  * publishes a `notice` there when that user's session changes tasks through the API.
  *
@@ -39,6 +44,9 @@
     list: $("tasks"),
     notices: $("notices"),
     noticesBox: $("notices-box"),
+    historyButton: $("history-button"),
+    historyStatus: $("history-status"),
+    history: $("history"),
   };
 
   const tasks = new Map(); // id -> {id, title, done}
@@ -204,6 +212,38 @@
     if (!button || button.dataset.testid !== "task-delete") return;
     act("DELETE", `/api/tasks/${button.closest("li").dataset.id}`);
   });
+
+  let replaying = null; // the AbortController of the stream under way
+
+  async function replayHistory() {
+    if (replaying) {
+      replaying.abort(new Error("stopped"));
+      return;
+    }
+    replaying = new AbortController();
+    ui.history.textContent = "";
+    ui.historyButton.textContent = "Stop";
+    ui.historyStatus.textContent = "replaying...";
+    let count = 0;
+    try {
+      const changes = demo.client.streamWithOptions("changes", [200], { signal: replaying.signal });
+      for await (const change of changes) {
+        const item = document.createElement("li");
+        item.dataset.testid = "history-item";
+        item.textContent = `#${change.offset} ${change.event}: ${change.task.title}`;
+        ui.history.append(item);
+        count += 1;
+      }
+      ui.historyStatus.textContent = `${count} changes`;
+    } catch (err) {
+      ui.historyStatus.textContent = `${count} changes (${err.message})`;
+    } finally {
+      replaying = null;
+      ui.historyButton.textContent = "Replay the history";
+    }
+  }
+
+  ui.historyButton.addEventListener("click", replayHistory);
 
   async function start() {
     const client = new Client("/ws/live/", clientOptions());

@@ -28,6 +28,10 @@ export declare const ErrorCodes: {
   readonly TOPIC_NOT_AUTHORIZED: -32011;
   /** rpc.subscribe: this socket has as many subscriptions as the server allows. */
   readonly TOO_MANY_SUBSCRIPTIONS: -32012;
+  /** A streaming call: this socket has as many open streams as the server allows. */
+  readonly TOO_MANY_STREAMS: -32020;
+  /** A stream ended by the client's rpc.cancel. */
+  readonly STREAM_CANCELLED: -32021;
 };
 
 /** WebSocket close codes with a meaning for reconnection. */
@@ -279,6 +283,14 @@ export interface InvokeOptions {
   signal?: AbortSignal;
 }
 
+/** Options of {@link Client.stream} and {@link Client.streamWithOptions}. */
+export interface StreamOptions {
+  /** Aborting ends the stream (rpc.cancel) and the iteration throws the signal's reason. */
+  signal?: AbortSignal;
+  /** Items the server may send ahead of what the loop consumed. Default 64. */
+  window?: number;
+}
+
 /** "connected": the server sent rpc.connected. */
 export interface ConnectedEvent extends Event {
   /** The new socket id. */
@@ -412,6 +424,28 @@ export declare class Client extends EventTarget {
     method: string,
     params?: unknown[] | Record<string, unknown>,
     options?: InvokeOptions,
+  ): Promise<T>;
+  /**
+   * Call a streaming method and iterate over its items in order; the last argument is the
+   * options when it is an object with only `signal` and/or `window`. Leaving the loop early or
+   * aborting sends rpc.cancel. Throws RpcError, ConnectionLostError, NotConnectedError.
+   */
+  stream<T = unknown>(method: string, ...params: unknown[]): AsyncGenerator<T, void, undefined>;
+  /** Call a streaming method with explicit params (array or object) and options. */
+  streamWithOptions<T = unknown>(
+    method: string,
+    params?: unknown[] | Record<string, unknown>,
+    options?: StreamOptions,
+  ): AsyncGenerator<T, void, undefined>;
+  /**
+   * Call a method that reads an upload and send it `items`, paced by the server's credit; resolves
+   * with its result. Aborting the signal sends rpc.cancel.
+   */
+  upload<T = unknown>(
+    method: string,
+    items: Iterable<unknown> | AsyncIterable<unknown>,
+    params?: unknown[] | Record<string, unknown>,
+    options?: { signal?: AbortSignal },
   ): Promise<T>;
   /** Send a notification; throws NotConnectedError when it can be neither sent nor queued. */
   notify(method: string, ...params: unknown[]): void;

@@ -81,7 +81,12 @@
     UNKNOWN_TOPIC: -32010,
     TOPIC_NOT_AUTHORIZED: -32011,
     TOO_MANY_SUBSCRIPTIONS: -32012,
+    TOO_MANY_STREAMS: -32020,
+    STREAM_CANCELLED: -32021,
   });
+
+  /** The credit a stream starts with on the server (docs/protocol.md, section 14). */
+  const STREAM_CREDIT = 16;
 
   /** WebSocket close codes with a meaning for reconnection. */
   const CloseCodes = Object.freeze({
@@ -248,6 +253,14 @@
   }
 
   // --- helpers --------------------------------------------------------------
+
+  /** Whether the last argument of stream() is its options: `{signal?, window?}` and nothing else. */
+  function isStreamOptions(value) {
+    if (!isPlainObject(value)) return false;
+    const keys = Object.keys(value);
+    if (keys.length === 0 || !keys.every((key) => key === "signal" || key === "window")) return false;
+    return value.signal === undefined || (typeof AbortSignal !== "undefined" && value.signal instanceof AbortSignal);
+  }
 
   function isPlainObject(value) {
     return value !== null && typeof value === "object" && !Array.isArray(value);
@@ -626,6 +639,8 @@
       this._connectedBefore = false;
       this._nextId = 1;
       this._pending = new Map(); // id -> call, sent and waiting for the answer
+      this._streams = new Map(); // id -> inbound items of an open stream
+      this._uploads = new Map(); // id -> credit of an open upload
       this._queue = []; // {call} or {text, method}, waiting for an open connection
       this._handlers = new Map();
       this._attempt = 0;
@@ -761,6 +776,201 @@
       const timeout = opts.timeout === undefined ? this.options.timeout : opts.timeout;
       const queue = opts.queue === undefined ? this.options.queueCalls : opts.queue;
       return this._call(method, params, timeout, opts.signal, Boolean(queue));
+    }
+
+    /**
+     * Call a streaming method (an async generator on the server) and iterate over its items:
+     * `for await (const item of client.stream("count", 10, {signal})) ...`. The last argument is
+     * taken as the options when it is a plain object whose only keys are `signal` and `window`
+     * (use streamWithOptions() when a param could look like that).
+     * @param {string} method The method name.
+     * @param {...*} params Positional params, optionally followed by `{signal, window}`.
+     * @returns {AsyncGenerator<*, void, undefined>} As streamWithOptions().
+     */
+    stream(method, ...params) {
+      const last = params[params.length - 1];
+      if (isStreamOptions(last)) return this.streamWithOptions(method, params.slice(0, -1), last);
+      return this.streamWithOptions(method, params);
+    }
+
+    /**
+     * Call a streaming method with explicit params; iterate over its items in order, each once.
+     * Credit is granted back as items are consumed: at most `window` items (default 64) are on
+     * their way ahead of the loop. Leaving the loop early (break, return, throw) or aborting
+     * `signal` sends `rpc.cancel` and the server closes its generator. Never queued: throws
+     * NotConnectedError when not connected.
+     * @param {string} method The method name.
+     * @param {Array|Object} [params] Positional (array) or named (object) params.
+     * @param {{signal?: AbortSignal, window?: number}} [options]
+     * @returns {AsyncGenerator<*, void, undefined>} Throws RpcError (the generator raised, or the
+     *   call was refused: -32020 too many streams...), ConnectionLostError, NotConnectedError, or
+     *   the signal's reason.
+     */
+    async *streamWithOptions(method, params, options) {
+      const opts = options || {};
+      const window = opts.window === undefined ? 64 : opts.window;
+      if (!Number.isInteger(window) || window < 1) {
+        throw new TypeError(`window must be a positive integer, not ${window}`);
+      }
+      const signal = opts.signal;
+      if (signal && signal.aborted) throw signal.reason;
+      const ws = this._ws;
+      if (this._state !== States.OPEN || !ws || ws.readyState !== OPEN) {
+        throw new NotConnectedError(method, this._state === States.CLOSED ? "closed" : "not-queued");
+      }
+      const id = this._nextId++;
+      const inbound = { items: [], done: false, error: null, wake: null };
+      const wake = () => {
+        const resolve = inbound.wake;
+        inbound.wake = null;
+        if (resolve) resolve();
+      };
+      const finish = (error) => {
+        inbound.done = true;
+        inbound.error = error;
+        wake();
+      };
+      const call = {
+        id,
+        method,
+        text: this._encodeRequest(method, params, id),
+        resolve: () => finish(null),
+        reject: (error) => finish(error),
+        timer: null,
+        signal: null,
+        onAbort: null,
+      };
+      const onAbort = () => {
+        inbound.items.length = 0;
+        this._settle(call, null, signal.reason);
+      };
+      if (signal) signal.addEventListener("abort", onAbort);
+      this._streams.set(id, inbound);
+      this._pending.set(id, call);
+      ws.send(call.text);
+      let started = false;
+      let owed = 0;
+      let cancelled = false;
+      try {
+        for (;;) {
+          if (inbound.items.length > 0) {
+            const item = inbound.items.shift();
+            let grant = 0;
+            if (!started) {
+              started = true;
+              grant = Math.max(0, window - STREAM_CREDIT);
+            }
+            owed += 1;
+            if (owed >= Math.max(1, Math.floor(window / 2))) {
+              grant += owed;
+              owed = 0;
+            }
+            if (grant > 0) this._streamWord(ws, "rpc.stream.credit", { id, n: grant });
+            yield item;
+            continue;
+          }
+          if (inbound.done) {
+            cancelled = signal !== undefined && signal !== null && inbound.error === signal.reason;
+            if (inbound.error) throw inbound.error;
+            return;
+          }
+          await new Promise((resolve) => {
+            inbound.wake = resolve;
+          });
+        }
+      } finally {
+        this._streams.delete(id);
+        if (signal) signal.removeEventListener("abort", onAbort);
+        if (!inbound.done || cancelled) {
+          this._settle(call, null, null);
+          this._streamWord(ws, "rpc.cancel", { id }); // ended early: the server stops too
+        }
+      }
+    }
+
+    /**
+     * Call a method that reads an upload (an `AsyncIterator` param on the server) and send it
+     * `items` (an iterable or an async iterable), one per unit of the credit the server grants,
+     * then `rpc.stream.end`. Resolves with the method's result (which may come before every item
+     * was sent: the rest is not sent). Aborting `options.signal` sends `rpc.cancel`.
+     * @param {string} method The method name.
+     * @param {Iterable<*>|AsyncIterable<*>} items What to upload.
+     * @param {Array|Object} [params] The method's other params.
+     * @param {{signal?: AbortSignal}} [options]
+     * @returns {Promise<*>} Rejects like invoke(), or with what the iterable threw.
+     */
+    upload(method, items, params, options) {
+      const signal = (options || {}).signal;
+      if (signal && signal.aborted) return Promise.reject(signal.reason);
+      const ws = this._ws;
+      if (this._state !== States.OPEN || !ws || ws.readyState !== OPEN) {
+        const reason = this._state === States.CLOSED ? "closed" : "not-queued";
+        return Promise.reject(new NotConnectedError(method, reason));
+      }
+      const id = this._nextId++;
+      const credit = { n: 0, ended: false, wake: null };
+      const poke = () => {
+        const resolve = credit.wake;
+        credit.wake = null;
+        if (resolve) resolve();
+      };
+      this._uploads.set(id, { grant: (n) => ((credit.n += n), poke()) });
+      return new Promise((resolve, reject) => {
+        const call = {
+          id,
+          method,
+          text: this._encodeRequest(method, params === undefined ? [] : params, id),
+          resolve,
+          reject,
+          timer: null,
+          signal: null,
+          onAbort: null,
+        };
+        if (signal) {
+          call.signal = signal;
+          call.onAbort = () => {
+            this._settle(call, null, signal.reason);
+            this._streamWord(ws, "rpc.cancel", { id });
+          };
+          signal.addEventListener("abort", call.onAbort);
+        }
+        this._pending.set(id, call);
+        ws.send(call.text);
+        const send = async () => {
+          const iterator = items[Symbol.asyncIterator] ? items[Symbol.asyncIterator]() : items[Symbol.iterator]();
+          for (;;) {
+            while (credit.n <= 0 && !call.done) await new Promise((r) => (credit.wake = r));
+            if (call.done) break;
+            const next = await iterator.next();
+            if (next.done || call.done) break;
+            credit.n -= 1;
+            this._streamWord(ws, "rpc.stream.item", { id, item: next.value });
+          }
+          if (!call.done) this._streamWord(ws, "rpc.stream.end", { id });
+          else if (typeof iterator.return === "function") await iterator.return();
+        };
+        send().catch((err) => {
+          this._settle(call, null, err);
+          this._streamWord(ws, "rpc.cancel", { id });
+        });
+      }).finally(() => {
+        this._uploads.delete(id);
+        credit.ended = true;
+        poke();
+      });
+    }
+
+    _streamWord(ws, method, params) {
+      if (ws === this._ws && ws.readyState === OPEN) ws.send(this._encodeRequest(method, params, undefined));
+    }
+
+    _onStreamItem(params) {
+      const inbound = isPlainObject(params) ? this._streams.get(params.id) : undefined;
+      if (inbound === undefined || inbound.done || !("item" in params)) return; // late: dropped
+      inbound.items.push(params.item);
+      const resolve = inbound.wake;
+      inbound.wake = null;
+      if (resolve) resolve();
     }
 
     /**
@@ -1486,6 +1696,15 @@
       }
       if (method === "rpc.publication" && !isCall) {
         this._onPublication(params);
+        return undefined;
+      }
+      if (method === "rpc.stream.item" && !isCall) {
+        this._onStreamItem(params);
+        return undefined;
+      }
+      if (method === "rpc.stream.credit" && !isCall) {
+        const upload = isPlainObject(params) ? this._uploads.get(params.id) : undefined;
+        if (upload !== undefined && Number.isInteger(params.n) && params.n > 0) upload.grant(params.n);
         return undefined;
       }
       const handler = this._handlers.get(method);

@@ -23,6 +23,10 @@ Guarantees:
 * What the server sends is bounded (``max_message_size``, ``max_batch_size``,
   ``max_concurrent_handlers``: :mod:`.limits`); what goes over a bound is
   counted in :attr:`Client.stats` and reported to ``on_error``.
+* ``async for item in client.stream(method, ...)`` gets a streaming method's
+  items in order, each once, granting the server credit as it consumes them
+  (:mod:`.streams`); breaking out, closing it or cancelling the task ends
+  the stream on the server too (``rpc.cancel``).
 * ``await client.subscribe(topic, on_publication)`` returns once the server
   accepted, or raises :class:`RemoteError` with the refusal's code; the
   subscription is renewed from its position after every reconnection, and
@@ -40,15 +44,17 @@ import asyncio
 import contextlib
 import dataclasses
 import math
-from collections.abc import Callable, Generator, Mapping, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Generator, Iterable, Mapping, Sequence
 from typing import Any
 
+from .calls import Call
 from .events import Closed
 from .exceptions import NotConnected
 from .limits import Stats
 from .policy import NORMAL, State
 from .serving import Handler
 from .session import Session
+from .streams import CANCEL, CREDIT, END, ITEM, Inbound, Outbound
 from .topics import (
     ErrorCallback,
     Position,
@@ -206,6 +212,134 @@ class Client(Session):
         if reason is not None:
             raise NotConnected(self._calls.socket_id, method, reason)
         self._calls.enqueue(note)
+
+    async def stream(self, method: str, *args: Any, window: int = 64, **kwargs: Any) -> AsyncIterator[Any]:
+        """Call a streaming method and iterate over its items (docs/protocol.md, section 14).
+
+        ``async for item in client.stream("count", 10): ...`` yields the items
+        in order, each once, and ends when the server's generator returned.
+        ``window``: how many items the server may send ahead of what was
+        consumed (capped by the handler's ``max_stream_credit``); credit is
+        granted back half a window at a time, as items are consumed, so a
+        consumer that stops holds at most ``window`` items here.
+
+        Ending early: ``break`` (the generator is closed when it is collected;
+        use ``contextlib.aclosing`` to close it at once), ``aclose()`` or
+        cancelling the consuming task sends ``rpc.cancel``, and the server
+        closes its generator.
+
+        Raises :class:`RemoteError` (the generator raised, or the call was
+        refused: -32020 too many streams, -32601, -32602, ...),
+        :class:`ConnectionClosed` (the connection dropped: a stream is not
+        resumed), :class:`NotConnected` when not connected (streams are never
+        queued), ``TypeError`` for params both positional and named,
+        ``ValueError`` for a bad ``window``.
+        """
+        if args and kwargs:
+            raise TypeError("JSON-RPC params are positional or named, not both")
+        inbound = Inbound(window)
+        ws = self._sendable()
+        if ws is None:
+            reason = "closed" if self._state is State.CLOSED else "not-queued"
+            raise NotConnected(self._calls.socket_id, method, reason)
+        call = self._calls.new_call(method, kwargs or list(args), None)
+        self._streams[call.id] = inbound
+        call.future.add_done_callback(lambda _: inbound.end())
+        self._calls.sent(call)
+        try:
+            with contextlib.suppress(WsConnectionClosed):  # the loss fails the call
+                await ws.send(call.text)
+            while True:
+                more, item, grant = await inbound.next()
+                if not more:
+                    break
+                if grant:
+                    await self._stream_word(ws, CREDIT, {"id": call.id, "n": grant})
+                yield item
+            call.future.result()  # raises the error that ended the stream
+        finally:
+            self._streams.pop(call.id, None)
+            if not call.future.done():  # ended early: the server stops too
+                self._calls.discard(call)
+                await self._stream_word(ws, CANCEL, {"id": call.id})
+
+    async def upload(
+        self, method: str, items: AsyncIterable[Any] | Iterable[Any], *args: Any, **kwargs: Any
+    ) -> Any:
+        """Call a method that reads an upload (an ``AsyncIterator`` param) and send it ``items``.
+
+        ``args`` / ``kwargs`` are the method's other params. Each item is sent
+        as the server grants credit (``rpc.stream.credit``), then
+        ``rpc.stream.end``; returns the method's result, which may come before
+        every item was sent (the rest is not sent). Cancelling the task sends
+        ``rpc.cancel``. Raises as :meth:`stream` does (never queued).
+        """
+        if args and kwargs:
+            raise TypeError("JSON-RPC params are positional or named, not both")
+        ws = self._sendable()
+        if ws is None:
+            reason = "closed" if self._state is State.CLOSED else "not-queued"
+            raise NotConnected(self._calls.socket_id, method, reason)
+        call = self._calls.new_call(method, kwargs or list(args), None)
+        outbound = Outbound()
+        self._uploads[call.id] = outbound
+        call.future.add_done_callback(lambda _: outbound.end())
+        self._calls.sent(call)
+        sender: asyncio.Task[None] | None = None
+        try:
+            with contextlib.suppress(WsConnectionClosed):
+                await ws.send(call.text)
+            sender = asyncio.ensure_future(self._send_upload(ws, call, items, outbound))
+            return await call.future
+        finally:
+            self._uploads.pop(call.id, None)
+            if sender is not None:
+                sender.cancel()
+            if not call.future.done():  # cancelled: the server stops reading too
+                self._calls.discard(call)
+                await self._stream_word(ws, CANCEL, {"id": call.id})
+
+    async def _send_upload(
+        self,
+        ws: ClientConnection,
+        call: Call,
+        items: AsyncIterable[Any] | Iterable[Any],
+        outbound: Outbound,
+    ) -> None:
+        """Send ``items`` as credit comes; an item that fails (not JSON, or the iterable
+        raised) fails the call with that exception."""
+        try:
+            await self._send_items(ws, call.id, items, outbound)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            self._calls.settle(call, exc=exc)
+
+    async def _send_items(
+        self,
+        ws: ClientConnection,
+        call_id: int,
+        items: AsyncIterable[Any] | Iterable[Any],
+        outbound: Outbound,
+    ) -> None:
+        if isinstance(items, AsyncIterable):
+            async for item in items:
+                if not await outbound.spend():
+                    return
+                await self._stream_word(ws, ITEM, {"id": call_id, "item": item})
+        else:
+            for item in items:
+                if not await outbound.spend():
+                    return
+                await self._stream_word(ws, ITEM, {"id": call_id, "item": item})
+        if not outbound.ended:
+            await self._stream_word(ws, END, {"id": call_id})
+
+    async def _stream_word(self, ws: ClientConnection, method: str, params: dict[str, Any]) -> None:
+        """``rpc.stream.credit`` or ``rpc.cancel`` on the stream's own socket (none once it is gone)."""
+        if ws is self._ws and is_open(ws):
+            with contextlib.suppress(WsConnectionClosed):
+                await ws.send(self._calls.new_note(method, params).text)
 
     def on(self, method: str, fn: Handler | None) -> Callable[[], None]:
         """Serve ``method`` for the server's calls and notifications (rules in :mod:`.serving`).

@@ -90,6 +90,7 @@ from .protocol import (
 )
 from .recovery import Recovery, frame_offsets
 from .serving import Handler, Handlers
+from .streams import CREDIT, ITEM, Inbound, Outbound
 from .topics import Delivery, Position, Subscription, Subscriptions
 from .transport import ClientConnection, Loss, WsConnectionClosed, abort, ended, is_open, open_socket
 
@@ -160,6 +161,8 @@ class Session:
         self._topics = Subscriptions()
         self._greeted = False  # the current socket got rpc.connected: subscriptions may be sent
         self._attempts = itertools.count(1)  # numbers of the rpc.subscribe calls
+        self._streams: dict[int, Inbound] = {}  # open streams by call id
+        self._uploads: dict[int, Outbound] = {}  # open uploads by call id
 
     # --- sending on the current socket -------------------------------------------------
     async def _call(
@@ -362,6 +365,13 @@ class Session:
                     self._report(RpcError(item.error.code, item.error.message, item.error.data))
             elif isinstance(item, Request) and item.method == "rpc.connected" and item.notification:
                 self._on_hello(item.params)
+            elif isinstance(item, Request) and item.method == ITEM and item.notification:
+                self._on_stream_item(item.params)
+            elif isinstance(item, Request) and item.method == CREDIT and item.notification:
+                params = item.params if isinstance(item.params, dict) else {}
+                upload = self._uploads.get(params.get("id"))  # type: ignore[arg-type]
+                if upload is not None:
+                    upload.grant(params.get("n"))
             else:
                 if isinstance(item, Request) and item.notification and self._recovery.active:
                     if offsets is None:  # the decoded items keep no extension member
@@ -454,6 +464,13 @@ class Session:
         if text is not None and ws is self._ws:
             with contextlib.suppress(WsConnectionClosed):
                 await ws.send(text)
+
+    def _on_stream_item(self, params: Any) -> None:
+        """An item of one of our streams; one of no open stream (a late one, after a cancel) is dropped."""
+        call_id = params.get("id") if isinstance(params, dict) else None
+        inbound = self._streams.get(call_id) if isinstance(call_id, int) else None
+        if inbound is not None and "item" in params:
+            inbound.put(params["item"])
 
     def _on_hello(self, params: Any) -> None:
         sid = params.get("id") if isinstance(params, dict) else None

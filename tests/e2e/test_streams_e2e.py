@@ -1,0 +1,146 @@
+"""Streams against every real server (tests/e2e/streams_app.py), through the Python client
+and a raw socket: 10,000 items complete and in order; a reader that stops reading stops the
+generator at exactly the credit it granted; ``rpc.cancel`` (breaking out, cancelling the
+consuming task) and a dropped socket both run the generator's ``finally``; an upload of
+10 MB in chunks arrives whole."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import pytest
+
+from tests.e2e.client import Peer
+from tests.servers import ServerProcess, server_process
+from wsmanager_client import connect
+from wsmanager_client.streams import DEFAULT_CREDIT
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def server(server_kind: str) -> Iterator[ServerProcess]:
+    app = "tests.e2e.streams_app:application"
+    with server_process(server_kind, app=app, env={"DEMO_DB": ":memory:"}) as process:
+        yield process
+
+
+def url(server: ServerProcess) -> str:
+    return f"{server.ws_url}/ws/streams/"
+
+
+async def items_of(peer: Peer, count: int) -> list[Any]:
+    return [(await peer.notification("rpc.stream.item"))["params"]["item"] for _ in range(count)]
+
+
+def fresh() -> str:
+    return uuid.uuid4().hex
+
+
+async def test_ten_thousand_items_arrive_complete_and_in_order(server: ServerProcess) -> None:
+    name = fresh()
+    async with connect(url(server), timeout=20) as client:
+        items = [item async for item in client.stream("count", 10_000, name)]
+        assert items == list(range(10_000))
+        assert await client.invoke("report", name) == {"produced": 10_000, "closed": True}
+
+
+async def test_a_reader_that_stops_reading_stops_the_generator_at_its_credit(server: ServerProcess) -> None:
+    name = fresh()
+    peer = await Peer.open(url(server))
+    try:
+        await peer.send_raw(
+            json.dumps({"jsonrpc": "2.0", "method": "count", "params": [10**9, name], "id": "s"})
+        )
+        items = [
+            (await peer.notification("rpc.stream.item"))["params"]["item"] for _ in range(DEFAULT_CREDIT)
+        ]
+        assert items == list(range(DEFAULT_CREDIT))
+        # Round trips: the server had every chance to run ahead, and did not.
+        for _ in range(3):
+            assert await peer.call("rpc.ping") == "pong"
+            assert await peer.call("report", name) == {"produced": DEFAULT_CREDIT, "closed": False}
+        grant = {"jsonrpc": "2.0", "method": "rpc.stream.credit", "params": {"id": "s", "n": 5}}
+        await peer.send_raw(json.dumps(grant))
+        assert await items_of(peer, 5) == list(range(DEFAULT_CREDIT, DEFAULT_CREDIT + 5))
+        assert await peer.call("report", name) == {"produced": DEFAULT_CREDIT + 5, "closed": False}
+    finally:
+        await peer.close()
+
+
+async def test_breaking_out_cancels_the_stream_and_runs_its_finally(server: ServerProcess) -> None:
+    name = fresh()
+    async with connect(url(server), timeout=20) as client:
+        async with contextlib.aclosing(client.stream("count", 10**9, name)) as items:
+            async for item in items:
+                if item == 100:
+                    break
+        assert await client.invoke("until_closed", name) is True
+        report = await client.invoke("report", name)
+        assert report["closed"] and 100 < report["produced"] <= 100 + 64 + 1  # at most a window ahead
+        assert [item async for item in client.stream("count", 3, fresh())] == [0, 1, 2]  # the socket goes on
+
+
+async def test_a_bare_break_cancels_the_stream_too(server: ServerProcess) -> None:
+    """Without ``aclosing``: CPython finalizes the dropped iterator at once, and asyncio's
+    async-generator hook closes it (the client then sends ``rpc.cancel``)."""
+    name = fresh()
+    async with connect(url(server), timeout=20) as client:
+        async for item in client.stream("count", 10**9, name):
+            if item == 10:
+                break
+        assert await client.invoke("until_closed", name) is True
+
+
+async def test_cancelling_the_consuming_task_cancels_the_stream(server: ServerProcess) -> None:
+    name = fresh()
+    async with connect(url(server), timeout=20) as client:
+        first = asyncio.Event()
+
+        async def consume() -> None:
+            async for _ in client.stream("count", 10**9, name):
+                first.set()
+
+        task = asyncio.create_task(consume())
+        await first.wait()
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert await client.invoke("until_closed", name) is True
+
+
+async def test_a_dropped_socket_runs_the_generators_finally(server: ServerProcess) -> None:
+    name = fresh()
+    peer = await Peer.open(url(server))
+    await peer.send_raw(json.dumps({"jsonrpc": "2.0", "method": "count", "params": [10**9, name], "id": 1}))
+    await peer.notification("rpc.stream.item")
+    peer.ws.transport.abort()  # no close frame: the connection is just lost
+    async with connect(url(server), timeout=20) as client:
+        assert await client.invoke("until_closed", name) is True
+        assert (await client.invoke("report", name))["produced"] == DEFAULT_CREDIT
+
+
+async def test_an_upload_of_ten_megabytes_in_chunks_arrives_whole(server: ServerProcess) -> None:
+    """10 MB as 320 chunks of 32 KiB (under the handler's 64 KiB frames), paced by the server's credit."""
+    chunk = 32 * 1024
+    data = "".join(chr(ord("a") + i % 26) for i in range(26)) * (10 * 1024 * 1024 // 26 + 1)
+    data = data[: 10 * 1024 * 1024]
+    chunks = [data[i : i + chunk] for i in range(0, len(data), chunk)]
+
+    async def produce() -> AsyncIterator[str]:
+        for piece in chunks:
+            yield piece
+
+    async with connect(url(server), timeout=60) as client:
+        answer = await client.upload("digest", produce())
+    assert answer == {
+        "chunks": len(chunks),
+        "size": len(data),
+        "sha256": hashlib.sha256(data.encode()).hexdigest(),
+    }

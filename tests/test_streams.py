@@ -1,0 +1,422 @@
+"""Streams (``wsmanager.jsonrpc._streams``, and the client's ``wsmanager_client.streams``).
+
+In-process, through ``RpcCommunicator``: an ``@rpc`` async generator's items
+arrive as ``rpc.stream.item`` and the call's response ends them; credit paces
+the generator exactly; ``rpc.cancel`` and the end of the socket close it (its
+``finally`` runs); the limits answer documented errors. The real servers are
+in tests/e2e/test_streams_e2e.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from wsmanager import RpcError, RpcHandler, route, rpc, websocket_app
+from wsmanager.observe import _counters as counters
+from wsmanager.observe._counters import Count
+from wsmanager.testing import RpcCommunicator
+from wsmanager_client.protocol import INTERNAL_ERROR, INVALID_REQUEST
+from wsmanager_client.streams import CANCELLED, DEFAULT_CREDIT, TOO_MANY_STREAMS, Inbound, Outbound
+
+#: Per stream name: items the generator produced, and whether its ``finally`` ran.
+PRODUCED: dict[str, int] = {}
+CLOSED: dict[str, asyncio.Event] = {}
+#: What ``total`` read of its upload, and set when it stopped reading.
+READ: list[int] = []
+UPLOAD_DONE = asyncio.Event()
+RELEASE = asyncio.Event()
+
+
+class StreamHandler(RpcHandler):
+    handler_name = "tests.streams"
+    max_streams = 2
+    max_stream_credit = 50
+    rate_limit = None
+
+    @rpc
+    async def count(self, n: int, name: str = "count") -> AsyncIterator[int]:
+        CLOSED[name] = asyncio.Event()
+        PRODUCED[name] = 0
+        try:
+            for i in range(n):
+                PRODUCED[name] += 1
+                yield i
+        finally:
+            CLOSED[name].set()
+
+    @rpc
+    async def failing(self, after: int) -> AsyncIterator[int]:
+        for i in range(after):
+            yield i
+        raise RpcError(4100, "ran dry", {"after": after})
+
+    @rpc
+    async def broken(self) -> AsyncIterator[Any]:
+        yield 1
+        raise ValueError("a bug")
+
+    @rpc
+    async def unencodable(self) -> AsyncIterator[Any]:
+        yield object()
+
+    @rpc
+    async def echo(self, value: Any) -> Any:
+        return value
+
+    @rpc
+    async def total(self, numbers: AsyncIterator[int], start: int = 0) -> int:
+        READ.clear()
+        try:
+            async for n in numbers:
+                READ.append(n)
+                start += n
+        finally:
+            UPLOAD_DONE.set()
+        return start
+
+    @rpc
+    async def slow(self) -> AsyncIterator[int]:
+        await RELEASE.wait()
+        yield 1
+
+    @rpc
+    async def gate(self) -> str:
+        await RELEASE.wait()
+        return "opened"
+
+    @rpc
+    async def held(self, items: AsyncIterator[Any]) -> list[Any]:
+        await RELEASE.wait()
+        return [item async for item in items]
+
+
+application = websocket_app(
+    [route("ws/streams/", StreamHandler), route("ws/limited/", StreamHandler, rate_limit=(5.0, 5.0))],
+    auth=False,
+)
+
+
+@pytest.fixture(autouse=True)
+def fresh_events() -> None:
+    """Events of this test's event loop (an event is bound to the loop it first waited in)."""
+    global RELEASE, UPLOAD_DONE
+    RELEASE, UPLOAD_DONE = asyncio.Event(), asyncio.Event()
+
+
+class Client(RpcCommunicator):
+    async def say(self, message: Any) -> None:
+        await self.send_to(text_data=json.dumps(message))
+
+    async def start(self, method: str, *params: Any, call_id: Any = 1) -> None:
+        await self.say({"jsonrpc": "2.0", "method": method, "params": list(params), "id": call_id})
+
+    async def grant(self, call_id: Any, n: Any) -> None:
+        await self.say({"jsonrpc": "2.0", "method": "rpc.stream.credit", "params": {"id": call_id, "n": n}})
+
+    async def cancel(self, call_id: Any) -> None:
+        await self.say({"jsonrpc": "2.0", "method": "rpc.cancel", "params": {"id": call_id}})
+
+    async def frames(self, count: int) -> list[dict[str, Any]]:
+        return [await self.receive_json_from(self.timeout) for _ in range(count)]
+
+
+async def opened(path: str = "/ws/streams/") -> Client:
+    client = Client(application, path)
+    accepted, detail = await client.connect()
+    assert accepted, detail
+    return client
+
+
+def items_of(frames: list[dict[str, Any]], call_id: Any = 1) -> list[Any]:
+    assert all(f["method"] == "rpc.stream.item" and f["params"]["id"] == call_id for f in frames), frames
+    return [f["params"]["item"] for f in frames]
+
+
+async def test_items_arrive_in_order_then_the_response_ends_the_stream() -> None:
+    client = await opened()
+    await client.start("count", 5)
+    assert items_of(await client.frames(5)) == [0, 1, 2, 3, 4]
+    assert await client.receive_json_from() == {"jsonrpc": "2.0", "result": {"items": 5}, "id": 1}
+    await CLOSED["count"].wait()
+    await client.disconnect()
+
+
+async def test_the_generator_is_never_resumed_beyond_the_credit() -> None:
+    """16 items by default, then exactly what each grant adds; a round trip shows nothing more ran."""
+    client = await opened()
+    await client.start("count", 1000, "paced", call_id="s")
+    assert items_of(await client.frames(DEFAULT_CREDIT), "s") == list(range(DEFAULT_CREDIT))
+    assert await client.call("echo", "ping") == "ping"  # the server had its chance to run ahead
+    assert PRODUCED["paced"] == DEFAULT_CREDIT
+    await client.grant("s", 3)
+    assert items_of(await client.frames(3), "s") == [16, 17, 18]
+    assert await client.call("echo", "ping") == "ping"
+    assert PRODUCED["paced"] == DEFAULT_CREDIT + 3
+    await client.disconnect()
+    await CLOSED["paced"].wait()
+
+
+async def test_credit_past_the_cap_is_cut() -> None:
+    client = await opened()
+    await client.start("count", 1000, "capped")
+    await client.frames(DEFAULT_CREDIT)
+    await client.grant(1, 10_000)
+    await client.frames(50)  # max_stream_credit
+    assert await client.call("echo", 1) == 1
+    assert PRODUCED["capped"] == DEFAULT_CREDIT + 50
+    await client.disconnect()
+
+
+@pytest.mark.parametrize("n", [0, -1, 1.5, "3", True, None])
+async def test_a_malformed_grant_is_ignored(n: Any) -> None:
+    client = await opened()
+    await client.start("count", 100, "malformed")
+    await client.frames(DEFAULT_CREDIT)
+    await client.grant(1, n)
+    await client.grant(2, 1)  # no such stream
+    assert await client.call("echo", 1) == 1
+    assert PRODUCED["malformed"] == DEFAULT_CREDIT
+    await client.disconnect()
+
+
+async def test_cancel_closes_the_generator_and_answers_minus_32021() -> None:
+    before = counters.stats().get(Count.STREAMS_CANCELLED, 0)
+    client = await opened()
+    await client.start("count", 1000, "cancelled")
+    await client.frames(DEFAULT_CREDIT)
+    await client.cancel(1)
+    await CLOSED["cancelled"].wait()
+    answer = await client.receive_json_from()
+    assert answer["id"] == 1 and answer["error"] == {"code": CANCELLED, "message": "Stream cancelled"}
+    assert counters.stats().get(Count.STREAMS_CANCELLED, 0) == before + 1
+    await client.cancel(1)  # no longer open: ignored
+    assert await client.call("echo", 2) == 2
+    await client.disconnect()
+
+
+async def test_a_cancel_that_comes_while_the_call_waits_in_the_queue_refuses_the_stream() -> None:
+    """The stream's call waits behind ``gate`` (max_concurrent_calls 1): cancelled meanwhile, it is
+    answered -32021 when its turn comes and its generator never starts."""
+    client = await opened()
+    await client.start("gate", call_id="g")
+    await client.start("count", 10, "queued", call_id="q")
+    await client.cancel("q")
+    await client.cancel("nobody")  # no such call: not kept
+    assert await client.call("rpc.ping") == "pong"  # the cancels were read
+    RELEASE.set()
+    assert await client.receive_json_from() == {"jsonrpc": "2.0", "result": "opened", "id": "g"}
+    answer = await client.receive_json_from()
+    assert answer["id"] == "q" and answer["error"]["code"] == CANCELLED
+    assert "queued" not in CLOSED
+    assert [item async for item in _stream(client, "count", 2, "after", call_id="q")] == [0, 1]
+    await client.disconnect()
+
+
+async def _stream(client: Client, *params: Any, call_id: Any) -> AsyncIterator[Any]:
+    await client.start(*params, call_id=call_id)
+    while "result" not in (frame := await client.receive_json_from()):
+        assert "params" in frame, frame
+        yield frame["params"]["item"]
+
+
+async def test_a_dropped_socket_closes_the_generator() -> None:
+    before = counters.stats().get(Count.STREAMS_DROPPED, 0)
+    client = await opened()
+    await client.start("count", 1000, "dropped")
+    await client.frames(DEFAULT_CREDIT)
+    await client.disconnect()
+    await asyncio.wait_for(CLOSED["dropped"].wait(), 3)
+    assert PRODUCED["dropped"] == DEFAULT_CREDIT
+    assert counters.stats().get(Count.STREAMS_DROPPED, 0) == before + 1
+
+
+async def test_streams_run_apart_from_the_call_queue() -> None:
+    """A stream waiting for credit never holds up the socket's other calls (max_concurrent_calls 1)."""
+    client = await opened()
+    await client.start("count", 1000, "apart")
+    await client.frames(DEFAULT_CREDIT)
+    assert [await client.call("echo", i) for i in range(3)] == [0, 1, 2]
+    await client.disconnect()
+
+
+async def test_too_many_streams_is_minus_32020_and_an_open_id_is_minus_32600() -> None:
+    before = counters.stats().get(Count.STREAMS_REFUSED, 0)
+    client = await opened()
+    await client.start("count", 1000, "a", call_id=1)
+    await client.frames(DEFAULT_CREDIT)
+    await client.start("count", 1000, "b", call_id=1)
+    answer = await client.receive_json_from()
+    assert answer["id"] == 1 and answer["error"]["code"] == INVALID_REQUEST
+    await client.start("count", 1000, "b", call_id=2)
+    await client.frames(DEFAULT_CREDIT)
+    await client.start("count", 1000, "c", call_id=3)
+    answer = await client.receive_json_from()
+    assert answer == {
+        "jsonrpc": "2.0",
+        "error": {"code": TOO_MANY_STREAMS, "message": "Too many streams", "data": {"max": 2}},
+        "id": 3,
+    }
+    assert "c" not in CLOSED  # the refused generator never started
+    assert counters.stats().get(Count.STREAMS_REFUSED, 0) == before + 1
+    await client.disconnect()
+
+
+async def test_a_generator_that_raises_ends_the_stream_with_its_error() -> None:
+    client = await opened()
+    await client.start("failing", 2)
+    assert items_of(await client.frames(2)) == [0, 1]
+    answer = await client.receive_json_from()
+    assert answer["error"] == {"code": 4100, "message": "ran dry", "data": {"after": 2}}
+    await client.start("broken", call_id=2)
+    assert items_of(await client.frames(1), 2) == [1]
+    assert (await client.receive_json_from())["error"] == {
+        "code": INTERNAL_ERROR,
+        "message": "Internal error",
+    }
+    await client.start("unencodable", call_id=3)
+    assert (await client.receive_json_from())["error"]["code"] == INTERNAL_ERROR
+    await client.disconnect()
+
+
+async def test_a_streaming_method_called_as_a_notification_never_runs() -> None:
+    client = await opened()
+    await client.say({"jsonrpc": "2.0", "method": "count", "params": [3, "silent"]})
+    assert await client.call("echo", 1) == 1
+    assert "silent" not in CLOSED
+    await client.disconnect()
+
+
+async def test_grants_are_never_rate_limited() -> None:
+    """Credit frames naming an open stream cost no token: 60 grants at 5 frames/s
+    (past the 50 strikes that close a socket) all count."""
+    client = await opened("/ws/limited/")
+    await client.start("count", 1000, "granted")
+    await client.frames(DEFAULT_CREDIT)
+    for _ in range(60):
+        await client.grant(1, 1)
+    assert items_of(await client.frames(50)) == list(range(16, 66))  # 50: the cap
+    await client.disconnect()
+
+
+async def test_grants_that_add_nothing_cost_a_token_so_a_flood_of_them_is_closed() -> None:
+    """The stream waits before its first item: a grant past max_stream_credit adds nothing, so it
+    costs a token like any frame; 60 of them strike out (5 frames/s, 50 strikes: 1008)."""
+    client = await opened("/ws/limited/")
+    await client.start("slow")
+    for _ in range(60):
+        await client.grant(1, 1000)
+    while True:
+        output = await client.receive_output(client.timeout)
+        if output["type"] == "websocket.close":
+            assert output["code"] == 1008
+            break
+    await client.disconnect()
+
+
+# -- uploads: client to server ---------------------------------------------------------------
+def note(method: str, **params: Any) -> dict[str, Any]:
+    return {"jsonrpc": "2.0", "method": method, "params": params}
+
+
+async def test_an_upload_is_read_as_credit_allows_and_the_method_answers() -> None:
+    client = await opened()
+    await client.say({"jsonrpc": "2.0", "method": "total", "params": {"start": 100}, "id": "u"})
+    assert await client.receive_json_from() == note("rpc.stream.credit", id="u", n=DEFAULT_CREDIT)
+    for n in range(DEFAULT_CREDIT):
+        await client.say(note("rpc.stream.item", id="u", item=n))
+    for _ in range(2):  # read: granted back half the credit at a time
+        assert await client.receive_json_from() == note("rpc.stream.credit", id="u", n=DEFAULT_CREDIT // 2)
+    await client.say(note("rpc.stream.end", id="u"))
+    answer = await client.receive_json_from()
+    assert answer == {"jsonrpc": "2.0", "result": 100 + sum(range(DEFAULT_CREDIT)), "id": "u"}
+    await client.disconnect()
+
+
+async def test_an_item_past_the_credit_fails_the_upload() -> None:
+    """``held`` reads nothing until released: the 17th item is one past the credit."""
+    before = counters.stats().get(Count.UPLOAD_ITEMS_REFUSED, 0)
+    client = await opened()
+    await client.start("held", call_id=1)
+    assert (await client.receive_json_from())["params"] == {"id": 1, "n": DEFAULT_CREDIT}
+    for n in range(DEFAULT_CREDIT + 1):
+        await client.say(note("rpc.stream.item", id=1, item=n))
+    assert await client.call("rpc.ping") == "pong"  # read in order: the items came first
+    assert counters.stats().get(Count.UPLOAD_ITEMS_REFUSED, 0) == before + 1
+    RELEASE.set()
+    answer = await client.receive_json_from()
+    assert answer["id"] == 1 and answer["error"] == {
+        "code": INVALID_REQUEST,
+        "message": "Invalid Request",
+        "data": "an upload item past the credit",
+    }
+    await client.disconnect()
+
+
+async def test_an_item_of_the_wrong_type_is_minus_32602() -> None:
+    client = await opened()
+    await client.start("total", call_id=1)
+    await client.receive_json_from()
+    await client.say(note("rpc.stream.item", id=1, item="not a number"))
+    answer = await client.receive_json_from()
+    assert answer["id"] == 1 and answer["error"]["code"] == -32602
+    await client.disconnect()
+
+
+async def test_cancel_and_a_dropped_socket_end_an_upload() -> None:
+    client = await opened()
+    await client.start("total", call_id=1)
+    await client.receive_json_from()
+    await client.cancel(1)
+    answer = await client.receive_json_from()
+    assert answer["id"] == 1 and answer["error"]["code"] == CANCELLED
+    await client.start("total", call_id=2)
+    await client.receive_json_from()
+    await client.say(note("rpc.stream.item", id=2, item=5))
+    await client.disconnect()
+    await asyncio.wait_for(UPLOAD_DONE.wait(), 3)  # the method's finally ran
+
+
+# -- the client's end (sans I/O) ---------------------------------------------------------------
+async def test_inbound_hands_items_over_in_order_and_grants_half_windows() -> None:
+    inbound = Inbound(window=64)
+    for i in range(40):
+        inbound.put(i)
+    inbound.end()
+    inbound.put("late")
+    taken, grants = [], []
+    while True:
+        more, item, grant = await inbound.next()
+        if not more:
+            break
+        taken.append(item)
+        grants.append(grant)
+    assert taken == list(range(40))
+    # the first item raises the server's 16 to the window; then 32 back per 32 consumed
+    assert grants[0] == 64 - DEFAULT_CREDIT and grants[31] == 32 and sum(grants) == 48 + 32
+    assert await inbound.next() == (False, None, 0)
+
+
+@pytest.mark.parametrize("window", [0, -3, True, 2.0])
+def test_inbound_refuses_a_bad_window(window: Any) -> None:
+    with pytest.raises(ValueError):
+        Inbound(window=window)
+
+
+async def test_outbound_spends_only_granted_credit_and_stops_at_the_end() -> None:
+    outbound = Outbound()
+    for n in (0, -1, True, "2", 1.5):
+        outbound.grant(n)  # malformed: ignored
+    assert outbound.credit == 0
+    outbound.grant(2)
+    assert [await outbound.spend(), await outbound.spend()] == [True, True]
+    waiting = asyncio.ensure_future(outbound.spend())
+    await asyncio.sleep(0)  # one turn: it waits for credit (no timing involved)
+    assert not waiting.done()
+    outbound.end()
+    assert await waiting is False
+    assert await outbound.spend() is False

@@ -1,0 +1,340 @@
+"""Streams of one socket, both ways, paced by credit: an ``@rpc`` async generator's items
+to the client, and a client's upload to a method's ``AsyncIterator`` parameter.
+
+An ``@rpc`` method written as an async generator (``async def`` with
+``yield``) answers a call with a stream (docs/protocol.md, section 14): each
+item it yields goes out as an ``rpc.stream.item`` notification keyed by the
+call's id, and the stream ends with the call's one JSON-RPC response,
+``{"items": n}`` when the generator returned, an error when it raised.
+
+:class:`Streams` holds the open streams of one socket and runs each in a task
+of its own, apart from the call queue: a stream never holds up the socket's
+other calls. It knows nothing of ASGI: it sends through the callbacks it is
+given.
+
+Guarantees:
+
+* **Credit.** A stream starts with ``credit`` items granted; the client adds
+  more with ``rpc.stream.credit``. The generator is resumed only while
+  credit is left, one item per unit, so a reader that stops reading stops
+  the generator at exactly what it granted. Credit held by one stream never
+  exceeds ``max_credit`` (grants past it are cut), and before each item the
+  stream waits until the socket's send backlog is under 64 KiB, so a slow
+  reader never makes the server buffer without bound.
+* **Closing.** ``rpc.cancel``, the end of the socket and an error all close
+  the generator (``aclose``, or the cancellation of the ``await`` it is in),
+  so its ``finally`` runs. A cancelled stream is answered -32021; a stream
+  of a socket that is gone is answered nothing.
+* Every stream refused, cancelled or dropped is counted
+  (``streams_refused``, ``streams_cancelled``, ``streams_dropped``).
+
+An :class:`Upload` is the other way: the items a client sends under a
+call's id (``rpc.stream.item``, then ``rpc.stream.end``), read by the method
+with ``async for``. The server grants the credit there, so at most
+``credit`` items wait in memory per upload; an item past it fails the upload.
+
+Non-guarantees: a stream does not survive the socket (connection recovery
+does not resume it); items sent before a cancel was read still reach the
+client; the generator's code between two ``yield`` runs to its next
+``yield`` once resumed, whatever the client does meanwhile.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from collections.abc import AsyncGenerator, Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from wsmanager_client import protocol
+from wsmanager_client.protocol import ErrorObject, JsonId
+from wsmanager_client.streams import CANCEL, CANCELLED, CREDIT, END, ITEM, STREAM_CANCELLED, TOO_MANY_STREAMS
+
+from ..connection._limits import too_big
+from ..exceptions import RpcError
+from ..observe._counters import Count, bump
+from ._params import BadParams, matches
+
+__all__ = ["Streams", "Upload"]
+
+logger = logging.getLogger(__name__)
+
+#: The longest ``rpc.stream.credit``, ``rpc.cancel`` or ``rpc.stream.end`` frame that may be free
+#: of the rate limit (characters); a real one is under 100.
+FREE_CONTROL_SIZE = 256
+
+Send = Callable[[str], Awaitable[bool]]
+Drained = Callable[[], Awaitable[None]]
+#: Maps an exception raised by a generator to the error the call is answered with.
+ErrorOf = Callable[[BaseException, str], ErrorObject]
+
+
+@dataclass(eq=False)
+class _Stream:
+    method: str
+    generator: AsyncGenerator[Any, None]
+    credit: int
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+    task: asyncio.Task[None] | None = None
+    sent: int = 0
+    cancelled: bool = False
+
+
+class Upload:
+    """The items a client sends under a call's id, as the ``AsyncIterator`` a method reads.
+
+    The server grants the client credit (``rpc.stream.credit`` to the client):
+    ``credit`` items when the method starts, then half of it back each time
+    the method has read that many, so at most ``credit`` items wait here.
+    An item past the credit fails the upload (the method's next read raises
+    -32600), as does one that does not match the annotation (-32602) or a
+    ``rpc.cancel`` (-32021); ``rpc.stream.end`` ends the iteration.
+    """
+
+    def __init__(self, call_id: JsonId, send: Send, credit: int, item: Any) -> None:
+        self.call_id = call_id
+        self._send = send
+        self._credit = credit
+        self._item = item
+        self._allowed = 0  # granted and not yet received
+        self._read = 0  # read since the last grant
+        self._items: deque[Any] = deque()
+        self._wake = asyncio.Event()
+        self._ended = False
+        self._error: Exception | None = None
+
+    def takes(self, method: str) -> bool:
+        """Whether a ``rpc.stream.item`` (or ``rpc.stream.end``) would be taken now."""
+        if self._ended or self._error is not None:
+            return False
+        return method == END or self._allowed > 0
+
+    async def start(self) -> None:
+        """Grant the first credit: the client sends nothing before it."""
+        await self._grant(self._credit)
+
+    def put(self, item: Any) -> None:
+        """An item arrived; past the credit it fails the upload (counted)."""
+        if self._ended or self._error is not None:
+            return
+        if self._allowed <= 0:
+            bump(Count.UPLOAD_ITEMS_REFUSED)
+            self.fail(RpcError(protocol.INVALID_REQUEST, "Invalid Request", "an upload item past the credit"))
+            return
+        self._allowed -= 1
+        self._items.append(item)
+        self._wake.set()
+
+    def end(self) -> None:
+        """The client sent its last item."""
+        self._ended = True
+        self._wake.set()
+
+    def fail(self, error: Exception) -> None:
+        """End the upload with ``error``: the method's next read raises it."""
+        if self._error is None:
+            self._error = error
+            self._items.clear()
+            self._wake.set()
+
+    def __aiter__(self) -> Upload:
+        return self
+
+    async def __anext__(self) -> Any:
+        while not self._items and not self._ended and self._error is None:
+            self._wake.clear()
+            await self._wake.wait()
+        if self._error is not None:
+            raise self._error
+        if not self._items:
+            raise StopAsyncIteration
+        item = self._items.popleft()
+        if not matches(item, self._item):
+            self.fail(BadParams(f"upload items must be {getattr(self._item, '__name__', self._item)}"))
+            raise self._error  # type: ignore[misc]
+        self._read += 1
+        if self._read >= max(1, self._credit // 2) and not self._ended:
+            grant, self._read = self._read, 0
+            await self._grant(grant)
+        return item
+
+    async def _grant(self, n: int) -> None:
+        self._allowed += n
+        await self._send(protocol.encode_notification(CREDIT, {"id": self.call_id, "n": n}))
+
+
+class Streams:
+    """The open streams of one socket, by call id. See the module docstring."""
+
+    def __init__(
+        self,
+        send: Send,
+        drained: Drained,
+        error_of: ErrorOf,
+        *,
+        credit: int,
+        max_credit: int,
+        max_streams: int,
+        max_item_size: int | None,
+    ) -> None:
+        self._send = send
+        self._drained = drained
+        self._error_of = error_of
+        self.credit = credit
+        self.max_credit = max_credit
+        self.max_streams = max_streams
+        self.max_item_size = max_item_size
+        self._open: dict[JsonId, _Stream] = {}
+        self._uploads: dict[JsonId, Upload] = {}
+
+    def __len__(self) -> int:
+        return len(self._open) + len(self._uploads)
+
+    def __contains__(self, call_id: object) -> bool:
+        return call_id in self._open or call_id in self._uploads
+
+    def refusal(self, call_id: JsonId) -> ErrorObject | None:
+        """Why a stream under ``call_id`` may not open now, or None: it may."""
+        if call_id in self:
+            return ErrorObject.standard(protocol.INVALID_REQUEST, "the id names a stream still open")
+        if len(self) >= self.max_streams:
+            bump(Count.STREAMS_REFUSED)
+            return ErrorObject(TOO_MANY_STREAMS, "Too many streams", {"max": self.max_streams})
+        return None
+
+    def open(self, call_id: JsonId, method: str, generator: AsyncGenerator[Any, None]) -> None:
+        """Start streaming ``generator``'s items under ``call_id`` (check :meth:`refusal` first)."""
+        stream = _Stream(method, generator, min(self.credit, self.max_credit))
+        key = call_id
+        self._open[key] = stream
+        stream.task = asyncio.get_running_loop().create_task(self._pump(call_id, stream))
+
+    def free(self, method: str, call_id: Any, size: int) -> bool:
+        """Whether a lone stream frame is free of the rate limit: one that does its work (a grant
+        that adds credit, an upload item within the credit, the first cancel or end of an open
+        stream), and a control frame no longer than :data:`FREE_CONTROL_SIZE`. The rest cost a
+        token like any frame, so a flood of useless ones is refused as usual."""
+        if not _valid_id(call_id):
+            return False
+        upload = self._uploads.get(call_id)
+        if method == ITEM:
+            return upload is not None and upload.takes(ITEM)
+        if size > FREE_CONTROL_SIZE:
+            return False
+        if upload is not None:
+            return method == CANCEL or (method == END and upload.takes(END))
+        stream = self._open.get(call_id)
+        if stream is None or stream.cancelled:
+            return False
+        return method == CANCEL or (method == CREDIT and stream.credit < self.max_credit)
+
+    def open_upload(self, call_id: JsonId, item: Any) -> Upload:
+        """An upload under ``call_id`` (check :meth:`refusal` first); :meth:`close_upload` ends it."""
+        upload = Upload(call_id, self._send, min(self.credit, self.max_credit), item)
+        self._uploads[call_id] = upload
+        return upload
+
+    def close_upload(self, call_id: JsonId) -> None:
+        self._uploads.pop(call_id, None)
+
+    def upload_item(self, call_id: Any, item: Any) -> None:
+        upload = self._uploads.get(call_id) if _valid_id(call_id) else None
+        if upload is not None:
+            upload.put(item)
+
+    def upload_end(self, call_id: Any) -> None:
+        upload = self._uploads.get(call_id) if _valid_id(call_id) else None
+        if upload is not None:
+            upload.end()
+
+    def grant(self, call_id: Any, n: Any) -> bool:
+        """Add ``n`` items of credit to the stream ``call_id``; False when it is not open or
+        ``n`` is not a positive integer (nothing changes)."""
+        stream = self._open.get(call_id) if _valid_id(call_id) else None
+        if stream is None or isinstance(n, bool) or not isinstance(n, int) or n <= 0:
+            return False
+        stream.credit = min(stream.credit + n, self.max_credit)
+        stream.wake.set()
+        return True
+
+    def cancel(self, call_id: Any) -> bool:
+        """Close the stream ``call_id`` at the client's word; False when it is not open."""
+        upload = self._uploads.get(call_id) if _valid_id(call_id) else None
+        if upload is not None:
+            bump(Count.STREAMS_CANCELLED)
+            upload.fail(RpcError(CANCELLED, STREAM_CANCELLED))
+            return True
+        stream = self._open.get(call_id) if _valid_id(call_id) else None
+        if stream is None or stream.cancelled or stream.task is None:
+            return False
+        stream.cancelled = True
+        bump(Count.STREAMS_CANCELLED)
+        stream.task.cancel()
+        return True
+
+    def close_all(self) -> None:
+        """The socket is gone: close every open stream (counted as dropped), answering nothing."""
+        for stream in list(self._open.values()):
+            if stream.task is not None and not stream.cancelled:
+                bump(Count.STREAMS_DROPPED)
+                stream.task.cancel()
+        self._open.clear()
+        if self._uploads:
+            bump(Count.STREAMS_DROPPED, len(self._uploads))
+        self._uploads.clear()
+
+    async def _pump(self, call_id: JsonId, stream: _Stream) -> None:
+        answer: str | None = None
+        try:
+            answer = await self._items(call_id, stream)
+        except asyncio.CancelledError:
+            if stream.cancelled:
+                answer = protocol.encode_error(call_id, ErrorObject(CANCELLED, STREAM_CANCELLED))
+        except Exception as exc:
+            answer = protocol.encode_error(call_id, self._error_of(exc, stream.method))
+        finally:
+            await _close(stream)
+            if self._open.get(call_id) is stream:
+                del self._open[call_id]
+        if answer is not None:
+            await self._send(answer)
+
+    async def _items(self, call_id: JsonId, stream: _Stream) -> str | None:
+        """Send the generator's items as credit allows; the call's answer when it ends
+        (None when the socket went)."""
+        while True:
+            while stream.credit <= 0:
+                stream.wake.clear()
+                await stream.wake.wait()
+            try:
+                item = await anext(stream.generator)
+            except StopAsyncIteration:
+                return protocol.encode_result(call_id, {"items": stream.sent})
+            stream.credit -= 1
+            try:
+                text = protocol.encode_notification(ITEM, {"id": call_id, "item": item})
+            except protocol.EncodeError:
+                logger.error("stream %r yielded a value that is not JSON", stream.method)
+                return protocol.encode_error(call_id, ErrorObject.standard(protocol.INTERNAL_ERROR))
+            if self.max_item_size is not None and too_big(text, self.max_item_size):
+                bump(Count.RESULTS_TOO_LARGE)
+                error = ErrorObject(protocol.INTERNAL_ERROR, "Result too large", {"max": self.max_item_size})
+                return protocol.encode_error(call_id, error)
+            if not await self._send(text):
+                return None
+            stream.sent += 1
+            await self._drained()
+
+
+async def _close(stream: _Stream) -> None:
+    """Close the generator (its ``finally`` runs), even inside a cancelled task."""
+    try:
+        await stream.generator.aclose()
+    except Exception:
+        logger.exception("stream %r raised while closing", stream.method)
+
+
+def _valid_id(value: Any) -> bool:
+    return value is None or (isinstance(value, str | int | float) and not isinstance(value, bool))
