@@ -180,6 +180,9 @@ class TestCrashSafety:
             entry("b1", node="n2", user_id="bob", groups={"room"})
         ]
         assert await reg.nodes_of("chat", ["a1", "a2", "b1"]) == {"n2": ["b1"]}
+        assert await reg.group_nodes("chat", "room") == {"n2": 1}
+        assert await reg.group_nodes("chat", "n1-only") == {}
+        assert await reg.group_nodes("game", "table") == {}
 
     async def test_sigkilled_process_vanishes_within_two_heartbeats(self, make_registry: Any) -> None:
         """A real process heartbeating every 0.5s and SIGKILLed is forgotten, with its departures.
