@@ -10,6 +10,7 @@ import pytest
 
 from tests import redis_support
 from wsmanager import ConnectionInfo, RpcHandler, route, websocket_app
+from wsmanager.exceptions import RegistryUnavailable
 from wsmanager.node import Node
 from wsmanager.node._hub import get_node
 from wsmanager.observe import _counters as counters
@@ -100,7 +101,14 @@ class Member(RpcHandler):
         await self.join("room")
 
 
-app = websocket_app([route("ws/member/", Member)], auth=False)
+class Fresh(Member):
+    """A handler of its own, so that its group's repair is not one a test before it
+    already made within the second (repairs are at most once a second per group)."""
+
+    handler_name = "test-node-index-fresh"
+
+
+app = websocket_app([route("ws/member/", Member), route("ws/fresh/", Fresh)], auth=False)
 
 
 async def news(client: RpcCommunicator) -> dict[str, Any]:
@@ -155,3 +163,49 @@ async def test_a_broadcast_reads_the_groups_nodes_not_its_members(monkeypatch: p
     for client in clients:
         await client.disconnect()
     assert await registry.group_nodes(Member.handler_name, "room") == {}
+
+
+@pytest.mark.redis
+@pytest.mark.usefixtures("on_redis")
+async def test_a_repair_keeps_the_groups_of_sockets_the_registry_lost() -> None:
+    """After Redis lost its data (restarted empty), a broadcast finds the index and the
+    registry disagreeing; the repair must not take the groups away from the sockets the
+    registry no longer knows (the heartbeat re-adds them with those groups), while a socket
+    the registry holds here and outside the group is taken out of the index."""
+    clients = [RpcCommunicator(app, "/ws/fresh/", timeout=10) for _ in range(2)]
+    for client in clients:
+        assert (await client.connect())[0]
+    lost, left = clients
+    registry = get_registry()
+    await registry.remove(Fresh.handler_name, lost.id)  # as if Redis forgot it
+    await registry.group_discard(Fresh.handler_name, "room", left.id)  # behind the manager's back
+    assert await registry.group_nodes(Fresh.handler_name, "room") == {}
+    assert await Fresh.manager.anotify_group("room", "news", 1) == 2  # the index's view, then repaired
+    for client in clients:
+        assert (await news(client))["params"] == [1]
+    here = get_node().group_here(Fresh.handler_name, "room")
+    assert lost.id in here and "room" in get_node().sockets[lost.id].info.groups
+    assert left.id not in here and "room" not in get_node().sockets[left.id].info.groups
+    for client in clients:
+        await client.disconnect()
+
+
+@pytest.mark.redis
+@pytest.mark.usefixtures("on_redis")
+async def test_a_broadcast_the_registry_cannot_route_reaches_nobody(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Redis down: the broadcast fails before any member has the frame, so the caller's
+    error never hides a half-done broadcast."""
+    client = RpcCommunicator(app, "/ws/member/", timeout=10)
+    assert (await client.connect())[0]
+    registry = get_registry()
+
+    async def down(*args: Any, **kwargs: Any) -> dict[str, int]:
+        raise RegistryUnavailable("redis is down")
+
+    monkeypatch.setattr(registry, "group_nodes", down)
+    with pytest.raises(RegistryUnavailable):
+        await Member.manager.anotify_group("room", "news", "lost")
+    monkeypatch.undo()
+    await Member.manager.anotify(client.id, "news", "marker")
+    assert (await news(client))["params"] == ["marker"]  # nothing came before it
+    await client.disconnect()

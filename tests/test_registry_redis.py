@@ -420,6 +420,7 @@ class TestLayout:
             f"{p}:groups:chat",
             f"{p}:group:chat:g",
             f"{p}:presence:chat:g",
+            f"{p}:gnodes:chat:g",
             f"{p}:user:chat:u",
             f"{p}:node:n1",
             f"{p}:nodes",
@@ -432,6 +433,7 @@ class TestLayout:
             assert await client.hget(f"{p}:routes:chat", "s1") == "n1"
             assert await client.smembers(f"{p}:node:n1") == {"chat:s1"}
             assert await client.hgetall(f"{p}:presence:chat:g") == {"u": "1"}
+            assert await client.hgetall(f"{p}:gnodes:chat:g") == {"n1": "1"}
         finally:
             await client.aclose()
         await registry.remove("chat", "s1")

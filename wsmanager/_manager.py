@@ -247,14 +247,15 @@ class Manager:
         """Deliver to the members of ``group`` but ``exclude``; how many took it.
 
         With a shared registry (Redis), the group's cost does not grow with its
-        size: the local members take the frame at once (the node's index), then
-        one registry read says which other nodes hold members and how many
-        (:meth:`~wsmanager.registry.RegistryBackend.group_nodes`), and each of
-        them gets one message without a member list. Parked members are counted
+        size: one registry read says which nodes hold members and how many
+        (:meth:`~wsmanager.registry.RegistryBackend.group_nodes`), the local
+        members take the frame at once (the node's index), and each other node
+        gets one message without a member list. Parked members are counted
         as kept (the notification is in the journal, per group) or dropped; a
         notification that could not be kept spoils their windows, which needs
-        their ids (read only then). Should the registry fail, the local members
-        have the frame already. With the in-memory registry, the member list is
+        their ids (read only then). Should the registry fail, nobody gets the
+        frame and the caller gets the error (as for any send that needs the
+        registry), never a broadcast that half happened and is reported failed. With the in-memory registry, the member list is
         read as before (everything is local but the parked).
         """
         registry = get_registry()
@@ -263,9 +264,9 @@ class Manager:
             return await self._deliver(self._without(await self.agroup_members(group), skip), message, kept)
         node = get_node()
         await node.start()
+        nodes = await registry.group_nodes(self.handler_name, group, skip)
         here = node.group_here(self.handler_name, group) - skip
         taken = node.deliver_group_here(self.handler_name, group, message, skip)
-        nodes = await registry.group_nodes(self.handler_name, group, skip)
         if nodes.pop(node.id, 0) != len(here) and await node.resync_group(self.handler_name, group):
             # The index disagreed with the registry (and is repaired): the members it missed
             # take the frame now.

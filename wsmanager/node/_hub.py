@@ -487,7 +487,9 @@ class Node:
         """Make the local sockets' ``info`` (and the index) agree with the registry on
         ``group``: one read of its members and of their routes (its cost grows with the
         group; a repair, not the path of a broadcast). A socket whose groups changed here
-        while the registry was read is left as it is (it is newer than the read). At most
+        while the registry was read is left as it is (it is newer than the read), and so is
+        one the registry does not hold here (an entry lost with Redis's data: the heartbeat
+        re-adds it with the groups it has here, so they must survive the read). At most
         once a second per group: False when skipped, or when the registry cannot be read
         (logged)."""
         now = time.monotonic()
@@ -499,20 +501,25 @@ class Node:
         self._resynced[key] = now
         started = self._stamp  # a socket (re)indexed after this is newer than the reads below
         registry = get_registry()
+        here = self.group_here(handler, group)
         try:
-            members = await registry.group_members(handler, group)
-            mine = set((await registry.nodes_of(handler, members)).get(self.id, ()))
+            members = set(await registry.group_members(handler, group))
+            known = set((await registry.nodes_of(handler, members | here)).get(self.id, ()))
         except WsManagerError as exc:
             logger.warning("node %s: re-reading group %r of %s failed: %r", self.id, group, handler, exc)
             return False
-        for sid in self.group_here(handler, group) | mine:
+        for sid in here | (members & known):
             sock = self.sockets.get(sid)
             indexed = self._indexed.get(sid)
             if sock is None or sock.info.handler != handler or indexed is None or indexed[2] > started:
                 continue
-            if sid in mine and group not in sock.info.groups:
+            if sid not in known:
+                # The registry lost this socket (Redis restarted empty): its groups here are the
+                # truth the heartbeat re-adds it with, never taken from an empty read.
+                continue
+            if sid in members and group not in sock.info.groups:
                 sock.info = sock.info.with_group(group)
-            elif sid not in mine and group in sock.info.groups:
+            elif sid not in members and group in sock.info.groups:
                 sock.info = sock.info.without_group(group)
             self.reindex(sock)
         return True
