@@ -255,8 +255,9 @@ class Manager:
         notification that could not be kept spoils their windows, which needs
         their ids (read only then). Should the registry fail, nobody gets the
         frame and the caller gets the error (as for any send that needs the
-        registry), never a broadcast that half happened and is reported failed. With the in-memory registry, the member list is
-        read as before (everything is local but the parked).
+        registry), never a broadcast that half happened and is reported failed.
+        With the in-memory registry, the member list is read as before
+        (everything is local but the parked).
         """
         registry = get_registry()
         skip = frozenset(exclude)
