@@ -1,11 +1,11 @@
 """What a topic publication costs on Redis, and how fast it fans out beside ``notify_group``.
 
-``python -m bench.topics_cost [--subscribers 100 2000] [--publications 200] [--fanout 1000]``
+``python -m bench.topics_cost [--subscribers 100 2000] [--publications 200] [--fanout 1000] [--processes 2]``
 
-Runs the demo under two daphne processes sharing a **private** Redis server
+Runs the demo under two (``--processes``) daphne processes sharing a **private** Redis server
 (``redis-server`` started on a free port for the run, so that no other
 client's traffic is counted) and one SQLite file. The subscribers are
-split evenly between the two processes, each subscribed to the topic
+split evenly between the processes, each subscribed to the topic
 ``tasks`` of ``/ws/live/``. This process publishes (as a worker would:
 ``LiveHandler.manager.apublish``, a process with no sockets of its own).
 
@@ -243,6 +243,7 @@ def main() -> None:
     parser.add_argument("--publications", type=int, default=200)
     parser.add_argument("--fanout", type=int, default=1000)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--processes", type=int, default=2, help="daphne processes holding the subscribers")
     args = parser.parse_args()
     raise_fd_limit()
     redis_proc, url = start_redis()
@@ -262,7 +263,7 @@ def main() -> None:
     servers: list[DaphneProcess] = []
     try:
         migrate({**os.environ})
-        servers = [DaphneProcess(env=env, extra_args=DAPHNE_ARGS).start() for _ in range(2)]
+        servers = [DaphneProcess(env=env, extra_args=DAPHNE_ARGS).start() for _ in range(args.processes)]
         import django
 
         django.setup()
@@ -273,7 +274,7 @@ def main() -> None:
 
         async def run() -> dict[str, Any]:
             manager = LiveHandler.manager
-            out: dict[str, Any] = {"cost": []}
+            out: dict[str, Any] = {"processes": len(ports), "cost": []}
             for count in args.subscribers:
                 out["cost"].append(await cost(ports, counters, manager, count, args.publications))
             if args.fanout > 0:
