@@ -1,11 +1,11 @@
 """What a topic publication costs on Redis, and how fast it fans out beside ``notify_group``.
 
-``python -m bench.topics_cost [--subscribers 100 2000] [--publications 200] [--fanout 1000]``
+``python -m bench.topics_cost [--subscribers 100 2000] [--publications 200] [--fanout 1000] [--processes 2]``
 
-Runs the demo under two daphne processes sharing a **private** Redis server
+Runs the demo under two (``--processes``) daphne processes sharing a **private** Redis server
 (``redis-server`` started on a free port for the run, so that no other
 client's traffic is counted) and one SQLite file. The subscribers are
-split evenly between the two processes, each subscribed to the topic
+split evenly between the processes, each subscribed to the topic
 ``tasks`` of ``/ws/live/``. This process publishes (as a worker would:
 ``LiveHandler.manager.apublish``, a process with no sockets of its own).
 
@@ -16,7 +16,9 @@ split evenly between the two processes, each subscribed to the topic
   every subscriber has read every one; the same counters over an idle
   period as long are subtracted (heartbeats, the channel layer's blocking
   reads).
-* **Fan-out speed**, at ``--fanout`` subscribers: ``--publications``
+* **Cost per broadcast**, the same for ``notify_group`` to the topic's group
+  (``topic:tasks``), as many calls, with the publication's method and params.
+* **Fan-out speed**, at ``--fanout`` subscribers (0: skipped): ``--publications``
   publications, then as many ``notify_group`` calls to the same group
   (``topic:tasks``) with the same method and params, each batch timed
   from the first call until every subscriber read every frame; deliveries
@@ -139,37 +141,59 @@ class Subscribers:
             conn.abort()
 
 
+async def _per_call(counters: Counters, subs: Subscribers, calls: int, call: Any) -> dict[str, Any]:
+    """Redis's counters per call of ``call(i)``, ``calls`` times, once every subscriber read
+    every frame; the same counters over an idle period as long subtracted."""
+    done = subs.expect(len(subs.conns) * calls)
+    before = counters.read()
+    started = time.monotonic()
+    for i in range(calls):
+        await call(i)
+    await asyncio.wait_for(done, 600)
+    took = time.monotonic() - started
+    busy = delta(counters.read(), before)
+    idle_before = counters.read()
+    await asyncio.sleep(took)
+    idle = delta(counters.read(), idle_before)
+    net = {key: busy[key] - idle.get(key, 0) for key in busy}
+    per = {key: round(value / calls, 2) for key, value in net.items() if value > 0}
+    commands = {k.removeprefix("cmd:"): v for k, v in per.items() if k.startswith("cmd:") and k != "cmd:info"}
+    return {
+        "commands": per.get("commands", 0.0),
+        "bytes_in": per.get("bytes_in", 0.0),
+        "bytes_out": per.get("bytes_out", 0.0),
+        "calls": dict(sorted(commands.items(), key=lambda kv: -kv[1])),
+        "seconds": round(took, 2),
+    }
+
+
 async def cost(
     ports: list[int], counters: Counters, manager: Any, subscribers: int, publications: int
 ) -> dict[str, Any]:
+    """Per publication, and per ``notify_group`` to the topic's group (a plain broadcast)."""
     subs = Subscribers()
     await subs.open(ports, subscribers)
     try:
         await asyncio.sleep(1.0)  # the subscribes' own traffic settles
-        done = subs.expect(subscribers * publications)
-        before = counters.read()
-        started = time.monotonic()
-        for i in range(publications):
+
+        async def publish(i: int) -> None:
             await manager.apublish("tasks", "created", {**DATA, "id": i})
-        await asyncio.wait_for(done, 300)
-        took = time.monotonic() - started
-        busy = delta(counters.read(), before)
-        idle_before = counters.read()
-        await asyncio.sleep(took)
-        idle = delta(counters.read(), idle_before)
-        net = {key: busy[key] - idle.get(key, 0) for key in busy}
-        per = {key: round(value / publications, 2) for key, value in net.items() if value > 0}
-        commands = {
-            k.removeprefix("cmd:"): v for k, v in per.items() if k.startswith("cmd:") and k != "cmd:info"
-        }
+
+        async def notify(i: int) -> None:
+            params = {"topic": "tasks", "offset": i, "epoch": "0123456789abcdef", "event": "created"}
+            await manager.anotify_group("topic:tasks", "rpc.publication", **params, data={**DATA, "id": i})
+
+        published = await _per_call(counters, subs, publications, publish)
+        notified = await _per_call(counters, subs, publications, notify)
         return {
             "subscribers": subscribers,
             "publications": publications,
-            "commands_per_publication": per.get("commands", 0.0),
-            "bytes_in_per_publication": per.get("bytes_in", 0.0),
-            "bytes_out_per_publication": per.get("bytes_out", 0.0),
-            "calls_per_publication": dict(sorted(commands.items(), key=lambda kv: -kv[1])),
-            "seconds": round(took, 2),
+            "commands_per_publication": published["commands"],
+            "bytes_in_per_publication": published["bytes_in"],
+            "bytes_out_per_publication": published["bytes_out"],
+            "calls_per_publication": published["calls"],
+            "seconds": published["seconds"],
+            "notify_group": notified,
         }
     finally:
         subs.close()
@@ -219,6 +243,7 @@ def main() -> None:
     parser.add_argument("--publications", type=int, default=200)
     parser.add_argument("--fanout", type=int, default=1000)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--processes", type=int, default=2, help="daphne processes holding the subscribers")
     args = parser.parse_args()
     raise_fd_limit()
     redis_proc, url = start_redis()
@@ -238,7 +263,7 @@ def main() -> None:
     servers: list[DaphneProcess] = []
     try:
         migrate({**os.environ})
-        servers = [DaphneProcess(env=env, extra_args=DAPHNE_ARGS).start() for _ in range(2)]
+        servers = [DaphneProcess(env=env, extra_args=DAPHNE_ARGS).start() for _ in range(args.processes)]
         import django
 
         django.setup()
@@ -249,10 +274,11 @@ def main() -> None:
 
         async def run() -> dict[str, Any]:
             manager = LiveHandler.manager
-            out: dict[str, Any] = {"cost": []}
+            out: dict[str, Any] = {"processes": len(ports), "cost": []}
             for count in args.subscribers:
                 out["cost"].append(await cost(ports, counters, manager, count, args.publications))
-            out["fanout"] = await fanout(ports, manager, args.fanout, args.publications // 4, args.repeat)
+            if args.fanout > 0:
+                out["fanout"] = await fanout(ports, manager, args.fanout, args.publications // 4, args.repeat)
             return out
 
         print(json.dumps(asyncio.run(run()), indent=2))

@@ -32,6 +32,32 @@ class RecoveryContract:
         assert await registry.user_sockets("chat", "u") == ["s1"]
         assert (await registry.get("chat", "s1")) is not None
 
+    async def test_group_nodes_count_parked_sockets_under_parked_until_claimed(
+        self, registry: RegistryBackend
+    ) -> None:
+        """Parking moves a socket's count in each of its groups to PARKED; a claim moves
+        it to the new node; an expired window drops it."""
+        old = recoverable("s1", groups={"room", "lobby"})
+        await registry.add(old)  # type: ignore[arg-type]
+        await registry.add(recoverable("s2", groups={"room"}))  # type: ignore[arg-type]
+        assert await registry.park("chat", "s1", "n1", time.time() + 30)
+        assert await registry.group_nodes("chat", "room") == {PARKED: 1, "n1": 1}
+        assert await registry.group_nodes("chat", "lobby") == {PARKED: 1}
+        assert await registry.group_nodes("chat", "room", ["s1"]) == {"n1": 1}
+        parked = await registry.get("chat", "s1")
+        assert parked is not None
+        assert (await registry.claim(parked, parked.with_changes(node="n2"))).outcome == "ok"
+        assert await registry.group_nodes("chat", "room") == {"n1": 1, "n2": 1}
+        assert await registry.group_nodes("chat", "lobby") == {"n2": 1}
+        live = await registry.get("chat", "s2")
+        assert live is not None  # a live socket claimed by another node moves too
+        assert (await registry.claim(live, live.with_changes(node="n2"))).outcome == "ok"
+        assert await registry.group_nodes("chat", "room") == {"n2": 2}
+        assert await registry.park("chat", "s2", "n2", time.time() - 1)
+        assert await registry.group_nodes("chat", "room") == {"n2": 1, PARKED: 1}
+        assert await registry.expire_parked() == 1
+        assert await registry.group_nodes("chat", "room") == {"n2": 1}
+
     async def test_only_the_node_holding_a_socket_parks_it(self, registry: RegistryBackend) -> None:
         await registry.add(recoverable("s1"))  # type: ignore[arg-type]
         assert not await registry.park("chat", "s1", "other-node", time.time() + 30)
@@ -95,6 +121,7 @@ class RecoveryContract:
         gone = await registry.remove_node("n1")
         assert [d.id for d in gone] == ["plain"]
         assert await registry.nodes_of("chat", ["keep", "plain"]) == {PARKED: ["keep"]}
+        assert await registry.group_nodes("chat", "room") == {PARKED: 1}
 
 
 class JournalContract:

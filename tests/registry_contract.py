@@ -156,6 +156,51 @@ class RegistryContract:
         assert await registry.nodes_of("chat", []) == {}
         assert await registry.nodes_of("chat", ["nope"]) == {}
 
+    # -- group_nodes: what a broadcast reads instead of the member list --------------
+    async def test_group_nodes_counts_a_groups_sockets_per_node(self, registry: RegistryBackend) -> None:
+        """group_nodes() follows adds, joins, leaves and removes; a node left with none vanishes."""
+        assert await registry.group_nodes("chat", "room") == {}
+        await registry.add(entry("s1", node="n1", groups={"room"}))
+        await registry.add(entry("s2", node="n1", groups={"room", "other"}))
+        await registry.add(entry("s3", node="n2"))
+        await registry.add(entry("g1", handler="game", node="n3", groups={"room"}))
+        assert await registry.group_nodes("chat", "room") == {"n1": 2}
+        await registry.group_add("chat", "room", "s3")
+        await registry.group_add("chat", "room", "s3")  # already in: counted once
+        assert await registry.group_nodes("chat", "room") == {"n1": 2, "n2": 1}
+        assert await registry.group_nodes("chat", "other") == {"n1": 1}
+        await registry.group_discard("chat", "room", "s1")
+        await registry.group_discard("chat", "room", "s1")  # not in it any more: no-op
+        assert await registry.group_nodes("chat", "room") == {"n1": 1, "n2": 1}
+        await registry.remove("chat", "s3")
+        assert await registry.group_nodes("chat", "room") == {"n1": 1}
+        await registry.remove("chat", "s2")
+        assert await registry.group_nodes("chat", "room") == {}
+        assert await registry.group_nodes("chat", "other") == {}
+        assert await registry.group_nodes("game", "room") == {"n3": 1}
+
+    async def test_group_nodes_leaves_the_excluded_members_out(self, registry: RegistryBackend) -> None:
+        await registry.add(entry("s1", node="n1", groups={"room"}))
+        await registry.add(entry("s2", node="n1", groups={"room"}))
+        await registry.add(entry("s3", node="n2", groups={"room"}))
+        await registry.add(entry("s4", node="n2"))  # not in the group: excluding it changes nothing
+        assert await registry.group_nodes("chat", "room", ["s1", "s4", "nope", "s1"]) == {"n1": 1, "n2": 1}
+        assert await registry.group_nodes("chat", "room", iter(["s3"])) == {"n1": 2}
+        assert await registry.group_nodes("chat", "room", ["s1", "s2", "s3"]) == {}
+
+    async def test_group_nodes_follow_a_replaced_entry_and_a_removed_node(
+        self, registry: RegistryBackend
+    ) -> None:
+        await registry.add(entry("s1", node="n1", groups={"room"}))
+        await registry.add(entry("s2", node="n2", groups={"room"}))
+        await registry.add(entry("s1", node="n2", groups={"lobby"}))  # the same id, re-added elsewhere
+        assert await registry.group_nodes("chat", "room") == {"n2": 1}
+        assert await registry.group_nodes("chat", "lobby") == {"n2": 1}
+        await registry.add(entry("s3", node="n1", groups={"room"}))
+        await registry.remove_node("n2")
+        assert await registry.group_nodes("chat", "room") == {"n1": 1}
+        assert await registry.group_nodes("chat", "lobby") == {}
+
     # -- meta --------------------------------------------------------------------
     async def test_update_meta_merges(self, registry: RegistryBackend) -> None:
         """update_meta() adds and replaces keys and keeps the others."""

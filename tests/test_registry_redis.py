@@ -180,6 +180,9 @@ class TestCrashSafety:
             entry("b1", node="n2", user_id="bob", groups={"room"})
         ]
         assert await reg.nodes_of("chat", ["a1", "a2", "b1"]) == {"n2": ["b1"]}
+        assert await reg.group_nodes("chat", "room") == {"n2": 1}
+        assert await reg.group_nodes("chat", "n1-only") == {}
+        assert await reg.group_nodes("game", "table") == {}
 
     async def test_sigkilled_process_vanishes_within_two_heartbeats(self, make_registry: Any) -> None:
         """A real process heartbeating every 0.5s and SIGKILLed is forgotten, with its departures.
@@ -417,6 +420,7 @@ class TestLayout:
             f"{p}:groups:chat",
             f"{p}:group:chat:g",
             f"{p}:presence:chat:g",
+            f"{p}:gnodes:chat:g",
             f"{p}:user:chat:u",
             f"{p}:node:n1",
             f"{p}:nodes",
@@ -429,6 +433,7 @@ class TestLayout:
             assert await client.hget(f"{p}:routes:chat", "s1") == "n1"
             assert await client.smembers(f"{p}:node:n1") == {"chat:s1"}
             assert await client.hgetall(f"{p}:presence:chat:g") == {"u": "1"}
+            assert await client.hgetall(f"{p}:gnodes:chat:g") == {"n1": "1"}
         finally:
             await client.aclose()
         await registry.remove("chat", "s1")

@@ -170,7 +170,7 @@ class Manager:
         hears ``"joined"`` before this returns (see :mod:`wsmanager._presence`).
         """
         await presence.join(self.handler_name, group, socket_id)
-        self._mirror(socket_id, lambda info: info.with_group(group))
+        await self._regroup(socket_id, group, add=True)
 
     async def aremove_from_group(self, socket_id: str, group: str) -> None:
         """Remove a socket from a group (no-op if not a member or not open).
@@ -179,12 +179,29 @@ class Manager:
         ``"left"`` before this returns.
         """
         await presence.leave(self.handler_name, group, socket_id)
-        self._mirror(socket_id, lambda info: info.without_group(group))
+        await self._regroup(socket_id, group, add=False)
 
     async def aupdate_meta(self, socket_id: str, **meta: Any) -> None:
         """Merge JSON-serialisable values into the socket's ``meta``."""
         await get_registry().update_meta(self.handler_name, socket_id, meta)
         self._mirror(socket_id, lambda info: info.with_meta(meta))
+
+    async def _regroup(self, socket_id: str, group: str, *, add: bool) -> None:
+        """After a group change in the registry: the socket's own process follows it.
+
+        Here, at once (:meth:`_mirror`); in another process (shared registry), by a
+        ``wsmanager.regroup`` message to its node, sent before this returns, so that
+        a broadcast this process sends afterwards reaches that node after it. A
+        parked socket needs none (its resume reads its groups from the registry).
+        """
+        self._mirror(socket_id, lambda info: info.with_group(group) if add else info.without_group(group))
+        node = get_node()
+        if socket_id in node.sockets or not get_registry().shared:
+            return
+        await node.start()
+        for node_id in await get_registry().nodes_of(self.handler_name, [socket_id]):
+            if node_id != PARKED:
+                await node.regroup(self.handler_name, node_id, socket_id, group, add)
 
     def _mirror(self, socket_id: str, change: Callable[[ConnectionInfo], ConnectionInfo]) -> None:
         """Keep a local socket's ``info`` equal to what this process wrote.
@@ -193,9 +210,11 @@ class Manager:
         the source of truth, ``info`` is what a process re-adds if the shared
         registry loses the entry.
         """
-        sock = get_node().sockets.get(socket_id)
+        node = get_node()
+        sock = node.sockets.get(socket_id)
         if sock is not None and sock.info.handler == self.handler_name:
             sock.info = change(sock.info)
+            node.reindex(sock)
 
     # -- routing ------------------------------------------------------------------
     async def _routes(self, socket_ids: Iterable[str]) -> dict[str, list[str]]:
@@ -221,6 +240,46 @@ class Manager:
         if routes:
             taken += await node.deliver(self.handler_name, routes, message, kept=kept)
         return taken, routes
+
+    async def _deliver_group(
+        self, group: str, message: Message, kept: bool | None = None, exclude: Iterable[str] = ()
+    ) -> int:
+        """Deliver to the members of ``group`` but ``exclude``; how many took it.
+
+        With a shared registry (Redis), the group's cost does not grow with its
+        size: one registry read says which nodes hold members and how many
+        (:meth:`~wsmanager.registry.RegistryBackend.group_nodes`), the local
+        members take the frame at once (the node's index), and each other node
+        gets one message without a member list. Parked members are counted
+        as kept (the notification is in the journal, per group) or dropped; a
+        notification that could not be kept spoils their windows, which needs
+        their ids (read only then). Should the registry fail, nobody gets the
+        frame and the caller gets the error (as for any send that needs the
+        registry), never a broadcast that half happened and is reported failed.
+        With the in-memory registry, the member list is read as before
+        (everything is local but the parked).
+        """
+        registry = get_registry()
+        skip = frozenset(exclude)
+        if not registry.shared:
+            return await self._deliver(self._without(await self.agroup_members(group), skip), message, kept)
+        node = get_node()
+        await node.start()
+        nodes = await registry.group_nodes(self.handler_name, group, skip)
+        here = node.group_here(self.handler_name, group) - skip
+        taken = node.deliver_group_here(self.handler_name, group, message, skip)
+        if nodes.pop(node.id, 0) != len(here) and await node.resync_group(self.handler_name, group):
+            # The index disagreed with the registry (and is repaired): the members it missed
+            # take the frame now.
+            missed = node.group_here(self.handler_name, group) - skip - here
+            taken += node.deliver_here(self.handler_name, missed, message)[0]
+        taken += await node.deliver_group(self.handler_name, group, nodes, message, skip, kept=kept)
+        if kept is False and nodes.get(PARKED):
+            members = self._without(await self.agroup_members(group), skip)
+            parked = (await registry.nodes_of(self.handler_name, members)).get(PARKED, [])
+            if parked:
+                await registry.spoil(self.handler_name, parked)
+        return taken
 
     async def _deliver(self, socket_ids: Iterable[str], message: Message, kept: bool | None = None) -> int:
         return (await self._send(socket_ids, message, kept))[0]
@@ -266,8 +325,7 @@ class Manager:
         exclude: Iterable[str] = (),
     ) -> int:
         """Send to every member of ``group`` but ``exclude``; encoded once."""
-        message = _message(data, json)
-        return await self._deliver(self._without(await self.agroup_members(group), exclude), message)
+        return await self._deliver_group(group, _message(data, json), None, exclude)
 
     async def asend_all(
         self, data: str | bytes | None = None, *, json: Any = _MISSING, exclude: Iterable[str] = ()
@@ -313,10 +371,13 @@ class Manager:
     async def anotify_group(
         self, group: str, method: str, /, *args: Any, exclude: Iterable[str] = (), **kwargs: Any
     ) -> int:
-        """Notify every member of ``group`` but ``exclude`` (``exclude`` is not a param)."""
+        """Notify every member of ``group`` but ``exclude`` (``exclude`` is not a param).
+
+        On a shared registry its cost does not grow with the group (see :meth:`_deliver_group`).
+        """
         skip = tuple(exclude)
         message, kept = await self._notification("group", (group,), method, args, kwargs, skip)
-        return await self._deliver(self._without(await self.agroup_members(group), skip), message, kept)
+        return await self._deliver_group(group, message, kept, skip)
 
     async def anotify_all(
         self, method: str, /, *args: Any, exclude: Iterable[str] = (), **kwargs: Any
@@ -398,8 +459,9 @@ class Manager:
         to every subscriber, in every process; returns its offset.
 
         Cost: one history append (one Redis script), then the group fan-out of
-        ``notify_group`` (one channel-layer message per other process with
-        subscribers). Offsets grow by one per publication of a topic; two
+        ``notify_group``: one read of the nodes that hold subscribers and one
+        channel-layer message per other such process, whatever the number of
+        subscribers. Offsets grow by one per publication of a topic; two
         publishers of one topic are ordered by their appends. Raises ValueError
         for a name no topic pattern of the handler matches (where this process
         knows the handler's class), TypeError for data that is not JSON.
@@ -408,7 +470,7 @@ class Manager:
         text = publication.frame()
         group = topics.group_of(publication.topic)
         kept = await recovery.keep(self.handler_name, "group", (group,), text)
-        await self._deliver(await self.agroup_members(group), frame(kept), kept is not text)
+        await self._deliver_group(group, frame(kept), kept is not text)
         return publication.offset
 
     async def _append(self, topic: str, event: str, data: Any) -> topics.Publication:

@@ -340,7 +340,7 @@ async def resume(
     offset: str,
     user_id: str | None,
     address: str | None,
-    attach: Callable[[str], None],
+    attach: Callable[[str, frozenset[str]], None],
 ) -> Resumed | Refused | Throttled:
     """Take over the session ``token_text`` names for ``node`` (see the module).
 
@@ -348,8 +348,8 @@ async def resume(
     limits and scope). The token, the user, the route and the session's own
     rate (``resume_rate_per_session``) are checked first: a refusal there
     costs a registry read and changes nothing. Then the claim; only once it
-    succeeded does ``attach(replaced key)`` run, where the caller makes the
-    connection the holder of the id in this process, so that a resume that
+    succeeded does ``attach(replaced key, the session's groups)`` run, where the
+    caller makes the connection the holder of the id in this process (in its groups), so that a resume that
     loses a race never touches another connection. Frames routed here before
     the attach were journaled before the read that follows, so the replay has
     them. An old connection still open on another process is told to let go
@@ -400,7 +400,7 @@ async def resume(
         break
     else:
         return _refused("unknown")
-    attach(info.resume_key)
+    attach(info.resume_key, new.groups)
     node.forget_parked(info.handler, info.address, info.id)
     if claim.previous not in ("", PARKED, node.id):
         await node.take_over(claim.previous, info.id, info.resume_key)

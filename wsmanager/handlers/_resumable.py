@@ -177,10 +177,11 @@ class Resumable(WebSocketHandler):
             self._failed = "unknown"
             return False
 
-        def attach(replaced: str) -> None:  # the claim is ours: this connection takes the id
+        def attach(replaced: str, groups: frozenset[str]) -> None:  # the claim is ours: take the id
             old = node.sockets.get(parsed.socket_id)
             self._set_id(parsed.socket_id)
-            self.info = ConnectionInfo(self.id, self.handler_name, node.id, address=address)
+            # In its groups at once: a group broadcast after the claim reaches it here.
+            self.info = ConnectionInfo(self.id, self.handler_name, node.id, address=address, groups=groups)
             node.attach(self)
             if old is not None and old is not self:  # the old connection, half-open here
                 old.taken_over(replaced)
@@ -199,6 +200,7 @@ class Resumable(WebSocketHandler):
             self._failed = result.reason
             return False
         self.info, self._token, self._replay = result.info, result.token, result.frames
+        node.reindex(self)  # the session's groups: group broadcasts reach it from here on
         self._offset, self._missed = result.offset, result.missed
         self.resumed = True
         await recovery.enable(self.handler_name, result.info.recovery)

@@ -75,6 +75,9 @@ class Host(Protocol):
     def holds(self, sock: Held) -> bool:
         """Whether ``sock`` is still open in this process."""
 
+    def reindex(self, sock: Held) -> None:
+        """``sock``'s ``info`` changed: index it under its groups again."""
+
 
 class Upkeep:
     """The heartbeat of one node and what it does on each beat."""
@@ -217,6 +220,7 @@ class Upkeep:
             claim = await registry.claim(current, current.with_changes(node=self.host.id))
             if claim.outcome == "ok":
                 sock.info = current.with_changes(node=self.host.id)
+                self.host.reindex(sock)  # its groups as the registry has them
                 counters.bump(counters.Count.RESTORED)
                 logger.warning("node %s: socket %s was parked while open here; claimed back", *who)
 

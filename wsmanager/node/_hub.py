@@ -11,6 +11,12 @@ Delivery rules:
   written to every local target.
 * Frames for sockets of other processes cost **one channel-layer message per
   process**, not per socket; the receiving node fans out locally.
+* A group broadcast carries no member list: each node keeps the index of
+  its own sockets per group (:meth:`Node.group_here`, derived from each local
+  socket's ``info.groups``, which the process keeps equal to the registry:
+  its own writes, and those of other processes told by a ``wsmanager.regroup``
+  message), and the sender asks the registry only which nodes hold members
+  (:meth:`~wsmanager.registry.RegistryBackend.group_nodes`).
 * Per-socket FIFO: frames from one sender to one socket arrive in the order
   they were sent, whether local or remote (the channel layer keeps order per
   channel, the socket's outgoing queue keeps order locally).
@@ -53,7 +59,7 @@ from ..exceptions import DeliveryError, InvokeError, SocketNotFound, SocketParke
 from ..observe._counters import Count, bump
 from ..registry import PARKED, get_registry
 from . import _relay as relay
-from ._heartbeat import Upkeep
+from ._heartbeat import Held, Upkeep
 from ._link import Link
 from ._local import LocalSocket
 
@@ -76,6 +82,12 @@ class Node:
         self._counted: dict[int, tuple[LocalSocket, Origin]] = {}
         self._parked: dict[Origin, dict[str, tuple[float, str]]] = {}  # id -> (until, key), oldest first
         self._pruned = 0.0
+        # The local index: (handler, group) -> ids of the sockets here in it, and
+        # id -> (handler, groups) it was indexed under (see reindex()).
+        self._members: dict[tuple[str, str], set[str]] = {}
+        self._indexed: dict[str, tuple[str, frozenset[str], int]] = {}  # ... and when (a stamp)
+        self._stamp = 0
+        self._resynced: dict[tuple[str, str], float] = {}  # (handler, group) -> monotonic time
         self._loop: asyncio.AbstractEventLoop | None = None
         self._reader: asyncio.Task[None] | None = None
         self._calls = relay.Calls()
@@ -98,6 +110,9 @@ class Node:
         self._addresses.clear()
         self._counted.clear()
         self._parked.clear()
+        self._members.clear()
+        self._indexed.clear()
+        self._resynced.clear()
         self._calls.clear()
         self._loop = loop
         conf = get_settings()
@@ -178,6 +193,7 @@ class Node:
         if holder is not None and holder is not sock:
             self.detach(sock.id)
         self.sockets[sock.id] = sock
+        self.reindex(sock)
         self.reserve(sock, sock.info.handler, sock.info.address)
 
     def detach(self, socket_id: str, sock: LocalSocket | None = None) -> None:
@@ -187,6 +203,7 @@ class Node:
         if sock is None or self.sockets.get(socket_id) is sock:
             holder = self.sockets.pop(socket_id, None)
             if holder is not None:
+                self._unindex(socket_id)
                 self.release(holder)
         if sock is not None:
             self.release(sock)
@@ -196,6 +213,53 @@ class Node:
         (a resume that failed after its claim: the connection goes on as a fresh socket)."""
         if self.sockets.get(socket_id) is sock:
             del self.sockets[socket_id]
+            self._unindex(socket_id)
+
+    # -- the local index of groups ------------------------------------------------
+    def reindex(self, sock: Held) -> None:
+        """Index ``sock`` under the groups of its ``info`` (if it holds its id here).
+
+        Sockets call it whenever their ``info`` changes (handlers do, from the
+        setter of ``info``); :meth:`attach` indexes, :meth:`detach` and
+        :meth:`vacate` unindex. Costs nothing when the groups did not change.
+        """
+        if self.sockets.get(sock.id) is not sock:
+            return
+        handler, groups = sock.info.handler, sock.info.groups
+        was = self._indexed.get(sock.id)
+        if was is not None and was[0] == handler and was[1] == groups:
+            return
+        if was is not None:
+            self._unindex(sock.id)
+        self._stamp += 1
+        self._indexed[sock.id] = (handler, groups, self._stamp)
+        for group in groups:
+            self._members.setdefault((handler, group), set()).add(sock.id)
+
+    def _unindex(self, socket_id: str) -> None:
+        was = self._indexed.pop(socket_id, None)
+        if was is None:
+            return
+        handler, groups, _ = was
+        for group in groups:
+            key = (handler, group)
+            ids = self._members.get(key)
+            if ids is not None:
+                ids.discard(socket_id)
+                if not ids:
+                    del self._members[key]
+
+    def group_here(self, handler: str, group: str) -> frozenset[str]:
+        """Ids of the sockets open here that are in ``group`` of ``handler`` (a snapshot)."""
+        return frozenset(self._members.get((handler, group), ()))
+
+    def reindex_all(self) -> None:
+        """Rebuild the whole index from the local sockets' ``info`` (after the heartbeat
+        re-read the registry, or in tests)."""
+        self._members.clear()
+        self._indexed.clear()
+        for sock in list(self.sockets.values()):
+            self.reindex(sock)
 
     def reserve(self, sock: LocalSocket, handler: str, address: str | None, cap: int | None = None) -> bool:
         """Count ``sock`` (the object, attached or not yet) among the sockets of ``address``
@@ -321,6 +385,145 @@ class Node:
             raise DeliveryError(f"channel layer refused frames for node(s) {', '.join(failed)}")
         return taken
 
+    async def deliver_group(
+        self,
+        handler: str,
+        group: str,
+        nodes: Mapping[str, int],
+        message: Message,
+        exclude: Iterable[str] = (),
+        *,
+        kept: bool | None = None,
+    ) -> int:
+        """Hand ``message`` to the members of ``group`` on each node of ``nodes``
+        ({node: how many members it holds}, from
+        :meth:`~wsmanager.registry.RegistryBackend.group_nodes`), ``exclude`` left out;
+        how many taken.
+
+        This node delivers from its own index at once; every other node gets one
+        ``wsmanager.deliver_group`` message (no member list) and delivers from its
+        index; the counts are what the sender reports as taken, and what a node
+        does not find (closed meanwhile) it counts as ``dropped_unknown``. Parked
+        members under :data:`PARKED` are counted as in :meth:`deliver`; a
+        notification that was not kept (``False``) is the caller's to spoil
+        them for (this node does not know their ids).
+        """
+        skip = sorted(set(exclude))
+        taken = 0
+        failed: list[str] = []
+        for node_id, count in nodes.items():
+            if node_id == PARKED:
+                bump(Count.KEPT_FOR_PARKED if kept else Count.DROPPED_PARKED, count)
+                if kept:
+                    taken += count
+                continue
+            if node_id == self.id:
+                taken += self.deliver_group_here(handler, group, message, skip, count)
+                continue
+            envelope = {
+                "type": "wsmanager.deliver_group",
+                "handler": handler,
+                "group": group,
+                "exclude": skip,
+                "expect": count,
+                **_payload(message),
+            }
+            if await self._link.send(node_id, envelope):
+                taken += count
+                bump(Count.FORWARDED, count)
+            else:
+                failed.append(node_id)
+        if failed:
+            raise DeliveryError(f"channel layer refused frames for node(s) {', '.join(failed)}")
+        return taken
+
+    def deliver_group_here(
+        self, handler: str, group: str, message: Message, exclude: Iterable[str] = (), expect: int = 0
+    ) -> int:
+        """Hand ``message`` to the sockets here in ``group`` (by the index) but ``exclude``,
+        never waiting; how many took it. ``expect``: how many the registry counted here;
+        those not found are counted as ``dropped_unknown``."""
+        targets = self._group_targets(handler, group, exclude)
+        if expect > len(targets):
+            bump(Count.DROPPED_UNKNOWN, expect - len(targets))
+        return self._push(targets, message)
+
+    def _group_targets(self, handler: str, group: str, exclude: Iterable[str]) -> list[LocalSocket]:
+        skip = exclude if isinstance(exclude, (set, frozenset)) else frozenset(exclude)
+        sockets = self.sockets
+        targets = []
+        for sid in self.group_here(handler, group):
+            sock = sockets.get(sid)
+            if sid not in skip and sock is not None and sock.info.handler == handler:
+                targets.append(sock)
+        return targets
+
+    @staticmethod
+    def _push(targets: Iterable[LocalSocket], message: Message) -> int:
+        taken = 0
+        for sock in targets:
+            if sock.writer.push(message):
+                taken += 1
+        bump(Count.DELIVERED, taken)
+        return taken
+
+    async def deliver_group_checked(
+        self, handler: str, group: str, message: Message, exclude: Iterable[str], expect: int
+    ) -> int:
+        """:meth:`deliver_group_here` for a broadcast whose sender counted ``expect`` members
+        here: when the index disagrees (a membership written into the registry by
+        another way than a manager, or a socket closing meanwhile), the group's
+        members here are first re-read from the registry (:meth:`resync_group`, at
+        most once a second per group), so the index heals itself."""
+        skip = frozenset(exclude)
+        targets = self._group_targets(handler, group, skip)
+        if len(targets) != expect and await self.resync_group(handler, group):
+            targets = self._group_targets(handler, group, skip)
+        if expect > len(targets):
+            bump(Count.DROPPED_UNKNOWN, expect - len(targets))
+        return self._push(targets, message)
+
+    async def resync_group(self, handler: str, group: str) -> bool:
+        """Make the local sockets' ``info`` (and the index) agree with the registry on
+        ``group``: one read of its members and of their routes (its cost grows with the
+        group; a repair, not the path of a broadcast). A socket whose groups changed here
+        while the registry was read is left as it is (it is newer than the read), and so is
+        one the registry does not hold here (an entry lost with Redis's data: the heartbeat
+        re-adds it with the groups it has here, so they must survive the read). At most
+        once a second per group: False when skipped, or when the registry cannot be read
+        (logged)."""
+        now = time.monotonic()
+        key = (handler, group)
+        if now - self._resynced.get(key, -1e9) < 1.0:
+            return False
+        if len(self._resynced) > 10_000:
+            self._resynced.clear()
+        self._resynced[key] = now
+        started = self._stamp  # a socket (re)indexed after this is newer than the reads below
+        registry = get_registry()
+        here = self.group_here(handler, group)
+        try:
+            members = set(await registry.group_members(handler, group))
+            known = set((await registry.nodes_of(handler, members | here)).get(self.id, ()))
+        except WsManagerError as exc:
+            logger.warning("node %s: re-reading group %r of %s failed: %r", self.id, group, handler, exc)
+            return False
+        for sid in here | (members & known):
+            sock = self.sockets.get(sid)
+            indexed = self._indexed.get(sid)
+            if sock is None or sock.info.handler != handler or indexed is None or indexed[2] > started:
+                continue
+            if sid not in known:
+                # The registry lost this socket (Redis restarted empty): its groups here are the
+                # truth the heartbeat re-adds it with, never taken from an empty read.
+                continue
+            if sid in members and group not in sock.info.groups:
+                sock.info = sock.info.with_group(group)
+            elif sid not in members and group in sock.info.groups:
+                sock.info = sock.info.without_group(group)
+            self.reindex(sock)
+        return True
+
     def split(self, handler: str, ids: Iterable[str]) -> tuple[list[str], list[str]]:
         """``ids`` as (open here for ``handler``, elsewhere): a local socket of another
         handler is not one of ``handler``'s (the registry says where that id is)."""
@@ -369,6 +572,24 @@ class Node:
         except WsManagerError:
             return False
 
+    async def regroup(self, handler: str, node_id: str, socket_id: str, group: str, add: bool) -> bool:
+        """Another process changed the groups of a socket of node ``node_id`` in the
+        registry: tell that node, so that its socket's ``info`` (and the index) follows.
+        Returns once the message is on its way (False: refused, logged and counted).
+        A later message from this process to that node arrives after it."""
+        if node_id == self.id:
+            self._regroup(handler, socket_id, group, add)
+            return True
+        envelope = {"type": "wsmanager.regroup", "handler": handler, "id": socket_id, "group": group}
+        return await self._link.send(node_id, {**envelope, "add": add})
+
+    def _regroup(self, handler: str, socket_id: str, group: str, add: bool) -> None:
+        sock = self.sockets.get(socket_id)
+        if sock is None or sock.info.handler != handler:
+            return
+        sock.info = sock.info.with_group(group) if add else sock.info.without_group(group)
+        self.reindex(sock)
+
     async def request_drain(self, node_id: str, period: float | None) -> bool:
         """Ask node ``node_id`` to drain (see :mod:`wsmanager.ops.drain`); False if refused."""
         await self.start()
@@ -415,6 +636,14 @@ class Node:
         if kind == "wsmanager.deliver":
             frame = {"type": "websocket.send", **_payload(message)}
             self._deliver_routed(message["handler"], message["ids"], frame)
+        elif kind == "wsmanager.deliver_group":
+            frame = {"type": "websocket.send", **_payload(message)}
+            exclude = frozenset(message.get("exclude") or ())
+            await self.deliver_group_checked(
+                message["handler"], message["group"], frame, exclude, int(message.get("expect", 0))
+            )
+        elif kind == "wsmanager.regroup":
+            self._regroup(message["handler"], message["id"], message["group"], bool(message["add"]))
         elif kind == "wsmanager.close":
             sock = self.sockets.get(message["id"])
             if sock is not None:

@@ -324,6 +324,21 @@ class RegistryBackend(abc.ABC):
             routes.setdefault(info.node, []).append(info.id)
         return routes
 
+    async def group_nodes(self, handler: str, group: str, exclude: Iterable[str] = ()) -> dict[str, int]:
+        """How many of the group's sockets each route holds: ``{node: count}``, parked
+        sockets under :data:`PARKED`; the sockets of ``exclude`` are not counted, and
+        routes left with none are left out (empty for an unknown group).
+
+        A broadcast reads this instead of the member list: one message per node,
+        each node delivering to its own members (:mod:`wsmanager.node._hub`). The
+        default counts :meth:`group_members` by :meth:`nodes_of` (its cost grows
+        with the group); shared backends keep the counts and answer at a cost
+        bounded by the number of nodes (plus ``exclude``).
+        """
+        skip = set(exclude)
+        ids = [sid for sid in await self.group_members(handler, group) if sid not in skip]
+        return {node: len(held) for node, held in (await self.nodes_of(handler, ids)).items() if held}
+
     # -- processes -----------------------------------------------------------
     async def node_alive(self, node: str) -> None:  # noqa: B027 - optional hook
         """Called periodically by each live process; backends with TTLs refresh them."""

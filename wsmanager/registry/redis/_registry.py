@@ -328,6 +328,18 @@ class RedisRegistry(RedisRecovery, LastActivity, RegistryBackend):
                 routes.setdefault(str(node), []).append(sid)
         return routes
 
+    async def group_nodes(self, handler: str, group: str, exclude: Iterable[str] = ()) -> dict[str, int]:
+        """``HGETALL`` of the group's per-node counts (``P:gnodes:H:<group>``, kept by
+        the membership scripts); with ``exclude``, one script that also takes out the
+        excluded members (cost: the nodes, plus one lookup per excluded id)."""
+        skip = sorted(set(exclude))
+        async with self._redis("group_nodes") as r:
+            if not skip:
+                raw = await r.hgetall(self._key("gnodes", handler, group))
+                return {str(node): int(n) for node, n in raw.items() if int(n) > 0}
+            flat = await scripts.GROUP_NODES(r, self.prefix, quote(handler, safe=""), group, *skip)
+        return {str(flat[i]): int(flat[i + 1]) for i in range(0, len(flat), 2)}
+
     # -- processes -----------------------------------------------------------
     async def node_alive(self, node: str) -> None:
         """Refresh ``node``'s liveness key for ``node_ttl``, then reap expired nodes.

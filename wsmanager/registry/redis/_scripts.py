@@ -16,6 +16,8 @@ Key layout, ``P`` being ``prefix`` and ``H`` the handler name with ``%`` and
     P:presence:H:<group> hash   member key -> how many of its sockets are in the group
     P:user:H:<user id>   set    socket ids of the user
     P:node:<node>        set    "H:<socket id>" of every socket held by the node
+    P:gnodes:H:<group>   hash   node (or ~parked) -> how many of the group's sockets it holds
+                                (a broadcast reads it: one message per node, no member list)
     P:nodes              set    every node that has registered a socket or a heartbeat
     P:alive:<node>       string the node's liveness key, expires after node_ttl
     P:departed           list   departures of forgotten nodes' sockets, not yet taken
@@ -26,6 +28,11 @@ Key layout, ``P`` being ``prefix`` and ``H`` the handler name with ``%`` and
 
 A parked socket (connection recovery) keeps its entry, groups, user and
 presence; its route is ``~parked`` and it is in no node's set.
+
+``P:gnodes:H:<group>`` changes in the same scripts as the group and the
+routes: ``join``/``leave`` count the socket under its route, ``park`` and
+``CLAIM`` move its groups' counts from the old route to the new one, and a
+count that reaches 0 is deleted (so a reaped node leaves no field behind).
 """
 
 from __future__ import annotations
@@ -46,6 +53,7 @@ __all__ = [
     "ALIVE",
     "CLAIM",
     "EXPIRE",
+    "GROUP_NODES",
     "PARK",
     "REMOVE",
     "REPLACE",
@@ -69,14 +77,35 @@ local function mkey(u, sid)
   if string.sub(u, 1, 7) == 'socket:' or string.sub(u, 1, 5) == 'user:' then return 'user:' .. u end
   return u
 end
+local function route_of(h, sid)
+  return redis.call('HGET', P .. ':routes:' .. h, sid)
+end
+local function gnode(h, g, n, d)
+  if not n then return end
+  local k = P .. ':gnodes:' .. h .. ':' .. g
+  if redis.call('HINCRBY', k, n, d) <= 0 then redis.call('HDEL', k, n) end
+end
+local function reroute(h, sid, raw, to)
+  local from = route_of(h, sid)
+  if from == to then return end
+  local e = cjson.decode(raw)
+  if type(e['groups']) == 'table' then
+    for _, g in ipairs(e['groups']) do
+      gnode(h, g, from, -1)
+      gnode(h, g, to, 1)
+    end
+  end
+end
 local function join(h, g, sid, m)
   if redis.call('SADD', P .. ':group:' .. h .. ':' .. g, sid) == 0 then return false end
+  gnode(h, g, route_of(h, sid), 1)
   redis.call('SADD', P .. ':groups:' .. h, g)
   return redis.call('HINCRBY', P .. ':presence:' .. h .. ':' .. g, m, 1) == 1
 end
 local function leave(h, g, sid, m)
   local gk = P .. ':group:' .. h .. ':' .. g
   if redis.call('SREM', gk, sid) == 0 then return false end
+  gnode(h, g, route_of(h, sid), -1)
   if redis.call('SCARD', gk) == 0 then redis.call('SREM', P .. ':groups:' .. h, g) end
   local pk = P .. ':presence:' .. h .. ':' .. g
   if redis.call('HINCRBY', pk, m, -1) > 0 then return false end
@@ -87,7 +116,8 @@ local function now_ms()
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
-local function park(h, sid, deadline)
+local function park(h, sid, deadline, raw)
+  reroute(h, sid, raw, '~parked')
   redis.call('HSET', P .. ':routes:' .. h, sid, '~parked')
   redis.call('ZADD', P .. ':parked', deadline, h .. ':' .. sid)
 end
@@ -202,7 +232,7 @@ local function reap(n)
       local raw = redis.call('HGET', P .. ':sockets:' .. h, sid)
       local window = raw and tonumber(cjson.decode(raw)['recovery']) or 0
       if window > 0 then
-        park(h, sid, now_ms() + math.floor(window * 1000))
+        park(h, sid, now_ms() + math.floor(window * 1000), raw)
       elseif raw then
         local left = drop(h, sid, raw)
         out[#out + 1] = raw
@@ -244,7 +274,7 @@ local raw = redis.call('HGET', P .. ':sockets:' .. h, sid)
 if not raw then return 0 end
 if ARGV[6] ~= '' and cjson.decode(raw)['resume_key'] ~= ARGV[6] then return 0 end
 redis.call('SREM', P .. ':node:' .. ARGV[4], h .. ':' .. sid)
-park(h, sid, tonumber(ARGV[5]))
+park(h, sid, tonumber(ARGV[5]), raw)
 return 1
 """
 
@@ -264,6 +294,7 @@ if route == '~parked' then
 elseif route ~= '' then
   redis.call('SREM', P .. ':node:' .. route, h .. ':' .. sid)
 end
+reroute(h, sid, cur, node)
 redis.call('HSET', P .. ':sockets:' .. h, sid, ARGV[5])
 redis.call('HSET', P .. ':routes:' .. h, sid, node)
 redis.call('SADD', P .. ':node:' .. node, h .. ':' .. sid)
@@ -298,6 +329,31 @@ return n
 """
 
 
+# ARGV: P, h, group, excluded socket id... -> flat {node, count, ...}: the group's
+# sockets per route (``~parked`` included), the excluded members not counted.
+_GROUP_NODES: Final = """
+local h, g = ARGV[2], ARGV[3]
+local counts = {}
+local flat = redis.call('HGETALL', P .. ':gnodes:' .. h .. ':' .. g)
+for i = 1, #flat, 2 do counts[flat[i]] = tonumber(flat[i + 1]) end
+local gk = P .. ':group:' .. h .. ':' .. g
+for i = 4, #ARGV do
+  if redis.call('SISMEMBER', gk, ARGV[i]) == 1 then
+    local n = route_of(h, ARGV[i])
+    if n and counts[n] then counts[n] = counts[n] - 1 end
+  end
+end
+local out = {}
+for n, c in pairs(counts) do
+  if c > 0 then
+    out[#out + 1] = n
+    out[#out + 1] = c
+  end
+end
+return out
+"""
+
+
 class Script:
     """A Lua script run by its SHA1, loaded on first use (and after a Redis restart)."""
 
@@ -321,6 +377,7 @@ PARK: Final = Script(_PARK)
 CLAIM: Final = Script(_CLAIM)
 EXPIRE: Final = Script(_EXPIRE)
 SPOIL: Final = Script(_SPOIL)
+GROUP_NODES: Final = Script(_GROUP_NODES)
 
 
 async def compare_and_set(
