@@ -7,131 +7,25 @@ promoted (docs/scaling.md, "Redis Sentinel").
 from __future__ import annotations
 
 import asyncio
-import os
-import shutil
-import subprocess
-import tempfile
 import time
-from collections.abc import Awaitable, Callable, Iterator
-from pathlib import Path
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import pytest
-import redis
 import websockets
 
+from tests import redis_support
 from tests.e2e.client import Peer, chat_url, cluster_env, http, running
-from tests.servers import free_port, server_process, wait_for_port
+from tests.redis_support import SentinelGroup
+from tests.servers import server_process
 
 pytestmark = [pytest.mark.e2e, pytest.mark.redis]
 
 T = TypeVar("T")
-SERVICE = "wsmtest"
 #: How long the test waits for any one condition: a hang becomes a failure, nothing more.
 DEADLINE = 60.0
 
-
-class SentinelGroup:
-    """A primary, one replica and three sentinels (quorum 2) in a temporary directory."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        self.primary_port = free_port()
-        self.replica_port = free_port()
-        self.sentinel_ports = [free_port() for _ in range(3)]
-        self.procs: dict[int, subprocess.Popen[bytes]] = {}
-
-    @property
-    def url(self) -> str:
-        hosts = ",".join(f"127.0.0.1:{port}" for port in self.sentinel_ports)
-        return f"redis+sentinel://{hosts}/{SERVICE}/0"
-
-    def _spawn(self, port: int, args: list[str]) -> None:
-        work = self.root / str(port)
-        work.mkdir()
-        log = (work / "log").open("ab")
-        self.procs[port] = subprocess.Popen(args, cwd=work, stdout=log, stderr=subprocess.STDOUT)
-        wait_for_port(port, proc=self.procs[port])
-
-    def start(self) -> SentinelGroup:
-        for port in (self.primary_port, self.replica_port):
-            (self.root / str(port)).mkdir()
-        self._spawn_server(self.primary_port)
-        self._spawn_server(self.replica_port, "--replicaof", "127.0.0.1", str(self.primary_port))
-        for port in self.sentinel_ports:
-            conf = self.root / f"sentinel-{port}.conf"
-            conf.write_text(
-                f"port {port}\nbind 127.0.0.1\ndir {self.root}\n"
-                f"sentinel monitor {SERVICE} 127.0.0.1 {self.primary_port} 2\n"
-                f"sentinel down-after-milliseconds {SERVICE} 1000\n"
-                f"sentinel failover-timeout {SERVICE} 5000\n"
-                f"sentinel parallel-syncs {SERVICE} 1\n"
-            )
-            self._spawn(port, ["redis-server", str(conf), "--sentinel"])
-        return self
-
-    def _spawn_server(self, port: int, *extra: str) -> None:
-        args = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
-        work = self.root / str(port)
-        log = (work / "log").open("ab")
-        argv = [*args, "--dir", str(work), *extra]
-        self.procs[port] = subprocess.Popen(argv, cwd=work, stdout=log, stderr=subprocess.STDOUT)
-        wait_for_port(port, proc=self.procs[port])
-
-    def master(self, sentinel_port: int) -> dict[str, Any]:
-        with redis.Redis(port=sentinel_port, socket_timeout=2, decode_responses=True) as client:
-            return dict(client.sentinel_master(SERVICE))
-
-    def ready(self) -> bool:
-        """Every sentinel knows the other two and the replica, and the replica is in sync."""
-        for port in self.sentinel_ports:
-            state = self.master(port)
-            if int(state["num-other-sentinels"]) < 2 or int(state["num-slaves"]) < 1:
-                return False
-        with redis.Redis(port=self.replica_port, socket_timeout=2, decode_responses=True) as client:
-            return client.info("replication").get("master_link_status") == "up"
-
-    def promoted(self) -> bool:
-        """Every sentinel names the replica as the primary, and the replica says so."""
-        for port in self.sentinel_ports:
-            state = self.master(port)
-            if int(state["port"]) != self.replica_port or "s_down" in str(state["flags"]):
-                return False
-        with redis.Redis(port=self.replica_port, socket_timeout=2, decode_responses=True) as client:
-            return client.info("replication").get("role") == "master"
-
-    def kill_primary(self) -> None:
-        proc = self.procs[self.primary_port]
-        proc.kill()  # SIGKILL: no shutdown, no last replication
-        proc.wait()
-
-    def stop(self) -> None:
-        for proc in self.procs.values():
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
-
-
-@pytest.fixture
-def sentinels() -> Iterator[SentinelGroup]:
-    if shutil.which("redis-server") is None:
-        if os.environ.get("WSMANAGER_REQUIRE_REDIS") == "1":
-            pytest.fail("redis-server is not installed (WSMANAGER_REQUIRE_REDIS=1)", pytrace=False)
-        pytest.skip("redis-server is not installed (Debian: apt-get install redis-server)")
-    with tempfile.TemporaryDirectory(prefix="wsm-sentinel-") as root:
-        group = SentinelGroup(Path(root))
-        try:
-            group.start()
-            yield group
-        finally:
-            group.stop()
-
-
-def poll(predicate: Callable[[], bool], what: str) -> None:
-    deadline = time.monotonic() + DEADLINE
-    while not predicate():
-        assert time.monotonic() < deadline, f"{what}: not within {DEADLINE} s"
-        time.sleep(0.05)
+sentinels = redis_support.sentinels  # the fixture, made visible to this module
 
 
 async def until(probe: Callable[[], Awaitable[T | None]], what: str) -> T:
@@ -198,7 +92,7 @@ async def test_primary_killed_during_traffic_fails_over(sentinels: SentinelGroup
     """Kill the primary during cross-process whispers: open sockets keep answering,
     new handshakes succeed once the replica is promoted, whispers work again, and
     ``who`` and each process's socket count agree with the open sockets."""
-    poll(sentinels.ready, "sentinels see each other and the replica")
+    sentinels.wait(sentinels.ready, "sentinels see each other and the replica")
     env = cluster_env(sentinels.url, WSMANAGER_HEARTBEAT="0.5", WSMANAGER_LOG="ERROR")
     servers = [server_process("daphne", env=env), server_process("uvicorn", env=env)]
     with running(servers) as (one, two):

@@ -20,7 +20,7 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.retry import Retry
-from redis.asyncio.sentinel import Sentinel, SentinelConnectionPool
+from redis.asyncio.sentinel import Sentinel, SentinelConnectionPool, SentinelManagedConnection
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 
@@ -34,11 +34,11 @@ __all__ = [
     "Outcome",
     "SentinelAddress",
     "bound_client",
-    "make_pool",
     "departures",
     "dumps_info",
     "glob_escape",
     "loads_info",
+    "make_pool",
     "parse_sentinel_url",
     "pool_options",
     "redact",
@@ -130,7 +130,35 @@ def parse_sentinel_url(url: str) -> SentinelAddress | None:
     )
 
 
-class _BlockingSentinelPool(SentinelConnectionPool, BlockingConnectionPool):  # type: ignore[misc]
+class _SentinelConnection(SentinelManagedConnection):
+    """A connection to the primary that asks the sentinels on every reconnect.
+
+    redis-py's own class asks them only in ``connect()``; a command that
+    reconnects on its retry (after a READONLY reply of a demoted primary, or
+    a refused connection) goes through ``connect_check_health()`` and would
+    reach the old address again, failing the retry. Here that path asks the
+    sentinels too.
+    """
+
+    _addressed = False  # True while connect_to() connects to an address just asked for
+
+    async def connect_to(self, address: tuple[str, int]) -> None:
+        self._addressed = True
+        try:
+            await super().connect_to(address)  # type: ignore[no-untyped-call]
+        finally:
+            self._addressed = False
+
+    async def connect_check_health(
+        self, check_health: bool = True, retry_socket_connect: bool = True
+    ) -> None:
+        if self._addressed or self.is_connected or not self.connection_pool.is_master:
+            await super().connect_check_health(check_health, retry_socket_connect)
+        else:
+            await self.connect()  # type: ignore[no-untyped-call]
+
+
+class _BlockingSentinelPool(SentinelConnectionPool, BlockingConnectionPool):
     """redis-py's Sentinel pool (connects to whichever server the sentinels name as
     primary; a connection refused, or a READONLY reply of a demoted primary,
     makes the next connection ask again) with the blocking pool's bound: a
@@ -147,12 +175,13 @@ def make_pool(url: str, options: dict[str, Any]) -> tuple[BlockingConnectionPool
         return BlockingConnectionPool.from_url(url, **options), None
     timeouts = {k: v for k, v in options.items() if k.startswith("socket_")}
     sentinel = Sentinel(address.sentinels, sentinel_kwargs=timeouts)
-    pool = _BlockingSentinelPool(
+    pool = _BlockingSentinelPool(  # type: ignore[no-untyped-call]
         address.service,
         sentinel,
         db=address.db,
         username=address.username,
         password=address.password,
+        connection_class=_SentinelConnection,
         **options,
     )
     return pool, sentinel
