@@ -104,6 +104,7 @@ async def test_primary_killed_during_traffic_fails_over(sentinels: SentinelGroup
 
         killed_after = traffic.round
         sentinels.kill_primary()
+        killed_at = time.monotonic()
         failed = 0
         # Traffic through the failover, until both directions work again and the
         # sentinels agree on the new primary.
@@ -112,6 +113,7 @@ async def test_primary_killed_during_traffic_fails_over(sentinels: SentinelGroup
             failed += 1
             assert time.monotonic() < deadline, f"no failover within {DEADLINE} s: {traffic.sent}"
             await asyncio.sleep(0.05)
+        window = time.monotonic() - killed_at
         for _ in range(5):  # and keeps working
             assert await traffic.one_round()
 
@@ -125,6 +127,9 @@ async def test_primary_killed_during_traffic_fails_over(sentinels: SentinelGroup
         await until(lambda: _who(d, everyone), "who lists the four sockets on uvicorn")
         for server, count in ((one, 2), (two, 2)):
             assert (await _stats(server))["sockets"] == count
+            # Readiness pings the registry and the layer's pool, both through the sentinels.
+            ready = await http("GET", server, "/readyz")
+            assert ready.status_code == 200, ready.text
         await c.call("whisper", d.id, "after")
         await traffic.until_text(d, "after")
         await d.call("whisper", a.id, "after too")
@@ -155,7 +160,7 @@ async def test_primary_killed_during_traffic_fails_over(sentinels: SentinelGroup
         if "4004" in refused.values():
             assert sum(c.get("restored", 0) for c in counters) >= 1, counters
         print(
-            f"failover: {failed} rounds with a failure, {len(refused)} whispers refused "
+            f"failover: {window:.1f} s, {failed} rounds with a failure, {len(refused)} whispers refused "
             f"({sorted(set(refused.values()))}), {len(lost)} taken but lost {sorted(lost)}, "
             f"of {len(traffic.sent)}; counters {counters}"
         )
