@@ -11,11 +11,12 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
+import httpx
 import pytest
 import websockets
 
 from tests import redis_support
-from tests.e2e.client import Peer, chat_url, cluster_env, http, running
+from tests.e2e.client import Peer, chat_url, cluster_env, http, http_client, running
 from tests.redis_support import SentinelGroup
 from tests.servers import server_process
 
@@ -73,6 +74,36 @@ class Traffic:
         self.got |= seen
 
 
+class Posts:
+    """``POST /api/sockets/<to>/messages`` through ``server``, numbered, until stopped."""
+
+    def __init__(self, server: Any, to: str) -> None:
+        self.server, self.to = server, to
+        self.outcomes: dict[str, tuple[int, float]] = {}  # text -> (HTTP status or 0, answered at)
+        self.stop = False
+        self.count = 0
+
+    async def run(self) -> None:
+        async with http_client(self.server, timeout=30) as client:
+            while not self.stop:
+                self.count += 1
+                text = f"p{self.count}"
+                try:
+                    response = await client.post(f"/api/sockets/{self.to}/messages", json={"text": text})
+                    status = response.status_code
+                except httpx.HTTPError:
+                    status = 0
+                self.outcomes[text] = (status, time.monotonic())
+                await asyncio.sleep(0)
+
+    def taken(self) -> int:
+        """How many were taken (202)."""
+        return sum(1 for status, _ in self.outcomes.values() if status == 202)
+
+    async def taken_at_least(self, least: int) -> bool:
+        return self.taken() >= least
+
+
 async def _who(peer: Peer, ids: set[str]) -> list[dict[str, Any]] | None:
     reply = await peer.request("who")
     if "result" not in reply:
@@ -101,7 +132,14 @@ async def test_primary_killed_during_traffic_fails_over(sentinels: SentinelGroup
         b = await Peer.open(chat_url(two, room))
         traffic = Traffic(a, b)
         assert await traffic.one_round()
+        await traffic.until_text(b, "m1")
+        await traffic.until_text(a, "m2")
 
+        # Meanwhile HTTP posts to b through daphne, several at once, so that some
+        # are queued in the channel layer when the primary dies.
+        posts = Posts(one, b.id)
+        burst = [asyncio.create_task(posts.run()) for _ in range(4)]
+        await until(lambda: posts.taken_at_least(20), "20 posts taken before the kill")
         killed_after = traffic.round
         sentinels.kill_primary()
         killed_at = time.monotonic()
@@ -114,8 +152,11 @@ async def test_primary_killed_during_traffic_fails_over(sentinels: SentinelGroup
             assert time.monotonic() < deadline, f"no failover within {DEADLINE} s: {traffic.sent}"
             await asyncio.sleep(0.05)
         window = time.monotonic() - killed_at
+        failed_over_at = time.monotonic()
         for _ in range(5):  # and keeps working
             assert await traffic.one_round()
+        posts.stop = True
+        await asyncio.gather(*burst)
 
         # New handshakes on both processes.
         c = await until(lambda: Peer.open(chat_url(one, room)), "a new socket on daphne")
@@ -140,7 +181,16 @@ async def test_primary_killed_during_traffic_fails_over(sentinels: SentinelGroup
         await b.call("whisper", a.id, "last")
         await traffic.until_text(a, "last")
         await traffic.until_text(b, "last")
-        got = traffic.got - {"after", "after too", "last"}
+        # The posts' last marker: FIFO from one process to one socket.
+        last = await http("POST", one, f"/api/sockets/{b.id}/messages", json={"text": "p-last"})
+        assert last.status_code == 202, last.text
+        await traffic.until_text(b, "p-last")
+        posts_lost = {text for text, (status, _) in posts.outcomes.items() if status == 202} - traffic.got
+        # Whatever the server took after the failover arrived; only posts taken around
+        # the kill can be lost (queued on the old primary, not yet replicated).
+        assert all(posts.outcomes[text][1] < failed_over_at for text in posts_lost), posts_lost
+        post_codes = sorted({status for status, _ in posts.outcomes.values()})
+        got = {text for text in traffic.got if text.startswith("m")}
 
         # What the window cost: every whisper the server took arrived, except those
         # in the channel layer's queue on the killed primary that the replica had
@@ -162,7 +212,8 @@ async def test_primary_killed_during_traffic_fails_over(sentinels: SentinelGroup
         print(
             f"failover: {window:.1f} s, {failed} rounds with a failure, {len(refused)} whispers refused "
             f"({sorted(set(refused.values()))}), {len(lost)} taken but lost {sorted(lost)}, "
-            f"of {len(traffic.sent)}; counters {counters}"
+            f"of {len(traffic.sent)}; posts: {len(posts.outcomes)}, answers {post_codes}, "
+            f"{posts.taken()} taken, {len(posts_lost)} taken but lost; counters {counters}"
         )
         for peer in (a, b, c, d):
             await peer.close()

@@ -87,7 +87,9 @@ logger = logging.getLogger(__name__)
 class RedisRegistry(RedisRecovery, LastActivity, RegistryBackend):
     """A registry shared by every process through one Redis database.
 
-    Options (``WSMANAGER["REGISTRY"]["OPTIONS"]``): ``url`` of the database;
+    Options (``WSMANAGER["REGISTRY"]["OPTIONS"]``): ``url`` of the database
+    (or ``redis+sentinel://host:port,host:port/<service>/<db>``: the primary the
+    sentinels name, looked up again on every reconnect, see docs/scaling.md);
     ``prefix`` of every key (processes sharing a prefix share the registry);
     ``node_ttl``, seconds a node's liveness key lives (default: 1.5
     ``HEARTBEAT_INTERVAL``); ``max_connections`` per event loop (a burst beyond
