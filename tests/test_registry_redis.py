@@ -651,7 +651,7 @@ class TestSentinel:
     @staticmethod
     async def _sentinel_registry(group: redis_support.SentinelGroup) -> RedisRegistry:
         group.wait(group.ready, "sentinels see each other and the replica")
-        reg = RedisRegistry(url=group.url, prefix=_prefix(), node_ttl=60)
+        reg = RedisRegistry(url=group.url, prefix=_prefix(), node_ttl=60, max_connections=2)
         await reg.add(entry("s1", groups={"room"}))
         return reg
 
@@ -662,6 +662,9 @@ class TestSentinel:
         pool's connection to it is dropped, the call retried once on the new primary."""
         reg = await self._sentinel_registry(sentinels)
         try:
+            # The pool is bounded and blocking: 20 calls at once on 2 connections wait their turn.
+            found = await asyncio.gather(*(reg.get("chat", "s1") for _ in range(20)))
+            assert all(info is not None and info.id == "s1" for info in found)
             sentinels.failover()
             sentinels.wait(sentinels.promoted, "the replica promoted")
             sentinels.wait(sentinels.demoted, "the old primary a replica")
