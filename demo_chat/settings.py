@@ -84,8 +84,11 @@ def layer_host(url: str) -> dict[str, Any]:
     if parts.scheme != "redis+sentinel":
         return {"address": url, **options}
     userinfo, _, hosts = parts.netloc.rpartition("@")
-    if userinfo.partition(":")[2]:
-        options["password"] = unquote(userinfo.partition(":")[2])
+    user, _, password = userinfo.partition(":")
+    if user:
+        options["username"] = unquote(user)
+    if password:
+        options["password"] = unquote(password)
     sentinels = []
     for item in hosts.split(","):
         host, colon, port = item.rpartition(":")
