@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed-stamp
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
 
-.PHONY: install demo test test-fast matrix lint browser-deps node-deps bench clean
+.PHONY: install demo test test-fast matrix lint browser-deps node-deps redis-deps bench clean
 
 # The Python client (clients/python, its own distribution) goes in first: the
 # server depends on it (wsmanager-client, same version) and finds it installed.
@@ -34,6 +34,15 @@ browser-deps:
 		|| echo "could not install chromium: browser tests will skip"; \
 	fi
 
+## redis-server from Debian for the tests that start their own Redis (the outage and
+## Sentinel tests; `redis-server --sentinel` runs a sentinel). Needs root; they skip otherwise.
+redis-deps:
+	@if ! command -v redis-server >/dev/null && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "installing redis-server from Debian's packages"; \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null) \
+		|| echo "could not install redis-server: the outage and Sentinel tests will skip"; \
+	fi
+
 ## Node tools of the contract and npm package tests (package.json: TypeScript,
 ## the OpenRPC meta-schema, Vite) into node_modules; Node.js from Debian when
 ## missing and root. Without npm those tests skip (WSMANAGER_REQUIRE_NODE=1
@@ -57,7 +66,7 @@ node-deps:
 ## Every test: unit, end-to-end (real servers), Redis, browser, TypeScript, the npm
 ## package, on TEST_WORKERS pytest-xdist workers (tests/README.md: how the suite is split).
 TEST_WORKERS ?= 2
-test: $(STAMP) browser-deps node-deps
+test: $(STAMP) browser-deps node-deps redis-deps
 	$(BIN)/python -m pytest -n $(TEST_WORKERS)
 
 ## Unit tests only (no servers, no browser, nothing slow).

@@ -16,17 +16,31 @@ from __future__ import annotations
 
 import os
 import secrets
-from collections.abc import AsyncIterator
+import shutil
+import subprocess
+import tempfile
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from functools import cache
+from pathlib import Path
+from typing import IO, Any
 
 import pytest
 import redis
 from django.test import override_settings
 
+from tests.servers import free_port, wait_for_port
 from wsmanager.registry import get_registry, reset_registry
 
-__all__ = ["DEFAULT_REDIS_URL", "redis_problem", "redis_registry", "redis_url"]
+__all__ = [
+    "DEFAULT_REDIS_URL",
+    "SentinelGroup",
+    "redis_problem",
+    "redis_registry",
+    "redis_url",
+    "sentinels",
+]
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/15"
 
@@ -77,3 +91,144 @@ async def redis_registry(url: str, *, node_ttl: float = 0.5, heartbeat: float = 
             await registry.clear()
             await registry.close()
             reset_registry()
+
+
+SERVICE = "wsmtest"
+
+
+#: The service name the sentinels of :class:`SentinelGroup` monitor.
+SERVICE = "wsmtest"
+
+
+class SentinelGroup:
+    """A primary, one replica and three sentinels (quorum 2, down after 1 s), on
+    free loopback ports, keeping their files in a temporary directory.
+
+    ``promoted()`` reads as "the replica is the primary": it holds after one
+    failover (a kill or :meth:`failover`), not after a second one.
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.primary_port = free_port()
+        self.replica_port = free_port()
+        self.sentinel_ports = [free_port() for _ in range(3)]
+        self.procs: dict[int, subprocess.Popen[bytes]] = {}
+        self.logs: list[IO[bytes]] = []
+
+    @property
+    def url(self) -> str:
+        hosts = ",".join(f"127.0.0.1:{port}" for port in self.sentinel_ports)
+        return f"redis+sentinel://{hosts}/{SERVICE}/0"
+
+    def _spawn(self, port: int, args: list[str]) -> None:
+        work = self.root / str(port)
+        work.mkdir()
+        log = (work / "log").open("ab")
+        self.logs.append(log)
+        self.procs[port] = subprocess.Popen(args, cwd=work, stdout=log, stderr=subprocess.STDOUT)
+        wait_for_port(port, proc=self.procs[port])
+
+    def start(self) -> SentinelGroup:
+        for port in (self.primary_port, self.replica_port):
+            (self.root / str(port)).mkdir()
+        self._spawn_server(self.primary_port)
+        self._spawn_server(self.replica_port, "--replicaof", "127.0.0.1", str(self.primary_port))
+        for port in self.sentinel_ports:
+            conf = self.root / f"sentinel-{port}.conf"
+            conf.write_text(
+                f"port {port}\nbind 127.0.0.1\ndir {self.root}\n"
+                f"sentinel monitor {SERVICE} 127.0.0.1 {self.primary_port} 2\n"
+                f"sentinel down-after-milliseconds {SERVICE} 1000\n"
+                f"sentinel failover-timeout {SERVICE} 5000\n"
+                f"sentinel parallel-syncs {SERVICE} 1\n"
+            )
+            self._spawn(port, ["redis-server", str(conf), "--sentinel"])
+        return self
+
+    def _spawn_server(self, port: int, *extra: str) -> None:
+        args = [
+            "redis-server",
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ]
+        work = self.root / str(port)
+        log = (work / "log").open("ab")
+        self.logs.append(log)
+        argv = [*args, "--dir", str(work), *extra]
+        self.procs[port] = subprocess.Popen(argv, cwd=work, stdout=log, stderr=subprocess.STDOUT)
+        wait_for_port(port, proc=self.procs[port])
+
+    def master(self, sentinel_port: int) -> dict[str, Any]:
+        with redis.Redis(port=sentinel_port, socket_timeout=2, decode_responses=True) as client:
+            return dict(client.sentinel_master(SERVICE))
+
+    def ready(self) -> bool:
+        """Every sentinel knows the other two and the replica, and the replica is in sync."""
+        for port in self.sentinel_ports:
+            state = self.master(port)
+            if int(state["num-other-sentinels"]) < 2 or int(state["num-slaves"]) < 1:
+                return False
+        with redis.Redis(port=self.replica_port, socket_timeout=2, decode_responses=True) as client:
+            return client.info("replication").get("master_link_status") == "up"
+
+    def promoted(self) -> bool:
+        """Every sentinel names the replica as the primary, and the replica says so."""
+        for port in self.sentinel_ports:
+            state = self.master(port)
+            if int(state["port"]) != self.replica_port or "s_down" in str(state["flags"]):
+                return False
+        with redis.Redis(port=self.replica_port, socket_timeout=2, decode_responses=True) as client:
+            return client.info("replication").get("role") == "master"
+
+    def demoted(self) -> bool:
+        """The first primary (after :meth:`failover`) is a replica of the promoted one."""
+        with redis.Redis(port=self.primary_port, socket_timeout=2, decode_responses=True) as client:
+            info = client.info("replication")
+        return info.get("role") == "slave" and int(info.get("master_port", 0)) == self.replica_port
+
+    def wait(self, predicate: Callable[[], bool], what: str, timeout: float = 60.0) -> None:
+        """Poll ``predicate`` until true; the timeout only turns a hang into a failure."""
+        deadline = time.monotonic() + timeout
+        while not predicate():
+            assert time.monotonic() < deadline, f"{what}: not within {timeout} s"
+            time.sleep(0.05)
+
+    def failover(self) -> None:
+        """Ask a sentinel for a coordinated failover: the primary becomes a replica."""
+        with redis.Redis(port=self.sentinel_ports[0], socket_timeout=2) as client:
+            client.execute_command("SENTINEL", "FAILOVER", SERVICE)
+
+    def kill_primary(self) -> None:
+        proc = self.procs[self.primary_port]
+        proc.kill()  # SIGKILL: no shutdown, no last replication
+        proc.wait()
+
+    def stop(self) -> None:
+        for proc in self.procs.values():
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        for log in self.logs:
+            log.close()
+
+
+@pytest.fixture
+def sentinels() -> Iterator[SentinelGroup]:
+    if shutil.which("redis-server") is None:
+        if os.environ.get("WSMANAGER_REQUIRE_REDIS") == "1":
+            pytest.fail("redis-server is not installed (WSMANAGER_REQUIRE_REDIS=1)", pytrace=False)
+        pytest.skip("redis-server is not installed (Debian: apt-get install redis-server)")
+    with tempfile.TemporaryDirectory(prefix="wsm-sentinel-") as root:
+        group = SentinelGroup(Path(root))
+        try:
+            group.start()
+            yield group
+        finally:
+            group.stop()

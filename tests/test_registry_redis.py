@@ -24,12 +24,14 @@ import redis.asyncio as aioredis
 from wsmanager.exceptions import ConfigurationError, RegistryUnavailable, SocketNotFound
 from wsmanager.registry.redis import RedisRegistry
 from wsmanager.registry.redis import _registry as redis_registry_module
+from wsmanager.registry.redis._common import SentinelAddress, parse_sentinel_url
 
 from . import redis_support
 from .recovery_contract import RecoveryContract
 from .registry_contract import RegistryContract, entry
 
 redis_url = redis_support.redis_url  # the fixture, made visible to this module
+sentinels = redis_support.sentinels  # a primary, a replica and three sentinels of its own
 
 
 def _prefix() -> str:
@@ -389,6 +391,7 @@ CHILD = """
 import asyncio, sys
 from wsmanager.registry._base import ConnectionInfo
 from wsmanager.registry.redis import _registry as redis_registry_module
+from wsmanager.registry.redis._common import SentinelAddress, parse_sentinel_url
 from wsmanager.registry.redis import RedisRegistry
 
 async def main():
@@ -616,6 +619,87 @@ def test_malformed_url_is_a_configuration_error() -> None:
     with pytest.raises(ConfigurationError, match="url") as caught:
         RedisRegistry(url="http://user:s3cret@example.com/0", node_ttl=1)
     assert "s3cret" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "redis+sentinel://127.0.0.1:x/svc",
+        "redis+sentinel://127.0.0.1:26379/",
+        "redis+sentinel://127.0.0.1:26379/svc/zero",
+        "redis+sentinel://127.0.0.1:26379/svc/0/extra",
+        "redis+sentinel://127.0.0.1:26379,,127.0.0.1:26380/svc",
+        "redis+sentinel://127.0.0.1:26379/svc?db=1",
+    ],
+)
+def test_malformed_sentinel_url_is_a_configuration_error(url: str) -> None:
+    """A redis+sentinel URL without hosts, service, or with a bad port, db or a query is refused."""
+    with pytest.raises(ConfigurationError, match="url"):
+        RedisRegistry(url=url, node_ttl=1)
+
+
+def test_sentinel_url_is_read_and_its_password_hidden() -> None:
+    """Hosts (default port 26379, IPv6 in brackets), service, database and credentials."""
+    url = "redis+sentinel://app:s%40cret@10.0.0.1:5000,sentinel-b,[::1]:5001/orders/3"
+    assert parse_sentinel_url(url) == SentinelAddress(
+        (("10.0.0.1", 5000), ("sentinel-b", 26379), ("::1", 5001)), "orders", 3, "app", "s@cret"
+    )
+    assert parse_sentinel_url("redis+sentinel://h/orders") == SentinelAddress((("h", 26379),), "orders")
+    assert parse_sentinel_url("redis://127.0.0.1:6379/0") is None
+    assert "s%40cret" not in repr(RedisRegistry(url=url, node_ttl=1))
+
+
+@pytest.mark.redis
+class TestSentinel:
+    """The registry behind Sentinel follows the primary when a replica is promoted."""
+
+    @staticmethod
+    async def _sentinel_registry(group: redis_support.SentinelGroup) -> RedisRegistry:
+        group.wait(group.ready, "sentinels see each other and the replica")
+        reg = RedisRegistry(url=group.url, prefix=_prefix(), node_ttl=60, max_connections=2)
+        await reg.add(entry("s1", groups={"room"}))
+        return reg
+
+    async def test_coordinated_failover_is_followed_without_an_error(
+        self, sentinels: redis_support.SentinelGroup
+    ) -> None:
+        """After SENTINEL FAILOVER the old primary answers writes with READONLY; the
+        pool's connection to it is dropped, the call retried once on the new primary."""
+        reg = await self._sentinel_registry(sentinels)
+        try:
+            # The pool is bounded and blocking: 20 calls at once on 2 connections wait their turn.
+            found = await asyncio.gather(*(reg.get("chat", "s1") for _ in range(20)))
+            assert all(info is not None and info.id == "s1" for info in found)
+            sentinels.failover()
+            sentinels.wait(sentinels.promoted, "the replica promoted")
+            sentinels.wait(sentinels.demoted, "the old primary a replica")
+            await reg.add(entry("s2", groups={"room"}))  # on the connection of the old primary
+            assert set(await reg.group_members("chat", "room")) == {"s1", "s2"}
+        finally:
+            await reg.close()
+
+    async def test_killed_primary_is_unavailable_until_the_replica_is_promoted(
+        self, sentinels: redis_support.SentinelGroup
+    ) -> None:
+        """While the sentinels still name the dead primary, calls raise RegistryUnavailable
+        (no hang); once the replica is promoted, the same registry works again."""
+        reg = await self._sentinel_registry(sentinels)
+        try:
+            sentinels.kill_primary()
+            with pytest.raises(RegistryUnavailable):
+                await reg.get("chat", "s1")
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    await reg.add(entry("s2"))
+                    break
+                except RegistryUnavailable:
+                    assert time.monotonic() < deadline, "no failover within 60 s"
+                    await asyncio.sleep(0.05)
+            assert sentinels.promoted()
+            assert (await reg.get("chat", "s2")).id == "s2"
+        finally:
+            await reg.close()
 
 
 @pytest.mark.redis

@@ -1,7 +1,8 @@
 """The Redis registry's small parts: entry and departure encoding, the
 outcome of a compare-and-set, the connection pool's options and its one
-client per event loop, URL redaction and glob escaping. No Redis command is
-sent from here.
+client per event loop (a plain pool, or one that finds the primary through
+Redis Sentinel for a ``redis+sentinel://`` URL), URL redaction and glob
+escaping. No Redis command is sent from here.
 
 Entries are stored as compact JSON with :func:`wsmanager_client.protocol.dumps`,
 which writes lone surrogates (a client may send ``"\\udfff"``) as ``\\u``
@@ -15,10 +16,11 @@ import enum
 import json
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.retry import Retry
+from redis.asyncio.sentinel import Sentinel, SentinelConnectionPool, SentinelManagedConnection
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 
@@ -27,13 +29,17 @@ from wsmanager_client.protocol import dumps
 from .._base import ConnectionInfo, Departure
 
 __all__ = [
+    "SENTINEL_SCHEME",
     "Bound",
     "Outcome",
+    "SentinelAddress",
     "bound_client",
     "departures",
     "dumps_info",
     "glob_escape",
     "loads_info",
+    "make_pool",
+    "parse_sentinel_url",
     "pool_options",
     "redact",
 ]
@@ -51,10 +57,134 @@ class Outcome(enum.IntEnum):
 
 @dataclass
 class Bound:
-    """What belongs to one event loop: the client (and its pool) and the sweep lock."""
+    """What belongs to one event loop: the client (and its pool), the sweep lock,
+    and with Sentinel the clients of the sentinels that name the primary."""
 
     client: Redis
     sweep_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    sentinel: Sentinel | None = None
+
+    async def aclose(self) -> None:
+        """Close the pool's connections and the sentinels' (errors are the caller's)."""
+        await self.client.aclose()
+        if self.sentinel is not None:
+            for client in self.sentinel.sentinels:
+                await client.aclose()
+
+
+#: The URL scheme that names a primary through Redis Sentinel.
+SENTINEL_SCHEME = "redis+sentinel"
+#: Sentinel's own default port, for a host given without one.
+SENTINEL_PORT = 26379
+
+
+@dataclass(frozen=True)
+class SentinelAddress:
+    """A ``redis+sentinel://[[user]:password@]host[:port][,host[:port]...]/service[/db]`` URL, read.
+
+    The user and password are the primary's (and its replicas'); the sentinels
+    are reached without authentication.
+    """
+
+    sentinels: tuple[tuple[str, int], ...]
+    service: str
+    db: int = 0
+    username: str | None = None
+    password: str | None = None
+
+
+def parse_sentinel_url(url: str) -> SentinelAddress | None:
+    """The Sentinel address a ``redis+sentinel://`` URL names; None for any other scheme.
+
+    Raises ValueError for a Sentinel URL without hosts or service, with a bad
+    port or database number, or with a query string (no option is read from it).
+    """
+    parts = urlsplit(url)
+    if parts.scheme != SENTINEL_SCHEME:
+        return None
+    userinfo, at, hosts = parts.netloc.rpartition("@")
+    username: str | None = None
+    password: str | None = None
+    if at:
+        user, colon, secret = userinfo.partition(":")
+        username = unquote(user) or None
+        password = unquote(secret) if colon else None
+    sentinels: list[tuple[str, int]] = []
+    for item in hosts.split(","):
+        host, port = item.strip(), str(SENTINEL_PORT)
+        if host.rfind(":") > host.rfind("]"):  # a port follows (an IPv6 host is in brackets)
+            host, _, port = host.rpartition(":")
+        host = host.removeprefix("[").removesuffix("]")
+        if not host or not port.isdigit():
+            raise ValueError(f"sentinel address {item!r} is not host[:port]")
+        sentinels.append((host, int(port)))
+    path = [unquote(p) for p in parts.path.split("/") if p]
+    if not path or len(path) > 2:
+        raise ValueError("the path must be /<service name> or /<service name>/<db>")
+    if len(path) == 2 and not path[1].isdigit():
+        raise ValueError(f"database {path[1]!r} is not a number")
+    if parts.query or parts.fragment:
+        raise ValueError("a redis+sentinel URL takes no query string or fragment")
+    return SentinelAddress(
+        tuple(sentinels), path[0], int(path[1]) if len(path) == 2 else 0, username, password
+    )
+
+
+class _SentinelConnection(SentinelManagedConnection):
+    """A connection to the primary that asks the sentinels on every reconnect.
+
+    redis-py's own class asks them only in ``connect()``; a command that
+    reconnects on its retry (after a READONLY reply of a demoted primary, or
+    a refused connection) goes through ``connect_check_health()`` and would
+    reach the old address again, failing the retry. Here that path asks the
+    sentinels too.
+    """
+
+    _addressed = False  # True while connect_to() connects to an address just asked for
+
+    async def connect_to(self, address: tuple[str, int]) -> None:
+        self._addressed = True
+        try:
+            await super().connect_to(address)  # type: ignore[no-untyped-call]
+        finally:
+            self._addressed = False
+
+    async def connect_check_health(
+        self, check_health: bool = True, retry_socket_connect: bool = True
+    ) -> None:
+        if self._addressed or self.is_connected or not self.connection_pool.is_master:
+            await super().connect_check_health(check_health, retry_socket_connect)
+        else:
+            await self.connect()  # type: ignore[no-untyped-call]
+
+
+class _BlockingSentinelPool(SentinelConnectionPool, BlockingConnectionPool):
+    """redis-py's Sentinel pool (connects to whichever server the sentinels name as
+    primary; a connection refused, or a READONLY reply of a demoted primary,
+    makes the next connection ask again) with the blocking pool's bound: a
+    burst beyond ``max_connections`` waits up to ``timeout`` seconds."""
+
+
+def make_pool(url: str, options: dict[str, Any]) -> tuple[BlockingConnectionPool, Sentinel | None]:
+    """A bounded pool for ``url`` and, for a ``redis+sentinel://`` URL, its Sentinel client.
+
+    Raises ValueError for a URL neither redis-py nor :func:`parse_sentinel_url` reads.
+    """
+    address = parse_sentinel_url(url)
+    if address is None:
+        return BlockingConnectionPool.from_url(url, **options), None
+    timeouts = {k: v for k, v in options.items() if k.startswith("socket_")}
+    sentinel = Sentinel(address.sentinels, sentinel_kwargs=timeouts)
+    pool = _BlockingSentinelPool(  # type: ignore[no-untyped-call]
+        address.service,
+        sentinel,
+        db=address.db,
+        username=address.username,
+        password=address.password,
+        connection_class=_SentinelConnection,
+        **options,
+    )
+    return pool, sentinel
 
 
 def pool_options(
@@ -79,8 +209,8 @@ def bound_client(bounds: dict[asyncio.AbstractEventLoop, Bound], url: str, optio
     if bound is None:
         for old in [old for old in list(bounds) if old.is_closed()]:
             bounds.pop(old, None)
-        pool = BlockingConnectionPool.from_url(url, **options)
-        bound = bounds[loop] = Bound(Redis.from_pool(pool))
+        pool, sentinel = make_pool(url, options)
+        bound = bounds[loop] = Bound(Redis.from_pool(pool), sentinel=sentinel)
     return bound
 
 

@@ -52,7 +52,7 @@ from typing import Any, cast
 from urllib.parse import quote
 
 try:
-    from redis.asyncio import BlockingConnectionPool, Redis
+    from redis.asyncio import Redis
     from redis.exceptions import RedisError
 except ImportError as exc:  # pragma: no cover - depends on the installation
     raise ImportError(
@@ -73,6 +73,7 @@ from ._common import (
     dumps_info,
     glob_escape,
     loads_info,
+    make_pool,
     pool_options,
     redact,
 )
@@ -86,7 +87,9 @@ logger = logging.getLogger(__name__)
 class RedisRegistry(RedisRecovery, LastActivity, RegistryBackend):
     """A registry shared by every process through one Redis database.
 
-    Options (``WSMANAGER["REGISTRY"]["OPTIONS"]``): ``url`` of the database;
+    Options (``WSMANAGER["REGISTRY"]["OPTIONS"]``): ``url`` of the database
+    (or ``redis+sentinel://host:port,host:port/<service>/<db>``: the primary the
+    sentinels name, looked up again on every reconnect, see docs/scaling.md);
     ``prefix`` of every key (processes sharing a prefix share the registry);
     ``node_ttl``, seconds a node's liveness key lives (default: 1.5
     ``HEARTBEAT_INTERVAL``); ``max_connections`` per event loop (a burst beyond
@@ -125,7 +128,7 @@ class RedisRegistry(RedisRecovery, LastActivity, RegistryBackend):
             max_connections, pool_timeout, socket_connect_timeout, socket_timeout
         )
         try:  # report a malformed URL now rather than on the first call
-            BlockingConnectionPool.from_url(url, **self._pool_options)
+            make_pool(url, self._pool_options)
         except ValueError as exc:
             raise ConfigurationError(f"RedisRegistry url {redact(url)!r} is invalid: {exc}") from exc
         self._bounds: dict[asyncio.AbstractEventLoop, Bound] = {}
@@ -409,7 +412,7 @@ class RedisRegistry(RedisRecovery, LastActivity, RegistryBackend):
         bound = self._bounds.pop(asyncio.get_running_loop(), None)
         if bound is not None:
             with contextlib.suppress(RedisError, OSError):
-                await bound.client.aclose()
+                await bound.aclose()
 
     async def clear(self) -> None:
         """Delete every key under ``prefix`` (SCAN, in batches). Tests only."""
