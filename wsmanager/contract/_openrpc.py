@@ -18,6 +18,8 @@ never its source:
   built-in ``rpc.connected``. OpenRPC has no place for server-to-client
   calls, so these are specification extensions.
 * ``x-handler``: the handler's ``handler_name`` and class.
+* ``x-encodings``: the encodings the handler accepts (``RpcHandler.encodings``),
+  each with the WebSocket subprotocol that selects it (docs/protocol.md, section 15).
 
 Not described: ``*args`` and ``**kwargs`` params (the document lists the
 named ones only), and what the server does not know from types (value
@@ -33,6 +35,7 @@ import typing
 from collections.abc import Mapping
 from typing import Any, Final
 
+from wsmanager_client import encodings as wire
 from wsmanager_client import protocol
 
 from ..exceptions import ConfigurationError
@@ -102,6 +105,11 @@ def openrpc_document(handler: type[RpcHandler], *, version: str = "0.0.0") -> di
         },
         **({"x-topics": [_topic(t) for t in handler.topics]} if handler.topics else {}),
         "x-handler": {"name": handler_name, "class": f"{handler.__module__}.{handler.__qualname__}"},
+        "x-encodings": [
+            {"name": name, "subprotocol": wire.SUBPROTOCOLS[name]}
+            for name in wire.ENCODINGS
+            if name in handler.encodings
+        ],
         "x-notifications": [
             *(_declared(handler, "sends", name, decl) for name, decl in _declarations(handler, "sends")),
             _connected(),
