@@ -36,6 +36,11 @@ class ModelHandler(RpcHandler):
         return await self.invoke("double", value, timeout=5)
 
     @rpc
+    async def echo(self, value: Any) -> Any:
+        """Returns ``value`` as it came (``bytes`` too, on a MessagePack socket)."""
+        return value
+
+    @rpc
     async def count(self) -> int:
         return await self.manager.acount()
 
