@@ -50,4 +50,11 @@ class ModelHandler(RpcHandler):
         await self.manager.anotify(socket_id, "note", text)
 
 
-application = websocket_app([route("ws/model/", ModelHandler)], auth=False)
+application = websocket_app(
+    [
+        route("ws/model/", ModelHandler),
+        # For pages of another server (the browser tests' demo): any Origin.
+        route("ws/model-any-origin/", ModelHandler, allowed_origins=["*"]),
+    ],
+    auth=False,
+)
