@@ -96,7 +96,8 @@ def test_a_server_without_msgpack_makes_the_client_close_1008(page: Page, demo_s
                     constructor(url) { super(url); }  // offers nothing: no subprotocol chosen
                 },
             });
-            const closed = new Promise((r) => client.addEventListener("close", (e) => r({code: e.code, reason: e.reason})));
+            const closed = new Promise(
+                (r) => client.addEventListener("close", (e) => r({code: e.code, reason: e.reason})));
             let error = null;
             try { await client.connect(); } catch (err) { error = err.name; }
             const detail = await closed;
