@@ -260,3 +260,56 @@ async def test_json_stays_the_default_and_a_handler_may_refuse_msgpack() -> None
     async with client("/ws/json-only/") as c:
         assert c.encoding == "json"  # no subprotocol chosen: the client speaks JSON
         assert await c.call("echo", "plain") == "plain"
+
+
+# -- the Python client's pieces -----------------------------------------------------------
+def test_the_client_option_takes_json_or_msgpack_only() -> None:
+    from wsmanager_client import Options
+
+    assert Options().encoding == "json"
+    assert Options(encoding="msgpack").encoding == "msgpack"
+    with pytest.raises(ValueError, match="encoding"):
+        Options(encoding="cbor")
+
+
+async def test_a_msgpack_client_packs_its_calls_with_bytes_as_bytes() -> None:
+    from wsmanager_client.calls import CallTable
+
+    table = CallTable(queue_size=10, encoding="msgpack")
+    call_ = table.new_call("put", [b"\x00\xff", "x"], None)
+    assert isinstance(call_.text, bytes)
+    assert wire.loads(call_.text) == {
+        "jsonrpc": "2.0",
+        "method": "put",
+        "params": [b"\x00\xff", "x"],
+        "id": 1,
+    }
+    note = table.new_note("tell", {"blob": b"z"})
+    assert wire.loads(note.text) == {"jsonrpc": "2.0", "method": "tell", "params": {"blob": b"z"}}
+    assert wire.loads(table.new_note("bare", None).text) == {"jsonrpc": "2.0", "method": "bare"}
+    with pytest.raises(protocol.EncodeError):
+        table.new_call("put", "not params", None)
+    json_table = CallTable(queue_size=10)
+    with pytest.raises(protocol.EncodeError):
+        json_table.new_call("put", [b"\x00"], None)
+
+
+async def test_a_msgpack_clients_handlers_answer_bytes() -> None:
+    from wsmanager_client.serving import Handlers
+
+    handlers = Handlers(encoding="msgpack")
+    handlers.on("mirror", lambda value: value)
+    answer = await handlers.answer([Request("mirror", (b"\x01",), 5)], batch=False)
+    assert isinstance(answer, bytes)
+    assert wire.loads(answer) == {"jsonrpc": "2.0", "result": b"\x01", "id": 5}
+    batch = await handlers.answer(
+        [Request("mirror", (b"a",), 1), Request("mirror", (object(),), 2)], batch=True
+    )
+    assert isinstance(batch, bytes)
+    first, second = wire.loads(batch)
+    assert first["result"] == b"a" and second["error"]["code"] == protocol.INTERNAL_ERROR
+    plain = Handlers()
+    plain.on("mirror", lambda value: value)
+    assert (
+        await plain.answer([Request("mirror", (1,), 1)], batch=False) == '{"jsonrpc":"2.0","result":1,"id":1}'
+    )

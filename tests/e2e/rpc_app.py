@@ -41,6 +41,11 @@ class ModelHandler(RpcHandler):
         return value
 
     @rpc
+    async def ask_mirror(self, value: Any) -> Any:
+        """Invokes ``mirror`` on the calling client with ``value`` and returns its answer."""
+        return await self.invoke("mirror", value, timeout=5)
+
+    @rpc
     async def count(self) -> int:
         return await self.manager.acount()
 
@@ -55,6 +60,8 @@ application = websocket_app(
         route("ws/model/", ModelHandler),
         # For pages of another server (the browser tests' demo): any Origin.
         route("ws/model-any-origin/", ModelHandler, allowed_origins=["*"]),
+        # A handler that takes JSON only (MessagePack clients are given no subprotocol).
+        route("ws/model-json/", ModelHandler, encodings=("json",)),
     ],
     auth=False,
 )

@@ -12,7 +12,7 @@ import websockets
 
 from tests.e2e.client import chat_url
 from tests.servers import ServerProcess, server_process
-from wsmanager_client import connect
+from wsmanager_client import NotConnected, connect
 from wsmanager_client import encodings as wire
 from wsmanager_client.protocol import BINARY_NOT_SUPPORTED, INVALID_REQUEST, PARSE_ERROR
 
@@ -79,8 +79,17 @@ async def test_json_and_msgpack_clients_in_one_room_see_the_same_messages(demo_s
 async def test_bytes_travel_as_bytes_and_json_stays_the_default(model_server: ServerProcess) -> None:
     url = f"{model_server.ws_url}/ws/model/"
     blob = bytes(range(256)) * 40
-    async with connect(url, encoding="msgpack") as client:
+    mirrored: list[Any] = []
+
+    def mirror(value: Any) -> Any:
+        mirrored.append(value)
+        return value
+
+    async with connect(url, encoding="msgpack", handlers={"mirror": mirror}) as client:
         assert await client.invoke("echo", blob) == blob
+        # The server calls the client with bytes, and the client's handler answers bytes.
+        assert await client.invoke("ask_mirror", b"\x00\xfe") == b"\x00\xfe"
+        assert mirrored == [b"\x00\xfe"]
         assert await client.invoke("echo", {"nested": [b"\x00", "text", 1.5, None]}) == {
             "nested": [b"\x00", "text", 1.5, None]
         }
@@ -121,3 +130,16 @@ async def test_an_oversized_binary_frame_closes_the_socket_1009(model_server: Se
     with pytest.raises(websockets.ConnectionClosed):
         await asyncio.wait_for(ws.recv(), WAIT)
     assert ws.close_code == 1009
+
+
+async def test_a_msgpack_client_gives_up_on_a_handler_that_takes_json_only(
+    model_server: ServerProcess,
+) -> None:
+    url = f"{model_server.ws_url}/ws/model-json/"
+    async with websockets.connect(url, subprotocols=[websockets.Subprotocol(MSGPACK)]) as ws:
+        assert ws.subprotocol is None  # not selected: the socket speaks JSON
+        assert isinstance(await asyncio.wait_for(ws.recv(), WAIT), str)
+    with pytest.raises(NotConnected) as caught:
+        async with connect(url, encoding="msgpack"):
+            pass
+    assert "MessagePack" in str(caught.value)

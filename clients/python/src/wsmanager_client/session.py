@@ -157,7 +157,7 @@ class Session:
             )
         self._calls = CallTable(self.options.queue_size, self.options.encoding)
         self._binary = self.options.encoding == MSGPACK
-        self._handlers = Handlers(on_error=self._report)
+        self._handlers = Handlers(on_error=self._report, encoding=self.options.encoding)
         for method, fn in (handlers or {}).items():
             self._handlers.on(method, fn)
         self._attempt = 0
@@ -479,11 +479,11 @@ class Session:
         if answers:
             await self._send(ws, encode_batch(answers) if batch else dumps(answers[0]))
 
-    async def _send(self, ws: ClientConnection, text: str | None) -> None:
-        """Send a frame made as JSON text (a MessagePack connection packs it first)."""
+    async def _send(self, ws: ClientConnection, text: str | bytes | None) -> None:
+        """Send a frame: JSON text (a MessagePack connection packs it first) or MessagePack."""
         if text is not None and ws is self._ws:
             with contextlib.suppress(WsConnectionClosed):
-                await ws.send(wire.transcode(text) if self._binary else text)
+                await ws.send(wire.transcode(text) if self._binary and isinstance(text, str) else text)
 
     def _on_hello(self, params: Any) -> None:
         sid = params.get("id") if isinstance(params, dict) else None
