@@ -24,6 +24,14 @@ the array's length before any member is built (:func:`protocol.decode`);
 the rate limit charges a batch one token per member (:meth:`frame_cost`),
 and a batch that does not fit is refused whole, each call answered -32002.
 
+Encodings (docs/protocol.md, section 15): the client's WebSocket subprotocol
+chooses JSON (text frames, the default) or MessagePack (binary frames) among
+:attr:`RpcHandler.encodings`, before ``on_connect`` runs. Results and
+``invoke`` params are encoded for the socket itself (``bytes`` as MessagePack
+``bin``); every other frame is JSON text translated on its way into a
+MessagePack socket's outbox (:mod:`wsmanager.connection._encodings`). A frame of
+the other type is answered -32001.
+
 A client that closes on purpose says ``rpc.close`` first (docs/protocol.md,
 section 5): the socket is released at once and for good, whatever close code
 the server then reports (:meth:`~wsmanager.handlers._handler.WebSocketHandler.close_on_request`).
