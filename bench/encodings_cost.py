@@ -46,7 +46,24 @@ RUNS = 5
 DEFLATE = (("deflate 15 bits", 15, 8), ("deflate 12 bits, memLevel 5", 12, 5))
 
 
-WORDS = "the build is green again lunch at noon who reviews the patch deploy after tests pass".split()
+WORDS = [
+    "the",
+    "build",
+    "is",
+    "green",
+    "again",
+    "lunch",
+    "at",
+    "noon",
+    "who",
+    "reviews",
+    "the",
+    "patch",
+    "deploy",
+    "after",
+    "tests",
+    "pass",
+]
 
 
 def chat_message(n: int = 0) -> dict[str, Any]:

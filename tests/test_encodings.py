@@ -313,3 +313,13 @@ async def test_a_msgpack_clients_handlers_answer_bytes() -> None:
     assert (
         await plain.answer([Request("mirror", (1,), 1)], batch=False) == '{"jsonrpc":"2.0","result":1,"id":1}'
     )
+
+
+def test_offsets_of_a_msgpack_frame_are_read_as_from_json() -> None:
+    from wsmanager_client.recovery import frame_offsets, packed_offsets
+
+    text = protocol.with_offset(protocol.encode_notification("message", {"text": "offset"}), "17-3")
+    assert packed_offsets(wire.transcode(text)) == frame_offsets(text) == ["17-3"]
+    batch = wire.pack([{"jsonrpc": "2.0", "method": "a", "offset": "1-0"}, {"jsonrpc": "2.0", "method": "b"}])
+    assert packed_offsets(batch) == ["1-0", None]
+    assert packed_offsets(wire.pack({"jsonrpc": "2.0", "method": "a"})) == []
