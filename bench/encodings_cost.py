@@ -28,19 +28,30 @@ Results: docs/benchmarks.md ("Encodings and compression").
 
 from __future__ import annotations
 
+import argparse
+import asyncio
 import json
+import os
 import statistics
+import sys
 import time
 import tracemalloc
 import zlib
 from collections.abc import Callable
 from typing import Any
 
+import websockets
+
+from tests.servers import server_process
 from wsmanager.connection._encodings import to_binary
 from wsmanager.connection._outbox import frame
 from wsmanager_client import encodings, protocol
 
+from .servers import cpu_ticks, wait_quiet
+
 RUNS = 5
+#: Sockets in the room of the real-server fan-out (``--server``).
+LISTENERS = 20
 
 #: (label, window bits, memLevel) of what the servers negotiate (docs/compression.md).
 DEFLATE = (("deflate 15 bits", 15, 8), ("deflate 12 bits, memLevel 5", 12, 5))
@@ -181,10 +192,70 @@ def report(label: str, make: Callable[[int], dict[str, Any]], loops: int) -> Non
         print(f"| {name} | {memory_kib(bits, mem, raw):.0f} |")
 
 
+async def fanout_cpu(
+    url: str, pid: int, encoding: str, compress: bool, make: Callable[[int], dict[str, Any]], count: int
+) -> tuple[float, int]:
+    """Server CPU µs per delivered message of ``count`` broadcasts to :data:`LISTENERS`
+    sockets, and the payload bytes of each (as read: after inflating, if compressed)."""
+    protocols = [websockets.Subprotocol(encodings.SUBPROTOCOLS["msgpack"])] if encoding == "msgpack" else None
+    options: dict[str, Any] = {"subprotocols": protocols, "compression": "deflate" if compress else None}
+    room = f"{url}/ws/room/{encoding}-{int(compress)}-{count}/"
+    listeners = [await websockets.connect(room, max_size=None, **options) for _ in range(LISTENERS)]
+    sender = await websockets.connect(f"{room}?listen=0", max_size=None, **options)
+    for ws in [*listeners, sender]:
+        await ws.recv()  # rpc.connected
+    await wait_quiet([pid])
+
+    async def read(ws: Any) -> int:
+        total = 0
+        for _ in range(count):
+            total += len(await ws.recv())
+        return total
+
+    readers = [asyncio.ensure_future(read(ws)) for ws in listeners]
+    start = cpu_ticks(pid)
+    for n in range(count):
+        message = {"jsonrpc": "2.0", "method": "broadcast_data", "params": [make(n)], "id": n}
+        await sender.send(encodings.pack(message) if encoding == "msgpack" else json.dumps(message))
+        await sender.recv()
+    read_bytes = await asyncio.gather(*readers)
+    ticks = cpu_ticks(pid) - start
+    for ws in [*listeners, sender]:
+        await ws.close()
+    per_tick = 1e6 / os.sysconf("SC_CLK_TCK")
+    return ticks * per_tick / (count * LISTENERS), read_bytes[0] // count
+
+
+async def servers_report(kind: str) -> None:
+    print(f"\n## On a real server: {kind}, {LISTENERS} listeners in one room\n")
+    header = "| message | encoding | compression | server CPU µs per delivered message | payload bytes |"
+    print(header)
+    print("| --- | --- | --- | --- | --- |")
+    env = {"DJANGO_SETTINGS_MODULE": "bench.settings", "BENCH_URLCONF": "bench.apps.wsm"}
+    with server_process(kind, app="bench.apps.wsm:application", env=env) as server:
+        assert server.proc is not None
+        for label, make, count in (("chat", chat_message, 400), ("10 KB", ten_kb_notification, 60)):
+            for encoding in ("json", "msgpack"):
+                for compress in (False, True):
+                    runs = [
+                        await fanout_cpu(server.ws_url, server.proc.pid, encoding, compress, make, count)
+                        for _ in range(RUNS)
+                    ]
+                    cpu = statistics.median(r[0] for r in runs)
+                    print(
+                        f"| {label} | {encoding} | {'on' if compress else 'off'} | {cpu:.0f} | {runs[0][1]} |"
+                    )
+
+
 def main() -> None:
-    print(json.dumps({"python": __import__("sys").version.split()[0], "zlib": zlib.ZLIB_RUNTIME_VERSION}))
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0] if __doc__ else None)
+    parser.add_argument("--server", help="also measure a fan-out on this server kind (e.g. uvicorn-sansio)")
+    args = parser.parse_args()
+    print(json.dumps({"python": sys.version.split()[0], "zlib": zlib.ZLIB_RUNTIME_VERSION}))
     report("A chat message (the demo's `message`)", chat_message, 20_000)
     report("A notification of about 10 KB of JSON", ten_kb_notification, 500)
+    if args.server:
+        asyncio.run(servers_report(args.server))
 
 
 if __name__ == "__main__":
