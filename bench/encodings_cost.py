@@ -38,6 +38,7 @@ import time
 import tracemalloc
 import zlib
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import websockets
@@ -192,6 +193,27 @@ def report(label: str, make: Callable[[int], dict[str, Any]], loops: int) -> Non
         print(f"| {name} | {memory_kib(bits, mem, raw):.0f} |")
 
 
+def tree(pid: int) -> list[int]:
+    """``pid`` and its descendants (hypercorn and granian serve from a worker process)."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        found.append(current)
+        todo.extend(children.get(current, []))
+    return found
+
+
+def tree_ticks(pids: list[int]) -> int:
+    return sum(cpu_ticks(p) for p in pids)
+
+
 async def fanout_cpu(
     url: str, pid: int, encoding: str, compress: bool, make: Callable[[int], dict[str, Any]], count: int
 ) -> tuple[float, int]:
@@ -204,7 +226,8 @@ async def fanout_cpu(
     sender = await websockets.connect(f"{room}?listen=0", max_size=None, **options)
     for ws in [*listeners, sender]:
         await ws.recv()  # rpc.connected
-    await wait_quiet([pid])
+    pids = tree(pid)
+    await wait_quiet(pids)
 
     async def read(ws: Any) -> int:
         total = 0
@@ -213,13 +236,13 @@ async def fanout_cpu(
         return total
 
     readers = [asyncio.ensure_future(read(ws)) for ws in listeners]
-    start = cpu_ticks(pid)
+    start = tree_ticks(pids)
     for n in range(count):
         message = {"jsonrpc": "2.0", "method": "broadcast_data", "params": [make(n)], "id": n}
         await sender.send(encodings.pack(message) if encoding == "msgpack" else json.dumps(message))
         await sender.recv()
     read_bytes = await asyncio.gather(*readers)
-    ticks = cpu_ticks(pid) - start
+    ticks = tree_ticks(pids) - start
     for ws in [*listeners, sender]:
         await ws.close()
     per_tick = 1e6 / os.sysconf("SC_CLK_TCK")
