@@ -273,10 +273,14 @@ async def servers_report(kind: str) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0] if __doc__ else None)
     parser.add_argument("--server", help="also measure a fan-out on this server kind (e.g. uvicorn-sansio)")
+    parser.add_argument(
+        "--quick", action="store_true", help="few loops (the smoke test): bytes exact, CPU rough"
+    )
     args = parser.parse_args()
     print(json.dumps({"python": sys.version.split()[0], "zlib": zlib.ZLIB_RUNTIME_VERSION}))
-    report("A chat message (the demo's `message`)", chat_message, 20_000)
-    report("A notification of about 10 KB of JSON", ten_kb_notification, 500)
+    scale = 100 if args.quick else 1
+    report("A chat message (the demo's `message`)", chat_message, 20_000 // scale)
+    report("A notification of about 10 KB of JSON", ten_kb_notification, 500 // scale)
     if args.server:
         asyncio.run(servers_report(args.server))
 
