@@ -183,7 +183,15 @@ class JsonOnlyHandler(BytesHandler):
     encodings = ("json",)
 
 
-app = websocket_app([route("ws/bytes/", BytesHandler), route("ws/json-only/", JsonOnlyHandler)], auth=False)
+app = websocket_app(
+    [
+        route("ws/bytes/", BytesHandler),
+        route("ws/json-only/", JsonOnlyHandler),
+        # Burst 10, refilled at one token per 1,000 s: nothing refills during a test.
+        route("ws/bytes/limited/", BytesHandler, rate_limit=(0.001, 10.0)),
+    ],
+    auth=False,
+)
 
 
 def client(path: str = "/ws/bytes/", encoding: str = "msgpack") -> RpcCommunicator:
@@ -323,3 +331,13 @@ def test_offsets_of_a_msgpack_frame_are_read_as_from_json() -> None:
     batch = wire.pack([{"jsonrpc": "2.0", "method": "a", "offset": "1-0"}, {"jsonrpc": "2.0", "method": "b"}])
     assert packed_offsets(batch) == ["1-0", None]
     assert packed_offsets(wire.pack({"jsonrpc": "2.0", "method": "a"})) == []
+
+
+async def test_a_msgpack_batch_costs_one_token_per_member_and_is_refused_whole() -> None:
+    async with client("/ws/bytes/limited/") as c:
+        await c.send_to(bytes_data=wire.pack([call("echo", [i], i) for i in range(8)]))
+        assert [r["result"] for r in await c._receive_message(3)] == list(range(8))
+        await c.send_to(bytes_data=wire.pack([call("echo", [i], i) for i in range(8, 16)]))
+        refused = await c._receive_message(3)
+        assert [r["error"]["code"] for r in refused] == [protocol.RATE_LIMITED] * 8
+        assert [r["id"] for r in refused] == list(range(8, 16))
