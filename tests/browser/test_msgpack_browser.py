@@ -9,6 +9,9 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from tests.servers import DaphneProcess
+from wsmanager_client import encodings as wire
+
+from .fake_server import FakeServer
 
 if TYPE_CHECKING:
     from playwright.sync_api import Page
@@ -108,3 +111,42 @@ def test_a_server_without_msgpack_makes_the_client_close_1008(page: Page, demo_s
     assert result["reason"] == "the server does not accept MessagePack"
     assert result["state"] == "closed"
     assert result["error"] is not None
+
+
+def test_msgpack_on_the_wire_with_a_scripted_server(blank_page: Page, fake_server: FakeServer) -> None:
+    """The test plays the server: the frames the client sends are MessagePack, bytes are
+    Uint8Array both ways, and a malformed binary frame is answered -32700."""
+    page = blank_page
+    page.evaluate(
+        """(url) => {
+            const options = {encoding: "msgpack", heartbeatInterval: 0, reconnect: false};
+            window.c = new wsmanager.Client(url, options);
+            window.c.on("mirror", (value) => value);
+            window.c.connect();
+        }""",
+        fake_server.url(),
+    )
+    peer = fake_server.next_peer()
+    assert peer.connection.subprotocol == "wsmanager.v1.msgpack"
+    page.wait_for_function("() => window.c.state === 'open'")
+    # The server calls the client with bytes; the answer is MessagePack with bytes.
+    peer.send_bytes(wire.pack({"jsonrpc": "2.0", "method": "mirror", "params": [b"\x01\x02"], "id": 9}))
+    answer = peer.recv_raw()
+    assert isinstance(answer, bytes)
+    assert wire.loads(answer) == {"jsonrpc": "2.0", "result": b"\x01\x02", "id": 9}
+    # Malformed MessagePack: Parse error, id null, still MessagePack.
+    peer.send_bytes(b"\x93\x01")
+    error = wire.loads(peer.recv_raw())
+    assert error["error"]["code"] == -32700 and error["id"] is None
+    # A call of the client with a Uint8Array: packed as bin; the result comes back as Uint8Array.
+    page.evaluate(
+        """() => { window.put = window.c.invoke("put", new Uint8Array([7, 8, 9]))
+                   .then((r) => ({isBytes: r instanceof Uint8Array, bytes: Array.from(r)})); }"""
+    )
+    request = peer.recv_raw()
+    assert isinstance(request, bytes)
+    call = wire.loads(request)
+    assert (call["method"], call["params"]) == ("put", [b"\x07\x08\x09"])
+    peer.send_bytes(wire.pack({"jsonrpc": "2.0", "result": b"\xff", "id": call["id"]}))
+    assert page.evaluate("() => window.put") == {"isBytes": True, "bytes": [255]}
+    page.evaluate("() => window.c.close()")
