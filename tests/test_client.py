@@ -139,6 +139,7 @@ CLIENT_MODULES = [
     "wsmanager_client",
     "wsmanager_client.calls",
     "wsmanager_client.connection",
+    "wsmanager_client.encodings",
     "wsmanager_client.events",
     "wsmanager_client.exceptions",
     "wsmanager_client.limits",
@@ -318,7 +319,7 @@ async def test_a_queued_call_that_times_out_leaves_the_queue_and_is_never_sent()
 async def test_the_queue_keeps_calls_and_notifications_in_order() -> None:
     table = CallTable(queue_size=10)
     a = table.new_call("a", None, None)
-    note = CallTable.new_note("b", ["x"])
+    note = table.new_note("b", ["x"])
     c = table.new_call("c", None, None)
     for entry in (a, note, c):
         table.enqueue(entry)

@@ -30,12 +30,13 @@ def test_the_client_and_the_server_have_one_version_and_the_server_pins_it() -> 
     assert f"wsmanager-client=={version}" in server["dependencies"]  # type: ignore[operator]
 
 
-def test_the_client_depends_on_websockets_only() -> None:
+def test_the_client_depends_on_websockets_only_and_msgpack_is_an_extra() -> None:
     client = project(CLIENT)
     assert client["name"] == "wsmanager-client"
     assert client["dependencies"] == ["websockets>=13"]
     assert client["license"] == "MIT"
-    assert "optional-dependencies" not in client
+    # MessagePack is an extra (wsmanager-client[msgpack]), never a requirement.
+    assert client["optional-dependencies"] == {"msgpack": ["msgpack>=1.0"]}
 
 
 def test_the_client_ships_its_readme_license_and_py_typed() -> None:

@@ -25,6 +25,7 @@ KEPT = {
     "wsmanager.ops.metrics": "an observer the user installed (uninstall)",
     "wsmanager.ops.tracing": "an observer the user installed (uninstall)",
     "wsmanager.connection._outbox": "a one-entry cache keyed by the message",
+    "wsmanager.connection._encodings": "a one-entry cache keyed by the message",
     "wsmanager.servers._uvicorn": "one-entry caches keyed by the message",
     "wsmanager._state": "the list of owners itself",
 }

@@ -7,12 +7,13 @@
   the body to it with ``BenchRpc.manager.send(id, body)``.
 * ``ws/room/<room>/``: an ``RpcHandler`` that joins group ``room`` (unless
   ``?listen=0``); ``broadcast(text)`` notifies the group with
-  ``manager.anotify_group``.
+  ``manager.anotify_group``; ``broadcast_data(data)`` likewise, with any JSON value.
 """
 
 from __future__ import annotations
 
 import os
+from typing import Any
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "bench.settings")
 os.environ["BENCH_URLCONF"] = __name__
@@ -76,6 +77,11 @@ class BenchRoom(RpcHandler, BenchBase):
     @rpc
     async def broadcast(self, text: str) -> int:
         return await self.manager.anotify_group(self.info.path_kwargs["room"], "msg", text)
+
+    @rpc
+    async def broadcast_data(self, data: Any) -> int:
+        """Notifies the group ``msg`` with ``data`` as it came (bench.encodings_cost)."""
+        return await self.manager.anotify_group(self.info.path_kwargs["room"], "msg", data)
 
 
 @csrf_exempt

@@ -18,7 +18,7 @@ import itertools
 import json
 import queue
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -26,8 +26,16 @@ from urllib.parse import parse_qs, urlsplit
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
+from websockets.typing import Subprotocol
 
 DEFAULT_TIMEOUT = 10.0
+
+
+MSGPACK = Subprotocol("wsmanager.v1.msgpack")
+
+
+def _select_subprotocol(connection: ServerConnection, offered: Sequence[Subprotocol]) -> Subprotocol | None:
+    return MSGPACK if MSGPACK in offered else None
 
 
 class Peer:
@@ -47,6 +55,15 @@ class Peer:
         """Send one text frame: ``message`` as JSON, or as is when it is a str."""
         text = message if isinstance(message, str) else json.dumps(message)
         self._run(self.connection.send(text))
+
+    def send_bytes(self, data: bytes) -> None:
+        """Send one binary frame as it is (MessagePack, or not)."""
+        self._run(self.connection.send(data))
+
+    def recv_raw(self, timeout: float = DEFAULT_TIMEOUT) -> str | bytes:
+        """The next frame from the browser, as it came."""
+        frame: str | bytes = self._run(asyncio.wait_for(self.connection.recv(), timeout), timeout + 1)
+        return frame
 
     def recv(self, timeout: float = DEFAULT_TIMEOUT) -> Any:
         """The next frame from the browser, decoded from JSON."""
@@ -107,7 +124,14 @@ class FakeServer:
         return self
 
     async def _serve(self) -> Server:
-        return await serve(self._handle, "127.0.0.1", 0, process_request=self._process_request)
+        # A client that offers MessagePack gets it (and speaks it); one that offers nothing, none.
+        return await serve(
+            self._handle,
+            "127.0.0.1",
+            0,
+            process_request=self._process_request,
+            select_subprotocol=_select_subprotocol,
+        )
 
     def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
         page = self.pages.get(request.path)

@@ -36,6 +36,16 @@ class ModelHandler(RpcHandler):
         return await self.invoke("double", value, timeout=5)
 
     @rpc
+    async def echo(self, value: Any) -> Any:
+        """Returns ``value`` as it came (``bytes`` too, on a MessagePack socket)."""
+        return value
+
+    @rpc
+    async def ask_mirror(self, value: Any) -> Any:
+        """Invokes ``mirror`` on the calling client with ``value`` and returns its answer."""
+        return await self.invoke("mirror", value, timeout=5)
+
+    @rpc
     async def count(self) -> int:
         return await self.manager.acount()
 
@@ -45,4 +55,13 @@ class ModelHandler(RpcHandler):
         await self.manager.anotify(socket_id, "note", text)
 
 
-application = websocket_app([route("ws/model/", ModelHandler)], auth=False)
+application = websocket_app(
+    [
+        route("ws/model/", ModelHandler),
+        # For pages of another server (the browser tests' demo): any Origin.
+        route("ws/model-any-origin/", ModelHandler, allowed_origins=["*"]),
+        # A handler that takes JSON only (MessagePack clients are given no subprotocol).
+        route("ws/model-json/", ModelHandler, encodings=("json",)),
+    ],
+    auth=False,
+)

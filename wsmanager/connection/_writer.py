@@ -67,6 +67,7 @@ class Writer:
         "label",
         "outbox",
         "send",
+        "translate",
     )
 
     def __init__(
@@ -91,6 +92,9 @@ class Writer:
         #: While a topic subscribe is under way (wsmanager.topics): sees every frame
         #: first, and takes (True) the publications it holds until the answer.
         self.gate: Callable[[Message], bool] | None = None
+        #: The socket's encoding of the frames made for many sockets (JSON text): a
+        #: MessagePack socket's ``connection._encodings.to_binary``; None: as they are.
+        self.translate: Callable[[Message], Message] | None = None
         #: The socket's activity: each frame written is its last activity out.
         self.activity = activity if activity is not None else Activity()
 
@@ -99,6 +103,13 @@ class Writer:
         gate = self.gate
         if gate is not None and gate(message):
             return True
+        if self.translate is not None:
+            try:
+                message = self.translate(message)
+            except Exception:  # never: the text was JSON made by the server
+                logger.exception("socket %s: a frame could not be translated; dropped", self.label)
+                bump(Count.DROPPED_WRITE_FAILED)
+                return False
         # The server's synchronous write takes a frame only while its transport holds at
         # most DIRECT_LIMIT bytes: the limits hold without asking how much it holds.
         if self.direct is not None and self.outbox.fits_at_once(message, DIRECT_LIMIT):

@@ -26,6 +26,8 @@ never its source:
 * ``x-upload`` on a method that reads an upload (a parameter annotated
   ``AsyncIterator[T]``, left out of ``params``): ``{"name": <the
   parameter>, "schema": <T's schema>}``; its errors include -32020, -32021.
+* ``x-encodings``: the encodings the handler accepts (``RpcHandler.encodings``),
+  each with the WebSocket subprotocol that selects it (docs/protocol.md, section 15).
 
 Not described: ``*args`` and ``**kwargs`` params (the document lists the
 named ones only), and what the server does not know from types (value
@@ -41,6 +43,7 @@ import typing
 from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Mapping
 from typing import Any, Final
 
+from wsmanager_client import encodings as wire
 from wsmanager_client import protocol
 from wsmanager_client.streams import CANCELLED, STREAM_CANCELLED, TOO_MANY_STREAMS
 
@@ -111,6 +114,11 @@ def openrpc_document(handler: type[RpcHandler], *, version: str = "0.0.0") -> di
         },
         **({"x-topics": [_topic(t) for t in handler.topics]} if handler.topics else {}),
         "x-handler": {"name": handler_name, "class": f"{handler.__module__}.{handler.__qualname__}"},
+        "x-encodings": [
+            {"name": name, "subprotocol": wire.SUBPROTOCOLS[name]}
+            for name in wire.ENCODINGS
+            if name in handler.encodings
+        ],
         "x-notifications": [
             *(_declared(handler, "sends", name, decl) for name, decl in _declarations(handler, "sends")),
             _connected(),

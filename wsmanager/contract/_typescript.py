@@ -106,6 +106,11 @@ def typescript_declarations(document: Mapping[str, Any], *, client_module: str =
         + (f" ({handler['class']})" if handler.get("class") else "")
         + ".",
         "// Do not edit: regenerate it when the handler changes.",
+        *(
+            [f"// Encodings it accepts: {', '.join(encodings)} (docs/protocol.md, section 15)."]
+            if (encodings := [str(e["name"]) for e in document.get("x-encodings", [])])
+            else []
+        ),
         f"import type {{ {imported} }} from {json.dumps(client_module)};",
         "",
         *_jsdoc(

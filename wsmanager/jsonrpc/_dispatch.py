@@ -24,6 +24,14 @@ the array's length before any member is built (:func:`protocol.decode`);
 the rate limit charges a batch one token per member (:meth:`frame_cost`),
 and a batch that does not fit is refused whole, each call answered -32002.
 
+Encodings (docs/protocol.md, section 15): the client's WebSocket subprotocol
+chooses JSON (text frames, the default) or MessagePack (binary frames) among
+:attr:`RpcHandler.encodings`, before ``on_connect`` runs. Results and
+``invoke`` params are encoded for the socket itself (``bytes`` as MessagePack
+``bin``); every other frame is JSON text translated on its way into a
+MessagePack socket's outbox (:mod:`wsmanager.connection._encodings`). A frame of
+the other type is answered -32001.
+
 A client that closes on purpose says ``rpc.close`` first (docs/protocol.md,
 section 5): the socket is released at once and for good, whatever close code
 the server then reports (:meth:`~wsmanager.handlers._handler.WebSocketHandler.close_on_request`).
@@ -52,14 +60,16 @@ from typing import Any, ClassVar
 
 from channels.db import database_sync_to_async
 
+from wsmanager_client import encodings as wire
 from wsmanager_client import protocol
 from wsmanager_client.protocol import ErrorObject, Invalid, Request, Response, params_of
 from wsmanager_client.streams import CANCEL, CANCELLED, CREDIT, DEFAULT_CREDIT, END, ITEM, STREAM_CANCELLED
 
 from .._conf import get_settings
+from ..connection._encodings import Codec, negotiate, to_binary
 from ..connection._lifecycle import State
 from ..connection._limits import too_big
-from ..connection._outbox import size_of
+from ..connection._outbox import Message, frame, size_of
 from ..exceptions import (
     ConfigurationError,
     ConnectionClosed,
@@ -146,6 +156,11 @@ class RpcHandler(Resumable):
     #: Credit one stream may hold (items in flight); grants past it are cut. Keep
     #: ``max_streams * max_stream_credit`` well under ``MAX_OUTGOING_QUEUE`` (1000 frames).
     max_stream_credit: ClassVar[int] = 128
+    #: The encodings a client may choose with its WebSocket subprotocol (docs/protocol.md,
+    #: section 15): ``"json"`` always, and ``"msgpack"`` unless removed from here.
+    encodings: ClassVar[Sequence[str]] = (wire.JSON, wire.MSGPACK)
+    #: This socket's encoding, chosen at the handshake (:mod:`wsmanager.connection._encodings`).
+    codec: Codec
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         methods: dict[str, Method] = {}
@@ -171,6 +186,15 @@ class RpcHandler(Resumable):
         cls.rpc_methods = methods
         if not all(isinstance(t, Topic) for t in cls.topics):
             raise ConfigurationError(f"{cls.__qualname__}.topics must hold topic(...) patterns only")
+        if (
+            isinstance(cls.encodings, str)
+            or wire.JSON not in cls.encodings
+            or not set(cls.encodings) <= set(wire.ENCODINGS)
+        ):
+            raise ConfigurationError(
+                f"{cls.__qualname__}.encodings must be a tuple of {wire.ENCODINGS} holding {wire.JSON!r}, "
+                f"not {cls.encodings!r}"
+            )
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -178,7 +202,7 @@ class RpcHandler(Resumable):
         self._running = 0  # worker tasks
         self._pending_calls = 0  # members of the frames queued or running, until answered
         self._pending_bytes = 0  # text of those frames
-        self._decoded: tuple[str, protocol.Decoded] | None = None  # frame_cost's, for on_receive
+        self._decoded: tuple[str | bytes, protocol.Decoded] | None = None  # frame_cost's, for on_receive
         self._log = LogThrottle()
         self._workers: set[asyncio.Task[None]] = set()
         self._invocations = Invocations()
@@ -188,10 +212,27 @@ class RpcHandler(Resumable):
         # the stream is refused -32021 when it would open. At most max_pending_calls.
         self._early_cancels: dict[Any, None] = {}
         self._running_ids: Counter[Any] = Counter()  # ids of the calls being run
+        self.codec = Codec()
+        self._subprotocol: str | None = None
 
     def _note(self, kind: str, level: int, msg: str, *args: Any, exc_info: Any = None) -> None:
         """Log at most one line per ``kind`` and interval for this socket (wsmanager.observe._logs)."""
         self._log.log(logger, kind, level, msg, *args, exc_info=exc_info)
+
+    # -- the handshake: the encoding -------------------------------------------------
+    async def websocket_connect(self, message: Message) -> None:
+        """Choose the encoding before anything is sent (frames sent from ``on_connect``
+        are queued, and translated on their way in as every later one)."""
+        offered = self.scope.get("subprotocols") or ()
+        name, self._subprotocol = negotiate([str(p) for p in offered], self.encodings)
+        self.codec = Codec(name)
+        if self.codec.binary:
+            self.writer.translate = to_binary
+        await super().websocket_connect(message)
+
+    async def accept(self, subprotocol: str | None = None, headers: Any = None) -> None:
+        """Complete the handshake with the negotiated subprotocol (unless given one)."""
+        await super().accept(subprotocol if subprotocol is not None else self._subprotocol, headers)
 
     # -- server to client ---------------------------------------------------------
     async def on_open(self) -> None:
@@ -228,7 +269,7 @@ class RpcHandler(Resumable):
         call_id, future = self._invocations.start(method)
         wait = get_settings().invoke_timeout if timeout is None else timeout
         try:
-            if not await self.send_frame(protocol.encode_request(method, params, call_id)):
+            if not await self.send_frame(self.codec.request(method, params, call_id)):
                 raise ConnectionClosed(self.id)
             return await asyncio.wait_for(future, wait)
         except TimeoutError:
@@ -241,13 +282,11 @@ class RpcHandler(Resumable):
         """One token per member of a batch (a lone message or a refused batch: 1).
 
         Decodes the frame (kept for ``on_receive`` / ``on_rate_limited``, which
-        get the same message); binary frames cost 1. A lone stream frame that
+        get the same message); a frame of the wrong type costs 1. A lone stream frame that
         does its work costs nothing (``Streams.free``: a grant that adds credit,
         an upload item within the credit, a first cancel or end): a refused
         grant would stall the stream for good, and the credit bounds them.
         """
-        if isinstance(message, bytes):
-            return 1
         decoded = self._decode(message)
         if decoded.batch:
             return len(decoded.items)
@@ -294,20 +333,16 @@ class RpcHandler(Resumable):
             for item in work
         )
 
-    def _decode(self, message: str) -> protocol.Decoded:
+    def _decode(self, message: str | bytes) -> protocol.Decoded:
         """The frame decoded once: frame_cost's result when it saw this very message."""
         kept, self._decoded = self._decoded, None
         if kept is not None and kept[0] is message:
             return kept[1]
-        decoded = protocol.decode(message, max_batch=self.max_batch_size)
+        decoded = self.codec.decode(message, self.max_batch_size)
         self._decoded = (message, decoded)
         return decoded
 
     async def on_receive(self, message: str | bytes) -> None:
-        if isinstance(message, bytes):
-            error = ErrorObject.standard(protocol.BINARY_NOT_SUPPORTED)
-            await self.send_frame(protocol.encode_error(None, error))
-            return
         decoded = self._decode(message)
         self._decoded = None
         work: list[Request | Invalid] = []
@@ -386,14 +421,14 @@ class RpcHandler(Resumable):
             while self._calls and self.state is State.OPEN:
                 work, batch, size = self._calls.popleft()
                 try:
-                    answers: list[str] = []
+                    answers: list[str | bytes] = []
                     room = self.max_result_size
                     for item in work:
                         answer = await self._run(item, room)
                         if answer is not None:
                             answers.append(answer)
                             if room is not None:  # UTF-8 bytes, and a comma or a bracket
-                                room -= 1 + size_of({"text": answer})
+                                room -= 1 + size_of(frame(answer))
                     await self._answer(answers, batch)
                     if self._subscriptions is not None:  # held publications go out after the answer
                         self._subscriptions.settle()
@@ -407,12 +442,12 @@ class RpcHandler(Resumable):
         finally:
             self._running -= 1
 
-    async def _answer(self, answers: list[str], batch: bool) -> None:
+    async def _answer(self, answers: Sequence[str | bytes], batch: bool) -> None:
         """Send encoded responses: one, or a batch array (nothing when empty)."""
         if answers:
-            await self.send_frame(f"[{','.join(answers)}]" if batch else answers[0])
+            await self.send_frame(self.codec.join(answers) if batch else answers[0])
 
-    async def _run(self, item: Request | Invalid, room: int | None = None) -> str | None:
+    async def _run(self, item: Request | Invalid, room: int | None = None) -> str | bytes | None:
         """Run one call; its encoded response, or None for a notification.
 
         ``room``: bytes left in the answer frame (None: no limit); a result
@@ -432,7 +467,7 @@ class RpcHandler(Resumable):
             if self._early_cancels:  # a cancel kept for this call is spent, whatever the method
                 self._early_cancels.pop(item.id, None)
 
-    async def _run_request(self, item: Request, room: int | None) -> str | None:
+    async def _run_request(self, item: Request, room: int | None) -> str | bytes | None:
         try:
             call = self._call(item)
             result = await (call if observe.hub is None else observe.hub.rpc(self, item.method, call))
@@ -473,12 +508,12 @@ class RpcHandler(Resumable):
             if item.notification:
                 return None
             try:
-                text = protocol.encode_result(item.id, result)
+                text = self.codec.result(item.id, result)
             except protocol.EncodeError as exc:
                 self._note(
                     "bad_result",
                     logging.ERROR,
-                    "rpc %r on socket %s returned a value that is not JSON",
+                    "rpc %r on socket %s returned a value that is not JSON (or not MessagePack)",
                     item.method,
                     self.id,
                     exc_info=exc,
@@ -594,8 +629,6 @@ class RpcHandler(Resumable):
         A batch is refused whole: every call in it is answered -32002 and none
         runs; answers to our invocations in it are still read.
         """
-        if isinstance(message, bytes):
-            return
         limited = ErrorObject.standard(protocol.RATE_LIMITED)
         decoded = self._decode(message)
         self._decoded = None

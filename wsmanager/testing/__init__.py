@@ -43,6 +43,8 @@ from urllib.parse import urlsplit
 
 from channels.testing import WebsocketCommunicator
 
+from wsmanager_client import encodings as wire
+
 from .. import _state
 from ..connection import _refusals as refusals
 from ..exceptions import RemoteError, WsManagerError
@@ -107,7 +109,9 @@ class RpcCommunicator(WebsocketCommunicator):  # type: ignore[misc]
     Channels' ``AuthMiddlewareStack``). ``origin``: send this ``Origin`` header,
     and a ``Host`` header with the same host and port unless ``headers`` has one
     (a page of the site itself); without it no Origin is sent, which is allowed
-    unless ``WSMANAGER["REQUIRE_ORIGIN"]``.
+    unless ``WSMANAGER["REQUIRE_ORIGIN"]``. ``encoding="msgpack"``: offer the
+    MessagePack subprotocol and speak MessagePack in binary frames
+    (docs/protocol.md, section 15); :attr:`encoding` is what the server chose.
     """
 
     def __init__(
@@ -119,13 +123,17 @@ class RpcCommunicator(WebsocketCommunicator):  # type: ignore[misc]
         *,
         user: Any = None,
         origin: str | None = None,
+        encoding: str = wire.JSON,
     ) -> None:
         headers = list(headers or [])
         if origin is not None:
             headers.append((b"origin", origin.encode("latin-1")))
             if not any(name.lower() == b"host" for name, _ in headers):
                 headers.append((b"host", urlsplit(origin).netloc.encode("latin-1")))
-        super().__init__(application, path, headers=headers)
+        offered = [wire.SUBPROTOCOLS[encoding]] if encoding != wire.JSON else None
+        super().__init__(application, path, headers=headers, subprotocols=offered)
+        #: The encoding in use: the one asked for once the server chose its subprotocol, else JSON.
+        self.encoding = wire.JSON
         self.scope["extensions"] = {refusals.HTTP_RESPONSE_EXTENSION: {}}
         self.id = ""
         #: The whole ``rpc.connected`` notification of the accepted socket.
@@ -166,7 +174,8 @@ class RpcCommunicator(WebsocketCommunicator):  # type: ignore[misc]
             code = first.get("code", 1000)
             self.refusal = HandshakeRefused(None, code, first.get("reason") or "")
             return False, code
-        hello = json.loads(first.get("text") or "null")
+        self.encoding = wire.encoding_of(answer.get("subprotocol"))
+        hello = self._decoded(first)
         assert isinstance(hello, dict) and hello.get("method") == "rpc.connected", hello
         self.hello = hello
         self.id = hello["params"]["id"]
@@ -199,9 +208,9 @@ class RpcCommunicator(WebsocketCommunicator):  # type: ignore[misc]
         message: dict[str, Any] = {"jsonrpc": "2.0", "method": method, "id": call_id}
         if args or kwargs:
             message["params"] = kwargs or list(args)
-        await self.send_to(text_data=json.dumps(message))
+        await self._send_message(message)
         while True:
-            reply = await self.receive_json_from(self.timeout)
+            reply = await self._receive_message(self.timeout)
             if isinstance(reply, dict) and reply.get("id") == call_id and "method" not in reply:
                 return reply
             self._notes.append(reply)
@@ -219,11 +228,28 @@ class RpcCommunicator(WebsocketCommunicator):  # type: ignore[misc]
         message: dict[str, Any] = {"jsonrpc": "2.0", "method": method}
         if args or kwargs:
             message["params"] = kwargs or list(args)
-        await self.send_to(text_data=json.dumps(message))
+        await self._send_message(message)
 
     async def next_notification(self, timeout: float | None = None) -> dict[str, Any]:
         """The next message from the server that is not a response to our calls."""
         if self._notes:
             return self._notes.popleft()
-        reply: dict[str, Any] = await self.receive_json_from(timeout or self.timeout)
+        reply: dict[str, Any] = await self._receive_message(timeout or self.timeout)
         return reply
+
+    async def _send_message(self, message: Any) -> None:
+        if self.encoding == wire.MSGPACK:
+            await self.send_to(bytes_data=wire.pack(message))
+        else:
+            await self.send_to(text_data=json.dumps(message))
+
+    async def _receive_message(self, timeout: float) -> Any:
+        output = await self.receive_output(timeout)
+        assert output["type"] == "websocket.send", output
+        return self._decoded(output)
+
+    def _decoded(self, output: dict[str, Any]) -> Any:
+        """A frame's message: MessagePack when binary (on a MessagePack socket), else JSON."""
+        if output.get("bytes") is not None and self.encoding == wire.MSGPACK:
+            return wire.loads(output["bytes"])
+        return json.loads(output.get("text") or "null")

@@ -108,6 +108,12 @@ export declare class InvokeTimeoutError extends WsManagerError {
 export interface ClientOptions {
   /** WebSocket subprotocols. Default: none. */
   protocols?: string | string[];
+  /**
+   * "json" (text frames, the default) or "msgpack": MessagePack in binary frames, with
+   * Uint8Array values carried as bytes (docs/protocol.md, section 15). A server that does not
+   * accept MessagePack makes the client close with 1008, for good.
+   */
+  encoding?: "json" | "msgpack";
   /** Default invoke() timeout in ms; 0 or Infinity for none. Default 30000. */
   timeout?: number;
   /** Give up on an attempt that has not opened after this many ms (then retry). Default 10000. */

@@ -128,6 +128,7 @@
 
   const DEFAULTS = Object.freeze({
     protocols: undefined,
+    encoding: "json",
     timeout: 30000,
     connectTimeout: 10000,
     reconnect: true,
@@ -343,6 +344,32 @@
     }
   }
 
+  /** MessagePack of one response; a result that cannot be encoded becomes an Internal error. */
+  function packResponse(response) {
+    try {
+      return packMessage(response);
+    } catch (err) {
+      const detail = `result is not MessagePack: ${err.message}`;
+      const error = errorObject(ErrorCodes.INTERNAL_ERROR, "Internal error", detail);
+      return packMessage({ jsonrpc: "2.0", error, id: response.id });
+    }
+  }
+
+  /** Packed responses as one MessagePack array (the batch answer). */
+  function joinPacked(packed) {
+    const total = packed.reduce((sum, p) => sum + p.length, 0);
+    const n = packed.length;
+    const head = n < 16 ? [0x90 | n] : [0xdc, n >> 8, n & 0xff]; // a batch is far below 65,536
+    const out = new Uint8Array(head.length + total);
+    out.set(head, 0);
+    let at = head.length;
+    for (const p of packed) {
+      out.set(p, at);
+      at += p.length;
+    }
+    return out;
+  }
+
   /**
    * Tell the server that this close is on purpose (docs/protocol.md, rpc.close): sent on an open
    * socket just before its close frame, with the code when it is one a browser may send.
@@ -353,7 +380,7 @@
     const message = { jsonrpc: "2.0", method: "rpc.close" };
     if (chosen && code !== CloseCodes.NORMAL) message.params = { code };
     try {
-      ws.send(JSON.stringify(message));
+      ws.send(ws.protocol === MSGPACK_SUBPROTOCOL ? packMessage(message) : JSON.stringify(message));
     } catch (err) {
       // The socket is closing anyway; the close frame follows.
     }
@@ -362,6 +389,235 @@
   function reportError(err) {
     if (typeof root.reportError === "function") root.reportError(err);
     else if (root.console) root.console.error(err);
+  }
+
+  // --- MessagePack (docs/protocol.md, section 15) ------------------------------
+  // The encoding a client chooses with `encoding: "msgpack"`: the same messages as binary
+  // frames, Uint8Array values as MessagePack `bin`. Written for this protocol's data only:
+  // maps with string keys, arrays, strings, numbers, booleans, null and bytes.
+
+  const MSGPACK_SUBPROTOCOL = "wsmanager.v1.msgpack";
+  const MSGPACK_MAX_DEPTH = 64; // as the server's decoder (docs/protocol.md, section 7)
+
+  /** `value` as MessagePack bytes. Throws TypeError for what the protocol cannot carry. */
+  function packMessage(value) {
+    const out = new Packer();
+    out.value(value, 0);
+    return out.bytes();
+  }
+
+  class Packer {
+    constructor() {
+      this.buf = new Uint8Array(256);
+      this.view = new DataView(this.buf.buffer);
+      this.len = 0;
+      this.text = new TextEncoder();
+    }
+
+    room(n) {
+      if (this.len + n <= this.buf.length) return;
+      let size = this.buf.length * 2;
+      while (size < this.len + n) size *= 2;
+      const grown = new Uint8Array(size);
+      grown.set(this.buf.subarray(0, this.len));
+      this.buf = grown;
+      this.view = new DataView(grown.buffer);
+    }
+
+    byte(b) {
+      this.room(1);
+      this.buf[this.len++] = b;
+    }
+
+    /** A type byte, then `n` as an unsigned integer of `size` bytes (1, 2 or 4). */
+    head(type, n, size) {
+      this.room(1 + size);
+      this.buf[this.len++] = type;
+      if (size === 1) this.view.setUint8(this.len, n);
+      else if (size === 2) this.view.setUint16(this.len, n);
+      else this.view.setUint32(this.len, n);
+      this.len += size;
+    }
+
+    /** A header of a family with a fix form (`fix` below `fixLimit`) and 8/16/32-bit forms. */
+    sized(n, fix, fixLimit, t8, t16, t32) {
+      if (n < fixLimit) this.byte(fix | n);
+      else if (t8 !== 0 && n < 0x100) this.head(t8, n, 1);
+      else if (n < 0x10000) this.head(t16, n, 2);
+      else this.head(t32, n, 4);
+    }
+
+    raw(bytes) {
+      this.room(bytes.length);
+      this.buf.set(bytes, this.len);
+      this.len += bytes.length;
+    }
+
+    number(n) {
+      if (Number.isInteger(n) && Math.abs(n) <= 0xffffffff) {
+        if (n >= 0) {
+          if (n < 0x80) this.byte(n);
+          else if (n < 0x100) this.head(0xcc, n, 1);
+          else if (n < 0x10000) this.head(0xcd, n, 2);
+          else this.head(0xce, n, 4);
+        } else if (n >= -32) this.byte(n & 0xff);
+        else if (n >= -0x80000000) {
+          this.room(5);
+          this.buf[this.len++] = 0xd2;
+          this.view.setInt32(this.len, n);
+          this.len += 4;
+        } else this.float(n);
+      } else this.float(n);
+    }
+
+    float(n) {
+      this.room(9);
+      this.buf[this.len++] = 0xcb;
+      this.view.setFloat64(this.len, n);
+      this.len += 8;
+    }
+
+    value(v, depth) {
+      if (depth > MSGPACK_MAX_DEPTH * 8) throw new TypeError("value nested too deep (or a cycle)");
+      if (v === null || v === undefined) this.byte(0xc0);
+      else if (v === false) this.byte(0xc2);
+      else if (v === true) this.byte(0xc3);
+      else if (typeof v === "number") this.number(v);
+      else if (typeof v === "string") {
+        const bytes = this.text.encode(v);
+        this.sized(bytes.length, 0xa0, 32, 0xd9, 0xda, 0xdb);
+        this.raw(bytes);
+      } else if (v instanceof Uint8Array) {
+        this.sized(v.length, 0xc4, 0, 0xc4, 0xc5, 0xc6);
+        this.raw(v);
+      } else if (Array.isArray(v)) {
+        this.sized(v.length, 0x90, 16, 0, 0xdc, 0xdd);
+        for (const item of v) this.value(item === undefined ? null : item, depth + 1);
+      } else if (typeof v === "object" && typeof v.toJSON !== "function") {
+        const keys = Object.keys(v).filter((k) => v[k] !== undefined && typeof v[k] !== "function");
+        this.sized(keys.length, 0x80, 16, 0, 0xde, 0xdf);
+        for (const key of keys) {
+          this.value(key, depth + 1);
+          this.value(v[key], depth + 1);
+        }
+      } else if (typeof v === "object") this.value(v.toJSON(), depth);
+      else throw new TypeError(`cannot encode a ${typeof v} as MessagePack`);
+    }
+
+    bytes() {
+      return this.buf.slice(0, this.len);
+    }
+  }
+
+  /**
+   * The value of one MessagePack frame (an ArrayBuffer or a Uint8Array). Throws an Error for
+   * anything malformed, truncated, nested deeper than 64, with extension types, or with map
+   * keys that are not strings. Integers beyond 2^53 lose precision (they become Numbers).
+   */
+  function unpackMessage(data) {
+    const bytes = data instanceof Uint8Array ? data : new Uint8Array(data);
+    const reader = new Unpacker(bytes);
+    const value = reader.value(0);
+    if (reader.pos !== bytes.length) throw new Error("extra data after the message");
+    return value;
+  }
+
+  class Unpacker {
+    constructor(bytes) {
+      this.bytes = bytes;
+      this.view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+      this.pos = 0;
+      this.text = new TextDecoder("utf-8", { fatal: true });
+    }
+
+    take(n) {
+      if (this.pos + n > this.bytes.length) throw new Error("truncated MessagePack");
+      const at = this.pos;
+      this.pos += n;
+      return at;
+    }
+
+    uint(size) {
+      const at = this.take(size);
+      if (size === 1) return this.view.getUint8(at);
+      if (size === 2) return this.view.getUint16(at);
+      if (size === 4) return this.view.getUint32(at);
+      return Number(this.view.getBigUint64(at));
+    }
+
+    int(size) {
+      const at = this.take(size);
+      if (size === 1) return this.view.getInt8(at);
+      if (size === 2) return this.view.getInt16(at);
+      if (size === 4) return this.view.getInt32(at);
+      return Number(this.view.getBigInt64(at));
+    }
+
+    str(n) {
+      const at = this.take(n);
+      return this.text.decode(this.bytes.subarray(at, at + n));
+    }
+
+    bin(n) {
+      const at = this.take(n);
+      return this.bytes.slice(at, at + n);
+    }
+
+    array(n, depth) {
+      if (n > this.bytes.length - this.pos) throw new Error("truncated MessagePack");
+      const out = new Array(n);
+      for (let i = 0; i < n; i++) out[i] = this.value(depth + 1);
+      return out;
+    }
+
+    map(n, depth) {
+      if (2 * n > this.bytes.length - this.pos) throw new Error("truncated MessagePack");
+      const out = {};
+      for (let i = 0; i < n; i++) {
+        const key = this.value(depth + 1);
+        if (typeof key !== "string") throw new Error("a map key that is not a string");
+        const item = this.value(depth + 1);
+        if (key === "__proto__") Object.defineProperty(out, key, { value: item, enumerable: true, writable: true, configurable: true });
+        else out[key] = item;
+      }
+      return out;
+    }
+
+    value(depth) {
+      if (depth > MSGPACK_MAX_DEPTH) throw new Error("nesting too deep");
+      const b = this.bytes[this.take(1)];
+      if (b < 0x80) return b;
+      if (b >= 0xe0) return b - 0x100;
+      if (b < 0x90) return this.map(b & 0x0f, depth);
+      if (b < 0xa0) return this.array(b & 0x0f, depth);
+      if (b < 0xc0) return this.str(b & 0x1f);
+      switch (b) {
+        case 0xc0: return null;
+        case 0xc2: return false;
+        case 0xc3: return true;
+        case 0xc4: return this.bin(this.uint(1));
+        case 0xc5: return this.bin(this.uint(2));
+        case 0xc6: return this.bin(this.uint(4));
+        case 0xca: return this.view.getFloat32(this.take(4));
+        case 0xcb: return this.view.getFloat64(this.take(8));
+        case 0xcc: return this.uint(1);
+        case 0xcd: return this.uint(2);
+        case 0xce: return this.uint(4);
+        case 0xcf: return this.uint(8);
+        case 0xd0: return this.int(1);
+        case 0xd1: return this.int(2);
+        case 0xd2: return this.int(4);
+        case 0xd3: return this.int(8);
+        case 0xd9: return this.str(this.uint(1));
+        case 0xda: return this.str(this.uint(2));
+        case 0xdb: return this.str(this.uint(4));
+        case 0xdc: return this.array(this.uint(2), depth);
+        case 0xdd: return this.array(this.uint(4), depth);
+        case 0xde: return this.map(this.uint(2), depth);
+        case 0xdf: return this.map(this.uint(4), depth);
+        default: throw new Error(`MessagePack type 0x${b.toString(16)} is not accepted`);
+      }
+    }
   }
 
   // --- topics ---------------------------------------------------------------
@@ -632,6 +888,10 @@
       }
       /** The effective options: the constructor's (but undefined or null) over Client.defaults. */
       this.options = Object.freeze(Object.assign({}, DEFAULTS, given));
+      if (this.options.encoding !== "json" && this.options.encoding !== "msgpack") {
+        throw new TypeError(`encoding must be "json" or "msgpack", not ${JSON.stringify(this.options.encoding)}`);
+      }
+      this._binary = this.options.encoding === "msgpack";
       this._state = States.IDLE;
       this._ws = null;
       this._id = null;
@@ -1201,7 +1461,12 @@
         const url = this._attemptUrl(resolveUrl(typeof this.url === "function" ? this.url() : this.url));
         const where = new URL(url);
         this._place = `${where.host}${where.pathname}`;
-        ws = this.options.protocols === undefined ? new WS(url) : new WS(url, this.options.protocols);
+        let protocols = this.options.protocols;
+        if (this._binary) {
+          protocols = [MSGPACK_SUBPROTOCOL].concat(protocols === undefined ? [] : protocols);
+        }
+        ws = protocols === undefined ? new WS(url) : new WS(url, protocols);
+        if (this._binary) ws.binaryType = "arraybuffer";
       } catch (err) {
         // A bad URL will not get better by retrying.
         reportError(err);
@@ -1263,6 +1528,19 @@
       if (ws !== this._ws) return;
       clearTimeout(this._connectTimer);
       this._connectTimer = null;
+      if (this._binary && ws.protocol !== MSGPACK_SUBPROTOCOL) {
+        // The server chose no MessagePack (an older server, or a handler without it): give up.
+        const reason = "the server does not accept MessagePack";
+        this._detach();
+        try {
+          ws.close(CloseCodes.POLICY_VIOLATION, "MessagePack not accepted");
+        } catch (err) {
+          ws.close();
+        }
+        this._failPending(CloseCodes.POLICY_VIOLATION, reason);
+        this._finish(CloseCodes.POLICY_VIOLATION, reason, false, true);
+        return;
+      }
       this._attempt = 0;
       this._transition(States.OPEN);
       if (ws !== this._ws) return; // A listener closed the client.
@@ -1475,6 +1753,7 @@
       const message = { jsonrpc: "2.0", method };
       if (params !== undefined) message.params = params;
       if (id !== undefined) message.id = id;
+      if (this._binary) return packMessage(message); // Throws TypeError likewise.
       return JSON.stringify(message); // Throws TypeError for cycles and BigInt.
     }
 
@@ -1573,10 +1852,11 @@
 
     _onMessage(ws, event) {
       if (ws !== this._ws) return;
-      if (typeof event.data !== "string") return; // The protocol is text frames only.
+      const text = typeof event.data === "string";
+      if (!text && !this._binary) return; // A JSON connection takes text frames only.
       let message;
       try {
-        message = JSON.parse(event.data);
+        message = text ? JSON.parse(event.data) : unpackMessage(event.data);
       } catch (err) {
         this._reply(ws, [this._error(null, ErrorCodes.PARSE_ERROR, "Parse error")], false);
         return;
@@ -1603,8 +1883,14 @@
     /** Send the answers (values or Promises; undefined for none) once all are known. */
     _reply(ws, answers, batch) {
       const send = (responses) => {
-        const texts = responses.filter((r) => r !== undefined).map(encodeResponse);
-        if (texts.length === 0 || ws !== this._ws || ws.readyState !== OPEN) return;
+        const given = responses.filter((r) => r !== undefined);
+        if (given.length === 0 || ws !== this._ws || ws.readyState !== OPEN) return;
+        if (this._binary) {
+          const packed = given.map(packResponse);
+          ws.send(batch ? joinPacked(packed) : packed[0]);
+          return;
+        }
+        const texts = given.map(encodeResponse);
         ws.send(batch ? `[${texts.join(",")}]` : texts[0]);
       };
       if (answers.some((a) => a && typeof a.then === "function")) {

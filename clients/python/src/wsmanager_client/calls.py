@@ -26,12 +26,13 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from .encodings import JSON, MSGPACK, pack
 from .exceptions import ConnectionClosed, InvokeTimeout, NotConnected, RemoteError
-from .protocol import Response, encode_notification, encode_request
+from .protocol import VERSION, EncodeError, Response, encode_notification, encode_request
 
 __all__ = ["Call", "CallTable", "Note"]
 
@@ -42,7 +43,7 @@ class Call:
 
     id: int
     method: str
-    text: str
+    text: str | bytes
     future: asyncio.Future[Any]
     timeout: float | None
     timer: asyncio.TimerHandle | None = field(default=None, repr=False)
@@ -53,7 +54,7 @@ class Note:
     """A queued notification: just its frame."""
 
     method: str
-    text: str
+    text: str | bytes
 
 
 Queued = Call | Note
@@ -66,8 +67,10 @@ class CallTable:
     current socket id ("" while it has none).
     """
 
-    def __init__(self, queue_size: int) -> None:
+    def __init__(self, queue_size: int, encoding: str = JSON) -> None:
         self.queue_size = queue_size
+        #: The frames' encoding: a MessagePack client's calls are packed as such (bytes as bytes).
+        self.encoding = encoding
         self.socket_id = ""
         self._ids = itertools.count(1)
         self._pending: dict[int, Call] = {}
@@ -94,18 +97,32 @@ class CallTable:
         if not isinstance(method, str):
             raise TypeError(f"method must be a string, not {type(method).__name__}")
         call_id = next(self._ids)
-        text = encode_request(method, params, call_id)
+        text = self._encoded(encode_request, method, params, call_id)
         loop = asyncio.get_running_loop()
         call = Call(call_id, method, text, loop.create_future(), timeout)
         if timeout is not None:
             call.timer = loop.call_later(timeout, self._expire, call)
         return call
 
-    @staticmethod
-    def new_note(method: str, params: Sequence[Any] | dict[str, Any] | None) -> Note:
+    def new_note(self, method: str, params: Sequence[Any] | dict[str, Any] | None) -> Note:
         if not isinstance(method, str):
             raise TypeError(f"method must be a string, not {type(method).__name__}")
-        return Note(method, encode_notification(method, params))
+        return Note(method, self._encoded(encode_notification, method, params))
+
+    def _encoded(self, encode: Callable[..., str], method: str, *rest: Any) -> str | bytes:
+        """The frame as JSON text, or as MessagePack: the same message, packed with its
+        params as they are (``bytes`` as ``bin``)."""
+        if self.encoding != MSGPACK:
+            return encode(method, *rest)
+        params = rest[0]
+        message: dict[str, Any] = {"jsonrpc": VERSION, "method": method}
+        if params is not None:
+            if isinstance(params, str | bytes | bytearray):
+                raise EncodeError(f"params must be a sequence or a mapping, not {type(params).__name__}")
+            message["params"] = dict(params) if isinstance(params, Mapping) else list(params)
+        if len(rest) > 1:
+            message["id"] = rest[1]
+        return pack(message)
 
     def refusal(self, *, closed: bool, fail_fast: bool, queueable: bool = True) -> str | None:
         """Why a message that cannot be sent now may not be queued either, or ``None``: queue it."""

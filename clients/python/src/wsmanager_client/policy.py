@@ -119,6 +119,9 @@ class Options:
     max_message_size: int | None = 1024 * 1024
     max_batch_size: int | None = 100
     max_concurrent_handlers: int | None = 100
+    #: ``"json"`` (text frames) or ``"msgpack"`` (binary frames, ``bytes`` as bytes; needs
+    #: ``wsmanager-client[msgpack]`` and a server that accepts it: docs/protocol.md, section 15).
+    encoding: str = "json"
 
     def __post_init__(self) -> None:
         for name in ("timeout", "connect_timeout", "heartbeat_interval"):
@@ -140,6 +143,8 @@ class Options:
             value = getattr(self, name)
             if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
                 raise ValueError(f"{name} must be a positive integer or None (no limit), not {value!r}")
+        if self.encoding not in ("json", "msgpack"):
+            raise ValueError(f'encoding must be "json" or "msgpack", not {self.encoding!r}')
         if not isinstance(self.recover, bool):
             raise TypeError(f"recover must be True or False, not {self.recover!r}")
         if self.should_reconnect is not None and not callable(self.should_reconnect):

@@ -55,6 +55,7 @@ __all__ = [
     "Response",
     "batch_limit_data",
     "decode",
+    "decode_value",
     "dumps",
     "encode_batch",
     "encode_error",
@@ -307,9 +308,18 @@ def decode(data: str | bytes, *, max_batch: int | None = None, max_depth: int = 
         return Decoded([_invalid(INVALID_REQUEST, None, batch_limit_data(max_batch))])
     if _too_deep(text, max_depth):
         return Decoded([_invalid(INVALID_REQUEST, None, "nesting too deep")])
+    return decode_value(value)
+
+
+def decode_value(value: Any, *, max_batch: int | None = None) -> Decoded:
+    """Classify an already parsed message (a MessagePack frame's value, see
+    :mod:`.encodings`) as :func:`decode` does; never raises. Its depth is the
+    caller's to check, as its size is."""
     if isinstance(value, list):
         if not value:
             return Decoded([_invalid(INVALID_REQUEST, None, "empty batch")])
+        if max_batch is not None and len(value) > max_batch:
+            return Decoded([_invalid(INVALID_REQUEST, None, batch_limit_data(max_batch))])
         return Decoded([_decode_item(obj) for obj in value], batch=True)
     return Decoded([_decode_item(value)])
 

@@ -33,6 +33,8 @@ from dataclasses import dataclass
 from typing import Any, Final
 from urllib.parse import quote, unquote_plus, urlsplit, urlunsplit
 
+from .encodings import loads
+
 __all__ = [
     "OFFSET_PARAM",
     "RESUMABLE_CODES",
@@ -45,6 +47,7 @@ __all__ = [
     "SeenOffsets",
     "format_offset",
     "frame_offsets",
+    "packed_offsets",
     "parse_offer",
     "parse_offset",
     "resume_url",
@@ -184,6 +187,22 @@ def frame_offsets(text: str) -> list[Any]:
         value = json.loads(text)
     except (ValueError, RecursionError):
         return []
+    return _offsets_of(value)
+
+
+def packed_offsets(data: bytes) -> list[Any]:
+    """:func:`frame_offsets` of a MessagePack frame (one that :func:`.encodings.unpack`
+    accepted already, so its size and depth are within the limits)."""
+    if b"offset" not in data:
+        return []
+    try:
+        value = loads(data)
+    except ValueError:
+        return []
+    return _offsets_of(value)
+
+
+def _offsets_of(value: Any) -> list[Any]:
     items = value if isinstance(value, list) else [value]
     return [item.get("offset") if isinstance(item, dict) else None for item in items]
 

@@ -30,6 +30,7 @@ import logging
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from .encodings import JSON, MSGPACK, pack
 from .exceptions import RpcError
 from .protocol import (
     INTERNAL_ERROR,
@@ -39,7 +40,6 @@ from .protocol import (
     ErrorObject,
     Invalid,
     Request,
-    encode_batch,
     error_response,
     result_response,
 )
@@ -65,12 +65,13 @@ def _bind_problem(fn: Handler, args: Sequence[Any], kwargs: dict[str, Any]) -> s
     return None
 
 
-def _response_text(response: dict[str, Any]) -> dict[str, Any]:
-    """The response itself, or -32603 in its place when its result cannot be encoded as JSON."""
+def _response_text(response: dict[str, Any], dump: Callable[[Any], str | bytes]) -> dict[str, Any]:
+    """The response itself, or -32603 in its place when its result cannot be encoded
+    (as JSON, or as MessagePack on a MessagePack connection)."""
     try:
-        json_dumps(response)
+        dump(response)
     except EncodeError:
-        logger.warning("handler result is not JSON; answering -32603", exc_info=True)
+        logger.warning("handler result cannot be encoded; answering -32603", exc_info=True)
         return error_response(response["id"], ErrorObject.standard(INTERNAL_ERROR))
     return response
 
@@ -78,9 +79,11 @@ def _response_text(response: dict[str, Any]) -> dict[str, Any]:
 class Handlers:
     """The methods this client serves, one handler per name."""
 
-    def __init__(self, on_error: ErrorSink | None = None) -> None:
+    def __init__(self, on_error: ErrorSink | None = None, encoding: str = JSON) -> None:
         self._handlers: dict[str, Handler] = {}
         self.on_error = on_error
+        #: The answers' encoding: MessagePack carries ``bytes`` in a result as bytes.
+        self._dump: Callable[[Any], str | bytes] = pack if encoding == MSGPACK else json_dumps
 
     def on(self, method: str, fn: Handler | None) -> Callable[[], None]:
         """Serve ``method`` with ``fn`` (replacing any handler); ``fn=None`` stops serving it.
@@ -108,7 +111,7 @@ class Handlers:
     def __contains__(self, method: object) -> bool:
         return method in self._handlers
 
-    async def answer(self, items: Sequence[Request | Invalid], batch: bool) -> str | None:
+    async def answer(self, items: Sequence[Request | Invalid], batch: bool) -> str | bytes | None:
         """Run the handlers of one frame's requests; the answer to send, or ``None``.
 
         Handlers run one after another in frame order up to their first
@@ -120,9 +123,9 @@ class Handlers:
         else:
             answers = list(await asyncio.gather(*(self._one(item) for item in items)))
         responses = [r for r in answers if r is not None]
-        if batch:
-            return encode_batch(responses)
-        return json_dumps(responses[0]) if responses else None
+        if not responses:
+            return None  # never an empty array (a batch of notifications)
+        return self._dump(responses if batch else responses[0])
 
     async def _one(self, item: Request | Invalid) -> dict[str, Any] | None:
         if isinstance(item, Invalid):
@@ -157,7 +160,7 @@ class Handlers:
                 return error_response(item.id, ErrorObject.standard(INTERNAL_ERROR))
             self._report(item.method, exc)
             return None
-        return _response_text(result_response(item.id, value)) if answer else None
+        return _response_text(result_response(item.id, value), self._dump) if answer else None
 
     def _report(self, method: str, exc: BaseException) -> None:
         logger.error("handler of notification %r raised", method, exc_info=exc)

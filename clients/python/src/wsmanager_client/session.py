@@ -50,7 +50,9 @@ from collections.abc import Callable, Mapping, Sequence
 from contextvars import ContextVar
 from typing import Any, Final
 
+from . import encodings as wire
 from .calls import Call, CallTable
+from .encodings import MSGPACK
 from .events import (
     Background,
     Callback,
@@ -73,7 +75,15 @@ from .exceptions import (
     WsManagerError,
 )
 from .limits import Slots, Stats
-from .policy import ABNORMAL, Options, State, backoff_delay, check_transition, should_reconnect
+from .policy import (
+    ABNORMAL,
+    POLICY_VIOLATION,
+    Options,
+    State,
+    backoff_delay,
+    check_transition,
+    should_reconnect,
+)
 from .protocol import (
     SERVER_BUSY,
     ErrorObject,
@@ -88,7 +98,7 @@ from .protocol import (
     encode_result,
     error_response,
 )
-from .recovery import Recovery, frame_offsets
+from .recovery import Recovery, frame_offsets, packed_offsets
 from .serving import Handler, Handlers
 from .streams import CREDIT, ITEM, Inbound, Outbound
 from .topics import Delivery, Position, Subscription, Subscriptions
@@ -142,8 +152,13 @@ class Session:
         self._id: str | None = None
         self._previous_id: str | None = None
         self._connected_before = False
-        self._calls = CallTable(self.options.queue_size)
-        self._handlers = Handlers(on_error=self._report)
+        if self.options.encoding == MSGPACK and not wire.available():
+            raise ImportError(
+                'encoding="msgpack" needs the msgpack package: pip install wsmanager-client[msgpack]'
+            )
+        self._calls = CallTable(self.options.queue_size, self.options.encoding)
+        self._binary = self.options.encoding == MSGPACK
+        self._handlers = Handlers(on_error=self._report, encoding=self.options.encoding)
         for method, fn in (handlers or {}).items():
             self._handlers.on(method, fn)
         self._attempt = 0
@@ -245,7 +260,14 @@ class Session:
             url = self._recovery.url_for(url)  # with wsm_resume/wsm_offset after an abrupt drop
         options = self.options
         attempt = asyncio.ensure_future(
-            open_socket(url, self.origin, self.headers, options.connect_timeout, options.max_message_size)
+            open_socket(
+                url,
+                self.origin,
+                self.headers,
+                options.connect_timeout,
+                options.max_message_size,
+                [wire.SUBPROTOCOLS[MSGPACK]] if self._binary else None,
+            )
         )
         try:
             opened = await asyncio.shield(attempt)
@@ -255,6 +277,10 @@ class Session:
             raise
         if isinstance(opened, Loss):
             return opened
+        if self._binary and opened.subprotocol != wire.SUBPROTOCOLS[MSGPACK]:
+            reason = "the server does not accept MessagePack (no wsmanager.v1.msgpack subprotocol)"
+            await opened.close(POLICY_VIOLATION, "MessagePack not accepted")
+            return Loss(POLICY_VIOLATION, reason, final=True, status=None, detail=reason)
         ws = self._ws = opened
         self._attempt = 0
         self._transition(State.OPEN)
@@ -353,10 +379,13 @@ class Session:
     async def _on_frame(self, ws: ClientConnection, data: str | bytes) -> None:
         """Take one frame: settle answers, then serve, answer or refuse its requests (:mod:`.limits`)."""
         self._frames_in += 1
-        if not isinstance(data, str):
-            self._stats.binary_ignored += 1  # the protocol is text frames only
+        if isinstance(data, str):
+            decoded = decode(data, max_batch=self.options.max_batch_size)
+        elif self._binary:
+            decoded = wire.unpack(bytes(data), max_batch=self.options.max_batch_size)
+        else:
+            self._stats.binary_ignored += 1  # a JSON connection takes text frames only
             return
-        decoded = decode(data, max_batch=self.options.max_batch_size)
         requests: list[Request | Invalid] = []
         offsets: list[Any] | None = None
         for index, item in enumerate(decoded.items):
@@ -375,7 +404,7 @@ class Session:
             else:
                 if isinstance(item, Request) and item.notification and self._recovery.active:
                     if offsets is None:  # the decoded items keep no extension member
-                        offsets = frame_offsets(data)
+                        offsets = frame_offsets(data) if isinstance(data, str) else packed_offsets(data)
                     if index < len(offsets) and not self._recovery.accept(offsets[index]):
                         self._stats.duplicates_dropped += 1  # replayed, and already delivered
                         continue
@@ -460,10 +489,11 @@ class Session:
         if answers:
             await self._send(ws, encode_batch(answers) if batch else dumps(answers[0]))
 
-    async def _send(self, ws: ClientConnection, text: str | None) -> None:
+    async def _send(self, ws: ClientConnection, text: str | bytes | None) -> None:
+        """Send a frame: JSON text (a MessagePack connection packs it first) or MessagePack."""
         if text is not None and ws is self._ws:
             with contextlib.suppress(WsConnectionClosed):
-                await ws.send(text)
+                await ws.send(wire.transcode(text) if self._binary and isinstance(text, str) else text)
 
     def _on_stream_item(self, params: Any) -> None:
         """An item of one of our streams; one of no open stream (a late one, after a cancel) is dropped."""

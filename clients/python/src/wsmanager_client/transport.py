@@ -20,7 +20,7 @@ try:
     from websockets.exceptions import InvalidStatus, InvalidURI
     from websockets.http11 import Response as HttpResponse
     from websockets.protocol import State as WsState
-    from websockets.typing import Origin
+    from websockets.typing import Origin, Subprotocol
 except ImportError as exc:  # pragma: no cover - depends on the environment
     raise ImportError("wsmanager_client needs websockets>=13: pip install wsmanager-client") from exc
 
@@ -116,6 +116,7 @@ async def open_socket(
     headers: Mapping[str, str],
     connect_timeout: float | None,
     max_message_size: int | None,
+    subprotocols: list[str] | None = None,
 ) -> ClientConnection | Loss:
     """Open one WebSocket (TCP and handshake within ``connect_timeout``), or say why not.
 
@@ -133,6 +134,7 @@ async def open_socket(
             ping_interval=None,
             close_timeout=CLOSE_TIMEOUT,
             max_size=max_message_size,
+            subprotocols=[Subprotocol(name) for name in subprotocols] if subprotocols else None,
         )
     except (InvalidURI, ValueError, TypeError) as exc:  # will not get better by retrying
         return Loss(ABNORMAL, f"cannot open: {exc}", final=True, error=exc)
