@@ -420,3 +420,30 @@ async def test_outbound_spends_only_granted_credit_and_stops_at_the_end() -> Non
     outbound.end()
     assert await waiting is False
     assert await outbound.spend() is False
+
+
+async def test_a_stream_and_an_upload_speak_messagepack_on_a_messagepack_socket() -> None:
+    """Items, grants, the end and the response travel as binary frames when the socket chose
+    MessagePack (docs/protocol.md, sections 14 and 15)."""
+    client = RpcCommunicator(application, "/ws/streams/", timeout=3.0, encoding="msgpack")
+    accepted, detail = await client.connect()
+    assert accepted, detail
+    assert client.encoding == "msgpack"
+    await client._send_message({"jsonrpc": "2.0", "method": "count", "params": [20, "packed"], "id": 1})
+    frames = [await client.receive_output(3.0) for _ in range(DEFAULT_CREDIT)]
+    assert all(f.get("bytes") is not None and f.get("text") is None for f in frames), frames
+    assert [client._decoded(f)["params"]["item"] for f in frames] == list(range(DEFAULT_CREDIT))
+    await client.notify("rpc.stream.credit", id=1, n=5)  # 4 items, and the resume that finds the end
+    rest = [await client.next_notification() for _ in range(4)]
+    assert [note["params"]["item"] for note in rest] == [16, 17, 18, 19]
+    end = client._decoded(await client.receive_output(3.0))
+    assert end == {"jsonrpc": "2.0", "result": {"items": 20}, "id": 1}
+
+    await client._send_message({"jsonrpc": "2.0", "method": "total", "params": [], "id": 2})
+    grant = await client.next_notification()
+    assert grant["method"] == "rpc.stream.credit" and grant["params"]["id"] == 2
+    for n in (1, 2, 3):
+        await client.notify("rpc.stream.item", id=2, item=n)
+    await client.notify("rpc.stream.end", id=2)
+    assert client._decoded(await client.receive_output(3.0)) == {"jsonrpc": "2.0", "result": 6, "id": 2}
+    await client.disconnect()
