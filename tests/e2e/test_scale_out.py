@@ -119,11 +119,23 @@ async def test_group_membership_outlives_the_channel_layer_group_expiry(
         await b.close()
 
 
-async def test_sigkill_prunes_the_dead_process_sockets(redis_url: str, server_kind: str) -> None:
-    """A process killed with SIGKILL: its sockets leave lists and rooms; sends get 404."""
-    env = cluster_env(redis_url, WSMANAGER_HEARTBEAT=str(HEARTBEAT))
-    with server_process(server_kind, env=env) as survivor:
-        doomed = server_process(server_kind, env=env).start()
+def joining(cluster: list[ServerProcess], **extra: str) -> ServerProcess:
+    """A further process of the cluster's server kind on the cluster's Redis and key prefix
+    (not started), its environment changed by ``extra``."""
+    env = {
+        key: cluster[0].env[key]
+        for key in ("REDIS_URL", "WSMANAGER_REDIS_PREFIX", "DEMO_DB", "WSMANAGER_LOG")
+    }
+    return server_process(cluster[0].kind, env={**env, **extra}, extra_args=cluster[0].extra_args)
+
+
+async def test_sigkill_prunes_the_dead_process_sockets(cluster: list[ServerProcess]) -> None:
+    """A process killed with SIGKILL: its sockets leave lists and rooms; sends get 404.
+
+    The survivor is a process of the cluster: the dead process's liveness key expires
+    1.5 of its own heartbeats after the kill, and the survivor's next listing forgets it."""
+    survivor = cluster[0]
+    with joining(cluster, WSMANAGER_HEARTBEAT=str(HEARTBEAT)) as doomed:
         live = await Peer.open(ws(survivor, "kill"))
         dead = [await Peer.open(ws(doomed, "kill")) for _ in range(3)]
         assert await room_ids(survivor, "kill") == {live.id} | {p.id for p in dead}
@@ -138,17 +150,20 @@ async def test_sigkill_prunes_the_dead_process_sockets(redis_url: str, server_ki
         await live.close()
 
 
-async def test_clean_shutdown_removes_sockets_at_once(redis_url: str, server_kind: str) -> None:
-    """SIGTERM: the process removes its sockets before it exits (no TTL wait)."""
-    env = cluster_env(redis_url, WSMANAGER_HEARTBEAT="60")
-    with server_process(server_kind, env=env) as survivor:
-        leaving = server_process(server_kind, env=env).start()
+async def test_clean_shutdown_removes_sockets_at_once(cluster: list[ServerProcess]) -> None:
+    """SIGTERM: the process removes its sockets before it exits (no TTL wait: its
+    heartbeat is a minute, so its liveness key would outlive the test)."""
+    survivor = cluster[0]
+    leaving = joining(cluster, WSMANAGER_HEARTBEAT="60").start()
+    try:
         peers = [await Peer.open(ws(leaving, "term")) for _ in range(3)]
         assert len(await room_ids(survivor, "term")) == 3
         await asyncio.to_thread(leaving.stop)  # the clients answer the close meanwhile
         assert await room_ids(survivor, "term") == set()
         for peer in peers:
             await peer.ws.close()
+    finally:
+        leaving.stop()
 
 
 async def test_a_burst_of_500_simultaneous_connects_all_succeed(cluster: list[ServerProcess]) -> None:
