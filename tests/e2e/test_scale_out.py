@@ -25,9 +25,12 @@ HEARTBEAT = 0.5
 def cluster(redis_url: str, server_kind: str) -> Iterator[list[ServerProcess]]:
     """Two processes of each server in turn on one Redis (a fresh key prefix per module).
 
-    The load below comes from one address, so the per-address cap is off.
+    The load below comes from one address, so the per-address cap is off. channels_redis
+    forgets a group member 1 s after it was added (``group_expiry``): wsmanager does not
+    use the layer's groups, so every test here holds with it, and
+    :func:`test_group_membership_outlives_the_channel_layer_group_expiry` proves it.
     """
-    env = cluster_env(redis_url, DEMO_MAX_PER_ADDRESS="0")
+    env = cluster_env(redis_url, DEMO_MAX_PER_ADDRESS="0", CHANNELS_GROUP_EXPIRY="1")
     # A burst of handshakes on 2 shared cores can take longer than daphne's
     # default 5 s handshake timeout; docs/scaling.md recommends raising it.
     args = ("--websocket_connect_timeout", "30") if server_kind == "daphne" else ()
@@ -99,24 +102,23 @@ async def test_invoke_crosses_processes_with_its_result(cluster: list[ServerProc
 
 
 async def test_group_membership_outlives_the_channel_layer_group_expiry(
-    redis_url: str, server_kind: str
+    cluster: list[ServerProcess],
 ) -> None:
-    """With channels_redis group_expiry=1 s, a room still gets messages once the layer has
-    forgotten its groups."""
-    env = cluster_env(redis_url, CHANNELS_GROUP_EXPIRY="1")
-    with server_process(server_kind, env=env) as one, server_process(server_kind, env=env) as two:
-        a = await Peer.open(ws(one, "exp"))
-        b = await Peer.open(ws(two, "exp"))
-        # channels_redis drops a group member added at t from the first group_send at which
-        # int(now) - group_expiry >= t: 2 s after the last join, on any machine (time never
-        # runs slower than the clock, so this wait cannot be too short).
-        await asyncio.sleep(2)
-        response = await http("POST", two, "/api/rooms/exp/messages", json={"text": "still here"})
-        assert response.json() == {"delivered": 2}
-        for peer in (a, b):
-            assert (await peer.notification("message"))["params"]["text"] == "still here"
-        await a.close()
-        await b.close()
+    """With channels_redis group_expiry=1 s (the cluster's), a room still gets messages once
+    the layer has forgotten its groups."""
+    one, two = cluster
+    a = await Peer.open(ws(one, "exp"))
+    b = await Peer.open(ws(two, "exp"))
+    # channels_redis drops a group member added at t from the first group_send at which
+    # int(now) - group_expiry >= t: 2 s after the last join, on any machine (time never
+    # runs slower than the clock, so this wait cannot be too short).
+    await asyncio.sleep(2)
+    response = await http("POST", two, "/api/rooms/exp/messages", json={"text": "still here"})
+    assert response.json() == {"delivered": 2}
+    for peer in (a, b):
+        assert (await peer.notification("message"))["params"]["text"] == "still here"
+    await a.close()
+    await b.close()
 
 
 def joining(cluster: list[ServerProcess], **extra: str) -> ServerProcess:
@@ -124,7 +126,13 @@ def joining(cluster: list[ServerProcess], **extra: str) -> ServerProcess:
     (not started), its environment changed by ``extra``."""
     env = {
         key: cluster[0].env[key]
-        for key in ("REDIS_URL", "WSMANAGER_REDIS_PREFIX", "DEMO_DB", "WSMANAGER_LOG")
+        for key in (
+            "REDIS_URL",
+            "WSMANAGER_REDIS_PREFIX",
+            "DEMO_DB",
+            "WSMANAGER_LOG",
+            "CHANNELS_GROUP_EXPIRY",
+        )
     }
     return server_process(cluster[0].kind, env={**env, **extra}, extra_args=cluster[0].extra_args)
 
