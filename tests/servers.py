@@ -171,15 +171,26 @@ class ServerProcess:
         raise NotImplementedError
 
     def start(self) -> Self:
-        log = self.log_path.open("ab")
-        self.proc = subprocess.Popen(
-            self.command(),
-            cwd=ROOT,
-            env=self.env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+        """Launch the process and wait until it serves (:meth:`launch`, then :meth:`ready`)."""
+        return self.launch().ready()
+
+    def launch(self) -> Self:
+        """Start the process without waiting for it to serve: several servers launched one
+        after another then awaited with :meth:`ready` load their apps at the same time."""
+        with self.log_path.open("ab") as log:
+            self.proc = subprocess.Popen(
+                self.command(),
+                cwd=ROOT,
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        return self
+
+    def ready(self) -> Self:
+        """Wait until the launched process serves; kill it and raise, with its log's tail, if
+        it exits or does not serve within 30 s."""
         try:
             wait_for_port(self.port, 30.0, self.proc)
             self._wait_for_marker(30.0)

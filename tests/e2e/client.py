@@ -149,10 +149,13 @@ def cluster_env(redis_url: str, **extra: str) -> dict[str, str]:
 
 @contextlib.contextmanager
 def running(servers: list[ServerProcess]) -> Iterator[list[ServerProcess]]:
-    """Start every server; stop them all on the way out, whatever happened."""
+    """Start every server (all launched before any is awaited, so that they load their apps
+    at the same time); stop them all on the way out, whatever happened."""
     try:
         for server in servers:
-            server.start()
+            server.launch()
+        for server in servers:
+            server.ready()
         yield servers
     finally:
         for server in servers:

@@ -2,7 +2,7 @@
 the checkout, ``pip install`` of a copy of clients/python (``websockets`` comes from the
 package index), and a plain script there that talks to a real server serving the demo.
 
-Slow (the environment and the build take tens of seconds, once per module): marked ``slow``
+Slow (the environment and the build take tens of seconds, once per run): marked ``slow``
 as well as ``e2e``, so ``make test-fast`` leaves it out and ``make test`` runs it.
 """
 
@@ -14,12 +14,12 @@ import shutil
 import subprocess
 import sys
 import textwrap
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.e2e.client import chat_url
+from tests.once import built_once
 from tests.servers import ROOT, ServerProcess
 
 # A fresh venv and a pip install take tens of seconds on a quiet machine and minutes on
@@ -29,11 +29,9 @@ pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(600)]
 SERVER_ONLY = {"wsmanager", "django", "channels", "daphne", "twisted"}
 
 
-@pytest.fixture(scope="module")
-def client_python(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """The python of a new virtual environment that has wsmanager-client and nothing else of ours."""
-    where = tmp_path_factory.mktemp("client-only")
-    assert not where.is_relative_to(ROOT)
+def build_client_venv(where: Path) -> None:
+    """A new virtual environment ``where``/venv with wsmanager-client installed from a copy of
+    clients/python (``websockets`` from the package index)."""
     source = where / "src"
     # A copy, so that the build writes nothing into the checkout.
     shutil.copytree(
@@ -52,8 +50,18 @@ def client_python(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         cwd=where,
     )
     assert install.returncode == 0, install.stdout + install.stderr
-    yield python
-    shutil.rmtree(where, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def client_python(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The python of a new virtual environment that has wsmanager-client and nothing else of ours.
+
+    Built once per run (:func:`tests.once.built_once`): the module's groups, one per server
+    kind, may run on several workers; the tests only run scripts in it.
+    """
+    where = built_once(tmp_path_factory, "client-only", build_client_venv)
+    assert not where.is_relative_to(ROOT)
+    return where / "venv" / "bin" / "python"
 
 
 def run_script(python: Path, script: str) -> dict[str, object]:

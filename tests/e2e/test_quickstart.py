@@ -20,6 +20,7 @@ import asyncio
 import os
 import re
 import secrets
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -36,6 +37,7 @@ import websockets
 
 from tests import redis_support
 from tests.e2e.client import Peer
+from tests.once import built_once
 from tests.servers import ROOT, ServerProcess, selected_kinds, server_process
 
 pytestmark = pytest.mark.e2e
@@ -126,11 +128,9 @@ def apply(root: Path, path: str, how: str | None, body: str) -> None:
         raise AssertionError(f"docs/quickstart.md: unknown instruction {how!r} for {path}")
 
 
-@pytest.fixture(scope="module")
-def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The project of the page, built in an empty directory and migrated, with the
+def build_project(root: Path) -> None:
+    """The project of the page, built in the empty directory ``root`` and migrated, with the
     examples of docs/testing.md among its tests."""
-    root = tmp_path_factory.mktemp("quickstart")
     run(root, documented("django-admin startproject mysite ."))
     run(root, documented("python manage.py startapp notes"))
     for path, how, body in file_blocks():
@@ -151,6 +151,16 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
         "--email=a@x.example",
         env=env,
     )
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of the page's project (:func:`build_project`), which is built once per run:
+    the module's groups (runserver, daphne, uvicorn) may run on several workers, and each
+    serves and changes (notes, its database, test files) a copy of its own."""
+    built = built_once(tmp_path_factory, "quickstart", build_project)
+    root = tmp_path_factory.mktemp("quickstart")
+    shutil.copytree(built, root, dirs_exist_ok=True, ignore=shutil.ignore_patterns("__pycache__"))
     return root
 
 

@@ -25,9 +25,12 @@ HEARTBEAT = 0.5
 def cluster(redis_url: str, server_kind: str) -> Iterator[list[ServerProcess]]:
     """Two processes of each server in turn on one Redis (a fresh key prefix per module).
 
-    The load below comes from one address, so the per-address cap is off.
+    The load below comes from one address, so the per-address cap is off. channels_redis
+    forgets a group member 1 s after it was added (``group_expiry``): wsmanager does not
+    use the layer's groups, so every test here holds with it, and
+    :func:`test_group_membership_outlives_the_channel_layer_group_expiry` proves it.
     """
-    env = cluster_env(redis_url, DEMO_MAX_PER_ADDRESS="0")
+    env = cluster_env(redis_url, DEMO_MAX_PER_ADDRESS="0", CHANNELS_GROUP_EXPIRY="1")
     # A burst of handshakes on 2 shared cores can take longer than daphne's
     # default 5 s handshake timeout; docs/scaling.md recommends raising it.
     args = ("--websocket_connect_timeout", "30") if server_kind == "daphne" else ()
@@ -99,31 +102,48 @@ async def test_invoke_crosses_processes_with_its_result(cluster: list[ServerProc
 
 
 async def test_group_membership_outlives_the_channel_layer_group_expiry(
-    redis_url: str, server_kind: str
+    cluster: list[ServerProcess],
 ) -> None:
-    """With channels_redis group_expiry=1 s, a room still gets messages once the layer has
-    forgotten its groups."""
-    env = cluster_env(redis_url, CHANNELS_GROUP_EXPIRY="1")
-    with server_process(server_kind, env=env) as one, server_process(server_kind, env=env) as two:
-        a = await Peer.open(ws(one, "exp"))
-        b = await Peer.open(ws(two, "exp"))
-        # channels_redis drops a group member added at t from the first group_send at which
-        # int(now) - group_expiry >= t: 2 s after the last join, on any machine (time never
-        # runs slower than the clock, so this wait cannot be too short).
-        await asyncio.sleep(2)
-        response = await http("POST", two, "/api/rooms/exp/messages", json={"text": "still here"})
-        assert response.json() == {"delivered": 2}
-        for peer in (a, b):
-            assert (await peer.notification("message"))["params"]["text"] == "still here"
-        await a.close()
-        await b.close()
+    """With channels_redis group_expiry=1 s (the cluster's), a room still gets messages once
+    the layer has forgotten its groups."""
+    one, two = cluster
+    a = await Peer.open(ws(one, "exp"))
+    b = await Peer.open(ws(two, "exp"))
+    # channels_redis drops a group member added at t from the first group_send at which
+    # int(now) - group_expiry >= t: 2 s after the last join, on any machine (time never
+    # runs slower than the clock, so this wait cannot be too short).
+    await asyncio.sleep(2)
+    response = await http("POST", two, "/api/rooms/exp/messages", json={"text": "still here"})
+    assert response.json() == {"delivered": 2}
+    for peer in (a, b):
+        assert (await peer.notification("message"))["params"]["text"] == "still here"
+    await a.close()
+    await b.close()
 
 
-async def test_sigkill_prunes_the_dead_process_sockets(redis_url: str, server_kind: str) -> None:
-    """A process killed with SIGKILL: its sockets leave lists and rooms; sends get 404."""
-    env = cluster_env(redis_url, WSMANAGER_HEARTBEAT=str(HEARTBEAT))
-    with server_process(server_kind, env=env) as survivor:
-        doomed = server_process(server_kind, env=env).start()
+def joining(cluster: list[ServerProcess], **extra: str) -> ServerProcess:
+    """A further process of the cluster's server kind on the cluster's Redis and key prefix
+    (not started), its environment changed by ``extra``."""
+    env = {
+        key: cluster[0].env[key]
+        for key in (
+            "REDIS_URL",
+            "WSMANAGER_REDIS_PREFIX",
+            "DEMO_DB",
+            "WSMANAGER_LOG",
+            "CHANNELS_GROUP_EXPIRY",
+        )
+    }
+    return server_process(cluster[0].kind, env={**env, **extra}, extra_args=cluster[0].extra_args)
+
+
+async def test_sigkill_prunes_the_dead_process_sockets(cluster: list[ServerProcess]) -> None:
+    """A process killed with SIGKILL: its sockets leave lists and rooms; sends get 404.
+
+    The survivor is a process of the cluster: the dead process's liveness key expires
+    1.5 of its own heartbeats after the kill, and the survivor's next listing forgets it."""
+    survivor = cluster[0]
+    with joining(cluster, WSMANAGER_HEARTBEAT=str(HEARTBEAT)) as doomed:
         live = await Peer.open(ws(survivor, "kill"))
         dead = [await Peer.open(ws(doomed, "kill")) for _ in range(3)]
         assert await room_ids(survivor, "kill") == {live.id} | {p.id for p in dead}
@@ -138,17 +158,20 @@ async def test_sigkill_prunes_the_dead_process_sockets(redis_url: str, server_ki
         await live.close()
 
 
-async def test_clean_shutdown_removes_sockets_at_once(redis_url: str, server_kind: str) -> None:
-    """SIGTERM: the process removes its sockets before it exits (no TTL wait)."""
-    env = cluster_env(redis_url, WSMANAGER_HEARTBEAT="60")
-    with server_process(server_kind, env=env) as survivor:
-        leaving = server_process(server_kind, env=env).start()
+async def test_clean_shutdown_removes_sockets_at_once(cluster: list[ServerProcess]) -> None:
+    """SIGTERM: the process removes its sockets before it exits (no TTL wait: its
+    heartbeat is a minute, so its liveness key would outlive the test)."""
+    survivor = cluster[0]
+    leaving = joining(cluster, WSMANAGER_HEARTBEAT="60").start()
+    try:
         peers = [await Peer.open(ws(leaving, "term")) for _ in range(3)]
         assert len(await room_ids(survivor, "term")) == 3
         await asyncio.to_thread(leaving.stop)  # the clients answer the close meanwhile
         assert await room_ids(survivor, "term") == set()
         for peer in peers:
             await peer.ws.close()
+    finally:
+        leaving.stop()
 
 
 async def test_a_burst_of_500_simultaneous_connects_all_succeed(cluster: list[ServerProcess]) -> None:

@@ -7,10 +7,13 @@ subscriber's process is SIGKILLed."""
 
 from __future__ import annotations
 
+import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -19,6 +22,7 @@ import redis.asyncio as aioredis
 
 from tests import redis_support
 from tests.e2e.client import Peer, cluster_env, http, http_client, running
+from tests.once import built_once
 from tests.servers import ROOT, ServerProcess, server_process
 
 pytestmark = [pytest.mark.e2e, pytest.mark.redis]
@@ -58,9 +62,28 @@ class Site:
         return f"{self.env['WSMANAGER_REDIS_PREFIX']}:wsm"
 
 
+def migrated_with_users(where: Path) -> None:
+    """``where``/db.sqlite3: the demo's database migrated, with ann and bob logged in;
+    ``where``/users: their (pk, session cookie) lines."""
+    env = {"DEMO_DB": str(where / "db.sqlite3"), "DJANGO_SETTINGS_MODULE": "demo_chat.settings"}
+    made = subprocess.run(
+        [sys.executable, "-c", USERS],
+        cwd=ROOT,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    (where / "users").write_text("\n".join(made.stdout.strip().splitlines()[-2:]))
+
+
 @pytest.fixture(scope="module")
 def site(redis_url: str, server_kind: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
+    """Two processes of ``server_kind`` on Redis (a fresh prefix) and one SQLite file of their
+    own, a copy of a database migrated once per run (:func:`tests.once.built_once`)."""
+    template = built_once(tmp_path_factory, "topics-db", migrated_with_users)
     db = tmp_path_factory.mktemp("topics-db") / "db.sqlite3"
+    shutil.copyfile(template / "db.sqlite3", db)
     env = cluster_env(
         redis_url,
         DEMO_DB=str(db),
@@ -69,16 +92,9 @@ def site(redis_url: str, server_kind: str, tmp_path_factory: pytest.TempPathFact
         DEMO_MAX_PER_ADDRESS="0",
         DJANGO_SETTINGS_MODULE="demo_chat.settings",
     )
-    made = subprocess.run(
-        [sys.executable, "-c", USERS],
-        cwd=ROOT,
-        env={**server_process(server_kind, env=env).env},
-        capture_output=True,
-        text=True,
-        check=True,
-    )
     users = [
-        (int(pk), cookie) for pk, cookie in (line.split() for line in made.stdout.strip().splitlines()[-2:])
+        (int(pk), cookie)
+        for pk, cookie in (line.split() for line in (template / "users").read_text().splitlines())
     ]
     with running([server_process(server_kind, env=env) for _ in range(2)]) as servers:
         yield Site(servers, env, redis_url, users)
