@@ -108,7 +108,8 @@ async def load(pid: int, port: int, path: str, sockets: int, folder: Path) -> No
     await asyncio.sleep(1.0)  # the warm-up's own work ends (a snapshot is only memory, not time)
     await snapshot(0)
     for start in range(0, sockets, 50):
-        conns += await asyncio.gather(*(open_ws("127.0.0.1", port, path) for _ in range(min(50, sockets - start))))
+        batch = min(50, sockets - start)
+        conns += await asyncio.gather(*(open_ws("127.0.0.1", port, path) for _ in range(batch)))
     await asyncio.sleep(1.0)
     await snapshot(1)
     for conn in conns:
