@@ -4,7 +4,8 @@
   (raw frames, the same workload as the bare echo consumer).
 * ``ws/rpc/``: an ``RpcHandler`` with ``@rpc echo(text: str) -> str``; its id
   comes in the ``rpc.connected`` notification, and ``POST /send/<id>`` sends
-  the body to it with ``BenchRpc.manager.send(id, body)``.
+  the body to it with ``BenchRpc.manager.send(id, body)``; ``@rpc count(n)``
+  streams the integers below ``n`` (an async generator).
 * ``ws/room/<room>/``: an ``RpcHandler`` that joins group ``room`` (unless
   ``?listen=0``); ``broadcast(text)`` notifies the group with
   ``manager.anotify_group``; ``broadcast_data(data)`` likewise, with any JSON value.
@@ -13,6 +14,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import AsyncIterator
 from typing import Any
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "bench.settings")
@@ -61,10 +63,17 @@ class BenchEcho(BenchBase):
 
 class BenchRpc(RpcHandler, BenchBase):
     handler_name = "bench.rpc"
+    max_stream_credit = 1000
 
     @rpc
     async def echo(self, text: str) -> str:
         return text
+
+    @rpc
+    async def count(self, n: int) -> AsyncIterator[int]:
+        """Streams 0 to n - 1 (bench.streams_cost)."""
+        for i in range(n):
+            yield i
 
 
 class BenchRoom(RpcHandler, BenchBase):
