@@ -243,8 +243,9 @@ class RpcHandler(Resumable):
         Decodes the frame (kept for ``on_receive`` / ``on_rate_limited``, which
         get the same message); binary frames cost 1. A lone stream frame that
         does its work costs nothing (``Streams.free``: a grant that adds credit,
-        an upload item within the credit, a first cancel or end): a refused
-        grant would stall the stream for good, and the credit bounds them.
+        an upload item within the credit, a first cancel or end): the credit
+        bounds how many of them can do work. A free frame does not clear the
+        socket's strikes (``Intake.check``).
         """
         if isinstance(message, bytes):
             return 1
