@@ -255,7 +255,7 @@ class RpcHandler(Resumable):
         lone = decoded.items[0] if decoded.items else None
         if isinstance(lone, Request) and self._is_stream_control(lone) and self._streams is not None:
             params = lone.params
-            if isinstance(params, dict) and self._streams.free(lone.method, params.get("id"), len(message)):
+            if isinstance(params, dict) and self._streams.free(lone.method, params, len(message)):
                 return 0
         return 1
 

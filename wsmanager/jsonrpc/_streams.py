@@ -211,11 +211,12 @@ class Streams:
         self._open[key] = stream
         stream.task = asyncio.get_running_loop().create_task(self._pump(call_id, stream))
 
-    def free(self, method: str, call_id: Any, size: int) -> bool:
+    def free(self, method: str, params: dict[str, Any], size: int) -> bool:
         """Whether a lone stream frame is free of the rate limit: one that does its work (a grant
         that adds credit, an upload item within the credit, the first cancel or end of an open
         stream), and a control frame no longer than :data:`FREE_CONTROL_SIZE`. The rest cost a
         token like any frame, so a flood of useless ones is refused as usual."""
+        call_id = params.get("id")
         if not _valid_id(call_id):
             return False
         upload = self._uploads.get(call_id)
@@ -228,7 +229,9 @@ class Streams:
         stream = self._open.get(call_id)
         if stream is None or stream.cancelled:
             return False
-        return method == CANCEL or (method == CREDIT and stream.credit < self.max_credit)
+        if method == CREDIT:
+            return _positive(params.get("n")) and stream.credit < self.max_credit
+        return method == CANCEL
 
     def open_upload(self, call_id: JsonId, item: Any) -> Upload:
         """An upload under ``call_id`` (check :meth:`refusal` first); :meth:`close_upload` ends it."""
@@ -253,7 +256,7 @@ class Streams:
         """Add ``n`` items of credit to the stream ``call_id``; False when it is not open or
         ``n`` is not a positive integer (nothing changes)."""
         stream = self._open.get(call_id) if _valid_id(call_id) else None
-        if stream is None or isinstance(n, bool) or not isinstance(n, int) or n <= 0:
+        if stream is None or not _positive(n):
             return False
         stream.credit = min(stream.credit + n, self.max_credit)
         stream.wake.set()
@@ -338,3 +341,8 @@ async def _close(stream: _Stream) -> None:
 
 def _valid_id(value: Any) -> bool:
     return value is None or (isinstance(value, str | int | float) and not isinstance(value, bool))
+
+
+def _positive(n: Any) -> bool:
+    """Whether ``n`` is a grant's valid count: an integer (not a bool), 1 or more."""
+    return not isinstance(n, bool) and isinstance(n, int) and n > 0
