@@ -30,6 +30,8 @@ CLOSED: dict[str, asyncio.Event] = {}
 READ: list[int] = []
 UPLOAD_DONE = asyncio.Event()
 RELEASE = asyncio.Event()
+#: Set when a generator's ``finally`` started (it then waits for RELEASE).
+CLOSING = asyncio.Event()
 
 
 class StreamHandler(RpcHandler):
@@ -85,6 +87,52 @@ class StreamHandler(RpcHandler):
         yield 1
 
     @rpc
+    async def unencodable_then_slow_finally(self) -> AsyncIterator[Any]:
+        """Ends with -32603 at its first item; its ``finally`` awaits (a cleanup that takes time)."""
+        CLOSED["slow finally"] = asyncio.Event()
+        try:
+            yield object()
+        finally:
+            CLOSING.set()
+            await RELEASE.wait()
+            CLOSED["slow finally"].set()
+
+    @rpc
+    async def own_cancelled_error(self) -> AsyncIterator[int]:
+        """Awaits a future someone else cancelled: the CancelledError is not the stream's."""
+        yield 1
+        future = asyncio.get_running_loop().create_future()
+        future.cancel()
+        await future
+
+    @rpc
+    async def stubborn(self) -> AsyncIterator[int]:
+        """Swallows the cancellation of what it awaits and yields on."""
+        CLOSED["stubborn"] = asyncio.Event()
+        try:
+            i = 0
+            while True:
+                yield i
+                i += 1
+                try:
+                    await asyncio.Event().wait()  # never set
+                except asyncio.CancelledError:
+                    pass
+        finally:
+            CLOSED["stubborn"].set()
+
+    @rpc
+    async def awaiting(self, name: str) -> AsyncIterator[int]:
+        """Yields once, then awaits (not at a ``yield``) until released."""
+        CLOSED[name] = asyncio.Event()
+        try:
+            yield 1
+            await RELEASE.wait()
+            yield 2
+        finally:
+            CLOSED[name].set()
+
+    @rpc
     async def gate(self) -> str:
         await RELEASE.wait()
         return "opened"
@@ -104,8 +152,8 @@ application = websocket_app(
 @pytest.fixture(autouse=True)
 def fresh_events() -> None:
     """Events of this test's event loop (an event is bound to the loop it first waited in)."""
-    global RELEASE, UPLOAD_DONE
-    RELEASE, UPLOAD_DONE = asyncio.Event(), asyncio.Event()
+    global RELEASE, UPLOAD_DONE, CLOSING
+    RELEASE, UPLOAD_DONE, CLOSING = asyncio.Event(), asyncio.Event(), asyncio.Event()
 
 
 class Client(RpcCommunicator):
@@ -333,6 +381,80 @@ async def test_malformed_grants_cost_a_token_so_a_flood_of_them_is_closed(n: Any
         if output["type"] == "websocket.close":
             assert output["code"] == 1008
             break
+    await client.disconnect()
+
+
+async def test_a_cancel_while_the_generator_closes_leaves_its_cleanup_and_answer_whole() -> None:
+    """The stream ended with an error and its ``finally`` awaits: a cancel arriving then is
+    ignored, the ``finally`` runs to its end, the call is answered and its id is free again."""
+    before = counters.stats().get(Count.STREAMS_CANCELLED, 0)
+    client = await opened()
+    await client.start("unencodable_then_slow_finally", call_id=7)
+    await CLOSING.wait()
+    await client.cancel(7)
+    assert await client.call("echo", 1) == 1  # the cancel was read
+    RELEASE.set()
+    answer = await client.receive_json_from()
+    assert answer["id"] == 7 and answer["error"]["code"] == INTERNAL_ERROR
+    await CLOSED["slow finally"].wait()
+    assert counters.stats().get(Count.STREAMS_CANCELLED, 0) == before
+    assert [item async for item in _stream(client, "count", 2, "reused", call_id=7)] == [0, 1]
+    await client.disconnect()
+
+
+async def test_a_cancelled_error_of_the_generator_itself_is_answered_minus_32603() -> None:
+    client = await opened()
+    await client.start("own_cancelled_error", call_id=3)
+    assert items_of(await client.frames(1), 3) == [1]
+    answer = await client.receive_json_from()
+    assert answer == {"jsonrpc": "2.0", "error": {"code": INTERNAL_ERROR, "message": "Internal error"}, "id": 3}
+    assert await client.call("echo", 1) == 1
+    await client.disconnect()
+
+
+async def test_a_generator_that_swallows_the_cancel_sends_nothing_more() -> None:
+    """It catches the cancellation and yields again: that item is not sent, the generator is
+    closed and the call answered -32021."""
+    client = await opened()
+    await client.start("stubborn", call_id=5)
+    assert items_of(await client.frames(1), 5) == [0]
+    await client.cancel(5)
+    answer = await client.receive_json_from()
+    assert answer["id"] == 5 and answer["error"]["code"] == CANCELLED
+    await CLOSED["stubborn"].wait()
+    assert await client.call("echo", 1) == 1
+    await client.disconnect()
+
+
+async def test_a_cancel_or_a_drop_while_the_generator_awaits_closes_it() -> None:
+    """Not at a ``yield``: the cancellation of what it awaits runs its ``finally``."""
+    client = await opened()
+    await client.start("awaiting", "awaiting cancelled", call_id=1)
+    assert items_of(await client.frames(1)) == [1]
+    await client.cancel(1)
+    answer = await client.receive_json_from()
+    assert answer["id"] == 1 and answer["error"]["code"] == CANCELLED
+    assert CLOSED["awaiting cancelled"].is_set()
+    await client.start("awaiting", "awaiting dropped", call_id=2)
+    assert items_of(await client.frames(1), 2) == [1]
+    await client.disconnect()
+    await asyncio.wait_for(CLOSED["awaiting dropped"].wait(), 3)
+
+
+async def test_repeated_cancels_of_an_upload_cost_a_token_and_count_once() -> None:
+    """Only the first cancel of a live upload is free and counted; 60 more strike out."""
+    before = counters.stats().get(Count.STREAMS_CANCELLED, 0)
+    client = await opened("/ws/limited/")
+    await client.start("held", call_id=1)
+    assert (await client.receive_json_from())["method"] == "rpc.stream.credit"
+    for _ in range(61):
+        await client.cancel(1)
+    while True:
+        output = await client.receive_output(client.timeout)
+        if output["type"] == "websocket.close":
+            assert output["code"] == 1008
+            break
+    assert counters.stats().get(Count.STREAMS_CANCELLED, 0) == before + 1
     await client.disconnect()
 
 

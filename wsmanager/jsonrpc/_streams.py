@@ -79,7 +79,13 @@ class _Stream:
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     task: asyncio.Task[None] | None = None
     sent: int = 0
+    #: The client's rpc.cancel was taken: the answer is -32021.
     cancelled: bool = False
+    #: The socket is gone: nothing is sent, the answer included.
+    dropped: bool = False
+    #: The generator is being closed and the answer decided: cancels and drops leave it alone,
+    #: so its ``finally`` runs whole and the stream is always removed and answered.
+    closing: bool = False
 
 
 class Upload:
@@ -104,6 +110,11 @@ class Upload:
         self._wake = asyncio.Event()
         self._ended = False
         self._error: Exception | None = None
+
+    @property
+    def live(self) -> bool:
+        """Whether the upload has not failed yet (a cancel would still do something)."""
+        return self._error is None
 
     def takes(self, method: str) -> bool:
         """Whether a ``rpc.stream.item`` (or ``rpc.stream.end``) would be taken now."""
@@ -188,6 +199,8 @@ class Streams:
         self.max_item_size = max_item_size
         self._open: dict[JsonId, _Stream] = {}
         self._uploads: dict[JsonId, Upload] = {}
+        #: Every stream task until it is done (``close_all`` clears ``_open`` before they end).
+        self._tasks: set[asyncio.Task[None]] = set()
 
     def __len__(self) -> int:
         return len(self._open) + len(self._uploads)
@@ -207,9 +220,10 @@ class Streams:
     def open(self, call_id: JsonId, method: str, generator: AsyncGenerator[Any, None]) -> None:
         """Start streaming ``generator``'s items under ``call_id`` (check :meth:`refusal` first)."""
         stream = _Stream(method, generator, min(self.credit, self.max_credit))
-        key = call_id
-        self._open[key] = stream
+        self._open[call_id] = stream
         stream.task = asyncio.get_running_loop().create_task(self._pump(call_id, stream))
+        self._tasks.add(stream.task)
+        stream.task.add_done_callback(self._tasks.discard)
 
     def free(self, method: str, params: dict[str, Any], size: int) -> bool:
         """Whether a lone stream frame is free of the rate limit: one that does its work (a grant
@@ -225,9 +239,9 @@ class Streams:
         if size > FREE_CONTROL_SIZE:
             return False
         if upload is not None:
-            return method == CANCEL or (method == END and upload.takes(END))
+            return (method == CANCEL and upload.live) or (method == END and upload.takes(END))
         stream = self._open.get(call_id)
-        if stream is None or stream.cancelled:
+        if stream is None or stream.cancelled or stream.closing:
             return False
         if method == CREDIT:
             return _positive(params.get("n")) and stream.credit < self.max_credit
@@ -263,14 +277,17 @@ class Streams:
         return True
 
     def cancel(self, call_id: Any) -> bool:
-        """Close the stream ``call_id`` at the client's word; False when it is not open."""
+        """Close the stream ``call_id`` at the client's word; False when it is not open, or
+        already cancelled, failed or closing (nothing changes, nothing is counted)."""
         upload = self._uploads.get(call_id) if _valid_id(call_id) else None
         if upload is not None:
+            if not upload.live:
+                return False
             bump(Count.STREAMS_CANCELLED)
             upload.fail(RpcError(CANCELLED, STREAM_CANCELLED))
             return True
         stream = self._open.get(call_id) if _valid_id(call_id) else None
-        if stream is None or stream.cancelled or stream.task is None:
+        if stream is None or stream.cancelled or stream.closing or stream.task is None:
             return False
         stream.cancelled = True
         bump(Count.STREAMS_CANCELLED)
@@ -280,8 +297,9 @@ class Streams:
     def close_all(self) -> None:
         """The socket is gone: close every open stream (counted as dropped), answering nothing."""
         for stream in list(self._open.values()):
-            if stream.task is not None and not stream.cancelled:
+            if stream.task is not None and not stream.cancelled and not stream.closing:
                 bump(Count.STREAMS_DROPPED)
+                stream.dropped = True
                 stream.task.cancel()
         self._open.clear()
         if self._uploads:
@@ -291,17 +309,29 @@ class Streams:
     async def _pump(self, call_id: JsonId, stream: _Stream) -> None:
         answer: str | None = None
         try:
-            answer = await self._items(call_id, stream)
-        except asyncio.CancelledError:
-            if stream.cancelled:
-                answer = protocol.encode_error(call_id, ErrorObject(CANCELLED, STREAM_CANCELLED))
-        except Exception as exc:
-            answer = protocol.encode_error(call_id, self._error_of(exc, stream.method))
-        finally:
+            try:
+                answer = await self._items(call_id, stream)
+            except asyncio.CancelledError:
+                if stream.cancelled:
+                    answer = _cancelled(call_id)
+                elif not stream.dropped:
+                    # Not our cancel: the generator awaited something that someone else
+                    # cancelled. The call still gets its answer.
+                    task = asyncio.current_task()
+                    if task is None or not task.cancelling():
+                        logger.error("stream %r raised CancelledError", stream.method)
+                        answer = protocol.encode_error(call_id, ErrorObject.standard(protocol.INTERNAL_ERROR))
+            except Exception as exc:
+                answer = protocol.encode_error(call_id, self._error_of(exc, stream.method))
+            # From here on no cancel or drop interrupts the generator's finally, the removal
+            # or the answer (cancel() and close_all() leave a closing stream alone).
+            stream.closing = True
             await _close(stream)
+        finally:
+            stream.closing = True
             if self._open.get(call_id) is stream:
                 del self._open[call_id]
-        if answer is not None:
+        if answer is not None and not stream.dropped:
             await self._send(answer)
 
     async def _items(self, call_id: JsonId, stream: _Stream) -> str | None:
@@ -315,6 +345,10 @@ class Streams:
                 item = await anext(stream.generator)
             except StopAsyncIteration:
                 return protocol.encode_result(call_id, {"items": stream.sent})
+            if stream.dropped:  # a generator that swallowed the drop's cancellation
+                return None
+            if stream.cancelled:  # likewise for the client's cancel: the item is not sent
+                return _cancelled(call_id)
             stream.credit -= 1
             try:
                 text = protocol.encode_notification(ITEM, {"id": call_id, "item": item})
@@ -337,6 +371,10 @@ async def _close(stream: _Stream) -> None:
         await stream.generator.aclose()
     except Exception:
         logger.exception("stream %r raised while closing", stream.method)
+
+
+def _cancelled(call_id: JsonId) -> str:
+    return protocol.encode_error(call_id, ErrorObject(CANCELLED, STREAM_CANCELLED))
 
 
 def _valid_id(value: Any) -> bool:
