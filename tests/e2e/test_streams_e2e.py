@@ -19,6 +19,7 @@ import pytest
 from tests.e2e.client import Peer
 from tests.servers import ServerProcess, server_process
 from wsmanager_client import connect
+from wsmanager_client.protocol import EncodeError
 from wsmanager_client.streams import DEFAULT_CREDIT
 
 pytestmark = pytest.mark.e2e
@@ -144,3 +145,23 @@ async def test_an_upload_of_ten_megabytes_in_chunks_arrives_whole(server: Server
         "size": len(data),
         "sha256": hashlib.sha256(data.encode()).hexdigest(),
     }
+
+
+@pytest.mark.parametrize("failure", ["raises", "not JSON"])
+async def test_an_upload_whose_items_fail_is_cancelled_and_the_socket_goes_on(
+    server: ServerProcess, failure: str
+) -> None:
+    """The items raise (or one is not JSON): the call fails with that, the client cancels the
+    upload, so the server's method stops waiting and the socket's next call (max_concurrent_calls
+    1: it waits for the upload's method) is answered."""
+
+    async def produce() -> AsyncIterator[Any]:
+        yield "one"
+        if failure == "raises":
+            raise OSError("disk read failed")
+        yield object()
+
+    async with connect(url(server), timeout=10) as client:
+        with pytest.raises(OSError if failure == "raises" else EncodeError):
+            await client.upload("digest", produce())
+        assert await client.invoke("report", fresh()) == {"produced": None, "closed": False}
