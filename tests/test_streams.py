@@ -10,13 +10,14 @@ in tests/e2e/test_streams_e2e.py.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 
-from wsmanager import RpcError, RpcHandler, route, rpc, websocket_app
+from wsmanager import ConfigurationError, RpcError, RpcHandler, route, rpc, websocket_app
 from wsmanager.observe import _counters as counters
 from wsmanager.observe._counters import Count
 from wsmanager.testing import RpcCommunicator
@@ -114,10 +115,8 @@ class StreamHandler(RpcHandler):
             while True:
                 yield i
                 i += 1
-                try:
+                with contextlib.suppress(asyncio.CancelledError):
                     await asyncio.Event().wait()  # never set
-                except asyncio.CancelledError:
-                    pass
         finally:
             CLOSED["stubborn"].set()
 
@@ -407,7 +406,11 @@ async def test_a_cancelled_error_of_the_generator_itself_is_answered_minus_32603
     await client.start("own_cancelled_error", call_id=3)
     assert items_of(await client.frames(1), 3) == [1]
     answer = await client.receive_json_from()
-    assert answer == {"jsonrpc": "2.0", "error": {"code": INTERNAL_ERROR, "message": "Internal error"}, "id": 3}
+    assert answer == {
+        "jsonrpc": "2.0",
+        "error": {"code": INTERNAL_ERROR, "message": "Internal error"},
+        "id": 3,
+    }
     assert await client.call("echo", 1) == 1
     await client.disconnect()
 
@@ -524,8 +527,9 @@ async def test_cancel_and_a_dropped_socket_end_an_upload() -> None:
 # -- the client's end (sans I/O) ---------------------------------------------------------------
 async def test_inbound_hands_items_over_in_order_and_grants_half_windows() -> None:
     inbound = Inbound(window=64)
-    for i in range(40):
-        inbound.put(i)
+    inbound.put(0, DEFAULT_CREDIT, 128)
+    for i in range(1, 40):
+        inbound.put(i, 1, 1)  # only the first item's announcement counts
     inbound.end()
     inbound.put("late")
     taken, grants = [], []
@@ -536,9 +540,65 @@ async def test_inbound_hands_items_over_in_order_and_grants_half_windows() -> No
         taken.append(item)
         grants.append(grant)
     assert taken == list(range(40))
-    # the first item raises the server's 16 to the window; then 32 back per 32 consumed
-    assert grants[0] == 64 - DEFAULT_CREDIT and grants[31] == 32 and sum(grants) == 48 + 32
+    # the first item raises the server's 16 (15 once it is consumed) to the window; then 32 back
+    # each time the window has room for half of it
+    assert grants[0] == 64 - DEFAULT_CREDIT + 1 and grants[32] == 32 and sum(grants) == 49 + 32
+    assert sum(1 for g in grants if g) == 2
     assert await inbound.next() == (False, None, 0)
+
+
+async def _simulate(window: int, credit: int, cap: int, total: int = 2000) -> tuple[int, int]:
+    """A server that sends one item per unit of credit and cuts its credit at ``cap``, and an
+    ``Inbound`` consuming each item as it comes: (items consumed, most credit ever cut)."""
+    inbound = Inbound(window)
+    server_credit, produced, consumed, cut = credit, 0, 0, 0
+    while consumed < total:
+        while server_credit > 0 and produced < total:
+            inbound.put(produced, credit, cap) if produced == 0 else inbound.put(produced)
+            produced, server_credit = produced + 1, server_credit - 1
+        if not inbound._items:
+            return consumed, cut  # stalled: nothing on its way and no credit
+        _more, _item, grant = await inbound.next()
+        consumed += 1
+        cut += max(0, server_credit + grant - cap)
+        server_credit = min(server_credit + grant, cap)
+    return consumed, cut
+
+
+@pytest.mark.parametrize(
+    ("window", "credit", "cap"),
+    [
+        (64, 16, 128),
+        (300, 16, 128),
+        (1000, 16, 128),
+        (16, 4, 128),
+        (16, 1, 128),
+        (8, 16, 16),
+        (64, 16, 16),
+        (1, 1, 1),
+    ],
+)
+async def test_inbound_never_stalls_whatever_the_announced_credit_and_cap(
+    window: int, credit: int, cap: int
+) -> None:
+    """The reviewer's simulation: a window past twice the cap, an initial credit other than 16 or
+    above the window all complete, and no grant is ever cut by the server."""
+    assert await _simulate(window, credit, cap) == (2000, 0)
+
+
+async def test_the_first_item_announces_the_streams_credit_and_cap() -> None:
+    client = await opened()
+    await client.start("count", 3, "announced")
+    frames = await client.frames(3)
+    assert frames[0]["params"] == {"id": 1, "item": 0, "credit": DEFAULT_CREDIT, "max_credit": 50}
+    assert [f["params"] for f in frames[1:]] == [{"id": 1, "item": 1}, {"id": 1, "item": 2}]
+    await client.disconnect()
+
+
+@pytest.mark.parametrize(("credit", "cap"), [(0, 128), (-1, 128), (32, 16), (True, 128), (16, 2.5)])
+def test_stream_credit_settings_are_checked_when_the_handler_is_defined(credit: Any, cap: Any) -> None:
+    with pytest.raises(ConfigurationError, match="stream_credit"):
+        type("Bad", (RpcHandler,), {"stream_credit": credit, "max_stream_credit": cap})
 
 
 @pytest.mark.parametrize("window", [0, -3, True, 2.0])

@@ -6,6 +6,7 @@ and whether its ``finally`` ran. ``report(name)`` reads them and
 ``until_closed(name)`` waits (bounded) for the ``finally``, so the tests see
 the generator's side from any socket without timing anything. ``digest``
 reads an upload of text chunks and answers their count, size and SHA-256.
+``/ws/streams-tight/`` is the same handler with ``stream_credit`` 4 and ``max_stream_credit`` 16.
 """
 
 from __future__ import annotations
@@ -76,6 +77,13 @@ class StreamHandler(RpcHandler):
 application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,  # the demo's pages: an origin for the browser tests
-        "websocket": websocket_app([route("ws/streams/", StreamHandler)], auth=False),
+        "websocket": websocket_app(
+            [
+                route("ws/streams/", StreamHandler),
+                # credit settings other than the clients' defaults (a window past twice the cap)
+                route("ws/streams-tight/", StreamHandler, stream_credit=4, max_stream_credit=16),
+            ],
+            auth=False,
+        ),
     }
 )

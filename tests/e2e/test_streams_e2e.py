@@ -165,3 +165,15 @@ async def test_an_upload_whose_items_fail_is_cancelled_and_the_socket_goes_on(
         with pytest.raises(OSError if failure == "raises" else EncodeError):
             await client.upload("digest", produce())
         assert await client.invoke("report", fresh()) == {"produced": None, "closed": False}
+
+
+@pytest.mark.parametrize("window", [1, 16, 64, 300])
+async def test_any_window_completes_whatever_the_handlers_credit_settings(
+    server: ServerProcess, window: int
+) -> None:
+    """stream_credit 4 and max_stream_credit 16 (announced by the first item): a window past
+    twice the cap, the default one and one below the initial credit all get every item."""
+    name = fresh()
+    async with connect(f"{server.ws_url}/ws/streams-tight/", timeout=20) as client:
+        items = [item async for item in client.stream("count", 1000, name, window=window)]
+        assert items == list(range(1000))

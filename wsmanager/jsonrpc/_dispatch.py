@@ -100,6 +100,10 @@ STREAM_CONTROLS = frozenset({CREDIT, CANCEL, ITEM, END})
 STREAMING = object()
 
 
+def _positive_int(value: Any) -> bool:
+    return not isinstance(value, bool) and isinstance(value, int) and value >= 1
+
+
 def _valid_id(value: Any) -> bool:
     return value is None or (isinstance(value, str | int | float) and not isinstance(value, bool))
 
@@ -141,9 +145,11 @@ class RpcHandler(Resumable):
     max_subscriptions: ClassVar[int] = 100
     #: Streams (``@rpc`` async generators) one socket may have open; the next gets -32020.
     max_streams: ClassVar[int] = 4
-    #: Items a stream may send before the client grants any (docs/protocol.md, section 14).
+    #: Items a stream may send before the client grants any (docs/protocol.md, section 14): 1 or
+    #: more. Announced with the stream's first item, with ``max_stream_credit``.
     stream_credit: ClassVar[int] = DEFAULT_CREDIT
-    #: Credit one stream may hold (items in flight); grants past it are cut. Keep
+    #: Credit one stream may hold (items in flight), at least ``stream_credit``; grants past it
+    #: are cut (the clients read it from the first item and never grant past it). Keep
     #: ``max_streams * max_stream_credit`` well under ``MAX_OUTGOING_QUEUE`` (1000 frames).
     max_stream_credit: ClassVar[int] = 128
 
@@ -171,6 +177,12 @@ class RpcHandler(Resumable):
         cls.rpc_methods = methods
         if not all(isinstance(t, Topic) for t in cls.topics):
             raise ConfigurationError(f"{cls.__qualname__}.topics must hold topic(...) patterns only")
+        credit, cap = cls.stream_credit, cls.max_stream_credit
+        if not _positive_int(credit) or not _positive_int(cap) or cap < credit:
+            raise ConfigurationError(
+                f"{cls.__qualname__}: stream_credit must be an integer of 1 or more and "
+                f"max_stream_credit one at least as large (got {credit!r} and {cap!r})"
+            )
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

@@ -76,6 +76,8 @@ class _Stream:
     method: str
     generator: AsyncGenerator[Any, None]
     credit: int
+    #: The credit it started with (announced with the first item).
+    initial: int = 0
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     task: asyncio.Task[None] | None = None
     sent: int = 0
@@ -219,7 +221,8 @@ class Streams:
 
     def open(self, call_id: JsonId, method: str, generator: AsyncGenerator[Any, None]) -> None:
         """Start streaming ``generator``'s items under ``call_id`` (check :meth:`refusal` first)."""
-        stream = _Stream(method, generator, min(self.credit, self.max_credit))
+        credit = min(self.credit, self.max_credit)
+        stream = _Stream(method, generator, credit, credit)
         self._open[call_id] = stream
         stream.task = asyncio.get_running_loop().create_task(self._pump(call_id, stream))
         self._tasks.add(stream.task)
@@ -350,8 +353,11 @@ class Streams:
             if stream.cancelled:  # likewise for the client's cancel: the item is not sent
                 return _cancelled(call_id)
             stream.credit -= 1
+            params = {"id": call_id, "item": item}
+            if stream.sent == 0:  # the first item announces the credit (docs/protocol.md, section 14)
+                params["credit"], params["max_credit"] = stream.initial, self.max_credit
             try:
-                text = protocol.encode_notification(ITEM, {"id": call_id, "item": item})
+                text = protocol.encode_notification(ITEM, params)
             except protocol.EncodeError:
                 logger.error("stream %r yielded a value that is not JSON", stream.method)
                 return protocol.encode_error(call_id, ErrorObject.standard(protocol.INTERNAL_ERROR))
