@@ -517,11 +517,21 @@ async def test_cancel_and_a_dropped_socket_end_an_upload() -> None:
     await client.cancel(1)
     answer = await client.receive_json_from()
     assert answer["id"] == 1 and answer["error"]["code"] == CANCELLED
+    assert UPLOAD_DONE.is_set()
+    UPLOAD_DONE.clear()  # the second call's own finally, below
     await client.start("total", call_id=2)
     await client.receive_json_from()
     await client.say(note("rpc.stream.item", id=2, item=5))
+    await asyncio.wait_for(_until(lambda: READ == [5]), 3)  # it read the item and waits for more
+    assert not UPLOAD_DONE.is_set()
     await client.disconnect()
     await asyncio.wait_for(UPLOAD_DONE.wait(), 3)  # the method's finally ran
+    assert READ == [5]
+
+
+async def _until(condition: Any) -> None:
+    while not condition():
+        await asyncio.sleep(0)
 
 
 # -- the client's end (sans I/O) ---------------------------------------------------------------
