@@ -534,6 +534,16 @@ async def _until(condition: Any) -> None:
         await asyncio.sleep(0)
 
 
+def test_a_method_that_streams_and_reads_an_upload_is_refused_with_a_clear_reason() -> None:
+    with pytest.raises(TypeError, match="streams or reads an upload, not both"):
+
+        class Both(RpcHandler):
+            @rpc
+            async def both(self, items: AsyncIterator[int]) -> AsyncIterator[int]:
+                async for item in items:
+                    yield item
+
+
 # -- the client's end (sans I/O) ---------------------------------------------------------------
 async def test_inbound_hands_items_over_in_order_and_grants_half_windows() -> None:
     inbound = Inbound(window=64)
