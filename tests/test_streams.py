@@ -21,7 +21,7 @@ from wsmanager import ConfigurationError, RpcError, RpcHandler, route, rpc, webs
 from wsmanager.observe import _counters as counters
 from wsmanager.observe._counters import Count
 from wsmanager.testing import RpcCommunicator
-from wsmanager_client.protocol import INTERNAL_ERROR, INVALID_REQUEST
+from wsmanager_client.protocol import INTERNAL_ERROR, INVALID_PARAMS, INVALID_REQUEST
 from wsmanager_client.streams import CANCELLED, DEFAULT_CREDIT, TOO_MANY_STREAMS, Inbound, Outbound
 
 #: Per stream name: items the generator produced, and whether its ``finally`` ran.
@@ -62,6 +62,11 @@ class StreamHandler(RpcHandler):
     async def broken(self) -> AsyncIterator[Any]:
         yield 1
         raise ValueError("a bug")
+
+    @rpc
+    async def unstorable(self) -> AsyncIterator[Any]:
+        yield 1
+        "\udfff".encode()  # what storing a client's lone surrogate raises
 
     @rpc
     async def unencodable(self) -> AsyncIterator[Any]:
@@ -330,6 +335,15 @@ async def test_a_generator_that_raises_ends_the_stream_with_its_error() -> None:
     await client.disconnect()
 
 
+async def test_a_stream_is_answered_as_a_call_would_be_for_the_same_exception() -> None:
+    """One mapping for calls and streams: an unstorable string is -32602, not -32603."""
+    client = await opened()
+    await client.start("unstorable")
+    assert items_of(await client.frames(1)) == [1]
+    assert (await client.receive_json_from())["error"]["code"] == INVALID_PARAMS
+    await client.disconnect()
+
+
 async def test_a_streaming_method_called_as_a_notification_never_runs() -> None:
     client = await opened()
     await client.say({"jsonrpc": "2.0", "method": "count", "params": [3, "silent"]})
@@ -530,7 +544,8 @@ async def test_cancel_and_a_dropped_socket_end_an_upload() -> None:
 
 
 async def _until(condition: Any) -> None:
-    while not condition():
+    """Let the loop run until ``condition()`` holds (the caller bounds the wait)."""
+    while not condition():  # noqa: ASYNC110 - a plain list, no event to wait on
         await asyncio.sleep(0)
 
 

@@ -81,6 +81,7 @@ from ._exposure import MARK, check_permission, rpc
 from ._invocations import Invocations
 from ._params import BadParams, Method
 from ._streams import Streams
+from ._streams import valid_id as _valid_id
 
 __all__ = ["RpcHandler", "rpc"]
 
@@ -102,10 +103,6 @@ STREAMING = object()
 
 def _positive_int(value: Any) -> bool:
     return not isinstance(value, bool) and isinstance(value, int) and value >= 1
-
-
-def _valid_id(value: Any) -> bool:
-    return value is None or (isinstance(value, str | int | float) and not isinstance(value, bool))
 
 
 class RpcHandler(Resumable):
@@ -451,37 +448,10 @@ class RpcHandler(Resumable):
             result = await (call if observe.hub is None else observe.hub.rpc(self, item.method, call))
             if result is STREAMING:  # answered when the stream ends (wsmanager.jsonrpc._streams)
                 return None
-        except RpcError as exc:
-            error = ErrorObject(exc.code, exc.message, exc.data)
-        except BadParams as exc:
-            error = ErrorObject.standard(protocol.INVALID_PARAMS, str(exc))
-        except UnicodeEncodeError:
-            # Only a client's JSON can carry a lone surrogate ("\udfff"); it has
-            # no UTF-8 form, so a registry or channel layer cannot store it.
-            self._note(
-                "unstorable",
-                logging.INFO,
-                "rpc %r on socket %s: a string has no UTF-8 form",
-                item.method,
-                self.id,
-            )
-            error = ErrorObject.standard(protocol.INVALID_PARAMS, UNSTORABLE)
-        except (RegistryUnavailable, DeliveryError) as exc:
-            self._note("unavailable", logging.WARNING, "rpc %r on socket %s: %s", item.method, self.id, exc)
-            error = ErrorObject.standard(protocol.UNAVAILABLE)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            self._note(
-                "method_error",
-                logging.ERROR,
-                "rpc %r on socket %s of %s raised",
-                item.method,
-                self.id,
-                self.handler_name,
-                exc_info=exc,
-            )
-            error = ErrorObject.standard(protocol.INTERNAL_ERROR)
+            error = self._error_for(exc, "rpc", item.method)
         else:
             if item.notification:
                 return None
@@ -584,16 +554,36 @@ class RpcHandler(Resumable):
             streams.close_upload(request.id)
 
     def _stream_error(self, exc: BaseException, method: str) -> ErrorObject:
-        """The error a stream whose generator raised ``exc`` is answered with (as ``_run``'s)."""
+        """The error a stream whose generator raised ``exc`` is answered with (as a call's)."""
+        return self._error_for(exc, "stream", method)
+
+    def _error_for(self, exc: BaseException, kind: str, method: str) -> ErrorObject:
+        """The error a call or a stream (``kind``: "rpc" or "stream") that raised ``exc`` is
+        answered with, logged throttled (the module docstring's mapping)."""
         if isinstance(exc, RpcError):
             return ErrorObject(exc.code, exc.message, exc.data)
+        if isinstance(exc, BadParams):
+            return ErrorObject.standard(protocol.INVALID_PARAMS, str(exc))
+        if isinstance(exc, UnicodeEncodeError):
+            # Only a client's JSON can carry a lone surrogate ("\udfff"); it has
+            # no UTF-8 form, so a registry or channel layer cannot store it.
+            self._note(
+                "unstorable",
+                logging.INFO,
+                "%s %r on socket %s: a string has no UTF-8 form",
+                kind,
+                method,
+                self.id,
+            )
+            return ErrorObject.standard(protocol.INVALID_PARAMS, UNSTORABLE)
         if isinstance(exc, RegistryUnavailable | DeliveryError):
-            self._note("unavailable", logging.WARNING, "stream %r on socket %s: %s", method, self.id, exc)
+            self._note("unavailable", logging.WARNING, "%s %r on socket %s: %s", kind, method, self.id, exc)
             return ErrorObject.standard(protocol.UNAVAILABLE)
         self._note(
             "method_error",
             logging.ERROR,
-            "stream %r on socket %s of %s raised",
+            "%s %r on socket %s of %s raised",
+            kind,
             method,
             self.id,
             self.handler_name,

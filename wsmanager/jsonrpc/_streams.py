@@ -234,7 +234,7 @@ class Streams:
         stream), and a control frame no longer than :data:`FREE_CONTROL_SIZE`. The rest cost a
         token like any frame, so a flood of useless ones is refused as usual."""
         call_id = params.get("id")
-        if not _valid_id(call_id):
+        if not valid_id(call_id):
             return False
         upload = self._uploads.get(call_id)
         if method == ITEM:
@@ -260,19 +260,19 @@ class Streams:
         self._uploads.pop(call_id, None)
 
     def upload_item(self, call_id: Any, item: Any) -> None:
-        upload = self._uploads.get(call_id) if _valid_id(call_id) else None
+        upload = self._uploads.get(call_id) if valid_id(call_id) else None
         if upload is not None:
             upload.put(item)
 
     def upload_end(self, call_id: Any) -> None:
-        upload = self._uploads.get(call_id) if _valid_id(call_id) else None
+        upload = self._uploads.get(call_id) if valid_id(call_id) else None
         if upload is not None:
             upload.end()
 
     def grant(self, call_id: Any, n: Any) -> bool:
         """Add ``n`` items of credit to the stream ``call_id``; False when it is not open or
         ``n`` is not a positive integer (nothing changes)."""
-        stream = self._open.get(call_id) if _valid_id(call_id) else None
+        stream = self._open.get(call_id) if valid_id(call_id) else None
         if stream is None or not _positive(n):
             return False
         stream.credit = min(stream.credit + n, self.max_credit)
@@ -282,14 +282,14 @@ class Streams:
     def cancel(self, call_id: Any) -> bool:
         """Close the stream ``call_id`` at the client's word; False when it is not open, or
         already cancelled, failed or closing (nothing changes, nothing is counted)."""
-        upload = self._uploads.get(call_id) if _valid_id(call_id) else None
+        upload = self._uploads.get(call_id) if valid_id(call_id) else None
         if upload is not None:
             if not upload.live:
                 return False
             bump(Count.STREAMS_CANCELLED)
             upload.fail(RpcError(CANCELLED, STREAM_CANCELLED))
             return True
-        stream = self._open.get(call_id) if _valid_id(call_id) else None
+        stream = self._open.get(call_id) if valid_id(call_id) else None
         if stream is None or stream.cancelled or stream.closing or stream.task is None:
             return False
         stream.cancelled = True
@@ -383,7 +383,8 @@ def _cancelled(call_id: JsonId) -> str:
     return protocol.encode_error(call_id, ErrorObject(CANCELLED, STREAM_CANCELLED))
 
 
-def _valid_id(value: Any) -> bool:
+def valid_id(value: Any) -> bool:
+    """Whether ``value`` may be a JSON-RPC id (a string, a number or null; not a bool)."""
     return value is None or (isinstance(value, str | int | float) and not isinstance(value, bool))
 
 
