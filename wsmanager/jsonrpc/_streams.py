@@ -18,13 +18,21 @@ Guarantees:
   more with ``rpc.stream.credit``. The generator is resumed only while
   credit is left, one item per unit, so a reader that stops reading stops
   the generator at exactly what it granted. Credit held by one stream never
-  exceeds ``max_credit`` (grants past it are cut), and before each item the
-  stream waits until the socket's send backlog is under 64 KiB, so a slow
-  reader never makes the server buffer without bound.
+  exceeds ``max_credit`` (what grants add past it is lost); the first item
+  announces ``credit`` and ``max_credit`` so that clients never grant past
+  it. After each item is sent the stream waits until the socket's send
+  backlog is under 64 KiB before it resumes the generator, so a reader that
+  grants credit but stops reading never makes the server buffer without
+  bound.
 * **Closing.** ``rpc.cancel``, the end of the socket and an error all close
   the generator (``aclose``, or the cancellation of the ``await`` it is in),
   so its ``finally`` runs. A cancelled stream is answered -32021; a stream
-  of a socket that is gone is answered nothing.
+  of a socket that is gone is answered nothing. Once the stream ended (its
+  answer decided) a cancel or drop no longer interrupts its closing: the
+  ``finally`` runs whole, the id is freed and the answer sent. A generator
+  that swallows the cancellation and yields again has that item dropped.
+  A ``CancelledError`` that is not the stream's (the generator awaited
+  something cancelled elsewhere) is answered -32603.
 * Every stream refused, cancelled or dropped is counted
   (``streams_refused``, ``streams_cancelled``, ``streams_dropped``).
 
