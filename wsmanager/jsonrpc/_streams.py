@@ -322,16 +322,15 @@ class Streams:
         try:
             try:
                 answer = await self._items(call_id, stream)
-            except asyncio.CancelledError:
+            except asyncio.CancelledError as exc:
                 if stream.cancelled:
                     answer = _cancelled(call_id)
                 elif not stream.dropped:
                     # Not our cancel: the generator awaited something that someone else
                     # cancelled. The call still gets its answer.
                     task = asyncio.current_task()
-                    if task is None or not task.cancelling():
-                        logger.error("stream %r raised CancelledError", stream.method)
-                        answer = protocol.encode_error(call_id, ErrorObject.standard(protocol.INTERNAL_ERROR))
+                    if task is None or not task.cancelling():  # -32603, logged as any error
+                        answer = protocol.encode_error(call_id, self._error_of(exc, stream.method))
             except Exception as exc:
                 answer = protocol.encode_error(call_id, self._error_of(exc, stream.method))
             # From here on no cancel or drop interrupts the generator's finally, the removal
