@@ -102,6 +102,33 @@ def test_break_ends_the_stream_on_the_server(page: Page) -> None:
     assert 100 < result["report"]["produced"] <= 100 + 64 + 1  # at most a window ahead
 
 
+def test_an_abort_cancels_the_stream_at_once_while_the_loop_body_awaits(page: Page) -> None:
+    """The loop body is held at the first item: the abort sends rpc.cancel without waiting for
+    the loop's next turn, so the server's generator is closed meanwhile."""
+    result = run(
+        page,
+        """async ([name]) => {
+            const controller = new AbortController();
+            let release, arrived;
+            const hold = new Promise((resolve) => (release = resolve));
+            const first = new Promise((resolve) => (arrived = resolve));
+            const consume = (async () => {
+                for await (const _ of client.stream("count", 1e9, name, {signal: controller.signal})) {
+                    arrived();
+                    await hold;
+                }
+            })().then(() => "ended", (error) => (error === controller.signal.reason ? "aborted" : String(error)));
+            await first;
+            controller.abort();
+            const closed = await client.invoke("until_closed", name);
+            release();
+            return {closed, outcome: await consume};
+        }""",
+        uuid.uuid4().hex,
+    )
+    assert result == {"closed": True, "outcome": "aborted"}
+
+
 def test_an_aborted_signal_cancels_the_stream(page: Page) -> None:
     name = uuid.uuid4().hex
     result = run(

@@ -841,9 +841,18 @@
         signal: null,
         onAbort: null,
       };
+      let cancelSent = false;
+      const sendCancel = () => {
+        if (!cancelSent) {
+          cancelSent = true;
+          this._streamWord(ws, "rpc.cancel", { id });
+        }
+      };
       const onAbort = () => {
+        const live = !inbound.done;
         inbound.items.length = 0;
         this._settle(call, null, signal.reason);
+        if (live) sendCancel(); // at once, even while the loop body still awaits something
       };
       if (signal) signal.addEventListener("abort", onAbort);
       this._streams.set(id, inbound);
@@ -882,7 +891,7 @@
         if (signal) signal.removeEventListener("abort", onAbort);
         if (!inbound.done || cancelled) {
           this._settle(call, null, null);
-          this._streamWord(ws, "rpc.cancel", { id }); // ended early: the server stops too
+          sendCancel(); // ended early: the server stops too
         }
       }
     }
