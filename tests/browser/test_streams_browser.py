@@ -117,7 +117,10 @@ def test_an_abort_cancels_the_stream_at_once_while_the_loop_body_awaits(page: Pa
                     arrived();
                     await hold;
                 }
-            })().then(() => "ended", (error) => (error === controller.signal.reason ? "aborted" : String(error)));
+            })().then(
+                () => "ended",
+                (error) => (error === controller.signal.reason ? "aborted" : String(error)),
+            );
             await first;
             controller.abort();
             const closed = await client.invoke("until_closed", name);
