@@ -25,7 +25,7 @@ from tests.limit_handlers import (
 from wsmanager import RemoteError
 from wsmanager import _db as wsmanager_db
 from wsmanager.connection import _limits as limits
-from wsmanager.connection._limits import TokenBucket
+from wsmanager.connection._limits import Intake, IntakeVerdict, TokenBucket
 from wsmanager.observe import _counters as counters
 from wsmanager.testing import RpcCommunicator
 from wsmanager_client.protocol import FORBIDDEN, RATE_LIMITED
@@ -100,6 +100,16 @@ def test_refused_attempts_do_not_spend_tokens(clock: FakeClock) -> None:
         assert bucket.take() is False
     clock.advance(0.25)
     assert bucket.take() is True
+
+
+def test_free_frames_between_refused_ones_do_not_clear_the_strikes(clock: FakeClock) -> None:
+    """A frame that costs nothing (a stream grant that does its work) is let through without
+    touching the strikes: one free frame after every 3 refused ones still strikes out at the 5th refusal."""
+    intake = Intake(None, (1.0, 1.0), strikes=5)
+    costs = iter([1] + [1, 1, 1, 0] * 2)
+    verdicts = [intake.check("x", lambda _data: next(costs)) for _ in range(9)]
+    ok, limited, out = IntakeVerdict.OK, IntakeVerdict.LIMITED, IntakeVerdict.STRUCK_OUT
+    assert verdicts == [ok, limited, limited, limited, ok, limited, out, out, ok]
 
 
 def test_a_cost_is_taken_whole_or_not_at_all(clock: FakeClock) -> None:

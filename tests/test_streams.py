@@ -10,17 +10,18 @@ in tests/e2e/test_streams_e2e.py.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 
-from wsmanager import RpcError, RpcHandler, route, rpc, websocket_app
+from wsmanager import ConfigurationError, RpcError, RpcHandler, route, rpc, websocket_app
 from wsmanager.observe import _counters as counters
 from wsmanager.observe._counters import Count
 from wsmanager.testing import RpcCommunicator
-from wsmanager_client.protocol import INTERNAL_ERROR, INVALID_REQUEST
+from wsmanager_client.protocol import INTERNAL_ERROR, INVALID_PARAMS, INVALID_REQUEST
 from wsmanager_client.streams import CANCELLED, DEFAULT_CREDIT, TOO_MANY_STREAMS, Inbound, Outbound
 
 #: Per stream name: items the generator produced, and whether its ``finally`` ran.
@@ -30,6 +31,8 @@ CLOSED: dict[str, asyncio.Event] = {}
 READ: list[int] = []
 UPLOAD_DONE = asyncio.Event()
 RELEASE = asyncio.Event()
+#: Set when a generator's ``finally`` started (it then waits for RELEASE).
+CLOSING = asyncio.Event()
 
 
 class StreamHandler(RpcHandler):
@@ -61,6 +64,11 @@ class StreamHandler(RpcHandler):
         raise ValueError("a bug")
 
     @rpc
+    async def unstorable(self) -> AsyncIterator[Any]:
+        yield 1
+        "\udfff".encode()  # what storing a client's lone surrogate raises
+
+    @rpc
     async def unencodable(self) -> AsyncIterator[Any]:
         yield object()
 
@@ -85,6 +93,50 @@ class StreamHandler(RpcHandler):
         yield 1
 
     @rpc
+    async def unencodable_then_slow_finally(self) -> AsyncIterator[Any]:
+        """Ends with -32603 at its first item; its ``finally`` awaits (a cleanup that takes time)."""
+        CLOSED["slow finally"] = asyncio.Event()
+        try:
+            yield object()
+        finally:
+            CLOSING.set()
+            await RELEASE.wait()
+            CLOSED["slow finally"].set()
+
+    @rpc
+    async def own_cancelled_error(self) -> AsyncIterator[int]:
+        """Awaits a future someone else cancelled: the CancelledError is not the stream's."""
+        yield 1
+        future = asyncio.get_running_loop().create_future()
+        future.cancel()
+        await future
+
+    @rpc
+    async def stubborn(self) -> AsyncIterator[int]:
+        """Swallows the cancellation of what it awaits and yields on."""
+        CLOSED["stubborn"] = asyncio.Event()
+        try:
+            i = 0
+            while True:
+                yield i
+                i += 1
+                with contextlib.suppress(asyncio.CancelledError):
+                    await asyncio.Event().wait()  # never set
+        finally:
+            CLOSED["stubborn"].set()
+
+    @rpc
+    async def awaiting(self, name: str) -> AsyncIterator[int]:
+        """Yields once, then awaits (not at a ``yield``) until released."""
+        CLOSED[name] = asyncio.Event()
+        try:
+            yield 1
+            await RELEASE.wait()
+            yield 2
+        finally:
+            CLOSED[name].set()
+
+    @rpc
     async def gate(self) -> str:
         await RELEASE.wait()
         return "opened"
@@ -104,8 +156,8 @@ application = websocket_app(
 @pytest.fixture(autouse=True)
 def fresh_events() -> None:
     """Events of this test's event loop (an event is bound to the loop it first waited in)."""
-    global RELEASE, UPLOAD_DONE
-    RELEASE, UPLOAD_DONE = asyncio.Event(), asyncio.Event()
+    global RELEASE, UPLOAD_DONE, CLOSING
+    RELEASE, UPLOAD_DONE, CLOSING = asyncio.Event(), asyncio.Event(), asyncio.Event()
 
 
 class Client(RpcCommunicator):
@@ -283,6 +335,15 @@ async def test_a_generator_that_raises_ends_the_stream_with_its_error() -> None:
     await client.disconnect()
 
 
+async def test_a_stream_is_answered_as_a_call_would_be_for_the_same_exception() -> None:
+    """One mapping for calls and streams: an unstorable string is -32602, not -32603."""
+    client = await opened()
+    await client.start("unstorable")
+    assert items_of(await client.frames(1)) == [1]
+    assert (await client.receive_json_from())["error"]["code"] == INVALID_PARAMS
+    await client.disconnect()
+
+
 async def test_a_streaming_method_called_as_a_notification_never_runs() -> None:
     client = await opened()
     await client.say({"jsonrpc": "2.0", "method": "count", "params": [3, "silent"]})
@@ -308,6 +369,7 @@ async def test_grants_that_add_nothing_cost_a_token_so_a_flood_of_them_is_closed
     costs a token like any frame; 60 of them strike out (5 frames/s, 50 strikes: 1008)."""
     client = await opened("/ws/limited/")
     await client.start("slow")
+    assert await client.call("echo", 1) == 1  # run after the stream's call: the stream is open
     for _ in range(60):
         await client.grant(1, 1000)
     while True:
@@ -315,6 +377,101 @@ async def test_grants_that_add_nothing_cost_a_token_so_a_flood_of_them_is_closed
         if output["type"] == "websocket.close":
             assert output["code"] == 1008
             break
+    await client.disconnect()
+
+
+@pytest.mark.parametrize("n", [0, -1, "x", None])
+async def test_malformed_grants_cost_a_token_so_a_flood_of_them_is_closed(n: Any) -> None:
+    """The stream holds less than max_stream_credit, but a grant whose ``n`` is not a positive
+    integer adds nothing: it costs a token, and 60 of them strike out (5 frames/s, 50 strikes)."""
+    client = await opened("/ws/limited/")
+    await client.start("slow")
+    assert await client.call("echo", 1) == 1  # run after the stream's call: the stream is open
+    for _ in range(60):
+        await client.grant(1, n)
+    while True:
+        output = await client.receive_output(client.timeout)
+        if output["type"] == "websocket.close":
+            assert output["code"] == 1008
+            break
+    await client.disconnect()
+
+
+async def test_a_cancel_while_the_generator_closes_leaves_its_cleanup_and_answer_whole() -> None:
+    """The stream ended with an error and its ``finally`` awaits: a cancel arriving then is
+    ignored, the ``finally`` runs to its end, the call is answered and its id is free again."""
+    before = counters.stats().get(Count.STREAMS_CANCELLED, 0)
+    client = await opened()
+    await client.start("unencodable_then_slow_finally", call_id=7)
+    await CLOSING.wait()
+    await client.cancel(7)
+    assert await client.call("echo", 1) == 1  # the cancel was read
+    RELEASE.set()
+    answer = await client.receive_json_from()
+    assert answer["id"] == 7 and answer["error"]["code"] == INTERNAL_ERROR
+    await CLOSED["slow finally"].wait()
+    assert counters.stats().get(Count.STREAMS_CANCELLED, 0) == before
+    assert [item async for item in _stream(client, "count", 2, "reused", call_id=7)] == [0, 1]
+    await client.disconnect()
+
+
+async def test_a_cancelled_error_of_the_generator_itself_is_answered_minus_32603() -> None:
+    client = await opened()
+    await client.start("own_cancelled_error", call_id=3)
+    assert items_of(await client.frames(1), 3) == [1]
+    answer = await client.receive_json_from()
+    assert answer == {
+        "jsonrpc": "2.0",
+        "error": {"code": INTERNAL_ERROR, "message": "Internal error"},
+        "id": 3,
+    }
+    assert await client.call("echo", 1) == 1
+    await client.disconnect()
+
+
+async def test_a_generator_that_swallows_the_cancel_sends_nothing_more() -> None:
+    """It catches the cancellation and yields again: that item is not sent, the generator is
+    closed and the call answered -32021."""
+    client = await opened()
+    await client.start("stubborn", call_id=5)
+    assert items_of(await client.frames(1), 5) == [0]
+    await client.cancel(5)
+    answer = await client.receive_json_from()
+    assert answer["id"] == 5 and answer["error"]["code"] == CANCELLED
+    await CLOSED["stubborn"].wait()
+    assert await client.call("echo", 1) == 1
+    await client.disconnect()
+
+
+async def test_a_cancel_or_a_drop_while_the_generator_awaits_closes_it() -> None:
+    """Not at a ``yield``: the cancellation of what it awaits runs its ``finally``."""
+    client = await opened()
+    await client.start("awaiting", "awaiting cancelled", call_id=1)
+    assert items_of(await client.frames(1)) == [1]
+    await client.cancel(1)
+    answer = await client.receive_json_from()
+    assert answer["id"] == 1 and answer["error"]["code"] == CANCELLED
+    assert CLOSED["awaiting cancelled"].is_set()
+    await client.start("awaiting", "awaiting dropped", call_id=2)
+    assert items_of(await client.frames(1), 2) == [1]
+    await client.disconnect()
+    await asyncio.wait_for(CLOSED["awaiting dropped"].wait(), 3)
+
+
+async def test_repeated_cancels_of_an_upload_cost_a_token_and_count_once() -> None:
+    """Only the first cancel of a live upload is free and counted; 60 more strike out."""
+    before = counters.stats().get(Count.STREAMS_CANCELLED, 0)
+    client = await opened("/ws/limited/")
+    await client.start("held", call_id=1)
+    assert (await client.receive_json_from())["method"] == "rpc.stream.credit"
+    for _ in range(61):
+        await client.cancel(1)
+    while True:
+        output = await client.receive_output(client.timeout)
+        if output["type"] == "websocket.close":
+            assert output["code"] == 1008
+            break
+    assert counters.stats().get(Count.STREAMS_CANCELLED, 0) == before + 1
     await client.disconnect()
 
 
@@ -374,18 +531,40 @@ async def test_cancel_and_a_dropped_socket_end_an_upload() -> None:
     await client.cancel(1)
     answer = await client.receive_json_from()
     assert answer["id"] == 1 and answer["error"]["code"] == CANCELLED
+    assert UPLOAD_DONE.is_set()
+    UPLOAD_DONE.clear()  # the second call's own finally, below
     await client.start("total", call_id=2)
     await client.receive_json_from()
     await client.say(note("rpc.stream.item", id=2, item=5))
+    await asyncio.wait_for(_until(lambda: READ == [5]), 3)  # it read the item and waits for more
+    assert not UPLOAD_DONE.is_set()
     await client.disconnect()
     await asyncio.wait_for(UPLOAD_DONE.wait(), 3)  # the method's finally ran
+    assert READ == [5]
+
+
+async def _until(condition: Any) -> None:
+    """Let the loop run until ``condition()`` holds (the caller bounds the wait)."""
+    while not condition():  # noqa: ASYNC110 - a plain list, no event to wait on
+        await asyncio.sleep(0)
+
+
+def test_a_method_that_streams_and_reads_an_upload_is_refused_with_a_clear_reason() -> None:
+    with pytest.raises(TypeError, match="streams or reads an upload, not both"):
+
+        class Both(RpcHandler):
+            @rpc
+            async def both(self, items: AsyncIterator[int]) -> AsyncIterator[int]:
+                async for item in items:
+                    yield item
 
 
 # -- the client's end (sans I/O) ---------------------------------------------------------------
 async def test_inbound_hands_items_over_in_order_and_grants_half_windows() -> None:
     inbound = Inbound(window=64)
-    for i in range(40):
-        inbound.put(i)
+    inbound.put(0, DEFAULT_CREDIT, 128)
+    for i in range(1, 40):
+        inbound.put(i, 1, 1)  # only the first item's announcement counts
     inbound.end()
     inbound.put("late")
     taken, grants = [], []
@@ -396,9 +575,65 @@ async def test_inbound_hands_items_over_in_order_and_grants_half_windows() -> No
         taken.append(item)
         grants.append(grant)
     assert taken == list(range(40))
-    # the first item raises the server's 16 to the window; then 32 back per 32 consumed
-    assert grants[0] == 64 - DEFAULT_CREDIT and grants[31] == 32 and sum(grants) == 48 + 32
+    # the first item raises the server's 16 (15 once it is consumed) to the window; then 32 back
+    # each time the window has room for half of it
+    assert grants[0] == 64 - DEFAULT_CREDIT + 1 and grants[32] == 32 and sum(grants) == 49 + 32
+    assert sum(1 for g in grants if g) == 2
     assert await inbound.next() == (False, None, 0)
+
+
+async def _simulate(window: int, credit: int, cap: int, total: int = 2000) -> tuple[int, int]:
+    """A server that sends one item per unit of credit and cuts its credit at ``cap``, and an
+    ``Inbound`` consuming each item as it comes: (items consumed, most credit ever cut)."""
+    inbound = Inbound(window)
+    server_credit, produced, consumed, cut = credit, 0, 0, 0
+    while consumed < total:
+        while server_credit > 0 and produced < total:
+            inbound.put(produced, credit, cap) if produced == 0 else inbound.put(produced)
+            produced, server_credit = produced + 1, server_credit - 1
+        if not inbound._items:
+            return consumed, cut  # stalled: nothing on its way and no credit
+        _more, _item, grant = await inbound.next()
+        consumed += 1
+        cut += max(0, server_credit + grant - cap)
+        server_credit = min(server_credit + grant, cap)
+    return consumed, cut
+
+
+@pytest.mark.parametrize(
+    ("window", "credit", "cap"),
+    [
+        (64, 16, 128),
+        (300, 16, 128),
+        (1000, 16, 128),
+        (16, 4, 128),
+        (16, 1, 128),
+        (8, 16, 16),
+        (64, 16, 16),
+        (1, 1, 1),
+    ],
+)
+async def test_inbound_never_stalls_whatever_the_announced_credit_and_cap(
+    window: int, credit: int, cap: int
+) -> None:
+    """The reviewer's simulation: a window past twice the cap, an initial credit other than 16 or
+    above the window all complete, and no grant is ever cut by the server."""
+    assert await _simulate(window, credit, cap) == (2000, 0)
+
+
+async def test_the_first_item_announces_the_streams_credit_and_cap() -> None:
+    client = await opened()
+    await client.start("count", 3, "announced")
+    frames = await client.frames(3)
+    assert frames[0]["params"] == {"id": 1, "item": 0, "credit": DEFAULT_CREDIT, "max_credit": 50}
+    assert [f["params"] for f in frames[1:]] == [{"id": 1, "item": 1}, {"id": 1, "item": 2}]
+    await client.disconnect()
+
+
+@pytest.mark.parametrize(("credit", "cap"), [(0, 128), (-1, 128), (32, 16), (True, 128), (16, 2.5)])
+def test_stream_credit_settings_are_checked_when_the_handler_is_defined(credit: Any, cap: Any) -> None:
+    with pytest.raises(ConfigurationError, match="stream_credit"):
+        type("Bad", (RpcHandler,), {"stream_credit": credit, "max_stream_credit": cap})
 
 
 @pytest.mark.parametrize("window", [0, -3, True, 2.0])

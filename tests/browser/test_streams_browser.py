@@ -62,6 +62,25 @@ def test_ten_thousand_items_arrive_complete_and_in_order(page: Page) -> None:
     assert result == {"length": 10_000, "inOrder": True, "report": {"produced": 10_000, "closed": True}}
 
 
+@pytest.mark.parametrize("window", [1, 64, 300])
+def test_any_window_completes_whatever_the_handlers_credit_settings(page: Page, window: int) -> None:
+    """/ws/streams-tight/: stream_credit 4 and max_stream_credit 16, announced by the first item."""
+    result = run(
+        page,
+        """async ([name, window]) => {
+            const tight = new wsmanager.Client("/ws/streams-tight/");
+            await tight.connect();
+            const items = [];
+            for await (const item of tight.stream("count", 1000, name, {window})) items.push(item);
+            await tight.close();
+            return {length: items.length, inOrder: items.every((item, i) => item === i)};
+        }""",
+        uuid.uuid4().hex,
+        window,
+    )
+    assert result == {"length": 1000, "inOrder": True}
+
+
 def test_break_ends_the_stream_on_the_server(page: Page) -> None:
     name = uuid.uuid4().hex
     result = run(
@@ -80,7 +99,37 @@ def test_break_ends_the_stream_on_the_server(page: Page) -> None:
         name,
     )
     assert result["seen"] == 100 and result["closed"] is True and result["again"] == [0, 1, 2]
-    assert 100 <= result["report"]["produced"] <= 100 + 64 + 1  # at most a window ahead
+    assert 100 < result["report"]["produced"] <= 100 + 64 + 1  # at most a window ahead
+
+
+def test_an_abort_cancels_the_stream_at_once_while_the_loop_body_awaits(page: Page) -> None:
+    """The loop body is held at the first item: the abort sends rpc.cancel without waiting for
+    the loop's next turn, so the server's generator is closed meanwhile."""
+    result = run(
+        page,
+        """async ([name]) => {
+            const controller = new AbortController();
+            let release, arrived;
+            const hold = new Promise((resolve) => (release = resolve));
+            const first = new Promise((resolve) => (arrived = resolve));
+            const consume = (async () => {
+                for await (const _ of client.stream("count", 1e9, name, {signal: controller.signal})) {
+                    arrived();
+                    await hold;
+                }
+            })().then(
+                () => "ended",
+                (error) => (error === controller.signal.reason ? "aborted" : String(error)),
+            );
+            await first;
+            controller.abort();
+            const closed = await client.invoke("until_closed", name);
+            release();
+            return {closed, outcome: await consume};
+        }""",
+        uuid.uuid4().hex,
+    )
+    assert result == {"closed": True, "outcome": "aborted"}
 
 
 def test_an_aborted_signal_cancels_the_stream(page: Page) -> None:

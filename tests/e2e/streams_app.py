@@ -6,6 +6,8 @@ and whether its ``finally`` ran. ``report(name)`` reads them and
 ``until_closed(name)`` waits (bounded) for the ``finally``, so the tests see
 the generator's side from any socket without timing anything. ``digest``
 reads an upload of text chunks and answers their count, size and SHA-256.
+``/ws/streams-tight/`` is the same handler with ``stream_credit`` 4 and ``max_stream_credit`` 16,
+``/ws/streams-wide/`` with ``max_stream_credit`` 1000.
 """
 
 from __future__ import annotations
@@ -60,6 +62,18 @@ class StreamHandler(RpcHandler):
         return {"chunks": count, "size": size, "sha256": sha.hexdigest()}
 
     @rpc
+    async def blobs(self, n: int, size: int, name: str) -> AsyncIterator[str]:
+        """Like ``count``, but each item is a string of ``size`` characters."""
+        blob = "x" * size
+        PRODUCED[name] = 0
+        try:
+            for _ in range(n):
+                PRODUCED[name] += 1
+                yield blob
+        finally:
+            _closed(name).set()
+
+    @rpc
     async def report(self, name: str) -> dict[str, Any]:
         return {"produced": PRODUCED.get(name), "closed": _closed(name).is_set()}
 
@@ -76,6 +90,15 @@ class StreamHandler(RpcHandler):
 application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,  # the demo's pages: an origin for the browser tests
-        "websocket": websocket_app([route("ws/streams/", StreamHandler)], auth=False),
+        "websocket": websocket_app(
+            [
+                route("ws/streams/", StreamHandler),
+                # credit settings other than the clients' defaults (a window past twice the cap)
+                route("ws/streams-tight/", StreamHandler, stream_credit=4, max_stream_credit=16),
+                # credit far past what TCP buffers hold: only the backlog wait bounds a stalled reader
+                route("ws/streams-wide/", StreamHandler, max_stream_credit=1000),
+            ],
+            auth=False,
+        ),
     }
 )

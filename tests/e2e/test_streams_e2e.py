@@ -10,6 +10,8 @@ import asyncio
 import contextlib
 import hashlib
 import json
+import socket
+import urllib.parse
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -19,6 +21,7 @@ import pytest
 from tests.e2e.client import Peer
 from tests.servers import ServerProcess, server_process
 from wsmanager_client import connect
+from wsmanager_client.protocol import EncodeError
 from wsmanager_client.streams import DEFAULT_CREDIT
 
 pytestmark = pytest.mark.e2e
@@ -144,3 +147,90 @@ async def test_an_upload_of_ten_megabytes_in_chunks_arrives_whole(server: Server
         "size": len(data),
         "sha256": hashlib.sha256(data.encode()).hexdigest(),
     }
+
+
+@pytest.mark.parametrize("failure", ["raises", "not JSON"])
+async def test_an_upload_whose_items_fail_is_cancelled_and_the_socket_goes_on(
+    server: ServerProcess, failure: str
+) -> None:
+    """The items raise (or one is not JSON): the call fails with that, the client cancels the
+    upload, so the server's method stops waiting and the socket's next call (max_concurrent_calls
+    1: it waits for the upload's method) is answered."""
+
+    async def produce() -> AsyncIterator[Any]:
+        yield "one"
+        if failure == "raises":
+            raise OSError("disk read failed")
+        yield object()
+
+    async with connect(url(server), timeout=10) as client:
+        with pytest.raises(OSError if failure == "raises" else EncodeError):
+            await client.upload("digest", produce())
+        assert await client.invoke("report", fresh()) == {"produced": None, "closed": False}
+
+
+@pytest.mark.parametrize("window", [1, 16, 64, 300])
+async def test_any_window_completes_whatever_the_handlers_credit_settings(
+    server: ServerProcess, window: int
+) -> None:
+    """stream_credit 4 and max_stream_credit 16 (announced by the first item): a window past
+    twice the cap, the default one and one below the initial credit all get every item."""
+    name = fresh()
+    async with connect(f"{server.ws_url}/ws/streams-tight/", timeout=20) as client:
+        items = [item async for item in client.stream("count", 1000, name, window=window)]
+        assert items == list(range(1000))
+
+
+async def test_a_reader_that_grants_credit_but_stops_reading_tcp_stops_the_generator(
+    server: ServerProcess,
+) -> None:
+    """/ws/streams-wide/ (max_stream_credit 1000): the client grants all the credit it may
+    (1016 items of 32 KiB: 32 MB) and then stops reading its TCP socket. The server waits for
+    its send backlog to drain before each next item, so the generator stops far short of the
+    credit (at what the kernel's buffers and the 64 KiB backlog hold: the server's memory stays
+    bounded, and under max_send_backlog, so the socket is not closed as too slow), and goes on
+    once the client reads again."""
+    name, size, total = fresh(), 32 * 1024, 1100
+    credit_bound = DEFAULT_CREDIT + 1000  # the first credit and the cap
+    wide = f"{server.ws_url}/ws/streams-wide/"
+    # A small receive buffer (no autotuning up to tens of MB): the kernel holds little.
+    address = urllib.parse.urlsplit(server.ws_url)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
+    sock.connect((address.hostname, address.port))
+    sock.setblocking(False)
+    # No permessage-deflate: the blobs would compress to nothing and fit any buffer.
+    peer = await Peer.open(wide, max_size=2 * size, sock=sock, compression=None)
+    try:
+        await peer.send_raw(
+            json.dumps({"jsonrpc": "2.0", "method": "blobs", "params": [total, size, name], "id": "b"})
+        )
+        await peer.notification("rpc.stream.item")
+        peer.ws.transport.pause_reading()  # nothing more is read from the socket
+        grant = {"jsonrpc": "2.0", "method": "rpc.stream.credit", "params": {"id": "b", "n": 10**6}}
+        await peer.send_raw(json.dumps(grant))
+        async with connect(wide, timeout=20) as observer:
+            # Wait until the generator stops: the same count over three reads 0.3 s apart.
+            seen: list[int] = []
+            deadline = asyncio.get_running_loop().time() + 30
+            while len(seen) < 3 or len(set(seen[-3:])) > 1:
+                assert asyncio.get_running_loop().time() < deadline, seen
+                seen.append((await observer.invoke("report", name))["produced"])
+                await asyncio.sleep(0.3)
+            produced = seen[-1]
+            assert produced < credit_bound // 2, (produced, "the credit, not the backlog, stopped it")
+            peer.ws.transport.resume_reading()
+            received = 1
+            while True:
+                message = await peer.recv_json()
+                if message.get("method") != "rpc.stream.item":
+                    break
+                received += 1
+                more = {"jsonrpc": "2.0", "method": "rpc.stream.credit", "params": {"id": "b", "n": 1}}
+                await peer.send_raw(json.dumps(more))
+            assert message == {"jsonrpc": "2.0", "result": {"items": total}, "id": "b"}
+            assert received == total
+            assert await observer.invoke("report", name) == {"produced": total, "closed": True}
+            print(f"stalled reader: the generator stopped at {produced} of {credit_bound} items")
+    finally:
+        await peer.close()

@@ -83,7 +83,9 @@ class Intake:
     ``cost_of(frame)`` says how many tokens a frame takes (one by default;
     the RPC layer charges a batch per call); it is asked only for a frame
     within the size limit, and only when there is a rate limit. A frame that
-    is not refused resets the strikes.
+    spends a token resets the strikes; a free one (cost 0) leaves them as they
+    are, so free frames slipped between refused ones never save a flood from
+    striking out.
     """
 
     __slots__ = ("_bucket", "_strikes", "activity", "max_message_size", "strikes")
@@ -107,6 +109,8 @@ class Intake:
         if too_big(data, self.max_message_size):
             return IntakeVerdict.TOO_BIG
         cost = 1 if cost_of is None or self._bucket is None else cost_of(data)
+        if cost == 0:
+            return IntakeVerdict.OK
         if self._bucket is not None and not self._bucket.take(cost):
             self._strikes += 1
             return IntakeVerdict.STRUCK_OUT if self._strikes >= self.strikes else IntakeVerdict.LIMITED

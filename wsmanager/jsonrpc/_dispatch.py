@@ -91,6 +91,7 @@ from ._exposure import MARK, check_permission, rpc
 from ._invocations import Invocations
 from ._params import BadParams, Method
 from ._streams import Streams
+from ._streams import valid_id as _valid_id
 
 __all__ = ["RpcHandler", "rpc"]
 
@@ -110,8 +111,8 @@ STREAM_CONTROLS = frozenset({CREDIT, CANCEL, ITEM, END})
 STREAMING = object()
 
 
-def _valid_id(value: Any) -> bool:
-    return value is None or (isinstance(value, str | int | float) and not isinstance(value, bool))
+def _positive_int(value: Any) -> bool:
+    return not isinstance(value, bool) and isinstance(value, int) and value >= 1
 
 
 class RpcHandler(Resumable):
@@ -151,9 +152,11 @@ class RpcHandler(Resumable):
     max_subscriptions: ClassVar[int] = 100
     #: Streams (``@rpc`` async generators) one socket may have open; the next gets -32020.
     max_streams: ClassVar[int] = 4
-    #: Items a stream may send before the client grants any (docs/protocol.md, section 14).
+    #: Items a stream may send before the client grants any (docs/protocol.md, section 14): 1 or
+    #: more. Announced with the stream's first item, with ``max_stream_credit``.
     stream_credit: ClassVar[int] = DEFAULT_CREDIT
-    #: Credit one stream may hold (items in flight); grants past it are cut. Keep
+    #: Credit one stream may hold (items in flight), at least ``stream_credit``; grants past it
+    #: are cut (the clients read it from the first item and never grant past it). Keep
     #: ``max_streams * max_stream_credit`` well under ``MAX_OUTGOING_QUEUE`` (1000 frames).
     max_stream_credit: ClassVar[int] = 128
     #: The encodings a client may choose with its WebSocket subprotocol (docs/protocol.md,
@@ -194,6 +197,12 @@ class RpcHandler(Resumable):
             raise ConfigurationError(
                 f"{cls.__qualname__}.encodings must be a tuple of {wire.ENCODINGS} holding {wire.JSON!r}, "
                 f"not {cls.encodings!r}"
+            )
+        credit, cap = cls.stream_credit, cls.max_stream_credit
+        if not _positive_int(credit) or not _positive_int(cap) or cap < credit:
+            raise ConfigurationError(
+                f"{cls.__qualname__}: stream_credit must be an integer of 1 or more and "
+                f"max_stream_credit one at least as large (got {credit!r} and {cap!r})"
             )
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -284,8 +293,9 @@ class RpcHandler(Resumable):
         Decodes the frame (kept for ``on_receive`` / ``on_rate_limited``, which
         get the same message); a frame of the wrong type costs 1. A lone stream frame that
         does its work costs nothing (``Streams.free``: a grant that adds credit,
-        an upload item within the credit, a first cancel or end): a refused
-        grant would stall the stream for good, and the credit bounds them.
+        an upload item within the credit, a first cancel or end): the credit
+        bounds how many of them can do work. A free frame does not clear the
+        socket's strikes (``Intake.check``).
         """
         decoded = self._decode(message)
         if decoded.batch:
@@ -293,7 +303,7 @@ class RpcHandler(Resumable):
         lone = decoded.items[0] if decoded.items else None
         if isinstance(lone, Request) and self._is_stream_control(lone) and self._streams is not None:
             params = lone.params
-            if isinstance(params, dict) and self._streams.free(lone.method, params.get("id"), len(message)):
+            if isinstance(params, dict) and self._streams.free(lone.method, params, len(message)):
                 return 0
         return 1
 
@@ -473,37 +483,10 @@ class RpcHandler(Resumable):
             result = await (call if observe.hub is None else observe.hub.rpc(self, item.method, call))
             if result is STREAMING:  # answered when the stream ends (wsmanager.jsonrpc._streams)
                 return None
-        except RpcError as exc:
-            error = ErrorObject(exc.code, exc.message, exc.data)
-        except BadParams as exc:
-            error = ErrorObject.standard(protocol.INVALID_PARAMS, str(exc))
-        except UnicodeEncodeError:
-            # Only a client's JSON can carry a lone surrogate ("\udfff"); it has
-            # no UTF-8 form, so a registry or channel layer cannot store it.
-            self._note(
-                "unstorable",
-                logging.INFO,
-                "rpc %r on socket %s: a string has no UTF-8 form",
-                item.method,
-                self.id,
-            )
-            error = ErrorObject.standard(protocol.INVALID_PARAMS, UNSTORABLE)
-        except (RegistryUnavailable, DeliveryError) as exc:
-            self._note("unavailable", logging.WARNING, "rpc %r on socket %s: %s", item.method, self.id, exc)
-            error = ErrorObject.standard(protocol.UNAVAILABLE)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            self._note(
-                "method_error",
-                logging.ERROR,
-                "rpc %r on socket %s of %s raised",
-                item.method,
-                self.id,
-                self.handler_name,
-                exc_info=exc,
-            )
-            error = ErrorObject.standard(protocol.INTERNAL_ERROR)
+            error = self._error_for(exc, "rpc", item.method)
         else:
             if item.notification:
                 return None
@@ -606,16 +589,36 @@ class RpcHandler(Resumable):
             streams.close_upload(request.id)
 
     def _stream_error(self, exc: BaseException, method: str) -> ErrorObject:
-        """The error a stream whose generator raised ``exc`` is answered with (as ``_run``'s)."""
+        """The error a stream whose generator raised ``exc`` is answered with (as a call's)."""
+        return self._error_for(exc, "stream", method)
+
+    def _error_for(self, exc: BaseException, kind: str, method: str) -> ErrorObject:
+        """The error a call or a stream (``kind``: "rpc" or "stream") that raised ``exc`` is
+        answered with, logged throttled (the module docstring's mapping)."""
         if isinstance(exc, RpcError):
             return ErrorObject(exc.code, exc.message, exc.data)
+        if isinstance(exc, BadParams):
+            return ErrorObject.standard(protocol.INVALID_PARAMS, str(exc))
+        if isinstance(exc, UnicodeEncodeError):
+            # Only a client's JSON can carry a lone surrogate ("\udfff"); it has
+            # no UTF-8 form, so a registry or channel layer cannot store it.
+            self._note(
+                "unstorable",
+                logging.INFO,
+                "%s %r on socket %s: a string has no UTF-8 form",
+                kind,
+                method,
+                self.id,
+            )
+            return ErrorObject.standard(protocol.INVALID_PARAMS, UNSTORABLE)
         if isinstance(exc, RegistryUnavailable | DeliveryError):
-            self._note("unavailable", logging.WARNING, "stream %r on socket %s: %s", method, self.id, exc)
+            self._note("unavailable", logging.WARNING, "%s %r on socket %s: %s", kind, method, self.id, exc)
             return ErrorObject.standard(protocol.UNAVAILABLE)
         self._note(
             "method_error",
             logging.ERROR,
-            "stream %r on socket %s of %s raised",
+            "%s %r on socket %s of %s raised",
+            kind,
             method,
             self.id,
             self.handler_name,

@@ -88,6 +88,11 @@ class Method:
         if upload is None:
             signature = sig.replace(parameters=params)
             return cls(attr, signature, hints, is_async, permission, sensitive, is_stream=is_stream)
+        if is_stream:
+            raise TypeError(
+                f"{attr}: a streaming method (an async generator) cannot also read an upload "
+                f"({upload.name}): a method streams or reads an upload, not both"
+            )
         named = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
         if not is_async or not all(p.kind in named for p in params):
             raise TypeError(

@@ -18,13 +18,21 @@ Guarantees:
   more with ``rpc.stream.credit``. The generator is resumed only while
   credit is left, one item per unit, so a reader that stops reading stops
   the generator at exactly what it granted. Credit held by one stream never
-  exceeds ``max_credit`` (grants past it are cut), and before each item the
-  stream waits until the socket's send backlog is under 64 KiB, so a slow
-  reader never makes the server buffer without bound.
+  exceeds ``max_credit`` (what grants add past it is lost); the first item
+  announces ``credit`` and ``max_credit`` so that clients never grant past
+  it. After each item is sent the stream waits until the socket's send
+  backlog is under 64 KiB before it resumes the generator, so a reader that
+  grants credit but stops reading never makes the server buffer without
+  bound.
 * **Closing.** ``rpc.cancel``, the end of the socket and an error all close
   the generator (``aclose``, or the cancellation of the ``await`` it is in),
   so its ``finally`` runs. A cancelled stream is answered -32021; a stream
-  of a socket that is gone is answered nothing.
+  of a socket that is gone is answered nothing. Once the stream ended (its
+  answer decided) a cancel or drop no longer interrupts its closing: the
+  ``finally`` runs whole, the id is freed and the answer sent. A generator
+  that swallows the cancellation and yields again has that item dropped.
+  A ``CancelledError`` that is not the stream's (the generator awaited
+  something cancelled elsewhere) is answered -32603.
 * Every stream refused, cancelled or dropped is counted
   (``streams_refused``, ``streams_cancelled``, ``streams_dropped``).
 
@@ -76,10 +84,18 @@ class _Stream:
     method: str
     generator: AsyncGenerator[Any, None]
     credit: int
+    #: The credit it started with (announced with the first item).
+    initial: int = 0
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     task: asyncio.Task[None] | None = None
     sent: int = 0
+    #: The client's rpc.cancel was taken: the answer is -32021.
     cancelled: bool = False
+    #: The socket is gone: nothing is sent, the answer included.
+    dropped: bool = False
+    #: The generator is being closed and the answer decided: cancels and drops leave it alone,
+    #: so its ``finally`` runs whole and the stream is always removed and answered.
+    closing: bool = False
 
 
 class Upload:
@@ -104,6 +120,11 @@ class Upload:
         self._wake = asyncio.Event()
         self._ended = False
         self._error: Exception | None = None
+
+    @property
+    def live(self) -> bool:
+        """Whether the upload has not failed yet (a cancel would still do something)."""
+        return self._error is None
 
     def takes(self, method: str) -> bool:
         """Whether a ``rpc.stream.item`` (or ``rpc.stream.end``) would be taken now."""
@@ -188,6 +209,8 @@ class Streams:
         self.max_item_size = max_item_size
         self._open: dict[JsonId, _Stream] = {}
         self._uploads: dict[JsonId, Upload] = {}
+        #: Every stream task until it is done (``close_all`` clears ``_open`` before they end).
+        self._tasks: set[asyncio.Task[None]] = set()
 
     def __len__(self) -> int:
         return len(self._open) + len(self._uploads)
@@ -206,17 +229,20 @@ class Streams:
 
     def open(self, call_id: JsonId, method: str, generator: AsyncGenerator[Any, None]) -> None:
         """Start streaming ``generator``'s items under ``call_id`` (check :meth:`refusal` first)."""
-        stream = _Stream(method, generator, min(self.credit, self.max_credit))
-        key = call_id
-        self._open[key] = stream
+        credit = min(self.credit, self.max_credit)
+        stream = _Stream(method, generator, credit, credit)
+        self._open[call_id] = stream
         stream.task = asyncio.get_running_loop().create_task(self._pump(call_id, stream))
+        self._tasks.add(stream.task)
+        stream.task.add_done_callback(self._tasks.discard)
 
-    def free(self, method: str, call_id: Any, size: int) -> bool:
+    def free(self, method: str, params: dict[str, Any], size: int) -> bool:
         """Whether a lone stream frame is free of the rate limit: one that does its work (a grant
         that adds credit, an upload item within the credit, the first cancel or end of an open
         stream), and a control frame no longer than :data:`FREE_CONTROL_SIZE`. The rest cost a
         token like any frame, so a flood of useless ones is refused as usual."""
-        if not _valid_id(call_id):
+        call_id = params.get("id")
+        if not valid_id(call_id):
             return False
         upload = self._uploads.get(call_id)
         if method == ITEM:
@@ -224,11 +250,13 @@ class Streams:
         if size > FREE_CONTROL_SIZE:
             return False
         if upload is not None:
-            return method == CANCEL or (method == END and upload.takes(END))
+            return (method == CANCEL and upload.live) or (method == END and upload.takes(END))
         stream = self._open.get(call_id)
-        if stream is None or stream.cancelled:
+        if stream is None or stream.cancelled or stream.closing:
             return False
-        return method == CANCEL or (method == CREDIT and stream.credit < self.max_credit)
+        if method == CREDIT:
+            return _positive(params.get("n")) and stream.credit < self.max_credit
+        return method == CANCEL
 
     def open_upload(self, call_id: JsonId, item: Any) -> Upload:
         """An upload under ``call_id`` (check :meth:`refusal` first); :meth:`close_upload` ends it."""
@@ -240,34 +268,37 @@ class Streams:
         self._uploads.pop(call_id, None)
 
     def upload_item(self, call_id: Any, item: Any) -> None:
-        upload = self._uploads.get(call_id) if _valid_id(call_id) else None
+        upload = self._uploads.get(call_id) if valid_id(call_id) else None
         if upload is not None:
             upload.put(item)
 
     def upload_end(self, call_id: Any) -> None:
-        upload = self._uploads.get(call_id) if _valid_id(call_id) else None
+        upload = self._uploads.get(call_id) if valid_id(call_id) else None
         if upload is not None:
             upload.end()
 
     def grant(self, call_id: Any, n: Any) -> bool:
         """Add ``n`` items of credit to the stream ``call_id``; False when it is not open or
         ``n`` is not a positive integer (nothing changes)."""
-        stream = self._open.get(call_id) if _valid_id(call_id) else None
-        if stream is None or isinstance(n, bool) or not isinstance(n, int) or n <= 0:
+        stream = self._open.get(call_id) if valid_id(call_id) else None
+        if stream is None or not _positive(n):
             return False
         stream.credit = min(stream.credit + n, self.max_credit)
         stream.wake.set()
         return True
 
     def cancel(self, call_id: Any) -> bool:
-        """Close the stream ``call_id`` at the client's word; False when it is not open."""
-        upload = self._uploads.get(call_id) if _valid_id(call_id) else None
+        """Close the stream ``call_id`` at the client's word; False when it is not open, or
+        already cancelled, failed or closing (nothing changes, nothing is counted)."""
+        upload = self._uploads.get(call_id) if valid_id(call_id) else None
         if upload is not None:
+            if not upload.live:
+                return False
             bump(Count.STREAMS_CANCELLED)
             upload.fail(RpcError(CANCELLED, STREAM_CANCELLED))
             return True
-        stream = self._open.get(call_id) if _valid_id(call_id) else None
-        if stream is None or stream.cancelled or stream.task is None:
+        stream = self._open.get(call_id) if valid_id(call_id) else None
+        if stream is None or stream.cancelled or stream.closing or stream.task is None:
             return False
         stream.cancelled = True
         bump(Count.STREAMS_CANCELLED)
@@ -277,8 +308,9 @@ class Streams:
     def close_all(self) -> None:
         """The socket is gone: close every open stream (counted as dropped), answering nothing."""
         for stream in list(self._open.values()):
-            if stream.task is not None and not stream.cancelled:
+            if stream.task is not None and not stream.cancelled and not stream.closing:
                 bump(Count.STREAMS_DROPPED)
+                stream.dropped = True
                 stream.task.cancel()
         self._open.clear()
         if self._uploads:
@@ -288,17 +320,28 @@ class Streams:
     async def _pump(self, call_id: JsonId, stream: _Stream) -> None:
         answer: str | None = None
         try:
-            answer = await self._items(call_id, stream)
-        except asyncio.CancelledError:
-            if stream.cancelled:
-                answer = protocol.encode_error(call_id, ErrorObject(CANCELLED, STREAM_CANCELLED))
-        except Exception as exc:
-            answer = protocol.encode_error(call_id, self._error_of(exc, stream.method))
-        finally:
+            try:
+                answer = await self._items(call_id, stream)
+            except asyncio.CancelledError as exc:
+                if stream.cancelled:
+                    answer = _cancelled(call_id)
+                elif not stream.dropped:
+                    # Not our cancel: the generator awaited something that someone else
+                    # cancelled. The call still gets its answer.
+                    task = asyncio.current_task()
+                    if task is None or not task.cancelling():  # -32603, logged as any error
+                        answer = protocol.encode_error(call_id, self._error_of(exc, stream.method))
+            except Exception as exc:
+                answer = protocol.encode_error(call_id, self._error_of(exc, stream.method))
+            # From here on no cancel or drop interrupts the generator's finally, the removal
+            # or the answer (cancel() and close_all() leave a closing stream alone).
+            stream.closing = True
             await _close(stream)
+        finally:
+            stream.closing = True
             if self._open.get(call_id) is stream:
                 del self._open[call_id]
-        if answer is not None:
+        if answer is not None and not stream.dropped:
             await self._send(answer)
 
     async def _items(self, call_id: JsonId, stream: _Stream) -> str | None:
@@ -312,9 +355,16 @@ class Streams:
                 item = await anext(stream.generator)
             except StopAsyncIteration:
                 return protocol.encode_result(call_id, {"items": stream.sent})
+            if stream.dropped:  # a generator that swallowed the drop's cancellation
+                return None
+            if stream.cancelled:  # likewise for the client's cancel: the item is not sent
+                return _cancelled(call_id)
             stream.credit -= 1
+            params = {"id": call_id, "item": item}
+            if stream.sent == 0:  # the first item announces the credit (docs/protocol.md, section 14)
+                params["credit"], params["max_credit"] = stream.initial, self.max_credit
             try:
-                text = protocol.encode_notification(ITEM, {"id": call_id, "item": item})
+                text = protocol.encode_notification(ITEM, params)
             except protocol.EncodeError:
                 logger.error("stream %r yielded a value that is not JSON", stream.method)
                 return protocol.encode_error(call_id, ErrorObject.standard(protocol.INTERNAL_ERROR))
@@ -336,5 +386,15 @@ async def _close(stream: _Stream) -> None:
         logger.exception("stream %r raised while closing", stream.method)
 
 
-def _valid_id(value: Any) -> bool:
+def _cancelled(call_id: JsonId) -> str:
+    return protocol.encode_error(call_id, ErrorObject(CANCELLED, STREAM_CANCELLED))
+
+
+def valid_id(value: Any) -> bool:
+    """Whether ``value`` may be a JSON-RPC id (a string, a number or null; not a bool)."""
     return value is None or (isinstance(value, str | int | float) and not isinstance(value, bool))
+
+
+def _positive(n: Any) -> bool:
+    """Whether ``n`` is a grant's valid count: an integer (not a bool), 1 or more."""
+    return not isinstance(n, bool) and isinstance(n, int) and n > 0

@@ -293,7 +293,8 @@ export interface InvokeOptions {
 export interface StreamOptions {
   /** Aborting ends the stream (rpc.cancel) and the iteration throws the signal's reason. */
   signal?: AbortSignal;
-  /** Items the server may send ahead of what the loop consumed. Default 64. */
+  /** Items the server may send ahead of what the loop consumed. Default 64; cut to the stream's
+   * `max_credit` (announced by its first item). */
   window?: number;
 }
 

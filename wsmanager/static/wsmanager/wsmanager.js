@@ -1079,7 +1079,8 @@
         throw new NotConnectedError(method, this._state === States.CLOSED ? "closed" : "not-queued");
       }
       const id = this._nextId++;
-      const inbound = { items: [], done: false, error: null, wake: null };
+      // credit/cap: the stream's initial credit and most credit, announced by its first item.
+      const inbound = { items: [], done: false, error: null, wake: null, announced: false, credit: null, cap: null };
       const wake = () => {
         const resolve = inbound.wake;
         inbound.wake = null;
@@ -1100,32 +1101,39 @@
         signal: null,
         onAbort: null,
       };
+      let cancelSent = false;
+      const sendCancel = () => {
+        if (!cancelSent) {
+          cancelSent = true;
+          this._streamWord(ws, "rpc.cancel", { id });
+        }
+      };
       const onAbort = () => {
+        const live = !inbound.done;
         inbound.items.length = 0;
         this._settle(call, null, signal.reason);
+        if (live) sendCancel(); // at once, even while the loop body still awaits something
       };
       if (signal) signal.addEventListener("abort", onAbort);
       this._streams.set(id, inbound);
       this._pending.set(id, call);
       ws.send(call.text);
-      let started = false;
-      let owed = 0;
+      let outstanding = null; // credit granted (the initial credit included) and not consumed
       let cancelled = false;
       try {
         for (;;) {
           if (inbound.items.length > 0) {
             const item = inbound.items.shift();
-            let grant = 0;
-            if (!started) {
-              started = true;
-              grant = Math.max(0, window - STREAM_CREDIT);
+            // The window, cut to the stream's cap (the server drops credit past it); a grant goes
+            // out whenever the window has room for half of it, so no grant is ever cut.
+            const limit = inbound.cap === null ? window : Math.min(window, inbound.cap);
+            if (outstanding === null) outstanding = inbound.credit === null ? STREAM_CREDIT : inbound.credit;
+            outstanding -= 1;
+            const grant = limit - outstanding;
+            if (grant >= Math.max(1, Math.floor(limit / 2))) {
+              outstanding += grant;
+              this._streamWord(ws, "rpc.stream.credit", { id, n: grant });
             }
-            owed += 1;
-            if (owed >= Math.max(1, Math.floor(window / 2))) {
-              grant += owed;
-              owed = 0;
-            }
-            if (grant > 0) this._streamWord(ws, "rpc.stream.credit", { id, n: grant });
             yield item;
             continue;
           }
@@ -1143,7 +1151,7 @@
         if (signal) signal.removeEventListener("abort", onAbort);
         if (!inbound.done || cancelled) {
           this._settle(call, null, null);
-          this._streamWord(ws, "rpc.cancel", { id }); // ended early: the server stops too
+          sendCancel(); // ended early: the server stops too
         }
       }
     }
@@ -1227,6 +1235,12 @@
     _onStreamItem(params) {
       const inbound = isPlainObject(params) ? this._streams.get(params.id) : undefined;
       if (inbound === undefined || inbound.done || !("item" in params)) return; // late: dropped
+      if (!inbound.announced) {
+        // The first item announces the stream's initial credit and cap (docs/protocol.md, 14).
+        inbound.announced = true;
+        if (Number.isInteger(params.credit) && params.credit > 0) inbound.credit = params.credit;
+        if (Number.isInteger(params.max_credit) && params.max_credit > 0) inbound.cap = params.max_credit;
+      }
       inbound.items.push(params.item);
       const resolve = inbound.wake;
       inbound.wake = null;

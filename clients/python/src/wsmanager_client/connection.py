@@ -307,12 +307,15 @@ class Client(Session):
         outbound: Outbound,
     ) -> None:
         """Send ``items`` as credit comes; an item that fails (not JSON, or the iterable
-        raised) fails the call with that exception."""
+        raised) fails the call with that exception, and ``rpc.cancel`` tells the server, whose
+        method would otherwise wait for the next item, holding up the socket's calls."""
         try:
             await self._send_items(ws, call.id, items, outbound)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
+            if not call.future.done():
+                await self._stream_word(ws, CANCEL, {"id": call.id})
             self._calls.settle(call, exc=exc)
 
     async def _send_items(

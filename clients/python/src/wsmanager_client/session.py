@@ -500,7 +500,7 @@ class Session:
         call_id = params.get("id") if isinstance(params, dict) else None
         inbound = self._streams.get(call_id) if isinstance(call_id, int) else None
         if inbound is not None and "item" in params:
-            inbound.put(params["item"])
+            inbound.put(params["item"], params.get("credit"), params.get("max_credit"))
 
     def _on_hello(self, params: Any) -> None:
         sid = params.get("id") if isinstance(params, dict) else None

@@ -38,7 +38,8 @@ __all__ = [
     "Outbound",
 ]
 
-#: One item of a stream, server to client: ``{"id": <call id>, "item": <any JSON>}``.
+#: One item of a stream, server to client: ``{"id": <call id>, "item": <any JSON>}``; the first
+#: also carries the stream's initial credit and cap, ``"credit"`` and ``"max_credit"``.
 ITEM: Final = "rpc.stream.item"
 #: More credit, client to server (a notification): ``{"id": <call id>, "n": <int > 0>}``.
 CREDIT: Final = "rpc.stream.credit"
@@ -62,13 +63,18 @@ class Inbound:
     """The client's end of one stream: items in arrival order, and the credit to grant.
 
     ``window``: how many items the client lets the server send ahead of what
-    it consumed. The server starts with :data:`DEFAULT_CREDIT`; the first
-    item tells the client the stream is open, and :meth:`take` then asks to
-    grant the difference (when ``window`` is larger). From then on credit is
-    granted back in steps of half the window, as items are consumed.
+    it consumed. The first item tells the client the stream is open, and
+    announces the stream's initial credit and the most credit it may hold
+    (``credit`` and ``max_credit``; :data:`DEFAULT_CREDIT` and no cap when
+    absent). The window is cut to that cap, since the server drops credit
+    past it. Credit is granted as items are consumed, whenever the window
+    has room for at least half of it: so the credit the client has granted
+    and not consumed never exceeds the window (nor the cap), unless the
+    initial credit alone does, and the stream never stalls for a grant the
+    server dropped.
     """
 
-    __slots__ = ("_arrived", "_items", "_owed", "_started", "ended", "window")
+    __slots__ = ("_announced", "_arrived", "_cap", "_items", "_outstanding", "ended", "window")
 
     def __init__(self, window: int = DEFAULT_CREDIT) -> None:
         if isinstance(window, bool) or not isinstance(window, int) or window < 1:
@@ -77,14 +83,29 @@ class Inbound:
         self.ended = False
         self._items: deque[Any] = deque()
         self._arrived = asyncio.Event()
-        self._owed = 0
-        self._started = False
+        self._outstanding = DEFAULT_CREDIT  # granted (the initial credit included), not consumed
+        self._cap: int | None = None
+        self._announced = False
 
-    def put(self, item: Any) -> None:
-        """An item arrived (ignored once the stream ended)."""
-        if not self.ended:
-            self._items.append(item)
-            self._arrived.set()
+    @property
+    def limit(self) -> int:
+        """The window in effect: ``window``, cut to the stream's announced ``max_credit``."""
+        return self.window if self._cap is None else min(self.window, self._cap)
+
+    def put(self, item: Any, credit: Any = None, max_credit: Any = None) -> None:
+        """An item arrived (ignored once the stream ended). The first item's ``credit`` and
+        ``max_credit`` (the stream's initial credit and cap) are taken in when they are positive
+        integers; later ones are ignored."""
+        if self.ended:
+            return
+        if not self._announced:
+            self._announced = True
+            if _positive(credit):
+                self._outstanding = credit
+            if _positive(max_credit):
+                self._cap = max_credit
+        self._items.append(item)
+        self._arrived.set()
 
     def end(self) -> None:
         """The call's response arrived (or the call failed): no item follows."""
@@ -108,15 +129,17 @@ class Inbound:
         return True, item, self._grant()
 
     def _grant(self) -> int:
-        grant = 0
-        if not self._started:
-            self._started = True
-            grant = max(0, self.window - DEFAULT_CREDIT)
-        self._owed += 1
-        if self._owed >= max(1, self.window // 2):
-            grant += self._owed
-            self._owed = 0
-        return grant
+        self._outstanding -= 1
+        limit = self.limit
+        room = limit - self._outstanding
+        if room < max(1, limit // 2):
+            return 0
+        self._outstanding += room
+        return room
+
+
+def _positive(n: Any) -> bool:
+    return not isinstance(n, bool) and isinstance(n, int) and n > 0
 
 
 class Outbound:
