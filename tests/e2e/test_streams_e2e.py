@@ -236,7 +236,6 @@ async def test_a_reader_that_grants_credit_but_stops_reading_tcp_stops_the_gener
         await peer.close()
 
 
-
 async def test_items_under_max_send_backlog_less_64_kib_pause_a_stalled_reader_never_close_it(
     server: ServerProcess,
 ) -> None:
