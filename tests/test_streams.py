@@ -682,3 +682,57 @@ async def test_a_stream_and_an_upload_speak_messagepack_on_a_messagepack_socket(
     await client.notify("rpc.stream.end", id=2)
     assert client._decoded(await client.receive_output(3.0)) == {"jsonrpc": "2.0", "result": 6, "id": 2}
     await client.disconnect()
+
+
+async def test_a_closed_socket_never_resumes_the_generator() -> None:
+    """The socket closes while the stream waits for its send backlog to drain (the writer's
+    ``drained`` then returns), before ``close_all`` reaches the stream: the generator is not
+    resumed again, nothing more is sent, and the drop is counted."""
+    from wsmanager.jsonrpc._streams import Streams
+    from wsmanager_client.protocol import ErrorObject
+
+    resumes = 0
+    closed = False
+    released = asyncio.Event()
+    sent: list[str] = []
+
+    async def counting() -> AsyncIterator[int]:
+        nonlocal resumes
+        while True:
+            resumes += 1
+            yield resumes
+
+    async def send(text: str) -> bool:
+        if closed:
+            return False
+        sent.append(text)
+        return True
+
+    async def drained() -> None:
+        await released.wait()
+
+    def error_of(exc: BaseException, method: str) -> ErrorObject:
+        raise AssertionError(f"{method} failed: {exc!r}")
+
+    streams = Streams(
+        send,
+        drained,
+        error_of,
+        closed=lambda: closed,
+        credit=8,
+        max_credit=8,
+        max_streams=4,
+        max_item_size=None,
+    )
+    before = counters.stats().get(Count.STREAMS_DROPPED, 0)
+    streams.open(1, "count", counting())
+    async with asyncio.timeout(5):
+        await _until(lambda: len(sent) == 1)  # the first item is out; the stream waits in drained()
+        closed = True  # the socket closed: the outbox takes nothing more and drained() ends
+        released.set()
+        await asyncio.gather(*streams._tasks)
+    assert resumes == 1
+    assert len(sent) == 1
+    assert counters.stats().get(Count.STREAMS_DROPPED, 0) == before + 1
+    streams.close_all()  # the handler's on_released comes after: nothing is counted twice
+    assert counters.stats().get(Count.STREAMS_DROPPED, 0) == before + 1

@@ -75,6 +75,9 @@ export async function main(): Promise<number> {
   async function* lines() { yield { item: "milk", quantity: 2 }; }
   paid += await client.upload("restock", lines(), { note: "weekly" });
   for await (const r of client.streamWithOptions("receipts", [3, 10], { signal })) paid += r.total;
+  for await (const r of client.stream("receipts", 3, { signal })) paid += r.total;
+  for await (const r of client.stream("receipts", 3, 10, { signal, window: 4 })) paid += r.total;
+  for await (const r of client.stream("receipts", 3, null, { window: 4 })) paid += r.total;
   client.on("confirm", (question) => question.endsWith("?"));
   client.on("confirm", async () => true);
   client.on("address", ({ country }) => ({ country, city: country === "fr" ? "Paris" : "Berlin" }));
@@ -109,6 +112,8 @@ export async function main(): Promise<number> {
     if (err instanceof RpcError && err.code === ErrorCodes.TOPIC_NOT_AUTHORIZED) console.log("refused");
   }
   for await (const change of client.stream("changes", 10)) titles.push(change.task.title + change.offset);
+  const signal: AbortSignal | undefined = undefined;
+  for await (const change of client.stream("changes", { signal })) titles.push(change.task.title);
   await own.unsubscribe();
   const { offset, epoch } = tasks.position ?? { offset: 0, epoch: "" };
   const counts = tasks.duplicates + titles.length + (tasks.active ? 1 : 0) + client.ignoredPublications;
@@ -161,6 +166,11 @@ TYPED_ONLY = {
         'void (async () => { for await (const r of client.stream("receipts", 1)) '
         "r.total.toUpperCase(); })(); // error",
     ),
+    "wrong_stream_option_type": ("shop", 'client.stream("receipts", 3, { window: "8" }); // error'),
+    "wrong_stream_signal_type": ("shop", 'client.stream("receipts", 3, { signal: true }); // error'),
+    "misspelt_stream_option": ("shop", 'client.stream("receipts", 3, { signl: null }); // error'),
+    "empty_stream_options": ("shop", 'client.stream("receipts", 3, {}); // error'),
+    "stream_options_not_last": ("shop", 'client.stream("receipts", { window: 1 }, 3); // error'),
     "wrong_publication_field": ("live", 'client.subscribe("tasks", (p) => p.data.name); // error'),
     "wrong_event_name": ("live", 'client.subscribe("tasks", (p) => p.event === "removed"); // error'),
 }
@@ -331,7 +341,8 @@ def test_topics_become_typed_subscribe_overloads() -> None:
 
     text = typescript_declarations(openrpc_document(LiveHandler))
     imported = (
-        "import type { Client, InvokeOptions, StreamOptions, Publication, SubscribeOptions, Subscription }"
+        "import type { Client, InvokeOptions, StreamOptions, TrailingStreamOptions, Publication, "
+        "SubscribeOptions, Subscription }"
     )
     assert imported in text
     assert 'extends Omit<Client, "stream" | "streamWithOptions" | "subscribe">' in text  # changes: a stream
@@ -345,3 +356,28 @@ def test_topics_become_typed_subscribe_overloads() -> None:
     assert "subscribe(topic: `user.${number}`" in text and 'Publication<{ text: string }, "notice">' in text
     assert "Publication" not in typescript_declarations(openrpc_document(ChatHandler))
     assert topic_type("order.<slug:ref>.`x`${y}") == "`order.${string}.\\`x\\`\\${y}`"
+
+
+def test_a_stream_param_the_client_could_take_for_options_is_never_last_without_options() -> None:
+    """The client takes a last argument of only ``signal``/``window`` keys for the options: a
+    stream whose last param could be such an object gets no overload that ends with it, so a
+    typed call cannot send its param as options by mistake; options after it are declared."""
+    filters = {"name": "filter", "schema": {"type": "object"}, "required": False}
+    limit = {"name": "limit", "schema": {"type": "integer"}, "required": False}
+    document = {"methods": [{"name": "watch", "params": [limit, filters], "x-stream": {"schema": {}}}]}
+    lines = [line.strip() for line in typescript_declarations(document).splitlines() if "stream(" in line]
+    returns = "AsyncGenerator<unknown, void, undefined>;"
+    assert lines == [
+        f'stream(method: "watch"): {returns}',
+        f'stream(method: "watch", limit: number): {returns}',
+        f'stream(method: "watch", options: TrailingStreamOptions): {returns}',
+        f'stream(method: "watch", limit: number, options: TrailingStreamOptions): {returns}',
+        f'stream(method: "watch", limit: number, filter: {{ [key: string]: unknown }}, '
+        f"options: TrailingStreamOptions): {returns}",
+    ]
+    closed = {"type": "object", "properties": {"q": {"type": "string"}}, "required": ["q"]}
+    document["methods"][0]["params"] = [limit, {"name": "f", "schema": closed, "required": False}]
+    text = typescript_declarations(document)
+    assert (
+        'stream(method: "watch", limit?: number, f?: { q: string }): ' in text
+    )  # `q` required: never options

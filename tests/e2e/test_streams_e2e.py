@@ -234,3 +234,50 @@ async def test_a_reader_that_grants_credit_but_stops_reading_tcp_stops_the_gener
             print(f"stalled reader: the generator stopped at {produced} of {credit_bound} items")
     finally:
         await peer.close()
+
+
+async def test_items_under_max_send_backlog_less_64_kib_pause_a_stalled_reader_never_close_it(
+    server: ServerProcess,
+) -> None:
+    """Items of 176 KiB (max_send_backlog 256 KiB less the 64 KiB the stream drains to, less
+    16 KiB) to a reader that grants credit and stops reading TCP: each next item is put only once
+    the backlog is at most 64 KiB, so it never takes the backlog over max_send_backlog: the
+    generator pauses, the socket stays open, and every item arrives once the client reads.
+    (Larger items may close such a reader 1013 "too slow": docs/protocol.md section 14.)"""
+    name, size, total = fresh(), 176 * 1024, 150
+    address = urllib.parse.urlsplit(server.ws_url)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
+    sock.connect((address.hostname, address.port))
+    sock.setblocking(False)
+    wide = f"{server.ws_url}/ws/streams-wide/"
+    peer = await Peer.open(wide, max_size=2 * size, sock=sock, compression=None)
+    try:
+        await peer.send_raw(
+            json.dumps({"jsonrpc": "2.0", "method": "blobs", "params": [total, size, name], "id": "b"})
+        )
+        await peer.notification("rpc.stream.item")
+        peer.ws.transport.pause_reading()  # nothing more is read from the socket
+        grant = {"jsonrpc": "2.0", "method": "rpc.stream.credit", "params": {"id": "b", "n": 10**6}}
+        await peer.send_raw(json.dumps(grant))
+        async with connect(wide, timeout=20) as observer:
+            # Wait until the generator stops: the same count over three reads 0.3 s apart.
+            seen: list[dict[str, Any]] = []
+            deadline = asyncio.get_running_loop().time() + 30
+            while len(seen) < 3 or any(report != seen[-1] for report in seen[-3:]):
+                assert asyncio.get_running_loop().time() < deadline, seen
+                seen.append(await observer.invoke("report", name))
+                await asyncio.sleep(0.3)
+            assert seen[-1]["closed"] is False and seen[-1]["produced"] < total, seen[-1]
+            peer.ws.transport.resume_reading()
+            received = 1
+            while True:
+                message = await peer.recv_json()
+                if message.get("method") != "rpc.stream.item":
+                    break
+                received += 1
+            assert message == {"jsonrpc": "2.0", "result": {"items": total}, "id": "b"}
+            assert received == total
+            print(f"176 KiB items, stalled reader: the generator paused at {seen[-1]['produced']} of {total}")
+    finally:
+        await peer.close()

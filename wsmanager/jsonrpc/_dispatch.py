@@ -553,6 +553,7 @@ class RpcHandler(Resumable):
                 self.send_frame,
                 self.writer.drained,
                 self._stream_error,
+                closed=lambda: self.writer.outbox.closed,
                 credit=self.stream_credit,
                 max_credit=self.max_stream_credit,
                 max_streams=self.max_streams,

@@ -29,7 +29,9 @@ Guarantees:
   so its ``finally`` runs. A cancelled stream is answered -32021; a stream
   of a socket that is gone is answered nothing. Once the stream ended (its
   answer decided) a cancel or drop no longer interrupts its closing: the
-  ``finally`` runs whole, the id is freed and the answer sent. A generator
+  ``finally`` runs whole, the id is freed and the answer sent. The
+  generator is never resumed once the socket is closed (checked before each
+  resume, so it holds in the moment between the close and ``close_all``). A generator
   that swallows the cancellation and yields again has that item dropped.
   A ``CancelledError`` that is not the stream's (the generator awaited
   something cancelled elsewhere) is answered -32603.
@@ -75,6 +77,8 @@ FREE_CONTROL_SIZE = 256
 
 Send = Callable[[str], Awaitable[bool]]
 Drained = Callable[[], Awaitable[None]]
+#: Whether the socket is closed (its outbox takes nothing more).
+Closed = Callable[[], bool]
 #: Maps an exception raised by a generator to the error the call is answered with.
 ErrorOf = Callable[[BaseException, str], ErrorObject]
 
@@ -195,6 +199,7 @@ class Streams:
         drained: Drained,
         error_of: ErrorOf,
         *,
+        closed: Closed,
         credit: int,
         max_credit: int,
         max_streams: int,
@@ -203,6 +208,7 @@ class Streams:
         self._send = send
         self._drained = drained
         self._error_of = error_of
+        self._closed = closed
         self.credit = credit
         self.max_credit = max_credit
         self.max_streams = max_streams
@@ -351,6 +357,10 @@ class Streams:
             while stream.credit <= 0:
                 stream.wake.clear()
                 await stream.wake.wait()
+            if self._closed():  # the socket closed before close_all() reached this stream
+                bump(Count.STREAMS_DROPPED)
+                stream.dropped = True
+                return None
             try:
                 item = await anext(stream.generator)
             except StopAsyncIteration:

@@ -298,6 +298,17 @@ export interface StreamOptions {
   window?: number;
 }
 
+/**
+ * The options as the last argument of {@link Client.stream}: `client.stream("count", 10, { signal })`.
+ * The client takes the last argument for the options only when it is a plain object whose only keys
+ * are `signal` and `window`, at least one, with `signal` an AbortSignal or undefined; any other
+ * last argument (`{}` included) is sent as a param. So this type is never empty: pass `signal` or
+ * `window`, or call {@link Client.streamWithOptions}.
+ */
+export type TrailingStreamOptions =
+  | { signal: AbortSignal | undefined; window?: number }
+  | { signal?: AbortSignal | undefined; window: number };
+
 /** "connected": the server sent rpc.connected. */
 export interface ConnectedEvent extends Event {
   /** The new socket id. */
@@ -437,6 +448,11 @@ export declare class Client extends EventTarget {
    * options when it is an object with only `signal` and/or `window`. Leaving the loop early or
    * aborting sends rpc.cancel. Throws RpcError, ConnectionLostError, NotConnectedError.
    */
+  stream<T = unknown>(
+    method: string,
+    ...args: [...params: unknown[], options: TrailingStreamOptions]
+  ): AsyncGenerator<T, void, undefined>;
+  /** Call a streaming method with positional params only (see the overload above for the options rule). */
   stream<T = unknown>(method: string, ...params: unknown[]): AsyncGenerator<T, void, undefined>;
   /** Call a streaming method with explicit params (array or object) and options. */
   streamWithOptions<T = unknown>(
