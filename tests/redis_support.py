@@ -100,6 +100,22 @@ SERVICE = "wsmtest"
 SERVICE = "wsmtest"
 
 
+def redis_server_argv(port: int, *extra: str) -> list[str]:
+    """The command of a throw-away ``redis-server`` on ``port``: loopback only, nothing on disk."""
+    return [
+        "redis-server",
+        "--port",
+        str(port),
+        "--bind",
+        "127.0.0.1",
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+        *extra,
+    ]
+
+
 class SentinelGroup:
     """A primary, one replica and three sentinels (quorum 2, down after 1 s), on
     free loopback ports, keeping their files in a temporary directory.
@@ -130,8 +146,6 @@ class SentinelGroup:
         wait_for_port(port, proc=self.procs[port])
 
     def start(self) -> SentinelGroup:
-        for port in (self.primary_port, self.replica_port):
-            (self.root / str(port)).mkdir()
         self._spawn_server(self.primary_port)
         self._spawn_server(self.replica_port, "--replicaof", "127.0.0.1", str(self.primary_port))
         for port in self.sentinel_ports:
@@ -147,23 +161,7 @@ class SentinelGroup:
         return self
 
     def _spawn_server(self, port: int, *extra: str) -> None:
-        args = [
-            "redis-server",
-            "--port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-        ]
-        work = self.root / str(port)
-        log = (work / "log").open("ab")
-        self.logs.append(log)
-        argv = [*args, "--dir", str(work), *extra]
-        self.procs[port] = subprocess.Popen(argv, cwd=work, stdout=log, stderr=subprocess.STDOUT)
-        wait_for_port(port, proc=self.procs[port])
+        self._spawn(port, redis_server_argv(port, "--dir", str(self.root / str(port)), *extra))
 
     def master(self, sentinel_port: int) -> dict[str, Any]:
         with redis.Redis(port=sentinel_port, socket_timeout=2, decode_responses=True) as client:

@@ -14,6 +14,7 @@ import pytest
 import websockets
 
 from tests.e2e.client import Peer, http
+from tests.redis_support import redis_server_argv
 from tests.servers import DaphneProcess, free_port, wait_for_port
 
 pytestmark = [pytest.mark.e2e, pytest.mark.redis]
@@ -33,17 +34,7 @@ class RedisServer:
         return f"redis://127.0.0.1:{self.port}/0"
 
     def start(self) -> RedisServer:
-        cmd = [
-            "redis-server",
-            "--port",
-            str(self.port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-        ]
+        cmd = redis_server_argv(self.port)
         self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wait_for_port(self.port, proc=self.proc)
         return self
