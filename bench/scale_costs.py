@@ -1,6 +1,7 @@
 """What a send by id, a presence change and a broadcast cost Redis, per operation (issue 24's plan).
 
-``python -m bench.scale_costs [--members 100 2000] [--processes 2] [--sends 200] [--broadcasts 50] [--cycles 40]``
+``python -m bench.scale_costs [--members 100 2000] [--processes 2] [--sends 200] [--broadcasts 50] [--cycles 40]
+[--idle 0]``
 
 Runs the demo under ``--processes`` daphne processes on a **private**
 ``redis-server`` (started for the run, as :mod:`bench.topics_cost` does, whose
@@ -29,6 +30,10 @@ defaults to 900 here: each heartbeat uploads every socket's last activity
 (bytes that grow with the sockets), and none should fall in a measured or an
 idle period. Prints JSON; docs/benchmarks.md and docs/scaling.md have the
 figures of a run.
+
+``--idle S`` (with, say, ``WSMANAGER_HEARTBEAT=2`` and the operations set to
+0) measures S seconds with no operation first: what the heartbeats cost per
+second and per socket.
 """
 
 from __future__ import annotations
@@ -147,6 +152,28 @@ async def per_op(
     }
 
 
+async def idle(counters: Counters, pids: list[int], members: int, seconds: float) -> dict[str, Any]:
+    """Redis's counters and the servers' CPU over ``seconds`` with no operation: heartbeats
+    (each uploads its process's sockets' last activity) and the layer's blocking reads."""
+    before, ticks = counters.read(), sum(cpu_ticks(pid) for pid in pids)
+    await asyncio.sleep(seconds)
+    spent = delta(counters.read(), before)
+    cpu_ms = (sum(cpu_ticks(pid) for pid in pids) - ticks) / CLOCK_TICKS * 1000
+    calls = {k.removeprefix("cmd:"): v for k, v in spent.items() if k.startswith("cmd:") and v > 0}
+    return {
+        "seconds": seconds,
+        "per_second": {
+            "commands": round(spent["commands"] / seconds, 1),
+            "bytes_in": round(spent["bytes_in"] / seconds),
+            "bytes_out": round(spent["bytes_out"] / seconds),
+            "redis_cpu_us": round(spent["cpu_us"] / seconds),
+            "servers_cpu_ms": round(cpu_ms / seconds, 2),
+        },
+        "bytes_in_per_socket_and_second": round(spent["bytes_in"] / seconds / max(members, 1), 2),
+        "calls": dict(sorted(calls.items(), key=lambda kv: -kv[1])),
+    }
+
+
 async def measure(
     ports: list[int], pids: list[int], counters: Counters, manager: Any, group: str, members: int, args: Any
 ) -> dict[str, Any]:
@@ -177,9 +204,14 @@ async def measure(
             await asyncio.wait_for(left, 60)
 
         out: dict[str, Any] = {"members": members}
-        out["send"] = await per_op(counters, pids, args.sends, send)
-        out["broadcast"] = await per_op(counters, pids, args.broadcasts, broadcast)
-        out["presence_cycle"] = await per_op(counters, pids, args.cycles, cycle)
+        if args.idle > 0:
+            out["idle"] = await idle(counters, pids, members, args.idle)
+        if args.sends:
+            out["send"] = await per_op(counters, pids, args.sends, send)
+        if args.broadcasts:
+            out["broadcast"] = await per_op(counters, pids, args.broadcasts, broadcast)
+        if args.cycles:
+            out["presence_cycle"] = await per_op(counters, pids, args.cycles, cycle)
         out["frames_seen"] = dict(room.got)
         return out
     finally:
@@ -193,6 +225,13 @@ def main() -> None:
     parser.add_argument("--sends", type=int, default=200)
     parser.add_argument("--broadcasts", type=int, default=50)
     parser.add_argument("--cycles", type=int, default=40, help="presence cycles (a join and a leave each)")
+    parser.add_argument(
+        "--idle",
+        type=float,
+        default=0,
+        help="seconds of no operation measured first (0: none); with a short WSMANAGER_HEARTBEAT, "
+        "what the heartbeats' uploads cost",
+    )
     args = parser.parse_args()
     raise_fd_limit()
     redis_proc, url = start_redis()
