@@ -1,7 +1,7 @@
 """What a send by id, a presence change and a broadcast cost Redis, per operation (issue 24's plan).
 
-``python -m bench.scale_costs [--members 100 2000] [--processes 2] [--sends 200] [--broadcasts 50] [--cycles 40]
-[--idle 0]``
+``python -m bench.scale_costs [--members 100 2000] [--processes 2] [--sends 200]
+[--broadcasts 50] [--cycles 40] [--idle 0]``
 
 Runs the demo under ``--processes`` daphne processes on a **private**
 ``redis-server`` (started for the run, as :mod:`bench.topics_cost` does, whose
@@ -83,14 +83,18 @@ class Room:
     def _count(self, text: str) -> None:
         method = method_of(text)
         self.got[method] = self.got.get(method, 0) + 1
-        if method == self.want[0] and self.got[method] >= self.want[1]:
-            if self.done is not None and not self.done.done():
-                self.done.set_result(None)
+        wanted, enough = self.want
+        done = self.done
+        if method == wanted and self.got[method] >= enough and done is not None and not done.done():
+            done.set_result(None)
 
     async def open(self, ports: list[int], count: int) -> None:
         for start in range(0, count, 25):
             batch = await asyncio.gather(
-                *(open_ws("127.0.0.1", ports[(start + j) % len(ports)], PATH) for j in range(min(25, count - start)))
+                *(
+                    open_ws("127.0.0.1", ports[(start + j) % len(ports)], PATH)
+                    for j in range(min(25, count - start))
+                )
             )
             for conn in batch:
                 connected = json.loads(await asyncio.wait_for(conn.recv(), 60))
@@ -185,12 +189,16 @@ async def measure(
         async def send(i: int) -> None:
             done = room.expect("message", 1)
             target = room.ids[i % len(room.ids)]
-            await manager.anotify(target, "message", **{"from": None, "name": None, "room": ROOM, "text": TEXT})
+            await manager.anotify(
+                target, "message", **{"from": None, "name": None, "room": ROOM, "text": TEXT}
+            )
             await asyncio.wait_for(done, 60)
 
         async def broadcast(i: int) -> None:
             done = room.expect("message", members)
-            await manager.anotify_group(group, "message", **{"from": None, "name": None, "room": ROOM, "text": TEXT})
+            await manager.anotify_group(
+                group, "message", **{"from": None, "name": None, "room": ROOM, "text": TEXT}
+            )
             await asyncio.wait_for(done, 120)
 
         async def cycle(i: int) -> None:
