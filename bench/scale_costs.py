@@ -50,7 +50,7 @@ from typing import Any
 
 from tests.servers import DaphneProcess
 
-from .servers import DAPHNE_ARGS, cpu_ticks, raise_fd_limit
+from .servers import DAPHNE_ARGS, cpu_ticks, raise_fd_limit, rss_kib
 from .topics_cost import Counters, delta, migrate, start_redis
 from .wsclient import WsConn, open_ws
 
@@ -182,9 +182,11 @@ async def measure(
     ports: list[int], pids: list[int], counters: Counters, manager: Any, group: str, members: int, args: Any
 ) -> dict[str, Any]:
     room = Room()
+    rss_before = [rss_kib(pid) for pid in pids]
     await room.open(ports, members)
     try:
         await room.settle()
+        rss_after = [rss_kib(pid) for pid in pids]
 
         async def send(i: int) -> None:
             done = room.expect("message", 1)
@@ -211,7 +213,13 @@ async def measure(
             await asyncio.wait_for(conn.closed, 60)
             await asyncio.wait_for(left, 60)
 
-        out: dict[str, Any] = {"members": members}
+        out: dict[str, Any] = {
+            "members": members,
+            # The servers' resident memory before and after the room opened (VmRSS, KiB); only
+            # the first --members count starts from fresh processes (freed memory stays resident).
+            "rss_kib": {"before": rss_before, "after": rss_after},
+            "rss_kib_per_socket": round((sum(rss_after) - sum(rss_before)) / max(members, 1), 1),
+        }
         if args.idle > 0:
             out["idle"] = await idle(counters, pids, members, args.idle)
         if args.sends:
