@@ -25,6 +25,7 @@ counters over an idle period as long are subtracted:
   then closes cleanly (the release, the room's ``left`` announcement); one
   cycle is two presence changes. The newcomers take the processes in turn.
 
+The servers' resident memory (VmRSS) is read before and after the room opens.
 Counters only, no wall-clock timing is a result. ``WSMANAGER_HEARTBEAT``
 defaults to 900 here: each heartbeat uploads every socket's last activity
 (bytes that grow with the sockets), and none should fall in a measured or an

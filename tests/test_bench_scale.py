@@ -47,6 +47,7 @@ def test_scale_costs_runs_and_no_operation_grows_with_the_room() -> None:
             assert run[op]["commands"] > 0 and run[op]["bytes_in"] > 0 and run[op]["bytes_out"] > 0
         assert run["frames_seen"]["joined"] == run["frames_seen"]["left"] == run["members"]
         assert "per_second" in run["idle"]
+        assert all(kib > 0 for kib in run["rss_kib"]["before"] + run["rss_kib"]["after"])
     # Six times the room: the same commands per operation, give or take the layer's batching.
     for op in ("send", "broadcast", "presence_cycle"):
         assert large[op]["commands"] < small[op]["commands"] * 1.3
