@@ -77,6 +77,7 @@ class Counters:
 
     def read(self) -> dict[str, int]:
         stats = self.client.info("stats")
+        cpu = self.client.info("cpu")
         calls = {
             name.removeprefix("cmdstat_"): int(value["calls"])
             for name, value in self.client.info("commandstats").items()
@@ -85,6 +86,8 @@ class Counters:
             "commands": int(stats["total_commands_processed"]),
             "bytes_in": int(stats["total_net_input_bytes"]),
             "bytes_out": int(stats["total_net_output_bytes"]),
+            # Redis's own CPU (user + system, all its threads), in microseconds.
+            "cpu_us": round((float(cpu["used_cpu_user"]) + float(cpu["used_cpu_sys"])) * 1e6),
             **{f"cmd:{name}": n for name, n in calls.items()},
         }
 
