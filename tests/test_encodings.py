@@ -4,6 +4,7 @@ one socket's): MessagePack's unpacking with limits, the subprotocol negotiation,
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import msgpack
@@ -78,13 +79,58 @@ def test_depth_is_limited_like_json_and_deep_input_never_recurses() -> None:
         INVALID_REQUEST,
         "nesting too deep",
     )
-    # Past the C unpacker's fixed stack (1,024): refused without building anything deeper.
-    assert error_of(wire.unpack(b"\x91" * 100_000 + b"\xc0"))[0] == PARSE_ERROR
+    # Far past the limit (and the C unpacker's fixed stack): refused on the headers, before unpacking.
+    assert error_of(wire.unpack(b"\x91" * 100_000 + b"\xc0")) == (INVALID_REQUEST, "nesting too deep")
     # A deep map is counted as deep as arrays.
     deep_map: Any = 0
     for _ in range(70):
         deep_map = {"k": deep_map}
     assert error_of(wire.unpack(wire.pack(call("f", deep_map))))[0] == INVALID_REQUEST
+
+
+def _nested_long_headers(size: int) -> bytes:
+    # {"params": [[[...]]]}, each array32 header declaring `size` members: the frame that made
+    # msgpack's unpacker reserve `size` slots per level, 1,000 levels deep.
+    data = b"\x81\xa6params" + (b"\xdd" + size.to_bytes(4, "big")) * 1000
+    return data + b"\xc0" * (size - len(data))
+
+
+def _refuse_unpacking(monkeypatch: pytest.MonkeyPatch) -> None:
+    class NoUnpacking(msgpack.Unpacker):  # type: ignore[misc]  # headers may be read, values not
+        def unpack(self) -> Any:
+            raise AssertionError("the frame reached msgpack's unpacker")
+
+    monkeypatch.setattr(msgpack, "Unpacker", NoUnpacking)
+    monkeypatch.setattr(msgpack, "unpackb", NoUnpacking.unpack)
+
+
+@pytest.mark.parametrize(
+    ("data", "error"),
+    [
+        (_nested_long_headers(6_000), (PARSE_ERROR, "truncated MessagePack")),
+        (b"\x91\xdd\xff\xff\xff\xff" + b"\xc0" * 100, (PARSE_ERROR, "truncated MessagePack")),
+        # Two maps of 40 members, nested: the inner one's 80 slots are more than the bytes
+        # left once the outer one's other 79 are owed.
+        (b"\xde\x00\x28\xa1k\xde\x00\x28" + b"\xc0" * 100, (PARSE_ERROR, "truncated MessagePack")),
+        (b"\x81\xa1k" + b"\x91" * 70 + b"\xc0", (INVALID_REQUEST, "nesting too deep")),
+        (b"\x81\xa1k\xdc\x00", (PARSE_ERROR, "truncated MessagePack")),
+    ],
+    ids=["nested-array32", "array32-in-array", "owed-by-outer", "deep", "truncated-header"],
+)
+def test_headers_that_promise_more_than_the_frame_are_refused_before_unpacking(
+    data: bytes, error: tuple[int, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _refuse_unpacking(monkeypatch)
+    assert error_of(wire.unpack(data, max_batch=10)) == error
+
+
+def test_long_strings_and_bins_are_skipped_by_the_header_pass() -> None:
+    # Payloads are not read as headers (a \xdd inside a string is text), and exact fits pass.
+    message = call("f", ["\xdd" * 300, b"\xdf\xff\xff\xff\xff" * 20_000, list(range(40)), {"a": [1.5, -3]}])
+    assert wire.unpack(wire.pack(message)).items == [
+        Request("f", ("\xdd" * 300, b"\xdf\xff\xff\xff\xff" * 20_000, list(range(40)), {"a": [1.5, -3]}), 1)
+    ]
+    assert wire.unpack(wire.pack(call("f", [[]] * 50))).items[0] == Request("f", tuple([[]] * 50), 1)
 
 
 @pytest.mark.parametrize(
@@ -95,12 +141,28 @@ def test_depth_is_limited_like_json_and_deep_input_never_recurses() -> None:
         (b"\xdb\xff\xff\xff\xffabc", "truncated MessagePack"),  # a str longer than the frame
         (b"\xc1", "not valid MessagePack"),  # a type byte MessagePack never uses
         (b"\xa2\xff\xfe", "not valid MessagePack"),  # a str that is not UTF-8
-        (wire.pack({1: 2}), "not valid MessagePack"),  # a key that is not a string
+        (msgpack.packb({1: 2}), "not valid MessagePack"),  # a key that is not a string
         (wire.pack(call("f", [1])) + b"\xc0", "extra data after the message"),
         (b"\xd4\x05\x00", "extension type 5 is not accepted"),
         (msgpack.packb(msgpack.Timestamp(1)), "Timestamp is not accepted"),
+        (msgpack.packb({"jsonrpc": "2.0", b"method": "f", "id": 1}), "map keys must be strings"),
+        (msgpack.packb(call("f", [float("nan")])), "NaN and infinities are not accepted"),
+        (msgpack.packb(call("f", {"x": float("-inf")})), "NaN and infinities are not accepted"),
     ],
-    ids=["empty", "truncated", "long-str", "c1", "not-utf8", "int-key", "extra", "ext", "timestamp"],
+    ids=[
+        "empty",
+        "truncated",
+        "long-str",
+        "c1",
+        "not-utf8",
+        "int-key",
+        "extra",
+        "ext",
+        "timestamp",
+        "bin-key",
+        "nan",
+        "inf",
+    ],
 )
 def test_malformed_input_is_one_parse_error(data: bytes, detail: str) -> None:
     assert error_of(wire.unpack(data, max_batch=10)) == (PARSE_ERROR, detail)
@@ -122,6 +184,23 @@ def test_pack_refuses_what_msgpack_cannot_carry() -> None:
         wire.pack({"when": object()})
     with pytest.raises(protocol.EncodeError):
         wire.pack(2**70)
+    for not_json in (float("nan"), [float("inf")], {"x": -float("inf")}, {(1, 2): 1}, {float("nan"): 1}):
+        with pytest.raises(protocol.EncodeError):
+            wire.pack(not_json)
+
+
+def test_pack_writes_keys_as_json_does() -> None:
+    value = {1: "x", 2.5: [{None: 1, False: 2}], "s": b"\x00"}
+    assert wire.loads(wire.pack(value)) == {"1": "x", "2.5": [{"null": 1, "false": 2}], "s": b"\x00"}
+    assert (
+        wire.loads(wire.pack(value))["2.5"] == json.loads(protocol.dumps({2.5: [{None: 1, False: 2}]}))["2.5"]
+    )
+    same = {"a": [1, {"b": 2}]}
+    assert wire.loads(wire.pack(same)) == same
+
+
+def test_pack_writes_a_lone_surrogate_as_a_question_mark() -> None:
+    assert wire.loads(wire.pack({"text": "hi \ud800"})) == {"text": "hi ?"}
 
 
 # -- negotiation and the socket's codec --------------------------------------------------
@@ -227,7 +306,7 @@ async def test_the_server_invokes_a_msgpack_client_with_bytes() -> None:
     [
         (b"\x93\x01", PARSE_ERROR),  # truncated
         (b"\xc1", PARSE_ERROR),  # invalid
-        (b"\x91" * 3000 + b"\xc0", PARSE_ERROR),  # deeper than the unpacker's stack
+        (b"\x91" * 3000 + b"\xc0", INVALID_REQUEST),  # deeper than the unpacker's stack
         (wire.pack(call("echo", nested(100))), INVALID_REQUEST),  # over MAX_DEPTH
         (wire.pack([call("echo", [1], i) for i in range(11)]), INVALID_REQUEST),  # over max_batch_size
     ],
@@ -341,3 +420,36 @@ async def test_a_msgpack_batch_costs_one_token_per_member_and_is_refused_whole()
         refused = await c._receive_message(3)
         assert [r["error"]["code"] for r in refused] == [protocol.RATE_LIMITED] * 8
         assert [r["id"] for r in refused] == list(range(8, 16))
+
+
+def test_a_broadcast_with_no_msgpack_form_fails_once_is_counted_and_logged_throttled(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An int beyond 64 bits in a JSON broadcast: each MessagePack socket drops it (counted),
+    the packing is tried once, the log line written once; a lone surrogate is no failure."""
+    from wsmanager.connection import _writer
+    from wsmanager.connection._outbox import Outbox
+    from wsmanager.connection._writer import Writer
+    from wsmanager.observe import _counters as counters
+    from wsmanager.observe._logs import LogThrottle
+
+    monkeypatch.setattr(_writer, "_untranslatable", LogThrottle(clock=lambda: 0.0))
+    packed: list[str] = []
+    real = wire.transcode
+    monkeypatch.setattr(wire, "transcode", lambda text: packed.append(text) or real(text))
+
+    async def close(code: int, reason: str) -> None:
+        pass
+
+    writers = [Writer(Outbox(None, 100), close, f"s{i}") for i in range(3)]
+    for w in writers:
+        w.translate = to_binary
+    huge = frame(protocol.encode_notification("n", [2**64]))
+    before = counters.stats().get("dropped_write_failed", 0)
+    assert not any([w.push(huge) for w in writers])
+    assert counters.stats().get("dropped_write_failed", 0) == before + 3
+    assert len(packed) == 1
+    assert len([r for r in caplog.records if "could not be translated" in r.getMessage()]) == 1
+    surrogate = frame('{"jsonrpc":"2.0","method":"n","params":["hi \\ud800"]}')
+    assert writers[0].translated(surrogate) is not None
+    assert wire.loads(to_binary(surrogate)["bytes"])["params"] == ["hi ?"]
