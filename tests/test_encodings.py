@@ -4,6 +4,7 @@ one socket's): MessagePack's unpacking with limits, the subprotocol negotiation,
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -379,6 +380,13 @@ async def test_a_msgpack_client_packs_its_calls_with_bytes_as_bytes() -> None:
     json_table = CallTable(queue_size=10)
     with pytest.raises(protocol.EncodeError):
         json_table.new_call("put", [b"\x00"], None)
+    # The server reads what JSON would carry: keys as JSON writes them, no NaN.
+    assert wire.loads(table.new_note("keyed", {"m": {7: "x"}}).text)["params"] == {"m": {"7": "x"}}
+    for not_json in ([float("nan")], {"x": float("inf")}):
+        with pytest.raises(protocol.EncodeError):
+            table.new_call("put", not_json, None)
+        with pytest.raises(protocol.EncodeError):
+            json_table.new_call("put", not_json, None)
 
 
 async def test_a_msgpack_clients_handlers_answer_bytes() -> None:
@@ -453,3 +461,35 @@ def test_a_broadcast_with_no_msgpack_form_fails_once_is_counted_and_logged_throt
     surrogate = frame('{"jsonrpc":"2.0","method":"n","params":["hi \\ud800"]}')
     assert writers[0].translated(surrogate) is not None
     assert wire.loads(to_binary(surrogate)["bytes"])["params"] == ["hi ?"]
+
+
+async def test_the_python_client_closes_1002_on_a_text_frame_over_msgpack() -> None:
+    """A server that chose MessagePack and sends text breaks the protocol: the client closes
+    the socket 1002 rather than reading the text as if nothing were wrong."""
+    from websockets.asyncio.server import ServerConnection, serve
+    from websockets.frames import Close
+
+    from wsmanager_client import Client
+
+    closes: asyncio.Queue[Close | None] = asyncio.Queue()
+
+    async def script(ws: ServerConnection) -> None:
+        await ws.send(wire.pack({"jsonrpc": "2.0", "method": "rpc.connected", "params": {"id": "s1"}}))
+        await ws.send('{"jsonrpc":"2.0","method":"said","params":["as text"]}')
+        await ws.wait_closed()
+        await closes.put(ws.protocol.close_rcvd)
+
+    server = await serve(script, "127.0.0.1", 0, subprotocols=[MSGPACK_SUB])  # type: ignore[list-item]
+    port = next(iter(server.sockets)).getsockname()[1]
+    heard: list[Any] = []
+    client = Client(f"ws://127.0.0.1:{port}/", encoding="msgpack", reconnect=False)
+    client.on("said", lambda *args: heard.append(args))
+    try:
+        assert await client.connect() == "s1"
+        received = await asyncio.wait_for(closes.get(), 5)
+        assert received is not None and received.code == 1002
+        assert heard == []
+    finally:
+        await client.close()
+        server.close()
+        await server.wait_closed()

@@ -453,21 +453,44 @@
       this.len += bytes.length;
     }
 
+    /**
+     * A number as MessagePack: what JSON.stringify sends, typed. Safe integers as the
+     * smallest int or uint form (64-bit ones included, so Date.now() arrives as an int);
+     * other finite numbers as float64; NaN and infinities as nil (JSON.stringify's null).
+     */
     number(n) {
-      if (Number.isInteger(n) && Math.abs(n) <= 0xffffffff) {
-        if (n >= 0) {
-          if (n < 0x80) this.byte(n);
-          else if (n < 0x100) this.head(0xcc, n, 1);
-          else if (n < 0x10000) this.head(0xcd, n, 2);
-          else this.head(0xce, n, 4);
-        } else if (n >= -32) this.byte(n & 0xff);
-        else if (n >= -0x80000000) {
-          this.room(5);
-          this.buf[this.len++] = 0xd2;
-          this.view.setInt32(this.len, n);
-          this.len += 4;
-        } else this.float(n);
-      } else this.float(n);
+      if (!Number.isFinite(n)) this.byte(0xc0);
+      else if (!Number.isSafeInteger(n)) this.float(n);
+      else if (n >= 0) {
+        if (n < 0x80) this.byte(n);
+        else if (n < 0x100) this.head(0xcc, n, 1);
+        else if (n < 0x10000) this.head(0xcd, n, 2);
+        else if (n <= 0xffffffff) this.head(0xce, n, 4);
+        else this.wide(0xcf, n);
+      } else if (n >= -32) this.byte(n & 0xff);
+      else if (n >= -0x80) this.signed(0xd0, n, 1);
+      else if (n >= -0x8000) this.signed(0xd1, n, 2);
+      else if (n >= -0x80000000) this.signed(0xd2, n, 4);
+      else this.wide(0xd3, n);
+    }
+
+    /** A type byte, then `n` as a signed integer of `size` bytes (1, 2 or 4). */
+    signed(type, n, size) {
+      this.room(1 + size);
+      this.buf[this.len++] = type;
+      if (size === 1) this.view.setInt8(this.len, n);
+      else if (size === 2) this.view.setInt16(this.len, n);
+      else this.view.setInt32(this.len, n);
+      this.len += size;
+    }
+
+    /** A type byte (0xcf uint64, 0xd3 int64), then the safe integer `n` in 8 bytes. */
+    wide(type, n) {
+      this.room(9);
+      this.buf[this.len++] = type;
+      if (type === 0xcf) this.view.setBigUint64(this.len, BigInt(n));
+      else this.view.setBigInt64(this.len, BigInt(n));
+      this.len += 8;
     }
 
     float(n) {
@@ -1868,6 +1891,12 @@
       if (ws !== this._ws) return;
       const text = typeof event.data === "string";
       if (!text && !this._binary) return; // A JSON connection takes text frames only.
+      if (text && this._binary) {
+        // A MessagePack server never sends text (protocol section 15). A browser may not close
+        // with 1002: the socket is dropped as lost (closed 1000 with this reason).
+        this._drop("text frame on a MessagePack connection");
+        return;
+      }
       let message;
       try {
         message = text ? JSON.parse(event.data) : unpackMessage(event.data);
