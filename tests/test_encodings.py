@@ -263,9 +263,17 @@ class JsonOnlyHandler(BytesHandler):
     encodings = ("json",)
 
 
+class OwnSubprotocolHandler(BytesHandler):
+    """Accepts with a subprotocol of its own, whatever was negotiated."""
+
+    async def accept(self, subprotocol: str | None = None, headers: Any = None) -> None:
+        await super().accept("chat.v2", headers)
+
+
 app = websocket_app(
     [
         route("ws/bytes/", BytesHandler),
+        route("ws/own-subprotocol/", OwnSubprotocolHandler),
         route("ws/json-only/", JsonOnlyHandler),
         # Burst 10, refilled at one token per 1,000 s: nothing refills during a test.
         route("ws/bytes/limited/", BytesHandler, rate_limit=(0.001, 10.0)),
@@ -329,8 +337,15 @@ async def test_a_text_frame_on_a_msgpack_socket_is_answered_32001() -> None:
         assert await c.call("echo", 2) == 2
 
 
-async def test_an_oversized_binary_frame_closes_1009_before_any_unpacking() -> None:
+async def test_an_oversized_binary_frame_closes_1009_before_any_unpacking(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     async with client() as c:
+
+        def never(*args: Any, **kwargs: Any) -> Any:
+            raise AssertionError("an oversized frame was unpacked")
+
+        monkeypatch.setattr(wire, "unpack", never)
         await c.send_to(bytes_data=wire.pack(call("echo", [b"x" * 5000])))
         assert (await c.receive_output(3)) == {
             "type": "websocket.close",
@@ -493,3 +508,16 @@ async def test_the_python_client_closes_1002_on_a_text_frame_over_msgpack() -> N
         await client.close()
         server.close()
         await server.wait_closed()
+
+
+async def test_accepting_with_another_subprotocol_speaks_that_subprotocols_encoding() -> None:
+    """The client offered MessagePack; the handler accepted with its own subprotocol: the
+    client reads JSON (none of ours), so the socket writes JSON text and reads it."""
+    c = RpcCommunicator(app, "/ws/own-subprotocol/", timeout=3.0, encoding="msgpack")
+    connected, subprotocol = await c.connect()
+    try:
+        assert connected and subprotocol == "chat.v2" and c.encoding == "json"
+        assert "id" in c.hello["params"]
+        assert await c.call("echo", [1, "x"]) == [1, "x"]
+    finally:
+        await c.disconnect()
