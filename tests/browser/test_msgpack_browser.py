@@ -190,6 +190,17 @@ def test_the_js_packer_matches_python_msgpack_on_boundaries_and_sends_nil_for_no
     assert params[1] == [2.0**53, 1.5, None, None, None] and type(params[1][0]) is float
     for value in BOUNDARIES:  # each one alone, byte for byte
         assert msgpack.packb(value) in sent
+    # Bytes in an ArrayBuffer or a DataView (of a slice) travel as bin; other typed arrays refuse.
+    refused = page.evaluate(
+        """() => {
+            const buffer = Uint8Array.from([9, 1, 2, 3, 9]).buffer;
+            window.c.notify("bytes", new ArrayBuffer(2), new DataView(buffer, 1, 3));
+            try { window.c.notify("bytes", new Int16Array([1])); return null; }
+            catch (err) { return err instanceof TypeError; }
+        }"""
+    )
+    assert refused is True
+    assert wire.loads(peer.recv_raw())["params"] == [b"\x00\x00", b"\x01\x02\x03"]
 
 
 def test_a_text_frame_on_a_msgpack_connection_drops_the_socket(

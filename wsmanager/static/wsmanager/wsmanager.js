@@ -513,6 +513,12 @@
       } else if (v instanceof Uint8Array) {
         this.sized(v.length, 0xc4, 0, 0xc4, 0xc5, 0xc6);
         this.raw(v);
+      } else if (v instanceof ArrayBuffer || v instanceof DataView) {
+        // Bytes as bin (never as an empty map, as JSON.stringify would make them).
+        const { buffer, byteOffset, byteLength } = v instanceof ArrayBuffer ? new Uint8Array(v) : v;
+        this.value(new Uint8Array(buffer, byteOffset, byteLength), depth);
+      } else if (ArrayBuffer.isView(v)) {
+        throw new TypeError("only a Uint8Array, a DataView or an ArrayBuffer packs as bytes");
       } else if (Array.isArray(v)) {
         this.sized(v.length, 0x90, 16, 0, 0xdc, 0xdd);
         for (const item of v) this.value(item === undefined ? null : item, depth + 1);
@@ -588,8 +594,9 @@
 
     array(n, depth) {
       if (n > this.bytes.length - this.pos) throw new Error("truncated MessagePack");
-      const out = new Array(n);
-      for (let i = 0; i < n; i++) out[i] = this.value(depth + 1);
+      // Grown member by member: a header's count reserves nothing before its members arrive.
+      const out = [];
+      for (let i = 0; i < n; i++) out.push(this.value(depth + 1));
       return out;
     }
 
