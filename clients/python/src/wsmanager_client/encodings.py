@@ -19,15 +19,19 @@ Guarantees of :func:`unpack`:
 * the caller checks the frame's size first (``max_message_size``); then a
   batch's length is read from the array's header and refused over
   ``max_batch`` before any member is unpacked;
-* then, before msgpack's unpacker sees the frame, one pass over its headers
-  (str and bin payloads skipped, one step per item) refuses any container
-  whose declared members, plus those its enclosing containers still owe,
-  outnumber the bytes left (each member takes one byte at least): Parse error
-  ``"truncated MessagePack"``; and nesting deeper than ``max_depth``
-  (each array or map one level, the message itself the first): Invalid Request
-  ``"nesting too deep"``, as JSON, even if the frame is malformed further on.
-  So what the unpacker reserves for declared members is bounded by the frame's
-  size, and decoding costs about what the frame weighs;
+* then, before msgpack's unpacker sees the frame (it reserves room for a
+  container's declared members as it reads the header), one pass over the
+  frame, in C over runs of small items and in Python for each larger header
+  or long payload, refuses a frame whose containers declare more members in
+  all than it has bytes (a well-formed frame never does: each member takes a
+  byte at least), or that ends inside a header or a payload: Parse error
+  ``"truncated MessagePack"``. So the unpacker reserves at most about 8 bytes
+  per byte of frame, plus what headers of 15 entries or fewer hold (a few
+  hundred KB at most);
+* nesting is bounded by the C unpacker's fixed stack (1,024 levels: deeper is
+  a Parse error, without recursion in Python), and then by ``max_depth`` on
+  the unpacked value (Invalid Request ``"nesting too deep"``, as JSON), with
+  an explicit stack;
 * only the JSON data model comes out: maps with string keys, arrays, strings,
   numbers, booleans, nil, and ``bin`` as ``bytes``. Extension types (the
   timestamp among them), keys that are not strings (``bin`` ones included),
@@ -43,6 +47,7 @@ from __future__ import annotations
 import importlib
 import json
 import math
+import re
 from collections.abc import Sequence
 from typing import Any, Final
 
@@ -220,79 +225,70 @@ def _too_deep(value: Any, limit: int) -> bool:
     return False
 
 
-# MessagePack type bytes by how much follows them before the next item: a fixed size (ints,
-# floats, nil, booleans, fixext), a length of 1/2/4 bytes then that many bytes (str, bin, ext:
-# an ext's type byte counted as one more), or a container's count (read by _prescan).
-_FIXED: Final = {
-    **dict.fromkeys(range(0x00, 0x80), 0),
-    **dict.fromkeys(range(0xE0, 0x100), 0),
-    0xC0: 0, 0xC2: 0, 0xC3: 0,
-    0xCA: 4, 0xCB: 8, 0xCC: 1, 0xCD: 2, 0xCE: 4, 0xCF: 8,
-    0xD0: 1, 0xD1: 2, 0xD2: 4, 0xD3: 8,
-    0xD4: 2, 0xD5: 3, 0xD6: 5, 0xD7: 9, 0xD8: 17,
-}  # fmt: skip
-# type byte: (bytes of the length, bytes after the length besides the payload)
+def _run_of_small_items() -> re.Pattern[bytes]:
+    """Any run of items the unpacker can take without reserving room for more than 30
+    members: one-byte items (small ints, nil, booleans, fixmap and fixarray headers, at
+    most 15 entries each), array and map headers of at most 15 entries, numbers, fixext
+    and strings of up to 31 bytes."""
+    one = b"[\\x00-\\x9f\\xc0\\xc2\\xc3\\xe0-\\xff]"
+    fixed = {0xCA: 4, 0xCB: 8, 0xCC: 1, 0xCD: 2, 0xCE: 4, 0xCF: 8, 0xD0: 1, 0xD1: 2, 0xD2: 4, 0xD3: 8,
+             0xD4: 2, 0xD5: 3, 0xD6: 5, 0xD7: 9, 0xD8: 17}  # fmt: skip
+    sized = {kind: n for kind, n in fixed.items()} | {0xA0 + n: n for n in range(32)}
+    # array 16 and map 16 declaring at most 15 entries, as the fix forms can
+    few = b"[\\xdc\\xde]\\x00[\\x00-\\x0f]"
+    alternatives = [one, few] + [
+        b"\\x%02x.{%d}" % (kind, n) if n else b"\\x%02x" % kind for kind, n in sized.items()
+    ]
+    return re.compile(b"(?:" + b"|".join(alternatives) + b")*", re.DOTALL)
+
+
+_SMALL_ITEMS: Final = _run_of_small_items()
+# Type byte: (bytes of the length, bytes after it besides the payload) of str 8/16/32,
+# bin 8/16/32 and ext 8/16/32 (an ext's type byte).
 _SIZED: Final = {0xC4: (1, 0), 0xC5: (2, 0), 0xC6: (4, 0), 0xC7: (1, 1), 0xC8: (2, 1), 0xC9: (4, 1),
                  0xD9: (1, 0), 0xDA: (2, 0), 0xDB: (4, 0)}  # fmt: skip
-# type byte: (bytes of the count, members per counted entry)
+# Type byte: (bytes of the count, members per entry) of array 16/32 and map 16/32.
 _COUNTED: Final = {0xDC: (2, 1), 0xDD: (4, 1), 0xDE: (2, 2), 0xDF: (4, 2)}
 
 
-def _prescan(data: bytes, max_depth: int) -> str | None:
-    """Walk the headers of ``data`` (str and bin payloads skipped) and say what is wrong
-    with them before msgpack's unpacker, which reserves a container's declared members as
-    it reads the header, sees them: ``"truncated"``, ``"too deep"`` (more than
-    ``max_depth`` open containers), ``"too long"`` (a container declaring more members
-    than the bytes left could hold, one byte each at least, counting the members its
-    enclosing containers still owe), or None. Costs one step per item, whatever the
-    counts say. Bad type bytes are left to the unpacker."""
-    end = len(data)
-    pos = 0
-    owed = 1  # members still to come, over every open container (the top value: 1)
-    open_counts: list[int] = []  # members each open container still owes
-    fixed, sized, counted = _FIXED, _SIZED, _COUNTED
-    while owed:
+def _promises_too_much(data: bytes) -> bool:
+    """Whether the containers of ``data`` declare more members in all than it has bytes.
+
+    msgpack's unpacker reserves a container's declared members as it reads its header; a
+    frame whose headers each declare as many members as it has bytes, nested, made it
+    reserve tens of MB for a few KB. A well-formed frame's declared members are distinct
+    items of one byte at least, so their sum is at most its size; what is left to the
+    unpacker reserves, at any moment, at most 8 bytes per byte of frame plus what the
+    small headers hold (15 entries each, 1,024 levels at most: a few hundred KB).
+
+    One pass in C over runs of small items (:data:`_SMALL_ITEMS`); a Python step per
+    larger header, long string or bin only. True also for a frame that ends inside a
+    header or a payload (it is truncated); other faults are left to the unpacker.
+    """
+    end, pos, declared = len(data), 0, 0
+    match, sized, counted = _SMALL_ITEMS.match, _SIZED, _COUNTED
+    while True:
+        pos = match(data, pos).end()  # type: ignore[union-attr]  # "*" always matches
         if pos >= end:
-            return "truncated"
-        while open_counts and open_counts[-1] == 0:
-            open_counts.pop()
-        if open_counts:
-            open_counts[-1] -= 1
-        owed -= 1
+            return False
         kind = data[pos]
-        pos += 1
-        skip = fixed.get(kind)
-        if skip is not None:
-            pos += skip
-            continue
-        if 0xA0 <= kind <= 0xBF:
-            pos += kind & 0x1F
-            continue
-        if 0x80 <= kind <= 0x9F:
-            n = (kind & 0x0F) * (2 if kind < 0x90 else 1)
-        elif kind in counted:
+        if kind in counted:
             width, per = counted[kind]
-            if pos + width > end:
-                return "truncated"
-            n = int.from_bytes(data[pos : pos + width], "big") * per
-            pos += width
+            if pos + 1 + width > end:
+                return True
+            declared += int.from_bytes(data[pos + 1 : pos + 1 + width], "big") * per
+            if declared > end:
+                return True
+            pos += 1 + width
         elif kind in sized:
             width, extra = sized[kind]
-            if pos + width > end:
-                return "truncated"
-            pos += width + extra + int.from_bytes(data[pos : pos + width], "big")
-            continue
-        else:
-            return None  # 0xC1: the unpacker says what it is
-        if n == 0:
-            continue
-        if owed + n > end - pos:
-            return "too long"
-        if len(open_counts) >= max_depth:
-            return "too deep"
-        open_counts.append(n)
-        owed += n
-    return None
+            if pos + 1 + width > end:
+                return True
+            pos += 1 + width + extra + int.from_bytes(data[pos + 1 : pos + 1 + width], "big")
+            if pos > end:
+                return True
+        else:  # 0xC1, or a small item cut short: the unpacker says which
+            return False
 
 
 def _parse_error(detail: str) -> Decoded:
@@ -331,10 +327,7 @@ def unpack(data: bytes, *, max_batch: int | None = None, max_depth: int = protoc
                         )
                     ]
                 )
-        problem = _prescan(data, max_depth)
-        if problem == "too deep":
-            return Decoded([Invalid(ErrorObject.standard(protocol.INVALID_REQUEST, "nesting too deep"))])
-        if problem is not None:  # what the headers promise is not there
+        if _promises_too_much(data):  # what the headers promise is not there
             return _parse_error("truncated MessagePack")
         if is_array and max_batch is not None:
             value: Any = [unpacker.unpack() for _ in range(length)]
