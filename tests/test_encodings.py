@@ -257,6 +257,14 @@ class BytesHandler(RpcHandler):
     async def ask(self, value: Any) -> Any:
         return await self.invoke("mirror", value, timeout=5)
 
+    @rpc
+    async def keyed(self) -> Any:
+        return {1: "x", None: [2.5]}
+
+    @rpc
+    async def not_a_number(self) -> float:
+        return float("nan")
+
 
 class JsonOnlyHandler(BytesHandler):
     encodings = ("json",)
@@ -520,3 +528,14 @@ async def test_accepting_with_another_subprotocol_speaks_that_subprotocols_encod
         assert await c.call("echo", [1, "x"]) == [1, "x"]
     finally:
         await c.disconnect()
+
+
+@pytest.mark.parametrize("encoding", ["json", "msgpack"])
+async def test_results_mean_the_same_in_both_encodings(encoding: str) -> None:
+    """An int-keyed result is string-keyed on both (as json.dumps writes it); NaN is -32603 on both."""
+    async with client(encoding=encoding) as c:
+        assert c.encoding == encoding
+        assert await c.call("keyed") == {"1": "x", "null": [2.5]}
+        await c._send_message(call("not_a_number", [], 5))
+        reply = await c._receive_message(3)
+        assert reply["error"]["code"] == protocol.INTERNAL_ERROR and reply["id"] == 5
