@@ -4,6 +4,8 @@ one socket's): MessagePack's unpacking with limits, the subprotocol negotiation,
 
 from __future__ import annotations
 
+import asyncio
+import json
 from typing import Any
 
 import msgpack
@@ -87,6 +89,50 @@ def test_depth_is_limited_like_json_and_deep_input_never_recurses() -> None:
     assert error_of(wire.unpack(wire.pack(call("f", deep_map))))[0] == INVALID_REQUEST
 
 
+def _nested_long_headers(size: int) -> bytes:
+    # {"params": [[[...]]]}, each array32 header declaring `size` members: the frame that made
+    # msgpack's unpacker reserve `size` slots per level, 1,000 levels deep.
+    data = b"\x81\xa6params" + (b"\xdd" + size.to_bytes(4, "big")) * 1000
+    return data + b"\xc0" * (size - len(data))
+
+
+def _refuse_unpacking(monkeypatch: pytest.MonkeyPatch) -> None:
+    class NoUnpacking(msgpack.Unpacker):  # type: ignore[misc]  # headers may be read, values not
+        def unpack(self) -> Any:
+            raise AssertionError("the frame reached msgpack's unpacker")
+
+    monkeypatch.setattr(msgpack, "Unpacker", NoUnpacking)
+    monkeypatch.setattr(msgpack, "unpackb", NoUnpacking.unpack)
+
+
+@pytest.mark.parametrize(
+    ("data", "error"),
+    [
+        (_nested_long_headers(6_000), (PARSE_ERROR, "truncated MessagePack")),
+        (b"\x91\xdd\xff\xff\xff\xff" + b"\xc0" * 100, (PARSE_ERROR, "truncated MessagePack")),
+        # Two maps of 40 entries, nested: 160 members declared in a frame of 108 bytes.
+        (b"\xde\x00\x28\xa1k\xde\x00\x28" + b"\xc0" * 100, (PARSE_ERROR, "truncated MessagePack")),
+        (b"\x81\xa1k\xdc\x00", (PARSE_ERROR, "truncated MessagePack")),
+        (b"\x81\xa1k\xc6\x00\x10\x00\x00xyz", (PARSE_ERROR, "truncated MessagePack")),
+    ],
+    ids=["nested-array32", "array32-in-array", "sum-over-frame", "truncated-header", "truncated-bin"],
+)
+def test_headers_that_promise_more_than_the_frame_are_refused_before_unpacking(
+    data: bytes, error: tuple[int, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _refuse_unpacking(monkeypatch)
+    assert error_of(wire.unpack(data, max_batch=10)) == error
+
+
+def test_long_strings_and_bins_are_skipped_by_the_header_pass() -> None:
+    # Payloads are not read as headers (a \xdd inside a string is text), and exact fits pass.
+    message = call("f", ["\xdd" * 300, b"\xdf\xff\xff\xff\xff" * 20_000, list(range(40)), {"a": [1.5, -3]}])
+    assert wire.unpack(wire.pack(message)).items == [
+        Request("f", ("\xdd" * 300, b"\xdf\xff\xff\xff\xff" * 20_000, list(range(40)), {"a": [1.5, -3]}), 1)
+    ]
+    assert wire.unpack(wire.pack(call("f", [[]] * 50))).items[0] == Request("f", tuple([[]] * 50), 1)
+
+
 @pytest.mark.parametrize(
     ("data", "detail"),
     [
@@ -95,12 +141,28 @@ def test_depth_is_limited_like_json_and_deep_input_never_recurses() -> None:
         (b"\xdb\xff\xff\xff\xffabc", "truncated MessagePack"),  # a str longer than the frame
         (b"\xc1", "not valid MessagePack"),  # a type byte MessagePack never uses
         (b"\xa2\xff\xfe", "not valid MessagePack"),  # a str that is not UTF-8
-        (wire.pack({1: 2}), "not valid MessagePack"),  # a key that is not a string
+        (msgpack.packb({1: 2}), "not valid MessagePack"),  # a key that is not a string
         (wire.pack(call("f", [1])) + b"\xc0", "extra data after the message"),
         (b"\xd4\x05\x00", "extension type 5 is not accepted"),
         (msgpack.packb(msgpack.Timestamp(1)), "Timestamp is not accepted"),
+        (msgpack.packb({"jsonrpc": "2.0", b"method": "f", "id": 1}), "map keys must be strings"),
+        (msgpack.packb(call("f", [float("nan")])), "NaN and infinities are not accepted"),
+        (msgpack.packb(call("f", {"x": float("-inf")})), "NaN and infinities are not accepted"),
     ],
-    ids=["empty", "truncated", "long-str", "c1", "not-utf8", "int-key", "extra", "ext", "timestamp"],
+    ids=[
+        "empty",
+        "truncated",
+        "long-str",
+        "c1",
+        "not-utf8",
+        "int-key",
+        "extra",
+        "ext",
+        "timestamp",
+        "bin-key",
+        "nan",
+        "inf",
+    ],
 )
 def test_malformed_input_is_one_parse_error(data: bytes, detail: str) -> None:
     assert error_of(wire.unpack(data, max_batch=10)) == (PARSE_ERROR, detail)
@@ -122,6 +184,23 @@ def test_pack_refuses_what_msgpack_cannot_carry() -> None:
         wire.pack({"when": object()})
     with pytest.raises(protocol.EncodeError):
         wire.pack(2**70)
+    for not_json in (float("nan"), [float("inf")], {"x": -float("inf")}, {(1, 2): 1}, {float("nan"): 1}):
+        with pytest.raises(protocol.EncodeError):
+            wire.pack(not_json)
+
+
+def test_pack_writes_keys_as_json_does() -> None:
+    value = {1: "x", 2.5: [{None: 1, False: 2}], "s": b"\x00"}
+    assert wire.loads(wire.pack(value)) == {"1": "x", "2.5": [{"null": 1, "false": 2}], "s": b"\x00"}
+    assert (
+        wire.loads(wire.pack(value))["2.5"] == json.loads(protocol.dumps({2.5: [{None: 1, False: 2}]}))["2.5"]
+    )
+    same = {"a": [1, {"b": 2}]}
+    assert wire.loads(wire.pack(same)) == same
+
+
+def test_pack_writes_a_lone_surrogate_as_a_question_mark() -> None:
+    assert wire.loads(wire.pack({"text": "hi \ud800"})) == {"text": "hi ?"}
 
 
 # -- negotiation and the socket's codec --------------------------------------------------
@@ -178,14 +257,30 @@ class BytesHandler(RpcHandler):
     async def ask(self, value: Any) -> Any:
         return await self.invoke("mirror", value, timeout=5)
 
+    @rpc
+    async def keyed(self) -> Any:
+        return {1: "x", None: [2.5]}
+
+    @rpc
+    async def not_a_number(self) -> float:
+        return float("nan")
+
 
 class JsonOnlyHandler(BytesHandler):
     encodings = ("json",)
 
 
+class OwnSubprotocolHandler(BytesHandler):
+    """Accepts with a subprotocol of its own, whatever was negotiated."""
+
+    async def accept(self, subprotocol: str | None = None, headers: Any = None) -> None:
+        await super().accept("chat.v2", headers)
+
+
 app = websocket_app(
     [
         route("ws/bytes/", BytesHandler),
+        route("ws/own-subprotocol/", OwnSubprotocolHandler),
         route("ws/json-only/", JsonOnlyHandler),
         # Burst 10, refilled at one token per 1,000 s: nothing refills during a test.
         route("ws/bytes/limited/", BytesHandler, rate_limit=(0.001, 10.0)),
@@ -249,8 +344,15 @@ async def test_a_text_frame_on_a_msgpack_socket_is_answered_32001() -> None:
         assert await c.call("echo", 2) == 2
 
 
-async def test_an_oversized_binary_frame_closes_1009_before_any_unpacking() -> None:
+async def test_an_oversized_binary_frame_closes_1009_before_any_unpacking(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     async with client() as c:
+
+        def never(*args: Any, **kwargs: Any) -> Any:
+            raise AssertionError("an oversized frame was unpacked")
+
+        monkeypatch.setattr(wire, "unpack", never)
         await c.send_to(bytes_data=wire.pack(call("echo", [b"x" * 5000])))
         assert (await c.receive_output(3)) == {
             "type": "websocket.close",
@@ -300,6 +402,13 @@ async def test_a_msgpack_client_packs_its_calls_with_bytes_as_bytes() -> None:
     json_table = CallTable(queue_size=10)
     with pytest.raises(protocol.EncodeError):
         json_table.new_call("put", [b"\x00"], None)
+    # The server reads what JSON would carry: keys as JSON writes them, no NaN.
+    assert wire.loads(table.new_note("keyed", {"m": {7: "x"}}).text)["params"] == {"m": {"7": "x"}}
+    for not_json in ([float("nan")], {"x": float("inf")}):
+        with pytest.raises(protocol.EncodeError):
+            table.new_call("put", not_json, None)
+        with pytest.raises(protocol.EncodeError):
+            json_table.new_call("put", not_json, None)
 
 
 async def test_a_msgpack_clients_handlers_answer_bytes() -> None:
@@ -341,3 +450,92 @@ async def test_a_msgpack_batch_costs_one_token_per_member_and_is_refused_whole()
         refused = await c._receive_message(3)
         assert [r["error"]["code"] for r in refused] == [protocol.RATE_LIMITED] * 8
         assert [r["id"] for r in refused] == list(range(8, 16))
+
+
+def test_a_broadcast_with_no_msgpack_form_fails_once_is_counted_and_logged_throttled(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An int beyond 64 bits in a JSON broadcast: each MessagePack socket drops it (counted),
+    the packing is tried once, the log line written once; a lone surrogate is no failure."""
+    from wsmanager.connection import _writer
+    from wsmanager.connection._outbox import Outbox
+    from wsmanager.connection._writer import Writer
+    from wsmanager.observe import _counters as counters
+    from wsmanager.observe._logs import LogThrottle
+
+    monkeypatch.setattr(_writer, "_untranslatable", LogThrottle(clock=lambda: 0.0))
+    packed: list[str] = []
+    real = wire.transcode
+    monkeypatch.setattr(wire, "transcode", lambda text: packed.append(text) or real(text))
+
+    async def close(code: int, reason: str) -> None:
+        pass
+
+    writers = [Writer(Outbox(None, 100), close, f"s{i}") for i in range(3)]
+    for w in writers:
+        w.translate = to_binary
+    huge = frame(protocol.encode_notification("n", [2**64]))
+    before = counters.stats().get("dropped_write_failed", 0)
+    assert not any([w.push(huge) for w in writers])
+    assert counters.stats().get("dropped_write_failed", 0) == before + 3
+    assert len(packed) == 1
+    assert len([r for r in caplog.records if "could not be translated" in r.getMessage()]) == 1
+    surrogate = frame('{"jsonrpc":"2.0","method":"n","params":["hi \\ud800"]}')
+    assert writers[0].translated(surrogate) is not None
+    assert wire.loads(to_binary(surrogate)["bytes"])["params"] == ["hi ?"]
+
+
+async def test_the_python_client_closes_1002_on_a_text_frame_over_msgpack() -> None:
+    """A server that chose MessagePack and sends text breaks the protocol: the client closes
+    the socket 1002 rather than reading the text as if nothing were wrong."""
+    from websockets.asyncio.server import ServerConnection, serve
+    from websockets.frames import Close
+
+    from wsmanager_client import Client
+
+    closes: asyncio.Queue[Close | None] = asyncio.Queue()
+
+    async def script(ws: ServerConnection) -> None:
+        await ws.send(wire.pack({"jsonrpc": "2.0", "method": "rpc.connected", "params": {"id": "s1"}}))
+        await ws.send('{"jsonrpc":"2.0","method":"said","params":["as text"]}')
+        await ws.wait_closed()
+        await closes.put(ws.protocol.close_rcvd)
+
+    server = await serve(script, "127.0.0.1", 0, subprotocols=[MSGPACK_SUB])  # type: ignore[list-item]
+    port = next(iter(server.sockets)).getsockname()[1]
+    heard: list[Any] = []
+    client = Client(f"ws://127.0.0.1:{port}/", encoding="msgpack", reconnect=False)
+    client.on("said", lambda *args: heard.append(args))
+    try:
+        assert await client.connect() == "s1"
+        received = await asyncio.wait_for(closes.get(), 5)
+        assert received is not None and received.code == 1002
+        assert heard == []
+    finally:
+        await client.close()
+        server.close()
+        await server.wait_closed()
+
+
+async def test_accepting_with_another_subprotocol_speaks_that_subprotocols_encoding() -> None:
+    """The client offered MessagePack; the handler accepted with its own subprotocol: the
+    client reads JSON (none of ours), so the socket writes JSON text and reads it."""
+    c = RpcCommunicator(app, "/ws/own-subprotocol/", timeout=3.0, encoding="msgpack")
+    connected, subprotocol = await c.connect()
+    try:
+        assert connected and subprotocol == "chat.v2" and c.encoding == "json"
+        assert "id" in c.hello["params"]
+        assert await c.call("echo", [1, "x"]) == [1, "x"]
+    finally:
+        await c.disconnect()
+
+
+@pytest.mark.parametrize("encoding", ["json", "msgpack"])
+async def test_results_mean_the_same_in_both_encodings(encoding: str) -> None:
+    """An int-keyed result is string-keyed on both (as json.dumps writes it); NaN is -32603 on both."""
+    async with client(encoding=encoding) as c:
+        assert c.encoding == encoding
+        assert await c.call("keyed") == {"1": "x", "null": [2.5]}
+        await c._send_message(call("not_a_number", [], 5))
+        reply = await c._receive_message(3)
+        assert reply["error"]["code"] == protocol.INTERNAL_ERROR and reply["id"] == 5

@@ -33,6 +33,7 @@ from wsmanager.observe import _counters as counters
 from wsmanager.registry import PARKED, get_registry
 from wsmanager.registry._journal import key_of
 from wsmanager.testing import RpcCommunicator
+from wsmanager_client import encodings as wire
 
 redis_url = redis_support.redis_url
 
@@ -441,3 +442,29 @@ async def test_a_forged_token_naming_a_live_socket_never_sees_its_frames(
     assert mine["params"] == ["still mine"]
     await impostor.disconnect()
     await victim.disconnect()
+
+
+async def test_a_resumed_msgpack_socket_gets_its_replay_as_msgpack(backend: str) -> None:
+    """The replayed notifications were journaled as JSON text; a MessagePack socket gets them
+    packed, as every other frame (the communicator refuses a text frame on MessagePack)."""
+    client = Client(application, "/ws/rec/m/?user=8", encoding="msgpack")
+    assert (await client.connect())[0] and client.encoding == "msgpack"
+    peer = await opened("/ws/rec/m/")
+    await client.call("say", "before")
+    (before,) = await notes(client, 1)
+    await notes(peer, 1)
+    await client.drop()
+    await peer.call("say", "to the room")
+    await manager.anotify(client.id, "whisper", "by id")
+
+    back = Client(
+        application, resume_path("/ws/rec/m/?user=8", client.token, before["offset"]), encoding="msgpack"
+    )
+    assert (await back.connect())[0] and back.encoding == "msgpack"
+    assert back.hello["params"]["replayed"] == 2
+    frames = [await back.receive_output(2) for _ in range(4)]
+    assert all(f.get("text") is None and isinstance(f.get("bytes"), bytes) for f in frames), frames
+    methods = [wire.loads(f["bytes"])["method"] for f in frames]
+    assert methods == ["said", "said", "whisper", "welcome_back"]
+    await back.disconnect()
+    await peer.disconnect()

@@ -23,6 +23,7 @@ from concurrent.futures import Future
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+import msgpack
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
@@ -157,7 +158,10 @@ class FakeServer:
                 params.update(self.greeting(peer))
             peer.id = params["id"]
             notification = {"jsonrpc": "2.0", "method": "rpc.connected", "params": params}
-            await connection.send(json.dumps(notification))
+            if connection.subprotocol == MSGPACK:  # a MessagePack socket takes binary frames only
+                await connection.send(msgpack.packb(notification))
+            else:
+                await connection.send(json.dumps(notification))
         self.peers.put(peer)
         try:
             await connection.wait_closed()

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
+import msgpack
 import pytest
 
 from tests.servers import DaphneProcess
@@ -150,3 +151,79 @@ def test_msgpack_on_the_wire_with_a_scripted_server(blank_page: Page, fake_serve
     peer.send_bytes(wire.pack({"jsonrpc": "2.0", "result": b"\xff", "id": call["id"]}))
     assert page.evaluate("() => window.put") == {"isBytes": True, "bytes": [255]}
     page.evaluate("() => window.c.close()")
+
+
+# Integers at every boundary of MessagePack's int forms, as JavaScript numbers, and what
+# JSON.stringify would make of each (NaN and infinities: null).
+BOUNDARIES = [
+    0, 127, 128, 255, 256, 65_535, 65_536, 2**32 - 1, 2**32, 1_796_621_505_506, 2**53 - 1,
+    -1, -32, -33, -128, -129, -32_768, -32_769, -(2**31), -(2**31) - 1, -(2**53) + 1,
+]  # fmt: skip
+
+
+def test_the_js_packer_matches_python_msgpack_on_boundaries_and_sends_nil_for_non_finite(
+    blank_page: Page, fake_server: FakeServer
+) -> None:
+    """Every safe integer packs as an integer in the smallest form, byte for byte what Python's
+    msgpack makes; 2^53 and fractions as float64; NaN and infinities as nil."""
+    page = blank_page
+    page.evaluate(
+        """(url) => {
+            const options = {encoding: "msgpack", heartbeatInterval: 0, reconnect: false};
+            window.c = new wsmanager.Client(url, options);
+            window.c.connect();
+        }""",
+        fake_server.url(),
+    )
+    peer = fake_server.next_peer()
+    page.wait_for_function("() => window.c.state === 'open'")
+    page.evaluate(
+        "(values) => window.c.notify('values', values, [2 ** 53, 1.5, NaN, Infinity, -Infinity])",
+        BOUNDARIES,
+    )
+    sent = peer.recv_raw()
+    assert isinstance(sent, bytes)
+    floats = [2.0**53, 1.5, None, None, None]
+    assert sent == msgpack.packb({"jsonrpc": "2.0", "method": "values", "params": [BOUNDARIES, floats]})
+    params = wire.loads(sent)["params"]
+    assert params[0] == BOUNDARIES and all(type(v) is int for v in params[0])
+    assert params[1] == [2.0**53, 1.5, None, None, None] and type(params[1][0]) is float
+    for value in BOUNDARIES:  # each one alone, byte for byte
+        assert msgpack.packb(value) in sent
+    # Bytes in an ArrayBuffer or a DataView (of a slice) travel as bin; other typed arrays refuse.
+    refused = page.evaluate(
+        """() => {
+            const buffer = Uint8Array.from([9, 1, 2, 3, 9]).buffer;
+            window.c.notify("bytes", new ArrayBuffer(2), new DataView(buffer, 1, 3));
+            try { window.c.notify("bytes", new Int16Array([1])); return null; }
+            catch (err) { return err instanceof TypeError; }
+        }"""
+    )
+    assert refused is True
+    assert wire.loads(peer.recv_raw())["params"] == [b"\x00\x00", b"\x01\x02\x03"]
+
+
+def test_a_text_frame_on_a_msgpack_connection_drops_the_socket(
+    blank_page: Page, fake_server: FakeServer
+) -> None:
+    """The server chose MessagePack and sends text: a protocol error; the client does not read
+    it as a message but drops the socket (a browser cannot close 1002)."""
+    page = blank_page
+    page.evaluate(
+        """(url) => {
+            window.heard = [];
+            window.closes = [];
+            const options = {encoding: "msgpack", heartbeatInterval: 0, reconnect: false};
+            window.c = new wsmanager.Client(url, options);
+            window.c.on("said", (text) => window.heard.push(text));
+            window.c.addEventListener("close", (e) => window.closes.push(e.reason));
+            window.c.connect();
+        }""",
+        fake_server.url(),
+    )
+    peer = fake_server.next_peer()
+    page.wait_for_function("() => window.c.state === 'open'")
+    peer.send({"jsonrpc": "2.0", "method": "said", "params": ["as text"]})
+    page.wait_for_function("() => window.c.state === 'closed'")
+    assert page.evaluate("() => window.heard") == []
+    assert page.evaluate("() => window.closes") == ["text frame on a MessagePack connection"]

@@ -84,9 +84,13 @@ async def test_a_client_may_ask_for_small_windows_and_no_context_takeover(
 
 
 @pytest.mark.parametrize("encoding", ["json", "msgpack"])
-async def test_calls_flow_over_a_compressed_socket(server: ServerProcess, encoding: str) -> None:
+async def test_calls_flow_over_the_socket_compressed_where_the_server_compresses(
+    server: ServerProcess, server_kind: str, encoding: str
+) -> None:
     protocols = [websockets.Subprotocol(wire.SUBPROTOCOLS["msgpack"])] if encoding == "msgpack" else None
     async with websockets.connect(f"{server.ws_url}/ws/model/", subprotocols=protocols) as ws:
+        # Compressed as the table says (daphne and granian never compress).
+        assert (deflate_of(ws) is not None) == (NEGOTIATED[server_kind] is not None)
         await asyncio.wait_for(ws.recv(), WAIT)  # rpc.connected
         text = "compressible " * 2000
         message = {"jsonrpc": "2.0", "method": "echo", "params": [text], "id": 1}

@@ -6,11 +6,15 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import urlencode
 
+import msgpack
 import pytest
 import websockets
 
-from tests.e2e.client import chat_url
+from tests import redis_support
+from tests.e2e.client import Peer, chat_url, cluster_env, running
+from tests.e2e.test_recovery_e2e import parked_count, until_parked
 from tests.servers import ServerProcess, server_process
 from wsmanager_client import NotConnected, connect
 from wsmanager_client import encodings as wire
@@ -20,6 +24,7 @@ pytestmark = pytest.mark.e2e
 
 WAIT = 20.0  # a bound on each wait, so that a failure shows instead of hanging; never a threshold
 MSGPACK = wire.SUBPROTOCOLS["msgpack"]
+redis_url = redis_support.redis_url
 
 
 @pytest.fixture(scope="module")
@@ -107,8 +112,22 @@ async def test_bytes_travel_as_bytes_and_json_stays_the_default(model_server: Se
         (call("echo", nested(70), 1), INVALID_REQUEST),
         (wire.pack([{"jsonrpc": "2.0", "method": "count", "id": i} for i in range(101)]), INVALID_REQUEST),
         ('{"jsonrpc":"2.0","method":"count","id":1}', BINARY_NOT_SUPPORTED),
+        # {"params": [[[...]]]}, 1,000 array32 headers each declaring 16,000 members.
+        (b"\x81\xa6params" + (b"\xdd" + (16_000).to_bytes(4, "big")) * 1000, PARSE_ERROR),
+        (msgpack.packb({"jsonrpc": "2.0", "method": "echo", "params": {b"k": 1}, "id": 1}), PARSE_ERROR),
+        (msgpack.packb({"jsonrpc": "2.0", "method": "echo", "params": [float("nan")], "id": 1}), PARSE_ERROR),
     ],
-    ids=["truncated", "invalid", "deep-stack", "deep", "batch", "text-frame"],
+    ids=[
+        "truncated",
+        "invalid",
+        "deep-stack",
+        "deep",
+        "batch",
+        "text-frame",
+        "long-headers",
+        "bin-key",
+        "nan",
+    ],
 )
 async def test_hostile_input_is_answered_and_the_socket_stays_usable(
     model_server: ServerProcess, data: bytes | str, code: int
@@ -143,3 +162,47 @@ async def test_a_msgpack_client_gives_up_on_a_handler_that_takes_json_only(
         async with connect(url, encoding="msgpack"):
             pass
     assert "MessagePack" in str(caught.value)
+
+
+@pytest.fixture(scope="module")
+def recovering(redis_url: str, server_kind: str) -> Iterator[ServerProcess]:
+    env = cluster_env(redis_url, WSMANAGER_RECOVERY_WINDOW="60", WSMANAGER_HEARTBEAT="0.5")
+    with running([server_process(server_kind, env=env)]) as (server,):
+        yield server
+
+
+@pytest.mark.redis
+async def test_a_resumed_msgpack_socket_gets_its_replay_as_binary_frames(recovering: ServerProcess) -> None:
+    """The missed messages were journaled as JSON; a MessagePack socket resuming gets every one
+    of them, and everything after, as MessagePack in binary frames, never a text frame."""
+    url = chat_url(recovering, "mp-replay")
+    a = await websockets.connect(f"{url}?name=ann", subprotocols=[websockets.Subprotocol(MSGPACK)])
+    hello = await answer(a)
+    token, offset = hello["params"]["recovery"]["token"], hello["params"]["recovery"]["offset"]
+    b = await Peer.open(f"{url}?name=bob")
+    parked = await parked_count(recovering)
+    a.transport.abort()
+    await until_parked(recovering, parked + 1)
+    for i in range(3):
+        assert await b.call("send", f"gap {i}") == {"delivered": 2}
+
+    back = await websockets.connect(
+        f"{url}?{urlencode({'wsm_resume': token, 'wsm_offset': offset})}",
+        subprotocols=[websockets.Subprotocol(MSGPACK)],
+    )
+    try:
+        welcome = await answer(back)  # binary, or answer() fails
+        assert welcome["method"] == "rpc.connected" and welcome["params"]["recovered"] is True
+        texts: list[str] = []
+        while len(texts) < 3:
+            message = await answer(back)
+            if message.get("method") == "message":
+                texts.append(message["params"]["text"])
+        assert texts == ["gap 0", "gap 1", "gap 2"]
+        await b.call("send", "live")
+        while (message := await answer(back)).get("method") != "message":
+            pass
+        assert message["params"]["text"] == "live"
+    finally:
+        await back.close()
+        await b.close()

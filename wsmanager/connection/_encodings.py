@@ -95,14 +95,20 @@ _last: tuple[Message | None, Message | None] = (None, None)
 
 
 def to_binary(message: Message) -> Message:
-    """A text frame as MessagePack (other messages unchanged); the last one is remembered."""
+    """A text frame as MessagePack (other messages unchanged); the last one is remembered,
+    and so is a failure (an int beyond 64 bits): a broadcast that has no MessagePack form
+    raises :class:`~wsmanager_client.protocol.EncodeError` for each MessagePack socket but is
+    packed once. Lone surrogates become ``?`` (:func:`~wsmanager_client.encodings.pack`)."""
     global _last
     text = message.get("text")
     if text is None:
         return message
     seen, translated = _last
-    if seen is message and translated is not None:
+    if seen is message:
+        if translated is None:  # failed for the socket before: fails alike, without packing again
+            raise protocol.EncodeError("the frame has no MessagePack form")
         return translated
+    _last = (message, None)
     translated = {"type": message.get("type", "websocket.send"), "bytes": encodings.transcode(text)}
     _last = (message, translated)
     return translated

@@ -34,6 +34,7 @@ from .. import servers
 from .._aio import run_eagerly
 from ..observe import _hub as observe
 from ..observe._counters import Count, bump
+from ..observe._logs import LogThrottle
 from ..servers import DIRECT_LIMIT
 from ._activity import Activity
 from ._lifecycle import CloseCode
@@ -47,6 +48,10 @@ logger = logging.getLogger(__name__)
 DRAINED = 64 * 1024
 #: Seconds a close gives a writer that is waiting on the transport (:meth:`Writer.flush`).
 FLUSH_WAIT = 1.0
+
+# Frames that could not be translated, logged once a minute per process: they come from
+# what many sockets share (a broadcast to N MessagePack sockets fails N times).
+_untranslatable = LogThrottle()
 
 Send = Callable[[Message], Awaitable[None]]
 Close = Callable[[int, str], Awaitable[None]]
@@ -98,18 +103,31 @@ class Writer:
         #: The socket's activity: each frame written is its last activity out.
         self.activity = activity if activity is not None else Activity()
 
+    def translated(self, message: Message) -> Message | None:
+        """``message`` in the socket's encoding (``translate``); None if it has no form
+        there (an int beyond 64 bits in a MessagePack socket's broadcast): dropped and
+        counted (``dropped_write_failed``), logged at most once a minute per process."""
+        if self.translate is None:
+            return message
+        try:
+            return self.translate(message)
+        except Exception:
+            bump(Count.DROPPED_WRITE_FAILED)
+            _untranslatable.log(
+                logger, "untranslatable", logging.WARNING,
+                "socket %s: a frame could not be translated; dropped", self.label, exc_info=True,
+            )  # fmt: skip
+            return None
+
     def push(self, message: Message) -> bool:
         """Queue ``message``; False if refused (and counted). Never waits for the transport."""
         gate = self.gate
         if gate is not None and gate(message):
             return True
-        if self.translate is not None:
-            try:
-                message = self.translate(message)
-            except Exception:  # never: the text was JSON made by the server
-                logger.exception("socket %s: a frame could not be translated; dropped", self.label)
-                bump(Count.DROPPED_WRITE_FAILED)
-                return False
+        translated = self.translated(message)
+        if translated is None:
+            return False
+        message = translated
         # The server's synchronous write takes a frame only while its transport holds at
         # most DIRECT_LIMIT bytes: the limits hold without asking how much it holds.
         if self.direct is not None and self.outbox.fits_at_once(message, DIRECT_LIMIT):

@@ -253,8 +253,11 @@ class Resumable(WebSocketHandler):
         return params
 
     def replay(self) -> None:
-        """Queue the missed notifications (once), ahead of frames queued meanwhile."""
-        frames = [(message, size_of(message)) for message in map(frame, self._replay)]
+        """Queue the missed notifications (once), ahead of frames queued meanwhile, in the
+        socket's encoding (a frame that has none there is dropped and counted)."""
+        # In the socket's encoding, as every frame pushed: a MessagePack socket gets binary.
+        translated = (self.writer.translated(message) for message in map(frame, self._replay))
+        frames = [(message, size_of(message)) for message in translated if message is not None]
         self._replay = []
         self.writer.outbox.extend(frames)
 

@@ -240,8 +240,18 @@ class RpcHandler(Resumable):
         await super().websocket_connect(message)
 
     async def accept(self, subprotocol: str | None = None, headers: Any = None) -> None:
-        """Complete the handshake with the negotiated subprotocol (unless given one)."""
-        await super().accept(subprotocol if subprotocol is not None else self._subprotocol, headers)
+        """Complete the handshake with the negotiated subprotocol (unless given one).
+
+        The socket speaks what the subprotocol accepted says, so a client reads it as
+        the server writes it: a ``subprotocol`` given that is not the negotiated one
+        selects its encoding (``wsmanager.v1.msgpack`` MessagePack, anything else JSON).
+        """
+        chosen = subprotocol if subprotocol is not None else self._subprotocol
+        if chosen != self._subprotocol:
+            self._subprotocol = chosen
+            self.codec = Codec(wire.encoding_of(chosen))
+            self.writer.translate = to_binary if self.codec.binary else None
+        await super().accept(chosen, headers)
 
     # -- server to client ---------------------------------------------------------
     async def on_open(self) -> None:

@@ -249,7 +249,10 @@ class RpcCommunicator(WebsocketCommunicator):  # type: ignore[misc]
         return self._decoded(output)
 
     def _decoded(self, output: dict[str, Any]) -> Any:
-        """A frame's message: MessagePack when binary (on a MessagePack socket), else JSON."""
-        if output.get("bytes") is not None and self.encoding == wire.MSGPACK:
+        """A frame's message: MessagePack on a MessagePack socket, else JSON. A text frame on
+        a MessagePack socket is the server breaking the protocol (section 15; a client
+        closes 1002): ``AssertionError``, so no test accepts one unnoticed."""
+        if self.encoding == wire.MSGPACK:
+            assert output.get("bytes") is not None, f"a text frame on a MessagePack socket: {output}"
             return wire.loads(output["bytes"])
         return json.loads(output.get("text") or "null")

@@ -453,21 +453,44 @@
       this.len += bytes.length;
     }
 
+    /**
+     * A number as MessagePack: what JSON.stringify sends, typed. Safe integers as the
+     * smallest int or uint form (64-bit ones included, so Date.now() arrives as an int);
+     * other finite numbers as float64; NaN and infinities as nil (JSON.stringify's null).
+     */
     number(n) {
-      if (Number.isInteger(n) && Math.abs(n) <= 0xffffffff) {
-        if (n >= 0) {
-          if (n < 0x80) this.byte(n);
-          else if (n < 0x100) this.head(0xcc, n, 1);
-          else if (n < 0x10000) this.head(0xcd, n, 2);
-          else this.head(0xce, n, 4);
-        } else if (n >= -32) this.byte(n & 0xff);
-        else if (n >= -0x80000000) {
-          this.room(5);
-          this.buf[this.len++] = 0xd2;
-          this.view.setInt32(this.len, n);
-          this.len += 4;
-        } else this.float(n);
-      } else this.float(n);
+      if (!Number.isFinite(n)) this.byte(0xc0);
+      else if (!Number.isSafeInteger(n)) this.float(n);
+      else if (n >= 0) {
+        if (n < 0x80) this.byte(n);
+        else if (n < 0x100) this.head(0xcc, n, 1);
+        else if (n < 0x10000) this.head(0xcd, n, 2);
+        else if (n <= 0xffffffff) this.head(0xce, n, 4);
+        else this.wide(0xcf, n);
+      } else if (n >= -32) this.byte(n & 0xff);
+      else if (n >= -0x80) this.signed(0xd0, n, 1);
+      else if (n >= -0x8000) this.signed(0xd1, n, 2);
+      else if (n >= -0x80000000) this.signed(0xd2, n, 4);
+      else this.wide(0xd3, n);
+    }
+
+    /** A type byte, then `n` as a signed integer of `size` bytes (1, 2 or 4). */
+    signed(type, n, size) {
+      this.room(1 + size);
+      this.buf[this.len++] = type;
+      if (size === 1) this.view.setInt8(this.len, n);
+      else if (size === 2) this.view.setInt16(this.len, n);
+      else this.view.setInt32(this.len, n);
+      this.len += size;
+    }
+
+    /** A type byte (0xcf uint64, 0xd3 int64), then the safe integer `n` in 8 bytes. */
+    wide(type, n) {
+      this.room(9);
+      this.buf[this.len++] = type;
+      if (type === 0xcf) this.view.setBigUint64(this.len, BigInt(n));
+      else this.view.setBigInt64(this.len, BigInt(n));
+      this.len += 8;
     }
 
     float(n) {
@@ -490,6 +513,12 @@
       } else if (v instanceof Uint8Array) {
         this.sized(v.length, 0xc4, 0, 0xc4, 0xc5, 0xc6);
         this.raw(v);
+      } else if (v instanceof ArrayBuffer || v instanceof DataView) {
+        // Bytes as bin (never as an empty map, as JSON.stringify would make them).
+        const { buffer, byteOffset, byteLength } = v instanceof ArrayBuffer ? new Uint8Array(v) : v;
+        this.value(new Uint8Array(buffer, byteOffset, byteLength), depth);
+      } else if (ArrayBuffer.isView(v)) {
+        throw new TypeError("only a Uint8Array, a DataView or an ArrayBuffer packs as bytes");
       } else if (Array.isArray(v)) {
         this.sized(v.length, 0x90, 16, 0, 0xdc, 0xdd);
         for (const item of v) this.value(item === undefined ? null : item, depth + 1);
@@ -565,8 +594,9 @@
 
     array(n, depth) {
       if (n > this.bytes.length - this.pos) throw new Error("truncated MessagePack");
-      const out = new Array(n);
-      for (let i = 0; i < n; i++) out[i] = this.value(depth + 1);
+      // Grown member by member: a header's count reserves nothing before its members arrive.
+      const out = [];
+      for (let i = 0; i < n; i++) out.push(this.value(depth + 1));
       return out;
     }
 
@@ -1868,6 +1898,12 @@
       if (ws !== this._ws) return;
       const text = typeof event.data === "string";
       if (!text && !this._binary) return; // A JSON connection takes text frames only.
+      if (text && this._binary) {
+        // A MessagePack server never sends text (protocol section 15). A browser may not close
+        // with 1002: the socket is dropped as lost (closed 1000 with this reason).
+        this._drop("text frame on a MessagePack connection");
+        return;
+      }
       let message;
       try {
         message = text ? JSON.parse(event.data) : unpackMessage(event.data);

@@ -61,6 +61,7 @@ def check_transition(current: State, new: State) -> None:
 
 
 NORMAL: Final = 1000
+PROTOCOL_ERROR: Final = 1002
 UNSUPPORTED_DATA: Final = 1003
 ABNORMAL: Final = 1006
 POLICY_VIOLATION: Final = 1008

@@ -78,6 +78,7 @@ from .limits import Slots, Stats
 from .policy import (
     ABNORMAL,
     POLICY_VIOLATION,
+    PROTOCOL_ERROR,
     Options,
     State,
     backoff_delay,
@@ -379,6 +380,12 @@ class Session:
     async def _on_frame(self, ws: ClientConnection, data: str | bytes) -> None:
         """Take one frame: settle answers, then serve, answer or refuse its requests (:mod:`.limits`)."""
         self._frames_in += 1
+        if isinstance(data, str) and self._binary:
+            # A server speaking MessagePack never sends text (docs/protocol.md, section 15): a
+            # protocol error, the socket closed 1002; the reconnection policy decides what next.
+            logger.warning("a text frame on a MessagePack connection; closing 1002")
+            await ws.close(PROTOCOL_ERROR, "text frame on a MessagePack connection")
+            return
         if isinstance(data, str):
             decoded = decode(data, max_batch=self.options.max_batch_size)
         elif self._binary:
