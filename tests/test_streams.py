@@ -73,6 +73,11 @@ class StreamHandler(RpcHandler):
         yield object()
 
     @rpc
+    async def chunks(self) -> AsyncIterator[bytes]:
+        yield b"\x00\xff"
+        yield b"end"
+
+    @rpc
     async def echo(self, value: Any) -> Any:
         return value
 
@@ -736,3 +741,20 @@ async def test_a_closed_socket_never_resumes_the_generator() -> None:
     assert counters.stats().get(Count.STREAMS_DROPPED, 0) == before + 1
     streams.close_all()  # the handler's on_released comes after: nothing is counted twice
     assert counters.stats().get(Count.STREAMS_DROPPED, 0) == before + 1
+
+
+async def test_stream_items_of_bytes_travel_as_bin_on_messagepack_and_fail_on_json() -> None:
+    """A stream's items are encoded for the socket itself (docs/protocol.md, section 15)."""
+    packed = RpcCommunicator(application, "/ws/streams/", timeout=3.0, encoding="msgpack")
+    assert (await packed.connect())[0]
+    await packed._send_message({"jsonrpc": "2.0", "method": "chunks", "id": "s"})
+    items = [(await packed.next_notification())["params"]["item"] for _ in range(2)]
+    assert items == [b"\x00\xff", b"end"]
+    assert await packed.next_notification() == {"jsonrpc": "2.0", "result": {"items": 2}, "id": "s"}
+    await packed.disconnect()
+
+    client = await opened()
+    await client.start("chunks")
+    answer = await client.receive_json_from()
+    assert answer["id"] == 1 and answer["error"]["code"] == -32603, answer
+    await client.disconnect()

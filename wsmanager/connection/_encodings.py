@@ -63,6 +63,13 @@ class Codec:
             return encodings.pack(protocol.result_response(msg_id, result))
         return protocol.encode_result(msg_id, result)
 
+    def notification(self, method: str, params: dict[str, Any]) -> str | bytes:
+        """A notification to this socket alone (a stream's item: ``bytes`` travel as ``bin``
+        on MessagePack); raises :class:`~wsmanager_client.protocol.EncodeError`."""
+        if self.binary:
+            return encodings.pack({"jsonrpc": protocol.VERSION, "method": method, "params": params})
+        return protocol.encode_notification(method, params)
+
     def request(self, method: str, params: tuple[Any, ...] | dict[str, Any], msg_id: JsonId) -> str | bytes:
         """A call to the client; raises :class:`~wsmanager_client.protocol.EncodeError`."""
         if self.binary:

@@ -568,6 +568,7 @@ class RpcHandler(Resumable):
                 max_credit=self.max_stream_credit,
                 max_streams=self.max_streams,
                 max_item_size=self.max_result_size,
+                encode=lambda method, params: self.codec.notification(method, params),
             )
         if self._early_cancels.pop(request.id, False) is None:  # cancelled while it waited
             bump(Count.STREAMS_CANCELLED)

@@ -75,7 +75,9 @@ logger = logging.getLogger(__name__)
 #: of the rate limit (characters); a real one is under 100.
 FREE_CONTROL_SIZE = 256
 
-Send = Callable[[str], Awaitable[bool]]
+Send = Callable[[str | bytes], Awaitable[bool]]
+#: Encodes one notification for the socket (its codec: JSON text, or MessagePack with ``bytes``).
+Encode = Callable[[str, dict[str, Any]], str | bytes]
 Drained = Callable[[], Awaitable[None]]
 #: Whether the socket is closed (its outbox takes nothing more).
 Closed = Callable[[], bool]
@@ -204,8 +206,10 @@ class Streams:
         max_credit: int,
         max_streams: int,
         max_item_size: int | None,
+        encode: Encode = protocol.encode_notification,
     ) -> None:
         self._send = send
+        self._encode = encode
         self._drained = drained
         self._error_of = error_of
         self._closed = closed
@@ -374,9 +378,9 @@ class Streams:
             if stream.sent == 0:  # the first item announces the credit (docs/protocol.md, section 14)
                 params["credit"], params["max_credit"] = stream.initial, self.max_credit
             try:
-                text = protocol.encode_notification(ITEM, params)
+                text = self._encode(ITEM, params)
             except protocol.EncodeError:
-                logger.error("stream %r yielded a value that is not JSON", stream.method)
+                logger.error("stream %r yielded a value the socket's encoding has no form for", stream.method)
                 return protocol.encode_error(call_id, ErrorObject.standard(protocol.INTERNAL_ERROR))
             if self.max_item_size is not None and too_big(text, self.max_item_size):
                 bump(Count.RESULTS_TOO_LARGE)
