@@ -8,8 +8,6 @@ through Redis Sentinel (docs/scaling.md).
 
 import os
 from pathlib import Path
-from typing import Any
-from urllib.parse import unquote, urlsplit
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -74,36 +72,18 @@ USE_TZ = True
 REDIS_URL = os.environ.get("REDIS_URL", "")
 
 
-def layer_host(url: str) -> dict[str, Any]:
-    """channels_redis's ``hosts`` entry for ``url``: the URL itself, or for a
-    ``redis+sentinel://`` URL the sentinels, the service name and the database."""
-    # redis-py 6+ times reads out after 5 s, exactly channels_redis's
-    # 5 s blocking receive: give the layer's sockets more room.
-    options: dict[str, Any] = {"socket_timeout": 15}
-    parts = urlsplit(url)
-    if parts.scheme != "redis+sentinel":
-        return {"address": url, **options}
-    userinfo, _, hosts = parts.netloc.rpartition("@")
-    user, _, password = userinfo.partition(":")
-    if user:
-        options["username"] = unquote(user)
-    if password:
-        options["password"] = unquote(password)
-    sentinels = []
-    for item in hosts.split(","):
-        host, colon, port = item.rpartition(":")
-        sentinels.append((host, int(port)) if colon else (item, 26379))
-    service, _, db = parts.path.strip("/").partition("/")
-    return {"sentinels": sentinels, "master_name": service, "db": int(db or 0), **options}
-
-
 if REDIS_URL:
+    from wsmanager.registry.redis import channel_layer_host
+
     REDIS_PREFIX = os.environ.get("WSMANAGER_REDIS_PREFIX", "demo")
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
             "CONFIG": {
-                "hosts": [layer_host(REDIS_URL)],
+                # redis:// or redis+sentinel:// (the sentinels, service and database);
+                # redis-py 6+ times reads out after 5 s, exactly channels_redis's 5 s
+                # blocking receive: give the layer's sockets more room.
+                "hosts": [channel_layer_host(REDIS_URL, socket_timeout=15)],
                 "prefix": f"{REDIS_PREFIX}:asgi",
                 # One message per process and broadcast: room for bursts.
                 "channel_capacity": {"wsmanager.node*": 10000},

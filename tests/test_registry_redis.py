@@ -22,7 +22,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from wsmanager.exceptions import ConfigurationError, RegistryUnavailable, SocketNotFound
-from wsmanager.registry.redis import RedisRegistry
+from wsmanager.registry.redis import RedisRegistry, channel_layer_host
 from wsmanager.registry.redis import _registry as redis_registry_module
 from wsmanager.registry.redis._common import SentinelAddress, parse_sentinel_url
 
@@ -647,6 +647,31 @@ def test_sentinel_url_is_read_and_its_password_hidden() -> None:
     assert parse_sentinel_url("redis+sentinel://h/orders") == SentinelAddress((("h", 26379),), "orders")
     assert parse_sentinel_url("redis://127.0.0.1:6379/0") is None
     assert "s%40cret" not in repr(RedisRegistry(url=url, node_ttl=1))
+
+
+def test_the_channel_layer_host_comes_from_the_registrys_url() -> None:
+    """channel_layer_host: channels_redis's hosts entry for a plain or a Sentinel URL, the
+    options added as given, credentials only when the URL has them."""
+    url = "redis+sentinel://app:s%40cret@10.0.0.1:5000,sentinel-b,[::1]:5001/orders/3"
+    assert channel_layer_host(url, socket_timeout=15) == {
+        "sentinels": [("10.0.0.1", 5000), ("sentinel-b", 26379), ("::1", 5001)],
+        "master_name": "orders",
+        "db": 3,
+        "username": "app",
+        "password": "s@cret",
+        "socket_timeout": 15,
+    }
+    assert channel_layer_host("redis+sentinel://h/orders") == {
+        "sentinels": [("h", 26379)],
+        "master_name": "orders",
+        "db": 0,
+    }
+    assert channel_layer_host("redis://127.0.0.1:6379/1", socket_timeout=15) == {
+        "address": "redis://127.0.0.1:6379/1",
+        "socket_timeout": 15,
+    }
+    with pytest.raises(ValueError):
+        channel_layer_host("redis+sentinel://127.0.0.1:x/svc")
 
 
 @pytest.mark.redis

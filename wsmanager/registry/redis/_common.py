@@ -34,6 +34,7 @@ __all__ = [
     "Outcome",
     "SentinelAddress",
     "bound_client",
+    "channel_layer_host",
     "departures",
     "dumps_info",
     "glob_escape",
@@ -128,6 +129,32 @@ def parse_sentinel_url(url: str) -> SentinelAddress | None:
     return SentinelAddress(
         tuple(sentinels), path[0], int(path[1]) if len(path) == 2 else 0, username, password
     )
+
+
+def channel_layer_host(url: str, **options: Any) -> dict[str, Any]:
+    """channels_redis's ``hosts`` entry for the Redis that ``url`` names, so that the
+    channel layer and the registry are configured from one URL.
+
+    A ``redis://`` or ``rediss://`` URL gives ``{"address": url, **options}``; a
+    ``redis+sentinel://`` URL (:func:`parse_sentinel_url`) gives its sentinels, the
+    service as ``master_name``, the database, and the user and password of the primary
+    when the URL has them. ``options`` (e.g. ``socket_timeout=15``) are added to the
+    entry as they are. Raises ValueError for a malformed Sentinel URL. Nothing is
+    checked against a running Redis.
+    """
+    address = parse_sentinel_url(url)
+    if address is None:
+        return {"address": url, **options}
+    entry: dict[str, Any] = {
+        "sentinels": list(address.sentinels),
+        "master_name": address.service,
+        "db": address.db,
+    }
+    if address.username is not None:
+        entry["username"] = address.username
+    if address.password is not None:
+        entry["password"] = address.password
+    return {**entry, **options}
 
 
 class _SentinelConnection(SentinelManagedConnection):
