@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import tracemalloc
 from typing import Any
 
 import msgpack
@@ -122,6 +123,20 @@ def test_headers_that_promise_more_than_the_frame_are_refused_before_unpacking(
 ) -> None:
     _refuse_unpacking(monkeypatch)
     assert error_of(wire.unpack(data, max_batch=10)) == error
+
+
+def test_the_header_pass_holds_no_memory_per_item() -> None:
+    """A frame of a million one-byte items is scanned without memory growing with them (the
+    regular expression keeps no backtracking state per item); memory, not time, is read."""
+    items = 1_000_000
+    frame = b"\xdd" + items.to_bytes(4, "big") + b"\x01" * items
+    tracemalloc.start()
+    try:
+        assert wire._promises_too_much(frame) is False
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 1_000_000, peak  # a backtracking scan held 122 MB here
 
 
 def test_long_strings_and_bins_are_skipped_by_the_header_pass() -> None:

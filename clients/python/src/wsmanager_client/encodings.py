@@ -239,7 +239,10 @@ def _run_of_small_items() -> re.Pattern[bytes]:
     alternatives = [one, few] + [
         b"\\x%02x.{%d}" % (kind, n) if n else b"\\x%02x" % kind for kind, n in sized.items()
     ]
-    return re.compile(b"(?:" + b"|".join(alternatives) + b")*", re.DOTALL)
+    # Possessive (``*+``, Python 3.11): each item's first byte picks its one alternative,
+    # so nothing is ever given back, and the engine keeps no backtracking state per item
+    # (with a plain ``*`` a 1 MB frame of small ints held 122 MB while it was scanned).
+    return re.compile(b"(?:" + b"|".join(alternatives) + b")*+", re.DOTALL)
 
 
 _SMALL_ITEMS: Final = _run_of_small_items()
