@@ -43,16 +43,12 @@ import argparse
 import asyncio
 import json
 import os
-import tempfile
 import time
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 from typing import Any
 
-from tests.servers import DaphneProcess
-
-from .servers import DAPHNE_ARGS, cpu_ticks, raise_fd_limit, rss_kib
-from .topics_cost import Counters, delta, migrate, start_redis
+from .servers import cpu_ticks, rss_kib
+from .topics_cost import Counters, delta, demo_processes
 from .wsclient import WsConn, open_ws
 
 ROOM = "scale"
@@ -250,27 +246,8 @@ def main() -> None:
         "what the heartbeats' uploads cost",
     )
     args = parser.parse_args()
-    raise_fd_limit()
-    redis_proc, url = start_redis()
-    db = Path(tempfile.mkdtemp(prefix="scale-bench-")) / "db.sqlite3"
-    env = {
-        "REDIS_URL": url,
-        "WSMANAGER_REDIS_PREFIX": "bench",
-        "DEMO_DB": str(db),
-        "DEMO_MAX_PER_ADDRESS": "0",
-        "WSMANAGER_LOG": "WARNING",
-        "DJANGO_SETTINGS_MODULE": "demo_chat.settings",
-        # No heartbeat in a measured or idle period (see the module's docstring).
-        "WSMANAGER_HEARTBEAT": os.environ.get("WSMANAGER_HEARTBEAT", "900"),
-    }
-    os.environ.update(env)
-    servers: list[DaphneProcess] = []
-    try:
-        migrate({**os.environ})
-        servers = [DaphneProcess(env=env, extra_args=DAPHNE_ARGS).start() for _ in range(args.processes)]
-        import django
-
-        django.setup()
+    # No heartbeat in a measured or idle period (see the module's docstring).
+    with demo_processes(args.processes, "900", "scale") as (url, servers):
         from demo_chat.handlers import ChatHandler, room_group
 
         ports = [s.port for s in servers]
@@ -286,11 +263,6 @@ def main() -> None:
             return out
 
         print(json.dumps(asyncio.run(run()), indent=2))
-    finally:
-        for server in servers:
-            server.stop()
-        redis_proc.terminate()
-        redis_proc.wait(10)
 
 
 if __name__ == "__main__":

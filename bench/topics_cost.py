@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import statistics
@@ -38,6 +39,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -67,6 +69,42 @@ def migrate(env: dict[str, str]) -> None:
     subprocess.run(
         [sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=ROOT, env=env, check=True
     )
+
+
+@contextlib.contextmanager
+def demo_processes(processes: int, heartbeat: str, tag: str) -> Iterator[tuple[str, list[DaphneProcess]]]:
+    """A private ``redis-server`` and ``processes`` daphne processes of the demo on it (one
+    SQLite file, migrated), this process set up as one more of the demo's processes (a
+    worker with no sockets: ``django.setup()`` done); yields Redis's URL and the servers,
+    and stops everything after. ``heartbeat``: ``WSMANAGER_HEARTBEAT`` unless the
+    environment sets it (each beat uploads every socket's last activity, bytes that grow
+    with the sockets: a long one keeps beats out of a measured and an idle period)."""
+    raise_fd_limit()
+    redis_proc, url = start_redis()
+    db = Path(tempfile.mkdtemp(prefix=f"{tag}-bench-")) / "db.sqlite3"
+    env = {
+        "REDIS_URL": url,
+        "WSMANAGER_REDIS_PREFIX": "bench",
+        "DEMO_DB": str(db),
+        "DEMO_MAX_PER_ADDRESS": "0",
+        "WSMANAGER_LOG": "WARNING",
+        "DJANGO_SETTINGS_MODULE": "demo_chat.settings",
+        "WSMANAGER_HEARTBEAT": os.environ.get("WSMANAGER_HEARTBEAT", heartbeat),
+    }
+    os.environ.update(env)
+    servers: list[DaphneProcess] = []
+    try:
+        migrate({**os.environ})
+        servers = [DaphneProcess(env=env, extra_args=DAPHNE_ARGS).start() for _ in range(processes)]
+        import django
+
+        django.setup()
+        yield url, servers
+    finally:
+        for server in servers:
+            server.stop()
+        redis_proc.terminate()
+        redis_proc.wait(10)
 
 
 class Counters:
@@ -248,31 +286,10 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--processes", type=int, default=2, help="daphne processes holding the subscribers")
     args = parser.parse_args()
-    raise_fd_limit()
-    redis_proc, url = start_redis()
-    db = Path(tempfile.mkdtemp(prefix="topics-bench-")) / "db.sqlite3"
-    env = {
-        "REDIS_URL": url,
-        "WSMANAGER_REDIS_PREFIX": "bench",
-        "DEMO_DB": str(db),
-        "DEMO_MAX_PER_ADDRESS": "0",
-        "WSMANAGER_LOG": "WARNING",
-        "DJANGO_SETTINGS_MODULE": "demo_chat.settings",
-        # 2,000 handshakes on 2 shared cores can starve a heartbeat past the 7.5 s a node
-        # is given by default; a process taken for dead has its sockets forgotten. Each beat
-        # uploads every socket's last activity (bytes that grow with the sockets): at
-        # 10,000 subscribers, set WSMANAGER_HEARTBEAT=900 so that no beat falls in the
-        # measured or the idle period and the counters show the broadcasts alone.
-        "WSMANAGER_HEARTBEAT": os.environ.get("WSMANAGER_HEARTBEAT", "30"),
-    }
-    os.environ.update(env)
-    servers: list[DaphneProcess] = []
-    try:
-        migrate({**os.environ})
-        servers = [DaphneProcess(env=env, extra_args=DAPHNE_ARGS).start() for _ in range(args.processes)]
-        import django
-
-        django.setup()
+    # 2,000 handshakes on 2 shared cores can starve a heartbeat past the 7.5 s a node is
+    # given by default (a process taken for dead has its sockets forgotten): 30 s. At 10,000
+    # subscribers set WSMANAGER_HEARTBEAT=900, so that the counters show the calls alone.
+    with demo_processes(args.processes, "30", "topics") as (url, servers):
         from demo_chat.live import LiveHandler
 
         ports = [s.port for s in servers]
@@ -288,11 +305,6 @@ def main() -> None:
             return out
 
         print(json.dumps(asyncio.run(run()), indent=2))
-    finally:
-        for server in servers:
-            server.stop()
-        redis_proc.terminate()
-        redis_proc.wait(10)
 
 
 if __name__ == "__main__":
