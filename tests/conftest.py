@@ -91,3 +91,13 @@ def demo_server(server_kind: str) -> Iterator[ServerProcess]:
     server.start()
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="module")
+def model_server(server_kind: str) -> Iterator[ServerProcess]:
+    """One real server process of ``server_kind`` serving tests/e2e/rpc_app.py (the RPC model:
+    every parameter and result kind, calls back to the client, the demo besides)."""
+    with server_process(
+        server_kind, app="tests.e2e.rpc_app:application", env={"DEMO_DB": ":memory:"}
+    ) as server:
+        yield server

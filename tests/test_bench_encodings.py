@@ -5,23 +5,12 @@ than JSON before compression (docs/benchmarks.md, "Encodings and compression")."
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests.bench_runs import run_bench
 
 
 def test_encodings_cost_runs_and_reports_bytes() -> None:
-    done = subprocess.run(
-        [sys.executable, "-m", "bench.encodings_cost", "--quick"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert done.returncode == 0, done.stderr
-    out = done.stdout
+    out = run_bench("encodings_cost", "--quick")
     assert out.count("| server work per message | CPU µs |") == 2
     assert out.count("| memory a compressed socket holds | KiB |") == 2
     rows = re.findall(r"^\| (JSON|MessagePack) \| (\d+) \| (\d+) / (\d+) \|", out, re.MULTILINE)

@@ -5,22 +5,13 @@ client did."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
-from tests.servers import ROOT
+from tests.bench_runs import run_bench
 
 
 def test_the_frame_attack_is_measured_and_the_client_closes_1009() -> None:
-    run = subprocess.run(
-        [sys.executable, "-m", "bench.hostile_client", "--attacks", "frame"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert run.returncode == 0, run.stderr
-    report = json.loads(run.stdout.strip().splitlines()[-1])
+    out = run_bench("hostile_client", "--attacks", "frame", timeout=120)
+    report = json.loads(out.strip().splitlines()[-1])
     assert report["attack"] == "frame" and report["state"] == "closed"
     assert report["on_closed"][0].startswith("Closed(1009, ")
     assert report["on_error"][0].startswith("LimitExceeded: the server went over max_message_size")

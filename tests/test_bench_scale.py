@@ -7,17 +7,13 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
 from bench.scale_costs import method_of
+from tests.bench_runs import run_bench
 
 pytestmark = pytest.mark.e2e
-
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_method_of_reads_a_notifications_method_only() -> None:
@@ -28,15 +24,7 @@ def test_method_of_reads_a_notifications_method_only() -> None:
 @pytest.mark.skipif(shutil.which("redis-server") is None, reason="needs the redis-server binary")
 def test_scale_costs_runs_and_no_operation_grows_with_the_room() -> None:
     args = ["--members", "4", "24", "--sends", "12", "--broadcasts", "6", "--cycles", "3", "--idle", "1"]
-    done = subprocess.run(
-        [sys.executable, "-m", "bench.scale_costs", *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    report = json.loads(done.stdout)
+    report = json.loads(run_bench("scale_costs", *args))
     assert report["processes"] == 2
     small, large = report["runs"]
     assert (small["members"], large["members"]) == (4, 24)

@@ -7,29 +7,18 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.e2e
+from tests.bench_runs import run_bench
 
-ROOT = Path(__file__).resolve().parent.parent
+pytestmark = pytest.mark.e2e
 
 
 @pytest.mark.skipif(shutil.which("redis-server") is None, reason="needs the redis-server binary")
 def test_topics_cost_runs_and_its_commands_do_not_grow_with_subscribers() -> None:
     args = ["--subscribers", "5", "40", "--publications", "20", "--fanout", "10", "--repeat", "1"]
-    done = subprocess.run(
-        [sys.executable, "-m", "bench.topics_cost", *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    report = json.loads(done.stdout)
+    report = json.loads(run_bench("topics_cost", *args))
     small, large = report["cost"]
     assert (small["subscribers"], large["subscribers"]) == (5, 40)
     for row in (small, large):

@@ -13,10 +13,11 @@ reads an upload of text chunks and answers their count, size and SHA-256.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import os
-from collections.abc import AsyncIterator
-from typing import Any
+from collections.abc import AsyncIterator, Iterable, Iterator
+from typing import Any, TypeVar
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "demo_chat.settings")
 
@@ -28,6 +29,8 @@ from channels.routing import ProtocolTypeRouter  # noqa: E402
 
 from wsmanager import RpcHandler, route, rpc, websocket_app  # noqa: E402
 
+T = TypeVar("T")
+
 #: Per stream name: items produced, and the event its ``finally`` sets.
 PRODUCED: dict[str, int] = {}
 CLOSED: dict[str, asyncio.Event] = {}
@@ -37,19 +40,27 @@ def _closed(name: str) -> asyncio.Event:
     return CLOSED.setdefault(name, asyncio.Event())
 
 
+def _counted(name: str, items: Iterable[T]) -> Iterator[T]:
+    """``items``, counted in ``PRODUCED[name]`` as each is produced; ``name``'s event set
+    when closed (the stream's end, or its cancellation closing the generator that reads this)."""
+    PRODUCED[name] = 0
+    try:
+        for item in items:
+            PRODUCED[name] += 1
+            yield item
+    finally:
+        _closed(name).set()
+
+
 class StreamHandler(RpcHandler):
     handler_name = "e2e-streams"
     rate_limit = None
 
     @rpc
     async def count(self, n: int, name: str) -> AsyncIterator[int]:
-        PRODUCED[name] = 0
-        try:
-            for i in range(n):
-                PRODUCED[name] += 1
+        with contextlib.closing(_counted(name, range(n))) as items:
+            for i in items:
                 yield i
-        finally:
-            _closed(name).set()
 
     @rpc
     async def digest(self, chunks: AsyncIterator[str]) -> dict[str, Any]:
@@ -64,14 +75,9 @@ class StreamHandler(RpcHandler):
     @rpc
     async def blobs(self, n: int, size: int, name: str) -> AsyncIterator[str]:
         """Like ``count``, but each item is a string of ``size`` characters."""
-        blob = "x" * size
-        PRODUCED[name] = 0
-        try:
-            for _ in range(n):
-                PRODUCED[name] += 1
+        with contextlib.closing(_counted(name, ["x" * size] * n)) as blobs:
+            for blob in blobs:
                 yield blob
-        finally:
-            _closed(name).set()
 
     @rpc
     async def report(self, name: str) -> dict[str, Any]:

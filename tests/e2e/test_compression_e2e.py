@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -33,11 +32,8 @@ NEGOTIATED: dict[str, tuple[int, int, bool] | None] = {
 
 
 @pytest.fixture(scope="module")
-def server(server_kind: str) -> Iterator[ServerProcess]:
-    with server_process(
-        server_kind, app="tests.e2e.rpc_app:application", env={"DEMO_DB": ":memory:"}
-    ) as proc:
-        yield proc
+def server(model_server: ServerProcess) -> ServerProcess:
+    return model_server
 
 
 def deflate_of(ws: Any) -> PerMessageDeflate | None:

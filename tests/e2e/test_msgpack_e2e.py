@@ -27,14 +27,6 @@ MSGPACK = wire.SUBPROTOCOLS["msgpack"]
 redis_url = redis_support.redis_url
 
 
-@pytest.fixture(scope="module")
-def model_server(server_kind: str) -> Iterator[ServerProcess]:
-    with server_process(
-        server_kind, app="tests.e2e.rpc_app:application", env={"DEMO_DB": ":memory:"}
-    ) as server:
-        yield server
-
-
 def nested(depth: int) -> Any:
     value: Any = 0
     for _ in range(depth):

@@ -4,22 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Iterator
 
 import pytest
 
 from tests.e2e.client import Peer
-from tests.servers import ServerProcess, server_process
+from tests.servers import ServerProcess
 from wsmanager_client import connect
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture(scope="module")
-def model_server(server_kind: str) -> Iterator[ServerProcess]:
-    app = "tests.e2e.rpc_app:application"
-    with server_process(server_kind, app=app, env={"DEMO_DB": ":memory:"}) as server:
-        yield server
 
 
 async def test_a_method_awaiting_invoke_on_its_own_caller_gets_the_result(

@@ -181,6 +181,55 @@ async def test_any_window_completes_whatever_the_handlers_credit_settings(
         assert items == list(range(1000))
 
 
+async def stalled_reader(server: ServerProcess, total: int, size: int, name: str) -> Peer:
+    """A socket on /ws/streams-wide/ with a 64 KiB receive buffer (no autotuning up to tens of
+    MB: the kernel holds little) that calls ``blobs``, takes the first item, stops reading TCP,
+    and then grants all the credit it may."""
+    address = urllib.parse.urlsplit(server.ws_url)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
+    sock.connect((address.hostname, address.port))
+    sock.setblocking(False)
+    # No permessage-deflate: the blobs would compress to nothing and fit any buffer.
+    peer = await Peer.open(
+        f"{server.ws_url}/ws/streams-wide/", max_size=2 * size, sock=sock, compression=None
+    )
+    await peer.send_raw(
+        json.dumps({"jsonrpc": "2.0", "method": "blobs", "params": [total, size, name], "id": "b"})
+    )
+    await peer.notification("rpc.stream.item")
+    peer.ws.transport.pause_reading()  # nothing more is read from the socket
+    grant = {"jsonrpc": "2.0", "method": "rpc.stream.credit", "params": {"id": "b", "n": 10**6}}
+    await peer.send_raw(json.dumps(grant))
+    return peer
+
+
+async def settled(observer: Any, name: str) -> dict[str, Any]:
+    """The generator's report once it stops changing: the same over three reads 0.3 s apart."""
+    seen: list[dict[str, Any]] = []
+    deadline = asyncio.get_running_loop().time() + 30
+    while len(seen) < 3 or any(report != seen[-1] for report in seen[-3:]):
+        assert asyncio.get_running_loop().time() < deadline, seen
+        seen.append(await observer.invoke("report", name))
+        await asyncio.sleep(0.3)
+    return seen[-1]
+
+
+async def read_rest(peer: Peer, credit: bool) -> tuple[int, dict[str, Any]]:
+    """Reading again: the items after the first (granting one more credit each when ``credit``)
+    and the message that ends them; how many items in all, and that message."""
+    peer.ws.transport.resume_reading()
+    received = 1
+    while True:
+        message = await peer.recv_json()
+        if message.get("method") != "rpc.stream.item":
+            return received, message
+        received += 1
+        if credit:
+            more = {"jsonrpc": "2.0", "method": "rpc.stream.credit", "params": {"id": "b", "n": 1}}
+            await peer.send_raw(json.dumps(more))
+
+
 async def test_a_reader_that_grants_credit_but_stops_reading_tcp_stops_the_generator(
     server: ServerProcess,
 ) -> None:
@@ -192,42 +241,12 @@ async def test_a_reader_that_grants_credit_but_stops_reading_tcp_stops_the_gener
     once the client reads again."""
     name, size, total = fresh(), 32 * 1024, 1100
     credit_bound = DEFAULT_CREDIT + 1000  # the first credit and the cap
-    wide = f"{server.ws_url}/ws/streams-wide/"
-    # A small receive buffer (no autotuning up to tens of MB): the kernel holds little.
-    address = urllib.parse.urlsplit(server.ws_url)
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
-    sock.connect((address.hostname, address.port))
-    sock.setblocking(False)
-    # No permessage-deflate: the blobs would compress to nothing and fit any buffer.
-    peer = await Peer.open(wide, max_size=2 * size, sock=sock, compression=None)
+    peer = await stalled_reader(server, total, size, name)
     try:
-        await peer.send_raw(
-            json.dumps({"jsonrpc": "2.0", "method": "blobs", "params": [total, size, name], "id": "b"})
-        )
-        await peer.notification("rpc.stream.item")
-        peer.ws.transport.pause_reading()  # nothing more is read from the socket
-        grant = {"jsonrpc": "2.0", "method": "rpc.stream.credit", "params": {"id": "b", "n": 10**6}}
-        await peer.send_raw(json.dumps(grant))
-        async with connect(wide, timeout=20) as observer:
-            # Wait until the generator stops: the same count over three reads 0.3 s apart.
-            seen: list[int] = []
-            deadline = asyncio.get_running_loop().time() + 30
-            while len(seen) < 3 or len(set(seen[-3:])) > 1:
-                assert asyncio.get_running_loop().time() < deadline, seen
-                seen.append((await observer.invoke("report", name))["produced"])
-                await asyncio.sleep(0.3)
-            produced = seen[-1]
+        async with connect(f"{server.ws_url}/ws/streams-wide/", timeout=20) as observer:
+            produced = (await settled(observer, name))["produced"]
             assert produced < credit_bound // 2, (produced, "the credit, not the backlog, stopped it")
-            peer.ws.transport.resume_reading()
-            received = 1
-            while True:
-                message = await peer.recv_json()
-                if message.get("method") != "rpc.stream.item":
-                    break
-                received += 1
-                more = {"jsonrpc": "2.0", "method": "rpc.stream.credit", "params": {"id": "b", "n": 1}}
-                await peer.send_raw(json.dumps(more))
+            received, message = await read_rest(peer, credit=True)
             assert message == {"jsonrpc": "2.0", "result": {"items": total}, "id": "b"}
             assert received == total
             assert await observer.invoke("report", name) == {"produced": total, "closed": True}
@@ -245,39 +264,14 @@ async def test_items_under_max_send_backlog_less_64_kib_pause_a_stalled_reader_n
     generator pauses, the socket stays open, and every item arrives once the client reads.
     (Larger items may close such a reader 1013 "too slow": docs/protocol.md section 14.)"""
     name, size, total = fresh(), 176 * 1024, 150
-    address = urllib.parse.urlsplit(server.ws_url)
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
-    sock.connect((address.hostname, address.port))
-    sock.setblocking(False)
-    wide = f"{server.ws_url}/ws/streams-wide/"
-    peer = await Peer.open(wide, max_size=2 * size, sock=sock, compression=None)
+    peer = await stalled_reader(server, total, size, name)
     try:
-        await peer.send_raw(
-            json.dumps({"jsonrpc": "2.0", "method": "blobs", "params": [total, size, name], "id": "b"})
-        )
-        await peer.notification("rpc.stream.item")
-        peer.ws.transport.pause_reading()  # nothing more is read from the socket
-        grant = {"jsonrpc": "2.0", "method": "rpc.stream.credit", "params": {"id": "b", "n": 10**6}}
-        await peer.send_raw(json.dumps(grant))
-        async with connect(wide, timeout=20) as observer:
-            # Wait until the generator stops: the same count over three reads 0.3 s apart.
-            seen: list[dict[str, Any]] = []
-            deadline = asyncio.get_running_loop().time() + 30
-            while len(seen) < 3 or any(report != seen[-1] for report in seen[-3:]):
-                assert asyncio.get_running_loop().time() < deadline, seen
-                seen.append(await observer.invoke("report", name))
-                await asyncio.sleep(0.3)
-            assert seen[-1]["closed"] is False and seen[-1]["produced"] < total, seen[-1]
-            peer.ws.transport.resume_reading()
-            received = 1
-            while True:
-                message = await peer.recv_json()
-                if message.get("method") != "rpc.stream.item":
-                    break
-                received += 1
+        async with connect(f"{server.ws_url}/ws/streams-wide/", timeout=20) as observer:
+            report = await settled(observer, name)
+            assert report["closed"] is False and report["produced"] < total, report
+            received, message = await read_rest(peer, credit=False)
             assert message == {"jsonrpc": "2.0", "result": {"items": total}, "id": "b"}
             assert received == total
-            print(f"176 KiB items, stalled reader: the generator paused at {seen[-1]['produced']} of {total}")
+            print(f"176 KiB items, stalled reader: the generator paused at {report['produced']} of {total}")
     finally:
         await peer.close()

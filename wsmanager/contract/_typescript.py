@@ -135,7 +135,6 @@ def _server_method(method: Mapping[str, Any]) -> list[str]:
     result = ts_type(method.get("result", {}).get("schema", {}))
     doc = _method_doc(method)
     out: list[str] = []
-    shapes: list[str] = []
     if structure != "by-name":
         positional = _positional(params)
         out += [*_jsdoc(doc), f"  invoke(method: {literal}{_leading(positional)}): Promise<{result}>;"]
@@ -143,16 +142,7 @@ def _server_method(method: Mapping[str, Any]) -> list[str]:
             f"  /** Call {json.dumps(method['name'])} as a notification: no answer, no result. */",
             f"  notify(method: {literal}{_leading(positional)}): void;",
         ]
-        shapes.append(f"[{positional}]")
-    if structure != "by-position":
-        shapes.append(_named(params))
-    optional = "?" if all(not p.get("required", False) for p in params) else ""
-    out += [
-        *_jsdoc(doc),
-        f"  invokeWithOptions(method: {literal}, params{optional}: {' | '.join(shapes)}, "
-        f"options?: InvokeOptions): Promise<{result}>;",
-    ]
-    return out
+    return out + _with_options("invokeWithOptions", method, "InvokeOptions", f"Promise<{result}>", doc)
 
 
 def _stream_method(method: Mapping[str, Any]) -> list[str]:
@@ -162,21 +152,26 @@ def _stream_method(method: Mapping[str, Any]) -> list[str]:
     item = ts_type(method["x-stream"].get("schema", {}))
     returns = f"AsyncGenerator<{item}, void, undefined>"
     doc = "\n\n".join(part for part in (_method_doc(method), "A stream: iterate with `for await`.") if part)
-    out: list[str] = []
+    out = _stream_overloads(literal, params, returns, doc) if structure != "by-name" else []
+    return out + _with_options("streamWithOptions", method, "StreamOptions", returns, doc)
+
+
+def _with_options(name: str, method: Mapping[str, Any], options: str, returns: str, doc: str) -> list[str]:
+    """The ``invokeWithOptions`` / ``streamWithOptions`` overload of ``method``: its params as
+    an array, an object, or either (its ``paramStructure``), optional when none is required."""
+    params = list(method.get("params", []))
+    structure = method.get("paramStructure", "either")
     shapes: list[str] = []
     if structure != "by-name":
-        positional = _positional(params)
-        out += _stream_overloads(literal, params, returns, doc)
-        shapes.append(f"[{positional}]")
+        shapes.append(f"[{_positional(params)}]")
     if structure != "by-position":
         shapes.append(_named(params))
     optional = "?" if all(not p.get("required", False) for p in params) else ""
-    out += [
+    return [
         *_jsdoc(doc),
-        f"  streamWithOptions(method: {literal}, params{optional}: {' | '.join(shapes)}, "
-        f"options?: StreamOptions): {returns};",
+        f"  {name}(method: {_literal(method['name'])}, params{optional}: {' | '.join(shapes)}, "
+        f"options?: {options}): {returns};",
     ]
-    return out
 
 
 def _stream_overloads(literal: str, params: Sequence[Mapping[str, Any]], returns: str, doc: str) -> list[str]:
