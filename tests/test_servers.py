@@ -179,3 +179,30 @@ async def test_uvicorn_websockets_closes_are_sent_without_waiting_for_the_handsh
     assert isinstance(adapter, servers.UvicornWebsocketsAdapter)
     await asyncio.wait_for(asyncio.gather(*adapter._closing), 2)
     assert sent == [{"type": "websocket.close", "code": 1008, "reason": "rate limit exceeded"}]
+
+
+@pytest.mark.parametrize(
+    ("module", "refused"),
+    [
+        ("granian._granian", True),  # never compresses: nothing to refuse
+        ("uvicorn.protocols.websockets.websockets_sansio_impl", False),  # no protocol attributes
+        ("hypercorn.protocol.ws_stream", False),
+        ("myserver.ws", False),
+    ],
+)
+def test_refuse_compression_says_whether_the_socket_will_be_uncompressed(
+    module: str, refused: bool, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Where the adapter finds nothing it knows (a stand-in, an unknown server) the answer is
+    False and a warning is logged once per server, never an exception; each real server's
+    refusal is checked over a real handshake in tests/e2e/test_compression_e2e.py."""
+    send = send_defined_in(module)
+    with caplog.at_level("WARNING", logger="wsmanager.servers"):
+        assert servers.refuse_compression(send) is refused
+        assert servers.refuse_compression(behind_session_middleware(send)) is refused
+    warnings = [r for r in caplog.records if "cannot be told not to compress" in r.getMessage()]
+    assert len(warnings) == (0 if refused else 1)
+
+
+def test_daphne_never_compresses_so_refusing_holds() -> None:
+    assert servers.refuse_compression(daphne_send(FakeProtocol())) is True

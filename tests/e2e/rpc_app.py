@@ -62,6 +62,8 @@ application = websocket_app(
         route("ws/model-any-origin/", ModelHandler, allowed_origins=["*"]),
         # A handler that takes JSON only (MessagePack clients are given no subprotocol).
         route("ws/model-json/", ModelHandler, encodings=("json",)),
+        # The same handler refusing permessage-deflate (tests/e2e/test_compression_e2e.py).
+        route("ws/model-plain/", ModelHandler, compression=False),
     ],
     auth=False,
 )

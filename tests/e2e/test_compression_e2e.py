@@ -99,8 +99,33 @@ async def test_calls_flow_over_the_socket_compressed_where_the_server_compresses
         assert reply == {"jsonrpc": "2.0", "result": text, "id": 1}
 
 
+async def test_a_handler_with_compression_false_gets_none_on_every_server(
+    server: ServerProcess, server_kind: str
+) -> None:
+    """``compression = False`` (route ``ws/model-plain/``): the browser's offer is answered without
+    permessage-deflate, calls flow, and the same process's other handler still compresses."""
+    offer = [ClientPerMessageDeflateFactory(client_max_window_bits=True)]
+    async with websockets.connect(
+        f"{server.ws_url}/ws/model-plain/", extensions=offer, compression=None
+    ) as ws:
+        assert deflate_of(ws) is None
+        assert "Sec-WebSocket-Extensions" not in ws.response.headers
+        await asyncio.wait_for(ws.recv(), WAIT)  # rpc.connected
+        text = "compressible " * 2000
+        await ws.send(json.dumps({"jsonrpc": "2.0", "method": "echo", "params": [text], "id": 1}))
+        assert json.loads(await asyncio.wait_for(ws.recv(), WAIT)) == {
+            "jsonrpc": "2.0",
+            "result": text,
+            "id": 1,
+        }
+        async with websockets.connect(
+            f"{server.ws_url}/ws/model/", extensions=offer, compression=None
+        ) as other:
+            assert (deflate_of(other) is not None) == (NEGOTIATED[server_kind] is not None)
+
+
 async def test_uvicorn_turns_it_off_for_the_whole_process() -> None:
-    """The only switch there is: per server process (``--ws-per-message-deflate false``), not per handler."""
+    """The process-wide switch (``--ws-per-message-deflate false``): every handler uncompressed."""
     app = "tests.e2e.rpc_app:application"
     with server_process("uvicorn-sansio", app=app, extra_args=("--ws-per-message-deflate", "false")) as proc:
         offer = [ClientPerMessageDeflateFactory(client_max_window_bits=True)]

@@ -70,7 +70,7 @@ from ..node._hub import Node, get_node
 from ..observe import _hub as observe
 from ..observe._counters import Count, bump
 from ..registry import ConnectionInfo, get_registry
-from ..servers import send_close
+from ..servers import refuse_compression, send_close
 from ._hooks import Hooks
 
 __all__ = ["CloseCode", "State", "WebSocketHandler", "new_socket_id"]
@@ -110,6 +110,11 @@ class WebSocketHandler(Hooks, AsyncWebsocketConsumer):  # type: ignore[misc]
     #: Unwritten bytes for the client (on daphne, with its transport buffer)
     #: over which the socket is closed with 1013. None: no limit.
     max_send_backlog: ClassVar[int | None] = 256 * 1024
+    #: False: the server negotiates no permessage-deflate for this handler's sockets, where
+    #: memory per socket matters more than bytes (a compressed socket holds 50 to 300 KiB of
+    #: zlib state: docs/compression.md). Refused in the handshake on uvicorn and hypercorn;
+    #: daphne and granian never compress; another server is warned about, once.
+    compression: ClassVar[bool] = True
 
     #: True on base classes meant for subclassing (not listed by name).
     abstract: ClassVar[bool] = True
@@ -186,6 +191,8 @@ class WebSocketHandler(Hooks, AsyncWebsocketConsumer):  # type: ignore[misc]
         """Complete the handshake (done for you unless ``on_connect`` refuses)."""
         if self.lifecycle.state is not State.CONNECTING:
             return
+        if not self.compression:
+            refuse_compression(self.base_send)
         await super().accept(subprotocol, headers)
         self.lifecycle.move(State.OPEN)
         if observe.hub is not None:

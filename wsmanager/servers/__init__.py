@@ -1,5 +1,5 @@
 """Server adapters: what wsmanager does beyond ASGI on one particular server
-(``base``, ``daphne``, ``uvicorn``; the detection and the entry points here).
+(``base``, ``daphne``, ``uvicorn``, ``hypercorn``; the detection and the entry points here).
 
 ASGI hides the server, and wsmanager means to run the same on daphne,
 uvicorn (``websockets-sansio``, its default, ``websockets`` or ``wsproto``),
@@ -39,12 +39,18 @@ server, and nowhere else:
 * **hypercorn** (0.18) reports every close the client starts as 1006, the
   code of a lost connection (pgjones/hypercorn#127): a client that closes on
   purpose says ``rpc.close`` first (docs/protocol.md).
+* **Compression** (permessage-deflate) is negotiated by the server, which
+  ASGI gives the application no say in. For a handler with
+  ``compression = False``, :func:`refuse_compression` has the handshake offer
+  none: uvicorn's sans-I/O and legacy ``websockets`` protocols get an empty
+  list of extensions, its ``wsproto`` one a copy of the config that says no,
+  and hypercorn's handshake forgets the client's offer; daphne and granian
+  never compress.
 * **uvicorn with ``websockets-sansio`` or ``wsproto``, hypercorn, granian**
   send ASGI closes with their code and reason as they are, at once.
-  hypercorn's and granian's adapter is the plain :class:`ServerAdapter`,
-  which does nothing. uvicorn's ``websockets-sansio`` and ``wsproto``
-  implementations and granian report a connection lost without a close
-  frame as 1005 rather than 1006 (:func:`lost_codes`, for connection recovery).
+  granian's adapter is the plain one, and hypercorn's does nothing else.
+  uvicorn's ``websockets-sansio`` and ``wsproto`` implementations and granian
+  report a connection lost without a close frame as 1005 rather than 1006 (:func:`lost_codes`, for connection recovery).
 
 The server is detected from the ``send`` callable the server hands to the
 application (the package that defines it, looked up through Channels'
@@ -64,13 +70,16 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from .. import _state
 from ._base import DIRECT_LIMIT, NamedAdapter, ServerAdapter, unwrap
 from ._daphne import DaphneAdapter, call_when_running
+from ._hypercorn import HypercornAdapter
 from ._uvicorn import UvicornAdapter, UvicornSansioAdapter, UvicornWebsocketsAdapter
 
 __all__ = [
     "DIRECT_LIMIT",
     "DaphneAdapter",
+    "HypercornAdapter",
     "ServerAdapter",
     "UvicornAdapter",
     "UvicornSansioAdapter",
@@ -81,6 +90,7 @@ __all__ = [
     "direct_writer",
     "hypercorn_worker_shutdown",
     "lost_codes",
+    "refuse_compression",
     "send_backlog_probe",
     "send_close",
     "send_close_frame",
@@ -104,8 +114,8 @@ def _defining_module(send: Any) -> str:
 
 _PLAIN: dict[str, ServerAdapter] = {
     "uvicorn": UvicornAdapter(),  # its wsproto implementation
-    "hypercorn": NamedAdapter("hypercorn"),
-    "granian": NamedAdapter("granian", frozenset({1005, 1006})),
+    "hypercorn": HypercornAdapter(),
+    "granian": NamedAdapter("granian", frozenset({1005, 1006}), compresses=False),
 }
 _DAPHNE = DaphneAdapter()
 _UNKNOWN = ServerAdapter()
@@ -147,6 +157,26 @@ def direct_writer(send: Any) -> Callable[[dict[str, Any]], bool] | None:
     """The server's way to write a frame at once, where it has one (uvicorn's three
     implementations); None elsewhere."""
     return adapter_for(send).direct_writer(send)
+
+
+def refuse_compression(send: Any) -> bool:
+    """Before ``websocket.accept``: have the server negotiate no permessage-deflate for this
+    socket (a handler's ``compression = False``, docs/compression.md). True: it will not be
+    compressed. False: the server is not one this module knows, and gives no way to refuse
+    it (logged once per server, at WARNING)."""
+    adapter = adapter_for(send)
+    if adapter.refuse_compression(send):
+        return True
+    name = _defining_module(send)
+    if name not in _warned:
+        _warned.add(name)
+        logger.warning("compression = False: the server behind %s cannot be told not to compress", name)
+    return False
+
+
+#: The servers :func:`refuse_compression` warned about (once each).
+_warned: set[str] = set()
+_state.owns(__name__, _warned.clear)
 
 
 def send_backlog_probe(send: Any) -> Callable[[], int] | None:

@@ -39,6 +39,12 @@ class ServerAdapter:
         awaiting, and says whether it did; None: this server offers none."""
         return None
 
+    def refuse_compression(self, send: Any) -> bool:
+        """Before the handshake completes: make it offer the client no permessage-deflate.
+        True: this socket will not be compressed (refused, or the server never compresses);
+        False: this server gives no way to refuse it (an unknown server)."""
+        return False
+
     def connection_ended(self, send: Any, exc: BaseException) -> bool:
         """Whether ``exc``, raised by ``send``, says the connection is no longer open
         (its closing handshake began, or it was lost) rather than that the server
@@ -49,9 +55,19 @@ class ServerAdapter:
 
 
 class NamedAdapter(ServerAdapter):
-    def __init__(self, name: str, lost_codes: frozenset[int] = frozenset({1006})) -> None:
+    """A known server; ``compresses``: whether it may negotiate permessage-deflate at all."""
+
+    def __init__(
+        self, name: str, lost_codes: frozenset[int] = frozenset({1006}), compresses: bool = True
+    ) -> None:
         self.name = name
         self.lost_codes = lost_codes
+        self.compresses = compresses
+
+    def refuse_compression(self, send: Any) -> bool:
+        """True where the server never compresses (granian); a server that does refuses it
+        in its own adapter, or cannot (False)."""
+        return not self.compresses
 
 
 def unwrap(send: Any) -> Any:

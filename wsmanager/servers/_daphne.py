@@ -43,6 +43,10 @@ class DaphneAdapter(ServerAdapter):
         write(code=int(code), reasonUtf8=reason_utf8 or None, isReply=False)
         return True
 
+    def refuse_compression(self, send: Any) -> bool:
+        """Nothing to refuse: daphne never offers permessage-deflate (django/daphne PR #331)."""
+        return True
+
     def connection_ended(self, send: Any, exc: BaseException) -> bool:
         """Also autobahn's ``Disconnected`` ("Attempt to send on a closed protocol"):
         from the client's close frame (or ours) until the TCP connection is gone

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import copy
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -32,6 +33,19 @@ class UvicornAdapter(NamedAdapter):
         transport = getattr(getattr(unwrap(send), "__self__", None), "transport", None)
         size = getattr(transport, "get_write_buffer_size", None)
         return size if callable(size) else None
+
+    def refuse_compression(self, send: Any) -> bool:
+        """``wsproto``: uvicorn offers permessage-deflate at ``websocket.accept`` when its
+        config says so; this connection gets a copy of the config that says no."""
+        proto = getattr(unwrap(send), "__self__", None)
+        config: Any = getattr(proto, "config", None)
+        if proto is None or not hasattr(config, "ws_per_message_deflate"):
+            return False
+        if config.ws_per_message_deflate:
+            own = copy.copy(config)
+            own.ws_per_message_deflate = False
+            proto.config = own
+        return True
 
     def direct_writer(self, send: Any) -> Callable[[dict[str, Any]], bool] | None:
         """``wsproto``: what uvicorn's ``send`` does once the transport is writable
@@ -80,6 +94,16 @@ class UvicornWebsocketsAdapter(UvicornAdapter):
         task = asyncio.get_running_loop().create_task(self._send_close(send, message))
         self._closing.add(task)
         task.add_done_callback(self._closing.discard)
+        return True
+
+    def refuse_compression(self, send: Any) -> bool:
+        """``websockets``' legacy handshake negotiates extensions from the list the protocol
+        was made with (this connection's own), after uvicorn's ``process_request`` returns on
+        ``websocket.accept``: that list is emptied."""
+        offered = getattr(getattr(unwrap(send), "__self__", None), "available_extensions", None)
+        if not isinstance(offered, list):
+            return False
+        offered.clear()
         return True
 
     def direct_writer(self, send: Any) -> Callable[[dict[str, Any]], bool] | None:
@@ -135,6 +159,21 @@ class UvicornSansioAdapter(UvicornAdapter):
     ``websockets`` is installed, in the uvicorn releases tested here): a backlog
     probe, and frames written at once (:meth:`direct_writer`). Its closes go out
     at once through ASGI."""
+
+    def refuse_compression(self, send: Any) -> bool:
+        """uvicorn's sans-I/O protocol negotiates the extensions when the request arrives,
+        before the application runs, and writes the response it built then at
+        ``websocket.accept``: the extensions are taken out of that response and of the
+        connection (no frame has been sent or received yet)."""
+        proto = getattr(unwrap(send), "__self__", None)
+        conn, response = getattr(proto, "conn", None), getattr(proto, "response", None)
+        headers = getattr(response, "headers", None)
+        if conn is None or headers is None or not hasattr(conn, "extensions"):
+            return False
+        if "Sec-WebSocket-Extensions" in headers:
+            del headers["Sec-WebSocket-Extensions"]
+        conn.extensions = []
+        return True
 
     def direct_writer(self, send: Any) -> Callable[[dict[str, Any]], bool] | None:
         """What uvicorn's ``send`` does once the transport is writable (the
