@@ -151,6 +151,20 @@ class StreamHandler(RpcHandler):
         await RELEASE.wait()
         return [item async for item in items]
 
+    @rpc
+    async def busy(self, items: AsyncIterator[Any], keep: bool = False) -> str:
+        """Awaits something else than its upload (RELEASE); ``keep``: catches a cancellation
+        and answers all the same."""
+        try:
+            await RELEASE.wait()
+        except asyncio.CancelledError:
+            if not keep:
+                raise
+            return "kept"
+        finally:
+            UPLOAD_DONE.set()
+        return "released"
+
 
 application = websocket_app(
     [route("ws/streams/", StreamHandler), route("ws/limited/", StreamHandler, rate_limit=(5.0, 5.0))],
@@ -546,6 +560,30 @@ async def test_cancel_and_a_dropped_socket_end_an_upload() -> None:
     await client.disconnect()
     await asyncio.wait_for(UPLOAD_DONE.wait(), 3)  # the method's finally ran
     assert READ == [5]
+
+
+async def test_cancel_interrupts_an_upload_method_awaiting_something_else() -> None:
+    """The method never reads again: rpc.cancel cancels the await it is in (its finally runs),
+    the call is answered -32021 at once, and the socket's next call runs."""
+    UPLOAD_DONE.clear()
+    client = await opened()
+    await client.start("busy", call_id=1)
+    await client.receive_json_from()  # the first credit
+    await client.cancel(1)
+    answer = await client.receive_json_from()
+    assert answer["id"] == 1 and answer["error"]["code"] == CANCELLED
+    assert UPLOAD_DONE.is_set() and not RELEASE.is_set()
+    assert await client.call("echo", 7) == 7
+    await client.disconnect()
+
+
+async def test_an_upload_method_that_catches_the_cancellation_is_answered_its_result() -> None:
+    client = await opened()
+    await client.say({"jsonrpc": "2.0", "method": "busy", "params": {"keep": True}, "id": 1})
+    await client.receive_json_from()
+    await client.cancel(1)
+    assert await client.receive_json_from() == {"jsonrpc": "2.0", "result": "kept", "id": 1}
+    await client.disconnect()
 
 
 async def _until(condition: Any) -> None:

@@ -596,7 +596,17 @@ class RpcHandler(Resumable):
         upload = streams.open_upload(request.id, method.upload_item)
         try:
             await upload.start()
-            return await func(**arguments, **{method.upload: upload})
+            # A task of its own, so that rpc.cancel interrupts the method and nothing else;
+            # cancelling this task (the socket's end) cancels the method's too.
+            task = asyncio.ensure_future(func(**arguments, **{method.upload: upload}))
+            upload.task = task
+            try:
+                return await task
+            except asyncio.CancelledError:
+                current = asyncio.current_task()
+                if upload.cancelled and task.cancelled() and not (current and current.cancelling()):
+                    raise RpcError(CANCELLED, STREAM_CANCELLED) from None
+                raise
         finally:
             streams.close_upload(request.id)
 

@@ -42,6 +42,8 @@ An :class:`Upload` is the other way: the items a client sends under a
 call's id (``rpc.stream.item``, then ``rpc.stream.end``), read by the method
 with ``async for``. The server grants the credit there, so at most
 ``credit`` items wait in memory per upload; an item past it fails the upload.
+``rpc.cancel`` fails it too and cancels the method's task wherever it awaits
+(the dispatcher runs each upload method in a task of its own).
 
 Non-guarantees: a stream does not survive the socket (connection recovery
 does not resume it); items sent before a cancel was read still reach the
@@ -112,8 +114,14 @@ class Upload:
     the method has read that many, so at most ``credit`` items wait here.
     An item past the credit fails the upload (the method's next read raises
     -32600), as does one that does not match the annotation (-32602) or a
-    ``rpc.cancel`` (-32021); ``rpc.stream.end`` ends the iteration.
+    ``rpc.cancel`` (-32021), which also cancels the method's task (``task``)
+    wherever it is awaiting; ``rpc.stream.end`` ends the iteration.
     """
+
+    #: The task running the method that reads this upload (set by the dispatcher).
+    task: asyncio.Task[Any] | None = None
+    #: The client's ``rpc.cancel`` was taken.
+    cancelled = False
 
     def __init__(self, call_id: JsonId, send: Send, credit: int, item: Any) -> None:
         self.call_id = call_id
@@ -305,7 +313,10 @@ class Streams:
             if not upload.live:
                 return False
             bump(Count.STREAMS_CANCELLED)
+            upload.cancelled = True
             upload.fail(RpcError(CANCELLED, STREAM_CANCELLED))
+            if upload.task is not None:  # interrupt the method wherever it awaits
+                upload.task.cancel()
             return True
         stream = self._open.get(call_id) if valid_id(call_id) else None
         if stream is None or stream.cancelled or stream.closing or stream.task is None:

@@ -50,7 +50,8 @@ server, and nowhere else:
   send ASGI closes with their code and reason as they are, at once.
   granian's adapter is the plain one, and hypercorn's does nothing else.
   uvicorn's ``websockets-sansio`` and ``wsproto`` implementations and granian
-  report a connection lost without a close frame as 1005 rather than 1006 (:func:`lost_codes`, for connection recovery).
+  report a connection lost without a close frame as 1005 rather than 1006
+  (:func:`lost_codes`, for connection recovery).
 
 The server is detected from the ``send`` callable the server hands to the
 application (the package that defines it, looked up through Channels'
