@@ -17,7 +17,10 @@ rules that keep a test xdist-safe.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import asyncio
+import functools
+import inspect
+from collections.abc import Callable, Coroutine, Iterator
 from typing import Any
 
 import pytest
@@ -65,6 +68,43 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
 
     config.option.loadscopereorder = False
     return GroupScheduling(config, log)
+
+
+#: The share of a test's pytest-timeout after which an async test's own event loop cancels it.
+ASYNC_SHARE = 0.9
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every ``async def`` test runs under ``asyncio.timeout`` at :data:`ASYNC_SHARE` of its
+    pytest-timeout (the ini's 60 s, or its ``timeout`` mark), so that a slow one fails with
+    its traceback. pytest-timeout's own SIGALRM raises wherever the main thread is; inside
+    one of asyncio's callbacks (a transport's ``connection_lost``) the event loop swallows it
+    and the callback is left half done: seen as a test that waited forever."""
+    for item in items:
+        func = getattr(item, "obj", None)
+        limit = _timeout_of(item)
+        if isinstance(item, pytest.Function) and inspect.iscoroutinefunction(func) and limit > 0:
+            item.obj = _bounded(func, limit * ASYNC_SHARE)
+
+
+def _timeout_of(item: pytest.Item) -> float:
+    mark = item.get_closest_marker("timeout")
+    if mark is not None:
+        value = mark.args[0] if mark.args else mark.kwargs.get("timeout", 0)
+    else:
+        value = item.config.getini("timeout") or 0
+    return float(value or 0)
+
+
+def _bounded(
+    func: Callable[..., Coroutine[Any, Any, Any]], seconds: float
+) -> Callable[..., Coroutine[Any, Any, Any]]:
+    @functools.wraps(func)
+    async def bounded(*args: Any, **kwargs: Any) -> Any:
+        async with asyncio.timeout(seconds):
+            return await func(*args, **kwargs)
+
+    return bounded
 
 
 @pytest.fixture(autouse=True)

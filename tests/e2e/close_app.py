@@ -78,22 +78,24 @@ class RoomHandler(RpcHandler):
         self._stop()
 
     @rpc
-    async def pump(self, room: str, tasks: int = 8, size: int = 100) -> int:
+    async def pump(self, room: str, tasks: int = 8, size: int = 100, pause: float = 0.0) -> int:
         """Start ``tasks`` tasks (at most 32) that each notify ``room`` ``tick``
         (``size`` characters, at most 4,096) again and again, yielding to the
-        event loop between two; returns how many run."""
+        event loop between two (for ``pause`` seconds, at most 1); returns how many run."""
         text = "x" * min(size, 4096)
+        pause = min(max(pause, 0.0), 1.0)
         for _ in range(min(tasks, 32) - len(self._pumps)):
-            self._pumps.append(asyncio.get_running_loop().create_task(self._pump(room_group(room), text)))
+            task = asyncio.get_running_loop().create_task(self._pump(room_group(room), text, pause))
+            self._pumps.append(task)
         return len(self._pumps)
 
-    async def _pump(self, group: str, text: str) -> None:
+    async def _pump(self, group: str, text: str, pause: float) -> None:
         # A flag as well as the cancellation: a cancellation that lands inside
         # a Redis client's call can be swallowed there.
         while self._pumps:
             await self.manager.anotify_group(group, "tick", text)
             self._pumped += 1
-            await asyncio.sleep(0)
+            await asyncio.sleep(pause)
             for member in list(ROOMS.get(group, ())):
                 if member.writer.backlog() > PACE:  # ends when the member closes
                     await member.writer.drained(PACE)

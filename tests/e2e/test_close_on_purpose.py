@@ -50,6 +50,12 @@ MEMBERS = 100
 LANES = 10
 #: Servers whose ASGI ``send`` raises on a connection whose close handshake has
 #: begun (the others drop such a write silently): there the race shows in the counters.
+#: The pump's tasks, and the pause each makes between two broadcasts: writes go out all the
+#: time the members close (each member gets one about every 2.5 ms), at a rate that the test's
+#: process reads on a loaded machine. Unpaced (8 tasks as fast as the loop went), the test
+#: process fell seconds behind there, a close took up to 49 s and keepalives expired.
+PUMPS = 2
+PAUSE = 0.005
 WRITES_FAIL_AFTER_CLOSE = frozenset({"daphne", "uvicorn", "uvicorn-sansio", "uvicorn-wsproto"})
 BYE = '{"jsonrpc":"2.0","method":"rpc.close"}'
 
@@ -143,7 +149,7 @@ async def race(
     into the room; returns the server's counters once the pump has stopped."""
     control = await Member.join(room_url(server, f"{room}ctl"))
     members = await join_all(room_url(server, room), MEMBERS)
-    assert await control.call("pump", room) == 8
+    assert await control.call("pump", room, PUMPS, 100, PAUSE) == PUMPS
     await members[-1].notification("tick")  # the pump reaches the room
 
     async def lane(mine: list[Member]) -> None:
