@@ -141,11 +141,16 @@ def server(request: pytest.FixtureRequest) -> Iterator[ServerProcess]:
 
 WATCH = """
 ([name, path]) => {
+    window.came = window.came || [];
     window.gone = window.gone || [];
     const client = new wsmanager.Client(path, {heartbeatInterval: 0});
     window[name] = client;
+    client.on("joined", (member) => { window.came.push(member.id); });
     client.on("left", (member) => { window.gone.push(member.id); });
-    client.on("presence", (burst) => { window.gone.push(...burst.left); });
+    client.on("presence", (burst) => {
+        window.came.push(...burst.joined.map((member) => member.id));
+        window.gone.push(...burst.left);
+    });
     return client.connect();
 }
 """
@@ -165,6 +170,12 @@ def sockets_of(server: ServerProcess, room: str) -> set[str]:
     return set(response.json())
 
 
+def heard_arrive(page: Page, member: str) -> None:
+    """The watcher heard ``member`` arrive. Only then may it leave: the demo announces
+    presence in bursts, and a member who comes and goes within one is never announced."""
+    page.wait_for_function("id => window.came.includes(id)", arg=member, timeout=WAIT_MS)
+
+
 def left_at_once(page: Page, member: str) -> None:
     """The watcher hears ``member`` leave: within WAIT_MS (10 s), a sixth of the recovery
     window at most, so that a parked member (announced only when the window ends) fails."""
@@ -182,6 +193,7 @@ def test_a_member_who_closes_leaves_at_once_on_every_server(
         " return await window.m.connect(); }"
     )
     assert sockets_of(server, "closing") == {watcher, member}
+    heard_arrive(page, member)
     page.evaluate("window.m.close()")
     left_at_once(page, member)
     assert sockets_of(server, "closing") == {watcher}
@@ -198,6 +210,7 @@ def test_a_member_whose_page_is_closed_leaves_at_once_on_every_server(
         "async () => { window.m = new wsmanager.Client('/ws/chat/unloaded/?name=ann');"
         " return await window.m.connect(); }"
     )
+    heard_arrive(page, member)
     other.close()
     left_at_once(page, member)
     assert sockets_of(server, "unloaded") == {watcher}
