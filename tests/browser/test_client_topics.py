@@ -261,7 +261,7 @@ def test_unsubscribe_stops_delivery_and_forgets_the_position(app_page: Page, fak
     answer(peer, recv_method(peer, "rpc.subscribe"), topic="tasks", offset=1, epoch="e1", recovered=False)
     outcome(app_page, "tasks")
     assert len(stored(app_page)) == 1
-    app_page.evaluate("window.done = window.sub.unsubscribe()")
+    app_page.evaluate("() => { window.done = window.sub.unsubscribe(); }")  # not awaited here
     request = recv_method(peer, "rpc.unsubscribe")
     assert request["params"] == {"topic": "tasks"}
     publish(peer, "tasks", 2)  # already on its way
