@@ -25,7 +25,7 @@ from typing import Any
 
 import pytest
 
-from tests.servers import SERVER_KINDS, ServerProcess, selected_kinds, server_process
+from tests.servers import SERVER_KINDS, ServerProcess, selected_kinds, shared_server, stop_shared_servers
 from wsmanager.testing import reset
 
 
@@ -124,20 +124,24 @@ def server_kind(request: pytest.FixtureRequest) -> str:
     return kind
 
 
-@pytest.fixture(scope="module")
-def demo_server(server_kind: str) -> Iterator[ServerProcess]:
-    """One real server process of ``server_kind`` serving the demo (in-memory layer and registry)."""
-    server = server_process(server_kind, env={"DEMO_DB": ":memory:"})
-    server.start()
-    yield server
-    server.stop()
+@pytest.fixture(scope="session")
+def _shared_servers() -> Iterator[None]:
+    """The servers of :func:`tests.servers.shared_server`, stopped when the session ends."""
+    yield
+    stop_shared_servers()
 
 
 @pytest.fixture(scope="module")
-def model_server(server_kind: str) -> Iterator[ServerProcess]:
-    """One real server process of ``server_kind`` serving tests/e2e/rpc_app.py (the RPC model:
-    every parameter and result kind, calls back to the client, the demo besides)."""
-    with server_process(
-        server_kind, app="tests.e2e.rpc_app:application", env={"DEMO_DB": ":memory:"}
-    ) as server:
-        yield server
+def demo_server(server_kind: str, _shared_servers: None) -> ServerProcess:
+    """A real server process of ``server_kind`` serving the demo (in-memory layer and
+    registry), shared by the modules of this worker that ask for it (their tests use rooms
+    of their own, and never stop or freeze it: a test that does starts its own)."""
+    return shared_server(server_kind, env={"DEMO_DB": ":memory:"})
+
+
+@pytest.fixture(scope="module")
+def model_server(server_kind: str, _shared_servers: None) -> ServerProcess:
+    """A real server process of ``server_kind`` serving tests/e2e/rpc_app.py (the RPC model:
+    every parameter and result kind, calls back to the client, the demo besides), shared
+    as :func:`demo_server` is."""
+    return shared_server(server_kind, app="tests.e2e.rpc_app:application", env={"DEMO_DB": ":memory:"})

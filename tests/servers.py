@@ -433,3 +433,27 @@ def server_process(kind: str, **kwargs: Any) -> ServerProcess:
     if kind == RawWebsocketsProcess.kind:
         return RawWebsocketsProcess(**kwargs)
     return SERVER_CLASSES[kind](**kwargs)
+
+
+#: The servers :func:`shared_server` started in this process, by what they serve.
+_SHARED: dict[tuple[str, str, tuple[tuple[str, str], ...]], ServerProcess] = {}
+
+
+def shared_server(
+    kind: str, app: str = "demo_chat.asgi:application", env: dict[str, str] | None = None
+) -> ServerProcess:
+    """A running server of ``kind`` serving ``app`` with ``env``, one per process (an xdist
+    worker) for every module that asks for the same: started on first use, stopped by
+    :func:`stop_shared_servers` at the end of the session. For modules whose tests use rooms,
+    users and keys of their own and never stop, freeze or count the whole server; a module
+    that does starts its own (:func:`server_process`)."""
+    key = (kind, app, tuple(sorted((env or {}).items())))
+    server = _SHARED.get(key)
+    if server is None or not server.running:
+        server = _SHARED[key] = server_process(kind, app=app, env=env).start()
+    return server
+
+
+def stop_shared_servers() -> None:
+    while _SHARED:
+        _SHARED.popitem()[1].stop()

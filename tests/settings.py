@@ -2,6 +2,11 @@
 
 from demo_chat.settings import *  # noqa: F403
 
+# The demo lists daphne's app for manage.py only; the suite runs checks and commands
+# (wsmanager.W003, daphne.E001 once daphne's checks are imported) as manage.py would.
+if "daphne" not in INSTALLED_APPS:  # noqa: F405
+    INSTALLED_APPS = ["daphne", *INSTALLED_APPS]  # noqa: F405
+
 ROOT_URLCONF = "demo_chat.urls"
 DATABASES = {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}}
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
