@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import inspect
+import os
 from collections.abc import Callable, Coroutine, Iterator
 from typing import Any
 
@@ -88,11 +89,19 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 def _timeout_of(item: pytest.Item) -> float:
+    """The test's pytest-timeout as that plugin resolves it: its ``timeout`` mark, else
+    ``--timeout``, else ``PYTEST_TIMEOUT``, else the ini's. 0 (no bound) under ``--pdb`` or
+    without the plugin (``-p no:timeout``)."""
+    config = item.config
+    if not config.pluginmanager.hasplugin("timeout") or config.getoption("usepdb", False):
+        return 0.0
     mark = item.get_closest_marker("timeout")
     if mark is not None:
         value = mark.args[0] if mark.args else mark.kwargs.get("timeout", 0)
     else:
-        value = item.config.getini("timeout") or 0
+        value = config.getoption("timeout", None)
+        if value is None:
+            value = os.environ.get("PYTEST_TIMEOUT") or config.getini("timeout")
     return float(value or 0)
 
 

@@ -450,6 +450,8 @@ def shared_server(
     key = (kind, app, tuple(sorted((env or {}).items())))
     server = _SHARED.get(key)
     if server is None or not server.running:
+        if server is not None:  # it died: what it left behind in its session goes too
+            server.kill()
         server = _SHARED[key] = server_process(kind, app=app, env=env).start()
     return server
 

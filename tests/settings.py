@@ -1,11 +1,11 @@
 """Settings for the test suite: the demo's settings, with test-only handlers routed."""
 
+from demo_chat import settings as demo
 from demo_chat.settings import *  # noqa: F403
 
 # The demo lists daphne's app for manage.py only; the suite runs checks and commands
 # (wsmanager.W003, daphne.E001 once daphne's checks are imported) as manage.py would.
-if "daphne" not in INSTALLED_APPS:  # noqa: F405
-    INSTALLED_APPS = ["daphne", *INSTALLED_APPS]  # noqa: F405
+INSTALLED_APPS = [*(["daphne"] if "daphne" not in demo.INSTALLED_APPS else []), *demo.INSTALLED_APPS]
 
 ROOT_URLCONF = "demo_chat.urls"
 DATABASES = {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}}

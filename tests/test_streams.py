@@ -165,6 +165,18 @@ class StreamHandler(RpcHandler):
             UPLOAD_DONE.set()
         return "released"
 
+    @rpc
+    async def resilient(self, items: AsyncIterator[Any]) -> str:
+        """Reads its upload until it fails, catches that, and works on (RELEASE)."""
+        try:
+            with contextlib.suppress(RpcError):
+                async for _ in items:
+                    pass
+            await RELEASE.wait()
+        finally:
+            UPLOAD_DONE.set()
+        return "released"
+
 
 application = websocket_app(
     [route("ws/streams/", StreamHandler), route("ws/limited/", StreamHandler, rate_limit=(5.0, 5.0))],
@@ -559,6 +571,26 @@ async def test_cancel_interrupts_an_upload_method_awaiting_something_else() -> N
     assert answer["id"] == 1 and answer["error"]["code"] == CANCELLED
     assert UPLOAD_DONE.is_set() and not RELEASE.is_set()
     assert await client.call("echo", 7) == 7
+    await client.disconnect()
+
+
+async def test_cancel_interrupts_an_upload_method_that_works_on_after_its_upload_failed() -> None:
+    """An item past the credit failed the upload; the method caught that and awaits something
+    else: rpc.cancel still interrupts it (-32021, its finally ran), and is counted once."""
+    UPLOAD_DONE.clear()
+    before = counters.stats().get(Count.STREAMS_CANCELLED, 0)
+    client = await opened()
+    await client.start("resilient", call_id=1)
+    assert (await client.receive_json_from())["params"] == {"id": 1, "n": DEFAULT_CREDIT}
+    for n in range(DEFAULT_CREDIT + 1):  # the last one is past the credit
+        await client.say(note("rpc.stream.item", id=1, item=n))
+    await client.cancel(1)
+    await client.cancel(1)  # a second cancel does nothing more
+    while (answer := await client.receive_json_from()).get("id") != 1:
+        assert answer["method"] == "rpc.stream.credit", answer  # granted back while it read
+    assert answer["error"]["code"] == CANCELLED
+    assert UPLOAD_DONE.is_set() and not RELEASE.is_set()
+    assert counters.stats().get(Count.STREAMS_CANCELLED, 0) == before + 1
     await client.disconnect()
 
 

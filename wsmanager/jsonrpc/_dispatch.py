@@ -600,6 +600,8 @@ class RpcHandler(Resumable):
             # cancelling this task (the socket's end) cancels the method's too.
             task = asyncio.ensure_future(func(**arguments, **{method.upload: upload}))
             upload.task = task
+            if upload.cancelled:  # the cancel came while the first credit went out
+                task.cancel()
             try:
                 return await task
             except asyncio.CancelledError:

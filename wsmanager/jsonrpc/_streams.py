@@ -137,8 +137,16 @@ class Upload:
 
     @property
     def live(self) -> bool:
-        """Whether the upload has not failed yet (a cancel would still do something)."""
+        """Whether the upload has not failed yet."""
         return self._error is None
+
+    @property
+    def cancellable(self) -> bool:
+        """Whether a cancel would still do something: the upload has not failed, or its method
+        still runs (it caught the failure and works on)."""
+        if self.cancelled:
+            return False
+        return self.live or (self.task is not None and not self.task.done())
 
     def takes(self, method: str) -> bool:
         """Whether a ``rpc.stream.item`` (or ``rpc.stream.end``) would be taken now."""
@@ -268,7 +276,7 @@ class Streams:
         if size > FREE_CONTROL_SIZE:
             return False
         if upload is not None:
-            return (method == CANCEL and upload.live) or (method == END and upload.takes(END))
+            return (method == CANCEL and upload.cancellable) or (method == END and upload.takes(END))
         stream = self._open.get(call_id)
         if stream is None or stream.cancelled or stream.closing:
             return False
@@ -306,11 +314,12 @@ class Streams:
         return True
 
     def cancel(self, call_id: Any) -> bool:
-        """Close the stream ``call_id`` at the client's word; False when it is not open, or
-        already cancelled, failed or closing (nothing changes, nothing is counted)."""
+        """Close the stream ``call_id`` at the client's word (an upload: fail it and cancel its
+        method); False when it is not open, or already cancelled, failed or closing, or is an
+        upload whose method already ended (nothing changes, nothing is counted)."""
         upload = self._uploads.get(call_id) if valid_id(call_id) else None
         if upload is not None:
-            if not upload.live:
+            if not upload.cancellable:
                 return False
             bump(Count.STREAMS_CANCELLED)
             upload.cancelled = True
