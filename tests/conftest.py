@@ -8,7 +8,7 @@ starts each server once per module. A test (or a fixture) that asks for
 server. A conftest further down may override ``server_kind`` with one
 fixed kind (the browser tests run on daphne only).
 
-``make test`` runs the suite on pytest-xdist workers (``-n 2``).
+``make test`` runs the suite on pytest-xdist workers (``-n 3``, ``TEST_WORKERS``).
 :func:`xdist_group` puts each module's tests, or each module's tests of one
 server kind, into one group that runs on one worker in order, so that
 module-scoped servers (and browsers) start once. tests/README.md has the
