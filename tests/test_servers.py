@@ -206,3 +206,16 @@ def test_refuse_compression_says_whether_the_socket_will_be_uncompressed(
 
 def test_daphne_never_compresses_so_refusing_holds() -> None:
     assert servers.refuse_compression(daphne_send(FakeProtocol())) is True
+
+
+def test_uvicorn_wsproto_connections_refusing_compression_share_one_copy_of_the_config() -> None:
+    """The server's own config keeps compressing (other handlers); the refusing connections read
+    one copy that says no, made once, not one per socket."""
+    config = type("Config", (), {"ws_per_message_deflate": True})()
+    sends = [send_defined_in("uvicorn.protocols.websockets.wsproto_impl") for _ in range(2)]
+    for send in sends:
+        send.__self__.config = config
+        assert servers.refuse_compression(send) is True
+    first, second = (send.__self__.config for send in sends)
+    assert first is second and first is not config
+    assert first.ws_per_message_deflate is False and config.ws_per_message_deflate is True

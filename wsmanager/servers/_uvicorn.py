@@ -36,15 +36,19 @@ class UvicornAdapter(NamedAdapter):
 
     def refuse_compression(self, send: Any) -> bool:
         """``wsproto``: uvicorn offers permessage-deflate at ``websocket.accept`` when its
-        config says so; this connection gets a copy of the config that says no."""
+        config says so; this connection reads a copy of the config that says no, made once
+        per config and kept on it (not one per socket)."""
         proto = getattr(unwrap(send), "__self__", None)
         config: Any = getattr(proto, "config", None)
         if proto is None or not hasattr(config, "ws_per_message_deflate"):
             return False
         if config.ws_per_message_deflate:
-            own = copy.copy(config)
-            own.ws_per_message_deflate = False
-            proto.config = own
+            plain = getattr(config, "_wsmanager_uncompressed", None)
+            if plain is None:
+                plain = copy.copy(config)
+                plain.ws_per_message_deflate = False
+                config._wsmanager_uncompressed = plain
+            proto.config = plain
         return True
 
     def direct_writer(self, send: Any) -> Callable[[dict[str, Any]], bool] | None:
