@@ -21,7 +21,7 @@ import subprocess
 import tempfile
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, contextmanager
 from functools import cache
 from pathlib import Path
 from typing import IO, Any
@@ -35,11 +35,14 @@ from wsmanager.registry import get_registry, reset_registry
 
 __all__ = [
     "DEFAULT_REDIS_URL",
+    "ClusterGroup",
     "SentinelGroup",
+    "redis_cluster",
     "redis_problem",
     "redis_registry",
     "redis_url",
     "sentinels",
+    "shared_cluster",
 ]
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/15"
@@ -217,12 +220,16 @@ class SentinelGroup:
             log.close()
 
 
-@pytest.fixture
-def sentinels() -> Iterator[SentinelGroup]:
-    if shutil.which("redis-server") is None:
+def _need_redis_server() -> None:
+    if shutil.which("redis-server") is None or shutil.which("redis-cli") is None:
         if os.environ.get("WSMANAGER_REQUIRE_REDIS") == "1":
             pytest.fail("redis-server is not installed (WSMANAGER_REQUIRE_REDIS=1)", pytrace=False)
         pytest.skip("redis-server is not installed (Debian: apt-get install redis-server)")
+
+
+@pytest.fixture
+def sentinels() -> Iterator[SentinelGroup]:
+    _need_redis_server()
     with tempfile.TemporaryDirectory(prefix="wsm-sentinel-") as root:
         group = SentinelGroup(Path(root))
         try:
@@ -230,3 +237,145 @@ def sentinels() -> Iterator[SentinelGroup]:
             yield group
         finally:
             group.stop()
+
+
+class ClusterGroup:
+    """A Redis Cluster of three primaries with one replica each (``redis-cli --cluster
+    create``), on free loopback ports (client and cluster-bus ports both chosen), a
+    node timeout of 1 s, files in a temporary directory.
+
+    :meth:`kill_owner` kills the primary that serves a key's slot (SIGKILL) and
+    :meth:`wait` with :meth:`healed` waits for its replica's promotion.
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.ports = [free_port() for _ in range(6)]
+        self.procs: dict[int, subprocess.Popen[bytes]] = {}
+        self.logs: list[IO[bytes]] = []
+
+    @property
+    def url(self) -> str:
+        """The ``redis+cluster://`` URL of every node (any one is enough to start)."""
+        return "redis+cluster://" + ",".join(f"127.0.0.1:{port}" for port in self.ports)
+
+    def live_ports(self) -> list[int]:
+        return [port for port, proc in self.procs.items() if proc.poll() is None]
+
+    def start(self) -> ClusterGroup:
+        for port in self.ports:
+            work = self.root / str(port)
+            work.mkdir()
+            log = (work / "log").open("ab")
+            self.logs.append(log)
+            argv = redis_server_argv(
+                port,
+                "--dir",
+                str(work),
+                "--cluster-enabled",
+                "yes",
+                "--cluster-port",
+                str(free_port()),
+                "--cluster-config-file",
+                "nodes.conf",
+                "--cluster-node-timeout",
+                "1000",
+            )
+            self.procs[port] = subprocess.Popen(argv, cwd=work, stdout=log, stderr=subprocess.STDOUT)
+        for port in self.ports:
+            wait_for_port(port, proc=self.procs[port])
+        nodes = [f"127.0.0.1:{port}" for port in self.ports]
+        subprocess.run(
+            ["redis-cli", "--cluster", "create", *nodes, "--cluster-replicas", "1", "--cluster-yes"],
+            check=True,
+            capture_output=True,
+            timeout=60,
+        )
+        self.wait(self.healed, "the cluster is up")
+        return self
+
+    def _client(self, port: int) -> redis.Redis:
+        return redis.Redis(port=port, socket_timeout=2, decode_responses=True)
+
+    def healed(self) -> bool:
+        """Every live node says the cluster is ok, sees three live primaries covering
+        every slot, and every live replica's link to its primary is up."""
+        for port in self.live_ports():
+            with self._client(port) as client:
+                if client.cluster("info").get("cluster_state") != "ok":
+                    return False
+                nodes = client.cluster("nodes").values()
+                masters = [n for n in nodes if "master" in n["flags"] and "fail" not in n["flags"]]
+                if len(masters) != 3:
+                    return False
+                info = client.info("replication")
+                if info.get("role") == "slave" and info.get("master_link_status") != "up":
+                    return False
+        return True
+
+    def owner(self, key: str) -> int:
+        """The port of the live primary that serves ``key``'s slot (as a live node says)."""
+        port = self.live_ports()[0]
+        with self._client(port) as client:
+            slot = int(client.cluster("keyslot", key))
+            for start, end, primary, *_ in client.execute_command("CLUSTER", "SLOTS"):
+                if int(start) <= slot <= int(end):
+                    return int(primary[1])
+        raise AssertionError(f"no primary serves {key!r}")
+
+    def kill(self, port: int) -> None:
+        proc = self.procs[port]
+        proc.kill()  # SIGKILL: no shutdown, no last replication
+        proc.wait()
+
+    def kill_owner(self, key: str) -> int:
+        """Kill the primary serving ``key``'s slot; its port."""
+        port = self.owner(key)
+        self.kill(port)
+        return port
+
+    def wait(self, predicate: Callable[[], bool], what: str, timeout: float = 60.0) -> None:
+        """Poll ``predicate`` until true (errors of a node going away count as not yet)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                if predicate():
+                    return
+            except (redis.RedisError, OSError):
+                pass
+            assert time.monotonic() < deadline, f"{what}: not within {timeout} s"
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        for proc in self.procs.values():
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        for log in self.logs:
+            log.close()
+
+
+@contextmanager
+def cluster() -> Iterator[ClusterGroup]:
+    """A fresh cluster (:class:`ClusterGroup`), stopped and removed afterwards."""
+    _need_redis_server()
+    with tempfile.TemporaryDirectory(prefix="wsm-cluster-") as root:
+        group = ClusterGroup(Path(root))
+        try:
+            yield group.start()
+        finally:
+            group.stop()
+
+
+@pytest.fixture(scope="session")
+def shared_cluster() -> Iterator[ClusterGroup]:
+    """One cluster for the tests of a worker that only use it (fail nothing over)."""
+    with cluster() as group:
+        yield group
+
+
+@pytest.fixture
+def redis_cluster() -> Iterator[ClusterGroup]:
+    """A fresh cluster for one test (one that fails a node over)."""
+    with cluster() as group:
+        yield group

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from tests import redis_support
+from tests.redis_support import ClusterGroup
 from wsmanager.registry._journal import Entry, InMemoryJournal, Journal, key_of
 from wsmanager.registry.redis import RedisRegistry
 
@@ -16,6 +17,7 @@ from .recovery_contract import JournalContract
 from .registry_contract import entry
 
 redis_url = redis_support.redis_url
+shared_cluster = redis_support.shared_cluster
 
 
 @pytest.fixture
@@ -29,24 +31,40 @@ class TestInMemoryJournal(JournalContract):
     """The journal contract in this process's memory."""
 
 
+async def _journals(url: str) -> AsyncIterator[Callable[[int], Journal]]:
+    """A factory of journals of registries sharing one fresh prefix at ``url``, cleared afterwards."""
+    prefix = f"wsmtest-{secrets.token_hex(6)}"
+    made: list[RedisRegistry] = []
+
+    def make(n: int) -> Journal:
+        made.append(RedisRegistry(url=url, prefix=prefix))
+        return made[-1].make_journal(n)
+
+    yield make
+    if made:
+        await made[0].clear()
+    for registry in made:
+        await registry.close()
+
+
 @pytest.mark.redis
 class TestRedisJournal(JournalContract):
     """The journal contract on Redis streams."""
 
     @pytest.fixture
     async def journal_of(self, redis_url: str) -> AsyncIterator[Callable[[int], Journal]]:
-        prefix = f"wsmtest-{secrets.token_hex(6)}"
-        made: list[RedisRegistry] = []
+        async for make in _journals(redis_url):
+            yield make
 
-        def make(n: int) -> Journal:
-            made.append(RedisRegistry(url=redis_url, prefix=prefix))
-            return made[-1].make_journal(n)
 
-        yield make
-        if made:
-            await made[0].clear()
-        for registry in made:
-            await registry.close()
+@pytest.mark.redis
+class TestRedisJournalOnCluster(JournalContract):
+    """The journal contract on a Redis Cluster (each handler's stream in a slot of its own)."""
+
+    @pytest.fixture
+    async def journal_of(self, shared_cluster: ClusterGroup) -> AsyncIterator[Callable[[int], Journal]]:
+        async for make in _journals(shared_cluster.url):
+            yield make
 
 
 @pytest.mark.parametrize(

@@ -229,7 +229,7 @@ async def test_a_notification_a_sender_did_not_journal_makes_a_parked_socket_sta
         await client.drop()
         registry = get_registry()
         async with registry._redis("test") as r:  # type: ignore[attr-defined]
-            await r.delete(registry._key("journal-on", RouteOnly.handler_name))  # type: ignore[attr-defined]
+            await r.delete(registry._journal_key("journal-on", RouteOnly.handler_name))  # type: ignore[attr-defined]
         recovery.reset()
         await peer.call("say", "not journaled")
         back = Client(route_app, resume_path("/ws/ro/", client.token, client.offset))

@@ -24,13 +24,20 @@ import redis.asyncio as aioredis
 from wsmanager.exceptions import ConfigurationError, RegistryUnavailable, SocketNotFound
 from wsmanager.registry.redis import RedisRegistry, channel_layer_host
 from wsmanager.registry.redis import _registry as redis_registry_module
-from wsmanager.registry.redis._common import SentinelAddress, parse_sentinel_url
+from wsmanager.registry.redis._common import (
+    ClusterAddress,
+    SentinelAddress,
+    parse_cluster_url,
+    parse_sentinel_url,
+)
 
 from . import redis_support
 from .recovery_contract import RecoveryContract
+from .redis_support import ClusterGroup
 from .registry_contract import RegistryContract, entry
 
 redis_url = redis_support.redis_url  # the fixture, made visible to this module
+shared_cluster = redis_support.shared_cluster
 sentinels = redis_support.sentinels  # a primary, a replica and three sentinels of its own
 
 
@@ -67,6 +74,34 @@ async def make_registry(redis_url: str) -> AsyncIterator[Any]:
 @pytest.mark.redis
 class TestRedisRegistryContract(RegistryContract, RecoveryContract):
     """Every contract test, against :class:`RedisRegistry`."""
+
+
+@pytest.mark.redis
+class TestOnRedisCluster(RegistryContract, RecoveryContract):
+    """Every contract test again, on a Redis Cluster of three primaries and three
+    replicas (``redis+cluster://``): each script's keys share the keyspace's slot."""
+
+    @pytest.fixture
+    async def registry(self, shared_cluster: ClusterGroup) -> AsyncIterator[RedisRegistry]:
+        reg = RedisRegistry(url=shared_cluster.url, prefix=_prefix())
+        yield reg
+        await reg.clear()
+        await reg.close()
+
+    @pytest.fixture
+    async def make_registry(self, shared_cluster: ClusterGroup) -> AsyncIterator[Any]:
+        prefix = _prefix()
+        made: list[RedisRegistry] = []
+
+        def make(**options: Any) -> RedisRegistry:
+            made.append(RedisRegistry(url=shared_cluster.url, prefix=prefix, **options))
+            return made[-1]
+
+        yield make
+        if made:
+            await made[0].clear()
+        for reg in made:
+            await reg.close()
 
 
 # -- helpers -------------------------------------------------------------------
@@ -113,7 +148,7 @@ async def expire_now(reg: RedisRegistry, node: str) -> None:
     heartbeat, without waiting for it (that the key expires is checked by its PTTL)."""
     raw = aioredis.from_url(reg.url)
     try:
-        assert await raw.delete(f"{reg.prefix}:alive:{node}") == 1
+        assert await raw.delete(f"{reg.keyspace}:alive:{node}") == 1
     finally:
         await raw.aclose()
 
@@ -122,7 +157,7 @@ async def pttl(reg: RedisRegistry, node: str) -> int:
     """Milliseconds left to ``node``'s liveness key (-2: none)."""
     raw = aioredis.from_url(reg.url)
     try:
-        return int(await raw.pttl(f"{reg.prefix}:alive:{node}"))
+        return int(await raw.pttl(f"{reg.keyspace}:alive:{node}"))
     finally:
         await raw.aclose()
 
@@ -134,7 +169,11 @@ def _port(url: str) -> int:
 async def _keys(reg: RedisRegistry) -> set[str]:
     client = aioredis.Redis.from_url(reg.url, decode_responses=True)
     try:
-        return {str(k) async for k in client.scan_iter(match=reg.prefix + ":*")}
+        return {
+            str(k)
+            for pattern in (reg.keyspace, reg.prefix)
+            async for k in client.scan_iter(match=pattern + ":*")
+        }
     finally:
         await client.aclose()
 
@@ -230,7 +269,7 @@ class TestCrashSafety:
         await writer.node_alive("n1")
         raw = aioredis.from_url(writer.url)
         try:
-            key = f"{writer.prefix}:alive:n1"
+            key = f"{writer.keyspace}:alive:n1"
             assert 0 < await raw.pttl(key) <= 30_000
             await raw.delete(key)  # what its expiry does
         finally:
@@ -246,7 +285,7 @@ class TestCrashSafety:
         await dead.put_node_stats("n1", {"delivered": 1})
         raw = aioredis.from_url(dead.url)
         try:
-            assert 0 < await raw.pttl(f"{dead.prefix}:stats:n1") <= 300
+            assert 0 < await raw.pttl(f"{dead.keyspace}:stats:n1") <= 300
         finally:
             await raw.aclose()
         assert (await reader.node_stats())["n1"] == {"delivered": 1}
@@ -259,7 +298,7 @@ class TestCrashSafety:
         await dead.put_node_activity("n1", {"s1": 1712345700.5})
         raw = aioredis.from_url(dead.url)
         try:
-            assert 0 < await raw.pttl(f"{dead.prefix}:activity:n1") <= 300
+            assert 0 < await raw.pttl(f"{dead.keyspace}:activity:n1") <= 300
         finally:
             await raw.aclose()
         assert await reader.last_activity([info]) == {"s1": 1712345700.5}
@@ -297,7 +336,7 @@ class TestCrashSafety:
         raw = aioredis.from_url(live.url)
         try:
             for _ in range(8):
-                await raw.pexpire(f"{live.prefix}:alive:n1", 1_000)  # 29 s of the TTL gone
+                await raw.pexpire(f"{live.keyspace}:alive:n1", 1_000)  # 29 s of the TTL gone
                 await live.node_alive("n1")
                 assert await pttl(live, "n1") > 1_000
                 assert await other.ids("chat") == ["s1"]
@@ -351,7 +390,7 @@ class TestCrashSafety:
         await reg.remove_node("n1")
         client = aioredis.Redis.from_url(reg.url, decode_responses=True)
         try:
-            ttl = await client.pttl(f"{reg.prefix}:departed")
+            ttl = await client.pttl(f"{reg.keyspace}:departed")
         finally:
             await client.aclose()
         assert 0 < ttl <= 60_000
@@ -367,7 +406,7 @@ class TestCrashSafety:
         assert sorted(i.id for i in gone) == sorted(f"s{i}" for i in range(25))
         assert await reg.ids("chat") == ["keep"]
         assert await reg.user_sockets("chat", "u0") == ["keep"]
-        assert f"{reg.prefix}:alive:n1" not in await _keys(reg)
+        assert f"{reg.keyspace}:alive:n1" not in await _keys(reg)
 
     async def test_late_heartbeat_is_logged(
         self, make_registry: Any, caplog: pytest.LogCaptureFixture
@@ -416,7 +455,8 @@ class TestLayout:
         """The keys and the stored JSON match the layout in the module docstring."""
         info = entry("s1", node="n1", user_id="u", groups={"g"}, meta={"k": "v"})
         await registry.add(info)
-        p = registry.prefix
+        p = registry.keyspace
+        assert p == "{" + registry.prefix + "}"  # a Redis Cluster hash tag: one slot
         assert await _keys(registry) == {
             f"{p}:sockets:chat",
             f"{p}:routes:chat",
@@ -450,10 +490,10 @@ class TestLayout:
         await registry.add(entry("s2", user_id="u", groups={"g"}))
         client = aioredis.Redis.from_url(registry.url, decode_responses=True)
         try:
-            await client.delete(f"{registry.prefix}:presence:chat:g")
+            await client.delete(f"{registry.keyspace}:presence:chat:g")
             first = await registry.remove("chat", "s1")
             assert first is not None and first.left == {"g"}
-            assert await client.exists(f"{registry.prefix}:presence:chat:g") == 0
+            assert await client.exists(f"{registry.keyspace}:presence:chat:g") == 0
         finally:
             await client.aclose()
         assert await registry.group_add("chat", "g", "s2") is None  # still a member
@@ -647,6 +687,33 @@ def test_sentinel_url_is_read_and_its_password_hidden() -> None:
     assert parse_sentinel_url("redis+sentinel://h/orders") == SentinelAddress((("h", 26379),), "orders")
     assert parse_sentinel_url("redis://127.0.0.1:6379/0") is None
     assert "s%40cret" not in repr(RedisRegistry(url=url, node_ttl=1))
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "redis+cluster://127.0.0.1/",  # a node needs its port
+        "redis+cluster://127.0.0.1:7000/1",  # a cluster has database 0 only
+        "redis+cluster://127.0.0.1:7000,,127.0.0.1:7001",
+        "redis+cluster://127.0.0.1:7000?read_from_replicas=1",
+    ],
+)
+def test_malformed_cluster_url_is_a_configuration_error(url: str) -> None:
+    """A redis+cluster URL with a node without a port, a database or a query is refused."""
+    with pytest.raises(ConfigurationError, match="url"):
+        RedisRegistry(url=url, node_ttl=1)
+
+
+def test_cluster_url_is_read_and_refused_for_channels_redis() -> None:
+    """Nodes (IPv6 in brackets), credentials; channels_redis cannot follow a cluster, so
+    channel_layer_host says which layer can."""
+    url = "redis+cluster://app:s%40cret@10.0.0.1:7000,[::1]:7001/"
+    assert parse_cluster_url(url) == ClusterAddress((("10.0.0.1", 7000), ("::1", 7001)), "app", "s@cret")
+    assert parse_cluster_url("redis+cluster://h:7000") == ClusterAddress((("h", 7000),))
+    assert parse_cluster_url("redis+sentinel://h/orders") is None
+    assert "s%40cret" not in repr(RedisRegistry(url=url, node_ttl=1))
+    with pytest.raises(ValueError, match="RedisClusterChannelLayer"):
+        channel_layer_host(url)
 
 
 def test_the_channel_layer_host_comes_from_the_registrys_url() -> None:

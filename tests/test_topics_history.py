@@ -15,8 +15,10 @@ from wsmanager.topics._redis import RedisHistory
 
 from . import redis_support
 from .history_contract import Clock, HistoryContract, clock, publish
+from .redis_support import ClusterGroup
 
 redis_url = redis_support.redis_url
+shared_cluster = redis_support.shared_cluster
 __all__ = ["clock"]
 
 
@@ -51,6 +53,18 @@ async def registry(redis_url: str) -> AsyncIterator[RedisRegistry]:
     yield reg
     await reg.clear()
     await reg.close()
+
+
+@pytest.mark.redis
+class TestRedisHistoryOnCluster(HistoryContract):
+    """The history contract on a Redis Cluster: a topic's two keys share a slot."""
+
+    @pytest.fixture
+    async def store(self, shared_cluster: ClusterGroup, clock: Clock) -> AsyncIterator[RedisHistory]:
+        reg = RedisRegistry(url=shared_cluster.url, prefix=f"wsmtest-{uuid.uuid4().hex[:12]}")
+        yield RedisHistory(reg._redis, reg.prefix, clock)
+        await reg.clear()
+        await reg.close()
 
 
 @pytest.mark.redis

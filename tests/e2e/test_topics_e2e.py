@@ -297,7 +297,7 @@ async def test_a_lost_history_key_is_a_new_epoch(site: Site) -> None:
     await create(a, "before the loss")
     old = await position(a)
     async with aioredis.Redis.from_url(site.redis_url) as r:
-        assert await r.delete(f"{site.prefix}:topic-history:live:tasks") == 1
+        assert await r.delete(f"{site.prefix}:topic-history:{{live:tasks}}") == 1
     peer = await open_live(b)
     try:
         replayed, answer = await subscribe(peer, topic="tasks", since=old)

@@ -1,10 +1,11 @@
 """Topic history on Redis: one stream and one hash per topic, shared by every process.
 
 Key layout (``P`` the registry's prefix, ``H`` the escaped handler name,
-``T`` the escaped topic name)::
+``T`` the escaped topic name; ``{H:T}`` is a Redis Cluster hash tag, so
+both keys of a topic share a slot and topics spread over the cluster)::
 
-    P:topic-meta:H:T      hash     e (the epoch), o (the last offset)
-    P:topic-history:H:T   stream   one entry per publication, id "<offset>-0":
+    P:topic-meta:{H:T}    hash     e (the epoch), o (the last offset)
+    P:topic-history:{H:T} stream   one entry per publication, id "<offset>-0":
                                    t (Unix ms, the publisher's clock), e (event), d (data, JSON)
 
 Each append and each read is one Lua script (atomic with respect to every
@@ -30,7 +31,7 @@ from contextlib import AbstractAsyncContextManager
 from typing import Any
 from urllib.parse import quote
 
-from redis.asyncio import Redis
+from redis.asyncio import Redis, RedisCluster
 
 from ._history import History, Position, Publication, Read, new_epoch
 
@@ -133,7 +134,7 @@ class RedisHistory(History):
 
     def __init__(
         self,
-        redis: Callable[[str], AbstractAsyncContextManager[Redis]],
+        redis: Callable[[str], AbstractAsyncContextManager[Redis | RedisCluster]],
         prefix: str,
         clock: Callable[[], float] | None = None,
     ) -> None:
@@ -143,11 +144,12 @@ class RedisHistory(History):
         self._scripts: dict[int, Any] = {}
 
     def keys(self, handler: str, topic: str) -> tuple[str, str]:
-        """The (hash, stream) keys of a topic."""
-        tail = f"{quote(handler, safe='')}:{quote(topic, safe='')}"
+        """The (hash, stream) keys of a topic, hash-tagged by handler and topic: one slot
+        of a Redis Cluster for both (the scripts use both), topics spread over slots."""
+        tail = f"{{{quote(handler, safe='')}:{quote(topic, safe='')}}}"
         return f"{self.prefix}:topic-meta:{tail}", f"{self.prefix}:topic-history:{tail}"
 
-    def _script(self, r: Redis, source: str) -> Any:
+    def _script(self, r: Redis | RedisCluster, source: str) -> Any:
         key = id(r)
         scripts = self._scripts.get(key)
         if scripts is None:

@@ -15,9 +15,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from contextlib import AbstractAsyncContextManager
 
-from redis.asyncio import Redis
-
 from .._base import ConnectionInfo
+from ._common import Client
 
 __all__ = ["LastActivity"]
 
@@ -26,12 +25,12 @@ class LastActivity:
     """``put_node_activity`` and ``last_activity`` over the ``P:activity:<node>`` hashes."""
 
     # Provided by RedisRegistry, declared as the other mixins (``_recovery``) declare them.
-    prefix: str
+    keyspace: str
     node_ttl: float
-    _redis: Callable[..., AbstractAsyncContextManager[Redis]]
+    _redis: Callable[..., AbstractAsyncContextManager[Client]]
 
     def _activity_key(self, node: str) -> str:
-        return f"{self.prefix}:activity:{node}"
+        return f"{self.keyspace}:activity:{node}"
 
     async def put_node_activity(self, node: str, activity: Mapping[str, float]) -> None:
         """Replace ``node``'s published last activities (one transaction); they expire after ``node_ttl``."""

@@ -1,7 +1,8 @@
 """The Redis registry's small parts: entry and departure encoding, the
 outcome of a compare-and-set, the connection pool's options and its one
-client per event loop (a plain pool, or one that finds the primary through
-Redis Sentinel for a ``redis+sentinel://`` URL), URL redaction and glob
+client per event loop (a plain pool, one that finds the primary through
+Redis Sentinel for a ``redis+sentinel://`` URL, or a Redis Cluster client for
+a ``redis+cluster://`` URL), URL redaction and glob
 escaping. No Redis command is sent from here.
 
 Entries are stored as compact JSON with :func:`wsmanager_client.protocol.dumps`,
@@ -15,10 +16,11 @@ import asyncio
 import enum
 import json
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeAlias
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import Sentinel, SentinelConnectionPool, SentinelManagedConnection
 from redis.backoff import ExponentialBackoff
@@ -29,8 +31,11 @@ from wsmanager_client.protocol import dumps
 from .._base import ConnectionInfo, Departure
 
 __all__ = [
+    "CLUSTER_SCHEME",
     "SENTINEL_SCHEME",
     "Bound",
+    "Client",
+    "ClusterAddress",
     "Outcome",
     "SentinelAddress",
     "bound_client",
@@ -39,7 +44,8 @@ __all__ = [
     "dumps_info",
     "glob_escape",
     "loads_info",
-    "make_pool",
+    "make_client",
+    "parse_cluster_url",
     "parse_sentinel_url",
     "pool_options",
     "redact",
@@ -56,12 +62,16 @@ class Outcome(enum.IntEnum):
     UNCHANGED = 3  #: nothing to write (not a script reply: decided before it)
 
 
+#: A client of one Redis (or its primary through Sentinel), or of a Redis Cluster.
+Client: TypeAlias = Redis | RedisCluster
+
+
 @dataclass
 class Bound:
     """What belongs to one event loop: the client (and its pool), the sweep lock,
     and with Sentinel the clients of the sentinels that name the primary."""
 
-    client: Redis
+    client: Client
     sweep_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     sentinel: Sentinel | None = None
 
@@ -94,6 +104,27 @@ class SentinelAddress:
     password: str | None = None
 
 
+def _credentials(userinfo: str, at: str) -> tuple[str | None, str | None]:
+    if not at:
+        return None, None
+    user, colon, secret = userinfo.partition(":")
+    return unquote(user) or None, unquote(secret) if colon else None
+
+
+def _hosts(hosts: str, default_port: int | None) -> tuple[tuple[str, int], ...]:
+    """``host[:port][,host[:port]...]`` read (an IPv6 host in brackets); ValueError if malformed."""
+    out: list[tuple[str, int]] = []
+    for item in hosts.split(","):
+        host, port = item.strip(), "" if default_port is None else str(default_port)
+        if host.rfind(":") > host.rfind("]"):  # a port follows (an IPv6 host is in brackets)
+            host, _, port = host.rpartition(":")
+        host = host.removeprefix("[").removesuffix("]")
+        if not host or not port.isdigit():
+            raise ValueError(f"address {item!r} is not host{'[:port]' if default_port else ':port'}")
+        out.append((host, int(port)))
+    return tuple(out)
+
+
 def parse_sentinel_url(url: str) -> SentinelAddress | None:
     """The Sentinel address a ``redis+sentinel://`` URL names; None for any other scheme.
 
@@ -104,21 +135,8 @@ def parse_sentinel_url(url: str) -> SentinelAddress | None:
     if parts.scheme != SENTINEL_SCHEME:
         return None
     userinfo, at, hosts = parts.netloc.rpartition("@")
-    username: str | None = None
-    password: str | None = None
-    if at:
-        user, colon, secret = userinfo.partition(":")
-        username = unquote(user) or None
-        password = unquote(secret) if colon else None
-    sentinels: list[tuple[str, int]] = []
-    for item in hosts.split(","):
-        host, port = item.strip(), str(SENTINEL_PORT)
-        if host.rfind(":") > host.rfind("]"):  # a port follows (an IPv6 host is in brackets)
-            host, _, port = host.rpartition(":")
-        host = host.removeprefix("[").removesuffix("]")
-        if not host or not port.isdigit():
-            raise ValueError(f"sentinel address {item!r} is not host[:port]")
-        sentinels.append((host, int(port)))
+    username, password = _credentials(userinfo, at)
+    sentinels = _hosts(hosts, SENTINEL_PORT)
     path = [unquote(p) for p in parts.path.split("/") if p]
     if not path or len(path) > 2:
         raise ValueError("the path must be /<service name> or /<service name>/<db>")
@@ -126,9 +144,41 @@ def parse_sentinel_url(url: str) -> SentinelAddress | None:
         raise ValueError(f"database {path[1]!r} is not a number")
     if parts.query or parts.fragment:
         raise ValueError("a redis+sentinel URL takes no query string or fragment")
-    return SentinelAddress(
-        tuple(sentinels), path[0], int(path[1]) if len(path) == 2 else 0, username, password
-    )
+    return SentinelAddress(sentinels, path[0], int(path[1]) if len(path) == 2 else 0, username, password)
+
+
+#: The URL scheme that names a Redis Cluster by some of its nodes.
+CLUSTER_SCHEME = "redis+cluster"
+
+
+@dataclass(frozen=True)
+class ClusterAddress:
+    """A ``redis+cluster://[[user]:password@]host:port[,host:port...]`` URL, read: some
+    nodes of the cluster (any one that answers tells the client about the others)."""
+
+    nodes: tuple[tuple[str, int], ...]
+    username: str | None = None
+    password: str | None = None
+
+
+def parse_cluster_url(url: str) -> ClusterAddress | None:
+    """The cluster a ``redis+cluster://`` URL names; None for any other scheme.
+
+    Raises ValueError for a cluster URL without nodes, with a node without a
+    port, with a path other than ``/`` or ``/0`` (a cluster has database 0
+    only), or with a query string.
+    """
+    parts = urlsplit(url)
+    if parts.scheme != CLUSTER_SCHEME:
+        return None
+    userinfo, at, hosts = parts.netloc.rpartition("@")
+    username, password = _credentials(userinfo, at)
+    nodes = _hosts(hosts, None)
+    if parts.path not in ("", "/", "/0"):
+        raise ValueError("a Redis Cluster has database 0 only: the path must be empty, / or /0")
+    if parts.query or parts.fragment:
+        raise ValueError("a redis+cluster URL takes no query string or fragment")
+    return ClusterAddress(nodes, username, password)
 
 
 def channel_layer_host(url: str, **options: Any) -> dict[str, Any]:
@@ -142,6 +192,11 @@ def channel_layer_host(url: str, **options: Any) -> dict[str, Any]:
     entry as they are. Raises ValueError for a malformed Sentinel URL. Nothing is
     checked against a running Redis.
     """
+    if parse_cluster_url(url) is not None:
+        raise ValueError(
+            "channels_redis cannot use a Redis Cluster: use wsmanager.layers.RedisClusterChannelLayer "
+            "with the redis+cluster:// URL (docs/layers.md)"
+        )
     address = parse_sentinel_url(url)
     if address is None:
         return {"address": url, **options}
@@ -192,14 +247,30 @@ class _BlockingSentinelPool(SentinelConnectionPool, BlockingConnectionPool):
     burst beyond ``max_connections`` waits up to ``timeout`` seconds."""
 
 
-def make_pool(url: str, options: dict[str, Any]) -> tuple[BlockingConnectionPool, Sentinel | None]:
-    """A bounded pool for ``url`` and, for a ``redis+sentinel://`` URL, its Sentinel client.
+def make_client(url: str, options: dict[str, Any]) -> tuple[Client, Sentinel | None]:
+    """A client for ``url`` (nothing is connected yet) and, for a ``redis+sentinel://``
+    URL, its Sentinel client.
 
-    Raises ValueError for a URL neither redis-py nor :func:`parse_sentinel_url` reads.
+    ``redis://``: a bounded, blocking pool. ``redis+sentinel://``: the same, to the
+    primary the sentinels name. ``redis+cluster://``: redis-py's cluster client,
+    which learns the slots from any node named and follows MOVED and failovers;
+    ``max_connections`` bounds each node's connections (a burst beyond it fails
+    at once instead of waiting ``timeout``). Raises ValueError for a URL neither
+    redis-py nor :func:`parse_sentinel_url` / :func:`parse_cluster_url` reads.
     """
+    cluster = parse_cluster_url(url)
+    if cluster is not None:
+        kept = ("max_connections", "socket_connect_timeout", "socket_timeout", "decode_responses")
+        client = RedisCluster(
+            startup_nodes=[ClusterNode(host, port) for host, port in cluster.nodes],
+            username=cluster.username,
+            password=cluster.password,
+            **{k: v for k, v in options.items() if k in kept},
+        )
+        return client, None
     address = parse_sentinel_url(url)
     if address is None:
-        return BlockingConnectionPool.from_url(url, **options), None
+        return Redis.from_pool(BlockingConnectionPool.from_url(url, **options)), None
     timeouts = {k: v for k, v in options.items() if k.startswith("socket_")}
     sentinel = Sentinel(address.sentinels, sentinel_kwargs=timeouts)
     pool = _BlockingSentinelPool(  # type: ignore[no-untyped-call]
@@ -211,7 +282,7 @@ def make_pool(url: str, options: dict[str, Any]) -> tuple[BlockingConnectionPool
         connection_class=_SentinelConnection,
         **options,
     )
-    return pool, sentinel
+    return Redis.from_pool(pool), sentinel
 
 
 def pool_options(
@@ -236,8 +307,8 @@ def bound_client(bounds: dict[asyncio.AbstractEventLoop, Bound], url: str, optio
     if bound is None:
         for old in [old for old in list(bounds) if old.is_closed()]:
             bounds.pop(old, None)
-        pool, sentinel = make_pool(url, options)
-        bound = bounds[loop] = Bound(Redis.from_pool(pool), sentinel=sentinel)
+        client, sentinel = make_client(url, options)
+        bound = bounds[loop] = Bound(client, sentinel=sentinel)
     return bound
 
 

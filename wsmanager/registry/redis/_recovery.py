@@ -4,10 +4,12 @@ handler, shared by every process (:class:`RedisJournal`).
 
 Parking is drawn in :mod:`wsmanager.registry.redis._scripts` (``P:parked``).
 
-Key layout (``P`` the registry's prefix, ``H`` the escaped handler name)::
+Key layout (``P`` the registry's prefix, ``H`` the escaped handler name; the
+braces are a Redis Cluster hash tag: a handler's journal lives in a slot of
+its own, outside the registry's)::
 
-    P:journal:H      stream   k (kind), t (target, JSON array), x (exclude, JSON array), m (text)
-    P:journal-on:H   string   the largest recovery window of H's sockets, while some process has
+    P:journal:{H}    stream   k (kind), t (target, JSON array), x (exclude, JSON array), m (text)
+    P:journal-on:{H} string   the largest recovery window of H's sockets, while some process has
                               recoverable sockets of H (expires a day after its last renewal)
 
 An append is one ``XADD`` with ``MAXLEN ~ max_entries`` (Redis trims whole
@@ -29,14 +31,12 @@ from contextlib import AbstractAsyncContextManager
 from typing import Any, cast
 from urllib.parse import quote
 
-from redis.asyncio import Redis
-
 from wsmanager_client.protocol import dumps
 
 from .._base import Claim, ConnectionInfo
 from .._journal import ZERO, Entry, Journal, Kind, Read, key_of
 from . import _scripts as scripts
-from ._common import dumps_info
+from ._common import Client, dumps_info
 
 __all__ = ["RedisJournal", "RedisRecovery"]
 
@@ -52,7 +52,7 @@ class RedisJournal(Journal):
 
     def __init__(
         self,
-        redis: Callable[[str], AbstractAsyncContextManager[Redis]],
+        redis: Callable[[str], AbstractAsyncContextManager[Client]],
         key: Callable[[str, str], str],
         max_entries: int = 10_000,
     ) -> None:
@@ -117,17 +117,17 @@ class RedisRecovery:
     """The recovery operations of :class:`~wsmanager.registry.redis.RedisRegistry`
     (see :class:`~wsmanager.registry._base.RegistryBackend` for their contract)."""
 
-    prefix: str
+    keyspace: str
     node_ttl: float
     _written: dict[tuple[str, str], str]
-    _redis: Callable[[str], AbstractAsyncContextManager[Redis]]
-    _key: Callable[[str, str], str]
+    _redis: Callable[[str], AbstractAsyncContextManager[Client]]
+    _journal_key: Callable[[str, str], str]
 
     async def park(self, handler: str, socket_id: str, node: str, until: float, key: str = "") -> bool:
         self._written.pop((handler, socket_id), None)
         async with self._redis("park") as r:
             parked = await scripts.PARK(
-                r, self.prefix, quote(handler, safe=""), socket_id, node, round(until * 1000), key
+                r, self.keyspace, quote(handler, safe=""), socket_id, node, round(until * 1000), key
             )
         return bool(parked)
 
@@ -136,7 +136,7 @@ class RedisRecovery:
         async with self._redis("claim") as r:
             outcome, previous, deadline = await scripts.CLAIM(
                 r,
-                self.prefix,
+                self.keyspace,
                 quote(expected.handler, safe=""),
                 expected.id,
                 dumps_info(expected),
@@ -151,19 +151,19 @@ class RedisRecovery:
     async def spoil(self, handler: str, socket_ids: list[str]) -> None:
         if socket_ids:
             async with self._redis("spoil") as r:
-                await scripts.SPOIL(r, self.prefix, quote(handler, safe=""), *socket_ids)
+                await scripts.SPOIL(r, self.keyspace, quote(handler, safe=""), *socket_ids)
 
     async def expire_parked(self, limit: int = 1000) -> int:
         departed_ttl_ms = max(60_000, round(self.node_ttl * 10_000))
         async with self._redis("expire_parked") as r:
-            return int(await scripts.EXPIRE(r, self.prefix, max(1, limit), departed_ttl_ms))
+            return int(await scripts.EXPIRE(r, self.keyspace, max(1, limit), departed_ttl_ms))
 
     def make_journal(self, max_entries: int) -> Journal:
         """The journal in this registry's Redis database, under the same prefix."""
-        return RedisJournal(self._redis, self._key, max_entries)
+        return RedisJournal(self._redis, self._journal_key, max_entries)
 
 
-async def _stream_info(r: Redis, key: str) -> dict[str, Any]:
+async def _stream_info(r: Client, key: str) -> dict[str, Any]:
     """``XINFO STREAM key``; empty when there is no such key (never written, or the store lost it)."""
     try:
         info: dict[str, Any] = await r.xinfo_stream(key)
@@ -194,7 +194,7 @@ def _gap(info: dict[str, Any], since: tuple[int, int]) -> tuple[str, bool]:
 
 
 async def _read_range(
-    r: Redis, key: str, after: str, most: int, max_bytes: int | None
+    r: Client, key: str, after: str, most: int, max_bytes: int | None
 ) -> tuple[list[Entry], bool]:
     """``XRANGE key (after +`` in batches: at most ``most`` entries, and, with ``max_bytes``,
     no batch once the entries read weigh that much; (the entries, whether the range ended).

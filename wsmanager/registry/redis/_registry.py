@@ -52,7 +52,6 @@ from typing import Any, cast
 from urllib.parse import quote
 
 try:
-    from redis.asyncio import Redis
     from redis.exceptions import RedisError
 except ImportError as exc:  # pragma: no cover - depends on the installation
     raise ImportError(
@@ -67,13 +66,14 @@ from . import _scripts as scripts
 from ._activity import LastActivity
 from ._common import (
     Bound,
+    Client,
     Outcome,
     bound_client,
     departures,
     dumps_info,
     glob_escape,
     loads_info,
-    make_pool,
+    make_client,
     pool_options,
     redact,
 )
@@ -123,12 +123,15 @@ class RedisRegistry(RedisRecovery, LastActivity, RegistryBackend):
             )
         self.url = url
         self.prefix = prefix
+        #: The registry's own keys start with the prefix in braces: a Redis Cluster
+        #: hash tag, so that every key one script touches is in one slot.
+        self.keyspace = "{" + prefix + "}"
         self.node_ttl = float(node_ttl)
         self._pool_options = pool_options(
             max_connections, pool_timeout, socket_connect_timeout, socket_timeout
         )
         try:  # report a malformed URL now rather than on the first call
-            make_pool(url, self._pool_options)
+            make_client(url, self._pool_options)
         except ValueError as exc:
             raise ConfigurationError(f"RedisRegistry url {redact(url)!r} is invalid: {exc}") from exc
         self._bounds: dict[asyncio.AbstractEventLoop, Bound] = {}
@@ -144,15 +147,19 @@ class RedisRegistry(RedisRecovery, LastActivity, RegistryBackend):
 
     # -- keys ----------------------------------------------------------------
     def _key(self, kind: str, handler: str, rest: str | None = None) -> str:
-        key = f"{self.prefix}:{kind}:{quote(handler, safe='')}"
+        key = f"{self.keyspace}:{kind}:{quote(handler, safe='')}"
         return key if rest is None else f"{key}:{rest}"
+
+    def _journal_key(self, kind: str, handler: str) -> str:
+        """A handler's journal key: outside the registry's slot, hash-tagged by handler."""
+        return f"{self.prefix}:{kind}:{{{quote(handler, safe='')}}}"
 
     # -- connection ------------------------------------------------------------
     def _bound(self) -> Bound:
         return bound_client(self._bounds, self.url, self._pool_options)
 
     @contextlib.asynccontextmanager
-    async def _redis(self, action: str, sweep: bool = True) -> AsyncIterator[Redis]:
+    async def _redis(self, action: str, sweep: bool = True) -> AsyncIterator[Client]:
         """The loop's client, after a sweep if a node may have expired; errors translated."""
         try:
             bound = self._bound()
@@ -168,7 +175,7 @@ class RedisRegistry(RedisRecovery, LastActivity, RegistryBackend):
                 f"Redis registry at {redact(self.url)} unavailable ({action}): {exc}"
             ) from exc
 
-    async def _sweep(self, client: Redis, node: str) -> list[Departure]:
+    async def _sweep(self, client: Client, node: str) -> list[Departure]:
         """Forget the sockets of ``node``, or of every expired node if ``node`` is "".
 
         The script also queues the departures that left a group on ``P:departed``.
@@ -178,7 +185,8 @@ class RedisRegistry(RedisRecovery, LastActivity, RegistryBackend):
         departed_ttl_ms = max(60_000, round(self.node_ttl * 10_000))
         while more:
             started = time.monotonic()
-            reply = await scripts.SWEEP(client, self.prefix, max(1, self.sweep_batch), node, departed_ttl_ms)
+            batch = max(1, self.sweep_batch)
+            reply = await scripts.SWEEP(client, self.keyspace, batch, node, departed_ttl_ms)
             more = bool(reply[0])
             gone.extend(departures(reply[2:]))
             if not node:
@@ -198,7 +206,7 @@ class RedisRegistry(RedisRecovery, LastActivity, RegistryBackend):
         async with self._redis("add") as r:
             joined = await scripts.ADD(
                 r,
-                self.prefix,
+                self.keyspace,
                 quote(info.handler, safe=""),
                 info.id,
                 stored,
@@ -217,7 +225,7 @@ class RedisRegistry(RedisRecovery, LastActivity, RegistryBackend):
         self._written.pop((handler, socket_id), None)
         async with self._redis("remove") as r:
             reply = await scripts.REMOVE(
-                r, self.prefix, quote(handler, safe=""), socket_id, node or "", key or ""
+                r, self.keyspace, quote(handler, safe=""), socket_id, node or "", key or ""
             )
         if reply is None:
             return None
@@ -266,7 +274,7 @@ class RedisRegistry(RedisRecovery, LastActivity, RegistryBackend):
         key = (handler, socket_id)
         async with self._redis(op) as r:
             outcome, new, stored = await scripts.compare_and_set(
-                r, self.prefix, handler, socket_id, change, op, group, self._written.get(key)
+                r, self.keyspace, handler, socket_id, change, op, group, self._written.get(key)
             )
         if stored is not None and key in self._written:
             self._written[key] = stored
@@ -340,7 +348,7 @@ class RedisRegistry(RedisRecovery, LastActivity, RegistryBackend):
             if not skip:
                 raw = await r.hgetall(self._key("gnodes", handler, group))
                 return {str(node): int(n) for node, n in raw.items() if int(n) > 0}
-            flat = await scripts.GROUP_NODES(r, self.prefix, quote(handler, safe=""), group, *skip)
+            flat = await scripts.GROUP_NODES(r, self.keyspace, quote(handler, safe=""), group, *skip)
         return {str(flat[i]): int(flat[i + 1]) for i in range(0, len(flat), 2)}
 
     # -- processes -----------------------------------------------------------
@@ -352,7 +360,7 @@ class RedisRegistry(RedisRecovery, LastActivity, RegistryBackend):
         """
         ttl_ms = max(1, round(self.node_ttl * 1000))
         async with self._redis("node_alive", sweep=False) as r:
-            existed = await scripts.ALIVE(r, self.prefix, node, ttl_ms)
+            existed = await scripts.ALIVE(r, self.keyspace, node, ttl_ms)
             if not existed and node in self._heartbeats:
                 logger.warning(
                     "the liveness key of node %s was missing (a heartbeat later than "
@@ -370,12 +378,12 @@ class RedisRegistry(RedisRecovery, LastActivity, RegistryBackend):
         (those that left a group are also queued for :meth:`take_departures`)."""
         self._heartbeats.discard(node)
         async with self._redis("remove_node", sweep=False) as r:
-            await r.delete(f"{self.prefix}:stats:{node}")
+            await r.delete(f"{self.keyspace}:stats:{node}")
             return await self._sweep(r, node)
 
     async def put_node_stats(self, node: str, stats: Mapping[str, int]) -> None:
         """Replace ``node``'s published counters (one transaction); they expire after ``node_ttl``."""
-        key = f"{self.prefix}:stats:{node}"
+        key = f"{self.keyspace}:stats:{node}"
         async with self._redis("put_node_stats", sweep=False) as r, r.pipeline(transaction=True) as pipe:
             pipe.delete(key)
             if stats:
@@ -386,10 +394,10 @@ class RedisRegistry(RedisRecovery, LastActivity, RegistryBackend):
     async def node_stats(self) -> dict[str, dict[str, int]]:
         """The counters of every node whose last publication has not expired."""
         async with self._redis("node_stats") as r:
-            nodes = sorted(str(node) for node in await r.smembers(f"{self.prefix}:nodes"))
+            nodes = sorted(str(node) for node in await r.smembers(f"{self.keyspace}:nodes"))
             async with r.pipeline(transaction=False) as pipe:
                 for node in nodes:
-                    pipe.hgetall(f"{self.prefix}:stats:{node}")
+                    pipe.hgetall(f"{self.keyspace}:stats:{node}")
                 replies = await pipe.execute()
         return {
             node: {str(name): int(value) for name, value in reply.items()}
@@ -400,7 +408,7 @@ class RedisRegistry(RedisRecovery, LastActivity, RegistryBackend):
     async def take_departures(self, limit: int = 1000) -> list[Departure]:
         """Pop up to ``limit`` queued departures (one LPOP: each goes to one caller)."""
         async with self._redis("take_departures") as r:
-            items = await r.lpop(f"{self.prefix}:departed", max(1, limit))
+            items = await r.lpop(f"{self.keyspace}:departed", max(1, limit))
         taken: list[Departure] = []
         for item in cast("list[str] | None", items) or []:
             raw, *left = json.loads(item)
@@ -418,11 +426,12 @@ class RedisRegistry(RedisRecovery, LastActivity, RegistryBackend):
         """Delete every key under ``prefix`` (SCAN, in batches). Tests only."""
         async with self._redis("clear", sweep=False) as r:
             batch: list[str] = []
-            async for key in r.scan_iter(match=glob_escape(self.prefix) + ":*", count=1000):
-                batch.append(str(key))
-                if len(batch) >= 500:
-                    await r.unlink(*batch)
-                    batch.clear()
+            for pattern in (glob_escape(self.keyspace), glob_escape(self.prefix)):
+                async for key in r.scan_iter(match=pattern + ":*", count=1000):
+                    batch.append(str(key))
+                    if len(batch) >= 500:
+                        await r.unlink(*batch)
+                        batch.clear()
             if batch:
                 await r.unlink(*batch)
         self._sweep_due = 0.0

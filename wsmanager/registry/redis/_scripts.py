@@ -1,12 +1,14 @@
 """The Lua scripts of the Redis registry, each one atomic on the server.
 
-Every script takes no keys and ``ARGV[1]`` = the key prefix ``P``; it builds
-key names itself (the key layout is below),
-which is why Redis Cluster is not supported. Each runs by its SHA1
+Every script takes ``ARGV[1]`` = ``P``, the registry's keyspace: its prefix
+in braces (``{wsm}``), a Redis Cluster hash tag that puts every key below in
+one slot. The scripts build key names themselves (the key layout is below);
+``P`` is also passed as the one declared key (``KEYS[1]``, never written), so
+that a cluster client sends each script to the node that serves that slot. Each runs by its SHA1
 (``EVALSHA``) and is sent again in full when the server does not know it,
 for instance after a restart.
 
-Key layout, ``P`` being ``prefix`` and ``H`` the handler name with ``%`` and
+Key layout, ``P`` being ``{prefix}`` and ``H`` the handler name with ``%`` and
 ``:`` percent-escaped::
 
     P:sockets:H          hash   socket id -> ConnectionInfo JSON (to_json)
@@ -42,11 +44,10 @@ from collections.abc import Callable
 from typing import Any, Final
 from urllib.parse import quote
 
-from redis.asyncio import Redis
 from redis.exceptions import NoScriptError
 
 from .._base import ConnectionInfo
-from ._common import Outcome, dumps_info, loads_info
+from ._common import Client, Outcome, dumps_info, loads_info
 
 __all__ = [
     "ADD",
@@ -361,11 +362,18 @@ class Script:
         self.text = _LIB + body
         self.sha = hashlib.sha1(self.text.encode(), usedforsecurity=False).hexdigest()
 
-    async def __call__(self, client: Redis, *args: str | int) -> Any:
+    async def __call__(self, client: Client, *args: str | int) -> Any:
+        """Run with ``ARGV`` = ``args``, ``args[0]`` being the keyspace (the prefix in braces).
+
+        The keyspace itself is passed as the one declared key (never written): a
+        cluster client sends the script to the node serving the keyspace's slot,
+        where every key the script builds from ``ARGV[1]`` lives.
+        """
+        anchor = str(args[0])
         try:
-            return await client.evalsha(self.sha, 0, *args)
+            return await client.evalsha(self.sha, 1, anchor, *args)
         except NoScriptError:
-            return await client.eval(self.text, 0, *args)
+            return await client.eval(self.text, 1, anchor, *args)
 
 
 ADD: Final = Script(_ADD)
@@ -381,7 +389,7 @@ GROUP_NODES: Final = Script(_GROUP_NODES)
 
 
 async def compare_and_set(
-    client: Redis,
+    client: Client,
     prefix: str,
     handler: str,
     socket_id: str,
