@@ -1,0 +1,114 @@
+"""What the failover tests (Redis Sentinel, Redis Cluster) share: numbered
+whispers between two sockets of different processes, numbered HTTP posts, and
+polling a condition with a deadline that only turns a hang into a failure.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import httpx
+import websockets
+
+from tests.e2e.client import Peer, http, http_client
+
+__all__ = ["DEADLINE", "Posts", "Traffic", "stats", "until", "who_is"]
+
+T = TypeVar("T")
+#: How long the test waits for any one condition: a hang becomes a failure, nothing more.
+DEADLINE = 60.0
+
+
+async def until(probe: Callable[[], Awaitable[T | None]], what: str) -> T:
+    """Retry ``probe`` until it returns something truthy (errors count as not yet)."""
+    deadline = time.monotonic() + DEADLINE
+    while True:
+        try:
+            result = await probe()
+        except (OSError, websockets.InvalidStatus, websockets.InvalidHandshake, TimeoutError):
+            result = None
+        if result:
+            return result
+        assert time.monotonic() < deadline, f"{what}: not within {DEADLINE} s"
+        await asyncio.sleep(0.05)
+
+
+class Traffic:
+    """Whispers between two sockets of different processes, one at a time, numbered."""
+
+    def __init__(self, a: Peer, b: Peer) -> None:
+        self.a, self.b = a, b
+        self.sent: dict[str, str] = {}  # text -> "ok" or the error's code
+        self.round = 0
+        self.got: set[str] = set()  # texts read on either socket
+
+    async def one_round(self) -> bool:
+        """A whisper each way and a ping on each socket; True when both whispers were taken."""
+        ok = True
+        for sender, to in ((self.a, self.b), (self.b, self.a)):
+            self.round += 1
+            text = f"m{self.round}"
+            reply = await sender.request("whisper", to.id, text)
+            self.sent[text] = "ok" if "result" in reply else str(reply["error"]["code"])
+            ok = ok and "result" in reply
+            # An open socket answers a ping whatever Redis does: no registry call behind it.
+            assert await sender.call("rpc.ping") == "pong"
+        return ok
+
+    async def until_text(self, peer: Peer, text: str) -> None:
+        """Read ``peer``'s messages until the one saying ``text``, into ``got``."""
+        seen = {m["params"]["text"] for m in peer.inbox if m.get("method") == "message"}
+        peer.inbox = type(peer.inbox)(m for m in peer.inbox if m.get("method") != "message")
+        while text not in seen:
+            seen.add((await peer.notification("message"))["params"]["text"])
+        self.got |= seen
+
+
+class Posts:
+    """``POST /api/sockets/<to>/messages`` through ``server``, numbered, until stopped."""
+
+    def __init__(self, server: Any, to: str) -> None:
+        self.server, self.to = server, to
+        self.outcomes: dict[str, tuple[int, float]] = {}  # text -> (HTTP status or 0, answered at)
+        self.stop = False
+        self.count = 0
+
+    async def run(self) -> None:
+        async with http_client(self.server, timeout=30) as client:
+            while not self.stop:
+                self.count += 1
+                text = f"p{self.count}"
+                try:
+                    response = await client.post(f"/api/sockets/{self.to}/messages", json={"text": text})
+                    status = response.status_code
+                except httpx.HTTPError:
+                    status = 0
+                self.outcomes[text] = (status, time.monotonic())
+                await asyncio.sleep(0)
+
+    def taken(self) -> int:
+        """How many were taken (202)."""
+        return sum(1 for status, _ in self.outcomes.values() if status == 202)
+
+    async def taken_at_least(self, least: int) -> bool:
+        return self.taken() >= least
+
+
+async def who_is(peer: Peer, ids: set[str]) -> list[dict[str, Any]] | None:
+    """``who`` on ``peer``'s room when it lists exactly ``ids``; None otherwise."""
+    reply = await peer.request("who")
+    if "result" not in reply:
+        return None
+    members: list[dict[str, Any]] = reply["result"]
+    return members if {m["id"] for m in members} == ids else None
+
+
+async def stats(server: Any) -> dict[str, Any]:
+    """The demo's ``GET /api/stats`` of ``server``."""
+    response = await http("GET", server, "/api/stats")
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body
