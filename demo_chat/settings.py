@@ -3,7 +3,8 @@
 Set ``REDIS_URL`` (e.g. ``redis://127.0.0.1:6379/0``) to switch the channel
 layer and the wsmanager registry to Redis, for several server processes; a
 ``redis+sentinel://host:port,host:port/<service>/<db>`` URL finds the primary
-through Redis Sentinel (docs/scaling.md).
+through Redis Sentinel, a ``redis+cluster://host:port,host:port`` URL uses a
+Redis Cluster (docs/scaling.md).
 """
 
 import os
@@ -84,21 +85,35 @@ if REDIS_URL:
     from wsmanager.registry.redis import channel_layer_host
 
     REDIS_PREFIX = os.environ.get("WSMANAGER_REDIS_PREFIX", "demo")
-    CHANNEL_LAYERS = {
-        "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {
-                # redis:// or redis+sentinel:// (the sentinels, service and database);
-                # redis-py 6+ times reads out after 5 s, exactly channels_redis's 5 s
-                # blocking receive: give the layer's sockets more room.
-                "hosts": [channel_layer_host(REDIS_URL, socket_timeout=15)],
-                "prefix": f"{REDIS_PREFIX}:asgi",
-                # One message per process and broadcast: room for bursts.
-                "channel_capacity": {"wsmanager.node*": 10000},
-                "group_expiry": int(os.environ.get("CHANNELS_GROUP_EXPIRY", "86400")),
-            },
+    if REDIS_URL.startswith("redis+cluster://"):
+        # channels_redis cannot follow a Redis Cluster: wsmanager's layer on sharded
+        # pub/sub (docs/layers.md) carries the processes' messages.
+        CHANNEL_LAYERS = {
+            "default": {
+                "BACKEND": "wsmanager.layers.RedisClusterChannelLayer",
+                "CONFIG": {
+                    "url": REDIS_URL,
+                    "prefix": f"{REDIS_PREFIX}:asgi",
+                    "channel_capacity": {"wsmanager.node*": 10000},
+                },
+            }
         }
-    }
+    else:
+        CHANNEL_LAYERS = {
+            "default": {
+                "BACKEND": "channels_redis.core.RedisChannelLayer",
+                "CONFIG": {
+                    # redis:// or redis+sentinel:// (the sentinels, service and database);
+                    # redis-py 6+ times reads out after 5 s, exactly channels_redis's 5 s
+                    # blocking receive: give the layer's sockets more room.
+                    "hosts": [channel_layer_host(REDIS_URL, socket_timeout=15)],
+                    "prefix": f"{REDIS_PREFIX}:asgi",
+                    # One message per process and broadcast: room for bursts.
+                    "channel_capacity": {"wsmanager.node*": 10000},
+                    "group_expiry": int(os.environ.get("CHANNELS_GROUP_EXPIRY", "86400")),
+                },
+            }
+        }
     WSMANAGER = {
         "REGISTRY": {
             "BACKEND": "wsmanager.registry.redis.RedisRegistry",

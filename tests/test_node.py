@@ -12,6 +12,7 @@ import pytest
 from tests import redis_support
 from wsmanager import ConnectionInfo, RpcHandler, route, websocket_app
 from wsmanager.node import Node
+from wsmanager.node import _hub as hub_module
 from wsmanager.observe import _counters as counters
 from wsmanager.registry import get_registry
 from wsmanager.testing import RpcCommunicator
@@ -149,3 +150,47 @@ def test_records_of_windows_that_ended_are_dropped_as_others_park() -> None:
     node._pruned = 0.0  # the last pruning is long ago
     node.note_parked("h", "b", "on", time.time() + 60, "k")
     assert node.sockets_from("h", "a") == 0 and node.sockets_from("h", "b") == 1
+
+
+class SlowlyNamingLayer:
+    """A layer whose ``new_channel`` waits (as the Redis Cluster layer waits for Redis
+    to confirm its subscription), or fails once."""
+
+    def __init__(self, fail_first: bool = False) -> None:
+        self.go = asyncio.Event()
+        self.named = 0
+        self.fail_first = fail_first
+
+    async def new_channel(self, prefix: str) -> str:
+        await self.go.wait()
+        self.named += 1
+        if self.fail_first and self.named == 1:
+            raise ConnectionError("Redis is down")
+        return f"{prefix}.slow!{self.named}"
+
+
+async def test_callers_of_start_meanwhile_wait_for_the_node_s_name(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Sockets opening while the layer names the node's channel get its real id,
+    never the empty one a socket would then be registered under."""
+    layer = SlowlyNamingLayer()
+    monkeypatch.setattr(hub_module, "get_channel_layer", lambda alias: layer)
+    node = Node()
+    first = asyncio.ensure_future(node.start())
+    others = [asyncio.ensure_future(node.start()) for _ in range(3)]
+    await asyncio.sleep(0)
+    assert not any(task.done() for task in (first, *others))
+    layer.go.set()
+    assert {await task for task in (first, *others)} == {"wsmanager.node.slow!1"}
+    assert layer.named == 1
+
+
+async def test_a_start_whose_layer_failed_to_name_the_channel_is_tried_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    layer = SlowlyNamingLayer(fail_first=True)
+    layer.go.set()
+    monkeypatch.setattr(hub_module, "get_channel_layer", lambda alias: layer)
+    node = Node()
+    with pytest.raises(ConnectionError):
+        await node.start()
+    assert await node.start() == "wsmanager.node.slow!2"

@@ -33,6 +33,7 @@ PUBLIC_MODULES = [
     "wsmanager.client",
     "wsmanager.contract",
     "wsmanager.exceptions",
+    "wsmanager.layers",
     "wsmanager.node",
     "wsmanager.observe",
     "wsmanager.ops.drain",

@@ -89,6 +89,9 @@ class Node:
         self._stamp = 0
         self._resynced: dict[tuple[str, str], float] = {}  # (handler, group) -> monotonic time
         self._loop: asyncio.AbstractEventLoop | None = None
+        #: Done once the node's id is known in ``_loop`` (a layer's new_channel may
+        #: await the network: callers meanwhile wait for it, never take the old id).
+        self._named: asyncio.Future[None] | None = None
         self._reader: asyncio.Task[None] | None = None
         self._calls = relay.Calls()
         self.upkeep = Upkeep(self)
@@ -100,10 +103,14 @@ class Node:
         """Start the node in the running loop once; returns its id.
 
         A node started in an event loop that has since been replaced (test
-        suites run a loop per test) starts afresh with a new id.
+        suites run a loop per test) starts afresh with a new id. Callers that
+        come while the layer names the channel (``new_channel`` may wait for
+        Redis, as the Redis Cluster layer's subscription does) wait for it.
         """
         loop = asyncio.get_running_loop()
         if self._loop is loop:
+            if self._named is not None and not self._named.done():
+                await asyncio.shield(self._named)
             return self.id
         self.cancel()
         self.sockets.clear()
@@ -115,13 +122,24 @@ class Node:
         self._resynced.clear()
         self._calls.clear()
         self._loop = loop
+        named = self._named = loop.create_future()
         conf = get_settings()
         layer = get_channel_layer(conf.channel_layer) if conf.channel_layer else None
         self._link = Link(layer)
-        if layer is not None:
-            self.id = await layer.new_channel("wsmanager.node")
-        else:
-            self.id = f"wsmanager.node.local!{secrets.token_hex(8)}"
+        try:
+            if layer is not None:
+                self.id = await layer.new_channel("wsmanager.node")
+            else:
+                self.id = f"wsmanager.node.local!{secrets.token_hex(8)}"
+        except BaseException as exc:
+            self._loop = None  # the next start() tries again
+            if isinstance(exc, asyncio.CancelledError):
+                named.cancel()
+            else:
+                named.set_exception(exc)
+                named.exception()  # retrieved: a caller may not be waiting
+            raise
+        named.set_result(None)
         logger.debug("node %s started (%s pid %s)", self.id, socket.gethostname(), os.getpid())
         return self.id
 

@@ -2,9 +2,13 @@
 channel, and read its own channel for ever.
 
 Sending never raises: a refused envelope (the target's channel is full, the
-layer's store is down, or no layer is configured) is logged, counted
-(``dropped_channel_full``, ``dropped_layer_error``, ``dropped_no_layer``)
-and reported as False, so the caller decides what a failed hop means.
+layer's store is down, no layer is configured, or, on a layer that can tell,
+no process reads the channel) is logged, counted (``dropped_channel_full``,
+``dropped_layer_error``, ``dropped_no_layer``, ``dropped_no_receiver``) and
+reported as False, so the caller decides what a failed hop means. A layer
+that can tell has ``async deliver(channel, message) -> int``, the number of
+receivers (:class:`wsmanager.layers.RedisClusterChannelLayer`: pub/sub keeps
+nothing for a channel nobody reads); it is used instead of ``send``.
 Reading retries with backoff (0.1 s doubling to 5 s) while the layer is
 down and treats an idle read's time-out as nothing, so the loop ends only
 when its task is cancelled (even when a library lost the cancellation, see
@@ -40,6 +44,8 @@ class Link:
 
     def __init__(self, layer: Any) -> None:
         self.layer = layer
+        #: The layer's ``deliver`` (receivers reached), where it has one.
+        self._deliver: Callable[[str, Envelope], Awaitable[int]] | None = getattr(layer, "deliver", None)
 
     async def send(self, node_id: str, envelope: Envelope) -> bool:
         """Hand ``envelope`` to ``node_id``'s channel; False (logged, counted) if refused."""
@@ -47,7 +53,12 @@ class Link:
             bump(Count.DROPPED_NO_LAYER)
             return False
         try:
-            await self.layer.send(node_id, envelope)
+            if self._deliver is None:
+                await self.layer.send(node_id, envelope)
+            elif not await self._deliver(node_id, envelope):
+                bump(Count.DROPPED_NO_RECEIVER)
+                logger.warning("no process reads channel %s; message dropped", node_id)
+                return False
         except ChannelFull:
             bump(Count.DROPPED_CHANNEL_FULL)
             logger.warning("channel of node %s is full; message dropped", node_id)

@@ -35,6 +35,7 @@ class Count(enum.StrEnum):
     DROPPED_CHANNEL_FULL = "dropped_channel_full"
     DROPPED_LAYER_ERROR = "dropped_layer_error"
     DROPPED_NO_LAYER = "dropped_no_layer"
+    DROPPED_NO_RECEIVER = "dropped_no_receiver"
     RATE_LIMITED = "rate_limited"
     REFUSED_TOO_BIG = "refused_too_big"
     DROPPED_INCOMING = "dropped_incoming"

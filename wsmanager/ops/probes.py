@@ -21,8 +21,10 @@ Mount them in your URLconf::
 
 Reasons name no address or exception text (they are logged at WARNING on
 ``wsmanager.ops.probes``). The channel-layer check pings every host of a
-``channels_redis`` core layer; the in-memory layer is always ready; another
-layer is reported ``"not checked"`` and does not make the process unready.
+``channels_redis`` core layer, or every primary of the Redis Cluster layer
+(a layer with a ``ping()`` coroutine); the in-memory layer is always ready;
+another layer is reported ``"not checked"`` and does not make the process
+unready.
 No access control: both views reveal only what a probe needs.
 """
 
@@ -61,6 +63,10 @@ async def _channel_layer() -> str:
     alias = get_settings().channel_layer
     layer: Any = get_channel_layer(alias) if alias else None
     if layer is None or isinstance(layer, InMemoryChannelLayer):
+        return "ok"
+    ping = getattr(layer, "ping", None)  # wsmanager.layers.RedisClusterChannelLayer
+    if ping is not None:
+        await ping()
         return "ok"
     connection = getattr(layer, "connection", None)
     if connection is None or not hasattr(layer, "ring_size"):

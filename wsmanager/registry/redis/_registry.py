@@ -32,9 +32,13 @@ Guarantees:
 Non-guarantees: a call interrupted by a lost connection may or may not have
 taken effect. A process that is paused (SIGSTOP, a long GC pause) for longer
 than ``node_ttl`` is treated as dead and its sockets are forgotten even
-though they are still open. One connection pool exists per event loop. The
-scripts build key names at run time, so Redis Cluster is not supported (a
-single primary, possibly behind Sentinel, is).
+though they are still open. One connection pool exists per event loop.
+
+Where Redis runs: a single primary (``redis://``), a primary found through
+Sentinel (``redis+sentinel://``), or a Redis Cluster (``redis+cluster://``).
+On a cluster the registry's keys are all in the slot of its keyspace (the
+prefix in braces), so the registry is served by one shard at a time; the
+journals and topic histories spread over the others.
 
 The key layout is drawn in :mod:`wsmanager.registry.redis._scripts`, which
 builds the keys.
@@ -89,7 +93,8 @@ class RedisRegistry(RedisRecovery, LastActivity, RegistryBackend):
 
     Options (``WSMANAGER["REGISTRY"]["OPTIONS"]``): ``url`` of the database
     (or ``redis+sentinel://host:port,host:port/<service>/<db>``: the primary the
-    sentinels name, looked up again on every reconnect, see docs/scaling.md);
+    sentinels name, looked up again on every reconnect; or
+    ``redis+cluster://host:port,host:port``: a Redis Cluster, see docs/scaling.md);
     ``prefix`` of every key (processes sharing a prefix share the registry);
     ``node_ttl``, seconds a node's liveness key lives (default: 1.5
     ``HEARTBEAT_INTERVAL``); ``max_connections`` per event loop (a burst beyond
