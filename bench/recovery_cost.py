@@ -139,8 +139,8 @@ async def redis_memory(redis_url: str, sockets: int, messages: int) -> dict[str,
             sender.send_text(json.dumps({"jsonrpc": "2.0", "method": "send", "params": [text], "id": k}))
             while json.loads(await sender.recv()).get("id") != k:
                 pass
-        keys = f"{prefix}:wsm"  # the demo's registry prefix
-        journal = f"{keys}:journal:chat"
+        keys = f"{{{prefix}:wsm}}"  # the demo's registry keyspace: its prefix in braces
+        journal = f"{prefix}:wsm:journal:{{chat}}"
         length = int(client.xlen(journal))
         stream_bytes = int(client.memory_usage(journal, samples=0) or 0)
         entries = client.hgetall(f"{keys}:sockets:chat")

@@ -71,18 +71,20 @@ def redis_problem(url: str) -> str | None:
 
 
 def redis_cleanup(url: str, prefix: str) -> int:
-    """Delete every key of the run (``prefix:*``); how many."""
+    """Delete every key of the run (``prefix:*``, and ``{prefix...}:*``: the registries'
+    keys, their prefix in braces); how many."""
     import redis
 
     client = redis.Redis.from_url(url)
     deleted = 0
     try:
         batch: list[bytes] = []
-        for key in client.scan_iter(match=f"{prefix}:*", count=1000):
-            batch.append(key)
-            if len(batch) >= 500:
-                deleted += int(client.unlink(*batch))
-                batch.clear()
+        for pattern in (f"{prefix}:*", f"{{{prefix}*"):
+            for key in client.scan_iter(match=pattern, count=1000):
+                batch.append(key)
+                if len(batch) >= 500:
+                    deleted += int(client.unlink(*batch))
+                    batch.clear()
         if batch:
             deleted += int(client.unlink(*batch))
     finally:

@@ -323,6 +323,25 @@ class ClusterGroup:
                     return int(primary[1])
         raise AssertionError(f"no primary serves {key!r}")
 
+    def _role(self, port: int) -> str:
+        with self._client(port) as client:
+            return str(client.info("replication").get("role"))
+
+    def promote_replica_of(self, port: int) -> int:
+        """A manual failover (``CLUSTER FAILOVER`` on a replica of the primary at ``port``;
+        nothing dies): returns the replica's port, once the cluster is whole again."""
+        with self._client(port) as client:
+            me = next(n for n in client.cluster("nodes").values() if "myself" in n["flags"])["node_id"]
+        for other in self.live_ports():
+            with self._client(other) as client:
+                info = client.info("replication")
+                if info.get("role") == "slave" and int(info.get("master_port", 0)) == port:
+                    client.execute_command("CLUSTER", "FAILOVER")
+                    self.wait(lambda port=other: self._role(port) == "master", "the replica took over")
+                    self.wait(self.healed, "the cluster is whole again")
+                    return other
+        raise AssertionError(f"no replica of {port} ({me})")
+
     def kill(self, port: int) -> None:
         proc = self.procs[port]
         proc.kill()  # SIGKILL: no shutdown, no last replication

@@ -194,3 +194,22 @@ async def test_a_start_whose_layer_failed_to_name_the_channel_is_tried_again(
     with pytest.raises(ConnectionError):
         await node.start()
     assert await node.start() == "wsmanager.node.slow!2"
+
+
+async def test_a_cancelled_first_start_does_not_cancel_the_callers_waiting_on_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A socket whose handshake is abandoned while the layer names the node's channel
+    does not take the sockets opening at the same time down with it: they start again."""
+    layer = SlowlyNamingLayer()
+    monkeypatch.setattr(hub_module, "get_channel_layer", lambda alias: layer)
+    node = Node()
+    first = asyncio.ensure_future(node.start())
+    await asyncio.sleep(0)
+    waiting = asyncio.ensure_future(node.start())
+    await asyncio.sleep(0)
+    first.cancel()
+    await asyncio.sleep(0)
+    layer.go.set()
+    assert await waiting == "wsmanager.node.slow!1"
+    assert first.cancelled()

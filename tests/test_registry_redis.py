@@ -689,6 +689,14 @@ def test_sentinel_url_is_read_and_its_password_hidden() -> None:
     assert "s%40cret" not in repr(RedisRegistry(url=url, node_ttl=1))
 
 
+@pytest.mark.parametrize("prefix", ["", "a{b", "a}b", "{wsm}"])
+def test_an_empty_prefix_or_one_with_braces_is_a_configuration_error(prefix: str) -> None:
+    """The registry puts its prefix in braces (its keys' hash tag): braces of its own, or
+    none at all (``{}`` is no hash tag), would split its keys over slots of a cluster."""
+    with pytest.raises(ConfigurationError, match="prefix"):
+        RedisRegistry(url="redis://127.0.0.1:6379/0", prefix=prefix, node_ttl=1)
+
+
 @pytest.mark.parametrize(
     "url",
     [

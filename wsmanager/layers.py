@@ -113,6 +113,8 @@ POLL_SECONDS: Final = 0.05
 #: How often the reader looks for idle channels and lost subscriptions (at
 #: most; a quarter of ``expiry`` when that is shorter).
 SWEEP_SECONDS: Final = 1.0
+#: A publish that reached nobody refreshes the slot map at most this often (seconds).
+REFRESH_SECONDS: Final = 1.0
 #: The backoff of a failed read or subscription: the first delay, doubling up to the last.
 BACKOFF_FIRST: Final = 0.1
 BACKOFF_MAX: Final = 5.0
@@ -176,12 +178,21 @@ class _Bound:
     #: the next sweep finds them again: a migration or an unsubscription may be under way).
     missing: set[str] = field(default_factory=set)
     extra: set[str] = field(default_factory=set)
+    #: Wanted shard channels that Redis unsubscribed by itself (their slot moved: a manual
+    #: failover, a resharding), to be forgotten by redis-py and subscribed again.
+    kicked: set[str] = field(default_factory=set)
+    #: Kicked shard channels we unsubscribed (their confirmation is not another kick).
+    leaving: set[str] = field(default_factory=set)
     #: Wanted shard channels to subscribe again (their SSUBSCRIBE failed or was lost), and when.
     retry: set[str] = field(default_factory=set)
     retry_at: float = 0.0
     retry_delay: float = BACKOFF_FIRST
-    #: A slot-map refresh asked for after a failed subscription.
+    #: The task mending subscriptions (kicked, or to make again), while it runs.
+    repair: asyncio.Task[None] | None = None
+    #: A slot-map refresh asked for after a failed subscription (or a publish that reached
+    #: nobody), and when a publish last asked for one.
     refresh: asyncio.Task[None] | None = None
+    refreshed_at: float = 0.0
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     closing: bool = False
     warnings: LogThrottle = field(default_factory=lambda: LogThrottle(WARN_INTERVAL))
@@ -238,6 +249,11 @@ class RedisClusterChannelLayer(BaseChannelLayer):  # type: ignore[misc]
             inspect.signature(RedisCluster).bind_partial(**kwargs)
         except TypeError as exc:
             raise ConfigurationError(f"channel layer options: {exc}") from exc
+        if not prefix or "{" in prefix or "}" in prefix:
+            raise ConfigurationError(
+                f"the channel layer's prefix {prefix!r} must be non-empty, without braces "
+                "(a hash tag would send every channel through one shard)"
+            )
         self.prefix = prefix
         self.channel_capacity = self.compile_capacities(channel_capacity or {})
         self.group_expiry = group_expiry  # not applied (see the module docstring)
@@ -268,7 +284,16 @@ class RedisClusterChannelLayer(BaseChannelLayer):  # type: ignore[misc]
         self._require_message(message)
         data = msgpack.packb(message, use_bin_type=True)
         bound = self._bound()
-        return int(await bound.client.spublish(self._channel_shard(channel), data))
+        reached = int(await bound.client.spublish(self._channel_shard(channel), data))
+        if not reached and time.monotonic() >= bound.refreshed_at + REFRESH_SECONDS:
+            # Nobody, as the node that took it counts: after a manual failover or a
+            # resharding that node may be a replica now (no error tells a publisher so;
+            # Redis still passes the message on within the shard, but counts only its
+            # own subscribers). Read the slot map again, once a second at most.
+            bound.refreshed_at = time.monotonic()
+            if bound.refresh is None or bound.refresh.done():
+                bound.refresh = bound.loop.create_task(self._refresh(bound))
+        return reached
 
     async def send(self, channel: str, message: Message) -> None:
         """Publish ``message`` on ``channel``. Reaching nobody is not an error: it is
@@ -507,8 +532,11 @@ class RedisClusterChannelLayer(BaseChannelLayer):  # type: ignore[misc]
                         await bound.wake.wait()
                 continue
             try:
-                if bound.retry and time.monotonic() >= bound.retry_at:
-                    await self._resubscribe(bound)
+                due = bound.kicked or (bound.retry and time.monotonic() >= bound.retry_at)
+                if due and (bound.repair is None or bound.repair.done()):
+                    # In a task of its own: a subscription aimed at a dead node may wait
+                    # for its connect timeout, and the other shards' messages must not.
+                    bound.repair = bound.loop.create_task(self._repair(bound))
                 message = await bound.pubsub.get_sharded_message(
                     ignore_subscribe_messages=False, timeout=self.poll_seconds
                 )
@@ -547,6 +575,16 @@ class RedisClusterChannelLayer(BaseChannelLayer):  # type: ignore[misc]
             if pending is not None and not pending.done():
                 pending.set_result(None)
             return
+        if kind == "sunsubscribe":
+            if name in bound.leaving:
+                bound.leaving.discard(name)
+            elif name in bound.wanted:
+                # Not ours (we stop wanting a channel before unsubscribing it): Redis ends
+                # the subscriptions of a slot that moves away from a node (a manual
+                # failover, a resharding). redis-py still lists it as held.
+                bound.kicked.add(name)
+                bound.wake.set()
+            return
         if kind != "smessage":
             return
         rest = name.removeprefix(f"{self.prefix}:")
@@ -569,6 +607,7 @@ class RedisClusterChannelLayer(BaseChannelLayer):  # type: ignore[misc]
                 if not isinstance(decoded, dict):
                     raise TypeError(f"a {type(decoded).__name__}, not a dict")
             except Exception as exc:
+                bump(Count.DROPPED_LAYER_ERROR)
                 bound.warnings.log(logger, "payload", logging.WARNING, "bad message on %s: %r", name, exc)
                 return
             self._put(bound, channel, decoded)
@@ -593,6 +632,41 @@ class RedisClusterChannelLayer(BaseChannelLayer):  # type: ignore[misc]
             return
         record.queue.put_nowait((time.monotonic(), message))
 
+    async def _repair(self, bound: _Bound) -> None:
+        """Mend the subscriptions Redis ended (slots that moved) and those to make again."""
+        try:
+            if bound.kicked:
+                await self._forget_kicked(bound)
+            if bound.retry and time.monotonic() >= bound.retry_at:
+                await self._resubscribe(bound)
+        except Exception as exc:  # a bug: logged; the reader starts another repair later
+            bound.warnings.log(logger, "bug", logging.ERROR, "layer repair: %r", exc, exc_info=exc)
+
+    async def _forget_kicked(self, bound: _Bound) -> None:
+        """Shard channels Redis unsubscribed by itself: unsubscribe them on our side too
+        (so that redis-py no longer lists them on the node that lost their slot), then
+        subscribe them again at once, with a fresh slot map."""
+        kicked, bound.kicked = bound.kicked & bound.wanted, set()
+        if not kicked:
+            return
+        bound.warnings.log(
+            logger,
+            "kicked",
+            logging.WARNING,
+            "Redis ended %d subscription(s) (their slots moved); subscribing again",
+            len(kicked),
+        )
+        async with bound.lock:
+            for shard in sorted(kicked):
+                bound.leaving.add(shard)
+                try:
+                    await bound.pubsub.sunsubscribe(shard)
+                except (RedisError, OSError):
+                    bound.leaving.discard(shard)
+        await self._refresh(bound)
+        bound.retry |= kicked
+        bound.retry_at = time.monotonic()
+
     async def _resubscribe(self, bound: _Bound) -> None:
         """Subscribe again the shard channels in ``bound.retry`` (backoff on failure)."""
         shards, bound.retry = bound.retry & bound.wanted, set()
@@ -601,6 +675,9 @@ class RedisClusterChannelLayer(BaseChannelLayer):  # type: ignore[misc]
         async with bound.lock:
             for shard in sorted(shards):
                 if shard not in bound.wanted:
+                    continue
+                if error is not None:
+                    failed.append(shard)  # after one failure, the rest wait for the next round
                     continue
                 try:
                     await bound.pubsub.ssubscribe(shard)
@@ -707,8 +784,9 @@ class RedisClusterChannelLayer(BaseChannelLayer):  # type: ignore[misc]
         for pending in bound.confirms.values():
             if not pending.done():
                 pending.cancel()
-        if bound.refresh is not None and not bound.refresh.done():
-            bound.refresh.cancel()
+        for task in (bound.refresh, bound.repair):
+            if task is not None and not task.done():
+                task.cancel()
         if discarded:
             bump(Count.DROPPED_NO_RECEIVER, discarded)
             logger.debug("channel layer closed with %d message(s) not received", discarded)
@@ -717,6 +795,8 @@ class RedisClusterChannelLayer(BaseChannelLayer):  # type: ignore[misc]
         bound.wanted.clear()
         bound.confirms.clear()
         bound.retry.clear()
+        bound.kicked.clear()
+        bound.leaving.clear()
         try:
             await bound.pubsub.aclose()
         except Exception as exc:

@@ -53,6 +53,7 @@ from typing import Any
 from channels.layers import get_channel_layer
 
 from .. import _state
+from .._aio import cancel_requested
 from .._conf import get_settings
 from ..connection._outbox import Message
 from ..exceptions import DeliveryError, InvokeError, SocketNotFound, SocketParked, WsManagerError
@@ -109,8 +110,14 @@ class Node:
         """
         loop = asyncio.get_running_loop()
         if self._loop is loop:
-            if self._named is not None and not self._named.done():
-                await asyncio.shield(self._named)
+            named = self._named
+            if named is not None and not named.done():
+                try:
+                    await asyncio.shield(named)
+                except asyncio.CancelledError:
+                    if named.cancelled() and not cancel_requested():
+                        return await self.start()  # the first caller was cancelled, not this one
+                    raise
             return self.id
         self.cancel()
         self.sockets.clear()
@@ -140,6 +147,10 @@ class Node:
                 named.exception()  # retrieved: a caller may not be waiting
             raise
         named.set_result(None)
+        if layer is not None and getattr(layer, "deliver", None) is not None:
+            # A pub/sub layer keeps nothing for a channel nobody reads, and releases a
+            # channel no receive waits on: read it from now on, not from the first socket.
+            self._reader = loop.create_task(self._link.read_forever(self.id, self._handle))
         logger.debug("node %s started (%s pid %s)", self.id, socket.gethostname(), os.getpid())
         return self.id
 
@@ -155,7 +166,7 @@ class Node:
         if not self._exit_hook:
             atexit.register(self._at_exit)
             self._exit_hook = True
-        if self._link.layer is not None:
+        if self._link.layer is not None and self._reader is None:
             self._reader = self._loop.create_task(self._link.read_forever(self.id, self._handle))
         self.upkeep.start(get_settings().heartbeat_interval)
 

@@ -3,12 +3,13 @@ channel, and read its own channel for ever.
 
 Sending never raises: a refused envelope (the target's channel is full, the
 layer's store is down, no layer is configured, or, on a layer that can tell,
-no process reads the channel) is logged, counted (``dropped_channel_full``,
-``dropped_layer_error``, ``dropped_no_layer``, ``dropped_no_receiver``) and
-reported as False, so the caller decides what a failed hop means. A layer
-that can tell has ``async deliver(channel, message) -> int``, the number of
-receivers (:class:`wsmanager.layers.RedisClusterChannelLayer`: pub/sub keeps
-nothing for a channel nobody reads); it is used instead of ``send``.
+no process reads the channel) is logged (one line per kind and minute at
+most), counted (``dropped_channel_full``, ``dropped_layer_error``,
+``dropped_no_layer``, ``dropped_no_receiver``) and reported as False, so
+the caller decides what a failed hop means. A layer that can tell has
+``async deliver(channel, message) -> int``, the number of receivers
+(:class:`wsmanager.layers.RedisClusterChannelLayer`: pub/sub keeps nothing
+for a channel nobody reads); it is used instead of ``send``.
 Reading retries with backoff (0.1 s doubling to 5 s) while the layer is
 down and treats an idle read's time-out as nothing, so the loop ends only
 when its task is cancelled (even when a library lost the cancellation, see
@@ -26,6 +27,7 @@ from channels.exceptions import ChannelFull
 
 from .._aio import cancel_requested
 from ..observe._counters import Count, bump
+from ..observe._logs import LogThrottle
 
 __all__ = ["Link"]
 
@@ -46,6 +48,8 @@ class Link:
         self.layer = layer
         #: The layer's ``deliver`` (receivers reached), where it has one.
         self._deliver: Callable[[str, Envelope], Awaitable[int]] | None = getattr(layer, "deliver", None)
+        #: One warning per kind of refusal and interval (every refusal is counted).
+        self._warnings = LogThrottle()
 
     async def send(self, node_id: str, envelope: Envelope) -> bool:
         """Hand ``envelope`` to ``node_id``'s channel; False (logged, counted) if refused."""
@@ -57,15 +61,21 @@ class Link:
                 await self.layer.send(node_id, envelope)
             elif not await self._deliver(node_id, envelope):
                 bump(Count.DROPPED_NO_RECEIVER)
-                logger.warning("no process reads channel %s; message dropped", node_id)
+                self._warnings.log(
+                    logger, "nobody", logging.WARNING, "no process reads channel %s; message dropped", node_id
+                )
                 return False
         except ChannelFull:
             bump(Count.DROPPED_CHANNEL_FULL)
-            logger.warning("channel of node %s is full; message dropped", node_id)
+            self._warnings.log(
+                logger, "full", logging.WARNING, "channel of node %s is full; message dropped", node_id
+            )
             return False
         except Exception as exc:  # the layer's store is down
             bump(Count.DROPPED_LAYER_ERROR)
-            logger.warning("channel layer send to %s failed: %r", node_id, exc)
+            self._warnings.log(
+                logger, "error", logging.WARNING, "channel layer send to %s failed: %r", node_id, exc
+            )
             return False
         return True
 

@@ -1,4 +1,4 @@
-"""The Redis registry's last-activity store: one hash per node, ``P:activity:<node>``.
+"""The Redis registry's last-activity store: one hash per node, ``{P}:activity:<node>``.
 
 Each node's heartbeat replaces its hash (socket id -> Unix time of the
 socket's last frame in or out, as text) in one transaction: DEL, HSET,
@@ -22,7 +22,7 @@ __all__ = ["LastActivity"]
 
 
 class LastActivity:
-    """``put_node_activity`` and ``last_activity`` over the ``P:activity:<node>`` hashes."""
+    """``put_node_activity`` and ``last_activity`` over the ``{P}:activity:<node>`` hashes."""
 
     # Provided by RedisRegistry, declared as the other mixins (``_recovery``) declare them.
     keyspace: str

@@ -2,7 +2,7 @@
 registry's half, :class:`RedisRecovery`), and the journal, one stream per
 handler, shared by every process (:class:`RedisJournal`).
 
-Parking is drawn in :mod:`wsmanager.registry.redis._scripts` (``P:parked``).
+Parking is drawn in :mod:`wsmanager.registry.redis._scripts` (``{P}:parked``).
 
 Key layout (``P`` the registry's prefix, ``H`` the escaped handler name; the
 braces are a Redis Cluster hash tag: a handler's journal lives in a slot of

@@ -20,7 +20,7 @@ Guarantees:
 * Presence counters change in the same script as the group memberships
   (``join``/``leave`` in the scripts' shared library), so each member's
   joining or leaving a group is reported to exactly one caller. Departures
-  of reaped and removed nodes are queued on ``P:departed`` by the reaping
+  of reaped and removed nodes are queued on ``{P}:departed`` by the reaping
   script itself, whichever process runs it; :meth:`~RedisRegistry.take_departures`
   pops them (LPOP), so each is taken once. The queue expires when no
   process takes from it for ``max(60 s, 10 * node_ttl)``.
@@ -122,6 +122,11 @@ class RedisRegistry(RedisRecovery, LastActivity, RegistryBackend):
             node_ttl = 1.5 * get_settings().heartbeat_interval
         if node_ttl <= 0:
             raise ConfigurationError(f"RedisRegistry node_ttl must be positive, not {node_ttl!r}")
+        if not prefix or "{" in prefix or "}" in prefix:
+            raise ConfigurationError(
+                f"RedisRegistry prefix {prefix!r} must be non-empty, without braces (the registry "
+                "puts it in braces itself: the Redis Cluster hash tag of its keys)"
+            )
         if max_connections < 1:
             raise ConfigurationError(
                 f"RedisRegistry max_connections must be at least 1, not {max_connections!r}"
@@ -183,7 +188,7 @@ class RedisRegistry(RedisRecovery, LastActivity, RegistryBackend):
     async def _sweep(self, client: Client, node: str) -> list[Departure]:
         """Forget the sockets of ``node``, or of every expired node if ``node`` is "".
 
-        The script also queues the departures that left a group on ``P:departed``.
+        The script also queues the departures that left a group on ``{P}:departed``.
         """
         gone: list[Departure] = []
         more = True
