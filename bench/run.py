@@ -251,6 +251,9 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
         default=os.environ.get("BENCH_REDIS_URL", DEFAULT_REDIS),
         help=f"Redis for the multi-process cases (default {DEFAULT_REDIS}); 'none' skips them",
     )
+    parser.add_argument(
+        "--connections", type=int, help="connections: sockets opened to each fresh server (default 5000)"
+    )
     parser.add_argument("--no-sio", action="store_true", help="leave python-socketio out")
     parser.add_argument(
         "--no-bare", action="store_true", help="leave bare Channels out (then no ratio to it is reported)"
@@ -293,6 +296,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         config = replace(config, seconds=args.seconds)
     if args.rounds:
         config = replace(config, rounds=args.rounds)
+    if args.connections:
+        config = replace(config, connections=args.connections)
     limit = raise_fd_limit()
     notes: list[str] = []
     kinds = [k.strip() for k in args.server.split(",") if k.strip()]

@@ -15,6 +15,7 @@ from django.urls import URLPattern
 
 from tests.handlers import EchoHandler, HelloHandler, application
 from wsmanager import route, websocket_app
+from wsmanager.handlers import _routing as routing_module
 
 
 async def hello(app: Any, path: str) -> dict[str, Any]:
@@ -118,6 +119,90 @@ async def test_auth_wrapped_app_sees_an_anonymous_user() -> None:
     app = websocket_app([route("ws/hello/", HelloHandler)])
     report = await hello(app, "/ws/hello/")
     assert report["user_id"] is None
+
+
+class ScopeReport(EchoHandler):
+    """Sends what the auth step put in its scope."""
+
+    async def on_connect(self) -> None:
+        session = self.scope["session"]
+        report = {
+            "cookies": self.scope["cookies"],
+            "session_key": session.session_key,
+            "user": str(self.scope["user"]),
+            "authenticated": self.scope["user"].is_authenticated,
+        }
+        await self.send_frame(json.dumps(report))
+
+
+async def scope_report(app: Any, headers: list[tuple[bytes, bytes]], **scope: Any) -> dict[str, Any]:
+    comm = WebsocketCommunicator(app, "/ws/scope/", headers=headers)
+    comm.scope.update(scope)
+    accepted, _ = await comm.connect()
+    assert accepted
+    report: dict[str, Any] = json.loads(await comm.receive_from())
+    await comm.disconnect()
+    return report
+
+
+async def test_a_handshake_without_a_session_cookie_is_anonymous_without_a_database_trip(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Cookies and an empty session as Channels' stack gives them, and AnonymousUser,
+    without Channels' user lookup (a hop to a thread and the database)."""
+
+    async def no_lookup(scope: Any) -> Any:
+        raise AssertionError("the user was looked up")
+
+    monkeypatch.setattr(routing_module, "get_user", no_lookup)
+    app = websocket_app([route("ws/scope/", ScopeReport)])
+    report = await scope_report(app, [(b"cookie", b"theme=dark; lang=fr"), (b"cookie", b"second=ignored")])
+    assert report == {
+        "cookies": {"theme": "dark", "lang": "fr"},  # the first Cookie header, as Channels reads it
+        "session_key": None,
+        "user": "AnonymousUser",
+        "authenticated": False,
+    }
+
+
+async def test_a_session_cookie_makes_channels_look_the_user_up_in_that_session(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """With the session cookie, Channels' ``get_user`` runs on the scope, whose session is
+    the store of that key (real logins: tests/e2e/test_users_e2e.py)."""
+    from django.contrib.auth.models import AnonymousUser
+
+    class Found(AnonymousUser):
+        def __str__(self) -> str:
+            return "found"
+
+    asked: list[str | None] = []
+
+    async def lookup(scope: Any) -> Any:
+        asked.append(scope["session"].session_key)
+        return Found()
+
+    monkeypatch.setattr(routing_module, "get_user", lookup)
+    app = websocket_app([route("ws/scope/", ScopeReport)])
+    report = await scope_report(app, [(b"cookie", b"sessionid=abc123def456")])
+    assert asked == ["abc123def456"]
+    assert report["user"] == "found" and report["session_key"] == "abc123def456"
+
+
+async def test_a_user_and_session_set_above_the_app_are_kept() -> None:
+    """A middleware above websocket_app (a token check, a test) decides the user: kept."""
+    from django.contrib.auth.models import AnonymousUser
+
+    class Named(AnonymousUser):
+        def __str__(self) -> str:
+            return "set above"
+
+    class Session:
+        session_key = "from above"
+
+    app = websocket_app([route("ws/scope/", ScopeReport)])
+    report = await scope_report(app, [], user=Named(), session=Session())
+    assert report["user"] == "set above" and report["session_key"] == "from above"
 
 
 async def test_route_kwargs_override_class_attributes_for_that_route_only() -> None:
