@@ -189,6 +189,28 @@ async def test_a_session_cookie_makes_channels_look_the_user_up_in_that_session(
     assert report["user"] == "found" and report["session_key"] == "abc123def456"
 
 
+async def test_a_session_set_above_without_a_cookie_is_looked_up(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A middleware above that finds the session elsewhere (a token in the query string)
+    gets that session's user, cookie or not, as with Channels' stack."""
+    from django.contrib.auth.models import AnonymousUser
+
+    class Found(AnonymousUser):
+        def __str__(self) -> str:
+            return "found"
+
+    class Session:
+        session_key = "from a token"
+
+    async def lookup(scope: Any) -> Any:
+        assert scope["session"].session_key == "from a token"
+        return Found()
+
+    monkeypatch.setattr(routing_module, "get_user", lookup)
+    app = websocket_app([route("ws/scope/", ScopeReport)])
+    report = await scope_report(app, [], session=Session())
+    assert report["user"] == "found" and report["session_key"] == "from a token"
+
+
 async def test_a_user_and_session_set_above_the_app_are_kept() -> None:
     """A middleware above websocket_app (a token check, a test) decides the user: kept."""
     from django.contrib.auth.models import AnonymousUser

@@ -85,8 +85,12 @@ class _Auth:
     ``SessionMiddleware`` makes it) and ``scope["user"]`` (as ``AuthMiddleware``
     resolves it, through Channels' ``get_user``).
 
-    A ``session`` or ``user`` already in the scope (set by a middleware above, or a
-    test) is kept, as Channels keeps them. Cheaper per handshake: one copy of the
+    A ``session`` already in the scope (set by a middleware above, or a test) is
+    kept, as Channels keeps it, and its user looked up. A ``user`` already there is
+    kept as it is (Channels would look the session's user up anyway and put it in
+    a lazy user object; here the middleware above decides), and the session is
+    then not loaded until first used (``await scope["session"].aload()`` in async
+    code, or it loads in the event loop). Cheaper per handshake: one copy of the
     scope instead of three, no wrapper around
     ``send`` (Channels' session wrapper saves sessions and sets cookies on
     ``http.response.start`` only, which a WebSocket never sends, yet it runs on
@@ -108,13 +112,15 @@ class _Auth:
                 break
         key = cookies.get(settings.SESSION_COOKIE_NAME)
         scope = {**scope, "cookies": cookies}
-        if "session" not in scope:  # else a session middleware above made it: kept, as Channels does
+        ours = "session" not in scope  # else a session middleware above made it: kept
+        if ours:
             session: Any = LazyObject()
             session._wrapped = import_module(settings.SESSION_ENGINE).SessionStore(key)
             scope["session"] = session
-        if "user" not in scope:  # else set above (a token middleware, a test): kept, as Channels does
+        if "user" not in scope:  # else set above (a token middleware, a test): kept
             user: Any = UserLazyObject()
-            user._wrapped = AnonymousUser() if key is None else await get_user(scope)
+            # Our own session without a key is empty: anonymous, as get_user would find.
+            user._wrapped = AnonymousUser() if ours and key is None else await get_user(scope)
             scope["user"] = user
         return await self.inner(scope, receive, send)
 
