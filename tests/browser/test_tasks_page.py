@@ -72,8 +72,9 @@ def site(redis_url: str) -> Iterator[tuple[DaphneProcess, dict[str, str]]]:
 def clear_redis(url: str, prefix: str) -> None:
     """Delete the keys of a test's prefix (never FLUSHDB: Redis is shared)."""
     connection = redis.Redis.from_url(url)
-    for key in connection.scan_iter(match=f"{prefix}:*"):
-        connection.delete(key)
+    for pattern in (f"{prefix}:*", f"{{{prefix}*"):  # and the registry's keys, its prefix in braces
+        for key in connection.scan_iter(match=pattern):
+            connection.delete(key)
     connection.close()
 
 

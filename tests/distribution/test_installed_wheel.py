@@ -246,8 +246,9 @@ def installed(
     )
     yield box
     client = redis.Redis.from_url(redis_url)
-    for key in client.scan_iter(match=f"{prefix}*"):
-        client.delete(key)
+    for pattern in (f"{prefix}*", f"{{{prefix}*"):  # and the registry's keys, its prefix in braces
+        for key in client.scan_iter(match=pattern):
+            client.delete(key)
     client.close()
     daphne_log = project / "daphne.log"
     output = "\n".join([*box.stderr, daphne_log.read_text() if daphne_log.exists() else ""])

@@ -103,7 +103,7 @@ async def until_reaped_and_parked(server: ServerProcess, socket_id: str) -> None
     ``server``'s cluster: a survivor parks a dead process's recoverable sockets when it
     reaps it, after node_ttl. Read with plain Redis commands, so that this read reaps
     nothing itself (a registry's reads would)."""
-    key = f"{server.env['WSMANAGER_REDIS_PREFIX']}:wsm:routes:{ChatHandler.handler_name}"
+    key = f"{{{server.env['WSMANAGER_REDIS_PREFIX']}:wsm}}:routes:{ChatHandler.handler_name}"
     raw = aioredis.from_url(server.env["REDIS_URL"], decode_responses=True)
     try:
         deadline = time.monotonic() + 30
