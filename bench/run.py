@@ -37,7 +37,7 @@ from .results import (
 )
 from .scenarios import FULL, QUICK, BenchError, Case, Config, Connections, Direct, Echo, Fanout, Rpc
 from .servers import Servers, cpu_ticks, new_prefix, raise_fd_limit, redis_cleanup, redis_problem
-from .systems import SYSTEMS, System, WsManager, WsManagerMetrics, sio_installed
+from .systems import SYSTEMS, DemoChat, System, WsManager, WsManagerMetrics, sio_installed
 
 __all__ = ["main"]
 
@@ -163,7 +163,6 @@ async def run_case(
 async def run_all(
     cases: list[Case], systems: list[System], redis_url: str, prefix: str, repeat: int
 ) -> list[str]:
-    apps: dict[str, str | tuple[str, str]] = {s.key: (s.app, s.server) for s in systems}
     errors: list[str] = []
     groups = {
         "memory": [c for c in cases if c.mode == "memory" and not isinstance(c, Connections)],
@@ -175,8 +174,10 @@ async def run_all(
         count = 1 if mode == "memory" else 2
         # The raw websockets ceiling is one process with no shared rooms: memory cases only.
         in_mode = [s for s in systems if mode == "memory" or s.key != "raw"]
-        mode_apps = {key: app for key, app in apps.items() if any(s.key == key for s in in_mode)}
         layer = redis_url if mode == "redis" else ""
+        mode_apps: dict[str, str | tuple[str, str] | tuple[str, str, dict[str, str]]] = {
+            s.key: (s.app, s.server, s.env(layer, prefix)) for s in in_mode
+        }
         servers = Servers(mode_apps, count=count, redis_url=layer, prefix=prefix)
         log(f"-- starting {count * len(mode_apps)} server process(es), {mode} --")
         await asyncio.to_thread(servers.start)
@@ -186,14 +187,20 @@ async def run_all(
                     await system.preflight(port)
             for case in group:
                 # The ceiling has no send-by-id view.
-                runs = [s for s in in_mode if not (isinstance(case, Direct) and s.key == "raw")]
+                runs = [
+                    s
+                    for s in in_mode
+                    if not (isinstance(case, Direct) and s.key == "raw")
+                    and (s.scenarios is None or case.scenario in s.scenarios)
+                ]
                 errors += await run_case(case, runs, servers, repeat)
                 servers.check_alive()
         finally:
             await asyncio.to_thread(servers.stop, bool(errors))
     for case in cases:
         if isinstance(case, Connections):
-            errors += await run_case(case, systems, Servers({}), repeat)
+            runs = [s for s in systems if s.scenarios is None or case.scenario in s.scenarios]
+            errors += await run_case(case, runs, Servers({}), repeat)
     return errors
 
 
@@ -254,6 +261,12 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--connections", type=int, help="connections: sockets opened to each fresh server (default 5000)"
     )
+    parser.add_argument(
+        "--demo",
+        action="store_true",
+        help="add the demo's chat on each --server (fan-out and connections only; its rate limit "
+        "from BENCH_DEMO_RATE_LIMIT: off by default, 'default' keeps the demo's)",
+    )
     parser.add_argument("--no-sio", action="store_true", help="leave python-socketio out")
     parser.add_argument(
         "--no-bare", action="store_true", help="leave bare Channels out (then no ratio to it is reported)"
@@ -312,6 +325,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         ]
         notes.append("each wsmanager column also ran with Prometheus metrics installed (--metrics)")
     systems = [*([] if args.no_bare else [SYSTEMS["bare"]]), SYSTEMS["sio"], *wsm]
+    if args.demo:
+        systems += [DemoChat(kind) for kind in kinds]
     if not args.no_raw:
         systems.append(SYSTEMS["raw"])
     if args.no_sio or not sio_installed():

@@ -102,13 +102,14 @@ class Servers:
 
     def __init__(
         self,
-        apps: dict[str, str | tuple[str, str]],
+        apps: dict[str, str | tuple[str, str] | tuple[str, str, dict[str, str]]],
         *,
         count: int = 1,
         redis_url: str = "",
         prefix: str = "bench",
     ) -> None:
-        """``apps``: {key: ASGI app} served by daphne, or {key: (ASGI app, server kind)}."""
+        """``apps``: {key: ASGI app} served by daphne, or {key: (ASGI app, server kind)}, or
+        {key: (ASGI app, server kind, environment beyond the bench's)}."""
         env = {
             "DJANGO_SETTINGS_MODULE": "bench.settings",
             "BENCH_REDIS_URL": redis_url,
@@ -116,11 +117,11 @@ class Servers:
         }
         self.procs: dict[str, list[ServerProcess]] = {}
         for key, spec in apps.items():
-            app, kind = (spec, "daphne") if isinstance(spec, str) else spec
+            app, kind, extra = (spec, "daphne", {}) if isinstance(spec, str) else (*spec, {})[:3]
             args = DAPHNE_ARGS if kind == "daphne" else ()
             # Keys of their own per system: two wsmanager systems (two servers, metrics
             # on and off) would otherwise share rooms on Redis (still under ``prefix:``).
-            own = {**env, "BENCH_PREFIX": f"{prefix}:{key}"}
+            own = {**env, "BENCH_PREFIX": f"{prefix}:{key}", **extra}
             self.procs[key] = [server_process(kind, env=own, app=app, extra_args=args) for _ in range(count)]
 
     def ports(self, key: str) -> list[int]:

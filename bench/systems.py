@@ -29,6 +29,7 @@ from .wsclient import ORIGIN, WsConn, open_ws
 __all__ = [
     "SYSTEMS",
     "Bare",
+    "DemoChat",
     "RawWebsockets",
     "SocketIO",
     "System",
@@ -55,6 +56,12 @@ class System:
     label = ""  # column title
     app = ""  # ASGI application
     server = "daphne"  # the ASGI server that serves it (tests.servers.SERVER_KINDS)
+    #: The scenarios it can run (None: every one).
+    scenarios: frozenset[str] | None = None
+
+    def env(self, redis_url: str, prefix: str) -> dict[str, str]:
+        """Environment of its server processes beyond the bench's own (default: nothing)."""
+        return {}
 
     async def preflight(self, port: int) -> None:
         """Check once, before any timing, that the process on ``port`` answers (default: nothing to check)."""
@@ -249,6 +256,63 @@ class RawWebsockets(Bare):
 
     def group_payload(self, text: str) -> str:
         return str(json.loads(text)["params"][0])
+
+
+class DemoChat(System):
+    """The demo's chat (demo_chat, ``/ws/chat/<room>/``), as users run it: its handler
+    with presence, recovery (60 s), the journal and its per-socket limits, on the
+    demo's own settings. Fan-out and connections only (it has no echo route).
+
+    A broadcast is the chat's ``send`` call, sent as a notification (no answer, as
+    with the other systems); listeners get ``message`` notifications and ignore
+    every other frame (presence). The sender is a member of the room too (the chat
+    has no listen-only mode): it gets each message as well, not counted. Its rate
+    limit comes from ``BENCH_DEMO_RATE_LIMIT`` (``DEMO_RATE_LIMIT``: default
+    ``off``, since a round-based fan-out from one sender goes beyond the demo's
+    100 messages/s per socket; ``default`` keeps the demo's own).
+    """
+
+    key, label, app, server = "demo", "demo chat", "demo_chat.asgi:application", "uvicorn"
+    scenarios = frozenset({"fan-out", "connections"})
+
+    def __init__(self, server: str = "uvicorn") -> None:
+        self.server = server
+        self.key, self.label = f"demo-{server}", f"demo chat ({server})"
+
+    def env(self, redis_url: str, prefix: str) -> dict[str, str]:
+        import os
+
+        limit = os.environ.get("BENCH_DEMO_RATE_LIMIT", "off")
+        return {
+            "DJANGO_SETTINGS_MODULE": "demo_chat.settings",
+            "DEMO_DB": ":memory:",
+            "DEMO_MAX_PER_ADDRESS": "0",
+            "DEMO_RATE_LIMIT": "" if limit == "default" else limit,
+            "WSMANAGER_LOG": "WARNING",
+            "REDIS_URL": redis_url,
+            "WSMANAGER_REDIS_PREFIX": f"{prefix}:demo",
+        }
+
+    async def _open(self, port: int, path: str) -> WsConn:
+        conn = await open_ws(HOST, port, path)
+        hello = json.loads(await conn.recv())
+        assert hello["method"] == "rpc.connected", hello
+        return conn
+
+    async def open_rpc(self, port: int) -> WsConn:
+        return await self._open(port, "/ws/chat/lobby/")
+
+    async def open_room(self, port: int, room: str, listen: bool) -> WsConn:
+        return await self._open(port, f"/ws/chat/{room}/")
+
+    def broadcast_request(self, payload: str) -> str:
+        return json.dumps({"jsonrpc": "2.0", "method": "send", "params": [payload]}, separators=(",", ":"))
+
+    def group_payload(self, text: str) -> str | None:  # type: ignore[override]
+        message = json.loads(text)
+        if message.get("method") != "message":
+            return None  # presence, or another notification: not a round's frame
+        return str(message["params"]["text"])
 
 
 SYSTEMS: dict[str, System] = {s.key: s for s in (Bare(), SocketIO(), WsManager(), RawWebsockets())}

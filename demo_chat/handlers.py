@@ -78,6 +78,16 @@ def room_group(room: str) -> str:
     return f"room.{room}"
 
 
+def rate_limit_from(value: str, default: tuple[float, float] | None) -> tuple[float, float] | None:
+    """``DEMO_RATE_LIMIT``: empty for ``default``, ``off`` for none, else ``rate,burst``."""
+    if not value.strip():
+        return default
+    if value.strip().lower() == "off":
+        return None
+    rate, _, burst = value.partition(",")
+    return float(rate), float(burst or rate)
+
+
 def clean_text(text: str) -> str:
     if not text.strip():
         raise RpcError(INVALID_TEXT, "Text is empty")
@@ -114,6 +124,9 @@ class ChatHandler(RpcHandler):
     #: The library's default (256 per address and process) unless the
     #: environment says otherwise; load tests from one machine raise it.
     max_connections_per_address = int(os.environ.get("DEMO_MAX_PER_ADDRESS", "256")) or None
+    #: The library's default (100 messages/s, bursts of 200, per socket) unless the
+    #: environment says otherwise: ``DEMO_RATE_LIMIT=off``, or ``rate,burst``.
+    rate_limit = rate_limit_from(os.environ.get("DEMO_RATE_LIMIT", ""), RpcHandler.rate_limit)
     #: Presence changes of a room are announced at most once per 50 ms.
     presence_interval = 0.05
     #: Connection recovery: a dropped socket may come back within this many

@@ -49,7 +49,17 @@ def test_quick_run_completes_with_every_row(tmp_path: Path) -> None:
         pytest.fail(f"{problem} (WSMANAGER_REQUIRE_REDIS=1)", pytrace=False)
     out = tmp_path / "results.json"
     markdown = tmp_path / "results.md"
-    cmd = [sys.executable, "-m", "bench", "--quick", "--json", str(out), "--markdown", str(markdown)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "bench",
+        "--quick",
+        "--demo",
+        "--json",
+        str(out),
+        "--markdown",
+        str(markdown),
+    ]
     cmd += ["--redis-url", redis_url if problem is None else "none"]
     run = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=140)
     assert run.returncode == 0, f"bench failed:\n{run.stdout[-4000:]}\n{run.stderr[-4000:]}"
@@ -66,7 +76,9 @@ def test_quick_run_completes_with_every_row(tmp_path: Path) -> None:
                 per_mode = 1 if scenario in ("echo", "rpc") else modes
                 assert len(found) == per_mode, (scenario, case, metric, [r["case"] for r in found])
                 for row in found:
-                    for system in systems:
+                    # The demo's chat (--demo) runs the fan-out and connections scenarios only.
+                    demo = ["demo-daphne"] if scenario in ("fan-out", "connections") else []
+                    for system in systems + demo:
                         values = row["values"].get(system)
                         assert values, (scenario, row["case"], metric, system)
                         assert all(not math.isnan(v) and v > 0 for v in values), (row, system)

@@ -31,7 +31,8 @@ class Connections(Case):
         self.rows = [self.row("connects/s", True, target), self.row("KiB/conn", False, 1.0)]
 
     async def run(self, system: System, state: Any, servers: Servers) -> dict[str, float]:
-        own = Servers({system.key: (system.app, system.server)}, redis_url=self.redis_url, prefix=self.prefix)
+        spec = (system.app, system.server, system.env(self.redis_url, self.prefix))
+        own = Servers({system.key: spec}, redis_url=self.redis_url, prefix=self.prefix)
         await asyncio.to_thread(own.start)
         conns: list[WsConn] = []
         try:

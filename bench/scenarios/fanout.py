@@ -179,6 +179,8 @@ class Fanout(Case):
 
             def on_text(text: str) -> None:
                 got = system.group_payload(text)
+                if got is None:  # not a round's frame (the demo's presence): ignored
+                    return
                 if got != tracker.text:
                     tracker.errors.append(f"listener {index} got {text[:120]!r}")
                     return
@@ -188,7 +190,8 @@ class Fanout(Case):
 
         def on_text_fast(text: str) -> None:  # measured rounds: find the round marker
             at = text.find("#r")
-            tracker.arrived(index, int(text[at + 2 : at + 8]))
+            if at >= 0:  # else not a round's frame (the demo's presence)
+                tracker.arrived(index, int(text[at + 2 : at + 8]))
 
         return on_text_fast
 
