@@ -119,7 +119,22 @@ def redis_server_argv(port: int, *extra: str) -> list[str]:
     ]
 
 
-class SentinelGroup:
+class _Processes:
+    """Redis processes a test started: ``procs`` by port, their logs; :meth:`stop` ends them."""
+
+    procs: dict[int, subprocess.Popen[bytes]]
+    logs: list[IO[bytes]]
+
+    def stop(self) -> None:
+        for proc in self.procs.values():
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        for log in self.logs:
+            log.close()
+
+
+class SentinelGroup(_Processes):
     """A primary, one replica and three sentinels (quorum 2, down after 1 s), on
     free loopback ports, keeping their files in a temporary directory.
 
@@ -211,14 +226,6 @@ class SentinelGroup:
         proc.kill()  # SIGKILL: no shutdown, no last replication
         proc.wait()
 
-    def stop(self) -> None:
-        for proc in self.procs.values():
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
-        for log in self.logs:
-            log.close()
-
 
 def _need_redis_server() -> None:
     if shutil.which("redis-server") is None or shutil.which("redis-cli") is None:
@@ -239,7 +246,7 @@ def sentinels() -> Iterator[SentinelGroup]:
             group.stop()
 
 
-class ClusterGroup:
+class ClusterGroup(_Processes):
     """A Redis Cluster of three primaries with one replica each (``redis-cli --cluster
     create``), on free loopback ports (client and cluster-bus ports both chosen), a
     node timeout of 1 s, files in a temporary directory.
@@ -364,14 +371,6 @@ class ClusterGroup:
                 pass
             assert time.monotonic() < deadline, f"{what}: not within {timeout} s"
             time.sleep(0.05)
-
-    def stop(self) -> None:
-        for proc in self.procs.values():
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
-        for log in self.logs:
-            log.close()
 
 
 @contextmanager

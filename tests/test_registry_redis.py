@@ -670,10 +670,15 @@ def test_malformed_url_is_a_configuration_error() -> None:
         "redis+sentinel://127.0.0.1:26379/svc/0/extra",
         "redis+sentinel://127.0.0.1:26379,,127.0.0.1:26380/svc",
         "redis+sentinel://127.0.0.1:26379/svc?db=1",
+        "redis+cluster://127.0.0.1/",  # a node needs its port
+        "redis+cluster://127.0.0.1:7000/1",  # a cluster has database 0 only
+        "redis+cluster://127.0.0.1:7000,,127.0.0.1:7001",
+        "redis+cluster://127.0.0.1:7000?read_from_replicas=1",
     ],
 )
-def test_malformed_sentinel_url_is_a_configuration_error(url: str) -> None:
-    """A redis+sentinel URL without hosts, service, or with a bad port, db or a query is refused."""
+def test_malformed_sentinel_or_cluster_url_is_a_configuration_error(url: str) -> None:
+    """A redis+sentinel URL without hosts, service, or with a bad port, db or a query, and a
+    redis+cluster URL with a node without a port, a database or a query, are refused."""
     with pytest.raises(ConfigurationError, match="url"):
         RedisRegistry(url=url, node_ttl=1)
 
@@ -695,21 +700,6 @@ def test_an_empty_prefix_or_one_with_braces_is_a_configuration_error(prefix: str
     none at all (``{}`` is no hash tag), would split its keys over slots of a cluster."""
     with pytest.raises(ConfigurationError, match="prefix"):
         RedisRegistry(url="redis://127.0.0.1:6379/0", prefix=prefix, node_ttl=1)
-
-
-@pytest.mark.parametrize(
-    "url",
-    [
-        "redis+cluster://127.0.0.1/",  # a node needs its port
-        "redis+cluster://127.0.0.1:7000/1",  # a cluster has database 0 only
-        "redis+cluster://127.0.0.1:7000,,127.0.0.1:7001",
-        "redis+cluster://127.0.0.1:7000?read_from_replicas=1",
-    ],
-)
-def test_malformed_cluster_url_is_a_configuration_error(url: str) -> None:
-    """A redis+cluster URL with a node without a port, a database or a query is refused."""
-    with pytest.raises(ConfigurationError, match="url"):
-        RedisRegistry(url=url, node_ttl=1)
 
 
 def test_cluster_url_is_read_and_refused_for_channels_redis() -> None:

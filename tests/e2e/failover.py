@@ -13,9 +13,9 @@ from typing import Any, TypeVar
 import httpx
 import websockets
 
-from tests.e2e.client import Peer, http, http_client
+from tests.e2e.client import Peer, chat_url, http, http_client
 
-__all__ = ["DEADLINE", "Posts", "Traffic", "stats", "until", "who_is"]
+__all__ = ["DEADLINE", "Posts", "Traffic", "after_failover", "stats", "until", "who_is"]
 
 T = TypeVar("T")
 #: How long the test waits for any one condition: a hang becomes a failure, nothing more.
@@ -112,3 +112,37 @@ async def stats(server: Any) -> dict[str, Any]:
     assert response.status_code == 200, response.text
     body: dict[str, Any] = response.json()
     return body
+
+
+async def after_failover(traffic: Traffic, one: Any, two: Any, room: str) -> tuple[Peer, Peer]:
+    """What must hold once Redis has failed over, with ``traffic`` between a socket on
+    ``one`` and one on ``two`` and posts to the second through ``one``: a new socket opens
+    on each process, ``who`` lists exactly the four sockets from both, each process
+    counts its two and is ready, whispers work both ways, and a last whisper from each
+    sender and a last post arrive (FIFO per sender and socket: everything still coming
+    from them is in by then). Returns the two new sockets."""
+    a, b = traffic.a, traffic.b
+    c = await until(lambda: Peer.open(chat_url(one, room)), f"a new socket on {one.kind}")
+    d = await until(lambda: Peer.open(chat_url(two, room)), f"a new socket on {two.kind}")
+    everyone = {a.id, b.id, c.id, d.id}
+    # The registry lists exactly the open sockets (the heartbeat re-adds any that the
+    # failover lost), from both processes.
+    await until(lambda: who_is(a, everyone), f"who lists the four sockets on {one.kind}")
+    await until(lambda: who_is(d, everyone), f"who lists the four sockets on {two.kind}")
+    for server in (one, two):
+        assert (await stats(server))["sockets"] == 2
+        # Readiness pings the registry and the channel layer, through the failover's new primary.
+        ready = await http("GET", server, "/readyz")
+        assert ready.status_code == 200, ready.text
+    await c.call("whisper", d.id, "after")
+    await traffic.until_text(d, "after")
+    await d.call("whisper", a.id, "after too")
+    await traffic.until_text(a, "after too")
+    await a.call("whisper", b.id, "last")
+    await b.call("whisper", a.id, "last")
+    await traffic.until_text(a, "last")
+    await traffic.until_text(b, "last")
+    last = await http("POST", one, f"/api/sockets/{b.id}/messages", json={"text": "p-last"})
+    assert last.status_code == 202, last.text
+    await traffic.until_text(b, "p-last")
+    return c, d

@@ -18,8 +18,8 @@ import pytest
 import redis
 
 from tests import redis_support
-from tests.e2e.client import Peer, chat_url, cluster_env, http, running
-from tests.e2e.failover import DEADLINE, Posts, Traffic, stats, until, who_is
+from tests.e2e.client import Peer, chat_url, cluster_env, running
+from tests.e2e.failover import DEADLINE, Posts, Traffic, after_failover, stats, until
 from tests.e2e.test_scale_out import (
     test_a_burst_of_500_simultaneous_connects_all_succeed,
     test_broadcast_to_1000_sockets_of_one_process_drops_nothing,
@@ -139,28 +139,7 @@ async def test_a_primary_killed_during_traffic_fails_over(redis_cluster: Cluster
         posts.stop = True
         await asyncio.gather(*burst)
 
-        c = await until(lambda: Peer.open(chat_url(one, room)), "a new socket on daphne")
-        d = await until(lambda: Peer.open(chat_url(two, room)), "a new socket on uvicorn")
-        everyone = {a.id, b.id, c.id, d.id}
-        await until(lambda: who_is(a, everyone), "who lists the four sockets on daphne")
-        await until(lambda: who_is(d, everyone), "who lists the four sockets on uvicorn")
-        for server in (one, two):
-            assert (await stats(server))["sockets"] == 2
-            ready = await http("GET", server, "/readyz")
-            assert ready.status_code == 200, ready.text
-        await c.call("whisper", d.id, "after")
-        await traffic.until_text(d, "after")
-        await d.call("whisper", a.id, "after too")
-        await traffic.until_text(a, "after too")
-        # FIFO per sender and socket: the last whisper of each sender comes after
-        # every earlier one that is still coming.
-        await a.call("whisper", b.id, "last")
-        await b.call("whisper", a.id, "last")
-        await traffic.until_text(a, "last")
-        await traffic.until_text(b, "last")
-        last = await http("POST", one, f"/api/sockets/{b.id}/messages", json={"text": "p-last"})
-        assert last.status_code == 202, last.text
-        await traffic.until_text(b, "p-last")
+        c, d = await after_failover(traffic, one, two, room)
 
         # Pub/sub keeps nothing: a message is handed to a subscribed process or
         # refused (the shard down: the publish fails; nobody subscribed yet: zero

@@ -12,8 +12,8 @@ import time
 import pytest
 
 from tests import redis_support
-from tests.e2e.client import Peer, chat_url, cluster_env, http, running
-from tests.e2e.failover import DEADLINE, Posts, Traffic, stats, until, who_is
+from tests.e2e.client import Peer, chat_url, cluster_env, running
+from tests.e2e.failover import DEADLINE, Posts, Traffic, after_failover, stats, until
 from tests.redis_support import SentinelGroup
 from tests.servers import server_process
 
@@ -62,32 +62,7 @@ async def test_primary_killed_during_traffic_fails_over(sentinels: SentinelGroup
         await asyncio.gather(*burst)
 
         # New handshakes on both processes.
-        c = await until(lambda: Peer.open(chat_url(one, room)), "a new socket on daphne")
-        d = await until(lambda: Peer.open(chat_url(two, room)), "a new socket on uvicorn")
-        everyone = {a.id, b.id, c.id, d.id}
-        # The registry lists exactly the open sockets (the heartbeat re-adds any the
-        # replica never received), from both processes.
-        await until(lambda: who_is(a, everyone), "who lists the four sockets on daphne")
-        await until(lambda: who_is(d, everyone), "who lists the four sockets on uvicorn")
-        for server, count in ((one, 2), (two, 2)):
-            assert (await stats(server))["sockets"] == count
-            # Readiness pings the registry and the layer's pool, both through the sentinels.
-            ready = await http("GET", server, "/readyz")
-            assert ready.status_code == 200, ready.text
-        await c.call("whisper", d.id, "after")
-        await traffic.until_text(d, "after")
-        await d.call("whisper", a.id, "after too")
-        await traffic.until_text(a, "after too")
-        # A last whisper from each traffic sender: FIFO per sender and socket, so
-        # every earlier whisper of that sender that is still coming is in by then.
-        await a.call("whisper", b.id, "last")
-        await b.call("whisper", a.id, "last")
-        await traffic.until_text(a, "last")
-        await traffic.until_text(b, "last")
-        # The posts' last marker: FIFO from one process to one socket.
-        last = await http("POST", one, f"/api/sockets/{b.id}/messages", json={"text": "p-last"})
-        assert last.status_code == 202, last.text
-        await traffic.until_text(b, "p-last")
+        c, d = await after_failover(traffic, one, two, room)
         posts_lost = {text for text, (status, _) in posts.outcomes.items() if status == 202} - traffic.got
         # Whatever the server took after the failover arrived; only posts taken around
         # the kill can be lost (queued on the old primary, not yet replicated).

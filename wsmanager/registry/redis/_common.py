@@ -17,7 +17,7 @@ import enum
 import json
 from dataclasses import dataclass, field
 from typing import Any, TypeAlias
-from urllib.parse import unquote, urlsplit, urlunsplit
+from urllib.parse import SplitResult, unquote, urlsplit, urlunsplit
 
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.cluster import ClusterNode, RedisCluster
@@ -104,11 +104,19 @@ class SentinelAddress:
     password: str | None = None
 
 
-def _credentials(userinfo: str, at: str) -> tuple[str | None, str | None]:
-    if not at:
-        return None, None
+_Read = tuple[SplitResult, tuple[tuple[str, int], ...], str | None, str | None]
+
+
+def _read(url: str, scheme: str, default_port: int | None) -> _Read | None:
+    """``url`` split (None when its scheme is not ``scheme``): its parts, hosts, user and password."""
+    parts = urlsplit(url)
+    if parts.scheme != scheme:
+        return None
+    userinfo, at, hosts = parts.netloc.rpartition("@")
     user, colon, secret = userinfo.partition(":")
-    return unquote(user) or None, unquote(secret) if colon else None
+    username = unquote(user) or None if at else None
+    password = unquote(secret) if at and colon else None
+    return parts, _hosts(hosts, default_port), username, password
 
 
 def _hosts(hosts: str, default_port: int | None) -> tuple[tuple[str, int], ...]:
@@ -131,12 +139,10 @@ def parse_sentinel_url(url: str) -> SentinelAddress | None:
     Raises ValueError for a Sentinel URL without hosts or service, with a bad
     port or database number, or with a query string (no option is read from it).
     """
-    parts = urlsplit(url)
-    if parts.scheme != SENTINEL_SCHEME:
+    read = _read(url, SENTINEL_SCHEME, SENTINEL_PORT)
+    if read is None:
         return None
-    userinfo, at, hosts = parts.netloc.rpartition("@")
-    username, password = _credentials(userinfo, at)
-    sentinels = _hosts(hosts, SENTINEL_PORT)
+    parts, sentinels, username, password = read
     path = [unquote(p) for p in parts.path.split("/") if p]
     if not path or len(path) > 2:
         raise ValueError("the path must be /<service name> or /<service name>/<db>")
@@ -168,12 +174,10 @@ def parse_cluster_url(url: str) -> ClusterAddress | None:
     port, with a path other than ``/`` or ``/0`` (a cluster has database 0
     only), or with a query string.
     """
-    parts = urlsplit(url)
-    if parts.scheme != CLUSTER_SCHEME:
+    read = _read(url, CLUSTER_SCHEME, None)
+    if read is None:
         return None
-    userinfo, at, hosts = parts.netloc.rpartition("@")
-    username, password = _credentials(userinfo, at)
-    nodes = _hosts(hosts, None)
+    parts, nodes, username, password = read
     if parts.path not in ("", "/", "/0"):
         raise ValueError("a Redis Cluster has database 0 only: the path must be empty, / or /0")
     if parts.query or parts.fragment:
