@@ -46,22 +46,28 @@ def _prefix() -> str:
 
 
 @pytest.fixture
-async def registry(redis_url: str) -> AsyncIterator[RedisRegistry]:
+def url(redis_url: str) -> str:
+    """Where the registries of the fixtures below live (a class may say elsewhere)."""
+    return redis_url
+
+
+@pytest.fixture
+async def registry(url: str) -> AsyncIterator[RedisRegistry]:
     """A RedisRegistry on a fresh prefix, its keys deleted afterwards."""
-    reg = RedisRegistry(url=redis_url, prefix=_prefix())
+    reg = RedisRegistry(url=url, prefix=_prefix())
     yield reg
     await reg.clear()
     await reg.close()
 
 
 @pytest.fixture
-async def make_registry(redis_url: str) -> AsyncIterator[Any]:
+async def make_registry(url: str) -> AsyncIterator[Any]:
     """A factory of RedisRegistry instances (one per simulated process) sharing one prefix."""
     prefix = _prefix()
     made: list[RedisRegistry] = []
 
     def make(**options: Any) -> RedisRegistry:
-        made.append(RedisRegistry(url=redis_url, prefix=prefix, **options))
+        made.append(RedisRegistry(url=url, prefix=prefix, **options))
         return made[-1]
 
     yield make
@@ -82,26 +88,8 @@ class TestOnRedisCluster(RegistryContract, RecoveryContract):
     replicas (``redis+cluster://``): each script's keys share the keyspace's slot."""
 
     @pytest.fixture
-    async def registry(self, shared_cluster: ClusterGroup) -> AsyncIterator[RedisRegistry]:
-        reg = RedisRegistry(url=shared_cluster.url, prefix=_prefix())
-        yield reg
-        await reg.clear()
-        await reg.close()
-
-    @pytest.fixture
-    async def make_registry(self, shared_cluster: ClusterGroup) -> AsyncIterator[Any]:
-        prefix = _prefix()
-        made: list[RedisRegistry] = []
-
-        def make(**options: Any) -> RedisRegistry:
-            made.append(RedisRegistry(url=shared_cluster.url, prefix=prefix, **options))
-            return made[-1]
-
-        yield make
-        if made:
-            await made[0].clear()
-        for reg in made:
-            await reg.close()
+    def url(self, shared_cluster: ClusterGroup) -> str:
+        return shared_cluster.url
 
 
 # -- helpers -------------------------------------------------------------------

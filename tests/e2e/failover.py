@@ -15,7 +15,7 @@ import websockets
 
 from tests.e2e.client import Peer, chat_url, http, http_client
 
-__all__ = ["DEADLINE", "Posts", "Traffic", "after_failover", "stats", "until", "who_is"]
+__all__ = ["DEADLINE", "Posts", "Traffic", "after_failover", "before_failover", "stats", "until", "who_is"]
 
 T = TypeVar("T")
 #: How long the test waits for any one condition: a hang becomes a failure, nothing more.
@@ -112,6 +112,23 @@ async def stats(server: Any) -> dict[str, Any]:
     assert response.status_code == 200, response.text
     body: dict[str, Any] = response.json()
     return body
+
+
+async def before_failover(one: Any, two: Any, room: str) -> tuple[Traffic, Posts, list[asyncio.Task[None]]]:
+    """A socket on ``one`` and one on ``two`` in ``room`` whispering (a first round each
+    way, heard), and four tasks posting to the second through ``one``, several at once so
+    that some are on their way when Redis fails: once 20 were taken. Returns the traffic,
+    the posts and the posting tasks (stop them with ``posts.stop = True``)."""
+    a = await Peer.open(chat_url(one, room))
+    b = await Peer.open(chat_url(two, room))
+    traffic = Traffic(a, b)
+    assert await traffic.one_round()
+    await traffic.until_text(b, "m1")
+    await traffic.until_text(a, "m2")
+    posts = Posts(one, b.id)
+    burst = [asyncio.create_task(posts.run()) for _ in range(4)]
+    await until(lambda: posts.taken_at_least(20), "20 posts taken before Redis fails")
+    return traffic, posts, burst
 
 
 async def after_failover(traffic: Traffic, one: Any, two: Any, room: str) -> tuple[Peer, Peer]:

@@ -19,7 +19,7 @@ import redis
 
 from tests import redis_support
 from tests.e2e.client import Peer, chat_url, cluster_env, running
-from tests.e2e.failover import DEADLINE, Posts, Traffic, after_failover, stats, until
+from tests.e2e.failover import DEADLINE, after_failover, before_failover, stats
 from tests.e2e.test_scale_out import (
     test_a_burst_of_500_simultaneous_connects_all_succeed,
     test_broadcast_to_1000_sockets_of_one_process_drops_nothing,
@@ -109,15 +109,8 @@ async def test_a_primary_killed_during_traffic_fails_over(redis_cluster: Cluster
     servers = [server_process("daphne", env=env), server_process("uvicorn", env=env)]
     with running(servers) as (one, two):
         room = "failover"
-        a = await Peer.open(chat_url(one, room))
-        b = await Peer.open(chat_url(two, room))
-        traffic = Traffic(a, b)
-        assert await traffic.one_round()
-        await traffic.until_text(b, "m1")
-        await traffic.until_text(a, "m2")
-        posts = Posts(one, b.id)
-        burst = [asyncio.create_task(posts.run()) for _ in range(4)]
-        await until(lambda: posts.taken_at_least(20), "20 posts taken before the kill")
+        traffic, posts, burst = await before_failover(one, two, room)
+        a, b = traffic.a, traffic.b
         if victim == "registry":
             target = keyspace
         else:  # the demo's layer prefix, then the channel of b's process

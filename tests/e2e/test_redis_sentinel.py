@@ -12,8 +12,8 @@ import time
 import pytest
 
 from tests import redis_support
-from tests.e2e.client import Peer, chat_url, cluster_env, running
-from tests.e2e.failover import DEADLINE, Posts, Traffic, after_failover, stats, until
+from tests.e2e.client import cluster_env, running
+from tests.e2e.failover import DEADLINE, after_failover, before_failover, stats
 from tests.redis_support import SentinelGroup
 from tests.servers import server_process
 
@@ -31,18 +31,8 @@ async def test_primary_killed_during_traffic_fails_over(sentinels: SentinelGroup
     servers = [server_process("daphne", env=env), server_process("uvicorn", env=env)]
     with running(servers) as (one, two):
         room = "failover"
-        a = await Peer.open(chat_url(one, room))
-        b = await Peer.open(chat_url(two, room))
-        traffic = Traffic(a, b)
-        assert await traffic.one_round()
-        await traffic.until_text(b, "m1")
-        await traffic.until_text(a, "m2")
-
-        # Meanwhile HTTP posts to b through daphne, several at once, so that some
-        # are queued in the channel layer when the primary dies.
-        posts = Posts(one, b.id)
-        burst = [asyncio.create_task(posts.run()) for _ in range(4)]
-        await until(lambda: posts.taken_at_least(20), "20 posts taken before the kill")
+        traffic, posts, burst = await before_failover(one, two, room)
+        a, b = traffic.a, traffic.b
         killed_after = traffic.round
         sentinels.kill_primary()
         killed_at = time.monotonic()
