@@ -104,7 +104,9 @@ SERVICE = "wsmtest"
 
 
 def redis_server_argv(port: int, *extra: str) -> list[str]:
-    """The command of a throw-away ``redis-server`` on ``port``: loopback only, nothing on disk."""
+    """The command of a throw-away ``redis-server`` on ``port``: loopback only, nothing on
+    disk, and a replica's first sync at once (Redis waits 5 s by default for more replicas
+    to share a diskless transfer: most of a test cluster's start-up)."""
     return [
         "redis-server",
         "--port",
@@ -115,6 +117,8 @@ def redis_server_argv(port: int, *extra: str) -> list[str]:
         "",
         "--appendonly",
         "no",
+        "--repl-diskless-sync-delay",
+        "0",
         *extra,
     ]
 
