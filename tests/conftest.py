@@ -1,7 +1,8 @@
 """Shared fixtures: a clean wsmanager state per test, and real servers.
 
-``server_kind`` is parametrised over every ASGI server of
-:data:`tests.servers.SERVER_KINDS` (or those in ``WSMANAGER_TEST_SERVERS``),
+``server_kind`` is parametrised over every ASGI server (:func:`tests.servers.app_kinds`:
+daphne, uvicorn, hypercorn, granian; a module that tests the transport imports
+:func:`tests.servers.every_implementation` for uvicorn's other two implementations),
 module-scoped so that pytest runs a module's tests server by server and
 starts each server once per module. A test (or a fixture) that asks for
 ``server_kind`` runs once per server; ``demo_server`` is the demo on that
@@ -26,7 +27,7 @@ from typing import Any
 
 import pytest
 
-from tests.servers import SERVER_KINDS, ServerProcess, selected_kinds, shared_server, stop_shared_servers
+from tests.servers import SERVER_KINDS, ServerProcess, app_kinds, shared_server, stop_shared_servers
 from wsmanager.testing import reset
 
 
@@ -75,12 +76,32 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
 ASYNC_SHARE = 0.9
 
 
+#: Marks of the tests that take seconds each (servers, Redis, a browser, a build).
+LONG_MARKS = ("browser", "e2e", "redis", "slow")
+
+
+def long_groups_first(items: list[pytest.Item]) -> None:
+    """Put the groups (:func:`xdist_group`) that hold a long test (one with a mark of
+    :data:`LONG_MARKS`, or a Hypothesis property) before the others, each group's tests in
+    their order: the scheduler starts groups in this order, so the last groups a worker
+    takes are unit modules of a second or two, not a 40-second one that leaves the other
+    workers idle at the end."""
+    long = set()
+    for item in items:
+        func = getattr(item, "obj", None)
+        if any(item.get_closest_marker(mark) for mark in LONG_MARKS) or hasattr(func, "hypothesis"):
+            long.add(xdist_group(item.nodeid))
+    items.sort(key=lambda item: xdist_group(item.nodeid) not in long)  # stable: order kept within
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Every ``async def`` test runs under ``asyncio.timeout`` at :data:`ASYNC_SHARE` of its
+    """The long groups first (:func:`long_groups_first`). Every ``async def`` test runs under
+    ``asyncio.timeout`` at :data:`ASYNC_SHARE` of its
     pytest-timeout (the ini's 60 s, or its ``timeout`` mark), so that a slow one fails with
     its traceback. pytest-timeout's own SIGALRM raises wherever the main thread is; inside
     one of asyncio's callbacks (a transport's ``connection_lost``) the event loop swallows it
     and the callback is left half done: seen as a test that waited forever."""
+    long_groups_first(items)
     for item in items:
         func = getattr(item, "obj", None)
         limit = _timeout_of(item)
@@ -126,9 +147,9 @@ def _fresh_wsmanager() -> Iterator[None]:
     reset()
 
 
-@pytest.fixture(scope="module", params=selected_kinds())
+@pytest.fixture(scope="module", params=app_kinds())
 def server_kind(request: pytest.FixtureRequest) -> str:
-    """The name of the ASGI server the test runs against (daphne, uvicorn, ...)."""
+    """The name of the ASGI server the test runs against (daphne, uvicorn-sansio, ...)."""
     kind: str = request.param
     return kind
 

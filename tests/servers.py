@@ -16,8 +16,12 @@ signals the main process only (what systemd's ``KillMode=mixed``, docker
 and Kubernetes do), which then stops its workers.
 
 :data:`SERVER_KINDS` names every kind; :func:`server_process` builds one by
-name. ``WSMANAGER_TEST_SERVERS=daphne,uvicorn`` restricts the e2e suites to
-some of them (:func:`selected_kinds`).
+name. An end-to-end module runs on every server, uvicorn with its default
+implementation (:func:`app_kinds`); a module that tests what differs between
+WebSocket implementations (how frames are written, closed, compressed and held
+back) runs on uvicorn's other two as well, by importing :func:`every_implementation`.
+``WSMANAGER_TEST_SERVERS=daphne,uvicorn`` runs every module on exactly the
+kinds it names (:func:`selected_kinds`).
 """
 
 from __future__ import annotations
@@ -34,6 +38,8 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any, ClassVar, Self
+
+import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -426,6 +432,32 @@ def selected_kinds() -> tuple[str, ...]:
     if unknown:
         raise ValueError(f"WSMANAGER_TEST_SERVERS names unknown servers {unknown}; known: {SERVER_KINDS}")
     return kinds
+
+
+#: uvicorn's implementations besides its default (``websockets-sansio``, kind
+#: ``uvicorn-sansio``): they differ from it in the transport only (wsmanager.servers'
+#: adapters: the direct writer, the backlog probe, close frames, compression).
+OTHER_IMPLEMENTATIONS: tuple[str, ...] = ("uvicorn", "uvicorn-wsproto")
+
+
+def app_kinds() -> tuple[str, ...]:
+    """The kinds an end-to-end module runs on by default: daphne, uvicorn (its default
+    implementation), hypercorn and granian; with ``WSMANAGER_TEST_SERVERS`` set, the kinds
+    it names. What a handler, the registry, presence or recovery do does not depend on
+    which of uvicorn's implementations carries the frames: the modules that test the
+    transport run on all three (:func:`every_implementation`)."""
+    if os.environ.get("WSMANAGER_TEST_SERVERS", "").strip():
+        return selected_kinds()
+    return tuple(kind for kind in SERVER_KINDS if kind not in OTHER_IMPLEMENTATIONS)
+
+
+@pytest.fixture(name="server_kind", scope="module", params=selected_kinds())
+def every_implementation(request: pytest.FixtureRequest) -> str:
+    """``server_kind`` over every kind, uvicorn's three implementations included: a module
+    that tests the transport imports it (``from tests.servers import every_implementation``),
+    which overrides the conftest's ``server_kind`` (:func:`app_kinds`) for that module."""
+    kind: str = request.param
+    return kind
 
 
 def server_process(kind: str, **kwargs: Any) -> ServerProcess:

@@ -1,15 +1,21 @@
 """The suite's own support code that its trust rests on: ports handed out once on the
-whole machine (tests/servers.py) and the pytest-xdist groups (tests/conftest.py)."""
+whole machine and the server kinds each module runs on (tests/servers.py), and the
+pytest-xdist groups and their order (tests/conftest.py)."""
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from tests import servers
-from tests.conftest import xdist_group
+from tests.conftest import long_groups_first, xdist_group
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -62,3 +68,68 @@ def test_a_module_is_one_group_split_by_server_kind() -> None:
     assert xdist_group(f"{e2e}::test_x[uvicorn-sansio-1009]") == f"{e2e}:uvicorn-sansio"
     assert xdist_group(f"{e2e}::test_x[deflate-uvicorn-wsproto]") == f"{e2e}:uvicorn-wsproto"
     assert xdist_group(f"{e2e}::test_x[granian]@mine") == "mine"  # an xdist_group mark, where shown
+
+
+def test_modules_run_on_every_server_and_transport_modules_on_every_uvicorn_implementation() -> None:
+    """Without WSMANAGER_TEST_SERVERS: an app-level module on daphne, uvicorn's default,
+    hypercorn and granian; a module importing every_implementation on all six kinds."""
+    env = {k: v for k, v in os.environ.items() if k != "WSMANAGER_TEST_SERVERS"}
+    transport, app = "tests/e2e/test_stalled_readers.py", "tests/e2e/test_users_e2e.py"
+    run = subprocess.run(
+        [sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider", transport, app],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    kinds: dict[str, Counter[str]] = {transport: Counter(), app: Counter()}
+    for line in run.stdout.splitlines():
+        module = line.partition("::")[0]
+        if module in kinds:
+            kinds[module][xdist_group(line).partition(":")[2]] += 1
+    assert set(kinds[transport]) == set(servers.SERVER_KINDS)
+    assert set(kinds[app]) == {"daphne", "uvicorn-sansio", "hypercorn", "granian"}
+
+
+def test_named_servers_are_exactly_the_kinds_every_module_runs_on(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("WSMANAGER_TEST_SERVERS", raising=False)
+    assert servers.app_kinds() == ("daphne", "uvicorn-sansio", "hypercorn", "granian")
+    monkeypatch.setenv("WSMANAGER_TEST_SERVERS", "uvicorn-wsproto, daphne")
+    assert servers.app_kinds() == ("uvicorn-wsproto", "daphne")
+
+
+class _Item:
+    """What long_groups_first reads of a pytest item: its node id, marks and function."""
+
+    def __init__(self, nodeid: str, *marks: str, hypothesis: bool = False) -> None:
+        self.nodeid, self.marks = nodeid, marks
+        self.obj: Any = type("F", (), {"hypothesis": object()})() if hypothesis else object()
+
+    def get_closest_marker(self, name: str) -> object | None:
+        return name if name in self.marks else None
+
+
+def test_groups_with_a_long_test_go_first_each_in_its_own_order() -> None:
+    items = [
+        _Item("tests/test_a.py::test_1"),
+        _Item("tests/test_b.py::test_1"),
+        _Item("tests/test_b.py::test_2", "redis"),  # one long test makes its whole group long
+        _Item("tests/test_b.py::test_3"),
+        _Item("tests/test_c.py::test_1", hypothesis=True),
+        _Item("tests/e2e/test_d.py::test_1[daphne]", "e2e"),
+        _Item("tests/e2e/test_d.py::test_1[granian]"),
+        _Item("tests/test_e.py::test_1"),
+    ]
+    long_groups_first(items)  # type: ignore[arg-type]
+    assert [item.nodeid for item in items] == [
+        "tests/test_b.py::test_1",
+        "tests/test_b.py::test_2",
+        "tests/test_b.py::test_3",
+        "tests/test_c.py::test_1",
+        "tests/e2e/test_d.py::test_1[daphne]",
+        "tests/test_a.py::test_1",
+        "tests/e2e/test_d.py::test_1[granian]",  # another group (module and kind), short
+        "tests/test_e.py::test_1",
+    ]

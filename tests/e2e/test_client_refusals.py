@@ -18,7 +18,11 @@ import pytest
 from websockets.asyncio.client import connect as ws_connect
 
 from tests.e2e.client import chat_url
-from tests.servers import ServerProcess, server_process
+from tests.servers import (
+    ServerProcess,
+    every_implementation,  # noqa: F401  (server_kind: also uvicorn's other implementations)
+    server_process,
+)
 from wsmanager_client import Client, HandshakeRefused, NotConnected, Reconnecting, connect
 
 pytestmark = pytest.mark.e2e

@@ -35,7 +35,11 @@ import websockets
 from tests import redis_support
 from tests.e2e.client import TIMEOUT, Peer, chat_url, cluster_env, room_ids
 from tests.e2e.close_app import WINDOW
-from tests.servers import ServerProcess, server_process
+from tests.servers import (
+    ServerProcess,
+    every_implementation,  # noqa: F401  (server_kind: also uvicorn's other implementations)
+    server_process,
+)
 
 pytestmark = pytest.mark.e2e
 redis_url = redis_support.redis_url

@@ -12,7 +12,11 @@ import websockets
 
 from demo_chat.access import REFUSED
 from tests.e2e.client import Peer, chat_url, http, room_ids
-from tests.servers import DaphneProcess, ServerProcess
+from tests.servers import (
+    DaphneProcess,
+    ServerProcess,
+    every_implementation,  # noqa: F401  (server_kind: also uvicorn's other implementations)
+)
 from wsmanager_client import RemoteError, RpcError, connect
 
 pytestmark = pytest.mark.e2e

@@ -32,7 +32,12 @@ import websockets
 from tests.e2e.client import Peer, http_client
 from tests.e2e.hostile_app import SLOW_BACKLOG, SMALL_FRAME
 from tests.e2e.rawsocket import CLOSE, CONTINUATION, PING, TEXT, RawSocket
-from tests.servers import ServerProcess, selected_kinds, server_process
+from tests.servers import (
+    ServerProcess,
+    every_implementation,  # noqa: F401  (server_kind: also uvicorn's other implementations)
+    selected_kinds,
+    server_process,
+)
 
 pytestmark = pytest.mark.e2e
 

@@ -15,7 +15,11 @@ import websockets
 from tests import redis_support
 from tests.e2e.client import Peer, chat_url, cluster_env, running
 from tests.e2e.test_recovery_e2e import parked_count, until_parked
-from tests.servers import ServerProcess, server_process
+from tests.servers import (
+    ServerProcess,
+    every_implementation,  # noqa: F401  (server_kind: also uvicorn's other implementations)
+    server_process,
+)
 from wsmanager_client import NotConnected, connect
 from wsmanager_client import encodings as wire
 from wsmanager_client.protocol import BINARY_NOT_SUPPORTED, INVALID_REQUEST, PARSE_ERROR

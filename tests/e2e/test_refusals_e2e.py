@@ -13,7 +13,11 @@ from collections.abc import Iterator
 import pytest
 import websockets
 
-from tests.servers import ServerProcess, server_process
+from tests.servers import (
+    ServerProcess,
+    every_implementation,  # noqa: F401  (server_kind: also uvicorn's other implementations)
+    server_process,
+)
 
 pytestmark = pytest.mark.e2e
 

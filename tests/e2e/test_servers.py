@@ -21,7 +21,12 @@ import websockets
 from tests import redis_support
 from tests.e2e.client import LOSES_LEFT_AT_SHUTDOWN, Peer, chat_url, cluster_env, room_ids
 from tests.e2e.servers_app import SMALL_FRAME
-from tests.servers import GunicornUvicornProcess, ServerProcess, server_process
+from tests.servers import (
+    GunicornUvicornProcess,
+    ServerProcess,
+    every_implementation,  # noqa: F401  (server_kind: also uvicorn's other implementations)
+    server_process,
+)
 
 pytestmark = pytest.mark.e2e
 

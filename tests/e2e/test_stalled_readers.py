@@ -15,6 +15,7 @@ import pytest
 
 from tests.e2e.rawsocket import RawSocket
 from tests.e2e.test_hostile_input import server, settled, state, watched
+from tests.servers import every_implementation  # noqa: F401  (server_kind: also uvicorn's other implementations)
 
 pytestmark = pytest.mark.e2e
 

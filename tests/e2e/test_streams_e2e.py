@@ -19,7 +19,11 @@ from typing import Any
 import pytest
 
 from tests.e2e.client import Peer
-from tests.servers import ServerProcess, server_process
+from tests.servers import (
+    ServerProcess,
+    every_implementation,  # noqa: F401  (server_kind: also uvicorn's other implementations)
+    server_process,
+)
 from wsmanager_client import connect
 from wsmanager_client.protocol import EncodeError
 from wsmanager_client.streams import DEFAULT_CREDIT
