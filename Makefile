@@ -77,8 +77,9 @@ test: $(STAMP) browser-deps node-deps redis-deps
 	PYTHONDONTWRITEBYTECODE= $(BIN)/python -m pytest -n $(TEST_WORKERS)
 
 ## Unit tests only (no servers, no browser, nothing slow).
+FAST_WORKERS ?= 3
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) -m "not e2e and not browser and not redis and not slow"
+	$(BIN)/python -m pytest -n $(FAST_WORKERS) -m "not e2e and not browser and not redis and not slow"
 
 ## The support matrix (noxfile.py): unit suite, real daphne and uvicorn with Redis,
 ## and the built wheel installed as users get it, on (Python 3.11, Django 5.2) and

@@ -6,10 +6,10 @@ daphne, uvicorn, hypercorn, granian; a module that tests the transport imports
 module-scoped so that pytest runs a module's tests server by server and
 starts each server once per module. A test (or a fixture) that asks for
 ``server_kind`` runs once per server; ``demo_server`` is the demo on that
-server. A conftest further down may override ``server_kind`` with one
-fixed kind (the browser tests run on daphne only).
+server. A module may override ``server_kind`` with a fixture of its own
+(tests/browser/test_close_on_purpose.py, every kind).
 
-``make test`` runs the suite on pytest-xdist workers (``-n 3``, ``TEST_WORKERS``).
+``make test`` runs the suite on pytest-xdist workers (``-n 5``, ``TEST_WORKERS``).
 :func:`xdist_group` puts each module's tests, or each module's tests of one
 server kind, into one group that runs on one worker in order, so that
 module-scoped servers (and browsers) start once. tests/README.md has the
@@ -80,28 +80,34 @@ ASYNC_SHARE = 0.9
 LONG_MARKS = ("browser", "e2e", "redis", "slow")
 
 
-def long_groups_first(items: list[pytest.Item]) -> None:
-    """Put the groups (:func:`xdist_group`) that hold a long test (one with a mark of
-    :data:`LONG_MARKS`, or a Hypothesis property) before the others, each group's tests in
-    their order: the scheduler starts groups in this order, so the last groups a worker
-    takes are unit modules of a second or two, not a 40-second one that leaves the other
-    workers idle at the end."""
+def long_modules_first(items: list[pytest.Item]) -> None:
+    """Put the modules that hold a long test (one with a mark of :data:`LONG_MARKS`, or a
+    Hypothesis property) before the others, each module's tests in their order: the
+    scheduler starts groups in this order, so the last groups a worker takes are unit
+    modules of a second or two, not a 40-second one that leaves the other workers idle
+    at the end."""
     long = set()
     for item in items:
         func = getattr(item, "obj", None)
         if any(item.get_closest_marker(mark) for mark in LONG_MARKS) or hasattr(func, "hypothesis"):
-            long.add(xdist_group(item.nodeid))
-    items.sort(key=lambda item: xdist_group(item.nodeid) not in long)  # stable: order kept within
+            long.add(_module_of(item))
+    items.sort(key=lambda item: _module_of(item) not in long)  # stable: order kept within
+
+
+def _module_of(item: pytest.Item) -> str:
+    # By module, not by group: a module's groups stay together, so that a serial run
+    # sets its module-scoped fixtures up once.
+    return item.nodeid.partition("::")[0]
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The long groups first (:func:`long_groups_first`). Every ``async def`` test runs under
+    """The long groups first (:func:`long_modules_first`). Every ``async def`` test runs under
     ``asyncio.timeout`` at :data:`ASYNC_SHARE` of its
     pytest-timeout (the ini's 60 s, or its ``timeout`` mark), so that a slow one fails with
     its traceback. pytest-timeout's own SIGALRM raises wherever the main thread is; inside
     one of asyncio's callbacks (a transport's ``connection_lost``) the event loop swallows it
     and the callback is left half done: seen as a test that waited forever."""
-    long_groups_first(items)
+    long_modules_first(items)
     for item in items:
         func = getattr(item, "obj", None)
         limit = _timeout_of(item)

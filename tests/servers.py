@@ -440,6 +440,27 @@ def selected_kinds() -> tuple[str, ...]:
 OTHER_IMPLEMENTATIONS: tuple[str, ...] = ("uvicorn", "uvicorn-wsproto")
 
 
+#: The end-to-end modules that run on every kind, uvicorn's three implementations
+#: included, by importing :func:`every_implementation` (tests/test_suite_support.py
+#: checks that exactly these do): what they test goes through the code that differs
+#: between implementations (frames written, closes and the codes a lost connection is
+#: reported with, which recovery reads, compression, a slow reader's backlog).
+#: tests/browser/test_close_on_purpose.py runs on every kind through a fixture of its own.
+TRANSPORT_MODULES: tuple[str, ...] = (
+    "tests/e2e/test_client_refusals.py",
+    "tests/e2e/test_close_on_purpose.py",
+    "tests/e2e/test_compression_e2e.py",
+    "tests/e2e/test_demo_chat.py",
+    "tests/e2e/test_hostile_input.py",
+    "tests/e2e/test_msgpack_e2e.py",
+    "tests/e2e/test_recovery_e2e.py",
+    "tests/e2e/test_refusals_e2e.py",
+    "tests/e2e/test_servers.py",
+    "tests/e2e/test_stalled_readers.py",
+    "tests/e2e/test_streams_e2e.py",
+)
+
+
 def app_kinds() -> tuple[str, ...]:
     """The kinds an end-to-end module runs on by default: daphne, uvicorn (its default
     implementation), hypercorn and granian; with ``WSMANAGER_TEST_SERVERS`` set, the kinds

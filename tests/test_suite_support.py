@@ -4,6 +4,7 @@ pytest-xdist groups and their order (tests/conftest.py)."""
 
 from __future__ import annotations
 
+import ast
 import os
 import socket
 import subprocess
@@ -15,7 +16,7 @@ from typing import Any
 import pytest
 
 from tests import servers
-from tests.conftest import long_groups_first, xdist_group
+from tests.conftest import long_modules_first, xdist_group
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -101,7 +102,7 @@ def test_named_servers_are_exactly_the_kinds_every_module_runs_on(monkeypatch: p
 
 
 class _Item:
-    """What long_groups_first reads of a pytest item: its node id, marks and function."""
+    """What long_modules_first reads of a pytest item: its node id, marks and function."""
 
     def __init__(self, nodeid: str, *marks: str, hypothesis: bool = False) -> None:
         self.nodeid, self.marks = nodeid, marks
@@ -111,7 +112,7 @@ class _Item:
         return name if name in self.marks else None
 
 
-def test_groups_with_a_long_test_go_first_each_in_its_own_order() -> None:
+def test_modules_with_a_long_test_go_first_each_in_its_own_order() -> None:
     items = [
         _Item("tests/test_a.py::test_1"),
         _Item("tests/test_b.py::test_1"),
@@ -122,14 +123,26 @@ def test_groups_with_a_long_test_go_first_each_in_its_own_order() -> None:
         _Item("tests/e2e/test_d.py::test_1[granian]"),
         _Item("tests/test_e.py::test_1"),
     ]
-    long_groups_first(items)  # type: ignore[arg-type]
+    long_modules_first(items)  # type: ignore[arg-type]
     assert [item.nodeid for item in items] == [
         "tests/test_b.py::test_1",
         "tests/test_b.py::test_2",
         "tests/test_b.py::test_3",
         "tests/test_c.py::test_1",
         "tests/e2e/test_d.py::test_1[daphne]",
+        "tests/e2e/test_d.py::test_1[granian]",  # its module's other group stays with it
         "tests/test_a.py::test_1",
-        "tests/e2e/test_d.py::test_1[granian]",  # another group (module and kind), short
         "tests/test_e.py::test_1",
     ]
+
+
+def test_exactly_the_transport_modules_run_on_every_uvicorn_implementation() -> None:
+    """The modules that import every_implementation are tests.servers.TRANSPORT_MODULES: one
+    dropped or added by mistake fails here."""
+    importing = set()
+    for path in sorted((ROOT / "tests").glob("*/test_*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [alias.name for alias in node.names] if isinstance(node, ast.ImportFrom) else []
+            if getattr(node, "module", None) == "tests.servers" and "every_implementation" in names:
+                importing.add(path.relative_to(ROOT).as_posix())
+    assert importing == set(servers.TRANSPORT_MODULES)

@@ -20,7 +20,11 @@ import websockets
 from demo_chat.handlers import ChatHandler
 from tests import redis_support
 from tests.e2e.client import TIMEOUT, Peer, chat_url, cluster_env, http, room_ids, running
-from tests.servers import ServerProcess, server_process
+from tests.servers import (
+    ServerProcess,
+    every_implementation,  # noqa: F401  (server_kind: also uvicorn's other implementations)
+    server_process,
+)
 from wsmanager.registry import PARKED
 
 pytestmark = [pytest.mark.e2e, pytest.mark.redis]

@@ -17,7 +17,6 @@ import websockets
 
 from tests.e2e.client import Peer
 from tests.e2e.test_hostile_input import server, settled, state, url
-from tests.servers import every_implementation  # noqa: F401  (server_kind: also uvicorn's other implementations)
 
 pytestmark = pytest.mark.e2e
 
