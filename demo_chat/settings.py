@@ -140,5 +140,10 @@ LOGGING = {
     },
 }
 DEMO_API_TOKEN = os.environ.get("DEMO_API_TOKEN", "")
+# DEMO_PASSWORD_HASHER=md5: the test suite's (tests/conftest.py) fast password hasher. Django's
+# PBKDF2 costs 0.4 to 0.6 s of CPU per password set or checked, and the suite's servers and
+# commands do that dozens of times. Never for real passwords.
+if os.environ.get("DEMO_PASSWORD_HASHER") == "md5":
+    PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 # A CSRF refusal of an API call answers JSON (Django's page elsewhere); see demo_chat/access.py.
 CSRF_FAILURE_VIEW = "demo_chat.views.csrf_failure"

@@ -30,6 +30,10 @@ import pytest
 from tests.servers import SERVER_KINDS, ServerProcess, app_kinds, shared_server, stop_shared_servers
 from wsmanager.testing import reset
 
+# Every demo server and command the suite starts inherits this: passwords hashed with MD5,
+# not PBKDF2 (0.5 s of CPU per login or user created; demo_chat/settings.py).
+os.environ.setdefault("DEMO_PASSWORD_HASHER", "md5")
+
 
 def xdist_group(nodeid: str) -> str:
     """The group of a test on pytest-xdist's workers: its ``xdist_group`` mark where pytest

@@ -1,8 +1,13 @@
 """The demo's HTTP API guard (``demo_chat/access.py``, ``demo_chat/views.py``) and its
-start-up check (``demo_chat/checks.py``), with Django's test client. (The views are
+start-up check (``demo_chat/checks.py``), with Django's test client, and the tests' fast
+password hasher (``DEMO_PASSWORD_HASHER``, ``demo_chat/settings.py``). (The views are
 tested end to end in tests/e2e/test_demo_chat.py and tests/e2e/test_demo_api_access.py.)"""
 
 from __future__ import annotations
+
+import os
+import subprocess
+import sys
 
 import pytest
 from django.contrib.auth.models import Permission, User
@@ -163,3 +168,23 @@ def test_with_debug_off_the_placeholder_secret_key_is_a_check_error() -> None:
     with override_settings(DEBUG=False, SECRET_KEY="another-long-random-value"):
         assert placeholder_secret_key() == []
         refuse_serious_problems()
+
+
+def hashers_of_demo(hasher: str | None) -> list[str]:
+    env = {k: v for k, v in os.environ.items() if k != "DEMO_PASSWORD_HASHER"}
+    if hasher is not None:
+        env["DEMO_PASSWORD_HASHER"] = hasher
+    code = (
+        "import django; django.setup(); from django.conf import settings; "
+        "print(' '.join(settings.PASSWORD_HASHERS))"
+    )
+    env["DJANGO_SETTINGS_MODULE"] = "demo_chat.settings"
+    run = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stderr
+    return run.stdout.split()
+
+
+def test_the_demo_hashes_with_pbkdf2_unless_the_tests_fast_hasher_is_asked_for() -> None:
+    assert hashers_of_demo(None)[0] == "django.contrib.auth.hashers.PBKDF2PasswordHasher"
+    assert hashers_of_demo("")[0] == "django.contrib.auth.hashers.PBKDF2PasswordHasher"
+    assert hashers_of_demo("md5") == ["django.contrib.auth.hashers.MD5PasswordHasher"]
