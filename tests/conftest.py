@@ -105,7 +105,7 @@ def _module_of(item: pytest.Item) -> str:
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The long groups first (:func:`long_modules_first`). Every ``async def`` test runs under
+    """The long modules first (:func:`long_modules_first`). Every ``async def`` test runs under
     ``asyncio.timeout`` at :data:`ASYNC_SHARE` of its
     pytest-timeout (the ini's 60 s, or its ``timeout`` mark), so that a slow one fails with
     its traceback. pytest-timeout's own SIGALRM raises wherever the main thread is; inside
