@@ -22,12 +22,19 @@ import asyncio
 import functools
 import inspect
 import os
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Callable, Coroutine, Generator, Iterator
 from typing import Any
 
 import pytest
 
-from tests.servers import SERVER_KINDS, ServerProcess, app_kinds, shared_server, stop_shared_servers
+from tests.servers import (
+    SERVER_KINDS,
+    ServerProcess,
+    app_kinds,
+    running_servers,
+    shared_server,
+    stop_shared_servers,
+)
 from wsmanager.testing import reset
 
 # Every demo server and command the suite starts inherits this: passwords hashed with MD5,
@@ -117,6 +124,20 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         limit = _timeout_of(item)
         if isinstance(item, pytest.Function) and inspect.iscoroutinefunction(func) and limit > 0:
             item.obj = _bounded(func, limit * ASYNC_SHARE)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """A failed test's report carries what each server process still running says: its
+    log without the access lines (a refusal's reason, a traceback). A server answers a
+    client only with a status or a close code; why is in its log, which CI does not keep."""
+    report: pytest.TestReport = yield
+    if report.failed:
+        for server in running_servers():
+            report.sections.append((f"log of {server!r}", server.log_events()))
+    return report
 
 
 def _timeout_of(item: pytest.Item) -> float:

@@ -30,12 +30,14 @@ import contextlib
 import fcntl
 import os
 import random
+import re
 import signal
 import socket
 import subprocess
 import sys
 import tempfile
 import time
+import weakref
 from pathlib import Path
 from typing import Any, ClassVar, Self
 
@@ -52,6 +54,15 @@ _handed_out: set[int] = set()
 #: out the same port.
 _PORT_LOCKS = Path(tempfile.gettempdir()) / "wsmanager-test-ports.lock"
 _port_lock_fd: int | None = None
+
+#: Every server this process launched and has not dropped (see :func:`running_servers`).
+_launched: weakref.WeakSet[ServerProcess] = weakref.WeakSet()
+
+#: A line of a server's access log: one per request or handshake, of every kind's format.
+_ACCESS_LINE = re.compile(
+    r'"(?:GET|POST|PUT|PATCH|DELETE|HEAD|OPTIONS|WSCONNECTING|WSCONNECT|WSDISCONNECT|WSREJECT) /'
+    r"|\bWebSocket /|\[accepted\]|connection (?:open|closed)\b"
+)
 
 
 def _port_range() -> range:
@@ -183,6 +194,7 @@ class ServerProcess:
     def launch(self) -> Self:
         """Start the process without waiting for it to serve: several servers launched one
         after another then awaited with :meth:`ready` load their apps at the same time."""
+        _launched.add(self)
         with self.log_path.open("ab") as log:
             self.proc = subprocess.Popen(
                 self.command(),
@@ -221,6 +233,19 @@ class ServerProcess:
 
     def log_tail(self, lines: int = 60) -> str:
         return "\n".join(self.log_text().splitlines()[-lines:])
+
+    def log_events(self, lines: int = 40) -> str:
+        """The log's last ``lines`` lines that are not access-log lines (one per request or
+        handshake, which would bury a refusal's warning or a traceback), with how many of
+        those were left out."""
+        events, skipped = [], 0
+        for line in self.log_text().splitlines():
+            if _ACCESS_LINE.search(line):
+                skipped += 1
+            else:
+                events.append(line)
+        head = f"[{skipped} access-log lines left out]"
+        return "\n".join([head, *events[-lines:]])
 
     @property
     def running(self) -> bool:
@@ -507,6 +532,11 @@ def shared_server(
             server.kill()
         server = _SHARED[key] = server_process(kind, app=app, env=env).start()
     return server
+
+
+def running_servers() -> list[ServerProcess]:
+    """The servers this process launched that still run (what a failed test's report shows)."""
+    return sorted((s for s in _launched if s.running), key=lambda s: s.port)
 
 
 def stop_shared_servers() -> None:

@@ -9,6 +9,7 @@ import os
 import socket
 import subprocess
 import sys
+import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,7 @@ from typing import Any
 import pytest
 
 from tests import servers
-from tests.conftest import long_modules_first, xdist_group
+from tests.conftest import long_modules_first, pytest_runtest_makereport, xdist_group
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -146,3 +147,47 @@ def test_exactly_the_transport_modules_run_on_every_uvicorn_implementation() -> 
             if getattr(node, "module", None) == "tests.servers" and "every_implementation" in names:
                 importing.add(path.relative_to(ROOT).as_posix())
     assert importing == set(servers.TRANSPORT_MODULES)
+
+
+class _Chatty(servers.ServerProcess):
+    """A process that writes a server's kinds of lines, then waits to be stopped."""
+
+    kind = "chatty"
+    LINES = (
+        '127.0.0.1:40000 - - [07/Dec/2026:11:30:00] "WSCONNECTING /ws/chat/a/" - -',
+        'INFO:     127.0.0.1:40001 - "WebSocket /ws/chat/a/" [accepted]',
+        'INFO:     127.0.0.1:40002 - "GET /api/rooms/a/sockets HTTP/1.1" 200 OK',
+        "WARNING wsmanager.connection: socket refused (registry): registry unavailable",
+        "Traceback (most recent call last):",
+        '  File "x.py", line 1, in <module>',
+    )
+
+    def command(self) -> list[str]:
+        script = f"import sys, time\nprint(*{list(self.LINES)!r}, sep='\\n', flush=True)\ntime.sleep(60)"
+        return [sys.executable, "-c", script]
+
+
+def test_a_failed_tests_report_shows_each_running_servers_log_without_access_lines() -> None:
+    """A server that refuses says why only in its log: a failed test's report carries the
+    log's events (warnings, tracebacks) of every server still running, not its access lines."""
+    server = _Chatty(port=servers.free_port()).launch()
+    try:
+        deadline = time.monotonic() + 30
+        while len(server.log_text().splitlines()) < len(_Chatty.LINES):
+            assert time.monotonic() < deadline, f"the process wrote: {server.log_text()!r}"
+            time.sleep(0.02)
+        assert server in servers.running_servers()
+        failed = pytest.TestReport("t::x", ("t", 1, "x"), {}, "failed", "boom", "call", [])
+        passed = pytest.TestReport("t::y", ("t", 1, "y"), {}, "passed", None, "call", [])
+        for report in (failed, passed):
+            hook = pytest_runtest_makereport(None, None)  # type: ignore[arg-type]
+            next(hook)
+            with pytest.raises(StopIteration) as done:
+                hook.send(report)
+            assert done.value.value is report
+    finally:
+        server.kill()
+    [text] = [text for title, text in failed.sections if repr(server) in title]
+    assert text.splitlines() == ["[3 access-log lines left out]", *_Chatty.LINES[3:]]
+    assert passed.sections == []
+    assert server not in servers.running_servers()
