@@ -329,6 +329,13 @@ class ServerProcess:
         self.stop()
 
 
+#: daphne's handshake timeout for modules that open hundreds of sockets at once: as long
+#: as their clients wait (``open_timeout=60``). daphne refuses a handshake still open
+#: after ``--websocket_connect_timeout`` (5 s by default) with a bare 403, which on a
+#: loaded machine reads as a refusal; the client's own timeout says what happened.
+DAPHNE_BURST_ARGS = ("--websocket_connect_timeout", "60")
+
+
 class DaphneProcess(ServerProcess):
     """``daphne -b 127.0.0.1 -p PORT [extra_args] APP`` (Twisted and autobahn)."""
 

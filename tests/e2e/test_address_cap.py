@@ -16,7 +16,7 @@ import pytest
 import websockets
 
 from tests.e2e.client import chat_url, http
-from tests.servers import DaphneProcess
+from tests.servers import DAPHNE_BURST_ARGS, DaphneProcess
 
 pytestmark = pytest.mark.e2e
 
@@ -25,7 +25,7 @@ CAP = 256
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[DaphneProcess]:
-    proc = DaphneProcess(env={"DEMO_DB": ":memory:"}, extra_args=("--websocket_connect_timeout", "30"))
+    proc = DaphneProcess(env={"DEMO_DB": ":memory:"}, extra_args=DAPHNE_BURST_ARGS)
     proc.start()
     yield proc
     proc.stop()

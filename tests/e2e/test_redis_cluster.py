@@ -32,7 +32,7 @@ from tests.e2e.test_scale_out import (
     test_who_and_http_listing_see_the_whole_room,
 )
 from tests.redis_support import ClusterGroup
-from tests.servers import ServerProcess, server_process
+from tests.servers import DAPHNE_BURST_ARGS, ServerProcess, server_process
 
 pytestmark = [pytest.mark.e2e, pytest.mark.redis]
 
@@ -71,7 +71,7 @@ def redis_url(shared_cluster: ClusterGroup) -> str:
 def cluster(redis_url: str, server_kind: str) -> Iterator[list[ServerProcess]]:
     """Two processes of ``server_kind`` on the Redis Cluster (a fresh key prefix)."""
     env = cluster_env(redis_url, DEMO_MAX_PER_ADDRESS="0", CHANNELS_GROUP_EXPIRY="86400")
-    args = ("--websocket_connect_timeout", "30") if server_kind == "daphne" else ()
+    args = DAPHNE_BURST_ARGS if server_kind == "daphne" else ()
     with running([server_process(server_kind, env=env, extra_args=args) for _ in range(2)]) as servers:
         yield servers
 

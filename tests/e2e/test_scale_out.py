@@ -11,7 +11,7 @@ import websockets
 
 from tests import redis_support
 from tests.e2e.client import Peer, chat_url, cluster_env, http, room_ids, running
-from tests.servers import ServerProcess, server_process
+from tests.servers import DAPHNE_BURST_ARGS, ServerProcess, server_process
 from wsmanager.registry.redis import RedisRegistry
 
 pytestmark = [pytest.mark.e2e, pytest.mark.redis]
@@ -33,7 +33,7 @@ def cluster(redis_url: str, server_kind: str) -> Iterator[list[ServerProcess]]:
     env = cluster_env(redis_url, DEMO_MAX_PER_ADDRESS="0", CHANNELS_GROUP_EXPIRY="1")
     # A burst of handshakes on 2 shared cores can take longer than daphne's
     # default 5 s handshake timeout; docs/scaling.md recommends raising it.
-    args = ("--websocket_connect_timeout", "30") if server_kind == "daphne" else ()
+    args = DAPHNE_BURST_ARGS if server_kind == "daphne" else ()
     with running([server_process(server_kind, env=env, extra_args=args) for _ in range(2)]) as servers:
         yield servers
 
