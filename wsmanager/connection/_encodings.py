@@ -35,7 +35,7 @@ from wsmanager_client.protocol import Decoded, ErrorObject, Invalid, JsonId
 
 from ._outbox import Message
 
-__all__ = ["Codec", "negotiate", "to_binary"]
+__all__ = ["Codec", "codec_for", "negotiate", "to_binary"]
 
 
 def negotiate(offered: Sequence[str], accepted: Sequence[str]) -> tuple[str, str | None]:
@@ -49,7 +49,10 @@ def negotiate(offered: Sequence[str], accepted: Sequence[str]) -> tuple[str, str
 
 
 class Codec:
-    """One socket's encoder and decoder (``name``: ``"json"`` or ``"msgpack"``)."""
+    """A socket's encoder and decoder (``name``: ``"json"`` or ``"msgpack"``).
+
+    Holds no state of the socket: every socket of one encoding shares one
+    (:func:`codec_for`), so that a socket costs no codec of its own."""
 
     __slots__ = ("binary", "name")
 
@@ -119,3 +122,11 @@ def to_binary(message: Message) -> Message:
     translated = {"type": message.get("type", "websocket.send"), "bytes": encodings.transcode(text)}
     _last = (message, translated)
     return translated
+
+
+_SHARED = {name: Codec(name) for name in (JSON, MSGPACK)}
+
+
+def codec_for(name: str) -> Codec:
+    """The shared :class:`Codec` of encoding ``name`` (``"json"`` or ``"msgpack"``)."""
+    return _SHARED[name]

@@ -66,7 +66,7 @@ from wsmanager_client.protocol import ErrorObject, Invalid, Request, Response, p
 from wsmanager_client.streams import CANCEL, CANCELLED, CREDIT, DEFAULT_CREDIT, END, ITEM, STREAM_CANCELLED
 
 from .._conf import get_settings
-from ..connection._encodings import Codec, negotiate, to_binary
+from ..connection._encodings import Codec, codec_for, negotiate, to_binary
 from ..connection._lifecycle import State
 from ..connection._limits import too_big
 from ..connection._outbox import Message, frame, size_of
@@ -207,25 +207,30 @@ class RpcHandler(Resumable):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._calls: deque[tuple[list[Request | Invalid], bool, int]] = deque()
+        # What a socket uses only once it calls, is called or logs is made then (None
+        # until): most sockets of a large server sit idle, and each object kept per
+        # socket costs memory and the garbage collector's walks.
+        self._calls: deque[tuple[list[Request | Invalid], bool, int]] | None = None
         self._running = 0  # worker tasks
         self._pending_calls = 0  # members of the frames queued or running, until answered
         self._pending_bytes = 0  # text of those frames
         self._decoded: tuple[str | bytes, protocol.Decoded] | None = None  # frame_cost's, for on_receive
-        self._log = LogThrottle()
-        self._workers: set[asyncio.Task[None]] = set()
-        self._invocations = Invocations()
+        self._log: LogThrottle | None = None
+        self._workers: set[asyncio.Task[None]] | None = None
+        self._invocations: Invocations | None = None
         self._subscriptions: Subscriptions | None = None
         self._streams: Streams | None = None
         # Ids that rpc.cancel named while their call waited or ran, before it opened a stream:
         # the stream is refused -32021 when it would open. At most max_pending_calls.
-        self._early_cancels: dict[Any, None] = {}
-        self._running_ids: Counter[Any] = Counter()  # ids of the calls being run
-        self.codec = Codec()
+        self._early_cancels: dict[Any, None] | None = None
+        self._running_ids: Counter[Any] | None = None  # ids of the calls being run
+        self.codec = codec_for(wire.JSON)
         self._subprotocol: str | None = None
 
     def _note(self, kind: str, level: int, msg: str, *args: Any, exc_info: Any = None) -> None:
         """Log at most one line per ``kind`` and interval for this socket (wsmanager.observe._logs)."""
+        if self._log is None:
+            self._log = LogThrottle()
         self._log.log(logger, kind, level, msg, *args, exc_info=exc_info)
 
     # -- the handshake: the encoding -------------------------------------------------
@@ -234,7 +239,7 @@ class RpcHandler(Resumable):
         are queued, and translated on their way in as every later one)."""
         offered = self.scope.get("subprotocols") or ()
         name, self._subprotocol = negotiate([str(p) for p in offered], self.encodings)
-        self.codec = Codec(name)
+        self.codec = codec_for(name)
         if self.codec.binary:
             self.writer.translate = to_binary
         await super().websocket_connect(message)
@@ -249,7 +254,7 @@ class RpcHandler(Resumable):
         chosen = subprotocol if subprotocol is not None else self._subprotocol
         if chosen != self._subprotocol:
             self._subprotocol = chosen
-            self.codec = Codec(wire.encoding_of(chosen))
+            self.codec = codec_for(wire.encoding_of(chosen))
             self.writer.translate = to_binary if self.codec.binary else None
         await super().accept(chosen, headers)
 
@@ -284,8 +289,8 @@ class RpcHandler(Resumable):
     async def _invoke_params(
         self, method: str, params: tuple[Any, ...] | dict[str, Any], timeout: float | None
     ) -> Any:
-        self._invocations.socket_id = self.id
-        call_id, future = self._invocations.start(method)
+        invocations = self._invocation_table()
+        call_id, future = invocations.start(method)
         wait = get_settings().invoke_timeout if timeout is None else timeout
         try:
             if not await self.send_frame(self.codec.request(method, params, call_id)):
@@ -294,7 +299,14 @@ class RpcHandler(Resumable):
         except TimeoutError:
             raise InvokeTimeout(self.id, method, wait) from None
         finally:
-            self._invocations.forget(call_id)
+            invocations.forget(call_id)
+
+    def _invocation_table(self) -> Invocations:
+        """The calls this server made to the client (made on first use)."""
+        if self._invocations is None:
+            self._invocations = Invocations()
+            self._invocations.socket_id = self.id
+        return self._invocations
 
     # -- client to server -------------------------------------------------------------
     def frame_cost(self, message: str | bytes) -> int:
@@ -330,6 +342,8 @@ class RpcHandler(Resumable):
         call_id, streams = params.get("id"), self._streams
         if request.method == CANCEL:
             if (streams is None or not streams.cancel(call_id)) and self._call_pending(call_id):
+                if self._early_cancels is None:
+                    self._early_cancels = {}
                 self._early_cancels[call_id] = None
         elif streams is None:
             return
@@ -343,13 +357,13 @@ class RpcHandler(Resumable):
 
     def _call_pending(self, call_id: Any) -> bool:
         """Whether a call with this id waits in the queue or runs (at most max_pending_calls)."""
-        if not _valid_id(call_id) or len(self._early_cancels) >= self.max_pending_calls:
+        if not _valid_id(call_id) or len(self._early_cancels or ()) >= self.max_pending_calls:
             return False
-        if self._running_ids[call_id]:
+        if self._running_ids and self._running_ids[call_id]:
             return True
         return any(
             isinstance(item, Request) and not item.notification and item.id == call_id
-            for work, _batch, _size in self._calls
+            for work, _batch, _size in self._calls or ()
             for item in work
         )
 
@@ -368,7 +382,7 @@ class RpcHandler(Resumable):
         work: list[Request | Invalid] = []
         for item in decoded.items:
             if isinstance(item, Response):
-                self._invocations.settle(item)
+                self._invocation_table().settle(item)
             elif isinstance(item, Request) and self._is_stream_control(item):
                 self._stream_control(item)
             elif decoded.batch and isinstance(item, Request) and item.method == CLOSE:
@@ -429,10 +443,14 @@ class RpcHandler(Resumable):
             return
         self._pending_calls += calls
         self._pending_bytes += size
+        if self._calls is None:
+            self._calls = deque()
         self._calls.append((work, batch, size))
         if self._running < self.max_concurrent_calls:
             self._running += 1
             task = asyncio.get_running_loop().create_task(self._work())
+            if self._workers is None:
+                self._workers = set()
             self._workers.add(task)
             task.add_done_callback(self._workers.discard)
 
@@ -477,13 +495,16 @@ class RpcHandler(Resumable):
             return protocol.encode_error(item.id, item.error)
         if item.notification:
             return await self._run_request(item, room)
-        self._running_ids[item.id] += 1
+        if self._running_ids is None:
+            self._running_ids = Counter()
+        running = self._running_ids
+        running[item.id] += 1
         try:
             return await self._run_request(item, room)
         finally:
-            self._running_ids[item.id] -= 1
-            if not self._running_ids[item.id]:
-                del self._running_ids[item.id]
+            running[item.id] -= 1
+            if not running[item.id]:
+                del running[item.id]
             if self._early_cancels:  # a cancel kept for this call is spent, whatever the method
                 self._early_cancels.pop(item.id, None)
 
@@ -570,7 +591,9 @@ class RpcHandler(Resumable):
                 max_item_size=self.max_result_size,
                 encode=lambda method, params: self.codec.notification(method, params),
             )
-        if self._early_cancels.pop(request.id, False) is None:  # cancelled while it waited
+        if (
+            self._early_cancels and self._early_cancels.pop(request.id, False) is None
+        ):  # cancelled while it waited
             bump(Count.STREAMS_CANCELLED)
             raise RpcError(CANCELLED, STREAM_CANCELLED)
         refusal = self._streams.refusal(request.id)
@@ -665,7 +688,7 @@ class RpcHandler(Resumable):
             return
         for item in decoded.items:  # answers to our invocations are never refused, nor grants
             if isinstance(item, Response):
-                self._invocations.settle(item)
+                self._invocation_table().settle(item)
             elif isinstance(item, Request) and self._is_stream_control(item):
                 self._stream_control(item)
         answers = [
@@ -676,13 +699,16 @@ class RpcHandler(Resumable):
         await self._answer(answers, decoded.batch)
 
     async def on_released(self, code: int | None) -> None:
-        self._calls.clear()
+        if self._calls is not None:
+            self._calls.clear()
         self._decoded = None
-        for kind, count in self._log.flush().items():
-            logger.info("socket %s closed: %d more %r lines were not logged", self.id, count, kind)
-        for task in list(self._workers):
+        if self._log is not None:
+            for kind, count in self._log.flush().items():
+                logger.info("socket %s closed: %d more %r lines were not logged", self.id, count, kind)
+        for task in list(self._workers or ()):
             if task is not asyncio.current_task():
                 task.cancel()
-        self._invocations.fail_all(code)
+        if self._invocations is not None:
+            self._invocations.fail_all(code)
         if self._streams is not None:
             self._streams.close_all()
