@@ -4,6 +4,7 @@ composition with Channels' routers and origin validators."""
 from __future__ import annotations
 
 import json
+import sys
 from typing import Any
 
 import pytest
@@ -11,7 +12,7 @@ from channels.routing import URLRouter
 from channels.security.websocket import AllowedHostsOriginValidator
 from channels.testing import WebsocketCommunicator
 from django.test import override_settings
-from django.urls import URLPattern
+from django.urls import URLPattern, path
 
 from tests.handlers import EchoHandler, HelloHandler, application
 from wsmanager import route, websocket_app
@@ -98,6 +99,78 @@ async def test_websocket_app_composes_with_channels_origin_validators(origin: by
     if admitted:
         assert json.loads(await comm.receive_from())["path_kwargs"] == {}
     assert await HelloHandler.manager.acount() == (1 if admitted else 0)
+    await comm.disconnect()
+
+
+class StackReport(EchoHandler):
+    """Sends the frames its ``on_connect`` runs under, outermost first."""
+
+    async def on_connect(self) -> None:
+        names, frame = [], sys._getframe()
+        while frame is not None:
+            names.append(frame.f_code.co_qualname)
+            frame = frame.f_back
+        await self.send_frame(json.dumps(names[::-1]))
+
+
+@pytest.mark.parametrize("auth", [True, False])
+async def test_a_socket_awaits_one_router_coroutine_for_its_whole_life(auth: bool) -> None:
+    """Routing, the auth step and the handler's creation take one coroutine, held for
+    the socket's life: not a coroutine per layer (auth middlewares, URLRouter, as_asgi),
+    each holding its frame and a copy of the scope."""
+    app = websocket_app([route("ws/stack/", StackReport)], auth=auth)
+    comm = WebsocketCommunicator(app, "/ws/stack/")
+    assert (await comm.connect())[0]
+    stack = json.loads(await comm.receive_from())
+    await comm.disconnect()
+    handler = stack.index("WebSocketHandler.__call__")
+    assert stack[handler - 1 : handler + 1] == ["_Router.__call__", "WebSocketHandler.__call__"]
+    assert not [name for name in stack if "URLRouter" in name or name.endswith("as_asgi.<locals>.app")]
+
+
+async def test_a_nested_router_that_matches_nothing_falls_through_to_the_refusal() -> None:
+    """Channels' own URLRouter among the routes: its paths are served; a path under its
+    prefix that it does not serve goes on to the next routes, here the refusal."""
+    app = websocket_app([path("nested/", URLRouter([route("hello/", HelloHandler)]))], auth=False)
+    assert (await hello(app, "/nested/hello/"))["path_kwargs"] == {}
+    comm = WebsocketCommunicator(app, "/nested/nowhere/")
+    assert await comm.connect() == (False, 1000)
+    await comm.disconnect()
+
+
+async def test_websocket_app_nests_in_a_url_router_and_keeps_the_outer_kwargs() -> None:
+    """Inside Channels' URLRouter, ``websocket_app`` routes the rest of the path and
+    the handler sees the outer route's kwargs with its own."""
+    inner = websocket_app([route("rooms/<str:room>/", HelloHandler)], auth=False)
+    app = URLRouter([path("t/<int:tenant>/", inner)])
+    report = await hello(app, "/t/7/rooms/lobby/")
+    assert report["path_kwargs"] == {"tenant": 7, "room": "lobby"}
+
+
+async def test_the_root_path_is_taken_off_before_routing() -> None:
+    """Served under a prefix (``root_path``), routes match the path after it; a path
+    outside the prefix is an error of the server's configuration, raised."""
+    app = websocket_app([route("ws/hello/", HelloHandler)], auth=False)
+    comm = WebsocketCommunicator(app, "/prefix/ws/hello/")
+    comm.scope["root_path"] = "/prefix"
+    assert (await comm.connect())[0]
+    await comm.disconnect()
+    outside = WebsocketCommunicator(app, "/elsewhere/ws/hello/")
+    outside.scope["root_path"] = "/prefix"
+    with pytest.raises(ValueError, match="No route found"):
+        await outside.connect()
+
+
+async def test_an_unknown_path_is_refused_without_the_auth_step(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A handshake no handler serves costs no session or user lookup, cookie or not."""
+
+    async def no_lookup(scope: Any) -> Any:
+        raise AssertionError("the user was looked up")
+
+    monkeypatch.setattr(routing_module, "get_user", no_lookup)
+    app = websocket_app([route("ws/hello/", HelloHandler)])
+    comm = WebsocketCommunicator(app, "/ws/nowhere/", headers=[(b"cookie", b"sessionid=abc")])
+    assert await comm.connect() == (False, 1000)
     await comm.disconnect()
 
 

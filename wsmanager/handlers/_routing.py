@@ -13,7 +13,8 @@ own. :func:`websocket_app` wraps the patterns in ``URLRouter`` (with a
 fallback that refuses unknown paths with HTTP 403 instead of crashing the
 application) and, by default, gives handlers what Channels'
 ``AuthMiddlewareStack`` gives (``scope["cookies"]``, ``scope["session"]``,
-``scope["user"]``) at a lower cost per handshake (:class:`_Auth`). Origins
+``scope["user"]``) at a lower cost per handshake (:func:`_authenticate`), all in
+one coroutine per socket (:class:`_Router`). Origins
 are checked by every handler itself (see :mod:`wsmanager.connection._origin`),
 so no origin validator is needed around it.
 """
@@ -29,7 +30,7 @@ from channels.auth import UserLazyObject, get_user
 from channels.routing import URLRouter
 from django.conf import settings
 from django.http.cookie import parse_cookie
-from django.urls import URLPattern, path, re_path
+from django.urls import Resolver404, URLPattern, path, re_path
 from django.utils.functional import LazyObject
 
 from .. import _checks as checks  # registers wsmanager's system checks, "wsmanager" installed or not
@@ -78,51 +79,109 @@ async def _no_route(scope: dict[str, Any], receive: Any, send: Any) -> None:
             return
 
 
-class _Auth:
-    """What Channels' ``AuthMiddlewareStack`` gives a WebSocket handler, in one step:
-    ``scope["cookies"]`` (as ``CookieMiddleware`` parses them), ``scope["session"]``
-    (the session store of the session cookie's key, loaded on first use, as
-    ``SessionMiddleware`` makes it) and ``scope["user"]`` (as ``AuthMiddleware``
-    resolves it, through Channels' ``get_user``).
+async def _authenticate(scope: dict[str, Any]) -> None:
+    """Put in ``scope`` (the router's own copy) what Channels' ``AuthMiddlewareStack``
+    gives a WebSocket handler: ``scope["cookies"]`` (as ``CookieMiddleware`` parses
+    them), ``scope["session"]`` (the session store of the session cookie's key, loaded
+    on first use, as ``SessionMiddleware`` makes it) and ``scope["user"]`` (as
+    ``AuthMiddleware`` resolves it, through Channels' ``get_user``).
 
     A ``session`` already in the scope (set by a middleware above, or a test) is
     kept, as Channels keeps it, and its user looked up. A ``user`` already there is
     kept as it is (Channels would look the session's user up anyway and put it in
     a lazy user object; here the middleware above decides), and the session is
     then not loaded until first used (``await scope["session"].aload()`` in async
-    code, or it loads in the event loop). Cheaper per handshake: one copy of the
-    scope instead of three, no wrapper around
-    ``send`` (Channels' session wrapper saves sessions and sets cookies on
+    code, or it loads in the event loop). Cheaper per handshake than Channels' stack:
+    no copy of the scope of its own (three there), no wrapper around ``send``
+    (Channels' session wrapper saves sessions and sets cookies on
     ``http.response.start`` only, which a WebSocket never sends, yet it runs on
     every frame), and a handshake without a session cookie gets ``AnonymousUser``
     without the database round trip (a hop to a thread): Channels' ``get_user``
     finds the same in the empty session.
     """
+    from django.contrib.auth.models import AnonymousUser  # needs the app registry: at run time
 
-    def __init__(self, inner: Any) -> None:
-        self.inner = inner
+    cookies: dict[str, str] = {}
+    for name, value in scope.get("headers", ()):
+        if name == b"cookie":  # the first Cookie header, as Channels reads it
+            cookies = parse_cookie(value.decode("latin1"))
+            break
+    key = cookies.get(settings.SESSION_COOKIE_NAME)
+    scope["cookies"] = cookies
+    ours = "session" not in scope  # else a session middleware above made it: kept
+    if ours:
+        session: Any = LazyObject()
+        session._wrapped = import_module(settings.SESSION_ENGINE).SessionStore(key)
+        scope["session"] = session
+    if "user" not in scope:  # else set above (a token middleware, a test): kept
+        user: Any = UserLazyObject()
+        # Our own session without a key is empty: anonymous, as get_user would find.
+        user._wrapped = AnonymousUser() if ours and key is None else await get_user(scope)
+        scope["user"] = user
+
+
+class _Router:
+    """Channels' ``URLRouter`` (the same matching, ``root_path``, nesting and
+    ``url_route``), with the auth step, in one coroutine per socket.
+
+    Channels' stack awaits a coroutine per layer for the socket's whole life (the
+    auth middlewares, ``URLRouter``, the ``as_asgi`` wrapper), each holding its
+    frame and its copy of the scope. This router makes one copy, authenticates in
+    it (unless ``auth=False``; never for a path no handler serves), and awaits a
+    handler mounted with :func:`route` (any ``as_asgi()`` consumer) itself, built as
+    ``as_asgi`` builds it; any other ASGI app it awaits as ``URLRouter`` does.
+    """
+
+    #: Routes inside it are not endpoints when it is nested in a URLRouter (as URLRouter).
+    _path_routing = True
+
+    def __init__(self, routes: list[Any], *, auth: bool) -> None:
+        self.routes = URLRouter(routes).routes  # checked and adjusted as URLRouter does
+        self.auth = auth
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> Any:
-        from django.contrib.auth.models import AnonymousUser  # needs the app registry: at run time
-
-        cookies: dict[str, str] = {}
-        for name, value in scope.get("headers", ()):
-            if name == b"cookie":  # the first Cookie header, as Channels reads it
-                cookies = parse_cookie(value.decode("latin1"))
-                break
-        key = cookies.get(settings.SESSION_COOKIE_NAME)
-        scope = {**scope, "cookies": cookies}
-        ours = "session" not in scope  # else a session middleware above made it: kept
-        if ours:
-            session: Any = LazyObject()
-            session._wrapped = import_module(settings.SESSION_ENGINE).SessionStore(key)
-            scope["session"] = session
-        if "user" not in scope:  # else set above (a token middleware, a test): kept
-            user: Any = UserLazyObject()
-            # Our own session without a key is empty: anonymous, as get_user would find.
-            user._wrapped = AnonymousUser() if ours and key is None else await get_user(scope)
-            scope["user"] = user
-        return await self.inner(scope, receive, send)
+        path = scope.get("path_remaining", scope.get("path"))
+        if path is None:
+            raise ValueError("No 'path' key in connection scope, cannot route URLs")
+        if "path_remaining" not in scope:  # the outermost router: root_path is ours to take off
+            root_path = scope.get("root_path", "")
+            if root_path and not path.startswith(root_path):
+                raise ValueError(f"No route found for path {path!r}.")
+            path = path[len(root_path) :]
+        path = path.lstrip("/")
+        for pattern in self.routes:
+            try:
+                match = pattern.pattern.match(path)
+            except Resolver404:
+                continue
+            if not match:
+                continue
+            new_path, args, kwargs = match
+            kwargs.update(pattern.default_args)
+            outer = scope.get("url_route", {})
+            scope = {
+                **scope,
+                "path_remaining": new_path,
+                "url_route": {
+                    "args": outer.get("args", ()) + args,
+                    "kwargs": {**outer.get("kwargs", {}), **kwargs},
+                },
+            }
+            app = pattern.callback
+            if app is _no_route:
+                return await app(scope, receive, send)
+            if self.auth:
+                await _authenticate(scope)
+            consumer = getattr(app, "consumer_class", None)
+            if consumer is not None:  # what the as_asgi wrapper does, without its frame
+                return await consumer(**app.consumer_initkwargs)(scope, receive, send)
+            try:  # a nested router that matches nothing: the next route, as URLRouter does
+                return await app(scope, receive, send)
+            except Resolver404:
+                continue
+        if "path_remaining" in scope:
+            raise Resolver404(f"No route found for path {path!r}.")
+        raise ValueError(f"No route found for path {path!r}.")
 
 
 def websocket_app(routes: Sequence[Any], *, auth: bool = True) -> Any:
@@ -134,5 +193,4 @@ def websocket_app(routes: Sequence[Any], *, auth: bool = True) -> Any:
     for message in checks.installation_warnings():
         logger.warning("%s (%s) %s", message.msg, message.id, message.hint)
     fallback: Any = _no_route
-    router = URLRouter([*routes, re_path(r"", fallback)])
-    return _Auth(router) if auth else router
+    return _Router([*routes, re_path(r"", fallback)], auth=auth)
