@@ -33,6 +33,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import warnings
+from collections.abc import Sequence
 from typing import Any, ClassVar
 from urllib.parse import parse_qs
 
@@ -87,7 +88,7 @@ class Resumable(WebSocketHandler):
             raise ValueError(f"recovery_max_read must be None or positive, not {self.recovery_max_read!r}")
         self._token: Token | None = None
         self._offset = "0-0"
-        self._replay: list[str] = []
+        self._replay: Sequence[str] = ()  # frames to replay on open (a resumed socket)
         self._missed = 0
         self._failed: str | None = None
         self._handed_over = False
@@ -258,7 +259,7 @@ class Resumable(WebSocketHandler):
         # In the socket's encoding, as every frame pushed: a MessagePack socket gets binary.
         translated = (self.writer.translated(message) for message in map(frame, self._replay))
         frames = [(message, size_of(message)) for message in translated if message is not None]
-        self._replay = []
+        self._replay = ()
         self.writer.outbox.extend(frames)
 
     async def send_notification(self, method: str, /, *args: Any, **kwargs: Any) -> bool:

@@ -204,33 +204,44 @@ class UvicornSansioAdapter(UvicornAdapter):
             return None
         if ws_protocol is None:  # pragma: no cover - the implementation needs it
             return None
-        transport, writable, is_open = proto.transport, proto.writable, ws_protocol.State.OPEN
-        buffered = transport.get_write_buffer_size
+        return _SansioDirect(proto, conn)
 
-        def direct(message: dict[str, Any]) -> bool:
-            if (
-                not proto.handshake_complete
-                or proto.close_sent
-                or proto.disconnected
-                or proto.initial_response is not None
-                or conn.state is not is_open
-                or conn.expect_continuation_frame
-                or not writable.is_set()
-                or buffered() > DIRECT_LIMIT
-            ):
-                return False
-            if conn.extensions:  # per-connection state (compression): the protocol frames it
-                text = message.get("text")
-                if text is not None:
-                    conn.send_text(_utf8(text))
-                else:
-                    conn.send_binary(message["bytes"])
-                transport.write(b"".join(conn.data_to_send()))
-            else:  # the same bytes for every such socket: framed once per message
-                transport.write(_framed(message))
-            return True
 
-        return direct
+class _SansioDirect:
+    """:meth:`UvicornSansioAdapter.direct_writer`'s writer for one connection. uvicorn's
+    default implementation, so an object of its own rather than a closure: one object
+    per socket instead of a function, its tuple, six cells and a bound method, on every
+    idle socket."""
+
+    __slots__ = ("conn", "proto", "transport", "writable")
+
+    def __init__(self, proto: Any, conn: Any) -> None:
+        self.proto, self.conn = proto, conn
+        self.transport, self.writable = proto.transport, proto.writable
+
+    def __call__(self, message: dict[str, Any]) -> bool:
+        proto, conn = self.proto, self.conn
+        if (
+            not proto.handshake_complete
+            or proto.close_sent
+            or proto.disconnected
+            or proto.initial_response is not None
+            or conn.state is not ws_protocol.State.OPEN
+            or conn.expect_continuation_frame
+            or not self.writable.is_set()
+            or self.transport.get_write_buffer_size() > DIRECT_LIMIT
+        ):
+            return False
+        if conn.extensions:  # per-connection state (compression): the protocol frames it
+            text = message.get("text")
+            if text is not None:
+                conn.send_text(_utf8(text))
+            else:
+                conn.send_binary(message["bytes"])
+            self.transport.write(b"".join(conn.data_to_send()))
+        else:  # the same bytes for every such socket: framed once per message
+            self.transport.write(_framed(message))
+        return True
 
 
 _encoded: tuple[str | None, bytes] = (None, b"")
