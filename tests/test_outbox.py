@@ -132,3 +132,26 @@ def test_a_frame_fits_at_once_only_when_nothing_waits_and_within_the_limits() ->
     assert not Outbox(100, 10).fits_at_once(message)  # held during the handshake
     box.close()
     assert not box.fits_at_once(message)
+
+
+def test_an_outbox_holds_a_queue_only_while_frames_wait() -> None:
+    """An idle socket costs no queue: made by the first frame that waits, let go when the
+    writer has taken the last one, or when the outbox closes; refusals make none."""
+    box = Outbox(10, 1, held=False)
+    assert box._frames is None
+    assert box.put(frame("x" * 11), buffered=5) is Verdict.OVER_BYTES
+    assert box._frames is None
+    assert box.put(frame("a")) is Verdict.WRITE
+    assert box._frames is not None and len(box) == 1
+    assert box.put(frame("b")) is Verdict.OVER_FRAMES
+    assert drain(box) == ["a"]
+    assert box._frames is None and len(box) == 0
+    box.put(frame("c"))
+    assert box.close() == 1
+    assert box._frames is None and len(box) == 0
+
+
+def test_a_zero_frame_outbox_refuses_even_its_first_frame() -> None:
+    box = Outbox(None, 0, held=False)
+    assert box.put(frame("a")) is Verdict.OVER_FRAMES
+    assert len(box) == 0
