@@ -262,6 +262,20 @@ async def test_every_public_attribute_a_live_handler_sets_is_known_to_the_check(
         assert sorted(bound - instance_attributes(type(sock)) - set(dir(RpcHandler))) == []
 
 
+async def test_an_idle_socket_binds_few_names_and_made_nothing_it_has_not_used() -> None:
+    """An open socket that was never called, never called its client and never logged binds
+    at most 30 names (CPython shares one key table among instance dicts of up to 30 names;
+    36 cost 1.6 KiB a socket) and holds no call queue, worker set or invocation table."""
+    async with connect() as client:
+        sock = get_node().sockets[client.id]
+        assert len(vars(sock)) <= 30, sorted(vars(sock))
+        for unused in ("_calls", "_workers", "_invocations", "_log", "_running_ids", "_early_cancels"):
+            assert getattr(sock, unused) is None, unused
+        assert await client.call("add", 2, 3) == 5  # what a call needs is made then
+        assert sock._calls is not None and sock._workers is not None and sock._running_ids is not None
+        assert len(vars(sock)) <= 30, sorted(vars(sock))
+
+
 @pytest.mark.parametrize("name", ["rpc.custom", "_hidden"])
 def test_reserved_exposed_names_are_refused(name: str) -> None:
     """``@rpc`` refuses names under ``rpc.`` and names starting with ``_``."""

@@ -131,6 +131,11 @@ class WebSocketHandler(Hooks, AsyncWebsocketConsumer):  # type: ignore[misc]
     channel_layer: Any
     channel_name: str | None
     base_send: Any
+    # From these values on the class until the socket sets its own (its ``__dict__`` then
+    # holds only what it has set; see RpcHandler).
+    _released: asyncio.Future[None] | None = None
+    _sent_code: int | None = None  # the close code this side sent, if it closed
+    _requested_code: int | None = None  # the client's, when it closed on purpose
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -153,9 +158,6 @@ class WebSocketHandler(Hooks, AsyncWebsocketConsumer):  # type: ignore[misc]
         self.activity = Activity()
         self.writer = Writer(outbox, self.close, handler=self.handler_name, activity=self.activity)
         self.intake = Intake(self.max_message_size, self.rate_limit, self.rate_limit_strikes, self.activity)
-        self._released: asyncio.Future[None] | None = None
-        self._sent_code: int | None = None  # the close code this side sent, if it closed
-        self._requested_code: int | None = None  # the client's, when it closed on purpose
 
     @property
     def state(self) -> State:

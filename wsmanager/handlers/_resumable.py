@@ -78,6 +78,15 @@ class Resumable(WebSocketHandler):
     #: Resumes per second and burst of one session, across processes; over it: 1013 too.
     resume_rate_per_session: ClassVar[tuple[float, float] | None] = (0.2, 5.0)
 
+    # A socket's recovery state, from these values on the class until it sets its own
+    # (a socket's ``__dict__`` then holds only what it has set; see RpcHandler).
+    _token: Token | None = None
+    _offset: str = "0-0"
+    _replay: Sequence[str] = ()  # frames to replay on open (a resumed socket)
+    _missed: int = 0
+    _failed: str | None = None
+    _handed_over: bool = False
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         for name in ("resume_rate_per_address", "resume_rate_per_session"):
@@ -86,12 +95,6 @@ class Resumable(WebSocketHandler):
                 raise ValueError(f"{name} must be None or (rate > 0, burst >= 1), not {limit!r}")
         if self.recovery_max_read is not None and self.recovery_max_read <= 0:
             raise ValueError(f"recovery_max_read must be None or positive, not {self.recovery_max_read!r}")
-        self._token: Token | None = None
-        self._offset = "0-0"
-        self._replay: Sequence[str] = ()  # frames to replay on open (a resumed socket)
-        self._missed = 0
-        self._failed: str | None = None
-        self._handed_over = False
 
     @property
     def recoverable(self) -> bool:

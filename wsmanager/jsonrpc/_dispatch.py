@@ -165,6 +165,28 @@ class RpcHandler(Resumable):
     #: This socket's encoding, chosen at the handshake (:mod:`wsmanager.connection._encodings`).
     codec: Codec
 
+    # A socket's state starts from these values on the class, so that a socket's own
+    # ``__dict__`` holds only what it has set: CPython shares one key table among the
+    # instance dicts of a class of up to 30 names, and a socket's dict of 36 names cost
+    # 1.6 KiB. What a socket uses only once it calls, is called or logs is made then
+    # (None until): most sockets of a large server sit idle, and each object a socket
+    # keeps costs memory and the garbage collector's walks.
+    _calls: deque[tuple[list[Request | Invalid], bool, int]] | None = None
+    _running: int = 0  # worker tasks
+    _pending_calls: int = 0  # members of the frames queued or running, until answered
+    _pending_bytes: int = 0  # text of those frames
+    _decoded: tuple[str | bytes, protocol.Decoded] | None = None  # frame_cost's, for on_receive
+    _log: LogThrottle | None = None
+    _workers: set[asyncio.Task[None]] | None = None
+    _invocations: Invocations | None = None
+    _subscriptions: Subscriptions | None = None
+    _streams: Streams | None = None
+    # Ids that rpc.cancel named while their call waited or ran, before it opened a stream:
+    # the stream is refused -32021 when it would open. At most max_pending_calls.
+    _early_cancels: dict[Any, None] | None = None
+    _running_ids: Counter[Any] | None = None  # ids of the calls being run
+    _subprotocol: str | None = None
+
     def __init_subclass__(cls, **kwargs: Any) -> None:
         methods: dict[str, Method] = {}
         reserved = instance_attributes(cls)
@@ -207,25 +229,7 @@ class RpcHandler(Resumable):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        # What a socket uses only once it calls, is called or logs is made then (None
-        # until): most sockets of a large server sit idle, and each object kept per
-        # socket costs memory and the garbage collector's walks.
-        self._calls: deque[tuple[list[Request | Invalid], bool, int]] | None = None
-        self._running = 0  # worker tasks
-        self._pending_calls = 0  # members of the frames queued or running, until answered
-        self._pending_bytes = 0  # text of those frames
-        self._decoded: tuple[str | bytes, protocol.Decoded] | None = None  # frame_cost's, for on_receive
-        self._log: LogThrottle | None = None
-        self._workers: set[asyncio.Task[None]] | None = None
-        self._invocations: Invocations | None = None
-        self._subscriptions: Subscriptions | None = None
-        self._streams: Streams | None = None
-        # Ids that rpc.cancel named while their call waited or ran, before it opened a stream:
-        # the stream is refused -32021 when it would open. At most max_pending_calls.
-        self._early_cancels: dict[Any, None] | None = None
-        self._running_ids: Counter[Any] | None = None  # ids of the calls being run
         self.codec = codec_for(wire.JSON)
-        self._subprotocol: str | None = None
 
     def _note(self, kind: str, level: int, msg: str, *args: Any, exc_info: Any = None) -> None:
         """Log at most one line per ``kind`` and interval for this socket (wsmanager.observe._logs)."""
