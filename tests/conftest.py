@@ -136,7 +136,11 @@ def pytest_runtest_makereport(
     report: pytest.TestReport = yield
     if report.failed:
         for server in running_servers():
-            report.sections.append((f"log of {server!r}", server.log_events()))
+            try:
+                events = server.log_events()
+            except OSError as exc:  # its log file gone: the failure is still reported
+                events = f"(its log could not be read: {exc})"
+            report.sections.append((f"log of {server!r}", events))
     return report
 
 

@@ -3,6 +3,7 @@ composition with Channels' routers and origin validators."""
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
 from typing import Any
@@ -136,6 +137,34 @@ async def test_a_nested_router_that_matches_nothing_falls_through_to_the_refusal
     comm = WebsocketCommunicator(app, "/nested/nowhere/")
     assert await comm.connect() == (False, 1000)
     await comm.disconnect()
+
+
+async def test_a_failed_nested_match_leaves_nothing_for_the_next_route() -> None:
+    """After a nested router that matched a prefix and then nothing, the next route gets
+    only its own kwargs, as with URLRouter: the failed match's stay in its copy."""
+    app = websocket_app(
+        [
+            path("ws/<str:room>/", URLRouter([route("chat/", HelloHandler)])),
+            route(r"^ws/(?P<other>\w+)/x/$", HelloHandler),
+        ],
+        auth=False,
+    )
+    assert (await hello(app, "/ws/lobby/x/"))["path_kwargs"] == {"other": "lobby"}
+    assert (await hello(app, "/ws/lobby/chat/"))["path_kwargs"] == {"room": "lobby"}
+
+
+async def test_a_middleware_wrapping_a_handler_with_functools_wraps_runs() -> None:
+    """A middleware that copies the handler app's attributes (``functools.wraps``) is an
+    app of its own: the router runs it, not the handler beneath it directly."""
+    inner = HelloHandler.as_asgi()
+
+    @functools.wraps(inner)
+    async def middleware(scope: dict[str, Any], receive: Any, send: Any) -> Any:
+        marked = {**scope, "url_route": {"args": (), "kwargs": {"via": "middleware"}}}
+        return await inner(marked, receive, send)
+
+    app = websocket_app([path("ws/wrapped/", middleware)], auth=False)
+    assert (await hello(app, "/ws/wrapped/"))["path_kwargs"] == {"via": "middleware"}
 
 
 async def test_websocket_app_nests_in_a_url_router_and_keeps_the_outer_kwargs() -> None:

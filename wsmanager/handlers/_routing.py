@@ -120,6 +120,13 @@ async def _authenticate(scope: dict[str, Any]) -> None:
         scope["user"] = user
 
 
+def _is_as_asgi(app: Any) -> bool:
+    """Whether ``app`` is Channels' ``as_asgi()`` wrapper itself, not a middleware that
+    copied its attributes with ``functools.wraps`` (that one must run)."""
+    consumer = getattr(app, "consumer_class", None)
+    return consumer is not None and getattr(app, "__wrapped__", None) is consumer
+
+
 class _Router:
     """Channels' ``URLRouter`` (the same matching, ``root_path``, nesting and
     ``url_route``), with the auth step, in one coroutine per socket.
@@ -127,9 +134,10 @@ class _Router:
     Channels' stack awaits a coroutine per layer for the socket's whole life (the
     auth middlewares, ``URLRouter``, the ``as_asgi`` wrapper), each holding its
     frame and its copy of the scope. This router makes one copy, authenticates in
-    it (unless ``auth=False``; never for a path no handler serves), and awaits a
-    handler mounted with :func:`route` (any ``as_asgi()`` consumer) itself, built as
-    ``as_asgi`` builds it; any other ASGI app it awaits as ``URLRouter`` does.
+    it (unless ``auth=False``; never for a path that matches none of its routes),
+    and awaits a handler mounted with :func:`route` (any ``as_asgi()`` consumer)
+    itself, built as ``as_asgi`` builds it; any other ASGI app (a middleware, a
+    nested router) it awaits as ``URLRouter`` does.
     """
 
     #: Routes inside it are not endpoints when it is nested in a URLRouter (as URLRouter).
@@ -159,7 +167,7 @@ class _Router:
             new_path, args, kwargs = match
             kwargs.update(pattern.default_args)
             outer = scope.get("url_route", {})
-            scope = {
+            inner = {  # the route's own copy: a nested router that fails leaves ours as it was
                 **scope,
                 "path_remaining": new_path,
                 "url_route": {
@@ -169,14 +177,13 @@ class _Router:
             }
             app = pattern.callback
             if app is _no_route:
-                return await app(scope, receive, send)
+                return await app(inner, receive, send)
             if self.auth:
-                await _authenticate(scope)
-            consumer = getattr(app, "consumer_class", None)
-            if consumer is not None:  # what the as_asgi wrapper does, without its frame
-                return await consumer(**app.consumer_initkwargs)(scope, receive, send)
+                await _authenticate(inner)
+            if _is_as_asgi(app):  # what as_asgi's wrapper does, without its frame
+                return await app.consumer_class(**app.consumer_initkwargs)(inner, receive, send)
             try:  # a nested router that matches nothing: the next route, as URLRouter does
-                return await app(scope, receive, send)
+                return await app(inner, receive, send)
             except Resolver404:
                 continue
         if "path_remaining" in scope:
