@@ -9,7 +9,7 @@
     })
 
 ``route`` returns an ordinary URL pattern, usable in a ``URLRouter`` of your
-own. :func:`websocket_app` wraps the patterns in ``URLRouter`` (with a
+own. :func:`websocket_app` routes the patterns as ``URLRouter`` does (with a
 fallback that refuses unknown paths with HTTP 403 instead of crashing the
 application) and, by default, gives handlers what Channels'
 ``AuthMiddlewareStack`` gives (``scope["cookies"]``, ``scope["session"]``,
@@ -192,7 +192,8 @@ class _Router:
 
 
 def websocket_app(routes: Sequence[Any], *, auth: bool = True) -> Any:
-    """An ASGI app serving ``routes``: URLRouter, a refusing fallback, and auth.
+    """An ASGI app serving ``routes`` (:class:`_Router`): routing as URLRouter, a refusing
+    fallback, and auth.
 
     Logs ``wsmanager.W002`` at WARNING when ``"wsmanager"`` is not in
     ``INSTALLED_APPS`` (``manage.py check`` may not have imported wsmanager).
