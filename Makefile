@@ -66,7 +66,8 @@ node-deps:
 ## Every test: unit, end-to-end (real servers), Redis, browser, TypeScript, the npm
 ## package, on TEST_WORKERS pytest-xdist workers (tests/README.md: how the suite is split).
 ## Five on two cores: many tests wait on server processes, so five keep both cores busy
-## (on 2 cores: 7.4 to 7.8 min with five, about 8.2 with four, 10 with three).
+## (on 2 cores: 7.4 to 7.8 min with five, 8 to 9.5 on a slower machine; about 8.2 with
+## four, 10 with three).
 TEST_WORKERS ?= 5
 ## The project's byte code is compiled first, and the run may write byte code even where
 ## PYTHONDONTWRITEBYTECODE is set: the suite starts some 300 server and command processes,
